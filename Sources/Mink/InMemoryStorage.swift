@@ -1,0 +1,219 @@
+import Foundation
+import Synchronization
+
+/// Storage that lives in memory: for tests, examples and `minkd --storage memory`.
+///
+/// One value is scoped to one tenant; ``forTenant(_:)`` returns a view of the same storage scoped
+/// to another, with its own streams, positions, snapshots, checkpoints and read models. It keeps
+/// every guarantee of ``EventStoreAdapter`` (a single lock makes each append atomic and keeps
+/// positions in commit order).
+public final class InMemoryStorage: EventStoreAdapter, SnapshotAdapter, ReadModelStore {
+    struct TenantState {
+        var log: [Event] = []
+        var streams: [String: [Int]] = [:]  // stream ID → indexes into `log`
+        var snapshots: [String: Snapshot] = [:]
+        var documents: [String: [String: Data]] = [:]  // model → id → JSON
+        var checkpoints: [String: UInt64] = [:]
+    }
+
+    final class Shared: Sendable {
+        let tenants = Mutex<[String: TenantState]>([:])
+    }
+
+    private let shared: Shared
+    /// The tenant this view is scoped to.
+    public let tenantID: String
+
+    /// Creates empty storage, scoped to the `default` tenant.
+    public convenience init() {
+        self.init(shared: Shared(), tenantID: TenantID.default)
+    }
+
+    init(shared: Shared, tenantID: String) {
+        self.shared = shared
+        self.tenantID = tenantID
+    }
+
+    private func withState<T>(_ body: (inout TenantState) throws -> T) rethrows -> T {
+        try shared.tenants.withLock { tenants in
+            try body(&tenants[tenantID, default: TenantState()])
+        }
+    }
+
+    // MARK: Tenancy
+
+    public func forTenant(_ tenantID: String) throws -> any EventStoreAdapter { try scoped(tenantID) }
+    public func forTenant(_ tenantID: String) throws -> any SnapshotAdapter { try scoped(tenantID) }
+    public func forTenant(_ tenantID: String) throws -> any ReadModelStore { try scoped(tenantID) }
+
+    /// The same storage scoped to another tenant.
+    public func scoped(_ tenantID: String) throws -> InMemoryStorage {
+        try TenantID.validate(tenantID)
+        return InMemoryStorage(shared: shared, tenantID: tenantID)
+    }
+
+    // MARK: Events
+
+    public func append(_ request: AppendRequest, hook: AppendTransactionHook?) async throws -> AppendResult {
+        try withState { state in
+            let indexes = state.streams[request.streamID] ?? []
+            let existing = indexes.map { state.log[$0] }
+            if let replay = try Self.replay(of: request, in: existing) { return replay }
+            try request.expectedVersion.check(streamID: request.streamID, currentVersion: Int64(existing.count))
+
+            let now = Date()
+            var stored: [Event] = []
+            let head = UInt64(state.log.count)
+            for (i, e) in request.events.enumerated() {
+                stored.append(Event(
+                    id: e.id ?? UUID().uuidString.lowercased(), streamID: request.streamID, type: e.type, data: e.data,
+                    metadata: e.metadata, version: Int64(existing.count + i + 1), globalPosition: head + UInt64(i) + 1,
+                    timestamp: now
+                ))
+            }
+            if let hook {
+                let tx = InMemoryTransaction(state: state)
+                try hook(stored, tx)
+                state.documents = tx.state.documents
+                state.checkpoints = tx.state.checkpoints
+            }
+            var newIndexes = indexes
+            for e in stored {
+                newIndexes.append(state.log.count)
+                state.log.append(e)
+            }
+            state.streams[request.streamID] = newIndexes
+            return AppendResult(streamID: request.streamID, events: stored)
+        }
+    }
+
+    /// The idempotency rule shared by adapters: if every event of `request` carries an ID that is
+    /// already in the stream, the request is a retry — identical and consecutive events return the
+    /// original result, anything else is `.duplicateEventID`. If no ID is known, `nil`.
+    public static func replay(of request: AppendRequest, in stream: [Event]) throws -> AppendResult? {
+        let byID = Dictionary(stream.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        let found = request.events.map { $0.id.flatMap { byID[$0] } }
+        let known = found.compactMap { $0 }
+        if known.isEmpty { return nil }
+        let identical = known.count == request.events.count
+            && zip(request.events, known).allSatisfy { $0.type == $1.type && $0.data == $1.data }
+            && zip(known, known.dropFirst()).allSatisfy { $1.version == $0.version + 1 }
+        guard identical else {
+            var e = MinkError(
+                .duplicateEventID,
+                "event ID \(known[0].id) was already used for another event in stream \(request.streamID)",
+                streamID: request.streamID
+            )
+            e.actualVersion = stream.last?.version
+            throw e
+        }
+        return AppendResult(streamID: request.streamID, events: known, isReplay: true)
+    }
+
+    public func readStream(_ streamID: String, from version: Int64, limit: Int, direction: ReadDirection) async throws -> [Event] {
+        withState { state in
+            let events = (state.streams[streamID] ?? []).map { state.log[$0] }
+            guard limit > 0, !events.isEmpty else { return [] }
+            switch direction {
+            case .forward:
+                let start = max(version, 1)
+                guard start <= Int64(events.count) else { return [] }
+                return Array(events[Int(start - 1)..<min(Int(start - 1) + limit, events.count)])
+            case .backward:
+                let start = version < 0 || version > Int64(events.count) ? Int64(events.count) : version
+                guard start >= 1 else { return [] }
+                let lower = max(Int(start) - limit, 0)
+                return Array(events[lower..<Int(start)].reversed())
+            }
+        }
+    }
+
+    public func streamInfo(_ streamID: String) async throws -> StreamInfo? {
+        withState { state in
+            guard let indexes = state.streams[streamID], let first = indexes.first, let last = indexes.last else { return nil }
+            return StreamInfo(
+                streamID: streamID, version: state.log[last].version, eventCount: Int64(indexes.count),
+                createdAt: state.log[first].timestamp, updatedAt: state.log[last].timestamp
+            )
+        }
+    }
+
+    public func readAll(after position: UInt64, filter: EventFilter, limit: Int) async throws -> [Event] {
+        withState { state in
+            var out: [Event] = []
+            var i = Int(min(position, UInt64(state.log.count)))
+            while i < state.log.count, out.count < limit {
+                if filter.matches(state.log[i]) { out.append(state.log[i]) }
+                i += 1
+            }
+            return out
+        }
+    }
+
+    public func headPosition() async throws -> UInt64 {
+        withState { UInt64($0.log.count) }
+    }
+
+    // MARK: Snapshots
+
+    public func saveSnapshot(_ snapshot: Snapshot) async throws {
+        withState { state in
+            if let old = state.snapshots[snapshot.streamID], old.version > snapshot.version { return }
+            state.snapshots[snapshot.streamID] = snapshot
+        }
+    }
+
+    public func loadSnapshot(streamID: String) async throws -> Snapshot? {
+        withState { $0.snapshots[streamID] }
+    }
+
+    // MARK: Read models
+
+    public func document(_ model: String, id: String) async throws -> Data? {
+        withState { $0.documents[model]?[id] }
+    }
+
+    public func find(_ model: String, query: Query) async throws -> [StoredDocument] {
+        let query = try query.validated()
+        let docs = withState { $0.documents[model] ?? [:] }
+        let parsed = try docs.map { (id: $0.key, document: try JSONValue(json: $0.value)) }
+        return query.apply(to: parsed).map { StoredDocument(id: $0.id, json: docs[$0.id]!) }
+    }
+
+    public func count(_ model: String, query: Query) async throws -> Int64 {
+        Int64(try await find(model, query: query.unpaged).count)
+    }
+
+    public func transaction<T: Sendable>(_ body: @Sendable (any ReadModelTransaction) throws -> T) async throws -> T {
+        try withState { state in
+            let tx = InMemoryTransaction(state: state)
+            let result = try body(tx)
+            state.documents = tx.state.documents
+            state.checkpoints = tx.state.checkpoints
+            return result
+        }
+    }
+
+    public func dropModel(_ model: String) async throws {
+        withState { _ = $0.documents.removeValue(forKey: model) }
+    }
+
+    public func createIndex(_ model: String, field: FieldPath) async throws {}
+
+    public func modelNames() async throws -> [String] {
+        withState { $0.documents.filter { !$0.value.isEmpty }.keys.sorted() }
+    }
+}
+
+/// Stages read-model writes on a copy of the state; the storage keeps the copy only on success.
+final class InMemoryTransaction: ReadModelTransaction {
+    var state: InMemoryStorage.TenantState
+
+    init(state: InMemoryStorage.TenantState) { self.state = state }
+
+    func document(_ model: String, id: String) throws -> Data? { state.documents[model]?[id] }
+    func putDocument(_ model: String, id: String, json: Data) throws { state.documents[model, default: [:]][id] = json }
+    func deleteDocument(_ model: String, id: String) throws { state.documents[model]?[id] = nil }
+    func checkpoint(_ projection: String) throws -> UInt64 { state.checkpoints[projection] ?? 0 }
+    func setCheckpoint(_ projection: String, to position: UInt64) throws { state.checkpoints[projection] = position }
+}

@@ -1,0 +1,109 @@
+/// The one error type of the Mink library.
+///
+/// Callers switch over `code` (the seed's sentinel errors) and read the details from the
+/// properties, e.g. `streamID`, `expectedVersion` and `actualVersion` of a concurrency conflict:
+///
+/// ```swift
+/// do { try await store.append("order-1", [ItemAdded(...)], expectedVersion: .exact(3)) }
+/// catch let error as MinkError where error.code == .concurrencyConflict {
+///     print(error.streamID!, error.expectedVersion!, error.actualVersion!)
+/// }
+/// ```
+public struct MinkError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What went wrong, as a value callers can switch over.
+    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
+
+        /// The stream does not exist (seed: `ErrStreamNotFound`).
+        public static let streamNotFound = Code(rawValue: "stream_not_found")
+        /// The expected version did not match (seed: `ErrConcurrencyConflict`, `ConcurrencyError`).
+        public static let concurrencyConflict = Code(rawValue: "concurrency_conflict")
+        /// An event ID was reused for a different event in the stream.
+        public static let duplicateEventID = Code(rawValue: "duplicate_event_id")
+        /// No such event (seed: `ErrEventNotFound`).
+        public static let eventNotFound = Code(rawValue: "event_not_found")
+        /// No projection of that name (seed: `ErrProjectionNotFound`).
+        public static let projectionNotFound = Code(rawValue: "projection_not_found")
+        /// Encoding or decoding an event or document failed (seed: `ErrSerializationFailed`).
+        public static let serializationFailed = Code(rawValue: "serialization_failed")
+        /// The adapter cannot do what was asked (seed: `ErrAdapterNotSupported`).
+        public static let adapterNotSupported = Code(rawValue: "adapter_not_supported")
+        /// An event type name has no registered Swift type.
+        public static let eventTypeNotRegistered = Code(rawValue: "event_type_not_registered")
+        /// The input breaks a rule (empty stream ID, no events, empty event type, size limit, ...).
+        public static let validationFailed = Code(rawValue: "validation_failed")
+        /// A read-model query with an invalid field path or operator.
+        public static let invalidQuery = Code(rawValue: "invalid_query")
+        /// A tenant ID that does not match the tenant ID pattern.
+        public static let invalidTenant = Code(rawValue: "invalid_tenant")
+        /// A read-model document was not found.
+        public static let notFound = Code(rawValue: "not_found")
+        /// Storage is unreachable or busy; retrying later may succeed (transient).
+        public static let unavailable = Code(rawValue: "unavailable")
+        /// A projection failed while handling an event.
+        public static let projectionFailed = Code(rawValue: "projection_failed")
+        /// The operation was cancelled or the component is shut down.
+        public static let cancelled = Code(rawValue: "cancelled")
+        /// A bug or unexpected storage failure.
+        public static let internalError = Code(rawValue: "internal")
+    }
+
+    /// What went wrong.
+    public var code: Code
+    /// A sentence safe to show a user; never contains SQL or another tenant's data.
+    public var message: String
+    /// The stream concerned, when there is one.
+    public var streamID: String?
+    /// The expected version of a failed concurrency check.
+    public var expectedVersion: Int64?
+    /// The actual stream version found by a failed concurrency check.
+    public var actualVersion: Int64?
+    /// The projection concerned, when there is one.
+    public var projectionName: String?
+    /// The global position of the event concerned, when there is one (e.g. a poison event).
+    public var position: UInt64?
+    /// Whether retrying the same operation may succeed (storage down, busy, timeouts).
+    public var isTransient: Bool
+
+    /// Creates an error.
+    public init(_ code: Code, _ message: String, streamID: String? = nil, isTransient: Bool? = nil) {
+        self.code = code
+        self.message = message
+        self.streamID = streamID
+        self.isTransient = isTransient ?? (code == .unavailable)
+    }
+
+    /// The seed's `ConcurrencyError`: a failed optimistic-concurrency check with its details.
+    public static func concurrencyConflict(streamID: String, expected: Int64, actual: Int64) -> MinkError {
+        var e = MinkError(
+            .concurrencyConflict,
+            "concurrency conflict on stream \(streamID): expected \(expected), got \(actual)",
+            streamID: streamID
+        )
+        e.expectedVersion = expected
+        e.actualVersion = actual
+        return e
+    }
+
+    /// The stream does not exist.
+    public static func streamNotFound(_ streamID: String) -> MinkError {
+        MinkError(.streamNotFound, "stream not found: \(streamID)", streamID: streamID)
+    }
+
+    /// The projection does not exist.
+    public static func projectionNotFound(_ name: String) -> MinkError {
+        var e = MinkError(.projectionNotFound, "projection not found: \(name)")
+        e.projectionName = name
+        return e
+    }
+
+    /// Validation of input failed.
+    public static func validation(_ message: String) -> MinkError { MinkError(.validationFailed, message) }
+
+    /// Storage is unreachable; the caller may retry.
+    public static func unavailable(_ message: String) -> MinkError { MinkError(.unavailable, message, isTransient: true) }
+
+    public var description: String { "\(code): \(message)" }
+}

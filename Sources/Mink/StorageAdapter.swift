@@ -1,0 +1,282 @@
+import Foundation
+
+/// A batch of events to append to one stream, as an adapter receives it.
+///
+/// The store has already validated it, given every event an ID, merged the append's metadata
+/// into each event's and stamped the tenant ID.
+public struct AppendRequest: Sendable, Hashable {
+    /// The stream to append to.
+    public var streamID: String
+    /// The events, in order; never empty; every `id` is set.
+    public var events: [EventData]
+    /// The optimistic-concurrency condition.
+    public var expectedVersion: ExpectedVersion
+
+    /// Creates a request.
+    public init(streamID: String, events: [EventData], expectedVersion: ExpectedVersion) {
+        self.streamID = streamID
+        self.events = events
+        self.expectedVersion = expectedVersion
+    }
+}
+
+/// What an append assigned (seed: the Go `Append` returns only an error; Swift returns this).
+public struct AppendResult: Sendable, Hashable {
+    /// The stream appended to.
+    public var streamID: String
+    /// The version of the first event appended.
+    public var fromVersion: Int64
+    /// The version of the last event appended: the stream's version afterwards.
+    public var toVersion: Int64
+    /// The global position of the first event appended.
+    public var fromPosition: UInt64
+    /// The global position of the last event appended.
+    public var toPosition: UInt64
+    /// The stored events, in order.
+    public var events: [Event]
+    /// `true` when this was a retry of an append already committed with the same event IDs:
+    /// nothing was written and the original result is returned.
+    public var isReplay: Bool
+
+    /// Creates a result from the stored events (never empty).
+    public init(streamID: String, events: [Event], isReplay: Bool = false) {
+        self.streamID = streamID
+        self.events = events
+        self.fromVersion = events.first?.version ?? 0
+        self.toVersion = events.last?.version ?? 0
+        self.fromPosition = events.first?.globalPosition ?? 0
+        self.toPosition = events.last?.globalPosition ?? 0
+        self.isReplay = isReplay
+    }
+
+    /// The IDs of the events, in order.
+    public var eventIDs: [String] { events.map(\.id) }
+}
+
+/// Which way to read a stream.
+public enum ReadDirection: String, Sendable, Hashable {
+    /// Oldest first: `from` is the first version returned.
+    case forward
+    /// Newest first: `from` is the first version returned, counting down; `-1` means the last event.
+    case backward
+}
+
+/// What the store knows about a stream.
+public struct StreamInfo: Sendable, Hashable {
+    /// The stream.
+    public var streamID: String
+    /// Its category (the part of its ID before the first `-`).
+    public var category: String { StreamID.category(of: streamID) }
+    /// Its current version (= its number of events).
+    public var version: Int64
+    /// Its number of events.
+    public var eventCount: Int64
+    /// When its first event was committed.
+    public var createdAt: Date
+    /// When its last event was committed.
+    public var updatedAt: Date
+
+    /// Creates stream info.
+    public init(streamID: String, version: Int64, eventCount: Int64, createdAt: Date, updatedAt: Date) {
+        self.streamID = streamID
+        self.version = version
+        self.eventCount = eventCount
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+}
+
+/// Filters for reading the global log; all given conditions must hold.
+public struct EventFilter: Sendable, Hashable {
+    /// Only streams of this category (compared literally: `%` and `_` are not wildcards).
+    public var category: String?
+    /// Only these event types (empty: every type).
+    public var eventTypes: [String]
+    /// Only these streams (empty: every stream).
+    public var streamIDs: [String]
+
+    /// Creates a filter; no argument means every event.
+    public init(category: String? = nil, eventTypes: [String] = [], streamIDs: [String] = []) {
+        self.category = category
+        self.eventTypes = eventTypes
+        self.streamIDs = streamIDs
+    }
+
+    /// Every event.
+    public static let all = EventFilter()
+
+    /// Whether an event passes the filter.
+    public func matches(_ event: Event) -> Bool {
+        if let category, StreamID.category(of: event.streamID) != category { return false }
+        if !eventTypes.isEmpty, !eventTypes.contains(event.type) { return false }
+        if !streamIDs.isEmpty, !streamIDs.contains(event.streamID) { return false }
+        return true
+    }
+}
+
+/// Read-model writes inside a storage transaction (seed: `Transaction`).
+///
+/// Inline projections get one inside the append's transaction; async projections get one that
+/// also commits their checkpoint. Calls are synchronous because they run on the storage's own
+/// thread while the transaction is open; documents are JSON objects.
+public protocol ReadModelTransaction: AnyObject {
+    /// The document `id` of `model`, or `nil`.
+    func document(_ model: String, id: String) throws -> Data?
+    /// Creates or replaces the document `id` of `model`.
+    func putDocument(_ model: String, id: String, json: Data) throws
+    /// Removes the document `id` of `model` (no error when absent).
+    func deleteDocument(_ model: String, id: String) throws
+    /// The stored checkpoint of a projection (0 when none).
+    func checkpoint(_ projection: String) throws -> UInt64
+    /// Stores the checkpoint of a projection, committed with the transaction.
+    func setCheckpoint(_ projection: String, to position: UInt64) throws
+}
+
+/// The seed's name for the transaction handed to inline projections.
+public typealias Transaction = ReadModelTransaction
+
+/// Work an adapter runs inside an append's transaction, after the events got their versions and
+/// positions; if it throws, the append is rolled back and the error is rethrown.
+public typealias AppendTransactionHook = @Sendable ([Event], any ReadModelTransaction) throws -> Void
+
+/// Storage for events (seed: `EventStoreAdapter`). Every adapter passes `MinkTesting`'s
+/// conformance suite; its guarantees:
+///
+/// - an append is atomic and durable when it returns; the optimistic check and the write are one
+///   transaction; a failed check writes nothing;
+/// - versions are dense per stream and start at 1;
+/// - global positions are strictly increasing in commit order and never become visible out of
+///   order: a reader that has read up to N never later finds a committed event at a position ≤ N;
+/// - event IDs are unique per stream: an append whose IDs were all committed before, identically
+///   (same type and data), returns the original result with `isReplay == true`; an ID reused for a
+///   different event fails with `.duplicateEventID`;
+/// - the transaction hook commits with the events or not at all.
+public protocol EventStoreAdapter: Sendable {
+    /// Appends events atomically.
+    /// - Throws: `.concurrencyConflict`, `.streamNotFound` (for `.streamExists`),
+    ///   `.duplicateEventID`, `.unavailable`, or what the hook threw.
+    func append(_ request: AppendRequest, hook: AppendTransactionHook?) async throws -> AppendResult
+
+    /// Reads up to `limit` events of a stream starting at version `from` (inclusive) in `direction`.
+    /// Returns an empty array for a missing stream.
+    func readStream(_ streamID: String, from version: Int64, limit: Int, direction: ReadDirection) async throws -> [Event]
+
+    /// The stream's info, or `nil` when it does not exist.
+    func streamInfo(_ streamID: String) async throws -> StreamInfo?
+
+    /// Reads up to `limit` events of the global log with a position greater than `position`.
+    func readAll(after position: UInt64, filter: EventFilter, limit: Int) async throws -> [Event]
+
+    /// The position of the last committed event (0 when the log is empty).
+    func headPosition() async throws -> UInt64
+
+    /// The same storage scoped to one tenant (its own streams, positions, snapshots, read models).
+    /// - Throws: `.invalidTenant` or `.adapterNotSupported`.
+    func forTenant(_ tenantID: String) throws -> any EventStoreAdapter
+
+    /// Signals commits made outside this process (PostgreSQL's LISTEN/NOTIFY); `nil` when every
+    /// commit goes through this process.
+    func externalCommits() -> AsyncStream<Void>?
+}
+
+extension EventStoreAdapter {
+    public func externalCommits() -> AsyncStream<Void>? { nil }
+}
+
+/// A stored aggregate snapshot.
+public struct Snapshot: Sendable, Hashable {
+    /// The stream the snapshot summarises.
+    public var streamID: String
+    /// The stream version the state includes.
+    public var version: Int64
+    /// The state's JSON bytes.
+    public var state: Data
+    /// When it was stored.
+    public var createdAt: Date
+
+    /// Creates a snapshot.
+    public init(streamID: String, version: Int64, state: Data, createdAt: Date = Date()) {
+        self.streamID = streamID
+        self.version = version
+        self.state = state
+        self.createdAt = createdAt
+    }
+}
+
+/// Storage for snapshots (seed: `SnapshotAdapter`).
+public protocol SnapshotAdapter: Sendable {
+    /// Stores a snapshot unless a newer one (higher version) is already stored.
+    func saveSnapshot(_ snapshot: Snapshot) async throws
+    /// The newest snapshot of a stream.
+    func loadSnapshot(streamID: String) async throws -> Snapshot?
+    /// The same storage scoped to one tenant.
+    func forTenant(_ tenantID: String) throws -> any SnapshotAdapter
+}
+
+/// A read-model document with its ID.
+public struct StoredDocument: Sendable, Hashable {
+    /// The document ID.
+    public var id: String
+    /// The JSON object.
+    public var json: Data
+
+    /// Creates a stored document.
+    public init(id: String, json: Data) {
+        self.id = id
+        self.json = json
+    }
+}
+
+/// Storage for read-model documents and projection checkpoints, queried with `Query`.
+///
+/// Models are named collections of JSON objects keyed by ID. Queries follow the semantics
+/// documented on `Query.matches(_:)`, which every adapter reproduces.
+public protocol ReadModelStore: Sendable {
+    /// One document, or `nil`.
+    func document(_ model: String, id: String) async throws -> Data?
+    /// The documents matching a query, sorted and paged.
+    /// - Throws: `.invalidQuery` for a query recorded as invalid.
+    func find(_ model: String, query: Query) async throws -> [StoredDocument]
+    /// The number of documents matching a query's filters (limit and offset ignored).
+    func count(_ model: String, query: Query) async throws -> Int64
+    /// Runs `body` in one transaction: every write and checkpoint commits together or not at all.
+    func transaction<T: Sendable>(_ body: @Sendable (any ReadModelTransaction) throws -> T) async throws -> T
+    /// Removes every document of a model (and its indexes).
+    func dropModel(_ model: String) async throws
+    /// Asks the storage for an index on a field of a model (a no-op where there are no indexes).
+    func createIndex(_ model: String, field: FieldPath) async throws
+    /// The names of the models that have documents.
+    func modelNames() async throws -> [String]
+    /// The same storage scoped to one tenant.
+    func forTenant(_ tenantID: String) throws -> any ReadModelStore
+}
+
+extension ReadModelStore {
+    /// The stored checkpoint of a projection (0 when none).
+    public func checkpoint(_ projection: String) async throws -> UInt64 {
+        try await transaction { try $0.checkpoint(projection) }
+    }
+
+    /// Stores the checkpoint of a projection.
+    public func setCheckpoint(_ projection: String, to position: UInt64) async throws {
+        try await transaction { try $0.setCheckpoint(projection, to: position) }
+    }
+}
+
+/// Tenant IDs: `^[a-z0-9][a-z0-9_-]{0,62}$`.
+public enum TenantID {
+    /// The tenant used when none is named.
+    public static let `default` = "default"
+
+    /// Checks a tenant ID before it reaches a file name, schema name or SQL.
+    /// - Throws: `.invalidTenant`.
+    public static func validate(_ id: String) throws {
+        let bytes = Array(id.utf8)
+        func ok(_ b: UInt8, first: Bool) -> Bool {
+            (b >= 97 && b <= 122) || (b >= 48 && b <= 57) || (!first && (b == 95 || b == 45))
+        }
+        guard !bytes.isEmpty, bytes.count <= 63, ok(bytes[0], first: true), bytes.dropFirst().allSatisfy({ ok($0, first: false) }) else {
+            throw MinkError(.invalidTenant, "invalid tenant ID: it must match ^[a-z0-9][a-z0-9_-]{0,62}$")
+        }
+    }
+}
