@@ -36,7 +36,15 @@ let package = Package(
         .target(name: "MinkTesting", dependencies: ["Mink"], swiftSettings: swiftSettings),
         .target(name: "MinkHTTP", dependencies: ["CZlib"], swiftSettings: swiftSettings),
 
-        .testTarget(name: "MinkTests", dependencies: ["Mink", "MinkTesting"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "MinkTests",
+            dependencies: [
+                "Mink", "MinkTesting",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "MinkHTTPTests",
             dependencies: ["MinkHTTP"],
