@@ -185,7 +185,7 @@ public final class HTTPServer: Sendable {
     private func allConnectionsClosed() async -> Bool {
         for loop in loops {
             let empty = await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
-                loop.queue.async { c.resume(returning: loop.connections.isEmpty) }
+                loop.queue.async { c.resume(returning: loop.connections.values.allSatisfy(\.isLingering)) }
             }
             if !empty { return false }
         }

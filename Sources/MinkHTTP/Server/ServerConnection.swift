@@ -32,6 +32,10 @@ final class ServerConnection: @unchecked Sendable {
     private var peerEOF = false
     private(set) var closed = false
 
+    /// Whether everything has been sent and the connection only drains input before
+    /// closing (shutdown need not wait for it).
+    var isLingering: Bool { lingerDeadline != nil }
+
     private var task: Task<Void, Never>?
     private var streaming = false
 

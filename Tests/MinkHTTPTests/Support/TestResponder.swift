@@ -67,7 +67,7 @@ func withTestServer<T>(
     var configuration = HTTPServerConfiguration(host: "127.0.0.1", port: 0)
     configuration.tickInterval = .milliseconds(20)
     configuration.headerTimeout = .seconds(2)
-    configuration.lingerTimeout = .milliseconds(300)
+    configuration.lingerTimeout = .seconds(1)
     configuration.eventLoopCount = 2
     configure(&configuration)
     let server = HTTPServer(configuration: configuration, responder: responder)
