@@ -219,6 +219,15 @@ public struct HTTPRequestParser: Sendable {
             let end = all.count
             var i = base + scan.scanned
             while i < end {
+                // Limits are checked per byte, before the byte is examined, so that the
+                // error depends only on the input, never on how it was split.
+                if let rle = scan.requestLineEnd {
+                    if i - base - (rle + 2) > limits.maxHeaderBytes {
+                        return .failure(HTTPParseError(status: 431, reason: "header fields too large"))
+                    }
+                } else if i - base > limits.maxRequestLineBytes {
+                    return .failure(HTTPParseError(status: 414, reason: "request line too long"))
+                }
                 let b = all[i]
                 if b == ByteClass.cr {
                     if i + 1 == end { break }
@@ -232,9 +241,6 @@ public struct HTTPRequestParser: Sendable {
                             i = base
                             scan.lineStart = 0
                             continue
-                        }
-                        if lineLength > limits.maxRequestLineBytes {
-                            return .failure(HTTPParseError(status: 414, reason: "request line too long"))
                         }
                         scan.requestLineEnd = i - base
                     } else if lineLength == 0 {
@@ -254,21 +260,10 @@ public struct HTTPRequestParser: Sendable {
                 i += 1
             }
             scan.scanned = i - base
-            if let rle = scan.requestLineEnd {
-                if scan.scanned - (rle + 2) > limits.maxHeaderBytes {
-                    return .failure(HTTPParseError(status: 431, reason: "header fields too large"))
-                }
-            } else if scan.scanned > limits.maxRequestLineBytes + 1 {
-                return .failure(HTTPParseError(status: 414, reason: "request line too long"))
-            }
             return .success(false)
         }
         readIndex += skip
-        let done = try result.get()
-        if done, let rle = scan.requestLineEnd, scan.scanned - (rle + 2) > limits.maxHeaderBytes + 2 {
-            throw HTTPParseError(status: 431, reason: "header fields too large")
-        }
-        return done
+        return try result.get()
     }
 
     private enum Framing { case none, length(Int), chunked }
@@ -418,6 +413,8 @@ public struct HTTPRequestParser: Sendable {
         var i = from
         let end = buffer.count
         while i < end {
+            // Checked before each byte so the outcome does not depend on chunking.
+            if i - from > limit { throw overLimit }
             let b = buffer[i]
             if b == ByteClass.cr {
                 if i + 1 == end { break }
@@ -426,9 +423,7 @@ public struct HTTPRequestParser: Sendable {
             }
             if b == ByteClass.lf { throw .bad("bare LF") }
             i += 1
-            if i - from > limit { throw overLimit }
         }
-        if i - from > limit { throw overLimit }
         return nil
     }
 
