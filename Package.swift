@@ -12,11 +12,14 @@ let package = Package(
         .library(name: "Mink", targets: ["Mink"]),
         .library(name: "MinkTesting", targets: ["MinkTesting"]),
         .library(name: "MinkHTTP", targets: ["MinkHTTP"]),
+        .library(name: "MinkWire", targets: ["MinkWire"]),
+        .library(name: "MinkConfig", targets: ["MinkConfig"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // C shims: system libraries from Debian's -dev packages.
@@ -36,6 +39,13 @@ let package = Package(
         .target(name: "MinkTesting", dependencies: ["Mink"], swiftSettings: swiftSettings),
         .target(name: "MinkHTTP", dependencies: ["CZlib"], swiftSettings: swiftSettings),
 
+        .target(name: "MinkWire", swiftSettings: swiftSettings),
+        .target(
+            name: "MinkConfig",
+            dependencies: [.product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
+
         .testTarget(
             name: "MinkTests",
             dependencies: [
@@ -51,5 +61,7 @@ let package = Package(
             resources: [.copy("Resources")],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "MinkWireTests", dependencies: ["MinkWire"], swiftSettings: swiftSettings),
+        .testTarget(name: "MinkConfigTests", dependencies: ["MinkConfig"], swiftSettings: swiftSettings),
     ]
 )
