@@ -77,13 +77,12 @@ extension JSONReader {
         _ member: (inout JSONReader, _ key: String, _ keyPath: String) throws -> Bool
     ) throws {
         try MinkWire.at(path) { try beginObject() }
-        var seen: [String] = []
+        var seen = Set<String>()
         while let key = try nextKey() {
             let keyPath = path.isEmpty ? key : "\(path).\(key)"
-            if seen.contains(key) {
+            guard seen.insert(key).inserted else {
                 throw WireError(code: .badRequest, message: "duplicate key", offset: offset).prefixed(keyPath)
             }
-            seen.append(key)
             let handled = try MinkWire.at(keyPath) { try member(&self, key, keyPath) }
             if !handled {
                 if rejectUnknown {
