@@ -14,12 +14,16 @@ let package = Package(
         .library(name: "MinkHTTP", targets: ["MinkHTTP"]),
         .library(name: "MinkWire", targets: ["MinkWire"]),
         .library(name: "MinkConfig", targets: ["MinkConfig"]),
+        .library(name: "MinkServer", targets: ["MinkServer"]),
+        .executable(name: "minkd", targets: ["minkd"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         // C shims: system libraries from Debian's -dev packages.
@@ -46,6 +50,32 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .target(
+            name: "MinkServer",
+            dependencies: [
+                "Mink", "MinkHTTP", "MinkWire", "MinkConfig",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "minkd",
+            dependencies: [
+                "MinkServer", "MinkConfig", "Mink",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        .testTarget(
+            name: "MinkServerTests",
+            dependencies: ["MinkServer", "MinkHTTP", "MinkWire", "MinkConfig", "Mink"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "MinkTests",
             dependencies: [
