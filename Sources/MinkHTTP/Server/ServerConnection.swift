@@ -38,6 +38,9 @@ final class ServerConnection: @unchecked Sendable {
 
     private var task: Task<Void, Never>?
     private var streaming = false
+    /// Set when the stream's task was cancelled; a write registered after the
+    /// cancellation hop (both go through `loop.queue`) fails at once.
+    private var streamCancelled = false
 
     init(fd: Int32, remoteAddress: String, loop: EventLoop, context: ServerContext, counted: Bool) {
         self.fd = fd
@@ -232,6 +235,7 @@ final class ServerConnection: @unchecked Sendable {
         defer { context.activeStreams.subtract(1, ordering: .relaxed) }
         loop.queue.async {
             self.streaming = true
+            self.streamCancelled = false
             self.enqueue(head)
         }
         let writer = ConnectionBodyWriter(connection: self, chunked: framing == .chunked)
@@ -338,6 +342,10 @@ final class ServerConnection: @unchecked Sendable {
             continuation.resume(throwing: HTTPConnectionClosedError())
             return
         }
+        if streamCancelled {
+            continuation.resume(throwing: CancellationError())
+            return
+        }
         enqueue(bytes)
         if closed {
             continuation.resume(throwing: HTTPConnectionClosedError())
@@ -349,6 +357,7 @@ final class ServerConnection: @unchecked Sendable {
     }
 
     func cancelWaiters() {
+        if streaming { streamCancelled = true }
         failWaiters(CancellationError())
     }
 }

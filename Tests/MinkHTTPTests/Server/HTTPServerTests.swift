@@ -35,17 +35,18 @@ import Testing
     }
 
     @Test func slowlorisIsCutOffWith408() async throws {
-        try await withTestServer({ $0.headerTimeout = .milliseconds(400) }) { _, port in
+        try await withTestServer({ $0.headerTimeout = .milliseconds(800) }) { _, port in
             let c = try await RawClient.connect(port: port)
             let start = Date()
-            for b in "GET /healthz HTTP/1.1\r\nHost: x\r\n".utf8 {
+            await c.send("GET ")
+            for b in "/healthz HTTP/1.1\r\nHost: x\r\n".utf8 {
                 await c.send([b])
                 if await c.read(timeout: 0.05) { break }
             }
             await c.read(timeout: 2)
             #expect(c.responses().first?.head.status == 408)
             #expect(c.closed)
-            #expect(Date().timeIntervalSince(start) < 1.5)
+            #expect(Date().timeIntervalSince(start) < 2)
         }
     }
 
