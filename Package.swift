@@ -12,6 +12,8 @@ let package = Package(
         .library(name: "Mink", targets: ["Mink"]),
         .library(name: "MinkTesting", targets: ["MinkTesting"]),
         .library(name: "MinkHTTP", targets: ["MinkHTTP"]),
+        .library(name: "MinkSQL", targets: ["MinkSQL"]),
+        .library(name: "MinkSQLite", targets: ["MinkSQLite"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -35,8 +37,23 @@ let package = Package(
         ),
         .target(name: "MinkTesting", dependencies: ["Mink"], swiftSettings: swiftSettings),
         .target(name: "MinkHTTP", dependencies: ["CZlib"], swiftSettings: swiftSettings),
+        .target(name: "MinkSQL", dependencies: ["Mink"], swiftSettings: swiftSettings),
+        .target(name: "MinkSQLite", dependencies: ["Mink", "MinkSQL", "CSQLite"], swiftSettings: swiftSettings),
+        // A child process for the kill -9 durability test: appends and prints each acknowledged position.
+        .executableTarget(
+            name: "MinkSQLiteCrashTester",
+            dependencies: ["Mink", "MinkSQLite"],
+            path: "Tests/MinkSQLiteCrashTester",
+            swiftSettings: swiftSettings
+        ),
 
         .testTarget(name: "MinkTests", dependencies: ["Mink", "MinkTesting"], swiftSettings: swiftSettings),
+        .testTarget(name: "MinkSQLTests", dependencies: ["Mink", "MinkSQL"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "MinkSQLiteTests",
+            dependencies: ["Mink", "MinkSQL", "MinkSQLite", "CSQLite", "MinkTesting", "MinkSQLiteCrashTester"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "MinkHTTPTests",
             dependencies: ["MinkHTTP"],
