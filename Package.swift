@@ -47,7 +47,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        .testTarget(name: "MinkTests", dependencies: ["Mink", "MinkTesting"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "MinkTests",
+            dependencies: [
+                "Mink", "MinkTesting",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "MinkSQLTests", dependencies: ["Mink", "MinkSQL"], swiftSettings: swiftSettings),
         .testTarget(
             name: "MinkSQLiteTests",
