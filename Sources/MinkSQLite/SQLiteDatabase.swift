@@ -68,18 +68,16 @@ final class SQLiteDatabase: @unchecked Sendable {
 
     /// Runs `body` on the writer connection inside its own savepoint of a group-commit
     /// transaction; returns once the transaction committed.
-    func write<T: Sendable>(_ body: @Sendable (SQLiteConnection) throws -> T) async throws -> T {
-        try await withoutActuallyEscaping(body) { body in
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-                let job = Job(
-                    run: { connection in
-                        let value = try body(connection)
-                        return { continuation.resume(returning: value) }
-                    },
-                    fail: { continuation.resume(throwing: $0.asMinkError) }
-                )
-                enqueue(job)
-            }
+    func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let job = Job(
+                run: { connection in
+                    let value = try body(connection)
+                    return { continuation.resume(returning: value) }
+                },
+                fail: { continuation.resume(throwing: $0.asMinkError) }
+            )
+            enqueue(job)
         }
     }
 
@@ -169,7 +167,7 @@ final class SQLiteDatabase: @unchecked Sendable {
 
     /// Runs `body` on the least busy reader connection (WAL: it sees the last committed state and
     /// never waits for the writer).
-    func read<T: Sendable>(_ body: @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+    func read<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
         if closedFlag.load(ordering: .relaxed) { throw MinkError(.cancelled, "the SQLite storage is closed") }
         if !ready.load(ordering: .acquiring) { try await prepare() }
         let index = readerLoad.withLock { load in
@@ -180,22 +178,20 @@ final class SQLiteDatabase: @unchecked Sendable {
         defer { readerLoad.withLock { $0[index] -= 1 } }
         let slot = readers[index]
         let path = self.path, timeout = configuration.busyTimeoutMilliseconds
-        return try await withoutActuallyEscaping(body) { body in
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-                slot.queue.async {
-                    do {
-                        let connection: SQLiteConnection
-                        if let c = slot.connection {
-                            connection = c
-                        } else {
-                            connection = try SQLiteConnection(path: path, create: false, busyTimeoutMilliseconds: timeout)
-                            try connection.execute("PRAGMA query_only = 1")
-                            slot.connection = connection
-                        }
-                        continuation.resume(returning: try body(connection))
-                    } catch {
-                        continuation.resume(throwing: error.asMinkError)
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            slot.queue.async {
+                do {
+                    let connection: SQLiteConnection
+                    if let c = slot.connection {
+                        connection = c
+                    } else {
+                        connection = try SQLiteConnection(path: path, create: false, busyTimeoutMilliseconds: timeout)
+                        try connection.execute("PRAGMA query_only = 1")
+                        slot.connection = connection
                     }
+                    continuation.resume(returning: try body(connection))
+                } catch {
+                    continuation.resume(throwing: error.asMinkError)
                 }
             }
         }

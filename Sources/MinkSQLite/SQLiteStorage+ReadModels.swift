@@ -35,10 +35,14 @@ extension SQLiteStorage {
     public func transaction<T: Sendable>(_ body: @Sendable (any ReadModelTransaction) throws -> T) async throws -> T {
         let tenantID = self.tenantID
         return try await withoutActuallyEscaping(body) { body in
-            try await database.write { c in
+            // `body` must not outlive this call: the box drops it before `withoutActuallyEscaping`
+            // checks, however long the writer keeps its job.
+            let box = BodyBox(body)
+            defer { box.clear() }
+            return try await database.write { c in
                 let tx = SQLiteReadModelTransaction(connection: c, tenantID: tenantID)
                 defer { tx.finish() }
-                return try body(tx)
+                return try box.call(tx)
             }
         }
     }
@@ -97,4 +101,20 @@ extension SQLiteStorage {
             return names
         }
     }
+}
+
+/// Holds a non-escaping closure for the duration of one write.
+final class BodyBox<T>: @unchecked Sendable {
+    // Invariant: `body` is called only on the writer queue while the caller awaits the write, and
+    // cleared by the caller after the write resumed it; the two never overlap.
+    private var body: (@Sendable (any ReadModelTransaction) throws -> T)?
+
+    init(_ body: @escaping @Sendable (any ReadModelTransaction) throws -> T) { self.body = body }
+
+    func call(_ tx: any ReadModelTransaction) throws -> T {
+        guard let body else { throw MinkError(.cancelled, "the read-model transaction was abandoned") }
+        return try body(tx)
+    }
+
+    func clear() { body = nil }
 }
