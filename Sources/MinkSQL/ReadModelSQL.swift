@@ -54,12 +54,27 @@ public struct ReadModelSQL: Sendable {
     public let table: SQLTableName
     /// Its columns.
     public let columns: Columns
+    /// Whether model names that are plain names (``isIndexableModelName(_:)``) are written as quoted
+    /// literals instead of bound. SQLite needs this to use a partial index `WHERE model = 'orders'`:
+    /// its planner cannot prove that a bound `model = ?` implies the index's condition. Other
+    /// model names are always bound.
+    public let inlinesModelNames: Bool
 
     /// Creates a generator.
-    public init(dialect: SQLDialect, table: SQLTableName = SQLTableName("mink_documents"), columns: Columns = Columns()) {
+    public init(
+        dialect: SQLDialect, table: SQLTableName = SQLTableName("mink_documents"), columns: Columns = Columns(),
+        inlinesModelNames: Bool = false
+    ) {
         self.dialect = dialect
         self.table = table
         self.columns = columns
+        self.inlinesModelNames = inlinesModelNames
+    }
+
+    /// Whether a model name may appear as a literal in SQL (an index condition, or inlined by
+    /// ``inlinesModelNames``): `^[A-Za-z_][A-Za-z0-9_]{0,39}$`.
+    public static func isIndexableModelName(_ model: String) -> Bool {
+        SQLIdentifier.isPlainName(model, maxBytes: 40)
     }
 
     // MARK: Statements
@@ -100,7 +115,11 @@ public struct ReadModelSQL: Sendable {
         if let column = columns.tenantID, let tenantID {
             parts.append("\(column.quoted) = \(b.bind(.text(tenantID), postgresCast: "text"))")
         }
-        parts.append("\(columns.model.quoted) = \(b.bind(.text(model), postgresCast: "text"))")
+        if inlinesModelNames, Self.isIndexableModelName(model) {
+            parts.append("\(columns.model.quoted) = \(SQLLiteral.quoted(model))")
+        } else {
+            parts.append("\(columns.model.quoted) = \(b.bind(.text(model), postgresCast: "text"))")
+        }
         if let filters = try condition(for: query, into: &b) { parts.append(filters) }
         return parts.joined(separator: " AND ")
     }

@@ -48,6 +48,10 @@ final class SQLiteDatabase: @unchecked Sendable {
     private let readerLoad: Mutex<[Int]>
     private let ready = Atomic<Bool>(false)
     private let closedFlag = Atomic<Bool>(false)
+    /// Group-commit transactions committed so far (statistics for tests and benchmarks).
+    let transactionsCommitted = Atomic<Int>(0)
+    /// Writes committed so far, over all transactions.
+    let writesCommitted = Atomic<Int>(0)
 
     /// Creates the database object; nothing is opened until the first write or ``prepare()``.
     init(path: String, configuration: SQLiteConfiguration) {
@@ -150,6 +154,8 @@ final class SQLiteDatabase: @unchecked Sendable {
                 }
             }
             try connection.run("COMMIT")
+            transactionsCommitted.add(1, ordering: .relaxed)
+            writesCommitted.add(outcomes.count { $0.error == nil }, ordering: .relaxed)
         } catch {
             if !connection.isAutocommit { try? connection.run("ROLLBACK") }
             // Nothing of this batch is committed: a write that failed on its own reports its own

@@ -3,7 +3,8 @@ import Mink
 import MinkSQL
 
 extension SQLiteStorage {
-    static let readModelSQL = ReadModelSQL(dialect: .sqlite)
+    /// Model names are inlined (when plain) so that partial indexes from ``createIndex(_:field:)`` apply.
+    static let readModelSQL = ReadModelSQL(dialect: .sqlite, inlinesModelNames: true)
 
     public func document(_ model: String, id: String) async throws -> Data? {
         let tenantID = self.tenantID
@@ -70,7 +71,7 @@ extension SQLiteStorage {
     /// (`^[A-Za-z_][A-Za-z0-9_]*$`, at most 40 bytes).
     /// - Throws: `.validationFailed` for another model name.
     public func createIndex(_ model: String, field: FieldPath) async throws {
-        guard model.utf8.count <= 40, (try? SQLIdentifier(model)) != nil else {
+        guard ReadModelSQL.isIndexableModelName(model) else {
             throw MinkError(.validationFailed, "cannot index model \"\(model.prefix(80))\": indexed model names must match ^[A-Za-z_][A-Za-z0-9_]*$ (at most 40 bytes)")
         }
         let name = try SQLIdentifier("mink_doc_\(model)_\(Self.hex(field.description))")
@@ -78,6 +79,9 @@ extension SQLiteStorage {
         let sql = "CREATE INDEX IF NOT EXISTS \(name.quoted) ON mink_documents (tenant_id, \(expression)) WHERE model = \(SQLLiteral.quoted(model))"
         try await database.write { c in
             try c.execute(sql)
+            // Without statistics the planner prefers the primary key (it also gives ID order);
+            // a bounded ANALYZE lets it weigh the new index by its selectivity.
+            try c.execute("PRAGMA analysis_limit = 1000; ANALYZE mink_documents")
             try c.run(
                 "INSERT OR IGNORE INTO mink_document_indexes (model, field, name) VALUES (?, ?, ?)",
                 [.text(model), .text(field.description), .text(name.name)]

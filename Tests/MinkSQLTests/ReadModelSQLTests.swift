@@ -147,3 +147,21 @@ func checkPlaceholders(_ dialect: SQLDialect, _ sql: String, _ binds: [SQLBind])
         #expect(try ReadModelSQL(dialect: .postgres).jsonPathLiteral(path) == "'{address,city}'")
     }
 }
+
+@Suite struct ModelNameInliningTests {
+    @Test func plainModelNamesAreInlinedWhenAsked() throws {
+        let gen = ReadModelSQL(dialect: .sqlite, inlinesModelNames: true)
+        let f = try gen.count("orders", tenantID: "t", query: Query())
+        #expect(f.sql == #"SELECT COUNT(*) FROM "mink_documents" WHERE "tenant_id" = ? AND "model" = 'orders'"#)
+        #expect(f.binds == [.text("t")])
+    }
+
+    @Test func otherModelNamesStayBound() throws {
+        let gen = ReadModelSQL(dialect: .sqlite, inlinesModelNames: true)
+        for model in ["it's", "a-b", "ünï", String(repeating: "m", count: 41), "x'); DROP TABLE t; --"] {
+            let f = try gen.count(model, tenantID: "t", query: Query())
+            #expect(f.sql == #"SELECT COUNT(*) FROM "mink_documents" WHERE "tenant_id" = ? AND "model" = ?"#)
+            #expect(f.binds == [.text("t"), .text(model)])
+        }
+    }
+}
