@@ -24,7 +24,8 @@ import Testing
     }
 
     @Test func identifiers() throws {
-        #expect(try SQLIdentifier("mink_events").quoted == "\"mink_events\"")
+        let name = "mink_events"
+        #expect(try SQLIdentifier(name).quoted == "\"mink_events\"")
         for bad in ["", "1a", "a-b", "a\"b", "a b", String(repeating: "a", count: 64), "é"] {
             #expect(throws: MinkError.self) { try SQLIdentifier(bad) }
         }
