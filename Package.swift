@@ -14,11 +14,18 @@ let package = Package(
         .library(name: "MinkHTTP", targets: ["MinkHTTP"]),
         .library(name: "MinkSQL", targets: ["MinkSQL"]),
         .library(name: "MinkSQLite", targets: ["MinkSQLite"]),
+        .library(name: "MinkWire", targets: ["MinkWire"]),
+        .library(name: "MinkConfig", targets: ["MinkConfig"]),
+        .library(name: "MinkServer", targets: ["MinkServer"]),
+        .executable(name: "minkd", targets: ["minkd"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         // C shims: system libraries from Debian's -dev packages.
@@ -47,6 +54,39 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .target(name: "MinkWire", swiftSettings: swiftSettings),
+        .target(
+            name: "MinkConfig",
+            dependencies: [.product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
+
+        .target(
+            name: "MinkServer",
+            dependencies: [
+                "Mink", "MinkHTTP", "MinkWire", "MinkConfig",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "minkd",
+            dependencies: [
+                "MinkServer", "MinkConfig", "Mink",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        .testTarget(
+            name: "MinkServerTests",
+            dependencies: ["MinkServer", "MinkHTTP", "MinkWire", "MinkConfig", "Mink"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "MinkTests",
             dependencies: [
@@ -68,5 +108,7 @@ let package = Package(
             resources: [.copy("Resources")],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "MinkWireTests", dependencies: ["MinkWire"], swiftSettings: swiftSettings),
+        .testTarget(name: "MinkConfigTests", dependencies: ["MinkConfig"], swiftSettings: swiftSettings),
     ]
 )

@@ -82,11 +82,19 @@ public final class EventStore: Sendable {
     /// `forTenant` call for a tenant returns the same store (and so the same subscription hub).
     private final class TenantCache: Sendable {
         let stores = Mutex<[String: EventStore]>([:])
+        /// The root store, which serves the `default` tenant (weak: the root owns this cache).
+        let root = Mutex<WeakStore>(WeakStore())
+    }
+
+    private struct WeakStore: @unchecked Sendable {
+        // Only read and written under the cache's mutex; `EventStore` itself is Sendable.
+        weak var store: EventStore?
     }
 
     /// Creates a store over an adapter (seed: `New(adapter, opts...)`).
     public convenience init(adapter: any EventStoreAdapter, options: Options = Options()) {
         self.init(adapter: adapter, tenantID: nil, options: options, tenants: TenantCache())
+        tenants.root.withLock { $0.store = self }
     }
 
     /// Creates a store with options given inline.
@@ -126,11 +134,14 @@ public final class EventStore: Sendable {
 
     /// The store of one tenant over the same storage (seed: `ForTenant`, `TenantContext`): its own
     /// streams, positions, snapshots, subscriptions; every appended event's metadata carries the
-    /// tenant ID. The same value is returned for the same tenant.
+    /// tenant ID. The same value is returned for the same tenant; `forTenant("default")` is the
+    /// root store (root adapters are scoped to the `default` tenant).
     /// - Throws: `.invalidTenant` for an ID not matching `^[a-z0-9][a-z0-9_-]{0,62}$`.
     public func forTenant(_ tenantID: String) throws -> EventStore {
         try TenantID.validate(tenantID)
         if tenantID == self.tenantID { return self }
+        // The root store's adapter is scoped to the `default` tenant (the adapters' convention).
+        if tenantID == TenantID.default, let root = tenants.root.withLock({ $0.store }) { return root }
         return try tenants.stores.withLock { cache in
             if let s = cache[tenantID] { return s }
             var opts = options
