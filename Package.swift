@@ -12,6 +12,8 @@ let package = Package(
         .library(name: "Mink", targets: ["Mink"]),
         .library(name: "MinkTesting", targets: ["MinkTesting"]),
         .library(name: "MinkHTTP", targets: ["MinkHTTP"]),
+        .library(name: "MinkSQL", targets: ["MinkSQL"]),
+        .library(name: "MinkSQLite", targets: ["MinkSQLite"]),
         .library(name: "MinkWire", targets: ["MinkWire"]),
         .library(name: "MinkConfig", targets: ["MinkConfig"]),
         .library(name: "MinkServer", targets: ["MinkServer"]),
@@ -42,6 +44,15 @@ let package = Package(
         ),
         .target(name: "MinkTesting", dependencies: ["Mink"], swiftSettings: swiftSettings),
         .target(name: "MinkHTTP", dependencies: ["CZlib"], swiftSettings: swiftSettings),
+        .target(name: "MinkSQL", dependencies: ["Mink"], swiftSettings: swiftSettings),
+        .target(name: "MinkSQLite", dependencies: ["Mink", "MinkSQL", "CSQLite"], swiftSettings: swiftSettings),
+        // A child process for the kill -9 durability test: appends and prints each acknowledged position.
+        .executableTarget(
+            name: "MinkSQLiteCrashTester",
+            dependencies: ["Mink", "MinkSQLite"],
+            path: "Tests/MinkSQLiteCrashTester",
+            swiftSettings: swiftSettings
+        ),
 
         .target(name: "MinkWire", swiftSettings: swiftSettings),
         .target(
@@ -83,6 +94,12 @@ let package = Package(
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "MinkSQLTests", dependencies: ["Mink", "MinkSQL"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "MinkSQLiteTests",
+            dependencies: ["Mink", "MinkSQL", "MinkSQLite", "CSQLite", "MinkTesting", "MinkSQLiteCrashTester"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
