@@ -64,7 +64,7 @@ let package = Package(
         .target(
             name: "MinkServer",
             dependencies: [
-                "Mink", "MinkHTTP", "MinkWire", "MinkConfig",
+                "Mink", "MinkHTTP", "MinkWire", "MinkConfig", "MinkSQLite",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
