@@ -29,8 +29,10 @@ final class RawConnection: @unchecked Sendable {
         }
     }
 
-    func send(_ text: String) async throws {
-        let fd = fd, bytes = Array(text.utf8)
+    func send(_ text: String) async throws { try await send(Array(text.utf8)) }
+
+    func send(_ bytes: [UInt8]) async throws {
+        let fd = fd
         try await onThread {
             var off = 0
             while off < bytes.count {
@@ -57,6 +59,24 @@ final class RawConnection: @unchecked Sendable {
         }
         buffer = bytes
         return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Reads raw bytes until `done(bytes)`, the peer closes, or the timeout; returns the bytes
+    /// and whether the peer closed.
+    func readResponses(until done: @escaping @Sendable ([UInt8]) -> Bool, timeout: Duration) async throws -> ([UInt8], Bool) {
+        let fd = fd
+        let deadline = ContinuousClock.now + timeout
+        return try await onThread {
+            var all: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            while ContinuousClock.now < deadline {
+                if done(all) { return (all, false) }
+                let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                if n > 0 { all += chunk[0..<n] } else if n == 0 { return (all, true) }
+                else if errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR { return (all, true) }
+            }
+            return (all, false)
+        }
     }
 
     /// Reads until the peer closes; returns whether it did within the timeout.
