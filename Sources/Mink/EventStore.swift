@@ -198,6 +198,10 @@ public final class EventStore: Sendable {
             e.metadata = meta
             return e
         }
+        var seen = Set<String>()
+        for e in command.events where !seen.insert(e.id!).inserted {
+            throw MinkError.validation("event ID \(e.id!) appears twice in one append")
+        }
         guard case .appended(let result) = try await chain(command) else { throw Self.unexpected() }
         if !result.isReplay { await hub.notifyCommitted() }
         return result

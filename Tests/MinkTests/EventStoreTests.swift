@@ -53,6 +53,7 @@ struct EventStoreTests {
         await #expect(throws: MinkError.self) { try await store.append("bad\u{1}id", events: [raw("X")]) }
         await #expect(throws: MinkError.self) { try await store.append(String(repeating: "x", count: 257), events: [raw("X")]) }
         await #expect(throws: MinkError.self) { try await store.append("s-1", events: [raw("X")], expectedVersion: .exact(-1)) }
+        await #expect(throws: MinkError.self) { try await store.append("s-1", events: [raw("X", id: "same"), raw("Y", id: "same")]) }
         #expect(try await store.headPosition() == 0)
     }
 
