@@ -165,6 +165,8 @@ final class ServerConnection: @unchecked Sendable {
                     pauseReading()
                     return
                 }
+                // A short read drained the socket: skip the recv that would say EAGAIN.
+                if n < buffer.count { return }
             }
         }
     }
