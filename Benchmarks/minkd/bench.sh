@@ -27,12 +27,15 @@ for c in 1 64; do
 done
 echo "== events stored: $(curl -s "http://127.0.0.1:$port/v1/events/head")"
 
-coproc SSE { python3 Benchmarks/minkd/sse_clients.py $port 1000; }
-read -r line <&"${SSE[0]}"
-echo "== $line subscribers; resident memory: $(rss) KiB"
+ulimit -n 4096 2>/dev/null || true
+head=$(curl -s "http://127.0.0.1:$port/v1/events/head" | tr -dc 0-9)
+python3 Benchmarks/minkd/sse_clients.py $port 1000 30 "$head" >"$dir/sse.out" 2>&1 &
+sse=$!
+for _ in $(seq 300); do grep -q ready "$dir/sse.out" 2>/dev/null && break; sleep 0.1; done
+echo "== $(cat "$dir/sse.out") live subscribers (started at the head); resident memory: $(rss) KiB"
 curl -s -X POST "http://127.0.0.1:$port/v1/streams/bench-live" -H 'Content-Type: application/json' \
   -d '{"events":[{"type":"Live","data":{}}]}' >/dev/null
 sleep 1
 echo "== after one live event fanned out to 1,000 subscribers: $(rss) KiB"
-eval "exec ${SSE[1]}>&-"
-wait $SSE_PID 2>/dev/null || true
+kill $sse 2>/dev/null || true
+wait $sse 2>/dev/null || true

@@ -283,7 +283,7 @@ public final class EventStore: Sendable {
     /// minkd's server-sent events are made of. `after` is a global position, or a stream version
     /// for `.stream`.
     public func messages(
-        _ target: SubscriptionTarget, after: UInt64, eventTypes: [String] = [], heartbeat: Duration? = nil, pageSize: Int = 500
+        _ target: SubscriptionTarget, after: UInt64, eventTypes: [String] = [], heartbeat: Duration? = nil, pageSize: Int = 128
     ) -> SubscriptionMessages {
         SubscriptionMessages(
             hub: hub, adapter: adapter, target: target, eventTypes: eventTypes, start: after, heartbeat: heartbeat,
