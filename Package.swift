@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "Mink", targets: ["Mink"]),
         .library(name: "MinkTesting", targets: ["MinkTesting"]),
         .library(name: "MinkHTTP", targets: ["MinkHTTP"]),
+        .library(name: "MinkPostgres", targets: ["MinkPostgres"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -35,8 +36,18 @@ let package = Package(
         ),
         .target(name: "MinkTesting", dependencies: ["Mink"], swiftSettings: swiftSettings),
         .target(name: "MinkHTTP", dependencies: ["CZlib"], swiftSettings: swiftSettings),
+        .target(
+            name: "MinkPostgres",
+            dependencies: ["Mink", "CLibPQ", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
 
         .testTarget(name: "MinkTests", dependencies: ["Mink", "MinkTesting"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "MinkPostgresTests",
+            dependencies: ["MinkPostgres", "Mink", "MinkTesting"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "MinkHTTPTests",
             dependencies: ["MinkHTTP"],
