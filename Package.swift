@@ -12,12 +12,21 @@ let package = Package(
         .library(name: "Mink", targets: ["Mink"]),
         .library(name: "MinkTesting", targets: ["MinkTesting"]),
         .library(name: "MinkHTTP", targets: ["MinkHTTP"]),
+        .library(name: "MinkSQL", targets: ["MinkSQL"]),
+        .library(name: "MinkSQLite", targets: ["MinkSQLite"]),
+        .library(name: "MinkWire", targets: ["MinkWire"]),
+        .library(name: "MinkConfig", targets: ["MinkConfig"]),
+        .library(name: "MinkServer", targets: ["MinkServer"]),
         .library(name: "MinkPostgres", targets: ["MinkPostgres"]),
+        .executable(name: "minkd", targets: ["minkd"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         // C shims: system libraries from Debian's -dev packages.
@@ -38,11 +47,67 @@ let package = Package(
         .target(name: "MinkHTTP", dependencies: ["CZlib"], swiftSettings: swiftSettings),
         .target(
             name: "MinkPostgres",
-            dependencies: ["Mink", "CLibPQ", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Mink", "MinkSQL", "CLibPQ", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .target(name: "MinkSQL", dependencies: ["Mink"], swiftSettings: swiftSettings),
+        .target(name: "MinkSQLite", dependencies: ["Mink", "MinkSQL", "CSQLite"], swiftSettings: swiftSettings),
+        // A child process for the kill -9 durability test: appends and prints each acknowledged position.
+        .executableTarget(
+            name: "MinkSQLiteCrashTester",
+            dependencies: ["Mink", "MinkSQLite"],
+            path: "Tests/MinkSQLiteCrashTester",
             swiftSettings: swiftSettings
         ),
 
-        .testTarget(name: "MinkTests", dependencies: ["Mink", "MinkTesting"], swiftSettings: swiftSettings),
+        .target(name: "MinkWire", swiftSettings: swiftSettings),
+        .target(
+            name: "MinkConfig",
+            dependencies: [.product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
+
+        .target(
+            name: "MinkServer",
+            dependencies: [
+                "Mink", "MinkHTTP", "MinkWire", "MinkConfig", "MinkSQLite",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "minkd",
+            dependencies: [
+                "MinkServer", "MinkConfig", "Mink",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        .testTarget(
+            name: "MinkServerTests",
+            dependencies: ["MinkServer", "MinkHTTP", "MinkWire", "MinkConfig", "Mink"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MinkTests",
+            dependencies: [
+                "Mink", "MinkTesting",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "MinkSQLTests", dependencies: ["Mink", "MinkSQL"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "MinkSQLiteTests",
+            dependencies: ["Mink", "MinkSQL", "MinkSQLite", "CSQLite", "MinkTesting", "MinkSQLiteCrashTester"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "MinkPostgresTests",
             dependencies: ["MinkPostgres", "Mink", "MinkTesting"],
@@ -54,5 +119,7 @@ let package = Package(
             resources: [.copy("Resources")],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "MinkWireTests", dependencies: ["MinkWire"], swiftSettings: swiftSettings),
+        .testTarget(name: "MinkConfigTests", dependencies: ["MinkConfig"], swiftSettings: swiftSettings),
     ]
 )

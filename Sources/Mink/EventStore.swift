@@ -1,0 +1,375 @@
+import Foundation
+import Logging
+import Metrics
+import Synchronization
+
+/// The main entry point (seed: `EventStore`): appends and loads events with optimistic
+/// concurrency, loads and saves aggregates, reads the global log, and subscribes.
+///
+/// ```swift
+/// let store = EventStore(adapter: InMemoryStorage())
+/// try await store.append("order-1", [OrderCreated(customerID: "c-1")], expectedVersion: .noStream)
+/// let events = try await store.load("order-1")
+/// ```
+///
+/// One store value serves one tenant; ``forTenant(_:)`` gives the store of another tenant over
+/// the same storage.
+public final class EventStore: Sendable {
+    /// Options (the seed's functional options, as one value).
+    public struct Options: Sendable {
+        /// Names event payload types and decodes stored events (seed: `EventRegistry`).
+        public var registry: EventRegistry
+        /// Encodes and decodes payloads (seed: `WithSerializer`).
+        public var serializer: any EventSerializer
+        /// Wraps every store operation; the first is the outermost (seed: `WithMiddleware`).
+        public var middleware: [Middleware]
+        /// Snapshot storage and when to snapshot (seed: `WithSnapshots`).
+        public var snapshots: (adapter: any SnapshotAdapter, policy: SnapshotPolicy)?
+        /// Projections run inside every append's transaction (seed: `WithProjections` — async
+        /// projections are registered on a ``ProjectionEngine``).
+        public var inlineProjections: [any InlineProjection]
+        /// Where the store logs (seed: `WithLogger`).
+        public var logger: Logger
+        /// Where the store's own metrics go: subscriptions, appended events (seed: `WithMetrics`).
+        public var metrics: (any MetricsFactory)?
+        /// Events kept in memory for live subscribers; a subscriber further behind reads storage.
+        public var subscriberBuffer: Int
+
+        /// Creates options; every one has a default.
+        public init(
+            registry: EventRegistry = EventRegistry(),
+            serializer: any EventSerializer = JSONEventSerializer(),
+            middleware: [Middleware] = [],
+            snapshots: (adapter: any SnapshotAdapter, policy: SnapshotPolicy)? = nil,
+            inlineProjections: [any InlineProjection] = [],
+            logger: Logger = Logger(label: "mink"),
+            metrics: (any MetricsFactory)? = nil,
+            subscriberBuffer: Int = 10_000
+        ) {
+            self.registry = registry
+            self.serializer = serializer
+            self.middleware = middleware
+            self.snapshots = snapshots
+            self.inlineProjections = inlineProjections
+            self.logger = logger
+            self.metrics = metrics
+            self.subscriberBuffer = subscriberBuffer
+        }
+    }
+
+    /// The storage adapter, scoped to this store's tenant.
+    public let adapter: any EventStoreAdapter
+    /// The tenant this store serves (`nil` for the unscoped root store).
+    public let tenantID: String?
+    /// The options the store was created with.
+    public let options: Options
+    /// The registry (shortcut for `options.registry`).
+    public var registry: EventRegistry { options.registry }
+    /// The hub fanning commits out to this tenant's subscribers and async projections.
+    public let hub: SubscriptionHub
+
+    private let chain: CommandHandler
+    private let inline = InlineList()
+
+    /// The inline projections, shared with the terminal handler of the middleware chain.
+    private final class InlineList: Sendable {
+        let list = Mutex<[any InlineProjection]>([])
+        func withLock<T: Sendable>(_ body: (inout [any InlineProjection]) -> T) -> T { list.withLock { body(&$0) } }
+    }
+    private let tenants: TenantCache
+
+    /// The tenant stores made from one root store, shared by all of them so that every
+    /// `forTenant` call for a tenant returns the same store (and so the same subscription hub).
+    private final class TenantCache: Sendable {
+        let stores = Mutex<[String: EventStore]>([:])
+        /// The root store, which serves the `default` tenant (weak: the root owns this cache).
+        let root = Mutex<WeakStore>(WeakStore())
+    }
+
+    private struct WeakStore: @unchecked Sendable {
+        // Only read and written under the cache's mutex; `EventStore` itself is Sendable.
+        weak var store: EventStore?
+    }
+
+    /// Creates a store over an adapter (seed: `New(adapter, opts...)`).
+    public convenience init(adapter: any EventStoreAdapter, options: Options = Options()) {
+        self.init(adapter: adapter, tenantID: nil, options: options, tenants: TenantCache())
+        tenants.root.withLock { $0.store = self }
+    }
+
+    /// Creates a store with options given inline.
+    public convenience init(
+        adapter: any EventStoreAdapter,
+        registry: EventRegistry = EventRegistry(),
+        serializer: any EventSerializer = JSONEventSerializer(),
+        middleware: [Middleware] = [],
+        snapshots: (adapter: any SnapshotAdapter, policy: SnapshotPolicy)? = nil,
+        inlineProjections: [any InlineProjection] = [],
+        logger: Logger = Logger(label: "mink"),
+        metrics: (any MetricsFactory)? = nil
+    ) {
+        self.init(
+            adapter: adapter,
+            options: Options(
+                registry: registry, serializer: serializer, middleware: middleware, snapshots: snapshots,
+                inlineProjections: inlineProjections, logger: logger, metrics: metrics
+            )
+        )
+    }
+
+    private init(adapter: any EventStoreAdapter, tenantID: String?, options: Options, tenants: TenantCache) {
+        self.adapter = adapter
+        self.tenantID = tenantID
+        self.options = options
+        self.tenants = tenants
+        self.hub = SubscriptionHub(adapter: adapter, capacity: options.subscriberBuffer)
+        self.inline.withLock { $0 = options.inlineProjections }
+        let terminal: CommandHandler = { [adapter, inline] command in
+            try await EventStore.execute(command, adapter: adapter, inline: inline.withLock { $0 })
+        }
+        self.chain = options.middleware.reversed().reduce(terminal) { next, m in m.wrap(next) }
+    }
+
+    // MARK: Tenancy
+
+    /// The store of one tenant over the same storage (seed: `ForTenant`, `TenantContext`): its own
+    /// streams, positions, snapshots, subscriptions; every appended event's metadata carries the
+    /// tenant ID. The same value is returned for the same tenant; `forTenant("default")` is the
+    /// root store (root adapters are scoped to the `default` tenant).
+    /// - Throws: `.invalidTenant` for an ID not matching `^[a-z0-9][a-z0-9_-]{0,62}$`.
+    public func forTenant(_ tenantID: String) throws -> EventStore {
+        try TenantID.validate(tenantID)
+        if tenantID == self.tenantID { return self }
+        // The root store's adapter is scoped to the `default` tenant (the adapters' convention).
+        if tenantID == TenantID.default, let root = tenants.root.withLock({ $0.store }) { return root }
+        return try tenants.stores.withLock { cache in
+            if let s = cache[tenantID] { return s }
+            var opts = options
+            if let snap = options.snapshots { opts.snapshots = (try snap.adapter.forTenant(tenantID), snap.policy) }
+            opts.inlineProjections = inline.withLock { $0 }
+            let store = EventStore(adapter: try adapter.forTenant(tenantID), tenantID: tenantID, options: opts, tenants: tenants)
+            cache[tenantID] = store
+            return store
+        }
+    }
+
+    // MARK: Inline projections
+
+    /// Adds a projection that runs inside every append's transaction of this store.
+    public func registerInline(_ projection: any InlineProjection) {
+        inline.withLock { $0.append(projection) }
+    }
+
+    /// The inline projections of this store.
+    public var inlineProjections: [any InlineProjection] { inline.withLock { $0 } }
+
+    // MARK: Appending
+
+    /// Appends typed events (seed: `Append`): each payload is named through the registry and
+    /// serialized; returns the versions, positions and IDs assigned.
+    /// - Throws: `.validationFailed` (empty stream ID, no events), `.concurrencyConflict`,
+    ///   `.streamNotFound` (for `.streamExists`), `.serializationFailed`, storage errors, or what an
+    ///   inline projection threw — in every case nothing is written.
+    @discardableResult
+    public func append(
+        _ streamID: String, _ events: [any EventPayload], expectedVersion: ExpectedVersion = .any, metadata: Metadata = Metadata()
+    ) async throws -> AppendResult {
+        let data = try events.map { payload in
+            EventData(type: options.registry.name(for: payload), data: try options.serializer.serialize(payload))
+        }
+        return try await append(streamID, events: data, expectedVersion: expectedVersion, metadata: metadata)
+    }
+
+    /// Appends already-serialized events (the daemon's path): data bytes are stored as given.
+    @discardableResult
+    public func append(
+        _ streamID: String, events: [EventData], expectedVersion: ExpectedVersion = .any, metadata: Metadata = Metadata()
+    ) async throws -> AppendResult {
+        try StreamID.validate(streamID)
+        if events.isEmpty { throw MinkError.validation("an append needs at least one event") }
+        if case .exact(let v) = expectedVersion, v < 0 { throw MinkError.validation("expected version must not be negative") }
+        var command = Command(.append, tenantID: tenantID, streamID: streamID)
+        command.expectedVersion = expectedVersion
+        command.events = events.map { e in
+            var e = e
+            if e.id == nil || e.id!.isEmpty { e.id = UUID().uuidString.lowercased() }
+            var meta = e.metadata.merged(over: metadata)
+            meta.tenantID = tenantID
+            e.metadata = meta
+            return e
+        }
+        var seen = Set<String>()
+        for e in command.events where !seen.insert(e.id!).inserted {
+            throw MinkError.validation("event ID \(e.id!) appears twice in one append")
+        }
+        guard case .appended(let result) = try await chain(command) else { throw Self.unexpected() }
+        if !result.isReplay { await hub.notifyCommitted() }
+        return result
+    }
+
+    // MARK: Reading
+
+    /// Every event of a stream (seed: `Load`); an empty array for a missing stream.
+    public func load(_ streamID: String) async throws -> [Event] {
+        try await load(streamID, fromVersion: 1)
+    }
+
+    /// The events of a stream from a version on (inclusive).
+    public func load(_ streamID: String, fromVersion: Int64) async throws -> [Event] {
+        var all: [Event] = []
+        var from = max(fromVersion, 1)
+        while true {
+            let page = try await readStream(streamID, from: from, limit: 1000, direction: .forward)
+            all.append(contentsOf: page)
+            guard page.count == 1000, let last = page.last else { return all }
+            from = last.version + 1
+        }
+    }
+
+    /// One page of a stream; `from` is inclusive; backward with `from = -1` starts at the last event.
+    public func readStream(_ streamID: String, from: Int64, limit: Int, direction: ReadDirection = .forward) async throws -> [Event] {
+        try StreamID.validate(streamID)
+        var command = Command(.load, tenantID: tenantID, streamID: streamID)
+        command.from = from
+        command.limit = limit
+        command.direction = direction
+        guard case .events(let events) = try await chain(command) else { throw Self.unexpected() }
+        return events
+    }
+
+    /// What the store knows about a stream, or `nil` when it does not exist.
+    public func streamInfo(_ streamID: String) async throws -> StreamInfo? {
+        try StreamID.validate(streamID)
+        guard case .streamInfo(let info) = try await chain(Command(.streamInfo, tenantID: tenantID, streamID: streamID)) else {
+            throw Self.unexpected()
+        }
+        return info
+    }
+
+    /// Up to `limit` events of the global log after `position` (exclusive) passing `filter`.
+    public func readAll(after position: UInt64 = 0, filter: EventFilter = .all, limit: Int = 1000) async throws -> [Event] {
+        var command = Command(.readAll, tenantID: tenantID)
+        command.from = Int64(clamping: position)
+        command.limit = limit
+        command.filter = filter
+        guard case .events(let events) = try await chain(command) else { throw Self.unexpected() }
+        return events
+    }
+
+    /// The position of the last committed event (0 for an empty log).
+    public func headPosition() async throws -> UInt64 {
+        guard case .position(let p) = try await chain(Command(.headPosition, tenantID: tenantID)) else { throw Self.unexpected() }
+        return p
+    }
+
+    // MARK: Subscriptions
+
+    /// Every event after `position` (exclusive), stored then live (seed: `SubscribeAll`).
+    public func subscribeAll(from position: UInt64 = 0, eventTypes: [String] = []) -> Subscription {
+        Subscription(messages: messages(.all, after: position, eventTypes: eventTypes))
+    }
+
+    /// The events of one stream after `version` (exclusive) (seed: `SubscribeStream`).
+    public func subscribeStream(_ streamID: String, fromVersion version: Int64 = 0, eventTypes: [String] = []) -> Subscription {
+        Subscription(messages: messages(.stream(streamID), after: UInt64(max(version, 0)), eventTypes: eventTypes))
+    }
+
+    /// The events of one category after `position` (exclusive) (seed: `SubscribeCategory`).
+    public func subscribeCategory(_ category: String, from position: UInt64 = 0, eventTypes: [String] = []) -> Subscription {
+        Subscription(messages: messages(.category(category), after: position, eventTypes: eventTypes))
+    }
+
+    /// A subscription with its control messages (`caughtUp`, `fellBehind`, heartbeats) — what
+    /// minkd's server-sent events are made of. `after` is a global position, or a stream version
+    /// for `.stream`.
+    public func messages(
+        _ target: SubscriptionTarget, after: UInt64, eventTypes: [String] = [], heartbeat: Duration? = nil, pageSize: Int = 500
+    ) -> SubscriptionMessages {
+        SubscriptionMessages(
+            hub: hub, adapter: adapter, target: target, eventTypes: eventTypes, start: after, heartbeat: heartbeat,
+            pageSize: max(1, pageSize)
+        )
+    }
+
+    // MARK: Aggregates
+
+    /// Rebuilds an aggregate from its stream (seed: `LoadAggregate`): from the newest snapshot when
+    /// snapshots are configured and the aggregate supports them, then every later event, decoded
+    /// through the registry. A missing stream leaves a new aggregate at version 0.
+    /// - Throws: `.eventTypeNotRegistered` for a stored type with no Swift type.
+    public func loadAggregate(_ aggregate: some Aggregate) async throws {
+        var from: Int64 = 1
+        if let snaps = options.snapshots, let s = aggregate as? any SnapshottableAggregate,
+            let snapshot = try await snaps.adapter.loadSnapshot(streamID: aggregate.aggregateID)
+        {
+            try s.restore(fromSnapshot: snapshot.state)
+            aggregate.version = snapshot.version
+            from = snapshot.version + 1
+        }
+        while true {
+            let page = try await readStream(aggregate.aggregateID, from: from, limit: 1000, direction: .forward)
+            for event in page {
+                try aggregate.applyEvent(try options.registry.decode(event, using: options.serializer))
+                aggregate.version = event.version
+            }
+            guard page.count == 1000, let last = page.last else { break }
+            from = last.version + 1
+        }
+    }
+
+    /// Appends an aggregate's uncommitted events with its version as the expected version (seed:
+    /// `SaveAggregate`), then clears them and moves the version on. Nothing uncommitted: nothing
+    /// is written. Stores a snapshot when the snapshot policy says so.
+    /// - Throws: `.concurrencyConflict` (with stream, expected and actual version) when another
+    ///   writer saved the aggregate first.
+    @discardableResult
+    public func saveAggregate(_ aggregate: some Aggregate, metadata: Metadata = Metadata()) async throws -> AppendResult? {
+        let events = aggregate.uncommittedEvents
+        if events.isEmpty { return nil }
+        let previous = aggregate.version
+        let result = try await append(aggregate.aggregateID, events, expectedVersion: .exact(previous), metadata: metadata)
+        aggregate.version = result.toVersion
+        aggregate.clearUncommittedEvents()
+        if let snaps = options.snapshots, let s = aggregate as? any SnapshottableAggregate,
+            snaps.policy.shouldSnapshot(previousVersion: previous, newVersion: result.toVersion)
+        {
+            do {
+                try await snaps.adapter.saveSnapshot(Snapshot(streamID: aggregate.aggregateID, version: result.toVersion, state: try s.snapshotState()))
+            } catch {
+                // The events are committed; a missing snapshot only makes the next load longer.
+                options.logger.warning("snapshot failed", metadata: ["mink.stream": "\(aggregate.aggregateID)", "error": "\(error)"])
+            }
+        }
+        return result
+    }
+
+    // MARK: Terminal handler
+
+    private static func execute(_ command: Command, adapter: any EventStoreAdapter, inline: [any InlineProjection]) async throws -> CommandResult {
+        switch command.operation {
+        case .append:
+            let request = AppendRequest(streamID: command.streamID ?? "", events: command.events, expectedVersion: command.expectedVersion)
+            var hook: AppendTransactionHook?
+            if !inline.isEmpty {
+                hook = { (events: [Event], tx: any ReadModelTransaction) throws in
+                    for event in events {
+                        for p in inline where p.handles(event.type) { try p.apply(event, in: tx) }
+                    }
+                }
+            }
+            return .appended(try await adapter.append(request, hook: hook))
+        case .load:
+            return .events(try await adapter.readStream(command.streamID ?? "", from: command.from, limit: command.limit, direction: command.direction))
+        case .streamInfo:
+            return .streamInfo(try await adapter.streamInfo(command.streamID ?? ""))
+        case .readAll:
+            return .events(try await adapter.readAll(after: UInt64(max(command.from, 0)), filter: command.filter, limit: command.limit))
+        case .headPosition:
+            return .position(try await adapter.headPosition())
+        }
+    }
+
+    private static func unexpected() -> MinkError {
+        MinkError(.internalError, "a middleware returned a result of the wrong kind")
+    }
+}

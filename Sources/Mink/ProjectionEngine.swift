@@ -1,0 +1,391 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// A projection whose read model is one named model of a ``ReadModelStore``; a rebuild drops it.
+public protocol ReadModelProjection: Projection {
+    /// The read model the projection writes.
+    var readModelName: String { get }
+}
+
+/// Runs projections (seed: `ProjectionEngine`): inline ones inside every append, async ones in
+/// the background from their checkpoints, woken by commits. Start, stop, pause, resume, rebuild,
+/// and a status per projection.
+///
+/// A batch that keeps failing is retried per its ``RetryPolicy``; then the engine applies its
+/// events one by one to find the poison event, checkpoints everything before it, and marks the
+/// projection `faulted` with the event's position and the error — it never loops on it and never
+/// skips it silently. ``resume(_:)`` retries it.
+public actor ProjectionEngine {
+    /// How a projection runs.
+    public enum Mode: String, Sendable, Hashable { case inline, async }
+
+    /// What a projection is doing.
+    public enum State: String, Sendable, Hashable { case running, paused, rebuilding, faulted, stopped }
+
+    /// A projection's status.
+    public struct Status: Sendable, Hashable {
+        /// The projection's name.
+        public var name: String
+        /// Inline or async.
+        public var mode: Mode
+        /// What it is doing.
+        public var state: State
+        /// The position up to which it has applied events.
+        public var checkpoint: UInt64
+        /// The log's head position.
+        public var head: UInt64
+        /// `head - checkpoint`.
+        public var lag: UInt64 { head > checkpoint ? head - checkpoint : 0 }
+        /// The last error, if it is faulted (or a retried error while running).
+        public var lastError: String?
+        /// The position of the event that faulted the projection.
+        public var faultedPosition: UInt64?
+    }
+
+    let store: EventStore
+    let readModels: (any ReadModelStore)?
+    let logger: Logger
+    private var runners: [String: AsyncRunner] = [:]
+    private var order: [String] = []
+    private var inline: [String: any InlineProjection] = [:]
+    private var started = false
+
+    /// Creates an engine for a store (seed: `NewProjectionEngine(store)`); `readModels` is needed
+    /// to rebuild inline projections and to register inline projections as async ones.
+    public init(store: EventStore, readModels: (any ReadModelStore)? = nil) {
+        self.store = store
+        self.readModels = readModels
+        self.logger = store.options.logger
+    }
+
+    /// Registers a projection that runs inside every append's transaction (seed: `RegisterInline`).
+    public func registerInline(_ projection: any InlineProjection) {
+        inline[projection.name] = projection
+        order.append(projection.name)
+        store.registerInline(projection)
+    }
+
+    /// Registers a background projection (seed: `RegisterAsync`).
+    public func registerAsync(_ projection: any AsyncProjection, options: AsyncOptions = AsyncOptions()) {
+        let runner = AsyncRunner(projection: projection, options: options, store: store, logger: logger)
+        runners[projection.name] = runner
+        order.append(projection.name)
+        if started { runner.start() }
+    }
+
+    /// Registers a transactional projection to run in the background: each batch's read-model
+    /// writes and the checkpoint commit in one transaction of `readModels`, so a crash never
+    /// applies an event twice or skips one (exactly-once effect). Runs with one worker.
+    public func registerAsync(_ projection: any InlineProjection, readModels: any ReadModelStore, options: AsyncOptions = AsyncOptions()) {
+        var opts = options
+        opts.workers = 1
+        registerAsync(TransactionalAsyncProjection(inner: projection, readModels: readModels), options: opts)
+    }
+
+    /// Starts every async projection from its checkpoint (seed: `Start`).
+    public func start() async throws {
+        started = true
+        for name in order { runners[name]?.start() }
+    }
+
+    /// Stops every async projection after its current batch (seed: `Stop`).
+    public func stop() async {
+        started = false
+        for name in order { await runners[name]?.stop() }
+    }
+
+    /// Pauses an async projection after its current batch.
+    /// - Throws: `.projectionNotFound`.
+    public func pause(_ name: String) throws {
+        guard let r = runners[name] else { throw inline[name] == nil ? MinkError.projectionNotFound(name) : Self.inlineControl(name) }
+        r.pause()
+    }
+
+    /// Resumes a paused or faulted async projection (a faulted one retries its poison event).
+    /// - Throws: `.projectionNotFound`.
+    public func resume(_ name: String) throws {
+        guard let r = runners[name] else { throw inline[name] == nil ? MinkError.projectionNotFound(name) : Self.inlineControl(name) }
+        r.resume()
+    }
+
+    /// Rebuilds a projection from position 0 (seed: `Rebuild`): an async projection is reset
+    /// (`reset()`, or its read model dropped) and replays the whole log in the background, `rebuilding`
+    /// until it has caught up; an inline projection's read model is dropped and replayed now.
+    /// - Throws: `.projectionNotFound`; for inline projections, `.adapterNotSupported` without a
+    ///   read-model store.
+    public func rebuild(_ name: String) async throws {
+        if let r = runners[name] {
+            try await r.rebuild(restart: started)
+            return
+        }
+        guard let p = inline[name] else { throw MinkError.projectionNotFound(name) }
+        guard let readModels else {
+            throw MinkError(.adapterNotSupported, "rebuilding inline projection \(name) needs the engine's read-model store")
+        }
+        if let rm = p as? any ReadModelProjection { try await readModels.dropModel(rm.readModelName) }
+        var position: UInt64 = 0
+        while true {
+            let page = try await store.readAll(after: position, filter: EventFilter(eventTypes: p.handledEvents), limit: 500)
+            guard let last = page.last else { break }
+            try await readModels.transaction { tx in for e in page { try p.apply(e, in: tx) } }
+            position = last.globalPosition
+        }
+    }
+
+    /// The status of one projection.
+    /// - Throws: `.projectionNotFound`.
+    public func status(_ name: String) async throws -> Status {
+        let head = try await store.headPosition()
+        if let r = runners[name] { return r.status(head: head) }
+        guard inline[name] != nil else { throw MinkError.projectionNotFound(name) }
+        return Status(name: name, mode: .inline, state: .running, checkpoint: head, head: head)
+    }
+
+    /// The status of every projection, in registration order.
+    public func statuses() async throws -> [Status] {
+        var out: [Status] = []
+        for name in order { out.append(try await status(name)) }
+        return out
+    }
+
+    /// Waits until an async projection's checkpoint reaches `position` (default: the current head),
+    /// or it faults, or `timeout` passes. Returns its status then. Handy in tests.
+    public func waitUntilCaughtUp(_ name: String, to position: UInt64? = nil, timeout: Duration = .seconds(10)) async throws -> Status {
+        let target: UInt64
+        if let position { target = position } else { target = try await store.headPosition() }
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let s = try await status(name)
+            if s.checkpoint >= target || s.state == .faulted || ContinuousClock.now >= deadline { return s }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    private static func inlineControl(_ name: String) -> MinkError {
+        MinkError(.adapterNotSupported, "projection \(name) is inline: it runs inside appends and cannot be paused")
+    }
+}
+
+/// Runs one async projection. Its mutable state sits behind a mutex; the loop runs in one task.
+final class AsyncRunner: Sendable {
+    struct Shared {
+        var state: ProjectionEngine.State = .stopped
+        var checkpoint: UInt64 = 0
+        var lastError: String?
+        var faultedPosition: UInt64?
+        var task: Task<Void, Never>?
+        var paused = false
+    }
+
+    let projection: any AsyncProjection
+    let options: AsyncOptions
+    let store: EventStore
+    let logger: Logger
+    let shared = Mutex(Shared())
+
+    init(projection: any AsyncProjection, options: AsyncOptions, store: EventStore, logger: Logger) {
+        self.projection = projection
+        self.options = options
+        self.store = store
+        self.logger = logger
+    }
+
+    func start() {
+        shared.withLock { s in
+            guard s.task == nil else { return }
+            if s.state == .stopped { s.state = s.paused ? .paused : .running }
+            s.task = Task { [self] in await self.loop() }
+        }
+    }
+
+    func stop() async {
+        let task = shared.withLock { s -> Task<Void, Never>? in
+            let t = s.task
+            s.task = nil
+            return t
+        }
+        task?.cancel()
+        await task?.value
+        shared.withLock { $0.state = .stopped }
+    }
+
+    func pause() {
+        shared.withLock { s in
+            s.paused = true
+            if s.state == .running || s.state == .rebuilding { s.state = .paused }
+        }
+    }
+
+    func resume() {
+        shared.withLock { s in
+            s.paused = false
+            if s.state == .paused || s.state == .faulted {
+                s.state = s.task == nil ? .stopped : .running
+                s.lastError = nil
+                s.faultedPosition = nil
+            }
+        }
+    }
+
+    func rebuild(restart: Bool) async throws {
+        await stop()
+        try await projection.reset()
+        try await projection.setCheckpoint(0)
+        shared.withLock { s in
+            s.checkpoint = 0
+            s.lastError = nil
+            s.faultedPosition = nil
+            s.paused = false
+            s.state = .rebuilding
+        }
+        if restart {
+            shared.withLock { s in s.task = Task { [self] in await self.loop() } }
+        }
+    }
+
+    func status(head: UInt64) -> ProjectionEngine.Status {
+        shared.withLock { s in
+            ProjectionEngine.Status(
+                name: projection.name, mode: .async, state: s.state, checkpoint: s.checkpoint, head: head,
+                lastError: s.lastError, faultedPosition: s.faultedPosition
+            )
+        }
+    }
+
+    private var isHeld: Bool { shared.withLock { $0.state == .paused || $0.state == .faulted } }
+
+    private func loop() async {
+        var loaded: UInt64?
+        while loaded == nil, !Task.isCancelled {
+            do {
+                loaded = try await projection.checkpoint()
+            } catch {
+                shared.withLock { $0.lastError = "\(error)" }
+                try? await Task.sleep(for: options.retryPolicy.backoff(afterAttempt: 2))
+            }
+        }
+        guard var checkpoint = loaded else { return }
+        shared.withLock { $0.checkpoint = checkpoint }
+        let filter = EventFilter(eventTypes: projection.handledEvents)
+        while !Task.isCancelled {
+            if isHeld {
+                try? await Task.sleep(for: .milliseconds(20))
+                continue
+            }
+            do {
+                let head = try await store.headPosition()
+                let page = try await store.readAll(after: checkpoint, filter: filter, limit: options.batchSize)
+                // A short page means every event up to `head` (read first) has been seen.
+                let next = page.count < options.batchSize ? max(page.last?.globalPosition ?? 0, head, checkpoint) : page.last!.globalPosition
+                if !page.isEmpty {
+                    guard try await applyBatch(page, checkpoint: &checkpoint) else { continue }
+                }
+                if next > checkpoint {
+                    try await projection.setCheckpoint(next)
+                    checkpoint = next
+                    shared.withLock { $0.checkpoint = next }
+                }
+                if page.count < options.batchSize {
+                    shared.withLock { s in if s.state == .rebuilding { s.state = .running } }
+                    _ = await store.hub.waitForEvents(after: checkpoint, timeout: options.batchTimeout)
+                }
+            } catch {
+                if Task.isCancelled { return }
+                // Storage trouble while reading or checkpointing: note it, back off, try again.
+                shared.withLock { $0.lastError = "\(error)" }
+                logger.warning("projection read failed", metadata: ["mink.projection": "\(projection.name)", "error": "\(error)"])
+                try? await Task.sleep(for: options.retryPolicy.backoff(afterAttempt: 1))
+            }
+        }
+    }
+
+    /// Applies a batch with retries; on persistent failure finds the poison event, checkpoints
+    /// what precedes it and faults. Returns whether the whole batch was applied.
+    private func applyBatch(_ page: [Event], checkpoint: inout UInt64) async throws -> Bool {
+        do {
+            try await options.retryPolicy.run(onRetry: { [projection, logger] error, attempt in
+                logger.warning("projection batch failed, retrying", metadata: [
+                    "mink.projection": "\(projection.name)", "attempt": "\(attempt)", "error": "\(error)",
+                ])
+            }) {
+                try await self.apply(page)
+            }
+            return true
+        } catch {
+            if Task.isCancelled { throw error }
+        }
+        for event in page {
+            do {
+                try await options.retryPolicy.run { try await projection.apply([event]) }
+                try await projection.setCheckpoint(event.globalPosition)
+                checkpoint = event.globalPosition
+                shared.withLock { $0.checkpoint = event.globalPosition }
+            } catch {
+                if Task.isCancelled { throw error }
+                fault(error, at: event.globalPosition)
+                return false
+            }
+        }
+        return true
+    }
+
+    private func apply(_ page: [Event]) async throws {
+        if options.workers <= 1 {
+            try await projection.apply(page)
+            return
+        }
+        var partitions = [[Event]](repeating: [], count: options.workers)
+        for e in page { partitions[Int(UInt(bitPattern: stableHash(e.streamID)) % UInt(options.workers))].append(e) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for part in partitions where !part.isEmpty {
+                group.addTask { try await self.projection.apply(part) }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    private func fault(_ error: any Error, at position: UInt64?) {
+        let message = (error as? MinkError)?.message ?? "\(error)"
+        shared.withLock { s in
+            s.state = .faulted
+            s.lastError = message
+            s.faultedPosition = position
+        }
+        logger.error("projection faulted", metadata: [
+            "mink.projection": "\(projection.name)", "mink.position": "\(position.map(String.init) ?? "-")", "error": "\(message)",
+        ])
+    }
+}
+
+/// FNV-1a: a hash that is the same in every process (Swift's `Hasher` is seeded per process).
+func stableHash(_ s: String) -> Int {
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+    return Int(truncatingIfNeeded: h)
+}
+
+/// An inline projection run in the background, each batch in one read-model transaction together
+/// with its checkpoint.
+struct TransactionalAsyncProjection: AsyncProjection, ReadModelProjection {
+    let inner: any InlineProjection
+    let readModels: any ReadModelStore
+
+    var name: String { inner.name }
+    var handledEvents: [String] { inner.handledEvents }
+    var readModelName: String { (inner as? any ReadModelProjection)?.readModelName ?? "" }
+
+    func apply(_ events: [Event]) async throws {
+        guard let last = events.last else { return }
+        try await readModels.transaction { [inner, name] tx in
+            for e in events { try inner.apply(e, in: tx) }
+            try tx.setCheckpoint(name, to: last.globalPosition)
+        }
+    }
+
+    func checkpoint() async throws -> UInt64 { try await readModels.checkpoint(name) }
+    func setCheckpoint(_ position: UInt64) async throws { try await readModels.setCheckpoint(name, to: position) }
+    func reset() async throws {
+        if !readModelName.isEmpty { try await readModels.dropModel(readModelName) }
+    }
+}

@@ -1,0 +1,170 @@
+import Foundation
+
+/// What a subscription follows.
+public enum SubscriptionTarget: Sendable, Hashable {
+    /// The tenant's whole log; the start is a global position.
+    case all
+    /// Streams of one category; the start is a global position.
+    case category(String)
+    /// One stream; the start is a stream version.
+    case stream(String)
+}
+
+/// One item of a subscription's message stream (what minkd's SSE endpoints send).
+public enum SubscriptionMessage: Sendable, Hashable {
+    /// A stored event.
+    case event(Event)
+    /// Every stored event up to `position` was delivered; live events follow. For a stream
+    /// subscription the position is a stream version.
+    case caughtUp(position: UInt64)
+    /// The subscriber fell more than the hub's buffer behind the head; delivery continues from
+    /// storage after `position` (nothing lost or repeated), then `caughtUp` again.
+    case fellBehind(position: UInt64)
+    /// Nothing happened for the heartbeat interval.
+    case heartbeat
+}
+
+/// A subscription as a stream of ``SubscriptionMessage``s: stored events first (catch-up), then
+/// `caughtUp`, then live events — none skipped or repeated at the switch, even while others
+/// append. Cancelling the consuming task ends it.
+public struct SubscriptionMessages: AsyncSequence, Sendable {
+    public typealias Element = SubscriptionMessage
+
+    let hub: SubscriptionHub
+    let adapter: any EventStoreAdapter
+    let target: SubscriptionTarget
+    let eventTypes: [String]
+    let start: UInt64
+    let heartbeat: Duration?
+    let pageSize: Int
+
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(messages: self)
+    }
+
+    /// Produces the messages; see ``SubscriptionMessages``.
+    public struct Iterator: AsyncIteratorProtocol {
+        enum Phase { case catchingUp, live }
+
+        let m: SubscriptionMessages
+        let filter: EventFilter
+        var phase = Phase.catchingUp
+        var cursor: UInt64 = 0  // global position: every matching event ≤ cursor was delivered
+        var streamVersion: Int64 = 0  // stream subscriptions: the last version delivered
+        var streamCatchUpDone: Bool
+        var pending: [SubscriptionMessage] = []
+        var pendingIndex = 0
+        var finished = false
+
+        init(messages: SubscriptionMessages) {
+            m = messages
+            switch messages.target {
+            case .all:
+                filter = EventFilter(eventTypes: messages.eventTypes)
+                cursor = messages.start
+                streamCatchUpDone = true
+            case .category(let c):
+                filter = EventFilter(category: c, eventTypes: messages.eventTypes)
+                cursor = messages.start
+                streamCatchUpDone = true
+            case .stream(let s):
+                filter = EventFilter(eventTypes: messages.eventTypes, streamIDs: [s])
+                streamVersion = Int64(clamping: messages.start)
+                streamCatchUpDone = false
+            }
+        }
+
+        var reportedPosition: UInt64 {
+            if case .stream = m.target { return UInt64(Swift.max(streamVersion, 0)) }
+            return cursor
+        }
+
+        mutating func enqueue(_ events: [Event]) {
+            for e in events {
+                pending.append(.event(e))
+                streamVersion = Swift.max(streamVersion, e.version)
+            }
+        }
+
+        public mutating func next() async throws -> SubscriptionMessage? {
+            while true {
+                if pendingIndex < pending.count {
+                    let msg = pending[pendingIndex]
+                    pendingIndex += 1
+                    if pendingIndex == pending.count { pending.removeAll(keepingCapacity: true); pendingIndex = 0 }
+                    return msg
+                }
+                if finished || Task.isCancelled { return nil }
+
+                if !streamCatchUpDone, case .stream(let id) = m.target {
+                    // Read the stream by version; then continue on the global log from a position
+                    // at which every earlier event of the stream has been read.
+                    let h = try await m.hub.headPosition()
+                    let page = try await m.adapter.readStream(id, from: streamVersion + 1, limit: m.pageSize, direction: .forward)
+                    if let last = page.last {
+                        cursor = Swift.max(cursor, last.globalPosition)
+                        streamVersion = last.version
+                    }
+                    for e in page where filter.matches(e) { pending.append(.event(e)) }
+                    if page.count < m.pageSize {
+                        streamCatchUpDone = true
+                        cursor = Swift.max(cursor, h)
+                    }
+                    continue
+                }
+
+                switch try await m.hub.read(after: cursor, filter: filter, limit: m.pageSize) {
+                case .events(let events, let newCursor):
+                    enqueue(events)
+                    cursor = newCursor
+                case .fromStorage(let head):
+                    if phase == .live {
+                        phase = .catchingUp
+                        pending.append(.fellBehind(position: reportedPosition))
+                    }
+                    let page = try await m.adapter.readAll(after: cursor, filter: filter, limit: m.pageSize)
+                    enqueue(page)
+                    if let last = page.last { cursor = last.globalPosition }
+                    // A short page means everything visible up to `head` (read before) has been seen.
+                    if page.count < m.pageSize { cursor = Swift.max(cursor, head) }
+                case .upToDate:
+                    if phase == .catchingUp {
+                        phase = .live
+                        pending.append(.caughtUp(position: reportedPosition))
+                        continue
+                    }
+                    let woke = await m.hub.waitForEvents(after: cursor, timeout: m.heartbeat)
+                    if Task.isCancelled { return nil }
+                    if !woke, m.heartbeat != nil { pending.append(.heartbeat) }
+                }
+            }
+        }
+    }
+}
+
+/// A subscription delivering only events (seed: `Subscription`): an `AsyncSequence` that throws
+/// storage errors; cancel the consuming task (or break out of the loop) to close it.
+///
+/// ```swift
+/// for try await event in store.subscribeAll(from: 0) {
+///     print(event.type)
+/// }
+/// ```
+public struct Subscription: AsyncSequence, Sendable {
+    public typealias Element = Event
+    let messages: SubscriptionMessages
+
+    public func makeAsyncIterator() -> Iterator { Iterator(inner: messages.makeAsyncIterator()) }
+
+    /// Yields the events of the underlying message stream.
+    public struct Iterator: AsyncIteratorProtocol {
+        var inner: SubscriptionMessages.Iterator
+
+        public mutating func next() async throws -> Event? {
+            while let message = try await inner.next() {
+                if case .event(let e) = message { return e }
+            }
+            return nil
+        }
+    }
+}

@@ -1,0 +1,157 @@
+import Foundation
+
+/// Fans committed events out to the subscriptions and async projections of one tenant.
+///
+/// The hub keeps one shared, bounded ring of the most recent events (oldest dropped first) and
+/// the head position. It learns about commits from the store (local appends) and from the
+/// adapter's `externalCommits()` (other processes), and then reads the new events from storage
+/// itself — one read per wake-up, whatever the number of subscribers — so the ring is always a
+/// contiguous, in-order suffix of the log. Subscribers keep only a cursor: when their cursor is
+/// inside the ring they read from memory; when it is older (they fell behind, or started in the
+/// past) they read from storage. Memory is therefore bounded by the ring, never by slow consumers.
+public actor SubscriptionHub {
+    private let adapter: any EventStoreAdapter
+    private let capacity: Int
+    private var ring: [Event] = []
+    private var ringStartIndex = 0  // ring[ringStartIndex...] are the live entries (amortised trimming)
+    private var head: UInt64 = 0
+    private var initialized = false
+    private var pumping = false
+    private var pumpAgain = false
+    private var waiters: [UInt64: CheckedContinuation<Bool, Never>] = [:]
+    private var nextWaiter: UInt64 = 0
+    private var externalTask: Task<Void, Never>?
+
+    /// Creates a hub over an adapter; `capacity` is the number of recent events kept in memory.
+    public init(adapter: any EventStoreAdapter, capacity: Int = 10_000) {
+        self.adapter = adapter
+        self.capacity = max(16, capacity)
+    }
+
+    /// The head position known to the hub.
+    public func headPosition() async throws -> UInt64 {
+        try await ensureInitialized()
+        return head
+    }
+
+    private func ensureInitialized() async throws {
+        if initialized { return }
+        let h = try await adapter.headPosition()
+        if !initialized {
+            head = h
+            initialized = true
+            if externalTask == nil, let stream = adapter.externalCommits() {
+                externalTask = Task { [weak self] in
+                    for await _ in stream { await self?.notifyCommitted() }
+                }
+            }
+        }
+    }
+
+    /// Stops listening for external commits and wakes every waiter.
+    public func shutdown() {
+        externalTask?.cancel()
+        externalTask = nil
+        for (_, c) in waiters { c.resume(returning: false) }
+        waiters.removeAll()
+    }
+
+    /// Tells the hub that events were committed; it reads them from storage and wakes waiters.
+    public func notifyCommitted() async {
+        if pumping { pumpAgain = true; return }
+        pumping = true
+        defer { pumping = false }
+        repeat {
+            pumpAgain = false
+            do {
+                try await ensureInitialized()
+                while true {
+                    let page = try await adapter.readAll(after: head, filter: .all, limit: 1000)
+                    guard let last = page.last else { break }
+                    appendToRing(page)
+                    head = last.globalPosition
+                    wakeAll()
+                    if page.count < 1000 { break }
+                }
+            } catch {
+                // Storage unavailable: waiters time out and subscribers read storage themselves later.
+                wakeAll()
+            }
+        } while pumpAgain
+    }
+
+    private func appendToRing(_ events: [Event]) {
+        ring.append(contentsOf: events)
+        let live = ring.count - ringStartIndex
+        if live > capacity { ringStartIndex += live - capacity }
+        if ringStartIndex > capacity { ring.removeFirst(ringStartIndex); ringStartIndex = 0 }
+    }
+
+    private func wakeAll() {
+        let all = waiters
+        waiters.removeAll()
+        for (_, c) in all { c.resume(returning: true) }
+    }
+
+    /// What a reader at `position` should do next.
+    enum Read: Sendable {
+        /// Events from memory (possibly empty after filtering) and the cursor to continue from.
+        case events([Event], cursor: UInt64)
+        /// The cursor is older than the ring: read storage after it.
+        case fromStorage(head: UInt64)
+        /// Nothing new yet.
+        case upToDate(head: UInt64)
+    }
+
+    func read(after position: UInt64, filter: EventFilter, limit: Int) async throws -> Read {
+        try await ensureInitialized()
+        if position >= head { return .upToDate(head: head) }
+        let live = ring[ringStartIndex...]
+        let base = (live.first?.globalPosition ?? head + 1) - 1
+        guard position >= base else { return .fromStorage(head: head) }
+        // Positions in the ring are increasing; find the first one after `position`.
+        var lo = live.startIndex, hi = live.endIndex
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if ring[mid].globalPosition <= position { lo = mid + 1 } else { hi = mid }
+        }
+        var out: [Event] = []
+        var cursor = position
+        var i = lo
+        while i < live.endIndex, out.count < limit {
+            let e = ring[i]
+            if filter.matches(e) { out.append(e) }
+            cursor = e.globalPosition
+            i += 1
+        }
+        return .events(out, cursor: cursor)
+    }
+
+    /// Waits until the head moves past `position`, or `timeout` elapses, or the task is cancelled.
+    /// Returns whether new events arrived.
+    public func waitForEvents(after position: UInt64, timeout: Duration?) async -> Bool {
+        if (try? await ensureInitialized()) == nil { return false }
+        if head > position { return true }
+        if Task.isCancelled { return false }
+        nextWaiter += 1
+        let id = nextWaiter
+        let timer: Task<Void, Never>? = timeout.map { t in
+            Task { [weak self] in
+                try? await Task.sleep(for: t)
+                await self?.resumeWaiter(id, with: false)
+            }
+        }
+        defer { timer?.cancel() }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+                if Task.isCancelled { c.resume(returning: false) } else { waiters[id] = c }
+            }
+        } onCancel: {
+            Task { await self.resumeWaiter(id, with: false) }
+        }
+    }
+
+    private func resumeWaiter(_ id: UInt64, with value: Bool) {
+        waiters.removeValue(forKey: id)?.resume(returning: value)
+    }
+}

@@ -1,0 +1,351 @@
+import Foundation
+import Yams
+
+extension MinkdConfiguration {
+    /// Builds the effective configuration: defaults, then the YAML file, then
+    /// `MINKD_*` environment variables, then flags (each overriding the one before).
+    ///
+    /// - Parameters:
+    ///   - file: the `--config` path; when nil, `MINKD_CONFIG` is used; when both
+    ///     are absent no file is read.
+    ///   - environment: the process environment (`ProcessInfo.processInfo.environment`).
+    ///   - overrides: the command-line flags.
+    /// - Throws: `ConfigError` naming the key, variable or flag: an unreadable file,
+    ///   invalid YAML, an unknown key, a wrong type, an out-of-range number, a bad
+    ///   listen address, token or tenant, a postgres storage without URL, an
+    ///   invalid projection.
+    public static func load(file: String?, environment: [String: String], overrides: FlagOverrides) throws -> MinkdConfiguration {
+        var config = MinkdConfiguration()
+        func env(_ key: String) -> String? {
+            guard let value = environment[key], !value.isEmpty else { return nil }
+            return value
+        }
+        if let path = file ?? env(EnvironmentKey.config) {
+            let text: String
+            do {
+                text = try String(contentsOfFile: path, encoding: .utf8)
+            } catch {
+                throw ConfigError(keyPath: path, message: "cannot read the config file (\(Self.reason(error)))")
+            }
+            try config.apply(yaml: text, source: path)
+            config.configFile = path
+        }
+        try config.applyEnvironment(env)
+        try config.applyFlags(overrides)
+        try config.checkCombinations()
+        return config
+    }
+
+    /// Parses YAML text alone (no environment, no flags) over the defaults.
+    /// - Parameter source: the file name used in YAML syntax errors.
+    /// - Throws: `ConfigError`.
+    public static func parse(yaml: String, source: String = "config") throws -> MinkdConfiguration {
+        var config = MinkdConfiguration()
+        try config.apply(yaml: yaml, source: source)
+        try config.checkCombinations()
+        return config
+    }
+
+    private static func reason(_ error: any Error) -> String {
+        let nsError = error as NSError
+        if let underlying = nsError.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain,
+           let code = POSIXErrorCode(rawValue: Int32(underlying.code))
+        {
+            return String(cString: strerror(code.rawValue))
+        }
+        if nsError.domain == NSCocoaErrorDomain && nsError.code == NSFileReadNoSuchFileError { return "No such file or directory" }
+        if nsError.domain == NSCocoaErrorDomain && nsError.code == NSFileReadNoPermissionError { return "Permission denied" }
+        return nsError.localizedDescription
+    }
+
+    // MARK: - File
+
+    mutating func apply(yaml: String, source: String) throws {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch let error as YamlError {
+            throw ConfigError(keyPath: source, message: "invalid YAML: \(Self.describe(error))")
+        }
+        guard let root else { return }
+        if case .scalar(let scalar) = root, scalar.string.isEmpty || root.tagName == .null { return }
+        let document = ConfigNode(root, path: "")
+        for (key, node) in try document.mapping(allowing: [
+            "listen", "storage", "tenancy", "auth", "limits", "http", "shutdown", "metrics", "logging", "projections",
+        ]) {
+            switch key {
+            case "listen": listen = try ListenAddress(parsing: node.string(), keyPath: node.path)
+            case "storage": try applyStorage(node)
+            case "tenancy": try applyTenancy(node)
+            case "auth": try applyAuth(node)
+            case "limits": try applyLimits(node)
+            case "http": try applyHTTP(node)
+            case "shutdown":
+                for (key, node) in try node.mapping(allowing: ["graceSeconds"]) where key == "graceSeconds" {
+                    shutdown.graceSeconds = try node.int(atLeast: 0)
+                }
+            case "metrics":
+                for (key, node) in try node.mapping(allowing: ["requireToken"]) where key == "requireToken" {
+                    metrics.requireToken = try node.bool()
+                }
+            case "logging":
+                for (key, node) in try node.mapping(allowing: ["level", "format"]) {
+                    if key == "level" { logging.level = try Self.logLevel(node.string(), keyPath: node.path) }
+                    if key == "format" { logging.format = try Self.logFormat(node.string(), keyPath: node.path, allowAuto: true) }
+                }
+            case "projections": projections = try ProjectionParser.parse(node)
+            default: break
+            }
+        }
+    }
+
+    private static func describe(_ error: YamlError) -> String {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+            return "\(problem) at line \(mark.line), column \(mark.column)"
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            return "duplicate key \(duplicates.map { "\"\($0)\"" }.joined(separator: ", ")) at line \(context.mark.line)"
+        default:
+            return String(describing: error).split(whereSeparator: \.isNewline).first.map(String.init) ?? "unreadable"
+        }
+    }
+
+    private mutating func applyStorage(_ node: ConfigNode) throws {
+        for (key, node) in try node.mapping(allowing: ["kind", "dataDir", "url", "pool"]) {
+            switch key {
+            case "kind": storage.kind = try Self.storageKind(node.string(), keyPath: node.path)
+            case "dataDir": storage.dataDir = try node.nonEmptyString()
+            case "url": storage.url = try node.isNull ? nil : node.nonEmptyString()
+            case "pool": storage.pool = try node.int(atLeast: 1)
+            default: break
+            }
+        }
+    }
+
+    private mutating func applyTenancy(_ node: ConfigNode) throws {
+        for (key, node) in try node.mapping(allowing: ["strategy", "schemaPrefix", "autoCreate"]) {
+            switch key {
+            case "strategy": tenancy.strategy = try Self.strategy(node.string(), keyPath: node.path)
+            case "schemaPrefix":
+                let prefix = try node.string()
+                guard Self.isSchemaPrefix(prefix) else {
+                    throw ConfigError(keyPath: node.path, message: "invalid schema prefix \"\(prefix)\": must match ^[a-z_][a-z0-9_]{0,30}$")
+                }
+                tenancy.schemaPrefix = prefix
+            case "autoCreate": tenancy.autoCreate = try node.bool()
+            default: break
+            }
+        }
+    }
+
+    private mutating func applyAuth(_ node: ConfigNode) throws {
+        for (key, node) in try node.mapping(allowing: ["enabled", "tokens"]) {
+            switch key {
+            case "enabled": auth.enabled = try node.bool()
+            case "tokens":
+                auth.tokens = []
+                for tokenNode in try node.sequence() {
+                    let token = try Self.token(tokenNode)
+                    if let earlier = auth.tokens.firstIndex(where: { $0.name == token.name }) {
+                        throw ConfigError(keyPath: "\(tokenNode.path).name", message: "\"\(token.name)\" is already the name of \(node.path)[\(earlier)]")
+                    }
+                    if let earlier = auth.tokens.firstIndex(where: { $0.sha256 == token.sha256 }) {
+                        throw ConfigError(keyPath: "\(tokenNode.path).sha256", message: "the same hash as \(node.path)[\(earlier)]")
+                    }
+                    auth.tokens.append(token)
+                }
+            default: break
+            }
+        }
+    }
+
+    private static func token(_ node: ConfigNode) throws -> Token {
+        var name: String?, sha256: String?, tenant: String?, roles: Set<Token.Role>?
+        for (key, node) in try node.mapping(allowing: ["name", "sha256", "tenant", "roles"]) {
+            switch key {
+            case "name": name = try node.nonEmptyString()
+            case "sha256":
+                let hash = try node.string()
+                guard hash.utf8.count == 64, hash.allSatisfy(\.isHexDigit) else {
+                    throw ConfigError(keyPath: node.path, message: "must be 64 hex characters (the output of `minkd hash-token`), found \(hash.utf8.count) characters")
+                }
+                sha256 = hash.lowercased()
+            case "tenant":
+                let value = try node.string()
+                guard value == "*" || isTenantID(value) else {
+                    throw ConfigError(keyPath: node.path, message: "invalid tenant \"\(value)\": must match ^[a-z0-9][a-z0-9_-]{0,62}$ or be \"*\"")
+                }
+                tenant = value
+            case "roles":
+                var set = Set<Token.Role>()
+                for roleNode in try node.sequence(orScalar: true) {
+                    let text = try roleNode.string()
+                    guard let role = Token.Role(rawValue: text) else {
+                        throw ConfigError(keyPath: node.path, message: "unknown role \"\(text)\" (expected read, write or admin)")
+                    }
+                    set.insert(role)
+                }
+                guard !set.isEmpty else { throw ConfigError(keyPath: node.path, message: "at least one role is required") }
+                roles = set
+            default: break
+            }
+        }
+        guard let name else { throw ConfigError(keyPath: "\(node.path).name", message: "required") }
+        guard let sha256 else { throw ConfigError(keyPath: "\(node.path).sha256", message: "required") }
+        guard let tenant else { throw ConfigError(keyPath: "\(node.path).tenant", message: "required (a tenant ID or \"*\")") }
+        guard let roles else { throw ConfigError(keyPath: "\(node.path).roles", message: "required") }
+        return Token(name: name, sha256: sha256, tenant: tenant, roles: roles)
+    }
+
+    private mutating func applyLimits(_ node: ConfigNode) throws {
+        for (key, node) in try node.mapping(allowing: [
+            "maxBodyBytes", "maxEventsPerAppend", "maxEventBytes", "maxConnections", "subscriberBuffer",
+            "maxRequestLineBytes", "maxHeaderBytes",
+        ]) {
+            let value = try node.int(atLeast: 1)
+            switch key {
+            case "maxBodyBytes": limits.maxBodyBytes = value
+            case "maxEventsPerAppend": limits.maxEventsPerAppend = value
+            case "maxEventBytes": limits.maxEventBytes = value
+            case "maxConnections": limits.maxConnections = value
+            case "subscriberBuffer": limits.subscriberBuffer = value
+            case "maxRequestLineBytes": limits.maxRequestLineBytes = value
+            case "maxHeaderBytes": limits.maxHeaderBytes = value
+            default: break
+            }
+        }
+    }
+
+    private mutating func applyHTTP(_ node: ConfigNode) throws {
+        for (key, node) in try node.mapping(allowing: [
+            "idleTimeoutSeconds", "headerTimeoutSeconds", "gzipMinBytes", "sseKeepaliveSeconds", "cors",
+        ]) {
+            switch key {
+            case "idleTimeoutSeconds": http.idleTimeoutSeconds = try node.int(atLeast: 1)
+            case "headerTimeoutSeconds": http.headerTimeoutSeconds = try node.int(atLeast: 1)
+            case "gzipMinBytes": http.gzipMinBytes = try node.int(atLeast: 0)
+            case "sseKeepaliveSeconds": http.sseKeepaliveSeconds = try node.int(atLeast: 1)
+            case "cors":
+                for (key, node) in try node.mapping(allowing: ["allowedOrigins"]) where key == "allowedOrigins" {
+                    http.corsAllowedOrigins = try node.sequence().map { origin in
+                        let text = try origin.string()
+                        guard text == "*" || text.hasPrefix("http://") || text.hasPrefix("https://"), !text.hasSuffix("/") else {
+                            throw ConfigError(keyPath: origin.path, message: "invalid origin \"\(text)\" (expected \"*\" or scheme://host[:port])")
+                        }
+                        return text
+                    }
+                }
+            default: break
+            }
+        }
+    }
+
+    // MARK: - Environment and flags
+
+    private mutating func applyEnvironment(_ env: (String) -> String?) throws {
+        if let value = env(EnvironmentKey.listen) { listen = try ListenAddress(parsing: value, keyPath: EnvironmentKey.listen) }
+        if let value = env(EnvironmentKey.dataDir) { storage.dataDir = value }
+        if let value = env(EnvironmentKey.storage) { storage.kind = try Self.storageKind(value, keyPath: EnvironmentKey.storage) }
+        if let value = env(EnvironmentKey.databaseURL) { storage.url = value }
+        if let value = env(EnvironmentKey.logLevel) { logging.level = try Self.logLevel(value, keyPath: EnvironmentKey.logLevel) }
+        if let value = env(EnvironmentKey.logFormat) {
+            logging.format = try Self.logFormat(value, keyPath: EnvironmentKey.logFormat, allowAuto: true)
+        }
+        if let value = env(EnvironmentKey.insecure) { insecure = try Self.boolean(value, keyPath: EnvironmentKey.insecure) }
+        if let value = env(EnvironmentKey.tenancyStrategy) {
+            tenancy.strategy = try Self.strategy(value, keyPath: EnvironmentKey.tenancyStrategy)
+        }
+        if let value = env(EnvironmentKey.authEnabled) { auth.enabled = try Self.boolean(value, keyPath: EnvironmentKey.authEnabled) }
+        if let value = env(EnvironmentKey.metricsRequireToken) {
+            metrics.requireToken = try Self.boolean(value, keyPath: EnvironmentKey.metricsRequireToken)
+        }
+        if let value = env(EnvironmentKey.graceSeconds) {
+            guard let seconds = Int(value), seconds >= 0 else {
+                throw ConfigError(keyPath: EnvironmentKey.graceSeconds, message: "expected an integer ≥ 0, found \"\(value)\"")
+            }
+            shutdown.graceSeconds = seconds
+        }
+    }
+
+    private mutating func applyFlags(_ flags: FlagOverrides) throws {
+        if let value = flags.listen { listen = try ListenAddress(parsing: value, keyPath: "--listen") }
+        if let value = flags.dataDir {
+            guard !value.isEmpty else { throw ConfigError(keyPath: "--data-dir", message: "must not be empty") }
+            storage.dataDir = value
+        }
+        if let value = flags.storage { storage.kind = try Self.storageKind(value, keyPath: "--storage") }
+        if let value = flags.databaseURL {
+            guard !value.isEmpty else { throw ConfigError(keyPath: "--database-url", message: "must not be empty") }
+            storage.url = value
+        }
+        if let value = flags.logLevel { logging.level = try Self.logLevel(value, keyPath: "--log-level") }
+        if let value = flags.logFormat { logging.format = try Self.logFormat(value, keyPath: "--log-format", allowAuto: false) }
+        if flags.insecure { insecure = true }
+    }
+
+    private func checkCombinations() throws {
+        if storage.kind == .postgres && (storage.url ?? "").isEmpty {
+            throw ConfigError(keyPath: "storage.url", message: "required when storage.kind is postgres (or set MINKD_DATABASE_URL, --database-url)")
+        }
+    }
+
+    // MARK: - Values
+
+    private static func storageKind(_ text: String, keyPath: String) throws -> Storage.Kind {
+        try choice(text, keyPath: keyPath, what: "storage kind")
+    }
+
+    private static func strategy(_ text: String, keyPath: String) throws -> Tenancy.Strategy {
+        try choice(text, keyPath: keyPath, what: "tenancy strategy")
+    }
+
+    private static func logLevel(_ text: String, keyPath: String) throws -> Logging.Level {
+        try choice(text, keyPath: keyPath, what: "log level")
+    }
+
+    private static func logFormat(_ text: String, keyPath: String, allowAuto: Bool) throws -> Logging.Format? {
+        if allowAuto && text == "auto" { return nil }
+        guard let format = Logging.Format(rawValue: text) else {
+            let expected = (Logging.Format.allCases.map(\.rawValue) + (allowAuto ? ["auto"] : [])).joined(separator: ", ")
+            throw ConfigError(keyPath: keyPath, message: "unknown log format \"\(text)\" (expected \(expected))")
+        }
+        return format
+    }
+
+    private static func choice<T: RawRepresentable & CaseIterable>(_ text: String, keyPath: String, what: String) throws -> T
+    where T.RawValue == String {
+        guard let value = T(rawValue: text) else {
+            let expected = T.allCases.map(\.rawValue).joined(separator: ", ")
+            throw ConfigError(keyPath: keyPath, message: "unknown \(what) \"\(text)\" (expected \(expected))")
+        }
+        return value
+    }
+
+    private static func boolean(_ text: String, keyPath: String) throws -> Bool {
+        switch text.lowercased() {
+        case "1", "true", "yes", "on": return true
+        case "0", "false", "no", "off": return false
+        default: throw ConfigError(keyPath: keyPath, message: "expected true or false, found \"\(text)\"")
+        }
+    }
+
+    static func isTenantID(_ id: String) -> Bool {
+        let bytes = Array(id.utf8)
+        guard (1...63).contains(bytes.count) else { return false }
+        for (index, byte) in bytes.enumerated() {
+            let alphanumeric = (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+            guard alphanumeric || (index > 0 && (byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-"))) else { return false }
+        }
+        return true
+    }
+
+    private static func isSchemaPrefix(_ prefix: String) -> Bool {
+        let bytes = Array(prefix.utf8)
+        guard (1...31).contains(bytes.count) else { return false }
+        for (index, byte) in bytes.enumerated() {
+            let letter = (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || byte == UInt8(ascii: "_")
+            guard letter || (index > 0 && byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) else { return false }
+        }
+        return true
+    }
+}

@@ -1,0 +1,66 @@
+/// A complete HTTP request as handed to an ``HTTPResponder``.
+public struct HTTPRequest: Sendable {
+    /// The method token, e.g. `GET` (case-sensitive, as sent).
+    public var method: String
+    /// The request target exactly as sent on the request line.
+    public var target: String
+    /// The path part of the target, raw (percent-encoding is not decoded). For an
+    /// absolute-form target (`http://host/p?q`) this is `/p`; for `*` it is `*`.
+    public var path: String
+    /// The query part after the first `?`, without the `?`, or `nil`.
+    public var query: String?
+    /// The protocol version of the request line.
+    public var version: HTTPVersion
+    /// The header fields in the order received (trailer fields are not included).
+    public var headers: HTTPHeaders
+    /// The body, already de-chunked and (in the server) decompressed.
+    public var body: [UInt8]
+    /// The peer's address as `host:port`, filled in by the server.
+    public var remoteAddress: String
+
+    /// Creates a request; `path` and `query` are derived from `target`.
+    public init(
+        method: String, target: String, version: HTTPVersion = .http1_1,
+        headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = [], remoteAddress: String = ""
+    ) {
+        self.method = method
+        self.target = target
+        (self.path, self.query) = HTTPRequest.split(target: target)
+        self.version = version
+        self.headers = headers
+        self.body = body
+        self.remoteAddress = remoteAddress
+    }
+
+    /// Whether the client asked for `Expect: 100-continue`.
+    public var expectsContinue: Bool {
+        guard let e = headers["Expect"] else { return false }
+        return asciiCaseInsensitiveEquals(trimOWS(e), "100-continue")
+    }
+
+    /// Whether the connection may stay open after this request, from the version and
+    /// the `Connection` header alone (RFC 9112 9.3).
+    public var isKeepAlive: Bool {
+        if headers.containsToken("close", in: "Connection") { return false }
+        if version == .http1_1 { return true }
+        return headers.containsToken("keep-alive", in: "Connection")
+    }
+
+    static func split(target: String) -> (path: String, query: String?) {
+        var t = Substring(target)
+        if !t.hasPrefix("/"), let colon = t.firstIndex(of: ":"), t[colon...].hasPrefix("://") {
+            // absolute-form: drop scheme and authority.
+            t = t[t.index(colon, offsetBy: 3)...]
+            if let slash = t.firstIndex(where: { $0 == "/" || $0 == "?" }) {
+                t = t[slash...]
+            } else {
+                t = "/"
+            }
+            if t.hasPrefix("?") { t = "/" + t }
+        }
+        if let q = t.firstIndex(of: "?") {
+            return (String(t[..<q]), String(t[t.index(after: q)...]))
+        }
+        return (String(t), nil)
+    }
+}

@@ -1,0 +1,265 @@
+/// The protocol logic of one server connection, free of I/O: it is fed received
+/// bytes, response completions and clock ticks, and returns the actions the I/O
+/// shell must perform.
+///
+/// Requests are handed out one at a time (``Action/dispatch(_:keepAlive:)``); the
+/// next pipelined request is only parsed after ``responseSent(close:now:)``, so
+/// responses are written strictly in request order.
+///
+/// Time is passed in as monotonic nanoseconds (`now`), so tests drive it by hand.
+public struct HTTPConnectionStateMachine: Sendable {
+    /// Timeouts and limits of a connection.
+    public struct Configuration: Sendable {
+        /// Parser limits; ``HTTPParserLimits/maxBodyBytes`` also bounds a
+        /// decompressed (`Content-Encoding: gzip`) body.
+        public var limits: HTTPParserLimits
+        /// Time allowed from the first byte of a request (or from accepting the
+        /// connection) until its head is complete; then `408` and close.
+        public var headerTimeoutNanos: UInt64
+        /// Time a keep-alive connection may sit idle between requests; then close.
+        public var idleTimeoutNanos: UInt64
+        /// Time allowed without any received byte while a body is being read; then `408`.
+        public var bodyTimeoutNanos: UInt64
+        /// Whether to decompress request bodies sent with `Content-Encoding: gzip`.
+        public var decompressRequests: Bool
+
+        /// Creates a configuration; defaults follow the minkd contract.
+        public init(
+            limits: HTTPParserLimits = HTTPParserLimits(),
+            headerTimeoutNanos: UInt64 = 10_000_000_000,
+            idleTimeoutNanos: UInt64 = 75_000_000_000,
+            bodyTimeoutNanos: UInt64 = 60_000_000_000,
+            decompressRequests: Bool = true
+        ) {
+            self.limits = limits
+            self.headerTimeoutNanos = headerTimeoutNanos
+            self.idleTimeoutNanos = idleTimeoutNanos
+            self.bodyTimeoutNanos = bodyTimeoutNanos
+            self.decompressRequests = decompressRequests
+        }
+    }
+
+    /// Something the I/O shell must do.
+    public enum Action: Sendable {
+        /// Queue these bytes for writing (an interim `100 Continue` or an error response).
+        case write([UInt8])
+        /// Hand the request to the responder; when its response has been queued,
+        /// call ``responseSent(close:now:)``. `keepAlive` is false when the connection
+        /// must close after this response.
+        case dispatch(HTTPRequest, keepAlive: Bool)
+        /// Flush queued bytes, then close the connection.
+        case close
+    }
+
+    private enum State: Sendable {
+        /// Waiting for (the rest of) a request head or body.
+        case reading
+        /// A request has been dispatched; its response is not yet sent.
+        case responding(keepAlive: Bool)
+        /// Closing; nothing more is read or dispatched.
+        case closed
+    }
+
+    /// The configuration in use.
+    public let configuration: Configuration
+    private var parser: HTTPRequestParser
+    private var state: State = .reading
+    private var continueSent = false
+    private var peerClosed = false
+    private var draining = false
+    /// Start of the current wait (head timer, idle timer or body timer).
+    private var timerStart: UInt64
+    private var headStarted: Bool
+    /// Number of requests dispatched on this connection.
+    public private(set) var requestCount = 0
+
+    /// Creates the state machine of a connection accepted at `now`.
+    public init(configuration: Configuration = Configuration(), now: UInt64) {
+        self.configuration = configuration
+        self.parser = HTTPRequestParser(limits: configuration.limits)
+        self.timerStart = now
+        // A fresh connection must send its first head within the header timeout.
+        self.headStarted = true
+    }
+
+    /// Whether a response is being produced.
+    public var isResponding: Bool {
+        if case .responding = state { return true }
+        return false
+    }
+
+    /// Whether the connection is closing or closed.
+    public var isClosed: Bool {
+        if case .closed = state { return true }
+        return false
+    }
+
+    /// Received bytes not yet consumed by a dispatched request.
+    public var bufferedByteCount: Int { parser.bufferedByteCount }
+
+    /// The instant (monotonic nanoseconds) at which ``timerFired(now:)`` must be
+    /// called, or `nil` when no timer runs (while responding or closed).
+    public var deadline: UInt64? {
+        guard case .reading = state else { return nil }
+        if parser.pendingHead != nil { return timerStart &+ configuration.bodyTimeoutNanos }
+        if headStarted || parser.isMidRequest { return timerStart &+ configuration.headerTimeoutNanos }
+        return timerStart &+ configuration.idleTimeoutNanos
+    }
+
+    /// Feeds received bytes.
+    public mutating func bytesReceived(_ bytes: ArraySlice<UInt8>, now: UInt64) -> [Action] {
+        if case .closed = state { return [] }
+        noteProgress(now: now)
+        parser.feed(bytes)
+        return advance(now: now)
+    }
+
+    /// Feeds received bytes straight from a read buffer.
+    public mutating func bytesReceived(_ bytes: UnsafeRawBufferPointer, now: UInt64) -> [Action] {
+        if case .closed = state { return [] }
+        noteProgress(now: now)
+        parser.feed(bytes)
+        return advance(now: now)
+    }
+
+    private mutating func noteProgress(now: UInt64) {
+        guard case .reading = state else { return }
+        if parser.pendingHead != nil {
+            timerStart = now  // body timer counts from the last byte
+        } else if !parser.isMidRequest && !headStarted {
+            timerStart = now  // first byte of a new head starts the header timer
+            headStarted = true
+        }
+    }
+
+    /// The peer closed its sending side (read returned 0).
+    public mutating func peerClosedInput() -> [Action] {
+        peerClosed = true
+        switch state {
+        case .reading:
+            state = .closed
+            return [.close]
+        case .responding, .closed:
+            return []
+        }
+    }
+
+    /// The response to the dispatched request has been queued for writing.
+    /// - Parameter close: the response asked to close the connection
+    ///   (`Connection: close`, a close-delimited body, or an error).
+    public mutating func responseSent(close: Bool, now: UInt64) -> [Action] {
+        guard case .responding(let keepAlive) = state else { return [] }
+        if close || !keepAlive || draining {
+            state = .closed
+            return [.close]
+        }
+        state = .reading
+        continueSent = false
+        timerStart = now
+        headStarted = parser.isMidRequest
+        var actions = advance(now: now)
+        if peerClosed, case .reading = state {
+            state = .closed
+            actions.append(.close)
+        }
+        return actions
+    }
+
+    /// The server is shutting down: idle connections close now, a connection with a
+    /// request in flight closes after its response.
+    public mutating func beginShutdown() -> [Action] {
+        draining = true
+        if case .reading = state, !parser.isMidRequest {
+            state = .closed
+            return [.close]
+        }
+        return []
+    }
+
+    /// The deadline has passed: answer `408` if a request is under way, and close.
+    public mutating func timerFired(now: UInt64) -> [Action] {
+        guard let deadline, now >= deadline else { return [] }
+        let midRequest = parser.isMidRequest
+        state = .closed
+        if midRequest {
+            return [.write(Self.errorResponse(status: 408, message: "request not received in time")), .close]
+        }
+        return [.close]
+    }
+
+    private mutating func advance(now: UInt64) -> [Action] {
+        guard case .reading = state else { return [] }
+        do {
+            if let request = try parser.next() {
+                return dispatch(request, now: now)
+            }
+            if let head = parser.pendingHead, head.expectsContinue, head.version == .http1_1, !continueSent {
+                continueSent = true
+                return [.write(Self.continueResponse)]
+            }
+            return []
+        } catch {
+            state = .closed
+            return [.write(Self.errorResponse(status: error.status, message: error.reason)), .close]
+        }
+    }
+
+    private mutating func dispatch(_ request: HTTPRequest, now: UInt64) -> [Action] {
+        var request = request
+        if configuration.decompressRequests, let encoding = request.headers["Content-Encoding"] {
+            let coding = trimOWS(encoding)
+            if asciiCaseInsensitiveEquals(coding, "gzip") || asciiCaseInsensitiveEquals(coding, "x-gzip") {
+                do {
+                    request.body = try Gzip.decompress(request.body, limit: configuration.limits.maxBodyBytes)
+                    request.headers.remove(name: "Content-Encoding")
+                } catch .tooLarge {
+                    state = .closed
+                    return [.write(Self.errorResponse(status: 413, message: "decompressed request body too large")), .close]
+                } catch {
+                    state = .closed
+                    return [.write(Self.errorResponse(status: 400, message: "invalid gzip request body")), .close]
+                }
+            }
+        }
+        requestCount += 1
+        let keepAlive = request.isKeepAlive && !draining
+        state = .responding(keepAlive: keepAlive)
+        return [.dispatch(request, keepAlive: keepAlive)]
+    }
+
+    /// `HTTP/1.1 100 Continue`.
+    public static let continueResponse: [UInt8] = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+
+    /// A JSON error response in the contract's shape, with `Connection: close`.
+    public static func errorResponse(status: Int, message: String) -> [UInt8] {
+        let body = errorBody(status: status, message: message)
+        let headers: HTTPHeaders = ["Content-Type": "application/json; charset=utf-8"]
+        return HTTPResponseEncoder.encode(status: status, headers: headers, body: body, connection: "close")
+    }
+
+    /// `{"error":{"code":...,"message":...}}` for a transport-level error.
+    public static func errorBody(status: Int, message: String) -> [UInt8] {
+        let code: String
+        switch status {
+        case 400: code = "bad_request"
+        case 408: code = "request_timeout"
+        case 413: code = "payload_too_large"
+        case 414: code = "uri_too_long"
+        case 431: code = "header_fields_too_large"
+        case 501: code = "not_implemented"
+        case 503: code = "unavailable"
+        case 505: code = "http_version_not_supported"
+        default: code = "internal"
+        }
+        var escaped = ""
+        for c in message.unicodeScalars {
+            switch c {
+            case "\"": escaped += "\\\""
+            case "\\": escaped += "\\\\"
+            case _ where c.value < 0x20: escaped += " "
+            default: escaped.unicodeScalars.append(c)
+            }
+        }
+        return Array("{\"error\":{\"code\":\"\(code)\",\"message\":\"\(escaped)\"}}".utf8)
+    }
+}

@@ -1,0 +1,85 @@
+/// A response produced by an ``HTTPResponder``.
+///
+/// The server adds `Date`, `Content-Length` (or the chunked / event-stream framing)
+/// and `Connection`; it gzip-encodes large bodies when the client accepts gzip and
+/// strips the body of responses to `HEAD`.
+public struct HTTPResponse: Sendable {
+    /// The status code.
+    public var status: Int
+    /// Header fields; framing headers set here are replaced by the server's own.
+    public var headers: HTTPHeaders
+    /// The body.
+    public var body: HTTPResponseBody
+
+    /// Creates a response.
+    public init(status: Int, headers: HTTPHeaders = HTTPHeaders(), body: HTTPResponseBody = .bytes([])) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    /// Creates a response with a byte body.
+    public init(status: Int, headers: HTTPHeaders = HTTPHeaders(), bytes: [UInt8]) {
+        self.init(status: status, headers: headers, body: .bytes(bytes))
+    }
+}
+
+/// The body of an ``HTTPResponse``.
+public enum HTTPResponseBody: Sendable {
+    /// A complete body, sent with `Content-Length`.
+    case bytes([UInt8])
+    /// A body produced over time by the closure. It is sent with
+    /// `Transfer-Encoding: chunked` (each `write` becomes one chunk), except when the
+    /// response's `Content-Type` is `text/event-stream` or the client speaks HTTP/1.0:
+    /// then the bytes are written as they are and the connection closes when the
+    /// closure returns. The closure is not run for `HEAD` requests.
+    ///
+    /// When the server shuts down, the task running the closure is cancelled and
+    /// ``HTTPBodyWriter/isShuttingDown`` becomes true; the closure should return soon.
+    case stream(@Sendable (any HTTPBodyWriter) async throws -> Void)
+}
+
+/// Writes the body of a streaming response.
+public protocol HTTPBodyWriter: Sendable {
+    /// Queues bytes for the peer.
+    ///
+    /// Suspends while the connection's bounded output queue is full (the peer reads
+    /// slower than the body is produced), so a slow reader never grows the server's
+    /// memory without bound.
+    /// - Throws: ``HTTPConnectionClosedError`` when the peer is gone, or
+    ///   `CancellationError` when the task is cancelled (server shutdown).
+    func write(_ bytes: [UInt8]) async throws
+    /// Whether the server is draining; a long-lived stream should end.
+    var isShuttingDown: Bool { get }
+}
+
+/// Thrown by ``HTTPBodyWriter/write(_:)`` when the connection has closed.
+public struct HTTPConnectionClosedError: Error, Sendable, Equatable {
+    /// Creates the error.
+    public init() {}
+}
+
+/// The application: turns requests into responses.
+///
+/// `respond` runs on Swift's cooperative pool, one task per request; it must not
+/// block a thread. It cannot throw: map errors to statuses (the contract's error
+/// shape) inside the responder.
+public protocol HTTPResponder: Sendable {
+    /// Answers one request.
+    func respond(to request: HTTPRequest) async -> HTTPResponse
+}
+
+/// An ``HTTPResponder`` made from a closure.
+public struct HTTPClosureResponder: HTTPResponder {
+    private let body: @Sendable (HTTPRequest) async -> HTTPResponse
+
+    /// Wraps `body`.
+    public init(_ body: @escaping @Sendable (HTTPRequest) async -> HTTPResponse) {
+        self.body = body
+    }
+
+    /// Calls the closure.
+    public func respond(to request: HTTPRequest) async -> HTTPResponse {
+        await body(request)
+    }
+}

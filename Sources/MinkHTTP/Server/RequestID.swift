@@ -1,0 +1,27 @@
+import Synchronization
+
+/// Generates `X-Request-ID` values: 16 hex digits from a random per-process prefix
+/// and a counter, unique within the process and cheap (no locks, no allocation
+/// beyond the string).
+public enum RequestID {
+    private static let prefix = UInt64.random(in: 0...UInt64.max) & 0xFFFF_FFFF_0000_0000
+    private static let counter = Atomic<UInt64>(0)
+
+    /// A new request ID such as `3fa2c01b00000001`.
+    public static func generate() -> String {
+        let n = counter.wrappingAdd(1, ordering: .relaxed).newValue
+        let v = prefix | (n & 0xFFFF_FFFF)
+        let hex = String(v, radix: 16)
+        return String(repeating: "0", count: 16 - hex.utf8.count) + hex
+    }
+
+    /// The client's `X-Request-ID` if it is a sane token (1–128 visible ASCII
+    /// characters), otherwise a generated one.
+    public static func from(_ request: HTTPRequest) -> String {
+        if let id = request.headers["X-Request-ID"], !id.isEmpty, id.utf8.count <= 128,
+           id.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) {
+            return id
+        }
+        return generate()
+    }
+}

@@ -1,0 +1,389 @@
+import Dispatch
+
+/// The I/O shell of one accepted connection: reads feed the
+/// ``HTTPConnectionStateMachine``, whose actions it performs (write, run the
+/// responder, close).
+final class ServerConnection: @unchecked Sendable {
+    // Invariant: every mutable property is touched only on `loop.queue`. Other
+    // threads (request tasks, body writers) reach the connection only through
+    // `loop.queue.async`.
+    let fd: Int32
+    let loop: EventLoop
+    let context: ServerContext
+    let remoteAddress: String
+    /// Whether this connection counts against `maxConnections` (a rejected one does not).
+    private let counted: Bool
+
+    private var machine: HTTPConnectionStateMachine
+    private var readSource: DispatchSourceRead?
+    private var readSuspended = false
+    private var writeSource: DispatchSourceWrite?
+    private var writeSuspended = true
+    private var openSources = 0
+
+    private var output: [[UInt8]] = []
+    private var outputOffset = 0
+    private(set) var queuedBytes = 0
+    private var lastWriteProgress: UInt64 = 0
+    private var waiters: [CheckedContinuation<Void, any Error>] = []
+
+    private var closeAfterFlush = false
+    private var lingerDeadline: UInt64?
+    private var peerEOF = false
+    private(set) var closed = false
+
+    /// Whether everything has been sent and the connection only drains input before
+    /// closing (shutdown need not wait for it).
+    var isLingering: Bool { lingerDeadline != nil }
+
+    private var task: Task<Void, Never>?
+    private var streaming = false
+    /// Set when the stream's task was cancelled; a write registered after the
+    /// cancellation hop (both go through `loop.queue`) fails at once.
+    private var streamCancelled = false
+
+    init(fd: Int32, remoteAddress: String, loop: EventLoop, context: ServerContext, counted: Bool) {
+        self.fd = fd
+        self.remoteAddress = remoteAddress
+        self.loop = loop
+        self.context = context
+        self.counted = counted
+        self.machine = HTTPConnectionStateMachine(configuration: context.connectionConfiguration, now: monotonicNanos())
+    }
+
+    // MARK: - Lifecycle (on loop.queue)
+
+    /// Registers with the loop and starts reading.
+    func start() {
+        loop.connections[ObjectIdentifier(self)] = self
+        let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: loop.queue)
+        source.setEventHandler { [unowned self] in self.onReadable() }
+        source.setCancelHandler { [self] in self.sourceCancelled() }
+        openSources += 1
+        readSource = source
+        source.resume()
+        if context.shuttingDown.load(ordering: .relaxed) {
+            run(machine.beginShutdown())
+        }
+    }
+
+    /// Answers `503` at once and closes: used beyond `maxConnections`.
+    func reject() {
+        start()
+        run([.write(HTTPConnectionStateMachine.errorResponse(status: 503, message: "too many connections")), .close])
+    }
+
+    private func sourceCancelled() {
+        openSources -= 1
+        if openSources == 0 {
+            // Only now may the descriptor be closed: a source still registered on a
+            // reused descriptor number would fire for someone else's socket.
+            Socket.close(fd)
+        }
+    }
+
+    /// Closes at once: cancels sources, fails waiting writers, cancels a stream.
+    func finalClose() {
+        if closed { return }
+        closed = true
+        loop.connections[ObjectIdentifier(self)] = nil
+        if let readSource {
+            if readSuspended { readSource.resume() }
+            readSource.cancel()
+        }
+        if let writeSource {
+            if writeSuspended { writeSource.resume() }
+            writeSource.cancel()
+        }
+        readSource = nil
+        writeSource = nil
+        output = []
+        queuedBytes = 0
+        failWaiters(HTTPConnectionClosedError())
+        if streaming { task?.cancel() }
+        task = nil
+        if counted { context.openConnections.subtract(1, ordering: .relaxed) }
+    }
+
+    /// Server shutdown: idle connections close, busy ones close after their response;
+    /// streaming responses are cancelled.
+    func beginShutdown() {
+        if closed { return }
+        run(machine.beginShutdown())
+        if streaming { task?.cancel() }
+    }
+
+    /// Periodic check of timeouts.
+    func tick(now: UInt64) {
+        if closed { return }
+        if let lingerDeadline {
+            if now >= lingerDeadline { finalClose() }
+            return
+        }
+        if queuedBytes > 0, now &- lastWriteProgress > context.configuration.writeTimeout.nanoseconds {
+            finalClose()
+            return
+        }
+        if let deadline = machine.deadline, now >= deadline {
+            run(machine.timerFired(now: now))
+        }
+    }
+
+    // MARK: - Reading
+
+    private func onReadable() {
+        if closed { return }
+        let buffer = loop.readBuffer
+        for _ in 0..<4 {
+            let result: IOResult<Int>
+            do {
+                result = try Socket.read(fd, into: buffer)
+            } catch {
+                finalClose()
+                return
+            }
+            switch result {
+            case .wouldBlock:
+                return
+            case .done(0):
+                peerEOF = true
+                pauseReading()
+                if lingerDeadline != nil {
+                    finalClose()
+                    return
+                }
+                // The peer will send nothing more; a running stream has no reader.
+                if streaming { task?.cancel() }
+                run(machine.peerClosedInput())
+                return
+            case .done(let n):
+                if lingerDeadline != nil { continue }  // draining before close
+                run(machine.bytesReceived(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), now: monotonicNanos()))
+                if closed || closeAfterFlush { return }
+                if machine.isResponding && machine.bufferedByteCount > 64 * 1024 {
+                    // Pipelined input beyond a bound waits in the kernel, not in memory.
+                    pauseReading()
+                    return
+                }
+                // A short read drained the socket: skip the recv that would say EAGAIN.
+                if n < buffer.count { return }
+            }
+        }
+    }
+
+    private func pauseReading() {
+        guard !readSuspended, let readSource else { return }
+        readSuspended = true
+        readSource.suspend()
+    }
+
+    private func resumeReading() {
+        guard readSuspended, !peerEOF, let readSource else { return }
+        readSuspended = false
+        readSource.resume()
+    }
+
+    // MARK: - Actions
+
+    private func run(_ actions: [HTTPConnectionStateMachine.Action]) {
+        for action in actions {
+            switch action {
+            case .write(let bytes):
+                enqueue(bytes)
+            case .dispatch(let request, let keepAlive):
+                dispatch(request, keepAlive: keepAlive)
+            case .close:
+                closeAfterFlush = true
+                if queuedBytes == 0 { beginLinger() }
+            }
+        }
+    }
+
+    /// Half-closes, then drains input until EOF or the linger timeout, so the peer
+    /// reads the last response before the connection goes.
+    private func beginLinger() {
+        if closed || lingerDeadline != nil { return }
+        if peerEOF {
+            finalClose()
+            return
+        }
+        Socket.shutdownWrite(fd)
+        lingerDeadline = monotonicNanos() &+ context.configuration.lingerTimeout.nanoseconds
+        resumeReading()
+    }
+
+    private func dispatch(_ request: HTTPRequest, keepAlive: Bool) {
+        var request = request
+        request.remoteAddress = remoteAddress
+        context.totalRequests.add(1, ordering: .relaxed)
+        let context = self.context
+        let loop = self.loop
+        task = Task { [self] in
+            let response = await context.responder.respond(to: request)
+            let prepared = ResponsePreparer.prepare(
+                response, for: request, keepAlive: keepAlive, gzipMinBytes: context.configuration.gzipMinBytes)
+            switch prepared {
+            case .complete(let bytes, let close):
+                loop.queue.async { self.responseReady(bytes, close: close) }
+            case .stream(let head, let framing, let close, let body):
+                await runStream(head: head, framing: framing, close: close, body: body)
+            }
+        }
+    }
+
+    private func runStream(head: [UInt8], framing: HTTPBodyFraming, close: Bool,
+                           body: @Sendable (any HTTPBodyWriter) async throws -> Void) async {
+        context.activeStreams.add(1, ordering: .relaxed)
+        defer { context.activeStreams.subtract(1, ordering: .relaxed) }
+        loop.queue.async {
+            self.streaming = true
+            self.streamCancelled = false
+            self.enqueue(head)
+        }
+        let writer = ConnectionBodyWriter(connection: self, chunked: framing == .chunked)
+        var clean = true
+        do {
+            try await body(writer)
+        } catch is CancellationError {
+            // Shutdown or peer gone: end the body cleanly if the connection is still there.
+        } catch {
+            clean = false
+        }
+        let isClean = clean
+        loop.queue.async {
+            self.streaming = false
+            if isClean, framing == .chunked { self.enqueue(ChunkedEncoder.end) }
+            self.responseReady([], close: close || !isClean)
+        }
+    }
+
+    private func responseReady(_ bytes: [UInt8], close: Bool) {
+        if closed { return }
+        task = nil
+        if !bytes.isEmpty { enqueue(bytes) }
+        run(machine.responseSent(close: close, now: monotonicNanos()))
+        if !closed && !closeAfterFlush { resumeReading() }
+    }
+
+    // MARK: - Writing
+
+    func enqueue(_ bytes: [UInt8]) {
+        if closed || bytes.isEmpty { return }
+        if queuedBytes == 0 { lastWriteProgress = monotonicNanos() }
+        output.append(bytes)
+        queuedBytes += bytes.count
+        flush()
+    }
+
+    private func flush() {
+        while !output.isEmpty {
+            let result: IOResult<Int>
+            do {
+                let offset = outputOffset
+                result = try output[0].withUnsafeBytes { b throws(SocketError) in
+                    try Socket.write(fd, UnsafeRawBufferPointer(rebasing: b[offset...]))
+                }
+            } catch {
+                finalClose()
+                return
+            }
+            switch result {
+            case .wouldBlock:
+                awaitWritable()
+                wakeWaitersIfBelowLowWater()
+                return
+            case .done(let n):
+                lastWriteProgress = monotonicNanos()
+                outputOffset += n
+                queuedBytes -= n
+                if outputOffset == output[0].count {
+                    output.removeFirst()
+                    outputOffset = 0
+                }
+            }
+        }
+        if let writeSource, !writeSuspended {
+            writeSuspended = true
+            writeSource.suspend()
+        }
+        wakeWaitersIfBelowLowWater()
+        if closeAfterFlush { beginLinger() }
+    }
+
+    private func awaitWritable() {
+        if writeSource == nil {
+            let source = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: loop.queue)
+            source.setEventHandler { [unowned self] in self.flush() }
+            source.setCancelHandler { [self] in self.sourceCancelled() }
+            openSources += 1
+            writeSource = source
+        }
+        if writeSuspended {
+            writeSuspended = false
+            writeSource!.resume()
+        }
+    }
+
+    private func wakeWaitersIfBelowLowWater() {
+        guard !waiters.isEmpty, queuedBytes <= context.configuration.maxQueuedWriteBytes / 2 else { return }
+        let w = waiters
+        waiters = []
+        for c in w { c.resume() }
+    }
+
+    private func failWaiters(_ error: any Error) {
+        let w = waiters
+        waiters = []
+        for c in w { c.resume(throwing: error) }
+    }
+
+    /// Called by a body writer (via `loop.queue`): queue bytes, then resume the
+    /// writer now or once the queue has drained below half the bound.
+    func writeFromStream(_ bytes: [UInt8], continuation: CheckedContinuation<Void, any Error>) {
+        if closed || closeAfterFlush {
+            continuation.resume(throwing: HTTPConnectionClosedError())
+            return
+        }
+        if streamCancelled {
+            continuation.resume(throwing: CancellationError())
+            return
+        }
+        enqueue(bytes)
+        if closed {
+            continuation.resume(throwing: HTTPConnectionClosedError())
+        } else if queuedBytes <= context.configuration.maxQueuedWriteBytes {
+            continuation.resume()
+        } else {
+            waiters.append(continuation)
+        }
+    }
+
+    func cancelWaiters() {
+        if streaming { streamCancelled = true }
+        failWaiters(CancellationError())
+    }
+}
+
+/// The ``HTTPBodyWriter`` of a streaming response on a server connection.
+struct ConnectionBodyWriter: HTTPBodyWriter {
+    let connection: ServerConnection
+    let chunked: Bool
+
+    func write(_ bytes: [UInt8]) async throws {
+        if bytes.isEmpty { return }
+        try Task.checkCancellation()
+        let framed = chunked ? ChunkedEncoder.chunk(bytes) : bytes
+        let connection = self.connection
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+                connection.loop.queue.async { connection.writeFromStream(framed, continuation: c) }
+            }
+        } onCancel: {
+            connection.loop.queue.async { connection.cancelWaiters() }
+        }
+    }
+
+    var isShuttingDown: Bool {
+        connection.context.shuttingDown.load(ordering: .relaxed)
+    }
+}

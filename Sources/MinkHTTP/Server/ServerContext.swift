@@ -1,0 +1,22 @@
+import Synchronization
+
+/// What every connection of one server shares: configuration, responder, counters.
+final class ServerContext: Sendable {
+    let configuration: HTTPServerConfiguration
+    let connectionConfiguration: HTTPConnectionStateMachine.Configuration
+    let responder: any HTTPResponder
+    let log: (@Sendable (String) -> Void)?
+    let openConnections = Atomic<Int>(0)
+    let totalConnections = Atomic<Int>(0)
+    let rejectedConnections = Atomic<Int>(0)
+    let totalRequests = Atomic<Int>(0)
+    let activeStreams = Atomic<Int>(0)
+    let shuttingDown = Atomic<Bool>(false)
+
+    init(configuration: HTTPServerConfiguration, responder: any HTTPResponder, log: (@Sendable (String) -> Void)?) {
+        self.configuration = configuration
+        self.connectionConfiguration = configuration.connectionConfiguration
+        self.responder = responder
+        self.log = log
+    }
+}

@@ -1,0 +1,184 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Thin wrappers over the BSD socket calls used by the server and the client.
+/// Every call goes through ``syscall(_:_:)``.
+enum Socket {
+    #if canImport(Glibc)
+    static let streamType = Int32(SOCK_STREAM.rawValue)
+    static let sendFlags = Int32(MSG_NOSIGNAL)
+    #else
+    static let streamType = SOCK_STREAM
+    static let sendFlags: Int32 = 0
+    #endif
+
+    /// Resolves `host:port` (numeric or a name such as `localhost`).
+    static func resolve(host: String, port: Int, passive: Bool) throws(SocketError) -> (storage: sockaddr_storage, length: socklen_t) {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = streamType
+        hints.ai_flags = passive ? AI_PASSIVE : 0
+        var result: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(host.isEmpty ? nil : host, String(port), &hints, &result)
+        guard rc == 0, let info = result else { throw SocketError(call: "getaddrinfo(\(host))", errno: rc) }
+        defer { freeaddrinfo(result) }
+        // Prefer IPv4 when a name resolves to both (loopback tests, "localhost").
+        var chosen = info
+        var p: UnsafeMutablePointer<addrinfo>? = info
+        while let cur = p {
+            if cur.pointee.ai_family == AF_INET { chosen = cur; break }
+            p = cur.pointee.ai_next
+        }
+        var storage = sockaddr_storage()
+        let length = chosen.pointee.ai_addrlen
+        withUnsafeMutableBytes(of: &storage) { dst in
+            dst.copyMemory(from: UnsafeRawBufferPointer(start: chosen.pointee.ai_addr, count: Int(length)))
+        }
+        return (storage, length)
+    }
+
+    /// Creates a non-blocking listening socket with `SO_REUSEADDR`.
+    /// - Returns: the descriptor and the bound port (useful with port 0).
+    static func listen(host: String, port: Int, backlog: Int32) throws(SocketError) -> (fd: Int32, port: Int) {
+        var (storage, length) = try resolve(host: host, port: port, passive: true)
+        let fd = try syscallBlocking("socket") { socket(Int32(storage.ss_family), streamType, 0) }
+        do {
+            var one: Int32 = 1
+            try syscallBlocking("setsockopt(SO_REUSEADDR)") {
+                setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            }
+            try syscallBlocking("bind") {
+                withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+            }
+            try syscallBlocking("listen") { Glibc.listen(fd, backlog) }
+            try setNonBlocking(fd)
+            return (fd, try localPort(fd))
+        } catch {
+            _ = Glibc.close(fd)
+            throw error
+        }
+    }
+
+    static func localPort(_ fd: Int32) throws(SocketError) -> Int {
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        try syscallBlocking("getsockname") {
+            withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        }
+        return describe(storage).port
+    }
+
+    /// Formats an address as (host, port).
+    static func describe(_ storage: sockaddr_storage) -> (host: String, port: Int) {
+        var storage = storage
+        var buf = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        switch Int32(storage.ss_family) {
+        case AF_INET:
+            return withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
+                    var addr = sin.pointee.sin_addr
+                    inet_ntop(AF_INET, &addr, &buf, socklen_t(buf.count))
+                    return (cStringToString(buf), Int(UInt16(bigEndian: sin.pointee.sin_port)))
+                }
+            }
+        case AF_INET6:
+            return withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin in
+                    var addr = sin.pointee.sin6_addr
+                    inet_ntop(AF_INET6, &addr, &buf, socklen_t(buf.count))
+                    return ("[" + cStringToString(buf) + "]", Int(UInt16(bigEndian: sin.pointee.sin6_port)))
+                }
+            }
+        default:
+            return ("?", 0)
+        }
+    }
+
+    /// Accepts one connection, made non-blocking with `TCP_NODELAY`.
+    /// - Returns: nil when no connection is pending.
+    static func accept(_ listener: Int32) throws(SocketError) -> (fd: Int32, address: String)? {
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let r = try syscall("accept") {
+            withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.accept(listener, $0, &len) } }
+        }
+        guard case .done(let fd) = r else { return nil }
+        do {
+            try setNonBlocking(fd)
+            try setNoDelay(fd)
+        } catch {
+            _ = Glibc.close(fd)
+            throw error
+        }
+        let (host, port) = describe(storage)
+        return (fd, "\(host):\(port)")
+    }
+
+    static func setNonBlocking(_ fd: Int32) throws(SocketError) {
+        let flags = try syscallBlocking("fcntl(F_GETFL)") { fcntl(fd, F_GETFL) }
+        try syscallBlocking("fcntl(F_SETFL)") { fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
+    }
+
+    /// Disables Nagle: a response written in one `send` leaves at once.
+    static func setNoDelay(_ fd: Int32) throws(SocketError) {
+        var one: Int32 = 1
+        try syscallBlocking("setsockopt(TCP_NODELAY)") {
+            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
+    }
+
+    /// Reads into `buffer`; `.done(0)` is end of input.
+    static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(SocketError) -> IOResult<Int> {
+        try syscall("recv") { recv(fd, buffer.baseAddress, buffer.count, 0) }
+    }
+
+    /// Writes from `buffer` without raising `SIGPIPE`.
+    static func write(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) throws(SocketError) -> IOResult<Int> {
+        try syscall("send") { send(fd, buffer.baseAddress, buffer.count, sendFlags) }
+    }
+
+    /// Starts a non-blocking connect.
+    /// - Returns: the descriptor and whether the connection is already established.
+    static func connect(host: String, port: Int) throws(SocketError) -> (fd: Int32, connected: Bool) {
+        var (storage, length) = try resolve(host: host, port: port, passive: false)
+        let fd = try syscallBlocking("socket") { socket(Int32(storage.ss_family), streamType, 0) }
+        do {
+            try setNonBlocking(fd)
+            try setNoDelay(fd)
+            let r = try syscall("connect") {
+                withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, length) } }
+            }
+            if case .done = r { return (fd, true) }
+            return (fd, false)
+        } catch {
+            _ = Glibc.close(fd)
+            throw error
+        }
+    }
+
+    /// The pending error of a socket (`SO_ERROR`), 0 when none.
+    static func pendingError(_ fd: Int32) -> Int32 {
+        var err: Int32 = 0
+        var len = socklen_t(MemoryLayout<Int32>.size)
+        _ = getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
+        return err
+    }
+
+    static func shutdownWrite(_ fd: Int32) {
+        _ = Glibc.shutdown(fd, Int32(SHUT_WR))
+    }
+
+    static func close(_ fd: Int32) {
+        // close(2) is not retried on EINTR: on Linux the descriptor is released anyway.
+        _ = Glibc.close(fd)
+    }
+}
+
+/// Decodes a NUL-terminated C string held in an array.
+func cStringToString(_ buf: [CChar]) -> String {
+    let bytes = buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+    return String(decoding: bytes, as: UTF8.self)
+}

@@ -1,0 +1,35 @@
+/// Settings of a SQLite storage.
+public struct SQLiteConfiguration: Sendable, Hashable {
+    /// SQLite's `synchronous` setting in WAL mode.
+    public enum Synchronous: String, Sendable, Hashable {
+        /// The WAL is fsync'd at every commit: an acknowledged append survives a process kill, an
+        /// OS crash and a power loss. The default.
+        case full = "FULL"
+        /// The WAL is fsync'd only at checkpoints: an acknowledged append survives a process kill
+        /// (the bytes are in the OS page cache) but the last commits may be lost on power loss.
+        case normal = "NORMAL"
+    }
+
+    /// Durability of commits (default `.full`).
+    public var synchronous: Synchronous
+    /// The number of reader connections (WAL lets them read while the writer writes); at least 1.
+    public var readerCount: Int
+    /// How long a statement waits for a lock held by another connection or process before the
+    /// operation fails with a transient `.unavailable` error.
+    public var busyTimeout: Duration
+    /// The most writes (appends, read-model transactions, …) committed in one group commit.
+    public var maxBatchSize: Int
+
+    /// Creates a configuration.
+    public init(synchronous: Synchronous = .full, readerCount: Int = 4, busyTimeout: Duration = .seconds(5), maxBatchSize: Int = 128) {
+        self.synchronous = synchronous
+        self.readerCount = max(1, readerCount)
+        self.busyTimeout = busyTimeout
+        self.maxBatchSize = max(1, maxBatchSize)
+    }
+
+    var busyTimeoutMilliseconds: Int32 {
+        let (seconds, attoseconds) = busyTimeout.components
+        return Int32(clamping: seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+    }
+}

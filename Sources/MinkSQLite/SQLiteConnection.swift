@@ -1,0 +1,198 @@
+import CSQLite
+import Foundation
+import MinkSQL
+
+/// A value bound to a SQLite statement parameter.
+enum SQLiteValue {
+    case text(String)
+    /// Bytes stored as TEXT exactly as given (read-model documents: JSON functions need TEXT).
+    case textBytes(Data)
+    case int(Int64)
+    case double(Double)
+    case blob(Data)
+    case null
+
+    init(_ bind: SQLBind) {
+        switch bind {
+        case .text(let s): self = .text(s)
+        case .int(let i): self = .int(i)
+        case .double(let d): self = .double(d)
+        case .blob(let b): self = .blob(b)
+        case .null: self = .null
+        }
+    }
+}
+
+/// One row of a result, valid only inside the row callback.
+struct SQLiteRow {
+    let statement: OpaquePointer
+
+    func isNull(_ i: Int32) -> Bool { sqlite3_column_type(statement, i) == SQLITE_NULL }
+    func int(_ i: Int32) -> Int64 { sqlite3_column_int64(statement, i) }
+    func double(_ i: Int32) -> Double { sqlite3_column_double(statement, i) }
+
+    /// The column's bytes as text (embedded NULs included: the length comes from `sqlite3_column_bytes`).
+    func text(_ i: Int32) -> String {
+        guard let p = sqlite3_column_text(statement, i) else { return "" }
+        let n = Int(sqlite3_column_bytes(statement, i))
+        return String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self)
+    }
+
+    func optionalText(_ i: Int32) -> String? { isNull(i) ? nil : text(i) }
+
+    /// The column's bytes exactly (TEXT or BLOB).
+    func bytes(_ i: Int32) -> Data {
+        if sqlite3_column_type(statement, i) == SQLITE_TEXT {
+            guard let p = sqlite3_column_text(statement, i) else { return Data() }
+            return Data(bytes: p, count: Int(sqlite3_column_bytes(statement, i)))
+        }
+        guard let p = sqlite3_column_blob(statement, i) else { return Data() }
+        return Data(bytes: p, count: Int(sqlite3_column_bytes(statement, i)))
+    }
+}
+
+/// One `sqlite3*` handle with a cache of prepared statements.
+///
+/// Not thread-safe and not `Sendable`: each connection is owned by exactly one serial executor (the
+/// writer queue or one reader queue of ``SQLiteDatabase``) and never touched from anywhere else.
+final class SQLiteConnection {
+    private var handle: OpaquePointer?
+    private var statements: [String: OpaquePointer] = [:]
+    /// The database file.
+    let path: String
+
+    /// Opens (and for the writer, creates) a database file.
+    init(path: String, create: Bool, busyTimeoutMilliseconds: Int32) throws {
+        self.path = path
+        var db: OpaquePointer?
+        // NOMUTEX: the connection is confined to one serial queue, so SQLite's own mutex is not needed.
+        var flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE
+        if create { flags |= SQLITE_OPEN_CREATE }
+        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        guard rc == SQLITE_OK, let db else {
+            let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            sqlite3_close_v2(db)
+            throw SQLiteError(code: rc, message: "\(message) (\(path))")
+        }
+        handle = db
+        sqlite3_busy_timeout(db, busyTimeoutMilliseconds)
+    }
+
+    deinit { close() }
+
+    /// Finalizes every statement and closes the handle (idempotent).
+    func close() {
+        for s in statements.values { sqlite3_finalize(s) }
+        statements = [:]
+        if let handle { sqlite3_close_v2(handle) }
+        handle = nil
+    }
+
+    private func db() throws -> OpaquePointer {
+        guard let handle else { throw SQLiteError(code: SQLITE_MISUSE, message: "the connection is closed") }
+        return handle
+    }
+
+    private func error(_ rc: Int32) -> SQLiteError {
+        guard let handle else { return SQLiteError(code: rc, message: "the connection is closed") }
+        return SQLiteError(code: sqlite3_extended_errcode(handle), message: String(cString: sqlite3_errmsg(handle)))
+    }
+
+    /// Runs SQL text without parameters (several statements allowed): schema, pragmas.
+    func execute(_ sql: String) throws {
+        let db = try db()
+        var message: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(db, sql, nil, nil, &message)
+        if rc != SQLITE_OK {
+            let text = message.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(db))
+            sqlite3_free(message)
+            throw SQLiteError(code: sqlite3_extended_errcode(db), message: text)
+        }
+    }
+
+    /// Runs one statement, calling `row` for each result row.
+    func query(_ sql: String, _ values: [SQLiteValue] = [], row: (SQLiteRow) throws -> Void) throws {
+        let statement = try prepared(sql)
+        defer {
+            sqlite3_reset(statement)
+            sqlite3_clear_bindings(statement)
+        }
+        try bind(values, to: statement)
+        while true {
+            let rc = sqlite3_step(statement)
+            if rc == SQLITE_DONE { return }
+            guard rc == SQLITE_ROW else { throw error(rc) }
+            try row(SQLiteRow(statement: statement))
+        }
+    }
+
+    /// Runs one statement, ignoring rows.
+    func run(_ sql: String, _ values: [SQLiteValue] = []) throws {
+        try query(sql, values) { _ in }
+    }
+
+    /// The first column of the first row, as an integer (`nil` for no row or `NULL`).
+    func int(_ sql: String, _ values: [SQLiteValue] = []) throws -> Int64? {
+        var result: Int64?
+        var seen = false
+        try query(sql, values) { r in
+            if !seen { result = r.isNull(0) ? nil : r.int(0) }
+            seen = true
+        }
+        return result
+    }
+
+    /// The number of rows changed by the last statement.
+    var changes: Int { handle.map { Int(sqlite3_changes($0)) } ?? 0 }
+
+    /// Whether no transaction is open (SQLite rolled back by itself after some errors).
+    var isAutocommit: Bool { handle.map { sqlite3_get_autocommit($0) != 0 } ?? true }
+
+    private func prepared(_ sql: String) throws -> OpaquePointer {
+        if let s = statements[sql] { return s }
+        let db = try db()
+        // Statements with variable-length IN lists make many distinct texts; keep the cache bounded.
+        if statements.count >= 256 {
+            for s in statements.values { sqlite3_finalize(s) }
+            statements = [:]
+        }
+        var statement: OpaquePointer?
+        let rc = sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
+        guard rc == SQLITE_OK, let statement else { throw error(rc) }
+        statements[sql] = statement
+        return statement
+    }
+
+    private func bind(_ values: [SQLiteValue], to statement: OpaquePointer) throws {
+        for (offset, value) in values.enumerated() {
+            let i = Int32(offset + 1)
+            let rc: Int32
+            switch value {
+            case .null: rc = sqlite3_bind_null(statement, i)
+            case .int(let v): rc = sqlite3_bind_int64(statement, i, v)
+            case .double(let v): rc = sqlite3_bind_double(statement, i, v)
+            case .text(let s):
+                var s = s
+                rc = s.withUTF8 { Self.bindText(statement, i, UnsafeRawBufferPointer($0)) }
+            case .textBytes(let d):
+                rc = d.withUnsafeBytes { Self.bindText(statement, i, $0) }
+            case .blob(let d):
+                rc = d.withUnsafeBytes { buffer in
+                    // An empty buffer may have no address; bind a zero-length blob, not NULL.
+                    guard let base = buffer.baseAddress, buffer.count > 0 else { return sqlite3_bind_zeroblob(statement, i, 0) }
+                    return csqlite_bind_blob_transient(statement, i, base, Int32(buffer.count))
+                }
+            }
+            guard rc == SQLITE_OK else { throw error(rc) }
+        }
+    }
+
+    /// Binds bytes as TEXT with their explicit length, so NUL bytes and any other byte survive.
+    private static func bindText(_ statement: OpaquePointer, _ i: Int32, _ buffer: UnsafeRawBufferPointer) -> Int32 {
+        guard let base = buffer.baseAddress, buffer.count > 0 else {
+            // A NULL pointer would bind SQL NULL; an empty string must stay an empty string.
+            return csqlite_bind_text_transient(statement, i, "", 0)
+        }
+        return csqlite_bind_text_transient(statement, i, base.assumingMemoryBound(to: CChar.self), Int32(buffer.count))
+    }
+}

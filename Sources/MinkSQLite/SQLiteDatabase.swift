@@ -1,0 +1,230 @@
+import CSQLite
+import Dispatch
+import Foundation
+import Mink
+import Synchronization
+
+/// One SQLite database file: a single writer connection on its own serial queue, committing
+/// queued writes in groups, and a small pool of reader connections, each on its own serial queue.
+///
+/// Blocking SQLite calls only ever run on these queues, never on Swift's cooperative pool; callers
+/// get scoped closures (``write(_:)``, ``read(_:)``) and never the handle.
+///
+/// Group commit: writes queue up while the writer is busy; the writer then takes all waiting
+/// writes (up to `maxBatchSize`) and runs them in one transaction, each inside its own
+/// `SAVEPOINT` so that one failing write rolls back alone; one `COMMIT` (one fsync) then makes them
+/// all durable and every caller is resumed — successes only after the commit succeeded.
+final class SQLiteDatabase: @unchecked Sendable {
+    // Invariant for @unchecked Sendable: `writer` is read and written only on `writerQueue`; each
+    // reader slot's connection only on that slot's queue; every other mutable state is in a Mutex
+    // or Atomic.
+
+    /// A queued write: `run` does the work on the writer connection inside a savepoint and returns
+    /// how to report success; `fail` reports an error.
+    struct Job: Sendable {
+        let run: @Sendable (SQLiteConnection) throws -> @Sendable () -> Void
+        let fail: @Sendable (any Error) -> Void
+    }
+
+    private struct WriterState {
+        var pending: [Job] = []
+        var drainScheduled = false
+        var closed = false
+    }
+
+    final class ReaderSlot: @unchecked Sendable {
+        // Invariant: `connection` is touched only on `queue`.
+        let queue: DispatchQueue
+        var connection: SQLiteConnection?
+        init(label: String) { queue = DispatchQueue(label: label) }
+    }
+
+    let path: String
+    let configuration: SQLiteConfiguration
+    private let writerQueue: DispatchQueue
+    private var writer: SQLiteConnection?
+    private let state = Mutex(WriterState())
+    private let readers: [ReaderSlot]
+    private let readerLoad: Mutex<[Int]>
+    private let ready = Atomic<Bool>(false)
+    private let closedFlag = Atomic<Bool>(false)
+    /// Group-commit transactions committed so far (statistics for tests and benchmarks).
+    let transactionsCommitted = Atomic<Int>(0)
+    /// Writes committed so far, over all transactions.
+    let writesCommitted = Atomic<Int>(0)
+
+    /// Creates the database object; nothing is opened until the first write or ``prepare()``.
+    init(path: String, configuration: SQLiteConfiguration) {
+        self.path = path
+        self.configuration = configuration
+        writerQueue = DispatchQueue(label: "mink.sqlite.writer")
+        readers = (0..<configuration.readerCount).map { ReaderSlot(label: "mink.sqlite.reader\($0)") }
+        readerLoad = Mutex([Int](repeating: 0, count: configuration.readerCount))
+    }
+
+    /// Opens the writer connection and migrates the schema, reporting any failure.
+    func prepare() async throws {
+        if ready.load(ordering: .acquiring) { return }
+        try await write { _ in }
+    }
+
+    // MARK: Writes
+
+    /// Runs `body` on the writer connection inside its own savepoint of a group-commit
+    /// transaction; returns once the transaction committed.
+    func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let job = Job(
+                run: { connection in
+                    let value = try body(connection)
+                    return { continuation.resume(returning: value) }
+                },
+                fail: { continuation.resume(throwing: $0.asMinkError) }
+            )
+            enqueue(job)
+        }
+    }
+
+    private func enqueue(_ job: Job) {
+        let schedule: Bool? = state.withLock { s in
+            if s.closed { return nil }
+            s.pending.append(job)
+            if s.drainScheduled { return false }
+            s.drainScheduled = true
+            return true
+        }
+        switch schedule {
+        case nil: job.fail(MinkError(.cancelled, "the SQLite storage is closed"))
+        case true?: writerQueue.async { self.drain() }
+        case false?: break
+        }
+    }
+
+    /// On `writerQueue`: commits waiting writes in batches until none is left.
+    private func drain() {
+        while true {
+            let batch: [Job] = state.withLock { s in
+                let n = min(s.pending.count, configuration.maxBatchSize)
+                let batch = Array(s.pending.prefix(n))
+                s.pending.removeFirst(n)
+                if batch.isEmpty { s.drainScheduled = false }
+                return batch
+            }
+            if batch.isEmpty { return }
+            commit(batch)
+        }
+    }
+
+    private func openWriter() throws -> SQLiteConnection {
+        if let writer { return writer }
+        let connection = try SQLiteConnection(path: path, create: true, busyTimeoutMilliseconds: configuration.busyTimeoutMilliseconds)
+        try connection.execute("PRAGMA journal_mode = WAL")
+        try connection.execute("PRAGMA synchronous = \(configuration.synchronous.rawValue)")
+        try SQLiteSchema.migrate(connection)
+        writer = connection
+        ready.store(true, ordering: .releasing)
+        return connection
+    }
+
+    private func commit(_ batch: [Job]) {
+        let connection: SQLiteConnection
+        do {
+            connection = try openWriter()
+            try connection.run("BEGIN IMMEDIATE")
+        } catch {
+            for job in batch { job.fail(error) }
+            return
+        }
+        var outcomes: [(job: Job, report: (@Sendable () -> Void)?, error: (any Error)?)] = []
+        outcomes.reserveCapacity(batch.count)
+        do {
+            for job in batch {
+                try connection.run("SAVEPOINT mink_write")
+                do {
+                    let report = try job.run(connection)
+                    try connection.run("RELEASE mink_write")
+                    outcomes.append((job, report, nil))
+                } catch {
+                    // SQLite may have rolled the whole transaction back by itself (I/O error, full
+                    // disk); then the savepoint is gone and the batch fails as a whole below.
+                    guard !connection.isAutocommit else { throw error }
+                    try connection.run("ROLLBACK TO mink_write")
+                    try connection.run("RELEASE mink_write")
+                    outcomes.append((job, nil, error))
+                }
+            }
+            try connection.run("COMMIT")
+            transactionsCommitted.add(1, ordering: .relaxed)
+            writesCommitted.add(outcomes.count { $0.error == nil }, ordering: .relaxed)
+        } catch {
+            if !connection.isAutocommit { try? connection.run("ROLLBACK") }
+            // Nothing of this batch is committed: a write that failed on its own reports its own
+            // error, every other one the error that broke the transaction.
+            for o in outcomes { o.job.fail(o.error ?? error) }
+            for job in batch.dropFirst(outcomes.count) { job.fail(error) }
+            return
+        }
+        for o in outcomes {
+            if let report = o.report { report() } else { o.job.fail(o.error!) }
+        }
+    }
+
+    // MARK: Reads
+
+    /// Runs `body` on the least busy reader connection (WAL: it sees the last committed state and
+    /// never waits for the writer).
+    func read<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        if closedFlag.load(ordering: .relaxed) { throw MinkError(.cancelled, "the SQLite storage is closed") }
+        if !ready.load(ordering: .acquiring) { try await prepare() }
+        let index = readerLoad.withLock { load in
+            let i = load.indices.min { load[$0] < load[$1] }!
+            load[i] += 1
+            return i
+        }
+        defer { readerLoad.withLock { $0[index] -= 1 } }
+        let slot = readers[index]
+        let path = self.path, timeout = configuration.busyTimeoutMilliseconds
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            slot.queue.async {
+                do {
+                    let connection: SQLiteConnection
+                    if let c = slot.connection {
+                        connection = c
+                    } else {
+                        connection = try SQLiteConnection(path: path, create: false, busyTimeoutMilliseconds: timeout)
+                        try connection.execute("PRAGMA query_only = 1")
+                        slot.connection = connection
+                    }
+                    continuation.resume(returning: try body(connection))
+                } catch {
+                    continuation.resume(throwing: error.asMinkError)
+                }
+            }
+        }
+    }
+
+    // MARK: Closing
+
+    /// Lets queued writes finish, then closes every connection. Later calls fail with `.cancelled`.
+    func close() async {
+        closedFlag.store(true, ordering: .relaxed)
+        state.withLock { $0.closed = true }
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            // The writer queue is serial: this runs after any scheduled drain.
+            writerQueue.async {
+                self.writer?.close()
+                self.writer = nil
+                c.resume()
+            }
+        }
+        for slot in readers {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                slot.queue.async {
+                    slot.connection?.close()
+                    slot.connection = nil
+                    c.resume()
+                }
+            }
+        }
+    }
+}

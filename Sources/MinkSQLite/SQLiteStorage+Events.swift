@@ -1,0 +1,225 @@
+import Foundation
+import Mink
+import MinkSQL
+
+extension SQLiteStorage {
+    static let eventColumns = """
+        position, stream_id, version, event_id, type, data, correlation_id, causation_id, user_id, \
+        metadata_tenant_id, metadata_custom, created_at
+        """
+
+    /// Decodes a row selected with ``eventColumns``.
+    static func event(_ r: SQLiteRow) throws -> Event {
+        var custom: [String: String] = [:]
+        if !r.isNull(10) {
+            do { custom = try JSONDecoder().decode([String: String].self, from: r.bytes(10)) } catch {
+                throw MinkError(.serializationFailed, "stored event metadata is not a JSON object of strings")
+            }
+        }
+        return Event(
+            id: r.text(3), streamID: r.text(1), type: r.text(4), data: r.bytes(5),
+            metadata: Metadata(
+                correlationID: r.optionalText(6), causationID: r.optionalText(7), userID: r.optionalText(8),
+                tenantID: r.optionalText(9), custom: custom
+            ),
+            version: r.int(2), globalPosition: UInt64(r.int(0)), timestamp: date(micros: r.int(11))
+        )
+    }
+
+    /// The same computation on write and read, so a stored event's timestamp is bit-identical to
+    /// the one the append returned.
+    static func date(micros: Int64) -> Date { Date(timeIntervalSince1970: Double(micros) / 1_000_000) }
+
+    // MARK: Append
+
+    public func append(_ request: AppendRequest, hook: AppendTransactionHook?) async throws -> AppendResult {
+        let tenantID = self.tenantID
+        return try await database.write { connection in
+            try Self.append(request, tenantID: tenantID, hook: hook, on: connection)
+        }
+    }
+
+    /// The append itself, on the writer connection inside the write's savepoint.
+    static func append(_ request: AppendRequest, tenantID: String, hook: AppendTransactionHook?, on c: SQLiteConnection) throws -> AppendResult {
+        let streamID = request.streamID
+        let current = try c.int(
+            "SELECT version FROM mink_streams WHERE tenant_id = ? AND stream_id = ?", [.text(tenantID), .text(streamID)]
+        ) ?? 0
+
+        // Idempotency: only the stored events whose IDs the request reuses matter to the rule.
+        let ids = request.events.compactMap(\.id)
+        if current > 0, !ids.isEmpty {
+            var known: [Event] = []
+            for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min($0 + 500, ids.count)]) }) {
+                let list = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+                try c.query(
+                    "SELECT \(eventColumns) FROM mink_events WHERE tenant_id = ? AND stream_id = ? AND event_id IN (\(list))",
+                    [.text(tenantID), .text(streamID)] + chunk.map { .text($0) }
+                ) { known.append(try event($0)) }
+            }
+            if !known.isEmpty {
+                known.sort { $0.version < $1.version }
+                do {
+                    if let replay = try InMemoryStorage.replay(of: request, in: known) { return replay }
+                } catch var e as MinkError {
+                    e.actualVersion = current  // `replay` saw only the matching events, not the whole stream
+                    throw e
+                }
+            }
+        }
+        try request.expectedVersion.check(streamID: streamID, currentVersion: current)
+
+        let head = try c.int("SELECT MAX(position) FROM mink_events WHERE tenant_id = ?", [.text(tenantID)]) ?? 0
+        let micros = Int64((Date().timeIntervalSince1970 * 1_000_000).rounded())
+        let now = date(micros: micros)
+        let category = StreamID.category(of: streamID)
+        var stored: [Event] = []
+        stored.reserveCapacity(request.events.count)
+        for (i, e) in request.events.enumerated() {
+            let event = Event(
+                id: e.id ?? UUID().uuidString.lowercased(), streamID: streamID, type: e.type, data: e.data,
+                metadata: e.metadata, version: current + Int64(i) + 1, globalPosition: UInt64(head + Int64(i) + 1),
+                timestamp: now
+            )
+            var custom: SQLiteValue = .null
+            if !e.metadata.custom.isEmpty {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = .sortedKeys
+                custom = .textBytes(try encoder.encode(e.metadata.custom))
+            }
+            func optional(_ s: String?) -> SQLiteValue { s.map { .text($0) } ?? .null }
+            do {
+                try c.run(
+                    """
+                    INSERT INTO mink_events (tenant_id, position, stream_id, version, event_id, type, category, data, \
+                    correlation_id, causation_id, user_id, metadata_tenant_id, metadata_custom, created_at) \
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                    [
+                        .text(tenantID), .int(Int64(event.globalPosition)), .text(streamID), .int(event.version), .text(event.id),
+                        .text(e.type), .text(category), .blob(e.data), optional(e.metadata.correlationID),
+                        optional(e.metadata.causationID), optional(e.metadata.userID), optional(e.metadata.tenantID), custom,
+                        .int(micros),
+                    ]
+                )
+            } catch let error as SQLiteError where error.isConstraint {
+                // The request itself repeats an event ID (stored IDs were handled above).
+                var e = MinkError(.duplicateEventID, "event ID \(event.id) appears twice in the append to stream \(streamID)", streamID: streamID)
+                e.actualVersion = current
+                throw e
+            }
+            stored.append(event)
+        }
+        try c.run(
+            """
+            INSERT INTO mink_streams (tenant_id, stream_id, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?) \
+            ON CONFLICT (tenant_id, stream_id) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at
+            """,
+            [.text(tenantID), .text(streamID), .int(current + Int64(stored.count)), .int(micros), .int(micros)]
+        )
+        if let hook {
+            let tx = SQLiteReadModelTransaction(connection: c, tenantID: tenantID)
+            defer { tx.finish() }
+            try hook(stored, tx)
+        }
+        return AppendResult(streamID: streamID, events: stored)
+    }
+
+    // MARK: Reading
+
+    public func readStream(_ streamID: String, from version: Int64, limit: Int, direction: ReadDirection) async throws -> [Event] {
+        guard limit > 0 else { return [] }
+        let tenantID = self.tenantID
+        return try await database.read { c in
+            var out: [Event] = []
+            switch direction {
+            case .forward:
+                try c.query(
+                    "SELECT \(Self.eventColumns) FROM mink_events WHERE tenant_id = ? AND stream_id = ? AND version >= ? ORDER BY version ASC LIMIT ?",
+                    [.text(tenantID), .text(streamID), .int(max(version, 1)), .int(Int64(limit))]
+                ) { out.append(try Self.event($0)) }
+            case .backward:
+                // -1 (or anything past the end) means "from the last event".
+                let upper = version < 0 ? Int64.max : version
+                try c.query(
+                    "SELECT \(Self.eventColumns) FROM mink_events WHERE tenant_id = ? AND stream_id = ? AND version <= ? ORDER BY version DESC LIMIT ?",
+                    [.text(tenantID), .text(streamID), .int(upper), .int(Int64(limit))]
+                ) { out.append(try Self.event($0)) }
+            }
+            return out
+        }
+    }
+
+    public func streamInfo(_ streamID: String) async throws -> StreamInfo? {
+        let tenantID = self.tenantID
+        return try await database.read { c in
+            var info: StreamInfo?
+            try c.query(
+                "SELECT version, created_at, updated_at FROM mink_streams WHERE tenant_id = ? AND stream_id = ?",
+                [.text(tenantID), .text(streamID)]
+            ) { r in
+                info = StreamInfo(
+                    streamID: streamID, version: r.int(0), eventCount: r.int(0),
+                    createdAt: Self.date(micros: r.int(1)), updatedAt: Self.date(micros: r.int(2))
+                )
+            }
+            return info
+        }
+    }
+
+    public func readAll(after position: UInt64, filter: EventFilter, limit: Int) async throws -> [Event] {
+        guard limit > 0 else { return [] }
+        let tenantID = self.tenantID
+        var b = SQLBuilder(dialect: .sqlite)
+        var conditions = ["tenant_id = \(b.bind(.text(tenantID)))", "position > \(b.bind(.int(Int64(clamping: position))))"]
+        conditions += EventFilterSQL().conditions(filter, into: &b)
+        let sql = "SELECT \(Self.eventColumns) FROM mink_events WHERE \(conditions.joined(separator: " AND ")) ORDER BY position ASC LIMIT \(b.bind(.int(Int64(limit))))"
+        let values = b.binds.map(SQLiteValue.init)
+        return try await database.read { c in
+            var out: [Event] = []
+            try c.query(sql, values) { out.append(try Self.event($0)) }
+            return out
+        }
+    }
+
+    public func headPosition() async throws -> UInt64 {
+        let tenantID = self.tenantID
+        return try await database.read { c in
+            UInt64(try c.int("SELECT MAX(position) FROM mink_events WHERE tenant_id = ?", [.text(tenantID)]) ?? 0)
+        }
+    }
+
+    // MARK: Snapshots
+
+    public func saveSnapshot(_ snapshot: Snapshot) async throws {
+        let tenantID = self.tenantID
+        try await database.write { c in
+            try c.run(
+                """
+                INSERT INTO mink_snapshots (tenant_id, stream_id, version, state, created_at) VALUES (?, ?, ?, ?, ?) \
+                ON CONFLICT (tenant_id, stream_id) DO UPDATE SET version = excluded.version, state = excluded.state, \
+                created_at = excluded.created_at WHERE excluded.version >= mink_snapshots.version
+                """,
+                [.text(tenantID), .text(snapshot.streamID), .int(snapshot.version), .blob(snapshot.state),
+                 .double(snapshot.createdAt.timeIntervalSinceReferenceDate)]
+            )
+        }
+    }
+
+    public func loadSnapshot(streamID: String) async throws -> Snapshot? {
+        let tenantID = self.tenantID
+        return try await database.read { c in
+            var snapshot: Snapshot?
+            try c.query(
+                "SELECT version, state, created_at FROM mink_snapshots WHERE tenant_id = ? AND stream_id = ?",
+                [.text(tenantID), .text(streamID)]
+            ) { r in
+                snapshot = Snapshot(
+                    streamID: streamID, version: r.int(0), state: r.bytes(1),
+                    createdAt: Date(timeIntervalSinceReferenceDate: r.double(2))
+                )
+            }
+            return snapshot
+        }
+    }
+}

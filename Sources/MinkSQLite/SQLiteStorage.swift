@@ -1,0 +1,144 @@
+import Foundation
+import Mink
+import Synchronization
+
+/// Embedded storage in SQLite files: events, snapshots, checkpoints and read models.
+///
+/// ```swift
+/// let storage = try await SQLiteStorage.open(path: "/var/lib/minkd/mink.sqlite")
+/// let acme = try storage.scoped("acme")      // same file, tenant_id = 'acme'
+/// ...
+/// await storage.close()
+/// ```
+///
+/// Each file runs in WAL mode with one writer connection (group commit, see `docs/storage-sqlite.md`)
+/// and a few reader connections; every guarantee of `EventStoreAdapter` holds: appends are atomic
+/// and durable when they return (`synchronous = FULL` by default), versions are dense, per-tenant
+/// positions are dense and become visible in order, and inline projections commit with the events.
+///
+/// One value is scoped to one tenant; ``scoped(_:)`` and `forTenant(_:)` return views for other
+/// tenants, in the same file (``TenancyStrategy/shared``) or in a file of their own
+/// (``TenancyStrategy/database``).
+public final class SQLiteStorage: EventStoreAdapter, SnapshotAdapter, ReadModelStore {
+    /// Where tenants' data lives.
+    public enum TenancyStrategy: String, Sendable, Hashable {
+        /// One file; every row carries its tenant ID.
+        case shared
+        /// One file per tenant: `<directory>/<tenant>.sqlite`.
+        case database
+        /// Not available with SQLite (PostgreSQL only); opening with it throws `.adapterNotSupported`.
+        case schema
+    }
+
+    /// The per-tenant files of a `.database` storage, opened on first use.
+    final class TenantFiles: Sendable {
+        let directory: String
+        let configuration: SQLiteConfiguration
+        let databases = Mutex<[String: SQLiteDatabase]>([:])
+
+        init(directory: String, configuration: SQLiteConfiguration) {
+            self.directory = directory
+            self.configuration = configuration
+        }
+
+        /// The database of a tenant; the ID must have been validated (it becomes a file name).
+        func database(for tenantID: String) -> SQLiteDatabase {
+            databases.withLock { dbs in
+                if let db = dbs[tenantID] { return db }
+                let db = SQLiteDatabase(path: SQLiteStorage.file(tenantID, in: directory), configuration: configuration)
+                dbs[tenantID] = db
+                return db
+            }
+        }
+    }
+
+    let database: SQLiteDatabase
+    let tenantFiles: TenantFiles?
+    /// The tenant this view is scoped to.
+    public let tenantID: String
+
+    init(database: SQLiteDatabase, tenantID: String, tenantFiles: TenantFiles?) {
+        self.database = database
+        self.tenantID = tenantID
+        self.tenantFiles = tenantFiles
+    }
+
+    /// The database file this view reads and writes.
+    public var path: String { database.path }
+
+    // MARK: Opening
+
+    /// Opens (creating if needed) one database file holding every tenant (`.shared` tenancy),
+    /// scoped to the `default` tenant.
+    /// - Throws: `.unavailable` or `.internalError` when the file cannot be opened or migrated.
+    public static func open(path: String, configuration: SQLiteConfiguration = SQLiteConfiguration()) async throws -> SQLiteStorage {
+        let storage = SQLiteStorage(database: SQLiteDatabase(path: path, configuration: configuration), tenantID: TenantID.default, tenantFiles: nil)
+        do { try await storage.database.prepare() } catch {
+            await storage.database.close()
+            throw error
+        }
+        return storage
+    }
+
+    /// Opens storage under a data directory (created if needed), scoped to the `default` tenant.
+    ///
+    /// - `.shared`: one file, `<directory>/mink.sqlite`, every tenant in the same tables;
+    /// - `.database`: one file per tenant, `<directory>/<tenant>.sqlite`, opened on first use;
+    /// - `.schema`: throws `.adapterNotSupported` (schemas are a PostgreSQL strategy).
+    /// - Throws: `.adapterNotSupported`, `.unavailable`, `.internalError`.
+    public static func open(
+        directory: String, strategy: TenancyStrategy = .shared, configuration: SQLiteConfiguration = SQLiteConfiguration()
+    ) async throws -> SQLiteStorage {
+        switch strategy {
+        case .schema:
+            throw MinkError(.adapterNotSupported, "SQLite storage has no schema-per-tenant strategy; use shared or database")
+        case .shared:
+            try createDirectory(directory)
+            return try await open(path: (directory as NSString).appendingPathComponent("mink.sqlite"), configuration: configuration)
+        case .database:
+            try createDirectory(directory)
+            let files = TenantFiles(directory: directory, configuration: configuration)
+            let storage = SQLiteStorage(database: files.database(for: TenantID.default), tenantID: TenantID.default, tenantFiles: files)
+            try await storage.database.prepare()
+            return storage
+        }
+    }
+
+    /// `<directory>/<tenant>.sqlite`; `tenantID` must have passed `TenantID.validate`.
+    static func file(_ tenantID: String, in directory: String) -> String {
+        (directory as NSString).appendingPathComponent("\(tenantID).sqlite")
+    }
+
+    private static func createDirectory(_ directory: String) throws {
+        do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
+            throw MinkError(.unavailable, "cannot create the data directory \(directory): \(error.localizedDescription)", isTransient: true)
+        }
+    }
+
+    /// Waits for queued writes, then closes every connection of every file this storage opened
+    /// (all tenants' views included). Later calls fail with `.cancelled`.
+    public func close() async {
+        if let tenantFiles {
+            for db in tenantFiles.databases.withLock({ Array($0.values) }) { await db.close() }
+        } else {
+            await database.close()
+        }
+    }
+
+    // MARK: Tenancy
+
+    /// The same storage scoped to another tenant: a view of the same file (`.shared`) or the
+    /// tenant's own file (`.database`, opened on first use).
+    /// - Throws: `.invalidTenant` for an ID that does not match `^[a-z0-9][a-z0-9_-]{0,62}$`.
+    public func scoped(_ tenantID: String) throws -> SQLiteStorage {
+        try TenantID.validate(tenantID)
+        if let tenantFiles {
+            return SQLiteStorage(database: tenantFiles.database(for: tenantID), tenantID: tenantID, tenantFiles: tenantFiles)
+        }
+        return SQLiteStorage(database: database, tenantID: tenantID, tenantFiles: nil)
+    }
+
+    public func forTenant(_ tenantID: String) throws -> any EventStoreAdapter { try scoped(tenantID) }
+    public func forTenant(_ tenantID: String) throws -> any SnapshotAdapter { try scoped(tenantID) }
+    public func forTenant(_ tenantID: String) throws -> any ReadModelStore { try scoped(tenantID) }
+}

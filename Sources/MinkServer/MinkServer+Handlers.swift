@@ -1,0 +1,254 @@
+import Foundation
+import Mink
+import MinkHTTP
+import MinkWire
+
+extension MinkServer {
+    /// Dispatches a routed request to its handler.
+    func handle(_ c: RequestContext) async throws -> HTTPResponse {
+        switch c.route {
+        case .healthz: return Reply.json(HealthBody())
+        case .readyz: return try await readyz(c)
+        case .metrics: return metricsResponse()
+        case .info: return info()
+        case .append(let id): return try await append(c, streamID: id)
+        case .load(let id): return try await load(c, streamID: id)
+        case .streamInfo(let id): return try await streamInfo(c, streamID: id)
+        case .getSnapshot(let id): return try await getSnapshot(c, streamID: id)
+        case .putSnapshot(let id): return try await putSnapshot(c, streamID: id)
+        case .events: return try await events(c)
+        case .head: return Reply.json(PositionBody(position: Int64(try await c.store.headPosition())))
+        case .subscribeAll: return try subscribe(c, target: .all)
+        case .subscribeCategory(let category): return try subscribe(c, target: .category(category))
+        case .subscribeStream(let id):
+            try validateStreamID(id)
+            return try subscribe(c, target: .stream(id))
+        case .listProjections, .projection, .rebuildProjection, .pauseProjection, .resumeProjection:
+            return try await projections(c)
+        case .readModelDocument, .readModelList, .readModelQuery, .readModelCount:
+            return try await readModels(c)
+        case .listTenants, .createTenant, .deleteTenant:
+            throw APIError(.notFound, "tenant administration is not enabled in this build")
+        }
+    }
+
+    // MARK: Operations
+
+    private func readyz(_ c: RequestContext) async throws -> HTTPResponse {
+        guard isReady else { return notReady("starting or shutting down") }
+        do {
+            _ = try await store.headPosition()
+        } catch {
+            return notReady("storage does not answer")
+        }
+        return Reply.json(ReadyBody(status: "ready"))
+    }
+
+    private func notReady(_ reason: String) -> HTTPResponse {
+        var r = Reply.json(ReadyBody.unavailable(reason), status: 503)
+        r.headers.add(name: "Retry-After", value: "1")
+        return r
+    }
+
+    private func metricsResponse() -> HTTPResponse {
+        let t = transportMetrics
+        metrics.openConnections.set(Double(t.openConnections))
+        metrics.sseSubscribers.set(Double(t.activeStreams))
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8")
+        return HTTPResponse(status: 200, headers: headers, bytes: metrics.render())
+    }
+
+    private func info() -> HTTPResponse {
+        let l = configuration.limits
+        return Reply.json(InfoBody(
+            version: MinkServer.version, storage: storage.kind, tenancy: configuration.tenancy.strategy.rawValue,
+            uptimeSeconds: uptimeSeconds,
+            limits: .init(
+                maxBodyBytes: l.maxBodyBytes, maxEventsPerAppend: l.maxEventsPerAppend, maxEventBytes: l.maxEventBytes,
+                maxConnections: l.maxConnections, subscriberBuffer: l.subscriberBuffer
+            )
+        ))
+    }
+
+    // MARK: Streams
+
+    func validateStreamID(_ id: String) throws {
+        do { try MinkWire.StreamID.validate(id) } catch {
+            throw APIError(.invalidStreamID, "invalid stream ID: it must be 1 to 256 bytes of UTF-8 without control characters")
+        }
+    }
+
+    /// Checks `Content-Type` on requests with a body: absent is taken as JSON, anything else
+    /// than `application/json` (or `+json`) is `415`.
+    func requireJSON(_ c: RequestContext) throws {
+        guard let type = c.request.headers["Content-Type"] else { return }
+        let media = type.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        guard media == "application/json" || media.hasSuffix("+json") else {
+            throw APIError(.unsupportedMediaType, "the body must be JSON (Content-Type: application/json), not \(media.prefix(80))")
+        }
+    }
+
+    private func append(_ c: RequestContext, streamID: String) async throws -> HTTPResponse {
+        try validateStreamID(streamID)
+        try requireJSON(c)
+        let l = configuration.limits
+        let body = try MinkWire.AppendRequest.decode(
+            c.request.body, limits: AppendLimits(maxEvents: l.maxEventsPerAppend, maxEventBytes: l.maxEventBytes)
+        )
+        let events = body.events.map { e in
+            EventData(id: e.id?.uuidString.lowercased(), type: e.type, data: Data(e.data.bytes), metadata: Metadata(e.metadata))
+        }
+        let expected: ExpectedVersion =
+            switch body.expectedVersion {
+            case .any: .any
+            case .noStream: .noStream
+            case .streamExists: .streamExists
+            case .exact(let v): .exact(v)
+            }
+        let result = try await c.store.append(streamID, events: events, expectedVersion: expected, metadata: Metadata(body.metadata))
+        return Reply.json(AppendResponse(
+            streamId: streamID, fromVersion: result.fromVersion, toVersion: result.toVersion,
+            fromPosition: Int64(result.fromPosition), toPosition: Int64(result.toPosition)
+        ), status: result.isReplay ? 200 : 201)
+    }
+
+    private func load(_ c: RequestContext, streamID: String) async throws -> HTTPResponse {
+        try validateStreamID(streamID)
+        let direction: ReadDirection
+        switch c.query["direction"] ?? "forward" {
+        case "forward": direction = .forward
+        case "backward": direction = .backward
+        default: throw APIError(.badRequest, "query parameter direction must be forward or backward")
+        }
+        let limit = Int(try c.query.integer("limit", default: 1000, in: 1...10_000))
+        let from = try c.query.integer("from", default: direction == .forward ? 1 : -1, in: -1...Int64.max)
+        guard let info = try await c.store.streamInfo(streamID) else { throw MinkError.streamNotFound(streamID) }
+        let events = try await c.store.readStream(streamID, from: from, limit: limit, direction: direction)
+        var next: Int64?
+        if events.count == limit, let last = events.last {
+            if direction == .forward, last.version < info.version { next = last.version + 1 }
+            if direction == .backward, last.version > 1 { next = last.version - 1 }
+        }
+        var w = JSONWriter(capacity: 256 + events.count * 256)
+        w.beginObject()
+        w.key("streamId"); w.string(streamID)
+        w.key("version"); w.int(max(info.version, events.map(\.version).max() ?? 0))
+        w.key("events"); writeEvents(events, to: &w)
+        w.key("next"); w.int(next)
+        w.endObject()
+        return Reply.json(bytes: w.bytes)
+    }
+
+    private func streamInfo(_ c: RequestContext, streamID: String) async throws -> HTTPResponse {
+        try validateStreamID(streamID)
+        guard let info = try await c.store.streamInfo(streamID) else { throw MinkError.streamNotFound(streamID) }
+        return Reply.json(StreamInfoBody(
+            streamId: streamID, category: info.category, version: info.version, eventCount: info.eventCount,
+            createdAt: WireTimestamp(info.createdAt), updatedAt: WireTimestamp(info.updatedAt)
+        ))
+    }
+
+    /// Snapshot states of this size or more are stored gzip-compressed (JSON never starts with
+    /// the gzip magic bytes, so stored states are told apart by their first bytes).
+    static let snapshotCompressionThreshold = 4096
+
+    private func getSnapshot(_ c: RequestContext, streamID: String) async throws -> HTTPResponse {
+        try validateStreamID(streamID)
+        guard let snapshot = try await snapshots(c).loadSnapshot(streamID: streamID) else {
+            throw APIError(.notFound, "no snapshot for stream \(streamID)")
+        }
+        var state = [UInt8](snapshot.state)
+        if state.count >= 2, state[0] == 0x1f, state[1] == 0x8b {
+            state = try Gzip.decompress(state, limit: 256 << 20)
+        }
+        return Reply.json(SnapshotBody(version: snapshot.version, state: RawJSON(unchecked: state)))
+    }
+
+    private func putSnapshot(_ c: RequestContext, streamID: String) async throws -> HTTPResponse {
+        try validateStreamID(streamID)
+        try requireJSON(c)
+        let body = try SnapshotBody.decode(c.request.body)
+        guard body.version >= 1 else { throw APIError(.validationFailed, "version must be at least 1") }
+        var state = body.state.bytes
+        if state.count >= Self.snapshotCompressionThreshold { state = try Gzip.compress(state) }
+        let adapter = try snapshots(c)
+        try await adapter.saveSnapshot(Snapshot(streamID: streamID, version: body.version, state: Data(state)))
+        let stored = try await adapter.loadSnapshot(streamID: streamID)
+        var w = JSONWriter()
+        w.beginObject()
+        w.key("streamId"); w.string(streamID)
+        w.key("version"); w.int(stored?.version ?? body.version)
+        w.key("stored"); w.bool(stored?.version == body.version)
+        w.endObject()
+        return Reply.json(bytes: w.bytes)
+    }
+
+    private func snapshots(_ c: RequestContext) throws -> any SnapshotAdapter {
+        c.tenant == Mink.TenantID.default ? storage.snapshots : try storage.snapshots.forTenant(c.tenant)
+    }
+
+    // MARK: The global log
+
+    private func events(_ c: RequestContext) async throws -> HTTPResponse {
+        let after = try c.query.integer("after", default: 0, in: 0...Int64.max)
+        let limit = Int(try c.query.integer("limit", default: 1000, in: 1...10_000))
+        var filter = EventFilter(category: c.query["category"], eventTypes: c.query.list("type"))
+        if let stream = c.query["stream"] { filter.streamIDs = [stream] }
+        if let category = filter.category, category.isEmpty { filter.category = nil }
+        let events = try await c.store.readAll(after: UInt64(after), filter: filter, limit: limit)
+        var w = JSONWriter(capacity: 256 + events.count * 256)
+        w.beginObject()
+        w.key("events"); writeEvents(events, to: &w)
+        w.key("next"); w.int(events.last.map { Int64($0.globalPosition) } ?? after)
+        w.endObject()
+        return Reply.json(bytes: w.bytes)
+    }
+
+    // MARK: Encoding
+
+    func writeEvents(_ events: [Event], to w: inout JSONWriter) {
+        w.beginArray()
+        for e in events { WireEvent(e).write(to: &w) }
+        w.endArray()
+    }
+}
+
+extension WireEvent {
+    /// The wire form of a stored event; `data` goes out as the stored bytes.
+    init(_ e: Event) {
+        self.init(
+            id: UUID(uuidString: e.id) ?? UUID(nameBasedOn: e.id), streamId: e.streamID, type: e.type,
+            data: RawJSON(unchecked: [UInt8](e.data)), metadata: WireMetadata(e.metadata), version: e.version,
+            globalPosition: Int64(e.globalPosition), timestamp: WireTimestamp(e.timestamp)
+        )
+    }
+}
+
+extension UUID {
+    /// A stable UUID for a non-UUID event ID (written by a library user): its bytes are the
+    /// FNV-1a hashes of the ID, so the same ID always maps to the same UUID.
+    init(nameBasedOn name: String) {
+        var h1: UInt64 = 0xcbf2_9ce4_8422_2325, h2: UInt64 = 0x8422_2325_cbf2_9ce4
+        for b in name.utf8 {
+            h1 = (h1 ^ UInt64(b)) &* 0x100_0000_01b3
+            h2 = (h2 ^ UInt64(b)) &* 0x100_0000_01b3 &+ 7
+        }
+        let b1 = withUnsafeBytes(of: h1.bigEndian, Array.init), b2 = withUnsafeBytes(of: h2.bigEndian, Array.init)
+        let u = b1 + b2
+        self.init(uuid: (u[0], u[1], u[2], u[3], u[4], u[5], (u[6] & 0x0f) | 0x80, u[7], (u[8] & 0x3f) | 0x80, u[9], u[10], u[11], u[12], u[13], u[14], u[15]))
+    }
+}
+
+extension WireMetadata {
+    init(_ m: Metadata) {
+        self.init(correlationId: m.correlationID, causationId: m.causationID, userId: m.userID, tenantId: m.tenantID, custom: m.custom)
+    }
+}
+
+extension Metadata {
+    init(_ m: WireMetadata?) {
+        guard let m else { self.init(); return }
+        self.init(correlationID: m.correlationId, causationID: m.causationId, userID: m.userId, tenantID: nil, custom: m.custom)
+    }
+}

@@ -1,0 +1,97 @@
+import Foundation
+import Mink
+import MinkHTTP
+import MinkWire
+
+extension MinkServer {
+    /// Section 8's projection endpoints. Declarative projections come with their own issue;
+    /// until then the list is empty and every name is unknown.
+    func projections(_ c: RequestContext) async throws -> HTTPResponse {
+        switch c.route {
+        case .listProjections: return Reply.json(bytes: Array(#"{"projections":[]}"#.utf8))
+        case .projection(let name), .rebuildProjection(let name), .pauseProjection(let name), .resumeProjection(let name):
+            throw MinkError.projectionNotFound(name)
+        default: throw APIError(.notFound, "no such endpoint")
+        }
+    }
+
+    /// Section 8's read-model endpoints over the tenant's read-model store.
+    func readModels(_ c: RequestContext) async throws -> HTTPResponse {
+        let store = c.tenant == Mink.TenantID.default ? storage.readModels : try storage.readModels.forTenant(c.tenant)
+        switch c.route {
+        case .readModelDocument(let model, let id):
+            guard let json = try await store.document(model, id: id) else {
+                throw APIError(.notFound, "no document \(id) in read model \(model)")
+            }
+            return Reply.json(bytes: [UInt8](json))
+        case .readModelList(let model):
+            let limit = Int(try c.query.integer("limit", default: 50, in: 0...10_000))
+            let offset = Int(try c.query.integer("offset", default: 0, in: 0...Int64(Int32.max)))
+            var ordering: [Mink.QueryOrder] = []
+            for order in try MinkWire.QueryOrder.parseList(c.query["orderBy"] ?? "") {
+                ordering.append(Mink.QueryOrder(field: try queryField(order.field), descending: order.desc))
+            }
+            let query = try Mink.Query(groups: [], ordering: ordering, limit: limit, offset: offset)
+            return try await items(store, model, query)
+        case .readModelQuery(let model):
+            try requireJSON(c)
+            let body = try ReadModelQueryBody.decode(c.request.body)
+            return try await items(store, model, try Mink.Query(body))
+        case .readModelCount(let model):
+            try requireJSON(c)
+            let body = try ReadModelQueryBody.decode(c.request.body)
+            let n = try await store.count(model, query: try Mink.Query(body))
+            return Reply.json(CountBody(count: n))
+        default:
+            throw APIError(.notFound, "no such endpoint")
+        }
+    }
+
+    private func items(_ store: any ReadModelStore, _ model: String, _ query: Mink.Query) async throws -> HTTPResponse {
+        let docs = try await store.find(model, query: query)
+        let total = try await store.count(model, query: query)
+        return Reply.json(ItemsPage(items: docs.map { RawJSON(unchecked: [UInt8]($0.json)) }, total: total))
+    }
+}
+
+func queryField(_ path: String) throws -> FieldPath {
+    do { return try FieldPath(path) } catch {
+        throw APIError(.invalidQuery, "invalid field \"\(path.prefix(80))\": a field is a dotted path of letters, digits and _")
+    }
+}
+
+extension Mink.Query {
+    /// The core query for a wire query body; fields and operators are checked before any storage
+    /// sees them.
+    init(_ body: ReadModelQueryBody) throws {
+        var groups: [[QueryFilter]] = []
+        for group in body.filters {
+            var filters: [QueryFilter] = []
+            for cond in group {
+                let op: Mink.QueryOperator
+                do { op = try Mink.QueryOperator(parsing: cond.op.rawValue) } catch {
+                    throw APIError(.invalidQuery, "unknown operator \"\(cond.op.rawValue.prefix(40))\"")
+                }
+                do {
+                    filters.append(try QueryFilter(field: try queryField(cond.field), op: op, value: try Mink.JSONValue(cond.value)))
+                } catch let e as MinkError {
+                    throw APIError(.invalidQuery, e.message)
+                }
+            }
+            groups.append(filters)
+        }
+        var ordering: [Mink.QueryOrder] = []
+        for o in body.orderBy { ordering.append(Mink.QueryOrder(field: try queryField(o.field), descending: o.desc)) }
+        try self.init(groups: groups, ordering: ordering, limit: body.limit, offset: body.offset ?? 0)
+    }
+}
+
+extension Mink.JSONValue {
+    /// Converts a wire JSON value (numbers kept as text) into the core's.
+    init(_ v: MinkWire.JSONValue?) throws {
+        guard let v else { self = .null; return }
+        var writer = JSONWriter()
+        v.write(to: &writer)
+        self = try Mink.JSONValue(json: Data(writer.bytes))
+    }
+}

@@ -1,0 +1,49 @@
+import Foundation
+import Mink
+import MinkHTTP
+import MinkWire
+
+extension MinkServer {
+    /// `GET /v1/subscriptions/...`: a server-sent-event stream (HTTP-API.md section 7).
+    ///
+    /// Catch-up from storage, `event: caught-up`, then live events; `event: fell-behind` when the
+    /// subscriber drops out of the live buffer (it then reads storage again, losing nothing);
+    /// `: keepalive` after the keepalive interval without traffic. `Last-Event-ID` overrides
+    /// `after`. The stream ends when the client goes away or the server shuts down.
+    func subscribe(_ c: RequestContext, target: SubscriptionTarget) throws -> HTTPResponse {
+        var after = try c.query.integer("after", default: 0, in: 0...Int64.max)
+        if let last = c.request.headers["Last-Event-ID"] {
+            guard let v = Int64(last.trimmingCharacters(in: .whitespaces)), v >= 0 else {
+                throw APIError(.badRequest, "Last-Event-ID must be a non-negative integer")
+            }
+            after = v
+        }
+        if case .category(let category) = target, category.isEmpty { throw APIError(.badRequest, "empty category") }
+        let messages = c.store.messages(target, after: UInt64(after), eventTypes: c.query.list("type"), heartbeat: keepaliveInterval)
+        let isStream: Bool
+        if case .stream = target { isStream = true } else { isStream = false }
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "text/event-stream; charset=utf-8")
+        headers.add(name: "Cache-Control", value: "no-cache")
+        headers.add(name: "X-Accel-Buffering", value: "no")
+        return HTTPResponse(status: 200, headers: headers, body: .stream { writer in
+            try await writer.write(SSEEncoder.retry(2000))
+            for try await message in messages {
+                if writer.isShuttingDown { break }
+                switch message {
+                case .event(let e):
+                    var w = JSONWriter(capacity: 256 + e.data.count)
+                    WireEvent(e).write(to: &w)
+                    let id = isStream ? String(e.version) : String(e.globalPosition)
+                    try await writer.write(SSEEncoder.message(id: id, data: w.bytes))
+                case .caughtUp(let p):
+                    try await writer.write(SSEEncoder.message(event: SSEEventName.caughtUp, data: PositionBody(position: Int64(p)).jsonBytes()))
+                case .fellBehind(let p):
+                    try await writer.write(SSEEncoder.message(event: SSEEventName.fellBehind, data: PositionBody(position: Int64(p)).jsonBytes()))
+                case .heartbeat:
+                    try await writer.write(SSEEncoder.comment("keepalive"))
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,192 @@
+import MinkWire
+
+/// The API's endpoints. Each case carries its percent-decoded path parameters.
+enum Route: Sendable, Equatable {
+    case healthz, readyz, metrics, info
+    case append(String), load(String), streamInfo(String), getSnapshot(String), putSnapshot(String)
+    case events, head
+    case subscribeAll, subscribeCategory(String), subscribeStream(String)
+    case listProjections, projection(String), rebuildProjection(String), pauseProjection(String), resumeProjection(String)
+    case readModelDocument(String, String), readModelList(String), readModelQuery(String), readModelCount(String)
+    case listTenants, createTenant, deleteTenant(String)
+
+    /// A label for metrics and logs: the route template, never the raw path.
+    var template: String {
+        switch self {
+        case .healthz: "/healthz"
+        case .readyz: "/readyz"
+        case .metrics: "/metrics"
+        case .info: "/v1/info"
+        case .append, .load: "/v1/streams/{streamId}"
+        case .streamInfo: "/v1/streams/{streamId}/info"
+        case .getSnapshot, .putSnapshot: "/v1/streams/{streamId}/snapshot"
+        case .events: "/v1/events"
+        case .head: "/v1/events/head"
+        case .subscribeAll: "/v1/subscriptions/all"
+        case .subscribeCategory: "/v1/subscriptions/categories/{category}"
+        case .subscribeStream: "/v1/subscriptions/streams/{streamId}"
+        case .listProjections: "/v1/projections"
+        case .projection: "/v1/projections/{name}"
+        case .rebuildProjection: "/v1/projections/{name}/rebuild"
+        case .pauseProjection: "/v1/projections/{name}/pause"
+        case .resumeProjection: "/v1/projections/{name}/resume"
+        case .readModelDocument: "/v1/readmodels/{model}/{id}"
+        case .readModelList: "/v1/readmodels/{model}"
+        case .readModelQuery: "/v1/readmodels/{model}/query"
+        case .readModelCount: "/v1/readmodels/{model}/count"
+        case .listTenants, .createTenant: "/v1/admin/tenants"
+        case .deleteTenant: "/v1/admin/tenants/{id}"
+        }
+    }
+}
+
+/// Why a request matched no route.
+enum RouteFailure: Error, Equatable {
+    /// No endpoint has this path.
+    case notFound
+    /// The path exists, but not for this method.
+    case methodNotAllowed(allow: [String])
+    /// A path segment has broken percent-encoding or is not UTF-8.
+    case badPath(String)
+}
+
+/// Matches a raw request path and method to a ``Route``.
+///
+/// The path is split on `/` *before* percent-decoding, so `%2F` inside a stream ID stays part
+/// of the ID. `HEAD` is accepted wherever `GET` is.
+enum Router {
+    static func route(method: String, path: String) throws(RouteFailure) -> Route {
+        guard path.hasPrefix("/") else { throw .notFound }
+        let raw = path.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
+        var segments: [String] = []
+        for s in raw {
+            guard let decoded = percentDecode(s) else { throw .badPath("invalid percent-encoding in the path") }
+            segments.append(decoded)
+        }
+        let m = method == "HEAD" ? "GET" : method
+        let table = candidates(segments)
+        if table.isEmpty { throw .notFound }
+        if let hit = table.first(where: { $0.method == m }) { return hit.route }
+        var allow = table.map(\.method)
+        if allow.contains("GET") { allow.append("HEAD") }
+        throw .methodNotAllowed(allow: allow)
+    }
+
+    /// Every (method, route) pair for a path.
+    private static func candidates(_ s: [String]) -> [(method: String, route: Route)] {
+        func nonEmpty(_ x: String) -> Bool { !x.isEmpty }
+        switch s.count {
+        case 1:
+            switch s[0] {
+            case "healthz": return [("GET", .healthz)]
+            case "readyz": return [("GET", .readyz)]
+            case "metrics": return [("GET", .metrics)]
+            default: return []
+            }
+        case 2 where s[0] == "v1":
+            switch s[1] {
+            case "info": return [("GET", .info)]
+            case "events": return [("GET", .events)]
+            case "projections": return [("GET", .listProjections)]
+            default: return []
+            }
+        case 3 where s[0] == "v1":
+            switch s[1] {
+            case "streams" where nonEmpty(s[2]): return [("POST", .append(s[2])), ("GET", .load(s[2]))]
+            case "events" where s[2] == "head": return [("GET", .head)]
+            case "subscriptions" where s[2] == "all": return [("GET", .subscribeAll)]
+            case "projections" where nonEmpty(s[2]): return [("GET", .projection(s[2]))]
+            case "readmodels" where nonEmpty(s[2]): return [("GET", .readModelList(s[2]))]
+            case "admin" where s[2] == "tenants": return [("GET", .listTenants), ("POST", .createTenant)]
+            default: return []
+            }
+        case 4 where s[0] == "v1":
+            switch s[1] {
+            case "streams" where nonEmpty(s[2]) && s[3] == "info": return [("GET", .streamInfo(s[2]))]
+            case "streams" where nonEmpty(s[2]) && s[3] == "snapshot":
+                return [("GET", .getSnapshot(s[2])), ("PUT", .putSnapshot(s[2]))]
+            case "subscriptions" where s[2] == "categories" && nonEmpty(s[3]): return [("GET", .subscribeCategory(s[3]))]
+            case "subscriptions" where s[2] == "streams" && nonEmpty(s[3]): return [("GET", .subscribeStream(s[3]))]
+            case "projections" where nonEmpty(s[2]):
+                switch s[3] {
+                case "rebuild": return [("POST", .rebuildProjection(s[2]))]
+                case "pause": return [("POST", .pauseProjection(s[2]))]
+                case "resume": return [("POST", .resumeProjection(s[2]))]
+                default: return []
+                }
+            case "readmodels" where nonEmpty(s[2]) && nonEmpty(s[3]):
+                var out: [(String, Route)] = [("GET", .readModelDocument(s[2], s[3]))]
+                if s[3] == "query" { out.append(("POST", .readModelQuery(s[2]))) }
+                if s[3] == "count" { out.append(("POST", .readModelCount(s[2]))) }
+                return out
+            case "admin" where s[2] == "tenants" && nonEmpty(s[3]): return [("DELETE", .deleteTenant(s[3]))]
+            default: return []
+            }
+        default:
+            return []
+        }
+    }
+
+    /// Decodes `%XX` escapes; `nil` for a broken escape or bytes that are not UTF-8.
+    static func percentDecode(_ s: Substring, plusIsSpace: Bool = false) -> String? {
+        if !s.utf8.contains(UInt8(ascii: "%")) && !(plusIsSpace && s.utf8.contains(UInt8(ascii: "+"))) { return String(s) }
+        var out: [UInt8] = []
+        out.reserveCapacity(s.utf8.count)
+        var it = s.utf8.makeIterator()
+        while let b = it.next() {
+            if b == UInt8(ascii: "%") {
+                guard let h = it.next().flatMap(hex), let l = it.next().flatMap(hex) else { return nil }
+                out.append(h << 4 | l)
+            } else if plusIsSpace && b == UInt8(ascii: "+") {
+                out.append(UInt8(ascii: " "))
+            } else {
+                out.append(b)
+            }
+        }
+        return String(validating: out, as: UTF8.self)
+    }
+
+    private static func hex(_ b: UInt8) -> UInt8? {
+        switch b {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): b - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): b - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): b - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}
+
+/// The parsed query string of a request.
+struct QueryParameters: Sendable {
+    private var values: [String: [String]] = [:]
+
+    /// Parses `a=1&b=2`; `+` means space; a broken escape is an error.
+    init(_ query: String?) throws(APIError) {
+        guard let query, !query.isEmpty else { return }
+        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let name = Router.percentDecode(parts[0], plusIsSpace: true),
+                let value = Router.percentDecode(parts.count > 1 ? parts[1] : "", plusIsSpace: true)
+            else { throw APIError(.badRequest, "invalid percent-encoding in the query string") }
+            values[name, default: []].append(value)
+        }
+    }
+
+    /// The last value of a parameter.
+    subscript(_ name: String) -> String? { values[name]?.last }
+
+    /// An integer parameter within bounds, or the default when absent.
+    func integer(_ name: String, default def: Int64, in range: ClosedRange<Int64>) throws(APIError) -> Int64 {
+        guard let raw = self[name] else { return def }
+        guard let v = Int64(raw), range.contains(v) else {
+            throw APIError(.badRequest, "query parameter \(name) must be an integer from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return v
+    }
+
+    /// A comma-separated list parameter (empty when absent).
+    func list(_ name: String) -> [String] {
+        guard let raw = self[name] else { return [] }
+        return raw.split(separator: ",").map { String($0) }.filter { !$0.isEmpty }
+    }
+}

@@ -1,0 +1,383 @@
+import Foundation
+import Testing
+@testable import MinkConfig
+
+/// Writes `text` to a fresh temporary file and returns its path.
+func temporaryFile(_ text: String) throws -> String {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("minkd-config-\(UUID().uuidString).yaml")
+    try text.write(to: url, atomically: true, encoding: .utf8)
+    return url.path
+}
+
+/// The message of the `ConfigError` thrown by `body`, or nil.
+func configError(_ body: () throws -> Any) -> String? {
+    do {
+        _ = try body()
+        return nil
+    } catch let error as ConfigError {
+        return error.description
+    } catch {
+        return "unexpected \(error)"
+    }
+}
+
+func parseError(_ yaml: String) -> String? {
+    configError { try MinkdConfiguration.parse(yaml: yaml, source: "test.yaml") }
+}
+
+@Suite struct DefaultsTests {
+    @Test func defaultsMatchCONFIG() throws {
+        let config = try MinkdConfiguration.load(file: nil, environment: [:], overrides: .none)
+        #expect(config == MinkdConfiguration())
+        #expect(config.listen.description == "127.0.0.1:6465")
+        #expect(config.storage.kind == .sqlite)
+        #expect(config.storage.dataDir == "./minkd-data")
+        #expect(config.storage.url == nil)
+        #expect(config.storage.pool == 10)
+        #expect(config.tenancy.strategy == .shared)
+        #expect(config.tenancy.schemaPrefix == "tenant_")
+        #expect(config.tenancy.autoCreate)
+        #expect(!config.auth.enabled && config.auth.tokens.isEmpty)
+        #expect(config.limits.maxBodyBytes == 4_194_304)
+        #expect(config.limits.maxEventsPerAppend == 1000)
+        #expect(config.limits.maxEventBytes == 1_048_576)
+        #expect(config.limits.maxConnections == 10_000)
+        #expect(config.limits.subscriberBuffer == 10_000)
+        #expect(config.limits.maxRequestLineBytes == 8192 && config.limits.maxHeaderBytes == 16_384)
+        #expect(config.http.idleTimeoutSeconds == 75)
+        #expect(config.http.headerTimeoutSeconds == 10)
+        #expect(config.http.gzipMinBytes == 1024)
+        #expect(config.http.sseKeepaliveSeconds == 15)
+        #expect(config.http.corsAllowedOrigins.isEmpty)
+        #expect(config.shutdown.graceSeconds == 20)
+        #expect(!config.metrics.requireToken)
+        #expect(config.logging.level == .info)
+        #expect(config.logging.format == nil)
+        #expect(config.logging.effectiveFormat(isTerminal: true) == .text)
+        #expect(config.logging.effectiveFormat(isTerminal: false) == .json)
+        #expect(config.projections.isEmpty && !config.insecure && config.configFile == nil)
+    }
+
+    @Test func emptyFileMeansDefaults() throws {
+        #expect(try MinkdConfiguration.parse(yaml: "") == MinkdConfiguration())
+        #expect(try MinkdConfiguration.parse(yaml: "# only a comment\n") == MinkdConfiguration())
+        #expect(try MinkdConfiguration.parse(yaml: "auth:\nlimits:\n") == MinkdConfiguration())
+    }
+
+    @Test func exampleFileLoads() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let path = root.appendingPathComponent("config/minkd.example.yaml").path
+        let config = try MinkdConfiguration.load(file: path, environment: [:], overrides: .none)
+        #expect(config.configFile == path)
+        var expected = MinkdConfiguration()
+        expected.configFile = path
+        expected.auth.tokens = config.auth.tokens
+        expected.projections = config.projections
+        #expect(config == expected, "the example documents the defaults")
+        #expect(config.auth.tokens.count == 2)
+        #expect(config.auth.token(matching: "example-token-do-not-use")?.name == "acme-rw")
+        #expect(config.auth.tokens[1].isWildcard && config.auth.tokens[1].roles == [.read, .write, .admin])
+
+        let orders = try #require(config.projections.first)
+        #expect(orders.name == "orders" && orders.mode == .async && orders.readModel == "orders")
+        #expect(orders.indexes == ["status", "total"])
+        #expect(orders.handlers.map(\.event) == ["OrderCreated", "ItemAdded", "OrderShipped", "OrderCancelled"])
+        let created = orders.handlers[0]
+        #expect(created.id == .path(EventPath(root: .data, segments: ["orderId"])))
+        #expect(created.set.map(\.field) == ["orderId", "status", "total", "itemCount", "createdAt"])
+        #expect(created.set[1].value == .string("pending"))
+        #expect(created.set[3].value == .int(0))
+        #expect(created.set[4].value == .path(EventPath(root: .timestamp)))
+        let added = orders.handlers[1]
+        #expect(added.increment == [
+            FieldAssignment("itemCount", .int(1)),
+            FieldAssignment("total", .path(EventPath(root: .data, segments: ["price"]))),
+        ])
+        #expect(added.append == [FieldAssignment("items", .object([
+            .init("sku", .path(EventPath(root: .data, segments: ["sku"]))),
+            .init("price", .path(EventPath(root: .data, segments: ["price"]))),
+        ]))])
+        #expect(orders.handlers[2].unset == ["cancelReason"])
+        #expect(orders.handlers[3].delete && orders.handlers[3].set.isEmpty)
+    }
+
+    @Test func theCONFIGExampleParses() throws {
+        let config = try MinkdConfiguration.parse(yaml: """
+            listen: "127.0.0.1:6465"
+            storage:
+              kind: postgres
+              dataDir: "./minkd-data"
+              url: "postgres://minkd:pw@db/minkd"
+              pool: 10
+            tenancy: {strategy: schema, schemaPrefix: "tenant_", autoCreate: true}
+            auth:
+              enabled: true
+              tokens:
+                - name: "acme-rw"
+                  sha256: "\(hashToken("t"))"
+                  tenant: "acme"
+                  roles: [read, write]
+            limits: {maxBodyBytes: 4194304, maxEventsPerAppend: 1000, maxEventBytes: 1048576, maxConnections: 10000, subscriberBuffer: 10000}
+            http:
+              idleTimeoutSeconds: 75
+              headerTimeoutSeconds: 10
+              gzipMinBytes: 1024
+              cors: { allowedOrigins: ["https://app.example.com"] }
+            shutdown: {graceSeconds: 20}
+            metrics: {requireToken: false}
+            """)
+        #expect(config.storage.kind == .postgres && config.tenancy.strategy == .schema)
+        #expect(config.auth.enabled && config.auth.tokens[0].roles == [.read, .write])
+        #expect(config.http.corsAllowedOrigins == ["https://app.example.com"])
+    }
+}
+
+@Suite struct PrecedenceTests {
+    static let file = """
+        listen: "127.0.0.1:1111"
+        storage: {kind: sqlite, dataDir: "/file/data", url: "postgres://file"}
+        logging: {level: debug, format: text}
+        shutdown: {graceSeconds: 5}
+        """
+
+    @Test func flagBeatsEnvironmentBeatsFileBeatsDefault() throws {
+        let path = try temporaryFile(Self.file)
+        let environment = [
+            "MINKD_LISTEN": "127.0.0.1:2222", "MINKD_DATA_DIR": "/env/data", "MINKD_STORAGE": "memory",
+            "MINKD_DATABASE_URL": "postgres://env", "MINKD_LOG_LEVEL": "warning", "MINKD_LOG_FORMAT": "json",
+        ]
+        let flags = FlagOverrides(
+            listen: "127.0.0.1:3333", dataDir: "/flag/data", storage: "postgres", databaseURL: "postgres://flag",
+            logLevel: "error", logFormat: "text", insecure: true
+        )
+
+        let fileOnly = try MinkdConfiguration.load(file: path, environment: [:], overrides: .none)
+        #expect(fileOnly.listen.port == 1111 && fileOnly.storage.dataDir == "/file/data" && fileOnly.storage.kind == .sqlite)
+        #expect(fileOnly.storage.url == "postgres://file" && fileOnly.logging.level == .debug && fileOnly.logging.format == .text)
+        #expect(fileOnly.shutdown.graceSeconds == 5 && fileOnly.limits == MinkdConfiguration.Limits())
+
+        let withEnv = try MinkdConfiguration.load(file: path, environment: environment, overrides: .none)
+        #expect(withEnv.listen.port == 2222 && withEnv.storage.dataDir == "/env/data" && withEnv.storage.kind == .memory)
+        #expect(withEnv.storage.url == "postgres://env" && withEnv.logging.level == .warning && withEnv.logging.format == .json)
+        #expect(!withEnv.insecure)
+
+        let withFlags = try MinkdConfiguration.load(file: path, environment: environment, overrides: flags)
+        #expect(withFlags.listen.port == 3333 && withFlags.storage.dataDir == "/flag/data" && withFlags.storage.kind == .postgres)
+        #expect(withFlags.storage.url == "postgres://flag" && withFlags.logging.level == .error && withFlags.logging.format == .text)
+        #expect(withFlags.insecure)
+        #expect(withFlags.shutdown.graceSeconds == 5, "keys with no flag or variable keep the file's value")
+
+        let envOnly = try MinkdConfiguration.load(file: nil, environment: ["MINKD_LISTEN": "[::1]:4444"], overrides: .none)
+        #expect(envOnly.listen == ListenAddress(host: "::1", port: 4444))
+    }
+
+    @Test func configFileFromEnvironmentUnlessFlagged() throws {
+        let envFile = try temporaryFile("listen: \"127.0.0.1:1\"")
+        let flagFile = try temporaryFile("listen: \"127.0.0.1:2\"")
+        let viaEnv = try MinkdConfiguration.load(file: nil, environment: ["MINKD_CONFIG": envFile], overrides: .none)
+        #expect(viaEnv.listen.port == 1 && viaEnv.configFile == envFile)
+        let viaFlag = try MinkdConfiguration.load(file: flagFile, environment: ["MINKD_CONFIG": envFile], overrides: .none)
+        #expect(viaFlag.listen.port == 2 && viaFlag.configFile == flagFile)
+    }
+
+    @Test func extraEnvironmentVariables() throws {
+        let config = try MinkdConfiguration.load(file: nil, environment: [
+            "MINKD_INSECURE": "1", "MINKD_TENANCY_STRATEGY": "database", "MINKD_AUTH_ENABLED": "true",
+            "MINKD_METRICS_REQUIRE_TOKEN": "yes", "MINKD_SHUTDOWN_GRACE_SECONDS": "3", "MINKD_LOG_FORMAT": "auto",
+            "MINKD_LISTEN": "",  // empty counts as unset
+        ], overrides: .none)
+        #expect(config.insecure && config.tenancy.strategy == .database && config.auth.enabled)
+        #expect(config.metrics.requireToken && config.shutdown.graceSeconds == 3 && config.logging.format == nil)
+        #expect(config.listen.port == 6465)
+        #expect(EnvironmentKey.all.count == 12 && EnvironmentKey.all.allSatisfy { $0.hasPrefix("MINKD_") })
+    }
+
+    @Test(arguments: [
+        (["MINKD_LISTEN": "nope"], "config: MINKD_LISTEN: invalid address \"nope\" (expected HOST:PORT, e.g. 127.0.0.1:6465 or [::1]:6465)"),
+        (["MINKD_STORAGE": "mysql"], "config: MINKD_STORAGE: unknown storage kind \"mysql\" (expected sqlite, postgres, memory)"),
+        (["MINKD_LOG_LEVEL": "verbose"], "config: MINKD_LOG_LEVEL: unknown log level \"verbose\" (expected trace, debug, info, notice, warning, error, critical)"),
+        (["MINKD_LOG_FORMAT": "xml"], "config: MINKD_LOG_FORMAT: unknown log format \"xml\" (expected text, json, auto)"),
+        (["MINKD_INSECURE": "maybe"], "config: MINKD_INSECURE: expected true or false, found \"maybe\""),
+        (["MINKD_SHUTDOWN_GRACE_SECONDS": "-1"], "config: MINKD_SHUTDOWN_GRACE_SECONDS: expected an integer ≥ 0, found \"-1\""),
+        (["MINKD_STORAGE": "postgres"], "config: storage.url: required when storage.kind is postgres (or set MINKD_DATABASE_URL, --database-url)"),
+        (["MINKD_CONFIG": "/nonexistent/minkd.yaml"], "config: /nonexistent/minkd.yaml: cannot read the config file (No such file or directory)"),
+    ])
+    func environmentErrors(_ environment: [String: String], _ message: String) {
+        #expect(configError { try MinkdConfiguration.load(file: nil, environment: environment, overrides: .none) } == message)
+    }
+
+    @Test(arguments: [
+        (FlagOverrides(listen: "1.2.3.4"), "config: --listen: invalid address \"1.2.3.4\" (expected HOST:PORT, e.g. 127.0.0.1:6465 or [::1]:6465)"),
+        (FlagOverrides(storage: "oracle"), "config: --storage: unknown storage kind \"oracle\" (expected sqlite, postgres, memory)"),
+        (FlagOverrides(logLevel: "loud"), "config: --log-level: unknown log level \"loud\" (expected trace, debug, info, notice, warning, error, critical)"),
+        (FlagOverrides(logFormat: "auto"), "config: --log-format: unknown log format \"auto\" (expected text, json)"),
+        (FlagOverrides(dataDir: ""), "config: --data-dir: must not be empty"),
+    ])
+    func flagErrors(_ flags: FlagOverrides, _ message: String) {
+        #expect(configError { try MinkdConfiguration.load(file: nil, environment: [:], overrides: flags) } == message)
+    }
+}
+
+@Suite struct FileErrorTests {
+    @Test(arguments: [
+        ("limits:\n  maxBodyByte: 5\n", "config: limits.maxBodyByte: unknown key"),
+        ("listen_on: x\n", "config: listen_on: unknown key"),
+        ("limits:\n  maxBodyBytes: -5\n", "config: limits.maxBodyBytes: must be positive, found -5"),
+        ("limits:\n  maxEventBytes: 0\n", "config: limits.maxEventBytes: must be positive, found 0"),
+        ("limits:\n  maxConnections: lots\n", "config: limits.maxConnections: expected an integer, found \"lots\""),
+        ("limits:\n  subscriberBuffer: 1.5\n", "config: limits.subscriberBuffer: expected an integer, found 1.5"),
+        ("limits: 5\n", "config: limits: expected a mapping, found 5"),
+        ("http:\n  gzipMinBytes: -1\n", "config: http.gzipMinBytes: must be ≥ 0, found -1"),
+        ("http:\n  cors: {allowedOrigins: \"*\"}\n", "config: http.cors.allowedOrigins: expected a list, found \"*\""),
+        ("http:\n  cors: {allowedOrigins: [\"example.com\"]}\n", "config: http.cors.allowedOrigins[0]: invalid origin \"example.com\" (expected \"*\" or scheme://host[:port])"),
+        ("shutdown: {graceSeconds: -1}\n", "config: shutdown.graceSeconds: must be ≥ 0, found -1"),
+        ("metrics: {requireToken: sometimes}\n", "config: metrics.requireToken: expected true or false, found \"sometimes\""),
+        ("listen: \"localhost\"\n", "config: listen: invalid address \"localhost\" (expected HOST:PORT, e.g. 127.0.0.1:6465 or [::1]:6465)"),
+        ("listen: \"127.0.0.1:70000\"\n", "config: listen: invalid address \"127.0.0.1:70000\" (expected HOST:PORT, e.g. 127.0.0.1:6465 or [::1]:6465)"),
+        ("storage: {kind: postgres}\n", "config: storage.url: required when storage.kind is postgres (or set MINKD_DATABASE_URL, --database-url)"),
+        ("storage: {kind: mongo}\n", "config: storage.kind: unknown storage kind \"mongo\" (expected sqlite, postgres, memory)"),
+        ("storage: {pool: 0}\n", "config: storage.pool: must be positive, found 0"),
+        ("storage: {dataDir: \"\"}\n", "config: storage.dataDir: must not be empty"),
+        ("tenancy: {strategy: silo}\n", "config: tenancy.strategy: unknown tenancy strategy \"silo\" (expected shared, schema, database)"),
+        ("tenancy: {schemaPrefix: \"Tenant-\"}\n", "config: tenancy.schemaPrefix: invalid schema prefix \"Tenant-\": must match ^[a-z_][a-z0-9_]{0,30}$"),
+        ("tenancy: {autoCreate: 1}\n", "config: tenancy.autoCreate: expected true or false, found 1"),
+        ("logging: {level: loud}\n", "config: logging.level: unknown log level \"loud\" (expected trace, debug, info, notice, warning, error, critical)"),
+        ("listen: [1\n", "config: test.yaml: invalid YAML: did not find expected ',' or ']' at line 2, column 1"),
+        ("a: 1\na: 2\n", "config: test.yaml: invalid YAML: duplicate key \"a\" at line 1"),
+        ("- 1\n- 2\n", "config: (top level): expected a mapping, found a list"),
+    ])
+    func rejectsBadValues(_ yaml: String, _ message: String) {
+        #expect(parseError(yaml) == message)
+    }
+
+    static let hash = hashToken("token")
+
+    @Test(arguments: [
+        ("roles: [read, rw]", "config: auth.tokens[1].roles: unknown role \"rw\" (expected read, write or admin)"),
+        ("roles: []", "config: auth.tokens[1].roles: at least one role is required"),
+        ("sha256: \"abc\"", "config: auth.tokens[1].sha256: must be 64 hex characters (the output of `minkd hash-token`), found 3 characters"),
+        ("sha256: \"\(String(repeating: "g", count: 64))\"", "config: auth.tokens[1].sha256: must be 64 hex characters (the output of `minkd hash-token`), found 64 characters"),
+        ("tenant: \"Acme\"", "config: auth.tokens[1].tenant: invalid tenant \"Acme\": must match ^[a-z0-9][a-z0-9_-]{0,62}$ or be \"*\""),
+        ("tenant: \"-x\"", "config: auth.tokens[1].tenant: invalid tenant \"-x\": must match ^[a-z0-9][a-z0-9_-]{0,62}$ or be \"*\""),
+        ("token: \"plaintext\"", "config: auth.tokens[1].token: unknown key"),
+        ("name: \"first\"", "config: auth.tokens[1].name: \"first\" is already the name of auth.tokens[0]"),
+    ])
+    func rejectsBadTokens(_ change: String, _ message: String) {
+        let key = change.split(separator: ":")[0]
+        var second = [
+            "name": "name: \"second\"", "sha256": "sha256: \"\(Self.hash.uppercased())\"",
+            "tenant": "tenant: \"*\"", "roles": "roles: [admin]",
+        ]
+        second[String(key)] = change
+        let yaml = """
+            auth:
+              enabled: true
+              tokens:
+                - {name: "first", sha256: "\(hashToken("other"))", tenant: "acme", roles: [read]}
+                - {\(second.values.sorted().joined(separator: ", "))}
+            """
+        #expect(parseError(yaml) == message)
+    }
+
+    @Test func tokenRequiredKeysAndSameHash() {
+        #expect(parseError("auth: {tokens: [{name: a, tenant: acme, roles: [read]}]}") == "config: auth.tokens[0].sha256: required")
+        #expect(parseError("auth: {tokens: [{sha256: \"\(Self.hash)\", tenant: acme, roles: [read]}]}") == "config: auth.tokens[0].name: required")
+        #expect(parseError("auth: {tokens: [{name: a, sha256: \"\(Self.hash)\", roles: [read]}]}") == "config: auth.tokens[0].tenant: required (a tenant ID or \"*\")")
+        #expect(parseError("""
+            auth: {tokens: [{name: a, sha256: "\(Self.hash)", tenant: x, roles: read},
+                            {name: b, sha256: "\(Self.hash)", tenant: y, roles: [read]}]}
+            """) == "config: auth.tokens[1].sha256: the same hash as auth.tokens[0]")
+    }
+
+    @Test func hashesAreStoredLowercase() throws {
+        let config = try MinkdConfiguration.parse(yaml: "auth: {tokens: [{name: a, sha256: \"\(Self.hash.uppercased())\", tenant: acme, roles: read}]}")
+        #expect(config.auth.tokens[0].sha256 == Self.hash)
+        #expect(config.auth.token(matching: "token")?.roles == [.read])
+    }
+}
+
+@Suite struct ListenTests {
+    @Test(arguments: [
+        ("127.0.0.1:6465", "127.0.0.1", 6465), ("[::1]:80", "::1", 80), ("0.0.0.0:0", "0.0.0.0", 0),
+        ("localhost:8080", "localhost", 8080), ("[fe80::1]:65535", "fe80::1", 65535), ("my-host.internal:1", "my-host.internal", 1),
+    ])
+    func parses(_ text: String, _ host: String, _ port: Int) throws {
+        let address = try ListenAddress(parsing: text)
+        #expect(address == ListenAddress(host: host, port: port))
+        #expect(address.description == text)
+    }
+
+    @Test(arguments: ["", ":6465", "127.0.0.1", "127.0.0.1:", "127.0.0.1:x", "127.0.0.1:65536", "::1:80", "[::1]80", "[::1]", "a b:1", "127.0.0.1:-1", "[zz]:1"])
+    func rejects(_ text: String) {
+        #expect(throws: ConfigError.self) { try ListenAddress(parsing: text) }
+    }
+
+    @Test func loopback() {
+        for host in ["127.0.0.1", "127.1.2.3", "localhost", "LOCALHOST", "::1", "[::1]", "0:0:0:0:0:0:0:1", "::ffff:127.0.0.1", "a.localhost"] {
+            #expect(ListenAddress.isLoopback(host: host), "\(host)")
+        }
+        for host in ["0.0.0.0", "10.0.0.1", "128.0.0.1", "::", "1::", "::2", "example.com", "127.0.0.1.example.com", "", "fe80::1"] {
+            #expect(!ListenAddress.isLoopback(host: host), "\(host)")
+        }
+    }
+
+    @Test func serveRefusesOpenListenWithoutAuth() throws {
+        var config = MinkdConfiguration()
+        try config.validateForServe(insecure: false)
+        config.listen = ListenAddress(host: "0.0.0.0", port: 6465)
+        #expect(configError { try config.validateForServe(insecure: false) } ==
+            "config: listen: refusing to listen on non-loopback address 0.0.0.0:6465 with auth disabled (enable auth or pass --insecure)")
+        try config.validateForServe(insecure: true)
+        config.auth.enabled = true
+        try config.validateForServe(insecure: false)
+    }
+}
+
+@Suite struct RedactionTests {
+    @Test func hidesSecretsAndRoundTrips() throws {
+        let path = try temporaryFile("""
+            storage: {kind: postgres, url: "postgres://minkd:s3cret@db:5432/minkd?sslmode=require", pool: 3}
+            auth:
+              enabled: true
+              tokens:
+                - {name: "ops \\"main\\"", sha256: "\(hashToken("t"))", tenant: "*", roles: [admin, read]}
+            http: {cors: {allowedOrigins: ["https://a.example"]}}
+            logging: {format: json}
+            projections:
+              - name: totals
+                mode: inline
+                indexes: [count]
+                handlers:
+                  - event: "Any\\u00e9"
+                    id: "all"
+                    set: {label: "$$.literal", nested: {a: [1, 2.5, true, null, "$.metadata.custom.k"]}}
+                    increment: {count: 1}
+                    unset: [old]
+            """)
+        let config = try MinkdConfiguration.load(file: path, environment: [:], overrides: .none)
+        let redacted = config.redactedDescription()
+        #expect(!redacted.contains("s3cret"))
+        #expect(!redacted.contains(hashToken("t")))
+        #expect(redacted.contains(#"url: "postgres://minkd:<redacted>@db:5432/minkd?sslmode=require""#))
+        #expect(redacted.contains(#"sha256: "<redacted>""#))
+        #expect(redacted.contains("roles: [read, admin]"))
+        #expect(redacted.hasPrefix("listen: \"127.0.0.1:6465\"\nstorage:\n  kind: postgres\n"))
+
+        var reloaded = try MinkdConfiguration.parse(yaml: config.yaml(redactingSecrets: false))
+        reloaded.configFile = config.configFile
+        #expect(reloaded == config)
+        #expect(reloaded.projections[0].handlers[0].set[0].value == .string("$.literal"))
+        #expect(try MinkdConfiguration.parse(yaml: MinkdConfiguration().yaml(redactingSecrets: false)) == MinkdConfiguration())
+    }
+
+    @Test(arguments: [
+        ("postgres://u:p@h/db", "postgres://u:<redacted>@h/db"),
+        ("postgresql://u@h/db", "postgresql://u@h/db"),
+        ("postgres://h/db?user=u&password=p&sslmode=x", "postgres://h/db?user=u&password=<redacted>&sslmode=x"),
+        ("host=h user=u password=p dbname=d", "host=h user=u password=<redacted> dbname=d"),
+        ("postgres://u:p:q@h/db", "postgres://u:<redacted>@h/db"),
+    ])
+    func redactsPasswords(_ url: String, _ expected: String) {
+        #expect(MinkdConfiguration.redactPassword(in: url) == expected)
+    }
+}

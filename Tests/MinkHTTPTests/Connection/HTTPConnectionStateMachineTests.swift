@@ -1,0 +1,118 @@
+import Testing
+@testable import MinkHTTP
+
+@Suite struct HTTPConnectionStateMachineTests {
+    typealias SM = HTTPConnectionStateMachine
+    let ms: UInt64 = 1_000_000
+
+    func config() -> SM.Configuration {
+        SM.Configuration(headerTimeoutNanos: 1000 * ms, idleTimeoutNanos: 5000 * ms, bodyTimeoutNanos: 2000 * ms)
+    }
+
+    func dispatched(_ actions: [SM.Action]) -> [HTTPRequest] {
+        actions.compactMap { if case .dispatch(let r, _) = $0 { return r } else { return nil } }
+    }
+
+    func writes(_ actions: [SM.Action]) -> [String] {
+        actions.compactMap { if case .write(let b) = $0 { return String(decoding: b, as: UTF8.self) } else { return nil } }
+    }
+
+    func closes(_ actions: [SM.Action]) -> Bool {
+        actions.contains { if case .close = $0 { return true } else { return false } }
+    }
+
+    @Test func pipelinedRequestsAreDispatchedOneAtATime() {
+        var sm = SM(configuration: config(), now: 0)
+        let a = sm.bytesReceived(Array("GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n".utf8)[...], now: 1)
+        #expect(dispatched(a).map(\.path) == ["/1"])
+        #expect(sm.deadline == nil)
+        let b = sm.responseSent(close: false, now: 2)
+        #expect(dispatched(b).map(\.path) == ["/2"])
+        let c = sm.responseSent(close: false, now: 3)
+        #expect(c.isEmpty)
+        #expect(sm.deadline == 3 + 5000 * ms)  // idle
+    }
+
+    @Test func slowHeadTimesOutWith408() {
+        var sm = SM(configuration: config(), now: 0)
+        #expect(sm.deadline == 1000 * ms)  // a new connection gets the header timeout
+        _ = sm.bytesReceived(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8)[...], now: 0)
+        _ = sm.responseSent(close: false, now: 0)
+        #expect(sm.deadline == 5000 * ms)  // idle
+        _ = sm.bytesReceived(Array("GET / HT".utf8)[...], now: 100 * ms)
+        #expect(sm.deadline == 1100 * ms)
+        // More bytes do not extend the header deadline (slowloris).
+        _ = sm.bytesReceived(Array("TP/1.1\r\n".utf8)[...], now: 900 * ms)
+        #expect(sm.timerFired(now: 1000 * ms).isEmpty)
+        let fired = sm.timerFired(now: 1100 * ms)
+        #expect(writes(fired).first?.hasPrefix("HTTP/1.1 408") == true)
+        #expect(closes(fired))
+    }
+
+    @Test func idleConnectionClosesSilently() {
+        var sm = SM(configuration: config(), now: 0)
+        _ = sm.bytesReceived(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8)[...], now: 0)
+        _ = sm.responseSent(close: false, now: 10 * ms)
+        let fired = sm.timerFired(now: 5010 * ms)
+        #expect(writes(fired).isEmpty)
+        #expect(closes(fired))
+    }
+
+    @Test func keepAliveRules() {
+        for (text, keep) in [
+            ("GET / HTTP/1.1\r\nHost: x\r\n\r\n", true),
+            ("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false),
+            ("GET / HTTP/1.0\r\n\r\n", false),
+            ("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", true),
+        ] {
+            var sm = SM(configuration: config(), now: 0)
+            let a = sm.bytesReceived(Array(text.utf8)[...], now: 0)
+            guard case .dispatch(_, let k) = a.first else { Issue.record("no dispatch"); continue }
+            #expect(k == keep, "\(text)")
+            #expect(closes(sm.responseSent(close: false, now: 1)) == !keep)
+        }
+    }
+
+    @Test func expectContinueIsSentOnceBeforeTheBody() {
+        var sm = SM(configuration: config(), now: 0)
+        let a = sm.bytesReceived(Array("POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n".utf8)[...], now: 0)
+        #expect(writes(a) == ["HTTP/1.1 100 Continue\r\n\r\n"])
+        #expect(sm.bytesReceived(Array("a".utf8)[...], now: 1).isEmpty)
+        #expect(dispatched(sm.bytesReceived(Array("b".utf8)[...], now: 2)).first?.body == Array("ab".utf8))
+    }
+
+    @Test func framingErrorAnswersAndCloses() {
+        var sm = SM(configuration: config(), now: 0)
+        let a = sm.bytesReceived(Array("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n".utf8)[...], now: 0)
+        #expect(writes(a).first?.hasPrefix("HTTP/1.1 400 Bad Request\r\n") == true)
+        #expect(writes(a).first?.contains("Connection: close\r\n") == true)
+        #expect(closes(a))
+        #expect(sm.isClosed)
+        #expect(sm.bytesReceived(Array("GET / HTTP/1.1\r\n\r\n".utf8)[...], now: 1).isEmpty)
+    }
+
+    @Test func gzipRequestBodyIsInflatedWithinTheLimit() throws {
+        var c = config()
+        c.limits.maxBodyBytes = 1000
+        let small = try Gzip.compress(Array(repeating: 65, count: 1000))
+        var sm = SM(configuration: c, now: 0)
+        let a = sm.bytesReceived(Array("POST / HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: \(small.count)\r\n\r\n".utf8)[...] + small[...], now: 0)
+        #expect(dispatched(a).first?.body.count == 1000)
+        #expect(dispatched(a).first?.headers["Content-Encoding"] == nil)
+
+        let big = try Gzip.compress(Array(repeating: 65, count: 1001))
+        var sm2 = SM(configuration: c, now: 0)
+        let b = sm2.bytesReceived(Array("POST / HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: \(big.count)\r\n\r\n".utf8)[...] + big[...], now: 0)
+        #expect(writes(b).first?.hasPrefix("HTTP/1.1 413") == true)
+        #expect(closes(b))
+    }
+
+    @Test func shutdownClosesIdleAndDrainsBusy() {
+        var idle = SM(configuration: config(), now: 0)
+        #expect(closes(idle.beginShutdown()))
+        var busy = SM(configuration: config(), now: 0)
+        _ = busy.bytesReceived(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8)[...], now: 0)
+        #expect(busy.beginShutdown().isEmpty)
+        #expect(closes(busy.responseSent(close: false, now: 1)))
+    }
+}

@@ -1,0 +1,24 @@
+import Foundation
+import Mink
+import MinkPostgres
+import MinkTesting
+import Testing
+
+/// The shared adapter conformance suite of `MinkTesting`, against PostgreSQL: a fresh schema (or
+/// schema prefix) per case, once per tenancy strategy.
+@Suite("PostgreSQL storage conformance")
+struct PostgresConformanceTests {
+    @Test(arguments: AdapterConformance.cases)
+    func sharedTables(_ check: AdapterConformance.Case) async throws {
+        let storage = try await TestServer.storage(poolSize: 8)
+        try await check.run { ConformanceStorage(storage) }
+        await storage.shutdown()
+    }
+
+    @Test(arguments: AdapterConformance.cases)
+    func schemaPerTenant(_ check: AdapterConformance.Case) async throws {
+        let storage = try await TestServer.storage(tenancy: .schema(prefix: TestServer.freshName("p_") + "_"), poolSize: 8)
+        try await check.run { ConformanceStorage(storage) }
+        await storage.shutdown()
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import MinkHTTP
+import Testing
+
+/// The 79 request vectors of `http_requests.json` (see its README), sent to the real minkd
+/// server (router and handlers included), with the README's verdicts.
+struct RequestVector: Decodable, Sendable, CustomTestStringConvertible {
+    var name: String
+    var raw: String
+    var valid: Bool
+    var lenient: Bool?
+    var requests: Int?
+    var expect_close: Bool?
+    var head: Bool?
+    var also_ok: [Int]?
+    var must_close: Bool?
+    var max_responses: Int?
+
+    var bytes: [UInt8] { Array(Data(base64Encoded: raw)!) }
+    var testDescription: String { name }
+
+    static let all: [RequestVector] = {
+        let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("MinkHTTPTests/Resources/http_requests.json")
+        return try! JSONDecoder().decode([RequestVector].self, from: Data(contentsOf: file))
+    }()
+}
+
+@Suite("HTTP conformance vectors against minkd")
+struct ConformanceVectorTests {
+    @Test func allVectorsAreLoaded() {
+        #expect(RequestVector.all.count == 79)
+    }
+
+    @Test(arguments: RequestVector.all)
+    func vector(_ v: RequestVector) async throws {
+        try await withServer { s in
+            let conn = try await RawConnection.open(port: s.port)
+            try await conn.send(v.bytes)
+            let expected = v.requests ?? 1
+            let heads = Array(repeating: v.head ?? false, count: max(expected, 4))
+            let keepsOpen = v.valid && v.expect_close != true
+            let (bytes, closed) = try await conn.readResponses(
+                until: { keepsOpen && Self.parse($0, heads: heads, eof: false).count >= expected },
+                timeout: keepsOpen ? .seconds(3) : .milliseconds(1500)
+            )
+            let responses = Self.parse(bytes, heads: heads, eof: closed)
+            let statuses = responses.map(\.status)
+            let label = "\(v.name): statuses \(statuses) closed=\(closed)"
+            let allowed = Set(v.also_ok ?? [])
+            if v.valid {
+                #expect(statuses.count >= expected, "\(label)")
+                for s in statuses.prefix(expected) { #expect(allowed.contains(s) || (s != 400 && s < 500), "\(label)") }
+                if v.expect_close == true { #expect(closed, "\(label)") }
+                if v.head == true { #expect(responses.first?.body.isEmpty == true, "\(label)") }
+            } else if v.lenient == true {
+                for s in statuses { #expect(s < 500 || s == 501 || s == 505, "\(label)") }
+                if let max = v.max_responses { #expect(statuses.count <= max, "\(label)") }
+            } else {
+                for s in statuses {
+                    #expect(!(200..<300).contains(s), "\(label)")
+                    #expect((400..<500).contains(s) || s == 501 || s == 505, "\(label)")
+                }
+                #expect(!statuses.isEmpty || closed, "\(label)")
+            }
+            if v.must_close == true { #expect(closed, "\(label)") }
+            // The server still answers.
+            #expect(try await s.request("GET", "/healthz").status == 200, "\(v.name): server no longer answers")
+        }
+    }
+
+    static func parse(_ bytes: [UInt8], heads: [Bool], eof: Bool) -> [(status: Int, body: [UInt8])] {
+        var parser = HTTPResponseParser()
+        for h in heads { parser.requestSent(isHead: h) }
+        parser.feed(bytes)
+        var out: [(Int, [UInt8])] = []
+        var status: Int?
+        var body: [UInt8] = []
+        do {
+            while let e = try parser.next() {
+                switch e {
+                case .head(let h): status = h.status; body = []
+                case .body(let b): body += b
+                case .end: if let s = status { out.append((s, body)) }; status = nil
+                }
+            }
+            if eof, case .end? = try parser.finish(), let s = status { out.append((s, body)) }
+        } catch {}
+        return out
+    }
+}
+

@@ -1,0 +1,113 @@
+import Foundation
+import Testing
+
+/// Runs the real `minkd` executable (built next to the test binary).
+struct MinkdProcess {
+    static var executable: URL {
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("minkd")
+        if FileManager.default.isExecutableFile(atPath: beside.path) { return beside }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/minkd")
+    }
+
+    let process = Process()
+    let stderr = Pipe()
+    let stdout = Pipe()
+
+    init(_ arguments: [String], stdin: String? = nil) throws {
+        process.executableURL = Self.executable
+        process.arguments = arguments
+        process.standardError = stderr
+        process.standardOutput = stdout
+        var env = ProcessInfo.processInfo.environment
+        env = env.filter { !$0.key.hasPrefix("MINKD_") }
+        process.environment = env
+        if let stdin {
+            let input = Pipe()
+            process.standardInput = input
+            try process.run()
+            input.fileHandleForWriting.write(Data(stdin.utf8))
+            try input.fileHandleForWriting.close()
+        } else {
+            try process.run()
+        }
+    }
+
+    /// Waits for exit (up to `timeout`), returning the status and both outputs.
+    func finish(timeout: Duration = .seconds(10)) async throws -> (status: Int32, out: String, err: String) {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        if process.isRunning { process.terminate(); Issue.record("minkd did not exit in time") }
+        process.waitUntilExit()
+        let out = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let err = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return (process.terminationStatus, out, err)
+    }
+
+    /// Reads the JSON log on stderr until the readiness line; returns the bound port.
+    func waitUntilReady() async throws -> Int {
+        let handle = stderr.fileHandleForReading
+        let found = try await onThread { () -> Int? in
+            var text = ""
+            while true {
+                let data = handle.availableData
+                if data.isEmpty { return nil }
+                text += String(decoding: data, as: UTF8.self)
+                for line in text.split(separator: "\n") where line.contains("minkd ready") {
+                    if let r = line.range(of: #""address":"127.0.0.1:"#) {
+                        return Int(line[r.upperBound...].prefix { $0.isNumber })
+                    }
+                }
+            }
+        }
+        return try #require(found, "no readiness line")
+    }
+}
+
+@Suite("minkd executable")
+struct MinkdProcessTests {
+    @Test func sigtermWithOpenSubscriptionsExitsZero() async throws {
+        let minkd = try MinkdProcess(["serve", "--storage", "memory", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        let port = try await minkd.waitUntilReady()
+        var connections: [RawConnection] = []
+        for _ in 0..<3 {
+            let c = try await RawConnection.open(port: port)
+            try await c.send("GET /v1/subscriptions/all HTTP/1.1\r\nHost: x\r\n\r\n")
+            _ = try await c.read(until: { $0.contains("caught-up") }, timeout: .seconds(5))
+            connections.append(c)
+        }
+        kill(minkd.process.processIdentifier, SIGTERM)
+        let (status, _, _) = try await minkd.finish()
+        #expect(status == 0)
+        for c in connections { #expect(try await c.readUntilClosed(timeout: .seconds(2))) }
+    }
+
+    @Test func refusesNonLoopbackWithoutAuth() async throws {
+        let minkd = try MinkdProcess(["serve", "--storage", "memory", "--listen", "0.0.0.0:0"])
+        let (status, _, err) = try await minkd.finish()
+        #expect(status != 0)
+        #expect(err.contains("config: listen"), "\(err)")
+    }
+
+    @Test func badConfigNamesTheKey() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("minkd-\(UUID()).yaml")
+        try "limits:\n  maxBodyByte: 5\n".write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let minkd = try MinkdProcess(["check-config", "--config", file.path])
+        let (status, _, err) = try await minkd.finish()
+        #expect(status != 0)
+        #expect(err.contains("config: limits.maxBodyByte"), "\(err)")
+        let bad = try MinkdProcess(["--storage", "floppy"])
+        let r = try await bad.finish()
+        #expect(r.status != 0 && r.err.contains("storage"), "\(r.err)")
+    }
+
+    @Test func versionHashTokenAndCheckConfig() async throws {
+        var r = try await MinkdProcess(["version"]).finish()
+        #expect(r.status == 0 && r.out.hasPrefix("minkd "))
+        r = try await MinkdProcess(["hash-token"], stdin: "abc\n").finish()
+        #expect(r.out.trimmingCharacters(in: .whitespacesAndNewlines) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        r = try await MinkdProcess(["check-config", "--storage", "memory"]).finish()
+        #expect(r.status == 0 && r.out.contains("kind: memory"), "\(r.out)")
+    }
+}

@@ -1,0 +1,182 @@
+import Foundation
+import MinkHTTP
+import MinkWire
+import Testing
+
+@Suite("Streams over HTTP")
+struct StreamEndpointTests {
+    @Test func appendAndLoad() async throws {
+        try await withServer { s in
+            let data = #"{"customerId":"c-456","big":12345678901234567890,"u":"ü\u0000"}"#
+            var r = try await s.request("POST", "/v1/streams/order-123", json: #"{"expectedVersion":"no_stream","metadata":{"correlationId":"c-1"},"events":[{"type":"OrderCreated","data":\#(data),"metadata":{"userId":"u-1"}}]}"#)
+            #expect(r.status == 201)
+            #expect(r.text == #"{"streamId":"order-123","fromVersion":1,"toVersion":1,"fromPosition":1,"toPosition":1}"#)
+            #expect(r.headers["Content-Type"] == "application/json; charset=utf-8")
+            #expect(r.headers["X-Request-ID"] != nil)
+            r = try await s.request("GET", "/v1/streams/order-123")
+            #expect(r.status == 200)
+            let event = r["events"]?.arrayValue?.first
+            #expect(r["version"] == .int(1) && r["next"] == .null)
+            #expect(event?.objectValue?["type"] == "OrderCreated")
+            #expect(event?.objectValue?["metadata"] == ["correlationId": "c-1", "userId": "u-1"])
+            #expect(r.text.contains(#""data":\#(data)"#), "data is returned byte for byte")
+            let ts = event?.objectValue?["timestamp"]?.stringValue ?? ""
+            #expect(ts.count == 27 && ts.hasSuffix("Z"), "RFC 3339 with microseconds: \(ts)")
+        }
+    }
+
+    @Test func expectedVersionForms() async throws {
+        try await withServer { s in
+            #expect(try await s.request("POST", "/v1/streams/a-1", json: appendBody(["A"], expected: "0")).status == 201)
+            var r = try await s.request("POST", "/v1/streams/a-1", json: appendBody(["B"], expected: "0"))
+            #expect(r.status == 409 && r.errorCode == "concurrency_conflict")
+            let details = r.json.objectValue?["error"]?.objectValue?["details"]
+            #expect(details == ["streamId": "a-1", "expectedVersion": .int(0), "actualVersion": .int(1)])
+            #expect(try await s.request("POST", "/v1/streams/a-1", json: appendBody(["B"], expected: "1")).status == 201)
+            #expect(try await s.request("POST", "/v1/streams/a-1", json: appendBody(["C"], expected: #""stream_exists""#)).status == 201)
+            #expect(try await s.request("POST", "/v1/streams/a-1", json: appendBody(["D"], expected: #""any""#)).status == 201)
+            r = try await s.request("POST", "/v1/streams/a-2", json: appendBody(["A"], expected: #""stream_exists""#))
+            #expect(r.status == 404 && r.errorCode == "stream_not_found")
+            #expect(try await s.request("POST", "/v1/streams/a-2", json: appendBody(["A"], expected: "-1")).errorCode == "bad_request")
+            #expect(try await s.request("POST", "/v1/streams/a-2", json: appendBody(["A"], expected: #""maybe""#)).status == 400)
+            #expect(try await s.request("POST", "/v1/streams/a-2", json: appendBody(["A"], expected: #""no_stream""#)).status == 201)
+            #expect(try await s.request("GET", "/v1/events/head")["position"] == .int(5), "failed appends wrote nothing")
+        }
+    }
+
+    @Test func badInputGetsTheRightStatus() async throws {
+        try await withServer(configure: { $0.limits.maxEventsPerAppend = 3; $0.limits.maxEventBytes = 100 }) { s in
+            func code(_ body: String, _ headers: [(String, String)] = []) async throws -> (Int, String?) {
+                let r = try await s.request("POST", "/v1/streams/x-1", json: body, headers: headers)
+                return (r.status, r.errorCode)
+            }
+            #expect(try await code("{not json") == (400, "invalid_json"))
+            #expect(try await code(#"{"events":[]}"#) == (422, "validation_failed"))
+            #expect(try await code(#"{"events":[{"type":"","data":{}}]}"#) == (422, "validation_failed"))
+            #expect(try await code(#"{"events":[{"type":"\#(String(repeating: "t", count: 257))","data":{}}]}"#) == (422, "validation_failed"))
+            #expect(try await code(appendBody(["A", "B", "C", "D"])) == (413, "payload_too_large"))
+            #expect(try await code(#"{"events":[{"type":"A","data":"\#(String(repeating: "x", count: 200))"}]}"#) == (413, "payload_too_large"))
+            #expect(try await code(appendBody(["A"]), [("Content-Type", "text/plain")]) == (415, "unsupported_media_type"))
+            #expect(try await code(#"{"events":[{"type":"A","data":{}}],"extra":1}"#).0 == 400)
+            let long = String(repeating: "s", count: 257)
+            let r = try await s.request("POST", "/v1/streams/\(long)", json: appendBody(["A"]))
+            #expect(r.status == 400 && r.errorCode == "invalid_stream_id")
+            #expect(try await s.request("POST", "/v1/streams/bad%01id", json: appendBody(["A"])).errorCode == "invalid_stream_id")
+            #expect(try await s.request("GET", "/v1/events/head")["position"] == .int(0))
+        }
+    }
+
+    @Test func idempotentRetryAndDuplicateIDs() async throws {
+        try await withServer { s in
+            let body = #"{"events":[{"id":"0f8fad5b-d9cb-469f-a165-70867728950e","type":"A","data":{"a":1}},{"id":"7c9e6679-7425-40de-944b-e07fc1f90ae7","type":"B","data":{}}]}"#
+            let first = try await s.request("POST", "/v1/streams/idem-1", json: body)
+            let again = try await s.request("POST", "/v1/streams/idem-1", json: body)
+            #expect(first.status == 201 && again.status == 200 && first.text == again.text)
+            let reuse = try await s.request("POST", "/v1/streams/idem-1", json: #"{"events":[{"id":"0f8fad5b-d9cb-469f-a165-70867728950e","type":"A","data":{"a":2}}]}"#)
+            #expect(reuse.status == 409 && reuse.errorCode == "duplicate_event_id")
+            #expect(try await s.request("GET", "/v1/streams/idem-1/info")["version"] == .int(2))
+        }
+    }
+
+    @Test func pagingDirectionAndInfo() async throws {
+        try await withServer { s in
+            for _ in 0..<5 { try await s.request("POST", "/v1/streams/p-1", json: appendBody(["A", "B"])) }
+            var r = try await s.request("GET", "/v1/streams/p-1?from=1&limit=4")
+            #expect(r["events"]?.arrayValue?.count == 4 && r["next"] == .int(5) && r["version"] == .int(10))
+            r = try await s.request("GET", "/v1/streams/p-1?from=9&limit=4")
+            #expect(r["events"]?.arrayValue?.count == 2 && r["next"] == .null)
+            r = try await s.request("GET", "/v1/streams/p-1?direction=backward&from=-1&limit=3")
+            #expect(r["events"]?.arrayValue?.compactMap { $0.objectValue?["version"]?.int64Value } == [10, 9, 8])
+            #expect(r["next"] == .int(7))
+            #expect(try await s.request("GET", "/v1/streams/p-1?limit=0").status == 400)
+            #expect(try await s.request("GET", "/v1/streams/p-1?limit=10001").status == 400)
+            #expect(try await s.request("GET", "/v1/streams/p-1?direction=sideways").status == 400)
+            #expect(try await s.request("GET", "/v1/streams/nope").errorCode == "stream_not_found")
+            r = try await s.request("GET", "/v1/streams/p-1/info")
+            #expect(r["category"] == "p" && r["version"] == .int(10) && r["eventCount"] == .int(10))
+            #expect(try await s.request("GET", "/v1/streams/nope/info").status == 404)
+        }
+    }
+
+    @Test func percentEncodedStreamIDsAndRouting() async throws {
+        try await withServer { s in
+            #expect(try await s.request("POST", "/v1/streams/a%2Fb%20c%25-1", json: appendBody(["A"])).status == 201)
+            let r = try await s.request("GET", "/v1/streams/a%2Fb%20c%25-1")
+            #expect(r["streamId"] == "a/b c%-1")
+            #expect(try await s.request("GET", "/v1/events?category=a%2Fb%20c%25")["events"]?.arrayValue?.count == 1)
+            let m = try await s.request("DELETE", "/v1/streams/x-1")
+            #expect(m.status == 405 && m.errorCode == "method_not_allowed" && m.headers["Allow"] == "POST, GET, HEAD")
+            #expect(try await s.request("GET", "/v1/nothing").status == 404)
+            #expect(try await s.request("GET", "/v1/streams/%ZZ").status == 400)
+            let head = try await s.request("HEAD", "/v1/streams/a%2Fb%20c%25-1")
+            #expect(head.status == 200 && head.body.isEmpty)
+            let echoed = try await s.request("GET", "/healthz", headers: [("X-Request-ID", "req-42")])
+            #expect(echoed.headers["X-Request-ID"] == "req-42")
+        }
+    }
+
+    @Test func snapshots() async throws {
+        try await withServer { s in
+            #expect(try await s.request("GET", "/v1/streams/agg-1/snapshot").errorCode == "not_found")
+            #expect(try await s.request("PUT", "/v1/streams/agg-1/snapshot", json: #"{"version":5,"state":{"total":5}}"#).status == 200)
+            #expect(try await s.request("PUT", "/v1/streams/agg-1/snapshot", json: #"{"version":3,"state":{"total":3}}"#).status == 200)
+            var r = try await s.request("GET", "/v1/streams/agg-1/snapshot")
+            #expect(r.text == #"{"version":5,"state":{"total":5}}"#, "an older snapshot is ignored")
+            let big = #"{"blob":"\#(String(repeating: "abc", count: 5000))"}"#
+            #expect(try await s.request("PUT", "/v1/streams/agg-1/snapshot", json: #"{"version":9,"state":\#(big)}"#).status == 200)
+            r = try await s.request("GET", "/v1/streams/agg-1/snapshot", headers: [("Accept-Encoding", "identity")])
+            #expect(r.text == #"{"version":9,"state":\#(big)}"#, "large states round-trip through compression")
+            #expect(try await s.request("PUT", "/v1/streams/agg-1/snapshot", json: #"{"version":0,"state":{}}"#).status == 422)
+        }
+    }
+
+    @Test func globalLogAndHead() async throws {
+        try await withServer { s in
+            try await s.request("POST", "/v1/streams/order-1", json: appendBody(["OrderCreated", "ItemAdded"]))
+            try await s.request("POST", "/v1/streams/user-1", json: appendBody(["UserRegistered"]))
+            try await s.request("POST", "/v1/streams/order-2", json: appendBody(["OrderCreated"]))
+            func positions(_ q: String) async throws -> [Int64] {
+                try await s.request("GET", "/v1/events\(q)")["events"]?.arrayValue?.compactMap { $0.objectValue?["globalPosition"]?.int64Value } ?? []
+            }
+            #expect(try await positions("") == [1, 2, 3, 4])
+            #expect(try await positions("?after=2") == [3, 4])
+            #expect(try await positions("?category=order") == [1, 2, 4])
+            #expect(try await positions("?type=OrderCreated,UserRegistered") == [1, 3, 4])
+            #expect(try await positions("?stream=order-2") == [4])
+            #expect(try await positions("?after=1&limit=2") == [2, 3])
+            #expect(try await s.request("GET", "/v1/events?after=1&limit=2")["next"] == .int(3))
+            #expect(try await s.request("GET", "/v1/events?after=9")["next"] == .int(9))
+            #expect(try await s.request("GET", "/v1/events?after=-1").status == 400)
+            #expect(try await s.request("GET", "/v1/events/head").text == #"{"position":4}"#)
+        }
+    }
+
+    @Test func tenantsAreSeparated() async throws {
+        try await withServer { s in
+            try await s.request("POST", "/v1/streams/order-1", json: appendBody(["A"]), headers: [("Mink-Tenant", "acme")])
+            try await s.request("POST", "/v1/streams/order-1", json: appendBody(["B", "C"]), headers: [("Mink-Tenant", "globex")])
+            #expect(try await s.request("GET", "/v1/streams/order-1", headers: [("Mink-Tenant", "acme")])["version"] == .int(1))
+            #expect(try await s.request("GET", "/v1/events/head", headers: [("Mink-Tenant", "globex")])["position"] == .int(2))
+            #expect(try await s.request("GET", "/v1/streams/order-1").status == 404, "the default tenant sees neither")
+            for bad in ["../x", "A", String(repeating: "a", count: 64)] {
+                #expect(try await s.request("GET", "/v1/events/head", headers: [("Mink-Tenant", bad)]).errorCode == "invalid_tenant")
+            }
+        }
+    }
+
+    @Test func operationsEndpoints() async throws {
+        try await withServer { s in
+            #expect(try await s.request("GET", "/healthz").text == #"{"status":"ok"}"#)
+            #expect(try await s.request("GET", "/readyz").status == 200)
+            let info = try await s.request("GET", "/v1/info")
+            #expect(info["storage"] == "memory" && info["tenancy"] == "shared" && info["version"] != nil)
+            try await s.request("POST", "/v1/streams/m-1", json: appendBody(["A"]))
+            let metrics = try await s.request("GET", "/metrics")
+            #expect(metrics.headers["Content-Type"]?.hasPrefix("text/plain; version=0.0.4") == true)
+            #expect(metrics.text.contains(#"minkd_http_requests_total{route="/v1/streams/{streamId}",method="POST",status="201"} 1"#))
+            #expect(metrics.text.contains("minkd_open_connections"))
+            #expect(metrics.text.contains("mink_events_appended_total 1"))
+            #expect(!metrics.text.contains("m-1"), "no stream IDs in metric labels")
+        }
+    }
+}

@@ -1,0 +1,130 @@
+import Foundation
+import Mink
+import MinkHTTP
+import MinkWire
+import Synchronization
+import Testing
+
+/// Reads SSE events from a live subscription.
+func collect(
+    _ s: TestServer, _ target: String, lastEventID: String? = nil, until done: @escaping @Sendable ([SSEEvent]) -> Bool
+) async throws -> [SSEEvent] {
+    var out: [SSEEvent] = []
+    for try await e in s.client.events(host: "127.0.0.1", port: s.port, target: target, lastEventID: lastEventID, readTimeout: .seconds(10)) {
+        out.append(e)
+        if done(out) { break }
+    }
+    return out
+}
+
+extension SSEEvent {
+    var position: Int64? { (try? MinkWire.JSONValue(jsonString: data))?.objectValue?["globalPosition"]?.int64Value }
+}
+
+@Suite("Subscriptions over SSE")
+struct SubscriptionEndpointTests {
+    @Test func catchUpThenCaughtUpThenLive() async throws {
+        try await withServer { s in
+            try await s.request("POST", "/v1/streams/order-1", json: appendBody(["A", "B"]))
+            try await s.request("POST", "/v1/streams/user-1", json: appendBody(["U"]))
+            async let events = collect(s, "/v1/subscriptions/all?after=1") { $0.count == 4 }
+            try await Task.sleep(for: .milliseconds(100))
+            try await s.request("POST", "/v1/streams/order-2", json: appendBody(["C"]))
+            let got = try await events
+            #expect(got.map(\.event) == ["message", "message", "caught-up", "message"])
+            #expect(got.map(\.lastEventID).prefix(2) == ["2", "3"])
+            #expect(got[2].data == #"{"position":3}"#)
+            #expect(got[3].position == 4)
+        }
+    }
+
+    @Test func categoryStreamAndTypeFilters() async throws {
+        try await withServer { s in
+            try await s.request("POST", "/v1/streams/order-1", json: appendBody(["A", "B"]))
+            try await s.request("POST", "/v1/streams/user-1", json: appendBody(["A"]))
+            try await s.request("POST", "/v1/streams/order-2", json: appendBody(["A"]))
+            let cat = try await collect(s, "/v1/subscriptions/categories/order") { $0.last?.event == "caught-up" }
+            #expect(cat.compactMap(\.position) == [1, 2, 4])
+            let stream = try await collect(s, "/v1/subscriptions/streams/order-1?after=1") { $0.last?.event == "caught-up" }
+            #expect(stream.map(\.lastEventID).first == "2", "stream subscriptions use versions as ids")
+            #expect(stream.last?.data == #"{"position":2}"#)
+            let typed = try await collect(s, "/v1/subscriptions/all?type=A") { $0.last?.event == "caught-up" }
+            #expect(typed.compactMap(\.position) == [1, 3, 4])
+        }
+    }
+
+    @Test func lastEventIDResumesWithoutGapsWhileWritersAppend() async throws {
+        try await withServer { s in
+            let writers = Task {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for w in 0..<4 {
+                        group.addTask { for i in 0..<50 { try await s.request("POST", "/v1/streams/w\(w)-\(i % 3)", json: appendBody(["E"])) } }
+                    }
+                    try await group.waitForAll()
+                }
+            }
+            var positions: [Int64] = []
+            var last: String?
+            // Read in slices of 37 events, reconnecting with Last-Event-ID each time.
+            while positions.count < 200 {
+                let slice = try await collect(s, "/v1/subscriptions/all?after=0", lastEventID: last) { events in
+                    events.filter { $0.event == "message" }.count == 37
+                        || (events.last?.event == "caught-up" && events.count > 1 && false)
+                }
+                let messages = slice.filter { $0.event == "message" }
+                positions += messages.compactMap(\.position)
+                last = messages.last?.lastEventID ?? last
+                if positions.count >= 185 { break }
+            }
+            try await writers.value
+            let rest = try await collect(s, "/v1/subscriptions/all", lastEventID: last) { $0.last?.event == "caught-up" }
+            positions += rest.filter { $0.event == "message" }.compactMap(\.position)
+            #expect(positions == Array(1...200))
+        }
+    }
+
+    @Test func keepaliveAfterIdle() async throws {
+        try await withServer(keepalive: .milliseconds(200)) { s in
+            let conn = try await RawConnection.open(port: s.port)
+            try await conn.send("GET /v1/subscriptions/all HTTP/1.1\r\nHost: x\r\n\r\n")
+            let text = try await conn.read(until: { $0.contains(": keepalive") }, timeout: .seconds(3))
+            #expect(text.contains("retry: 2000"))
+            #expect(text.contains("event: caught-up"))
+            #expect(text.contains(": keepalive"))
+            #expect(text.contains("Content-Type: text/event-stream"))
+            #expect(text.contains("Cache-Control: no-cache") && text.contains("X-Accel-Buffering: no"))
+            conn.close()
+        }
+    }
+
+    /// A subscriber that stops reading is switched to catch-up (fell-behind) and loses nothing;
+    /// the server's memory for it stays bounded by the buffer.
+    @Test func slowSubscriberFallsBehindAndLosesNothing() async throws {
+        try await withServer(configure: { $0.limits.subscriberBuffer = 50 }) { s in
+            let conn = try await RawConnection.open(port: s.port, receiveBuffer: 4096)
+            try await conn.send("GET /v1/subscriptions/all HTTP/1.1\r\nHost: x\r\n\r\n")
+            _ = try await conn.read(until: { $0.contains("caught-up") }, timeout: .seconds(3))
+            // 2,000 events (≈ 600 KB of SSE) while the client does not read.
+            for i in 0..<40 {
+                try await s.request("POST", "/v1/streams/s-\(i)", json: appendBody(Array(repeating: "E", count: 50)))
+            }
+            let text = try await conn.read(until: { $0.contains("\nid: 2000\n") }, timeout: .seconds(10))
+            let ids = text.split(separator: "\n").filter { $0.hasPrefix("id: ") }.compactMap { Int($0.dropFirst(4)) }
+            #expect(ids == Array(1...2000), "every event once, in order (\(ids.count))")
+            #expect(text.contains("event: fell-behind"))
+            conn.close()
+        }
+    }
+
+    @Test func shutdownEndsEventStreamsCleanly() async throws {
+        let s = try await TestServer.start()
+        let conn = try await RawConnection.open(port: s.port)
+        try await conn.send("GET /v1/subscriptions/all HTTP/1.1\r\nHost: x\r\n\r\n")
+        _ = try await conn.read(until: { $0.contains("caught-up") }, timeout: .seconds(3))
+        let started = ContinuousClock.now
+        await s.stop()
+        #expect(ContinuousClock.now - started < .seconds(2), "the stream does not hold up shutdown")
+        let closed = try await conn.readUntilClosed(timeout: .seconds(3))
+        #expect(closed)
+    }
+}

@@ -1,0 +1,91 @@
+import Foundation
+import Mink
+import MinkTesting
+import Testing
+
+@Suite("Aggregates")
+struct AggregateTests {
+    /// The seed's `TestOrderAggregate`, in Swift form. The one difference: `saveAggregate` clears
+    /// the uncommitted events (as it must, or a second save would append them again), so the
+    /// uncommitted types are asserted before saving.
+    @Test func testOrderAggregate() async throws {
+        let store = InMemoryStore.make(registry: orderRegistry())
+        let order = Order(id: "order-123")
+        try order.create("customer-456")
+        try order.addItem("SKU-001", 2, 29.99)
+        try assertEventTypes(order.uncommittedEvents, "OrderCreated", "ItemAdded")
+        try await store.saveAggregate(order)
+        try await assertStreamVersion(store, "order-123", 2)
+        #expect(order.uncommittedEvents.isEmpty && order.version == 2)
+    }
+
+    @Test func loadRebuildsStateAndSaveUsesTheVersion() async throws {
+        let store = InMemoryStore.make(registry: orderRegistry())
+        let order = Order(id: "order-1")
+        try order.create("c-1")
+        try order.addItem("a", 2, 10)
+        try await store.saveAggregate(order)
+
+        let loaded = Order(id: "order-1")
+        try await store.loadAggregate(loaded)
+        #expect(loaded.version == 2 && loaded.customerID == "c-1" && loaded.total == 20)
+        try loaded.ship()
+        let r = try #require(try await store.saveAggregate(loaded))
+        #expect(r.fromVersion == 3)
+
+        let fresh = Order(id: "order-new")
+        try await store.loadAggregate(fresh)
+        #expect(fresh.version == 0 && fresh.customerID.isEmpty, "a missing stream is a new aggregate")
+    }
+
+    @Test func concurrentSaveFailsWithDetails() async throws {
+        let store = InMemoryStore.make(registry: orderRegistry())
+        let seed = Order(id: "order-2")
+        try seed.create("c")
+        try await store.saveAggregate(seed)
+        let a = Order(id: "order-2"), b = Order(id: "order-2")
+        try await store.loadAggregate(a)
+        try await store.loadAggregate(b)
+        try a.addItem("x", 1, 1)
+        try b.addItem("y", 1, 1)
+        try await store.saveAggregate(a)
+        do {
+            try await store.saveAggregate(b)
+            Issue.record("expected a concurrency conflict")
+        } catch let e as MinkError {
+            #expect(e.code == .concurrencyConflict && e.streamID == "order-2" && e.expectedVersion == 1 && e.actualVersion == 2)
+        }
+        #expect(b.uncommittedEvents.count == 1, "a failed save keeps the events")
+        try await assertStreamVersion(store, "order-2", 2)
+    }
+
+    @Test func saveWithNothingUncommittedWritesNothing() async throws {
+        let store = InMemoryStore.make(registry: orderRegistry())
+        let order = Order(id: "order-3")
+        #expect(try await store.saveAggregate(order) == nil)
+        #expect(try await store.headPosition() == 0)
+    }
+
+    @Test func snapshotsAreTakenByPolicyAndLoadingAppliesOnlyLaterEvents() async throws {
+        let storage = InMemoryStorage()
+        let store = EventStore(adapter: storage, registry: orderRegistry(), snapshots: (storage, .everyNEvents(10)))
+        let order = Order(id: "order-4")
+        try order.create("c")
+        for i in 0..<8 { try order.addItem("s\(i)", 1, 1) }
+        try await store.saveAggregate(order)  // version 9: no snapshot yet
+        #expect(try await storage.loadSnapshot(streamID: "order-4") == nil)
+        try order.addItem("s9", 1, 1)
+        try order.addItem("s10", 1, 1)
+        try await store.saveAggregate(order)  // version 11: crosses 10
+        let snap = try #require(try await storage.loadSnapshot(streamID: "order-4"))
+        #expect(snap.version == 11)
+        try order.addItem("s11", 1, 1)
+        try await store.saveAggregate(order)  // version 12
+
+        let loaded = Order(id: "order-4")
+        try await store.loadAggregate(loaded)
+        #expect(loaded.version == 12)
+        #expect(loaded.appliedCount == 1, "only the event after the snapshot is applied")
+        #expect(loaded.total == 11 && loaded.items.count == 11)
+    }
+}

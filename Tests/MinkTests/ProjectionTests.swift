@@ -1,0 +1,219 @@
+import Foundation
+import Mink
+import MinkTesting
+import Synchronization
+import Testing
+
+struct OrderSummary: ReadModel, Equatable {
+    var id: String
+    var items: Int
+    var status: String
+}
+
+/// Counts items per order in the `orders` read model, inside whatever transaction it is given.
+struct OrderSummaryProjection: InlineProjection, ReadModelProjection {
+    var name = "order-summary"
+    var handledEvents: [String] { ["OrderCreated", "ItemAdded", "Poison"] }
+    var readModelName: String { "orders" }
+
+    func apply(_ event: Event, in tx: any ReadModelTransaction) throws {
+        if event.type == "Poison" { throw MinkError(.projectionFailed, "poison at \(event.globalPosition)") }
+        var summary = try tx.document("orders", id: event.streamID).map { try JSONDecoder().decode(OrderSummary.self, from: $0) }
+            ?? OrderSummary(id: event.streamID, items: 0, status: "new")
+        if event.type == "ItemAdded" { summary.items += 1 }
+        if event.type == "OrderCreated" { summary.status = "created" }
+        try tx.putDocument("orders", id: event.streamID, json: try JSONEncoder().encode(summary))
+    }
+}
+
+/// An async projection that records what it was given and keeps its checkpoint in memory
+/// (shared across "restarts" through the `Box`).
+final class RecordingProjection: AsyncProjection {
+    final class Box: Sendable {
+        let applied = Mutex<[UInt64]>([])
+        let checkpoint = Mutex<UInt64>(0)
+        let failures = Mutex<[UInt64: Int]>([:])  // position → remaining failures (Int.max: poison)
+    }
+
+    let name: String
+    let handledEvents: [String]
+    let box: Box
+
+    init(name: String = "recorder", handledEvents: [String] = [], box: Box = Box()) {
+        self.name = name
+        self.handledEvents = handledEvents
+        self.box = box
+    }
+
+    func apply(_ events: [Event]) async throws {
+        for e in events {
+            let fail = box.failures.withLock { f -> Bool in
+                guard let n = f[e.globalPosition], n > 0 else { return false }
+                f[e.globalPosition] = n == Int.max ? n : n - 1
+                return true
+            }
+            if fail { throw MinkError(.projectionFailed, "cannot handle \(e.globalPosition)") }
+        }
+        box.applied.withLock { $0.append(contentsOf: events.map(\.globalPosition)) }
+    }
+
+    func checkpoint() async throws -> UInt64 { box.checkpoint.withLock { $0 } }
+    func setCheckpoint(_ position: UInt64) async throws { box.checkpoint.withLock { $0 = position } }
+    func reset() async throws { box.applied.withLock { $0.removeAll() } }
+}
+
+let fastRetry = RetryPolicy(maxAttempts: 3, initialBackoff: .milliseconds(1), maxBackoff: .milliseconds(2))
+
+@Suite("Projections")
+struct ProjectionTests {
+    @Test func inlineProjectionCommitsWithTheAppend() async throws {
+        let storage = InMemoryStorage()
+        let store = EventStore(adapter: storage, inlineProjections: [OrderSummaryProjection()])
+        try await store.append("order-1", events: [raw("OrderCreated"), raw("ItemAdded"), raw("Other")])
+        let repo = DocumentRepository<OrderSummary>(store: storage, model: "orders")
+        try await assertProjectionState(repo, "order-1", OrderSummary(id: "order-1", items: 1, status: "created"))
+    }
+
+    @Test func inlineProjectionThatThrowsLeavesTheStreamUnchanged() async throws {
+        let storage = InMemoryStorage()
+        let store = EventStore(adapter: storage)
+        let engine = ProjectionEngine(store: store, readModels: storage)
+        await engine.registerInline(OrderSummaryProjection())
+        try await store.append("order-1", events: [raw("OrderCreated")])
+        await #expect(throws: MinkError.self) {
+            try await store.append("order-1", events: [raw("ItemAdded"), raw("Poison")])
+        }
+        try await assertStreamVersion(store, "order-1", 1)
+        #expect(try await store.headPosition() == 1)
+        let repo = DocumentRepository<OrderSummary>(store: storage, model: "orders")
+        try await assertProjectionState(repo, "order-1", OrderSummary(id: "order-1", items: 0, status: "created"))
+        let status = try await engine.status("order-summary")
+        #expect(status.mode == .inline && status.state == .running)
+    }
+
+    @Test func asyncProjectionRestartedFromItsCheckpointDoesNotReapply() async throws {
+        let store = EventStore(adapter: InMemoryStorage())
+        let box = RecordingProjection.Box()
+        try await store.append("s-1", events: (0..<10).map { _ in raw("E") })
+        let engine1 = ProjectionEngine(store: store)
+        await engine1.registerAsync(RecordingProjection(box: box), options: AsyncOptions(batchSize: 3, retryPolicy: fastRetry))
+        try await engine1.start()
+        let s1 = try await engine1.waitUntilCaughtUp("recorder")
+        #expect(s1.checkpoint == 10 && s1.lag == 0 && s1.state == .running)
+        await engine1.stop()
+        #expect(try await engine1.status("recorder").state == .stopped)
+
+        try await store.append("s-1", events: (0..<5).map { _ in raw("E") })
+        let engine2 = ProjectionEngine(store: store)
+        await engine2.registerAsync(RecordingProjection(box: box), options: AsyncOptions(batchSize: 3, retryPolicy: fastRetry))
+        try await engine2.start()
+        _ = try await engine2.waitUntilCaughtUp("recorder")
+        await engine2.stop()
+        #expect(box.applied.withLock { $0 } == Array(1...15), "each event applied exactly once across the restart")
+    }
+
+    @Test func checkpointMovesPastUnhandledEvents() async throws {
+        let store = EventStore(adapter: InMemoryStorage())
+        let box = RecordingProjection.Box()
+        let engine = ProjectionEngine(store: store)
+        await engine.registerAsync(RecordingProjection(handledEvents: ["Wanted"], box: box), options: AsyncOptions(batchSize: 2))
+        try await engine.start()
+        try await store.append("s-1", events: [raw("Wanted"), raw("Other"), raw("Other"), raw("Wanted"), raw("Other")])
+        let status = try await engine.waitUntilCaughtUp("recorder", to: 5)
+        await engine.stop()
+        #expect(status.checkpoint == 5)
+        #expect(box.applied.withLock { $0 } == [1, 4])
+    }
+
+    @Test func transientFailureIsRetriedPoisonEventFaultsAndResumeRetriesIt() async throws {
+        let store = EventStore(adapter: InMemoryStorage())
+        let box = RecordingProjection.Box()
+        box.failures.withLock { $0 = [2: 1, 4: Int.max] }  // 2 fails once; 4 always fails
+        let engine = ProjectionEngine(store: store)
+        await engine.registerAsync(RecordingProjection(box: box), options: AsyncOptions(batchSize: 10, retryPolicy: fastRetry))
+        try await engine.start()
+        try await store.append("s-1", events: (0..<6).map { _ in raw("E") })
+        var status = try await engine.waitUntilCaughtUp("recorder", to: 6, timeout: .seconds(5))
+        #expect(status.state == .faulted)
+        #expect(status.faultedPosition == 4)
+        #expect(status.checkpoint == 3, "everything before the poison event is checkpointed")
+        #expect(status.lastError?.contains("cannot handle 4") == true)
+        #expect(!box.applied.withLock { $0 }.contains(4))
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(try await engine.status("recorder").checkpoint == 3, "a faulted projection does not move on")
+
+        box.failures.withLock { $0[4] = 0 }  // the operator fixes the cause
+        try await engine.resume("recorder")
+        status = try await engine.waitUntilCaughtUp("recorder", to: 6)
+        await engine.stop()
+        #expect(status.checkpoint == 6 && status.lastError == nil)
+        #expect(Set(box.applied.withLock { $0 }) == Set(1...6))
+    }
+
+    @Test func pauseResumeRebuildAndStatus() async throws {
+        let store = EventStore(adapter: InMemoryStorage())
+        let box = RecordingProjection.Box()
+        let engine = ProjectionEngine(store: store)
+        await engine.registerAsync(RecordingProjection(box: box), options: AsyncOptions(batchSize: 50))
+        try await engine.start()
+        try await store.append("s-1", events: (0..<4).map { _ in raw("E") })
+        _ = try await engine.waitUntilCaughtUp("recorder", to: 4)
+        try await engine.pause("recorder")
+        try await Task.sleep(for: .milliseconds(30))
+        try await store.append("s-1", events: [raw("E")])
+        try await Task.sleep(for: .milliseconds(60))
+        var status = try await engine.status("recorder")
+        #expect(status.state == .paused && status.checkpoint == 4 && status.lag == 1)
+        try await engine.resume("recorder")
+        status = try await engine.waitUntilCaughtUp("recorder", to: 5)
+        #expect(status.state == .running && status.checkpoint == 5)
+
+        try await engine.rebuild("recorder")
+        status = try await engine.waitUntilCaughtUp("recorder", to: 5)
+        #expect(box.applied.withLock { $0 } == [1, 2, 3, 4, 5], "rebuild resets and replays from 0")
+        await #expect(throws: MinkError.projectionNotFound("nope")) { try await engine.rebuild("nope") }
+        await #expect(throws: MinkError.projectionNotFound("nope")) { try await engine.pause("nope") }
+        #expect(try await engine.statuses().map(\.name) == ["recorder"])
+        await engine.stop()
+    }
+
+    @Test func workersKeepEachStreamInOrder() async throws {
+        let store = EventStore(adapter: InMemoryStorage())
+        let box = RecordingProjection.Box()
+        let engine = ProjectionEngine(store: store)
+        await engine.registerAsync(RecordingProjection(box: box), options: AsyncOptions(batchSize: 40, workers: 4))
+        for i in 0..<60 { try await store.append("s-\(i % 6)", events: [raw("E")]) }
+        try await engine.start()
+        _ = try await engine.waitUntilCaughtUp("recorder", to: 60)
+        await engine.stop()
+        let applied = box.applied.withLock { $0 }
+        #expect(Set(applied) == Set(1...60) && applied.count == 60)
+        for s in 0..<6 {
+            let positions = applied.filter { ($0 - 1) % 6 == UInt64(s) }
+            #expect(positions == positions.sorted(), "stream s-\(s) in order")
+        }
+    }
+
+    @Test func transactionalAsyncProjectionCommitsDocumentsWithItsCheckpoint() async throws {
+        let storage = InMemoryStorage()
+        let store = EventStore(adapter: storage)
+        let engine = ProjectionEngine(store: store, readModels: storage)
+        await engine.registerAsync(OrderSummaryProjection(), readModels: storage, options: AsyncOptions(batchSize: 2, retryPolicy: fastRetry))
+        try await engine.start()
+        try await store.append("order-1", events: [raw("OrderCreated"), raw("ItemAdded"), raw("ItemAdded")])
+        var status = try await engine.waitUntilCaughtUp("order-summary", to: 3)
+        #expect(status.checkpoint == 3)
+        #expect(try await storage.checkpoint("order-summary") == 3)
+        let repo = DocumentRepository<OrderSummary>(store: storage, model: "orders")
+        try await assertProjectionState(repo, "order-1", OrderSummary(id: "order-1", items: 2, status: "created"))
+        // A poison event rolls back its transaction: neither document nor checkpoint move.
+        try await store.append("order-1", events: [raw("ItemAdded"), raw("Poison")])
+        status = try await engine.waitUntilCaughtUp("order-summary", to: 5)
+        #expect(status.state == .faulted && status.faultedPosition == 5 && status.checkpoint == 4)
+        try await assertProjectionState(repo, "order-1", OrderSummary(id: "order-1", items: 3, status: "created"))
+        // Rebuild drops the read model and replays.
+        await engine.stop()
+        try await engine.rebuild("order-summary")
+        #expect(try await repo.get("order-1") == nil)
+    }
+}

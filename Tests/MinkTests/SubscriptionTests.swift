@@ -1,0 +1,136 @@
+import Foundation
+import Mink
+import MinkTesting
+import Testing
+
+@Suite("Subscriptions")
+struct SubscriptionTests {
+    @Test func allFromZeroWhileFourTasksAppendSeesEveryPositionOnceInOrder() async throws {
+        let store = EventStore(adapter: InMemoryStorage())
+        try await store.append("pre-1", events: (0..<100).map { _ in raw("Pre") })
+        let total = 100 + 4 * 500
+        let seen = try await withThrowingTaskGroup(of: [UInt64].self) { group in
+            group.addTask {
+                var positions: [UInt64] = []
+                for try await e in store.subscribeAll(from: 0) {
+                    positions.append(e.globalPosition)
+                    if positions.count == total { break }
+                }
+                return positions
+            }
+            for w in 0..<4 {
+                group.addTask {
+                    for i in 0..<500 { try await store.append("w\(w)-\(i % 7)", events: [raw("E")]) }
+                    return []
+                }
+            }
+            var result: [UInt64] = []
+            for try await r in group where !r.isEmpty { result = r }
+            return result
+        }
+        #expect(seen == Array(1...UInt64(total)))
+    }
+
+    @Test func streamAndCategorySubscriptions() async throws {
+        let store = EventStore(adapter: InMemoryStorage())
+        try await store.append("order-1", events: [raw("A"), raw("B")])
+        try await store.append("user-1", events: [raw("U")])
+        try await store.append("order-2", events: [raw("C")])
+        async let streamEvents: [Int64] = {
+            var versions: [Int64] = []
+            for try await e in store.subscribeStream("order-1", fromVersion: 1) {
+                versions.append(e.version)
+                if versions.count == 3 { break }
+            }
+            return versions
+        }()
+        async let categoryEvents: [String] = {
+            var streams: [String] = []
+            for try await e in store.subscribeCategory("order", from: 1) {
+                streams.append(e.streamID)
+                if streams.count == 4 { break }
+            }
+            return streams
+        }()
+        try await Task.sleep(for: .milliseconds(20))
+        try await store.append("user-2", events: [raw("U")])
+        try await store.append("order-1", events: [raw("D"), raw("E")])
+        #expect(try await streamEvents == [2, 3, 4])
+        #expect(try await categoryEvents == ["order-1", "order-2", "order-1", "order-1"])
+    }
+
+    @Test func typeFilterAndMessages() async throws {
+        let store = EventStore(adapter: InMemoryStorage())
+        try await store.append("s-1", events: [raw("A"), raw("B"), raw("A")])
+        var messages: [SubscriptionMessage] = []
+        for try await m in store.messages(.all, after: 0, eventTypes: ["A"]) {
+            messages.append(m)
+            if case .caughtUp = m { break }
+        }
+        #expect(messages.count == 3)
+        if case .caughtUp(let p) = messages.last { #expect(p == 3) } else { Issue.record("expected caughtUp, got \(messages)") }
+        let types = messages.compactMap { if case .event(let e) = $0 { return e.type } else { return nil } }
+        #expect(types == ["A", "A"])
+    }
+
+    @Test func cancellingEndsTheSubscription() async throws {
+        let store = EventStore(adapter: InMemoryStorage())
+        let task = Task {
+            var n = 0
+            for try await _ in store.subscribeAll() { n += 1 }
+            return n
+        }
+        try await store.append("s-1", events: [raw("A")])
+        try await Task.sleep(for: .milliseconds(50))
+        task.cancel()
+        let n = try await task.value
+        #expect(n == 1)
+    }
+
+    @Test func heartbeatsWhenIdle() async throws {
+        let store = EventStore(adapter: InMemoryStorage())
+        var kinds: [String] = []
+        for try await m in store.messages(.all, after: 0, heartbeat: .milliseconds(20)) {
+            switch m {
+            case .caughtUp: kinds.append("caughtUp")
+            case .heartbeat: kinds.append("heartbeat")
+            default: kinds.append("other")
+            }
+            if kinds.count == 2 { break }
+        }
+        #expect(kinds == ["caughtUp", "heartbeat"])
+    }
+
+    /// A consumer that falls more than the buffer behind is switched to reading storage and comes
+    /// back live, losing and repeating nothing; the hub's memory stays at its capacity.
+    @Test func slowConsumerFallsBehindAndCatchesUpWithoutLoss() async throws {
+        let store = EventStore(adapter: InMemoryStorage(), options: EventStore.Options(subscriberBuffer: 16))
+        var iterator = store.messages(.all, after: 0, pageSize: 8).makeAsyncIterator()
+        // Catch up on the empty log, then go live.
+        guard case .caughtUp(0) = try await iterator.next() else { Issue.record("expected caughtUp(0)"); return }
+        try await store.append("s-1", events: [raw("E")])
+        guard case .event(let first) = try await iterator.next() else { Issue.record("expected an event"); return }
+        #expect(first.globalPosition == 1)
+        // Now 200 events arrive while the consumer does not read: far more than the buffer of 16.
+        for _ in 0..<200 { try await store.append("s-1", events: [raw("E")]) }
+        var positions: [UInt64] = [1]
+        var fellBehind: [UInt64] = []
+        var caughtUp: [UInt64] = []
+        while positions.count < 201 {
+            switch try await iterator.next() {
+            case .event(let e)?: positions.append(e.globalPosition)
+            case .fellBehind(let p)?: fellBehind.append(p)
+            case .caughtUp(let p)?: caughtUp.append(p)
+            default: break
+            }
+        }
+        #expect(positions == Array(1...201))
+        #expect(fellBehind == [1])
+        // After catching up from storage it announces `caughtUp` again, then continues live.
+        if case .caughtUp(let p)? = try await iterator.next() { caughtUp.append(p) }
+        #expect(caughtUp == [201])
+        try await store.append("s-1", events: [raw("E")])
+        let next = try await iterator.next()
+        if case .event(let e)? = next { #expect(e.globalPosition == 202) } else { Issue.record("expected event 202, got \(String(describing: next))") }
+    }
+}

@@ -1,0 +1,56 @@
+import Foundation
+import Mink
+import MinkTesting
+import Testing
+
+@Suite("Multi-tenancy")
+struct TenancyTests {
+    @Test func tenantStoresAreIsolatedAndStamped() async throws {
+        let store = EventStore(adapter: InMemoryStorage(), registry: orderRegistry())
+        let acme = try store.forTenant("acme-corp"), globex = try store.forTenant("globex")
+        try await acme.append("order-123", [OrderCreated(customerID: "a")])
+        try await globex.append("order-123", [OrderCreated(customerID: "g"), OrderShipped()])
+        #expect(try await acme.load("order-123").map(\.type) == ["OrderCreated"])
+        #expect(try await globex.load("order-123").count == 2)
+        #expect(try await acme.load("order-123").first?.metadata.tenantID == "acme-corp")
+        let (ha, hg) = (try await acme.headPosition(), try await globex.headPosition())
+        #expect(ha == 1 && hg == 2)
+        #expect(try await store.headPosition() == 0)
+        #expect(try store.forTenant("acme-corp") === acme, "one store per tenant")
+        #expect(try acme.forTenant("globex") === globex)
+    }
+
+    @Test func tenantMetadataCannotBeForged() async throws {
+        let acme = try EventStore(adapter: InMemoryStorage()).forTenant("acme")
+        try await acme.append("s-1", events: [raw("E")], metadata: Metadata(tenantID: "globex"))
+        #expect(try await acme.load("s-1").first?.metadata.tenantID == "acme")
+    }
+
+    @Test func subscriptionsArePerTenant() async throws {
+        let store = EventStore(adapter: InMemoryStorage())
+        let a = try store.forTenant("a"), b = try store.forTenant("b")
+        let seen = Task { () -> [String] in
+            var types: [String] = []
+            for try await e in a.subscribeAll() {
+                types.append(e.type)
+                if types.count == 2 { break }
+            }
+            return types
+        }
+        try await b.append("s-1", events: [raw("FromB")])
+        try await a.append("s-1", events: [raw("FromA1")])
+        try await b.append("s-1", events: [raw("FromB")])
+        try await a.append("s-1", events: [raw("FromA2")])
+        #expect(try await seen.value == ["FromA1", "FromA2"])
+    }
+
+    @Test func invalidTenantIDsAreRefused() {
+        let store = EventStore(adapter: InMemoryStorage())
+        for bad in ["../x", "A", String(repeating: "a", count: 64), "a%00", "", "_x", "a b"] {
+            #expect(throws: MinkError.self, "\(bad)") { _ = try store.forTenant(bad) }
+        }
+        #expect(TenantStrategy.allCases.count == 3)
+        #expect(TenantStrategy.schemaPerTenant == .schema)
+        #expect(Config(multiTenancy: MultiTenancyConfig(strategy: .schemaPerTenant, schemaPrefix: "tenant_")).multiTenancy.strategy == .schema)
+    }
+}

@@ -1,0 +1,25 @@
+import Foundation
+import Mink
+import MinkTesting
+import Testing
+
+@Suite("Test kit")
+struct TestKitTests {
+    @Test func eventBuilder() throws {
+        let e = EventBuilder("OrderCreated").withData(OrderCreated(customerID: "c-1")).withMetadata(Metadata(userID: "u"))
+            .withStreamID("order-9").at(version: 3, position: 7).build()
+        #expect(e.type == "OrderCreated" && e.streamID == "order-9" && e.version == 3 && e.globalPosition == 7)
+        #expect(try e.decode(OrderCreated.self) == OrderCreated(customerID: "c-1"))
+        #expect(e.metadata.userID == "u")
+        try assertEventTypes([e, EventBuilder("X").withJSON("[]").build()], "OrderCreated", "X")
+    }
+
+    @Test func assertionsFailWhenTheyShould() async throws {
+        #expect(throws: AssertionFailure.self) { try assertEventTypes([EventBuilder("A").build()], "B") }
+        let store = InMemoryStore.make()
+        try await assertStreamVersion(store, "none", 0)
+        await #expect(throws: AssertionFailure.self) { try await assertStreamVersion(store, "none", 1) }
+        let repo = InMemoryRepository<OrderSummary>()
+        await #expect(throws: AssertionFailure.self) { try await assertProjectionState(repo, "x", OrderSummary(id: "x", items: 0, status: "")) }
+    }
+}
