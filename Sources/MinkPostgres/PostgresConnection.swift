@@ -76,6 +76,9 @@ final class PostgresConnection {
             let sqlState = message.contains("does not exist") && message.contains("database") ? "3D000" : nil
             throw PostgresError(sqlState: sqlState, message: message, connectionLost: sqlState == nil)
         }
+        // libpq prints server notices (e.g. "relation already exists, skipping") to stderr by
+        // default; they are informational, so they are dropped.
+        PQsetNoticeProcessor(conn, { _, _ in }, nil)
         handle = conn
     }
 

@@ -28,10 +28,14 @@ struct Statements: Sendable {
 
     /// Head position, stream version and how many of the given event IDs the stream has.
     var appendState: String {
+        // Shapes that leave the planner one sensible index each (see ConnectionWorker on plans):
+        // the primary key backwards for the head, the stream's key, and one unique-key probe per
+        // event ID.
         """
-        SELECT (SELECT coalesce(max(position), 0) FROM \(events) WHERE tenant_id = $1),
+        SELECT coalesce((SELECT position FROM \(events) WHERE tenant_id = $1 ORDER BY position DESC LIMIT 1), 0),
                (SELECT version FROM \(streams) WHERE tenant_id = $1 AND stream_id = $2),
-               (SELECT count(*) FROM \(events) WHERE tenant_id = $1 AND stream_id = $2 AND event_id = ANY($3::text[]))
+               (SELECT count(*) FROM unnest($3::text[]) AS u(id)
+                WHERE EXISTS (SELECT 1 FROM \(events) e WHERE e.tenant_id = $1 AND e.stream_id = $2 AND e.event_id = u.id))
         """
     }
 
