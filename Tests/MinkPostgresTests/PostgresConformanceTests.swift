@@ -10,21 +10,21 @@ import Testing
 struct PostgresConformanceTests {
     @Test(arguments: AdapterConformance.cases)
     func sharedTables(_ check: AdapterConformance.Case) async throws {
-        let storage = try await TestServer.storage(poolSize: 8)
+        let storage = try await TestServer.storage(poolSize: 4)
         try await check.run { ConformanceStorage(storage) }
         await storage.shutdown()
     }
 
     @Test(arguments: AdapterConformance.cases)
     func schemaPerTenant(_ check: AdapterConformance.Case) async throws {
-        let storage = try await TestServer.storage(tenancy: .schema(prefix: TestServer.freshName("p_") + "_"), poolSize: 8)
+        let storage = try await TestServer.storage(tenancy: .schema(prefix: TestServer.freshName("p_") + "_"), poolSize: 4)
         try await check.run { ConformanceStorage(storage) }
         await storage.shutdown()
     }
 
     @Test(arguments: AdapterConformance.cases)
     func databasePerTenant(_ check: AdapterConformance.Case) async throws {
-        let storage = try await TestServer.storage(tenancy: .database(prefix: TestServer.freshName("d_") + "_"), poolSize: 8)
+        let storage = try await TestServer.storage(tenancy: .database(prefix: TestServer.freshName("d_") + "_"), poolSize: 4)
         try await check.run { ConformanceStorage(storage) }
         await storage.shutdown()
     }

@@ -12,8 +12,7 @@ struct PostgresRestartTests {
         let stop = try TestServer.environment("MINK_TEST_PG_STOP_CMD")
         let start = try TestServer.environment("MINK_TEST_PG_START_CMD")
         let s = try await TestServer.storage(poolSize: 3, url: url)
-        let watcher = try await TestServer.storage(schema: nil, poolSize: 1, url: url)
-        defer { Task { await s.shutdown(); await watcher.shutdown() } }
+        defer { Task { await s.shutdown() } }
 
         // Warm several pooled connections so that stale ones are exercised after the restart.
         try await withThrowingTaskGroup(of: Void.self) { g in
