@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "MinkWire", targets: ["MinkWire"]),
         .library(name: "MinkConfig", targets: ["MinkConfig"]),
         .library(name: "MinkServer", targets: ["MinkServer"]),
+        .library(name: "MinkPostgres", targets: ["MinkPostgres"]),
         .executable(name: "minkd", targets: ["minkd"]),
     ],
     dependencies: [
@@ -44,6 +45,11 @@ let package = Package(
         ),
         .target(name: "MinkTesting", dependencies: ["Mink"], swiftSettings: swiftSettings),
         .target(name: "MinkHTTP", dependencies: ["CZlib"], swiftSettings: swiftSettings),
+        .target(
+            name: "MinkPostgres",
+            dependencies: ["Mink", "MinkSQL", "CLibPQ", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         .target(name: "MinkSQL", dependencies: ["Mink"], swiftSettings: swiftSettings),
         .target(name: "MinkSQLite", dependencies: ["Mink", "MinkSQL", "CSQLite"], swiftSettings: swiftSettings),
         // A child process for the kill -9 durability test: appends and prints each acknowledged position.
@@ -100,6 +106,11 @@ let package = Package(
         .testTarget(
             name: "MinkSQLiteTests",
             dependencies: ["Mink", "MinkSQL", "MinkSQLite", "CSQLite", "MinkTesting", "MinkSQLiteCrashTester"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MinkPostgresTests",
+            dependencies: ["MinkPostgres", "Mink", "MinkTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,111 @@
+import Mink
+import Synchronization
+
+/// A bounded pool of connections, each driven by its own ``ConnectionWorker`` queue.
+///
+/// Callers borrow a connection for the span of a closure (`try await pool.withConnection { conn
+/// in ... }`); the closure runs synchronously on the connection's queue. When every connection is
+/// busy, callers wait in FIFO order (cancellable).
+final class ConnectionPool: Sendable {
+    private struct State {
+        var idle: [Int]
+        var waiters: [(id: UInt64, continuation: CheckedContinuation<Int, any Error>)] = []
+        var nextWaiterID: UInt64 = 0
+        var closed = false
+    }
+
+    private let workers: [ConnectionWorker]
+    private let state: Mutex<State>
+    /// The backend PIDs of this pool's connections.
+    let pids: BackendPIDs
+
+    /// Creates a pool of `size` lazily opened connections.
+    init(label: String, size: Int, parameters: [(String, String)], idleTimeout: Duration? = nil) {
+        let pids = BackendPIDs()
+        let n = max(size, 1)
+        self.pids = pids
+        self.workers = (0..<n).map {
+            ConnectionWorker(label: "\(label).\($0)", parameters: parameters, pids: pids, idleTimeout: idleTimeout)
+        }
+        self.state = Mutex(State(idle: Array((0..<n).reversed())))
+    }
+
+    /// Runs `body` with a connection of the pool; errors leave as ``MinkError``s (or what `body`
+    /// itself threw), or unmapped ``PostgresError``s when `mappingErrors` is `false`.
+    func withConnection<T: Sendable>(
+        mappingErrors: Bool = true, _ body: @Sendable (PostgresConnection) throws -> T
+    ) async throws -> T {
+        let index = try await acquire()
+        defer { release(index) }
+        do {
+            return try await workers[index].run(body)
+        } catch {
+            throw mappingErrors ? error.mappedForMink() : error
+        }
+    }
+
+    /// Fails waiting callers and closes every connection.
+    func close() async {
+        let waiters = state.withLock { s in
+            s.closed = true
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        for w in waiters { w.continuation.resume(throwing: MinkError(.cancelled, "storage is shut down")) }
+        for w in workers { await w.close() }
+    }
+
+    private enum AcquireStep {
+        case ready(Int)
+        case fail(MinkError)
+        case wait
+    }
+
+    private func acquire() async throws -> Int {
+        let quick: AcquireStep = state.withLock { s in
+            if s.closed { return .fail(MinkError(.cancelled, "storage is shut down")) }
+            if let i = s.idle.popLast() { return .ready(i) }
+            return .wait
+        }
+        switch quick {
+        case .ready(let i): return i
+        case .fail(let e): throw e
+        case .wait: break
+        }
+        let id = state.withLock { s in
+            s.nextWaiterID += 1
+            return s.nextWaiterID
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int, any Error>) in
+                let step: AcquireStep = state.withLock { s in
+                    if s.closed { return .fail(MinkError(.cancelled, "storage is shut down")) }
+                    if let i = s.idle.popLast() { return .ready(i) }
+                    if Task.isCancelled { return .fail(MinkError(.cancelled, "cancelled while waiting for a connection")) }
+                    s.waiters.append((id, continuation))
+                    return .wait
+                }
+                switch step {
+                case .ready(let i): continuation.resume(returning: i)
+                case .fail(let e): continuation.resume(throwing: e)
+                case .wait: break
+                }
+            }
+        } onCancel: {
+            let waiter = state.withLock { s -> CheckedContinuation<Int, any Error>? in
+                guard let k = s.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return s.waiters.remove(at: k).continuation
+            }
+            waiter?.resume(throwing: MinkError(.cancelled, "cancelled while waiting for a connection"))
+        }
+    }
+
+    private func release(_ index: Int) {
+        let waiter = state.withLock { s -> CheckedContinuation<Int, any Error>? in
+            if !s.waiters.isEmpty { return s.waiters.removeFirst().continuation }
+            s.idle.append(index)
+            return nil
+        }
+        waiter?.resume(returning: index)
+    }
+}

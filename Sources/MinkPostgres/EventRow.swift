@@ -1,0 +1,99 @@
+import Foundation
+import Mink
+
+/// Encoding and decoding of event rows.
+enum EventRow {
+    /// Decodes the columns of ``Statements/eventColumns`` starting at column 0.
+    static func decode(_ r: PostgresResult, _ row: Int) throws -> Event {
+        Event(
+            id: r.string(row, 0) ?? "", streamID: r.string(row, 1) ?? "", type: r.string(row, 2) ?? "",
+            data: r.bytes(row, 3) ?? Data(), metadata: try decodeMetadata(r.string(row, 4) ?? "{}"),
+            version: r.int64(row, 5) ?? 0, globalPosition: UInt64(r.int64(row, 6) ?? 0),
+            timestamp: date(microseconds: r.int64(row, 7) ?? 0)
+        )
+    }
+
+    static func decodeAll(_ r: PostgresResult) throws -> [Event] {
+        try (0..<r.rowCount).map { try decode(r, $0) }
+    }
+
+    /// Timestamps are stored with microsecond precision (`timestamptz`): the adapter truncates
+    /// the commit time itself, so an append's result and later reads carry the same `Date`.
+    static func microseconds(_ date: Date) -> Int64 {
+        Int64((date.timeIntervalSince1970 * 1_000_000).rounded(.down))
+    }
+
+    static func date(microseconds: Int64) -> Date {
+        Date(timeIntervalSince1970: Double(microseconds) / 1_000_000)
+    }
+
+    /// Metadata as JSON text, keeping empty strings (`Metadata`'s own coding drops them, and a
+    /// read must return exactly what was appended).
+    static func encodeMetadata(_ m: Metadata) throws -> String {
+        if m == Metadata() { return "{}" }
+        let stored = StoredMetadata(c: m.correlationID, k: m.causationID, u: m.userID, t: m.tenantID, x: m.custom.isEmpty ? nil : m.custom)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        do {
+            return String(decoding: try encoder.encode(stored), as: UTF8.self)
+        } catch {
+            throw MinkError(.serializationFailed, "event metadata could not be encoded")
+        }
+    }
+
+    static func decodeMetadata(_ text: String) throws -> Metadata {
+        if text == "{}" { return Metadata() }
+        do {
+            let s = try JSONDecoder().decode(StoredMetadata.self, from: Data(text.utf8))
+            return Metadata(correlationID: s.c, causationID: s.k, userID: s.u, tenantID: s.t, custom: s.x ?? [:])
+        } catch {
+            throw MinkError(.serializationFailed, "stored event metadata could not be decoded")
+        }
+    }
+
+    private struct StoredMetadata: Codable {
+        var c: String?
+        var k: String?
+        var u: String?
+        var t: String?
+        var x: [String: String]?
+    }
+}
+
+/// Text for a `jsonb` column from JSON bytes.
+///
+/// `jsonb` rejects the escape `\u0000`; documents keep their exact bytes in a `bytea` column and
+/// the `jsonb` copy used for queries gets `\uFFFD` in its place (the only difference a query can
+/// observe).
+func jsonbText(_ data: Data) -> String {
+    let bytes = [UInt8](data)
+    guard containsNULEscape(bytes) else { return String(decoding: bytes, as: UTF8.self) }
+    var out: [UInt8] = []
+    out.reserveCapacity(bytes.count)
+    var i = 0
+    while i < bytes.count {
+        let b = bytes[i]
+        if b == UInt8(ascii: "\\"), i + 1 < bytes.count {
+            if bytes[i + 1] == UInt8(ascii: "u"), i + 5 < bytes.count, bytes[(i + 2)...(i + 5)].allSatisfy({ $0 == UInt8(ascii: "0") }) {
+                out.append(contentsOf: Array("\\ufffd".utf8))
+                i += 6
+                continue
+            }
+            out.append(b)
+            out.append(bytes[i + 1])
+            i += 2
+            continue
+        }
+        out.append(b)
+        i += 1
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+private func containsNULEscape(_ bytes: [UInt8]) -> Bool {
+    guard bytes.count >= 6 else { return false }
+    for i in 0...(bytes.count - 6) where bytes[i] == UInt8(ascii: "\\") && bytes[i + 1] == UInt8(ascii: "u") && bytes[i + 2] == 48 {
+        return true
+    }
+    return false
+}

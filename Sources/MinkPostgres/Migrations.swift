@@ -1,0 +1,109 @@
+/// The versioned schema of a PostgreSQL storage.
+///
+/// Each schema (the shared one, or one per tenant) has a `mink_schema_migrations` table listing the
+/// versions applied. ``apply(on:schema:)`` runs the missing ones in order, in one transaction under
+/// an advisory lock, so several processes starting at once migrate exactly once. Migrations are
+/// append-only: a released migration is never edited, a change is a new version.
+enum Migrations {
+    struct Migration: Sendable {
+        let version: Int
+        let name: String
+        /// The SQL, given the quoted schema name.
+        let sql: @Sendable (String) -> String
+    }
+
+    static let all: [Migration] = [
+        Migration(version: 1, name: "events, streams, snapshots, checkpoints, documents") { s in
+            """
+            CREATE TABLE \(s).mink_events (
+                tenant_id text COLLATE "C" NOT NULL,
+                position bigint NOT NULL,
+                stream_id text COLLATE "C" NOT NULL,
+                version bigint NOT NULL,
+                event_id text COLLATE "C" NOT NULL,
+                type text COLLATE "C" NOT NULL,
+                category text COLLATE "C" NOT NULL,
+                data bytea NOT NULL,
+                metadata text NOT NULL,
+                created_at timestamptz NOT NULL,
+                CONSTRAINT mink_events_position_key PRIMARY KEY (tenant_id, position),
+                CONSTRAINT mink_events_version_key UNIQUE (tenant_id, stream_id, version),
+                CONSTRAINT mink_events_event_id_key UNIQUE (tenant_id, stream_id, event_id)
+            );
+            CREATE INDEX mink_events_category_idx ON \(s).mink_events (tenant_id, category, position);
+            CREATE INDEX mink_events_type_idx ON \(s).mink_events (tenant_id, type, position);
+            CREATE TABLE \(s).mink_streams (
+                tenant_id text COLLATE "C" NOT NULL,
+                stream_id text COLLATE "C" NOT NULL,
+                version bigint NOT NULL,
+                created_at timestamptz NOT NULL,
+                updated_at timestamptz NOT NULL,
+                PRIMARY KEY (tenant_id, stream_id)
+            );
+            CREATE TABLE \(s).mink_snapshots (
+                tenant_id text COLLATE "C" NOT NULL,
+                stream_id text COLLATE "C" NOT NULL,
+                version bigint NOT NULL,
+                state bytea NOT NULL,
+                created_at timestamptz NOT NULL,
+                PRIMARY KEY (tenant_id, stream_id)
+            );
+            CREATE TABLE \(s).mink_checkpoints (
+                tenant_id text COLLATE "C" NOT NULL,
+                projection text COLLATE "C" NOT NULL,
+                position bigint NOT NULL,
+                updated_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (tenant_id, projection)
+            );
+            CREATE TABLE \(s).mink_documents (
+                tenant_id text COLLATE "C" NOT NULL,
+                model text COLLATE "C" NOT NULL,
+                id text COLLATE "C" NOT NULL,
+                doc jsonb NOT NULL,
+                raw bytea NOT NULL,
+                updated_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (tenant_id, model, id)
+            );
+            CREATE TABLE \(s).mink_document_indexes (
+                tenant_id text COLLATE "C" NOT NULL,
+                model text COLLATE "C" NOT NULL,
+                field text COLLATE "C" NOT NULL,
+                index_name text NOT NULL,
+                PRIMARY KEY (tenant_id, model, field)
+            );
+            """
+        },
+    ]
+
+    /// The newest version.
+    static var latest: Int { all.last?.version ?? 0 }
+
+    /// Creates the schema if needed and applies the missing migrations.
+    /// - Returns: the versions applied now.
+    /// - Throws: ``PostgresError``.
+    @discardableResult
+    static func apply(on conn: PostgresConnection, schema: String) throws -> [Int] {
+        let s = Identifier.quote(schema)
+        let key = Identifier.lockKey("mink-migrate:" + schema)
+        return try conn.transaction(begin: "SELECT pg_advisory_xact_lock(\(key))") {
+            // CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege even when the schema exists:
+            // only ask for it when the schema is missing.
+            if try conn.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [.text(schema)]).rowCount == 0 {
+                try conn.execute("CREATE SCHEMA \(s)")
+            }
+            try conn.execute("""
+                CREATE TABLE IF NOT EXISTS \(s).mink_schema_migrations (
+                    version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())
+                """)
+            let rows = try conn.query("SELECT version FROM \(s).mink_schema_migrations")
+            let done = Set((0..<rows.rowCount).compactMap { rows.int64($0, 0).map(Int.init) })
+            var applied: [Int] = []
+            for m in all where !done.contains(m.version) {
+                try conn.execute(m.sql(s))
+                try conn.query("INSERT INTO \(s).mink_schema_migrations (version, name) VALUES ($1, $2)", [.int(m.version), .text(m.name)])
+                applied.append(m.version)
+            }
+            return applied
+        }
+    }
+}

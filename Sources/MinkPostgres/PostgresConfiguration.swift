@@ -1,0 +1,125 @@
+import Mink
+
+/// How a ``PostgresStorage`` is connected and laid out.
+public struct PostgresConfiguration: Sendable {
+    /// Where each tenant's data lives.
+    public enum Tenancy: Sendable, Hashable {
+        /// One set of tables for every tenant, in ``PostgresConfiguration/schema``; every row carries
+        /// its `tenant_id` and every statement filters on it.
+        case shared
+        /// One PostgreSQL schema per tenant, named `prefix + tenantID`, created and migrated on
+        /// first use. `prefix` must match `^[a-z_][a-z0-9_]{0,29}$`.
+        case schema(prefix: String)
+        /// One database per tenant, named `prefix + tenantID`, created on first use through the
+        /// configured server, each with its own small pool whose connections close when idle.
+        /// `prefix` must match `^[a-z_][a-z0-9_]{0,29}$`.
+        case database(prefix: String)
+    }
+
+    /// A libpq connection string or URI (`postgresql://user@host:5432/db`, `host=/run/pg dbname=x`).
+    public var connectionString: String
+    /// The most connections of the pool (per database). Default 10.
+    public var poolSize: Int
+    /// The schema of the tables with ``Tenancy/shared`` tenancy (default `public`); must match
+    /// `^[a-z_][a-z0-9_]{0,62}$`.
+    public var schema: String
+    /// Where tenants live. Default ``Tenancy/shared``.
+    public var tenancy: Tenancy
+    /// Apply pending migrations when the storage is created. Default `true`.
+    public var migrateOnStart: Bool
+    /// Seconds to wait for a connection to be established (libpq `connect_timeout`). Default 5.
+    public var connectTimeoutSeconds: Int
+    /// With ``Tenancy/database``: connections of a tenant's pool per database. Default 2.
+    public var tenantPoolSize: Int
+    /// With ``Tenancy/database``: a tenant pool's connections close after this much idle time.
+    public var idleTimeout: Duration
+    /// The NOTIFY channel of commits. Default `mink_commits`.
+    public var channel: String
+
+    /// Creates a configuration.
+    public init(
+        connectionString: String, poolSize: Int = 10, schema: String = "public", tenancy: Tenancy = .shared,
+        migrateOnStart: Bool = true, connectTimeoutSeconds: Int = 5, tenantPoolSize: Int = 2,
+        idleTimeout: Duration = .seconds(60), channel: String = "mink_commits"
+    ) {
+        self.connectionString = connectionString
+        self.poolSize = poolSize
+        self.schema = schema
+        self.tenancy = tenancy
+        self.migrateOnStart = migrateOnStart
+        self.connectTimeoutSeconds = connectTimeoutSeconds
+        self.tenantPoolSize = tenantPoolSize
+        self.idleTimeout = idleTimeout
+        self.channel = channel
+    }
+
+    /// Checks the names that end up in SQL.
+    /// - Throws: `.validationFailed` naming the bad setting.
+    func validate() throws {
+        guard Identifier.isPlain(schema, maxBytes: 63) else {
+            throw MinkError.validation("postgres schema \"\(schema.prefix(70))\" must match ^[a-z_][a-z0-9_]{0,62}$")
+        }
+        guard Identifier.isPlain(channel, maxBytes: 63) else {
+            throw MinkError.validation("postgres channel \"\(channel.prefix(70))\" must match ^[a-z_][a-z0-9_]{0,62}$")
+        }
+        switch tenancy {
+        case .shared: break
+        case .schema(let prefix), .database(let prefix):
+            guard prefix.isEmpty || Identifier.isPlain(prefix, maxBytes: 30) else {
+                throw MinkError.validation("postgres tenancy prefix \"\(prefix.prefix(40))\" must match ^[a-z_][a-z0-9_]{0,29}$")
+            }
+        }
+        guard poolSize >= 1, tenantPoolSize >= 1 else { throw MinkError.validation("postgres pool sizes must be at least 1") }
+    }
+
+    /// libpq keywords for a connection, optionally to another database of the same server.
+    func connectionParameters(database: String? = nil) -> [(String, String)] {
+        var p: [(String, String)] = [
+            ("dbname", connectionString),
+            ("connect_timeout", String(max(connectTimeoutSeconds, 1))),
+            ("client_encoding", "UTF8"),
+            ("application_name", "minkd"),
+        ]
+        if let database { p.append(("dbname", database)) }
+        return p
+    }
+}
+
+/// SQL identifiers built from validated names.
+enum Identifier {
+    /// `^[a-z_][a-z0-9_]*$`, at most `maxBytes` bytes.
+    static func isPlain(_ s: String, maxBytes: Int) -> Bool {
+        let b = Array(s.utf8)
+        guard let first = b.first, b.count <= maxBytes, first == 95 || (first >= 97 && first <= 122) else { return false }
+        return b.allSatisfy { $0 == 95 || ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) }
+    }
+
+    /// A double-quoted identifier.
+    static func quote(_ s: String) -> String { "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+
+    /// A single-quoted literal (standard_conforming_strings); the value must contain no NUL.
+    static func literal(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "''") + "'" }
+
+    /// `prefix + tenant`, kept within PostgreSQL's 63-byte identifier limit: a name that would be
+    /// longer is cut and ends with a hash of the tenant ID, so two tenants never share a name
+    /// (PostgreSQL would silently truncate instead).
+    static func perTenant(prefix: String, tenant: String) -> String {
+        let full = prefix + tenant
+        if full.utf8.count <= 63 { return full }
+        let hash = String(fnv1a64(tenant), radix: 16)
+        return String(full.prefix(63 - 1 - hash.count)) + "_" + hash
+    }
+
+    /// FNV-1a, 64 bits: stable across processes and releases (Swift's `Hasher` is seeded per process).
+    static func fnv1a64(_ s: String) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in s.utf8 {
+            h ^= UInt64(b)
+            h = h &* 0x0000_0100_0000_01b3
+        }
+        return h
+    }
+
+    /// A signed 64-bit advisory-lock key for a name.
+    static func lockKey(_ name: String) -> Int64 { Int64(bitPattern: fnv1a64(name)) }
+}

@@ -1,0 +1,41 @@
+import Foundation
+import Mink
+
+extension PostgresStorage {
+    /// Stores a snapshot unless a newer one is stored. Large states are compressed by PostgreSQL
+    /// itself (TOAST compresses `bytea` values over ~2 KiB), so the adapter stores them as given.
+    public func saveSnapshot(_ snapshot: Snapshot) async throws {
+        try await withConnection { conn, scope in
+            _ = try conn.query(
+                """
+                INSERT INTO \(scope.sql.snapshots) (tenant_id, stream_id, version, state, created_at)
+                VALUES ($1, $2, $3::int8, $4::bytea, 'epoch'::timestamptz + $5::int8 * interval '1 microsecond')
+                ON CONFLICT (tenant_id, stream_id) DO UPDATE
+                SET version = EXCLUDED.version, state = EXCLUDED.state, created_at = EXCLUDED.created_at
+                WHERE \(scope.sql.snapshots).version <= EXCLUDED.version
+                """,
+                [.text(scope.tenantID), .text(snapshot.streamID), .int(snapshot.version), .bytes(snapshot.state),
+                 .int(EventRow.microseconds(snapshot.createdAt))],
+                prepare: true
+            )
+        }
+    }
+
+    /// The newest snapshot of a stream; `createdAt` has microsecond precision.
+    public func loadSnapshot(streamID: String) async throws -> Snapshot? {
+        try await withConnection { conn, scope in
+            let r = try conn.query(
+                """
+                SELECT version, state, (extract(epoch FROM created_at) * 1000000)::int8
+                FROM \(scope.sql.snapshots) WHERE tenant_id = $1 AND stream_id = $2
+                """,
+                [.text(scope.tenantID), .text(streamID)], prepare: true
+            )
+            guard r.rowCount == 1 else { return nil }
+            return Snapshot(
+                streamID: streamID, version: r.int64(0, 0) ?? 0, state: r.bytes(0, 1) ?? Data(),
+                createdAt: EventRow.date(microseconds: r.int64(0, 2) ?? 0)
+            )
+        }
+    }
+}
