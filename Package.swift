@@ -70,7 +70,7 @@ let package = Package(
         .target(
             name: "MinkServer",
             dependencies: [
-                "Mink", "MinkHTTP", "MinkWire", "MinkConfig", "MinkSQLite",
+                "Mink", "MinkHTTP", "MinkWire", "MinkConfig", "MinkSQLite", "MinkPostgres",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -90,7 +90,7 @@ let package = Package(
 
         .testTarget(
             name: "MinkServerTests",
-            dependencies: ["MinkServer", "MinkHTTP", "MinkWire", "MinkConfig", "Mink"],
+            dependencies: ["MinkServer", "MinkHTTP", "MinkWire", "MinkConfig", "Mink", "MinkSQLite", "MinkPostgres"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

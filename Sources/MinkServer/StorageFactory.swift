@@ -1,15 +1,32 @@
 import Foundation
+import Logging
 import Mink
 import MinkConfig
+import MinkPostgres
 import MinkSQLite
 
 extension ServerStorage {
     /// Opens the storage the configuration names.
     /// - Throws: a `ConfigError`-style message when the kind cannot be opened.
-    public static func open(_ configuration: MinkdConfiguration) async throws -> ServerStorage {
+    public static func open(_ configuration: MinkdConfiguration, logger: Logger = Logger(label: "minkd")) async throws -> ServerStorage {
         switch configuration.storage.kind {
         case .memory:
             return .memory()
+        case .postgres:
+            guard let url = configuration.storage.url, !url.isEmpty else {
+                throw MinkError(.validationFailed, "config: storage.url: a PostgreSQL URL is needed (--database-url or MINKD_DATABASE_URL)")
+            }
+            let tenancy: PostgresConfiguration.Tenancy
+            switch configuration.tenancy.strategy {
+            case .shared: tenancy = .shared
+            case .schema: tenancy = .schema(prefix: configuration.tenancy.schemaPrefix)
+            case .database: tenancy = .database(prefix: configuration.tenancy.schemaPrefix)
+            }
+            let s = try await PostgresStorage(
+                configuration: PostgresConfiguration(connectionString: url, poolSize: configuration.storage.pool, tenancy: tenancy),
+                logger: logger
+            )
+            return ServerStorage(events: s, snapshots: s, readModels: s, kind: "postgres", close: { await s.shutdown() })
         case .sqlite:
             let strategy: SQLiteStorage.TenancyStrategy
             switch configuration.tenancy.strategy {
@@ -23,8 +40,6 @@ extension ServerStorage {
             }
             let s = try await SQLiteStorage.open(directory: configuration.storage.dataDir, strategy: strategy)
             return ServerStorage(events: s, snapshots: s, readModels: s, kind: "sqlite", close: { await s.close() })
-        default:
-            throw MinkError(.adapterNotSupported, "storage \(configuration.storage.kind.rawValue) is not available in this build")
         }
     }
 }

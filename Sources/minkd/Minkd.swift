@@ -59,7 +59,7 @@ struct Serve: AsyncParsableCommand {
         let logger = bootstrapLogging(config)
         let storage: ServerStorage
         do {
-            storage = try await ServerStorage.open(config)
+            storage = try await ServerStorage.open(config, logger: logger)
         } catch {
             fail("minkd: cannot open storage: \(error)")
         }
@@ -155,8 +155,9 @@ struct Migrate: AsyncParsableCommand {
         var config: MinkdConfiguration
         do { config = try options.load() } catch { fail("\(error)") }
         config.storage.kind = .postgres
+        let logger = bootstrapLogging(config)
         do {
-            let storage = try await ServerStorage.open(config)
+            let storage = try await ServerStorage.open(config, logger: logger)
             await storage.close()
             print("migrations applied")
         } catch {

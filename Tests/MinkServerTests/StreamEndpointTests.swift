@@ -5,8 +5,9 @@ import Testing
 
 @Suite("Streams over HTTP")
 struct StreamEndpointTests {
-    @Test func appendAndLoad() async throws {
-        try await withServer { s in
+    @Test(arguments: StorageKind.allCases)
+    func appendAndLoad(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
             let data = #"{"customerId":"c-456","big":12345678901234567890,"u":"ü\u0000"}"#
             var r = try await s.request("POST", "/v1/streams/order-123", json: #"{"expectedVersion":"no_stream","metadata":{"correlationId":"c-1"},"events":[{"type":"OrderCreated","data":\#(data),"metadata":{"userId":"u-1"}}]}"#)
             #expect(r.status == 201)
@@ -25,8 +26,9 @@ struct StreamEndpointTests {
         }
     }
 
-    @Test func expectedVersionForms() async throws {
-        try await withServer { s in
+    @Test(arguments: StorageKind.allCases)
+    func expectedVersionForms(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
             #expect(try await s.request("POST", "/v1/streams/a-1", json: appendBody(["A"], expected: "0")).status == 201)
             var r = try await s.request("POST", "/v1/streams/a-1", json: appendBody(["B"], expected: "0"))
             #expect(r.status == 409 && r.errorCode == "concurrency_conflict")
@@ -44,8 +46,9 @@ struct StreamEndpointTests {
         }
     }
 
-    @Test func badInputGetsTheRightStatus() async throws {
-        try await withServer(configure: { $0.limits.maxEventsPerAppend = 3; $0.limits.maxEventBytes = 100 }) { s in
+    @Test(arguments: StorageKind.allCases)
+    func badInputGetsTheRightStatus(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make(), configure: { $0.limits.maxEventsPerAppend = 3; $0.limits.maxEventBytes = 100 }) { s in
             func code(_ body: String, _ headers: [(String, String)] = []) async throws -> (Int, String?) {
                 let r = try await s.request("POST", "/v1/streams/x-1", json: body, headers: headers)
                 return (r.status, r.errorCode)
@@ -66,8 +69,9 @@ struct StreamEndpointTests {
         }
     }
 
-    @Test func idempotentRetryAndDuplicateIDs() async throws {
-        try await withServer { s in
+    @Test(arguments: StorageKind.allCases)
+    func idempotentRetryAndDuplicateIDs(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
             let body = #"{"events":[{"id":"0f8fad5b-d9cb-469f-a165-70867728950e","type":"A","data":{"a":1}},{"id":"7c9e6679-7425-40de-944b-e07fc1f90ae7","type":"B","data":{}}]}"#
             let first = try await s.request("POST", "/v1/streams/idem-1", json: body)
             let again = try await s.request("POST", "/v1/streams/idem-1", json: body)
@@ -78,8 +82,9 @@ struct StreamEndpointTests {
         }
     }
 
-    @Test func pagingDirectionAndInfo() async throws {
-        try await withServer { s in
+    @Test(arguments: StorageKind.allCases)
+    func pagingDirectionAndInfo(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
             for _ in 0..<5 { try await s.request("POST", "/v1/streams/p-1", json: appendBody(["A", "B"])) }
             var r = try await s.request("GET", "/v1/streams/p-1?from=1&limit=4")
             #expect(r["events"]?.arrayValue?.count == 4 && r["next"] == .int(5) && r["version"] == .int(10))
@@ -98,8 +103,9 @@ struct StreamEndpointTests {
         }
     }
 
-    @Test func percentEncodedStreamIDsAndRouting() async throws {
-        try await withServer { s in
+    @Test(arguments: StorageKind.allCases)
+    func percentEncodedStreamIDsAndRouting(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
             #expect(try await s.request("POST", "/v1/streams/a%2Fb%20c%25-1", json: appendBody(["A"])).status == 201)
             let r = try await s.request("GET", "/v1/streams/a%2Fb%20c%25-1")
             #expect(r["streamId"] == "a/b c%-1")
@@ -115,8 +121,9 @@ struct StreamEndpointTests {
         }
     }
 
-    @Test func snapshots() async throws {
-        try await withServer { s in
+    @Test(arguments: StorageKind.allCases)
+    func snapshots(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
             #expect(try await s.request("GET", "/v1/streams/agg-1/snapshot").errorCode == "not_found")
             #expect(try await s.request("PUT", "/v1/streams/agg-1/snapshot", json: #"{"version":5,"state":{"total":5}}"#).status == 200)
             #expect(try await s.request("PUT", "/v1/streams/agg-1/snapshot", json: #"{"version":3,"state":{"total":3}}"#).status == 200)
@@ -130,8 +137,9 @@ struct StreamEndpointTests {
         }
     }
 
-    @Test func globalLogAndHead() async throws {
-        try await withServer { s in
+    @Test(arguments: StorageKind.allCases)
+    func globalLogAndHead(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
             try await s.request("POST", "/v1/streams/order-1", json: appendBody(["OrderCreated", "ItemAdded"]))
             try await s.request("POST", "/v1/streams/user-1", json: appendBody(["UserRegistered"]))
             try await s.request("POST", "/v1/streams/order-2", json: appendBody(["OrderCreated"]))
@@ -151,8 +159,9 @@ struct StreamEndpointTests {
         }
     }
 
-    @Test func tenantsAreSeparated() async throws {
-        try await withServer { s in
+    @Test(arguments: StorageKind.allCases)
+    func tenantsAreSeparated(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
             try await s.request("POST", "/v1/streams/order-1", json: appendBody(["A"]), headers: [("Mink-Tenant", "acme")])
             try await s.request("POST", "/v1/streams/order-1", json: appendBody(["B", "C"]), headers: [("Mink-Tenant", "globex")])
             #expect(try await s.request("GET", "/v1/streams/order-1", headers: [("Mink-Tenant", "acme")])["version"] == .int(1))

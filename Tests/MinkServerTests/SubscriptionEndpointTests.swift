@@ -23,8 +23,9 @@ extension SSEEvent {
 
 @Suite("Subscriptions over SSE")
 struct SubscriptionEndpointTests {
-    @Test func catchUpThenCaughtUpThenLive() async throws {
-        try await withServer { s in
+    @Test(arguments: StorageKind.allCases)
+    func catchUpThenCaughtUpThenLive(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
             try await s.request("POST", "/v1/streams/order-1", json: appendBody(["A", "B"]))
             try await s.request("POST", "/v1/streams/user-1", json: appendBody(["U"]))
             async let events = collect(s, "/v1/subscriptions/all?after=1") { $0.count == 4 }
@@ -38,8 +39,9 @@ struct SubscriptionEndpointTests {
         }
     }
 
-    @Test func categoryStreamAndTypeFilters() async throws {
-        try await withServer { s in
+    @Test(arguments: StorageKind.allCases)
+    func categoryStreamAndTypeFilters(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
             try await s.request("POST", "/v1/streams/order-1", json: appendBody(["A", "B"]))
             try await s.request("POST", "/v1/streams/user-1", json: appendBody(["A"]))
             try await s.request("POST", "/v1/streams/order-2", json: appendBody(["A"]))
@@ -53,8 +55,9 @@ struct SubscriptionEndpointTests {
         }
     }
 
-    @Test func lastEventIDResumesWithoutGapsWhileWritersAppend() async throws {
-        try await withServer { s in
+    @Test(arguments: StorageKind.allCases)
+    func lastEventIDResumesWithoutGapsWhileWritersAppend(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
             let writers = Task {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     for w in 0..<4 {
@@ -99,8 +102,9 @@ struct SubscriptionEndpointTests {
 
     /// A subscriber that stops reading is switched to catch-up (fell-behind) and loses nothing;
     /// the server's memory for it stays bounded by the buffer.
-    @Test func slowSubscriberFallsBehindAndLosesNothing() async throws {
-        try await withServer(configure: { $0.limits.subscriberBuffer = 50 }) { s in
+    @Test(arguments: StorageKind.allCases)
+    func slowSubscriberFallsBehindAndLosesNothing(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make(), configure: { $0.limits.subscriberBuffer = 50 }) { s in
             let conn = try await RawConnection.open(port: s.port, receiveBuffer: 4096)
             try await conn.send("GET /v1/subscriptions/all HTTP/1.1\r\nHost: x\r\n\r\n")
             _ = try await conn.read(until: { $0.contains("caught-up") }, timeout: .seconds(3))

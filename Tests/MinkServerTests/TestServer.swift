@@ -3,6 +3,8 @@ import Logging
 import Mink
 import MinkConfig
 import MinkHTTP
+import MinkPostgres
+import MinkSQLite
 import MinkServer
 import MinkWire
 import Testing
@@ -75,4 +77,37 @@ func withServer(
 func appendBody(_ types: [String], expected: String? = nil) -> String {
     let events = types.map { #"{"type":"\#($0)","data":{"n":1}}"# }.joined(separator: ",")
     return #"{"# + (expected.map { #""expectedVersion":\#($0),"# } ?? "") + #""events":[\#(events)]}"#
+}
+
+/// The storages end-to-end tests run on: each test gets fresh, empty storage.
+enum StorageKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case memory, sqlite, postgres
+
+    var testDescription: String { rawValue }
+
+    func make() async throws -> ServerStorage {
+        switch self {
+        case .memory:
+            return .memory()
+        case .sqlite:
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("minkd-test-\(UUID().uuidString)").path
+            let s = try await SQLiteStorage.open(directory: dir)
+            return ServerStorage(events: s, snapshots: s, readModels: s, kind: "sqlite", close: {
+                await s.close()
+                try? FileManager.default.removeItem(atPath: dir)
+            })
+        case .postgres:
+            guard let url = ProcessInfo.processInfo.environment["MINK_TEST_POSTGRES_URL"] else {
+                throw PostgresMissing()
+            }
+            // A schema of its own per test: tests run in parallel on one cluster.
+            let schema = "t_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
+            let s = try await PostgresStorage(configuration: PostgresConfiguration(connectionString: url, poolSize: 3, schema: String(schema)))
+            return ServerStorage(events: s, snapshots: s, readModels: s, kind: "postgres", close: { await s.shutdown() })
+        }
+    }
+}
+
+struct PostgresMissing: Error, CustomStringConvertible {
+    var description: String { "MINK_TEST_POSTGRES_URL is not set: run the tests through scripts/test (it starts PostgreSQL)" }
 }
