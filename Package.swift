@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "MinkWire", targets: ["MinkWire"]),
         .library(name: "MinkConfig", targets: ["MinkConfig"]),
         .library(name: "MinkServer", targets: ["MinkServer"]),
+        .library(name: "MinkClient", targets: ["MinkClient"]),
         .executable(name: "minkd", targets: ["minkd"]),
     ],
     dependencies: [
@@ -70,6 +71,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "MinkClient",
+            dependencies: ["Mink", "MinkHTTP", "MinkWire"],
+            swiftSettings: swiftSettings
+        ),
 
         .testTarget(
             name: "MinkServerTests",
@@ -93,5 +99,10 @@ let package = Package(
         ),
         .testTarget(name: "MinkWireTests", dependencies: ["MinkWire"], swiftSettings: swiftSettings),
         .testTarget(name: "MinkConfigTests", dependencies: ["MinkConfig"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "MinkClientTests",
+            dependencies: ["MinkClient", "Mink", "MinkServer", "MinkConfig", "MinkHTTP", "MinkWire"],
+            swiftSettings: swiftSettings
+        ),
     ]
 )
