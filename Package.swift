@@ -101,7 +101,10 @@ let package = Package(
         .testTarget(name: "MinkConfigTests", dependencies: ["MinkConfig"], swiftSettings: swiftSettings),
         .testTarget(
             name: "MinkClientTests",
-            dependencies: ["MinkClient", "Mink", "MinkServer", "MinkConfig", "MinkHTTP", "MinkWire"],
+            dependencies: [
+                "MinkClient", "Mink", "MinkServer", "MinkConfig", "MinkHTTP", "MinkWire",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]
