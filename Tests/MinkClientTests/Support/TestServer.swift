@@ -33,7 +33,7 @@ struct TestServer {
     ) -> MinkClient {
         MinkClient(
             host: "127.0.0.1", port: port ?? self.port, token: token, tenant: tenant, registry: registry,
-            timeouts: .init(connect: .seconds(2), request: .seconds(10), subscriptionIdle: .seconds(5)),
+            timeouts: .init(connect: .milliseconds(500), request: .seconds(10), subscriptionIdle: .seconds(5)),
             retryPolicy: retryPolicy,
             reconnectPolicy: RetryPolicy(maxAttempts: 200, initialBackoff: .milliseconds(20), maxBackoff: .milliseconds(100)),
             snapshotPolicy: snapshotPolicy
