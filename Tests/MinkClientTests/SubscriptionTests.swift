@@ -36,7 +36,7 @@ struct SubscriptionTests {
                 }
                 try await group.waitForAll()
             }
-            let (events, _) = try await consumer.value
+            let (events, _) = try await consumer.valueCancellingWithCaller
             #expect(events.map(\.globalPosition) == Array(1...UInt64(total)))
             for t in 0..<4 {
                 #expect(events.filter { $0.streamID == "load-\(t)" }.map(\.version) == Array(1...Int64(perTask)))
@@ -100,7 +100,7 @@ struct SubscriptionTests {
             current.withLock { $0 = second }
             try await client.append("a-1", events: (0..<4).map { _ in raw("E") })
             try await client.append("b-1", events: (0..<3).map { _ in raw("E") })
-            let (events, reconnects) = try await consumer.value
+            let (events, reconnects) = try await consumer.valueCancellingWithCaller
             #expect(events.map(\.globalPosition) == Array(1...12))
             #expect(reconnects >= 1)
             await second.shutdown()
@@ -118,7 +118,7 @@ struct SubscriptionTests {
             for i in 0..<10 {
                 try await client.append("s-\(i % 3)", events: [raw("E", #"{"i":\#(i)}"#)])
             }
-            let (events, reconnects) = try await consumer.value
+            let (events, reconnects) = try await consumer.valueCancellingWithCaller
             await proxy.shutdown()
 
             #expect(events.map(\.globalPosition) == Array(1...10))

@@ -177,3 +177,13 @@ final class Proxy: Sendable {
         })
     }
 }
+
+extension Task where Failure == any Error {
+    /// The task's value; cancelling the awaiting task cancels this one too (so a timed-out test
+    /// does not wait for ever on an unstructured consumer task).
+    var valueCancellingWithCaller: Success {
+        get async throws {
+            try await withTaskCancellationHandler { try await value } onCancel: { cancel() }
+        }
+    }
+}
