@@ -1,6 +1,7 @@
 import Foundation
 import Mink
 import MinkHTTP
+import MinkWire
 import Testing
 
 @testable import MinkClient
@@ -154,5 +155,15 @@ struct TransportTests {
         #expect(map(502, "<html>bad gateway</html>").code == .unavailable)
         #expect(map(404, "").code == .notFound)
         #expect(ErrorMapping.retryAfter(" 2 ") == .seconds(2) && ErrorMapping.retryAfter("Wed, 21 Oct 2015 07:28:00 GMT") == nil)
+    }
+
+    @Test func projectionStatusBodiesDecode() throws {
+        let json = #"{"projections":[{"name":"orders","mode":"async","status":"rebuilding","checkpoint":1040,"head":1042,"lag":2,"lastError":null},{"name":"totals","mode":"inline","status":"faulted","checkpoint":7,"head":9,"lag":2,"lastError":"boom"}]}"#
+        let body = try JSONDecoder().decode(ProjectionListBody.self, from: Data(json.utf8))
+        let statuses = body.projections.map(ProjectionStatus.init)
+        #expect(statuses == [
+            ProjectionStatus(name: "orders", mode: .async, state: .rebuilding, checkpoint: 1040, head: 1042, lag: 2),
+            ProjectionStatus(name: "totals", mode: .inline, state: .faulted, checkpoint: 7, head: 9, lag: 2, lastError: "boom"),
+        ])
     }
 }
