@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "MinkConfig", targets: ["MinkConfig"]),
         .library(name: "MinkServer", targets: ["MinkServer"]),
         .library(name: "MinkPostgres", targets: ["MinkPostgres"]),
+        .library(name: "MinkClient", targets: ["MinkClient"]),
         .executable(name: "minkd", targets: ["minkd"]),
     ],
     dependencies: [
@@ -87,6 +88,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "MinkClient",
+            dependencies: ["Mink", "MinkHTTP", "MinkWire"],
+            swiftSettings: swiftSettings
+        ),
 
         .testTarget(
             name: "MinkServerTests",
@@ -121,5 +127,13 @@ let package = Package(
         ),
         .testTarget(name: "MinkWireTests", dependencies: ["MinkWire"], swiftSettings: swiftSettings),
         .testTarget(name: "MinkConfigTests", dependencies: ["MinkConfig"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "MinkClientTests",
+            dependencies: [
+                "MinkClient", "Mink", "MinkServer", "MinkConfig", "MinkHTTP", "MinkWire",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
     ]
 )

@@ -1,0 +1,118 @@
+import Foundation
+import Mink
+import MinkWire
+
+extension MinkClient {
+    /// Typed read access to the read model `name` (section 8 of the HTTP API), as a
+    /// ``Mink/Repository``:
+    ///
+    /// ```swift
+    /// let orders = client.readModel("orders", as: OrderSummary.self)
+    /// let pending = try await orders.find(Query().where("status", "=", "pending").orderBy("total", descending: true).limit(10))
+    /// ```
+    public func readModel<Model: ReadModel>(_ name: String, as type: Model.Type = Model.self) -> RemoteRepository<Model> {
+        RemoteRepository(client: self, modelName: name)
+    }
+}
+
+/// A read model on a minkd server, read through its HTTP API.
+///
+/// Reads map to `GET /v1/readmodels/{model}/{id}`, `POST .../query` and `POST .../count`;
+/// documents are decoded with the client's serializer. Read models are written by the server's
+/// projections only, so ``save(_:)`` and ``delete(_:)`` throw `.adapterNotSupported`.
+public struct RemoteRepository<Model: ReadModel>: Repository {
+    /// The client the requests go through.
+    public let client: MinkClient
+    /// The read model's name.
+    public let modelName: String
+
+    /// Creates a repository; see ``MinkClient/readModel(_:as:)``.
+    public init(client: MinkClient, modelName: String) {
+        self.client = client
+        self.modelName = modelName
+    }
+
+    private func path(_ last: String) -> String {
+        client.target(["v1", "readmodels", PathEncoding.encode(modelName), PathEncoding.encode(last)])
+    }
+
+    /// The document with that ID, or `nil`.
+    public func get(_ id: String) async throws -> Model? {
+        do {
+            let response = try await client.send("GET", path(id), idempotent: true)
+            return try client.serializer.deserialize(Data(response.body), as: Model.self)
+        } catch let error as MinkError where error.code == .notFound {
+            return nil
+        }
+    }
+
+    /// The documents matching a query, sorted and paged as the query says.
+    /// - Throws: `.invalidQuery` for a query built with an invalid field or operator (checked
+    ///   before sending) or refused by the server.
+    public func find(_ query: Query) async throws -> [Model] {
+        try await findPage(query).items
+    }
+
+    /// The documents matching a query, and how many match in all (ignoring limit and offset).
+    /// - Throws: `.invalidQuery`.
+    public func findPage(_ query: Query) async throws -> (items: [Model], total: Int64) {
+        let body = try ReadModelQueryBody(query)
+        let page = try await client.fetch(ItemsPage.self, "POST", path("query"), body: body.jsonBytes(), idempotent: true).value
+        let items = try page.items.map { try client.serializer.deserialize(Data($0.bytes), as: Model.self) }
+        return (items, page.total)
+    }
+
+    /// The number of documents matching a query's filters.
+    /// - Throws: `.invalidQuery`.
+    public func count(_ query: Query) async throws -> Int64 {
+        let body = try ReadModelQueryBody(query.unpaged)
+        return try await client.fetchDecodable(CountBody.self, "POST", path("count"), body: body.jsonBytes(), idempotent: true).count
+    }
+
+    /// Not available remotely: read models are written by the server's projections.
+    /// - Throws: always `.adapterNotSupported`.
+    public func save(_ model: Model) async throws {
+        throw MinkError(.adapterNotSupported, "read model \(modelName) is written by minkd's projections; the HTTP API cannot save documents")
+    }
+
+    /// Not available remotely: read models are written by the server's projections.
+    /// - Throws: always `.adapterNotSupported`.
+    public func delete(_ id: String) async throws {
+        throw MinkError(.adapterNotSupported, "read model \(modelName) is written by minkd's projections; the HTTP API cannot delete documents")
+    }
+}
+
+extension ReadModelQueryBody {
+    /// The wire body of a core query: its groups (ORed) of filters (ANDed), sort keys, limit and
+    /// offset.
+    /// - Throws: the query's recorded `.invalidQuery` problem.
+    init(_ query: Query) throws {
+        let q = try query.validated()
+        let filters = q.groups.map { group in
+            group.map { f -> QueryCondition in
+                let op = MinkWire.QueryOperator(rawValue: f.op.rawValue) ?? .equal
+                let needsValue = f.op != .isNull && f.op != .isNotNull
+                return QueryCondition(field: f.field.description, op: op, value: needsValue ? MinkWire.JSONValue(f.value) : nil)
+            }
+        }
+        self.init(
+            filters: filters, orderBy: q.ordering.map { MinkWire.QueryOrder(field: $0.field.description, desc: $0.descending) },
+            limit: q.limitCount, offset: q.offsetCount == 0 ? nil : q.offsetCount
+        )
+    }
+}
+
+extension MinkWire.JSONValue {
+    /// The wire form of a core JSON value (integral numbers are written as integers).
+    init(_ v: Mink.JSONValue) {
+        switch v {
+        case .null: self = .null
+        case .bool(let b): self = .bool(b)
+        case .number(let d):
+            if d == d.rounded(), abs(d) < 9.0e15 { self = .int(Int64(d)) } else { self = .double(d) }
+        case .string(let s): self = .string(s)
+        case .array(let a): self = .array(a.map(MinkWire.JSONValue.init))
+        case .object(let o): self = .object(o.mapValues(MinkWire.JSONValue.init))
+        }
+    }
+}

@@ -1,0 +1,98 @@
+import Foundation
+import Mink
+import MinkClient
+import Testing
+
+struct OrderSummary: ReadModel, Equatable {
+    var id: String
+    var status: String
+    var total: Double
+    var priority: String?
+    var address: Address
+
+    struct Address: Codable, Equatable { var city: String }
+}
+
+@Suite("Read models and projections over HTTP")
+struct ReadModelTests {
+    static let docs = [
+        OrderSummary(id: "o1", status: "pending", total: 50, priority: "high", address: .init(city: "Oslo")),
+        OrderSummary(id: "o2", status: "pending", total: 150, priority: nil, address: .init(city: "Bergen")),
+        OrderSummary(id: "o3", status: "shipped", total: 300, priority: "low", address: .init(city: "Oslo")),
+        OrderSummary(id: "o4", status: "pending", total: 120, priority: "low", address: .init(city: "Oslo")),
+    ]
+
+    /// Writes the documents straight into the server's read-model storage of `tenant`.
+    static func seed(_ server: TestServer, tenant: String? = nil) async throws {
+        let store = try tenant.map { try server.storage.readModels.forTenant($0) } ?? server.storage.readModels
+        let encoded = try docs.map { ($0.id, try JSONEncoder().encode($0)) }
+        try await store.transaction { tx in
+            for (id, json) in encoded { try tx.putDocument("orders", id: id, json: json) }
+        }
+    }
+
+    @Test func getFindCountFindOneGetAll() async throws {
+        try await withServer { server in
+            try await Self.seed(server)
+            let orders = server.client().readModel("orders", as: OrderSummary.self)
+
+            #expect(try await orders.get("o2") == Self.docs[1])
+            #expect(try await orders.get("missing") == nil)
+
+            // status = pending AND total > 100, OR priority = high; sorted by total descending.
+            let q = Query().where("status", "=", "pending").and("total", ">", 100).or("priority", "=", "high")
+                .orderBy("total", descending: true)
+            #expect(try await orders.find(q).map(\.id) == ["o2", "o4", "o1"])
+            #expect(try await orders.find(q.limit(2).offset(1)).map(\.id) == ["o4", "o1"])
+            let page = try await orders.findPage(q.limit(1))
+            #expect(page.items.map(\.id) == ["o2"] && page.total == 3)
+            #expect(try await orders.count(q) == 3)
+            #expect(try await orders.count(q.limit(1)) == 3, "count ignores paging")
+            #expect(try await orders.findOne(Query().where("address.city", "=", "Bergen"))?.id == "o2")
+            #expect(try await orders.find(Query().where("priority", .isNull)).map(\.id) == ["o2"])
+            #expect(try await orders.find(Query().where("total", .between, [100, 200]).orderBy("id")).map(\.id) == ["o2", "o4"])
+            #expect(try await orders.find(Query().where("id", .in, ["o1", "o3"]).orderBy("id")).map(\.id) == ["o1", "o3"])
+            #expect(try await orders.getAll().count == 4)
+            #expect(try await server.client().readModel("empty", as: OrderSummary.self).getAll().isEmpty)
+        }
+    }
+
+    @Test func invalidQueriesAndWrites() async throws {
+        try await withServer { server in
+            let orders = server.client().readModel("orders", as: OrderSummary.self)
+            do {
+                _ = try await orders.find(Query().where("status; DROP TABLE", "=", "x"))
+                Issue.record("expected invalidQuery")
+            } catch let e as MinkError {
+                #expect(e.code == .invalidQuery)
+            }
+            do {
+                try await orders.save(Self.docs[0])
+                Issue.record("expected adapterNotSupported")
+            } catch let e as MinkError {
+                #expect(e.code == .adapterNotSupported)
+            }
+            await #expect(throws: MinkError.self) { try await orders.delete("o1") }
+        }
+    }
+
+    @Test func projectionControl() async throws {
+        try await withServer { server in
+            let client = server.client()
+            #expect(try await client.projections().isEmpty)
+            for action in [
+                { try await client.projection("nope") } as @Sendable () async throws -> Any,
+                { try await client.pauseProjection("nope") },
+                { try await client.resumeProjection("nope") },
+                { try await client.rebuildProjection("nope") },
+            ] {
+                do {
+                    _ = try await action()
+                    Issue.record("expected projectionNotFound")
+                } catch let e as MinkError {
+                    #expect(e.code == .projectionNotFound && e.projectionName == "nope")
+                }
+            }
+        }
+    }
+}
