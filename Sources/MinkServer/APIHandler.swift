@@ -59,6 +59,11 @@ final class APIHandler: HTTPResponder {
             response = try await withRequestSpan(request, template: template) {
                 try await server.handle(context)
             }
+            if case .stream(let produce) = response.body, tenant != Mink.TenantID.default {
+                // Event streams end when their tenant is deleted.
+                let lifetime = server.tenants.lifetime(of: tenant)
+                response.body = .stream { writer in try await lifetime.run(produce, writer: writer) }
+            }
         } catch {
             if let api = APIError.from(error) {
                 response = api.response(requestID: requestID)

@@ -28,6 +28,8 @@ final class TenantRouter: Sendable {
         var writers: [String: Int] = [:]
         /// Tenants being deleted: new writes are refused until the deletion ends.
         var deleting: Set<String> = []
+        /// The lifetimes event streams run in, ended by deletion.
+        var lifetimes: [String: TenantLifetime] = [:]
     }
 
     /// - Parameters:
@@ -70,6 +72,16 @@ final class TenantRouter: Sendable {
             if let store = s.stores[tenant] { return store }
             s.stores[tenant] = made
             return made
+        }
+    }
+
+    /// The tenant's current lifetime (event streams run in it; deletion ends it).
+    func lifetime(of tenant: String) -> TenantLifetime {
+        state.withLock { s in
+            if let l = s.lifetimes[tenant] { return l }
+            let l = TenantLifetime()
+            s.lifetimes[tenant] = l
+            return l
         }
     }
 
@@ -167,10 +179,11 @@ final class TenantRouter: Sendable {
             }
             try await Task.sleep(for: .milliseconds(5))
         }
-        let store = state.withLock { s -> EventStore? in
+        let (store, lifetime) = state.withLock { s -> (EventStore?, TenantLifetime?) in
             s.known.remove(tenant)
-            return s.stores.removeValue(forKey: tenant)
+            return (s.stores.removeValue(forKey: tenant), s.lifetimes.removeValue(forKey: tenant))
         }
+        lifetime?.end()
         if let store { await store.hub.shutdown() }
         return try await catalog.deleteTenant(tenant)
     }
