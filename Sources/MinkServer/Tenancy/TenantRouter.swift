@@ -30,6 +30,14 @@ final class TenantRouter: Sendable {
         var deleting: Set<String> = []
         /// The lifetimes event streams run in, ended by deletion.
         var lifetimes: [String: TenantLifetime] = [:]
+        /// Deletions so far per tenant: a catalog answer obtained before a deletion must not
+        /// mark the tenant as known after it.
+        var deletions: [String: Int] = [:]
+
+        /// Records that the tenant exists, unless it was deleted since `generation` was read.
+        mutating func markKnown(_ tenant: String, generation: Int) {
+            if deletions[tenant, default: 0] == generation && !deleting.contains(tenant) { known.insert(tenant) }
+        }
     }
 
     /// - Parameters:
@@ -114,13 +122,15 @@ final class TenantRouter: Sendable {
             return nil
         case .read:
             if autoCreate || state.withLock({ $0.known.contains(tenant) }) { return nil }
+            let generation = state.withLock { $0.deletions[tenant, default: 0] }
             guard try await catalog.tenantExists(tenant) else { throw Self.unknownTenant() }
-            state.withLock { _ = $0.known.insert(tenant) }
+            state.withLock { $0.markKnown(tenant, generation: generation) }
             return nil
         case .write:
-            if !state.withLock({ $0.known.contains(tenant) }) {
+            let (isKnown, generation) = state.withLock { ($0.known.contains(tenant), $0.deletions[tenant, default: 0]) }
+            if !isKnown {
                 if try await catalog.tenantExists(tenant) {
-                    state.withLock { _ = $0.known.insert(tenant) }
+                    state.withLock { $0.markKnown(tenant, generation: generation) }
                 } else if autoCreate, state.withLock({ !$0.deleting.contains(tenant) }) {
                     try await create(tenant)
                 } else if !autoCreate {
@@ -153,8 +163,9 @@ final class TenantRouter: Sendable {
     /// Creates a tenant (idempotent). - Returns: whether it was created now.
     @discardableResult
     func create(_ tenant: String) async throws -> Bool {
+        let generation = state.withLock { $0.deletions[tenant, default: 0] }
         let created = try await catalog.createTenant(tenant)
-        state.withLock { _ = $0.known.insert(tenant) }
+        state.withLock { $0.markKnown(tenant, generation: generation) }
         return created
     }
 
@@ -179,13 +190,23 @@ final class TenantRouter: Sendable {
             }
             try await Task.sleep(for: .milliseconds(5))
         }
+        await evict(tenant)
+        let deleted = try await catalog.deleteTenant(tenant)
+        // Again: a read during the deletion may have made a store over storage that is now gone
+        // (with the `database` strategy, a closed file).
+        await evict(tenant)
+        return deleted
+    }
+
+    /// Forgets a tenant: not known, its store dropped, its event streams ended.
+    private func evict(_ tenant: String) async {
         let (store, lifetime) = state.withLock { s -> (EventStore?, TenantLifetime?) in
             s.known.remove(tenant)
+            s.deletions[tenant, default: 0] += 1
             return (s.stores.removeValue(forKey: tenant), s.lifetimes.removeValue(forKey: tenant))
         }
         lifetime?.end()
         if let store { await store.hub.shutdown() }
-        return try await catalog.deleteTenant(tenant)
     }
 }
 
