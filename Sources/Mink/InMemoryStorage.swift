@@ -18,6 +18,9 @@ public final class InMemoryStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
 
     final class Shared: Sendable {
         let tenants = Mutex<[String: TenantState]>([:])
+        /// The tenants of the ``TenantCatalog``: apart from `tenants`, because reading a tenant
+        /// makes its (empty) state without creating the tenant.
+        let registered = Mutex<Set<String>>([TenantID.default])
     }
 
     private let shared: Shared
@@ -202,6 +205,35 @@ public final class InMemoryStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
 
     public func modelNames() async throws -> [String] {
         withState { $0.documents.filter { !$0.value.isEmpty }.keys.sorted() }
+    }
+}
+
+// MARK: - Tenant catalog
+
+extension InMemoryStorage: TenantCatalog {
+    public func tenants() async throws -> [String] {
+        shared.registered.withLock { $0.sorted() }
+    }
+
+    public func tenantExists(_ tenantID: String) async throws -> Bool {
+        try TenantID.validate(tenantID)
+        return shared.registered.withLock { $0.contains(tenantID) }
+    }
+
+    @discardableResult
+    public func createTenant(_ tenantID: String) async throws -> Bool {
+        try TenantID.validate(tenantID)
+        return shared.registered.withLock { $0.insert(tenantID).inserted }
+    }
+
+    @discardableResult
+    public func deleteTenant(_ tenantID: String) async throws -> Bool {
+        try TenantID.validateDeletable(tenantID)
+        // Both locks, always in this order, so that no append lands between the two removals.
+        return shared.registered.withLock { registered in
+            shared.tenants.withLock { _ = $0.removeValue(forKey: tenantID) }
+            return registered.remove(tenantID) != nil
+        }
     }
 }
 

@@ -53,10 +53,17 @@ final class SQLiteDatabase: @unchecked Sendable {
     /// Writes committed so far, over all transactions.
     let writesCommitted = Atomic<Int>(0)
 
+    /// Whether reads leave a missing file missing: a tenant's own file (`database` strategy) is
+    /// created by its first write, never by a read (reading an unknown tenant creates nothing).
+    let createsFileOnWriteOnly: Bool
+
     /// Creates the database object; nothing is opened until the first write or ``prepare()``.
-    init(path: String, configuration: SQLiteConfiguration) {
+    /// - Parameter createsFileOnWriteOnly: reads of a missing file answer from an empty schema
+    ///   instead of creating the file.
+    init(path: String, configuration: SQLiteConfiguration, createsFileOnWriteOnly: Bool = false) {
         self.path = path
         self.configuration = configuration
+        self.createsFileOnWriteOnly = createsFileOnWriteOnly
         writerQueue = DispatchQueue(label: "mink.sqlite.writer")
         readers = (0..<configuration.readerCount).map { ReaderSlot(label: "mink.sqlite.reader\($0)") }
         readerLoad = Mutex([Int](repeating: 0, count: configuration.readerCount))
@@ -175,7 +182,10 @@ final class SQLiteDatabase: @unchecked Sendable {
     /// never waits for the writer).
     func read<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
         if closedFlag.load(ordering: .relaxed) { throw MinkError(.cancelled, "the SQLite storage is closed") }
-        if !ready.load(ordering: .acquiring) { try await prepare() }
+        if !ready.load(ordering: .acquiring) {
+            if createsFileOnWriteOnly && !FileManager.default.fileExists(atPath: path) { return try await readEmpty(body) }
+            try await prepare()
+        }
         let index = readerLoad.withLock { load in
             let i = load.indices.min { load[$0] < load[$1] }!
             load[i] += 1
@@ -195,6 +205,24 @@ final class SQLiteDatabase: @unchecked Sendable {
                         try connection.execute("PRAGMA query_only = 1")
                         slot.connection = connection
                     }
+                    continuation.resume(returning: try body(connection))
+                } catch {
+                    continuation.resume(throwing: error.asMinkError)
+                }
+            }
+        }
+    }
+
+    /// Runs a read against an empty, migrated in-memory database: what a file that does not exist
+    /// yet would answer. On reader slot 0's queue, like every other blocking SQLite call.
+    private func readEmpty<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        let timeout = configuration.busyTimeoutMilliseconds
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            readers[0].queue.async {
+                do {
+                    let connection = try SQLiteConnection(path: ":memory:", create: true, busyTimeoutMilliseconds: timeout)
+                    defer { connection.close() }
+                    try SQLiteSchema.migrate(connection)
                     continuation.resume(returning: try body(connection))
                 } catch {
                     continuation.resume(throwing: error.asMinkError)

@@ -67,6 +67,22 @@ enum SQLiteSchema {
             PRIMARY KEY (model, field)
         ) WITHOUT ROWID;
         """,
+        // 2: the tenant catalog of the `shared` strategy. Tenants that already have data are
+        // registered, so that an upgraded file lists them.
+        """
+        CREATE TABLE mink_tenants (
+            tenant_id TEXT PRIMARY KEY,
+            created_at INTEGER NOT NULL       -- Unix time in microseconds
+        ) WITHOUT ROWID;
+        INSERT OR IGNORE INTO mink_tenants (tenant_id, created_at)
+            SELECT tenant_id, CAST(strftime('%s', 'now') AS INTEGER) * 1000000 FROM (
+                SELECT 'default' AS tenant_id
+                UNION SELECT tenant_id FROM mink_streams
+                UNION SELECT tenant_id FROM mink_snapshots
+                UNION SELECT tenant_id FROM mink_checkpoints
+                UNION SELECT tenant_id FROM mink_documents
+            );
+        """,
     ]
 
     /// The schema version this code writes.

@@ -42,13 +42,22 @@ public final class SQLiteStorage: EventStoreAdapter, SnapshotAdapter, ReadModelS
         }
 
         /// The database of a tenant; the ID must have been validated (it becomes a file name).
+        /// A tenant's file is created by its first write (or `createTenant`), never by a read.
         func database(for tenantID: String) -> SQLiteDatabase {
             databases.withLock { dbs in
                 if let db = dbs[tenantID] { return db }
-                let db = SQLiteDatabase(path: SQLiteStorage.file(tenantID, in: directory), configuration: configuration)
+                let db = SQLiteDatabase(
+                    path: SQLiteStorage.file(tenantID, in: directory), configuration: configuration,
+                    createsFileOnWriteOnly: tenantID != TenantID.default
+                )
                 dbs[tenantID] = db
                 return db
             }
+        }
+
+        /// Forgets a tenant's database (the next use opens a new one) and returns it, if open.
+        func remove(_ tenantID: String) -> SQLiteDatabase? {
+            databases.withLock { $0.removeValue(forKey: tenantID) }
         }
     }
 

@@ -29,6 +29,7 @@ final class APIHandler: HTTPResponder {
         let start = ContinuousClock.now
         let requestID = RequestID.from(request)
         var template = "unmatched"
+        var tokenName: String?
         var response: HTTPResponse
         do {
             let route: Route
@@ -44,13 +45,24 @@ final class APIHandler: HTTPResponder {
                 throw APIError(.badRequest, message)
             }
             template = route.template
-            let tenant = try resolveTenant(request)
+            let principal = try authorize(request, route: route, server: server)
+            tokenName = principal?.name
+            let tenant = try resolveTenant(request, route: route, principal: principal)
+            // Existence rules before any storage is touched; writes hold a lease so that a
+            // deletion of the tenant waits for them.
+            let lease = try await server.tenants.admit(tenant, use: route.tenantUse)
+            defer { lease?.release() }
             let context = RequestContext(
                 request: request, requestID: requestID, route: route, tenant: tenant,
                 store: try server.store(forTenant: tenant), query: try QueryParameters(request.query)
             )
             response = try await withRequestSpan(request, template: template) {
                 try await server.handle(context)
+            }
+            if case .stream(let produce) = response.body, tenant != Mink.TenantID.default {
+                // Event streams end when their tenant is deleted.
+                let lifetime = server.tenants.lifetime(of: tenant)
+                response.body = .stream { writer in try await lifetime.run(produce, writer: writer) }
             }
         } catch {
             if let api = APIError.from(error) {
@@ -63,20 +75,44 @@ final class APIHandler: HTTPResponder {
         response.headers.replace(name: "X-Request-ID", value: requestID)
         let duration = ContinuousClock.now - start
         server.metrics.recordRequest(route: template, method: request.method, status: response.status, duration: duration)
-        server.logger.info("request", metadata: [
+        // The access log names the route template and the token's configured name: never the
+        // raw path, the token, its hash or a tenant's data.
+        var metadata: Logger.Metadata = [
             "request_id": "\(requestID)", "method": "\(request.method)", "route": "\(template)", "status": "\(response.status)",
             "duration_ms": "\(Double(duration.components.attoseconds / 1_000_000_000_000) / 1000 + Double(duration.components.seconds) * 1000)",
-        ])
+        ]
+        if let tokenName, server.authenticator.isEnabled { metadata["token"] = "\(tokenName)" }
+        server.logger.info("request", metadata: metadata)
         return response
     }
 
-    /// Section 2, with authentication off: the `Mink-Tenant` header, or `default`.
-    private func resolveTenant(_ request: HTTPRequest) throws -> String {
-        guard let header = request.headers["Mink-Tenant"] else { return Mink.TenantID.default }
-        guard MinkWire.TenantID.isValid(header) else {
-            throw APIError(.invalidTenant, "invalid tenant ID in Mink-Tenant: it must match ^[a-z0-9][a-z0-9_-]{0,62}$")
+    /// Section 2's access control: `nil` for an open route, otherwise the caller's principal.
+    /// - Throws: `401` (with `WWW-Authenticate: Bearer`) for a missing or unknown token; `403`
+    ///   for a token without the route's role, or a tenant-bound token on tenant administration.
+    private func authorize(_ request: HTTPRequest, route: Route, server: MinkServer) throws(APIError) -> Principal? {
+        guard case .role(let role) = route.requiredAccess(metricsRequireToken: server.configuration.metrics.requireToken) else {
+            return nil
         }
-        return header
+        guard let principal = server.authenticator.principal(for: request) else {
+            // One message for missing, malformed and unknown tokens: nothing about the token is echoed.
+            var e = APIError(.unauthorized, "a valid bearer token is required (Authorization: Bearer <token>)")
+            e.headers = [("WWW-Authenticate", "Bearer")]
+            throw e
+        }
+        guard principal.roles.contains(role) else {
+            throw APIError(.forbidden, "this token lacks the \(role.rawValue) role needed here")
+        }
+        if route.isTenantAdministration, principal.tenant != nil {
+            throw APIError(.forbidden, "tenant administration needs a token valid for every tenant (tenant: \"*\")")
+        }
+        return principal
+    }
+
+    /// Section 2's tenant rules (see ``TenantRouter/resolve(principal:header:)``); open routes
+    /// and tenant administration run in `default` and ignore `Mink-Tenant`.
+    private func resolveTenant(_ request: HTTPRequest, route: Route, principal: Principal?) throws(APIError) -> String {
+        guard let principal, !route.isTenantAdministration else { return Mink.TenantID.default }
+        return try TenantRouter.resolve(principal: principal, header: request.headers["Mink-Tenant"])
     }
 
     /// Runs the handler in a span, continuing the caller's trace from `traceparent`.

@@ -28,7 +28,7 @@ extension MinkServer {
         case .readModelDocument, .readModelList, .readModelQuery, .readModelCount:
             return try await readModels(c)
         case .listTenants, .createTenant, .deleteTenant:
-            throw APIError(.notFound, "tenant administration is not enabled in this build")
+            return try await tenantAdministration(c)
         }
     }
 

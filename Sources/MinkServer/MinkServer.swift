@@ -21,6 +21,10 @@ public final class MinkServer: Sendable {
     let metrics: ServerMetrics
     let startedAt = ContinuousClock.now
     let keepaliveInterval: Duration
+    /// Bearer tokens (HTTP-API.md section 2); the list is replaced by ``reloadTokens(from:)``.
+    let authenticator: Authenticator
+    /// Tenant resolution, existence and the tenants' stores.
+    let tenants: TenantRouter
     private let http: HTTPServer
     private let state = Mutex(State())
 
@@ -51,6 +55,11 @@ public final class MinkServer: Sendable {
         )
         opts.middleware = [.metrics(metrics.factory)]
         self.store = EventStore(adapter: storage.events, options: opts)
+        self.authenticator = Authenticator(configuration.auth)
+        self.tenants = TenantRouter(
+            root: store, catalog: storage.events as? any TenantCatalog ?? ImplicitTenantCatalog(),
+            autoCreate: configuration.tenancy.autoCreate
+        )
 
         var http = HTTPServerConfiguration(host: configuration.listen.host, port: configuration.listen.port)
         http.limits.maxRequestLineBytes = configuration.limits.maxRequestLineBytes
@@ -92,6 +101,7 @@ public final class MinkServer: Sendable {
         guard first else { return }
         await http.shutdown(gracePeriod: .seconds(configuration.shutdown.graceSeconds))
         await store.hub.shutdown()
+        for tenant in tenants.stores { await tenant.hub.shutdown() }
         await storage.close()
     }
 
@@ -103,6 +113,6 @@ public final class MinkServer: Sendable {
 
     /// The store of the tenant a request runs in.
     func store(forTenant tenant: String) throws -> EventStore {
-        tenant == Mink.TenantID.default ? store : try store.forTenant(tenant)
+        try tenants.store(for: tenant)
     }
 }

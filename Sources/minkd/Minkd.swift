@@ -77,7 +77,14 @@ struct Serve: AsyncParsableCommand {
         ])
         for await signal in signals.signals {
             if signal == SIGHUP {
-                logger.notice("SIGHUP: reloading the token list is not supported by this build; nothing changed")
+                // Re-read the same file, environment and flags; only the token list is applied.
+                do {
+                    server.reloadTokens(from: try options.load())
+                } catch {
+                    logger.error("SIGHUP: the configuration could not be read again; the token list is unchanged", metadata: [
+                        "error": "\(error)"
+                    ])
+                }
                 continue
             }
             logger.notice("shutting down", metadata: ["signal": "\(signal == SIGTERM ? "SIGTERM" : "SIGINT")"])

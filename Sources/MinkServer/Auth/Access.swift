@@ -1,0 +1,56 @@
+import MinkConfig
+
+/// What a route asks of the caller (HTTP-API.md section 2): no token, or a token with a role.
+enum RequiredAccess: Sendable, Equatable {
+    /// Open to anyone (`/healthz`, `/readyz`, `/metrics` unless `metrics.requireToken`).
+    case open
+    /// A token with this role.
+    case role(MinkdConfiguration.Token.Role)
+}
+
+/// How a route uses its tenant, which decides what happens when the tenant does not exist yet.
+enum TenantUse: Sendable, Equatable {
+    /// Tenant-independent (operations, server info, tenant administration).
+    case none
+    /// Reads the tenant's data: an unknown tenant answers as an empty one (with `autoCreate`)
+    /// or `404` (without), and is never created by the read.
+    case read
+    /// Writes the tenant's data: an unknown tenant is created first (with `autoCreate`) or `404`.
+    case write
+}
+
+extension Route {
+    /// The role a route needs: `read` for every GET, SSE and read-model query; `write` for
+    /// appends and snapshot PUTs; `admin` for `/v1/admin/*` and projection control.
+    func requiredAccess(metricsRequireToken: Bool) -> RequiredAccess {
+        switch self {
+        case .healthz, .readyz: .open
+        case .metrics: metricsRequireToken ? .role(.read) : .open
+        case .info, .load, .streamInfo, .getSnapshot, .events, .head, .subscribeAll, .subscribeCategory, .subscribeStream,
+            .listProjections, .projection, .readModelDocument, .readModelList, .readModelQuery, .readModelCount:
+            .role(.read)
+        case .append, .putSnapshot: .role(.write)
+        case .rebuildProjection, .pauseProjection, .resumeProjection, .listTenants, .createTenant, .deleteTenant: .role(.admin)
+        }
+    }
+
+    /// How the route uses the request's tenant.
+    var tenantUse: TenantUse {
+        switch self {
+        case .healthz, .readyz, .metrics, .info, .listTenants, .createTenant, .deleteTenant: .none
+        case .append, .putSnapshot: .write
+        case .load, .streamInfo, .getSnapshot, .events, .head, .subscribeAll, .subscribeCategory, .subscribeStream,
+            .listProjections, .projection, .rebuildProjection, .pauseProjection, .resumeProjection,
+            .readModelDocument, .readModelList, .readModelQuery, .readModelCount:
+            .read
+        }
+    }
+
+    /// Whether the route administers tenants (and so needs a token valid for every tenant).
+    var isTenantAdministration: Bool {
+        switch self {
+        case .listTenants, .createTenant, .deleteTenant: true
+        default: false
+        }
+    }
+}

@@ -1,0 +1,31 @@
+import Logging
+import MinkConfig
+
+extension MinkServer {
+    /// Applies a re-read configuration (SIGHUP, CONFIG.md): the token list is replaced at once —
+    /// requests already authenticated finish, open connections and event streams stay open —
+    /// and every other change is ignored until a restart.
+    /// - Parameter new: the configuration as loaded again from the same file, environment and flags.
+    /// - Returns: the keys that changed but need a restart (also logged).
+    @discardableResult
+    public func reloadTokens(from new: MinkdConfiguration) -> [String] {
+        authenticator.replaceTokens(new.auth.tokens)
+        let old = configuration
+        var ignored: [String] = []
+        if old.listen != new.listen { ignored.append("listen") }
+        if old.storage != new.storage { ignored.append("storage") }
+        if old.tenancy != new.tenancy { ignored.append("tenancy") }
+        if old.auth.enabled != new.auth.enabled { ignored.append("auth.enabled") }
+        if old.limits != new.limits { ignored.append("limits") }
+        if old.http != new.http { ignored.append("http") }
+        if old.shutdown != new.shutdown { ignored.append("shutdown") }
+        if old.metrics != new.metrics { ignored.append("metrics") }
+        if old.logging != new.logging { ignored.append("logging") }
+        if old.projections != new.projections { ignored.append("projections") }
+        // The count and names only: never a token or a hash.
+        var metadata: Logger.Metadata = ["tokens": "\(new.auth.tokens.count)"]
+        if !ignored.isEmpty { metadata["ignored_until_restart"] = "\(ignored.joined(separator: ","))" }
+        logger.notice("token list reloaded", metadata: metadata)
+        return ignored
+    }
+}

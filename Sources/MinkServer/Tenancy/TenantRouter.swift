@@ -1,0 +1,221 @@
+import Mink
+import MinkHTTP
+import Synchronization
+
+/// Resolves each request's tenant (HTTP-API.md section 2) and owns the tenants' stores.
+///
+/// Every request runs in exactly one tenant, and everything it touches comes from that
+/// tenant's ``EventStore`` (its adapter, snapshots, hub and so its subscriptions) or that
+/// tenant's scoped read-model store. Stores are made with the library's own
+/// `EventStore.forTenant(_:)` and cached here, not in the root store, so that deleting a tenant
+/// can drop its store and end its subscriptions: a tenant created again under the same ID must
+/// not inherit the old one's live buffer.
+///
+/// Existence (``TenantCatalog``): writes to an unknown tenant create it when `autoCreate` is on
+/// and are `404` otherwise; reads never create a tenant — they answer as for an empty tenant
+/// with `autoCreate` on, and `404` without.
+final class TenantRouter: Sendable {
+    let catalog: any TenantCatalog
+    let autoCreate: Bool
+    private let root: EventStore
+    private let state = Mutex(State())
+
+    private struct State {
+        var stores: [String: EventStore] = [:]
+        /// Tenants known to exist (a cache of the catalog; `default` always exists).
+        var known: Set<String> = [TenantID.default]
+        /// Writes in flight per tenant: a deletion waits for them.
+        var writers: [String: Int] = [:]
+        /// Tenants being deleted: new writes are refused until the deletion ends.
+        var deleting: Set<String> = []
+        /// The lifetimes event streams run in, ended by deletion.
+        var lifetimes: [String: TenantLifetime] = [:]
+        /// Deletions so far per tenant: a catalog answer obtained before a deletion must not
+        /// mark the tenant as known after it.
+        var deletions: [String: Int] = [:]
+
+        /// Records that the tenant exists, unless it was deleted since `generation` was read.
+        mutating func markKnown(_ tenant: String, generation: Int) {
+            if deletions[tenant, default: 0] == generation && !deleting.contains(tenant) { known.insert(tenant) }
+        }
+    }
+
+    /// - Parameters:
+    ///   - root: the server's root store, which serves `default`.
+    ///   - catalog: the storage's tenant catalog.
+    init(root: EventStore, catalog: any TenantCatalog, autoCreate: Bool) {
+        self.root = root
+        self.catalog = catalog
+        self.autoCreate = autoCreate
+    }
+
+    // MARK: Resolving
+
+    /// Section 2's rules: a token bound to a tenant selects it (a `Mink-Tenant` header naming
+    /// another one is `403`); a `*` token, or auth disabled, selects the header's tenant;
+    /// otherwise `default`. The header is validated before anything else sees it.
+    static func resolve(principal: Principal, header: String?) throws(APIError) -> String {
+        if let header, (try? TenantID.validate(header)) == nil {
+            throw APIError(.invalidTenant, "invalid tenant ID in Mink-Tenant: it must match ^[a-z0-9][a-z0-9_-]{0,62}$")
+        }
+        if let bound = principal.tenant {
+            // The message names neither tenant: the caller learns only that it may not go there.
+            if let header, header != bound { throw APIError(.forbidden, "this token is not valid for the tenant named in Mink-Tenant") }
+            return bound
+        }
+        return header ?? TenantID.default
+    }
+
+    // MARK: Stores
+
+    /// The tenant's store (the same value for every request of a tenant, so one hub).
+    /// - Parameter tenant: a validated tenant ID.
+    func store(for tenant: String) throws -> EventStore {
+        if tenant == TenantID.default { return root }
+        if let store = state.withLock({ $0.stores[tenant] }) { return store }
+        // A throwaway root with the server root's adapter and options: `forTenant` scopes the
+        // adapter and snapshots, and stamps the tenant ID into every appended event's metadata.
+        let made = try EventStore(adapter: root.adapter, options: root.options).forTenant(tenant)
+        return state.withLock { s in
+            if let store = s.stores[tenant] { return store }
+            s.stores[tenant] = made
+            return made
+        }
+    }
+
+    /// The tenant's current lifetime (event streams run in it; deletion ends it).
+    func lifetime(of tenant: String) -> TenantLifetime {
+        state.withLock { s in
+            if let l = s.lifetimes[tenant] { return l }
+            let l = TenantLifetime()
+            s.lifetimes[tenant] = l
+            return l
+        }
+    }
+
+    /// Every tenant store made so far (for shutdown).
+    var stores: [EventStore] { state.withLock { Array($0.stores.values) } }
+
+    // MARK: Admission
+
+    /// A write in progress; ``release()`` it when the write is over.
+    struct WriteLease: Sendable {
+        fileprivate let router: TenantRouter
+        fileprivate let tenant: String
+
+        /// Ends the write (a pending deletion may proceed once every write is released).
+        func release() {
+            router.state.withLock { s in
+                s.writers[tenant, default: 1] -= 1
+                if s.writers[tenant] == 0 { s.writers[tenant] = nil }
+            }
+        }
+    }
+
+    /// Applies the existence rules before a request touches the tenant's storage.
+    /// - Returns: a lease for writes (release it when the write is over), `nil` otherwise.
+    /// - Throws: `404 not_found` for an unknown tenant that may not be created; `503` while the
+    ///   tenant is being deleted (for writes); storage errors.
+    func admit(_ tenant: String, use: TenantUse) async throws -> WriteLease? {
+        switch use {
+        case .none:
+            return nil
+        case .read:
+            if autoCreate || state.withLock({ $0.known.contains(tenant) }) { return nil }
+            let generation = state.withLock { $0.deletions[tenant, default: 0] }
+            guard try await catalog.tenantExists(tenant) else { throw Self.unknownTenant() }
+            state.withLock { $0.markKnown(tenant, generation: generation) }
+            return nil
+        case .write:
+            let (isKnown, generation) = state.withLock { ($0.known.contains(tenant), $0.deletions[tenant, default: 0]) }
+            if !isKnown {
+                if try await catalog.tenantExists(tenant) {
+                    state.withLock { $0.markKnown(tenant, generation: generation) }
+                } else if autoCreate, state.withLock({ !$0.deleting.contains(tenant) }) {
+                    try await create(tenant)
+                } else if !autoCreate {
+                    throw Self.unknownTenant()
+                }
+            }
+            let admitted = state.withLock { s -> Bool in
+                guard !s.deleting.contains(tenant) else { return false }
+                s.writers[tenant, default: 0] += 1
+                return true
+            }
+            guard admitted else {
+                var e = APIError(.unavailable, "the tenant is being deleted; retry later")
+                e.headers = [("Retry-After", "1")]
+                throw e
+            }
+            return WriteLease(router: self, tenant: tenant)
+        }
+    }
+
+    private static func unknownTenant() -> APIError {
+        APIError(.notFound, "unknown tenant: an administrator creates it with POST /v1/admin/tenants (tenancy.autoCreate is off)")
+    }
+
+    // MARK: Administration
+
+    /// The existing tenants, sorted.
+    func list() async throws -> [String] { try await catalog.tenants() }
+
+    /// Creates a tenant (idempotent). - Returns: whether it was created now.
+    @discardableResult
+    func create(_ tenant: String) async throws -> Bool {
+        let generation = state.withLock { $0.deletions[tenant, default: 0] }
+        let created = try await catalog.createTenant(tenant)
+        state.withLock { $0.markKnown(tenant, generation: generation) }
+        return created
+    }
+
+    /// Deletes a tenant and its data: new writes are refused, writes in flight finish, the
+    /// tenant's subscriptions end, then the catalog removes the data.
+    /// - Returns: `false` when the tenant did not exist.
+    /// - Throws: `503` when writes do not finish within `drainTimeout`; storage errors.
+    func delete(_ tenant: String, drainTimeout: Duration = .seconds(10)) async throws -> Bool {
+        let first = state.withLock { $0.deleting.insert(tenant).inserted }
+        guard first else {
+            var e = APIError(.unavailable, "the tenant is already being deleted; retry later")
+            e.headers = [("Retry-After", "1")]
+            throw e
+        }
+        defer { state.withLock { _ = $0.deleting.remove(tenant) } }
+        let deadline = ContinuousClock.now + drainTimeout
+        while state.withLock({ $0.writers[tenant] != nil }) {
+            guard ContinuousClock.now < deadline else {
+                var e = APIError(.unavailable, "writes to the tenant did not finish; retry later")
+                e.headers = [("Retry-After", "1")]
+                throw e
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        await evict(tenant)
+        let deleted = try await catalog.deleteTenant(tenant)
+        // Again: a read during the deletion may have made a store over storage that is now gone
+        // (with the `database` strategy, a closed file).
+        await evict(tenant)
+        return deleted
+    }
+
+    /// Forgets a tenant: not known, its store dropped, its event streams ended.
+    private func evict(_ tenant: String) async {
+        let (store, lifetime) = state.withLock { s -> (EventStore?, TenantLifetime?) in
+            s.known.remove(tenant)
+            s.deletions[tenant, default: 0] += 1
+            return (s.stores.removeValue(forKey: tenant), s.lifetimes.removeValue(forKey: tenant))
+        }
+        lifetime?.end()
+        if let store { await store.hub.shutdown() }
+    }
+}
+
+/// The catalog of a storage that has none: every valid tenant exists, none can be deleted.
+struct ImplicitTenantCatalog: TenantCatalog {
+    func tenants() async throws -> [String] { [TenantID.default] }
+    func tenantExists(_ tenantID: String) async throws -> Bool { try TenantID.validate(tenantID); return true }
+    func createTenant(_ tenantID: String) async throws -> Bool { try TenantID.validate(tenantID); return false }
+    func deleteTenant(_ tenantID: String) async throws -> Bool {
+        throw MinkError(.adapterNotSupported, "this storage cannot delete tenants")
+    }
+}

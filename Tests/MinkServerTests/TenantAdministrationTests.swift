@@ -1,0 +1,165 @@
+import Foundation
+import Mink
+import MinkConfig
+import MinkServer
+import MinkWire
+import Testing
+
+/// Tenant creation, listing and deletion (HTTP-API.md section 9), `tenancy.autoCreate`, and the
+/// validation of tenant IDs before any storage is touched.
+@Suite("Tenant administration")
+struct TenantAdministrationTests {
+    static let ops = TestToken.headers("ops")
+
+    static func tenantIDs(_ s: TestServer) async throws -> [String] {
+        let r = try await s.request("GET", "/v1/admin/tenants", headers: ops)
+        #expect(r.status == 200)
+        return (r["tenants"]?.arrayValue ?? []).compactMap { $0.objectValue?["id"]?.stringValue }
+    }
+
+    @Test(arguments: TenantStorageKind.allCases)
+    func withoutAutoCreateOnlyAnAdministratorCreates(_ kind: TenantStorageKind) async throws {
+        try await withTenantServer(kind, autoCreate: false) { (s, _, directory) async throws in
+            let a = TestToken.headers("acme-rw")
+            let write = try await s.request("POST", "/v1/streams/order-1", json: appendBody(["A"]), headers: a)
+            #expect(write.status == 404 && write.errorCode == "not_found" && write.text.contains("unknown tenant"), "\(write.text)")
+            #expect(try await s.request("PUT", "/v1/streams/order-1/snapshot", json: #"{"version":1,"state":{}}"#, headers: a).status == 404)
+            let read = try await s.request("GET", "/v1/events", headers: a)
+            #expect(read.status == 404 && read.text.contains("unknown tenant"))
+            #expect(try await Self.tenantIDs(s) == ["default"])
+            if kind == .sqliteDatabase { #expect(!FileManager.default.fileExists(atPath: directory + "/acme.sqlite")) }
+
+            let created = try await s.request("POST", "/v1/admin/tenants", json: #"{"id":"acme"}"#, headers: Self.ops)
+            #expect(created.status == 201 && created["id"] == .string("acme"))
+            #expect(try await s.request("POST", "/v1/admin/tenants", json: #"{"id":"acme"}"#, headers: Self.ops).status == 200)
+            #expect(try await Self.tenantIDs(s) == ["acme", "default"])
+            if kind == .sqliteDatabase { #expect(FileManager.default.fileExists(atPath: directory + "/acme.sqlite")) }
+            #expect(try await s.request("POST", "/v1/streams/order-1", json: appendBody(["A"]), headers: a).status == 201)
+            #expect(try await s.request("GET", "/v1/events/head", headers: a)["position"] == .int(1))
+        }
+    }
+
+    @Test(arguments: TenantStorageKind.allCases)
+    func autoCreateOnFirstWriteButNotOnReads(_ kind: TenantStorageKind) async throws {
+        try await withTenantServer(kind) { (s, _, directory) async throws in
+            let a = TestToken.headers("acme-rw")
+            // Reads of an unknown tenant answer as an empty tenant and create nothing.
+            #expect(try await s.request("GET", "/v1/events/head", headers: a)["position"] == .int(0))
+            #expect(try await s.request("GET", "/v1/streams/order-1", headers: a).status == 404)
+            #expect(try await s.caughtUp("/v1/subscriptions/all", headers: a).isEmpty)
+            #expect(try await s.request("GET", "/v1/readmodels/orders/o-1", headers: a).status == 404)
+            #expect(try await Self.tenantIDs(s) == ["default"])
+            if kind == .sqliteDatabase { #expect(!FileManager.default.fileExists(atPath: directory + "/acme.sqlite")) }
+            // The first write creates it.
+            #expect(try await s.request("POST", "/v1/streams/order-1", json: appendBody(["A"]), headers: a).status == 201)
+            #expect(try await Self.tenantIDs(s) == ["acme", "default"])
+        }
+    }
+
+    @Test(arguments: TenantStorageKind.allCases)
+    func deletionNeedsConfirmationAndRemovesTheData(_ kind: TenantStorageKind) async throws {
+        try await withTenantServer(kind) { (s, _, directory) async throws in
+            let a = TestToken.headers("acme-rw"), g = TestToken.headers("globex-rw")
+            try await s.request("POST", "/v1/streams/order-1", json: appendBody(["A1", "A2"]), headers: a)
+            try await s.request("PUT", "/v1/streams/order-1/snapshot", json: #"{"version":2,"state":{"a":1}}"#, headers: a)
+            try await s.request("POST", "/v1/streams/order-1", json: appendBody(["G1"]), headers: g)
+
+            for target in ["/v1/admin/tenants/acme", "/v1/admin/tenants/acme?confirm=globex", "/v1/admin/tenants/acme?confirm=Acme"] {
+                let r = try await s.request("DELETE", target, headers: Self.ops)
+                #expect(r.status == 400 && r.errorCode == "bad_request", "\(target)")
+            }
+            #expect(try await s.request("DELETE", "/v1/admin/tenants/default?confirm=default", headers: Self.ops).status == 400)
+            #expect(try await s.request("DELETE", "/v1/admin/tenants/nobody?confirm=nobody", headers: Self.ops).status == 404)
+            #expect(try await s.request("GET", "/v1/events/head", headers: a)["position"] == .int(2))
+
+            // A live subscription of the tenant ends when the tenant is deleted.
+            async let live = s.sse("/v1/subscriptions/all", headers: a) { _ in false }
+            try await Task.sleep(for: .milliseconds(100))
+            let deleted = try await s.request("DELETE", "/v1/admin/tenants/acme?confirm=acme", headers: Self.ops)
+            #expect(deleted.status == 200 && deleted["id"] == .string("acme"))
+            try await s.request("POST", "/v1/streams/order-1", json: appendBody(["G2"]), headers: g)
+            _ = try? await live
+
+            #expect(try await Self.tenantIDs(s) == ["default", "globex"])
+            if kind == .sqliteDatabase { #expect(!FileManager.default.fileExists(atPath: directory + "/acme.sqlite")) }
+            #expect(try await s.request("GET", "/v1/events/head", headers: a)["position"] == .int(0))
+            #expect(try await s.request("GET", "/v1/streams/order-1", headers: a).status == 404)
+            #expect(try await s.request("GET", "/v1/streams/order-1/snapshot", headers: a).status == 404)
+            // The other tenant is untouched.
+            #expect(try await s.request("GET", "/v1/events/head", headers: g)["position"] == .int(2))
+
+            // Created again under the same ID: a fresh tenant, positions from 1, no old events live.
+            async let fresh = s.sse("/v1/subscriptions/all", headers: a) { $0.filter { $0.event == "message" }.count == 1 }
+            try await Task.sleep(for: .milliseconds(100))
+            let again = try await s.request("POST", "/v1/streams/order-1", json: appendBody(["N1"]), headers: a)
+            #expect(again["fromPosition"] == .int(1) && again["toVersion"] == .int(1))
+            let events = try await fresh.filter { $0.event == "message" }
+            #expect(events.count == 1 && events[0].data.contains(#""type":"N1""#))
+        }
+    }
+
+    static let invalidIDs = ["../x", "A", String(repeating: "a", count: 64), "%00", "a b", "-a", "a.b", "ü", ""]
+
+    @Test func invalidTenantIDsAreRefusedBeforeStorageIsTouched() async throws {
+        let (storage, spy) = SpyStorage.make()
+        var config = MinkdConfiguration()
+        config.auth.enabled = true
+        config.auth.tokens = TestToken.standard
+        try await withServer(storage: storage, configure: { $0.auth = config.auth }) { s in
+            _ = try await s.request("GET", "/v1/events/head", headers: Self.ops)  // the server's own start-up reads
+            let before = spy.count
+            for id in Self.invalidIDs where !id.isEmpty {
+                for (method, target, body) in [
+                    ("GET", "/v1/events", nil), ("GET", "/v1/streams/s-1", nil), ("POST", "/v1/streams/s-1", appendBody(["A"])),
+                    ("GET", "/v1/readmodels/m/1", nil), ("PUT", "/v1/streams/s-1/snapshot", #"{"version":1,"state":{}}"#),
+                ] as [(String, String, String?)] {
+                    let r = try await s.request(method, target, json: body, headers: Self.ops + [("Mink-Tenant", id)])
+                    #expect(r.status == 400 && r.errorCode == "invalid_tenant", "\(method) \(target) with \(id): \(r.status)")
+                }
+            }
+            for id in Self.invalidIDs {
+                let escaped = id.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? id
+                let json = #"{"id":"\#(id)"}"#
+                let create = try await s.request("POST", "/v1/admin/tenants", json: json, headers: Self.ops)
+                #expect(create.status == 400, "create \(id): \(create.text)")
+                if !id.isEmpty {
+                    let delete = try await s.request("DELETE", "/v1/admin/tenants/\(escaped)?confirm=\(escaped)", headers: Self.ops)
+                    #expect(delete.status == 400 && delete.errorCode == "invalid_tenant", "delete \(id): \(delete.text)")
+                }
+            }
+            #expect(spy.count == before, "storage calls: \(spy.calls.withLock { Array($0.dropFirst(before)) })")
+        }
+    }
+
+    @Test(arguments: [TenantStorageKind.memory, .sqliteShared])
+    func readModelQueriesNeverCarrySQLThroughFieldNames(_ kind: TenantStorageKind) async throws {
+        try await withTenantServer(kind) { (s, storage, _) async throws in
+            try await putDocument(storage, tenant: "acme", model: "orders", id: "o-1", json: #"{"status":"open"}"#)
+            try await putDocument(storage, tenant: "globex", model: "orders", id: "o-9", json: #"{"status":"open"}"#)
+            let a = TestToken.headers("acme-rw")
+            let fields = [
+                "status; DROP TABLE mink_documents; --", "status') OR 1=1 --", "x\" OR tenant_id != '", "tenant_id",
+                "$.status", "status OR 1", "a..b", "1abc", "doc->>'$.x'",
+            ]
+            for field in fields {
+                let escaped = field.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+                let filter = #"{"where":[[{"field":"\#(escaped)","op":"=","value":"open"}]]}"#
+                let order = #"{"orderBy":[{"field":"\#(escaped)","desc":true}]}"#
+                for (target, body) in [("query", filter), ("count", filter), ("query", order)] {
+                    let r = try await s.request("POST", "/v1/readmodels/orders/\(target)", json: body, headers: a)
+                    if field == "tenant_id" {
+                        // A plain path: a document field named tenant_id, not the column.
+                        #expect(r.status == 200, "\(field): \(r.text)")
+                        if target == "count", body == filter { #expect(r["count"] == .int(0)) }
+                    } else {
+                        #expect(r.status == 400 && r.errorCode == "invalid_query", "\(field) \(target): \(r.text)")
+                    }
+                }
+            }
+            let q = "orderBy=" + ("status;DROP TABLE x".addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")
+            #expect(try await s.request("GET", "/v1/readmodels/orders?\(q)", headers: a).errorCode == "invalid_query")
+            let count = try await s.request("POST", "/v1/readmodels/orders/count", json: #"{"where":[]}"#, headers: a)
+            #expect(count["count"] == .int(1))
+        }
+    }
+}
