@@ -21,6 +21,10 @@ public final class MinkServer: Sendable {
     let metrics: ServerMetrics
     let startedAt = ContinuousClock.now
     let keepaliveInterval: Duration
+    /// The projections (declared in the config, plus Swift ones registered before ``start()``).
+    public let projections: ProjectionService
+    /// A config error found while compiling the declared projections; ``start()`` throws it.
+    private let projectionError: (any Error)?
     private let http: HTTPServer
     private let state = Mutex(State())
 
@@ -51,6 +55,11 @@ public final class MinkServer: Sendable {
         )
         opts.middleware = [.metrics(metrics.factory)]
         self.store = EventStore(adapter: storage.events, options: opts)
+        var declared: [DeclaredProjection] = []
+        var compileError: (any Error)?
+        do { declared = try DeclaredProjection.compile(configuration.projections) } catch { compileError = error }
+        self.projectionError = compileError
+        self.projections = ProjectionService(store: store, storage: storage, declared: declared, logger: logger)
 
         var http = HTTPServerConfiguration(host: configuration.listen.host, port: configuration.listen.port)
         http.limits.maxRequestLineBytes = configuration.limits.maxRequestLineBytes
@@ -69,9 +78,11 @@ public final class MinkServer: Sendable {
     /// Binds the listener and starts serving. Returns the bound port.
     @discardableResult
     public func start() async throws -> Int {
+        if let projectionError { throw projectionError }
         let port = try http.start()
         // Storage must answer before the server calls itself ready.
         _ = try await store.headPosition()
+        try await projections.start()
         state.withLock { $0.ready = true }
         return port
     }
@@ -91,6 +102,7 @@ public final class MinkServer: Sendable {
         }
         guard first else { return }
         await http.shutdown(gracePeriod: .seconds(configuration.shutdown.graceSeconds))
+        await projections.stop()
         await store.hub.shutdown()
         await storage.close()
     }
@@ -103,6 +115,9 @@ public final class MinkServer: Sendable {
 
     /// The store of the tenant a request runs in.
     func store(forTenant tenant: String) throws -> EventStore {
-        tenant == Mink.TenantID.default ? store : try store.forTenant(tenant)
+        if tenant == Mink.TenantID.default { return store }
+        let tenantStore = try store.forTenant(tenant)
+        projections.tenantUsed(tenant)
+        return tenantStore
     }
 }
