@@ -125,3 +125,34 @@ struct ProjectionEndpointTests {
         }
     }
 }
+
+@Suite("Declared projection compilation")
+struct ProjectionCompileTests {
+    @Test func aConfigErrorStopsTheStartNamingProjectionHandlerAndKey() async throws {
+        let yaml = """
+            projections:
+              - name: orders
+                handlers:
+                  - event: OrderCreated
+                    id: "$.data.orderId"
+                    set: {total: "$.data.total"}
+                  - event: ItemAdded
+                    id: "$.data.orderId"
+                    set: {total: 0}
+                    increment: {total: "$.data.price"}
+            """
+        var config = MinkdConfiguration()
+        config.listen.port = 0
+        config.projections = try MinkdConfiguration.parse(yaml: yaml).projections
+        let server = MinkServer(configuration: config, storage: .memory())
+        do {
+            try await server.start()
+            Issue.record("started with a bad projection")
+            await server.shutdown()
+        } catch {
+            #expect("\(error)" == "config: projections[0].handlers[1].increment.total: projection orders, handler ItemAdded: total clashes with set.total in the same handler")
+        }
+        let reserved = try MinkdConfiguration.parse(yaml: "projections:\n  - name: x\n    readModel: orders__g2\n    handlers:\n      - {event: A, id: \"$.id\", delete: true}\n")
+        #expect(throws: ConfigError.self) { try DeclaredProjection.compile(reserved.projections) }
+    }
+}
