@@ -41,6 +41,9 @@ public actor ProjectionEngine {
         public var lastError: String?
         /// The position of the event that faulted the projection.
         public var faultedPosition: UInt64?
+        /// While rebuilding into a new copy of the read model: the new copy's checkpoint
+        /// (`checkpoint` stays the serving copy's).
+        public var rebuildCheckpoint: UInt64?
     }
 
     let store: EventStore
@@ -49,6 +52,7 @@ public actor ProjectionEngine {
     private var runners: [String: AsyncRunner] = [:]
     private var order: [String] = []
     private var inline: [String: any InlineProjection] = [:]
+    private var controllers: [String: ReadModelProjectionController] = [:]
     private var started = false
 
     /// Creates an engine for a store (seed: `NewProjectionEngine(store)`); `readModels` is needed
@@ -83,21 +87,80 @@ public actor ProjectionEngine {
         registerAsync(TransactionalAsyncProjection(inner: projection, readModels: readModels), options: opts)
     }
 
+    /// Registers a read-model projection that is rebuilt without downtime: a rebuild fills a new
+    /// copy of its read model from position 0 while reads keep using the serving copy, then
+    /// switches reads to the new copy in one transaction once it has caught up, and drops the old
+    /// copy. Which copy serves is stored with the read model, so a restart during a rebuild
+    /// resumes it. Read the model through ``withReadModel(_:_:)`` (or ``readModelName(_:)``),
+    /// which resolves the model's name to the serving copy.
+    ///
+    /// - `.inline`: the projection runs inside every append's transaction (read-your-writes; a
+    ///   throw rejects the append); the engine installs its hook into the store unless
+    ///   `installsInlineHook` is false (then install ``inlineHook(for:)`` yourself, e.g. once in a
+    ///   root store whose tenant stores inherit it).
+    /// - `.async`: the projection runs in the background, each batch's writes and checkpoint in
+    ///   one transaction of `readModels` (exactly-once effect), in the one process holding the
+    ///   projection's lease from `leases`.
+    /// - `indexes`: fields indexed on every copy (a failure to index is logged, not thrown).
+    /// - `dropGrace`: how long a replaced copy stays readable after a switch (for processes
+    ///   sharing the storage, which learn of the switch a little later).
+    public func registerReadModel(
+        _ projection: any InlineProjection & ReadModelProjection, mode: Mode, readModels: any ReadModelStore,
+        options: AsyncOptions = AsyncOptions(), leases: any ProjectionLeaseProvider = LocalProjectionLeaseProvider(),
+        indexes: [FieldPath] = [], installsInlineHook: Bool = true, dropGrace: Duration = .zero
+    ) {
+        let controller = ReadModelProjectionController(
+            projection: projection, mode: mode, store: store, readModels: readModels, options: options, leases: leases,
+            indexes: indexes, dropGrace: dropGrace
+        )
+        controllers[projection.name] = controller
+        order.append(projection.name)
+        if mode == .inline, installsInlineHook { store.registerInline(Self.inlineHook(for: projection)) }
+        if started { controller.start() }
+    }
+
+    /// The append-transaction hook that runs an inline projection registered with
+    /// ``registerReadModel(_:mode:readModels:options:leases:indexes:installsInlineHook:dropGrace:)``
+    /// against the serving copy of its read model (and the copy being rebuilt).
+    public static func inlineHook(for projection: any InlineProjection & ReadModelProjection) -> any InlineProjection {
+        ReadModelInlineHook(inner: projection)
+    }
+
+    /// The physical name of the copy of `model` that reads are served from now (`model` itself
+    /// when no registered projection writes it).
+    public func readModelName(_ model: String) -> String {
+        controllers.values.first { $0.model == model }?.servingModel ?? model
+    }
+
+    /// Runs `body` with the physical name of the serving copy of `model`; that copy is not
+    /// dropped by a finishing rebuild while `body` runs.
+    public func withReadModel<T: Sendable>(_ model: String, _ body: @Sendable (String) async throws -> T) async throws -> T {
+        guard let controller = controllers.values.first(where: { $0.model == model }) else { return try await body(model) }
+        return try await controller.withReadModel(body)
+    }
+
     /// Starts every async projection from its checkpoint (seed: `Start`).
     public func start() async throws {
         started = true
-        for name in order { runners[name]?.start() }
+        for name in order {
+            runners[name]?.start()
+            controllers[name]?.start()
+        }
     }
 
     /// Stops every async projection after its current batch (seed: `Stop`).
     public func stop() async {
         started = false
-        for name in order { await runners[name]?.stop() }
+        for name in order {
+            await runners[name]?.stop()
+            await controllers[name]?.stop()
+        }
     }
 
     /// Pauses an async projection after its current batch.
     /// - Throws: `.projectionNotFound`.
     public func pause(_ name: String) throws {
+        if let c = controllers[name] { return try c.pause() }
         guard let r = runners[name] else { throw inline[name] == nil ? MinkError.projectionNotFound(name) : Self.inlineControl(name) }
         r.pause()
     }
@@ -105,6 +168,7 @@ public actor ProjectionEngine {
     /// Resumes a paused or faulted async projection (a faulted one retries its poison event).
     /// - Throws: `.projectionNotFound`.
     public func resume(_ name: String) throws {
+        if let c = controllers[name] { return try c.resume() }
         guard let r = runners[name] else { throw inline[name] == nil ? MinkError.projectionNotFound(name) : Self.inlineControl(name) }
         r.resume()
     }
@@ -115,6 +179,7 @@ public actor ProjectionEngine {
     /// - Throws: `.projectionNotFound`; for inline projections, `.adapterNotSupported` without a
     ///   read-model store.
     public func rebuild(_ name: String) async throws {
+        if let c = controllers[name] { return try await c.rebuild() }
         if let r = runners[name] {
             try await r.rebuild(restart: started)
             return
@@ -138,6 +203,7 @@ public actor ProjectionEngine {
     public func status(_ name: String) async throws -> Status {
         let head = try await store.headPosition()
         if let r = runners[name] { return r.status(head: head) }
+        if let c = controllers[name] { return c.status(head: head) }
         guard inline[name] != nil else { throw MinkError.projectionNotFound(name) }
         return Status(name: name, mode: .inline, state: .running, checkpoint: head, head: head)
     }
@@ -182,13 +248,19 @@ final class AsyncRunner: Sendable {
     let options: AsyncOptions
     let store: EventStore
     let logger: Logger
+    /// Called each time the runner has caught up with the log; returning false ends the runner.
+    let onCaughtUp: (@Sendable (UInt64) async -> Bool)?
     let shared = Mutex(Shared())
 
-    init(projection: any AsyncProjection, options: AsyncOptions, store: EventStore, logger: Logger) {
+    init(
+        projection: any AsyncProjection, options: AsyncOptions, store: EventStore, logger: Logger,
+        onCaughtUp: (@Sendable (UInt64) async -> Bool)? = nil
+    ) {
         self.projection = projection
         self.options = options
         self.store = store
         self.logger = logger
+        self.onCaughtUp = onCaughtUp
     }
 
     func start() {
@@ -288,6 +360,7 @@ final class AsyncRunner: Sendable {
                 }
                 if page.count < options.batchSize {
                     shared.withLock { s in if s.state == .rebuilding { s.state = .running } }
+                    if let onCaughtUp, !(await onCaughtUp(checkpoint)) { return }
                     _ = await store.hub.waitForEvents(after: checkpoint, timeout: options.batchTimeout)
                 }
             } catch {

@@ -4,50 +4,71 @@ import MinkHTTP
 import MinkWire
 
 extension MinkServer {
-    /// Section 8's projection endpoints. Declarative projections come with their own issue;
-    /// until then the list is empty and every name is unknown.
+    /// Section 8's projection endpoints, over the tenant's projection engine.
     func projections(_ c: RequestContext) async throws -> HTTPResponse {
+        let engine = try await projections.engine(forTenant: c.tenant)
+        let models = Dictionary(projections.entries.map { ($0.projection.name, $0.projection.readModelName) }, uniquingKeysWith: { a, _ in a })
+        func reply(_ name: String, status code: Int = 200) async throws -> HTTPResponse {
+            let status = try await engine.status(name)
+            return Reply.json(ProjectionStatusReply(status: status, readModel: models[name] ?? ""), status: code)
+        }
         switch c.route {
-        case .listProjections: return Reply.json(bytes: Array(#"{"projections":[]}"#.utf8))
-        case .projection(let name), .rebuildProjection(let name), .pauseProjection(let name), .resumeProjection(let name):
-            throw MinkError.projectionNotFound(name)
+        case .listProjections:
+            let all = try await engine.statuses()
+            return Reply.json(ProjectionListReply(projections: all.map { ProjectionStatusReply(status: $0, readModel: models[$0.name] ?? "") }))
+        case .projection(let name):
+            return try await reply(name)
+        case .rebuildProjection(let name):
+            try await engine.rebuild(name)
+            return try await reply(name, status: 202)
+        case .pauseProjection(let name):
+            try await engine.pause(name)
+            return try await reply(name)
+        case .resumeProjection(let name):
+            try await engine.resume(name)
+            return try await reply(name)
         default: throw APIError(.notFound, "no such endpoint")
         }
     }
 
-    /// Section 8's read-model endpoints over the tenant's read-model store.
+    /// Section 8's read-model endpoints over the tenant's read-model store. A model written by
+    /// a projection is read from its serving copy (which a finishing rebuild does not drop while
+    /// the read runs).
     func readModels(_ c: RequestContext) async throws -> HTTPResponse {
         let store = c.tenant == Mink.TenantID.default ? storage.readModels : try storage.readModels.forTenant(c.tenant)
+        let engine = try await projections.engine(forTenant: c.tenant)
         switch c.route {
         case .readModelDocument(let model, let id):
-            guard let json = try await store.document(model, id: id) else {
-                throw APIError(.notFound, "no document \(id) in read model \(model)")
-            }
+            let json = try await engine.withReadModel(model) { physical in try await store.document(physical, id: id) }
+            guard let json else { throw APIError(.notFound, "no document \(id) in read model \(model)") }
             return Reply.json(bytes: [UInt8](json))
         case .readModelList(let model):
             let limit = Int(try c.query.integer("limit", default: 50, in: 0...10_000))
             let offset = Int(try c.query.integer("offset", default: 0, in: 0...Int64(Int32.max)))
             var ordering: [Mink.QueryOrder] = []
-            for order in try MinkWire.QueryOrder.parseList(c.query["orderBy"] ?? "") {
+            let orderBy = c.query["orderBy"] ?? ""
+            for order in orderBy.isEmpty ? [] : try MinkWire.QueryOrder.parseList(orderBy) {
                 ordering.append(Mink.QueryOrder(field: try queryField(order.field), descending: order.desc))
             }
             let query = try Mink.Query(groups: [], ordering: ordering, limit: limit, offset: offset)
-            return try await items(store, model, query)
+            return try await engine.withReadModel(model) { physical in try await Self.items(store, physical, query) }
         case .readModelQuery(let model):
             try requireJSON(c)
             let body = try ReadModelQueryBody.decode(c.request.body)
-            return try await items(store, model, try Mink.Query(body))
+            let query = try Mink.Query(body)
+            return try await engine.withReadModel(model) { physical in try await Self.items(store, physical, query) }
         case .readModelCount(let model):
             try requireJSON(c)
             let body = try ReadModelQueryBody.decode(c.request.body)
-            let n = try await store.count(model, query: try Mink.Query(body))
+            let query = try Mink.Query(body)
+            let n = try await engine.withReadModel(model) { physical in try await store.count(physical, query: query) }
             return Reply.json(CountBody(count: n))
         default:
             throw APIError(.notFound, "no such endpoint")
         }
     }
 
-    private func items(_ store: any ReadModelStore, _ model: String, _ query: Mink.Query) async throws -> HTTPResponse {
+    private static func items(_ store: any ReadModelStore, _ model: String, _ query: Mink.Query) async throws -> HTTPResponse {
         let docs = try await store.find(model, query: query)
         let total = try await store.count(model, query: query)
         return Reply.json(ItemsPage(items: docs.map { RawJSON(unchecked: [UInt8]($0.json)) }, total: total))

@@ -25,6 +25,10 @@ public final class MinkServer: Sendable {
     let authenticator: Authenticator
     /// Tenant resolution, existence and the tenants' stores.
     let tenants: TenantRouter
+    /// The projections (declared in the config, plus Swift ones registered before ``start()``).
+    public let projections: ProjectionService
+    /// A config error found while compiling the declared projections; ``start()`` throws it.
+    private let projectionError: (any Error)?
     private let http: HTTPServer
     private let state = Mutex(State())
 
@@ -56,9 +60,18 @@ public final class MinkServer: Sendable {
         opts.middleware = [.metrics(metrics.factory)]
         self.store = EventStore(adapter: storage.events, options: opts)
         self.authenticator = Authenticator(configuration.auth)
-        self.tenants = TenantRouter(
+        let tenants = TenantRouter(
             root: store, catalog: storage.events as? any TenantCatalog ?? ImplicitTenantCatalog(),
             autoCreate: configuration.tenancy.autoCreate
+        )
+        self.tenants = tenants
+        var declared: [DeclaredProjection] = []
+        var compileError: (any Error)?
+        do { declared = try DeclaredProjection.compile(configuration.projections) } catch { compileError = error }
+        self.projectionError = compileError
+        // Projections run on the router's tenant stores, so that appends wake them (one hub per tenant).
+        self.projections = ProjectionService(
+            store: store, storage: storage, declared: declared, logger: logger, tenantStore: { try tenants.store(for: $0) }
         )
 
         var http = HTTPServerConfiguration(host: configuration.listen.host, port: configuration.listen.port)
@@ -78,9 +91,11 @@ public final class MinkServer: Sendable {
     /// Binds the listener and starts serving. Returns the bound port.
     @discardableResult
     public func start() async throws -> Int {
+        if let projectionError { throw projectionError }
         let port = try http.start()
         // Storage must answer before the server calls itself ready.
         _ = try await store.headPosition()
+        try await projections.start()
         state.withLock { $0.ready = true }
         return port
     }
@@ -100,6 +115,7 @@ public final class MinkServer: Sendable {
         }
         guard first else { return }
         await http.shutdown(gracePeriod: .seconds(configuration.shutdown.graceSeconds))
+        await projections.stop()
         await store.hub.shutdown()
         for tenant in tenants.stores { await tenant.hub.shutdown() }
         await storage.close()
@@ -113,6 +129,8 @@ public final class MinkServer: Sendable {
 
     /// The store of the tenant a request runs in.
     func store(forTenant tenant: String) throws -> EventStore {
-        try tenants.store(for: tenant)
+        let tenantStore = try tenants.store(for: tenant)
+        if tenant != Mink.TenantID.default { projections.tenantUsed(tenant) }
+        return tenantStore
     }
 }

@@ -23,7 +23,12 @@ extension MinkServer {
                 throw APIError(.badRequest, "deleting a tenant removes all its data: repeat its ID as ?confirm={id}")
             }
             guard id != Mink.TenantID.default else { throw APIError(.badRequest, "the default tenant cannot be deleted") }
-            guard try await tenants.delete(id) else { throw APIError(.notFound, "no such tenant") }
+            // The tenant's projections hold its storage open: stop them first, and again after
+            // (a request during the deletion may have started them).
+            await projections.tenantRemoved(id)
+            let deleted = try await tenants.delete(id)
+            await projections.tenantRemoved(id)
+            guard deleted else { throw APIError(.notFound, "no such tenant") }
             logger.notice("tenant deleted", metadata: ["request_id": "\(c.requestID)"])
             return Reply.json(TenantBody(id: id))
         default:

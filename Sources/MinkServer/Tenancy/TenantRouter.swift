@@ -75,7 +75,10 @@ final class TenantRouter: Sendable {
         if let store = state.withLock({ $0.stores[tenant] }) { return store }
         // A throwaway root with the server root's adapter and options: `forTenant` scopes the
         // adapter and snapshots, and stamps the tenant ID into every appended event's metadata.
-        let made = try EventStore(adapter: root.adapter, options: root.options).forTenant(tenant)
+        // Inline projections registered on the root since it was made run in the tenant's appends too.
+        var options = root.options
+        options.inlineProjections = root.inlineProjections
+        let made = try EventStore(adapter: root.adapter, options: options).forTenant(tenant)
         return state.withLock { s in
             if let store = s.stores[tenant] { return store }
             s.stores[tenant] = made

@@ -1,0 +1,49 @@
+/// Decides which process runs an async projection of a tenant, when several processes share one
+/// storage (several minkd processes on one PostgreSQL database).
+///
+/// The engine asks for the lease before it starts a projection's runners and stops them when the
+/// lease is lost; a process without the lease keeps the projection on standby (its status comes
+/// from storage) and asks again every few seconds, so the projection moves to another process
+/// when the one running it stops.
+///
+/// PostgreSQL implements it with a session-level advisory lock per (tenant, projection):
+/// `pg_try_advisory_lock(hashtextextended('mink.projection:' || tenant || ':' || name, 0))` on a
+/// connection of its own that the lease keeps open; the lock is released by
+/// `pg_advisory_unlock` or, if the process dies, by the server when the session ends.
+/// ``lost()`` returns when that connection breaks. Storage that only one process can open
+/// (SQLite, memory) uses ``LocalProjectionLeaseProvider``, which always grants.
+public protocol ProjectionLeaseProvider: Sendable {
+    /// Tries to take the lease of a projection of a tenant without waiting.
+    /// - Returns: the lease, or `nil` when another process holds it.
+    /// - Throws: when storage cannot be asked (the engine retries later).
+    func tryAcquire(tenant: String, projection: String) async throws -> (any ProjectionLease)?
+}
+
+/// A held projection lease.
+public protocol ProjectionLease: Sendable {
+    /// Returns when the lease is lost (for example its database session ended) or released.
+    func lost() async
+    /// Gives the lease up.
+    func release() async
+}
+
+/// The lease provider of storage that one process owns: every lease is granted at once and is
+/// never lost.
+public struct LocalProjectionLeaseProvider: ProjectionLeaseProvider {
+    /// Creates the provider.
+    public init() {}
+
+    /// Always grants.
+    public func tryAcquire(tenant: String, projection: String) async throws -> (any ProjectionLease)? {
+        LocalLease()
+    }
+
+    private struct LocalLease: ProjectionLease {
+        func lost() async {
+            // Never lost: wait until the waiting task is cancelled (the runner stops).
+            while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+        }
+
+        func release() async {}
+    }
+}

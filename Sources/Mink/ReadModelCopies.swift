@@ -1,0 +1,187 @@
+import Foundation
+import Synchronization
+
+/// Which copies of a projection's read model exist: the one reads are served from and the one
+/// a rebuild is filling. Stored durably with the read model (as a checkpoint row named
+/// `<projection>#generations`), so a restart during a rebuild resumes it and never serves a
+/// half-built copy.
+///
+/// Copy `1` is stored under the model's own name, copy `n > 1` under `<model>__g<n>` (a plain
+/// identifier, so storage can index it); each copy has its own checkpoint (`<projection>` for
+/// copy 1, `<projection>#<n>` after).
+public struct ReadModelGenerations: Sendable, Hashable {
+    /// The copy reads are served from (≥ 1).
+    public var serving: UInt32
+    /// The copy being rebuilt, or 0.
+    public var building: UInt32
+
+    /// Creates a value.
+    public init(serving: UInt32 = 1, building: UInt32 = 0) {
+        self.serving = max(1, serving)
+        self.building = building
+    }
+
+    /// Why packed: the storage protocols store a `UInt64` per key; the pair fits in one, so one
+    /// row read inside the append's transaction tells the inline hook both.
+    init(packed: UInt64) {
+        self.init(serving: UInt32(truncatingIfNeeded: packed >> 32), building: UInt32(truncatingIfNeeded: packed))
+    }
+
+    var packed: UInt64 { UInt64(serving) << 32 | UInt64(building) }
+
+    /// The storage key of a projection's generations.
+    public static func key(_ projection: String) -> String { "\(projection)#generations" }
+
+    /// The physical model name of copy `generation` of `model`.
+    public static func physicalName(_ model: String, generation: UInt32) -> String {
+        generation <= 1 ? model : "\(model)__g\(generation)"
+    }
+
+    /// The checkpoint key of copy `generation` of a projection.
+    public static func checkpointKey(_ projection: String, generation: UInt32) -> String {
+        generation <= 1 ? projection : "\(projection)#\(generation)"
+    }
+
+    /// Whether `physical` names a copy of `model` (the model itself or `<model>__g<n>`), and which.
+    public static func generation(of physical: String, model: String) -> UInt32? {
+        if physical == model { return 1 }
+        let prefix = model + "__g"
+        guard physical.hasPrefix(prefix), let n = UInt32(physical.dropFirst(prefix.count)), n > 1 else { return nil }
+        return n
+    }
+
+    /// Reads the generations of a projection inside a transaction.
+    public static func read(_ projection: String, in tx: any ReadModelTransaction) throws -> ReadModelGenerations {
+        ReadModelGenerations(packed: try tx.checkpoint(key(projection)))
+    }
+
+    /// Writes the generations of a projection inside a transaction.
+    public func write(_ projection: String, in tx: any ReadModelTransaction) throws {
+        try tx.setCheckpoint(Self.key(projection), to: packed)
+    }
+}
+
+/// Sends the writes and reads of one model to another (physical) model; everything else passes.
+final class RedirectingTransaction: ReadModelTransaction {
+    let base: any ReadModelTransaction
+    let model: String
+    let physical: String
+
+    init(base: any ReadModelTransaction, model: String, physical: String) {
+        self.base = base
+        self.model = model
+        self.physical = physical
+    }
+
+    static func wrap(_ tx: any ReadModelTransaction, model: String, generation: UInt32) -> any ReadModelTransaction {
+        let physical = ReadModelGenerations.physicalName(model, generation: generation)
+        return physical == model ? tx : RedirectingTransaction(base: tx, model: model, physical: physical)
+    }
+
+    private func map(_ m: String) -> String { m == model ? physical : m }
+    func document(_ model: String, id: String) throws -> Data? { try base.document(map(model), id: id) }
+    func putDocument(_ model: String, id: String, json: Data) throws { try base.putDocument(map(model), id: id, json: json) }
+    func deleteDocument(_ model: String, id: String) throws { try base.deleteDocument(map(model), id: id) }
+    func checkpoint(_ projection: String) throws -> UInt64 { try base.checkpoint(projection) }
+    func setCheckpoint(_ projection: String, to position: UInt64) throws { try base.setCheckpoint(projection, to: position) }
+}
+
+/// The append-transaction hook of an inline read-model projection that can be rebuilt into a
+/// new copy.
+///
+/// It sees every event (so it can keep the copy being built level with the log): handled ones
+/// are applied to the serving copy; while a rebuild runs, an event that directly follows the new
+/// copy's checkpoint is applied to the new copy too (and its checkpoint moved), and the serving
+/// copy's checkpoint records the event, which is how the switch knows the new copy has seen
+/// everything the serving one has.
+struct ReadModelInlineHook: InlineProjection {
+    let inner: any InlineProjection & ReadModelProjection
+    private let cache = GenerationsCache()
+
+    init(inner: any InlineProjection & ReadModelProjection) { self.inner = inner }
+
+    var name: String { inner.name }
+    var handledEvents: [String] { [] }
+
+    func apply(_ event: Event, in tx: any ReadModelTransaction) throws {
+        let g = try cache.generations(name, in: tx)
+        let model = inner.readModelName
+        let handled = inner.handles(event.type)
+        if handled { try inner.apply(event, in: RedirectingTransaction.wrap(tx, model: model, generation: g.serving)) }
+        guard g.building != 0 else { return }
+        try tx.setCheckpoint(ReadModelGenerations.checkpointKey(name, generation: g.serving), to: event.globalPosition)
+        let key = ReadModelGenerations.checkpointKey(name, generation: g.building)
+        // Positions are dense: the new copy may take this event only if it has everything before it.
+        if try tx.checkpoint(key) + 1 == event.globalPosition {
+            if handled { try inner.apply(event, in: RedirectingTransaction.wrap(tx, model: model, generation: g.building)) }
+            try tx.setCheckpoint(key, to: event.globalPosition)
+        }
+    }
+}
+
+/// Remembers the generations read in the current transaction, so an append of many events reads
+/// them once. Keyed by the transaction object itself (weakly: a new transaction at a recycled
+/// address is never mistaken for the old one).
+final class GenerationsCache: Sendable {
+    /// `@unchecked Sendable`: the reference is only compared by identity under the mutex, never
+    /// used to call the transaction.
+    private struct WeakTransaction: @unchecked Sendable {
+        weak var object: AnyObject?
+    }
+
+    private struct Entry: Sendable {
+        var tx = WeakTransaction()
+        var id: ObjectIdentifier?
+        var value = ReadModelGenerations()
+    }
+
+    private let entry = Mutex(Entry())
+
+    func generations(_ projection: String, in tx: any ReadModelTransaction) throws -> ReadModelGenerations {
+        let id = ObjectIdentifier(tx)
+        let weak = WeakTransaction(object: tx)
+        if let hit = entry.withLock({ e in e.id == id && e.tx.object === weak.object ? e.value : nil }) { return hit }
+        let value = try ReadModelGenerations.read(projection, in: tx)
+        entry.withLock { $0 = Entry(tx: weak, id: id, value: value) }
+        return value
+    }
+}
+
+/// One copy of a read-model projection, run in the background: each batch is applied to the
+/// copy in one transaction together with the copy's checkpoint. Inside the transaction, events
+/// at or before the stored checkpoint are skipped (the inline hook may have applied them), and
+/// the batch is refused if the copy is no longer current (a switch or a newer rebuild made it
+/// obsolete) — so an event is applied to a copy exactly once.
+struct ReadModelCopyProjection: AsyncProjection {
+    let inner: any InlineProjection & ReadModelProjection
+    let readModels: any ReadModelStore
+    let generation: UInt32
+
+    var name: String { inner.name }
+    var handledEvents: [String] { inner.handledEvents }
+    var checkpointKey: String { ReadModelGenerations.checkpointKey(inner.name, generation: generation) }
+
+    func apply(_ events: [Event]) async throws {
+        guard let last = events.last else { return }
+        try await readModels.transaction { [inner, generation, checkpointKey] tx in
+            let g = try ReadModelGenerations.read(inner.name, in: tx)
+            guard g.serving == generation || g.building == generation else {
+                throw MinkError(.cancelled, "copy \(generation) of \(inner.readModelName) is no longer current")
+            }
+            let done = try tx.checkpoint(checkpointKey)
+            let rtx = RedirectingTransaction.wrap(tx, model: inner.readModelName, generation: generation)
+            for e in events where e.globalPosition > done { try inner.apply(e, in: rtx) }
+            if last.globalPosition > done { try tx.setCheckpoint(checkpointKey, to: last.globalPosition) }
+        }
+    }
+
+    func checkpoint() async throws -> UInt64 {
+        try await readModels.transaction { [checkpointKey] tx in try tx.checkpoint(checkpointKey) }
+    }
+
+    func setCheckpoint(_ position: UInt64) async throws {
+        try await readModels.transaction { [checkpointKey] tx in
+            if try tx.checkpoint(checkpointKey) < position { try tx.setCheckpoint(checkpointKey, to: position) }
+        }
+    }
+}

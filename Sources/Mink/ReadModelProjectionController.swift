@@ -1,0 +1,371 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// Runs one read-model projection of one tenant with rebuilds into a new copy of its read model
+/// (no downtime): the serving copy keeps answering reads while the new copy is filled from
+/// position 0; when the new copy has caught up with the log and with the serving copy, one
+/// transaction makes it the serving copy, reads switch to it, and the old copy is dropped once
+/// the reads that were using it have finished.
+///
+/// Inline mode: the append hook (``ReadModelInlineHook``) writes the serving copy inside every
+/// append; the new copy is filled by a background runner. Async mode: a runner per copy, each
+/// with its writes and checkpoint in one transaction. Runners run only while this process holds
+/// the projection's lease.
+final class ReadModelProjectionController: Sendable {
+    let projection: any InlineProjection & ReadModelProjection
+    let mode: ProjectionEngine.Mode
+    let store: EventStore
+    let readModels: any ReadModelStore
+    let options: AsyncOptions
+    let leases: any ProjectionLeaseProvider
+    let logger: Logger
+    /// How long a replaced copy stays readable after the switch before it is dropped (other
+    /// processes sharing the storage learn of the switch within their lease retry interval).
+    let dropGrace: Duration
+    /// How often a process without the lease asks for it again (and refreshes its view).
+    let leaseRetryInterval: Duration
+    /// Fields indexed on every copy of the read model.
+    let indexes: [FieldPath]
+
+    private struct Shared {
+        var generations = ReadModelGenerations()
+        var serving: AsyncRunner?
+        var builder: AsyncRunner?
+        var leaseTask: Task<Void, Never>?
+        var active = false
+        var paused = false
+        var catchUpFloor: UInt64 = 0
+        var readers: [UInt32: Int] = [:]
+        var drainWaiters: [UInt32: [CheckedContinuation<Void, Never>]] = [:]
+        var lastError: String?
+        var storedCheckpoint: UInt64 = 0
+    }
+
+    private let shared = Mutex(Shared())
+
+    init(
+        projection: any InlineProjection & ReadModelProjection, mode: ProjectionEngine.Mode, store: EventStore,
+        readModels: any ReadModelStore, options: AsyncOptions, leases: any ProjectionLeaseProvider,
+        indexes: [FieldPath] = [], dropGrace: Duration = .zero, leaseRetryInterval: Duration = .seconds(2)
+    ) {
+        self.indexes = indexes
+        self.projection = projection
+        self.mode = mode
+        self.store = store
+        self.readModels = readModels
+        var opts = options
+        opts.workers = 1
+        self.options = opts
+        self.leases = leases
+        self.logger = store.options.logger
+        self.dropGrace = dropGrace
+        self.leaseRetryInterval = leaseRetryInterval
+    }
+
+    var name: String { projection.name }
+    var model: String { projection.readModelName }
+    private var tenant: String { store.tenantID ?? TenantID.default }
+
+    // MARK: Lifecycle
+
+    /// Starts asking for the lease; runners start once it is held.
+    func start() {
+        shared.withLock { s in
+            guard s.leaseTask == nil else { return }
+            s.leaseTask = Task { [self] in await self.leaseLoop() }
+        }
+    }
+
+    /// Stops the runners after their current batch and gives the lease up.
+    func stop() async {
+        let task = shared.withLock { s -> Task<Void, Never>? in
+            defer { s.leaseTask = nil }
+            return s.leaseTask
+        }
+        task?.cancel()
+        await task?.value
+    }
+
+    private func leaseLoop() async {
+        while !Task.isCancelled {
+            var lease: (any ProjectionLease)?
+            do {
+                lease = try await leases.tryAcquire(tenant: tenant, projection: name)
+            } catch {
+                note(error)
+            }
+            if let lease {
+                do {
+                    try await activate()
+                    await lease.lost()
+                } catch {
+                    note(error)
+                }
+                await deactivate()
+                await lease.release()
+            } else {
+                await refreshFromStorage()
+            }
+            try? await Task.sleep(for: leaseRetryInterval)
+        }
+    }
+
+    private func note(_ error: any Error) {
+        let message = (error as? MinkError)?.message ?? "\(error)"
+        shared.withLock { $0.lastError = message }
+        logger.warning("projection", metadata: ["mink.projection": "\(name)", "error": "\(message)"])
+    }
+
+    private func loadGenerations() async throws -> ReadModelGenerations {
+        try await readModels.transaction { [name] tx in try ReadModelGenerations.read(name, in: tx) }
+    }
+
+    private func activate() async throws {
+        let g = try await loadGenerations()
+        shared.withLock { $0.generations = g }
+        // Copies left behind by a crash between a switch and the drop of the old copy.
+        for physical in try await readModels.modelNames() {
+            guard let n = ReadModelGenerations.generation(of: physical, model: model), n != g.serving, n != g.building else { continue }
+            try await readModels.dropModel(physical)
+        }
+        await createIndexes(g.serving)
+        if g.building != 0 { await createIndexes(g.building) }
+        if mode == .async {
+            let runner = makeRunner(generation: g.serving, builder: false)
+            shared.withLock { s in
+                if s.paused { runner.pause() }
+                s.serving = runner
+            }
+            runner.start()
+        }
+        if g.building != 0 { try await startBuilder(g.building) }
+        shared.withLock { s in
+            s.active = true
+            s.lastError = nil
+        }
+    }
+
+    /// Indexes make queries faster but are not needed for correctness: a failure is logged.
+    private func createIndexes(_ generation: UInt32) async {
+        let physical = ReadModelGenerations.physicalName(model, generation: generation)
+        for field in indexes {
+            do { try await readModels.createIndex(physical, field: field) } catch {
+                logger.warning("cannot index read model", metadata: ["mink.model": "\(physical)", "field": "\(field)", "error": "\(error)"])
+            }
+        }
+    }
+
+    private func deactivate() async {
+        let (serving, builder) = shared.withLock { s in
+            defer {
+                s.serving = nil
+                s.builder = nil
+                s.active = false
+            }
+            return (s.serving, s.builder)
+        }
+        await builder?.stop()
+        await serving?.stop()
+        await refreshFromStorage()
+    }
+
+    /// A process without the lease shows what storage says (and reads follow the stored copy).
+    private func refreshFromStorage() async {
+        do {
+            let (g, checkpoint) = try await readModels.transaction { [name] tx in
+                let g = try ReadModelGenerations.read(name, in: tx)
+                return (g, try tx.checkpoint(ReadModelGenerations.checkpointKey(name, generation: g.serving)))
+            }
+            shared.withLock { s in
+                s.generations = g
+                s.storedCheckpoint = checkpoint
+            }
+        } catch {
+            note(error)
+        }
+    }
+
+    private func makeRunner(generation: UInt32, builder: Bool) -> AsyncRunner {
+        let copy = ReadModelCopyProjection(inner: projection, readModels: readModels, generation: generation)
+        var onCaughtUp: (@Sendable (UInt64) async -> Bool)?
+        if builder {
+            onCaughtUp = { [weak self] _ in
+                guard let self else { return false }
+                return await self.finishRebuild(generation)
+            }
+        }
+        return AsyncRunner(projection: copy, options: options, store: store, logger: logger, onCaughtUp: onCaughtUp)
+    }
+
+    private func startBuilder(_ generation: UInt32) async throws {
+        // Everything committed before this point is at or below the floor; everything after goes
+        // through the hook (inline) or the serving runner (async), both compared at the switch.
+        let floor = try await store.headPosition()
+        let runner = makeRunner(generation: generation, builder: true)
+        shared.withLock { s in
+            s.catchUpFloor = floor
+            if s.paused { runner.pause() }
+            s.builder = runner
+        }
+        runner.start()
+    }
+
+    // MARK: Control
+
+    /// Starts a rebuild into a new copy; nothing happens when one is already running.
+    func rebuild() async throws {
+        let current = try await loadGenerations()
+        guard current.building == 0 else { return }
+        let next = current.serving + 1
+        try await readModels.dropModel(ReadModelGenerations.physicalName(model, generation: next))
+        await createIndexes(next)
+        let head = try await store.headPosition()
+        let started = try await readModels.transaction { [name, mode] tx -> ReadModelGenerations? in
+            let g = try ReadModelGenerations.read(name, in: tx)
+            guard g.building == 0, g.serving == current.serving else { return nil }
+            try tx.setCheckpoint(ReadModelGenerations.checkpointKey(name, generation: next), to: 0)
+            if mode == .inline {
+                // The serving copy is level with the log: the hook moves this on from here.
+                try tx.setCheckpoint(ReadModelGenerations.checkpointKey(name, generation: g.serving), to: head)
+            }
+            let updated = ReadModelGenerations(serving: g.serving, building: next)
+            try updated.write(name, in: tx)
+            return updated
+        }
+        guard let started else { return }
+        let active = shared.withLock { s in
+            s.generations = started
+            return s.active
+        }
+        logger.notice("projection rebuild started", metadata: ["mink.projection": "\(name)", "mink.copy": "\(next)"])
+        if active { try await startBuilder(next) }
+    }
+
+    /// Called by the builder whenever it has caught up with the log: switches reads to the new
+    /// copy when it has also caught up with the serving copy. Returns whether the builder should
+    /// keep running (as the serving runner, in async mode).
+    private func finishRebuild(_ generation: UInt32) async -> Bool {
+        let floor = shared.withLock { $0.catchUpFloor }
+        let old: UInt32?
+        do {
+            old = try await readModels.transaction { [name] tx -> UInt32? in
+                let g = try ReadModelGenerations.read(name, in: tx)
+                guard g.building == generation else { return nil }
+                let built = try tx.checkpoint(ReadModelGenerations.checkpointKey(name, generation: generation))
+                let served = try tx.checkpoint(ReadModelGenerations.checkpointKey(name, generation: g.serving))
+                guard built >= floor, built >= served else { return nil }
+                try ReadModelGenerations(serving: generation, building: 0).write(name, in: tx)
+                return g.serving
+            }
+        } catch {
+            note(error)
+            return true
+        }
+        guard let old else { return true }
+        let previous = shared.withLock { s in
+            s.generations = ReadModelGenerations(serving: generation, building: 0)
+            let previous = s.serving
+            // Async: the builder goes on as the serving runner. Inline: the hook serves; the
+            // builder ends when this returns false.
+            s.serving = mode == .async ? s.builder : nil
+            s.builder = nil
+            return previous
+        }
+        logger.notice("projection rebuilt: reads switched", metadata: ["mink.projection": "\(name)", "mink.copy": "\(generation)"])
+        await previous?.stop()
+        await waitForReaders(of: old)
+        if dropGrace > .zero { try? await Task.sleep(for: dropGrace) }
+        do {
+            try await readModels.dropModel(ReadModelGenerations.physicalName(model, generation: old))
+        } catch {
+            note(error)
+        }
+        return mode == .async
+    }
+
+    /// Pauses the runners after their current batch.
+    func pause() throws {
+        guard mode == .async else { throw Self.inlineControl(name) }
+        let runners = shared.withLock { s in
+            s.paused = true
+            return [s.serving, s.builder]
+        }
+        for r in runners { r?.pause() }
+    }
+
+    /// Resumes paused or faulted runners (a faulted one retries its poison event).
+    func resume() throws {
+        let runners = shared.withLock { s in
+            s.paused = false
+            return [s.serving, s.builder]
+        }
+        guard mode == .async || runners[1] != nil else { throw Self.inlineControl(name) }
+        for r in runners { r?.resume() }
+    }
+
+    static func inlineControl(_ name: String) -> MinkError {
+        MinkError(.adapterNotSupported, "projection \(name) is inline: it runs inside appends and cannot be paused")
+    }
+
+    // MARK: Status and reads
+
+    /// The projection's status.
+    func status(head: UInt64) -> ProjectionEngine.Status {
+        shared.withLock { s in
+            var status = ProjectionEngine.Status(name: name, mode: mode, state: .running, checkpoint: head, head: head)
+            guard s.active else {
+                status.state = .stopped
+                status.checkpoint = mode == .inline ? head : s.storedCheckpoint
+                status.lastError = s.lastError
+                return status
+            }
+            let served = s.serving?.status(head: head)
+            let built = s.builder?.status(head: head)
+            if let served { status.checkpoint = served.checkpoint }
+            status.rebuildCheckpoint = built?.checkpoint
+            if let faulted = [served, built].compactMap({ $0 }).first(where: { $0.state == .faulted }) {
+                status.state = .faulted
+                status.lastError = faulted.lastError
+                status.faultedPosition = faulted.faultedPosition
+            } else if s.paused {
+                status.state = .paused
+            } else if built != nil {
+                status.state = .rebuilding
+            }
+            if status.lastError == nil { status.lastError = served?.lastError ?? built?.lastError }
+            return status
+        }
+    }
+
+    /// Runs `body` with the physical name of the serving copy; the copy is not dropped while
+    /// `body` runs.
+    func withReadModel<T: Sendable>(_ body: @Sendable (String) async throws -> T) async throws -> T {
+        let g = shared.withLock { s in
+            let g = s.generations.serving
+            s.readers[g, default: 0] += 1
+            return g
+        }
+        defer {
+            shared.withLock { s in
+                let n = (s.readers[g] ?? 1) - 1
+                s.readers[g] = n == 0 ? nil : n
+                if n == 0, let waiters = s.drainWaiters.removeValue(forKey: g) {
+                    for w in waiters { w.resume() }
+                }
+            }
+        }
+        return try await body(ReadModelGenerations.physicalName(model, generation: g))
+    }
+
+    /// The physical name of the serving copy now.
+    var servingModel: String { ReadModelGenerations.physicalName(model, generation: shared.withLock { $0.generations.serving }) }
+
+    private func waitForReaders(of generation: UInt32) async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            shared.withLock { s in
+                if (s.readers[generation] ?? 0) == 0 { c.resume() } else { s.drainWaiters[generation, default: []].append(c) }
+            }
+        }
+    }
+}

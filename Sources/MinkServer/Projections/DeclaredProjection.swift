@@ -1,0 +1,319 @@
+import Foundation
+import Mink
+import MinkConfig
+import MinkWire
+
+/// A projection declared in the config file, compiled: it applies the mapping language of
+/// `docs/projections.md` to JSON documents.
+///
+/// It is an `InlineProjection`, so it runs inside a transaction — the append's (`mode: inline`)
+/// or a background batch's together with the checkpoint (`mode: async`); either way a thrown
+/// error rolls its writes back.
+public struct DeclaredProjection: InlineProjection, ReadModelProjection {
+    /// The projection's name.
+    public let name: String
+    /// The read model it writes.
+    public let readModelName: String
+    /// `inline` or `async`.
+    public let mode: ProjectionEngine.Mode
+    /// The fields to index.
+    public let indexes: [FieldPath]
+    /// The event types with a handler, in file order.
+    public let handledEvents: [String]
+    let handlers: [String: CompiledHandler]
+
+    /// Compiles a definition.
+    /// - Parameter index: the definition's place in `projections:` (for error messages).
+    /// - Throws: `ConfigError` naming the projection, handler and key.
+    public init(_ definition: ProjectionDefinition, index: Int) throws {
+        let base = "projections[\(index)]"
+        name = definition.name
+        readModelName = definition.readModel
+        mode = definition.mode == .inline ? .inline : .async
+        if definition.readModel.range(of: #"__g[0-9]+$"#, options: .regularExpression) != nil {
+            throw ConfigError(
+                keyPath: "\(base).readModel",
+                message: "projection \(definition.name): \"\(definition.readModel)\" ends like a rebuild copy (__g<n>); choose another name"
+            )
+        }
+        indexes = try definition.indexes.enumerated().map { i, field in
+            do { return try FieldPath(field) } catch {
+                throw ConfigError(keyPath: "\(base).indexes[\(i)]", message: "projection \(definition.name): invalid field \"\(field)\"")
+            }
+        }
+        var handlers: [String: CompiledHandler] = [:]
+        for (j, h) in definition.handlers.enumerated() {
+            handlers[h.event] = try CompiledHandler(h, projection: definition.name, keyPath: "\(base).handlers[\(j)]")
+        }
+        self.handlers = handlers
+        handledEvents = definition.handlers.map(\.event)
+    }
+
+    /// Compiles every definition of a configuration.
+    /// - Throws: the first `ConfigError`.
+    public static func compile(_ definitions: [ProjectionDefinition]) throws -> [DeclaredProjection] {
+        try definitions.enumerated().map { try DeclaredProjection($1, index: $0) }
+    }
+
+    /// Applies one event: looks up its handler (none: nothing to do) and updates, creates or
+    /// deletes the document it names.
+    /// - Throws: `.projectionFailed` naming the projection, the event and what went wrong.
+    public func apply(_ event: Event, in tx: any ReadModelTransaction) throws {
+        guard let handler = handlers[event.type] else { return }
+        do {
+            try handler.apply(event, model: readModelName, in: tx)
+        } catch let failure as MappingFailure {
+            throw MinkError(
+                .projectionFailed,
+                "projection \(name): event \(event.globalPosition) (\(event.type)): \(failure.message)"
+            )
+        }
+    }
+}
+
+/// Why a handler could not apply an event.
+struct MappingFailure: Error {
+    var message: String
+}
+
+/// One handler, ready to run.
+struct CompiledHandler: Sendable {
+    let id: ProjectionValue
+    let set: [(field: [String], value: ProjectionValue)]
+    let increment: [(field: [String], value: ProjectionValue)]
+    let append: [(field: [String], value: ProjectionValue)]
+    let unset: [[String]]
+    let delete: Bool
+
+    init(_ h: ProjectionDefinition.Handler, projection: String, keyPath: String) throws {
+        id = h.id
+        delete = h.delete
+        set = h.set.map { ($0.field.split(separator: ".").map(String.init), $0.value) }
+        increment = h.increment.map { ($0.field.split(separator: ".").map(String.init), $0.value) }
+        append = h.append.map { ($0.field.split(separator: ".").map(String.init), $0.value) }
+        unset = h.unset.map { $0.split(separator: ".").map(String.init) }
+        // A field written twice in one handler (or a field and one inside it) has no clear meaning.
+        var seen: [(field: String, key: String)] = []
+        let all = h.set.map { ("set", $0.field) } + h.increment.map { ("increment", $0.field) } + h.append.map { ("append", $0.field) }
+            + h.unset.map { ("unset", $0) }
+        for (op, field) in all {
+            if let clash = seen.first(where: { $0.field == field || $0.field.hasPrefix(field + ".") || field.hasPrefix($0.field + ".") }) {
+                throw ConfigError(
+                    keyPath: "\(keyPath).\(op).\(field)",
+                    message: "projection \(projection), handler \(h.event): \(field) clashes with \(clash.key) in the same handler"
+                )
+            }
+            seen.append((field, "\(op).\(field)"))
+        }
+    }
+
+    func apply(_ event: Event, model: String, in tx: any ReadModelTransaction) throws {
+        var source = EventSource(event)
+        let idValue = try source.evaluate(id)
+        let docID: String
+        switch idValue {
+        case .string(let s) where !s.isEmpty: docID = s
+        case .number(let n) where Int64(n) != nil: docID = n
+        default:
+            throw MappingFailure(message: "id \(id.text) is \(idValue.kindDescription), not a non-empty string or an integer")
+        }
+        if delete {
+            try tx.deleteDocument(model, id: docID)
+            return
+        }
+        var existing: [String: MinkWire.JSONValue]?
+        if let bytes = try tx.document(model, id: docID) {
+            guard case .object(let o) = try? MinkWire.JSONValue(jsonBytes: [UInt8](bytes)) else {
+                throw MappingFailure(message: "stored document \(docID) is not a JSON object")
+            }
+            existing = o
+        }
+        if existing == nil, set.isEmpty, increment.isEmpty, append.isEmpty { return }  // only unset: nothing to create
+        var doc = existing ?? [:]
+        for (field, value) in set {
+            let v = try source.evaluate(value)
+            try Document.update(&doc, field, name: field.joined(separator: ".")) { _ in v }
+        }
+        for (field, value) in increment {
+            let name = field.joined(separator: ".")
+            let delta = try source.evaluate(value)
+            try Document.update(&doc, field, name: name) { current in try Number.add(current ?? .null, delta, field: name) }
+        }
+        for (field, value) in append {
+            let name = field.joined(separator: ".")
+            let v = try source.evaluate(value)
+            try Document.update(&doc, field, name: name) { current in
+                switch current {
+                case nil, .null?: return .array([v])
+                case .array(let a)?: return .array(a + [v])
+                case let other?: throw MappingFailure(message: "append \(name): the field holds \(other.kindDescription), not an array")
+                }
+            }
+        }
+        for field in unset { Document.remove(&doc, field) }
+        var writer = JSONWriter(capacity: 256)
+        MinkWire.JSONValue.object(doc).write(to: &writer)
+        try tx.putDocument(model, id: docID, json: Data(writer.bytes))
+    }
+}
+
+/// Edits of nested document fields.
+enum Document {
+    /// Replaces the value at `path` with `transform(current)`, creating objects on the way.
+    static func update(
+        _ doc: inout [String: MinkWire.JSONValue], _ path: [String], name: String,
+        _ transform: (MinkWire.JSONValue?) throws -> MinkWire.JSONValue
+    ) throws {
+        guard let key = path.first else { return }
+        if path.count == 1 {
+            doc[key] = try transform(doc[key])
+            return
+        }
+        var child: [String: MinkWire.JSONValue]
+        switch doc[key] {
+        case nil, .null?: child = [:]
+        case .object(let o)?: child = o
+        case let other?:
+            throw MappingFailure(message: "\(name): \(key) holds \(other.kindDescription), not an object")
+        }
+        doc[key] = nil  // keeps `child` uniquely referenced while it is edited
+        try update(&child, Array(path.dropFirst()), name: name, transform)
+        doc[key] = .object(child)
+    }
+
+    /// Removes the value at `path` (nothing when absent).
+    static func remove(_ doc: inout [String: MinkWire.JSONValue], _ path: [String]) {
+        guard let key = path.first else { return }
+        if path.count == 1 {
+            doc[key] = nil
+            return
+        }
+        guard case .object(var child)? = doc[key] else { return }
+        remove(&child, Array(path.dropFirst()))
+        doc[key] = .object(child)
+    }
+}
+
+/// `increment` arithmetic: integers stay integers (an overflow is an error, never a silent
+/// rounding); anything else is added as a `Double`.
+enum Number {
+    static func add(_ current: MinkWire.JSONValue, _ delta: MinkWire.JSONValue, field: String) throws -> MinkWire.JSONValue {
+        guard case .number(let d) = delta else {
+            throw MappingFailure(message: "increment \(field): the value is \(delta.kindDescription), not a number")
+        }
+        let c: String
+        switch current {
+        case .null: c = "0"
+        case .number(let text): c = text
+        default: throw MappingFailure(message: "increment \(field): the field holds \(current.kindDescription), not a number")
+        }
+        if let a = Int64(c), let b = Int64(d) {
+            let (sum, overflow) = a.addingReportingOverflow(b)
+            if overflow { throw MappingFailure(message: "increment \(field): \(c) + \(d) overflows a 64-bit integer") }
+            return .int(sum)
+        }
+        guard let a = Double(c), let b = Double(d), (a + b).isFinite else {
+            throw MappingFailure(message: "increment \(field): \(c) + \(d) is not a finite number")
+        }
+        return .double(a + b)
+    }
+}
+
+/// An event seen as the API returns it, for `$.` paths; `data` is parsed on first use.
+struct EventSource {
+    let event: Event
+    private var data: MinkWire.JSONValue?
+
+    init(_ event: Event) { self.event = event }
+
+    mutating func evaluate(_ value: ProjectionValue) throws -> MinkWire.JSONValue {
+        switch value {
+        case .path(let p): return try resolve(p)
+        case .null: return .null
+        case .bool(let b): return .bool(b)
+        case .int(let i): return .int(i)
+        case .double(let d): return .double(d)
+        case .string(let s): return .string(s)
+        case .array(let elements): return .array(try elements.map { try evaluate($0) })
+        case .object(let members):
+            var o: [String: MinkWire.JSONValue] = [:]
+            for m in members { o[m.key] = try evaluate(m.value) }
+            return .object(o)
+        }
+    }
+
+    private mutating func resolve(_ p: EventPath) throws -> MinkWire.JSONValue {
+        switch p.root {
+        case .id: return .string(event.id)
+        case .streamId: return .string(event.streamID)
+        case .type: return .string(event.type)
+        case .version: return .int(event.version)
+        case .globalPosition: return .int(Int64(clamping: event.globalPosition))
+        case .timestamp: return .string(WireTimestamp(event.timestamp).rfc3339)
+        case .metadata: return Self.walk(metadata, p.segments)
+        case .data:
+            let parsed: MinkWire.JSONValue
+            if let data {
+                parsed = data
+            } else {
+                do { parsed = try MinkWire.JSONValue(jsonBytes: [UInt8](event.data)) } catch {
+                    throw MappingFailure(message: "the event's data is not valid JSON")
+                }
+                data = parsed
+            }
+            return Self.walk(parsed, p.segments)
+        }
+    }
+
+    private var metadata: MinkWire.JSONValue {
+        let m = event.metadata
+        var o: [String: MinkWire.JSONValue] = [:]
+        if let v = m.correlationID, !v.isEmpty { o["correlationId"] = .string(v) }
+        if let v = m.causationID, !v.isEmpty { o["causationId"] = .string(v) }
+        if let v = m.userID, !v.isEmpty { o["userId"] = .string(v) }
+        if let v = m.tenantID, !v.isEmpty { o["tenantId"] = .string(v) }
+        if !m.custom.isEmpty { o["custom"] = .object(m.custom.mapValues { .string($0) }) }
+        return .object(o)
+    }
+
+    /// Follows object keys (and array indexes, for segments of digits); absent → `null`.
+    static func walk(_ root: MinkWire.JSONValue, _ segments: [String]) -> MinkWire.JSONValue {
+        var current = root
+        for s in segments {
+            switch current {
+            case .object(let o): current = o[s] ?? .null
+            case .array(let a):
+                guard let i = Int(s), a.indices.contains(i) else { return .null }
+                current = a[i]
+            default: return .null
+            }
+        }
+        return current
+    }
+}
+
+extension MinkWire.JSONValue {
+    /// "a string", "null", … for error messages.
+    var kindDescription: String {
+        switch self {
+        case .null: "null"
+        case .bool: "a boolean"
+        case .number: "a number"
+        case .string(let s): "the string \"\(s.prefix(40))\""
+        case .array: "an array"
+        case .object: "an object"
+        }
+    }
+}
+
+extension ProjectionValue {
+    /// The value as written in the config, for error messages.
+    var text: String {
+        switch self {
+        case .path(let p): p.description
+        case .string(let s): "\"\(s)\""
+        case .int(let i): "\(i)"
+        default: "the literal"
+        }
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import MinkWire
+import Testing
+
+/// Every query operator and AND/OR combination over HTTP, on documents written by a declared
+/// projection, on every storage.
+@Suite("Projection read-model queries")
+struct ProjectionQueryTests {
+    static let yaml = """
+        projections:
+          - name: things
+            mode: inline
+            indexes: [n, address.city]
+            handlers:
+              - event: Put
+                id: "$.data.id"
+                set:
+                  id: "$.data.id"
+                  name: "$.data.name"
+                  n: "$.data.n"
+                  tags: "$.data.tags"
+                  address.city: "$.data.city"
+                  flag: "$.data.flag"
+                  opt: "$.data.opt"
+        """
+
+    static let things = [
+        #"{"id":"t1","name":"apple","n":1,"tags":["red","fruit"],"city":"Oslo","flag":true,"opt":"x"}"#,
+        #"{"id":"t2","name":"banana","n":5,"tags":["yellow","fruit"],"city":"Rome","flag":false}"#,
+        #"{"id":"t3","name":"cherry","n":10,"tags":["red"],"city":"Oslo","flag":true}"#,
+        #"{"id":"t4","name":"date","n":2.5,"tags":[],"city":"Paris","flag":false,"opt":"y"}"#,
+        #"{"id":"t5","name":"Apple pie","n":-3,"tags":["dessert"],"flag":true}"#,
+    ]
+
+    static func cond(_ field: String, _ op: String, _ value: String? = nil) -> String {
+        #"{"field":"\#(field)","op":"\#(op)""# + (value.map { #","value":\#($0)"# } ?? "") + "}"
+    }
+
+    /// (where groups, expected IDs in ID order)
+    static let cases: [([[String]], [String])] = [
+        ([[cond("name", "=", #""apple""#)]], ["t1"]),
+        ([[cond("address.city", "!=", #""Oslo""#)]], ["t2", "t4"]),
+        ([[cond("n", ">", "2.5")]], ["t2", "t3"]),
+        ([[cond("n", ">=", "2.5")]], ["t2", "t3", "t4"]),
+        ([[cond("n", "<", "1")]], ["t5"]),
+        ([[cond("n", "<=", "1")]], ["t1", "t5"]),
+        ([[cond("name", "in", #"["apple","date","zzz"]"#)]], ["t1", "t4"]),
+        ([[cond("address.city", "not in", #"["Oslo"]"#)]], ["t2", "t4"]),
+        ([[cond("name", "like", #""%pp%""#)]], ["t1", "t5"]),
+        ([[cond("name", "like", #""a%""#)]], ["t1"]),
+        ([[cond("opt", "is null")]], ["t2", "t3", "t5"]),
+        ([[cond("opt", "is not null")]], ["t1", "t4"]),
+        ([[cond("address.city", "is null")]], ["t5"]),
+        ([[cond("tags", "contains", #""red""#)]], ["t1", "t3"]),
+        ([[cond("name", "contains", #""an""#)]], ["t2"]),
+        ([[cond("n", "between", "[1, 5]")]], ["t1", "t2", "t4"]),
+        ([[cond("flag", "=", "true")]], ["t1", "t3", "t5"]),
+        ([[cond("flag", "=", "true"), cond("address.city", "=", #""Oslo""#)]], ["t1", "t3"]),
+        ([[cond("name", "=", #""date""#)], [cond("n", ">", "9")]], ["t3", "t4"]),
+        ([[cond("flag", "=", "true"), cond("n", "<", "5")], [cond("address.city", "=", #""Rome""#)]], ["t1", "t2", "t5"]),
+        ([[cond("flag", "=", "true"), cond("n", "<", "5"), cond("name", "like", #""A%""#)], [cond("tags", "contains", #""yellow""#), cond("n", "=", "5")]], ["t2", "t5"]),
+        ([], ["t1", "t2", "t3", "t4", "t5"]),
+    ]
+
+    @Test(arguments: ProjectionStorage.allCases)
+    func everyOperatorAndCombination(_ kind: ProjectionStorage) async throws {
+        try await withProjectionServer(kind, yaml: Self.yaml) { s, _ in
+            try await s.append("things", Self.things.map { ("Put", $0) })
+            for (groups, expected) in Self.cases {
+                let whereJSON = "[" + groups.map { "[" + $0.joined(separator: ",") + "]" }.joined(separator: ",") + "]"
+                let body = #"{"where":\#(whereJSON)}"#
+                #expect(try await s.queryIDs("things", body) == expected, "\(body)")
+                let count = try await s.request("POST", "/v1/readmodels/things/count", json: body)
+                #expect(count["count"] == .int(Int64(expected.count)), "count \(body)")
+            }
+            // Ordering and paging, with `total` ignoring them.
+            let r = try await s.request("POST", "/v1/readmodels/things/query", json: #"{"where":[],"orderBy":[{"field":"n","desc":true}],"limit":2,"offset":1}"#)
+            #expect(r["items"]?.arrayValue?.map { $0.objectValue?["id"] } == ["t2", "t4"] && r["total"] == .int(5))
+            let list = try await s.request("GET", "/v1/readmodels/things?orderBy=-n&limit=2")
+            #expect(list["items"]?.arrayValue?.map { $0.objectValue?["id"] } == ["t3", "t2"] && list["total"] == .int(5))
+            let plain = try await s.request("GET", "/v1/readmodels/things")
+            #expect(plain.status == 200 && plain["items"]?.arrayValue?.count == 5 && plain["total"] == .int(5), "no orderBy: \(plain.text)")
+            let cities = try await s.request("GET", "/v1/readmodels/things?orderBy=address.city,-n&limit=10&offset=3")
+            #expect(cities["items"]?.arrayValue?.map { $0.objectValue?["id"] } == ["t4", "t2"] && cities["total"] == .int(5))
+            // Anything that is not a plain path or a known operator: 400 invalid_query.
+            for bad in [
+                #"{"where":[[{"field":"a;drop","op":"=","value":1}]]}"#, #"{"where":[[{"field":"n","op":"~","value":1}]]}"#,
+                #"{"where":[[{"field":"n","op":"between","value":[1]}]]}"#, #"{"orderBy":[{"field":"$.x"}]}"#,
+            ] {
+                let e = try await s.request("POST", "/v1/readmodels/things/query", json: bad)
+                #expect(e.status == 400 && e.errorCode == "invalid_query", "\(bad) → \(e.text)")
+            }
+            #expect(try await s.request("GET", "/v1/readmodels/things?orderBy=n-1").errorCode == "invalid_query")
+        }
+    }
+}
