@@ -130,7 +130,7 @@ public final class MinkServer: Sendable {
     /// The store of the tenant a request runs in.
     func store(forTenant tenant: String) throws -> EventStore {
         let tenantStore = try tenants.store(for: tenant)
-        if tenant != Mink.TenantID.default { projections.tenantUsed(tenant) }
+        if tenant != Mink.TenantID.default, !tenants.isDeleting(tenant) { projections.tenantUsed(tenant) }
         return tenantStore
     }
 }

@@ -87,6 +87,8 @@ public final class ProjectionService: Sendable {
 
     /// Starts a tenant's projections in the background if they are not running yet.
     public func tenantUsed(_ tenant: String) {
+        // Nothing to run: do not open the tenant's read-model storage at all.
+        guard state.withLock({ !$0.entries.isEmpty }) else { return }
         _ = try? task(forTenant: tenant)
     }
 

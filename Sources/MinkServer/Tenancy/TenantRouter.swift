@@ -96,6 +96,9 @@ final class TenantRouter: Sendable {
         }
     }
 
+    /// Whether the tenant is being deleted right now.
+    func isDeleting(_ tenant: String) -> Bool { state.withLock { $0.deleting.contains(tenant) } }
+
     /// Every tenant store made so far (for shutdown).
     var stores: [EventStore] { state.withLock { Array($0.stores.values) } }
 
