@@ -84,11 +84,24 @@ final class ClientConnection: @unchecked Sendable {
         let (fd, connected) = try Socket.connect(host: host, port: port)
         let connection = ClientConnection(fd: fd, key: "\(host):\(port)")
         if !connected {
-            do {
-                try await connection.waitWritable(timeout: timeout)
-            } catch {
-                connection.close()
-                throw error
+            // Wait for the connect to finish. The Dispatch write source normally wakes us; we
+            // also poll(2) the socket every 50 ms, because a source registered for a recently
+            // reused descriptor number has been seen not to fire on Linux (the connect then
+            // hung for the whole timeout).
+            let deadline = ContinuousClock.now + timeout
+            while !Socket.isWritableOrFailed(fd) {
+                guard ContinuousClock.now < deadline else {
+                    connection.close()
+                    throw HTTPClientError.timeout
+                }
+                do {
+                    try await connection.waitWritable(timeout: min(.milliseconds(50), deadline - ContinuousClock.now))
+                } catch HTTPClientError.timeout {
+                    continue
+                } catch {
+                    connection.close()
+                    throw error
+                }
             }
             let err = Socket.pendingError(fd)
             if err != 0 {

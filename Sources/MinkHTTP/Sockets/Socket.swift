@@ -167,6 +167,13 @@ enum Socket {
         return err
     }
 
+    /// Whether a connecting socket is done (writable, or failed): `poll(2)` without waiting.
+    static func isWritableOrFailed(_ fd: Int32) -> Bool {
+        var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+        let n = Glibc.poll(&p, 1, 0)
+        return n > 0 && p.revents & Int16(POLLOUT | POLLERR | POLLHUP) != 0
+    }
+
     static func shutdownWrite(_ fd: Int32) {
         _ = Glibc.shutdown(fd, Int32(SHUT_WR))
     }
