@@ -9,7 +9,7 @@ extension MinkServer {
         switch c.route {
         case .healthz: return Reply.json(HealthBody())
         case .readyz: return try await readyz(c)
-        case .metrics: return metricsResponse()
+        case .metrics: return await metricsResponse()
         case .info: return info()
         case .append(let id): return try await append(c, streamID: id)
         case .load(let id): return try await load(c, streamID: id)
@@ -50,10 +50,24 @@ extension MinkServer {
         return r
     }
 
-    private func metricsResponse() -> HTTPResponse {
+    private func metricsResponse() async -> HTTPResponse {
         let t = transportMetrics
         metrics.openConnections.set(Double(t.openConnections))
         metrics.sseSubscribers.set(Double(t.activeStreams))
+        // Projections of the tenants that have started them: checkpoints and lag summed over
+        // tenants (labels carry the projection name only, never a tenant ID).
+        var checkpoint: [String: Double] = [:], lag: [String: Double] = [:], faulted: [String: Double] = [:]
+        for entry in projections.entries { checkpoint[entry.projection.name] = 0; lag[entry.projection.name] = 0; faulted[entry.projection.name] = 0 }
+        for engine in await projections.startedEngines() {
+            for s in (try? await engine.statuses()) ?? [] {
+                checkpoint[s.name, default: 0] += Double(s.checkpoint)
+                lag[s.name, default: 0] += Double(s.lag)
+                if s.state == .faulted { faulted[s.name, default: 0] += 1 }
+            }
+        }
+        for (name, v) in checkpoint { metrics.projectionGauge("checkpoint", name).set(v) }
+        for (name, v) in lag { metrics.projectionGauge("lag", name).set(v) }
+        for (name, v) in faulted { metrics.projectionGauge("faulted", name).set(v) }
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8")
         return HTTPResponse(status: 200, headers: headers, bytes: metrics.render())

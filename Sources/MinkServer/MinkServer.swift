@@ -57,7 +57,7 @@ public final class MinkServer: Sendable {
         var opts = EventStore.Options(
             snapshots: (storage.snapshots, .never), logger: logger, subscriberBuffer: configuration.limits.subscriberBuffer
         )
-        opts.middleware = [.metrics(metrics.factory)]
+        opts.middleware = [.metrics(DescribedMetricsFactory(base: metrics.factory))]
         self.store = EventStore(adapter: storage.events, options: opts)
         self.authenticator = Authenticator(configuration.auth)
         let tenants = TenantRouter(

@@ -133,6 +133,14 @@ public final class ProjectionService: Sendable {
         return engine
     }
 
+    /// The engines that have started (for metrics); starts none.
+    public func startedEngines() async -> [ProjectionEngine] {
+        let tasks = state.withLock { Array($0.engines.values) }
+        var out: [ProjectionEngine] = []
+        for t in tasks { if let e = try? await t.value { out.append(e) } }
+        return out
+    }
+
     /// Stops and forgets a tenant's projections (its tenant is being deleted); a later request
     /// for the tenant starts them again.
     public func tenantRemoved(_ tenant: String) async {
