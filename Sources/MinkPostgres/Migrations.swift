@@ -8,12 +8,13 @@ enum Migrations {
     struct Migration: Sendable {
         let version: Int
         let name: String
-        /// The SQL, given the quoted schema name.
-        let sql: @Sendable (String) -> String
+        /// The SQL, given the quoted schema name and, in a tenant's own schema or database, the
+        /// tenant ID (validated).
+        let sql: @Sendable (_ schema: String, _ tenant: String?) -> String
     }
 
     static let all: [Migration] = [
-        Migration(version: 1, name: "events, streams, snapshots, checkpoints, documents") { s in
+        Migration(version: 1, name: "events, streams, snapshots, checkpoints, documents") { s, _ in
             """
             CREATE TABLE \(s).mink_events (
                 tenant_id text COLLATE "C" NOT NULL,
@@ -73,21 +74,23 @@ enum Migrations {
             );
             """
         },
-        Migration(version: 2, name: "tenant registry") { s in
+        Migration(version: 2, name: "tenant registry") { s, tenant in
             // The tenant catalog (`TenantCatalog`): with `.shared` tenancy the registry of every
-            // tenant; in a tenant's own schema or database it names that tenant (schema and
-            // database names of long tenant IDs end with a hash and cannot be read back).
-            // Tenants that already have data are registered, so that an upgraded database lists them.
-            """
-            CREATE TABLE \(s).mink_tenants (
-                tenant_id text COLLATE "C" PRIMARY KEY,
-                created_at timestamptz NOT NULL DEFAULT now()
-            );
-            INSERT INTO \(s).mink_tenants (tenant_id)
+            // tenant, where the tenants that already have data are registered (so that an
+            // upgraded database lists them); in a tenant's own schema or database it names that
+            // tenant (names made from long tenant IDs end with a hash and cannot be read back).
+            let register = tenant.map { "SELECT \(Identifier.literal($0))" } ?? """
                 SELECT 'default' UNION SELECT tenant_id FROM \(s).mink_streams
                 UNION SELECT tenant_id FROM \(s).mink_snapshots UNION SELECT tenant_id FROM \(s).mink_checkpoints
-                UNION SELECT tenant_id FROM \(s).mink_documents;
-            """
+                UNION SELECT tenant_id FROM \(s).mink_documents
+                """
+            return """
+                CREATE TABLE \(s).mink_tenants (
+                    tenant_id text COLLATE "C" PRIMARY KEY,
+                    created_at timestamptz NOT NULL DEFAULT now()
+                );
+                INSERT INTO \(s).mink_tenants (tenant_id) \(register);
+                """
         },
     ]
 
@@ -122,7 +125,7 @@ enum Migrations {
             let done = Set((0..<rows.rowCount).compactMap { rows.int64($0, 0).map(Int.init) })
             var applied: [Int] = []
             for m in all where !done.contains(m.version) {
-                try conn.execute(m.sql(s))
+                try conn.execute(m.sql(s, tenant))
                 try conn.query("INSERT INTO \(s).mink_schema_migrations (version, name) VALUES ($1, $2)", [.int(m.version), .text(m.name)])
                 applied.append(m.version)
             }

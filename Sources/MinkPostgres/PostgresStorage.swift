@@ -70,6 +70,20 @@ public final class PostgresStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
         try await core.migrate(scope)
     }
 
+    /// Applies pending migrations everywhere tenants live: the shared schema (``PostgresConfiguration/Tenancy/shared``),
+    /// or the schema or database of every existing tenant (``PostgresConfiguration/Tenancy/schema(prefix:)``,
+    /// ``PostgresConfiguration/Tenancy/database(prefix:)``). Creates no tenant (but the `default` one's).
+    /// - Returns: the tenants, sorted.
+    /// - Throws: `.unavailable`, `.internalError`.
+    public func migrateAllTenants() async throws -> [String] {
+        try await core.migrate(core.scope(for: TenantID.default))
+        let all = try await tenants()
+        if core.configuration.tenancy != .shared {
+            for tenant in all where tenant != TenantID.default { try await core.migrate(core.scope(for: tenant)) }
+        }
+        return all
+    }
+
     /// Closes every connection and stops the LISTEN thread; later calls fail with `.cancelled`
     /// and `externalCommits()` streams finish. Call once, on the root storage or any view.
     public func shutdown() async {
