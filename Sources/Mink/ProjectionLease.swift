@@ -7,10 +7,10 @@
 /// when the one running it stops.
 ///
 /// PostgreSQL implements it with a session-level advisory lock per (tenant, projection):
-/// `pg_try_advisory_lock(hashtextextended('mink.projection:' || tenant || ':' || name, 0))` on a
-/// connection of its own that the lease keeps open; the lock is released by
-/// `pg_advisory_unlock` or, if the process dies, by the server when the session ends.
-/// ``lost()`` returns when that connection breaks. Storage that only one process can open
+/// `pg_try_advisory_lock(key)`, `key` a 64-bit hash of the tenant's schema, the tenant and the
+/// projection, on a dedicated connection of the storage (not a pooled one) that stays open while
+/// leases are held; the lock is released by `pg_advisory_unlock` or, if the process dies, by the
+/// server when the session ends. ``lost()`` returns when that connection breaks. Storage that only one process can open
 /// (SQLite, memory) uses ``LocalProjectionLeaseProvider``, which always grants.
 public protocol ProjectionLeaseProvider: Sendable {
     /// Tries to take the lease of a projection of a tenant without waiting.

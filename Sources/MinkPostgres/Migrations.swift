@@ -8,12 +8,13 @@ enum Migrations {
     struct Migration: Sendable {
         let version: Int
         let name: String
-        /// The SQL, given the quoted schema name.
-        let sql: @Sendable (String) -> String
+        /// The SQL, given the quoted schema name and, in a tenant's own schema or database, the
+        /// tenant ID (validated).
+        let sql: @Sendable (_ schema: String, _ tenant: String?) -> String
     }
 
     static let all: [Migration] = [
-        Migration(version: 1, name: "events, streams, snapshots, checkpoints, documents") { s in
+        Migration(version: 1, name: "events, streams, snapshots, checkpoints, documents") { s, _ in
             """
             CREATE TABLE \(s).mink_events (
                 tenant_id text COLLATE "C" NOT NULL,
@@ -73,24 +74,49 @@ enum Migrations {
             );
             """
         },
+        Migration(version: 2, name: "tenant registry") { s, tenant in
+            // The tenant catalog (`TenantCatalog`): with `.shared` tenancy the registry of every
+            // tenant, where the tenants that already have data are registered (so that an
+            // upgraded database lists them); in a tenant's own schema or database it names that
+            // tenant (names made from long tenant IDs end with a hash and cannot be read back).
+            let register = tenant.map { "SELECT \(Identifier.literal($0))" } ?? """
+                SELECT 'default' UNION SELECT tenant_id FROM \(s).mink_streams
+                UNION SELECT tenant_id FROM \(s).mink_snapshots UNION SELECT tenant_id FROM \(s).mink_checkpoints
+                UNION SELECT tenant_id FROM \(s).mink_documents
+                """
+            return """
+                CREATE TABLE \(s).mink_tenants (
+                    tenant_id text COLLATE "C" PRIMARY KEY,
+                    created_at timestamptz NOT NULL DEFAULT now()
+                );
+                INSERT INTO \(s).mink_tenants (tenant_id) \(register);
+                """
+        },
     ]
 
     /// The newest version.
     static var latest: Int { all.last?.version ?? 0 }
 
-    /// Creates the schema if needed and applies the missing migrations.
-    /// - Returns: the versions applied now.
+    /// What ``apply(on:schema:registering:)`` did.
+    struct Result: Sendable {
+        /// Whether the schema was created now.
+        var createdSchema: Bool
+        /// The versions applied now.
+        var applied: [Int]
+    }
+
+    /// Creates the schema if needed, applies the missing migrations and, with `registering`,
+    /// registers that tenant in the schema's `mink_tenants` (a tenant's own schema or database).
     /// - Throws: ``PostgresError``.
     @discardableResult
-    static func apply(on conn: PostgresConnection, schema: String) throws -> [Int] {
+    static func apply(on conn: PostgresConnection, schema: String, registering tenant: String? = nil) throws -> Result {
         let s = Identifier.quote(schema)
         let key = Identifier.lockKey("mink-migrate:" + schema)
         return try conn.transaction(begin: "SELECT pg_advisory_xact_lock(\(key))") {
             // CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege even when the schema exists:
             // only ask for it when the schema is missing.
-            if try conn.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [.text(schema)]).rowCount == 0 {
-                try conn.execute("CREATE SCHEMA \(s)")
-            }
+            let created = try conn.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [.text(schema)]).rowCount == 0
+            if created { try conn.execute("CREATE SCHEMA \(s)") }
             try conn.execute("""
                 CREATE TABLE IF NOT EXISTS \(s).mink_schema_migrations (
                     version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())
@@ -99,11 +125,14 @@ enum Migrations {
             let done = Set((0..<rows.rowCount).compactMap { rows.int64($0, 0).map(Int.init) })
             var applied: [Int] = []
             for m in all where !done.contains(m.version) {
-                try conn.execute(m.sql(s))
+                try conn.execute(m.sql(s, tenant))
                 try conn.query("INSERT INTO \(s).mink_schema_migrations (version, name) VALUES ($1, $2)", [.int(m.version), .text(m.name)])
                 applied.append(m.version)
             }
-            return applied
+            if let tenant {
+                try conn.query("INSERT INTO \(s).mink_tenants (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING", [.text(tenant)])
+            }
+            return Result(createdSchema: created, applied: applied)
         }
     }
 }

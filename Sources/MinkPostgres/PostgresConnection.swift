@@ -258,6 +258,12 @@ final class PostgresResult {
 
     var rowCount: Int { Int(PQntuples(res)) }
 
+    /// The rows an `INSERT`, `UPDATE` or `DELETE` affected (`PQcmdTuples`).
+    var affectedRows: Int {
+        guard let p = PQcmdTuples(res) else { return 0 }
+        return Int(String(cString: p)) ?? 0
+    }
+
     func isNull(_ row: Int, _ column: Int) -> Bool { PQgetisnull(res, Int32(row), Int32(column)) == 1 }
 
     func string(_ row: Int, _ column: Int) -> String? {

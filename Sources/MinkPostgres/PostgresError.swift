@@ -27,6 +27,10 @@ struct PostgresError: Error, Sendable, CustomStringConvertible {
     /// Unique violation.
     var isUniqueViolation: Bool { sqlState == "23505" }
 
+    /// Whether the failure says a tenant's schema or database is missing (`3F000` invalid schema,
+    /// `42P01` undefined table, `3D000` invalid database).
+    var isMissingStorage: Bool { sqlState == "3F000" || sqlState == "42P01" || sqlState == "3D000" }
+
     /// Whether retrying later may succeed: the connection failed, the server is shutting down or
     /// starting (`57P01`–`57P03`), out of resources (`53xxx`), a serialization failure or deadlock
     /// (`40001`, `40P01`), a lock or statement timeout (`55P03`, `57014`).

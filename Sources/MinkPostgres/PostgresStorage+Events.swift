@@ -91,7 +91,7 @@ extension PostgresStorage {
 
     public func readStream(_ streamID: String, from version: Int64, limit: Int, direction: ReadDirection) async throws -> [Event] {
         guard limit > 0 else { return [] }
-        return try await withConnection { conn, scope in
+        return try await withReadConnection(empty: []) { conn, scope in
             let t = scope.sql.events
             let c = Statements.eventColumns
             switch direction {
@@ -111,7 +111,7 @@ extension PostgresStorage {
     }
 
     public func streamInfo(_ streamID: String) async throws -> StreamInfo? {
-        try await withConnection { conn, scope in
+        try await withReadConnection(empty: nil) { conn, scope in
             let r = try conn.query(
                 """
                 SELECT version, (extract(epoch FROM created_at) * 1000000)::int8, (extract(epoch FROM updated_at) * 1000000)::int8
@@ -129,7 +129,7 @@ extension PostgresStorage {
 
     public func readAll(after position: UInt64, filter: EventFilter, limit: Int) async throws -> [Event] {
         guard limit > 0 else { return [] }
-        return try await withConnection { conn, scope in
+        return try await withReadConnection(empty: []) { conn, scope in
             var sql = "SELECT \(Statements.eventColumns) FROM \(scope.sql.events) WHERE tenant_id = $1 AND position > $2::int8"
             var params: [PostgresValue] = [.text(scope.tenantID), .int(min(position, UInt64(Int64.max)))]
             if let category = filter.category {
@@ -152,7 +152,7 @@ extension PostgresStorage {
     }
 
     public func headPosition() async throws -> UInt64 {
-        try await withConnection { conn, scope in
+        try await withReadConnection(empty: 0) { conn, scope in
             let r = try conn.query(
                 "SELECT coalesce(max(position), 0) FROM \(scope.sql.events) WHERE tenant_id = $1", [.text(scope.tenantID)], prepare: true
             )

@@ -23,7 +23,7 @@ extension PostgresStorage {
 
     /// The newest snapshot of a stream; `createdAt` has microsecond precision.
     public func loadSnapshot(streamID: String) async throws -> Snapshot? {
-        try await withConnection { conn, scope in
+        try await withReadConnection(empty: nil) { conn, scope in
             let r = try conn.query(
                 """
                 SELECT version, state, (extract(epoch FROM created_at) * 1000000)::int8

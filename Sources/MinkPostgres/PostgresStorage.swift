@@ -70,6 +70,20 @@ public final class PostgresStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
         try await core.migrate(scope)
     }
 
+    /// Applies pending migrations everywhere tenants live: the shared schema (``PostgresConfiguration/Tenancy/shared``),
+    /// or the schema or database of every existing tenant (``PostgresConfiguration/Tenancy/schema(prefix:)``,
+    /// ``PostgresConfiguration/Tenancy/database(prefix:)``). Creates no tenant (but the `default` one's).
+    /// - Returns: the tenants, sorted.
+    /// - Throws: `.unavailable`, `.internalError`.
+    public func migrateAllTenants() async throws -> [String] {
+        try await core.migrate(core.scope(for: TenantID.default))
+        let all = try await tenants()
+        if core.configuration.tenancy != .shared {
+            for tenant in all where tenant != TenantID.default { try await core.migrate(core.scope(for: tenant)) }
+        }
+        return all
+    }
+
     /// Closes every connection and stops the LISTEN thread; later calls fail with `.cancelled`
     /// and `externalCommits()` streams finish. Call once, on the root storage or any view.
     public func shutdown() async {
@@ -90,11 +104,41 @@ public final class PostgresStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
     public func forTenant(_ tenantID: String) throws -> any ReadModelStore { try scoped(tenantID) }
 
     /// Runs `body` on a pooled connection of this view's database, after making sure the
-    /// schema exists and is migrated.
+    /// schema exists and is migrated — creating the tenant's own schema or database if needed
+    /// (writes).
     func withConnection<T: Sendable>(_ body: @Sendable (PostgresConnection, Scope) throws -> T) async throws -> T {
         let scope = self.scope
         try await core.ensureReady(scope)
-        return try await scope.backend.pool.withConnection { conn in try body(conn, scope) }
+        do {
+            return try await scope.backend.pool.withConnection(mappingErrors: false) { conn in try body(conn, scope) }
+        } catch let e as PostgresError where scope.ownsStorage && e.isMissingStorage {
+            // Dropped (by a tenant deletion in another process) since it was migrated here: the
+            // write creates the tenant again, as a first write would.
+            core.forgetReady(scope)
+            try await core.ensureReady(scope)
+            return try await scope.backend.pool.withConnection { conn in try body(conn, scope) }
+        } catch {
+            throw error.mappedForMink()
+        }
+    }
+
+    /// Runs a read: like ``withConnection(_:)``, but when the tenant's own schema or database
+    /// does not exist it answers `empty` and creates nothing.
+    func withReadConnection<T: Sendable>(empty: T, _ body: @Sendable (PostgresConnection, Scope) throws -> T) async throws -> T {
+        let scope = self.scope
+        guard scope.ownsStorage else { return try await withConnection(body) }
+        if !core.isReady(scope) {
+            guard try await core.storageExists(scope) else { return empty }
+            try await core.ensureReady(scope)
+        }
+        do {
+            return try await scope.backend.pool.withConnection(mappingErrors: false) { conn in try body(conn, scope) }
+        } catch let e as PostgresError where e.isMissingStorage {
+            core.forgetReady(scope)
+            return empty
+        } catch {
+            throw error.mappedForMink()
+        }
     }
 
     // MARK: External commits
@@ -109,10 +153,12 @@ public final class PostgresStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
     public var listenerConnectionCount: Int { scope.backend.listener.connections.load(ordering: .relaxed) }
 }
 
-/// Where one tenant's data lives: its database backend, schema and SQL.
+/// Where one tenant's data lives: its database, schema and SQL.
 struct Scope: Sendable {
     let tenantID: String
-    let backend: Backend
+    /// The tenant database (`.database` tenancy); `nil` for the configured one.
+    let database: String?
+    let backends: Backends
     let sql: Statements
     /// Identifies the schema in the readiness set and the database for migrations.
     let readyKey: String
@@ -120,6 +166,51 @@ struct Scope: Sendable {
     let appendLockKey: Int64
     /// The NOTIFY payload of this tenant's commits.
     let notifyKey: String
+    /// Whether the tenant has a schema or database of its own (`.schema`, `.database`): it may be
+    /// missing (never written, or deleted), and reads then answer as for an empty tenant.
+    let ownsStorage: Bool
+
+    /// The database's pool and listener, looked up on each use: after a tenant database was
+    /// deleted and created again, views made before use the new pool.
+    var backend: Backend { database.map { backends.tenant($0) } ?? backends.main }
+}
+
+/// The backends of one storage: the configured database's, and one per tenant database.
+final class Backends: Sendable {
+    let configuration: PostgresConfiguration
+    let main: Backend
+    private let tenants = Mutex<[String: Backend]>([:])
+
+    init(configuration: PostgresConfiguration) {
+        self.configuration = configuration
+        self.main = Backend(configuration: configuration, database: nil, poolSize: configuration.poolSize, idleTimeout: nil)
+    }
+
+    /// The backend of a tenant database, made on first use.
+    func tenant(_ database: String) -> Backend {
+        tenants.withLock { b in
+            if let existing = b[database] { return existing }
+            let c = configuration
+            let new = Backend(configuration: c, database: database, poolSize: c.tenantPoolSize, idleTimeout: c.idleTimeout)
+            b[database] = new
+            return new
+        }
+    }
+
+    /// Forgets a tenant database's backend and closes it (its database is being dropped).
+    func remove(_ database: String) async {
+        let b = tenants.withLock { $0.removeValue(forKey: database) }
+        await b?.shutdown()
+    }
+
+    func shutdown() async {
+        let all = tenants.withLock { b in
+            defer { b = [:] }
+            return Array(b.values)
+        }
+        for b in all { await b.shutdown() }
+        await main.shutdown()
+    }
 }
 
 /// A database the storage talks to: its pool and its LISTEN connection.
@@ -148,14 +239,17 @@ final class Backend: Sendable {
 final class Core: Sendable {
     let configuration: PostgresConfiguration
     let logger: Logger
-    let main: Backend
-    private let tenantBackends = Mutex<[String: Backend]>([:])
+    let backends: Backends
+    var main: Backend { backends.main }
     private let ready = Mutex<Set<String>>([])
+    /// The dedicated session holding this storage's projection leases, opened on first use.
+    let leases: LeaseSession
 
     init(configuration: PostgresConfiguration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
-        self.main = Backend(configuration: configuration, database: nil, poolSize: configuration.poolSize, idleTimeout: nil)
+        self.backends = Backends(configuration: configuration)
+        self.leases = LeaseSession(parameters: configuration.connectionParameters(), logger: logger)
     }
 
     /// The scope of a (validated) tenant.
@@ -164,71 +258,102 @@ final class Core: Sendable {
         switch c.tenancy {
         case .shared:
             return Scope(
-                tenantID: tenantID, backend: main, sql: Statements(schema: c.schema), readyKey: "/" + c.schema,
-                appendLockKey: Identifier.lockKey("mink-append:\(c.schema):\(tenantID)"), notifyKey: "\(c.schema):\(tenantID)"
+                tenantID: tenantID, database: nil, backends: backends, sql: Statements(schema: c.schema), readyKey: "/" + c.schema,
+                appendLockKey: Identifier.lockKey("mink-append:\(c.schema):\(tenantID)"), notifyKey: "\(c.schema):\(tenantID)",
+                ownsStorage: false
             )
         case .schema(let prefix):
             let schema = Identifier.perTenant(prefix: prefix, tenant: tenantID)
             return Scope(
-                tenantID: tenantID, backend: main, sql: Statements(schema: schema), readyKey: "/" + schema,
-                appendLockKey: Identifier.lockKey("mink-append:\(schema):\(tenantID)"), notifyKey: "\(schema):\(tenantID)"
+                tenantID: tenantID, database: nil, backends: backends, sql: Statements(schema: schema), readyKey: "/" + schema,
+                appendLockKey: Identifier.lockKey("mink-append:\(schema):\(tenantID)"), notifyKey: "\(schema):\(tenantID)",
+                ownsStorage: true
             )
         case .database(let prefix):
             let database = Identifier.perTenant(prefix: prefix, tenant: tenantID)
-            let backend = tenantBackends.withLock { b in
-                if let existing = b[database] { return existing }
-                let new = Backend(configuration: c, database: database, poolSize: c.tenantPoolSize, idleTimeout: c.idleTimeout)
-                b[database] = new
-                return new
-            }
             return Scope(
-                tenantID: tenantID, backend: backend, sql: Statements(schema: c.schema), readyKey: database + "/" + c.schema,
-                appendLockKey: Identifier.lockKey("mink-append:\(c.schema):\(tenantID)"), notifyKey: "\(c.schema):\(tenantID)"
+                tenantID: tenantID, database: database, backends: backends, sql: Statements(schema: c.schema),
+                readyKey: database + "/" + c.schema, appendLockKey: Identifier.lockKey("mink-append:\(c.schema):\(tenantID)"),
+                notifyKey: "\(c.schema):\(tenantID)", ownsStorage: true
             )
         }
     }
 
+    /// Whether the scope's schema is known to be migrated by this storage.
+    func isReady(_ scope: Scope) -> Bool { ready.withLock { $0.contains(scope.readyKey) } }
+
+    /// Forgets that the scope's schema was migrated (it was dropped, here or by another process).
+    func forgetReady(_ scope: Scope) { _ = ready.withLock { $0.remove(scope.readyKey) } }
+
     /// Migrates the scope's schema once per storage (per-tenant schemas and databases on first use).
     func ensureReady(_ scope: Scope) async throws {
-        if ready.withLock({ $0.contains(scope.readyKey) }) { return }
+        if isReady(scope) { return }
         try await migrate(scope)
     }
 
-    func migrate(_ scope: Scope) async throws {
+    /// Whether a tenant's own schema or database exists (always `true` for `.shared`).
+    func storageExists(_ scope: Scope) async throws -> Bool {
+        guard scope.ownsStorage else { return true }
+        if let database = scope.database {
+            return try await main.pool.withConnection { conn in
+                try conn.query("SELECT 1 FROM pg_database WHERE datname = $1", [.text(database)]).rowCount > 0
+            }
+        }
         let schema = scope.sql.schema
-        let applied: [Int]
+        return try await main.pool.withConnection { conn in
+            try conn.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [.text(schema)]).rowCount > 0
+        }
+    }
+
+    /// Migrates the scope's schema, creating its database or schema if needed.
+    /// - Returns: whether the tenant's own schema or database was created now.
+    @discardableResult
+    func migrate(_ scope: Scope) async throws -> Bool {
+        let schema = scope.sql.schema
+        let register = scope.ownsStorage ? scope.tenantID : nil
+        var result: Migrations.Result
+        var createdDatabase = false
         let pool = scope.backend.pool
         do {
             do {
-                applied = try await pool.withConnection(mappingErrors: false) { try Migrations.apply(on: $0, schema: schema) }
-            } catch let e as PostgresError where e.sqlState == "3D000" && scope.backend.database != nil {
-                try await createDatabase(scope)
-                applied = try await pool.withConnection(mappingErrors: false) { try Migrations.apply(on: $0, schema: schema) }
+                result = try await pool.withConnection(mappingErrors: false) {
+                    try Migrations.apply(on: $0, schema: schema, registering: register)
+                }
+            } catch let e as PostgresError where e.sqlState == "3D000" && scope.database != nil {
+                createdDatabase = try await createDatabase(scope)
+                result = try await scope.backend.pool.withConnection(mappingErrors: false) {
+                    try Migrations.apply(on: $0, schema: schema, registering: register)
+                }
             }
         } catch {
             throw error.mappedForMink()
         }
-        if !applied.isEmpty {
-            logger.info("applied PostgreSQL migrations", metadata: ["schema": "\(schema)", "versions": "\(applied)"])
+        if !result.applied.isEmpty {
+            logger.info("applied PostgreSQL migrations", metadata: ["schema": "\(schema)", "versions": "\(result.applied)"])
         }
         _ = ready.withLock { $0.insert(scope.readyKey) }
+        return scope.database != nil ? createdDatabase : result.createdSchema
     }
 
     /// Creates a tenant database through the configured one (`.database` tenancy).
-    private func createDatabase(_ scope: Scope) async throws {
-        guard let database = scope.backend.database else { return }
-        try await main.pool.withConnection { conn in
+    /// - Returns: whether it was created now (`false`: a concurrent creator won).
+    private func createDatabase(_ scope: Scope) async throws -> Bool {
+        guard let database = scope.database else { return false }
+        let created = try await main.pool.withConnection { conn -> Bool in
             do {
                 // CREATE DATABASE cannot run in a transaction; a concurrent creator wins with 42P04.
                 try conn.execute("CREATE DATABASE \(Identifier.quote(database))")
-            } catch let e as PostgresError where e.sqlState == "42P04" {}
+                return true
+            } catch let e as PostgresError where e.sqlState == "42P04" {
+                return false
+            }
         }
-        logger.info("created PostgreSQL tenant database", metadata: ["database": "\(database)"])
+        if created { logger.info("created PostgreSQL tenant database", metadata: ["database": "\(database)"]) }
+        return created
     }
 
     func shutdown() async {
-        let backends = tenantBackends.withLock { Array($0.values) }
-        for b in backends { await b.shutdown() }
-        await main.shutdown()
+        await leases.shutdown()
+        await backends.shutdown()
     }
 }

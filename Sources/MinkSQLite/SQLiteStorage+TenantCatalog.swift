@@ -72,6 +72,9 @@ extension SQLiteStorage: TenantCatalog {
                     throw MinkError(.unavailable, "cannot remove a tenant's database file: \(error.localizedDescription)", isTransient: true)
                 }
             }
+            // A request that raced with the deletion may have opened the file again before it was
+            // removed; its connections would keep reading the removed file: close them too.
+            if let db = tenantFiles.remove(tenantID) { await db.close() }
             return existed
         }
         return try await database.write { c in

@@ -13,19 +13,7 @@ extension ServerStorage {
         case .memory:
             return .memory()
         case .postgres:
-            guard let url = configuration.storage.url, !url.isEmpty else {
-                throw MinkError(.validationFailed, "config: storage.url: a PostgreSQL URL is needed (--database-url or MINKD_DATABASE_URL)")
-            }
-            let tenancy: PostgresConfiguration.Tenancy
-            switch configuration.tenancy.strategy {
-            case .shared: tenancy = .shared
-            case .schema: tenancy = .schema(prefix: configuration.tenancy.schemaPrefix)
-            case .database: tenancy = .database(prefix: configuration.tenancy.schemaPrefix)
-            }
-            let s = try await PostgresStorage(
-                configuration: PostgresConfiguration(connectionString: url, poolSize: configuration.storage.pool, tenancy: tenancy),
-                logger: logger
-            )
+            let s = try await PostgresStorage(configuration: try postgresConfiguration(configuration), logger: logger)
             return ServerStorage(events: s, snapshots: s, readModels: s, kind: "postgres", close: { await s.shutdown() })
         case .sqlite:
             let strategy: SQLiteStorage.TenancyStrategy
@@ -41,5 +29,36 @@ extension ServerStorage {
             let s = try await SQLiteStorage.open(directory: configuration.storage.dataDir, strategy: strategy)
             return ServerStorage(events: s, snapshots: s, readModels: s, kind: "sqlite", close: { await s.close() })
         }
+    }
+
+    /// Applies pending PostgreSQL migrations to every existing tenant's schema (all of them in
+    /// the shared schema with `shared` tenancy; each tenant's schema or database otherwise),
+    /// for `minkd migrate`.
+    /// - Returns: the tenants whose schema is now current.
+    /// - Throws: `.validationFailed` without a URL, `.unavailable` when the server cannot be reached.
+    public static func migratePostgres(_ configuration: MinkdConfiguration, logger: Logger = Logger(label: "minkd")) async throws -> [String] {
+        let s = try await PostgresStorage(configuration: try postgresConfiguration(configuration), logger: logger)
+        do {
+            let tenants = try await s.migrateAllTenants()
+            await s.shutdown()
+            return tenants
+        } catch {
+            await s.shutdown()
+            throw error
+        }
+    }
+
+    /// The PostgreSQL adapter's configuration for minkd's.
+    static func postgresConfiguration(_ configuration: MinkdConfiguration) throws -> PostgresConfiguration {
+        guard let url = configuration.storage.url, !url.isEmpty else {
+            throw MinkError(.validationFailed, "config: storage.url: a PostgreSQL URL is needed (--database-url or MINKD_DATABASE_URL)")
+        }
+        let tenancy: PostgresConfiguration.Tenancy
+        switch configuration.tenancy.strategy {
+        case .shared: tenancy = .shared
+        case .schema: tenancy = .schema(prefix: configuration.tenancy.schemaPrefix)
+        case .database: tenancy = .database(prefix: configuration.tenancy.schemaPrefix)
+        }
+        return PostgresConfiguration(connectionString: url, poolSize: configuration.storage.pool, tenancy: tenancy)
     }
 }

@@ -164,9 +164,8 @@ struct Migrate: AsyncParsableCommand {
         config.storage.kind = .postgres
         let logger = bootstrapLogging(config)
         do {
-            let storage = try await ServerStorage.open(config, logger: logger)
-            await storage.close()
-            print("migrations applied")
+            let tenants = try await ServerStorage.migratePostgres(config, logger: logger)
+            print("migrations applied (\(tenants.count) tenant\(tenants.count == 1 ? "" : "s"))")
         } catch {
             fail("minkd migrate: \(error)")
         }

@@ -5,10 +5,9 @@ import MinkServer
 import MinkWire
 import Testing
 
-/// The storages projection tests run on. PostgreSQL joins this list when its storage lands:
-/// every test taking a `ProjectionStorage` then runs on it too.
+/// The storages projection tests run on (PostgreSQL: a fresh schema per test).
 enum ProjectionStorage: String, CaseIterable, Sendable, CustomTestStringConvertible {
-    case memory, sqlite
+    case memory, sqlite, postgres
 
     var testDescription: String { rawValue }
 
@@ -22,6 +21,8 @@ enum ProjectionStorage: String, CaseIterable, Sendable, CustomTestStringConverti
             config.storage.kind = .sqlite
             config.storage.dataDir = directory.path
             return try await ServerStorage.open(config)
+        case .postgres:
+            return try await PostgresTestDatabase.storage(schema: PostgresTestDatabase.freshName("t_"))
         }
     }
 }

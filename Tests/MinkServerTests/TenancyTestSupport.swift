@@ -2,14 +2,16 @@ import Foundation
 import Mink
 import MinkConfig
 import MinkHTTP
+import MinkPostgres
 import MinkServer
 import MinkWire
 import Synchronization
 import Testing
 
-/// The storages every tenancy test runs on.
+/// The storages every tenancy test runs on. PostgreSQL cases get a schema (shared), a schema
+/// prefix or a database prefix of their own, so that they run in parallel on one cluster.
 enum TenantStorageKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
-    case memory, sqliteShared, sqliteDatabase
+    case memory, sqliteShared, sqliteDatabase, postgresShared, postgresSchema, postgresDatabase
 
     var testDescription: String { rawValue }
 
@@ -26,6 +28,31 @@ enum TenantStorageKind: String, CaseIterable, Sendable, CustomTestStringConverti
             config.storage.kind = .sqlite
             config.storage.dataDir = directory
             config.tenancy.strategy = .database
+        case .postgresShared, .postgresSchema, .postgresDatabase:
+            config.storage.kind = .postgres
+            config.storage.url = ProcessInfo.processInfo.environment["MINK_TEST_POSTGRES_URL"]
+            config.tenancy.strategy = self == .postgresShared ? .shared : (self == .postgresSchema ? .schema : .database)
+            config.tenancy.schemaPrefix = PostgresTestDatabase.freshName("tp_") + "_"
+        }
+    }
+
+    /// Opens the storage `config` names (PostgreSQL: a fresh schema of its own for `shared`).
+    func open(_ config: MinkdConfiguration) async throws -> ServerStorage {
+        guard self == .postgresShared else { return try await ServerStorage.open(config) }
+        return try await PostgresTestDatabase.storage(schema: PostgresTestDatabase.freshName("t_"))
+    }
+
+    /// Whether a tenant has its own file, schema or database now; `nil` when the strategy keeps
+    /// every tenant in one place.
+    func ownStorageExists(_ storage: ServerStorage, directory: String, tenant: String) async throws -> Bool? {
+        switch self {
+        case .sqliteDatabase:
+            return FileManager.default.fileExists(atPath: directory + "/\(tenant).sqlite")
+        case .postgresSchema, .postgresDatabase:
+            let pg = try #require(storage.events as? PostgresStorage)
+            return try await PostgresTestDatabase.ownStorageExists(pg, tenant: tenant)
+        default:
+            return nil
         }
     }
 }
@@ -72,7 +99,7 @@ func withTenantServer(
     }
     var config = MinkdConfiguration()
     setUp(&config)
-    let storage = try await ServerStorage.open(config)
+    let storage = try await kind.open(config)
     try await withServer(storage: storage, configure: setUp) { s in try await body(s, storage, directory) }
 }
 

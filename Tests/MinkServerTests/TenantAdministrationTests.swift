@@ -19,7 +19,7 @@ struct TenantAdministrationTests {
 
     @Test(arguments: TenantStorageKind.allCases)
     func withoutAutoCreateOnlyAnAdministratorCreates(_ kind: TenantStorageKind) async throws {
-        try await withTenantServer(kind, autoCreate: false) { (s, _, directory) async throws in
+        try await withTenantServer(kind, autoCreate: false) { (s, storage, directory) async throws in
             let a = TestToken.headers("acme-rw")
             let write = try await s.request("POST", "/v1/streams/order-1", json: appendBody(["A"]), headers: a)
             #expect(write.status == 404 && write.errorCode == "not_found" && write.text.contains("unknown tenant"), "\(write.text)")
@@ -27,13 +27,13 @@ struct TenantAdministrationTests {
             let read = try await s.request("GET", "/v1/events", headers: a)
             #expect(read.status == 404 && read.text.contains("unknown tenant"))
             #expect(try await Self.tenantIDs(s) == ["default"])
-            if kind == .sqliteDatabase { #expect(!FileManager.default.fileExists(atPath: directory + "/acme.sqlite")) }
+            #expect(try await kind.ownStorageExists(storage, directory: directory, tenant: "acme") != true)
 
             let created = try await s.request("POST", "/v1/admin/tenants", json: #"{"id":"acme"}"#, headers: Self.ops)
             #expect(created.status == 201 && created["id"] == .string("acme"))
             #expect(try await s.request("POST", "/v1/admin/tenants", json: #"{"id":"acme"}"#, headers: Self.ops).status == 200)
             #expect(try await Self.tenantIDs(s) == ["acme", "default"])
-            if kind == .sqliteDatabase { #expect(FileManager.default.fileExists(atPath: directory + "/acme.sqlite")) }
+            #expect(try await kind.ownStorageExists(storage, directory: directory, tenant: "acme") != false)
             #expect(try await s.request("POST", "/v1/streams/order-1", json: appendBody(["A"]), headers: a).status == 201)
             #expect(try await s.request("GET", "/v1/events/head", headers: a)["position"] == .int(1))
         }
@@ -41,7 +41,7 @@ struct TenantAdministrationTests {
 
     @Test(arguments: TenantStorageKind.allCases)
     func autoCreateOnFirstWriteButNotOnReads(_ kind: TenantStorageKind) async throws {
-        try await withTenantServer(kind) { (s, _, directory) async throws in
+        try await withTenantServer(kind) { (s, storage, directory) async throws in
             let a = TestToken.headers("acme-rw")
             // Reads of an unknown tenant answer as an empty tenant and create nothing.
             #expect(try await s.request("GET", "/v1/events/head", headers: a)["position"] == .int(0))
@@ -49,7 +49,7 @@ struct TenantAdministrationTests {
             #expect(try await s.caughtUp("/v1/subscriptions/all", headers: a).isEmpty)
             #expect(try await s.request("GET", "/v1/readmodels/orders/o-1", headers: a).status == 404)
             #expect(try await Self.tenantIDs(s) == ["default"])
-            if kind == .sqliteDatabase { #expect(!FileManager.default.fileExists(atPath: directory + "/acme.sqlite")) }
+            #expect(try await kind.ownStorageExists(storage, directory: directory, tenant: "acme") != true)
             // The first write creates it.
             #expect(try await s.request("POST", "/v1/streams/order-1", json: appendBody(["A"]), headers: a).status == 201)
             #expect(try await Self.tenantIDs(s) == ["acme", "default"])
@@ -58,7 +58,7 @@ struct TenantAdministrationTests {
 
     @Test(arguments: TenantStorageKind.allCases)
     func deletionNeedsConfirmationAndRemovesTheData(_ kind: TenantStorageKind) async throws {
-        try await withTenantServer(kind) { (s, _, directory) async throws in
+        try await withTenantServer(kind) { (s, storage, directory) async throws in
             let a = TestToken.headers("acme-rw"), g = TestToken.headers("globex-rw")
             try await s.request("POST", "/v1/streams/order-1", json: appendBody(["A1", "A2"]), headers: a)
             try await s.request("PUT", "/v1/streams/order-1/snapshot", json: #"{"version":2,"state":{"a":1}}"#, headers: a)
@@ -81,7 +81,7 @@ struct TenantAdministrationTests {
             _ = try? await live
 
             #expect(try await Self.tenantIDs(s) == ["default", "globex"])
-            if kind == .sqliteDatabase { #expect(!FileManager.default.fileExists(atPath: directory + "/acme.sqlite")) }
+            #expect(try await kind.ownStorageExists(storage, directory: directory, tenant: "acme") != true)
             #expect(try await s.request("GET", "/v1/events/head", headers: a)["position"] == .int(0))
             #expect(try await s.request("GET", "/v1/streams/order-1", headers: a).status == 404)
             #expect(try await s.request("GET", "/v1/streams/order-1/snapshot", headers: a).status == 404)
@@ -131,7 +131,7 @@ struct TenantAdministrationTests {
         }
     }
 
-    @Test(arguments: [TenantStorageKind.memory, .sqliteShared])
+    @Test(arguments: [TenantStorageKind.memory, .sqliteShared, .postgresShared, .postgresSchema])
     func readModelQueriesNeverCarrySQLThroughFieldNames(_ kind: TenantStorageKind) async throws {
         try await withTenantServer(kind) { (s, storage, _) async throws in
             try await putDocument(storage, tenant: "acme", model: "orders", id: "o-1", json: #"{"status":"open"}"#)

@@ -1,0 +1,190 @@
+import Dispatch
+import Foundation
+import Logging
+import Mink
+
+/// Projection leases (``ProjectionLeaseProvider``): in a deployment of several minkd processes on
+/// one database, each async projection of each tenant runs in exactly one process at a time.
+///
+/// A lease is a session-level advisory lock, `pg_try_advisory_lock(key)`, where `key` is a 64-bit
+/// hash of the tenant's schema (or database), the tenant and the projection. The locks are held on
+/// one dedicated connection per storage — never a pooled one, whose session would outlive the
+/// lease or be shared — and released with `pg_advisory_unlock` when the engine stops the
+/// projection. If the process dies, the server ends the session and frees its locks at once; if
+/// the session breaks (server restart, `pg_terminate_backend`, network loss detected by TCP
+/// keepalives), every lease of the session is lost: ``ProjectionLease/lost()`` returns, the engine
+/// stops the runners, and another process (or this one, once it reconnects) takes over.
+extension PostgresStorage: ProjectionLeaseProvider {
+    /// Tries to take the lease of a tenant's projection without waiting.
+    /// - Returns: the lease, or `nil` when another process (or another holder in this one) has it.
+    /// - Throws: `.invalidTenant`; `.unavailable` when the server cannot be reached.
+    public func tryAcquire(tenant: String, projection: String) async throws -> (any ProjectionLease)? {
+        try TenantID.validate(tenant)
+        let scope = core.scope(for: tenant)
+        let key = Identifier.lockKey("mink-projection:\(scope.readyKey):\(tenant):\(projection)")
+        return try await core.leases.tryAcquire(key: key)
+    }
+
+    /// How many times the lease connection was (re)established (tests watch it).
+    public var leaseConnectionCount: Int { core.leases.connections }
+}
+
+/// The dedicated connection holding a storage's projection leases, and its health check.
+final class LeaseSession: @unchecked Sendable {
+    // Invariant for @unchecked Sendable: `connection`, `held`, `timer`, `closed` and
+    // `connectionCount` are read and written only on `queue`; every libpq call on the connection
+    // therefore runs there, one at a time, never on Swift's cooperative pool.
+    private let queue = DispatchQueue(label: "mink.postgres.leases")
+    private let parameters: [(String, String)]
+    private let logger: Logger
+    private var connection: PostgresConnection?
+    private var held: [Int64: PostgresProjectionLease] = [:]
+    private var timer: DispatchSourceTimer?
+    private var closed = false
+    private var connectionCount = 0
+    /// How often the connection is checked for a break while leases are held.
+    static let checkInterval: DispatchTimeInterval = .milliseconds(200)
+
+    init(parameters: [(String, String)], logger: Logger) {
+        // Keepalives detect a silently lost network within about 25 s.
+        self.parameters = parameters + [
+            ("application_name", "minkd-leases"), ("keepalives_idle", "10"), ("keepalives_interval", "5"), ("keepalives_count", "3"),
+        ]
+        self.logger = logger
+    }
+
+    var connections: Int { queue.sync { connectionCount } }
+
+    /// The server process of the lease connection, if open (tests end the session with it).
+    var backendPID: Int32? { queue.sync { connection?.backendPID } }
+
+    private func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            queue.async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+
+    func tryAcquire(key: Int64) async throws -> PostgresProjectionLease? {
+        try await run { try self.acquireOnQueue(key) }
+    }
+
+    private func acquireOnQueue(_ key: Int64) throws -> PostgresProjectionLease? {
+        guard !closed else { throw MinkError(.cancelled, "storage is shut down") }
+        if held[key] != nil { return nil }
+        do {
+            let conn = try connected()
+            let r = try conn.query("SELECT pg_try_advisory_lock($1::int8)", [.int(key)])
+            guard r.bool(0, 0) == true else { return nil }
+        } catch let e as PostgresError {
+            if connection.map({ !$0.isOpen }) ?? false { sessionBroke() }
+            throw e.minkError
+        }
+        let lease = PostgresProjectionLease(key: key, session: self)
+        held[key] = lease
+        return lease
+    }
+
+    private func connected() throws -> PostgresConnection {
+        if let c = connection {
+            if c.isOpen { return c }
+            sessionBroke()
+        }
+        let c = try PostgresConnection(parameters: parameters)
+        connection = c
+        connectionCount += 1
+        startTimer()
+        return c
+    }
+
+    private func startTimer() {
+        guard timer == nil else { return }
+        let t = DispatchSource.makeTimerSource(queue: queue)
+        t.schedule(deadline: .now() + Self.checkInterval, repeating: Self.checkInterval)
+        t.setEventHandler { [weak self] in self?.check() }
+        t.resume()
+        timer = t
+    }
+
+    /// On `queue`: an idle session has nothing to read; input means a notice, or that the server
+    /// ended the session (libpq then reports the connection bad).
+    private func check() {
+        guard let c = connection else { return }
+        var fds = pollfd(fd: c.socket, events: Int16(POLLIN), revents: 0)
+        guard poll(&fds, 1, 0) != 0 else { return }
+        do {
+            try c.consumeInput()
+            _ = c.notifications()
+        } catch {
+            sessionBroke()
+            return
+        }
+        if !c.isOpen { sessionBroke() }
+    }
+
+    /// On `queue`: the session ended, so the server released every lock it held.
+    private func sessionBroke() {
+        connection?.close()
+        connection = nil
+        let lost = held
+        held = [:]
+        if !lost.isEmpty, !closed {
+            logger.warning("projection lease session lost; projections stop here and move to another process", metadata: [
+                "leases": "\(lost.count)",
+            ])
+        }
+        for lease in lost.values { lease.end() }
+    }
+
+    func release(_ lease: PostgresProjectionLease) async {
+        _ = try? await run { self.releaseOnQueue(lease) }
+    }
+
+    private func releaseOnQueue(_ lease: PostgresProjectionLease) {
+        defer { lease.end() }
+        guard held[lease.key] === lease else { return }
+        held[lease.key] = nil
+        guard let c = connection else { return }
+        do {
+            try c.query("SELECT pg_advisory_unlock($1::int8)", [.int(lease.key)])
+        } catch {
+            if !c.isOpen { sessionBroke() }
+        }
+    }
+
+    /// Releases every lease (they end) and closes the connection.
+    func shutdown() async {
+        _ = try? await run {
+            self.closed = true
+            self.timer?.cancel()
+            self.timer = nil
+            self.sessionBroke()
+        }
+    }
+}
+
+/// A held projection lease of a ``LeaseSession``.
+final class PostgresProjectionLease: ProjectionLease {
+    let key: Int64
+    private let session: LeaseSession
+    private let ended: AsyncStream<Void>
+    private let continuation: AsyncStream<Void>.Continuation
+
+    init(key: Int64, session: LeaseSession) {
+        self.key = key
+        self.session = session
+        (ended, continuation) = AsyncStream.makeStream(of: Void.self)
+    }
+
+    /// Returns when the session holding the lock ended, the lease was released, or the waiting
+    /// task is cancelled.
+    func lost() async {
+        for await _ in ended {}
+    }
+
+    /// Unlocks (when the session is still there) and ends the lease.
+    func release() async {
+        await session.release(self)
+    }
+
+    func end() { continuation.finish() }
+}

@@ -1,0 +1,157 @@
+import Foundation
+import Mink
+@testable import MinkPostgres
+import Testing
+
+/// `TenantCatalog` on every tenancy strategy: listing, existence, creation, deletion, and reads
+/// of unknown tenants creating nothing.
+@Suite("PostgreSQL tenant catalog")
+struct PostgresTenantCatalogTests {
+    enum Strategy: String, CaseIterable, CustomTestStringConvertible {
+        case shared, schema, database
+        var testDescription: String { rawValue }
+        var tenancy: PostgresConfiguration.Tenancy {
+            switch self {
+            case .shared: .shared
+            case .schema: .schema(prefix: TestServer.freshName("p_") + "_")
+            case .database: .database(prefix: TestServer.freshName("d_") + "_")
+            }
+        }
+    }
+
+    /// Whether a schema or database exists on the server.
+    static func exists(_ s: PostgresStorage, schema: String? = nil, database: String? = nil) async throws -> Bool {
+        try await s.core.main.pool.withConnection { conn in
+            if let schema { return try conn.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [.text(schema)]).rowCount > 0 }
+            return try conn.query("SELECT 1 FROM pg_database WHERE datname = $1", [.text(database ?? "")]).rowCount > 0
+        }
+    }
+
+    /// Whether the tenant's own schema or database exists (always true for `.shared`).
+    static func ownStorageExists(_ s: PostgresStorage, _ tenant: String) async throws -> Bool {
+        let scope = s.core.scope(for: tenant)
+        if let database = scope.database { return try await exists(s, database: database) }
+        return try await exists(s, schema: scope.sql.schema)
+    }
+
+    @Test(arguments: Strategy.allCases)
+    func createListDelete(_ strategy: Strategy) async throws {
+        let s = try await TestServer.storage(tenancy: strategy.tenancy)
+        defer { Task { await s.shutdown() } }
+        #expect(try await s.tenants() == ["default"])
+        #expect(try await s.tenantExists("default"))
+
+        // Reads of an unknown tenant answer empty and create nothing.
+        let acme = try s.scoped("acme")
+        #expect(try await acme.headPosition() == 0)
+        #expect(try await acme.readAll(after: 0, filter: .all, limit: 10).isEmpty)
+        #expect(try await acme.readStream("order-1", from: 1, limit: 10, direction: .forward).isEmpty)
+        #expect(try await acme.streamInfo("order-1") == nil)
+        #expect(try await acme.loadSnapshot(streamID: "order-1") == nil)
+        #expect(try await acme.document("orders", id: "o-1") == nil)
+        #expect(try await acme.find("orders", query: Query()).isEmpty)
+        #expect(try await acme.count("orders", query: Query()) == 0)
+        #expect(try await acme.modelNames().isEmpty)
+        #expect(try await s.tenantExists("acme") == false)
+        #expect(try await s.tenants() == ["default"])
+        if strategy != .shared { #expect(try await Self.ownStorageExists(s, "acme") == false) }
+
+        #expect(try await s.createTenant("acme"))
+        #expect(try await s.createTenant("acme") == false)
+        #expect(try await s.createTenant("globex"))
+        #expect(try await s.tenantExists("acme"))
+        #expect(try await s.tenants() == ["acme", "default", "globex"])
+        if strategy != .shared { #expect(try await Self.ownStorageExists(s, "acme")) }
+
+        // Data of every kind for acme and globex.
+        let globex = try s.scoped("globex")
+        for t in [acme, globex] {
+            _ = try await t.append(request("order-1", [event(), event()]), hook: { _, tx in
+                try tx.putDocument("orders", id: "o-1", json: Data(#"{"n":1}"#.utf8))
+                try tx.setCheckpoint("p", to: 2)
+            })
+            try await t.saveSnapshot(Snapshot(streamID: "order-1", version: 2, state: Data("{}".utf8)))
+            try await t.createIndex("orders", field: FieldPath("n"))
+        }
+
+        await expectMinkError(.validationFailed) { try await s.deleteTenant("default") }
+        await expectMinkError(.invalidTenant) { try await s.deleteTenant("../x") }
+        #expect(try await s.deleteTenant("acme"))
+        #expect(try await s.deleteTenant("acme") == false)
+        #expect(try await s.deleteTenant("nobody") == false)
+        #expect(try await s.tenants() == ["default", "globex"])
+        #expect(try await s.tenantExists("acme") == false)
+        if strategy != .shared { #expect(try await Self.ownStorageExists(s, "acme") == false) }
+
+        // The view made before the deletion reads an empty tenant; the other tenant is intact.
+        #expect(try await acme.headPosition() == 0)
+        #expect(try await acme.streamInfo("order-1") == nil)
+        #expect(try await acme.loadSnapshot(streamID: "order-1") == nil)
+        #expect(try await acme.document("orders", id: "o-1") == nil)
+        #expect(try await acme.checkpoint("p") == 0)
+        #expect(try await acme.modelNames().isEmpty)
+        #expect(try await globex.headPosition() == 2)
+        #expect(try await globex.document("orders", id: "o-1") != nil)
+        #expect(try await globex.checkpoint("p") == 2)
+        #expect(try await globex.loadSnapshot(streamID: "order-1")?.version == 2)
+
+        // Written again: a fresh tenant with positions from 1.
+        let again = try await acme.append(request("order-1", [event()], .noStream), hook: nil)
+        #expect(again.fromPosition == 1 && again.fromVersion == 1)
+        if strategy == .shared {
+            // A write through the adapter does not register (the router creates tenants first).
+            #expect(try await s.tenants() == ["default", "globex"])
+        } else {
+            #expect(try await s.tenants() == ["acme", "default", "globex"])
+        }
+    }
+
+    @Test func sharedMigrationRegistersTenantsThatHaveData() async throws {
+        let schema = TestServer.freshName()
+        let s = try await TestServer.storage(schema: schema)
+        _ = try await s.scoped("old-one").append(request("x-1", [event()]), hook: nil)
+        try await s.scoped("old-two").saveSnapshot(Snapshot(streamID: "y", version: 1, state: Data("{}".utf8)))
+        // Back to version 1, as a database written before the catalog existed.
+        try await s.core.main.pool.withConnection { conn in
+            try conn.execute("DROP TABLE \"\(schema)\".mink_tenants; DELETE FROM \"\(schema)\".mink_schema_migrations WHERE version = 2")
+        }
+        await s.shutdown()
+        let upgraded = try await TestServer.storage(schema: schema)
+        defer { Task { await upgraded.shutdown() } }
+        #expect(try await upgraded.tenants() == ["default", "old-one", "old-two"])
+        #expect(try await upgraded.tenantExists("old-one"))
+    }
+
+    @Test(arguments: [Strategy.schema, .database])
+    func longTenantIDsAreListedByTheirRegistry(_ strategy: Strategy) async throws {
+        let s = try await TestServer.storage(tenancy: strategy.tenancy)
+        defer { Task { await s.shutdown() } }
+        let long = "t" + String(repeating: "x", count: 62)
+        #expect(try await s.createTenant(long))
+        #expect(try await s.tenants() == ["default", long])
+        #expect(try await s.deleteTenant(long))
+        #expect(try await s.tenants() == ["default"])
+    }
+
+    @Test func notificationsKeepWorkingForOtherTenantsAfterADeletion() async throws {
+        for strategy in Strategy.allCases {
+            let tenancy = strategy.tenancy
+            let schema = TestServer.freshName()
+            let config = PostgresConfiguration(connectionString: try TestServer.url(), poolSize: 2, schema: schema, tenancy: tenancy)
+            let writer = try await PostgresStorage(configuration: config)
+            let reader = try await PostgresStorage(configuration: config)
+            try await reader.createTenant("a")
+            try await reader.createTenant("b")
+            let commits = try #require(try reader.scoped("a").externalCommits())
+            let deadline = ContinuousClock.now + .seconds(10)
+            let a = try reader.scoped("a")
+            while a.listenerConnectionCount == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(try await reader.deleteTenant("b"))
+            _ = try await writer.scoped("a").append(request("n-1", [event()]), hook: nil)
+            #expect(await next(commits, within: 10), "\(strategy): no notification for tenant a after b was deleted")
+            await writer.shutdown()
+            await reader.shutdown()
+        }
+    }
+}

@@ -1,0 +1,190 @@
+import Foundation
+import MinkHTTP
+import MinkPostgres
+import MinkWire
+import Synchronization
+import Testing
+
+/// Real minkd processes on one PostgreSQL database (a fresh database per test): projections run
+/// in exactly one process and move when it dies; subscriptions wake for other processes' commits;
+/// `minkd migrate`.
+@Suite("minkd processes on PostgreSQL")
+struct PostgresProcessTests {
+    /// A minkd serving on a PostgreSQL database, and a client to it.
+    final class Daemon: Sendable {
+        let minkd: MinkdProcess
+        let port: Int
+        let client = HTTPClient()
+
+        init(url: String, config: URL) async throws {
+            minkd = try MinkdProcess([
+                "serve", "--storage", "postgres", "--database-url", url, "--config", config.path,
+                "--listen", "127.0.0.1:0", "--log-format", "json", "--log-level", "notice",
+            ])
+            port = try await minkd.waitUntilReady()
+            // Keep reading the log so that the daemon never blocks on a full pipe.
+            let handle = minkd.stderr.fileHandleForReading
+            Thread.detachNewThread { while !handle.availableData.isEmpty {} }
+        }
+
+        var pid: Int32 { minkd.process.processIdentifier }
+
+        func request(_ method: String, _ target: String, body: String = "") async throws -> (status: Int, json: MinkWire.JSONValue) {
+            var h = HTTPHeaders()
+            if !body.isEmpty { h.add(name: "Content-Type", value: "application/json") }
+            let r = try await client.execute(HTTPClientRequest(
+                method: method, host: "127.0.0.1", port: port, target: target, headers: h, body: Array(body.utf8)
+            ))
+            return (r.status, (try? MinkWire.JSONValue(jsonBytes: r.body)) ?? .null)
+        }
+
+        func status() async throws -> [String: MinkWire.JSONValue] {
+            try await request("GET", "/v1/projections/orders").json.objectValue ?? [:]
+        }
+
+        func stop() {
+            client.shutdown()
+            if minkd.process.isRunning { kill(pid, SIGKILL) }
+            minkd.process.waitUntilExit()
+        }
+    }
+
+    /// What the orders read model must hold after `orders` orders with `items` items each:
+    /// order i has total i + the item prices (1, 2, …), and orders i % 5 == 0 are cancelled.
+    static func expected(_ i: Int, items: Int) -> (total: Int64, items: Int64)? {
+        i % 5 == 0 ? nil : (Int64(i + items * (items + 1) / 2), Int64(items))
+    }
+
+    static func checkDocuments(_ d: Daemon, orders: Int, items: Int, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let r = try await d.request("GET", "/v1/readmodels/orders?limit=1000&orderBy=orderId")
+        let docs = (r.json.objectValue?["items"]?.arrayValue ?? []).compactMap(\.objectValue)
+        var byID: [String: [String: MinkWire.JSONValue]] = [:]
+        for doc in docs { if let id = doc["orderId"]?.stringValue { byID[id] = doc } }
+        var wrong: [String] = []
+        for i in 1...orders {
+            let doc = byID["o\(i)"]
+            if let want = expected(i, items: items) {
+                if doc?["total"] != .int(want.total) || doc?["itemCount"] != .int(want.items) || doc?["status"] != "shipped" {
+                    wrong.append("o\(i): \(String(describing: doc))")
+                }
+            } else if doc != nil {
+                wrong.append("o\(i) should be deleted")
+            }
+        }
+        #expect(docs.count == orders - orders / 5 && wrong.isEmpty, "\(wrong.prefix(3))", sourceLocation: sourceLocation)
+    }
+
+    /// Waits until `condition` holds for the statuses of both daemons (or `timeout` passes).
+    static func waitForStatuses(
+        _ a: Daemon, _ b: Daemon, timeout: Duration = .seconds(10),
+        until condition: ([String: MinkWire.JSONValue], [String: MinkWire.JSONValue]) -> Bool
+    ) async throws -> ([String: MinkWire.JSONValue], [String: MinkWire.JSONValue]) {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let (sa, sb) = (try await a.status(), try await b.status())
+            #expect(!(sa["status"] == "running" && sb["status"] == "running"), "the projection runs in both processes")
+            if condition(sa, sb) || ContinuousClock.now > deadline { return (sa, sb) }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    @Test func twoProcessesShareProjectionsAndCommits() async throws {
+        let url = try await PostgresTestDatabase.freshDatabase()
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("minkd-pg-\(UUID()).yaml")
+        try ordersYAML(mode: "async").write(to: config, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: config) }
+        let a = try await Daemon(url: url, config: config)
+        defer { a.stop() }
+        let b = try await Daemon(url: url, config: config)
+        defer { b.stop() }
+
+        // Exactly one process takes the projection's lease.
+        let (sa, sb) = try await Self.waitForStatuses(a, b) { x, y in
+            Set([x["status"], y["status"]]) == Set<MinkWire.JSONValue?>(["running", "stopped"])
+        }
+        try #require(Set([sa["status"], sb["status"]]) == Set<MinkWire.JSONValue?>(["running", "stopped"]), "\(sa) \(sb)")
+        let (holder, other) = sa["status"] == "running" ? (a, b) : (b, a)
+
+        // A subscription on B wakes for commits made through A (LISTEN/NOTIFY: nothing polls).
+        let orders = 20, items = 3
+        let perOrder = 2 + items
+        let received = Mutex<[Int64]>([])
+        let subscription = Task {
+            for try await e in b.client.events(host: "127.0.0.1", port: b.port, target: "/v1/subscriptions/all", readTimeout: .seconds(10)) {
+                guard e.event == "message", let json = try? MinkWire.JSONValue(jsonBytes: Array(e.data.utf8)),
+                      let p = json.objectValue?["globalPosition"]?.int64Value else { continue }
+                if received.withLock({ $0.append(p); return $0.count }) == orders * perOrder { return }
+            }
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        let started = ContinuousClock.now
+        for i in 1...orders {
+            var events = [#"{"type":"OrderCreated","data":{"orderId":"o\#(i)","total":\#(i)}}"#]
+            for j in 1...items { events.append(#"{"type":"ItemAdded","data":{"orderId":"o\#(i)","price":\#(j),"sku":"s\#(j)"}}"#) }
+            events.append(i % 5 == 0 ? #"{"type":"OrderCancelled","data":{"orderId":"o\#(i)"}}"# : #"{"type":"OrderShipped","data":{"orderId":"o\#(i)","carrier":{"name":"c"}}}"#)
+            let r = try await a.request("POST", "/v1/streams/order-\(i)", body: #"{"events":[\#(events.joined(separator: ","))]}"#)
+            try #require(r.status == 201)
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while received.withLock({ $0.count }) < orders * perOrder, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        subscription.cancel()
+        let positions = received.withLock { $0 }
+        #expect(positions == (1...Int64(orders * perOrder)).map { $0 }, "B's subscription saw A's commits in order")
+        #expect(ContinuousClock.now - started < .seconds(5))
+
+        // The read model, built by whichever process holds the lease, reads the same through both.
+        _ = try await Self.waitForStatuses(a, b) { x, y in x["status"] == "running" ? x["lag"] == .int(0) : y["lag"] == .int(0) }
+        try await Self.checkDocuments(a, orders: orders, items: items)
+        try await Self.checkDocuments(b, orders: orders, items: items)
+
+        // The holder pauses (as if stuck), more events arrive, then it is killed: the other
+        // process takes the lease over and catches up — every event applied exactly once.
+        #expect(try await holder.request("POST", "/v1/projections/orders/pause").status == 200)
+        for i in 1...orders where i % 5 != 0 {
+            let r = try await other.request(
+                "POST", "/v1/streams/order-\(i)", body: #"{"events":[{"type":"ItemAdded","data":{"orderId":"o\#(i)","price":\#(items + 1)}}]}"#
+            )
+            try #require(r.status == 201)
+        }
+        let head = Int64(orders * perOrder + orders - orders / 5)
+        kill(holder.pid, SIGKILL)
+        holder.minkd.process.waitUntilExit()
+        let deadline2 = ContinuousClock.now + .seconds(10)
+        var status: [String: MinkWire.JSONValue] = [:]
+        while ContinuousClock.now < deadline2 {
+            status = try await other.status()
+            if status["status"] == "running", status["checkpoint"] == .int(head) { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(status["status"] == "running" && status["checkpoint"] == .int(head) && status["lag"] == .int(0), "\(status)")
+        try await Self.checkDocuments(other, orders: orders, items: items + 1)
+    }
+
+    @Test func migrateAppliesTheSchemaEverywhere() async throws {
+        let url = try await PostgresTestDatabase.freshDatabase()
+        var r = try await MinkdProcess(["migrate", "--database-url", url]).finish()
+        #expect(r.status == 0 && r.out.contains("migrations applied"), "\(r.out) \(r.err)")
+        #expect(try await PostgresTestDatabase.value(url, "SELECT max(version) FROM public.mink_schema_migrations") == "2")
+        #expect(try await PostgresTestDatabase.value(url, "SELECT count(*) FROM public.mink_tenants") == "1")
+        r = try await MinkdProcess(["migrate", "--database-url", url]).finish()
+        #expect(r.status == 0, "idempotent: \(r.err)")
+
+        // Schema per tenant: an existing tenant's schema written before migration 2 is upgraded.
+        let storage = try await PostgresStorage(configuration: PostgresConfiguration(connectionString: url, tenancy: .schema(prefix: "tn_")))
+        try await storage.createTenant("acme")
+        _ = try await storage.scoped("acme").append(.init(streamID: "s-1", events: [.init(type: "A", data: Data("{}".utf8))], expectedVersion: .any), hook: nil)
+        await storage.shutdown()
+        try await PostgresTestDatabase.execute(url, "DROP TABLE tn_acme.mink_tenants; DELETE FROM tn_acme.mink_schema_migrations WHERE version = 2")
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("minkd-pg-\(UUID()).yaml")
+        try "tenancy:\n  strategy: schema\n  schemaPrefix: tn_\n".write(to: config, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: config) }
+        r = try await MinkdProcess(["migrate", "--config", config.path, "--database-url", url]).finish()
+        #expect(r.status == 0 && r.out.contains("2 tenants"), "\(r.out) \(r.err)")
+        #expect(try await PostgresTestDatabase.value(url, "SELECT max(version) FROM tn_acme.mink_schema_migrations") == "2")
+        #expect(try await PostgresTestDatabase.value(url, "SELECT string_agg(tenant_id, ',') FROM tn_acme.mink_tenants") == "acme")
+
+        // Without a URL it fails and says why.
+        r = try await MinkdProcess(["migrate"]).finish()
+        #expect(r.status != 0 && r.err.contains("url"), "\(r.err)")
+    }
+}
