@@ -217,7 +217,7 @@ public actor ProjectionEngine {
 
     /// Waits until an async projection's checkpoint reaches `position` (default: the current head),
     /// or it faults, or `timeout` passes. Returns its status then. Handy in tests.
-    public func waitUntilCaughtUp(_ name: String, to position: UInt64? = nil, timeout: Duration = .seconds(10)) async throws -> Status {
+    public func waitUntilCaughtUp(_ name: String, to position: UInt64? = nil, timeout: Duration = .seconds(30)) async throws -> Status {
         let target: UInt64
         if let position { target = position } else { target = try await store.headPosition() }
         let deadline = ContinuousClock.now + timeout

@@ -117,7 +117,7 @@ struct SubscriptionEndpointTests {
             for i in 0..<40 {
                 try await s.request("POST", "/v1/streams/s-\(i)", json: appendBody(Array(repeating: "E", count: 50)))
             }
-            let text = try await conn.read(until: { $0.contains("\nid: 2000\n") }, timeout: .seconds(10))
+            let text = try await conn.read(until: { $0.contains("\nid: 2000\n") }, timeout: .seconds(60))
             let ids = text.split(separator: "\n").filter { $0.hasPrefix("id: ") }.compactMap { Int($0.dropFirst(4)) }
             #expect(ids == Array(1...2000), "every event once, in order (\(ids.count))")
             #expect(text.contains("event: fell-behind"))

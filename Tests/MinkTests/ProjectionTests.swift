@@ -133,7 +133,7 @@ struct ProjectionTests {
         await engine.registerAsync(RecordingProjection(box: box), options: AsyncOptions(batchSize: 10, retryPolicy: fastRetry))
         try await engine.start()
         try await store.append("s-1", events: (0..<6).map { _ in raw("E") })
-        var status = try await engine.waitUntilCaughtUp("recorder", to: 6, timeout: .seconds(5))
+        var status = try await engine.waitUntilCaughtUp("recorder", to: 6, timeout: .seconds(60))
         #expect(status.state == .faulted)
         #expect(status.faultedPosition == 4)
         #expect(status.checkpoint == 3, "everything before the poison event is checkpointed")
