@@ -84,10 +84,13 @@ final class ClientConnection: @unchecked Sendable {
         let (fd, connected) = try Socket.connect(host: host, port: port)
         let connection = ClientConnection(fd: fd, key: "\(host):\(port)")
         if !connected {
-            // Wait for the connect to finish. The Dispatch write source normally wakes us; we
-            // also poll(2) the socket every 50 ms, because a source registered for a recently
-            // reused descriptor number has been seen not to fire on Linux (the connect then
-            // hung for the whole timeout).
+            // Wait for the connect to finish. The Dispatch write source normally wakes us, but
+            // it cannot be relied on alone: when the connect has already failed (a refused
+            // loopback connect fails within microseconds; the socket then reports IN|OUT|ERR|HUP
+            // at once) the event is lost in about half the attempts on Linux, the socket's
+            // read and write sources sharing one epoll registration in libdispatch (seen with a
+            // fresh descriptor number, no reuse involved). So poll(2) decides, first without
+            // waiting, then every 50 ms while the source stays silent.
             let deadline = ContinuousClock.now + timeout
             while !Socket.isWritableOrFailed(fd) {
                 guard ContinuousClock.now < deadline else {

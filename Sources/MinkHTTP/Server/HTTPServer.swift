@@ -41,6 +41,11 @@ public final class HTTPServer: Sendable {
         var source: DispatchSourceRead?
         var nextLoop = 0
         var suspended = false
+        /// False from `start` until the listener's descriptor is closed (by the source's
+        /// cancel handler, on `acceptQueue`).
+        var listenerClosed = true
+        /// Shutdowns waiting for the listener to be closed.
+        var closeWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     private let context: ServerContext
@@ -92,7 +97,14 @@ public final class HTTPServer: Sendable {
         acceptQueue.sync {
             let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: acceptQueue)
             source.setEventHandler { [self] in acceptPending(fd) }
-            source.setCancelHandler { Socket.close(fd) }
+            source.setCancelHandler { [acceptBox] in
+                Socket.close(fd)
+                acceptBox.listenerClosed = true
+                let waiters = acceptBox.closeWaiters
+                acceptBox.closeWaiters = []
+                for w in waiters { w.resume() }
+            }
+            acceptBox.listenerClosed = false
             acceptBox.source = source
             source.resume()
         }
@@ -140,7 +152,8 @@ public final class HTTPServer: Sendable {
         }
     }
 
-    /// Stops gracefully: stops accepting, lets in-flight requests finish, ends
+    /// Stops gracefully: stops accepting (the listening socket is closed before anything
+    /// else, so new connections are refused), lets in-flight requests finish, ends
     /// streaming responses (their tasks are cancelled and
     /// ``HTTPBodyWriter/isShuttingDown`` turns true), closes idle connections; after
     /// the grace period every remaining connection is closed.
@@ -159,6 +172,14 @@ public final class HTTPServer: Sendable {
             }
             acceptBox.source?.cancel()
             acceptBox.source = nil
+        }
+        // The cancel handler closes the listener asynchronously: wait for it, so that once
+        // shutdown has begun a new connection to the port is refused rather than queued in a
+        // backlog that is about to be reset.
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            acceptQueue.async { [acceptBox] in
+                if acceptBox.listenerClosed { c.resume() } else { acceptBox.closeWaiters.append(c) }
+            }
         }
         for loop in loops {
             loop.queue.async {

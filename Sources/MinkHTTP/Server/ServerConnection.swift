@@ -239,6 +239,13 @@ final class ServerConnection: @unchecked Sendable {
             self.streaming = true
             self.streamCancelled = false
             self.enqueue(head)
+            // The peer may have closed while the responder was still preparing the stream
+            // (before `streaming` was set, so `onReadable` did not cancel it): a stream
+            // nobody reads ends now rather than at the first failing write.
+            if self.peerEOF {
+                self.streamCancelled = true
+                self.task?.cancel()
+            }
         }
         let writer = ConnectionBodyWriter(connection: self, chunked: framing == .chunked)
         var clean = true

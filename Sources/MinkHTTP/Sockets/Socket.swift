@@ -10,10 +10,25 @@ enum Socket {
     #if canImport(Glibc)
     static let streamType = Int32(SOCK_STREAM.rawValue)
     static let sendFlags = Int32(MSG_NOSIGNAL)
+    /// Socket-type flag making a new descriptor close-on-exec atomically (see ``cloexecType``).
+    static let cloexecFlag = Int32(SOCK_CLOEXEC.rawValue)
+    static let nonBlockFlag = Int32(SOCK_NONBLOCK.rawValue)
     #else
     static let streamType = SOCK_STREAM
     static let sendFlags: Int32 = 0
+    static let cloexecFlag: Int32 = 0
+    static let nonBlockFlag: Int32 = 0
     #endif
+
+    /// The type passed to `socket(2)`: a stream socket that is close-on-exec from birth.
+    ///
+    /// Why: without `SOCK_CLOEXEC` every socket open at the moment another thread of the
+    /// process starts a child (`posix_spawn`, `Process`, `pg_ctl start`, ...) is inherited by
+    /// that child and by whatever it leaves running. The kernel then keeps the connection (or
+    /// the listener) alive after we close our descriptor: the peer never sees EOF, and a port
+    /// whose server was shut down keeps accepting connections into a backlog nobody drains.
+    /// Setting `FD_CLOEXEC` with `fcntl` afterwards would leave a window for such a fork.
+    static let cloexecType = streamType | cloexecFlag
 
     /// Resolves `host:port` (numeric or a name such as `localhost`).
     static func resolve(host: String, port: Int, passive: Bool) throws(SocketError) -> (storage: sockaddr_storage, length: socklen_t) {
@@ -44,7 +59,7 @@ enum Socket {
     /// - Returns: the descriptor and the bound port (useful with port 0).
     static func listen(host: String, port: Int, backlog: Int32) throws(SocketError) -> (fd: Int32, port: Int) {
         var (storage, length) = try resolve(host: host, port: port, passive: true)
-        let fd = try syscallBlocking("socket") { socket(Int32(storage.ss_family), streamType, 0) }
+        let fd = try syscallBlocking("socket") { socket(Int32(storage.ss_family), cloexecType, 0) }
         do {
             var one: Int32 = 1
             try syscallBlocking("setsockopt(SO_REUSEADDR)") {
@@ -97,17 +112,28 @@ enum Socket {
         }
     }
 
-    /// Accepts one connection, made non-blocking with `TCP_NODELAY`.
+    /// Accepts one connection, made non-blocking and close-on-exec, with `TCP_NODELAY`.
     /// - Returns: nil when no connection is pending.
     static func accept(_ listener: Int32) throws(SocketError) -> (fd: Int32, address: String)? {
         var storage = sockaddr_storage()
         var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let r = try syscall("accept") {
-            withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.accept(listener, $0, &len) } }
+            withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { addr in
+                    if let accept4 = accept4Function {
+                        // Close-on-exec and non-blocking atomically (see `cloexecType`).
+                        return accept4(listener, addr, &len, cloexecFlag | nonBlockFlag)
+                    }
+                    return Glibc.accept(listener, addr, &len)
+                }
+            }
         }
         guard case .done(let fd) = r else { return nil }
         do {
-            try setNonBlocking(fd)
+            if accept4Function == nil {
+                try setNonBlocking(fd)
+                try setCloseOnExec(fd)
+            }
             try setNoDelay(fd)
         } catch {
             _ = Glibc.close(fd)
@@ -115,6 +141,24 @@ enum Socket {
         }
         let (host, port) = describe(storage)
         return (fd, "\(host):\(port)")
+    }
+
+    typealias Accept4 = @convention(c) (Int32, UnsafeMutablePointer<sockaddr>?, UnsafeMutablePointer<socklen_t>?, Int32) -> Int32
+
+    /// glibc's `accept4(2)`, looked up at run time: the Glibc module does not export it
+    /// (it is declared only under `_GNU_SOURCE`). Nil where it does not exist.
+    static let accept4Function: Accept4? = {
+        #if canImport(Glibc)
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "accept4") else { return nil }
+        return unsafeBitCast(symbol, to: Accept4.self)
+        #else
+        return nil
+        #endif
+    }()
+
+    static func setCloseOnExec(_ fd: Int32) throws(SocketError) {
+        let flags = try syscallBlocking("fcntl(F_GETFD)") { fcntl(fd, F_GETFD) }
+        try syscallBlocking("fcntl(F_SETFD)") { fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
     }
 
     static func setNonBlocking(_ fd: Int32) throws(SocketError) {
@@ -144,7 +188,7 @@ enum Socket {
     /// - Returns: the descriptor and whether the connection is already established.
     static func connect(host: String, port: Int) throws(SocketError) -> (fd: Int32, connected: Bool) {
         var (storage, length) = try resolve(host: host, port: port, passive: false)
-        let fd = try syscallBlocking("socket") { socket(Int32(storage.ss_family), streamType, 0) }
+        let fd = try syscallBlocking("socket") { socket(Int32(storage.ss_family), cloexecType, 0) }
         do {
             try setNonBlocking(fd)
             try setNoDelay(fd)
