@@ -75,7 +75,10 @@ final class APIHandler: HTTPResponder {
         var tokenName: String?
         var response: HTTPResponse
         do {
-            let (route, principal, tenant) = try admission(request, server: server)
+            // `GET` and `HEAD /healthz` route to `.healthz` (what the router answers, without
+            // splitting the path); other methods get the router's 405.
+            let known: Route? = request.method == "GET" || request.method == "HEAD" ? .healthz : nil
+            let (route, principal, tenant) = try admission(request, server: server, route: known)
             template = route.template
             tokenName = principal?.name
             // `/healthz` uses no tenant (no lease, nothing to wait for); `admit` would return at once.
@@ -96,18 +99,22 @@ final class APIHandler: HTTPResponder {
     private static let healthResponse = Reply.json(HealthBody())
 
     /// Routing, access control and the tenant, which need no waiting.
-    private func admission(_ request: HTTPRequest, server: MinkServer) throws -> (Route, Principal?, String) {
+    private func admission(_ request: HTTPRequest, server: MinkServer, route known: Route? = nil) throws -> (Route, Principal?, String) {
         let route: Route
-        do {
-            route = try Router.route(method: request.method, path: request.path)
-        } catch .notFound {
-            throw APIError(.notFound, "no such endpoint: \(request.method) \(request.path.prefix(200))")
-        } catch .methodNotAllowed(let allow) {
-            var e = APIError(.methodNotAllowed, "\(request.method) is not allowed here; allowed: \(allow.joined(separator: ", "))")
-            e.headers = [("Allow", allow.joined(separator: ", "))]
-            throw e
-        } catch .badPath(let message) {
-            throw APIError(.badRequest, message)
+        if let known {
+            route = known
+        } else {
+            do {
+                route = try Router.route(method: request.method, path: request.path)
+            } catch .notFound {
+                throw APIError(.notFound, "no such endpoint: \(request.method) \(request.path.prefix(200))")
+            } catch .methodNotAllowed(let allow) {
+                var e = APIError(.methodNotAllowed, "\(request.method) is not allowed here; allowed: \(allow.joined(separator: ", "))")
+                e.headers = [("Allow", allow.joined(separator: ", "))]
+                throw e
+            } catch .badPath(let message) {
+                throw APIError(.badRequest, message)
+            }
         }
         let principal = try authorize(request, route: route, server: server)
         let tenant = try resolveTenant(request, route: route, principal: principal)

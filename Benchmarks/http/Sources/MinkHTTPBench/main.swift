@@ -24,10 +24,12 @@ struct Health: HTTPResponder {
     }
 }
 
-// Usage: MinkHTTPBench [port] [async]
+// Usage: MinkHTTPBench [port] [async|immediate] [event loops]
 let port = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 8081 : 8081
 let immediate = !(CommandLine.arguments.count > 2 && CommandLine.arguments[2] == "async")
-let server = HTTPServer(configuration: HTTPServerConfiguration(host: "127.0.0.1", port: port), responder: Health(immediate: immediate))
+var configuration = HTTPServerConfiguration(host: "127.0.0.1", port: port)
+if CommandLine.arguments.count > 3, let loops = Int(CommandLine.arguments[3]) { configuration.eventLoopCount = loops }
+let server = HTTPServer(configuration: configuration, responder: Health(immediate: immediate))
 let bound = try server.start()
 print("listening on \(bound)")
 dispatchMain()
