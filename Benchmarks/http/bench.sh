@@ -7,6 +7,9 @@
 # Usage: Benchmarks/http/bench.sh [duration, default 10s] [rounds, default 3]
 #        MINKHTTP_BENCH_BIN=... MINKD_BIN=... Benchmarks/http/bench.sh   (prebuilt binaries)
 set -euo pipefail
+# Prebuilt binaries given relative to the caller's directory.
+[ -n "${MINKHTTP_BENCH_BIN:-}" ] && MINKHTTP_BENCH_BIN=$(realpath "$MINKHTTP_BENCH_BIN")
+[ -n "${MINKD_BIN:-}" ] && MINKD_BIN=$(realpath "$MINKD_BIN")
 cd "$(dirname "$0")"
 DURATION="${1:-10s}"
 ROUNDS="${2:-3}"
