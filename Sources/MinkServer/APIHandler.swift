@@ -3,6 +3,7 @@ import Logging
 import Mink
 import MinkHTTP
 import MinkWire
+import Prometheus
 import Synchronization
 import Tracing
 
@@ -24,6 +25,10 @@ final class APIHandler: HTTPResponder {
     /// Set once, right after the server is created (the two refer to each other).
     let server = Mutex<MinkServer?>(nil)
 
+    /// Per-(route, method, status) metric handles, so a request does not look its metrics up
+    /// in the registry (labels, names, a lock) each time.
+    private let requestMetrics = RequestMetricCache()
+
     func respond(to request: HTTPRequest) async -> HTTPResponse {
         guard let server = server.withLock({ $0 }) else { return HTTPResponse(status: 503) }
         let start = ContinuousClock.now
@@ -32,22 +37,9 @@ final class APIHandler: HTTPResponder {
         var tokenName: String?
         var response: HTTPResponse
         do {
-            let route: Route
-            do {
-                route = try Router.route(method: request.method, path: request.path)
-            } catch .notFound {
-                throw APIError(.notFound, "no such endpoint: \(request.method) \(request.path.prefix(200))")
-            } catch .methodNotAllowed(let allow) {
-                var e = APIError(.methodNotAllowed, "\(request.method) is not allowed here; allowed: \(allow.joined(separator: ", "))")
-                e.headers = [("Allow", allow.joined(separator: ", "))]
-                throw e
-            } catch .badPath(let message) {
-                throw APIError(.badRequest, message)
-            }
+            let (route, principal, tenant) = try admission(request, server: server)
             template = route.template
-            let principal = try authorize(request, route: route, server: server)
             tokenName = principal?.name
-            let tenant = try resolveTenant(request, route: route, principal: principal)
             // Existence rules before any storage is touched; writes hold a lease so that a
             // deletion of the tenant waits for them.
             let lease = try await server.tenants.admit(tenant, use: route.tenantUse)
@@ -65,24 +57,100 @@ final class APIHandler: HTTPResponder {
                 response.body = .stream { writer in try await lifetime.run(produce, writer: writer) }
             }
         } catch {
-            if let api = APIError.from(error) {
-                response = api.response(requestID: requestID)
-            } else {
-                server.logger.error("request failed", metadata: ["request_id": "\(requestID)", "error": "\(error)"])
-                response = APIError(.internal, "internal error").response(requestID: requestID)
+            response = errorResponse(error, requestID: requestID, server: server)
+        }
+        return finish(response, request: request, requestID: requestID, template: template, tokenName: tokenName,
+                      start: start, server: server)
+    }
+
+    /// The synchronous fast path for `/healthz`: the same steps as ``respond(to:)`` (request ID,
+    /// routing, access control, span, metrics, access log), run on the connection's event loop
+    /// without a task, since nothing in them waits. Every other path returns `nil`.
+    func respondImmediately(to request: HTTPRequest) -> HTTPResponse? {
+        guard request.path == "/healthz" else { return nil }
+        guard let server = server.withLock({ $0 }) else { return HTTPResponse(status: 503) }
+        let start = ContinuousClock.now
+        let requestID = RequestID.from(request)
+        var template = "unmatched"
+        var tokenName: String?
+        var response: HTTPResponse
+        do {
+            // `GET` and `HEAD /healthz` route to `.healthz` (what the router answers, without
+            // splitting the path); other methods get the router's 405.
+            let known: Route? = request.method == "GET" || request.method == "HEAD" ? .healthz : nil
+            let (route, principal, tenant) = try admission(request, server: server, route: known)
+            template = route.template
+            tokenName = principal?.name
+            // `/healthz` uses no tenant (no lease, nothing to wait for); `admit` would return at once.
+            guard route == .healthz, route.tenantUse == .none else {
+                throw APIError(.internal, "no synchronous handler for \(template)")
+            }
+            _ = try server.store(forTenant: tenant)
+            _ = try QueryParameters(request.query)
+            response = withSyncRequestSpan(request, template: template) { Self.healthResponse }
+        } catch {
+            response = errorResponse(error, requestID: requestID, server: server)
+        }
+        return finish(response, request: request, requestID: requestID, template: template, tokenName: tokenName,
+                      start: start, server: server)
+    }
+
+    /// The body of `/healthz`, encoded once.
+    private static let healthResponse = Reply.json(HealthBody())
+
+    /// Routing, access control and the tenant, which need no waiting.
+    private func admission(_ request: HTTPRequest, server: MinkServer, route known: Route? = nil) throws -> (Route, Principal?, String) {
+        let route: Route
+        if let known {
+            route = known
+        } else {
+            do {
+                route = try Router.route(method: request.method, path: request.path)
+            } catch .notFound {
+                throw APIError(.notFound, "no such endpoint: \(request.method) \(request.path.prefix(200))")
+            } catch .methodNotAllowed(let allow) {
+                var e = APIError(.methodNotAllowed, "\(request.method) is not allowed here; allowed: \(allow.joined(separator: ", "))")
+                e.headers = [("Allow", allow.joined(separator: ", "))]
+                throw e
+            } catch .badPath(let message) {
+                throw APIError(.badRequest, message)
             }
         }
+        let principal = try authorize(request, route: route, server: server)
+        let tenant = try resolveTenant(request, route: route, principal: principal)
+        return (route, principal, tenant)
+    }
+
+    private func errorResponse(_ error: any Error, requestID: String, server: MinkServer) -> HTTPResponse {
+        if let api = APIError.from(error) {
+            return api.response(requestID: requestID)
+        }
+        server.logger.error("request failed", metadata: ["request_id": "\(requestID)", "error": "\(error)"])
+        return APIError(.internal, "internal error").response(requestID: requestID)
+    }
+
+    /// Adds `X-Request-ID`, records the request's metrics and writes the access log line.
+    private func finish(
+        _ response: HTTPResponse, request: HTTPRequest, requestID: String, template: String, tokenName: String?,
+        start: ContinuousClock.Instant, server: MinkServer
+    ) -> HTTPResponse {
+        var response = response
         response.headers.replace(name: "X-Request-ID", value: requestID)
         let duration = ContinuousClock.now - start
-        server.metrics.recordRequest(route: template, method: request.method, status: response.status, duration: duration)
+        requestMetrics.record(route: template, method: request.method, status: response.status, duration: duration,
+                              metrics: server.metrics)
         // The access log names the route template and the token's configured name: never the
-        // raw path, the token, its hash or a tenant's data.
-        var metadata: Logger.Metadata = [
-            "request_id": "\(requestID)", "method": "\(request.method)", "route": "\(template)", "status": "\(response.status)",
-            "duration_ms": "\(Double(duration.components.attoseconds / 1_000_000_000_000) / 1000 + Double(duration.components.seconds) * 1000)",
-        ]
-        if let tokenName, server.authenticator.isEnabled { metadata["token"] = "\(tokenName)" }
-        server.logger.info("request", metadata: metadata)
+        // raw path, the token, its hash or a tenant's data. Its metadata is built only when
+        // the line is logged.
+        let logger = server.logger
+        if logger.logLevel <= .info {
+            var metadata: Logger.Metadata = [
+                "request_id": "\(requestID)", "method": "\(request.method)", "route": "\(template)", "status": "\(response.status)",
+                "duration_ms": "\(Double(duration.components.attoseconds / 1_000_000_000_000) / 1000 + Double(duration.components.seconds) * 1000)",
+            ]
+            if let tokenName, server.authenticator.isEnabled { metadata["token"] = "\(tokenName)" }
+            logger.info("request", metadata: metadata)
+        }
         return response
     }
 
@@ -115,6 +183,21 @@ final class APIHandler: HTTPResponder {
         return try TenantRouter.resolve(principal: principal, header: request.headers["Mink-Tenant"])
     }
 
+    /// ``withRequestSpan(_:template:_:)`` for a synchronous handler.
+    /// Without an instrument (the default) a span records nothing, so none is made.
+    private func withSyncRequestSpan(_ request: HTTPRequest, template: String, _ body: () -> HTTPResponse) -> HTTPResponse {
+        if InstrumentationSystem.instrument is NoOpInstrument { return body() }
+        var context = ServiceContext.current ?? .topLevel
+        InstrumentationSystem.instrument.extract(request.headers, into: &context, using: HeaderExtractor())
+        return withSpan("\(request.method) \(template)", context: context, ofKind: .server) { span in
+            span.attributes["http.request.method"] = request.method
+            span.attributes["http.route"] = template
+            let response = body()
+            span.attributes["http.response.status_code"] = response.status
+            return response
+        }
+    }
+
     /// Runs the handler in a span, continuing the caller's trace from `traceparent`.
     private func withRequestSpan(_ request: HTTPRequest, template: String, _ body: () async throws -> HTTPResponse) async throws -> HTTPResponse {
         var context = ServiceContext.current ?? .topLevel
@@ -125,6 +208,41 @@ final class APIHandler: HTTPResponder {
             let response = try await body()
             span.attributes["http.response.status_code"] = response.status
             return response
+        }
+    }
+}
+
+/// The request metrics' handles by route template, method and status, made on first use.
+final class RequestMetricCache: Sendable {
+    private struct Key: Hashable {
+        let route: String
+        let method: String
+        let status: Int
+    }
+
+    /// Bounds the cache; beyond it (odd methods sent by clients) requests go to the registry.
+    private static let capacity = 1024
+    private let handles = Mutex<[Key: (Prometheus.Counter, Prometheus.DurationHistogram)]>([:])
+
+    /// Counts and times one request (the metrics of ``ServerMetrics/recordRequest(route:method:status:duration:)``).
+    func record(route: String, method: String, status: Int, duration: Duration, metrics: ServerMetrics) {
+        let key = Key(route: route, method: method, status: status)
+        if let (counter, histogram) = handles.withLock({ $0[key] }) {
+            counter.increment()
+            histogram.record(duration)
+            return
+        }
+        // The registry returns the same collectors for the same names and labels.
+        let counter = metrics.registry.makeCounter(
+            descriptor: ServerMetrics.name("http_requests", "total", "HTTP requests by route, method and status."),
+            labels: [("route", route), ("method", method), ("status", String(status))])
+        let histogram = metrics.registry.makeDurationHistogram(
+            descriptor: ServerMetrics.name("http_request_duration", "seconds", "HTTP request latency by route and method."),
+            labels: [("route", route), ("method", method)], buckets: metrics.factory.defaultDurationHistogramBuckets)
+        counter.increment()
+        histogram.record(duration)
+        handles.withLock { h in
+            if h.count < Self.capacity { h[key] = (counter, histogram) }
         }
     }
 }

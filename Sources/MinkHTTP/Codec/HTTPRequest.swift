@@ -47,20 +47,26 @@ public struct HTTPRequest: Sendable {
     }
 
     static func split(target: String) -> (path: String, query: String?) {
-        var t = Substring(target)
-        if !t.hasPrefix("/"), let colon = t.firstIndex(of: ":"), t[colon...].hasPrefix("://") {
+        // On UTF-8 bytes: the target is visible ASCII (the parser checks), and a byte scan
+        // avoids grapheme breaking. Origin-form (`/p?q`) is the common case.
+        let u = target.utf8
+        var start = u.startIndex
+        if u.first != UInt8(ascii: "/"), let colon = u.firstIndex(of: UInt8(ascii: ":")),
+           u[colon...].starts(with: "://".utf8) {
             // absolute-form: drop scheme and authority.
-            t = t[t.index(colon, offsetBy: 3)...]
-            if let slash = t.firstIndex(where: { $0 == "/" || $0 == "?" }) {
-                t = t[slash...]
-            } else {
-                t = "/"
+            let authority = u.index(colon, offsetBy: 3)
+            guard let slash = u[authority...].firstIndex(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") }) else {
+                return ("/", nil)
             }
-            if t.hasPrefix("?") { t = "/" + t }
+            if u[slash] == UInt8(ascii: "?") {
+                return ("/", String(target[u.index(after: slash)...]))
+            }
+            start = slash
         }
-        if let q = t.firstIndex(of: "?") {
-            return (String(t[..<q]), String(t[t.index(after: q)...]))
+        if let q = u[start...].firstIndex(of: UInt8(ascii: "?")) {
+            return (String(target[start..<q]), String(target[u.index(after: q)...]))
         }
-        return (String(t), nil)
+        if start == u.startIndex { return (target, nil) }
+        return (String(target[start...]), nil)
     }
 }

@@ -369,12 +369,12 @@ public struct HTTPRequestParser: Sendable {
 
     private func parseVersion(_ v: ArraySlice<UInt8>) throws(HTTPParseError) -> HTTPVersion {
         guard v.count == 8 else { throw .bad("invalid HTTP version") }
-        let b = Array(v)
-        guard b[0] == UInt8(ascii: "H"), b[1] == UInt8(ascii: "T"), b[2] == UInt8(ascii: "T"),
-              b[3] == UInt8(ascii: "P"), b[4] == UInt8(ascii: "/"), b[6] == UInt8(ascii: "."),
-              (0x30...0x39).contains(b[5]), (0x30...0x39).contains(b[7])
+        let b = v.startIndex
+        guard v[b] == UInt8(ascii: "H"), v[b + 1] == UInt8(ascii: "T"), v[b + 2] == UInt8(ascii: "T"),
+              v[b + 3] == UInt8(ascii: "P"), v[b + 4] == UInt8(ascii: "/"), v[b + 6] == UInt8(ascii: "."),
+              (0x30...0x39).contains(v[b + 5]), (0x30...0x39).contains(v[b + 7])
         else { throw .bad("invalid HTTP version") }
-        let version = HTTPVersion(major: Int(b[5] - 0x30), minor: Int(b[7] - 0x30))
+        let version = HTTPVersion(major: Int(v[b + 5] - 0x30), minor: Int(v[b + 7] - 0x30))
         guard version == .http1_1 || version == .http1_0 else {
             throw HTTPParseError(status: 505, reason: "HTTP version not supported")
         }

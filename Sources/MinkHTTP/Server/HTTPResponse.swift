@@ -64,9 +64,28 @@ public struct HTTPConnectionClosedError: Error, Sendable, Equatable {
 /// `respond` runs on Swift's cooperative pool, one task per request; it must not
 /// block a thread. It cannot throw: map errors to statuses (the contract's error
 /// shape) inside the responder.
+///
+/// A responder may also answer some requests synchronously through
+/// ``respondImmediately(to:)``; the server then writes the response without creating a
+/// task or switching threads.
 public protocol HTTPResponder: Sendable {
     /// Answers one request.
     func respond(to request: HTTPRequest) async -> HTTPResponse
+
+    /// The synchronous fast path: returns the response when it is ready at once, or
+    /// `nil` to have ``respond(to:)`` run in a task as usual.
+    ///
+    /// It is called first for every request, on the connection's event-loop queue, so it
+    /// must be cheap and must never block or wait: answer only requests whose response
+    /// needs no I/O and little computation (health checks, fixed documents), and return
+    /// `nil` quickly for all others. A `.stream` body returned here still runs in a task.
+    /// The default implementation returns `nil`.
+    func respondImmediately(to request: HTTPRequest) -> HTTPResponse?
+}
+
+extension HTTPResponder {
+    /// Always `nil`: every request goes to ``respond(to:)``.
+    public func respondImmediately(to request: HTTPRequest) -> HTTPResponse? { nil }
 }
 
 /// An ``HTTPResponder`` made from a closure.

@@ -11,8 +11,14 @@ public enum RequestID {
     public static func generate() -> String {
         let n = counter.wrappingAdd(1, ordering: .relaxed).newValue
         let v = prefix | (n & 0xFFFF_FFFF)
-        let hex = String(v, radix: 16)
-        return String(repeating: "0", count: 16 - hex.utf8.count) + hex
+        // 16 lowercase hex digits, zero-padded, written straight into the string.
+        return String(unsafeUninitializedCapacity: 16) { buffer in
+            for i in 0..<16 {
+                let nibble = UInt8(truncatingIfNeeded: v >> UInt64(60 - 4 * i)) & 0xF
+                buffer[i] = nibble < 10 ? 0x30 + nibble : 0x57 + nibble
+            }
+            return 16
+        }
     }
 
     /// The client's `X-Request-ID` if it is a sane token (1–128 visible ASCII

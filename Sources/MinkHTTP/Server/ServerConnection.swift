@@ -186,16 +186,24 @@ final class ServerConnection: @unchecked Sendable {
     // MARK: - Actions
 
     private func run(_ actions: [HTTPConnectionStateMachine.Action]) {
-        for action in actions {
-            switch action {
+        // A request answered inline yields the machine's next actions (the next pipelined
+        // request, say); they are appended here rather than run recursively, so a long
+        // pipeline does not deepen the stack.
+        var pending = actions
+        var i = 0
+        while i < pending.count {
+            switch pending[i] {
             case .write(let bytes):
                 enqueue(bytes)
             case .dispatch(let request, let keepAlive):
-                dispatch(request, keepAlive: keepAlive)
+                if let next = dispatch(request, keepAlive: keepAlive), !next.isEmpty {
+                    pending.append(contentsOf: next)
+                }
             case .close:
                 closeAfterFlush = true
                 if queuedBytes == 0 { beginLinger() }
             }
+            i += 1
         }
     }
 
@@ -212,11 +220,30 @@ final class ServerConnection: @unchecked Sendable {
         resumeReading()
     }
 
-    private func dispatch(_ request: HTTPRequest, keepAlive: Bool) {
+    /// Hands a request to the responder. When the responder answers at once
+    /// (``HTTPResponder/respondImmediately(to:)``) with a complete response, the response
+    /// is queued here, on the loop, and the machine's next actions are returned for
+    /// ``run(_:)``; otherwise the responder runs in a task and `nil` is returned.
+    private func dispatch(_ request: HTTPRequest, keepAlive: Bool) -> [HTTPConnectionStateMachine.Action]? {
         var request = request
         request.remoteAddress = remoteAddress
         context.totalRequests.add(1, ordering: .relaxed)
         let context = self.context
+        if let response = context.responder.respondImmediately(to: request) {
+            let prepared = ResponsePreparer.prepare(
+                response, for: request, keepAlive: keepAlive, gzipMinBytes: context.configuration.gzipMinBytes)
+            switch prepared {
+            case .complete(let bytes, let close):
+                if !bytes.isEmpty { enqueue(bytes) }
+                if closed { return nil }
+                return machine.responseSent(close: close, now: monotonicNanos())
+            case .stream(let head, let framing, let close, let body):
+                task = Task { [self] in
+                    await runStream(head: head, framing: framing, close: close, body: body)
+                }
+                return nil
+            }
+        }
         let loop = self.loop
         task = Task { [self] in
             let response = await context.responder.respond(to: request)
@@ -229,6 +256,7 @@ final class ServerConnection: @unchecked Sendable {
                 await runStream(head: head, framing: framing, close: close, body: body)
             }
         }
+        return nil
     }
 
     private func runStream(head: [UInt8], framing: HTTPBodyFraming, close: Bool,
@@ -276,6 +304,28 @@ final class ServerConnection: @unchecked Sendable {
 
     func enqueue(_ bytes: [UInt8]) {
         if closed || bytes.isEmpty { return }
+        if output.isEmpty {
+            // Nothing queued (the usual case): write straight away, queue only the rest.
+            let result: IOResult<Int>
+            do {
+                result = try bytes.withUnsafeBytes { b throws(SocketError) in try Socket.write(fd, b) }
+            } catch {
+                finalClose()
+                return
+            }
+            var written = 0
+            if case .done(let n) = result { written = n }
+            if written == bytes.count {
+                if closeAfterFlush { beginLinger() }
+                return
+            }
+            lastWriteProgress = monotonicNanos()
+            output.append(bytes)
+            outputOffset = written
+            queuedBytes = bytes.count - written
+            awaitWritable()
+            return
+        }
         if queuedBytes == 0 { lastWriteProgress = monotonicNanos() }
         output.append(bytes)
         queuedBytes += bytes.count
