@@ -27,7 +27,6 @@ final class APIHandler: HTTPResponder {
 
     /// Per-(route, method, status) metric handles, so a request does not look its metrics up
     /// in the registry (labels, names, a lock) each time.
-    private let requestMetrics = RequestMetricCache()
 
     func respond(to request: HTTPRequest) async -> HTTPResponse {
         guard let server = server.withLock({ $0 }) else { return HTTPResponse(status: 503) }
@@ -137,8 +136,7 @@ final class APIHandler: HTTPResponder {
         var response = response
         response.headers.replace(name: "X-Request-ID", value: requestID)
         let duration = ContinuousClock.now - start
-        requestMetrics.record(route: template, method: request.method, status: response.status, duration: duration,
-                              metrics: server.metrics)
+        server.metrics.recordRequest(route: template, method: request.method, status: response.status, duration: duration)
         // The access log names the route template and the token's configured name: never the
         // raw path, the token, its hash or a tenant's data. Its metadata is built only when
         // the line is logged.
@@ -208,41 +206,6 @@ final class APIHandler: HTTPResponder {
             let response = try await body()
             span.attributes["http.response.status_code"] = response.status
             return response
-        }
-    }
-}
-
-/// The request metrics' handles by route template, method and status, made on first use.
-final class RequestMetricCache: Sendable {
-    private struct Key: Hashable {
-        let route: String
-        let method: String
-        let status: Int
-    }
-
-    /// Bounds the cache; beyond it (odd methods sent by clients) requests go to the registry.
-    private static let capacity = 1024
-    private let handles = Mutex<[Key: (Prometheus.Counter, Prometheus.DurationHistogram)]>([:])
-
-    /// Counts and times one request (the metrics of ``ServerMetrics/recordRequest(route:method:status:duration:)``).
-    func record(route: String, method: String, status: Int, duration: Duration, metrics: ServerMetrics) {
-        let key = Key(route: route, method: method, status: status)
-        if let (counter, histogram) = handles.withLock({ $0[key] }) {
-            counter.increment()
-            histogram.record(duration)
-            return
-        }
-        // The registry returns the same collectors for the same names and labels.
-        let counter = metrics.registry.makeCounter(
-            descriptor: ServerMetrics.name("http_requests", "total", "HTTP requests by route, method and status."),
-            labels: [("route", route), ("method", method), ("status", String(status))])
-        let histogram = metrics.registry.makeDurationHistogram(
-            descriptor: ServerMetrics.name("http_request_duration", "seconds", "HTTP request latency by route and method."),
-            labels: [("route", route), ("method", method)], buckets: metrics.factory.defaultDurationHistogramBuckets)
-        counter.increment()
-        histogram.record(duration)
-        handles.withLock { h in
-            if h.count < Self.capacity { h[key] = (counter, histogram) }
         }
     }
 }

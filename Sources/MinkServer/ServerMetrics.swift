@@ -1,3 +1,4 @@
+import Synchronization
 import Metrics
 import Prometheus
 
@@ -23,15 +24,40 @@ final class ServerMetrics: Sendable {
         sseSubscribers = registry.makeGauge(descriptor: Self.name("sse_subscribers", "", "Open server-sent-event subscriptions."))
     }
 
+    private struct RequestKey: Hashable {
+        let route: String
+        let method: String
+        let status: Int
+    }
+
+    /// Request metric handles by route template, method and status, made on first use (the
+    /// registry lookup per request was a measurable share of a `/healthz` request). Bounded:
+    /// beyond it (odd methods sent by clients) requests go to the registry each time.
+    private let requestHandles = Mutex<[RequestKey: (Prometheus.Counter, Prometheus.DurationHistogram)]>([:])
+    private static let requestHandleCapacity = 1024
+
     /// Counts and times one request.
     func recordRequest(route: String, method: String, status: Int, duration: Duration) {
-        let labels = [("route", route), ("method", method), ("status", String(status))]
-        registry.makeCounter(descriptor: Self.name("http_requests", "total", "HTTP requests by route, method and status."), labels: labels)
-            .increment()
-        registry.makeDurationHistogram(
+        let key = RequestKey(route: route, method: method, status: status)
+        if let (counter, histogram) = requestHandles.withLock({ $0[key] }) {
+            counter.increment()
+            histogram.record(duration)
+            return
+        }
+        // The registry returns the same collectors for the same names and labels.
+        let counter = registry.makeCounter(
+            descriptor: Self.name("http_requests", "total", "HTTP requests by route, method and status."),
+            labels: [("route", route), ("method", method), ("status", String(status))]
+        )
+        let histogram = registry.makeDurationHistogram(
             descriptor: Self.name("http_request_duration", "seconds", "HTTP request latency by route and method."),
             labels: [("route", route), ("method", method)], buckets: factory.defaultDurationHistogramBuckets
-        ).record(duration)
+        )
+        counter.increment()
+        histogram.record(duration)
+        requestHandles.withLock { h in
+            if h.count < Self.requestHandleCapacity { h[key] = (counter, histogram) }
+        }
     }
 
     static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
