@@ -25,9 +25,6 @@ final class APIHandler: HTTPResponder {
     /// Set once, right after the server is created (the two refer to each other).
     let server = Mutex<MinkServer?>(nil)
 
-    /// Per-(route, method, status) metric handles, so a request does not look its metrics up
-    /// in the registry (labels, names, a lock) each time.
-
     func respond(to request: HTTPRequest) async -> HTTPResponse {
         guard let server = server.withLock({ $0 }) else { return HTTPResponse(status: 503) }
         let start = ContinuousClock.now
@@ -66,6 +63,10 @@ final class APIHandler: HTTPResponder {
     /// routing, access control, span, metrics, access log), run on the connection's event loop
     /// without a task, since nothing in them waits. Every other path returns `nil`.
     func respondImmediately(to request: HTTPRequest) -> HTTPResponse? {
+        if request.method == "OPTIONS", let server = server.withLock({ $0 }), var preflight = server.cors.preflight(request) {
+            preflight.headers.replace(name: "X-Request-ID", value: RequestID.from(request))
+            return preflight
+        }
         guard request.path == "/healthz" else { return nil }
         guard let server = server.withLock({ $0 }) else { return HTTPResponse(status: 503) }
         let start = ContinuousClock.now
@@ -135,6 +136,7 @@ final class APIHandler: HTTPResponder {
     ) -> HTTPResponse {
         var response = response
         response.headers.replace(name: "X-Request-ID", value: requestID)
+        server.cors.decorate(&response, for: request)
         let duration = ContinuousClock.now - start
         server.metrics.recordRequest(route: template, method: request.method, status: response.status, duration: duration)
         // The access log names the route template and the token's configured name: never the

@@ -25,6 +25,8 @@ public final class MinkServer: Sendable {
     let authenticator: Authenticator
     /// Tenant resolution, existence and the tenants' stores.
     let tenants: TenantRouter
+    /// Cross-origin access for browsers (`http.cors.allowedOrigins`).
+    let cors: CORS
     /// The projections (declared in the config, plus Swift ones registered before ``start()``).
     public let projections: ProjectionService
     /// A config error found while compiling the declared projections; ``start()`` throws it.
@@ -60,6 +62,7 @@ public final class MinkServer: Sendable {
         opts.middleware = [.metrics(DescribedMetricsFactory(base: metrics.factory))]
         self.store = EventStore(adapter: storage.events, options: opts)
         self.authenticator = Authenticator(configuration.auth)
+        self.cors = CORS(allowedOrigins: configuration.http.corsAllowedOrigins)
         let tenants = TenantRouter(
             root: store, catalog: storage.events as? any TenantCatalog ?? ImplicitTenantCatalog(),
             autoCreate: configuration.tenancy.autoCreate
