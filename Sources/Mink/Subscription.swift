@@ -100,7 +100,8 @@ public struct SubscriptionMessages: AsyncSequence, Sendable {
                     // Read the stream by version; then continue on the global log from a position
                     // at which every earlier event of the stream has been read.
                     let h = try await m.hub.headPosition()
-                    let page = try await m.adapter.readStream(id, from: streamVersion + 1, limit: m.pageSize, direction: .forward)
+                    // A start at the largest version has nothing after it (and must not overflow).
+                    let page = streamVersion == Int64.max ? [] : try await m.adapter.readStream(id, from: streamVersion + 1, limit: m.pageSize, direction: .forward)
                     if let last = page.last {
                         cursor = Swift.max(cursor, last.globalPosition)
                         streamVersion = last.version

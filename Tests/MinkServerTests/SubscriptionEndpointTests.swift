@@ -91,6 +91,23 @@ struct SubscriptionEndpointTests {
         }
     }
 
+    /// Starts at the largest positions and versions are answered (caught up), never a crash.
+    @Test func extremeStartPositions() async throws {
+        try await withServer { s in
+            try await s.request("POST", "/v1/streams/s-1", json: appendBody(["A"]))
+            let max = String(Int64.max)
+            for target in ["/v1/subscriptions/streams/s-1?after=\(max)", "/v1/subscriptions/all?after=\(max)", "/v1/subscriptions/categories/s?after=\(max)"] {
+                let got = try await collect(s, target) { $0.last?.event == "caught-up" }
+                #expect(got.map(\.event) == ["caught-up"], "\(target)")
+            }
+            let resumed = try await collect(s, "/v1/subscriptions/streams/s-1", lastEventID: max) { $0.last?.event == "caught-up" }
+            #expect(resumed.map(\.event) == ["caught-up"])
+            #expect(try await s.request("GET", "/v1/streams/s-1?from=\(max)")["events"]?.arrayValue?.isEmpty == true)
+            #expect(try await s.request("GET", "/v1/events?after=\(max)")["events"]?.arrayValue?.isEmpty == true)
+            #expect(try await s.request("GET", "/healthz").status == 200)
+        }
+    }
+
     @Test func keepaliveAfterIdle() async throws {
         try await withServer(keepalive: .milliseconds(200)) { s in
             let conn = try await RawConnection.open(port: s.port)
