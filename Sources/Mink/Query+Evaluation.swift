@@ -31,7 +31,7 @@ extension Query {
             return a.id < b.id
         }
         let start = min(offsetCount, sorted.count)
-        let end = limitCount.map { min(start + $0, sorted.count) } ?? sorted.count
+        let end = limitCount.map { start + min($0, sorted.count - start) } ?? sorted.count
         return Array(sorted[start..<end])
     }
 }

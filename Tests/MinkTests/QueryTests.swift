@@ -49,6 +49,7 @@ struct QueryTests {
         #expect(orders.map(\.id) == ["1", "2"])
         #expect(try await repo.find(Query().where("address.city", .equal, "Berlin").orderBy("id")).map(\.id) == ["1", "4"])
         #expect(try await repo.find(Query().orderBy("total").offset(1).limit(2)).map(\.id) == ["4", "1"])
+        #expect(try await repo.find(Query().orderBy("total").offset(1).limit(Int.max)).map(\.id) == ["4", "1", "3"], "no overflow")
         #expect(try await repo.findOne(Query().where("name", "like", "B%"))?.id == "2")
         #expect(try await repo.findOne(Query().where("name", "=", "Nobody")) == nil)
         #expect(try await repo.find(Query().where("address", "is null")).map(\.id) == ["3"])
