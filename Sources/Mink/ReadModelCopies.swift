@@ -50,6 +50,15 @@ public struct ReadModelGenerations: Sendable, Hashable {
         return n
     }
 
+    /// Whether a name is the physical name of a rebuild copy (`<model>__g<n>`, n > 1): an
+    /// internal name that clients do not address.
+    public static func isCopyName(_ name: String) -> Bool {
+        guard let r = name.range(of: "__g", options: .backwards), r.lowerBound > name.startIndex,
+            let n = UInt32(name[r.upperBound...]), n > 1
+        else { return false }
+        return true
+    }
+
     /// Reads the generations of a projection inside a transaction.
     public static func read(_ projection: String, in tx: any ReadModelTransaction) throws -> ReadModelGenerations {
         ReadModelGenerations(packed: try tx.checkpoint(key(projection)))

@@ -36,6 +36,12 @@ extension MinkServer {
     /// the read runs).
     func readModels(_ c: RequestContext) async throws -> HTTPResponse {
         let store = c.tenant == Mink.TenantID.default ? storage.readModels : try storage.readModels.forTenant(c.tenant)
+        switch c.route {
+        case .readModelDocument(let model, _), .readModelList(let model), .readModelQuery(let model), .readModelCount(let model):
+            // Rebuild copies are reached through their model's name only.
+            if ReadModelGenerations.isCopyName(model) { throw APIError(.notFound, "no read model \(model)") }
+        default: break
+        }
         let engine = try await projections.engine(forTenant: c.tenant)
         switch c.route {
         case .readModelDocument(let model, let id):

@@ -61,6 +61,9 @@ struct ProjectionRebuildTests {
             let after = try await Self.everything(s)
             #expect(after.text == baseline.text, "the rebuilt copy equals the old one")
             #expect(try await Self.modelsAfterDrop(storage, expecting: ["orders__g2"]) == ["orders__g2"], "reads switched, the old copy dropped")
+            // The physical copy is internal: clients address the model by its name only.
+            #expect(try await s.request("GET", "/v1/readmodels/orders__g2/o1").status == 404)
+            #expect(try await s.request("POST", "/v1/readmodels/orders__g2/count", json: #"{"where":[]}"#).status == 404)
             // A second rebuild goes on to copy 3; reads keep working throughout.
             #expect(try await s.request("POST", "/v1/projections/orders/rebuild").status == 202)
             try await s.waitForProjection("orders")
