@@ -99,6 +99,17 @@ public final class MinkServer: Sendable {
         // Storage must answer before the server calls itself ready.
         _ = try await store.headPosition()
         try await projections.start()
+        // Every known tenant's projections catch up from the start, not only once a request
+        // names the tenant.
+        if !projections.entries.isEmpty {
+            do {
+                for tenant in try await tenants.catalog.tenants() where tenant != Mink.TenantID.default {
+                    projections.tenantUsed(tenant)
+                }
+            } catch {
+                logger.warning("cannot list tenants to start their projections", metadata: ["error": "\(error)"])
+            }
+        }
         state.withLock { $0.ready = true }
         return port
     }

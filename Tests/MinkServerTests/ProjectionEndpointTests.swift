@@ -156,3 +156,30 @@ struct ProjectionCompileTests {
         #expect(throws: ConfigError.self) { try DeclaredProjection.compile(reserved.projections) }
     }
 }
+
+@Suite("Projections of every tenant after a restart")
+struct ProjectionRestartTenantsTests {
+    /// After a restart, a tenant's async projections catch up at start-up, before any request
+    /// names the tenant (seen through the projection gauges, which carry no tenant).
+    @Test func tenantsProjectionsStartWithTheServer() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let yaml = ordersYAML(mode: "async")
+        try await withProjectionServer(.sqlite, yaml: yaml, directory: dir) { s, _ in
+            for i in 0..<5 {
+                let r = try await s.request("POST", "/v1/streams/order-\(i)", json: #"{"events":[{"type":"OrderCreated","data":{"orderId":"o\#(i)","total":1}}]}"#, headers: [("Mink-Tenant", "acme")])
+                #expect(r.status == 201)
+            }
+        }
+        // A new server on the same files: nothing asks for tenant acme.
+        try await withProjectionServer(.sqlite, yaml: yaml, directory: dir) { s, _ in
+            var text = ""
+            for _ in 0..<250 {
+                text = try await s.request("GET", "/metrics").text
+                if text.contains(#"minkd_projection_checkpoint{projection="orders"} 5"#) { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(text.contains(#"minkd_projection_checkpoint{projection="orders"} 5"#), "acme's projection did not start")
+        }
+    }
+}
