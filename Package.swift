@@ -99,10 +99,12 @@ let package = Package(
             dependencies: ["MinkServer", "MinkHTTP", "MinkWire", "MinkConfig", "Mink", "MinkSQLite", "MinkPostgres"],
             swiftSettings: swiftSettings
         ),
+        // The seed's order example, shared by the core's and the client's tests.
+        .target(name: "MinkTestFixtures", dependencies: ["Mink"], path: "Tests/MinkTestFixtures", swiftSettings: swiftSettings),
         .testTarget(
             name: "MinkTests",
             dependencies: [
-                "Mink", "MinkTesting",
+                "Mink", "MinkTesting", "MinkTestFixtures",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
             ],
@@ -130,7 +132,7 @@ let package = Package(
         .testTarget(
             name: "MinkClientTests",
             dependencies: [
-                "MinkClient", "Mink", "MinkServer", "MinkConfig", "MinkHTTP", "MinkWire",
+                "MinkClient", "Mink", "MinkTestFixtures", "MinkServer", "MinkConfig", "MinkHTTP", "MinkWire",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

@@ -4,6 +4,7 @@ import Logging
 import Metrics
 import MetricsTestKit
 import Mink
+import MinkTestFixtures
 import MinkTesting
 import Synchronization
 import Testing

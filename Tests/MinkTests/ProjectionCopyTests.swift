@@ -1,5 +1,6 @@
 import Foundation
 import Mink
+import MinkTestFixtures
 import MinkTesting
 import Testing
 

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Mink
+import MinkTestFixtures
 import MinkClient
 import MinkConfig
 import MinkHTTP
