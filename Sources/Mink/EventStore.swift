@@ -298,23 +298,11 @@ public final class EventStore: Sendable {
     /// through the registry. A missing stream leaves a new aggregate at version 0.
     /// - Throws: `.eventTypeNotRegistered` for a stored type with no Swift type.
     public func loadAggregate(_ aggregate: some Aggregate) async throws {
-        var from: Int64 = 1
-        if let snaps = options.snapshots, let s = aggregate as? any SnapshottableAggregate,
-            let snapshot = try await snaps.adapter.loadSnapshot(streamID: aggregate.aggregateID)
-        {
-            try s.restore(fromSnapshot: snapshot.state)
-            aggregate.version = snapshot.version
-            from = snapshot.version + 1
-        }
-        while true {
-            let page = try await readStream(aggregate.aggregateID, from: from, limit: 1000, direction: .forward)
-            for event in page {
-                try aggregate.applyEvent(try options.registry.decode(event, using: options.serializer))
-                aggregate.version = event.version
-            }
-            guard page.count == 1000, let last = page.last else { break }
-            from = last.version + 1
-        }
+        try await AggregateReplay.load(
+            aggregate, registry: options.registry, serializer: options.serializer, pageSize: 1000,
+            loadSnapshot: { try await options.snapshots?.adapter.loadSnapshot(streamID: aggregate.aggregateID) },
+            readPage: { try await readStream(aggregate.aggregateID, from: $0, limit: 1000, direction: .forward) }
+        )
     }
 
     /// Appends an aggregate's uncommitted events with its version as the expected version (seed:
@@ -324,23 +312,17 @@ public final class EventStore: Sendable {
     ///   writer saved the aggregate first.
     @discardableResult
     public func saveAggregate(_ aggregate: some Aggregate, metadata: Metadata = Metadata()) async throws -> AppendResult? {
-        let events = aggregate.uncommittedEvents
-        if events.isEmpty { return nil }
-        let previous = aggregate.version
-        let result = try await append(aggregate.aggregateID, events, expectedVersion: .exact(previous), metadata: metadata)
-        aggregate.version = result.toVersion
-        aggregate.clearUncommittedEvents()
-        if let snaps = options.snapshots, let s = aggregate as? any SnapshottableAggregate,
-            snaps.policy.shouldSnapshot(previousVersion: previous, newVersion: result.toVersion)
-        {
-            do {
-                try await snaps.adapter.saveSnapshot(Snapshot(streamID: aggregate.aggregateID, version: result.toVersion, state: try s.snapshotState()))
-            } catch {
-                // The events are committed; a missing snapshot only makes the next load longer.
-                options.logger.warning("snapshot failed", metadata: ["mink.stream": "\(aggregate.aggregateID)", "error": "\(error)"])
+        let id = aggregate.aggregateID
+        return try await AggregateReplay.save(
+            aggregate, policy: options.snapshots?.policy,
+            append: { events, expected in try await append(id, events, expectedVersion: expected, metadata: metadata) },
+            saveSnapshot: { version, state in
+                try await options.snapshots?.adapter.saveSnapshot(Snapshot(streamID: id, version: version, state: state))
+            },
+            snapshotFailed: { error in
+                options.logger.warning("snapshot failed", metadata: ["mink.stream": "\(id)", "error": "\(error)"])
             }
-        }
-        return result
+        )
     }
 
     // MARK: Terminal handler

@@ -11,28 +11,18 @@ extension MinkClient {
     /// - Throws: `.eventTypeNotRegistered` for a stored type with no Swift type,
     ///   `.serializationFailed`, transport errors.
     public func loadAggregate(_ aggregate: some Aggregate, pageSize: Int = 1000) async throws {
-        var from: Int64 = 1
-        if let snapshottable = aggregate as? any SnapshottableAggregate,
-            let snapshot = try await loadSnapshot(aggregate.aggregateID)
-        {
-            try snapshottable.restore(fromSnapshot: snapshot.state)
-            aggregate.version = snapshot.version
-            from = snapshot.version + 1
-        }
-        while true {
-            let page: [Event]
-            do {
-                page = try await readStream(aggregate.aggregateID, from: from, limit: pageSize)
-            } catch let error as MinkError where error.code == .streamNotFound {
-                return  // a new aggregate (or, with a snapshot, nothing after it)
+        let id = aggregate.aggregateID
+        try await AggregateReplay.load(
+            aggregate, registry: registry, serializer: serializer, pageSize: pageSize,
+            loadSnapshot: { try await loadSnapshot(id) },
+            readPage: { from in
+                do {
+                    return try await readStream(id, from: from, limit: pageSize)
+                } catch let error as MinkError where error.code == .streamNotFound {
+                    return []  // a new aggregate (or, with a snapshot, nothing after it)
+                }
             }
-            for event in page {
-                try aggregate.applyEvent(try registry.decode(event, using: serializer))
-                aggregate.version = event.version
-            }
-            guard page.count == pageSize, let last = page.last else { return }
-            from = last.version + 1
-        }
+        )
     }
 
     /// Appends an aggregate's uncommitted events with its version as the expected version, like
@@ -44,18 +34,12 @@ extension MinkClient {
     ///   when another writer saved the aggregate first.
     @discardableResult
     public func saveAggregate(_ aggregate: some Aggregate, metadata: Metadata = Metadata()) async throws -> AppendResult? {
-        let events = aggregate.uncommittedEvents
-        if events.isEmpty { return nil }
-        let previous = aggregate.version
-        let result = try await append(aggregate.aggregateID, events, expectedVersion: .exact(previous), metadata: metadata)
-        aggregate.version = result.toVersion
-        aggregate.clearUncommittedEvents()
-        if let snapshottable = aggregate as? any SnapshottableAggregate,
-            snapshotPolicy.shouldSnapshot(previousVersion: previous, newVersion: result.toVersion)
-        {
-            _ = try? await saveSnapshot(aggregate.aggregateID, version: result.toVersion, state: try snapshottable.snapshotState())
-        }
-        return result
+        let id = aggregate.aggregateID
+        return try await AggregateReplay.save(
+            aggregate, policy: snapshotPolicy,
+            append: { events, expected in try await append(id, events, expectedVersion: expected, metadata: metadata) },
+            saveSnapshot: { version, state in _ = try await saveSnapshot(id, version: version, state: state) }
+        )
     }
 
     /// Stores a snapshot of an aggregate's current state at its current version.
