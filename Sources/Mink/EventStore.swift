@@ -153,6 +153,13 @@ public final class EventStore: Sendable {
         }
     }
 
+    /// Forgets the store of a tenant (its tenant was deleted): the next `forTenant` call makes a
+    /// new one, with a new hub. Returns the forgotten store, whose hub the caller shuts down.
+    @discardableResult
+    public func forgetTenant(_ tenantID: String) -> EventStore? {
+        tenants.stores.withLock { $0.removeValue(forKey: tenantID) }
+    }
+
     // MARK: Inline projections
 
     /// Adds a projection that runs inside every append's transaction of this store.

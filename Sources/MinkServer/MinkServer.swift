@@ -72,10 +72,7 @@ public final class MinkServer: Sendable {
         var compileError: (any Error)?
         do { declared = try DeclaredProjection.compile(configuration.projections) } catch { compileError = error }
         self.projectionError = compileError
-        // Projections run on the router's tenant stores, so that appends wake them (one hub per tenant).
-        self.projections = ProjectionService(
-            store: store, storage: storage, declared: declared, logger: logger, tenantStore: { try tenants.store(for: $0) }
-        )
+        self.projections = ProjectionService(store: store, storage: storage, declared: declared, logger: logger)
 
         var http = HTTPServerConfiguration(host: configuration.listen.host, port: configuration.listen.port)
         http.limits.maxRequestLineBytes = configuration.limits.maxRequestLineBytes

@@ -33,8 +33,6 @@ public final class ProjectionService: Sendable {
     }
 
     let rootStore: EventStore
-    /// The store of a tenant (the server's tenant router, so that the tenant has one hub).
-    let tenantStore: @Sendable (String) throws -> EventStore
     let storage: ServerStorage
     let logger: Logger
     /// How async projections run: batches of up to 500 events; a commit wakes them at once
@@ -48,11 +46,9 @@ public final class ProjectionService: Sendable {
     /// (``DeclaredProjection/compile(_:)``) and passed here.
     public init(
         store: EventStore, storage: ServerStorage, declared: [DeclaredProjection], logger: Logger,
-        options: AsyncOptions = AsyncOptions(batchSize: 500, batchTimeout: .seconds(1), retryPolicy: RetryPolicy(maxAttempts: 4)),
-        tenantStore: (@Sendable (String) throws -> EventStore)? = nil
+        options: AsyncOptions = AsyncOptions(batchSize: 500, batchTimeout: .seconds(1), retryPolicy: RetryPolicy(maxAttempts: 4))
     ) {
         self.rootStore = store
-        self.tenantStore = tenantStore ?? { [store] tenant in try store.forTenant(tenant) }
         self.storage = storage
         self.logger = logger
         self.options = options
@@ -118,7 +114,8 @@ public final class ProjectionService: Sendable {
 
     private func makeEngine(_ tenant: String, _ entries: [Entry]) async throws -> ProjectionEngine {
         let isDefault = tenant == Mink.TenantID.default
-        let store = isDefault ? rootStore : try tenantStore(tenant)
+        // The root's tenant stores are the router's too: one store, one hub, per tenant.
+        let store = isDefault ? rootStore : try rootStore.forTenant(tenant)
         let readModels = isDefault ? storage.readModels : try storage.readModels.forTenant(tenant)
         let engine = ProjectionEngine(store: store, readModels: readModels)
         // Other processes learn of a switch to a rebuilt copy within their lease retry interval.

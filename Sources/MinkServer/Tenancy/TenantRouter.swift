@@ -6,10 +6,10 @@ import Synchronization
 ///
 /// Every request runs in exactly one tenant, and everything it touches comes from that
 /// tenant's ``EventStore`` (its adapter, snapshots, hub and so its subscriptions) or that
-/// tenant's scoped read-model store. Stores are made with the library's own
-/// `EventStore.forTenant(_:)` and cached here, not in the root store, so that deleting a tenant
-/// can drop its store and end its subscriptions: a tenant created again under the same ID must
-/// not inherit the old one's live buffer.
+/// tenant's scoped read-model store. Stores come from the root's `EventStore.forTenant(_:)`
+/// (so the projection service and the router share one store, one hub, per tenant); deleting a
+/// tenant forgets its store there (`forgetTenant`) and ends its subscriptions: a tenant created
+/// again under the same ID must not inherit the old one's live buffer.
 ///
 /// Existence (``TenantCatalog``): writes to an unknown tenant create it when `autoCreate` is on
 /// and are `404` otherwise; reads never create a tenant — they answer as for an empty tenant
@@ -73,12 +73,9 @@ final class TenantRouter: Sendable {
     func store(for tenant: String) throws -> EventStore {
         if tenant == TenantID.default { return root }
         if let store = state.withLock({ $0.stores[tenant] }) { return store }
-        // A throwaway root with the server root's adapter and options: `forTenant` scopes the
-        // adapter and snapshots, and stamps the tenant ID into every appended event's metadata.
-        // Inline projections registered on the root since it was made run in the tenant's appends too.
-        var options = root.options
-        options.inlineProjections = root.inlineProjections
-        let made = try EventStore(adapter: root.adapter, options: options).forTenant(tenant)
+        // `forTenant` scopes the adapter and snapshots, stamps the tenant ID into appended
+        // events' metadata and runs the root's inline projections; deletion forgets it again.
+        let made = try root.forTenant(tenant)
         return state.withLock { s in
             if let store = s.stores[tenant] { return store }
             s.stores[tenant] = made
@@ -209,6 +206,7 @@ final class TenantRouter: Sendable {
         let (store, lifetime) = state.withLock { s -> (EventStore?, TenantLifetime?) in
             s.known.remove(tenant)
             s.deletions[tenant, default: 0] += 1
+            root.forgetTenant(tenant)
             return (s.stores.removeValue(forKey: tenant), s.lifetimes.removeValue(forKey: tenant))
         }
         lifetime?.end()
