@@ -33,6 +33,7 @@ let package = Package(
         // C shims: system libraries from Debian's -dev packages.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
+        .systemLibrary(name: "CEpoll", path: "Sources/CEpoll"),
         .systemLibrary(name: "CLibPQ", path: "Sources/CLibPQ", pkgConfig: "libpq"),
 
         .target(
@@ -45,7 +46,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(name: "MinkTesting", dependencies: ["Mink"], swiftSettings: swiftSettings),
-        .target(name: "MinkHTTP", dependencies: ["CZlib"], swiftSettings: swiftSettings),
+        .target(name: "MinkHTTP", dependencies: ["CZlib", "CEpoll"], swiftSettings: swiftSettings),
         .target(
             name: "MinkPostgres",
             dependencies: ["Mink", "MinkSQL", "CLibPQ", .product(name: "Logging", package: "swift-log")],

@@ -75,7 +75,7 @@ public protocol HTTPResponder: Sendable {
     /// The synchronous fast path: returns the response when it is ready at once, or
     /// `nil` to have ``respond(to:)`` run in a task as usual.
     ///
-    /// It is called first for every request, on the connection's event-loop queue, so it
+    /// It is called first for every request, on the connection's event loop, so it
     /// must be cheap and must never block or wait: answer only requests whose response
     /// needs no I/O and little computation (health checks, fixed documents), and return
     /// `nil` quickly for all others. A `.stream` body returned here still runs in a task.

@@ -17,7 +17,8 @@ public struct HTTPServerMetrics: Sendable, Equatable {
 
 /// An HTTP/1.1 server on non-blocking POSIX sockets.
 ///
-/// Connections are spread over a few event-loop queues (``HTTPServerConfiguration/eventLoopCount``);
+/// Connections are spread over a few event loops (``HTTPServerConfiguration/eventLoopCount``),
+/// each a serial queue with an `epoll` set and one poller thread;
 /// each request runs the ``HTTPResponder`` in its own task. Responses on one
 /// connection are written in request order.
 ///
@@ -89,11 +90,17 @@ public final class HTTPServer: Sendable {
         _ = ignoreSIGPIPE
         let configuration = context.configuration
         let (fd, port) = try Socket.listen(host: configuration.host, port: configuration.port, backlog: configuration.backlog)
+        do {
+            for loop in loops { try loop.start(tickInterval: configuration.tickInterval) }
+        } catch {
+            Socket.close(fd)
+            for loop in loops { loop.stop() }
+            throw error
+        }
         state.withLock {
             $0.listener = fd
             $0.port = port
         }
-        for loop in loops { loop.startTicking(every: configuration.tickInterval) }
         acceptQueue.sync {
             let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: acceptQueue)
             source.setEventHandler { [self] in acceptPending(fd) }
@@ -199,9 +206,13 @@ public final class HTTPServer: Sendable {
                     c.resume()
                 }
             }
-            loop.stopTicking()
+            loop.stop()
         }
     }
+
+    /// The kernel IDs of the event loops' poller threads (tests check that there is one per
+    /// loop and that none outlives ``shutdown(gracePeriod:)``).
+    var pollerThreadIDs: [Int32] { loops.compactMap(\.pollerThreadID) }
 
     private func allConnectionsClosed() async -> Bool {
         for loop in loops {

@@ -27,7 +27,8 @@ public struct HTTPServerConfiguration: Sendable {
     public var gzipMinBytes: Int
     /// Default time ``HTTPServer/shutdown(gracePeriod:)`` waits for in-flight work.
     public var shutdownGracePeriod: Duration
-    /// Number of event-loop queues (each owns many connections); default one per core.
+    /// Number of event loops (each owns many connections and one poller thread); default
+    /// one per core.
     public var eventLoopCount: Int
     /// `listen(2)` backlog.
     public var backlog: Int32

@@ -1,4 +1,6 @@
 import Dispatch
+import Glibc
+import CEpoll
 
 /// The I/O shell of one accepted connection: reads feed the
 /// ``HTTPConnectionStateMachine``, whose actions it performs (write, run the
@@ -15,11 +17,10 @@ final class ServerConnection: @unchecked Sendable {
     private let counted: Bool
 
     private var machine: HTTPConnectionStateMachine
-    private var readSource: DispatchSourceRead?
-    private var readSuspended = false
-    private var writeSource: DispatchSourceWrite?
-    private var writeSuspended = true
-    private var openSources = 0
+    /// The loop's name for this connection's socket; 0 until registered.
+    private var token: UInt64 = 0
+    private var readPaused = false
+    private var awaitingWritable = false
 
     private var output: [[UInt8]] = []
     private var outputOffset = 0
@@ -56,12 +57,11 @@ final class ServerConnection: @unchecked Sendable {
     /// Registers with the loop and starts reading.
     func start() {
         loop.connections[ObjectIdentifier(self)] = self
-        let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: loop.queue)
-        source.setEventHandler { [unowned self] in self.onReadable() }
-        source.setCancelHandler { [self] in self.sourceCancelled() }
-        openSources += 1
-        readSource = source
-        source.resume()
+        token = loop.register(self)
+        if token == 0 {
+            finalClose()
+            return
+        }
         if context.shuttingDown.load(ordering: .relaxed) {
             run(machine.beginShutdown())
         }
@@ -73,30 +73,14 @@ final class ServerConnection: @unchecked Sendable {
         run([.write(HTTPConnectionStateMachine.errorResponse(status: 503, message: "too many connections")), .close])
     }
 
-    private func sourceCancelled() {
-        openSources -= 1
-        if openSources == 0 {
-            // Only now may the descriptor be closed: a source still registered on a
-            // reused descriptor number would fire for someone else's socket.
-            Socket.close(fd)
-        }
-    }
-
     /// Closes at once: cancels sources, fails waiting writers, cancels a stream.
     func finalClose() {
         if closed { return }
         closed = true
         loop.connections[ObjectIdentifier(self)] = nil
-        if let readSource {
-            if readSuspended { readSource.resume() }
-            readSource.cancel()
-        }
-        if let writeSource {
-            if writeSuspended { writeSource.resume() }
-            writeSource.cancel()
-        }
-        readSource = nil
-        writeSource = nil
+        // Out of the loop's set before the number can be reused by another socket.
+        if token != 0 { loop.unregister(fd, token: token) }
+        Socket.close(fd)
         output = []
         queuedBytes = 0
         failWaiters(HTTPConnectionClosedError())
@@ -127,6 +111,24 @@ final class ServerConnection: @unchecked Sendable {
         if let deadline = machine.deadline, now >= deadline {
             run(machine.timerFired(now: now))
         }
+    }
+
+    // MARK: - Events
+
+    /// What the loop's `epoll_wait` reported for this socket.
+    func handle(events: UInt32) {
+        if closed { return }
+        let failed = events & (EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0
+        if !readPaused, failed || events & EPOLLIN.rawValue != 0 {
+            onReadable()
+        }
+        if !closed, awaitingWritable, failed || events & EPOLLOUT.rawValue != 0 {
+            flush()
+        }
+        // A hang-up means both directions are shut (a reset, or the peer's FIN after our
+        // own half-close): nothing more can be read or written. It is reported whatever
+        // the interest, so leaving the socket registered would spin.
+        if !closed, failed { finalClose() }
     }
 
     // MARK: - Reading
@@ -172,15 +174,19 @@ final class ServerConnection: @unchecked Sendable {
     }
 
     private func pauseReading() {
-        guard !readSuspended, let readSource else { return }
-        readSuspended = true
-        readSource.suspend()
+        guard !readPaused, !closed else { return }
+        readPaused = true
+        updateInterest()
     }
 
     private func resumeReading() {
-        guard readSuspended, !peerEOF, let readSource else { return }
-        readSuspended = false
-        readSource.resume()
+        guard readPaused, !peerEOF, !closed else { return }
+        readPaused = false
+        updateInterest()
+    }
+
+    private func updateInterest() {
+        loop.update(fd, token: token, read: !readPaused, write: awaitingWritable)
     }
 
     // MARK: - Actions
@@ -359,25 +365,18 @@ final class ServerConnection: @unchecked Sendable {
                 }
             }
         }
-        if let writeSource, !writeSuspended {
-            writeSuspended = true
-            writeSource.suspend()
+        if awaitingWritable {
+            awaitingWritable = false
+            updateInterest()
         }
         wakeWaitersIfBelowLowWater()
         if closeAfterFlush { beginLinger() }
     }
 
     private func awaitWritable() {
-        if writeSource == nil {
-            let source = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: loop.queue)
-            source.setEventHandler { [unowned self] in self.flush() }
-            source.setCancelHandler { [self] in self.sourceCancelled() }
-            openSources += 1
-            writeSource = source
-        }
-        if writeSuspended {
-            writeSuspended = false
-            writeSource!.resume()
+        if !awaitingWritable {
+            awaitingWritable = true
+            updateInterest()
         }
     }
 

@@ -20,10 +20,19 @@ final class RawClient: @unchecked Sendable {
     let fd: Int32
     var received: [UInt8] = []
     var closed = false
+    private var released = false
 
     private init(fd: Int32) { self.fd = fd }
 
-    deinit { Glibc.close(fd) }
+    deinit { if !released { Glibc.close(fd) } }
+
+    /// Closes with a reset (`SO_LINGER` 0): the server sees `ECONNRESET`, not a FIN.
+    func reset() {
+        var l = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
+        Glibc.close(fd)
+        released = true
+    }
 
     static func connect(port: Int, receiveBuffer: Int32? = nil) async throws -> RawClient {
         let result: Result<Int32, SocketError> = await onIOThread {

@@ -1,0 +1,82 @@
+import Foundation
+import Glibc
+import Testing
+@testable import MinkHTTP
+
+/// The server's event loops: one poller thread per loop whatever the number of
+/// connections, none left after shutdown, and sockets that fail are dropped without
+/// spinning.
+@Suite struct EventLoopTests {
+    /// Whether a thread of this process is alive.
+    static func threadExists(_ tid: Int32) -> Bool {
+        FileManager.default.fileExists(atPath: "/proc/self/task/\(tid)")
+    }
+
+    /// A thread's CPU time so far, in clock ticks (utime + stime).
+    static func cpuTicks(_ tid: Int32) -> Int {
+        guard let stat = try? String(contentsOfFile: "/proc/self/task/\(tid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return 0 }
+        // After the command come the state (field 3) ... utime and stime (fields 14, 15).
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
+    }
+
+    static func waitFor(_ seconds: Double, _ condition: () -> Bool) async -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return condition()
+    }
+
+    @Test func onePollerThreadPerLoopAndNoneAfterShutdown() async throws {
+        let threads = try await withTestServer({ $0.eventLoopCount = 3 }) { server, port in
+            var clients: [RawClient] = []
+            for _ in 0..<100 {
+                let c = try await RawClient.connect(port: port)
+                await c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                clients.append(c)
+            }
+            for c in clients {
+                let r = await c.readResponses(1)
+                #expect(r.first?.head.status == 200)
+            }
+            #expect(server.metrics.openConnections == 100)
+            #expect(await Self.waitFor(2) { server.pollerThreadIDs.count == 3 })
+            let threads = server.pollerThreadIDs
+            #expect(Set(threads).count == 3)
+            #expect(threads.allSatisfy(Self.threadExists))
+            return threads
+        }
+        #expect(threads.count == 3)
+        #expect(await Self.waitFor(5) { !threads.contains(where: Self.threadExists) })
+    }
+
+    @Test func resetConnectionIsDroppedWithoutSpinning() async throws {
+        try await withTestServer({ $0.eventLoopCount = 1 }) { server, port in
+            #expect(await Self.waitFor(2) { server.pollerThreadIDs.count == 1 })
+            let poller = try #require(server.pollerThreadIDs.first)
+            let c = try await RawClient.connect(port: port)
+            // A slow request, then more pipelined input than the server buffers: reading is
+            // paused, so the reset is reported as a hang-up without input interest.
+            var bytes = Array("GET /delay?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+            let next = Array("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+            while bytes.count < 200 * 1024 { bytes += next }
+            await c.send(bytes)
+            #expect(await Self.waitFor(2) { server.metrics.totalRequests == 1 })
+            try await Task.sleep(for: .milliseconds(100))
+            c.reset()
+            #expect(await Self.waitFor(1) { server.metrics.openConnections == 0 })
+            // The loop is idle afterwards, not busy with a socket it no longer owns.
+            let before = Self.cpuTicks(poller)
+            try await Task.sleep(for: .milliseconds(500))
+            let used = Self.cpuTicks(poller) - before
+            #expect(used < 20, "the poller used \(used) ticks in 0.5 s")
+            // And it still serves.
+            let d = try await RawClient.connect(port: port)
+            await d.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(await d.readResponses(1).first?.head.status == 200)
+        }
+    }
+}
