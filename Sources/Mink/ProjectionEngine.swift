@@ -44,6 +44,22 @@ public actor ProjectionEngine {
         /// While rebuilding into a new copy of the read model: the new copy's checkpoint
         /// (`checkpoint` stays the serving copy's).
         public var rebuildCheckpoint: UInt64?
+
+        /// Creates a status (the engine makes them; a server answering for a tenant whose
+        /// engine is not running makes one too).
+        public init(
+            name: String, mode: Mode, state: State, checkpoint: UInt64, head: UInt64, lastError: String? = nil,
+            faultedPosition: UInt64? = nil, rebuildCheckpoint: UInt64? = nil
+        ) {
+            self.name = name
+            self.mode = mode
+            self.state = state
+            self.checkpoint = checkpoint
+            self.head = head
+            self.lastError = lastError
+            self.faultedPosition = faultedPosition
+            self.rebuildCheckpoint = rebuildCheckpoint
+        }
     }
 
     let store: EventStore

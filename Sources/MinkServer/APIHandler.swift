@@ -25,6 +25,11 @@ final class APIHandler: HTTPResponder {
     /// Set once, right after the server is created (the two refer to each other).
     let server = Mutex<MinkServer?>(nil)
 
+    /// Whether a tracing instrument was bootstrapped when the server was created (as
+    /// swift-distributed-tracing asks: once, at the start of the program). Without one a
+    /// span records nothing, so none is made; checked once rather than per request.
+    private let tracingEnabled = !(InstrumentationSystem.instrument is NoOpInstrument)
+
     func respond(to request: HTTPRequest) async -> HTTPResponse {
         guard let server = server.withLock({ $0 }) else { return HTTPResponse(status: 503) }
         let start = ContinuousClock.now
@@ -78,15 +83,16 @@ final class APIHandler: HTTPResponder {
             // `GET` and `HEAD /healthz` route to `.healthz` (what the router answers, without
             // splitting the path); other methods get the router's 405.
             let known: Route? = request.method == "GET" || request.method == "HEAD" ? .healthz : nil
-            let (route, principal, tenant) = try admission(request, server: server, route: known)
+            let (route, principal, _) = try admission(request, server: server, route: known)
             template = route.template
             tokenName = principal?.name
             // `/healthz` uses no tenant (no lease, nothing to wait for); `admit` would return at once.
             guard route == .healthz, route.tenantUse == .none else {
                 throw APIError(.internal, "no synchronous handler for \(template)")
             }
-            _ = try server.store(forTenant: tenant)
-            _ = try QueryParameters(request.query)
+            // The async path would parse the query (and reject a malformed one) before the
+            // handler; `tenant` is `default`, whose store always exists.
+            if request.query != nil { _ = try QueryParameters(request.query) }
             response = withSyncRequestSpan(request, template: template) { Self.healthResponse }
         } catch {
             response = errorResponse(error, requestID: requestID, server: server)
@@ -95,8 +101,13 @@ final class APIHandler: HTTPResponder {
                       start: start, server: server)
     }
 
-    /// The body of `/healthz`, encoded once.
-    private static let healthResponse = Reply.json(HealthBody())
+    /// The `/healthz` response, encoded once. Its `X-Request-ID` field is a placeholder that
+    /// ``finish(_:request:requestID:template:tokenName:start:server:)`` overwrites in place.
+    private static let healthResponse: HTTPResponse = {
+        var response = Reply.json(HealthBody())
+        response.headers.add(name: "X-Request-ID", value: "")
+        return response
+    }()
 
     /// Routing, access control and the tenant, which need no waiting.
     private func admission(_ request: HTTPRequest, server: MinkServer, route known: Route? = nil) throws -> (Route, Principal?, String) {
@@ -186,7 +197,7 @@ final class APIHandler: HTTPResponder {
     /// ``withRequestSpan(_:template:_:)`` for a synchronous handler.
     /// Without an instrument (the default) a span records nothing, so none is made.
     private func withSyncRequestSpan(_ request: HTTPRequest, template: String, _ body: () -> HTTPResponse) -> HTTPResponse {
-        if InstrumentationSystem.instrument is NoOpInstrument { return body() }
+        if !tracingEnabled { return body() }
         var context = ServiceContext.current ?? .topLevel
         InstrumentationSystem.instrument.extract(request.headers, into: &context, using: HeaderExtractor())
         return withSpan("\(request.method) \(template)", context: context, ofKind: .server) { span in
@@ -200,6 +211,7 @@ final class APIHandler: HTTPResponder {
 
     /// Runs the handler in a span, continuing the caller's trace from `traceparent`.
     private func withRequestSpan(_ request: HTTPRequest, template: String, _ body: () async throws -> HTTPResponse) async throws -> HTTPResponse {
+        if !tracingEnabled { return try await body() }
         var context = ServiceContext.current ?? .topLevel
         InstrumentationSystem.instrument.extract(request.headers, into: &context, using: HeaderExtractor())
         return try await withSpan("\(request.method) \(template)", context: context, ofKind: .server) { span in

@@ -6,8 +6,9 @@ import MinkWire
 extension MinkServer {
     /// Section 8's projection endpoints, over the tenant's projection engine.
     func projections(_ c: RequestContext) async throws -> HTTPResponse {
-        let engine = try await projections.engine(forTenant: c.tenant)
         let models = Dictionary(projections.entries.map { ($0.projection.name, $0.projection.readModelName) }, uniquingKeysWith: { a, _ in a })
+        guard hasProjectionEngine(c.tenant) else { return try emptyTenantProjections(c, models: models) }
+        let engine = try await projections.engine(forTenant: c.tenant)
         func reply(_ name: String, status code: Int = 200) async throws -> HTTPResponse {
             let status = try await engine.status(name)
             return Reply.json(ProjectionStatusReply(status: status, readModel: models[name] ?? ""), status: code)
@@ -42,10 +43,17 @@ extension MinkServer {
             if ReadModelGenerations.isCopyName(model) { throw APIError(.notFound, "no read model \(model)") }
         default: break
         }
-        let engine = try await projections.engine(forTenant: c.tenant)
+        // A tenant that does not exist (a read with `autoCreate`) has no projections to wait
+        // for, and starting them would create its storage: its models are read directly
+        // (which creates nothing and finds nothing).
+        let engine = hasProjectionEngine(c.tenant) ? try await projections.engine(forTenant: c.tenant) : nil
+        func withReadModel<T: Sendable>(_ model: String, _ body: @Sendable (String) async throws -> T) async throws -> T {
+            guard let engine else { return try await body(model) }
+            return try await engine.withReadModel(model, body)
+        }
         switch c.route {
         case .readModelDocument(let model, let id):
-            let json = try await engine.withReadModel(model) { physical in try await store.document(physical, id: id) }
+            let json = try await withReadModel(model) { physical in try await store.document(physical, id: id) }
             guard let json else { throw APIError(.notFound, "no document \(id) in read model \(model)") }
             return Reply.json(bytes: [UInt8](json))
         case .readModelList(let model):
@@ -57,20 +65,50 @@ extension MinkServer {
                 ordering.append(Mink.QueryOrder(field: try queryField(order.field), descending: order.desc))
             }
             let query = try Mink.Query(groups: [], ordering: ordering, limit: limit, offset: offset)
-            return try await engine.withReadModel(model) { physical in try await Self.items(store, physical, query) }
+            return try await withReadModel(model) { physical in try await Self.items(store, physical, query) }
         case .readModelQuery(let model):
             try requireJSON(c)
             let body = try ReadModelQueryBody.decode(c.request.body)
             let query = try Mink.Query(body)
-            return try await engine.withReadModel(model) { physical in try await Self.items(store, physical, query) }
+            return try await withReadModel(model) { physical in try await Self.items(store, physical, query) }
         case .readModelCount(let model):
             try requireJSON(c)
             let body = try ReadModelQueryBody.decode(c.request.body)
             let query = try Mink.Query(body)
-            let n = try await engine.withReadModel(model) { physical in try await store.count(physical, query: query) }
+            let n = try await withReadModel(model) { physical in try await store.count(physical, query: query) }
             return Reply.json(CountBody(count: n))
         default:
             throw APIError(.notFound, "no such endpoint")
+        }
+    }
+
+    /// Whether the tenant's projection engine may run: `default`, or a tenant known to exist.
+    private func hasProjectionEngine(_ tenant: String) -> Bool {
+        tenant == Mink.TenantID.default || tenants.isLive(tenant)
+    }
+
+    /// Section 8 for a tenant that does not exist yet (reads with `autoCreate`): every
+    /// projection as it would be in an empty tenant (running, nothing to apply); control
+    /// requests are `404`, since there is nothing to control and starting the projections
+    /// would create the tenant.
+    private func emptyTenantProjections(_ c: RequestContext, models: [String: String]) throws -> HTTPResponse {
+        func status(_ entry: ProjectionService.Entry) -> ProjectionStatusReply {
+            ProjectionStatusReply(
+                status: ProjectionEngine.Status(
+                    name: entry.projection.name, mode: entry.mode, state: .running, checkpoint: 0, head: 0),
+                readModel: models[entry.projection.name] ?? "")
+        }
+        let entries = projections.entries
+        switch c.route {
+        case .listProjections:
+            return Reply.json(ProjectionListReply(projections: entries.map(status)))
+        case .projection(let name):
+            guard let entry = entries.first(where: { $0.projection.name == name }) else {
+                throw MinkError.projectionNotFound(name)
+            }
+            return Reply.json(status(entry))
+        default:
+            throw APIError(.notFound, "unknown tenant: it has no events yet, so no projections to control")
         }
     }
 

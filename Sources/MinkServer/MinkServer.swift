@@ -141,7 +141,10 @@ public final class MinkServer: Sendable {
     /// The store of the tenant a request runs in.
     func store(forTenant tenant: String) throws -> EventStore {
         let tenantStore = try tenants.store(for: tenant)
-        if tenant != Mink.TenantID.default, !tenants.isDeleting(tenant) { projections.tenantUsed(tenant) }
+        // Only for a tenant that exists: a read of an unknown (or just deleted) tenant with
+        // `autoCreate` answers as empty, and must not start projections, which would create
+        // the tenant's storage.
+        if tenant != Mink.TenantID.default, tenants.isLive(tenant) { projections.tenantUsed(tenant) }
         return tenantStore
     }
 }

@@ -20,6 +20,8 @@ final class ServerMetrics: Sendable {
             .seconds(1), .seconds(2.5), .seconds(5),
         ]
         self.factory = factory
+        healthGetOK = Self.requestHandles(
+            registry, route: "/healthz", method: "GET", status: 200, buckets: factory.defaultDurationHistogramBuckets)
         openConnections = registry.makeGauge(descriptor: Self.name("open_connections", "", "Open HTTP connections."))
         sseSubscribers = registry.makeGauge(descriptor: Self.name("sse_subscribers", "", "Open server-sent-event subscriptions."))
     }
@@ -36,28 +38,45 @@ final class ServerMetrics: Sendable {
     private let requestHandles = Mutex<[RequestKey: (Prometheus.Counter, Prometheus.DurationHistogram)]>([:])
     private static let requestHandleCapacity = 1024
 
+    /// The handles of `GET /healthz` answered `200`, made up front: load balancers poll it
+    /// often, and it is the request whose cost is closest to the transport's own.
+    private let healthGetOK: (Prometheus.Counter, Prometheus.DurationHistogram)
+
     /// Counts and times one request.
     func recordRequest(route: String, method: String, status: Int, duration: Duration) {
+        if status == 200, route == "/healthz", method == "GET" {
+            healthGetOK.0.increment()
+            healthGetOK.1.record(duration)
+            return
+        }
         let key = RequestKey(route: route, method: method, status: status)
         if let (counter, histogram) = requestHandles.withLock({ $0[key] }) {
             counter.increment()
             histogram.record(duration)
             return
         }
-        // The registry returns the same collectors for the same names and labels.
-        let counter = registry.makeCounter(
-            descriptor: Self.name("http_requests", "total", "HTTP requests by route, method and status."),
-            labels: [("route", route), ("method", method), ("status", String(status))]
-        )
-        let histogram = registry.makeDurationHistogram(
-            descriptor: Self.name("http_request_duration", "seconds", "HTTP request latency by route and method."),
-            labels: [("route", route), ("method", method)], buckets: factory.defaultDurationHistogramBuckets
-        )
+        let (counter, histogram) = Self.requestHandles(
+            registry, route: route, method: method, status: status, buckets: factory.defaultDurationHistogramBuckets)
         counter.increment()
         histogram.record(duration)
         requestHandles.withLock { h in
             if h.count < Self.requestHandleCapacity { h[key] = (counter, histogram) }
         }
+    }
+
+    /// The registry returns the same collectors for the same names and labels.
+    private static func requestHandles(
+        _ registry: PrometheusCollectorRegistry, route: String, method: String, status: Int, buckets: [Duration]
+    ) -> (Prometheus.Counter, Prometheus.DurationHistogram) {
+        let counter = registry.makeCounter(
+            descriptor: name("http_requests", "total", "HTTP requests by route, method and status."),
+            labels: [("route", route), ("method", method), ("status", String(status))]
+        )
+        let histogram = registry.makeDurationHistogram(
+            descriptor: name("http_request_duration", "seconds", "HTTP request latency by route and method."),
+            labels: [("route", route), ("method", method)], buckets: buckets
+        )
+        return (counter, histogram)
     }
 
     static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {

@@ -41,18 +41,44 @@ struct TenantAdministrationTests {
 
     @Test(arguments: TenantStorageKind.allCases)
     func autoCreateOnFirstWriteButNotOnReads(_ kind: TenantStorageKind) async throws {
-        try await withTenantServer(kind) { (s, storage, directory) async throws in
+        // With a projection configured: reading a tenant's projections or read models must not
+        // start its projection engine, which would create the tenant's storage.
+        let projections = try MinkdConfiguration.parse(yaml: """
+            projections:
+              - name: orders
+                mode: async
+                handlers:
+                  - event: A
+                    id: "$.streamId"
+                    set: { seen: "$.type" }
+            """).projections
+        try await withTenantServer(kind, configure: { $0.projections = projections }) { (s, storage, directory) async throws in
             let a = TestToken.headers("acme-rw")
             // Reads of an unknown tenant answer as an empty tenant and create nothing.
             #expect(try await s.request("GET", "/v1/events/head", headers: a)["position"] == .int(0))
             #expect(try await s.request("GET", "/v1/streams/order-1", headers: a).status == 404)
             #expect(try await s.caughtUp("/v1/subscriptions/all", headers: a).isEmpty)
             #expect(try await s.request("GET", "/v1/readmodels/orders/o-1", headers: a).status == 404)
+            #expect(try await s.request("GET", "/v1/readmodels/orders", headers: a)["total"] == .int(0))
+            let list = try await s.request("GET", "/v1/projections", headers: a)
+            #expect(list.status == 200)
+            let status = try await s.request("GET", "/v1/projections/orders", headers: a)
+            #expect(status.status == 200 && status["checkpoint"] == .int(0) && status["status"] == .string("running"))
+            #expect(try await s.request("GET", "/v1/projections/nope", headers: a).status == 404)
+            let acmeOps = TestToken.headers("ops", tenant: "acme")
+            #expect(try await s.request("POST", "/v1/projections/orders/rebuild", headers: acmeOps).status == 404)
             #expect(try await Self.tenantIDs(s) == ["default"])
             #expect(try await kind.ownStorageExists(storage, directory: directory, tenant: "acme") != true)
-            // The first write creates it.
+            // The first write creates it, and its projection runs.
             #expect(try await s.request("POST", "/v1/streams/order-1", json: appendBody(["A"]), headers: a).status == 201)
             #expect(try await Self.tenantIDs(s) == ["acme", "default"])
+            var checkpoint: MinkWire.JSONValue?
+            for _ in 0..<500 where checkpoint != .int(1) {
+                checkpoint = try await s.request("GET", "/v1/projections/orders", headers: a)["checkpoint"]
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(checkpoint == .int(1))
+            #expect(try await s.request("GET", "/v1/readmodels/orders/order-1", headers: a)["seen"] == .string("A"))
         }
     }
 

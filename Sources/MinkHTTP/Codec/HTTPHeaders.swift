@@ -72,10 +72,20 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, E
         storage.append((name: name, value: value))
     }
 
-    /// Removes every field named `name` and appends one with `value`.
+    /// Sets the field `name` to `value`: the first field of that name takes the value (the
+    /// others are removed), or one is appended when there is none.
     public mutating func replace(name: String, value: String) {
-        remove(name: name)
-        storage.append((name: name, value: value))
+        // In place when the field is there (no reallocation; a hot path sets `X-Request-ID`
+        // this way), later duplicates removed; appended otherwise.
+        guard let i = storage.firstIndex(where: { asciiCaseInsensitiveEquals($0.name, name) }) else {
+            storage.append((name: name, value: value))
+            return
+        }
+        storage[i] = (name: name, value: value)
+        var j = i + 1
+        while j < storage.count {
+            if asciiCaseInsensitiveEquals(storage[j].name, name) { storage.remove(at: j) } else { j += 1 }
+        }
     }
 
     /// Removes every field named `name` (case-insensitive).

@@ -94,7 +94,10 @@ final class TenantRouter: Sendable {
     }
 
     /// Whether the tenant is being deleted right now.
-    func isDeleting(_ tenant: String) -> Bool { state.withLock { $0.deleting.contains(tenant) } }
+    /// Whether the tenant is known to exist and is not being deleted.
+    func isLive(_ tenant: String) -> Bool {
+        state.withLock { $0.known.contains(tenant) && !$0.deleting.contains(tenant) }
+    }
 
     /// Every tenant store made so far (for shutdown).
     var stores: [EventStore] { state.withLock { Array($0.stores.values) } }
@@ -124,10 +127,16 @@ final class TenantRouter: Sendable {
         case .none:
             return nil
         case .read:
-            if autoCreate || state.withLock({ $0.known.contains(tenant) }) { return nil }
+            if state.withLock({ $0.known.contains(tenant) }) { return nil }
             let generation = state.withLock { $0.deletions[tenant, default: 0] }
-            guard try await catalog.tenantExists(tenant) else { throw Self.unknownTenant() }
-            state.withLock { $0.markKnown(tenant, generation: generation) }
+            // Asked even with `autoCreate` (where an unknown tenant reads as empty): a tenant
+            // that exists becomes known, so its projections run; one that does not stays
+            // unknown, so nothing is started (or created) for it.
+            if try await catalog.tenantExists(tenant) {
+                state.withLock { $0.markKnown(tenant, generation: generation) }
+            } else if !autoCreate {
+                throw Self.unknownTenant()
+            }
             return nil
         case .write:
             let (isKnown, generation) = state.withLock { ($0.known.contains(tenant), $0.deletions[tenant, default: 0]) }
