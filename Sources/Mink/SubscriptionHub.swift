@@ -9,6 +9,12 @@ import Foundation
 /// contiguous, in-order suffix of the log. Subscribers keep only a cursor: when their cursor is
 /// inside the ring they read from memory; when it is older (they fell behind, or started in the
 /// past) they read from storage. Memory is therefore bounded by the ring, never by slow consumers.
+///
+/// A commit that nobody waits for is not read at all: the hub only marks itself stale, and the
+/// next reader brings it up to date first (reading the new events, or — when more than the
+/// ring's capacity was appended meanwhile — restarting the ring empty at the head, so that
+/// readers behind it go to storage). An append therefore costs no read-back while a tenant has
+/// no subscriber or async projection waiting.
 public actor SubscriptionHub {
     private let adapter: any EventStoreAdapter
     private let capacity: Int
@@ -21,6 +27,8 @@ public actor SubscriptionHub {
     private var waiters: [UInt64: CheckedContinuation<Bool, Never>] = [:]
     private var nextWaiter: UInt64 = 0
     private var externalTask: Task<Void, Never>?
+    /// Commits were notified while nobody waited: `head` and the ring may be behind the log.
+    private var stale = false
 
     /// Creates a hub over an adapter; `capacity` is the number of recent events kept in memory.
     public init(adapter: any EventStoreAdapter, capacity: Int = 10_000) {
@@ -31,6 +39,7 @@ public actor SubscriptionHub {
     /// The head position known to the hub.
     public func headPosition() async throws -> UInt64 {
         try await ensureInitialized()
+        await refreshIfStale()
         return head
     }
 
@@ -58,6 +67,31 @@ public actor SubscriptionHub {
 
     /// Tells the hub that events were committed; it reads them from storage and wakes waiters.
     public func notifyCommitted() async {
+        if waiters.isEmpty && !pumping {
+            // Nobody to wake: whoever reads next refreshes (``refreshIfStale()``).
+            stale = true
+            return
+        }
+        await pump()
+    }
+
+    /// Brings the hub up to date after commits nobody waited for.
+    private func refreshIfStale() async {
+        guard stale, initialized else { return }
+        stale = false
+        if !pumping, let h = try? await adapter.headPosition(), !pumping, h > head, h - head > UInt64(capacity) {
+            // Reading it all into the ring would only keep its last `capacity` events anyway.
+            ring.removeAll()
+            ringStartIndex = 0
+            head = h
+            wakeAll()
+            return
+        }
+        await pump()
+    }
+
+    /// Reads the events after `head` into the ring and wakes the waiters.
+    private func pump() async {
         if pumping { pumpAgain = true; return }
         pumping = true
         defer { pumping = false }
@@ -105,6 +139,7 @@ public actor SubscriptionHub {
 
     func read(after position: UInt64, filter: EventFilter, limit: Int) async throws -> Read {
         try await ensureInitialized()
+        await refreshIfStale()
         if position >= head { return .upToDate(head: head) }
         let live = ring[ringStartIndex...]
         let base = (live.first?.globalPosition ?? head + 1) - 1
@@ -131,6 +166,7 @@ public actor SubscriptionHub {
     /// Returns whether new events arrived.
     public func waitForEvents(after position: UInt64, timeout: Duration?) async -> Bool {
         if (try? await ensureInitialized()) == nil { return false }
+        await refreshIfStale()
         if head > position { return true }
         if Task.isCancelled { return false }
         nextWaiter += 1

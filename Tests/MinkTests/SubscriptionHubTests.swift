@@ -1,0 +1,71 @@
+import Foundation
+import Mink
+import MinkTesting
+import Synchronization
+import Testing
+
+/// The hub reads commits back from storage only when someone waits for them, and a reader that
+/// comes later still sees every event once, in order.
+@Suite("Subscription hub")
+struct SubscriptionHubTests {
+    /// Counts `readAll` calls of the adapter it wraps.
+    final class CountingAdapter: EventStoreAdapter {
+        let inner = InMemoryStorage()
+        let readAlls = Atomic<Int>(0)
+
+        func append(_ request: AppendRequest, hook: AppendTransactionHook?) async throws -> AppendResult {
+            try await inner.append(request, hook: hook)
+        }
+        func readStream(_ streamID: String, from version: Int64, limit: Int, direction: ReadDirection) async throws -> [Event] {
+            try await inner.readStream(streamID, from: version, limit: limit, direction: direction)
+        }
+        func streamInfo(_ streamID: String) async throws -> StreamInfo? { try await inner.streamInfo(streamID) }
+        func readAll(after position: UInt64, filter: EventFilter, limit: Int) async throws -> [Event] {
+            readAlls.add(1, ordering: .relaxed)
+            return try await inner.readAll(after: position, filter: filter, limit: limit)
+        }
+        func headPosition() async throws -> UInt64 { try await inner.headPosition() }
+        func forTenant(_ tenantID: String) throws -> any EventStoreAdapter { try inner.forTenant(tenantID) }
+    }
+
+    static func event() -> EventData { EventData(type: "E", data: Data("{}".utf8)) }
+
+    static func positions(_ store: EventStore, from: UInt64, count: Int) async throws -> [UInt64] {
+        var seen: [UInt64] = []
+        for try await e in store.subscribeAll(from: from) {
+            seen.append(e.globalPosition)
+            if seen.count == count { break }
+        }
+        return seen
+    }
+
+    @Test func appendsWithNobodyWaitingAreNotReadBack() async throws {
+        let adapter = CountingAdapter()
+        let store = EventStore(adapter: adapter, options: .init(subscriberBuffer: 16))
+        for i in 0..<200 { try await store.append("s-\(i % 3)", events: [Self.event()]) }
+        #expect(adapter.readAlls.load(ordering: .relaxed) == 0, "no subscriber, no read-back")
+        #expect(try await store.hub.headPosition() == 200)
+        // Subscribers arriving now, from the start and from near the head, see everything once.
+        #expect(try await Self.positions(store, from: 0, count: 200) == Array(1...200))
+        #expect(try await Self.positions(store, from: 195, count: 5) == Array(196...200))
+    }
+
+    @Test func aLiveSubscriberStillSeesEveryCommit() async throws {
+        let adapter = CountingAdapter()
+        let store = EventStore(adapter: adapter, options: .init(subscriberBuffer: 16))
+        for _ in 0..<50 { try await store.append("a", events: [Self.event()]) }
+        async let live = Self.positions(store, from: 0, count: 150)
+        // Appends with pauses (the subscriber waits between them) and in bursts (it does not).
+        for i in 0..<100 {
+            try await store.append("b-\(i % 4)", events: [Self.event()])
+            if i % 10 == 0 { try await Task.sleep(for: .milliseconds(2)) }
+        }
+        #expect(try await live == Array(1...150))
+        // Quiet again: more appends are not read back until a reader comes.
+        try await Task.sleep(for: .milliseconds(50))
+        let before = adapter.readAlls.load(ordering: .relaxed)
+        for _ in 0..<40 { try await store.append("c", events: [Self.event()]) }
+        #expect(adapter.readAlls.load(ordering: .relaxed) == before)
+        #expect(try await Self.positions(store, from: 140, count: 50) == Array(141...190))
+    }
+}
