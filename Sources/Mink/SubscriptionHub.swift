@@ -29,6 +29,10 @@ public actor SubscriptionHub {
     private var externalTask: Task<Void, Never>?
     /// Commits were notified while nobody waited: `head` and the ring may be behind the log.
     private var stale = false
+    /// Passes of the pump begun so far (each reads storage up to its head at that moment).
+    private var passesStarted = 0
+    /// Readers waiting for the pump: each for a pass begun after it asked.
+    private var pumpWaiters: [(pass: Int, continuation: CheckedContinuation<Void, Never>)] = []
 
     /// Creates a hub over an adapter; `capacity` is the number of recent events kept in memory.
     public init(adapter: any EventStoreAdapter, capacity: Int = 10_000) {
@@ -75,28 +79,48 @@ public actor SubscriptionHub {
         await pump()
     }
 
-    /// Brings the hub up to date after commits nobody waited for.
+    /// Brings the hub up to date with every commit notified so far, before a reader looks at
+    /// `head` or the ring: after commits nobody waited for, and while a pump is running (a
+    /// reader must not answer "up to date" from a head the pump is about to move).
     private func refreshIfStale() async {
-        guard stale, initialized else { return }
-        stale = false
-        if !pumping, let h = try? await adapter.headPosition(), !pumping, h > head, h - head > UInt64(capacity) {
-            // Reading it all into the ring would only keep its last `capacity` events anyway.
-            ring.removeAll()
-            ringStartIndex = 0
-            head = h
-            wakeAll()
-            return
+        guard initialized, stale || pumping else { return }
+        if stale, !pumping {
+            stale = false
+            if let h = try? await adapter.headPosition(), !pumping, h > head, h - head > UInt64(capacity) {
+                // Reading it all into the ring would only keep its last `capacity` events anyway.
+                ring.removeAll()
+                ringStartIndex = 0
+                head = h
+                wakeAll()
+                return
+            }
         }
-        await pump()
+        stale = false
+        if pumping {
+            // The running pass may have read storage before our commits: wait for the next
+            // one (which the pump runs, since `pumpAgain` is set) — not for the pump to stop,
+            // which under a steady stream of commits could be never.
+            pumpAgain = true
+            let pass = passesStarted + 1
+            await withCheckedContinuation { pumpWaiters.append((pass, $0)) }
+        } else {
+            await pump()
+        }
     }
 
-    /// Reads the events after `head` into the ring and wakes the waiters.
+    /// Reads the events after `head` into the ring and wakes the waiters (and the readers
+    /// waiting for the pump).
     private func pump() async {
         if pumping { pumpAgain = true; return }
         pumping = true
-        defer { pumping = false }
+        defer {
+            pumping = false
+            resumePumpWaiters(upTo: Int.max)
+        }
         repeat {
             pumpAgain = false
+            passesStarted += 1
+            defer { resumePumpWaiters(upTo: passesStarted) }
             do {
                 try await ensureInitialized()
                 while true {
@@ -112,6 +136,15 @@ public actor SubscriptionHub {
                 wakeAll()
             }
         } while pumpAgain
+    }
+
+    private func resumePumpWaiters(upTo pass: Int) {
+        guard !pumpWaiters.isEmpty else { return }
+        var keep: [(pass: Int, continuation: CheckedContinuation<Void, Never>)] = []
+        for w in pumpWaiters {
+            if w.pass <= pass { w.continuation.resume() } else { keep.append(w) }
+        }
+        pumpWaiters = keep
     }
 
     private func appendToRing(_ events: [Event]) {

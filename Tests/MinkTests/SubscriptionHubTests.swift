@@ -8,10 +8,13 @@ import Testing
 /// comes later still sees every event once, in order.
 @Suite("Subscription hub")
 struct SubscriptionHubTests {
-    /// Counts `readAll` calls of the adapter it wraps.
+    /// Counts `readAll` calls of the adapter it wraps; each one can be made slow.
     final class CountingAdapter: EventStoreAdapter {
         let inner = InMemoryStorage()
         let readAlls = Atomic<Int>(0)
+        let readDelay: Duration?
+
+        init(readDelay: Duration? = nil) { self.readDelay = readDelay }
 
         func append(_ request: AppendRequest, hook: AppendTransactionHook?) async throws -> AppendResult {
             try await inner.append(request, hook: hook)
@@ -22,6 +25,7 @@ struct SubscriptionHubTests {
         func streamInfo(_ streamID: String) async throws -> StreamInfo? { try await inner.streamInfo(streamID) }
         func readAll(after position: UInt64, filter: EventFilter, limit: Int) async throws -> [Event] {
             readAlls.add(1, ordering: .relaxed)
+            if let readDelay { try await Task.sleep(for: readDelay) }
             return try await inner.readAll(after: position, filter: filter, limit: limit)
         }
         func headPosition() async throws -> UInt64 { try await inner.headPosition() }
@@ -67,5 +71,36 @@ struct SubscriptionHubTests {
         for _ in 0..<40 { try await store.append("c", events: [Self.event()]) }
         #expect(adapter.readAlls.load(ordering: .relaxed) == before)
         #expect(try await Self.positions(store, from: 140, count: 50) == Array(141...190))
+    }
+
+    /// A reader arriving while the hub is reading new commits waits for that read: it must not
+    /// report "caught up" from the head the pump is about to move.
+    @Test func aReaderDuringAPumpWaitsForIt() async throws {
+        let adapter = CountingAdapter(readDelay: .milliseconds(100))
+        let store = EventStore(adapter: adapter)
+        // A live subscriber, so that commits are read back at once (and slowly).
+        let live = Task {
+            var n = 0
+            for try await _ in store.subscribeAll(from: 0) {
+                n += 1
+                if n == 2 { break }
+            }
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let first = Task { try await store.append("a", events: [Self.event()]) }
+        try await Task.sleep(for: .milliseconds(30))
+        try await store.append("b", events: [Self.event()])
+        var messages: [String] = []
+        for try await m in store.messages(.all, after: 0) {
+            switch m {
+            case .event(let e): messages.append("event \(e.globalPosition)")
+            case .caughtUp(let p): messages.append("caught-up \(p)")
+            default: continue
+            }
+            if messages.last?.hasPrefix("caught-up") == true { break }
+        }
+        #expect(messages == ["event 1", "event 2", "caught-up 2"])
+        _ = try await first.value
+        try await live.value
     }
 }

@@ -224,10 +224,18 @@ private final class ThreadBody {
 }
 
 /// Starts a detached thread running `body`; returns `pthread_create`'s result.
+///
+/// The thread blocks every signal, as Dispatch's own threads do: a signal the process handles
+/// through a Dispatch signal source (minkd's `SIGTERM`/`SIGHUP`, Foundation's `SIGCHLD` for
+/// child processes) must not be delivered to this thread, where its ignored or default
+/// disposition would lose it.
 private func startThread(_ body: @escaping @Sendable () -> Void) -> Int32 {
     let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
     var thread = pthread_t()
     let r = pthread_create(&thread, nil, { arg in
+        var all = sigset_t()
+        sigfillset(&all)
+        pthread_sigmask(SIG_BLOCK, &all, nil)
         let body = Unmanaged<ThreadBody>.fromOpaque(arg!).takeRetainedValue()
         body.body()
         return nil

@@ -21,6 +21,13 @@ import Testing
         return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
     }
 
+    /// A thread's blocked-signal mask (`SigBlk` in /proc), nil when unreadable.
+    static func blockedSignals(_ tid: Int32) -> UInt64? {
+        guard let status = try? String(contentsOfFile: "/proc/self/task/\(tid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("SigBlk:") }) else { return nil }
+        return UInt64(line.dropFirst("SigBlk:".count).trimmingCharacters(in: .whitespaces), radix: 16)
+    }
+
     static func waitFor(_ seconds: Double, _ condition: () -> Bool) async -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
@@ -78,5 +85,28 @@ import Testing
             await d.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             #expect(await d.readResponses(1).first?.head.status == 200)
         }
+    }
+
+    /// Signals a process handles through Dispatch sources (minkd's SIGTERM/SIGHUP,
+    /// Foundation's SIGCHLD) must never land on a poller thread — even one started from a
+    /// thread that lets every signal through (as a program's main thread does).
+    @Test func pollerThreadsBlockEverySignal() async throws {
+        let server = HTTPServer(configuration: HTTPServerConfiguration(host: "127.0.0.1", port: 0), responder: TestResponder())
+        let started: Bool = await onIOThread {
+            var none = sigset_t()
+            sigemptyset(&none)
+            pthread_sigmask(SIG_SETMASK, &none, nil)
+            return (try? server.start()) != nil
+        }
+        #expect(started)
+        let loops = HTTPServerConfiguration(host: "127.0.0.1", port: 0).eventLoopCount
+        #expect(await Self.waitFor(2) { server.pollerThreadIDs.count == loops })
+        for tid in server.pollerThreadIDs {
+            let mask = Self.blockedSignals(tid) ?? 0
+            for signal in [SIGCHLD, SIGTERM, SIGINT, SIGHUP] {
+                #expect(mask & (1 << UInt64(signal - 1)) != 0, "signal \(signal) is blocked on poller \(tid)")
+            }
+        }
+        await server.shutdown(gracePeriod: .seconds(1))
     }
 }
