@@ -46,6 +46,8 @@ public struct MinkError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let projectionFailed = Code(rawValue: "projection_failed")
         /// The operation was cancelled or the component is shut down.
         public static let cancelled = Code(rawValue: "cancelled")
+        /// A projection's lease moved to another holder: the work done under it was rolled back.
+        public static let leaseLost = Code(rawValue: "lease_lost")
         /// A bug or unexpected storage failure.
         public static let internalError = Code(rawValue: "internal")
     }
@@ -96,6 +98,13 @@ public struct MinkError: Error, Sendable, Hashable, CustomStringConvertible {
     public static func projectionNotFound(_ name: String) -> MinkError {
         var e = MinkError(.projectionNotFound, "projection not found: \(name)")
         e.projectionName = name
+        return e
+    }
+
+    /// The lease of a projection is no longer this holder's (its fencing token is outdated).
+    public static func leaseLost(_ projection: String) -> MinkError {
+        var e = MinkError(.leaseLost, "the lease of projection \(projection) was taken over by another holder")
+        e.projectionName = projection
         return e
     }
 

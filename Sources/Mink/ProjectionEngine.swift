@@ -381,6 +381,12 @@ final class AsyncRunner: Sendable {
                 }
             } catch {
                 if Task.isCancelled { return }
+                if Self.isLeaseLost(error) {
+                    // Another process took the projection over; what this one was writing was
+                    // rolled back. The lease's owner stops the runner.
+                    logger.warning("projection lease taken over: runner stops", metadata: ["mink.projection": "\(projection.name)"])
+                    return
+                }
                 // Storage trouble while reading or checkpointing: note it, back off, try again.
                 shared.withLock { $0.lastError = "\(error)" }
                 logger.warning("projection read failed", metadata: ["mink.projection": "\(projection.name)", "error": "\(error)"])
@@ -393,7 +399,7 @@ final class AsyncRunner: Sendable {
     /// what precedes it and faults. Returns whether the whole batch was applied.
     private func applyBatch(_ page: [Event], checkpoint: inout UInt64) async throws -> Bool {
         do {
-            try await options.retryPolicy.run(onRetry: { [projection, logger] error, attempt in
+            try await options.retryPolicy.run(shouldRetry: { !Self.isLeaseLost($0) }, onRetry: { [projection, logger] error, attempt in
                 logger.warning("projection batch failed, retrying", metadata: [
                     "mink.projection": "\(projection.name)", "attempt": "\(attempt)", "error": "\(error)",
                 ])
@@ -402,16 +408,16 @@ final class AsyncRunner: Sendable {
             }
             return true
         } catch {
-            if Task.isCancelled { throw error }
+            if Task.isCancelled || Self.isLeaseLost(error) { throw error }
         }
         for event in page {
             do {
-                try await options.retryPolicy.run { try await projection.apply([event]) }
+                try await options.retryPolicy.run(shouldRetry: { !Self.isLeaseLost($0) }) { try await projection.apply([event]) }
                 try await projection.setCheckpoint(event.globalPosition)
                 checkpoint = event.globalPosition
                 shared.withLock { $0.checkpoint = event.globalPosition }
             } catch {
-                if Task.isCancelled { throw error }
+                if Task.isCancelled || Self.isLeaseLost(error) { throw error }
                 fault(error, at: event.globalPosition)
                 return false
             }
@@ -433,6 +439,10 @@ final class AsyncRunner: Sendable {
             try await group.waitForAll()
         }
     }
+
+    /// Whether an error says the projection's lease was taken over (fencing): never retried, never
+    /// a fault.
+    static func isLeaseLost(_ error: any Error) -> Bool { (error as? MinkError)?.code == .leaseLost }
 
     private func fault(_ error: any Error, at position: UInt64?) {
         let message = (error as? MinkError)?.message ?? "\(error)"

@@ -160,11 +160,15 @@ final class GenerationsCache: Sendable {
 /// copy in one transaction together with the copy's checkpoint. Inside the transaction, events
 /// at or before the stored checkpoint are skipped (the inline hook may have applied them), and
 /// the batch is refused if the copy is no longer current (a switch or a newer rebuild made it
-/// obsolete) — so an event is applied to a copy exactly once.
+/// obsolete) — so an event is applied to a copy exactly once. Every writing transaction first
+/// fences with the projection's lease (``ProjectionLease/fence(_:)``): once another process has
+/// taken the lease over, nothing more commits here.
 struct ReadModelCopyProjection: AsyncProjection {
     let inner: any InlineProjection & ReadModelProjection
     let readModels: any ReadModelStore
     let generation: UInt32
+    /// The lease the runner of this copy runs under.
+    let lease: any ProjectionLease
 
     var name: String { inner.name }
     var handledEvents: [String] { inner.handledEvents }
@@ -172,7 +176,8 @@ struct ReadModelCopyProjection: AsyncProjection {
 
     func apply(_ events: [Event]) async throws {
         guard let last = events.last else { return }
-        try await readModels.transaction { [inner, generation, checkpointKey] tx in
+        try await readModels.transaction { [inner, generation, checkpointKey, lease] tx in
+            try lease.fence(tx)
             let g = try ReadModelGenerations.read(inner.name, in: tx)
             guard g.serving == generation || g.building == generation else {
                 throw MinkError(.cancelled, "copy \(generation) of \(inner.readModelName) is no longer current")
@@ -189,7 +194,8 @@ struct ReadModelCopyProjection: AsyncProjection {
     }
 
     func setCheckpoint(_ position: UInt64) async throws {
-        try await readModels.transaction { [checkpointKey] tx in
+        try await readModels.transaction { [checkpointKey, lease] tx in
+            try lease.fence(tx)
             if try tx.checkpoint(checkpointKey) < position { try tx.setCheckpoint(checkpointKey, to: position) }
         }
     }

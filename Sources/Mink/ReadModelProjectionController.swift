@@ -40,6 +40,8 @@ final class ReadModelProjectionController: Sendable {
         var drainWaiters: [UInt32: [CheckedContinuation<Void, Never>]] = [:]
         var lastError: String?
         var storedCheckpoint: UInt64 = 0
+        /// The lease held while active: the runners' transactions fence with it.
+        var lease: (any ProjectionLease)?
     }
 
     private let shared = Mutex(Shared())
@@ -97,7 +99,7 @@ final class ReadModelProjectionController: Sendable {
             }
             if let lease {
                 do {
-                    try await activate()
+                    try await activate(lease)
                     await lease.lost()
                 } catch {
                     note(error)
@@ -121,9 +123,12 @@ final class ReadModelProjectionController: Sendable {
         try await readModels.transaction { [name] tx in try ReadModelGenerations.read(name, in: tx) }
     }
 
-    private func activate() async throws {
+    private func activate(_ lease: any ProjectionLease) async throws {
         let g = try await loadGenerations()
-        shared.withLock { $0.generations = g }
+        shared.withLock { s in
+            s.generations = g
+            s.lease = lease
+        }
         // Copies left behind by a crash between a switch and the drop of the old copy.
         for physical in try await readModels.modelNames() {
             guard let n = ReadModelGenerations.generation(of: physical, model: model), n != g.serving, n != g.building else { continue }
@@ -162,6 +167,7 @@ final class ReadModelProjectionController: Sendable {
                 s.serving = nil
                 s.builder = nil
                 s.active = false
+                s.lease = nil
             }
             return (s.serving, s.builder)
         }
@@ -187,7 +193,9 @@ final class ReadModelProjectionController: Sendable {
     }
 
     private func makeRunner(generation: UInt32, builder: Bool) -> AsyncRunner {
-        let copy = ReadModelCopyProjection(inner: projection, readModels: readModels, generation: generation)
+        let held: (any ProjectionLease)? = shared.withLock { $0.lease }
+        let lease: any ProjectionLease = held ?? NoLease(projection: name)
+        let copy = ReadModelCopyProjection(inner: projection, readModels: readModels, generation: generation, lease: lease)
         var onCaughtUp: (@Sendable (UInt64) async -> Bool)?
         if builder {
             onCaughtUp = { [weak self] _ in
@@ -246,10 +254,12 @@ final class ReadModelProjectionController: Sendable {
     /// copy when it has also caught up with the serving copy. Returns whether the builder should
     /// keep running (as the serving runner, in async mode).
     private func finishRebuild(_ generation: UInt32) async -> Bool {
-        let floor = shared.withLock { $0.catchUpFloor }
+        let (floor, lease) = shared.withLock { ($0.catchUpFloor, $0.lease) }
+        guard let lease else { return false }
         let old: UInt32?
         do {
             old = try await readModels.transaction { [name] tx -> UInt32? in
+                try lease.fence(tx)
                 let g = try ReadModelGenerations.read(name, in: tx)
                 guard g.building == generation else { return nil }
                 let built = try tx.checkpoint(ReadModelGenerations.checkpointKey(name, generation: generation))
@@ -260,7 +270,8 @@ final class ReadModelProjectionController: Sendable {
             }
         } catch {
             note(error)
-            return true
+            // Under a lost lease the builder stops; the new holder finishes the rebuild.
+            return (error as? MinkError)?.code != .leaseLost
         }
         guard let old else { return true }
         let previous = shared.withLock { s in
@@ -368,4 +379,13 @@ final class ReadModelProjectionController: Sendable {
             }
         }
     }
+}
+
+/// The lease of a runner made while no lease is held (after the controller deactivated): such a
+/// runner must not write, so its fence always fails.
+private struct NoLease: ProjectionLease {
+    let projection: String
+    func lost() async {}
+    func release() async {}
+    func fence(_ tx: any ReadModelTransaction) throws { throw MinkError.leaseLost(projection) }
 }

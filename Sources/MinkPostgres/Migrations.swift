@@ -92,6 +92,11 @@ enum Migrations {
                 INSERT INTO \(s).mink_tenants (tenant_id) \(register);
                 """
         },
+        Migration(version: 3, name: "projection lease epochs") { s, _ in
+            // The fencing token of projection leases: bumped by each new holder (on the
+            // `<projection>#lease` row) and checked by every batch (`PostgresStorage+Leases.swift`).
+            "ALTER TABLE \(s).mink_checkpoints ADD COLUMN lease_epoch bigint NOT NULL DEFAULT 0;"
+        },
     ]
 
     /// The newest version.

@@ -8,7 +8,7 @@ import Mink
 /// the closure it was handed to runs (afterwards every call throws `.internalError`).
 final class PostgresReadModelTransaction: ReadModelTransaction {
     private let connection: PostgresConnection
-    private let scope: Scope
+    let scope: Scope
     private var isOpen = true
 
     init(connection: PostgresConnection, scope: Scope) {
@@ -64,5 +64,15 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
             """,
             [.text(scope.tenantID), .text(projection), .int(min(position, UInt64(Int64.max)))], prepare: true
         )
+    }
+
+    /// The lease epoch stored on a checkpoint row, its row locked until the transaction ends
+    /// (`FOR UPDATE`); `nil` when the row does not exist.
+    func lockedLeaseEpoch(_ row: String) throws -> Int64? {
+        let r = try conn().query(
+            "SELECT lease_epoch FROM \(scope.sql.checkpoints) WHERE tenant_id = $1 AND projection = $2 FOR UPDATE",
+            [.text(scope.tenantID), .text(row)], prepare: true
+        )
+        return r.rowCount == 0 ? nil : r.int64(0, 0)
     }
 }

@@ -14,16 +14,50 @@ import Mink
 /// the session breaks (server restart, `pg_terminate_backend`, network loss detected by TCP
 /// keepalives), every lease of the session is lost: ``ProjectionLease/lost()`` returns, the engine
 /// stops the runners, and another process (or this one, once it reconnects) takes over.
+///
+/// Fencing: a holder notices a broken session only after a while (the next health check, or TCP
+/// keepalives for a silent network), and meanwhile the pool's connections may still work. So each
+/// lease also carries an epoch, the `lease_epoch` of the tenant's `<projection>#lease` checkpoint
+/// row: right after taking the lock, the new holder increments it (the upsert locks the row, so
+/// it waits for a batch of the old holder that holds the row) and remembers the value; every
+/// batch transaction of the holder's runners first locks the row (`SELECT … FOR UPDATE`, see
+/// ``ProjectionLease/fence(_:)``) and rolls back with `.leaseLost` unless the epoch is still its
+/// own. A batch of the old holder therefore either committed before the new holder's increment —
+/// and the new holder, which reads its starting checkpoint after the increment, starts after it —
+/// or fails and commits nothing. A row of its own, rather than a copy's checkpoint row, so the
+/// lock never delays appends (the inline hook writes copy checkpoints during rebuilds).
 extension PostgresStorage: ProjectionLeaseProvider {
-    /// Tries to take the lease of a tenant's projection without waiting.
+    /// Tries to take the lease of a tenant's projection without waiting, and makes it the one
+    /// current fencing epoch of the projection.
     /// - Returns: the lease, or `nil` when another process (or another holder in this one) has it.
     /// - Throws: `.invalidTenant`; `.unavailable` when the server cannot be reached.
     public func tryAcquire(tenant: String, projection: String) async throws -> (any ProjectionLease)? {
         try TenantID.validate(tenant)
         let scope = core.scope(for: tenant)
         let key = Identifier.lockKey("mink-projection:\(scope.readyKey):\(tenant):\(projection)")
-        return try await core.leases.tryAcquire(key: key)
+        guard let lease = try await core.leases.tryAcquire(key: key) else { return nil }
+        let row = Self.leaseRow(projection)
+        do {
+            let epoch = try await PostgresStorage(core: core, scope: scope).withConnection { conn, scope in
+                try conn.query(
+                    """
+                    INSERT INTO \(scope.sql.checkpoints) AS c (tenant_id, projection, position, lease_epoch) VALUES ($1, $2, 0, 1)
+                    ON CONFLICT (tenant_id, projection) DO UPDATE SET lease_epoch = c.lease_epoch + 1, updated_at = now()
+                    RETURNING lease_epoch
+                    """,
+                    [.text(scope.tenantID), .text(row)]
+                ).int64(0, 0)
+            }
+            guard let epoch else { throw MinkError(.internalError, "no lease epoch returned for projection \(projection)") }
+            return FencedProjectionLease(lease: lease, projection: projection, row: row, scope: scope, epoch: epoch)
+        } catch {
+            await lease.release()
+            throw error
+        }
     }
+
+    /// The checkpoint row whose `lease_epoch` fences a projection's lease.
+    static func leaseRow(_ projection: String) -> String { "\(projection)#lease" }
 
     /// How many times the lease connection was (re)established (tests watch it).
     public var leaseConnectionCount: Int { core.leases.connections }
@@ -187,4 +221,36 @@ final class PostgresProjectionLease: ProjectionLease {
     }
 
     func end() { continuation.finish() }
+}
+
+/// A held lease with its fencing epoch: read-model transactions of the lease's tenant check that
+/// the epoch is still the stored one (see ``PostgresStorage/tryAcquire(tenant:projection:)``).
+struct FencedProjectionLease: ProjectionLease {
+    let lease: PostgresProjectionLease
+    let projection: String
+    /// The checkpoint row holding the epoch.
+    let row: String
+    /// Where the row lives: a transaction of another database, schema or tenant cannot fence.
+    let scope: Scope
+    /// The value this holder wrote; a later holder writes a greater one.
+    let epoch: Int64
+
+    func lost() async { await lease.lost() }
+
+    func release() async { await lease.release() }
+
+    /// Locks the epoch row until `tx` ends and checks the epoch is still this lease's; when not,
+    /// the lease ends (``lost()`` returns) and `.leaseLost` is thrown.
+    func fence(_ tx: any ReadModelTransaction) throws {
+        guard let ptx = tx as? PostgresReadModelTransaction, ptx.scope.readyKey == scope.readyKey,
+            ptx.scope.tenantID == scope.tenantID
+        else {
+            throw MinkError(.internalError, "projection \(projection): a lease fences only transactions of its own tenant's storage")
+        }
+        let stored = try ptx.lockedLeaseEpoch(row)
+        guard stored == epoch else {
+            lease.end()
+            throw MinkError.leaseLost(projection)
+        }
+    }
 }
