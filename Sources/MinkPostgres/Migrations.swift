@@ -114,14 +114,19 @@ enum Migrations {
     /// registers that tenant in the schema's `mink_tenants` (a tenant's own schema or database).
     /// - Throws: ``PostgresError``.
     @discardableResult
-    static func apply(on conn: PostgresConnection, schema: String, registering tenant: String? = nil) throws -> Result {
+    /// - Parameter create: whether a missing schema is created; when `false` (a read, which
+    ///   must create nothing) a missing schema throws ``MissingTenantStorage``.
+    static func apply(on conn: PostgresConnection, schema: String, registering tenant: String? = nil, create: Bool = true) throws -> Result {
         let s = Identifier.quote(schema)
         let key = Identifier.lockKey("mink-migrate:" + schema)
         return try conn.transaction(begin: "SELECT pg_advisory_xact_lock(\(key))") {
             // CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege even when the schema exists:
             // only ask for it when the schema is missing.
             let created = try conn.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [.text(schema)]).rowCount == 0
-            if created { try conn.execute("CREATE SCHEMA \(s)") }
+            if created {
+                guard create else { throw MissingTenantStorage() }
+                try conn.execute("CREATE SCHEMA \(s)")
+            }
             try conn.execute("""
                 CREATE TABLE IF NOT EXISTS \(s).mink_schema_migrations (
                     version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())
@@ -141,3 +146,6 @@ enum Migrations {
         }
     }
 }
+
+/// A tenant's own schema or database does not exist, and the caller (a read) must not create it.
+struct MissingTenantStorage: Error {}

@@ -129,7 +129,9 @@ public final class PostgresStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
         guard scope.ownsStorage else { return try await withConnection(body) }
         if !core.isReady(scope) {
             guard try await core.storageExists(scope) else { return empty }
-            try await core.ensureReady(scope)
+            // Not `create`: the storage may be dropped between the check and the migration
+            // (a tenant deletion running meanwhile), and a read must not bring it back.
+            do { try await core.ensureReady(scope, create: false) } catch is MissingTenantStorage { return empty }
         }
         do {
             return try await scope.backend.pool.withConnection(mappingErrors: false) { conn in try body(conn, scope) }
@@ -286,9 +288,11 @@ final class Core: Sendable {
     func forgetReady(_ scope: Scope) { _ = ready.withLock { $0.remove(scope.readyKey) } }
 
     /// Migrates the scope's schema once per storage (per-tenant schemas and databases on first use).
-    func ensureReady(_ scope: Scope) async throws {
+    /// - Parameter create: `false` for reads: a missing schema or database throws
+    ///   ``MissingTenantStorage`` instead of being created.
+    func ensureReady(_ scope: Scope, create: Bool = true) async throws {
         if isReady(scope) { return }
-        try await migrate(scope)
+        try await migrate(scope, create: create)
     }
 
     /// Whether a tenant's own schema or database exists (always `true` for `.shared`).
@@ -308,7 +312,7 @@ final class Core: Sendable {
     /// Migrates the scope's schema, creating its database or schema if needed.
     /// - Returns: whether the tenant's own schema or database was created now.
     @discardableResult
-    func migrate(_ scope: Scope) async throws -> Bool {
+    func migrate(_ scope: Scope, create: Bool = true) async throws -> Bool {
         let schema = scope.sql.schema
         let register = scope.ownsStorage ? scope.tenantID : nil
         var result: Migrations.Result
@@ -317,14 +321,17 @@ final class Core: Sendable {
         do {
             do {
                 result = try await pool.withConnection(mappingErrors: false) {
-                    try Migrations.apply(on: $0, schema: schema, registering: register)
+                    try Migrations.apply(on: $0, schema: schema, registering: register, create: create)
                 }
             } catch let e as PostgresError where e.sqlState == "3D000" && scope.database != nil {
+                guard create else { throw MissingTenantStorage() }
                 createdDatabase = try await createDatabase(scope)
                 result = try await scope.backend.pool.withConnection(mappingErrors: false) {
                     try Migrations.apply(on: $0, schema: schema, registering: register)
                 }
             }
+        } catch let missing as MissingTenantStorage {
+            throw missing
         } catch {
             throw error.mappedForMink()
         }

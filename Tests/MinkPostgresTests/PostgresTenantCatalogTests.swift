@@ -106,6 +106,25 @@ struct PostgresTenantCatalogTests {
         }
     }
 
+    /// A read that found the tenant's storage and then migrates it must not create it again if a
+    /// deletion dropped it in between (what a read racing a tenant deletion does).
+    @Test(arguments: [Strategy.schema, .database])
+    func aReadMigratingStorageDroppedMeanwhileCreatesNothing(_ strategy: Strategy) async throws {
+        let s = try await TestServer.storage(tenancy: strategy.tenancy)
+        defer { Task { await s.shutdown() } }
+        #expect(try await s.createTenant("acme"))
+        let scope = s.core.scope(for: "acme")
+        #expect(try await s.deleteTenant("acme"))
+        // The read path, after its existence check: migrate without creating.
+        s.core.forgetReady(scope)
+        await #expect(throws: MissingTenantStorage.self) { try await s.core.ensureReady(scope, create: false) }
+        #expect(try await Self.ownStorageExists(s, "acme") == false)
+        #expect(try await s.tenants() == ["default"])
+        // A write still creates what it needs.
+        try await s.core.ensureReady(scope)
+        #expect(try await Self.ownStorageExists(s, "acme"))
+    }
+
     @Test func sharedMigrationRegistersTenantsThatHaveData() async throws {
         let schema = TestServer.freshName()
         let s = try await TestServer.storage(schema: schema)
