@@ -97,10 +97,10 @@ let package = Package(
 
         .testTarget(
             name: "MinkServerTests",
-            dependencies: ["MinkServer", "MinkHTTP", "MinkWire", "MinkConfig", "Mink", "MinkSQLite", "MinkPostgres"],
+            dependencies: ["MinkServer", "MinkHTTP", "MinkWire", "MinkConfig", "Mink", "MinkSQLite", "MinkPostgres", "MinkTestFixtures"],
             swiftSettings: swiftSettings
         ),
-        // The seed's order example, shared by the core's and the client's tests.
+        // Shared by test targets: the seed's order example; serialised child-process launches.
         .target(name: "MinkTestFixtures", dependencies: ["Mink"], path: "Tests/MinkTestFixtures", swiftSettings: swiftSettings),
         .testTarget(
             name: "MinkTests",
@@ -114,7 +114,7 @@ let package = Package(
         .testTarget(name: "MinkSQLTests", dependencies: ["Mink", "MinkSQL"], swiftSettings: swiftSettings),
         .testTarget(
             name: "MinkSQLiteTests",
-            dependencies: ["Mink", "MinkSQL", "MinkSQLite", "CSQLite", "MinkTesting", "MinkSQLiteCrashTester"],
+            dependencies: ["Mink", "MinkSQL", "MinkSQLite", "CSQLite", "MinkTesting", "MinkSQLiteCrashTester", "MinkTestFixtures"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

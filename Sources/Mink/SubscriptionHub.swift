@@ -84,45 +84,51 @@ public actor SubscriptionHub {
     /// reader must not answer "up to date" from a head the pump is about to move).
     private func refreshIfStale() async {
         guard initialized, stale || pumping else { return }
-        if stale, !pumping {
-            stale = false
-            if let h = try? await adapter.headPosition(), !pumping, h > head, h - head > UInt64(capacity) {
-                // Reading it all into the ring would only keep its last `capacity` events anyway.
-                ring.removeAll()
-                ringStartIndex = 0
-                head = h
-                wakeAll()
-                return
-            }
-        }
         stale = false
         if pumping {
-            // The running pass may have read storage before our commits: wait for the next
-            // one (which the pump runs, since `pumpAgain` is set) — not for the pump to stop,
-            // which under a steady stream of commits could be never.
-            pumpAgain = true
-            let pass = passesStarted + 1
+            // Wait for the running pass to finish; when commits were notified after it began
+            // (`pumpAgain`, so the pump runs another), for that next pass instead — never for
+            // the pump to stop, which a steady stream of commits could prevent. (`stale` can
+            // only predate the running pass: notifications during a pump set `pumpAgain`.)
+            let pass = pumpAgain ? passesStarted + 1 : passesStarted
             await withCheckedContinuation { pumpWaiters.append((pass, $0)) }
         } else {
-            await pump()
+            await pump(mayRestartRing: true)
         }
     }
 
     /// Reads the events after `head` into the ring and wakes the waiters (and the readers
     /// waiting for the pump).
-    private func pump() async {
+    ///
+    /// - Parameter mayRestartRing: after commits nobody waited for: when more than the ring's
+    ///   capacity was appended meanwhile, restart the ring empty at the head instead of reading
+    ///   it all (the ring would keep only its last `capacity` events anyway). Done inside the
+    ///   pass, so that readers arriving meanwhile wait for it and commits notified meanwhile
+    ///   get another pass.
+    private func pump(mayRestartRing: Bool = false) async {
         if pumping { pumpAgain = true; return }
         pumping = true
         defer {
             pumping = false
             resumePumpWaiters(upTo: Int.max)
         }
+        var mayRestart = mayRestartRing
         repeat {
             pumpAgain = false
             passesStarted += 1
             defer { resumePumpWaiters(upTo: passesStarted) }
             do {
                 try await ensureInitialized()
+                if mayRestart {
+                    mayRestart = false
+                    let h = try await adapter.headPosition()
+                    if h > head, h - head > UInt64(capacity) {
+                        ring.removeAll()
+                        ringStartIndex = 0
+                        head = h
+                        wakeAll()
+                    }
+                }
                 while true {
                     let page = try await adapter.readAll(after: head, filter: .all, limit: 1000)
                     guard let last = page.last else { break }

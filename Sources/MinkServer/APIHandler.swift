@@ -91,7 +91,7 @@ final class APIHandler: HTTPResponder {
                 throw APIError(.internal, "no synchronous handler for \(template)")
             }
             // The async path would parse the query (and reject a malformed one) before the
-            // handler; `tenant` is `default`, whose store always exists.
+            // handler; `/healthz` touches no tenant's store.
             if request.query != nil { _ = try QueryParameters(request.query) }
             response = withSyncRequestSpan(request, template: template) { Self.healthResponse }
         } catch {

@@ -1,4 +1,5 @@
 import Foundation
+import MinkTestFixtures
 import Mink
 import MinkSQLite
 import Testing
@@ -24,7 +25,7 @@ struct CrashTests {
         process.arguments = [dir.file()]
         let pipe = Pipe()
         process.standardOutput = pipe
-        try process.run()
+        try ProcessLaunch.run(process)
         try await Task.sleep(for: .milliseconds(1200))
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()

@@ -1,4 +1,5 @@
 import Foundation
+import MinkTestFixtures
 import Testing
 
 /// Runs the real `minkd` executable (built next to the test binary).
@@ -25,11 +26,11 @@ struct MinkdProcess {
         if let stdin {
             let input = Pipe()
             process.standardInput = input
-            try process.run()
+            try ProcessLaunch.run(process)
             input.fileHandleForWriting.write(Data(stdin.utf8))
             try input.fileHandleForWriting.close()
         } else {
-            try process.run()
+            try ProcessLaunch.run(process)
         }
     }
 

@@ -13,8 +13,12 @@ struct SubscriptionHubTests {
         let inner = InMemoryStorage()
         let readAlls = Atomic<Int>(0)
         let readDelay: Duration?
+        let headDelay: Duration?
 
-        init(readDelay: Duration? = nil) { self.readDelay = readDelay }
+        init(readDelay: Duration? = nil, headDelay: Duration? = nil) {
+            self.readDelay = readDelay
+            self.headDelay = headDelay
+        }
 
         func append(_ request: AppendRequest, hook: AppendTransactionHook?) async throws -> AppendResult {
             try await inner.append(request, hook: hook)
@@ -28,7 +32,10 @@ struct SubscriptionHubTests {
             if let readDelay { try await Task.sleep(for: readDelay) }
             return try await inner.readAll(after: position, filter: filter, limit: limit)
         }
-        func headPosition() async throws -> UInt64 { try await inner.headPosition() }
+        func headPosition() async throws -> UInt64 {
+            if let headDelay { try await Task.sleep(for: headDelay) }
+            return try await inner.headPosition()
+        }
         func forTenant(_ tenantID: String) throws -> any EventStoreAdapter { try inner.forTenant(tenantID) }
     }
 
@@ -102,5 +109,33 @@ struct SubscriptionHubTests {
         #expect(messages == ["event 1", "event 2", "caught-up 2"])
         _ = try await first.value
         try await live.value
+    }
+
+    /// Collects a subscription's messages up to its first `caught-up`.
+    static func untilCaughtUp(_ store: EventStore, after: UInt64) async throws -> [String] {
+        var messages: [String] = []
+        for try await m in store.messages(.all, after: after) {
+            switch m {
+            case .event(let e): messages.append("event \(e.globalPosition)")
+            case .caughtUp(let p): messages.append("caught-up \(p)")
+            default: continue
+            }
+            if messages.last?.hasPrefix("caught-up") == true { break }
+        }
+        return messages
+    }
+
+    /// While one reader brings a stale hub up to date (slowly), another reader must wait for it
+    /// rather than answer from the old head.
+    @Test func aReaderDuringAnotherReadersRefreshWaitsForIt() async throws {
+        let adapter = CountingAdapter(headDelay: .milliseconds(50))
+        let store = EventStore(adapter: adapter)
+        _ = try await store.hub.headPosition()  // initialised at 0
+        try await store.append("a", events: [Self.event()])  // nobody waits: the hub is stale
+        async let first = Self.untilCaughtUp(store, after: 0)
+        try await Task.sleep(for: .milliseconds(20))
+        let second = try await Self.untilCaughtUp(store, after: 0)
+        #expect(second == ["event 1", "caught-up 1"])
+        #expect(try await first == ["event 1", "caught-up 1"])
     }
 }

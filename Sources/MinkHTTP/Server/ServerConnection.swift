@@ -118,17 +118,20 @@ final class ServerConnection: @unchecked Sendable {
     /// What the loop's `epoll_wait` reported for this socket.
     func handle(events: UInt32) {
         if closed { return }
-        let failed = events & (EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0
-        if !readPaused, failed || events & EPOLLIN.rawValue != 0 {
+        let error = events & EPOLLERR.rawValue != 0
+        let hangUp = events & EPOLLHUP.rawValue != 0
+        if !readPaused, error || hangUp || events & EPOLLIN.rawValue != 0 {
             onReadable()
         }
-        if !closed, awaitingWritable, failed || events & EPOLLOUT.rawValue != 0 {
+        if !closed, awaitingWritable, error || hangUp || events & EPOLLOUT.rawValue != 0 {
             flush()
         }
-        // A hang-up means both directions are shut (a reset, or the peer's FIN after our
-        // own half-close): nothing more can be read or written. It is reported whatever
+        // An error (a reset) ends the connection. A hang-up means both directions are shut
+        // (the peer's FIN after our own half-close): while reading, input is drained to its
+        // end first (the socket stays readable; closing with unread input would send a
+        // reset); with reading paused nothing more can be done. Both are reported whatever
         // the interest, so leaving the socket registered would spin.
-        if !closed, failed { finalClose() }
+        if !closed, error || (hangUp && readPaused) { finalClose() }
     }
 
     // MARK: - Reading

@@ -93,7 +93,6 @@ final class TenantRouter: Sendable {
         }
     }
 
-    /// Whether the tenant is being deleted right now.
     /// Whether the tenant is known to exist and is not being deleted.
     func isLive(_ tenant: String) -> Bool {
         state.withLock { $0.known.contains(tenant) && !$0.deleting.contains(tenant) }

@@ -109,4 +109,24 @@ import Testing
         }
         await server.shutdown(gracePeriod: .seconds(1))
     }
+
+    /// After a `Connection: close` response the server half-closes and drains what the peer
+    /// still sends; the peer's FIN then makes a hang-up. The response must survive and the
+    /// connection end cleanly. (The server also reads input to its end on a hang-up before
+    /// closing; this test does not manage to leave more than one read's worth unread then.)
+    @Test func hangUpWhileDrainingReadsInputToItsEndFirst() async throws {
+        try await withTestServer({ $0.eventLoopCount = 1 }) { server, port in
+            let c = try await RawClient.connect(port: port)
+            var bytes = Array("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8)
+            bytes += [UInt8](repeating: UInt8(ascii: "x"), count: 2 << 20)
+            await c.send(bytes)
+            shutdown(c.fd, Int32(SHUT_WR))
+            try await Task.sleep(for: .milliseconds(300))
+            let closed = await c.read(timeout: 3)
+            let responses = c.responses()
+            #expect(responses.first?.head.status == 200)
+            #expect(closed, "clean end of input after the response")
+            #expect(await Self.waitFor(2) { server.metrics.openConnections == 0 })
+        }
+    }
 }
