@@ -28,8 +28,8 @@ struct CrashTests {
         try ProcessLaunch.run(process)
         try await Task.sleep(for: .milliseconds(1200))
         kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL)
+        let exit = await ProcessLaunch.exit(of: process)
+        #expect(exit == ProcessLaunch.Exit(reason: .uncaughtSignal, status: SIGKILL))
         let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
 
         struct Ack: Hashable { let stream: String; let version: Int64; let position: UInt64; let id: String }

@@ -36,13 +36,15 @@ struct MinkdProcess {
 
     /// Waits for exit (up to `timeout`), returning the status and both outputs.
     func finish(timeout: Duration = .seconds(10)) async throws -> (status: Int32, out: String, err: String) {
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
-        if process.isRunning { process.terminate(); Issue.record("minkd did not exit in time") }
-        process.waitUntilExit()
+        var exit = await ProcessLaunch.exit(of: process, timeout: timeout)
+        if exit == nil {
+            Issue.record("minkd did not exit in time")
+            kill(process.processIdentifier, SIGKILL)
+            exit = await ProcessLaunch.exit(of: process)
+        }
         let out = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         let err = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        return (process.terminationStatus, out, err)
+        return (exit?.status ?? -1, out, err)
     }
 
     /// Reads the JSON log on stderr until the readiness line; returns the bound port.
