@@ -190,7 +190,7 @@ public final class HTTPServer: Sendable {
         }
         for loop in loops {
             loop.queue.async {
-                for connection in Array(loop.connections.values) { connection.beginShutdown() }
+                for connection in loop.connections { connection.beginShutdown() }
             }
         }
         let grace = (gracePeriod ?? context.configuration.shutdownGracePeriod).nanoseconds
@@ -202,7 +202,7 @@ public final class HTTPServer: Sendable {
         for loop in loops {
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                 loop.queue.async {
-                    for connection in Array(loop.connections.values) { connection.finalClose() }
+                    for connection in loop.connections { connection.finalClose() }
                     c.resume()
                 }
             }
@@ -217,7 +217,7 @@ public final class HTTPServer: Sendable {
     private func allConnectionsClosed() async -> Bool {
         for loop in loops {
             let empty = await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
-                loop.queue.async { c.resume(returning: loop.connections.values.allSatisfy(\.isLingering)) }
+                loop.queue.async { c.resume(returning: loop.connections.allSatisfy(\.isLingering)) }
             }
             if !empty { return false }
         }

@@ -56,7 +56,6 @@ final class ServerConnection: @unchecked Sendable {
 
     /// Registers with the loop and starts reading.
     func start() {
-        loop.connections[ObjectIdentifier(self)] = self
         token = loop.register(self)
         if token == 0 {
             finalClose()
@@ -77,7 +76,6 @@ final class ServerConnection: @unchecked Sendable {
     func finalClose() {
         if closed { return }
         closed = true
-        loop.connections[ObjectIdentifier(self)] = nil
         // Out of the loop's set before the number can be reused by another socket.
         if token != 0 { loop.unregister(fd, token: token) }
         Socket.close(fd)

@@ -18,11 +18,9 @@ import Synchronization
 /// of the server's CPU at 100 k requests/s); here a ready socket costs one `epoll_wait`
 /// shared by the whole batch.
 final class EventLoop: @unchecked Sendable {
-    // Invariant: `connections`, `registered`, `nextToken`, `tickSource` and `started`
-    // are touched only on `queue`, which serialises all access. The poller's state
-    // lives in `Poller`.
+    // Invariant: `registered`, `nextToken`, `tickSource` and `poller` are touched only on
+    // `queue`, which serialises all access. The poller's own state lives in `Poller`.
     let queue: DispatchQueue
-    var connections: [ObjectIdentifier: ServerConnection] = [:]
     /// One read buffer shared by the loop's connections: reads happen one at a time.
     let readBuffer: UnsafeMutableRawBufferPointer
     private var tickSource: DispatchSourceTimer?
@@ -32,6 +30,9 @@ final class EventLoop: @unchecked Sendable {
     /// poller's wake-up descriptor).
     private var registered: [UInt64: ServerConnection] = [:]
     private var nextToken: UInt64 = 1
+
+    /// The loop's open connections (a snapshot: callers may close them while iterating).
+    var connections: [ServerConnection] { Array(registered.values) }
 
     init(index: Int) {
         self.index = index
@@ -66,7 +67,7 @@ final class EventLoop: @unchecked Sendable {
         timer.setEventHandler { [weak self] in
             guard let self else { return }
             let now = monotonicNanos()
-            for connection in Array(self.connections.values) {
+            for connection in self.connections {
                 connection.tick(now: now)
             }
         }
