@@ -100,7 +100,8 @@ let package = Package(
             dependencies: ["MinkServer", "MinkHTTP", "MinkWire", "MinkConfig", "Mink", "MinkSQLite", "MinkPostgres", "MinkTestFixtures"],
             swiftSettings: swiftSettings
         ),
-        // Shared by test targets: the seed's order example; serialised child-process launches.
+        // Shared by test targets: the seed's order example, the HTTP request vectors, serialised
+        // child-process launches.
         .target(name: "MinkTestFixtures", dependencies: ["Mink"], path: "Tests/MinkTestFixtures", swiftSettings: swiftSettings),
         .testTarget(
             name: "MinkTests",
@@ -124,7 +125,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MinkHTTPTests",
-            dependencies: ["MinkHTTP"],
+            dependencies: ["MinkHTTP", "MinkTestFixtures"],
             resources: [.copy("Resources")],
             swiftSettings: swiftSettings
         ),

@@ -1,28 +1,10 @@
 import Foundation
+import MinkTestFixtures
 import Testing
 @testable import MinkHTTP
 
-/// One record of `Resources/http_requests.json` (see the conformance README).
-struct Vector: Decodable, Sendable, CustomTestStringConvertible {
-    var name: String
-    var raw: String
-    var valid: Bool
-    var lenient: Bool?
-    var requests: Int?
-    var expect_close: Bool?
-    var head: Bool?
-    var also_ok: [Int]?
-    var must_close: Bool?
-    var max_responses: Int?
-
-    var bytes: [UInt8] { Array(Data(base64Encoded: raw)!) }
-    var testDescription: String { name }
-
-    static let all: [Vector] = {
-        let url = Bundle.module.url(forResource: "Resources/http_requests", withExtension: "json")!
-        return try! JSONDecoder().decode([Vector].self, from: Data(contentsOf: url))
-    }()
-}
+/// The vectors, under the name these tests use.
+typealias Vector = RequestVector
 
 /// What a parser made of an input: the requests it returned and how it stopped.
 struct ParseOutcome: Equatable, CustomStringConvertible {

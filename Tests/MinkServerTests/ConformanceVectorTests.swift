@@ -1,31 +1,10 @@
 import Foundation
 import MinkHTTP
+import MinkTestFixtures
 import Testing
 
-/// The 79 request vectors of `http_requests.json` (see its README), sent to the real minkd
-/// server (router and handlers included), with the README's verdicts.
-struct RequestVector: Decodable, Sendable, CustomTestStringConvertible {
-    var name: String
-    var raw: String
-    var valid: Bool
-    var lenient: Bool?
-    var requests: Int?
-    var expect_close: Bool?
-    var head: Bool?
-    var also_ok: [Int]?
-    var must_close: Bool?
-    var max_responses: Int?
-
-    var bytes: [UInt8] { Array(Data(base64Encoded: raw)!) }
-    var testDescription: String { name }
-
-    static let all: [RequestVector] = {
-        let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("MinkHTTPTests/Resources/http_requests.json")
-        return try! JSONDecoder().decode([RequestVector].self, from: Data(contentsOf: file))
-    }()
-}
-
+/// The 79 request vectors of `http_requests.json` (see its README, and `RequestVector`), sent to
+/// the real minkd server (router and handlers included), with the README's verdicts.
 @Suite("HTTP conformance vectors against minkd")
 struct ConformanceVectorTests {
     @Test func allVectorsAreLoaded() {
