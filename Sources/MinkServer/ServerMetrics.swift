@@ -20,8 +20,8 @@ final class ServerMetrics: Sendable {
             .seconds(1), .seconds(2.5), .seconds(5),
         ]
         self.factory = factory
-        healthGetOK = Self.requestHandles(
-            registry, route: "/healthz", method: "GET", status: 200, buckets: factory.defaultDurationHistogramBuckets)
+        healthGetOK = Self.makeRequestHandles(
+            registry, route: Route.healthz.template, method: "GET", status: 200, buckets: factory.defaultDurationHistogramBuckets)
         openConnections = registry.makeGauge(descriptor: Self.name("open_connections", "", "Open HTTP connections."))
         sseSubscribers = registry.makeGauge(descriptor: Self.name("sse_subscribers", "", "Open server-sent-event subscriptions."))
     }
@@ -44,7 +44,7 @@ final class ServerMetrics: Sendable {
 
     /// Counts and times one request.
     func recordRequest(route: String, method: String, status: Int, duration: Duration) {
-        if status == 200, route == "/healthz", method == "GET" {
+        if status == 200, route == Route.healthz.template, method == "GET" {
             healthGetOK.0.increment()
             healthGetOK.1.record(duration)
             return
@@ -55,7 +55,7 @@ final class ServerMetrics: Sendable {
             histogram.record(duration)
             return
         }
-        let (counter, histogram) = Self.requestHandles(
+        let (counter, histogram) = Self.makeRequestHandles(
             registry, route: route, method: method, status: status, buckets: factory.defaultDurationHistogramBuckets)
         counter.increment()
         histogram.record(duration)
@@ -65,7 +65,7 @@ final class ServerMetrics: Sendable {
     }
 
     /// The registry returns the same collectors for the same names and labels.
-    private static func requestHandles(
+    private static func makeRequestHandles(
         _ registry: PrometheusCollectorRegistry, route: String, method: String, status: Int, buckets: [Duration]
     ) -> (Prometheus.Counter, Prometheus.DurationHistogram) {
         let counter = registry.makeCounter(
