@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "MinkWire", targets: ["MinkWire"]),
         .library(name: "MinkConfig", targets: ["MinkConfig"]),
         .library(name: "MinkServer", targets: ["MinkServer"]),
+        .library(name: "MinkStorageWiring", targets: ["MinkStorageWiring"]),
         .library(name: "MinkPostgres", targets: ["MinkPostgres"]),
         .library(name: "MinkClient", targets: ["MinkClient"]),
         .executable(name: "minkd", targets: ["minkd"]),
@@ -28,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // C shims: system libraries from Debian's -dev packages.
@@ -72,20 +74,33 @@ let package = Package(
         .target(
             name: "MinkServer",
             dependencies: [
-                "Mink", "MinkHTTP", "MinkWire", "MinkConfig", "MinkSQLite", "MinkPostgres",
+                "Mink", "MinkHTTP", "MinkWire", "MinkConfig",
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             swiftSettings: swiftSettings
         ),
+        // The storage the configuration names, built for the server: the only place that links
+        // libsqlite3 and libpq next to the server (the executable and tests use it).
+        .target(
+            name: "MinkStorageWiring",
+            dependencies: [
+                "Mink", "MinkServer", "MinkConfig", "MinkSQLite", "MinkPostgres",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "minkd",
             dependencies: [
-                "MinkServer", "MinkConfig", "Mink",
+                "MinkServer", "MinkStorageWiring", "MinkConfig", "Mink",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -97,7 +112,11 @@ let package = Package(
 
         .testTarget(
             name: "MinkServerTests",
-            dependencies: ["MinkServer", "MinkHTTP", "MinkWire", "MinkConfig", "Mink", "MinkSQLite", "MinkPostgres", "MinkTestFixtures"],
+            dependencies: [
+                "MinkServer", "MinkStorageWiring", "MinkHTTP", "MinkWire", "MinkConfig", "Mink", "MinkSQLite", "MinkPostgres",
+                "MinkTestFixtures",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         // Shared by test targets: the seed's order example, the HTTP request vectors, serialised
@@ -134,7 +153,7 @@ let package = Package(
         .testTarget(
             name: "MinkClientTests",
             dependencies: [
-                "MinkClient", "Mink", "MinkTestFixtures", "MinkServer", "MinkConfig", "MinkHTTP", "MinkWire",
+                "MinkClient", "Mink", "MinkTestFixtures", "MinkServer", "MinkStorageWiring", "MinkConfig", "MinkHTTP", "MinkWire",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

@@ -11,7 +11,7 @@ let package = Package(
         .executableTarget(
             name: "ProjectionBenchmark",
             dependencies: [
-                .product(name: "Mink", package: "minkd"), .product(name: "MinkServer", package: "minkd"),
+                .product(name: "Mink", package: "minkd"), .product(name: "MinkServer", package: "minkd"), .product(name: "MinkStorageWiring", package: "minkd"),
                 .product(name: "MinkConfig", package: "minkd"), .product(name: "MinkHTTP", package: "minkd"),
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]

@@ -22,16 +22,21 @@ struct RequestContext: Sendable {
 /// The server's ``HTTPResponder``: routing, tenant resolution, error mapping, access logs and
 /// request metrics around the handlers.
 final class APIHandler: HTTPResponder {
-    /// Set once, right after the server is created (the two refer to each other).
-    let server = Mutex<MinkServer?>(nil)
+    /// What the handlers serve from. Held directly: the API does not refer back to the
+    /// listener or to the ``MinkServer`` that owns both.
+    let api: API
 
     /// Whether a tracing instrument was bootstrapped when the server was created (as
     /// swift-distributed-tracing asks: once, at the start of the program). Without one a
     /// span records nothing, so none is made; checked once rather than per request.
     private let tracingEnabled = !(InstrumentationSystem.instrument is NoOpInstrument)
 
+    init(api: API) {
+        self.api = api
+    }
+
     func respond(to request: HTTPRequest) async -> HTTPResponse {
-        guard let server = server.withLock({ $0 }) else { return HTTPResponse(status: 503) }
+        let server = api
         let start = ContinuousClock.now
         let requestID = RequestID.from(request)
         var template = "unmatched"
@@ -64,36 +69,33 @@ final class APIHandler: HTTPResponder {
                       start: start, server: server)
     }
 
-    /// The synchronous fast path for `/healthz`: the same steps as ``respond(to:)`` (request ID,
-    /// routing, access control, span, metrics, access log), run on the connection's event loop
-    /// without a task, since nothing in them waits. Every other path returns `nil`.
+    /// Answers CORS preflights and the routes whose handler needs no storage and never waits
+    /// (``Route/isSynchronous``) on the connection's event loop, without a task: the same steps
+    /// as ``respond(to:)`` (request ID, routing, access control, tenant, query, span, metrics,
+    /// access log), none of which waits. Every other request returns `nil` and goes to
+    /// ``respond(to:)``; so does one the router rejects, which answers it there.
     func respondImmediately(to request: HTTPRequest) -> HTTPResponse? {
-        if request.method == "OPTIONS", let server = server.withLock({ $0 }), var preflight = server.cors.preflight(request) {
+        let server = api
+        if request.method == "OPTIONS", var preflight = server.cors.preflight(request) {
             preflight.headers.replace(name: "X-Request-ID", value: RequestID.from(request))
             return preflight
         }
-        guard request.path == "/healthz" else { return nil }
-        guard let server = server.withLock({ $0 }) else { return HTTPResponse(status: 503) }
+        guard let route = try? Router.route(method: request.method, path: request.path), route.isSynchronous else { return nil }
         let start = ContinuousClock.now
         let requestID = RequestID.from(request)
-        var template = "unmatched"
+        let template = route.template
         var tokenName: String?
         var response: HTTPResponse
         do {
-            // `GET` and `HEAD /healthz` route to `.healthz` (what the router answers, without
-            // splitting the path); other methods get the router's 405.
-            let known: Route? = request.method == "GET" || request.method == "HEAD" ? .healthz : nil
-            let (route, principal, _) = try admission(request, server: server, route: known)
-            template = route.template
+            let (_, principal, tenant) = try admission(request, server: server, route: route)
             tokenName = principal?.name
-            // `/healthz` uses no tenant (no lease, nothing to wait for); `admit` would return at once.
-            guard route == .healthz, route.tenantUse == .none else {
-                throw APIError(.internal, "no synchronous handler for \(template)")
-            }
-            // The async path would parse the query (and reject a malformed one) before the
-            // handler; `/healthz` touches no tenant's store.
-            if request.query != nil { _ = try QueryParameters(request.query) }
-            response = withSyncRequestSpan(request, template: template) { Self.healthResponse }
+            // No lease to take: a synchronous route uses no tenant's storage (`admit` would
+            // return at once).
+            let context = RequestContext(
+                request: request, requestID: requestID, route: route, tenant: tenant,
+                store: try server.store(forTenant: tenant), query: try QueryParameters(request.query)
+            )
+            response = try withSyncRequestSpan(request, template: template) { try server.handleSynchronously(context) }
         } catch {
             response = errorResponse(error, requestID: requestID, server: server)
         }
@@ -101,16 +103,8 @@ final class APIHandler: HTTPResponder {
                       start: start, server: server)
     }
 
-    /// The `/healthz` response, encoded once. Its `X-Request-ID` field is a placeholder that
-    /// ``finish(_:request:requestID:template:tokenName:start:server:)`` overwrites in place.
-    private static let healthResponse: HTTPResponse = {
-        var response = Reply.json(HealthBody())
-        response.headers.add(name: "X-Request-ID", value: "")
-        return response
-    }()
-
     /// Routing, access control and the tenant, which need no waiting.
-    private func admission(_ request: HTTPRequest, server: MinkServer, route known: Route? = nil) throws -> (Route, Principal?, String) {
+    private func admission(_ request: HTTPRequest, server: API, route known: Route? = nil) throws -> (Route, Principal?, String) {
         let route: Route
         if let known {
             route = known
@@ -132,7 +126,7 @@ final class APIHandler: HTTPResponder {
         return (route, principal, tenant)
     }
 
-    private func errorResponse(_ error: any Error, requestID: String, server: MinkServer) -> HTTPResponse {
+    private func errorResponse(_ error: any Error, requestID: String, server: API) -> HTTPResponse {
         if let api = APIError.from(error) {
             return api.response(requestID: requestID)
         }
@@ -143,7 +137,7 @@ final class APIHandler: HTTPResponder {
     /// Adds `X-Request-ID`, records the request's metrics and writes the access log line.
     private func finish(
         _ response: HTTPResponse, request: HTTPRequest, requestID: String, template: String, tokenName: String?,
-        start: ContinuousClock.Instant, server: MinkServer
+        start: ContinuousClock.Instant, server: API
     ) -> HTTPResponse {
         var response = response
         response.headers.replace(name: "X-Request-ID", value: requestID)
@@ -168,7 +162,7 @@ final class APIHandler: HTTPResponder {
     /// Section 2's access control: `nil` for an open route, otherwise the caller's principal.
     /// - Throws: `401` (with `WWW-Authenticate: Bearer`) for a missing or unknown token; `403`
     ///   for a token without the route's role, or a tenant-bound token on tenant administration.
-    private func authorize(_ request: HTTPRequest, route: Route, server: MinkServer) throws(APIError) -> Principal? {
+    private func authorize(_ request: HTTPRequest, route: Route, server: API) throws(APIError) -> Principal? {
         guard case .role(let role) = route.requiredAccess(metricsRequireToken: server.configuration.metrics.requireToken) else {
             return nil
         }
@@ -196,14 +190,14 @@ final class APIHandler: HTTPResponder {
 
     /// ``withRequestSpan(_:template:_:)`` for a synchronous handler.
     /// Without an instrument (the default) a span records nothing, so none is made.
-    private func withSyncRequestSpan(_ request: HTTPRequest, template: String, _ body: () -> HTTPResponse) -> HTTPResponse {
-        if !tracingEnabled { return body() }
+    private func withSyncRequestSpan(_ request: HTTPRequest, template: String, _ body: () throws -> HTTPResponse) throws -> HTTPResponse {
+        if !tracingEnabled { return try body() }
         var context = ServiceContext.current ?? .topLevel
         InstrumentationSystem.instrument.extract(request.headers, into: &context, using: HeaderExtractor())
-        return withSpan("\(request.method) \(template)", context: context, ofKind: .server) { span in
+        return try withSpan("\(request.method) \(template)", context: context, ofKind: .server) { span in
             span.attributes["http.request.method"] = request.method
             span.attributes["http.route"] = template
-            let response = body()
+            let response = try body()
             span.attributes["http.response.status_code"] = response.status
             return response
         }

@@ -3,14 +3,24 @@ import Mink
 import MinkHTTP
 import MinkWire
 
-extension MinkServer {
+extension Route {
+    /// Whether the route's handler needs no storage and never waits, so that it may run on the
+    /// connection's event loop (``API/handleSynchronously(_:)``).
+    var isSynchronous: Bool {
+        switch self {
+        case .healthz, .info: true
+        default: false
+        }
+    }
+}
+
+extension API {
     /// Dispatches a routed request to its handler.
     func handle(_ c: RequestContext) async throws -> HTTPResponse {
         switch c.route {
-        case .healthz: return Reply.json(HealthBody())
+        case .healthz, .info: return try handleSynchronously(c)
         case .readyz: return try await readyz(c)
         case .metrics: return await metricsResponse()
-        case .info: return info()
         case .append(let id): return try await append(c, streamID: id)
         case .load(let id): return try await load(c, streamID: id)
         case .streamInfo(let id): return try await streamInfo(c, streamID: id)
@@ -34,6 +44,21 @@ extension MinkServer {
 
     // MARK: Operations
 
+    /// Answers a route whose handler needs no storage and never waits (``Route/isSynchronous``).
+    ///
+    /// The responder runs these on the connection's event loop, without a task
+    /// (``APIHandler/respondImmediately(to:)``): the same pipeline as every other route
+    /// (routing, access control, span, metrics, access log), minus the hop to a task. A route
+    /// listed here must stay cheap and synchronous, and use no tenant.
+    /// - Throws: `500` for a route that is not synchronous (a bug).
+    func handleSynchronously(_ c: RequestContext) throws -> HTTPResponse {
+        switch c.route {
+        case .healthz: return Reply.json(HealthBody())
+        case .info: return info()
+        default: throw APIError(.internal, "no synchronous handler for \(c.route.template)")
+        }
+    }
+
     private func readyz(_ c: RequestContext) async throws -> HTTPResponse {
         guard isReady else { return notReady("starting or shutting down") }
         do {
@@ -52,8 +77,8 @@ extension MinkServer {
 
     private func metricsResponse() async -> HTTPResponse {
         let t = transportMetrics
-        metrics.openConnections.set(Double(t.openConnections))
-        metrics.sseSubscribers.set(Double(t.activeStreams))
+        metrics.openConnections.set(Double(t?.openConnections ?? 0))
+        metrics.sseSubscribers.set(Double(t?.activeStreams ?? 0))
         // Projections of the tenants that have started them: checkpoints and lag summed over
         // tenants (labels carry the projection name only, never a tenant ID).
         var checkpoint: [String: Double] = [:], lag: [String: Double] = [:], faulted: [String: Double] = [:]

@@ -3,7 +3,7 @@ import Mink
 import MinkHTTP
 import MinkWire
 
-extension MinkServer {
+extension API {
     /// Section 8's projection endpoints, over the tenant's projection engine.
     func projections(_ c: RequestContext) async throws -> HTTPResponse {
         let models = Dictionary(projections.entries.map { ($0.projection.name, $0.projection.readModelName) }, uniquingKeysWith: { a, _ in a })

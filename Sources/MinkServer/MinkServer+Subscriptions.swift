@@ -3,7 +3,7 @@ import Mink
 import MinkHTTP
 import MinkWire
 
-extension MinkServer {
+extension API {
     /// `GET /v1/subscriptions/...`: a server-sent-event stream (HTTP-API.md section 7).
     ///
     /// Catch-up from storage, `event: caught-up`, then live events; `event: fell-behind` when the

@@ -1,78 +1,61 @@
 import Foundation
 import Logging
-import Metrics
 import Mink
 import MinkConfig
 import MinkHTTP
-import Prometheus
+import ServiceLifecycle
 import Synchronization
 
 /// minkd's API server: the HTTP listener, the router and handlers over an `EventStore`.
 ///
-/// Lifecycle: ``start()`` binds and serves; ``shutdown()`` stops accepting, ends event streams,
-/// finishes in-flight requests within the grace period, then closes storage.
+/// Two ways to run it:
+/// - as services (``services(onReady:)``), under a swift-service-lifecycle `ServiceGroup`
+///   that handles signals and stops the parts in reverse order, storage last (what `minkd`
+///   does);
+/// - by hand: ``start()`` binds and serves; ``shutdown()`` stops the same parts in the same
+///   order (tests, programs that embed the server).
+///
+/// The storage is built by the caller (`minkd`, or `MinkStorageWiring` for tests): the server
+/// knows only the core's storage protocols.
 public final class MinkServer: Sendable {
-    /// The effective configuration.
-    public let configuration: MinkdConfiguration
-    /// The root store (tenant `default`); tenants come from `store.forTenant`.
-    public let store: EventStore
-    let storage: ServerStorage
-    let logger: Logger
-    let metrics: ServerMetrics
-    let startedAt = ContinuousClock.now
-    let keepaliveInterval: Duration
-    /// Bearer tokens (HTTP-API.md section 2); the list is replaced by ``reloadTokens(from:)``.
-    let authenticator: Authenticator
-    /// Tenant resolution, existence and the tenants' stores.
-    let tenants: TenantRouter
-    /// Cross-origin access for browsers (`http.cors.allowedOrigins`).
-    let cors: CORS
-    /// The projections (declared in the config, plus Swift ones registered before ``start()``).
-    public let projections: ProjectionService
+    /// What the handlers serve from (the listener's responder holds it, not this server).
+    let api: API
     /// A config error found while compiling the declared projections; ``start()`` throws it.
     private let projectionError: (any Error)?
     private let http: HTTPServer
-    private let state = Mutex(State())
+    /// The parts in start order; stopped in reverse.
+    private let parts: [ServerPart]
 
-    struct State {
-        var ready = false
-        var shuttingDown = false
-    }
+    /// The effective configuration.
+    public var configuration: MinkdConfiguration { api.configuration }
+    /// The root store (tenant `default`); tenants come from `store.forTenant`.
+    public var store: EventStore { api.store }
+    /// The projections (declared in the config, plus Swift ones registered before ``start()``).
+    public var projections: ProjectionService { api.projections }
+    var logger: Logger { api.logger }
+    var authenticator: Authenticator { api.authenticator }
 
     /// The version reported by `/v1/info` and `minkd version`.
     public static let version = "0.1.0"
 
-    /// Creates a server; nothing listens until ``start()``.
+    /// Creates a server; nothing listens until ``start()`` (or its HTTP service runs).
     /// - Parameters:
+    ///   - storage: the storage to serve; the server closes it last when it stops.
     ///   - keepaliveInterval: how long an idle event stream waits before `: keepalive` (tests
     ///     shorten it; the contract's value is 15 s).
     public init(
         configuration: MinkdConfiguration, storage: ServerStorage, logger: Logger = Logger(label: "minkd"),
         keepaliveInterval: Duration? = nil
     ) {
-        self.configuration = configuration
-        self.storage = storage
-        self.logger = logger
-        self.keepaliveInterval = keepaliveInterval ?? .seconds(configuration.http.sseKeepaliveSeconds)
-        let metrics = ServerMetrics()
-        self.metrics = metrics
-        var opts = EventStore.Options(
-            snapshots: (storage.snapshots, .never), logger: logger, subscriberBuffer: configuration.limits.subscriberBuffer
-        )
-        opts.middleware = [.metrics(DescribedMetricsFactory(base: metrics.factory))]
-        self.store = EventStore(adapter: storage.events, options: opts)
-        self.authenticator = Authenticator(configuration.auth)
-        self.cors = CORS(allowedOrigins: configuration.http.corsAllowedOrigins)
-        let tenants = TenantRouter(
-            root: store, catalog: storage.events as? any TenantCatalog ?? ImplicitTenantCatalog(),
-            autoCreate: configuration.tenancy.autoCreate
-        )
-        self.tenants = tenants
         var declared: [DeclaredProjection] = []
         var compileError: (any Error)?
         do { declared = try DeclaredProjection.compile(configuration.projections) } catch { compileError = error }
         self.projectionError = compileError
-        self.projections = ProjectionService(store: store, storage: storage, declared: declared, logger: logger)
+        let api = API(
+            configuration: configuration, storage: storage, logger: logger,
+            keepaliveInterval: keepaliveInterval ?? .seconds(configuration.http.sseKeepaliveSeconds), declared: declared
+        )
+        self.api = api
 
         var http = HTTPServerConfiguration(host: configuration.listen.host, port: configuration.listen.port)
         http.limits.maxRequestLineBytes = configuration.limits.maxRequestLineBytes
@@ -83,68 +66,129 @@ public final class MinkServer: Sendable {
         http.maxConnections = configuration.limits.maxConnections
         http.gzipMinBytes = configuration.http.gzipMinBytes
         http.shutdownGracePeriod = .seconds(configuration.shutdown.graceSeconds)
-        let handler = APIHandler()
-        self.http = HTTPServer(configuration: http, responder: handler)
-        handler.server.withLock { $0 = self }
+        let listener = HTTPServer(configuration: http, responder: APIHandler(api: api))
+        self.http = listener
+        api.transport.attach(listener)
+
+        // Start order; a shutdown stops them from the last to the first: the listener first (no
+        // new requests, event streams end, in-flight requests drain within the grace period),
+        // then the projections (after their current batch), then the tenants' subscription hubs,
+        // storage last, once nothing uses it any more.
+        let grace = Duration.seconds(configuration.shutdown.graceSeconds)
+        self.parts = [
+            ServerPart("storage") { await storage.close() },
+            ServerPart("tenants") {
+                await api.store.hub.shutdown()
+                for tenant in api.tenants.stores { await tenant.hub.shutdown() }
+            },
+            ServerPart("projections") { await api.projections.stop() },
+            ServerPart("http") {
+                api.setReadiness(.stopping)
+                await listener.shutdown(gracePeriod: grace)
+            },
+        ]
     }
 
-    /// Binds the listener and starts serving. Returns the bound port.
+    /// Binds the listener and starts serving: storage must answer and the projections start
+    /// before the server calls itself ready. Returns the bound port.
     @discardableResult
     public func start() async throws -> Int {
         if let projectionError { throw projectionError }
         let port = try http.start()
         // Storage must answer before the server calls itself ready.
-        _ = try await store.headPosition()
-        try await projections.start()
+        _ = try await api.store.headPosition()
+        try await api.projections.start()
         // Every known tenant's projections catch up from the start, not only once a request
         // names the tenant.
-        if !projections.entries.isEmpty {
+        if !api.projections.entries.isEmpty {
             do {
-                for tenant in try await tenants.catalog.tenants() where tenant != Mink.TenantID.default {
-                    projections.tenantUsed(tenant)
+                for tenant in try await api.tenants.catalog.tenants() where tenant != Mink.TenantID.default {
+                    api.projections.tenantUsed(tenant)
                 }
             } catch {
                 logger.warning("cannot list tenants to start their projections", metadata: ["error": "\(error)"])
             }
         }
-        state.withLock { $0.ready = true }
+        api.setReadiness(.ready)
         return port
     }
 
     /// The bound port, once started.
     public var port: Int? { http.port }
 
-    /// Whether the server is ready (storage answered, projections started).
-    var isReady: Bool { state.withLock { $0.ready && !$0.shuttingDown } }
-
     /// Stops accepting, ends event streams, finishes in-flight requests (up to the grace period),
-    /// then closes storage.
+    /// stops the projections and the tenants' hubs, then closes storage: the parts of
+    /// ``services(onReady:)`` stopped in the same order a `ServiceGroup` stops them. Each part
+    /// stops once, however often this is called.
     public func shutdown() async {
-        let first = state.withLock { s -> Bool in
-            defer { s.shuttingDown = true }
-            return !s.shuttingDown
-        }
-        guard first else { return }
-        await http.shutdown(gracePeriod: .seconds(configuration.shutdown.graceSeconds))
-        await projections.stop()
-        await store.hub.shutdown()
-        for tenant in tenants.stores { await tenant.hub.shutdown() }
-        await storage.close()
+        for part in parts.reversed() { await part.stop() }
     }
 
-    /// Open connections and other transport counters.
-    var transportMetrics: HTTPServerMetrics { http.metrics }
+    /// The server's parts as services for a `ServiceGroup`, in start order — storage, tenants,
+    /// projections, HTTP — so that the group stops them in reverse: the listener first, storage
+    /// last. The HTTP service starts the server (``start()``) when it runs and calls `onReady`
+    /// with the bound port; a failure to start throws from it and shuts the group down.
+    /// - Parameter onReady: called once the server is ready (e.g. to log it).
+    public func services(onReady: @escaping @Sendable (Int) -> Void = { _ in }) -> [ServiceGroupConfiguration.ServiceConfiguration] {
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        for part in parts {
+            // The listener is the last part: its service is the one that starts the server.
+            let service: PartService
+            if part === parts.last {
+                service = PartService(part: part) { [self] in onReady(try await self.start()) }
+            } else {
+                service = PartService(part: part) {}
+            }
+            services.append(ServiceGroupConfiguration.ServiceConfiguration(
+                service: service, successTerminationBehavior: .gracefullyShutdownGroup,
+                failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: service.description
+            ))
+        }
+        return services
+    }
+}
 
-    /// Uptime in whole seconds.
-    var uptimeSeconds: Int64 { (ContinuousClock.now - startedAt).components.seconds }
+/// One part of the server with a stop that runs at most once (``MinkServer/shutdown()`` and a
+/// `ServiceGroup` may both ask).
+final class ServerPart: Sendable {
+    let name: String
+    private let body: @Sendable () async -> Void
+    private let stopped = Atomic<Bool>(false)
 
-    /// The store of the tenant a request runs in.
-    func store(forTenant tenant: String) throws -> EventStore {
-        let tenantStore = try tenants.store(for: tenant)
-        // Only for a tenant that exists: a read of an unknown (or just deleted) tenant with
-        // `autoCreate` answers as empty, and must not start projections, which would create
-        // the tenant's storage.
-        if tenant != Mink.TenantID.default, tenants.isLive(tenant) { projections.tenantUsed(tenant) }
-        return tenantStore
+    init(_ name: String, stop: @escaping @Sendable () async -> Void) {
+        self.name = name
+        self.body = stop
+    }
+
+    /// Stops the part; later calls return at once.
+    func stop() async {
+        guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        await body()
+    }
+}
+
+/// A ``ServerPart`` as a swift-service-lifecycle service: it starts, then holds its part until
+/// the group's graceful shutdown reaches it (the group goes through its services in reverse
+/// order, each after the one behind it has returned), then stops it.
+struct PartService: Service, CustomStringConvertible {
+    let part: ServerPart
+    let start: @Sendable () async throws -> Void
+
+    var description: String { "minkd.\(part.name)" }
+
+    func run() async throws {
+        do {
+            try await start()
+        } catch {
+            await part.stop()
+            throw error
+        }
+        do {
+            try await gracefulShutdown()
+        } catch is CancellationError {
+            // The group was cancelled (a second signal, or the shutdown took too long): stop now
+            // rather than in turn; what the part holds is released either way.
+        }
+        await part.stop()
     }
 }

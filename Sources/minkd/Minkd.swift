@@ -4,6 +4,9 @@ import Logging
 import Mink
 import MinkConfig
 import MinkServer
+import MinkStorageWiring
+import ServiceLifecycle
+import UnixSignals
 
 @main
 struct Minkd: AsyncParsableCommand {
@@ -57,6 +60,10 @@ struct Serve: AsyncParsableCommand {
             fail("\(error)")
         }
         let logger = bootstrapLogging(config)
+        // A SIGHUP before the reloader watches for it, or after it stopped during the shutdown,
+        // is ignored rather than ending the process (its default action). Dispatch's signal
+        // source still receives it: on Linux it installs its own handler when it registers.
+        signal(SIGHUP, SIG_IGN)
         let storage: ServerStorage
         do {
             storage = try await ServerStorage.open(config, logger: logger)
@@ -64,54 +71,49 @@ struct Serve: AsyncParsableCommand {
             fail("minkd: cannot open storage: \(error)")
         }
         let server = MinkServer(configuration: config, storage: storage, logger: logger)
-        let signals = SignalWatcher([SIGTERM, SIGINT, SIGHUP])
+        // The server's parts (storage, tenants, projections, HTTP), then the SIGHUP reloader:
+        // the group runs them all and, on SIGTERM or SIGINT, stops them from the last to the
+        // first — the reloader, the listener (requests drain), the projections, the tenants'
+        // hubs, storage last.
+        let ready: @Sendable (Int) -> Void = { port in
+            logger.notice("minkd ready", metadata: [
+                "address": "\(config.listen.host):\(port)", "storage": "\(storage.kind)",
+                "tenancy": "\(config.tenancy.strategy.rawValue)", "version": "\(MinkServer.version)",
+            ])
+        }
+        var services = server.services(onReady: ready)
+        services.append(.init(service: ConfigReloadService(server: server, options: options, logger: logger), serviceName: "minkd.reload"))
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
+        )
+        // Past the HTTP grace period (and as long again for projections and storage), the group
+        // is cancelled: every part then stops at once.
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(2 * config.shutdown.graceSeconds + 10)
         do {
-            try await server.start()
+            try await ServiceGroup(configuration: groupConfiguration).run()
         } catch {
-            await storage.close()
-            fail("minkd: cannot start: \(error)")
+            fail("minkd: \(error)")
         }
-        logger.notice("minkd ready", metadata: [
-            "address": "\(config.listen.host):\(server.port ?? config.listen.port)", "storage": "\(storage.kind)",
-            "tenancy": "\(config.tenancy.strategy.rawValue)", "version": "\(MinkServer.version)",
-        ])
-        for await signal in signals.signals {
-            if signal == SIGHUP {
-                // Re-read the same file, environment and flags; only the token list is applied.
-                do {
-                    server.reloadTokens(from: try options.load())
-                } catch {
-                    logger.error("SIGHUP: the configuration could not be read again; the token list is unchanged", metadata: [
-                        "error": "\(error)"
-                    ])
-                }
-                continue
-            }
-            logger.notice("shutting down", metadata: ["signal": "\(signal == SIGTERM ? "SIGTERM" : "SIGINT")"])
-            await server.shutdown()
-            logger.notice("stopped")
-            return
-        }
+        logger.notice("stopped")
     }
 }
 
-/// Delivers signals as an async sequence (Dispatch signal sources; default actions disabled).
-///
-/// `@unchecked Sendable`: `sources` is written once in `init` and only kept alive afterwards.
-final class SignalWatcher: @unchecked Sendable {
-    let signals: AsyncStream<Int32>
-    private let sources: [any DispatchSourceSignal]
+/// Re-reads the configuration on SIGHUP (the same file, environment and flags) and applies the
+/// token list; runs until the group's graceful shutdown.
+struct ConfigReloadService: Service {
+    let server: MinkServer
+    let options: ConfigOptions
+    let logger: Logger
 
-    init(_ numbers: [Int32]) {
-        let (stream, continuation) = AsyncStream.makeStream(of: Int32.self)
-        signals = stream
-        let queue = DispatchQueue(label: "minkd.signals")
-        sources = numbers.map { n in
-            signal(n, SIG_IGN)
-            let s = DispatchSource.makeSignalSource(signal: n, queue: queue)
-            s.setEventHandler { continuation.yield(n) }
-            s.resume()
-            return s
+    func run() async throws {
+        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+            do {
+                server.reloadTokens(from: try options.load())
+            } catch {
+                logger.error("SIGHUP: the configuration could not be read again; the token list is unchanged", metadata: [
+                    "error": "\(error)"
+                ])
+            }
         }
     }
 }

@@ -85,6 +85,41 @@ struct MinkdProcessTests {
         for c in connections { #expect(try await c.readUntilClosed(timeout: .seconds(2))) }
     }
 
+    @Test(arguments: [SIGTERM, SIGINT])
+    func aStopSignalEndsTheServiceGroupCleanlyWithinTheGracePeriod(_ signal: Int32) async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("minkd-signal-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let minkd = try MinkdProcess([
+            "serve", "--storage", "sqlite", "--data-dir", dir.path, "--listen", "127.0.0.1:0", "--log-format", "json",
+        ])
+        let port = try await minkd.waitUntilReady()
+        let c = try await RawConnection.open(port: port)
+        let body = #"{"events":[{"type":"Placed","data":{}}]}"#
+        try await c.send("POST /v1/streams/order-1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        let reply = try await c.read(until: { $0.contains("\r\n\r\n") }, timeout: .seconds(5))
+        #expect(reply.hasPrefix("HTTP/1.1 201"), "\(reply.prefix(200))")
+        // The process exits 0 well within `shutdown.graceSeconds` (20 s by default), with the
+        // keep-alive connection still open.
+        let start = ContinuousClock.now
+        kill(minkd.process.processIdentifier, signal)
+        let (status, _, err) = try await minkd.finish(timeout: .seconds(8))
+        #expect(status == 0, "\(err.suffix(2000))")
+        #expect(ContinuousClock.now - start < .seconds(8))
+        #expect(err.contains("stopped"), "the last line says it stopped")
+        #expect(try await c.readUntilClosed(timeout: .seconds(2)))
+        // Storage was closed cleanly: a new process opens the same files and finds the event.
+        let again = try MinkdProcess([
+            "serve", "--storage", "sqlite", "--data-dir", dir.path, "--listen", "127.0.0.1:0", "--log-format", "json",
+        ])
+        let port2 = try await again.waitUntilReady()
+        let c2 = try await RawConnection.open(port: port2)
+        try await c2.send("GET /v1/streams/order-1/info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        let info = try await c2.read(until: { $0.contains("}") }, timeout: .seconds(5))
+        #expect(info.hasPrefix("HTTP/1.1 200") && info.contains(#""version":1"#), "\(info.prefix(400))")
+        kill(again.process.processIdentifier, SIGTERM)
+        #expect(try await again.finish(timeout: .seconds(8)).status == 0)
+    }
+
     @Test func refusesNonLoopbackWithoutAuth() async throws {
         let minkd = try MinkdProcess(["serve", "--storage", "memory", "--listen", "0.0.0.0:0"])
         let (status, _, err) = try await minkd.finish()

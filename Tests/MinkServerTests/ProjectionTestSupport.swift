@@ -2,6 +2,7 @@ import Foundation
 import Mink
 import MinkConfig
 import MinkServer
+import MinkStorageWiring
 import MinkWire
 import Testing
 

@@ -4,6 +4,7 @@ import MinkConfig
 import MinkHTTP
 import MinkPostgres
 import MinkServer
+import MinkStorageWiring
 import MinkWire
 import Synchronization
 import Testing

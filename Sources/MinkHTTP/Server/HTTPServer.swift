@@ -188,17 +188,31 @@ public final class HTTPServer: Sendable {
                 if acceptBox.listenerClosed { c.resume() } else { acceptBox.closeWaiters.append(c) }
             }
         }
+        // Watch before asking the connections to finish, so no settling is missed.
+        let settling = context.watchSettling()
         for loop in loops {
             loop.queue.async {
                 for connection in loop.connections { connection.beginShutdown() }
             }
         }
-        let grace = (gracePeriod ?? context.configuration.shutdownGracePeriod).nanoseconds
-        let deadline = monotonicNanos() &+ grace
-        while monotonicNanos() < deadline {
-            if await allConnectionsClosed() { break }
-            try? await Task.sleep(for: .milliseconds(10))
+        // Until every connection is closed or lingering, or the grace period ends: checked again
+        // each time a connection settles, never on a timer.
+        let grace = gracePeriod ?? context.configuration.shutdownGracePeriod
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { [self] in
+                if await allConnectionsClosed() { return }
+                for await _ in settling {
+                    if await allConnectionsClosed() { return }
+                }
+            }
+            group.addTask {
+                // Cancelled when the connections settle first; either way the wait is over.
+                try? await Task.sleep(for: grace)
+            }
+            await group.next()
+            group.cancelAll()
         }
+        context.stopWatchingSettling()
         for loop in loops {
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                 loop.queue.async {

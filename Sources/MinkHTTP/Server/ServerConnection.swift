@@ -85,6 +85,7 @@ final class ServerConnection: @unchecked Sendable {
         if streaming { task?.cancel() }
         task = nil
         if counted { context.openConnections.subtract(1, ordering: .relaxed) }
+        context.connectionSettled()
     }
 
     /// Server shutdown: idle connections close, busy ones close after their response;
@@ -224,6 +225,7 @@ final class ServerConnection: @unchecked Sendable {
         }
         Socket.shutdownWrite(fd)
         lingerDeadline = monotonicNanos() &+ context.configuration.lingerTimeout.nanoseconds
+        context.connectionSettled()
         resumeReading()
     }
 

@@ -27,6 +27,11 @@ public final class ProjectionService: Sendable {
 
     private struct State {
         var entries: [Entry] = []
+        /// Each tenant's engine as it starts. The service owns these tasks: one stays here until
+        /// ``ProjectionService/stop()`` (or ``ProjectionService/tenantRemoved(_:)``) awaits it
+        /// and stops its engine, or until it failed and was awaited by the request that saw the
+        /// failure. They are not children of one request: the engine outlives the request that
+        /// first named its tenant, and later requests share it.
         var engines: [String: Task<ProjectionEngine, any Error>] = [:]
         var started = false
         var stopped = false

@@ -2,7 +2,7 @@ import Mink
 import MinkHTTP
 import MinkWire
 
-extension MinkServer {
+extension API {
     /// Section 9: `GET`/`POST /v1/admin/tenants`, `DELETE /v1/admin/tenants/{id}?confirm={id}`.
     func tenantAdministration(_ c: RequestContext) async throws -> HTTPResponse {
         switch c.route {

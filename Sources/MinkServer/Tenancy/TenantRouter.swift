@@ -26,6 +26,9 @@ final class TenantRouter: Sendable {
         var known: Set<String> = [TenantID.default]
         /// Writes in flight per tenant: a deletion waits for them.
         var writers: [String: Int] = [:]
+        /// Deletions waiting for a tenant's writes to finish, resumed by the last write's release.
+        var drainWaiters: [String: [Int: CheckedContinuation<Bool, Never>]] = [:]
+        var nextWaiter = 0
         /// Tenants being deleted: new writes are refused until the deletion ends.
         var deleting: Set<String> = []
         /// The lifetimes event streams run in, ended by deletion.
@@ -110,10 +113,13 @@ final class TenantRouter: Sendable {
 
         /// Ends the write (a pending deletion may proceed once every write is released).
         func release() {
-            router.state.withLock { s in
+            let waiters = router.state.withLock { s -> [CheckedContinuation<Bool, Never>] in
                 s.writers[tenant, default: 1] -= 1
-                if s.writers[tenant] == 0 { s.writers[tenant] = nil }
+                guard s.writers[tenant] == 0 else { return [] }
+                s.writers[tenant] = nil
+                return Array((s.drainWaiters.removeValue(forKey: tenant) ?? [:]).values)
             }
+            for w in waiters { w.resume(returning: true) }
         }
     }
 
@@ -192,21 +198,61 @@ final class TenantRouter: Sendable {
             throw e
         }
         defer { state.withLock { _ = $0.deleting.remove(tenant) } }
-        let deadline = ContinuousClock.now + drainTimeout
-        while state.withLock({ $0.writers[tenant] != nil }) {
-            guard ContinuousClock.now < deadline else {
-                var e = APIError(.unavailable, "writes to the tenant did not finish; retry later")
-                e.headers = [("Retry-After", "1")]
-                throw e
-            }
-            try await Task.sleep(for: .milliseconds(5))
-        }
+        try await waitForWrites(tenant, timeout: drainTimeout)
         await evict(tenant)
         let deleted = try await catalog.deleteTenant(tenant)
         // Again: a read during the deletion may have made a store over storage that is now gone
         // (with the `database` strategy, a closed file).
         await evict(tenant)
         return deleted
+    }
+
+    /// Returns once the tenant has no write in flight (new ones are refused while it is being
+    /// deleted, so the count only falls).
+    /// - Throws: `503` when `timeout` passes first; `CancellationError` when the caller is cancelled.
+    private func waitForWrites(_ tenant: String, timeout: Duration) async throws {
+        let drained = try await withThrowingTaskGroup(of: Bool?.self) { group in
+            group.addTask { await self.writesDrained(tenant) }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? nil
+        }
+        switch drained {
+        case true?: return
+        case false?: throw CancellationError()
+        case nil:
+            var e = APIError(.unavailable, "writes to the tenant did not finish; retry later")
+            e.headers = [("Retry-After", "1")]
+            throw e
+        }
+    }
+
+    /// Suspends until the tenant's writes are released: `true` then, `false` when the calling
+    /// task is cancelled first.
+    private func writesDrained(_ tenant: String) async -> Bool {
+        let id = state.withLock { s -> Int in
+            s.nextWaiter += 1
+            return s.nextWaiter
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+                // `Task.isCancelled` is read under the lock: a cancellation handler that ran
+                // before the waiter was stored found nothing to resume, so resume here instead.
+                let now = state.withLock { s -> Bool? in
+                    if s.writers[tenant] == nil { return true }
+                    if Task.isCancelled { return false }
+                    s.drainWaiters[tenant, default: [:]][id] = c
+                    return nil
+                }
+                if let now { c.resume(returning: now) }
+            }
+        } onCancel: {
+            let waiter = state.withLock { $0.drainWaiters[tenant]?.removeValue(forKey: id) }
+            waiter?.resume(returning: false)
+        }
     }
 
     /// Forgets a tenant: not known, its store dropped, its event streams ended.

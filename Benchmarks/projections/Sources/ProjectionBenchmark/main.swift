@@ -14,6 +14,7 @@ import Mink
 import MinkConfig
 import MinkHTTP
 import MinkServer
+import MinkStorageWiring
 
 let events = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 100_000 : 100_000
 let samples = CommandLine.arguments.count > 2 ? Int(CommandLine.arguments[2]) ?? 1000 : 1000

@@ -4,7 +4,11 @@ import Mink
 import MinkConfig
 import MinkPostgres
 import MinkSQLite
+import MinkServer
 
+/// Where the application wires the storage: the configuration's `storage.kind` becomes an
+/// adapter here, so that `MinkServer` depends on the core's storage protocols alone and only
+/// the executable (and tests) link libsqlite3 and libpq.
 extension ServerStorage {
     /// Opens the storage the configuration names.
     /// - Throws: a `ConfigError`-style message when the kind cannot be opened.
