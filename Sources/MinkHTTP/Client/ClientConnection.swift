@@ -4,23 +4,45 @@ import Synchronization
 /// A client socket with async `read`/`write`, driven by Dispatch sources on a
 /// client event-loop queue: no blocking call ever runs on Swift's cooperative pool.
 final class ClientConnection: @unchecked Sendable {
-    // Invariant: every mutable property is touched only on `queue`.
+    // Invariant: `lifecycle` and `nextWaitID` are touched only on `queue` (checked in debug
+    // builds by `assertOnQueue()`); `parser`, `reused` and `idleSince` only by the one task
+    // that holds the connection (the pool hands it to one exchange at a time).
     let fd: Int32
     let key: String
     private let queue: DispatchQueue
-    private var readSource: DispatchSourceRead?
-    private var writeSource: DispatchSourceWrite?
-    private var readWaiter: CheckedContinuation<Void, any Error>?
-    private var writeWaiter: CheckedContinuation<Void, any Error>?
-    private var readActive = false
-    private var writeActive = false
-    private var closed = false
-    /// Incremented per wait, so a timer only fails the wait it was set for.
-    private var waitGeneration = 0
-    /// Set when a waiting task was cancelled. A cancellation can arrive before the
-    /// wait is registered (both hop onto `queue`); the flag makes the late wait fail too.
-    private var cancelRequested = false
-    private var openSources = 2
+    private let readSource: DispatchSourceRead
+    private let writeSource: DispatchSourceWrite
+
+    /// A task waiting for the socket to become readable or writable; the direction's
+    /// source is resumed exactly while its wait exists.
+    struct Wait {
+        let continuation: CheckedContinuation<Void, any Error>
+        /// Names the wait, so that its timer fails this wait and no later one.
+        let id: UInt64
+    }
+
+    /// Where the connection is in its life: one state at a time, each with its data.
+    enum Lifecycle {
+        /// Usable; each direction has at most one wait.
+        case open(read: Wait?, write: Wait?)
+        /// A waiting task was cancelled: its wait failed, and so does every later one — the
+        /// cancellation can reach the queue before the wait it cancels (both hop onto it).
+        /// Both sources are suspended.
+        case cancelled
+        /// Closed: both sources are cancelled; the last of their cancel handlers to run
+        /// closes the descriptor (closing it earlier could let a reused number be watched).
+        case closed(sourcesOpen: Int)
+    }
+
+    private var lifecycle: Lifecycle = .open(read: nil, write: nil)
+
+    /// The lifecycle as the connection's queue sees it now (for tests and diagnostics).
+    var currentLifecycle: Lifecycle {
+        get async {
+            await withCheckedContinuation { c in queue.async { c.resume(returning: self.lifecycle) } }
+        }
+    }
+    private var nextWaitID: UInt64 = 0
     /// Bytes received but not yet consumed (kept between responses on a kept-alive connection).
     var parser = HTTPResponseParser()
     /// Whether this connection has completed at least one exchange (pooled before).
@@ -35,47 +57,71 @@ final class ClientConnection: @unchecked Sendable {
         self.fd = fd
         self.key = key
         let n = ClientConnection.next.wrappingAdd(1, ordering: .relaxed).oldValue
-        queue = ClientConnection.loops[n % ClientConnection.loops.count]
+        let queue = ClientConnection.loops[n % ClientConnection.loops.count]
+        self.queue = queue
+        readSource = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+        writeSource = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: queue)
         queue.sync { setUpSources() }
     }
 
+    /// Checks, in debug builds, that the caller runs on the connection's queue.
+    @inline(__always)
+    private func assertOnQueue() {
+        #if DEBUG
+        dispatchPrecondition(condition: .onQueue(queue))
+        #endif
+    }
+
+    /// An event the current state does not allow: a bug. Loud in debug builds; in release
+    /// builds it is reported on standard error (the client has no log) and survived.
+    private func illegalTransition(_ event: String) {
+        let message = "MinkHTTP: illegal client connection transition: \(event) in state \(lifecycle)"
+        assertionFailure(message)
+        writeLineToStandardError(message)
+    }
+
     private func setUpSources() {
-        let r = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
-        r.setEventHandler { [unowned self] in
-            self.pauseRead()
-            let w = self.readWaiter
-            self.readWaiter = nil
-            w?.resume()
-        }
-        r.setCancelHandler { [self] in self.sourceCancelled() }
-        let w = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: queue)
-        w.setEventHandler { [unowned self] in
-            self.pauseWrite()
-            let c = self.writeWaiter
-            self.writeWaiter = nil
-            c?.resume()
-        }
-        w.setCancelHandler { [self] in self.sourceCancelled() }
-        readSource = r
-        writeSource = w
+        readSource.setEventHandler { [unowned self] in self.ready(read: true) }
+        readSource.setCancelHandler { [self] in self.sourceCancelled() }
+        writeSource.setEventHandler { [unowned self] in self.ready(read: false) }
+        writeSource.setCancelHandler { [self] in self.sourceCancelled() }
         // Sources start inactive; activate then suspend so that suspend/resume balance.
-        r.activate()
-        r.suspend()
-        w.activate()
-        w.suspend()
+        readSource.activate()
+        readSource.suspend()
+        writeSource.activate()
+        writeSource.suspend()
+    }
+
+    /// A source fired: its wait (the only reason it is resumed) ends.
+    private func ready(read: Bool) {
+        assertOnQueue()
+        guard let wait = take(read: read) else { return }
+        wait.continuation.resume()
+    }
+
+    /// Ends a direction's wait: removes it and suspends the direction's source.
+    /// - Parameter id: only the wait with this ID (a timer's), or any.
+    private func take(read: Bool, id: UInt64? = nil) -> Wait? {
+        guard case .open(let r, let w) = lifecycle, let wait = read ? r : w else { return nil }
+        if let id, wait.id != id { return nil }
+        if read {
+            lifecycle = .open(read: nil, write: w)
+            readSource.suspend()
+        } else {
+            lifecycle = .open(read: r, write: nil)
+            writeSource.suspend()
+        }
+        return wait
     }
 
     private func sourceCancelled() {
-        openSources -= 1
-        if openSources == 0 { Socket.close(fd) }
-    }
-
-    private func pauseRead() {
-        if readActive { readActive = false; readSource?.suspend() }
-    }
-
-    private func pauseWrite() {
-        if writeActive { writeActive = false; writeSource?.suspend() }
+        assertOnQueue()
+        guard case .closed(let open) = lifecycle, open > 0 else {
+            illegalTransition("source cancelled")
+            return
+        }
+        lifecycle = .closed(sourcesOpen: open - 1)
+        if open == 1 { Socket.close(fd) }
     }
 
     /// Connects to `host:port` within `timeout`.
@@ -121,60 +167,81 @@ final class ClientConnection: @unchecked Sendable {
     }
 
     private func closeOnQueue() {
-        if closed { return }
-        closed = true
-        readWaiter?.resume(throwing: HTTPConnectionClosedError())
-        writeWaiter?.resume(throwing: HTTPConnectionClosedError())
-        readWaiter = nil
-        writeWaiter = nil
-        if !readActive { readSource?.resume() }
-        if !writeActive { writeSource?.resume() }
-        readActive = true
-        writeActive = true
-        readSource?.cancel()
-        writeSource?.cancel()
+        assertOnQueue()
+        switch lifecycle {
+        case .closed:
+            return
+        case .open(let r, let w):
+            // A suspended source must be resumed before it is cancelled, or its cancel
+            // handler never runs (and the descriptor is never closed).
+            if r == nil { readSource.resume() }
+            if w == nil { writeSource.resume() }
+            lifecycle = .closed(sourcesOpen: 2)
+            r?.continuation.resume(throwing: HTTPConnectionClosedError())
+            w?.continuation.resume(throwing: HTTPConnectionClosedError())
+        case .cancelled:
+            readSource.resume()
+            writeSource.resume()
+            lifecycle = .closed(sourcesOpen: 2)
+        }
+        readSource.cancel()
+        writeSource.cancel()
     }
 
     private func wait(read: Bool, timeout: Duration) async throws {
         let nanos = Int(timeout.nanoseconds)
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-                queue.async {
-                    if self.closed {
-                        c.resume(throwing: HTTPConnectionClosedError())
-                        return
-                    }
-                    if self.cancelRequested {
-                        c.resume(throwing: CancellationError())
-                        return
-                    }
-                    self.waitGeneration += 1
-                    let generation = self.waitGeneration
-                    if read {
-                        self.readWaiter = c
-                        if !self.readActive { self.readActive = true; self.readSource?.resume() }
-                    } else {
-                        self.writeWaiter = c
-                        if !self.writeActive { self.writeActive = true; self.writeSource?.resume() }
-                    }
-                    self.queue.asyncAfter(deadline: .now() + .nanoseconds(nanos)) { [weak self] in
-                        guard let self else { return }
-                        let pending = read ? self.readWaiter : self.writeWaiter
-                        // Only fail the wait this timer belongs to.
-                        guard let pending, self.waitGeneration == generation else { return }
-                        if read { self.readWaiter = nil; self.pauseRead() } else { self.writeWaiter = nil; self.pauseWrite() }
-                        pending.resume(throwing: HTTPClientError.timeout)
-                    }
-                }
+                queue.async { self.beginWait(read: read, continuation: c, timeoutNanos: nanos) }
             }
         } onCancel: {
-            queue.async {
-                self.cancelRequested = true
-                let w = read ? self.readWaiter : self.writeWaiter
-                if read { self.readWaiter = nil; self.pauseRead() } else { self.writeWaiter = nil; self.pauseWrite() }
-                w?.resume(throwing: CancellationError())
-            }
+            queue.async { self.cancelWaits() }
         }
+    }
+
+    private func beginWait(read: Bool, continuation c: CheckedContinuation<Void, any Error>, timeoutNanos: Int) {
+        assertOnQueue()
+        guard case .open(var r, var w) = lifecycle else {
+            if case .cancelled = lifecycle {
+                c.resume(throwing: CancellationError())
+            } else {
+                c.resume(throwing: HTTPConnectionClosedError())
+            }
+            return
+        }
+        // One task uses a connection at a time: a second wait in one direction is a bug
+        // (the first continuation would leak).
+        guard (read ? r : w) == nil else {
+            illegalTransition("second \(read ? "read" : "write") wait")
+            c.resume(throwing: HTTPConnectionClosedError())
+            return
+        }
+        nextWaitID &+= 1
+        let wait = Wait(continuation: c, id: nextWaitID)
+        if read {
+            r = wait
+            readSource.resume()
+        } else {
+            w = wait
+            writeSource.resume()
+        }
+        lifecycle = .open(read: r, write: w)
+        let id = wait.id
+        queue.asyncAfter(deadline: .now() + .nanoseconds(timeoutNanos)) { [weak self] in
+            // Only the wait this timer belongs to fails.
+            self?.take(read: read, id: id)?.continuation.resume(throwing: HTTPClientError.timeout)
+        }
+    }
+
+    /// The waiting task was cancelled: fail its wait and every later one.
+    private func cancelWaits() {
+        assertOnQueue()
+        guard case .open = lifecycle else { return }
+        let r = take(read: true)
+        let w = take(read: false)
+        lifecycle = .cancelled
+        r?.continuation.resume(throwing: CancellationError())
+        w?.continuation.resume(throwing: CancellationError())
     }
 
     private func waitWritable(timeout: Duration) async throws { try await wait(read: false, timeout: timeout) }

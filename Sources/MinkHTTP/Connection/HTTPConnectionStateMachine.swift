@@ -94,6 +94,10 @@ public struct HTTPConnectionStateMachine: Sendable {
         return false
     }
 
+    /// Whether the peer has closed its sending side (``peerClosedInput()`` was called): no
+    /// more input will come. The I/O shell asks this rather than keeping its own copy.
+    public var isPeerInputClosed: Bool { peerClosed }
+
     /// Received bytes not yet consumed by a dispatched request.
     public var bufferedByteCount: Int { parser.bufferedByteCount }
 

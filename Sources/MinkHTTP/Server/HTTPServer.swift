@@ -59,11 +59,13 @@ public final class HTTPServer: Sendable {
     /// - Parameters:
     ///   - configuration: address, limits, timeouts.
     ///   - responder: the application.
-    ///   - log: optional sink for transport-level problems (accept failures).
+    ///   - log: sink for transport-level problems (accept failures, `epoll` calls that fail,
+    ///     an illegal connection state transition); without one they go to standard error.
     public init(configuration: HTTPServerConfiguration, responder: any HTTPResponder,
                 log: (@Sendable (String) -> Void)? = nil) {
         context = ServerContext(configuration: configuration, responder: responder, log: log)
-        loops = (0..<max(1, configuration.eventLoopCount)).map { EventLoop(index: $0) }
+        let context = self.context
+        loops = (0..<max(1, configuration.eventLoopCount)).map { EventLoop(index: $0, report: context.report) }
     }
 
     /// The bound port once started.
@@ -125,7 +127,7 @@ public final class HTTPServer: Sendable {
             do {
                 accepted = try Socket.accept(listener)
             } catch {
-                context.log?("accept failed: \(error)")
+                context.report("accept failed: \(error)")
                 // e.g. EMFILE: the listener stays readable; back off instead of spinning.
                 if let source = acceptBox.source, !acceptBox.suspended {
                     source.suspend()

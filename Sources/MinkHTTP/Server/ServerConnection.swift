@@ -6,9 +6,9 @@ import CEpoll
 /// ``HTTPConnectionStateMachine``, whose actions it performs (write, run the
 /// responder, close).
 final class ServerConnection: @unchecked Sendable {
-    // Invariant: every mutable property is touched only on `loop.queue`. Other
-    // threads (request tasks, body writers) reach the connection only through
-    // `loop.queue.async`.
+    // Invariant: every mutable property is touched only on `loop.queue` (checked in debug
+    // builds by `assertOnLoop()`). Other threads (request tasks, body writers) reach the
+    // connection only through `loop.queue.async`.
     let fd: Int32
     let loop: EventLoop
     let context: ServerContext
@@ -17,10 +17,8 @@ final class ServerConnection: @unchecked Sendable {
     private let counted: Bool
 
     private var machine: HTTPConnectionStateMachine
-    /// The loop's name for this connection's socket; 0 until registered.
-    private var token: UInt64 = 0
-    private var readPaused = false
-    private var awaitingWritable = false
+    /// Where the connection is in its life (see ``Lifecycle``): one value, not a flag per fact.
+    private(set) var lifecycle: Lifecycle = .unregistered
 
     private var output: [[UInt8]] = []
     private var outputOffset = 0
@@ -28,20 +26,9 @@ final class ServerConnection: @unchecked Sendable {
     private var lastWriteProgress: UInt64 = 0
     private var waiters: [CheckedContinuation<Void, any Error>] = []
 
-    private var closeAfterFlush = false
-    private var lingerDeadline: UInt64?
-    private var peerEOF = false
-    private(set) var closed = false
-
     /// Whether everything has been sent and the connection only drains input before
     /// closing (shutdown need not wait for it).
-    var isLingering: Bool { lingerDeadline != nil }
-
-    private var task: Task<Void, Never>?
-    private var streaming = false
-    /// Set when the stream's task was cancelled; a write registered after the
-    /// cancellation hop (both go through `loop.queue`) fails at once.
-    private var streamCancelled = false
+    var isLingering: Bool { lifecycle.isLingering }
 
     init(fd: Int32, remoteAddress: String, loop: EventLoop, context: ServerContext, counted: Bool) {
         self.fd = fd
@@ -52,13 +39,34 @@ final class ServerConnection: @unchecked Sendable {
         self.machine = HTTPConnectionStateMachine(configuration: context.connectionConfiguration, now: monotonicNanos())
     }
 
+    /// Checks, in debug builds, that the caller runs on the loop's queue; release builds pay nothing.
+    @inline(__always)
+    private func assertOnLoop() {
+        #if DEBUG
+        dispatchPrecondition(condition: .onQueue(loop.queue))
+        #endif
+    }
+
+    /// An event that the current state does not allow: a bug in this file or in the state
+    /// machine. Loud in debug builds; logged (and survived) in release builds.
+    private func illegalTransition(_ event: String) {
+        let message = "MinkHTTP: illegal connection transition: \(event) in state \(lifecycle)"
+        assertionFailure(message)
+        context.report(message)
+    }
+
     // MARK: - Lifecycle (on loop.queue)
 
     /// Registers with the loop and starts reading.
     func start() {
-        token = loop.register(self)
+        assertOnLoop()
+        let token = loop.register(self)
         if token == 0 {
             finalClose()
+            return
+        }
+        if !lifecycle.registered(token: token) {
+            illegalTransition("start")
             return
         }
         if context.shuttingDown.load(ordering: .relaxed) {
@@ -74,16 +82,17 @@ final class ServerConnection: @unchecked Sendable {
 
     /// Closes at once: cancels sources, fails waiting writers, cancels a stream.
     func finalClose() {
-        if closed { return }
-        closed = true
+        assertOnLoop()
+        let previous = lifecycle.close()
+        if case .closed = previous { return }
         // Out of the loop's set before the number can be reused by another socket.
-        if token != 0 { loop.unregister(fd, token: token) }
+        if let registration = previous.registration { loop.unregister(fd, token: registration.token) }
         Socket.close(fd)
         output = []
         queuedBytes = 0
         failWaiters(HTTPConnectionClosedError())
-        if streaming { task?.cancel() }
-        task = nil
+        // A stream nobody can read ends; a plain responder finishes and finds the connection closed.
+        previous.streamTask?.cancel()
         if counted { context.openConnections.subtract(1, ordering: .relaxed) }
         context.connectionSettled()
     }
@@ -91,24 +100,29 @@ final class ServerConnection: @unchecked Sendable {
     /// Server shutdown: idle connections close, busy ones close after their response;
     /// streaming responses are cancelled.
     func beginShutdown() {
-        if closed { return }
+        assertOnLoop()
+        if lifecycle.isClosed { return }
         run(machine.beginShutdown())
-        if streaming { task?.cancel() }
+        lifecycle.streamTask?.cancel()
     }
 
     /// Periodic check of timeouts.
     func tick(now: UInt64) {
-        if closed { return }
-        if let lingerDeadline {
-            if now >= lingerDeadline { finalClose() }
+        assertOnLoop()
+        switch lifecycle {
+        case .unregistered, .closed:
             return
-        }
-        if queuedBytes > 0, now &- lastWriteProgress > context.configuration.writeTimeout.nanoseconds {
-            finalClose()
+        case .lingering(_, let deadline):
+            if now >= deadline { finalClose() }
             return
-        }
-        if let deadline = machine.deadline, now >= deadline {
-            run(machine.timerFired(now: now))
+        case .open, .closing:
+            if queuedBytes > 0, now &- lastWriteProgress > context.configuration.writeTimeout.nanoseconds {
+                finalClose()
+                return
+            }
+            if let deadline = machine.deadline, now >= deadline {
+                run(machine.timerFired(now: now))
+            }
         }
     }
 
@@ -116,13 +130,15 @@ final class ServerConnection: @unchecked Sendable {
 
     /// What the loop's `epoll_wait` reported for this socket.
     func handle(events: UInt32) {
-        if closed { return }
+        assertOnLoop()
+        guard let registration = lifecycle.registration else { return }
         let error = events & EPOLLERR.rawValue != 0
         let hangUp = events & EPOLLHUP.rawValue != 0
-        if !readPaused, error || hangUp || events & EPOLLIN.rawValue != 0 {
+        if registration.readable, error || hangUp || events & EPOLLIN.rawValue != 0 {
             onReadable()
         }
-        if !closed, awaitingWritable, error || hangUp || events & EPOLLOUT.rawValue != 0 {
+        if let registration = lifecycle.registration, registration.writable,
+           error || hangUp || events & EPOLLOUT.rawValue != 0 {
             flush()
         }
         // An error (a reset) ends the connection. A hang-up means both directions are shut
@@ -130,13 +146,12 @@ final class ServerConnection: @unchecked Sendable {
         // end first (the socket stays readable; closing with unread input would send a
         // reset); with reading paused nothing more can be done. Both are reported whatever
         // the interest, so leaving the socket registered would spin.
-        if !closed, error || (hangUp && readPaused) { finalClose() }
+        if let registration = lifecycle.registration, error || (hangUp && !registration.readable) { finalClose() }
     }
 
     // MARK: - Reading
 
     private func onReadable() {
-        if closed { return }
         let buffer = loop.readBuffer
         for _ in 0..<4 {
             let result: IOResult<Int>
@@ -150,23 +165,28 @@ final class ServerConnection: @unchecked Sendable {
             case .wouldBlock:
                 return
             case .done(0):
-                peerEOF = true
-                pauseReading()
-                if lingerDeadline != nil {
+                // The peer will send nothing more (the machine keeps that fact).
+                let actions = machine.peerClosedInput()
+                switch lifecycle {
+                case .lingering:
                     finalClose()
-                    return
+                case .open, .closing:
+                    setInterest(readable: false)
+                    // A running stream has no reader.
+                    lifecycle.streamTask?.cancel()
+                    run(actions)
+                case .unregistered, .closed:
+                    break
                 }
-                // The peer will send nothing more; a running stream has no reader.
-                if streaming { task?.cancel() }
-                run(machine.peerClosedInput())
                 return
             case .done(let n):
-                if lingerDeadline != nil { continue }  // draining before close
+                // Closing or lingering: the input is drained and dropped.
+                guard lifecycle.isOpen else { continue }
                 run(machine.bytesReceived(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), now: monotonicNanos()))
-                if closed || closeAfterFlush { return }
+                guard lifecycle.isOpen else { return }
                 if machine.isResponding && machine.bufferedByteCount > 64 * 1024 {
                     // Pipelined input beyond a bound waits in the kernel, not in memory.
-                    pauseReading()
+                    setInterest(readable: false)
                     return
                 }
                 // A short read drained the socket: skip the recv that would say EAGAIN.
@@ -175,20 +195,26 @@ final class ServerConnection: @unchecked Sendable {
         }
     }
 
-    private func pauseReading() {
-        guard !readPaused, !closed else { return }
-        readPaused = true
-        updateInterest()
-    }
-
+    /// Reading resumes unless the peer has sent EOF (nothing more can come).
     private func resumeReading() {
-        guard readPaused, !peerEOF, !closed else { return }
-        readPaused = false
-        updateInterest()
+        if machine.isPeerInputClosed { return }
+        setInterest(readable: true)
     }
 
-    private func updateInterest() {
-        loop.update(fd, token: token, read: !readPaused, write: awaitingWritable)
+    /// Changes what the socket is watched for; only a change reaches the kernel.
+    private func setInterest(readable: Bool? = nil, writable: Bool? = nil) {
+        if let registration = lifecycle.setInterest(readable: readable, writable: writable) {
+            tellLoop(registration)
+        }
+    }
+
+    /// Passes a changed registration to the kernel. When the kernel refuses (reported by
+    /// the loop) the socket's interest is unknown: the connection closes rather than hang
+    /// or spin.
+    private func tellLoop(_ registration: Registration) {
+        if !loop.update(fd, token: registration.token, read: registration.readable, write: registration.writable) {
+            finalClose()
+        }
     }
 
     // MARK: - Actions
@@ -208,8 +234,13 @@ final class ServerConnection: @unchecked Sendable {
                     pending.append(contentsOf: next)
                 }
             case .close:
-                closeAfterFlush = true
-                if queuedBytes == 0 { beginLinger() }
+                // The machine never says close while a response runs (it is `responding`
+                // then); a close before registration would be a bug too.
+                if !lifecycle.closeRequested() {
+                    illegalTransition("close")
+                } else if queuedBytes == 0 {
+                    beginLinger()
+                }
             }
             i += 1
         }
@@ -218,15 +249,16 @@ final class ServerConnection: @unchecked Sendable {
     /// Half-closes, then drains input until EOF or the linger timeout, so the peer
     /// reads the last response before the connection goes.
     private func beginLinger() {
-        if closed || lingerDeadline != nil { return }
-        if peerEOF {
+        guard case .closing = lifecycle else { return }
+        if machine.isPeerInputClosed {
             finalClose()
             return
         }
         Socket.shutdownWrite(fd)
-        lingerDeadline = monotonicNanos() &+ context.configuration.lingerTimeout.nanoseconds
+        let deadline = monotonicNanos() &+ context.configuration.lingerTimeout.nanoseconds
+        guard let before = lifecycle.lingerStarted(deadline: deadline) else { return }
         context.connectionSettled()
-        resumeReading()
+        if let after = lifecycle.registration, after != before { tellLoop(after) }
     }
 
     /// Hands a request to the responder. When the responder answers at once
@@ -244,17 +276,18 @@ final class ServerConnection: @unchecked Sendable {
             switch prepared {
             case .complete(let bytes, let close):
                 if !bytes.isEmpty { enqueue(bytes) }
-                if closed { return nil }
+                if lifecycle.isClosed { return nil }
                 return machine.responseSent(close: close, now: monotonicNanos())
             case .stream(let head, let framing, let close, let body):
-                task = Task { [self] in
+                let task = Task { [self] in
                     await runStream(head: head, framing: framing, close: close, body: body)
                 }
+                if !lifecycle.responderStarted(task) { illegalTransition("dispatch") }
                 return nil
             }
         }
         let loop = self.loop
-        task = Task { [self] in
+        let task = Task { [self] in
             let response = await context.responder.respond(to: request)
             let prepared = ResponsePreparer.prepare(
                 response, for: request, keepAlive: keepAlive, gzipMinBytes: context.configuration.gzipMinBytes)
@@ -265,6 +298,7 @@ final class ServerConnection: @unchecked Sendable {
                 await runStream(head: head, framing: framing, close: close, body: body)
             }
         }
+        if !lifecycle.responderStarted(task) { illegalTransition("dispatch") }
         return nil
     }
 
@@ -272,18 +306,7 @@ final class ServerConnection: @unchecked Sendable {
                            body: @Sendable (any HTTPBodyWriter) async throws -> Void) async {
         context.activeStreams.add(1, ordering: .relaxed)
         defer { context.activeStreams.subtract(1, ordering: .relaxed) }
-        loop.queue.async {
-            self.streaming = true
-            self.streamCancelled = false
-            self.enqueue(head)
-            // The peer may have closed while the responder was still preparing the stream
-            // (before `streaming` was set, so `onReadable` did not cancel it): a stream
-            // nobody reads ends now rather than at the first failing write.
-            if self.peerEOF {
-                self.streamCancelled = true
-                self.task?.cancel()
-            }
-        }
+        loop.queue.async { self.streamStarted(head: head) }
         let writer = ConnectionBodyWriter(connection: self, chunked: framing == .chunked)
         var clean = true
         do {
@@ -295,24 +318,44 @@ final class ServerConnection: @unchecked Sendable {
         }
         let isClean = clean
         loop.queue.async {
-            self.streaming = false
             if isClean, framing == .chunked { self.enqueue(ChunkedEncoder.end) }
             self.responseReady([], close: close || !isClean)
         }
     }
 
+    /// On the loop: the responder's task begins a streaming body.
+    private func streamStarted(head: [UInt8]) {
+        assertOnLoop()
+        if lifecycle.isClosed { return }
+        // The peer may have closed while the responder was still preparing the stream (so
+        // `onReadable` had no stream to cancel): a stream nobody reads ends now rather than
+        // at the first failing write.
+        let peerGone = machine.isPeerInputClosed
+        guard lifecycle.streamStarted(cancelled: peerGone) else {
+            illegalTransition("stream started")
+            return
+        }
+        enqueue(head)
+        if peerGone { lifecycle.streamTask?.cancel() }
+    }
+
     private func responseReady(_ bytes: [UInt8], close: Bool) {
-        if closed { return }
-        task = nil
+        assertOnLoop()
+        // Closed meanwhile (an error, a write timeout, shutdown): the response has nowhere to go.
+        if lifecycle.isClosed { return }
+        guard lifecycle.responseFinished() else {
+            illegalTransition("response ready")
+            return
+        }
         if !bytes.isEmpty { enqueue(bytes) }
         run(machine.responseSent(close: close, now: monotonicNanos()))
-        if !closed && !closeAfterFlush { resumeReading() }
+        if lifecycle.isOpen { resumeReading() }
     }
 
     // MARK: - Writing
 
     func enqueue(_ bytes: [UInt8]) {
-        if closed || bytes.isEmpty { return }
+        if lifecycle.isClosed || bytes.isEmpty { return }
         if output.isEmpty {
             // Nothing queued (the usual case): write straight away, queue only the rest.
             let result: IOResult<Int>
@@ -325,14 +368,14 @@ final class ServerConnection: @unchecked Sendable {
             var written = 0
             if case .done(let n) = result { written = n }
             if written == bytes.count {
-                if closeAfterFlush { beginLinger() }
+                beginLinger()
                 return
             }
             lastWriteProgress = monotonicNanos()
             output.append(bytes)
             outputOffset = written
             queuedBytes = bytes.count - written
-            awaitWritable()
+            setInterest(writable: true)
             return
         }
         if queuedBytes == 0 { lastWriteProgress = monotonicNanos() }
@@ -355,7 +398,7 @@ final class ServerConnection: @unchecked Sendable {
             }
             switch result {
             case .wouldBlock:
-                awaitWritable()
+                setInterest(writable: true)
                 wakeWaitersIfBelowLowWater()
                 return
             case .done(let n):
@@ -368,19 +411,9 @@ final class ServerConnection: @unchecked Sendable {
                 }
             }
         }
-        if awaitingWritable {
-            awaitingWritable = false
-            updateInterest()
-        }
+        setInterest(writable: false)
         wakeWaitersIfBelowLowWater()
-        if closeAfterFlush { beginLinger() }
-    }
-
-    private func awaitWritable() {
-        if !awaitingWritable {
-            awaitingWritable = true
-            updateInterest()
-        }
+        beginLinger()
     }
 
     private func wakeWaitersIfBelowLowWater() {
@@ -399,16 +432,20 @@ final class ServerConnection: @unchecked Sendable {
     /// Called by a body writer (via `loop.queue`): queue bytes, then resume the
     /// writer now or once the queue has drained below half the bound.
     func writeFromStream(_ bytes: [UInt8], continuation: CheckedContinuation<Void, any Error>) {
-        if closed || closeAfterFlush {
+        assertOnLoop()
+        switch lifecycle {
+        case .open(_, .streaming(_, cancelled: false)):
+            break
+        case .open(_, .streaming(_, cancelled: true)):
+            continuation.resume(throwing: CancellationError())
+            return
+        default:
+            // Closing or closed, or a writer used after its body returned.
             continuation.resume(throwing: HTTPConnectionClosedError())
             return
         }
-        if streamCancelled {
-            continuation.resume(throwing: CancellationError())
-            return
-        }
         enqueue(bytes)
-        if closed {
+        if lifecycle.isClosed {
             continuation.resume(throwing: HTTPConnectionClosedError())
         } else if queuedBytes <= context.configuration.maxQueuedWriteBytes {
             continuation.resume()
@@ -417,8 +454,10 @@ final class ServerConnection: @unchecked Sendable {
         }
     }
 
+    /// Called (via `loop.queue`) when a body writer's task is cancelled.
     func cancelWaiters() {
-        if streaming { streamCancelled = true }
+        assertOnLoop()
+        _ = lifecycle.streamCancelled()
         failWaiters(CancellationError())
     }
 }

@@ -47,4 +47,15 @@ final class ServerContext: Sendable {
             s = nil
         }
     }
+
+    /// Reports a transport-level problem (a failed `accept`, `epoll_ctl` or `epoll_wait`, an
+    /// illegal connection transition) to the server's `log`; without one, to standard error,
+    /// so that it is never lost silently.
+    @Sendable func report(_ message: String) {
+        if let log {
+            log(message)
+        } else {
+            writeLineToStandardError(message)
+        }
+    }
 }

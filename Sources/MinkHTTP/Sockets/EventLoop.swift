@@ -19,7 +19,8 @@ import Synchronization
 /// shared by the whole batch.
 final class EventLoop: @unchecked Sendable {
     // Invariant: `registered`, `nextToken`, `tickSource` and `poller` are touched only on
-    // `queue`, which serialises all access. The poller's own state lives in `Poller`.
+    // `queue`, which serialises all access (checked in debug builds by `assertOnQueue()`).
+    // The poller's own state lives in `Poller`.
     let queue: DispatchQueue
     /// One read buffer shared by the loop's connections: reads happen one at a time.
     let readBuffer: UnsafeMutableRawBufferPointer
@@ -30,12 +31,19 @@ final class EventLoop: @unchecked Sendable {
     /// poller's wake-up descriptor).
     private var registered: [UInt64: ServerConnection] = [:]
     private var nextToken: UInt64 = 1
+    /// Where transport problems go (a failed `epoll_ctl` or `epoll_wait`).
+    private let report: @Sendable (String) -> Void
 
     /// The loop's open connections (a snapshot: callers may close them while iterating).
     var connections: [ServerConnection] { Array(registered.values) }
 
-    init(index: Int) {
+    /// Creates a loop; nothing runs until ``start(tickInterval:)``.
+    /// - Parameters:
+    ///   - index: the loop's number, in its queue's and thread's names.
+    ///   - report: where problems of the loop's system calls are reported.
+    init(index: Int, report: @escaping @Sendable (String) -> Void) {
         self.index = index
+        self.report = report
         queue = DispatchQueue(label: "MinkHTTP.loop.\(index)", qos: .userInitiated)
         readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
     }
@@ -47,13 +55,13 @@ final class EventLoop: @unchecked Sendable {
 
     /// Creates the loop's `epoll` set, starts its poller thread and the periodic timeout
     /// check. Called once, before any connection is added.
-    func start(tickInterval: Duration) throws(SocketError) {
-        let poller = try Poller()
+    func start(tickInterval: Duration, wait: @escaping Poller.Wait = epoll_wait) throws(SocketError) {
+        let poller = try Poller(wait: wait)
         queue.sync {
             self.poller = poller
             startTickingOnQueue(tickInterval)
         }
-        try poller.run(name: "MinkHTTP.loop.\(index)") { [weak self] events, count in
+        try poller.run(name: "MinkHTTP.loop.\(index)", report: report) { [weak self] events, count in
             guard let self else { return false }
             self.queue.sync { self.handle(events, count: count) }
             return true
@@ -95,8 +103,17 @@ final class EventLoop: @unchecked Sendable {
         }
     }
 
+    /// Checks, in debug builds, that the caller runs on the loop's queue; release builds pay nothing.
+    @inline(__always)
+    private func assertOnQueue() {
+        #if DEBUG
+        dispatchPrecondition(condition: .onQueue(queue))
+        #endif
+    }
+
     /// On the queue: runs the handlers of the sockets `epoll_wait` reported.
     private func handle(_ events: UnsafeMutablePointer<epoll_event>, count: Int) {
+        assertOnQueue()
         for i in 0..<count {
             let event = events[i]
             // A connection closed earlier in this batch is no longer registered.
@@ -108,39 +125,57 @@ final class EventLoop: @unchecked Sendable {
     /// Adds a connection's socket to the set, watching for input.
     /// - Returns: its token, or 0 when the socket could not be added.
     func register(_ connection: ServerConnection) -> UInt64 {
+        assertOnQueue()
         guard let poller else { return 0 }
         let token = nextToken
         nextToken &+= 1
         var event = epoll_event()
         event.events = EPOLLIN.rawValue
         event.data.u64 = token
-        guard epoll_ctl(poller.epollFD, EPOLL_CTL_ADD, connection.fd, &event) == 0 else { return 0 }
+        guard epoll_ctl(poller.epollFD, EPOLL_CTL_ADD, connection.fd, &event) == 0 else {
+            report("MinkHTTP: \(SocketError(call: "epoll_ctl(ADD)", errno: errno)); connection dropped")
+            return 0
+        }
         registered[token] = connection
         return token
     }
 
     /// Changes what a registered socket is watched for. Errors and hang-ups are
     /// reported whatever the interest.
-    func update(_ fd: Int32, token: UInt64, read: Bool, write: Bool) {
-        guard let poller else { return }
+    /// - Returns: false when the kernel refused (the failure is reported); the socket's
+    ///   interest is then unknown and the caller closes it.
+    func update(_ fd: Int32, token: UInt64, read: Bool, write: Bool) -> Bool {
+        assertOnQueue()
+        guard let poller else { return false }
         var event = epoll_event()
         event.events = (read ? EPOLLIN.rawValue : 0) | (write ? EPOLLOUT.rawValue : 0)
         event.data.u64 = token
-        _ = epoll_ctl(poller.epollFD, EPOLL_CTL_MOD, fd, &event)
+        guard epoll_ctl(poller.epollFD, EPOLL_CTL_MOD, fd, &event) == 0 else {
+            report("MinkHTTP: \(SocketError(call: "epoll_ctl(MOD)", errno: errno)); connection closed")
+            return false
+        }
+        return true
     }
 
     /// Removes a socket from the set; called before the socket is closed, so that its
     /// number, once reused, is not watched under the old token.
     func unregister(_ fd: Int32, token: UInt64) {
+        assertOnQueue()
         registered[token] = nil
         guard let poller else { return }
         var event = epoll_event()
-        _ = epoll_ctl(poller.epollFD, EPOLL_CTL_DEL, fd, &event)
+        // A failure is reported only: the socket is closed next, which removes it from the set.
+        if epoll_ctl(poller.epollFD, EPOLL_CTL_DEL, fd, &event) != 0 {
+            report("MinkHTTP: \(SocketError(call: "epoll_ctl(DEL)", errno: errno))")
+        }
     }
 }
 
 /// An `epoll` set, an `eventfd` to wake it, and the thread that waits on it.
-private final class Poller: @unchecked Sendable {
+final class Poller: @unchecked Sendable {
+    /// `epoll_wait`'s signature; tests pass one that fails to check the retry.
+    typealias Wait = @Sendable (Int32, UnsafeMutablePointer<epoll_event>?, Int32, Int32) -> Int32
+
     // Invariant: the descriptors are fixed at init; `events` is used only by the poller
     // thread; the descriptors are closed by the poller thread as it exits (or by
     // `deinit` when the thread never started).
@@ -151,8 +186,10 @@ private final class Poller: @unchecked Sendable {
     /// The poller thread's kernel ID once it runs (0 before), for tests and diagnostics.
     let threadID = Atomic<Int32>(0)
     private static let capacity: Int32 = 256
+    private let wait: Wait
 
-    init() throws(SocketError) {
+    init(wait: @escaping Wait = epoll_wait) throws(SocketError) {
+        self.wait = wait
         let e = epoll_create1(Int32(EPOLL_CLOEXEC))
         if e < 0 { throw SocketError(call: "epoll_create1", errno: errno) }
         let w = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
@@ -183,7 +220,13 @@ private final class Poller: @unchecked Sendable {
 
     /// Starts the thread: it waits for ready sockets and passes them to `body`, until
     /// ``stop()`` or until `body` returns false.
-    func run(name: String, _ body: @escaping @Sendable (UnsafeMutablePointer<epoll_event>, Int) -> Bool) throws(SocketError) {
+    ///
+    /// A failing `epoll_wait` (other than `EINTR`) is reported and retried after a pause that
+    /// doubles up to a second: ending the thread instead would leave every connection of the
+    /// loop unserved with nothing said. Only the first failure of a run and the recovery are
+    /// reported, so a lasting failure does not flood the log.
+    func run(name: String, report: @escaping @Sendable (String) -> Void,
+             _ body: @escaping @Sendable (UnsafeMutablePointer<epoll_event>, Int) -> Bool) throws(SocketError) {
         threadStarted.store(true, ordering: .releasing)
         let r = startThread { [self] in
             setThreadName(name)
@@ -194,11 +237,21 @@ private final class Poller: @unchecked Sendable {
                 Socket.close(wakeFD)
                 Socket.close(epollFD)
             }
+            var failures = 0
             while !stopping.load(ordering: .acquiring) {
-                let n = epoll_wait(epollFD, events, Self.capacity, -1)
+                let n = wait(epollFD, events, Self.capacity, -1)
                 if n < 0 {
-                    if errno == EINTR { continue }
-                    return
+                    let e = errno
+                    if e == EINTR { continue }
+                    failures += 1
+                    if failures == 1 { report("MinkHTTP: \(name): \(SocketError(call: "epoll_wait", errno: e)); retrying") }
+                    let pauseMillis = min(1000, 10 << min(failures - 1, 7))
+                    usleep(UInt32(pauseMillis * 1000))
+                    continue
+                }
+                if failures > 0 {
+                    report("MinkHTTP: \(name): epoll_wait works again after \(failures) failure(s)")
+                    failures = 0
                 }
                 if stopping.load(ordering: .acquiring) { return }
                 if !body(events, Int(n)) { return }

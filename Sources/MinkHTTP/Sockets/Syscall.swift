@@ -72,3 +72,12 @@ func monotonicNanos() -> UInt64 {
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
 }
+
+/// Writes one line to standard error (descriptor 2), where the transport reports a problem
+/// when no log was given to it. (`write(2)` rather than `stderr`: the C global is shared
+/// mutable state to Swift 6.)
+func writeLineToStandardError(_ message: String) {
+    var line = Array(message.utf8)
+    line.append(UInt8(ascii: "\n"))
+    line.withUnsafeBytes { b in _ = write(2, b.baseAddress, b.count) }
+}

@@ -89,3 +89,42 @@ import Testing
         }
     }
 }
+
+/// The client connection's lifecycle through its real transitions: a wait that times out
+/// leaves it open with no wait, a cancelled wait makes later waits fail, a close cancels both
+/// sources and the last cancel handler closes the descriptor.
+@Suite struct ClientConnectionLifecycleTests {
+    static func hasNoWaits(_ l: ClientConnection.Lifecycle) -> Bool {
+        if case .open(read: nil, write: nil) = l { return true }
+        return false
+    }
+
+    @Test func timeoutThenCancellationThenClose() async throws {
+        try await withTestServer { _, port in
+            let c = try await ClientConnection.connect(host: "127.0.0.1", port: port, timeout: .seconds(2))
+            #expect(Self.hasNoWaits(await c.currentLifecycle))
+            // Nothing to read: the wait times out and the read source is suspended again.
+            await #expect(throws: HTTPClientError.timeout) { _ = try await c.read(timeout: .milliseconds(50)) }
+            #expect(Self.hasNoWaits(await c.currentLifecycle))
+
+            let reader = Task { try await c.read(timeout: .seconds(10)) }
+            try await Task.sleep(for: .milliseconds(50))
+            reader.cancel()
+            await #expect(throws: CancellationError.self) { _ = try await reader.value }
+            guard case .cancelled = await c.currentLifecycle else {
+                Issue.record("expected cancelled")
+                return
+            }
+            await #expect(throws: CancellationError.self, "later waits fail too") { _ = try await c.read(timeout: .seconds(1)) }
+
+            c.close()
+            let deadline = ContinuousClock.now + .seconds(2)
+            var closed = false
+            while ContinuousClock.now < deadline {
+                if case .closed(sourcesOpen: 0) = await c.currentLifecycle { closed = true; break }
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            #expect(closed, "both sources cancelled, descriptor closed")
+        }
+    }
+}

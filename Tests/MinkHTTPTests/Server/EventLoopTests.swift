@@ -1,5 +1,7 @@
+import CEpoll
 import Foundation
 import Glibc
+import Synchronization
 import Testing
 @testable import MinkHTTP
 
@@ -128,5 +130,41 @@ import Testing
             #expect(closed, "clean end of input after the response")
             #expect(await Self.waitFor(2) { server.metrics.openConnections == 0 })
         }
+    }
+
+    /// A poller whose `epoll_wait` fails reports it and retries, and serves again once the
+    /// call works; it does not end its thread (which would leave the loop's sockets unserved).
+    @Test func pollerReportsAFailingWaitAndRetries() async throws {
+        final class Flags: Sendable {
+            let failuresLeft = Atomic<Int>(3)
+            let delivered = Atomic<Bool>(false)
+            let reports = Mutex<[String]>([])
+        }
+        let flags = Flags()
+        let flaky: Poller.Wait = { fd, events, capacity, timeout in
+            if flags.failuresLeft.wrappingSubtract(1, ordering: .relaxed).oldValue > 0 {
+                errno = EIO
+                return -1
+            }
+            return epoll_wait(fd, events, capacity, timeout)
+        }
+        let poller = try Poller(wait: flaky)
+        // An eventfd of our own in the set, readable at once: the poller reports it once working.
+        let ready = eventfd(1, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
+        #expect(ready >= 0)
+        defer { close(ready) }
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue
+        event.data.u64 = 42
+        #expect(epoll_ctl(poller.epollFD, EPOLL_CTL_ADD, ready, &event) == 0)
+        try poller.run(name: "test.poller", report: { line in flags.reports.withLock { $0.append(line) } }) { events, count in
+            if (0..<count).contains(where: { events[$0].data.u64 == 42 }) { flags.delivered.store(true, ordering: .releasing) }
+            return false  // ends the thread, which closes the set
+        }
+        #expect(await Self.waitFor(5) { flags.delivered.load(ordering: .acquiring) }, "the poller serves after its failures")
+        let lines = flags.reports.withLock { $0 }
+        #expect(lines.count == 2, "the first failure and the recovery, not every failure: \(lines)")
+        #expect(lines.first?.contains("epoll_wait") == true && lines.first?.contains("errno \(EIO)") == true)
+        #expect(lines.last?.contains("after 3 failure") == true)
     }
 }
