@@ -77,7 +77,8 @@ extension QueryFilter {
 enum JSONOrdering {
     static func sameTypeEqual(_ a: JSONValue, _ b: JSONValue) -> Bool {
         switch (a, b) {
-        case (.number(let x), .number(let y)): return x == y
+        // Numbers compare as `Double`, as SQLite's and PostgreSQL's JSON functions compare them.
+        case (.number, .number): return a.doubleValue == b.doubleValue
         case (.string(let x), .string(let y)): return x.unicodeScalars.elementsEqual(y.unicodeScalars)
         case (.bool(let x), .bool(let y)): return x == y
         default: return false
@@ -86,7 +87,9 @@ enum JSONOrdering {
 
     static func sameTypeCompare(_ a: JSONValue, _ b: JSONValue) -> Int? {
         switch (a, b) {
-        case (.number(let x), .number(let y)): return x < y ? -1 : (x > y ? 1 : 0)
+        case (.number, .number):
+            let x = a.doubleValue ?? 0, y = b.doubleValue ?? 0
+            return x < y ? -1 : (x > y ? 1 : 0)
         case (.string(let x), .string(let y)): return compareScalars(x, y)
         default: return nil
         }

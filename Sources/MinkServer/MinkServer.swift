@@ -100,7 +100,7 @@ public final class MinkServer: Sendable {
         // names the tenant.
         if !projections.entries.isEmpty {
             do {
-                for tenant in try await tenants.catalog.tenants() where tenant != Mink.TenantID.default {
+                for tenant in try await tenants.catalog.tenants() where tenant != TenantID.default {
                     projections.tenantUsed(tenant)
                 }
             } catch {
@@ -144,7 +144,7 @@ public final class MinkServer: Sendable {
         // Only for a tenant that exists: a read of an unknown (or just deleted) tenant with
         // `autoCreate` answers as empty, and must not start projections, which would create
         // the tenant's storage.
-        if tenant != Mink.TenantID.default, tenants.isLive(tenant) { projections.tenantUsed(tenant) }
+        if tenant != TenantID.default, tenants.isLive(tenant) { projections.tenantUsed(tenant) }
         return tenantStore
     }
 }
