@@ -64,10 +64,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        .target(name: "MinkWire", swiftSettings: swiftSettings),
+        // The HTTP API's bodies, built on the core's model (Event, Metadata, Query, JSONValue).
+        .target(name: "MinkWire", dependencies: ["Mink"], swiftSettings: swiftSettings),
         .target(
             name: "MinkConfig",
-            dependencies: [.product(name: "Yams", package: "Yams")],
+            // Mink for the one rule per identifier (tenant IDs, field paths).
+            dependencies: ["Mink", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
 
@@ -148,8 +150,8 @@ let package = Package(
             resources: [.copy("Resources")],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "MinkWireTests", dependencies: ["MinkWire"], swiftSettings: swiftSettings),
-        .testTarget(name: "MinkConfigTests", dependencies: ["MinkConfig"], swiftSettings: swiftSettings),
+        .testTarget(name: "MinkWireTests", dependencies: ["MinkWire", "Mink"], swiftSettings: swiftSettings),
+        .testTarget(name: "MinkConfigTests", dependencies: ["MinkConfig", "Mink"], swiftSettings: swiftSettings),
         .testTarget(
             name: "MinkClientTests",
             dependencies: [

@@ -83,13 +83,32 @@ public enum StreamID {
         return streamID
     }
 
+    /// Whether `scalar` is a control character a stream ID may not hold: Unicode's category Cc,
+    /// that is C0 (U+0000–U+001F), DEL (U+007F) and C1 (U+0080–U+009F).
+    ///
+    /// Why C1 too: HTTP-API.md says "without control characters", and U+0085 (NEL) is a line
+    /// break to some readers, so a stream ID holding it could split a log line or an SSE field.
+    public static func isForbidden(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (scalar.value >= 0x7F && scalar.value <= 0x9F)
+    }
+
+    /// What is wrong with a stream ID, or `nil` when it is valid: 1 to 256 bytes of UTF-8 without
+    /// control characters (see ``isForbidden(_:)``). The one stream-ID rule of the library, the
+    /// server and the client.
+    public static func problem(_ streamID: String) -> String? {
+        let count = streamID.utf8.count
+        if count == 0 { return "stream ID must not be empty" }
+        if count > maxBytes { return "stream ID is \(count) bytes, longer than \(maxBytes)" }
+        if let scalar = streamID.unicodeScalars.first(where: isForbidden) {
+            let hex = String(scalar.value, radix: 16, uppercase: true)
+            return "stream ID contains the control character U+\(String(repeating: "0", count: max(0, 4 - hex.count)))\(hex)"
+        }
+        return nil
+    }
+
     /// Checks that a stream ID is 1 to 256 bytes of UTF-8 without control characters.
     /// - Throws: `.validationFailed` saying what is wrong.
     public static func validate(_ streamID: String) throws {
-        if streamID.isEmpty { throw MinkError.validation("stream ID must not be empty") }
-        if streamID.utf8.count > maxBytes { throw MinkError.validation("stream ID is longer than \(maxBytes) bytes") }
-        if streamID.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
-            throw MinkError.validation("stream ID contains a control character")
-        }
+        if let problem = problem(streamID) { throw MinkError.validation(problem) }
     }
 }

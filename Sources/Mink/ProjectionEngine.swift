@@ -614,11 +614,9 @@ final class AsyncRunner: Sendable {
     }
 }
 
-/// FNV-1a: a hash that is the same in every process (Swift's `Hasher` is seeded per process).
+/// A hash that is the same in every process (Swift's `Hasher` is seeded per process).
 func stableHash(_ s: String) -> Int {
-    var h: UInt64 = 0xcbf2_9ce4_8422_2325
-    for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-    return Int(truncatingIfNeeded: h)
+    Int(truncatingIfNeeded: FNV1a.hash64(s))
 }
 
 /// An inline projection run in the background, each batch in one read-model transaction together

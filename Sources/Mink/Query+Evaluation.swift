@@ -77,7 +77,8 @@ extension QueryFilter {
 enum JSONOrdering {
     static func sameTypeEqual(_ a: JSONValue, _ b: JSONValue) -> Bool {
         switch (a, b) {
-        case (.number(let x), .number(let y)): return x == y
+        // Numbers compare as `Double`, as SQLite's and PostgreSQL's JSON functions compare them.
+        case (.number, .number): return a.doubleValue == b.doubleValue
         case (.string(let x), .string(let y)): return x.unicodeScalars.elementsEqual(y.unicodeScalars)
         case (.bool(let x), .bool(let y)): return x == y
         default: return false
@@ -86,7 +87,9 @@ enum JSONOrdering {
 
     static func sameTypeCompare(_ a: JSONValue, _ b: JSONValue) -> Int? {
         switch (a, b) {
-        case (.number(let x), .number(let y)): return x < y ? -1 : (x > y ? 1 : 0)
+        case (.number, .number):
+            let x = a.doubleValue ?? 0, y = b.doubleValue ?? 0
+            return x < y ? -1 : (x > y ? 1 : 0)
         case (.string(let x), .string(let y)): return compareScalars(x, y)
         default: return nil
         }
@@ -121,19 +124,32 @@ enum JSONOrdering {
     }
 }
 
-/// A SQL `LIKE` pattern: `%` any run, `_` one character, `\` escapes; case-sensitive.
-struct LikePattern {
-    enum Token: Equatable { case any, one, literal(Character) }
-    let tokens: [Token]
+/// A SQL `LIKE` pattern as `Query` means it: `%` any run, `_` one character, `\` makes the next
+/// character literal (a trailing `\` is itself literal); always case-sensitive. The one reading of
+/// a pattern: the in-memory evaluation matches with it, and the SQL dialects translate its tokens.
+public struct LikePattern: Sendable, Hashable {
+    /// One element of a pattern.
+    public enum Token: Sendable, Hashable {
+        /// `%`: any run of characters, possibly empty.
+        case anyRun
+        /// `_`: exactly one character.
+        case one
+        /// A character matched as itself.
+        case literal(Character)
+    }
 
-    init(_ pattern: String) {
+    /// The pattern's elements, in order.
+    public let tokens: [Token]
+
+    /// Splits a pattern into its tokens.
+    public init(_ pattern: String) {
         var t: [Token] = []
         var escaping = false
         for c in pattern {
             if escaping { t.append(.literal(c)); escaping = false; continue }
             switch c {
             case "\\": escaping = true
-            case "%": t.append(.any)
+            case "%": t.append(.anyRun)
             case "_": t.append(.one)
             default: t.append(.literal(c))
             }
@@ -142,14 +158,15 @@ struct LikePattern {
         tokens = t
     }
 
-    func matches(_ s: String) -> Bool {
+    /// Whether `s` matches the whole pattern.
+    public func matches(_ s: String) -> Bool {
         let chars = Array(s)
         // Classic wildcard matching with backtracking over the last `%`.
         var i = 0, p = 0, starP = -1, starI = 0
         while i < chars.count {
             if p < tokens.count {
                 switch tokens[p] {
-                case .any: starP = p; starI = i; p += 1; continue
+                case .anyRun: starP = p; starI = i; p += 1; continue
                 case .one: i += 1; p += 1; continue
                 case .literal(let c) where c == chars[i]: i += 1; p += 1; continue
                 default: break
@@ -158,7 +175,7 @@ struct LikePattern {
             if starP >= 0 { p = starP + 1; starI += 1; i = starI; continue }
             return false
         }
-        while p < tokens.count, tokens[p] == .any { p += 1 }
+        while p < tokens.count, tokens[p] == .anyRun { p += 1 }
         return p == tokens.count
     }
 }

@@ -6,22 +6,38 @@ public struct FieldPath: Sendable, Hashable, CustomStringConvertible {
     /// The path's components.
     public let components: [String]
 
+    /// The most bytes one component of a path may have (`address` in `address.city`): the
+    /// field-path length limit of the library, the HTTP API and projection declarations.
+    public static let maxComponentBytes = 128
+
     /// Parses and checks a dotted path.
     /// - Throws: `.invalidQuery` when `path` is not a plain dotted path.
     public init(_ path: String) throws {
-        let parts = path.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
-        guard !path.isEmpty, parts.allSatisfy(FieldPath.isIdentifier) else {
+        guard FieldPath.isValid(path) else {
             throw MinkError(.invalidQuery, "invalid field \"\(path.prefix(80))\": a field is a dotted path of letters, digits and _")
         }
-        components = parts
+        components = path.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
     }
 
-    static func isIdentifier(_ s: String) -> Bool {
-        guard let first = s.utf8.first, first == UInt8(ascii: "_") || isLetter(first) else { return false }
-        return s.utf8.count <= 128 && s.utf8.allSatisfy { $0 == UInt8(ascii: "_") || isLetter($0) || ($0 >= 48 && $0 <= 57) }
+    /// Whether `path` is a plain dotted path — `^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`,
+    /// each component at most ``maxComponentBytes`` bytes. The one field-path rule of queries,
+    /// the HTTP API and projection declarations.
+    public static func isValid(_ path: String) -> Bool {
+        var componentBytes = 0
+        for byte in path.utf8 {
+            if byte == UInt8(ascii: ".") {
+                guard componentBytes > 0 else { return false }
+                componentBytes = 0
+                continue
+            }
+            let letter = (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122) || byte == UInt8(ascii: "_")
+            let digit = byte >= 48 && byte <= 57
+            guard letter || (digit && componentBytes > 0) else { return false }
+            componentBytes += 1
+            guard componentBytes <= maxComponentBytes else { return false }
+        }
+        return componentBytes > 0
     }
-
-    private static func isLetter(_ b: UInt8) -> Bool { (b >= 65 && b <= 90) || (b >= 97 && b <= 122) }
 
     /// The path as written (`address.city`).
     public var description: String { components.joined(separator: ".") }

@@ -268,14 +268,23 @@ public enum TenantID {
     /// The tenant used when none is named.
     public static let `default` = "default"
 
+    /// Whether `id` matches `^[a-z0-9][a-z0-9_-]{0,62}$`: the one tenant-ID rule of the library,
+    /// the server and the client (safe in file names, schema names and headers).
+    public static func isValid(_ id: String) -> Bool {
+        var count = 0
+        for b in id.utf8 {
+            let alphanumeric = (b >= 97 && b <= 122) || (b >= 48 && b <= 57)
+            guard alphanumeric || (count > 0 && (b == 95 || b == 45)) else { return false }
+            count += 1
+            if count > 63 { return false }
+        }
+        return count > 0
+    }
+
     /// Checks a tenant ID before it reaches a file name, schema name or SQL.
     /// - Throws: `.invalidTenant`.
     public static func validate(_ id: String) throws {
-        let bytes = Array(id.utf8)
-        func ok(_ b: UInt8, first: Bool) -> Bool {
-            (b >= 97 && b <= 122) || (b >= 48 && b <= 57) || (!first && (b == 95 || b == 45))
-        }
-        guard !bytes.isEmpty, bytes.count <= 63, ok(bytes[0], first: true), bytes.dropFirst().allSatisfy({ ok($0, first: false) }) else {
+        guard isValid(id) else {
             throw MinkError(.invalidTenant, "invalid tenant ID: it must match ^[a-z0-9][a-z0-9_-]{0,62}$")
         }
     }

@@ -77,7 +77,7 @@ enum ErrorMapping {
     }
 
     /// The expected version of a conflict's details: an integer, or `"no_stream"` (0).
-    private static func expectedVersion(_ value: MinkWire.JSONValue) -> Int64? {
+    private static func expectedVersion(_ value: JSONValue) -> Int64? {
         if let v = value.int64Value { return v }
         if value.stringValue == "no_stream" { return 0 }
         return nil

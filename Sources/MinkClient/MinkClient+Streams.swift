@@ -34,9 +34,9 @@ extension MinkClient {
     public func append(
         _ streamID: String, events: [EventData], expectedVersion: ExpectedVersion = .any, metadata: Metadata = Metadata()
     ) async throws -> AppendResult {
-        try Mink.StreamID.validate(streamID)
+        try StreamID.validate(streamID)
         if events.isEmpty { throw MinkError.validation("an append needs at least one event") }
-        let request = try Self.appendRequest(events, expectedVersion: expectedVersion, metadata: metadata)
+        let request = try Self.appendBody(events, expectedVersion: expectedVersion, metadata: metadata)
         let (status, response) = try await fetch(
             AppendResponse.self, "POST", target(["v1", "streams", PathEncoding.encode(streamID)]),
             body: request.jsonBytes(), idempotent: true, streamID: streamID
@@ -50,7 +50,7 @@ extension MinkClient {
     }
 
     /// The wire body of an append; every event leaves with an ID.
-    static func appendRequest(_ events: [EventData], expectedVersion: ExpectedVersion, metadata: Metadata) throws -> MinkWire.AppendRequest {
+    static func appendBody(_ events: [EventData], expectedVersion: ExpectedVersion, metadata: Metadata) throws -> AppendBody {
         let wireEvents = try events.enumerated().map { index, event in
             let id: UUID
             if let given = event.id, !given.isEmpty {
@@ -66,11 +66,9 @@ extension MinkClient {
             do { data = try RawJSON(validating: [UInt8](event.data)) } catch {
                 throw MinkError(.serializationFailed, "event \(index): data is not valid JSON: \(error)")
             }
-            return MinkWire.AppendRequest.Event(id: id, type: event.type, data: data, metadata: WireMetadata(metadata: event.metadata))
+            return AppendBody.Event(id: id, type: event.type, data: data, metadata: Self.appendMetadata(event.metadata))
         }
-        return MinkWire.AppendRequest(
-            expectedVersion: WireExpectedVersion(expectedVersion), metadata: WireMetadata(metadata: metadata), events: wireEvents
-        )
+        return AppendBody(expectedVersion: expectedVersion, metadata: Self.appendMetadata(metadata), events: wireEvents)
     }
 
     // MARK: Reading streams
@@ -85,7 +83,7 @@ extension MinkClient {
         var from = max(fromVersion, 1)
         while true {
             let page = try await readStreamPage(streamID, from: from, limit: pageSize, direction: .forward)
-            all.append(contentsOf: page.events.map(Event.init(wire:)))
+            all.append(contentsOf: page.events)
             guard let next = page.next, !page.events.isEmpty else { return all }
             from = next
         }
@@ -95,11 +93,11 @@ extension MinkClient {
     /// `from = -1` starts at the last event.
     /// - Throws: `.streamNotFound` when the stream does not exist.
     public func readStream(_ streamID: String, from: Int64, limit: Int = 1000, direction: ReadDirection = .forward) async throws -> [Event] {
-        try await readStreamPage(streamID, from: from, limit: limit, direction: direction).events.map(Event.init(wire:))
+        try await readStreamPage(streamID, from: from, limit: limit, direction: direction).events
     }
 
     func readStreamPage(_ streamID: String, from: Int64, limit: Int, direction: ReadDirection) async throws -> StreamPage {
-        try Mink.StreamID.validate(streamID)
+        try StreamID.validate(streamID)
         var query = [("from", String(from)), ("limit", String(min(max(limit, 1), 10_000)))]
         if direction == .backward { query.append(("direction", "backward")) }
         return try await fetch(
@@ -110,7 +108,7 @@ extension MinkClient {
     /// What the server knows about a stream (`GET /v1/streams/{streamId}/info`), or `nil` when it
     /// does not exist.
     public func streamInfo(_ streamID: String) async throws -> StreamInfo? {
-        try Mink.StreamID.validate(streamID)
+        try StreamID.validate(streamID)
         do {
             let body = try await fetchDecodable(
                 StreamInfoBody.self, "GET", target(["v1", "streams", PathEncoding.encode(streamID), "info"]), idempotent: true
@@ -140,7 +138,7 @@ extension MinkClient {
         default: throw MinkError(.adapterNotSupported, "the HTTP API filters the log by one stream, not \(filter.streamIDs.count)")
         }
         let page = try await fetch(EventsPage.self, "GET", target(["v1", "events"], query: query), idempotent: true).value
-        return page.events.map(Event.init(wire:))
+        return page.events
     }
 
     /// The position of the tenant's last committed event (0 for an empty log).
@@ -154,7 +152,7 @@ extension MinkClient {
     /// The newest snapshot of a stream (`GET /v1/streams/{streamId}/snapshot`), or `nil`.
     /// `createdAt` is the time it was loaded (the API does not return when it was stored).
     public func loadSnapshot(_ streamID: String) async throws -> Snapshot? {
-        try Mink.StreamID.validate(streamID)
+        try StreamID.validate(streamID)
         do {
             let body = try await fetch(
                 SnapshotBody.self, "GET", target(["v1", "streams", PathEncoding.encode(streamID), "snapshot"]),
@@ -173,7 +171,7 @@ extension MinkClient {
     ///   version below 1.
     @discardableResult
     public func saveSnapshot(_ streamID: String, version: Int64, state: Data) async throws -> Bool {
-        try Mink.StreamID.validate(streamID)
+        try StreamID.validate(streamID)
         let raw: RawJSON
         do { raw = try RawJSON(validating: [UInt8](state)) } catch {
             throw MinkError(.serializationFailed, "snapshot state of \(streamID) is not valid JSON: \(error)")
@@ -192,41 +190,12 @@ private struct SnapshotStored: Decodable {
     var stored: Bool?
 }
 
-extension Event {
-    /// The core event for a wire event; `data` keeps the server's bytes.
-    init(wire e: WireEvent) {
-        self.init(
-            id: e.id.uuidString.lowercased(), streamID: e.streamId, type: e.type, data: Data(e.data.bytes),
-            metadata: Metadata(wire: e.metadata), version: e.version, globalPosition: UInt64(clamping: e.globalPosition),
-            timestamp: e.timestamp.date
-        )
-    }
-}
-
-extension Metadata {
-    init(wire m: WireMetadata) {
-        self.init(correlationID: m.correlationId, causationID: m.causationId, userID: m.userId, tenantID: m.tenantId, custom: m.custom)
-    }
-}
-
-extension WireMetadata {
-    /// The wire metadata of an append, or `nil` when empty. The tenant is left out: the server
+extension MinkClient {
+    /// The metadata an append sends, or `nil` when empty. The tenant is left out: the server
     /// stamps it from the request, never from input.
-    init?(metadata m: Metadata) {
+    static func appendMetadata(_ m: Metadata) -> Metadata? {
         var copy = m
         copy.tenantID = nil
-        if copy.isEmpty { return nil }
-        self.init(correlationId: m.correlationID, causationId: m.causationID, userId: m.userID, custom: m.custom)
-    }
-}
-
-extension WireExpectedVersion {
-    init(_ v: ExpectedVersion) {
-        switch v {
-        case .any: self = .any
-        case .noStream: self = .noStream
-        case .streamExists: self = .streamExists
-        case .exact(let n): self = .exact(n)
-        }
+        return copy.isEmpty ? nil : copy
     }
 }

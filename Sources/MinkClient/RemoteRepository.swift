@@ -81,38 +81,3 @@ public struct RemoteRepository<Model: ReadModel>: Repository {
         throw MinkError(.adapterNotSupported, "read model \(modelName) is written by minkd's projections; the HTTP API cannot delete documents")
     }
 }
-
-extension ReadModelQueryBody {
-    /// The wire body of a core query: its groups (ORed) of filters (ANDed), sort keys, limit and
-    /// offset.
-    /// - Throws: the query's recorded `.invalidQuery` problem.
-    init(_ query: Query) throws {
-        let q = try query.validated()
-        let filters = q.groups.map { group in
-            group.map { f -> QueryCondition in
-                let op = MinkWire.QueryOperator(rawValue: f.op.rawValue) ?? .equal
-                let needsValue = f.op != .isNull && f.op != .isNotNull
-                return QueryCondition(field: f.field.description, op: op, value: needsValue ? MinkWire.JSONValue(f.value) : nil)
-            }
-        }
-        self.init(
-            filters: filters, orderBy: q.ordering.map { MinkWire.QueryOrder(field: $0.field.description, desc: $0.descending) },
-            limit: q.limitCount, offset: q.offsetCount == 0 ? nil : q.offsetCount
-        )
-    }
-}
-
-extension MinkWire.JSONValue {
-    /// The wire form of a core JSON value (integral numbers are written as integers).
-    init(_ v: Mink.JSONValue) {
-        switch v {
-        case .null: self = .null
-        case .bool(let b): self = .bool(b)
-        case .number(let d):
-            if d == d.rounded(), abs(d) < 9.0e15 { self = .int(Int64(d)) } else { self = .double(d) }
-        case .string(let s): self = .string(s)
-        case .array(let a): self = .array(a.map(MinkWire.JSONValue.init))
-        case .object(let o): self = .object(o.mapValues(MinkWire.JSONValue.init))
-        }
-    }
-}

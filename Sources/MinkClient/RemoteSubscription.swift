@@ -6,18 +6,21 @@ import MinkWire
 extension MinkClient {
     /// Every event of the tenant's log after `position` (exclusive): stored events, then live
     /// ones (`GET /v1/subscriptions/all`). See ``RemoteSubscriptionMessages`` for reconnects.
-    public func subscribeAll(from position: UInt64 = 0, eventTypes: [String] = []) -> RemoteSubscription {
+    ///
+    /// Named `after:` because it is exclusive, unlike ``MinkClient/load(_:fromVersion:)``'s
+    /// inclusive `fromVersion:`: `subscribeAll(after: 0)` starts with position 1.
+    public func subscribeAll(after position: UInt64 = 0, eventTypes: [String] = []) -> RemoteSubscription {
         RemoteSubscription(messages: messages(.all, after: position, eventTypes: eventTypes))
     }
 
     /// The events of one stream after `version` (exclusive) (`GET /v1/subscriptions/streams/{id}`).
-    public func subscribeStream(_ streamID: String, fromVersion version: Int64 = 0, eventTypes: [String] = []) -> RemoteSubscription {
+    public func subscribeStream(_ streamID: String, afterVersion version: Int64 = 0, eventTypes: [String] = []) -> RemoteSubscription {
         RemoteSubscription(messages: messages(.stream(streamID), after: UInt64(max(version, 0)), eventTypes: eventTypes))
     }
 
     /// The events of one category after `position` (exclusive)
     /// (`GET /v1/subscriptions/categories/{category}`).
-    public func subscribeCategory(_ category: String, from position: UInt64 = 0, eventTypes: [String] = []) -> RemoteSubscription {
+    public func subscribeCategory(_ category: String, after position: UInt64 = 0, eventTypes: [String] = []) -> RemoteSubscription {
         RemoteSubscription(messages: messages(.category(category), after: position, eventTypes: eventTypes))
     }
 
@@ -142,11 +145,10 @@ public struct RemoteSubscriptionMessages: AsyncSequence, Sendable {
         private mutating func handle(_ sse: SSEEvent) throws -> SubscriptionMessage? {
             switch sse.event {
             case "message":
-                let wire: WireEvent
-                do { wire = try WireEvent(jsonString: sse.data) } catch {
+                let event: Event
+                do { event = try Event(jsonString: sse.data) } catch {
                     throw MinkError(.serializationFailed, "malformed event in the subscription: \(error)")
                 }
-                let event = Event(wire: wire)
                 let key = isStream ? UInt64(Swift.max(event.version, 0)) : event.globalPosition
                 // Defensive: never deliver an event at or before one already delivered.
                 guard key > lastDelivered else { return nil }
@@ -177,7 +179,7 @@ public struct RemoteSubscriptionMessages: AsyncSequence, Sendable {
 /// ``RemoteSubscriptionMessages`` for reconnects and ordering.
 ///
 /// ```swift
-/// for try await event in client.subscribeAll(from: 0) {
+/// for try await event in client.subscribeAll(after: 0) {
 ///     print(event.globalPosition, event.type)
 /// }
 /// ```

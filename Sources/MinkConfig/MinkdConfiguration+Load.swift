@@ -1,4 +1,5 @@
 import Foundation
+import Mink
 import Yams
 
 extension MinkdConfiguration {
@@ -172,7 +173,7 @@ extension MinkdConfiguration {
                 sha256 = hash.lowercased()
             case "tenant":
                 let value = try node.string()
-                guard value == "*" || isTenantID(value) else {
+                guard value == "*" || TenantID.isValid(value) else {
                     throw ConfigError(keyPath: node.path, message: "invalid tenant \"\(value)\": must match ^[a-z0-9][a-z0-9_-]{0,62}$ or be \"*\"")
                 }
                 tenant = value
@@ -327,16 +328,6 @@ extension MinkdConfiguration {
         case "0", "false", "no", "off": return false
         default: throw ConfigError(keyPath: keyPath, message: "expected true or false, found \"\(text)\"")
         }
-    }
-
-    static func isTenantID(_ id: String) -> Bool {
-        let bytes = Array(id.utf8)
-        guard (1...63).contains(bytes.count) else { return false }
-        for (index, byte) in bytes.enumerated() {
-            let alphanumeric = (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
-            guard alphanumeric || (index > 0 && (byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-"))) else { return false }
-        }
-        return true
     }
 
     private static func isSchemaPrefix(_ prefix: String) -> Bool {

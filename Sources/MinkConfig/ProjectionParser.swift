@@ -1,3 +1,4 @@
+import Mink
 import Yams
 
 /// Parses and checks the `projections:` list of the config file.
@@ -32,24 +33,6 @@ enum ProjectionParser {
         return true
     }
 
-    /// `^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`, as for read-model query fields.
-    static func isField(_ field: String) -> Bool {
-        var atSegmentStart = true
-        for byte in field.utf8 {
-            let letter = (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z")) || byte == UInt8(ascii: "_")
-            let digit = byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")
-            if atSegmentStart {
-                guard letter else { return false }
-                atSegmentStart = false
-            } else if byte == UInt8(ascii: ".") {
-                atSegmentStart = true
-            } else {
-                guard letter || digit else { return false }
-            }
-        }
-        return !atSegmentStart
-    }
-
     private static func name(_ node: ConfigNode) throws -> String {
         let value = try node.string()
         guard isName(value) else {
@@ -59,7 +42,7 @@ enum ProjectionParser {
     }
 
     private static func field(_ text: String, keyPath: String) throws -> String {
-        guard isField(text) else {
+        guard FieldPath.isValid(text) else {
             throw ConfigError(keyPath: keyPath, message: "invalid field \"\(text)\": must be a dotted path of identifiers (address.city)")
         }
         return text

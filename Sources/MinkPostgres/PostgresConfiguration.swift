@@ -111,14 +111,7 @@ enum Identifier {
     }
 
     /// FNV-1a, 64 bits: stable across processes and releases (Swift's `Hasher` is seeded per process).
-    static func fnv1a64(_ s: String) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in s.utf8 {
-            h ^= UInt64(b)
-            h = h &* 0x0000_0100_0000_01b3
-        }
-        return h
-    }
+    static func fnv1a64(_ s: String) -> UInt64 { FNV1a.hash64(s) }
 
     /// A signed 64-bit advisory-lock key for a name.
     static func lockKey(_ name: String) -> Int64 { Int64(bitPattern: fnv1a64(name)) }

@@ -226,7 +226,7 @@ public struct ReadModelSQL: Sendable {
 
     private func equal(_ f: Field, _ v: JSONValue, _ b: inout SQLBuilder) -> String? {
         switch v {
-        case .number(let d): return f.numberCompare("=", b.bind(.double(d), postgresCast: "float8"))
+        case .number: return f.numberCompare("=", b.bind(.double(v.doubleValue ?? 0), postgresCast: "float8"))
         case .string(let s): return f.stringCompare("=", b.bind(.text(s), postgresCast: "text"))
         case .bool(let x): return f.boolIn([b.bind(.text(x ? "true" : "false"), postgresCast: "jsonb")])
         case .null, .array, .object: return nil
@@ -235,7 +235,7 @@ public struct ReadModelSQL: Sendable {
 
     private func ordered(_ f: Field, _ op: String, _ v: JSONValue, _ b: inout SQLBuilder) -> String? {
         switch v {
-        case .number(let d): return f.numberCompare(op, b.bind(.double(d), postgresCast: "float8"))
+        case .number: return f.numberCompare(op, b.bind(.double(v.doubleValue ?? 0), postgresCast: "float8"))
         case .string(let s): return f.stringCompare(op, b.bind(.text(s), postgresCast: "text"))
         default: return nil
         }
@@ -243,7 +243,7 @@ public struct ReadModelSQL: Sendable {
 
     private func anyOf(_ f: Field, _ values: [JSONValue], _ b: inout SQLBuilder) -> String? {
         // Bind in the order the placeholders appear (`?` is positional): numbers, strings, booleans.
-        let numbers = values.compactMap(\.numberValue)
+        let numbers = values.compactMap { v -> Double? in if case .number = v { return v.doubleValue } else { return nil } }
         let strings = values.compactMap(\.stringValue)
         let bools = values.compactMap { v -> Bool? in if case .bool(let x) = v { return x } else { return nil } }
         var parts: [String] = []
@@ -256,8 +256,9 @@ public struct ReadModelSQL: Sendable {
 
     private func between(_ f: Field, _ lo: JSONValue, _ hi: JSONValue, _ b: inout SQLBuilder) -> String? {
         switch (lo, hi) {
-        case (.number(let x), .number(let y)):
-            return f.numberBetween(b.bind(.double(x), postgresCast: "float8"), b.bind(.double(y), postgresCast: "float8"))
+        case (.number, .number):
+            return f.numberBetween(
+                b.bind(.double(lo.doubleValue ?? 0), postgresCast: "float8"), b.bind(.double(hi.doubleValue ?? 0), postgresCast: "float8"))
         case (.string(let x), .string(let y)):
             return f.stringBetween(b.bind(.text(x), postgresCast: "text"), b.bind(.text(y), postgresCast: "text"))
         default: return nil
@@ -280,7 +281,7 @@ public struct ReadModelSQL: Sendable {
             case .string(let s):
                 parts.append("(\(f.type) = 'text' AND instr(\(f.value), \(b.bind(.text(s)))) > 0)")
                 element = "\"e\".\"type\" = 'text' AND \"e\".\"value\" = \(b.bind(.text(s)))"
-            case .number(let d): element = "\"e\".\"type\" IN ('integer', 'real') AND \"e\".\"value\" = \(b.bind(.double(d)))"
+            case .number: element = "\"e\".\"type\" IN ('integer', 'real') AND \"e\".\"value\" = \(b.bind(.double(v.doubleValue ?? 0)))"
             case .bool(let x): element = "\"e\".\"type\" = \(b.bind(.text(x ? "true" : "false")))"
             case .null, .array, .object: return nil
             }
@@ -414,7 +415,7 @@ public struct ReadModelSQL: Sendable {
     }
 
     static func checkPath(_ path: FieldPath) throws {
-        guard !path.components.isEmpty, path.components.allSatisfy({ SQLIdentifier.isPlainName($0, maxBytes: 128) }) else {
+        guard !path.components.isEmpty, path.components.allSatisfy({ SQLIdentifier.isPlainName($0, maxBytes: FieldPath.maxComponentBytes) }) else {
             throw MinkError(.invalidQuery, "invalid field \"\(path.description.prefix(80))\": a field is a dotted path of letters, digits and _")
         }
     }

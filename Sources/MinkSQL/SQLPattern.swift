@@ -1,32 +1,15 @@
+import Mink
+
 /// Translations of SQL `LIKE` patterns, with the meaning `Query` gives them: `%` any run, `_` one
 /// character, `\` makes the next character literal (a trailing `\` is itself literal); always
 /// case-sensitive.
 public enum SQLPattern {
-    /// One element of a `LIKE` pattern.
-    public enum Token: Sendable, Hashable {
-        /// `%`: any run of characters, possibly empty.
-        case anyRun
-        /// `_`: exactly one character.
-        case one
-        /// A character matched as itself.
-        case literal(Character)
-    }
+    /// One element of a `LIKE` pattern (the core's: one reading of a pattern everywhere).
+    public typealias Token = LikePattern.Token
 
-    /// Splits a `LIKE` pattern into tokens, as `Query`'s reference evaluation reads it.
+    /// Splits a `LIKE` pattern into tokens, exactly as `Query`'s reference evaluation reads it.
     public static func tokens(ofLike pattern: String) -> [Token] {
-        var out: [Token] = []
-        var escaping = false
-        for c in pattern {
-            if escaping { out.append(.literal(c)); escaping = false; continue }
-            switch c {
-            case "\\": escaping = true
-            case "%": out.append(.anyRun)
-            case "_": out.append(.one)
-            default: out.append(.literal(c))
-            }
-        }
-        if escaping { out.append(.literal("\\")) }
-        return out
+        LikePattern(pattern).tokens
     }
 
     /// `text` as a `LIKE` pattern that matches exactly `text`: `\`, `%` and `_` are escaped with

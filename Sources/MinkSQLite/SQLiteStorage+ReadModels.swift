@@ -91,9 +91,7 @@ extension SQLiteStorage {
 
     /// A 64-bit FNV-1a hash of `text` in hex: index names stay short and distinct per field.
     static func hex(_ text: String) -> String {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        let s = String(h, radix: 16)
+        let s = String(FNV1a.hash64(text), radix: 16)
         return String(repeating: "0", count: 16 - s.count) + s
     }
 

@@ -89,7 +89,7 @@ final class API: Sendable {
         // Only for a tenant that exists: a read of an unknown (or just deleted) tenant with
         // `autoCreate` answers as empty, and must not start projections, which would create
         // the tenant's storage.
-        if tenant != Mink.TenantID.default, tenants.isLive(tenant) { projections.tenantUsed(tenant) }
+        if tenant != TenantID.default, tenants.isLive(tenant) { projections.tenantUsed(tenant) }
         return tenantStore
     }
 }

@@ -9,10 +9,10 @@ import MinkWire
 struct APIError: Error, Sendable {
     var code: ErrorCode
     var message: String
-    var details: [String: MinkWire.JSONValue] = [:]
+    var details: [String: JSONValue] = [:]
     var headers: [(String, String)] = []
 
-    init(_ code: ErrorCode, _ message: String, details: [String: MinkWire.JSONValue] = [:]) {
+    init(_ code: ErrorCode, _ message: String, details: [String: JSONValue] = [:]) {
         self.code = code
         self.message = message
         self.details = details
@@ -25,6 +25,7 @@ struct APIError: Error, Sendable {
         switch error {
         case let e as APIError: return e
         case let e as WireError: return APIError(e.code, e.message)
+        case let e as JSONError: return APIError(WireError(e).code, e.message)
         case let e as MinkError: return from(e)
         default: return nil
         }
@@ -33,17 +34,17 @@ struct APIError: Error, Sendable {
     private static func from(_ e: MinkError) -> APIError? {
         switch e.code {
         case .concurrencyConflict:
-            var details: [String: MinkWire.JSONValue] = [:]
+            var details: [String: JSONValue] = [:]
             if let s = e.streamID { details["streamId"] = .string(s) }
             if let v = e.expectedVersion { details["expectedVersion"] = .int(v) }
             if let v = e.actualVersion { details["actualVersion"] = .int(v) }
             return APIError(.concurrencyConflict, e.message, details: details)
         case .duplicateEventID:
-            var details: [String: MinkWire.JSONValue] = [:]
+            var details: [String: JSONValue] = [:]
             if let s = e.streamID { details["streamId"] = .string(s) }
             return APIError(.duplicateEventID, e.message, details: details)
         case .streamNotFound:
-            var details: [String: MinkWire.JSONValue] = [:]
+            var details: [String: JSONValue] = [:]
             if let s = e.streamID { details["streamId"] = .string(s) }
             return APIError(.streamNotFound, e.message, details: details)
         case .projectionNotFound: return APIError(.projectionNotFound, e.message)

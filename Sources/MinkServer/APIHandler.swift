@@ -57,7 +57,7 @@ final class APIHandler: HTTPResponder {
             response = try await withRequestSpan(request, template: template) {
                 try await server.handle(context)
             }
-            if case .stream(let produce) = response.body, tenant != Mink.TenantID.default {
+            if case .stream(let produce) = response.body, tenant != TenantID.default {
                 // Event streams end when their tenant is deleted.
                 let lifetime = server.tenants.lifetime(of: tenant)
                 response.body = .stream { writer in try await lifetime.run(produce, writer: writer) }
@@ -119,6 +119,8 @@ final class APIHandler: HTTPResponder {
                 throw e
             } catch .badPath(let message) {
                 throw APIError(.badRequest, message)
+            } catch .invalidStreamID(let message) {
+                throw APIError(.invalidStreamID, message)
             }
         }
         let principal = try authorize(request, route: route, server: server)
@@ -184,7 +186,7 @@ final class APIHandler: HTTPResponder {
     /// Section 2's tenant rules (see ``TenantRouter/resolve(principal:header:)``); open routes
     /// and tenant administration run in `default` and ignore `Mink-Tenant`.
     private func resolveTenant(_ request: HTTPRequest, route: Route, principal: Principal?) throws(APIError) -> String {
-        guard let principal, !route.isTenantAdministration else { return Mink.TenantID.default }
+        guard let principal, !route.isTenantAdministration else { return TenantID.default }
         return try TenantRouter.resolve(principal: principal, header: request.headers["Mink-Tenant"])
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Mink
 import MinkWire
 import Synchronization
 

@@ -113,7 +113,7 @@ extension API {
     // MARK: Streams
 
     func validateStreamID(_ id: String) throws {
-        do { try MinkWire.StreamID.validate(id) } catch {
+        guard StreamID.problem(id) == nil else {
             throw APIError(.invalidStreamID, "invalid stream ID: it must be 1 to 256 bytes of UTF-8 without control characters")
         }
     }
@@ -132,20 +132,19 @@ extension API {
         try validateStreamID(streamID)
         try requireJSON(c)
         let l = configuration.limits
-        let body = try MinkWire.AppendRequest.decode(
+        let body = try AppendBody.decode(
             c.request.body, limits: AppendLimits(maxEvents: l.maxEventsPerAppend, maxEventBytes: l.maxEventBytes)
         )
-        let events = body.events.map { e in
-            EventData(id: e.id?.uuidString.lowercased(), type: e.type, data: Data(e.data.bytes), metadata: Metadata(e.metadata))
+        // The tenant is stamped by the store from the request, never taken from the body.
+        func untrusted(_ m: Metadata?) -> Metadata {
+            var m = m ?? Metadata()
+            m.tenantID = nil
+            return m
         }
-        let expected: ExpectedVersion =
-            switch body.expectedVersion {
-            case .any: .any
-            case .noStream: .noStream
-            case .streamExists: .streamExists
-            case .exact(let v): .exact(v)
-            }
-        let result = try await c.store.append(streamID, events: events, expectedVersion: expected, metadata: Metadata(body.metadata))
+        let events = body.events.map { e in
+            EventData(id: e.id?.uuidString.lowercased(), type: e.type, data: Data(e.data.bytes), metadata: untrusted(e.metadata))
+        }
+        let result = try await c.store.append(streamID, events: events, expectedVersion: body.expectedVersion, metadata: untrusted(body.metadata))
         return Reply.json(AppendResponse(
             streamId: streamID, fromVersion: result.fromVersion, toVersion: result.toVersion,
             fromPosition: Int64(result.fromPosition), toPosition: Int64(result.toPosition)
@@ -224,7 +223,7 @@ extension API {
     }
 
     private func snapshots(_ c: RequestContext) throws -> any SnapshotAdapter {
-        c.tenant == Mink.TenantID.default ? storage.snapshots : try storage.snapshots.forTenant(c.tenant)
+        c.tenant == TenantID.default ? storage.snapshots : try storage.snapshots.forTenant(c.tenant)
     }
 
     // MARK: The global log
@@ -248,46 +247,7 @@ extension API {
 
     func writeEvents(_ events: [Event], to w: inout JSONWriter) {
         w.beginArray()
-        for e in events { WireEvent(e).write(to: &w) }
+        for e in events { e.write(to: &w) }
         w.endArray()
-    }
-}
-
-extension WireEvent {
-    /// The wire form of a stored event; `data` goes out as the stored bytes.
-    init(_ e: Event) {
-        self.init(
-            id: UUID(uuidString: e.id) ?? UUID(nameBasedOn: e.id), streamId: e.streamID, type: e.type,
-            data: RawJSON(unchecked: [UInt8](e.data)), metadata: WireMetadata(e.metadata), version: e.version,
-            globalPosition: Int64(e.globalPosition), timestamp: WireTimestamp(e.timestamp)
-        )
-    }
-}
-
-extension UUID {
-    /// A stable UUID for a non-UUID event ID (written by a library user): its bytes are the
-    /// FNV-1a hashes of the ID, so the same ID always maps to the same UUID.
-    init(nameBasedOn name: String) {
-        var h1: UInt64 = 0xcbf2_9ce4_8422_2325, h2: UInt64 = 0x8422_2325_cbf2_9ce4
-        for b in name.utf8 {
-            h1 = (h1 ^ UInt64(b)) &* 0x100_0000_01b3
-            h2 = (h2 ^ UInt64(b)) &* 0x100_0000_01b3 &+ 7
-        }
-        let b1 = withUnsafeBytes(of: h1.bigEndian, Array.init), b2 = withUnsafeBytes(of: h2.bigEndian, Array.init)
-        let u = b1 + b2
-        self.init(uuid: (u[0], u[1], u[2], u[3], u[4], u[5], (u[6] & 0x0f) | 0x80, u[7], (u[8] & 0x3f) | 0x80, u[9], u[10], u[11], u[12], u[13], u[14], u[15]))
-    }
-}
-
-extension WireMetadata {
-    init(_ m: Metadata) {
-        self.init(correlationId: m.correlationID, causationId: m.causationID, userId: m.userID, tenantId: m.tenantID, custom: m.custom)
-    }
-}
-
-extension Metadata {
-    init(_ m: WireMetadata?) {
-        guard let m else { self.init(); return }
-        self.init(correlationID: m.correlationId, causationID: m.causationId, userID: m.userId, tenantID: nil, custom: m.custom)
     }
 }

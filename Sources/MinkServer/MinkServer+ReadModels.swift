@@ -36,7 +36,7 @@ extension API {
     /// a projection is read from its serving copy (which a finishing rebuild does not drop while
     /// the read runs).
     func readModels(_ c: RequestContext) async throws -> HTTPResponse {
-        let store = c.tenant == Mink.TenantID.default ? storage.readModels : try storage.readModels.forTenant(c.tenant)
+        let store = c.tenant == TenantID.default ? storage.readModels : try storage.readModels.forTenant(c.tenant)
         switch c.route {
         case .readModelDocument(let model, _), .readModelList(let model), .readModelQuery(let model), .readModelCount(let model):
             // Rebuild copies are reached through their model's name only.
@@ -59,22 +59,17 @@ extension API {
         case .readModelList(let model):
             let limit = Int(try c.query.integer("limit", default: 50, in: 0...10_000))
             let offset = Int(try c.query.integer("offset", default: 0, in: 0...Int64(Int32.max)))
-            var ordering: [Mink.QueryOrder] = []
             let orderBy = c.query["orderBy"] ?? ""
-            for order in orderBy.isEmpty ? [] : try MinkWire.QueryOrder.parseList(orderBy) {
-                ordering.append(Mink.QueryOrder(field: try queryField(order.field), descending: order.desc))
-            }
-            let query = try Mink.Query(groups: [], ordering: ordering, limit: limit, offset: offset)
+            let ordering = orderBy.isEmpty ? [] : try QueryOrder.parseList(orderBy)
+            let query = try Query(groups: [], ordering: ordering, limit: limit, offset: offset)
             return try await withReadModel(model) { physical in try await Self.items(store, physical, query) }
         case .readModelQuery(let model):
             try requireJSON(c)
-            let body = try ReadModelQueryBody.decode(c.request.body)
-            let query = try Mink.Query(body)
+            let query = try ReadModelQueryBody.decode(c.request.body).query
             return try await withReadModel(model) { physical in try await Self.items(store, physical, query) }
         case .readModelCount(let model):
             try requireJSON(c)
-            let body = try ReadModelQueryBody.decode(c.request.body)
-            let query = try Mink.Query(body)
+            let query = try ReadModelQueryBody.decode(c.request.body).query
             let n = try await withReadModel(model) { physical in try await store.count(physical, query: query) }
             return Reply.json(CountBody(count: n))
         default:
@@ -84,7 +79,7 @@ extension API {
 
     /// Whether the tenant's projection engine may run: `default`, or a tenant known to exist.
     private func hasProjectionEngine(_ tenant: String) -> Bool {
-        tenant == Mink.TenantID.default || tenants.isLive(tenant)
+        tenant == TenantID.default || tenants.isLive(tenant)
     }
 
     /// Section 8 for a tenant that does not exist yet (reads with `autoCreate`): every
@@ -112,51 +107,9 @@ extension API {
         }
     }
 
-    private static func items(_ store: any ReadModelStore, _ model: String, _ query: Mink.Query) async throws -> HTTPResponse {
+    private static func items(_ store: any ReadModelStore, _ model: String, _ query: Query) async throws -> HTTPResponse {
         let docs = try await store.find(model, query: query)
         let total = try await store.count(model, query: query)
         return Reply.json(ItemsPage(items: docs.map { RawJSON(unchecked: [UInt8]($0.json)) }, total: total))
-    }
-}
-
-func queryField(_ path: String) throws -> FieldPath {
-    do { return try FieldPath(path) } catch {
-        throw APIError(.invalidQuery, "invalid field \"\(path.prefix(80))\": a field is a dotted path of letters, digits and _")
-    }
-}
-
-extension Mink.Query {
-    /// The core query for a wire query body; fields and operators are checked before any storage
-    /// sees them.
-    init(_ body: ReadModelQueryBody) throws {
-        var groups: [[QueryFilter]] = []
-        for group in body.filters {
-            var filters: [QueryFilter] = []
-            for cond in group {
-                let op: Mink.QueryOperator
-                do { op = try Mink.QueryOperator(parsing: cond.op.rawValue) } catch {
-                    throw APIError(.invalidQuery, "unknown operator \"\(cond.op.rawValue.prefix(40))\"")
-                }
-                do {
-                    filters.append(try QueryFilter(field: try queryField(cond.field), op: op, value: try Mink.JSONValue(cond.value)))
-                } catch let e as MinkError {
-                    throw APIError(.invalidQuery, e.message)
-                }
-            }
-            groups.append(filters)
-        }
-        var ordering: [Mink.QueryOrder] = []
-        for o in body.orderBy { ordering.append(Mink.QueryOrder(field: try queryField(o.field), descending: o.desc)) }
-        try self.init(groups: groups, ordering: ordering, limit: body.limit, offset: body.offset ?? 0)
-    }
-}
-
-extension Mink.JSONValue {
-    /// Converts a wire JSON value (numbers kept as text) into the core's.
-    init(_ v: MinkWire.JSONValue?) throws {
-        guard let v else { self = .null; return }
-        var writer = JSONWriter()
-        v.write(to: &writer)
-        self = try Mink.JSONValue(json: Data(writer.bytes))
     }
 }

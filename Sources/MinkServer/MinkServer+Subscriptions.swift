@@ -33,7 +33,7 @@ extension API {
                 switch message {
                 case .event(let e):
                     var w = JSONWriter(capacity: 256 + e.data.count)
-                    WireEvent(e).write(to: &w)
+                    e.write(to: &w)
                     let id = isStream ? String(e.version) : String(e.globalPosition)
                     try await writer.write(SSEEncoder.message(id: id, data: w.bytes))
                 case .caughtUp(let p):

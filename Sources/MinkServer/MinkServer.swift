@@ -102,7 +102,7 @@ public final class MinkServer: Sendable {
         // names the tenant.
         if !api.projections.entries.isEmpty {
             do {
-                for tenant in try await api.tenants.catalog.tenants() where tenant != Mink.TenantID.default {
+                for tenant in try await api.tenants.catalog.tenants() where tenant != TenantID.default {
                     api.projections.tenantUsed(tenant)
                 }
             } catch {

@@ -48,6 +48,9 @@ enum RouteFailure: Error, Equatable {
     case methodNotAllowed(allow: [String])
     /// A path segment has broken percent-encoding or is not UTF-8.
     case badPath(String)
+    /// The stream-ID segment of a stream path percent-decodes to bytes that are not UTF-8: the path
+    /// names a stream, just not a valid one (`invalid_stream_id`, like any other bad stream ID).
+    case invalidStreamID(String)
 }
 
 /// Matches a raw request path and method to a ``Route``.
@@ -59,8 +62,13 @@ enum Router {
         guard path.hasPrefix("/") else { throw .notFound }
         let raw = path.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
         var segments: [String] = []
-        for s in raw {
-            guard let decoded = percentDecode(s) else { throw .badPath("invalid percent-encoding in the path") }
+        for (index, s) in raw.enumerated() {
+            guard let decoded = percentDecode(s) else {
+                if isStreamIDSegment(index, of: raw), percentDecodedBytes(s) != nil {
+                    throw .invalidStreamID("invalid stream ID: its percent-decoding is not UTF-8")
+                }
+                throw .badPath("invalid percent-encoding in the path")
+            }
             segments.append(decoded)
         }
         let m = method == "HEAD" ? "GET" : method
@@ -127,9 +135,23 @@ enum Router {
         }
     }
 
+    /// Whether segment `index` of a raw path is where a stream ID goes: `/v1/streams/{streamId}[/…]`
+    /// or `/v1/subscriptions/streams/{streamId}`.
+    private static func isStreamIDSegment(_ index: Int, of raw: [Substring]) -> Bool {
+        guard raw.count > 2, raw[0] == "v1" else { return false }
+        if raw[1] == "streams" { return index == 2 }
+        if raw[1] == "subscriptions", raw.count == 4, raw[2] == "streams" { return index == 3 }
+        return false
+    }
+
     /// Decodes `%XX` escapes; `nil` for a broken escape or bytes that are not UTF-8.
     static func percentDecode(_ s: Substring, plusIsSpace: Bool = false) -> String? {
         if !s.utf8.contains(UInt8(ascii: "%")) && !(plusIsSpace && s.utf8.contains(UInt8(ascii: "+"))) { return String(s) }
+        return percentDecodedBytes(s, plusIsSpace: plusIsSpace).flatMap { String(validating: $0, as: UTF8.self) }
+    }
+
+    /// The bytes `%XX` escapes decode to, whether UTF-8 or not; `nil` for a broken escape.
+    static func percentDecodedBytes(_ s: Substring, plusIsSpace: Bool = false) -> [UInt8]? {
         var out: [UInt8] = []
         out.reserveCapacity(s.utf8.count)
         var it = s.utf8.makeIterator()
@@ -143,7 +165,7 @@ enum Router {
                 out.append(b)
             }
         }
-        return String(validating: out, as: UTF8.self)
+        return out
     }
 
     private static func hex(_ b: UInt8) -> UInt8? {

@@ -1,3 +1,5 @@
+import Mink
+
 /// A tenant (HTTP-API.md section 9): the body of `POST /v1/admin/tenants` and
 /// an element of the tenant list.
 public struct TenantBody: Codable, Hashable, Sendable, JSONWritable {
@@ -28,9 +30,11 @@ public struct TenantBody: Codable, Hashable, Sendable, JSONWritable {
             id = try reader.readString()
             return true
         }
-        try reader.finish()
+        try reader.finishBody()
         guard let id else { throw missingKey("id", code: .validationFailed) }
-        try TenantID.validate(id)
+        guard TenantID.isValid(id) else {
+            throw WireError(code: .invalidTenant, message: "invalid tenant ID \"\(id)\": must match ^[a-z0-9][a-z0-9_-]{0,62}$")
+        }
         return TenantBody(id: id)
     }
 }

@@ -1,3 +1,5 @@
+import Mink
+
 /// The body of every error response (HTTP-API.md section 3):
 /// `{"error": {"code": "...", "message": "...", "details": {...}}}`.
 public struct ErrorBody: Codable, Hashable, Sendable {
@@ -38,10 +40,10 @@ public struct ErrorBody: Codable, Hashable, Sendable {
     public var httpStatus: Int { error.code.httpStatus }
 
     /// The `409 concurrency_conflict` body with its three details.
-    public static func concurrencyConflict(streamId: String, expectedVersion: WireExpectedVersion, actualVersion: Int64) -> ErrorBody {
+    public static func concurrencyConflict(streamId: String, expectedVersion: ExpectedVersion, actualVersion: Int64) -> ErrorBody {
         ErrorBody(
             code: .concurrencyConflict,
-            message: "stream \"\(streamId)\" is at version \(actualVersion), expected \(expectedVersion)",
+            message: "stream \"\(streamId)\" is at version \(actualVersion), expected \(expectedVersion.jsonValue.jsonString())",
             details: ["streamId": .string(streamId), "expectedVersion": expectedVersion.jsonValue, "actualVersion": .int(actualVersion)]
         )
     }

@@ -1,3 +1,5 @@
+import Mink
+
 /// The machine-readable `code` of an error body (HTTP-API.md section 3).
 ///
 /// A struct rather than an enum so that a client built against this version can

@@ -1,3 +1,5 @@
+import Mink
+
 /// The body of `GET /healthz`: `{"status": "ok"}` (HTTP-API.md section 10).
 public struct HealthBody: Codable, Hashable, Sendable, JSONWritable {
     /// `ok` while the process serves.

@@ -1,3 +1,5 @@
+import Mink
+
 /// One projection's state (HTTP-API.md section 8): an element of
 /// `GET /v1/projections` and the body of `GET /v1/projections/{name}`.
 public struct ProjectionStatusBody: Codable, Hashable, Sendable {

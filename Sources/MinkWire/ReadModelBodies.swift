@@ -1,72 +1,8 @@
-/// A read-model query operator (HTTP-API.md section 8).
-public enum QueryOperator: String, Codable, Hashable, Sendable, CaseIterable {
-    /// `=`
-    case equal = "="
-    /// `!=`
-    case notEqual = "!="
-    /// `>`
-    case greaterThan = ">"
-    /// `>=`
-    case greaterThanOrEqual = ">="
-    /// `<`
-    case lessThan = "<"
-    /// `<=`
-    case lessThanOrEqual = "<="
-    /// `in` (value: an array)
-    case `in` = "in"
-    /// `not in` (value: an array)
-    case notIn = "not in"
-    /// `like` (SQL pattern with `%` and `_`)
-    case like = "like"
-    /// `is null` (no value)
-    case isNull = "is null"
-    /// `is not null` (no value)
-    case isNotNull = "is not null"
-    /// `contains` (an array field holding the value, or a string field holding the substring)
-    case contains = "contains"
-    /// `between` (value: `[low, high]`, inclusive)
-    case between = "between"
-}
+import Mink
 
-/// One filter of a read-model query: `{"field": "status", "op": "=", "value": "pending"}`.
-public struct QueryCondition: Codable, Hashable, Sendable {
-    /// A dotted path into the document (`address.city`).
-    public var field: String
-    /// The operator.
-    public var op: QueryOperator
-    /// The operand; nil for `is null` and `is not null`.
-    public var value: JSONValue?
-
-    /// Creates a filter.
-    public init(field: String, op: QueryOperator, value: JSONValue? = nil) {
-        self.field = field
-        self.op = op
-        self.value = value
-    }
-}
-
-/// One sort key of a read-model query: `{"field": "createdAt", "desc": true}`.
-public struct QueryOrder: Codable, Hashable, Sendable {
-    /// A dotted path into the document.
-    public var field: String
-    /// Descending when true.
-    public var desc: Bool
-
-    /// Creates a sort key.
-    public init(field: String, desc: Bool = false) {
-        self.field = field
-        self.desc = desc
-    }
-
-    /// Decodes a sort key; absent `desc` is false.
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        field = try container.decode(String.self, forKey: .field)
-        desc = try container.decodeIfPresent(Bool.self, forKey: .desc) ?? false
-    }
-
-    /// Parses the `orderBy` URL parameter: comma-separated fields, `-` before one for descending
-    /// (`-createdAt,name`).
+extension QueryOrder {
+    /// Parses the `orderBy` URL parameter (HTTP-API.md section 8): comma-separated fields, `-`
+    /// before one for descending (`-createdAt,name`).
     /// - Throws: `WireError` with code `invalid_query` for an empty or invalid field.
     public static func parseList(_ text: String) throws -> [QueryOrder] {
         try text.split(separator: ",", omittingEmptySubsequences: false).map { part in
@@ -78,92 +14,31 @@ public struct QueryOrder: Codable, Hashable, Sendable {
             } else if field.hasPrefix("+") {
                 field = field.dropFirst()
             }
-            guard ReadModelQueryBody.isValidField(String(field)) else {
+            guard let path = try? FieldPath(String(field)) else {
                 throw WireError(code: .invalidQuery, message: "orderBy: invalid field \"\(field)\"")
             }
-            return QueryOrder(field: String(field), desc: desc)
+            return QueryOrder(field: path, descending: desc)
         }
     }
 }
 
-/// The body of `POST /v1/readmodels/{model}/query` and `.../count` (HTTP-API.md section 8).
+/// The body of `POST /v1/readmodels/{model}/query` and `.../count` (HTTP-API.md section 8): the
+/// core's ``Query`` on the wire.
 ///
-/// `filters` (`where` on the wire) is a list of groups: filters inside a group
-/// are ANDed, the groups are ORed.
-public struct ReadModelQueryBody: Codable, Hashable, Sendable {
-    /// The `where` groups; empty matches every document.
-    public var filters: [[QueryCondition]]
-    /// Sort keys, first one first.
-    public var orderBy: [QueryOrder]
-    /// At most this many items; nil for the server's default.
-    public var limit: Int?
-    /// Items to skip.
-    public var offset: Int?
+/// `where` is a list of groups: filters inside a group are ANDed, the groups are ORed. An absent
+/// `limit` is the query's `nil` (no limit), an absent `offset` is 0.
+public struct ReadModelQueryBody: Hashable, Sendable {
+    /// The query.
+    public var query: Query
 
-    /// Creates a query.
-    public init(filters: [[QueryCondition]] = [], orderBy: [QueryOrder] = [], limit: Int? = nil, offset: Int? = nil) {
-        self.filters = filters
-        self.orderBy = orderBy
-        self.limit = limit
-        self.offset = offset
+    /// The body of a query.
+    /// - Throws: the query's recorded `.invalidQuery` problem.
+    public init(_ query: Query) throws {
+        self.query = try query.validated()
     }
 
-    private enum CodingKeys: String, CodingKey {
-        case filters = "where", orderBy, limit, offset
-    }
-
-    /// Decodes a query; absent lists are empty.
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        filters = try container.decodeIfPresent([[QueryCondition]].self, forKey: .filters) ?? []
-        orderBy = try container.decodeIfPresent([QueryOrder].self, forKey: .orderBy) ?? []
-        limit = try container.decodeIfPresent(Int.self, forKey: .limit)
-        offset = try container.decodeIfPresent(Int.self, forKey: .offset)
-    }
-
-    /// Whether `field` is a plain dotted path: `^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`.
-    ///
-    /// Why so strict: field names end up in SQL (as JSON path expressions), so
-    /// anything that is not plainly an identifier path is refused before it
-    /// gets near a query.
-    public static func isValidField(_ field: String) -> Bool {
-        var atSegmentStart = true
-        for byte in field.utf8 {
-            let letter = (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z")) || byte == UInt8(ascii: "_")
-            let digit = byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")
-            if atSegmentStart {
-                guard letter else { return false }
-                atSegmentStart = false
-            } else if byte == UInt8(ascii: ".") {
-                atSegmentStart = true
-            } else {
-                guard letter || digit else { return false }
-            }
-        }
-        return !atSegmentStart
-    }
-
-    /// Checks fields, operators' operands, `limit` and `offset`.
-    /// - Throws: `WireError` with code `invalid_query` naming the place, e.g. `where[0][1].field`.
-    public func validate() throws {
-        for (groupIndex, group) in filters.enumerated() {
-            for (index, condition) in group.enumerated() {
-                let path = "where[\(groupIndex)][\(index)]"
-                guard Self.isValidField(condition.field) else {
-                    throw WireError(code: .invalidQuery, message: "\(path).field: invalid field \"\(condition.field)\"")
-                }
-                if let problem = Self.operandProblem(condition.op, condition.value) {
-                    throw WireError(code: .invalidQuery, message: "\(path).value: \(problem)")
-                }
-            }
-        }
-        for (index, order) in orderBy.enumerated() where !Self.isValidField(order.field) {
-            throw WireError(code: .invalidQuery, message: "orderBy[\(index)].field: invalid field \"\(order.field)\"")
-        }
-        if let limit, limit < 0 { throw WireError(code: .invalidQuery, message: "limit: must be ≥ 0") }
-        if let offset, offset < 0 { throw WireError(code: .invalidQuery, message: "offset: must be ≥ 0") }
-    }
-
+    /// Whether `value` may be the operand of `op` on the wire: stricter than the core's own
+    /// check (``QueryFilter``), which the decoded filters pass as well.
     private static func operandProblem(_ op: QueryOperator, _ value: JSONValue?) -> String? {
         func isScalar(_ value: JSONValue) -> Bool {
             switch value {
@@ -198,17 +73,19 @@ public struct ReadModelQueryBody: Codable, Hashable, Sendable {
     public static func decode(_ body: [UInt8]) throws -> ReadModelQueryBody {
         do {
             var reader = JSONReader(body)
-            var query = ReadModelQueryBody()
+            var conditions: [[Condition]] = []
+            var orderKeys: [(field: String, desc: Bool)] = []
+            var limit: Int?, offset: Int?
             try reader.readObject(at: "", rejectUnknown: true) { reader, key, keyPath in
                 switch key {
                 case "where":
                     if try reader.readNullIfPresent() { return true }
                     try reader.readArray(at: keyPath) { reader, _, groupPath in
-                        var group: [QueryCondition] = []
+                        var group: [Condition] = []
                         try reader.readArray(at: groupPath) { reader, _, conditionPath in
                             group.append(try readCondition(&reader, at: conditionPath))
                         }
-                        query.filters.append(group)
+                        conditions.append(group)
                     }
                 case "orderBy":
                     if try reader.readNullIfPresent() { return true }
@@ -224,33 +101,73 @@ public struct ReadModelQueryBody: Codable, Hashable, Sendable {
                             return true
                         }
                         guard let field else { throw missingKey("\(orderPath).field") }
-                        query.orderBy.append(QueryOrder(field: field, desc: desc))
+                        orderKeys.append((field, desc))
                     }
                 case "limit":
-                    if try !reader.readNullIfPresent() { query.limit = Int(try reader.readInt()) }
+                    if try !reader.readNullIfPresent() { limit = Int(try reader.readInt()) }
                 case "offset":
-                    if try !reader.readNullIfPresent() { query.offset = Int(try reader.readInt()) }
+                    if try !reader.readNullIfPresent() { offset = Int(try reader.readInt()) }
                 default:
                     return false
                 }
                 return true
             }
-            try reader.finish()
-            try query.validate()
-            return query
+            try reader.finishBody()
+            // Checked after the whole body is read, so a syntax error anywhere wins.
+            var groups: [[QueryFilter]] = []
+            for (groupIndex, group) in conditions.enumerated() {
+                groups.append(try group.enumerated().map { index, condition in
+                    try condition.filter(at: "where[\(groupIndex)][\(index)]")
+                })
+            }
+            let ordering = try orderKeys.enumerated().map { index, key in
+                QueryOrder(field: try fieldPath(key.field, at: "orderBy[\(index)].field"), descending: key.desc)
+            }
+            if let limit, limit < 0 { throw WireError(code: .invalidQuery, message: "limit: must be ≥ 0") }
+            if let offset, offset < 0 { throw WireError(code: .invalidQuery, message: "offset: must be ≥ 0") }
+            return try ReadModelQueryBody(Query(groups: groups, ordering: ordering, limit: limit, offset: offset ?? 0))
         } catch var error as WireError {
             if error.code != .invalidJSON { error.code = .invalidQuery }
             throw error
+        } catch let error as MinkError {
+            throw WireError(code: .invalidQuery, message: error.message)
         }
     }
 
-    private static func readCondition(_ reader: inout JSONReader, at path: String) throws -> QueryCondition {
+    private static func fieldPath(_ text: String, at path: String) throws -> FieldPath {
+        guard let field = try? FieldPath(text) else {
+            throw WireError(code: .invalidQuery, message: "\(path): invalid field \"\(text)\"")
+        }
+        return field
+    }
+
+    /// A filter as read, checked once the whole body has been read.
+    private struct Condition {
+        var field: String
+        var op: QueryOperator
+        var value: JSONValue?
+
+        func filter(at path: String) throws -> QueryFilter {
+            let checked = try fieldPath(field, at: "\(path).field")
+            if let problem = operandProblem(op, value) {
+                throw WireError(code: .invalidQuery, message: "\(path).value: \(problem)")
+            }
+            do {
+                return try QueryFilter(field: checked, op: op, value: value ?? .null)
+            } catch let error as MinkError {
+                throw WireError(code: .invalidQuery, message: "\(path).value: \(error.message)")
+            }
+        }
+    }
+
+    private static func readCondition(_ reader: inout JSONReader, at path: String) throws -> Condition {
         var field: String?, op: QueryOperator?, value: JSONValue?
         try reader.readObject(at: path, rejectUnknown: true) { reader, key, _ in
             switch key {
             case "field": field = try reader.readString()
             case "op":
                 let text = try reader.readString()
+                // Exactly as written in HTTP-API.md (lowercase, one space): the wire is strict.
                 guard let parsed = QueryOperator(rawValue: text) else {
                     throw WireError(code: .invalidQuery, message: "unknown operator \"\(text)\"")
                 }
@@ -262,53 +179,53 @@ public struct ReadModelQueryBody: Codable, Hashable, Sendable {
         }
         guard let field else { throw missingKey("\(path).field") }
         guard let op else { throw missingKey("\(path).op") }
-        return QueryCondition(field: field, op: op, value: value)
+        return Condition(field: field, op: op, value: value)
     }
 }
 
 extension ReadModelQueryBody: JSONWritable {
-    /// Writes the query (for the client).
+    /// Writes the query (for the client); `is null` and `is not null` filters carry no value.
     public func write(to writer: inout JSONWriter) {
         writer.beginObject()
         writer.key("where")
         writer.beginArray()
-        for group in filters {
+        for group in query.groups {
             writer.beginArray()
-            for condition in group {
+            for filter in group {
                 writer.beginObject()
                 writer.key("field")
-                writer.string(condition.field)
+                writer.string(filter.field.description)
                 writer.key("op")
-                writer.string(condition.op.rawValue)
-                if let value = condition.value {
+                writer.string(filter.op.rawValue)
+                if filter.op != .isNull && filter.op != .isNotNull {
                     writer.key("value")
-                    value.write(to: &writer)
+                    filter.value.write(to: &writer)
                 }
                 writer.endObject()
             }
             writer.endArray()
         }
         writer.endArray()
-        if !orderBy.isEmpty {
+        if !query.ordering.isEmpty {
             writer.key("orderBy")
             writer.beginArray()
-            for order in orderBy {
+            for order in query.ordering {
                 writer.beginObject()
                 writer.key("field")
-                writer.string(order.field)
+                writer.string(order.field.description)
                 writer.key("desc")
-                writer.bool(order.desc)
+                writer.bool(order.descending)
                 writer.endObject()
             }
             writer.endArray()
         }
-        if let limit {
+        if let limit = query.limitCount {
             writer.key("limit")
             writer.int(limit)
         }
-        if let offset {
+        if query.offsetCount != 0 {
             writer.key("offset")
-            writer.int(offset)
+            writer.int(query.offsetCount)
         }
         writer.endObject()
     }

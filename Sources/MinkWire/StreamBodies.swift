@@ -1,31 +1,22 @@
+import Mink
+
 /// The body of `GET /v1/streams/{streamId}` (HTTP-API.md section 5).
-public struct StreamPage: Codable, Hashable, Sendable {
+public struct StreamPage: Hashable, Sendable {
     /// The stream read.
     public var streamId: String
     /// The stream's current version.
     public var version: Int64
     /// The events of this page.
-    public var events: [WireEvent]
+    public var events: [Event]
     /// The `from` of the following page, or nil at the end.
     public var next: Int64?
 
     /// Creates a page.
-    public init(streamId: String, version: Int64, events: [WireEvent], next: Int64?) {
+    public init(streamId: String, version: Int64, events: [Event], next: Int64?) {
         self.streamId = streamId
         self.version = version
         self.events = events
         self.next = next
-    }
-
-    private enum CodingKeys: String, CodingKey { case streamId, version, events, next }
-
-    /// Encodes the page with an explicit `"next": null` at the end.
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(streamId, forKey: .streamId)
-        try container.encode(version, forKey: .version)
-        try container.encode(events, forKey: .events)
-        try container.encode(next, forKey: .next)
     }
 }
 
@@ -46,7 +37,7 @@ extension StreamPage: JSONWritable, JSONReadable {
 
     /// Reads a page, keeping each event's `data` exact; unknown keys are skipped.
     public init(from reader: inout JSONReader) throws {
-        var streamId: String?, version: Int64?, events: [WireEvent]?, next: Int64?
+        var streamId: String?, version: Int64?, events: [Event]?, next: Int64?
         try reader.readObject(at: "", rejectUnknown: false) { reader, key, keyPath in
             switch key {
             case "streamId": streamId = try reader.readString()
@@ -140,7 +131,7 @@ public struct SnapshotBody: Codable, Hashable, Sendable {
             }
             return true
         }
-        try reader.finish()
+        try reader.finishBody()
         guard let version else { throw missingKey("version", code: .validationFailed) }
         guard let state else { throw missingKey("state", code: .validationFailed) }
         return SnapshotBody(version: version, state: state)
@@ -176,14 +167,14 @@ extension SnapshotBody: JSONWritable, JSONReadable {
 }
 
 /// The body of `GET /v1/events` (HTTP-API.md section 6).
-public struct EventsPage: Codable, Hashable, Sendable {
+public struct EventsPage: Hashable, Sendable {
     /// The events of this page.
-    public var events: [WireEvent]
+    public var events: [Event]
     /// The `after` for the following page: the last position returned, or the request's `after` when empty.
     public var next: Int64
 
     /// Creates a page.
-    public init(events: [WireEvent], next: Int64) {
+    public init(events: [Event], next: Int64) {
         self.events = events
         self.next = next
     }
@@ -202,7 +193,7 @@ extension EventsPage: JSONWritable, JSONReadable {
 
     /// Reads a page, keeping each event's `data` exact; unknown keys are skipped.
     public init(from reader: inout JSONReader) throws {
-        var events: [WireEvent]?, next: Int64?
+        var events: [Event]?, next: Int64?
         try reader.readObject(at: "", rejectUnknown: false) { reader, key, keyPath in
             switch key {
             case "events": events = try reader.readEvents(at: keyPath)

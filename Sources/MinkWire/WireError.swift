@@ -1,4 +1,5 @@
 import Foundation
+import Mink
 
 /// An error found while reading or checking a request body.
 ///
@@ -38,6 +39,12 @@ public struct WireError: Error, Hashable, Sendable, CustomStringConvertible {
         hasher.combine(offset)
     }
 
+    /// The HTTP API's error for a ``JSONError`` of the one JSON reader: `invalid_json` for
+    /// syntax, `bad_request` for a value of the wrong type.
+    public init(_ error: JSONError) {
+        self.init(code: error.kind == .syntax ? .invalidJSON : .badRequest, message: error.message, offset: error.offset)
+    }
+
     /// The error as a response body.
     public var body: ErrorBody { ErrorBody(code: code, message: message) }
 
@@ -56,13 +63,16 @@ public struct WireError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// Runs `body`, prefixing the key path to any `WireError` it throws.
+/// Runs `body`, prefixing the key path to any `WireError` it throws (a reader's `JSONError`
+/// becomes its `WireError` first).
 @inline(__always)
 func at<T>(_ path: @autoclosure () -> String, _ body: () throws -> T) throws -> T {
     do {
         return try body()
     } catch let error as WireError {
         throw error.prefixed(path())
+    } catch let error as JSONError {
+        throw WireError(error).prefixed(path())
     }
 }
 
@@ -102,6 +112,11 @@ extension JSONReader {
             try MinkWire.at(keyPath) { try element(&self, index, keyPath) }
             index += 1
         }
+    }
+
+    /// Checks that only whitespace follows the value read (a ``JSONError`` becomes its `WireError`).
+    mutating func finishBody() throws {
+        try MinkWire.at("") { try finish() }
     }
 
     /// Reads a UUID string.

@@ -1,4 +1,5 @@
 import Foundation
+import Mink
 
 /// A point in time with microsecond precision, written as RFC 3339 UTC with
 /// exactly six fractional digits (`2026-11-26T17:21:29.123456Z`).
@@ -218,5 +219,17 @@ extension WireTimestamp: JSONWritable, JSONReadable {
             throw WireError(code: .badRequest, message: "not an RFC 3339 timestamp: \"\(text)\"", offset: start)
         }
         self = value
+    }
+}
+
+extension JSONWriter {
+    /// Writes a timestamp as an RFC 3339 string with microseconds.
+    public mutating func timestamp(_ value: WireTimestamp) {
+        unescapedString { value.appendRFC3339(to: &$0) }
+    }
+
+    /// Writes a date as an RFC 3339 string, rounded to the microsecond.
+    public mutating func timestamp(_ value: Date) {
+        timestamp(WireTimestamp(value))
     }
 }

@@ -95,4 +95,62 @@ struct ReadModelTests {
             }
         }
     }
+
+    /// The `projections:` YAML of docs/projections.md ("Declaring a projection"), run inline so
+    /// its documents exist when the append returns.
+    static func documentedProjectionYAML() throws -> String {
+        let docs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../docs/projections.md")
+        let text = try String(contentsOf: docs, encoding: .utf8)
+        guard let start = text.range(of: "```yaml\n"), let end = text.range(of: "```", range: start.upperBound..<text.endIndex) else {
+            throw DocsExampleMissing()
+        }
+        let yaml = String(text[start.upperBound..<end.lowerBound])
+        guard yaml.contains("mode: async") else { throw DocsExampleMissing() }
+        return yaml.replacingOccurrences(of: "mode: async", with: "mode: inline")
+    }
+
+    struct DocsExampleMissing: Error {}
+
+    /// docs/client.md's read-model type decodes what the documented projection really serves.
+    @Test func documentedReadModelDecodesServedDocuments() async throws {
+        try await withServer(projectionsYAML: try Self.documentedProjectionYAML()) { server in
+            let client = server.client()
+            func event(_ type: String, _ json: String) -> EventData { EventData(type: type, data: Data(json.utf8)) }
+            try await client.append("order-o1", events: [
+                event("OrderCreated", #"{"orderId":"o1","total":10}"#),
+                event("ItemAdded", #"{"orderId":"o1","sku":"a","price":5}"#),
+                event("ItemAdded", #"{"orderId":"o1","sku":"b","price":7.5}"#),
+            ], metadata: Metadata(userID: "u-7"))
+            try await client.append("order-o2", events: [event("OrderCreated", #"{"orderId":"o2","total":150}"#)])
+
+            let orders = client.readModel("orders", as: DocumentedOrderSummary.self)
+            let o1 = try #require(try await orders.get("o1"))
+            #expect(o1.id == "o1" && o1.status == "pending" && o1.total == 22.5 && o1.itemCount == 2)
+            #expect(o1.createdBy == "u-7" && o1.items?.map(\.sku) == ["a", "b"] && o1.shippedAt == nil)
+            #expect(!o1.createdAt.isEmpty)
+            let o2 = try #require(try await orders.get("o2"))
+            #expect(o2.id == "o2" && o2.items == nil && o2.createdBy == nil)
+            let pending = try await orders.find(Query().where("status", "=", "pending").and("total", ">", 100).orderBy("createdAt", descending: true))
+            #expect(pending.map(\.id) == ["o2"])
+            #expect(try await orders.findOne(Query().where("createdBy", "=", "u-7"))?.id == "o1")
+        }
+    }
+}
+
+/// Exactly the read-model type of docs/client.md ("Read models"): keep the two the same.
+struct DocumentedOrderSummary: ReadModel {   // Codable & Sendable & Identifiable<String>
+    var id: String                 // the document's orderId (the projection's `id`)
+    var status: String
+    var total: Double
+    var itemCount: Int
+    var createdAt: String          // RFC 3339, the event's timestamp
+    var createdBy: String?         // null when the event had no userId
+    var items: [Item]?             // absent until the first ItemAdded
+    var shippedAt: String?
+
+    struct Item: Codable, Sendable { var sku: String; var price: Double }
+
+    enum CodingKeys: String, CodingKey {
+        case id = "orderId", status, total, itemCount, createdAt, createdBy, items, shippedAt
+    }
 }

@@ -23,7 +23,7 @@ struct SubscriptionTests {
             try await client.append("pre-1", events: [raw("Before")])
             let perTask = 60
             let total = 1 + 4 * perTask
-            let consumer = Task { try await Self.collect(client.subscribeAll(from: 0), count: total) }
+            let consumer = Task { try await Self.collect(client.subscribeAll(after: 0), count: total) }
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for t in 0..<4 {
                     group.addTask {
@@ -71,7 +71,7 @@ struct SubscriptionTests {
             try await client.append("order-2", [OrderCreated(customerID: "b")])
             try await client.append("order-1/ü x", events: [raw("Weird")])
 
-            let stream = try await Self.collect(client.subscribeStream("order-1", fromVersion: 1), count: 1)
+            let stream = try await Self.collect(client.subscribeStream("order-1", afterVersion: 1), count: 1)
             #expect(stream.events.map(\.version) == [2])
             let category = try await Self.collect(client.subscribeCategory("order"), count: 4)
             #expect(category.events.map(\.globalPosition) == [1, 2, 4, 5])
@@ -79,7 +79,7 @@ struct SubscriptionTests {
             #expect(typed.events.map(\.globalPosition) == [1, 4])
             let weird = try await Self.collect(client.subscribeStream("order-1/ü x"), count: 1)
             #expect(weird.events.first?.type == "Weird")
-            let categoryTyped = try await Self.collect(client.subscribeCategory("order", from: 1, eventTypes: ["OrderCreated", "Weird"]), count: 2)
+            let categoryTyped = try await Self.collect(client.subscribeCategory("order", after: 1, eventTypes: ["OrderCreated", "Weird"]), count: 2)
             #expect(categoryTyped.events.map(\.globalPosition) == [4, 5])
         }
     }
@@ -92,7 +92,7 @@ struct SubscriptionTests {
         defer { if let s = current.withLock({ $0 }) { Task { await s.shutdown() } } }
         try await withTimeout(.seconds(30)) {
             try await client.append("a-1", events: (0..<5).map { _ in raw("E") })
-            let consumer = Task { try await Self.collect(client.subscribeAll(from: 0), count: 12) }
+            let consumer = Task { try await Self.collect(client.subscribeAll(after: 0), count: 12) }
             // Let the subscriber get the first events, then take the server away mid-subscription.
             try await Task.sleep(for: .milliseconds(300))
             await first.shutdown()
@@ -115,7 +115,7 @@ struct SubscriptionTests {
             let proxyPort = try proxy.start()
             let direct = server.client()
             let client = server.client(port: proxyPort, token: "tok-1", tenant: "acme")
-            let consumer = Task { try await Self.collect(client.subscribeAll(from: 0), count: 10) }
+            let consumer = Task { try await Self.collect(client.subscribeAll(after: 0), count: 10) }
             for i in 0..<10 {
                 try await client.append("s-\(i % 3)", events: [raw("E", #"{"i":\#(i)}"#)])
             }

@@ -1,4 +1,5 @@
 import Foundation
+import Mink
 import MinkHTTP
 import MinkTestFixtures
 import MinkPostgres
@@ -30,16 +31,16 @@ struct PostgresProcessTests {
 
         var pid: Int32 { minkd.process.processIdentifier }
 
-        func request(_ method: String, _ target: String, body: String = "") async throws -> (status: Int, json: MinkWire.JSONValue) {
+        func request(_ method: String, _ target: String, body: String = "") async throws -> (status: Int, json: JSONValue) {
             var h = HTTPHeaders()
             if !body.isEmpty { h.add(name: "Content-Type", value: "application/json") }
             let r = try await client.execute(HTTPClientRequest(
                 method: method, host: "127.0.0.1", port: port, target: target, headers: h, body: Array(body.utf8)
             ))
-            return (r.status, (try? MinkWire.JSONValue(jsonBytes: r.body)) ?? .null)
+            return (r.status, (try? JSONValue(jsonBytes: r.body)) ?? .null)
         }
 
-        func status() async throws -> [String: MinkWire.JSONValue] {
+        func status() async throws -> [String: JSONValue] {
             try await request("GET", "/v1/projections/orders").json.objectValue ?? [:]
         }
 
@@ -60,7 +61,7 @@ struct PostgresProcessTests {
     static func checkDocuments(_ d: Daemon, orders: Int, items: Int, sourceLocation: SourceLocation = #_sourceLocation) async throws {
         let r = try await d.request("GET", "/v1/readmodels/orders?limit=1000&orderBy=orderId")
         let docs = (r.json.objectValue?["items"]?.arrayValue ?? []).compactMap(\.objectValue)
-        var byID: [String: [String: MinkWire.JSONValue]] = [:]
+        var byID: [String: [String: JSONValue]] = [:]
         for doc in docs { if let id = doc["orderId"]?.stringValue { byID[id] = doc } }
         var wrong: [String] = []
         for i in 1...orders {
@@ -79,8 +80,8 @@ struct PostgresProcessTests {
     /// Waits until `condition` holds for the statuses of both daemons (or `timeout` passes).
     static func waitForStatuses(
         _ a: Daemon, _ b: Daemon, timeout: Duration = .seconds(10),
-        until condition: ([String: MinkWire.JSONValue], [String: MinkWire.JSONValue]) -> Bool
-    ) async throws -> ([String: MinkWire.JSONValue], [String: MinkWire.JSONValue]) {
+        until condition: ([String: JSONValue], [String: JSONValue]) -> Bool
+    ) async throws -> ([String: JSONValue], [String: JSONValue]) {
         let deadline = ContinuousClock.now + timeout
         while true {
             let (sa, sb) = (try await a.status(), try await b.status())
@@ -102,9 +103,9 @@ struct PostgresProcessTests {
 
         // Exactly one process takes the projection's lease.
         let (sa, sb) = try await Self.waitForStatuses(a, b) { x, y in
-            Set([x["status"], y["status"]]) == Set<MinkWire.JSONValue?>(["running", "stopped"])
+            Set([x["status"], y["status"]]) == Set<JSONValue?>(["running", "stopped"])
         }
-        try #require(Set([sa["status"], sb["status"]]) == Set<MinkWire.JSONValue?>(["running", "stopped"]), "\(sa) \(sb)")
+        try #require(Set([sa["status"], sb["status"]]) == Set<JSONValue?>(["running", "stopped"]), "\(sa) \(sb)")
         let (holder, other) = sa["status"] == "running" ? (a, b) : (b, a)
 
         // A subscription on B wakes for commits made through A (LISTEN/NOTIFY: nothing polls).
@@ -113,7 +114,7 @@ struct PostgresProcessTests {
         let received = Mutex<[Int64]>([])
         let subscription = Task {
             for try await e in b.client.events(host: "127.0.0.1", port: b.port, target: "/v1/subscriptions/all", readTimeout: .seconds(10)) {
-                guard e.event == "message", let json = try? MinkWire.JSONValue(jsonBytes: Array(e.data.utf8)),
+                guard e.event == "message", let json = try? JSONValue(jsonBytes: Array(e.data.utf8)),
                       let p = json.objectValue?["globalPosition"]?.int64Value else { continue }
                 if received.withLock({ $0.append(p); return $0.count }) == orders * perOrder { return }
             }
@@ -152,7 +153,7 @@ struct PostgresProcessTests {
         kill(holder.pid, SIGKILL)
         #expect(await ProcessLaunch.exit(of: holder.minkd.process) != nil)
         let deadline2 = ContinuousClock.now + .seconds(10)
-        var status: [String: MinkWire.JSONValue] = [:]
+        var status: [String: JSONValue] = [:]
         while ContinuousClock.now < deadline2 {
             status = try await other.status()
             if status["status"] == "running", status["checkpoint"] == .int(head) { break }

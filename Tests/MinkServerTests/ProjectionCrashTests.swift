@@ -1,4 +1,5 @@
 import Foundation
+import Mink
 import MinkHTTP
 import MinkTestFixtures
 import MinkWire
@@ -28,11 +29,11 @@ struct ProjectionCrashTests {
             port = try await minkd.waitUntilReady()
         }
 
-        func request(_ method: String, _ target: String, body: String = "") async throws -> (status: Int, json: MinkWire.JSONValue) {
+        func request(_ method: String, _ target: String, body: String = "") async throws -> (status: Int, json: JSONValue) {
             var h = HTTPHeaders()
             if !body.isEmpty { h.add(name: "Content-Type", value: "application/json") }
             let r = try await client.execute(HTTPClientRequest(method: method, host: "127.0.0.1", port: port, target: target, headers: h, body: Array(body.utf8)))
-            return (r.status, (try? MinkWire.JSONValue(jsonBytes: r.body)) ?? .null)
+            return (r.status, (try? JSONValue(jsonBytes: r.body)) ?? .null)
         }
     }
 
@@ -86,7 +87,7 @@ struct ProjectionCrashTests {
             second.client.shutdown()
             kill(second.minkd.process.processIdentifier, SIGKILL)
         }
-        var status: [String: MinkWire.JSONValue] = [:]
+        var status: [String: JSONValue] = [:]
         let end = ContinuousClock.now + .seconds(90)
         while ContinuousClock.now < end {
             status = try await second.request("GET", "/v1/projections/orders").json.objectValue ?? [:]
@@ -99,7 +100,7 @@ struct ProjectionCrashTests {
         let items = r.json.objectValue?["items"]?.arrayValue ?? []
         let orders = Self.appends * Self.ordersPerAppend
         #expect(r.json.objectValue?["total"] == .int(Int64(orders - orders / 10)))
-        var byID: [String: [String: MinkWire.JSONValue]] = [:]
+        var byID: [String: [String: JSONValue]] = [:]
         for item in items { if let o = item.objectValue, let id = o["orderId"]?.stringValue { byID[id] = o } }
         var wrong = 0
         for o in 0..<orders {
@@ -108,7 +109,7 @@ struct ProjectionCrashTests {
                 if doc != nil { wrong += 1 }
                 continue
             }
-            let skus: MinkWire.JSONValue = .array((0..<8).map { .string("s\($0)") })
+            let skus: JSONValue = .array((0..<8).map { .string("s\($0)") })
             let ok = doc?["status"] == "shipped" && doc?["total"] == .int(want.total) && doc?["itemCount"] == .int(8)
                 && doc?["skus"] == skus && doc?["shippedAtPosition"] == .int(want.shippedAt) && doc?["stream"] == .string("load-\(o / Self.ordersPerAppend)")
             if !ok {

@@ -99,13 +99,13 @@ extension TestServer {
     }
 
     /// The status of a projection.
-    func projection(_ name: String) async throws -> [String: MinkWire.JSONValue] {
+    func projection(_ name: String) async throws -> [String: JSONValue] {
         try await request("GET", "/v1/projections/\(name)").json.objectValue ?? [:]
     }
 
     /// Waits until a projection's checkpoint reaches the head and it is not rebuilding.
     @discardableResult
-    func waitForProjection(_ name: String, status wanted: String = "running", timeout: Duration = .seconds(20)) async throws -> [String: MinkWire.JSONValue] {
+    func waitForProjection(_ name: String, status wanted: String = "running", timeout: Duration = .seconds(20)) async throws -> [String: JSONValue] {
         let deadline = ContinuousClock.now + timeout
         while true {
             let p = try await projection(name)
@@ -121,8 +121,8 @@ extension TestServer {
     /// Waits until a projection's status satisfies `condition` (or `timeout` passes).
     @discardableResult
     func waitForProjection(
-        _ name: String, timeout: Duration = .seconds(10), until condition: ([String: MinkWire.JSONValue]) -> Bool
-    ) async throws -> [String: MinkWire.JSONValue] {
+        _ name: String, timeout: Duration = .seconds(10), until condition: ([String: JSONValue]) -> Bool
+    ) async throws -> [String: JSONValue] {
         let deadline = ContinuousClock.now + timeout
         while true {
             let p = try await projection(name)
@@ -132,7 +132,7 @@ extension TestServer {
     }
 
     /// A read-model document, or nil on 404.
-    func document(_ model: String, _ id: String) async throws -> [String: MinkWire.JSONValue]? {
+    func document(_ model: String, _ id: String) async throws -> [String: JSONValue]? {
         let r = try await request("GET", "/v1/readmodels/\(model)/\(id)")
         if r.status == 404 { return nil }
         #expect(r.status == 200, "\(r.text)")

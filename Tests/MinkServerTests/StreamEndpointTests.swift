@@ -65,6 +65,17 @@ struct StreamEndpointTests {
             let r = try await s.request("POST", "/v1/streams/\(long)", json: appendBody(["A"]))
             #expect(r.status == 400 && r.errorCode == "invalid_stream_id")
             #expect(try await s.request("POST", "/v1/streams/bad%01id", json: appendBody(["A"])).errorCode == "invalid_stream_id")
+            // Percent-decoding to bytes that are not UTF-8 is a bad stream ID too, on every stream path.
+            for (method, path) in [
+                ("POST", "/v1/streams/bad%FFid"), ("GET", "/v1/streams/bad%FFid"), ("GET", "/v1/streams/bad%FFid/info"),
+                ("GET", "/v1/streams/bad%C3id/snapshot"), ("GET", "/v1/subscriptions/streams/bad%FFid"),
+            ] {
+                let r = try await s.request(method, path, json: method == "POST" ? appendBody(["A"]) : nil)
+                #expect(r.status == 400 && r.errorCode == "invalid_stream_id", "\(method) \(path)")
+            }
+            // A broken escape is still a malformed request, and so is non-UTF-8 outside a stream ID.
+            #expect(try await s.request("GET", "/v1/streams/bad%F").errorCode == "bad_request")
+            #expect(try await s.request("GET", "/v1/projections/bad%FF").errorCode == "bad_request")
             #expect(try await s.request("GET", "/v1/events/head")["position"] == .int(0))
         }
     }

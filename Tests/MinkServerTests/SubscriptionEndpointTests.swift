@@ -18,7 +18,7 @@ func collect(
 }
 
 extension SSEEvent {
-    var position: Int64? { (try? MinkWire.JSONValue(jsonString: data))?.objectValue?["globalPosition"]?.int64Value }
+    var position: Int64? { (try? JSONValue(jsonString: data))?.objectValue?["globalPosition"]?.int64Value }
 }
 
 @Suite("Subscriptions over SSE")

@@ -152,7 +152,7 @@ struct SpyStorage: EventStoreAdapter, SnapshotAdapter, ReadModelStore, TenantCat
     func forTenant(_ tenantID: String) throws -> any SnapshotAdapter { try scoped(tenantID) }
     func forTenant(_ tenantID: String) throws -> any ReadModelStore { try scoped(tenantID) }
 
-    func append(_ request: Mink.AppendRequest, hook: AppendTransactionHook?) async throws -> AppendResult {
+    func append(_ request: AppendRequest, hook: AppendTransactionHook?) async throws -> AppendResult {
         spy.record("append"); return try await base.append(request, hook: hook)
     }
     func readStream(_ streamID: String, from version: Int64, limit: Int, direction: ReadDirection) async throws -> [Event] {
@@ -166,8 +166,8 @@ struct SpyStorage: EventStoreAdapter, SnapshotAdapter, ReadModelStore, TenantCat
     func saveSnapshot(_ snapshot: Snapshot) async throws { spy.record("saveSnapshot"); try await base.saveSnapshot(snapshot) }
     func loadSnapshot(streamID: String) async throws -> Snapshot? { spy.record("loadSnapshot"); return try await base.loadSnapshot(streamID: streamID) }
     func document(_ model: String, id: String) async throws -> Data? { spy.record("document"); return try await base.document(model, id: id) }
-    func find(_ model: String, query: Mink.Query) async throws -> [StoredDocument] { spy.record("find"); return try await base.find(model, query: query) }
-    func count(_ model: String, query: Mink.Query) async throws -> Int64 { spy.record("count"); return try await base.count(model, query: query) }
+    func find(_ model: String, query: Query) async throws -> [StoredDocument] { spy.record("find"); return try await base.find(model, query: query) }
+    func count(_ model: String, query: Query) async throws -> Int64 { spy.record("count"); return try await base.count(model, query: query) }
     func transaction<T: Sendable>(_ body: @Sendable (any ReadModelTransaction) throws -> T) async throws -> T {
         spy.record("transaction"); return try await base.transaction(body)
     }

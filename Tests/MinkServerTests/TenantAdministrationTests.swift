@@ -72,7 +72,7 @@ struct TenantAdministrationTests {
             // The first write creates it, and its projection runs.
             #expect(try await s.request("POST", "/v1/streams/order-1", json: appendBody(["A"]), headers: a).status == 201)
             #expect(try await Self.tenantIDs(s) == ["acme", "default"])
-            var checkpoint: MinkWire.JSONValue?
+            var checkpoint: JSONValue?
             for _ in 0..<500 where checkpoint != .int(1) {
                 checkpoint = try await s.request("GET", "/v1/projections/orders", headers: a)["checkpoint"]
                 try await Task.sleep(for: .milliseconds(10))

@@ -109,7 +109,7 @@ struct TenantIsolationTests {
         #expect((filtered["events"]?.arrayValue ?? []).compactMap { $0.objectValue?["type"]?.stringValue } == e.orderTypes + ["X"])
 
         let all = try await s.caughtUp("/v1/subscriptions/all", headers: h)
-        #expect(all.map { (try? MinkWire.JSONValue(jsonString: $0.data))?.objectValue?["type"]?.stringValue } == allTypes)
+        #expect(all.map { (try? JSONValue(jsonString: $0.data))?.objectValue?["type"]?.stringValue } == allTypes)
         let category = try await s.caughtUp("/v1/subscriptions/categories/order", headers: h)
         #expect(category.count == e.orderTypes.count + 1)
         let stream = try await s.caughtUp("/v1/subscriptions/streams/order-1", headers: h)

@@ -53,9 +53,9 @@ struct TestServer: Sendable {
         var headers: HTTPHeaders
         var body: [UInt8]
         var text: String { String(decoding: body, as: UTF8.self) }
-        var json: MinkWire.JSONValue { (try? MinkWire.JSONValue(jsonBytes: body)) ?? .null }
+        var json: JSONValue { (try? JSONValue(jsonBytes: body)) ?? .null }
         var errorCode: String? { json.objectValue?["error"]?.objectValue?["code"]?.stringValue }
-        subscript(_ key: String) -> MinkWire.JSONValue? { json.objectValue?[key] }
+        subscript(_ key: String) -> JSONValue? { json.objectValue?[key] }
     }
 }
 

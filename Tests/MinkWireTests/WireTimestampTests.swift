@@ -1,4 +1,5 @@
 import Foundation
+import Mink
 import Testing
 @testable import MinkWire
 

@@ -121,9 +121,9 @@ struct CompiledHandler: Sendable {
             try tx.deleteDocument(model, id: docID)
             return
         }
-        var existing: [String: MinkWire.JSONValue]?
+        var existing: [String: JSONValue]?
         if let bytes = try tx.document(model, id: docID) {
-            guard case .object(let o) = try? MinkWire.JSONValue(jsonBytes: [UInt8](bytes)) else {
+            guard case .object(let o) = try? JSONValue(jsonBytes: [UInt8](bytes)) else {
                 throw MappingFailure(message: "stored document \(docID) is not a JSON object")
             }
             existing = o
@@ -152,7 +152,7 @@ struct CompiledHandler: Sendable {
         }
         for field in unset { Document.remove(&doc, field) }
         var writer = JSONWriter(capacity: 256)
-        MinkWire.JSONValue.object(doc).write(to: &writer)
+        JSONValue.object(doc).write(to: &writer)
         try tx.putDocument(model, id: docID, json: Data(writer.bytes))
     }
 }
@@ -161,15 +161,15 @@ struct CompiledHandler: Sendable {
 enum Document {
     /// Replaces the value at `path` with `transform(current)`, creating objects on the way.
     static func update(
-        _ doc: inout [String: MinkWire.JSONValue], _ path: [String], name: String,
-        _ transform: (MinkWire.JSONValue?) throws -> MinkWire.JSONValue
+        _ doc: inout [String: JSONValue], _ path: [String], name: String,
+        _ transform: (JSONValue?) throws -> JSONValue
     ) throws {
         guard let key = path.first else { return }
         if path.count == 1 {
             doc[key] = try transform(doc[key])
             return
         }
-        var child: [String: MinkWire.JSONValue]
+        var child: [String: JSONValue]
         switch doc[key] {
         case nil, .null?: child = [:]
         case .object(let o)?: child = o
@@ -182,7 +182,7 @@ enum Document {
     }
 
     /// Removes the value at `path` (nothing when absent).
-    static func remove(_ doc: inout [String: MinkWire.JSONValue], _ path: [String]) {
+    static func remove(_ doc: inout [String: JSONValue], _ path: [String]) {
         guard let key = path.first else { return }
         if path.count == 1 {
             doc[key] = nil
@@ -197,7 +197,7 @@ enum Document {
 /// `increment` arithmetic: integers stay integers (an overflow is an error, never a silent
 /// rounding); anything else is added as a `Double`.
 enum Number {
-    static func add(_ current: MinkWire.JSONValue, _ delta: MinkWire.JSONValue, field: String) throws -> MinkWire.JSONValue {
+    static func add(_ current: JSONValue, _ delta: JSONValue, field: String) throws -> JSONValue {
         guard case .number(let d) = delta else {
             throw MappingFailure(message: "increment \(field): the value is \(delta.kindDescription), not a number")
         }
@@ -222,11 +222,11 @@ enum Number {
 /// An event seen as the API returns it, for `$.` paths; `data` is parsed on first use.
 struct EventSource {
     let event: Event
-    private var data: MinkWire.JSONValue?
+    private var data: JSONValue?
 
     init(_ event: Event) { self.event = event }
 
-    mutating func evaluate(_ value: ProjectionValue) throws -> MinkWire.JSONValue {
+    mutating func evaluate(_ value: ProjectionValue) throws -> JSONValue {
         switch value {
         case .path(let p): return try resolve(p)
         case .null: return .null
@@ -236,13 +236,13 @@ struct EventSource {
         case .string(let s): return .string(s)
         case .array(let elements): return .array(try elements.map { try evaluate($0) })
         case .object(let members):
-            var o: [String: MinkWire.JSONValue] = [:]
+            var o: [String: JSONValue] = [:]
             for m in members { o[m.key] = try evaluate(m.value) }
             return .object(o)
         }
     }
 
-    private mutating func resolve(_ p: EventPath) throws -> MinkWire.JSONValue {
+    private mutating func resolve(_ p: EventPath) throws -> JSONValue {
         switch p.root {
         case .id: return .string(event.id)
         case .streamId: return .string(event.streamID)
@@ -252,11 +252,11 @@ struct EventSource {
         case .timestamp: return .string(WireTimestamp(event.timestamp).rfc3339)
         case .metadata: return Self.walk(metadata, p.segments)
         case .data:
-            let parsed: MinkWire.JSONValue
+            let parsed: JSONValue
             if let data {
                 parsed = data
             } else {
-                do { parsed = try MinkWire.JSONValue(jsonBytes: [UInt8](event.data)) } catch {
+                do { parsed = try JSONValue(jsonBytes: [UInt8](event.data)) } catch {
                     throw MappingFailure(message: "the event's data is not valid JSON")
                 }
                 data = parsed
@@ -265,19 +265,13 @@ struct EventSource {
         }
     }
 
-    private var metadata: MinkWire.JSONValue {
-        let m = event.metadata
-        var o: [String: MinkWire.JSONValue] = [:]
-        if let v = m.correlationID, !v.isEmpty { o["correlationId"] = .string(v) }
-        if let v = m.causationID, !v.isEmpty { o["causationId"] = .string(v) }
-        if let v = m.userID, !v.isEmpty { o["userId"] = .string(v) }
-        if let v = m.tenantID, !v.isEmpty { o["tenantId"] = .string(v) }
-        if !m.custom.isEmpty { o["custom"] = .object(m.custom.mapValues { .string($0) }) }
-        return .object(o)
+    /// The metadata exactly as the API writes it (empty fields omitted).
+    private var metadata: JSONValue {
+        (try? JSONValue(jsonBytes: event.metadata.jsonBytes())) ?? .object([:])
     }
 
     /// Follows object keys (and array indexes, for segments of digits); absent → `null`.
-    static func walk(_ root: MinkWire.JSONValue, _ segments: [String]) -> MinkWire.JSONValue {
+    static func walk(_ root: JSONValue, _ segments: [String]) -> JSONValue {
         var current = root
         for s in segments {
             switch current {
@@ -292,7 +286,7 @@ struct EventSource {
     }
 }
 
-extension MinkWire.JSONValue {
+extension JSONValue {
     /// "a string", "null", … for error messages.
     var kindDescription: String {
         switch self {

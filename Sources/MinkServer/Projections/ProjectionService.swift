@@ -83,7 +83,7 @@ public final class ProjectionService: Sendable {
     /// Starts the projections of the `default` tenant.
     public func start() async throws {
         state.withLock { $0.started = true }
-        _ = try await engine(forTenant: Mink.TenantID.default)
+        _ = try await engine(forTenant: TenantID.default)
     }
 
     /// Starts a tenant's projections in the background if they are not running yet.
@@ -118,7 +118,7 @@ public final class ProjectionService: Sendable {
     }
 
     private func makeEngine(_ tenant: String, _ entries: [Entry]) async throws -> ProjectionEngine {
-        let isDefault = tenant == Mink.TenantID.default
+        let isDefault = tenant == TenantID.default
         // The root's tenant stores are the router's too: one store, one hub, per tenant.
         let store = isDefault ? rootStore : try rootStore.forTenant(tenant)
         let readModels = isDefault ? storage.readModels : try storage.readModels.forTenant(tenant)

@@ -16,13 +16,13 @@ extension API {
             logger.notice("tenant created", metadata: ["request_id": "\(c.requestID)"])
             return Reply.json(TenantBody(id: body.id), status: created ? 201 : 200)
         case .deleteTenant(let id):
-            guard (try? Mink.TenantID.validate(id)) != nil else {
+            guard (try? TenantID.validate(id)) != nil else {
                 throw APIError(.invalidTenant, "invalid tenant ID in the path: it must match ^[a-z0-9][a-z0-9_-]{0,62}$")
             }
             guard c.query["confirm"] == id else {
                 throw APIError(.badRequest, "deleting a tenant removes all its data: repeat its ID as ?confirm={id}")
             }
-            guard id != Mink.TenantID.default else { throw APIError(.badRequest, "the default tenant cannot be deleted") }
+            guard id != TenantID.default else { throw APIError(.badRequest, "the default tenant cannot be deleted") }
             // The tenant's projections hold its storage open: stop them first, and again after
             // (a request during the deletion may have started them).
             await projections.tenantRemoved(id)

@@ -15,8 +15,10 @@ struct TestServer {
     let storage: ServerStorage
     let port: Int
 
-    static func start(storage: ServerStorage = .memory(), port: Int = 0) async throws -> TestServer {
+    /// - Parameter projectionsYAML: a config file's `projections:` part, when the server runs projections.
+    static func start(storage: ServerStorage = .memory(), port: Int = 0, projectionsYAML: String? = nil) async throws -> TestServer {
         var config = MinkdConfiguration()
+        if let projectionsYAML { config.projections = try MinkdConfiguration.parse(yaml: projectionsYAML).projections }
         config.listen = ListenAddress(host: "127.0.0.1", port: port)
         config.shutdown.graceSeconds = 1
         config.storage.kind = .memory
@@ -46,8 +48,10 @@ struct TestServer {
 
 /// Runs `body` against a fresh server and shuts it down afterwards, failing if it takes longer
 /// than `timeout`.
-func withServer(timeout: Duration = .seconds(30), _ body: @Sendable @escaping (TestServer) async throws -> Void) async throws {
-    let server = try await TestServer.start()
+func withServer(
+    timeout: Duration = .seconds(30), projectionsYAML: String? = nil, _ body: @Sendable @escaping (TestServer) async throws -> Void
+) async throws {
+    let server = try await TestServer.start(projectionsYAML: projectionsYAML)
     do {
         try await withTimeout(timeout) { try await body(server) }
     } catch {

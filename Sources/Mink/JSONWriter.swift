@@ -1,6 +1,7 @@
 import Foundation
 
-/// A fast, append-only JSON byte writer.
+/// A fast, append-only JSON byte writer: the project's one JSON writer (response bodies, stored
+/// read-model documents, the client's request bodies).
 ///
 /// `JSONEncoder` cannot embed raw bytes (an event's `data` is stored and
 /// returned as the exact bytes the client sent) and costs several times more
@@ -86,11 +87,19 @@ public struct JSONWriter: Sendable {
         int(Int64(value))
     }
 
+    /// The largest magnitude a whole double is written as an integer at: 2^53. Up to it every
+    /// integer is a `Double`, so the digits are exact and read back as the same double; above it
+    /// the shortest round-trip form (`1e+16`) is written, rather than digits that claim a
+    /// precision the value does not have.
+    public static let largestIntegerDouble: Double = 9_007_199_254_740_992
+
     /// Writes a double value; a non-finite one (not representable in JSON) is written as `null`.
+    /// A whole number of magnitude at most ``largestIntegerDouble`` is written as an integer
+    /// (`3`, not `3.0`); anything else in the shortest form that reads back as the same double.
     public mutating func double(_ value: Double) {
         guard value.isFinite else { return null() }
         separate()
-        if value == value.rounded(.towardZero), abs(value) < 1e15 {
+        if value == value.rounded(.towardZero), abs(value) <= Self.largestIntegerDouble {
             appendInteger(Int64(value))
         } else {
             bytes.append(contentsOf: value.description.utf8)
@@ -123,11 +132,12 @@ public struct JSONWriter: Sendable {
         bytes.append(UInt8(ascii: "\""))
     }
 
-    /// Writes a timestamp as an RFC 3339 string with microseconds.
-    public mutating func timestamp(_ value: WireTimestamp) {
+    /// Writes a string value whose bytes `body` appends, with no escaping: for values such as
+    /// timestamps whose characters never need it.
+    public mutating func unescapedString(_ body: (inout [UInt8]) -> Void) {
         separate()
         bytes.append(UInt8(ascii: "\""))
-        value.appendRFC3339(to: &bytes)
+        body(&bytes)
         bytes.append(UInt8(ascii: "\""))
     }
 

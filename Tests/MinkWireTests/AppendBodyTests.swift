@@ -1,10 +1,11 @@
 import Foundation
+import Mink
 import Testing
 @testable import MinkWire
 
-@Suite struct AppendRequestTests {
-    func decode(_ text: String, limits: AppendLimits = AppendLimits(), minify: Bool = true) throws -> AppendRequest {
-        try AppendRequest.decode(Array(text.utf8), limits: limits, minifyData: minify)
+@Suite struct AppendBodyTests {
+    func decode(_ text: String, limits: AppendLimits = AppendLimits(), minify: Bool = true) throws -> AppendBody {
+        try AppendBody.decode(Array(text.utf8), limits: limits, minifyData: minify)
     }
 
     func error(_ text: String, limits: AppendLimits = AppendLimits()) -> WireError? {
@@ -36,8 +37,8 @@ import Testing
         #expect(request.events[1].id == nil)
         #expect(request.events[1].data.string == #""\u00e9""#)
         let merged = request.effectiveMetadata(ofEvent: 0)
-        #expect(merged == WireMetadata(correlationId: "c-1", userId: "u", custom: ["a": "own", "b": "top"]))
-        #expect(request.effectiveMetadata(ofEvent: 1) == WireMetadata(correlationId: "c-1", custom: ["a": "top", "b": "top"]))
+        #expect(merged == Metadata(correlationID: "c-1", userID: "u", custom: ["a": "own", "b": "top"]))
+        #expect(request.effectiveMetadata(ofEvent: 1) == Metadata(correlationID: "c-1", custom: ["a": "top", "b": "top"]))
     }
 
     @Test func keepsDataExactWithoutMinify() throws {
@@ -46,10 +47,10 @@ import Testing
     }
 
     @Test(arguments: [
-        (#""any""#, WireExpectedVersion.any), (#""no_stream""#, .noStream), (#""stream_exists""#, .streamExists),
+        (#""any""#, ExpectedVersion.any), (#""no_stream""#, .noStream), (#""stream_exists""#, .streamExists),
         ("0", .exact(0)), ("17", .exact(17)), ("null", .any),
     ])
-    func decodesExpectedVersion(_ json: String, _ expected: WireExpectedVersion) throws {
+    func decodesExpectedVersion(_ json: String, _ expected: ExpectedVersion) throws {
         let request = try decode(#"{"expectedVersion":"# + json + #","events":[{"type":"T","data":{}}]}"#)
         #expect(request.expectedVersion == expected)
     }
@@ -118,21 +119,19 @@ import Testing
     }
 
     @Test func writesRequestForTheClient() throws {
-        let request = AppendRequest(
-            expectedVersion: .noStream, metadata: WireMetadata(correlationId: "c"),
+        let request = AppendBody(
+            expectedVersion: .noStream, metadata: Metadata(correlationID: "c"),
             events: [
                 .init(id: UUID(uuidString: "0f8fad5b-d9cb-469f-a165-70867728950e"), type: "A", data: try RawJSON(validating: "1e400")),
-                .init(type: "B", data: .null, metadata: WireMetadata(userId: "u")),
+                .init(type: "B", data: .null, metadata: Metadata(userID: "u")),
             ]
         )
         let text = request.jsonString()
         #expect(text == #"{"expectedVersion":"no_stream","metadata":{"correlationId":"c"},"events":[{"id":"0f8fad5b-d9cb-469f-a165-70867728950e","type":"A","data":1e400},{"type":"B","data":null,"metadata":{"userId":"u"}}]}"#)
-        #expect(try AppendRequest.decode(Array(text.utf8)) == request)
-        let codable = try JSONDecoder().decode(AppendRequest.self, from: Data(#"{"expectedVersion":5,"events":[{"type":"T","data":{"a":1}}]}"#.utf8))
-        #expect(codable.expectedVersion == .exact(5))
-        #expect(throws: DecodingError.self) {
-            _ = try JSONDecoder().decode(WireExpectedVersion.self, from: Data("-1".utf8))
-        }
+        #expect(try AppendBody.decode(Array(text.utf8)) == request)
+        #expect(try AppendBody.decode(Array(#"{"expectedVersion":5,"events":[{"type":"T","data":{"a":1}}]}"#.utf8)).expectedVersion == .exact(5))
+        var negative = JSONReader("-1")
+        #expect(throws: WireError.self) { _ = try ExpectedVersion(from: &negative) }
     }
 
     @Test func writesAppendResponse() throws {

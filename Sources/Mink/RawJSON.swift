@@ -19,7 +19,7 @@ public struct RawJSON: Hashable, Sendable, Codable, CustomStringConvertible {
     }
 
     /// Validates `bytes` as exactly one JSON value (surrounding whitespace is dropped).
-    /// - Throws: `WireError` with code `invalid_json` and the byte offset of the problem.
+    /// - Throws: `JSONError` (`.syntax`) with the byte offset of the problem.
     public init(validating bytes: [UInt8], maxDepth: Int = 512) throws {
         var reader = JSONReader(bytes, maxDepth: maxDepth)
         let range = try reader.skipValue()
@@ -28,7 +28,7 @@ public struct RawJSON: Hashable, Sendable, Codable, CustomStringConvertible {
     }
 
     /// Validates the UTF-8 of `string` as exactly one JSON value.
-    /// - Throws: `WireError` with code `invalid_json`.
+    /// - Throws: `JSONError` (`.syntax`).
     public init(validating string: String) throws {
         try self.init(validating: Array(string.utf8))
     }
@@ -45,7 +45,7 @@ public struct RawJSON: Hashable, Sendable, Codable, CustomStringConvertible {
     public var description: String { string }
 
     /// The value decoded into a `JSONValue` tree.
-    /// - Throws: `WireError` if the bytes are not valid JSON (only for `unchecked` input).
+    /// - Throws: `JSONError` if the bytes are not valid JSON (only for `unchecked` input).
     public func decoded() throws -> JSONValue {
         var reader = JSONReader(bytes)
         let value = try reader.readValue()

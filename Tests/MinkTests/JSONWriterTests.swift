@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import MinkWire
+@testable import Mink
 
 @Suite struct JSONWriterTests {
     @Test func writesNestedStructureWithCommas() {
@@ -60,6 +60,24 @@ import Testing
         writer.double(.nan)
         writer.endArray()
         #expect(writer.string == "[1.5,3,null,null]")
+    }
+
+    /// One rule for whole doubles (it was 1e15 in one writer and 9e15 in another): digits up to
+    /// 2^53, where every integer is a double; the shortest round-trip form above.
+    @Test(arguments: [
+        (1e15 - 1, "999999999999999"), (1e15, "1000000000000000"), (-1e15, "-1000000000000000"),
+        (9e15, "9000000000000000"), (9_007_199_254_740_991, "9007199254740991"), (9_007_199_254_740_992, "9007199254740992"),
+        (-9_007_199_254_740_992, "-9007199254740992"), (9_007_199_254_740_994, "9.007199254740994e+15"), (1e16, "1e+16"),
+        (1e300, "1e+300"), (0.1, "0.1"), (-0.0, "0"), (123456789012345.5, "123456789012345.5"),
+    ] as [(Double, String)])
+    func writesWholeDoublesExactlyUpTo2To53(_ value: Double, _ expected: String) throws {
+        var writer = JSONWriter()
+        writer.double(value)
+        #expect(writer.string == expected)
+        #expect(JSONValue.double(value).jsonString() == expected)
+        // Read back, the same double.
+        var reader = JSONReader(writer.bytes)
+        #expect(try reader.readValue().doubleValue == value)
     }
 
     @Test func writesLowercaseUUID() {

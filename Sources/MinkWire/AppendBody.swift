@@ -1,86 +1,5 @@
 import Foundation
-
-/// The `expectedVersion` of an append (HTTP-API.md section 5).
-public enum WireExpectedVersion: Hashable, Sendable, Codable, CustomStringConvertible {
-    /// `"any"` (the default): no check.
-    case any
-    /// `"no_stream"` (the same as `0`): the stream must not exist.
-    case noStream
-    /// `"stream_exists"`: the stream must have at least one event.
-    case streamExists
-    /// `N ≥ 0`: the stream's current version must be `N` (0 = it does not exist).
-    case exact(Int64)
-
-    /// The JSON form: the integer, or the string.
-    public var jsonValue: JSONValue {
-        switch self {
-        case .any: .string("any")
-        case .noStream: .string("no_stream")
-        case .streamExists: .string("stream_exists")
-        case .exact(let version): .int(version)
-        }
-    }
-
-    /// The JSON form as text (`3`, `"any"`).
-    public var description: String { jsonValue.jsonString() }
-
-    /// Parses the string forms.
-    /// - Returns: nil for any other string.
-    public init?(keyword: String) {
-        switch keyword {
-        case "any": self = .any
-        case "no_stream": self = .noStream
-        case "stream_exists": self = .streamExists
-        default: return nil
-        }
-    }
-
-    /// Decodes an integer `N ≥ 0` or one of the three strings.
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if let version = try? container.decode(Int64.self) {
-            guard version >= 0 else {
-                throw DecodingError.dataCorruptedError(in: container, debugDescription: Self.rule)
-            }
-            self = .exact(version)
-        } else {
-            guard let value = Self(keyword: try container.decode(String.self)) else {
-                throw DecodingError.dataCorruptedError(in: container, debugDescription: Self.rule)
-            }
-            self = value
-        }
-    }
-
-    /// Encodes the JSON form.
-    public func encode(to encoder: any Encoder) throws {
-        try jsonValue.encode(to: encoder)
-    }
-
-    static let rule = #"must be an integer ≥ 0, "any", "no_stream" or "stream_exists""#
-
-    /// Reads the value, answering `bad_request` with `rule` for anything else.
-    init(from reader: inout JSONReader) throws {
-        let start = reader.offset
-        switch try reader.peek() {
-        case .number:
-            let text = try reader.readNumberText()
-            guard let version = Int64(text), version >= 0 else {
-                throw WireError(code: .badRequest, message: "\(Self.rule), found \(text)", offset: start)
-            }
-            self = .exact(version)
-        case .string:
-            let text = try reader.readString()
-            guard let value = Self(keyword: text) else {
-                throw WireError(code: .badRequest, message: "\(Self.rule), found \"\(text)\"", offset: start)
-            }
-            self = value
-        default:
-            let range = try reader.skipValue()
-            let found = String(decoding: reader.bytes[range].prefix(40), as: UTF8.self)
-            throw WireError(code: .badRequest, message: "\(Self.rule), found \(found)", offset: start)
-        }
-    }
-}
+import Mink
 
 /// The limits checked while an append body is read (HTTP-API.md section 1).
 public struct AppendLimits: Hashable, Sendable {
@@ -100,16 +19,16 @@ public struct AppendLimits: Hashable, Sendable {
 }
 
 /// The body of `POST /v1/streams/{streamId}` (HTTP-API.md section 5).
-public struct AppendRequest: Codable, Hashable, Sendable {
+public struct AppendBody: Hashable, Sendable {
     /// The optimistic concurrency check; `.any` when absent.
-    public var expectedVersion: WireExpectedVersion
+    public var expectedVersion: ExpectedVersion
     /// Metadata merged into every event's own (the event's fields win).
-    public var metadata: WireMetadata?
+    public var metadata: Metadata?
     /// The events, in order; at least one.
     public var events: [Event]
 
     /// One event to append.
-    public struct Event: Codable, Hashable, Sendable {
+    public struct Event: Hashable, Sendable {
         /// The client's ID for idempotent retries; the server assigns one when absent.
         public var id: UUID?
         /// The event type: 1 to 256 bytes.
@@ -117,10 +36,10 @@ public struct AppendRequest: Codable, Hashable, Sendable {
         /// The payload, exactly as sent.
         public var data: RawJSON
         /// The event's own metadata.
-        public var metadata: WireMetadata?
+        public var metadata: Metadata?
 
         /// Creates an event to append.
-        public init(id: UUID? = nil, type: String, data: RawJSON, metadata: WireMetadata? = nil) {
+        public init(id: UUID? = nil, type: String, data: RawJSON, metadata: Metadata? = nil) {
             self.id = id
             self.type = type
             self.data = data
@@ -129,15 +48,15 @@ public struct AppendRequest: Codable, Hashable, Sendable {
     }
 
     /// Creates a request.
-    public init(expectedVersion: WireExpectedVersion = .any, metadata: WireMetadata? = nil, events: [Event]) {
+    public init(expectedVersion: ExpectedVersion = .any, metadata: Metadata? = nil, events: [Event]) {
         self.expectedVersion = expectedVersion
         self.metadata = metadata
         self.events = events
     }
 
     /// The metadata of event `index` with the top-level metadata merged in.
-    public func effectiveMetadata(ofEvent index: Int) -> WireMetadata {
-        (events[index].metadata ?? WireMetadata()).merged(over: metadata)
+    public func effectiveMetadata(ofEvent index: Int) -> Metadata {
+        (events[index].metadata ?? Metadata()).merged(over: metadata ?? Metadata())
     }
 
     /// Reads and checks an append body.
@@ -156,18 +75,18 @@ public struct AppendRequest: Codable, Hashable, Sendable {
     ///   `payload_too_large` (too many events, `data` too big),
     ///   `validation_failed` (no events, empty or long `type`, missing `type` or
     ///   `data`, the same `id` twice).
-    public static func decode(_ body: [UInt8], limits: AppendLimits = AppendLimits(), minifyData: Bool = true) throws -> AppendRequest {
+    public static func decode(_ body: [UInt8], limits: AppendLimits = AppendLimits(), minifyData: Bool = true) throws -> AppendBody {
         var reader = JSONReader(body)
-        var expectedVersion = WireExpectedVersion.any
-        var metadata: WireMetadata?
+        var expectedVersion = ExpectedVersion.any
+        var metadata: Metadata?
         var events: [Event]?
         try reader.readObject(at: "", rejectUnknown: true) { reader, key, keyPath in
             switch key {
             case "expectedVersion":
-                if try !reader.readNullIfPresent() { expectedVersion = try WireExpectedVersion(from: &reader) }
+                if try !reader.readNullIfPresent() { expectedVersion = try ExpectedVersion(from: &reader) }
             case "metadata":
                 if try !reader.readNullIfPresent() {
-                    metadata = try WireMetadata.read(from: &reader, at: keyPath, rejectUnknown: true)
+                    metadata = try Metadata.read(from: &reader, at: keyPath, rejectUnknown: true)
                 }
             case "events":
                 events = try readEvents(&reader, limits: limits, minifyData: minifyData)
@@ -176,11 +95,11 @@ public struct AppendRequest: Codable, Hashable, Sendable {
             }
             return true
         }
-        try reader.finish()
+        try reader.finishBody()
         guard let events, !events.isEmpty else {
             throw WireError(code: .validationFailed, message: "events: at least one event is required")
         }
-        return AppendRequest(expectedVersion: expectedVersion, metadata: metadata, events: events)
+        return AppendBody(expectedVersion: expectedVersion, metadata: metadata, events: events)
     }
 
     private static func readEvents(_ reader: inout JSONReader, limits: AppendLimits, minifyData: Bool) throws -> [Event] {
@@ -193,7 +112,7 @@ public struct AppendRequest: Codable, Hashable, Sendable {
                     message: "more than \(limits.maxEvents) events in one append", offset: reader.offset
                 ).prefixed("events")
             }
-            var id: UUID?, type: String?, data: RawJSON?, metadata: WireMetadata?
+            var id: UUID?, type: String?, data: RawJSON?, metadata: Metadata?
             try reader.readObject(at: path, rejectUnknown: true) { reader, key, keyPath in
                 switch key {
                 case "id":
@@ -212,7 +131,7 @@ public struct AppendRequest: Codable, Hashable, Sendable {
                     data = minifyData ? raw.minified() : raw
                 case "metadata":
                     if try !reader.readNullIfPresent() {
-                        metadata = try WireMetadata.read(from: &reader, at: keyPath, rejectUnknown: true)
+                        metadata = try Metadata.read(from: &reader, at: keyPath, rejectUnknown: true)
                     }
                 default:
                     return false
@@ -241,7 +160,7 @@ public struct AppendRequest: Codable, Hashable, Sendable {
     }
 }
 
-extension AppendRequest: JSONWritable {
+extension AppendBody: JSONWritable {
     /// Writes the request (for the client), keeping every `data` exact.
     public func write(to writer: inout JSONWriter) {
         writer.beginObject()

@@ -26,9 +26,12 @@ public enum JSONKind: Sendable, Hashable {
 /// `NaN`/`Infinity`, no leading zeros, only the escapes RFC 8259 lists, no
 /// unpaired surrogate escapes, unescaped control characters rejected, UTF-8
 /// validated (no overlong forms, no surrogates, nothing above U+10FFFF), and
-/// nesting limited to `maxDepth`. Every error is a `WireError` with code
-/// `invalid_json` naming the byte offset; a well-formed value of the wrong type
-/// is `bad_request` ("expected a string").
+/// nesting limited to `maxDepth`. Every error is a ``JSONError``: `.syntax`
+/// naming the byte offset (the HTTP API answers `invalid_json`), or `.unexpectedValue`
+/// for a well-formed value of the wrong type ("expected a string"; `bad_request`).
+///
+/// The project's one JSON parser: request and response bodies, read-model documents in
+/// every storage adapter, and the client all read JSON through it.
 public struct JSONReader: Sendable {
     /// The document.
     public let bytes: [UInt8]
@@ -60,7 +63,7 @@ public struct JSONReader: Sendable {
     /// - Throws: `invalid_json` at the end of input or on a byte no value starts with.
     public mutating func peek() throws -> JSONKind {
         skipWhitespace()
-        guard offset < bytes.count else { throw WireError.syntax("unexpected end of input", at: offset) }
+        guard offset < bytes.count else { throw JSONError.syntax("unexpected end of input", at: offset) }
         switch bytes[offset] {
         case UInt8(ascii: "{"): return .object
         case UInt8(ascii: "["): return .array
@@ -84,7 +87,7 @@ public struct JSONReader: Sendable {
     /// - Throws: `invalid_json` on a missing comma, a trailing comma, or a bad key.
     public mutating func nextKey() throws -> String? {
         skipWhitespace()
-        guard offset < bytes.count else { throw WireError.syntax("unexpected end of input inside an object", at: offset) }
+        guard offset < bytes.count else { throw JSONError.syntax("unexpected end of input inside an object", at: offset) }
         let first = firstInContainer[firstInContainer.count - 1]
         // A `}` here never follows a comma: `,` is consumed below together with the next key.
         if bytes[offset] == UInt8(ascii: "}") {
@@ -94,22 +97,22 @@ public struct JSONReader: Sendable {
         }
         if !first {
             guard bytes[offset] == UInt8(ascii: ",") else {
-                throw WireError.syntax("expected ',' or '}' in an object", at: offset)
+                throw JSONError.syntax("expected ',' or '}' in an object", at: offset)
             }
             offset += 1
             skipWhitespace()
             if offset < bytes.count, bytes[offset] == UInt8(ascii: "}") {
-                throw WireError.syntax("trailing comma in an object", at: offset)
+                throw JSONError.syntax("trailing comma in an object", at: offset)
             }
         }
         firstInContainer[firstInContainer.count - 1] = false
         guard offset < bytes.count, bytes[offset] == UInt8(ascii: "\"") else {
-            throw WireError.syntax("expected a member name in double quotes", at: offset)
+            throw JSONError.syntax("expected a member name in double quotes", at: offset)
         }
         let key = try scanString(decode: true)!
         skipWhitespace()
         guard offset < bytes.count, bytes[offset] == UInt8(ascii: ":") else {
-            throw WireError.syntax("expected ':' after a member name", at: offset)
+            throw JSONError.syntax("expected ':' after a member name", at: offset)
         }
         offset += 1
         return key
@@ -127,7 +130,7 @@ public struct JSONReader: Sendable {
     /// - Throws: `invalid_json` on a missing or trailing comma.
     public mutating func nextElement() throws -> Bool {
         skipWhitespace()
-        guard offset < bytes.count else { throw WireError.syntax("unexpected end of input inside an array", at: offset) }
+        guard offset < bytes.count else { throw JSONError.syntax("unexpected end of input inside an array", at: offset) }
         let first = firstInContainer[firstInContainer.count - 1]
         if bytes[offset] == UInt8(ascii: "]") {
             offset += 1
@@ -136,12 +139,12 @@ public struct JSONReader: Sendable {
         }
         if !first {
             guard bytes[offset] == UInt8(ascii: ",") else {
-                throw WireError.syntax("expected ',' or ']' in an array", at: offset)
+                throw JSONError.syntax("expected ',' or ']' in an array", at: offset)
             }
             offset += 1
             skipWhitespace()
             if offset < bytes.count, bytes[offset] == UInt8(ascii: "]") {
-                throw WireError.syntax("trailing comma in an array", at: offset)
+                throw JSONError.syntax("trailing comma in an array", at: offset)
             }
         }
         firstInContainer[firstInContainer.count - 1] = false
@@ -153,7 +156,7 @@ public struct JSONReader: Sendable {
     public mutating func finish() throws {
         skipWhitespace()
         guard offset == bytes.count else {
-            throw WireError.syntax("unexpected data after the JSON value", at: offset)
+            throw JSONError.syntax("unexpected data after the JSON value", at: offset)
         }
     }
 
@@ -182,7 +185,7 @@ public struct JSONReader: Sendable {
         while index < offset {
             let byte = bytes[index]
             guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else {
-                throw WireError(code: .badRequest, message: "expected an integer, found \(text(start..<offset))", offset: start)
+                throw JSONError(.unexpectedValue, "expected an integer, found \(text(start..<offset))", offset: start)
             }
             let (times, o1) = magnitude.multipliedReportingOverflow(by: 10)
             let (sum, o2) = times.addingReportingOverflow(UInt64(byte - UInt8(ascii: "0")))
@@ -274,7 +277,7 @@ public struct JSONReader: Sendable {
 
     private mutating func enterContainer() throws {
         guard firstInContainer.count < maxDepth else {
-            throw WireError.syntax("nesting deeper than \(maxDepth) levels", at: offset)
+            throw JSONError.syntax("nesting deeper than \(maxDepth) levels", at: offset)
         }
         offset += 1
         firstInContainer.append(true)
@@ -283,7 +286,7 @@ public struct JSONReader: Sendable {
     private mutating func expectKind(_ kind: JSONKind, _ what: String) throws {
         let found = try peek()
         guard found == kind else {
-            throw WireError(code: .badRequest, message: "expected \(what), found \(Self.name(of: found))", offset: offset)
+            throw JSONError(.unexpectedValue, "expected \(what), found \(Self.name(of: found))", offset: offset)
         }
     }
 
@@ -298,15 +301,15 @@ public struct JSONReader: Sendable {
         }
     }
 
-    private func outOfRange(_ start: Int) -> WireError {
-        WireError(code: .badRequest, message: "integer \(text(start..<offset)) is out of range", offset: start)
+    private func outOfRange(_ start: Int) -> JSONError {
+        JSONError(.unexpectedValue, "integer \(text(start..<offset)) is out of range", offset: start)
     }
 
     private func text(_ range: Range<Int>) -> String {
         String(decoding: bytes[range], as: UTF8.self)
     }
 
-    private func unexpectedByte() -> WireError {
+    private func unexpectedByte() -> JSONError {
         let byte = bytes[offset]
         if byte >= 0x21 && byte < 0x7F {
             return .syntax("unexpected character '\(Character(Unicode.Scalar(byte)))'", at: offset)
@@ -327,10 +330,10 @@ public struct JSONReader: Sendable {
     /// Validates one value starting at `offset` (after whitespace) and moves past it.
     private mutating func scanValue(depth: Int) throws {
         skipWhitespace()
-        guard offset < bytes.count else { throw WireError.syntax("unexpected end of input", at: offset) }
+        guard offset < bytes.count else { throw JSONError.syntax("unexpected end of input", at: offset) }
         switch bytes[offset] {
         case UInt8(ascii: "{"):
-            guard depth < maxDepth else { throw WireError.syntax("nesting deeper than \(maxDepth) levels", at: offset) }
+            guard depth < maxDepth else { throw JSONError.syntax("nesting deeper than \(maxDepth) levels", at: offset) }
             offset += 1
             skipWhitespace()
             if offset < bytes.count, bytes[offset] == UInt8(ascii: "}") {
@@ -339,32 +342,32 @@ public struct JSONReader: Sendable {
             }
             while true {
                 skipWhitespace()
-                guard offset < bytes.count else { throw WireError.syntax("unexpected end of input inside an object", at: offset) }
+                guard offset < bytes.count else { throw JSONError.syntax("unexpected end of input inside an object", at: offset) }
                 guard bytes[offset] == UInt8(ascii: "\"") else {
-                    if bytes[offset] == UInt8(ascii: "}") { throw WireError.syntax("trailing comma in an object", at: offset) }
-                    throw WireError.syntax("expected a member name in double quotes", at: offset)
+                    if bytes[offset] == UInt8(ascii: "}") { throw JSONError.syntax("trailing comma in an object", at: offset) }
+                    throw JSONError.syntax("expected a member name in double quotes", at: offset)
                 }
                 _ = try scanString(decode: false)
                 skipWhitespace()
                 guard offset < bytes.count, bytes[offset] == UInt8(ascii: ":") else {
-                    throw WireError.syntax("expected ':' after a member name", at: offset)
+                    throw JSONError.syntax("expected ':' after a member name", at: offset)
                 }
                 offset += 1
                 try scanValue(depth: depth + 1)
                 skipWhitespace()
-                guard offset < bytes.count else { throw WireError.syntax("unexpected end of input inside an object", at: offset) }
+                guard offset < bytes.count else { throw JSONError.syntax("unexpected end of input inside an object", at: offset) }
                 if bytes[offset] == UInt8(ascii: ",") {
                     offset += 1
                     continue
                 }
                 guard bytes[offset] == UInt8(ascii: "}") else {
-                    throw WireError.syntax("expected ',' or '}' in an object", at: offset)
+                    throw JSONError.syntax("expected ',' or '}' in an object", at: offset)
                 }
                 offset += 1
                 return
             }
         case UInt8(ascii: "["):
-            guard depth < maxDepth else { throw WireError.syntax("nesting deeper than \(maxDepth) levels", at: offset) }
+            guard depth < maxDepth else { throw JSONError.syntax("nesting deeper than \(maxDepth) levels", at: offset) }
             offset += 1
             skipWhitespace()
             if offset < bytes.count, bytes[offset] == UInt8(ascii: "]") {
@@ -374,17 +377,17 @@ public struct JSONReader: Sendable {
             while true {
                 skipWhitespace()
                 if offset < bytes.count, bytes[offset] == UInt8(ascii: "]") {
-                    throw WireError.syntax("trailing comma in an array", at: offset)
+                    throw JSONError.syntax("trailing comma in an array", at: offset)
                 }
                 try scanValue(depth: depth + 1)
                 skipWhitespace()
-                guard offset < bytes.count else { throw WireError.syntax("unexpected end of input inside an array", at: offset) }
+                guard offset < bytes.count else { throw JSONError.syntax("unexpected end of input inside an array", at: offset) }
                 if bytes[offset] == UInt8(ascii: ",") {
                     offset += 1
                     continue
                 }
                 guard bytes[offset] == UInt8(ascii: "]") else {
-                    throw WireError.syntax("expected ',' or ']' in an array", at: offset)
+                    throw JSONError.syntax("expected ',' or ']' in an array", at: offset)
                 }
                 offset += 1
                 return
@@ -407,12 +410,12 @@ public struct JSONReader: Sendable {
     private mutating func scanLiteral(_ literal: StaticString) throws {
         let count = literal.utf8CodeUnitCount
         let start = offset
-        guard offset + count <= bytes.count else { throw WireError.syntax("invalid literal", at: start) }
+        guard offset + count <= bytes.count else { throw JSONError.syntax("invalid literal", at: start) }
         let matches = literal.withUTF8Buffer { expected in
             for index in 0..<count where bytes[start + index] != expected[index] { return false }
             return true
         }
-        guard matches else { throw WireError.syntax("invalid literal", at: start) }
+        guard matches else { throw JSONError.syntax("invalid literal", at: start) }
         offset += count
     }
 
@@ -421,12 +424,12 @@ public struct JSONReader: Sendable {
         let start = offset
         if bytes[offset] == UInt8(ascii: "-") { offset += 1 }
         guard offset < bytes.count, isDigit(bytes[offset]) else {
-            throw WireError.syntax("expected a digit after '-'", at: offset)
+            throw JSONError.syntax("expected a digit after '-'", at: offset)
         }
         if bytes[offset] == UInt8(ascii: "0") {
             offset += 1
             if offset < bytes.count, isDigit(bytes[offset]) {
-                throw WireError.syntax("leading zeros are not allowed in numbers", at: start)
+                throw JSONError.syntax("leading zeros are not allowed in numbers", at: start)
             }
         } else {
             while offset < bytes.count, isDigit(bytes[offset]) { offset += 1 }
@@ -434,7 +437,7 @@ public struct JSONReader: Sendable {
         if offset < bytes.count, bytes[offset] == UInt8(ascii: ".") {
             offset += 1
             guard offset < bytes.count, isDigit(bytes[offset]) else {
-                throw WireError.syntax("expected a digit after the decimal point", at: offset)
+                throw JSONError.syntax("expected a digit after the decimal point", at: offset)
             }
             while offset < bytes.count, isDigit(bytes[offset]) { offset += 1 }
         }
@@ -442,7 +445,7 @@ public struct JSONReader: Sendable {
             offset += 1
             if offset < bytes.count, bytes[offset] == UInt8(ascii: "+") || bytes[offset] == UInt8(ascii: "-") { offset += 1 }
             guard offset < bytes.count, isDigit(bytes[offset]) else {
-                throw WireError.syntax("expected a digit in the exponent", at: offset)
+                throw JSONError.syntax("expected a digit in the exponent", at: offset)
             }
             while offset < bytes.count, isDigit(bytes[offset]) { offset += 1 }
         }
@@ -459,7 +462,7 @@ public struct JSONReader: Sendable {
         var decoded: [UInt8]? = nil
         var runStart = offset
         while true {
-            guard offset < bytes.count else { throw WireError.syntax("unterminated string", at: open) }
+            guard offset < bytes.count else { throw JSONError.syntax("unterminated string", at: open) }
             let byte = bytes[offset]
             if byte == UInt8(ascii: "\"") {
                 let result: String?
@@ -477,7 +480,7 @@ public struct JSONReader: Sendable {
                 return result
             }
             if byte < 0x20 {
-                throw WireError.syntax("unescaped control character 0x\(String(byte, radix: 16, uppercase: true)) in a string", at: offset)
+                throw JSONError.syntax("unescaped control character 0x\(String(byte, radix: 16, uppercase: true)) in a string", at: offset)
             }
             if byte < 0x80 {
                 if byte == UInt8(ascii: "\\") {
@@ -502,7 +505,7 @@ public struct JSONReader: Sendable {
     private mutating func scanEscape() throws -> UInt32 {
         let start = offset
         offset += 1
-        guard offset < bytes.count else { throw WireError.syntax("unterminated escape", at: start) }
+        guard offset < bytes.count else { throw JSONError.syntax("unterminated escape", at: start) }
         let byte = bytes[offset]
         offset += 1
         switch byte {
@@ -513,29 +516,29 @@ public struct JSONReader: Sendable {
         case UInt8(ascii: "r"): return 0x0D
         case UInt8(ascii: "t"): return 0x09
         case UInt8(ascii: "u"): break
-        default: throw WireError.syntax("invalid escape sequence", at: start)
+        default: throw JSONError.syntax("invalid escape sequence", at: start)
         }
         var scalar = try scanHex4(escapeStart: start)
         if scalar >= 0xD800 && scalar <= 0xDBFF {
             // A high surrogate must be followed by an escaped low surrogate.
             guard offset + 1 < bytes.count, bytes[offset] == UInt8(ascii: "\\"), bytes[offset + 1] == UInt8(ascii: "u") else {
-                throw WireError.syntax("unpaired surrogate in \\u escape", at: start)
+                throw JSONError.syntax("unpaired surrogate in \\u escape", at: start)
             }
             let lowStart = offset
             offset += 2
             let low = try scanHex4(escapeStart: lowStart)
             guard low >= 0xDC00 && low <= 0xDFFF else {
-                throw WireError.syntax("unpaired surrogate in \\u escape", at: start)
+                throw JSONError.syntax("unpaired surrogate in \\u escape", at: start)
             }
             scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
         } else if scalar >= 0xDC00 && scalar <= 0xDFFF {
-            throw WireError.syntax("unpaired surrogate in \\u escape", at: start)
+            throw JSONError.syntax("unpaired surrogate in \\u escape", at: start)
         }
         return scalar
     }
 
     private mutating func scanHex4(escapeStart: Int) throws -> UInt32 {
-        guard offset + 4 <= bytes.count else { throw WireError.syntax("incomplete \\u escape", at: escapeStart) }
+        guard offset + 4 <= bytes.count else { throw JSONError.syntax("incomplete \\u escape", at: escapeStart) }
         var value: UInt32 = 0
         for _ in 0..<4 {
             let byte = bytes[offset]
@@ -544,7 +547,7 @@ public struct JSONReader: Sendable {
             case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
             case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
             case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
-            default: throw WireError.syntax("invalid hex digit in \\u escape", at: offset)
+            default: throw JSONError.syntax("invalid hex digit in \\u escape", at: offset)
             }
             value = value << 4 | UInt32(digit)
             offset += 1
@@ -567,14 +570,14 @@ public struct JSONReader: Sendable {
         case 0xF0: length = 4; lower = 0x90
         case 0xF1...0xF3: length = 4
         case 0xF4: length = 4; upper = 0x8F  // nothing above U+10FFFF
-        default: throw WireError.syntax("invalid UTF-8 byte 0x\(String(lead, radix: 16, uppercase: true))", at: start)
+        default: throw JSONError.syntax("invalid UTF-8 byte 0x\(String(lead, radix: 16, uppercase: true))", at: start)
         }
-        guard start + length <= bytes.count else { throw WireError.syntax("truncated UTF-8 sequence", at: start) }
+        guard start + length <= bytes.count else { throw JSONError.syntax("truncated UTF-8 sequence", at: start) }
         let second = bytes[start + 1]
-        guard second >= lower && second <= upper else { throw WireError.syntax("invalid UTF-8 sequence", at: start) }
+        guard second >= lower && second <= upper else { throw JSONError.syntax("invalid UTF-8 sequence", at: start) }
         for index in 2..<max(2, length) {
             let byte = bytes[start + index]
-            guard byte >= 0x80 && byte <= 0xBF else { throw WireError.syntax("invalid UTF-8 sequence", at: start) }
+            guard byte >= 0x80 && byte <= 0xBF else { throw JSONError.syntax("invalid UTF-8 sequence", at: start) }
         }
         offset += length
     }
@@ -588,7 +591,7 @@ public protocol JSONReadable {
 
 extension JSONReadable {
     /// Reads a whole document as this type; only whitespace may follow the value.
-    /// - Throws: `WireError` (`invalid_json` for syntax, `bad_request` for shape).
+    /// - Throws: `JSONError` (`.syntax`, or `.unexpectedValue` for shape).
     public init(jsonBytes: [UInt8]) throws {
         var reader = JSONReader(jsonBytes)
         self = try Self(from: &reader)
@@ -596,7 +599,7 @@ extension JSONReadable {
     }
 
     /// Reads a whole document given as a string.
-    /// - Throws: `WireError`.
+    /// - Throws: `JSONError`.
     public init(jsonString: String) throws {
         try self.init(jsonBytes: Array(jsonString.utf8))
     }

@@ -1,17 +1,17 @@
 import Testing
-@testable import MinkWire
+@testable import Mink
 
 @Suite struct JSONReaderTests {
     /// Validates `text` as one JSON document, returning the error if any.
-    func validationError(_ text: String) -> WireError? {
+    func validationError(_ text: String) -> JSONError? {
         validationError(Array(text.utf8))
     }
 
-    func validationError(_ bytes: [UInt8], maxDepth: Int = 512) -> WireError? {
+    func validationError(_ bytes: [UInt8], maxDepth: Int = 512) -> JSONError? {
         do {
             _ = try RawJSON(validating: bytes, maxDepth: maxDepth)
             return nil
-        } catch let error as WireError {
+        } catch let error as JSONError {
             return error
         } catch {
             Issue.record("unexpected error \(error)")
@@ -61,7 +61,7 @@ import Testing
     ])
     func rejectsMalformedJSON(_ text: String, _ message: String) {
         let error = validationError(text)
-        #expect(error?.code == .invalidJSON)
+        #expect(error?.kind == .syntax)
         #expect(error?.message == message)
     }
 
@@ -89,10 +89,10 @@ import Testing
         #expect(validationError(ok) == nil)
         // A huge depth must not overflow the stack.
         let huge = String(repeating: "[", count: 200_000)
-        #expect(validationError(huge)?.code == .invalidJSON)
+        #expect(validationError(huge)?.kind == .syntax)
         // The depth also counts containers opened through the pull API.
         var reader = JSONReader(#"{"a":[[1]]}"#, maxDepth: 2)
-        #expect(throws: WireError.self) {
+        #expect(throws: JSONError.self) {
             try reader.beginObject()
             _ = try reader.nextKey()
             try reader.skipValue()
@@ -116,15 +116,15 @@ import Testing
         try reader.finish()
 
         var mismatch = JSONReader(#"{"a": 1}"#)
-        #expect(throws: WireError(code: .badRequest, message: "expected a string, found an object", offset: 0)) {
+        #expect(throws: JSONError(.unexpectedValue, "expected a string, found an object", offset: 0)) {
             _ = try mismatch.readString()
         }
         var fraction = JSONReader("1.5")
-        #expect(throws: WireError(code: .badRequest, message: "expected an integer, found 1.5", offset: 0)) {
+        #expect(throws: JSONError(.unexpectedValue, "expected an integer, found 1.5", offset: 0)) {
             _ = try fraction.readInt()
         }
         var big = JSONReader("9223372036854775808")
-        #expect(throws: WireError(code: .badRequest, message: "integer 9223372036854775808 is out of range", offset: 0)) {
+        #expect(throws: JSONError(.unexpectedValue, "integer 9223372036854775808 is out of range", offset: 0)) {
             _ = try big.readInt()
         }
         var min = JSONReader("-9223372036854775808")
