@@ -30,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // C shims: system libraries from Debian's -dev packages.
@@ -69,7 +70,7 @@ let package = Package(
         .target(
             name: "MinkConfig",
             // Mink for the one rule per identifier (tenant IDs, field paths).
-            dependencies: ["Mink", .product(name: "Yams", package: "Yams")],
+            dependencies: ["Mink", .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
 

@@ -68,7 +68,10 @@ public final class EventStore: Sendable {
     /// The hub fanning commits out to this tenant's subscribers and async projections.
     public let hub: SubscriptionHub
 
-    private let chain: CommandHandler
+    /// Each operation's middleware, outermost first (typed per operation: see ``Command``).
+    private let chains: MiddlewareChains
+    /// What the chains' steps see besides the command: this store's tenant.
+    private let context: CommandContext
     private let inline = InlineList()
 
     /// The inline projections, shared with the terminal handler of the middleware chain.
@@ -124,10 +127,8 @@ public final class EventStore: Sendable {
         self.tenants = tenants
         self.hub = SubscriptionHub(adapter: adapter, capacity: options.subscriberBuffer)
         self.inline.withLock { $0 = options.inlineProjections }
-        let terminal: CommandHandler = { [adapter, inline] command in
-            try await EventStore.execute(command, adapter: adapter, inline: inline.withLock { $0 })
-        }
-        self.chain = options.middleware.reversed().reduce(terminal) { next, m in m.wrap(next) }
+        self.chains = MiddlewareChains(options.middleware)
+        self.context = CommandContext(tenantID: tenantID)
     }
 
     // MARK: Tenancy
@@ -195,9 +196,7 @@ public final class EventStore: Sendable {
         try StreamID.validate(streamID)
         if events.isEmpty { throw MinkError.validation("an append needs at least one event") }
         if case .exact(let v) = expectedVersion, v < 0 { throw MinkError.validation("expected version must not be negative") }
-        var command = Command(.append, tenantID: tenantID, streamID: streamID)
-        command.expectedVersion = expectedVersion
-        command.events = events.map { e in
+        let prepared = events.map { e in
             var e = e
             if e.id == nil || e.id!.isEmpty { e.id = UUID().uuidString.lowercased() }
             var meta = e.metadata.merged(over: metadata)
@@ -206,10 +205,11 @@ public final class EventStore: Sendable {
             return e
         }
         var seen = Set<String>()
-        for e in command.events where !seen.insert(e.id!).inserted {
+        for e in prepared where !seen.insert(e.id!).inserted {
             throw MinkError.validation("event ID \(e.id!) appears twice in one append")
         }
-        guard case .appended(let result) = try await chain(command) else { throw Self.unexpected() }
+        let command = AppendCommand(streamID: streamID, events: prepared, expectedVersion: expectedVersion)
+        let result = try await chains.append.run(command, context: context) { command, _ in try await execute(command) }
         if !result.isReplay { await hub.notifyCommitted() }
         return result
     }
@@ -236,37 +236,32 @@ public final class EventStore: Sendable {
     /// One page of a stream; `from` is inclusive; backward with `from = -1` starts at the last event.
     public func readStream(_ streamID: String, from: Int64, limit: Int, direction: ReadDirection = .forward) async throws -> [Event] {
         try StreamID.validate(streamID)
-        var command = Command(.load, tenantID: tenantID, streamID: streamID)
-        command.from = from
-        command.limit = limit
-        command.direction = direction
-        guard case .events(let events) = try await chain(command) else { throw Self.unexpected() }
-        return events
+        let command = LoadCommand(streamID: streamID, fromVersion: from, limit: limit, direction: direction)
+        return try await chains.load.run(command, context: context) { command, _ in
+            try await adapter.readStream(command.streamID, from: command.fromVersion, limit: command.limit, direction: command.direction)
+        }
     }
 
     /// What the store knows about a stream, or `nil` when it does not exist.
     public func streamInfo(_ streamID: String) async throws -> StreamInfo? {
         try StreamID.validate(streamID)
-        guard case .streamInfo(let info) = try await chain(Command(.streamInfo, tenantID: tenantID, streamID: streamID)) else {
-            throw Self.unexpected()
+        return try await chains.streamInfo.run(StreamInfoCommand(streamID: streamID), context: context) { command, _ in
+            try await adapter.streamInfo(command.streamID)
         }
-        return info
     }
 
     /// Up to `limit` events of the global log after `position` (exclusive) passing `filter`.
     public func readAll(after position: UInt64 = 0, filter: EventFilter = .all, limit: Int = 1000) async throws -> [Event] {
-        var command = Command(.readAll, tenantID: tenantID)
-        command.from = Int64(clamping: position)
-        command.limit = limit
-        command.filter = filter
-        guard case .events(let events) = try await chain(command) else { throw Self.unexpected() }
-        return events
+        // Positions are stored as signed 64-bit integers: a larger `after` is past every event.
+        let command = ReadAllCommand(after: min(position, UInt64(Int64.max)), filter: filter, limit: limit)
+        return try await chains.readAll.run(command, context: context) { command, _ in
+            try await adapter.readAll(after: command.after, filter: command.filter, limit: command.limit)
+        }
     }
 
     /// The position of the last committed event (0 for an empty log).
     public func headPosition() async throws -> UInt64 {
-        guard case .position(let p) = try await chain(Command(.headPosition, tenantID: tenantID)) else { throw Self.unexpected() }
-        return p
+        try await chains.headPosition.run(HeadPositionCommand(), context: context) { _, _ in try await adapter.headPosition() }
     }
 
     // MARK: Subscriptions
@@ -332,33 +327,21 @@ public final class EventStore: Sendable {
         )
     }
 
-    // MARK: Terminal handler
+    // MARK: The append's own step
 
-    private static func execute(_ command: Command, adapter: any EventStoreAdapter, inline: [any InlineProjection]) async throws -> CommandResult {
-        switch command.operation {
-        case .append:
-            let request = AppendRequest(streamID: command.streamID ?? "", events: command.events, expectedVersion: command.expectedVersion)
-            var hook: AppendTransactionHook?
-            if !inline.isEmpty {
-                hook = { (events: [Event], tx: any ReadModelTransaction) throws in
-                    for event in events {
-                        for p in inline where p.handles(event.type) { try p.apply(event, in: tx) }
-                    }
+    /// The innermost step of the append chain: the adapter's append, with this store's inline
+    /// projections run inside its transaction.
+    private func execute(_ command: AppendCommand) async throws -> AppendResult {
+        let request = AppendRequest(streamID: command.streamID, events: command.events, expectedVersion: command.expectedVersion)
+        let inline = self.inline.withLock { $0 }
+        var hook: AppendTransactionHook?
+        if !inline.isEmpty {
+            hook = { (events: [Event], tx: any ReadModelTransaction) throws in
+                for event in events {
+                    for p in inline where p.handles(event.type) { try p.apply(event, in: tx) }
                 }
             }
-            return .appended(try await adapter.append(request, hook: hook))
-        case .load:
-            return .events(try await adapter.readStream(command.streamID ?? "", from: command.from, limit: command.limit, direction: command.direction))
-        case .streamInfo:
-            return .streamInfo(try await adapter.streamInfo(command.streamID ?? ""))
-        case .readAll:
-            return .events(try await adapter.readAll(after: UInt64(max(command.from, 0)), filter: command.filter, limit: command.limit))
-        case .headPosition:
-            return .position(try await adapter.headPosition())
         }
-    }
-
-    private static func unexpected() -> MinkError {
-        MinkError(.internalError, "a middleware returned a result of the wrong kind")
+        return try await adapter.append(request, hook: hook)
     }
 }

@@ -93,7 +93,12 @@ public final class InMemoryStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
     /// The idempotency rule shared by adapters: if every event of `request` carries an ID that is
     /// already in the stream, the request is a retry — identical and consecutive events return the
     /// original result, anything else is `.duplicateEventID`. If no ID is known, `nil`.
-    public static func replay(of request: AppendRequest, in stream: [Event]) throws -> AppendResult? {
+    /// - Parameters:
+    ///   - stream: the stored events of the stream — all of them, or (for an adapter that reads
+    ///     only the events whose IDs the request reuses) those, with `currentVersion` given.
+    ///   - currentVersion: the stream's version, reported as the error's `actualVersion`; by
+    ///     default the last version in `stream`.
+    public static func replay(of request: AppendRequest, in stream: [Event], currentVersion: Int64? = nil) throws -> AppendResult? {
         let byID = Dictionary(stream.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         let found = request.events.map { $0.id.flatMap { byID[$0] } }
         let known = found.compactMap { $0 }
@@ -102,13 +107,11 @@ public final class InMemoryStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
             && zip(request.events, known).allSatisfy { $0.type == $1.type && $0.data == $1.data }
             && zip(known, known.dropFirst()).allSatisfy { $1.version == $0.version + 1 }
         guard identical else {
-            var e = MinkError(
+            throw MinkError(
                 .duplicateEventID,
                 "event ID \(known[0].id) was already used for another event in stream \(request.streamID)",
-                streamID: request.streamID
+                streamID: request.streamID, actualVersion: currentVersion ?? stream.last?.version
             )
-            e.actualVersion = stream.last?.version
-            throw e
         }
         return AppendResult(streamID: request.streamID, events: known, isReplay: true)
     }

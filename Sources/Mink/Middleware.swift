@@ -1,188 +1,165 @@
-import Foundation
 import Logging
 import Metrics
 import Tracing
 
-/// A store operation as middleware sees it (seed: `Command`).
-public struct Command: Sendable {
-    /// Which operation.
-    public enum Operation: String, Sendable, Hashable {
-        case append, load, streamInfo, readAll, headPosition
-    }
+/// A step around one kind of operation, with typed input and output (hummingbird's
+/// `MiddlewareProtocol<Input, Output, Context>`): it may change the input, call `next` (once,
+/// several times, or not at all), and change or replace the output.
+///
+/// ```swift
+/// struct AddSource: MiddlewareProtocol {
+///     func handle(
+///         _ command: AppendCommand, context: CommandContext, next: CommandHandler<AppendCommand>
+///     ) async throws -> AppendResult {
+///         var command = command
+///         for i in command.events.indices { command.events[i].metadata.custom["source"] = "importer" }
+///         return try await next(command, context)
+///     }
+/// }
+/// let store = EventStore(adapter: storage, middleware: [Middleware(append: AddSource())])
+/// ```
+public protocol MiddlewareProtocol<Input, Output, Context>: Sendable {
+    /// What the step receives.
+    associatedtype Input
+    /// What the step returns.
+    associatedtype Output
+    /// What the step may read besides the input.
+    associatedtype Context
 
-    /// Which operation.
-    public var operation: Operation
-    /// The tenant of the store running the operation (`nil` for an unscoped store).
-    public var tenantID: String?
-    /// The stream, for stream operations.
-    public var streamID: String?
-    /// The events of an append; middleware may change them (e.g. add metadata) before storage.
-    public var events: [EventData]
-    /// The condition of an append.
-    public var expectedVersion: ExpectedVersion
-    /// Reads: the first version (stream) or the exclusive position (log).
-    public var from: Int64
-    /// Reads: the most events to return.
-    public var limit: Int
-    /// Stream reads: the direction.
-    public var direction: ReadDirection
-    /// Log reads: the filter.
-    public var filter: EventFilter
-
-    init(_ operation: Operation, tenantID: String?, streamID: String? = nil) {
-        self.operation = operation
-        self.tenantID = tenantID
-        self.streamID = streamID
-        self.events = []
-        self.expectedVersion = .any
-        self.from = 0
-        self.limit = 0
-        self.direction = .forward
-        self.filter = .all
-    }
+    /// Runs the step; `next` runs the rest of the chain.
+    func handle(_ input: Input, context: Context, next: (Input, Context) async throws -> Output) async throws -> Output
 }
 
-/// What an operation produced.
-public enum CommandResult: Sendable {
-    case appended(AppendResult)
-    case events([Event])
-    case streamInfo(StreamInfo?)
-    case position(UInt64)
+/// A middleware for one kind of store command.
+public typealias CommandMiddleware<C: Command> = any MiddlewareProtocol<C, C.Output, CommandContext>
+
+/// A step around every store operation at once: one generic method, typed by the command, so a
+/// step like logging or retrying is written once for all five operations and still returns each
+/// operation's own result type. The built-ins ``LoggingMiddleware``, ``MetricsMiddleware``,
+/// ``TracingMiddleware`` and ``RetryMiddleware`` are store middleware.
+public protocol StoreMiddleware: Sendable {
+    /// Runs the step for a command; `next` runs the rest of the chain.
+    func handle<C: Command>(_ command: C, context: CommandContext, next: CommandHandler<C>) async throws -> C.Output
 }
 
-/// The next step of the chain (seed: `Handler`).
-public typealias CommandHandler = @Sendable (Command) async throws -> CommandResult
-
-/// Wraps store operations (seed: `Middleware func(next Handler) Handler`).
+/// What a store is given to wrap its operations (seed: `Middleware func(next Handler) Handler`):
+/// one typed step per operation, any of them absent (that operation passes straight through).
 ///
 /// The first middleware given to the store is the outermost. Built-ins: ``logging(_:)``,
 /// ``metrics(_:)``, ``tracing(_:)``, ``retry(_:)``, ``validation(_:)``.
 public struct Middleware: Sendable {
-    /// Builds this step around the next one.
-    public let wrap: @Sendable (@escaping CommandHandler) -> CommandHandler
+    /// The step around appends.
+    public var append: CommandMiddleware<AppendCommand>?
+    /// The step around stream reads.
+    public var load: CommandMiddleware<LoadCommand>?
+    /// The step around stream-info reads.
+    public var streamInfo: CommandMiddleware<StreamInfoCommand>?
+    /// The step around global-log reads.
+    public var readAll: CommandMiddleware<ReadAllCommand>?
+    /// The step around head-position reads.
+    public var headPosition: CommandMiddleware<HeadPositionCommand>?
 
-    /// A middleware from a closure.
-    public init(_ wrap: @escaping @Sendable (@escaping CommandHandler) -> CommandHandler) { self.wrap = wrap }
+    /// A middleware with a step for some operations (the others pass through).
+    public init(
+        append: CommandMiddleware<AppendCommand>? = nil,
+        load: CommandMiddleware<LoadCommand>? = nil,
+        streamInfo: CommandMiddleware<StreamInfoCommand>? = nil,
+        readAll: CommandMiddleware<ReadAllCommand>? = nil,
+        headPosition: CommandMiddleware<HeadPositionCommand>? = nil
+    ) {
+        self.append = append
+        self.load = load
+        self.streamInfo = streamInfo
+        self.readAll = readAll
+        self.headPosition = headPosition
+    }
+
+    /// A middleware running `middleware` around every operation.
+    public init<M: StoreMiddleware>(_ middleware: M) {
+        self.init(
+            append: EveryCommand<M, AppendCommand>(middleware),
+            load: EveryCommand<M, LoadCommand>(middleware),
+            streamInfo: EveryCommand<M, StreamInfoCommand>(middleware),
+            readAll: EveryCommand<M, ReadAllCommand>(middleware),
+            headPosition: EveryCommand<M, HeadPositionCommand>(middleware)
+        )
+    }
 
     /// Logs each operation at `debug` with its duration, failures at `warning` (seed: `LoggingMiddleware`).
-    public static func logging(_ logger: Logger) -> Middleware {
-        Middleware { next in
-            { command in
-                let start = ContinuousClock.now
-                var meta: Logger.Metadata = ["mink.operation": "\(command.operation.rawValue)"]
-                if let s = command.streamID { meta["mink.stream"] = "\(s)" }
-                if let t = command.tenantID { meta["mink.tenant"] = "\(t)" }
-                do {
-                    let result = try await next(command)
-                    meta["mink.duration_ms"] = "\(Self.milliseconds(ContinuousClock.now - start))"
-                    logger.debug("store operation", metadata: meta)
-                    return result
-                } catch {
-                    meta["mink.error"] = "\(error)"
-                    logger.warning("store operation failed", metadata: meta)
-                    throw error
-                }
-            }
-        }
-    }
+    public static func logging(_ logger: Logger) -> Middleware { Middleware(LoggingMiddleware(logger)) }
 
     /// Counts operations by outcome, times them, counts appended events (seed: `MetricsMiddleware`).
     /// Dimensions are the operation and outcome only — never stream or tenant IDs.
     public static func metrics(_ factory: any MetricsFactory = MetricsSystem.factory) -> Middleware {
-        Middleware { next in
-            { command in
-                let start = ContinuousClock.now
-                let op = command.operation.rawValue
-                do {
-                    let result = try await next(command)
-                    Counter(label: "mink_operations_total", dimensions: [("operation", op), ("outcome", "ok")], factory: factory).increment()
-                    if case .appended(let r) = result, !r.isReplay {
-                        Counter(label: "mink_events_appended_total", factory: factory).increment(by: r.events.count)
-                    }
-                    Metrics.Timer(label: "mink_operation_duration_seconds", dimensions: [("operation", op)], factory: factory)
-                        .recordNanoseconds(Self.nanoseconds(ContinuousClock.now - start))
-                    return result
-                } catch {
-                    let code = (error as? MinkError)?.code.rawValue ?? "error"
-                    Counter(label: "mink_operations_total", dimensions: [("operation", op), ("outcome", code)], factory: factory).increment()
-                    throw error
-                }
-            }
-        }
+        Middleware(MetricsMiddleware(factory))
     }
 
     /// Runs each operation in a span named `mink.<operation>` (seed: `TracingMiddleware`).
-    public static func tracing<T: Tracer>(_ tracer: T) -> Middleware {
-        Middleware { next in
-            { command in
-                try await tracer.withSpan("mink.\(command.operation.rawValue)", ofKind: .internal) { span in
-                    if let s = command.streamID { span.attributes["mink.stream_id"] = s }
-                    if !command.events.isEmpty { span.attributes["mink.event_count"] = command.events.count }
-                    return try await next(command)
-                }
-            }
-        }
-    }
+    public static func tracing<T: Tracer>(_ tracer: T) -> Middleware { Middleware(TracingMiddleware(tracer)) }
 
-    /// Retries operations that failed with a transient error (`MinkError.isTransient`, e.g. storage
-    /// unreachable) — never a concurrency conflict or a validation error (seed: `RetryMiddleware`).
-    /// Retried appends are safe: event IDs are set before the chain runs, so a retry of an append
-    /// that did commit is recognised as a replay.
-    public static func retry(_ policy: RetryPolicy) -> Middleware {
-        Middleware { next in
-            { command in
-                try await policy.run(shouldRetry: { ($0 as? MinkError)?.isTransient ?? false }) { try await next(command) }
-            }
-        }
-    }
+    /// Retries operations that failed with a transient error (seed: `RetryMiddleware`), see
+    /// ``RetryMiddleware``.
+    public static func retry(_ policy: RetryPolicy) -> Middleware { Middleware(RetryMiddleware(policy)) }
 
     /// Limits checked by ``validation(_:)``.
-    public struct ValidationLimits: Sendable, Hashable {
-        /// The longest event type name, in bytes.
-        public var maxTypeBytes: Int
-        /// The largest event payload, in bytes.
-        public var maxEventBytes: Int
-        /// The most events in one append.
-        public var maxEventsPerAppend: Int
+    public typealias ValidationLimits = ValidationMiddleware.Limits
 
-        /// Creates limits; defaults follow minkd's: 256 bytes, 1 MiB, 1,000 events.
-        public init(maxTypeBytes: Int = 256, maxEventBytes: Int = 1 << 20, maxEventsPerAppend: Int = 1000) {
-            self.maxTypeBytes = maxTypeBytes
-            self.maxEventBytes = maxEventBytes
-            self.maxEventsPerAppend = maxEventsPerAppend
-        }
-    }
-
-    /// Rejects appends whose events have no type, a too-long type, data that is not JSON, or data
-    /// over the size limit, and appends with too many events (seed: `ValidationMiddleware`).
+    /// Checks appended events against limits (seed: `ValidationMiddleware`); reads pass through.
     public static func validation(_ limits: ValidationLimits = ValidationLimits()) -> Middleware {
-        Middleware { next in
-            { command in
-                if command.operation == .append {
-                    if command.events.count > limits.maxEventsPerAppend {
-                        throw MinkError.validation("an append may hold at most \(limits.maxEventsPerAppend) events, got \(command.events.count)")
-                    }
-                    for (i, e) in command.events.enumerated() {
-                        if e.type.isEmpty { throw MinkError.validation("events[\(i)].type must not be empty") }
-                        if e.type.utf8.count > limits.maxTypeBytes {
-                            throw MinkError.validation("events[\(i)].type is longer than \(limits.maxTypeBytes) bytes")
-                        }
-                        if e.data.count > limits.maxEventBytes {
-                            throw MinkError.validation("events[\(i)].data is larger than \(limits.maxEventBytes) bytes")
-                        }
-                        do { _ = try JSONValue(json: e.data) } catch {
-                            throw MinkError(.serializationFailed, "events[\(i)].data is not serializable JSON: \((error as? MinkError)?.message ?? "\(error)")")
-                        }
-                    }
-                }
-                return try await next(command)
-            }
+        Middleware(append: ValidationMiddleware(limits))
+    }
+}
+
+/// A store middleware seen as the middleware of one command type. Generic over both, so the
+/// store middleware's `handle` is specialised for the command when the concrete type is known.
+struct EveryCommand<M: StoreMiddleware, C: Command>: MiddlewareProtocol {
+    let middleware: M
+
+    init(_ middleware: M) { self.middleware = middleware }
+
+    func handle(_ input: C, context: CommandContext, next: CommandHandler<C>) async throws -> C.Output {
+        try await middleware.handle(input, context: context, next: next)
+    }
+}
+
+/// The steps of one operation, outermost first, run around the store's own step.
+///
+/// `next` closures are non-escaping, so running a chain allocates nothing on the heap; with no
+/// steps (the default) the store's step is called directly.
+struct MiddlewareChain<C: Command>: Sendable {
+    let steps: [CommandMiddleware<C>]
+
+    func run(_ command: C, context: CommandContext, terminal: CommandHandler<C>) async throws -> C.Output {
+        if steps.isEmpty { return try await terminal(command, context) }
+        return try await run(command, context: context, at: 0, terminal: terminal)
+    }
+
+    private func run(_ command: C, context: CommandContext, at index: Int, terminal: CommandHandler<C>) async throws -> C.Output {
+        guard index < steps.count else { return try await terminal(command, context) }
+        return try await steps[index].handle(command, context: context) { command, context in
+            try await run(command, context: context, at: index + 1, terminal: terminal)
         }
     }
+}
 
-    static func nanoseconds(_ d: Duration) -> Int64 {
-        d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000
+/// The chains of the five operations, built once per store from its middleware list.
+struct MiddlewareChains: Sendable {
+    let append: MiddlewareChain<AppendCommand>
+    let load: MiddlewareChain<LoadCommand>
+    let streamInfo: MiddlewareChain<StreamInfoCommand>
+    let readAll: MiddlewareChain<ReadAllCommand>
+    let headPosition: MiddlewareChain<HeadPositionCommand>
+
+    init(_ middleware: [Middleware]) {
+        append = MiddlewareChain(steps: middleware.compactMap(\.append))
+        load = MiddlewareChain(steps: middleware.compactMap(\.load))
+        streamInfo = MiddlewareChain(steps: middleware.compactMap(\.streamInfo))
+        readAll = MiddlewareChain(steps: middleware.compactMap(\.readAll))
+        headPosition = MiddlewareChain(steps: middleware.compactMap(\.headPosition))
     }
+}
 
-    static func milliseconds(_ d: Duration) -> Double { Double(nanoseconds(d)) / 1e6 }
+extension Duration {
+    /// The duration in whole nanoseconds (metrics' timers take nanoseconds).
+    var wholeNanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
 }

@@ -9,7 +9,13 @@
 ///     print(error.streamID!, error.expectedVersion!, error.actualVersion!)
 /// }
 /// ```
-public struct MinkError: Error, Sendable, Hashable, CustomStringConvertible {
+///
+/// An error that a storage failure caused keeps that failure in ``underlying`` (e.g. the SQLite
+/// adapter's `SQLiteError` with its extended result code, the PostgreSQL adapter's
+/// `PostgresError` with its SQLSTATE), as postgres-nio's `PSQLError` keeps `underlying`: the
+/// code is classified by the adapter, and the cause stays readable for logs and diagnosis.
+/// Every property is set when the error is created.
+public struct MinkError: Error, Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
     /// What went wrong, as a value callers can switch over.
     public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
         public let rawValue: String
@@ -68,25 +74,38 @@ public struct MinkError: Error, Sendable, Hashable, CustomStringConvertible {
     public var position: UInt64?
     /// Whether retrying the same operation may succeed (storage down, busy, timeouts).
     public var isTransient: Bool
+    /// The failure this error was made from, when there is one: a storage adapter's own error
+    /// (with its SQLSTATE or SQLite result code), or what a decoder threw. Never shown to an API
+    /// client; not part of equality (two errors are equal when code, message and details are).
+    /// (`Error` refines `Sendable`, so the error stays `Sendable`.)
+    public var underlying: (any Error)?
 
     /// Creates an error.
-    public init(_ code: Code, _ message: String, streamID: String? = nil, isTransient: Bool? = nil) {
+    /// - Parameters:
+    ///   - isTransient: whether a retry may succeed; by default only `.unavailable` is transient.
+    ///   - underlying: the failure that caused this one, kept for diagnosis.
+    public init(
+        _ code: Code, _ message: String, streamID: String? = nil, expectedVersion: Int64? = nil, actualVersion: Int64? = nil,
+        projectionName: String? = nil, position: UInt64? = nil, isTransient: Bool? = nil, underlying: (any Error)? = nil
+    ) {
         self.code = code
         self.message = message
         self.streamID = streamID
+        self.expectedVersion = expectedVersion
+        self.actualVersion = actualVersion
+        self.projectionName = projectionName
+        self.position = position
         self.isTransient = isTransient ?? (code == .unavailable)
+        self.underlying = underlying
     }
 
     /// The seed's `ConcurrencyError`: a failed optimistic-concurrency check with its details.
     public static func concurrencyConflict(streamID: String, expected: Int64, actual: Int64) -> MinkError {
-        var e = MinkError(
+        MinkError(
             .concurrencyConflict,
             "concurrency conflict on stream \(streamID): expected \(expected), got \(actual)",
-            streamID: streamID
+            streamID: streamID, expectedVersion: expected, actualVersion: actual
         )
-        e.expectedVersion = expected
-        e.actualVersion = actual
-        return e
     }
 
     /// The stream does not exist.
@@ -96,16 +115,12 @@ public struct MinkError: Error, Sendable, Hashable, CustomStringConvertible {
 
     /// The projection does not exist.
     public static func projectionNotFound(_ name: String) -> MinkError {
-        var e = MinkError(.projectionNotFound, "projection not found: \(name)")
-        e.projectionName = name
-        return e
+        MinkError(.projectionNotFound, "projection not found: \(name)", projectionName: name)
     }
 
     /// The lease of a projection is no longer this holder's (its fencing token is outdated).
     public static func leaseLost(_ projection: String) -> MinkError {
-        var e = MinkError(.leaseLost, "the lease of projection \(projection) was taken over by another holder")
-        e.projectionName = projection
-        return e
+        MinkError(.leaseLost, "the lease of projection \(projection) was taken over by another holder", projectionName: projection)
     }
 
     /// Validation of input failed.
@@ -115,4 +130,27 @@ public struct MinkError: Error, Sendable, Hashable, CustomStringConvertible {
     public static func unavailable(_ message: String) -> MinkError { MinkError(.unavailable, message, isTransient: true) }
 
     public var description: String { "\(code): \(message)" }
+
+    /// The description, followed by the underlying error when there is one (for logs).
+    public var debugDescription: String {
+        guard let underlying else { return description }
+        return "\(description) (caused by \(String(reflecting: underlying)))"
+    }
+
+    public static func == (lhs: MinkError, rhs: MinkError) -> Bool {
+        lhs.code == rhs.code && lhs.message == rhs.message && lhs.streamID == rhs.streamID
+            && lhs.expectedVersion == rhs.expectedVersion && lhs.actualVersion == rhs.actualVersion
+            && lhs.projectionName == rhs.projectionName && lhs.position == rhs.position && lhs.isTransient == rhs.isTransient
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(code)
+        hasher.combine(message)
+        hasher.combine(streamID)
+        hasher.combine(expectedVersion)
+        hasher.combine(actualVersion)
+        hasher.combine(projectionName)
+        hasher.combine(position)
+        hasher.combine(isTransient)
+    }
 }

@@ -1,56 +1,70 @@
 import Mink
 
-/// A failure reported by libpq or the server, before it is mapped to a ``MinkError``.
+/// A failure reported by libpq or the server. The adapter classifies it by its SQLSTATE (never by
+/// its message) and maps it to a ``Mink/MinkError`` whose `underlying` is this error, see
+/// ``minkError`` — as postgres-nio's `PSQLError` keeps the server's fields.
 ///
 /// Internal code inspects ``sqlState`` (e.g. `23505` unique violation) where a failure has a
 /// meaning of its own; everything else leaves the adapter through ``minkError``.
-struct PostgresError: Error, Sendable, CustomStringConvertible {
-    /// The five-character SQLSTATE, or `nil` when libpq failed without a server error
-    /// (connection refused, connection lost).
-    var sqlState: String?
+public struct PostgresError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The five-character SQLSTATE (`PQresultErrorField(res, PG_DIAG_SQLSTATE)`), or `nil` when
+    /// libpq failed without a server error (connection refused, connection lost).
+    public var sqlState: String?
     /// The server's or libpq's primary message (never the statement text).
-    var message: String
-    /// The constraint concerned (unique violations).
-    var constraint: String?
+    public var message: String
+    /// The constraint concerned (`PG_DIAG_CONSTRAINT_NAME`, for constraint violations).
+    public var constraint: String?
     /// Whether the connection itself failed (it is closed and reopened on next use).
-    var connectionLost: Bool
+    public var connectionLost: Bool
 
-    init(sqlState: String?, message: String, constraint: String? = nil, connectionLost: Bool = false) {
+    /// Creates an error.
+    public init(sqlState: String?, message: String, constraint: String? = nil, connectionLost: Bool = false) {
         self.sqlState = sqlState
         self.message = message
         self.constraint = constraint
         self.connectionLost = connectionLost
     }
 
-    var description: String { "\(sqlState ?? "-----"): \(message)" }
+    public var description: String { "\(sqlState ?? "-----"): \(message)" }
 
-    /// Unique violation.
-    var isUniqueViolation: Bool { sqlState == "23505" }
+    /// The SQLSTATE's class: its first two characters (`23` integrity constraint violation,
+    /// `08` connection exception, …).
+    public var sqlStateClass: Substring? { sqlState?.prefix(2) }
+
+    /// Unique violation (`23505`).
+    public var isUniqueViolation: Bool { sqlState == "23505" }
+    /// Serialization failure (`40001`): a concurrent transaction won; retrying may succeed.
+    public var isSerializationFailure: Bool { sqlState == "40001" }
+    /// Deadlock detected (`40P01`): the server aborted this transaction; retrying may succeed.
+    public var isDeadlock: Bool { sqlState == "40P01" }
+    /// The connection failed: libpq lost it, or the server reported a connection exception
+    /// (class `08`).
+    public var isConnectionException: Bool { connectionLost || sqlStateClass == "08" }
 
     /// Whether the failure says a tenant's schema or database is missing (`3F000` invalid schema,
     /// `42P01` undefined table, `3D000` invalid database).
-    var isMissingStorage: Bool { sqlState == "3F000" || sqlState == "42P01" || sqlState == "3D000" }
+    public var isMissingStorage: Bool { sqlState == "3F000" || sqlState == "42P01" || sqlState == "3D000" }
 
-    /// Whether retrying later may succeed: the connection failed, the server is shutting down or
-    /// starting (`57P01`–`57P03`), out of resources (`53xxx`), a serialization failure or deadlock
-    /// (`40001`, `40P01`), a lock or statement timeout (`55P03`, `57014`).
-    var isTransient: Bool {
-        if connectionLost { return true }
+    /// Whether retrying later may succeed: the connection failed (or libpq failed without a server
+    /// error), the server is shutting down or starting (`57P01`–`57P03`), out of resources (class
+    /// `53`), a serialization failure or deadlock, a lock or statement timeout (`55P03`, `57014`).
+    public var isTransient: Bool {
         guard let s = sqlState else { return true }
-        return s.hasPrefix("08") || s.hasPrefix("53") || s.hasPrefix("57P") || s == "40001" || s == "40P01"
+        return isConnectionException || isSerializationFailure || isDeadlock || sqlStateClass == "53" || s.hasPrefix("57P")
             || s == "55P03" || s == "57014"
     }
 
-    /// The error as callers of the adapter see it: transient failures become `.unavailable`,
-    /// invalid text `.validationFailed`, anything else `.internalError`.
-    var minkError: MinkError {
+    /// The error as callers of the adapter see it, with this error as its `underlying`: transient
+    /// failures become `.unavailable`, invalid text (`22021`, `22P05`, `22P02`) `.validationFailed`,
+    /// anything else `.internalError`.
+    public var minkError: MinkError {
         if isTransient {
-            return MinkError(.unavailable, "PostgreSQL is unavailable: \(message)", isTransient: true)
+            return MinkError(.unavailable, "PostgreSQL is unavailable: \(message)", isTransient: true, underlying: self)
         }
         if let s = sqlState, s == "22021" || s == "22P05" || s == "22P02" {
-            return MinkError(.validationFailed, "PostgreSQL rejected a value: \(message)", isTransient: false)
+            return MinkError(.validationFailed, "PostgreSQL rejected a value: \(message)", isTransient: false, underlying: self)
         }
-        return MinkError(.internalError, "PostgreSQL error \(sqlState ?? ""): \(message)", isTransient: false)
+        return MinkError(.internalError, "PostgreSQL error \(sqlState ?? ""): \(message)", isTransient: false, underlying: self)
     }
 }
 

@@ -32,12 +32,7 @@ extension PostgresStorage {
                 let current = state.int64(0, 1) ?? 0
                 if (state.int64(0, 2) ?? 0) > 0 {
                     let existing = try EventRow.decodeAll(try conn.query(sql.eventsByID, [tenant, stream, .textArray(ids)]))
-                    do {
-                        if let replay = try InMemoryStorage.replay(of: request, in: existing) { return replay }
-                    } catch var e as MinkError where e.code == .duplicateEventID {
-                        e.actualVersion = current
-                        throw e
-                    }
+                    if let replay = try InMemoryStorage.replay(of: request, in: existing, currentVersion: current) { return replay }
                 }
                 try request.expectedVersion.check(streamID: request.streamID, currentVersion: current)
 
@@ -75,9 +70,11 @@ extension PostgresStorage {
                 } catch let e as PostgresError where e.isUniqueViolation {
                     // Unreachable while every writer takes the tenant lock; kept as a last line of defence.
                     if e.constraint == "mink_events_event_id_key" {
-                        throw MinkError(.duplicateEventID, "an event ID is used twice in stream \(request.streamID)", streamID: request.streamID)
+                        throw MinkError(
+                            .duplicateEventID, "an event ID is used twice in stream \(request.streamID)", streamID: request.streamID, underlying: e
+                        )
                     }
-                    throw MinkError(.concurrencyConflict, "concurrent append to stream \(request.streamID)", streamID: request.streamID)
+                    throw MinkError(.concurrencyConflict, "concurrent append to stream \(request.streamID)", streamID: request.streamID, underlying: e)
                 }
                 if let hook {
                     let tx = PostgresReadModelTransaction(connection: conn, scope: scope)

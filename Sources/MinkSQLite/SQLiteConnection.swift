@@ -72,7 +72,7 @@ final class SQLiteConnection {
         guard rc == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
             sqlite3_close_v2(db)
-            throw SQLiteError(code: rc, message: "\(message) (\(path))")
+            throw SQLiteError(extendedCode: rc, message: "\(message) (\(path))")
         }
         handle = db
         sqlite3_busy_timeout(db, busyTimeoutMilliseconds)
@@ -89,13 +89,13 @@ final class SQLiteConnection {
     }
 
     private func db() throws -> OpaquePointer {
-        guard let handle else { throw SQLiteError(code: SQLITE_MISUSE, message: "the connection is closed") }
+        guard let handle else { throw SQLiteError(extendedCode: SQLITE_MISUSE, message: "the connection is closed") }
         return handle
     }
 
     private func error(_ rc: Int32) -> SQLiteError {
-        guard let handle else { return SQLiteError(code: rc, message: "the connection is closed") }
-        return SQLiteError(code: sqlite3_extended_errcode(handle), message: String(cString: sqlite3_errmsg(handle)))
+        guard let handle else { return SQLiteError(extendedCode: rc, message: "the connection is closed") }
+        return SQLiteError(extendedCode: sqlite3_extended_errcode(handle), message: String(cString: sqlite3_errmsg(handle)))
     }
 
     /// Runs SQL text without parameters (several statements allowed): schema, pragmas.
@@ -106,7 +106,7 @@ final class SQLiteConnection {
         if rc != SQLITE_OK {
             let text = message.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(db))
             sqlite3_free(message)
-            throw SQLiteError(code: sqlite3_extended_errcode(db), message: text)
+            throw SQLiteError(extendedCode: sqlite3_extended_errcode(db), message: text)
         }
     }
 

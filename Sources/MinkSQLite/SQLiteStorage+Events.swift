@@ -59,12 +59,8 @@ extension SQLiteStorage {
             }
             if !known.isEmpty {
                 known.sort { $0.version < $1.version }
-                do {
-                    if let replay = try InMemoryStorage.replay(of: request, in: known) { return replay }
-                } catch var e as MinkError {
-                    e.actualVersion = current  // `replay` saw only the matching events, not the whole stream
-                    throw e
-                }
+                // `replay` sees only the matching events, not the whole stream: it is told the version.
+                if let replay = try InMemoryStorage.replay(of: request, in: known, currentVersion: current) { return replay }
             }
         }
         try request.expectedVersion.check(streamID: streamID, currentVersion: current)
@@ -102,11 +98,13 @@ extension SQLiteStorage {
                         .int(micros),
                     ]
                 )
-            } catch let error as SQLiteError where error.isConstraint {
-                // The request itself repeats an event ID (stored IDs were handled above).
-                var e = MinkError(.duplicateEventID, "event ID \(event.id) appears twice in the append to stream \(streamID)", streamID: streamID)
-                e.actualVersion = current
-                throw e
+            } catch let error as SQLiteError where error.isUniqueViolation {
+                // The request itself repeats an event ID (stored IDs were handled above; positions
+                // and versions are assigned by this single writer, so they cannot collide).
+                throw MinkError(
+                    .duplicateEventID, "event ID \(event.id) appears twice in the append to stream \(streamID)", streamID: streamID,
+                    actualVersion: current, underlying: error
+                )
             }
             stored.append(event)
         }

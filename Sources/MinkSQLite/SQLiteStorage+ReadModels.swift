@@ -1,3 +1,4 @@
+import CSQLite
 import Foundation
 import Mink
 import MinkSQL
@@ -20,9 +21,14 @@ extension SQLiteStorage {
     public func find(_ model: String, query: Query) async throws -> [StoredDocument] {
         let statement = try Self.readModelSQL.find(model, tenantID: tenantID, query: query)
         let values = statement.binds.map(SQLiteValue.init)
+        let tenantID = self.tenantID
         return try await database.read { c in
             var out: [StoredDocument] = []
-            try c.query(statement.sql, values) { out.append(StoredDocument(id: $0.text(0), json: $0.bytes(1))) }
+            do {
+                try c.query(statement.sql, values) { out.append(StoredDocument(id: $0.text(0), json: $0.bytes(1))) }
+            } catch let error as SQLiteError where error.code == SQLITE_ERROR {
+                throw Self.documentQueryFailure(error, model: model, tenantID: tenantID, on: c)
+            }
             return out
         }
     }
@@ -30,7 +36,25 @@ extension SQLiteStorage {
     public func count(_ model: String, query: Query) async throws -> Int64 {
         let statement = try Self.readModelSQL.count(model, tenantID: tenantID, query: query)
         let values = statement.binds.map(SQLiteValue.init)
-        return try await database.read { c in try c.int(statement.sql, values) ?? 0 }
+        let tenantID = self.tenantID
+        return try await database.read { c in
+            do { return try c.int(statement.sql, values) ?? 0 } catch let error as SQLiteError where error.code == SQLITE_ERROR {
+                throw Self.documentQueryFailure(error, model: model, tenantID: tenantID, on: c)
+            }
+        }
+    }
+
+    /// What a query over documents that failed with a plain `SQLITE_ERROR` means. `json_extract`
+    /// fails so on a stored document that is not JSON, and SQLite has no result code of its own
+    /// for that: the cause is found by asking the database, never by reading the message. When
+    /// the model holds such a document the failure is `.serializationFailed` (as the in-memory
+    /// adapter reports it), otherwise the SQLite error itself.
+    static func documentQueryFailure(_ error: SQLiteError, model: String, tenantID: String, on c: SQLiteConnection) -> any Error {
+        let invalid = try? c.int(
+            "SELECT 1 FROM mink_documents WHERE tenant_id = ? AND model = ? AND json_valid(doc) = 0 LIMIT 1", [.text(tenantID), .text(model)]
+        )
+        guard invalid != nil else { return error }
+        return MinkError(.serializationFailed, "a stored read-model document of \(model) is not valid JSON", underlying: error)
     }
 
     public func transaction<T: Sendable>(_ body: @Sendable (any ReadModelTransaction) throws -> T) async throws -> T {

@@ -18,7 +18,7 @@ extension SQLiteStorage: TenantCatalog {
         if let tenantFiles {
             let names: [String]
             do { names = try FileManager.default.contentsOfDirectory(atPath: tenantFiles.directory) } catch {
-                throw MinkError(.unavailable, "cannot list the data directory: \(error.localizedDescription)", isTransient: true)
+                throw MinkError(.unavailable, "cannot list the data directory: \(error.localizedDescription)", isTransient: true, underlying: error)
             }
             var ids: Set<String> = [TenantID.default]
             for name in names where name.hasSuffix(".sqlite") {
@@ -69,7 +69,7 @@ extension SQLiteStorage: TenantCatalog {
             if let db = tenantFiles.remove(tenantID) { await db.close() }
             for suffix in ["", "-wal", "-shm", "-journal"] where FileManager.default.fileExists(atPath: path + suffix) {
                 do { try FileManager.default.removeItem(atPath: path + suffix) } catch {
-                    throw MinkError(.unavailable, "cannot remove a tenant's database file: \(error.localizedDescription)", isTransient: true)
+                    throw MinkError(.unavailable, "cannot remove a tenant's database file: \(error.localizedDescription)", isTransient: true, underlying: error)
                 }
             }
             // A request that raced with the deletion may have opened the file again before it was

@@ -120,7 +120,7 @@ public final class SQLiteStorage: EventStoreAdapter, SnapshotAdapter, ReadModelS
 
     private static func createDirectory(_ directory: String) throws {
         do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
-            throw MinkError(.unavailable, "cannot create the data directory \(directory): \(error.localizedDescription)", isTransient: true)
+            throw MinkError(.unavailable, "cannot create the data directory \(directory): \(error.localizedDescription)", isTransient: true, underlying: error)
         }
     }
 

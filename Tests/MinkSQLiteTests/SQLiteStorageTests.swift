@@ -186,10 +186,45 @@ struct SQLiteStorageTests {
             Issue.record("append succeeded while another connection held the write lock")
         } catch let e as MinkError {
             #expect(e.code == .unavailable && e.isTransient)
+            #expect((e.underlying as? SQLiteError)?.code == SQLITE_BUSY)
         }
         #expect(sqlite3_exec(other, "ROLLBACK", nil, nil, nil) == SQLITE_OK)
         try await s.append("b-1", [ev("E")])
         #expect(try await s.headPosition() == 1)
+        await s.close()
+    }
+
+    @Test func errorsKeepTheirSQLiteCodes() async throws {
+        let (s, dir) = try await SQLiteStorage.temporary()
+        defer { dir.remove() }
+        // A real constraint violation: one append repeating an event ID breaks
+        // UNIQUE (tenant_id, stream_id, event_id); classified by its extended code.
+        do {
+            try await s.append("dup-1", [ev("A", id: "same"), ev("B", id: "same")])
+            Issue.record("an append repeating an event ID succeeded")
+        } catch let e as MinkError {
+            #expect(e.code == .duplicateEventID && e.streamID == "dup-1" && e.actualVersion == 0)
+            let cause = try #require(e.underlying as? SQLiteError)
+            #expect(cause.code == SQLITE_CONSTRAINT && cause.isUniqueViolation)
+            #expect(cause.extendedCode == SQLiteError.constraintUnique && cause.extendedCode == 2067)  // sqlite3.h's value
+        }
+        #expect(try await s.headPosition() == 0)
+
+        // A stored document that is not JSON makes a filtered query fail with a plain SQLITE_ERROR;
+        // the adapter finds the bad document and reports `.serializationFailed`, the error as cause.
+        try await s.transaction { try $0.putDocument("bad", id: "x", json: Data("{not json".utf8)) }
+        do {
+            _ = try await s.find("bad", query: Query().where("a", "=", 1))
+            Issue.record("a query over a document that is not JSON succeeded")
+        } catch let e as MinkError {
+            #expect(e.code == .serializationFailed)
+            #expect((e.underlying as? SQLiteError)?.code == SQLITE_ERROR)
+        }
+        // The same SQLite code without a bad document stays what it is.
+        let plain = SQLiteError(extendedCode: SQLITE_ERROR, message: "no such table")
+        #expect(plain.minkError.code == .internalError && (plain.minkError.underlying as? SQLiteError) == plain)
+        #expect(SQLiteError(extendedCode: SQLITE_READONLY, message: "ro").minkError.code == .unavailable)
+        #expect(SQLiteError(extendedCode: SQLITE_FULL, message: "full").minkError.isTransient)
         await s.close()
     }
 

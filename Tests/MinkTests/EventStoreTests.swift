@@ -149,4 +149,22 @@ struct EventStoreTests {
         #expect(MinkError.unavailable("down").isTransient)
         #expect(!MinkError.streamNotFound("s").isTransient)
     }
+
+    @Test func errorsKeepTheirCause() {
+        struct Cause: Error, Equatable { let code: Int }
+        let e = MinkError(
+            .duplicateEventID, "dup", streamID: "s", expectedVersion: 1, actualVersion: 2, projectionName: "p", position: 7,
+            underlying: Cause(code: 2067)
+        )
+        #expect(e.streamID == "s" && e.expectedVersion == 1 && e.actualVersion == 2 && e.projectionName == "p" && e.position == 7)
+        #expect((e.underlying as? Cause) == Cause(code: 2067))
+        #expect(!e.isTransient)
+        // The cause is a diagnostic: equality and hashing look at code, message and details.
+        let same = MinkError(.duplicateEventID, "dup", streamID: "s", expectedVersion: 1, actualVersion: 2, projectionName: "p", position: 7)
+        #expect(e == same && e.hashValue == same.hashValue)
+        #expect(e.description == "duplicate_event_id: dup")
+        #expect(String(reflecting: e).contains("2067"))
+        let conflict = MinkError.concurrencyConflict(streamID: "s", expected: 1, actual: 2)
+        #expect(conflict.expectedVersion == 1 && conflict.actualVersion == 2 && conflict.underlying == nil)
+    }
 }

@@ -56,26 +56,75 @@ final class FlakyAdapter: EventStoreAdapter {
     func forTenant(_ t: String) throws -> any EventStoreAdapter { try inner.forTenant(t) }
 }
 
+/// Lines recorded by middleware under test, shared between the steps and the test.
+final class Recorder: Sendable {
+    private let lines = Mutex<[String]>([])
+    func withLock<T: Sendable>(_ body: (inout [String]) -> T) -> T { lines.withLock { body(&$0) } }
+}
+
 @Suite("Middleware")
 struct MiddlewareTests {
-    @Test func chainRunsOutermostFirstAndMayChangeCommands() async throws {
-        let order = Mutex<[String]>([])
-        func tag(_ name: String) -> Middleware {
-            Middleware { next in
-                { command in
-                    order.withLock { $0.append("\(name)>") }
-                    var c = command
-                    if c.operation == .append { c.events = c.events.map { var e = $0; e.metadata.custom[name] = "1"; return e } }
-                    let r = try await next(c)
-                    order.withLock { $0.append("<\(name)") }
-                    return r
-                }
-            }
+    /// An append step that records its entry and exit and tags every event's metadata.
+    struct Tag: MiddlewareProtocol {
+        let name: String
+        let order: Recorder
+
+        func handle(_ command: AppendCommand, context: CommandContext, next: CommandHandler<AppendCommand>) async throws -> AppendResult {
+            order.withLock { $0.append("\(name)>") }
+            var command = command
+            for i in command.events.indices { command.events[i].metadata.custom[name] = "1" }
+            let result = try await next(command, context)
+            order.withLock { $0.append("<\(name)") }
+            return result
         }
-        let store = EventStore(adapter: InMemoryStorage(), middleware: [tag("a"), tag("b")])
+    }
+
+    /// A step around every operation that records which operations ran, for which tenant.
+    struct Record: StoreMiddleware {
+        let seen: Recorder
+
+        func handle<C: Command>(_ command: C, context: CommandContext, next: CommandHandler<C>) async throws -> C.Output {
+            seen.withLock { $0.append("\(C.operation.rawValue)@\(context.tenantID ?? "-")") }
+            return try await next(command, context)
+        }
+    }
+
+    /// A head-position step that answers without calling the rest of the chain.
+    struct FixedHead: MiddlewareProtocol {
+        func handle(_ command: HeadPositionCommand, context: CommandContext, next: CommandHandler<HeadPositionCommand>) async throws -> UInt64 {
+            42
+        }
+    }
+
+    @Test func chainRunsOutermostFirstAndMayChangeCommands() async throws {
+        let order = Recorder()
+        let store = EventStore(
+            adapter: InMemoryStorage(), middleware: [Middleware(append: Tag(name: "a", order: order)), Middleware(append: Tag(name: "b", order: order))]
+        )
         try await store.append("s-1", events: [raw("E")])
         #expect(order.withLock { $0 } == ["a>", "b>", "<b", "<a"])
         #expect(try await store.load("s-1").first?.metadata.custom == ["a": "1", "b": "1"])
+        // Reads pass through append-only middleware.
+        #expect(order.withLock { $0 }.count == 4)
+    }
+
+    @Test func storeMiddlewareSeesEveryOperationTyped() async throws {
+        let seen = Recorder()
+        let root = EventStore(adapter: InMemoryStorage(), middleware: [Middleware(Record(seen: seen))])
+        let store = try root.forTenant("acme")
+        try await store.append("s-1", events: [raw("E")])
+        #expect(try await store.readStream("s-1", from: 1, limit: 10).count == 1)
+        #expect(try await store.streamInfo("s-1")?.version == 1)
+        #expect(try await store.readAll().count == 1)
+        #expect(try await store.headPosition() == 1)
+        #expect(seen.withLock { $0 } == ["append@acme", "load@acme", "streamInfo@acme", "readAll@acme", "headPosition@acme"])
+    }
+
+    @Test func middlewareMayAnswerWithoutTheRestOfTheChain() async throws {
+        let store = EventStore(adapter: InMemoryStorage(), middleware: [Middleware(headPosition: FixedHead())])
+        #expect(try await store.headPosition() == 42)
+        try await store.append("s-1", events: [raw("E")])
+        #expect(try await store.readAll().count == 1)
     }
 
     @Test func loggingMiddleware() async throws {
