@@ -33,13 +33,19 @@ struct Statements: Sendable {
     var batchState: String {
         // Shapes that leave the planner one sensible index each (see ConnectionWorker on plans):
         // the primary key backwards for the head, the stream's key, and one unique-key probe per
-        // event ID.
+        // (stream, event ID) pair. The probes are scalar subqueries on purpose: an `EXISTS` or
+        // `IN` would be turned into a semi-join, which a generic plan made while the table was
+        // small may run as a hash join over every event of the tenant (measured: 100-event
+        // appends 10× slower as the table grew). `known` is computed once, not per stream.
         """
+        WITH known AS MATERIALIZED (
+            SELECT u.stream, count(*) AS n FROM unnest($3::text[], $4::text[]) AS u(stream, id)
+            WHERE (SELECT true FROM \(events) e
+                   WHERE e.tenant_id = $1 AND e.stream_id = u.stream AND e.event_id = u.id LIMIT 1)
+            GROUP BY u.stream)
         SELECT coalesce((SELECT position FROM \(events) WHERE tenant_id = $1 ORDER BY position DESC LIMIT 1), 0),
                (SELECT version FROM \(streams) WHERE tenant_id = $1 AND stream_id = s.id),
-               (SELECT count(*) FROM unnest($3::text[], $4::text[]) AS u(stream, id)
-                WHERE u.stream = s.id
-                  AND EXISTS (SELECT 1 FROM \(events) e WHERE e.tenant_id = $1 AND e.stream_id = u.stream AND e.event_id = u.id))
+               coalesce((SELECT k.n FROM known k WHERE k.stream = s.id), 0)
         FROM unnest($2::text[]) WITH ORDINALITY AS s(id, n)
         ORDER BY s.n
         """
@@ -48,10 +54,14 @@ struct Statements: Sendable {
     /// The stored events with the given (stream, event ID) pairs (`$2::text[]`, `$3::text[]`),
     /// by stream and version.
     var storedEvents: String {
+        // One unique-key probe per pair (LIMIT keeps the lateral subquery from being pulled up
+        // into a join the planner might hash; see `batchState`).
         """
-        SELECT \(Self.eventColumns) FROM \(events)
-        WHERE tenant_id = $1 AND (stream_id, event_id) IN (SELECT u.stream, u.id FROM unnest($2::text[], $3::text[]) AS u(stream, id))
-        ORDER BY stream_id, version
+        SELECT e.* FROM unnest($2::text[], $3::text[]) AS u(stream, id)
+        CROSS JOIN LATERAL (
+            SELECT \(Self.eventColumns) FROM \(events)
+            WHERE tenant_id = $1 AND stream_id = u.stream AND event_id = u.id LIMIT 1) AS e
+        ORDER BY e.stream_id, e.version
         """
     }
 
