@@ -42,6 +42,58 @@ enum PostgresValue {
     }
 }
 
+/// Bound parameters laid out for libpq: every value's bytes in one buffer, with lengths and
+/// formats (text values NUL-terminated, `bytes` in binary format).
+struct Parameters {
+    private var buffer: [UInt8] = [0]
+    private var offsets: [Int?] = []
+    private var lengths: [Int32] = []
+    private var formats: [Int32] = []
+
+    /// - Throws: ``PostgresError`` (`22021`) when a text value contains NUL.
+    init(_ params: [PostgresValue]) throws {
+        offsets.reserveCapacity(params.count)
+        for p in params {
+            switch p {
+            case .text(let s):
+                if s.utf8.contains(0) {
+                    throw PostgresError(sqlState: "22021", message: "text values cannot contain a NUL character")
+                }
+                offsets.append(buffer.count)
+                buffer.append(contentsOf: s.utf8)
+                buffer.append(0)
+                lengths.append(0)
+                formats.append(0)
+            case .bytes(let d):
+                offsets.append(buffer.count)
+                buffer.append(contentsOf: d)
+                lengths.append(Int32(d.count))
+                formats.append(1)
+            case .null:
+                offsets.append(nil)
+                lengths.append(0)
+                formats.append(0)
+            }
+        }
+    }
+
+    /// Calls `body` with the count, value pointers, lengths and formats libpq takes.
+    func withPointers<R>(
+        _ body: (Int32, UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?, UnsafePointer<Int32>?) -> R
+    ) -> R {
+        buffer.withUnsafeBufferPointer { base in
+            let pointers: [UnsafePointer<CChar>?] = offsets.map { offset in
+                offset.map { UnsafeRawPointer(base.baseAddress! + $0).assumingMemoryBound(to: CChar.self) }
+            }
+            return pointers.withUnsafeBufferPointer { p in
+                lengths.withUnsafeBufferPointer { l in
+                    formats.withUnsafeBufferPointer { f in body(Int32(offsets.count), p.baseAddress, l.baseAddress, f.baseAddress) }
+                }
+            }
+        }
+    }
+}
+
 /// One libpq connection (`PGconn *`).
 ///
 /// Not thread-safe and not `Sendable`: it is created, used and closed by exactly one
@@ -116,6 +168,12 @@ final class PostgresConnection {
         return PQtransactionStatus(handle) != PQTRANS_IDLE
     }
 
+    /// Whether the open transaction has failed (only a rollback is accepted).
+    var inTransactionError: Bool {
+        guard let handle else { return false }
+        return PQtransactionStatus(handle) == PQTRANS_INERROR
+    }
+
     /// Runs a statement with bound parameters.
     /// - Parameters:
     ///   - prepare: prepare the statement once per connection and reuse it (for hot statements
@@ -124,57 +182,114 @@ final class PostgresConnection {
     @discardableResult
     func query(_ sql: String, _ params: [PostgresValue] = [], prepare: Bool = false) throws -> PostgresResult {
         guard let handle else { throw PostgresError(sqlState: nil, message: "connection is closed", connectionLost: true) }
-        var buffer: [UInt8] = [0]
-        var offsets: [Int?] = []
-        var lengths: [Int32] = []
-        var formats: [Int32] = []
-        offsets.reserveCapacity(params.count)
-        for p in params {
-            switch p {
-            case .text(let s):
-                if s.utf8.contains(0) {
-                    throw PostgresError(sqlState: "22021", message: "text values cannot contain a NUL character")
-                }
-                offsets.append(buffer.count)
-                buffer.append(contentsOf: s.utf8)
-                buffer.append(0)
-                lengths.append(0)
-                formats.append(0)
-            case .bytes(let d):
-                offsets.append(buffer.count)
-                buffer.append(contentsOf: d)
-                lengths.append(Int32(d.count))
-                formats.append(1)
-            case .null:
-                offsets.append(nil)
-                lengths.append(0)
-                formats.append(0)
+        let parameters = try Parameters(params)
+        let statementName = prepare ? try preparedName(sql, parameterCount: params.count) : nil
+        let res: OpaquePointer? = parameters.withPointers { n, values, lengths, formats in
+            if let statementName {
+                return PQexecPrepared(handle, statementName, n, values, lengths, formats, 0)
             }
-        }
-        var statementName: String?
-        if prepare {
-            if let name = prepared[sql] {
-                statementName = name
-            } else if prepared.count < Self.maxPrepared {
-                let name = "mink_\(prepared.count)"
-                let res = PQprepare(handle, name, sql, Int32(params.count), nil)
-                _ = try PostgresResult.check(res, handle)
-                prepared[sql] = name
-                statementName = name
-            }
-        }
-        let res: OpaquePointer? = buffer.withUnsafeBufferPointer { base in
-            let pointers: [UnsafePointer<CChar>?] = offsets.map { offset in
-                offset.map { UnsafeRawPointer(base.baseAddress! + $0).assumingMemoryBound(to: CChar.self) }
-            }
-            return pointers.withUnsafeBufferPointer { p in
-                if let statementName {
-                    return PQexecPrepared(handle, statementName, Int32(params.count), p.baseAddress, lengths, formats, 0)
-                }
-                return PQexecParams(handle, sql, Int32(params.count), nil, p.baseAddress, lengths, formats, 0)
-            }
+            return PQexecParams(handle, sql, n, nil, values, lengths, formats, 0)
         }
         return try PostgresResult.check(res, handle)
+    }
+
+    /// The name of `sql` prepared on this connection, preparing it now if needed; `nil` once
+    /// ``maxPrepared`` statements are prepared (the statement then runs unprepared).
+    private func preparedName(_ sql: String, parameterCount: Int) throws -> String? {
+        guard let handle else { throw PostgresError(sqlState: nil, message: "connection is closed", connectionLost: true) }
+        if let name = prepared[sql] { return name }
+        guard prepared.count < Self.maxPrepared else { return nil }
+        let name = "mink_\(prepared.count)"
+        _ = try PostgresResult.check(PQprepare(handle, name, sql, Int32(parameterCount), nil), handle)
+        prepared[sql] = name
+        return name
+    }
+
+    /// A statement of a ``pipeline(_:)``.
+    struct PipelineStatement {
+        let sql: String
+        let params: [PostgresValue]
+        /// Prepare once per connection and reuse (see ``query(_:_:prepare:)``).
+        let prepare: Bool
+
+        init(_ sql: String, _ params: [PostgresValue] = [], prepare: Bool = false) {
+            self.sql = sql
+            self.params = params
+            self.prepare = prepare
+        }
+    }
+
+    /// Why a ``pipeline(_:)`` failed: the first statement that failed and its error.
+    struct PipelineFailure: Error, CustomStringConvertible {
+        /// The index of the failed statement; the statements after it did not run, unless
+        /// `error.connectionLost` (then whether the server ran them is unknown).
+        let index: Int
+        let error: PostgresError
+        var description: String { "statement \(index): \(error)" }
+    }
+
+    /// Runs statements in one round trip (libpq's pipeline mode): sends them all with one sync
+    /// point and then reads their results. The server runs them in order and skips the rest of the
+    /// pipeline after a failure.
+    ///
+    /// A pipeline is not a transaction by itself: the caller sends `BEGIN`/`COMMIT` among the
+    /// statements, and rolls back after a failure (``rollbackIfNeeded()``). When sending or reading
+    /// fails midway, the protocol state is unknown, so the connection is closed (the worker opens
+    /// a new one for the next use).
+    /// - Returns: the statements' results, in order.
+    /// - Throws: ``PipelineFailure``.
+    func pipeline(_ statements: [PipelineStatement]) throws -> [PostgresResult] {
+        func lost(_ index: Int) -> PipelineFailure {
+            let message = self.handle.map { Self.clean(PQerrorMessage($0)) } ?? "connection is closed"
+            close()
+            return PipelineFailure(index: index, error: PostgresError(sqlState: nil, message: message, connectionLost: true))
+        }
+        guard let handle else { throw lost(0) }
+        // Everything that can fail without touching the connection happens before the first send.
+        var parameters: [Parameters] = []
+        var names: [String?] = []
+        for (i, s) in statements.enumerated() {
+            do {
+                parameters.append(try Parameters(s.params))
+                names.append(s.prepare ? try preparedName(s.sql, parameterCount: s.params.count) : nil)
+            } catch let e as PostgresError {
+                throw PipelineFailure(index: i, error: e)
+            }
+        }
+        guard PQenterPipelineMode(handle) == 1 else { throw lost(0) }
+        for (i, s) in statements.enumerated() {
+            let sent: Int32 = parameters[i].withPointers { n, values, lengths, formats in
+                if let name = names[i] { return PQsendQueryPrepared(handle, name, n, values, lengths, formats, 0) }
+                return PQsendQueryParams(handle, s.sql, n, nil, values, lengths, formats, 0)
+            }
+            if sent != 1 { throw lost(i) }
+        }
+        // Sends the sync message and flushes what is buffered.
+        guard PQpipelineSync(handle) == 1 else { throw lost(0) }
+        var results: [PostgresResult] = []
+        results.reserveCapacity(statements.count)
+        var failure: PipelineFailure?
+        for i in statements.indices {
+            // Each statement yields its result (PGRES_PIPELINE_ABORTED when skipped), then NULL.
+            guard let res = PQgetResult(handle) else { throw lost(i) }
+            if PQresultStatus(res) == PGRES_PIPELINE_ABORTED {
+                PQclear(res)
+            } else {
+                do {
+                    results.append(try PostgresResult.check(res, handle))
+                } catch let e as PostgresError {
+                    if failure == nil { failure = PipelineFailure(index: i, error: e) }
+                }
+            }
+            while let extra = PQgetResult(handle) { PQclear(extra) }
+            if PQstatus(handle) != CONNECTION_OK { throw lost(failure?.index ?? i) }
+        }
+        guard let sync = PQgetResult(handle) else { throw lost(statements.count - 1) }
+        let synced = PQresultStatus(sync) == PGRES_PIPELINE_SYNC
+        PQclear(sync)
+        guard synced, PQexitPipelineMode(handle) == 1 else { throw lost(statements.count - 1) }
+        if let failure { throw failure }
+        return results
     }
 
     /// Runs one or more statements without parameters (simple query protocol).
@@ -257,6 +372,9 @@ final class PostgresResult {
     }
 
     var rowCount: Int { Int(PQntuples(res)) }
+
+    /// The command tag (`COMMIT`, or `ROLLBACK` for a `COMMIT` of a failed transaction).
+    var commandStatus: String { PQcmdStatus(res).map { String(cString: $0) } ?? "" }
 
     /// The rows an `INSERT`, `UPDATE` or `DELETE` affected (`PQcmdTuples`).
     var affectedRows: Int {

@@ -10,16 +10,27 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
     private let connection: PostgresConnection
     let scope: Scope
     private var isOpen = true
+    /// Set up `SAVEPOINT <name>` before the first statement (an append's hook in a batch).
+    private let savepoint: String?
+    /// Whether the savepoint was set (the hook ran a statement).
+    private(set) var savepointSet = false
 
-    init(connection: PostgresConnection, scope: Scope) {
+    /// - Parameter savepoint: a savepoint to set before the first statement, so that a failing
+    ///   hook can be rolled back alone; a hook that runs no statement then costs no round trip.
+    init(connection: PostgresConnection, scope: Scope, savepoint: String? = nil) {
         self.connection = connection
         self.scope = scope
+        self.savepoint = savepoint
     }
 
     func close() { isOpen = false }
 
     private func conn() throws -> PostgresConnection {
         guard isOpen else { throw MinkError(.internalError, "read-model transaction used after it ended") }
+        if let savepoint, !savepointSet {
+            try connection.execute("SAVEPOINT \(savepoint)")
+            savepointSet = true
+        }
         return connection
     }
 

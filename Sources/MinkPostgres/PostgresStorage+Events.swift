@@ -2,87 +2,35 @@ import Foundation
 import Mink
 
 extension PostgresStorage {
-    /// Events per INSERT statement (6 parameters each; PostgreSQL allows 65,535 per statement).
-    static let insertChunk = 1000
-
-    /// Appends events atomically (see ``EventStoreAdapter/append(_:hook:)``).
+    /// Appends events atomically (see ``EventStoreAdapter/append(_:hook:)``), committed together
+    /// with the other appends waiting for the tenant (``AppendBatcher``).
     ///
-    /// One transaction: take the tenant's advisory lock (`pg_advisory_xact_lock`), read the head
-    /// position and the stream's version, recognise a retry by its event IDs
-    /// (`InMemoryStorage.replay(of:in:)`), check the expected version, insert the events at
-    /// `head + 1 …`, update the stream, `NOTIFY`, run the hook, commit. The lock is held until
-    /// the commit, so a later append of the tenant reads a head that includes this one: positions
-    /// are dense and committed in order.
+    /// The batch's transaction takes the tenant's advisory lock (`pg_advisory_xact_lock`), reads
+    /// the head position and the streams' versions, and then treats each append as if it were
+    /// alone: recognise a retry by its event IDs (`InMemoryStorage.replay(of:in:)`), check the
+    /// expected version, give the events the positions after the head, run the hook in a
+    /// savepoint; one insert writes every row, updates the streams and sends `NOTIFY`, then
+    /// `COMMIT`. The lock is held until the commit, so the next batch of the tenant, in any
+    /// process, reads a head that includes this one: positions are dense and committed in order.
+    /// A conflict, a reused event ID or a failing hook fails that append alone.
     public func append(_ request: AppendRequest, hook: AppendTransactionHook?) async throws -> AppendResult {
-        let now = EventRow.microseconds(Date())
-        let timestamp = EventRow.date(microseconds: now)
-        let category = StreamID.category(of: request.streamID)
-        let rows = try request.events.map { e in
-            (id: e.id ?? UUID().uuidString.lowercased(), event: e, metadata: try EventRow.encodeMetadata(e.metadata))
-        }
-        let ids = request.events.compactMap(\.id)
-        let channel = core.configuration.channel
-        return try await withConnection { conn, scope in
-            let sql = scope.sql
-            let tenant = PostgresValue.text(scope.tenantID)
-            let stream = PostgresValue.text(request.streamID)
-            return try conn.transaction(begin: "SELECT pg_advisory_xact_lock(\(scope.appendLockKey))") {
-                let state = try conn.query(sql.appendState, [tenant, stream, .textArray(ids)], prepare: true)
-                let head = state.int64(0, 0) ?? 0
-                let current = state.int64(0, 1) ?? 0
-                if (state.int64(0, 2) ?? 0) > 0 {
-                    let existing = try EventRow.decodeAll(try conn.query(sql.eventsByID, [tenant, stream, .textArray(ids)]))
-                    if let replay = try InMemoryStorage.replay(of: request, in: existing, currentVersion: current) { return replay }
-                }
-                try request.expectedVersion.check(streamID: request.streamID, currentVersion: current)
-
-                var events: [Event] = []
-                events.reserveCapacity(rows.count)
-                for (i, r) in rows.enumerated() {
-                    events.append(Event(
-                        id: r.id, streamID: request.streamID, type: r.event.type, data: r.event.data, metadata: r.event.metadata,
-                        version: current + Int64(i) + 1, globalPosition: UInt64(head) + UInt64(i) + 1, timestamp: timestamp
-                    ))
-                }
-                do {
-                    var start = 0
-                    while start < rows.count {
-                        let end = min(start + Self.insertChunk, rows.count)
-                        let finish = end == rows.count
-                        var params: [PostgresValue] = [tenant, stream, .text(category), .int(now)]
-                        params.reserveCapacity(4 + (end - start) * 6 + 2)
-                        for i in start..<end {
-                            params.append(.int(events[i].globalPosition))
-                            params.append(.int(events[i].version))
-                            params.append(.text(rows[i].id))
-                            params.append(.text(rows[i].event.type))
-                            params.append(.bytes(rows[i].event.data))
-                            params.append(.text(rows[i].metadata))
-                        }
-                        if finish {
-                            params.append(.int(current + Int64(rows.count)))
-                            params.append(.text(scope.notifyKey))
-                        }
-                        let text = sql.insertEvents(rows: end - start, finish: finish, channel: channel)
-                        try conn.query(text, params, prepare: end - start <= 4)
-                        start = end
-                    }
-                } catch let e as PostgresError where e.isUniqueViolation {
-                    // Unreachable while every writer takes the tenant lock; kept as a last line of defence.
-                    if e.constraint == "mink_events_event_id_key" {
-                        throw MinkError(
-                            .duplicateEventID, "an event ID is used twice in stream \(request.streamID)", streamID: request.streamID, underlying: e
-                        )
-                    }
-                    throw MinkError(.concurrencyConflict, "concurrent append to stream \(request.streamID)", streamID: request.streamID, underlying: e)
-                }
-                if let hook {
-                    let tx = PostgresReadModelTransaction(connection: conn, scope: scope)
-                    defer { tx.close() }
-                    try hook(events, tx)
-                }
-                return AppendResult(streamID: request.streamID, events: events)
+        let rows = try AppendBatcher.rows(of: request)
+        let scope = self.scope
+        try await core.ensureReady(scope)
+        do {
+            return try await scope.backend.appender(for: scope).append(request, rows: rows, hook: hook)
+        } catch let e as PostgresError where scope.ownsStorage && e.isMissingStorage {
+            // Dropped (by a tenant deletion in another process) since it was migrated here: the
+            // write creates the tenant again, as a first write would.
+            core.forgetReady(scope)
+            try await core.ensureReady(scope)
+            do {
+                return try await scope.backend.appender(for: scope).append(request, rows: rows, hook: hook)
+            } catch {
+                throw error.mappedForMink()
             }
+        } catch {
+            throw error.mappedForMink()
         }
     }
 

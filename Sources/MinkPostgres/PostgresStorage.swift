@@ -21,9 +21,10 @@ import Synchronization
 /// operations throw `MinkError(.unavailable)` with `isTransient == true`; once it is back they
 /// succeed again with the same storage object.
 ///
-/// Appends take a per-tenant transaction-level advisory lock and give positions `max + 1`, so
-/// positions are dense per tenant and become visible strictly in order (see
-/// `docs/storage-postgres.md`). Each append sends `NOTIFY mink_commits` in its transaction;
+/// Appends are committed in groups: the appends waiting for a tenant share one transaction
+/// (group commit), which takes the tenant's transaction-level advisory lock and gives positions
+/// `max + 1`, so positions are dense per tenant and become visible strictly in order (see
+/// `docs/storage-postgres.md`). Each such transaction sends `NOTIFY mink_commits`;
 /// ``externalCommits()`` turns other processes' notifications into wake-ups.
 public final class PostgresStorage: EventStoreAdapter, SnapshotAdapter, ReadModelStore {
     let core: Core
@@ -215,23 +216,39 @@ final class Backends: Sendable {
     }
 }
 
-/// A database the storage talks to: its pool and its LISTEN connection.
+/// A database the storage talks to: its pool, its LISTEN connection, and the group commit of
+/// each tenant's appends.
 final class Backend: Sendable {
     /// The database name for `.database` tenancy; `nil` for the configured one.
     let database: String?
     let pool: ConnectionPool
     let listener: CommitListener
+    private let channel: String
+    /// One batcher per tenant of this database, by NOTIFY key (schema and tenant).
+    private let appenders = Mutex<[String: AppendBatcher]>([:])
 
     init(configuration: PostgresConfiguration, database: String?, poolSize: Int, idleTimeout: Duration?) {
         let parameters = configuration.connectionParameters(database: database)
         self.database = database
+        self.channel = configuration.channel
         self.pool = ConnectionPool(
             label: "mink.postgres.\(database ?? "main")", size: poolSize, parameters: parameters, idleTimeout: idleTimeout
         )
         self.listener = CommitListener(parameters: parameters, channel: configuration.channel, ownPIDs: pool.pids)
     }
 
+    /// The batcher of a tenant's appends, made on first use.
+    func appender(for scope: Scope) -> AppendBatcher {
+        appenders.withLock { a in
+            if let existing = a[scope.notifyKey] { return existing }
+            let new = AppendBatcher(scope: scope, pool: pool, channel: channel)
+            a[scope.notifyKey] = new
+            return new
+        }
+    }
+
     func shutdown() async {
+        for a in appenders.withLock({ Array($0.values) }) { a.close() }
         await listener.shutdown()
         await pool.close()
     }

@@ -1,0 +1,202 @@
+import Foundation
+import Mink
+import Synchronization
+
+/// Group commit of one tenant's appends: the appends waiting for the tenant go to PostgreSQL
+/// together, in one transaction (see `docs/storage-postgres.md`, "Group commit").
+///
+/// An append joins the queue; if no batch is being written it starts a drain at once (a lone
+/// append waits for nobody). The drain borrows one pooled connection and, on that connection's
+/// queue, takes everything waiting (up to ``Limits``) as one batch: one advisory lock, one
+/// statement reading every stream's state, one insert, one `COMMIT`, one `NOTIFY`. Appends that
+/// arrive meanwhile form the next batch. Each caller is resumed with its own outcome once the
+/// batch's transaction is over — a success only after `COMMIT` succeeded.
+///
+/// One batcher per tenant and database (kept by ``Backend``), so different tenants do not wait
+/// for each other.
+final class AppendBatcher: Sendable {
+    /// How large a batch may grow, and how long a drain keeps its connection.
+    struct Limits: Sendable {
+        /// Appends per batch.
+        var appends = 256
+        /// Events per batch (an append larger than this is a batch of its own).
+        var events = 10_000
+        /// Payload bytes per batch (likewise).
+        var bytes = 8 << 20
+        /// Batches written before the drain gives its connection back to the pool (and queues
+        /// for one again), so that a tenant under constant load does not keep a connection.
+        var batchesPerConnection = 32
+    }
+
+    /// An event's values that the caller prepares (in parallel, before queueing).
+    struct Row: Sendable {
+        let id: String
+        let metadata: String
+    }
+
+    /// An append waiting for its batch.
+    struct Pending: Sendable {
+        let request: AppendRequest
+        let hook: AppendTransactionHook?
+        let rows: [Row]
+        let bytes: Int
+        let continuation: CheckedContinuation<AppendResult, any Error>
+    }
+
+    private struct State {
+        var pending: [Pending] = []
+        var draining = false
+        var closed = false
+    }
+
+    let scope: Scope
+    let channel: String
+    let limits: Limits
+    private let pool: ConnectionPool
+    private let state = Mutex(State())
+    /// Transactions that committed appends (statistics for tests and benchmarks).
+    let transactionsCommitted = Atomic<Int>(0)
+    /// Appends committed by those transactions (replays not counted).
+    let appendsCommitted = Atomic<Int>(0)
+
+    init(scope: Scope, pool: ConnectionPool, channel: String, limits: Limits = Limits()) {
+        self.scope = scope
+        self.pool = pool
+        self.channel = channel
+        self.limits = limits
+    }
+
+    /// Prepares a request's rows: event IDs (generated when missing), metadata text.
+    /// - Throws: `.validationFailed` when a text value holds a NUL character (PostgreSQL cannot
+    ///   store it; checked here so that the append fails alone, before it joins a batch).
+    static func rows(of request: AppendRequest) throws -> [Row] {
+        func checkText(_ s: String) throws {
+            if s.utf8.contains(0) {
+                throw PostgresError(sqlState: "22021", message: "text values cannot contain a NUL character").minkError
+            }
+        }
+        try checkText(request.streamID)
+        return try request.events.map { e in
+            let row = Row(id: e.id ?? UUID().uuidString.lowercased(), metadata: try EventRow.encodeMetadata(e.metadata))
+            try checkText(row.id)
+            try checkText(e.type)
+            try checkText(row.metadata)
+            return row
+        }
+    }
+
+    /// Queues an append and returns its outcome once its batch's transaction is over.
+    /// - Throws: what the append failed with — ``PostgresError``s unmapped (the caller maps them
+    ///   and handles a missing tenant schema), `MinkError`s, or what the hook threw.
+    func append(_ request: AppendRequest, rows: [Row], hook: AppendTransactionHook?) async throws -> AppendResult {
+        let bytes = request.events.reduce(0) { $0 + $1.data.count }
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<AppendResult, any Error>) in
+            let pending = Pending(request: request, hook: hook, rows: rows, bytes: bytes, continuation: continuation)
+            let start: Bool? = state.withLock { s in
+                if s.closed { return nil }
+                s.pending.append(pending)
+                if s.draining { return false }
+                s.draining = true
+                return true
+            }
+            switch start {
+            case nil: continuation.resume(throwing: MinkError(.cancelled, "storage is shut down"))
+            // The drain outlives this append's wait (it goes on with the appends queued meanwhile),
+            // so it is a task of its own rather than this caller's: a caller that is answered
+            // returns at once, and cancelling it does not stop the others' batch.
+            case true?: Task { await self.drain() }
+            case false?: break
+            }
+        }
+    }
+
+    /// Appends queued and not yet taken into a batch.
+    var pendingCount: Int { state.withLock { $0.pending.count } }
+
+    /// Fails the appends still queued; later appends fail with `.cancelled`. A batch being
+    /// written finishes.
+    func close() {
+        let failed = state.withLock { s in
+            s.closed = true
+            defer { s.pending = [] }
+            return s.pending
+        }
+        for p in failed { p.continuation.resume(throwing: MinkError(.cancelled, "storage is shut down")) }
+    }
+
+    // MARK: Draining
+
+    /// Writes batches until nothing waits, borrowing a pooled connection for up to
+    /// `batchesPerConnection` batches at a time.
+    private func drain() async {
+        while true {
+            do {
+                let more = try await pool.withConnection(mappingErrors: false) { conn in self.writeBatches(on: conn) }
+                if !more { return }
+            } catch {
+                // No connection (the server is down, or the pool is closed): what waits now fails
+                // with that error; a later append starts a new drain.
+                let failed = state.withLock { s in
+                    s.draining = false
+                    defer { s.pending = [] }
+                    return s.pending
+                }
+                for p in failed { p.continuation.resume(throwing: error) }
+                return
+            }
+        }
+    }
+
+    /// On the connection's queue: writes batches; returns whether appends may still wait (the
+    /// connection broke or the drain used its share of the connection).
+    private func writeBatches(on conn: PostgresConnection) -> Bool {
+        for _ in 0..<limits.batchesPerConnection {
+            let batch = nextBatch()
+            if batch.isEmpty { return false }
+            write(batch, on: conn)
+            // A broken connection is replaced by the pool's worker on the next borrow.
+            if !conn.isOpen { return true }
+        }
+        return true
+    }
+
+    /// Takes the next batch off the queue: everything waiting, within ``Limits`` (at least one
+    /// append). An empty batch ends the drain, in the same critical section that found nothing.
+    private func nextBatch() -> [Pending] {
+        state.withLock { s in
+            var n = 0, events = 0, bytes = 0
+            while n < s.pending.count, n < limits.appends {
+                let p = s.pending[n]
+                if n > 0, events + p.rows.count > limits.events || bytes + p.bytes > limits.bytes { break }
+                events += p.rows.count
+                bytes += p.bytes
+                n += 1
+            }
+            let batch = Array(s.pending.prefix(n))
+            s.pending.removeFirst(n)
+            if batch.isEmpty { s.draining = false }
+            return batch
+        }
+    }
+
+    /// Writes one batch and answers its appends.
+    private func write(_ batch: [Pending], on conn: PostgresConnection) {
+        switch commit(batch, on: conn) {
+        case .committed(let outcomes, let written):
+            if written > 0 {
+                transactionsCommitted.add(1, ordering: .relaxed)
+                appendsCommitted.add(written, ordering: .relaxed)
+            }
+            for (p, outcome) in zip(batch, outcomes) { p.continuation.resume(with: outcome) }
+        case .failed(let error, let retryAlone):
+            // Nothing of the batch was committed. A failure that one append may have caused (a
+            // server error that is neither transient nor about the connection) is not allowed to
+            // fail its neighbours: each append is tried again alone.
+            if retryAlone, batch.count > 1, conn.isOpen {
+                for p in batch { write([p], on: conn) }
+            } else {
+                for p in batch { p.continuation.resume(throwing: error) }
+            }
+        }
+    }
+}

@@ -1,0 +1,245 @@
+import Dispatch
+import Foundation
+import Mink
+@testable import MinkPostgres
+import Synchronization
+import Testing
+
+/// Group commit on PostgreSQL: concurrent appends of a tenant share transactions, and one
+/// append's conflict, reused event ID or failing hook fails that append alone.
+@Suite("PostgreSQL group commit")
+struct PostgresGroupCommitTests {
+    /// The batcher of a storage view's tenant.
+    static func batcher(_ s: PostgresStorage) -> AppendBatcher { s.scope.backend.appender(for: s.scope) }
+
+    /// Waits until `count` appends are queued behind the batch being written (or fails).
+    static func waitForQueued(_ s: PostgresStorage, _ count: Int, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while batcher(s).pendingCount < count {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("only \(batcher(s).pendingCount) of \(count) appends queued", sourceLocation: sourceLocation)
+                throw TestSetupError(description: "appends were not queued")
+            }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+    }
+
+    /// Starts an append whose hook blocks its batch's transaction until `gate` is signalled (at
+    /// most 10 s), so that the appends queued meanwhile form the next batch, in a known order.
+    static func holdBatch(_ s: PostgresStorage, _ gate: DispatchSemaphore) async throws -> Task<AppendResult, any Error> {
+        let (entered, enteredContinuation) = AsyncStream.makeStream(of: Void.self)
+        let held = Task {
+            try await s.append(request("hold-1", [event("Held")]), hook: { _, _ in
+                enteredContinuation.yield()
+                _ = gate.wait(timeout: .now() + 10)  // on the connection's own thread, not the cooperative pool
+            })
+        }
+        var it = entered.makeAsyncIterator()
+        _ = await it.next()
+        return held
+    }
+
+    /// Queues appends one after the other behind a held batch (so that their order in the next
+    /// batch is known) and returns their outcomes once that batch is written.
+    static func oneBatch(
+        _ s: PostgresStorage, _ appends: [(AppendRequest, AppendTransactionHook?)]
+    ) async throws -> [Result<AppendResult, any Error>] {
+        let gate = DispatchSemaphore(value: 0)
+        let held = try await holdBatch(s, gate)
+        let before = batcher(s).transactionsCommitted.load(ordering: .relaxed)
+        var tasks: [Task<AppendResult, any Error>] = []
+        for (i, (req, hook)) in appends.enumerated() {
+            tasks.append(Task { try await s.append(req, hook: hook) })
+            try await waitForQueued(s, i + 1)
+        }
+        gate.signal()
+        _ = try await held.value
+        var outcomes: [Result<AppendResult, any Error>] = []
+        for t in tasks { outcomes.append(await t.result) }
+        let transactions = batcher(s).transactionsCommitted.load(ordering: .relaxed) - before
+        #expect(transactions == 2, "the held batch and one batch for the \(appends.count) queued appends: \(transactions)")
+        return outcomes
+    }
+
+    static func error(_ r: Result<AppendResult, any Error>) -> MinkError? {
+        if case .failure(let e) = r { return e as? MinkError }
+        return nil
+    }
+
+    static func value(_ r: Result<AppendResult, any Error>) -> AppendResult? {
+        if case .success(let v) = r { return v }
+        return nil
+    }
+
+    @Test func concurrentAppendsShareTransactionsAndStayDense() async throws {
+        let s = try await TestServer.storage(poolSize: 4)
+        defer { Task { await s.shutdown() } }
+        let writers = 64, perWriter = 10
+        // Half the writers append to their own stream with exact versions, the other half to
+        // four shared streams with `.any`.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for w in 0..<writers {
+                group.addTask {
+                    for i in 0..<perWriter {
+                        if w % 2 == 0 {
+                            let r = try await s.append(request("own\(w)-1", [event("E")], .exact(Int64(i))), hook: nil)
+                            #expect(r.toVersion == Int64(i + 1))
+                        } else {
+                            _ = try await s.append(request("shared-\(w % 4)", [event("E"), event("F")]), hook: nil)
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let appends = writers * perWriter
+        let transactions = Self.batcher(s).transactionsCommitted.load(ordering: .relaxed)
+        #expect(Self.batcher(s).appendsCommitted.load(ordering: .relaxed) == appends)
+        #expect(transactions < appends, "\(appends) appends in \(transactions) transactions: no batching")
+
+        let all = try await s.readAll(after: 0, filter: .all, limit: 10_000)
+        let total = writers / 2 * perWriter + writers / 2 * perWriter * 2
+        #expect(all.map(\.globalPosition) == (1...UInt64(total)).map { $0 }, "positions dense")
+        var byStream: [String: [Int64]] = [:]
+        for e in all { byStream[e.streamID, default: []].append(e.version) }
+        for (stream, versions) in byStream {
+            #expect(versions == (1...Int64(versions.count)).map { $0 }, "versions of \(stream) dense and in position order")
+        }
+        #expect(byStream.count == writers / 2 + 2)
+        #expect(try await s.streamInfo("shared-1")?.version == Int64(writers / 4 * perWriter * 2))
+    }
+
+    @Test func conflictsAndReusedIDsInOneBatchFailAlone() async throws {
+        let s = try await TestServer.storage()
+        defer { Task { await s.shutdown() } }
+        let a = event("A", #"{"a":1}"#, id: "id-a")
+        let outcomes = try await Self.oneBatch(s, [
+            (request("c-1", [a], .noStream), nil),  // 0: v1
+            (request("c-1", [event()], .exact(0)), nil),  // 1: conflict with 0, in the same batch
+            (request("c-1", [event("B", id: "id-b")], .exact(1)), nil),  // 2: v2
+            (request("c-1", [a], .noStream), nil),  // 3: a retry of 0 (replay, though 0 is in this batch)
+            (request("c-1", [event("A", #"{"a":2}"#, id: "id-a")]), nil),  // 4: id-a reused for another event
+            (request("d-1", [event(id: "twice"), event(id: "twice")]), nil),  // 5: one ID twice in the append
+            (request("c-1", [event("C")], .streamExists), nil),  // 6: v3
+            (request("e-1", [event()], .streamExists), nil),  // 7: no such stream
+            (request("d-1", [event("D", id: "twice")], .noStream), nil),  // 8: 5 wrote nothing: v1
+        ])
+        let r0 = try #require(Self.value(outcomes[0]))
+        #expect(r0.fromVersion == 1 && r0.fromPosition == 2 && !r0.isReplay)
+        let conflict = Self.error(outcomes[1])
+        #expect(conflict?.code == .concurrencyConflict && conflict?.expectedVersion == 0 && conflict?.actualVersion == 1)
+        let r2 = try #require(Self.value(outcomes[2]))
+        #expect(r2.fromVersion == 2 && r2.fromPosition == 3)
+        let replay = try #require(Self.value(outcomes[3]))
+        #expect(replay.isReplay && replay.events == r0.events)
+        let reused = Self.error(outcomes[4])
+        #expect(reused?.code == .duplicateEventID && reused?.actualVersion == 2)
+        #expect(Self.error(outcomes[5])?.code == .duplicateEventID)
+        let r6 = try #require(Self.value(outcomes[6]))
+        #expect(r6.fromVersion == 3 && r6.fromPosition == 4)
+        #expect(Self.error(outcomes[7])?.code == .streamNotFound)
+        let r8 = try #require(Self.value(outcomes[8]))
+        #expect(r8.fromVersion == 1 && r8.fromPosition == 5)
+
+        let all = try await s.readAll(after: 0, filter: .all, limit: 100)
+        #expect(all.map(\.globalPosition) == [1, 2, 3, 4, 5])
+        #expect(all.map(\.streamID) == ["hold-1", "c-1", "c-1", "c-1", "d-1"])
+        #expect(try await s.readStream("c-1", from: 1, limit: 10, direction: .forward).map(\.id) == ["id-a", "id-b", r6.events[0].id])
+        // A retry in a later batch still finds the events by ID.
+        let again = try await s.append(request("c-1", [event("B", id: "id-b")], .exact(1)), hook: nil)
+        #expect(again.isReplay && again.fromPosition == 3)
+    }
+
+    @Test func aFailingHookFailsOnlyItsAppend() async throws {
+        let s = try await TestServer.storage()
+        defer { Task { await s.shutdown() } }
+        struct Boom: Error {}
+        func put(_ id: String) -> AppendTransactionHook {
+            { events, tx in
+                try tx.putDocument("m", id: id, json: Data(#"{"v":\#(events.last!.globalPosition)}"#.utf8))
+            }
+        }
+        let outcomes = try await Self.oneBatch(s, [
+            (request("h-1", [event()], .noStream), put("a")),  // 0: position 2
+            (request("h-2", [event()], .noStream), { @Sendable _, tx in  // 1: writes, then throws
+                try tx.putDocument("m", id: "b", json: Data("{}".utf8))
+                try tx.setCheckpoint("p", to: 99)
+                throw Boom()
+            }),
+            (request("h-2", [event()], .noStream), put("c")),  // 2: 1 wrote nothing: h-2 is new, position 3
+            (request("h-3", [event()], .noStream), { @Sendable _, tx in  // 3: a statement fails (not a JSON object for jsonb)
+                try tx.putDocument("m", id: "d", json: Data("{\"x\":1}".utf8))
+                try tx.putDocument("m", id: "d2", json: Data("not json".utf8))
+            }),
+            (request("h-4", [event()], .noStream), { @Sendable _, _ in throw Boom() }),  // 4: throws before any statement
+            (request("h-3", [event()], .noStream), put("e")),  // 5: position 4
+        ])
+        #expect(Self.value(outcomes[0])?.fromPosition == 2)
+        if case .failure(let e) = outcomes[1] { #expect(e is Boom, "\(e)") } else { Issue.record("the throwing hook's append succeeded") }
+        #expect(Self.value(outcomes[2])?.fromPosition == 3)
+        if case .success = outcomes[3] { Issue.record("the append whose hook's statement failed succeeded") }
+        if case .failure(let e) = outcomes[4] { #expect(e is Boom, "\(e)") } else { Issue.record("the throwing hook's append succeeded") }
+        #expect(Self.value(outcomes[5])?.fromPosition == 4)
+
+        #expect(try await s.readAll(after: 0, filter: .all, limit: 100).map(\.streamID) == ["hold-1", "h-1", "h-2", "h-3"])
+        #expect(try await s.document("m", id: "a") == Data(#"{"v":2}"#.utf8))
+        #expect(try await s.document("m", id: "c") == Data(#"{"v":3}"#.utf8))
+        #expect(try await s.document("m", id: "e") == Data(#"{"v":4}"#.utf8))
+        for gone in ["b", "d", "d2"] { #expect(try await s.document("m", id: gone) == nil, "document \(gone) of a failed append") }
+        #expect(try await s.checkpoint("p") == 0)
+        #expect(try await s.streamInfo("h-4") == nil)
+    }
+
+    /// The batch's connection is terminated while its transaction is open: every append of the
+    /// batch fails with a transient `.unavailable`, none is stored, and the next appends work.
+    @Test func aBatchWhoseConnectionDiesFailsWholeAndTransient() async throws {
+        let s = try await TestServer.storage()
+        let other = try await TestServer.storage()
+        defer { Task { await s.shutdown(); await other.shutdown() } }
+        let gate = DispatchSemaphore(value: 0)
+        let (entered, enteredContinuation) = AsyncStream.makeStream(of: Void.self)
+        let held = Task {
+            try await s.append(request("dies-1", [event()]), hook: { _, _ in
+                enteredContinuation.yield()
+                _ = gate.wait(timeout: .now() + 10)
+            })
+        }
+        var it = entered.makeAsyncIterator()
+        _ = await it.next()
+        // The session holding the tenant's append lock is the batch's.
+        let bits = UInt64(bitPattern: s.scope.appendLockKey)
+        let terminated = try await other.core.main.pool.withConnection { conn in
+            try conn.query(
+                """
+                SELECT pg_terminate_backend(pid) FROM pg_locks
+                WHERE locktype = 'advisory' AND granted AND classid = $1::oid AND objid = $2::oid AND objsubid = 1
+                """,
+                [.int(bits >> 32), .int(bits & 0xffff_ffff)]
+            ).rowCount
+        }
+        #expect(terminated == 1)
+        gate.signal()
+        let outcome = await held.result
+        guard case .failure(let error) = outcome, let e = error as? MinkError else {
+            Issue.record("an append whose connection died reported \(outcome)")
+            return
+        }
+        #expect(e.code == .unavailable && e.isTransient, "\(e)")
+        #expect(try await s.readAll(after: 0, filter: .all, limit: 10).isEmpty)
+        let next = try await s.append(request("dies-1", [event()], .noStream), hook: nil)
+        #expect(next.fromPosition == 1)
+    }
+
+    /// Tenants have batchers of their own: one tenant's held batch does not delay another's.
+    @Test func tenantsBatchApart() async throws {
+        let s = try await TestServer.storage()
+        defer { Task { await s.shutdown() } }
+        let gate = DispatchSemaphore(value: 0)
+        let held = try await Self.holdBatch(s, gate)
+        let acme = try s.scoped("acme")
+        let r = try await acme.append(request("a-1", [event()]), hook: nil)
+        #expect(r.fromPosition == 1)
+        gate.signal()
+        #expect(try await held.value.fromPosition == 1)
+    }
+}
