@@ -44,6 +44,9 @@ extension API {
 
     // MARK: Operations
 
+    /// `/healthz`'s document, which never changes (the response around it is built per request).
+    private static let healthBody = HealthBody().jsonBytes()
+
     /// Answers a route whose handler needs no storage and never waits (``Route/isSynchronous``).
     ///
     /// The responder runs these on the connection's event loop, without a task
@@ -53,7 +56,7 @@ extension API {
     /// - Throws: `500` for a route that is not synchronous (a bug).
     func handleSynchronously(_ c: RequestContext) throws -> HTTPResponse {
         switch c.route {
-        case .healthz: return Reply.json(HealthBody())
+        case .healthz: return Reply.json(bytes: Self.healthBody)
         case .info: return info()
         default: throw APIError(.internal, "no synchronous handler for \(c.route.template)")
         }

@@ -92,7 +92,8 @@ struct Serve: AsyncParsableCommand {
         do {
             try await ServiceGroup(configuration: groupConfiguration).run()
         } catch {
-            fail("minkd: \(error)")
+            // Only the HTTP service throws, and only while it starts (bind, storage, projections).
+            fail("minkd: cannot start: \(error)")
         }
         logger.notice("stopped")
     }

@@ -47,7 +47,7 @@ struct PostgresCrashTests {
                             let id = UUID().uuidString.lowercased()
                             let order = "o\(w)-\(version + 1)"
                             let body = #"{"expectedVersion":\#(version),"events":[{"id":"\#(id)","type":"OrderCreated","data":{"orderId":"\#(order)","total":1}}]}"#
-                            let reply: (status: Int, json: MinkWire.JSONValue)
+                            let reply: (status: Int, json: JSONValue)
                             do {
                                 reply = try await daemon.request("POST", "/v1/streams/order-\(w)", body: body)
                             } catch {
@@ -75,7 +75,8 @@ struct PostgresCrashTests {
         }
         shared.killed.store(true, ordering: .relaxed)
         kill(daemon.pid, SIGKILL)
-        #expect(await ProcessLaunch.exit(of: daemon.minkd.process) == ProcessLaunch.Exit(reason: .uncaughtSignal, status: SIGKILL))
+        let exit = await ProcessLaunch.exit(of: daemon.minkd.process)
+        #expect(exit == ProcessLaunch.Exit(reason: .uncaughtSignal, status: SIGKILL))
         await load.value
         #expect(shared.failuresBeforeKill.withLock { $0 }.isEmpty, "\(shared.failuresBeforeKill.withLock { $0.prefix(3) })")
         let acknowledged = shared.acks.withLock { $0 }
