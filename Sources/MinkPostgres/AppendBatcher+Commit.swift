@@ -70,9 +70,14 @@ extension AppendBatcher {
             let results = try conn.pipeline([
                 .init("BEGIN"),
                 .init("SELECT pg_advisory_xact_lock($1::int8)", [.int(scope.appendLockKey)], prepare: true),
+                // Not prepared: planned for each batch on the table as it is now. A plan kept for
+                // the connection's lifetime, made while the table was empty (every index then
+                // costs the same), probed each event ID through the type index, filtering every
+                // event of the tenant (measured: 1.6 s per batch after 3,000 events). Planning
+                // costs about 1 ms per batch, not per append.
                 .init(sql.batchState, [
                     tenant, .bytes(BinaryArray.text(streams)), .bytes(BinaryArray.text(pairStreams)), .bytes(BinaryArray.text(pairIDs)),
-                ], prepare: true),
+                ]),
             ])
             let state = results[2]
             guard state.rowCount == streams.count else {
@@ -88,7 +93,7 @@ extension AppendBatcher {
                     s.append(stream)
                     i.append(pairIDs[k])
                 }
-                let found = try conn.query(sql.storedEvents, [tenant, .bytes(BinaryArray.text(s)), .bytes(BinaryArray.text(i))], prepare: true)
+                let found = try conn.query(sql.storedEvents, [tenant, .bytes(BinaryArray.text(s)), .bytes(BinaryArray.text(i))])
                 for e in try EventRow.decodeAll(found) { stored[streamIndex[e.streamID]!].append(e) }
             }
         } catch {

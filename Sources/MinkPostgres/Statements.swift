@@ -36,12 +36,14 @@ struct Statements: Sendable {
         // (stream, event ID) pair. The probes are scalar subqueries on purpose: an `EXISTS` or
         // `IN` would be turned into a semi-join, which a generic plan made while the table was
         // small may run as a hash join over every event of the tenant (measured: 100-event
-        // appends 10× slower as the table grew). `known` is computed once, not per stream.
+        // appends 10× slower as the table grew). No `LIMIT` in the probe (the unique key allows one
+        // row at most): with a LIMIT, a plan made on an empty table preferred the primary key,
+        // filtering every event of the tenant, per probe. `known` is computed once.
         """
         WITH known AS MATERIALIZED (
             SELECT u.stream, count(*) AS n FROM unnest($3::text[], $4::text[]) AS u(stream, id)
             WHERE (SELECT true FROM \(events) e
-                   WHERE e.tenant_id = $1 AND e.stream_id = u.stream AND e.event_id = u.id LIMIT 1)
+                   WHERE e.tenant_id = $1 AND e.stream_id = u.stream AND e.event_id = u.id)
             GROUP BY u.stream)
         SELECT coalesce((SELECT position FROM \(events) WHERE tenant_id = $1 ORDER BY position DESC LIMIT 1), 0),
                (SELECT version FROM \(streams) WHERE tenant_id = $1 AND stream_id = s.id),
@@ -54,13 +56,13 @@ struct Statements: Sendable {
     /// The stored events with the given (stream, event ID) pairs (`$2::text[]`, `$3::text[]`),
     /// by stream and version.
     var storedEvents: String {
-        // One unique-key probe per pair (LIMIT keeps the lateral subquery from being pulled up
-        // into a join the planner might hash; see `batchState`).
+        // One unique-key probe per pair (OFFSET 0 keeps the lateral subquery from being pulled up
+        // into a join the planner might hash; no LIMIT, see `batchState`).
         """
         SELECT e.* FROM unnest($2::text[], $3::text[]) AS u(stream, id)
         CROSS JOIN LATERAL (
             SELECT \(Self.eventColumns) FROM \(events)
-            WHERE tenant_id = $1 AND stream_id = u.stream AND event_id = u.id LIMIT 1) AS e
+            WHERE tenant_id = $1 AND stream_id = u.stream AND event_id = u.id OFFSET 0) AS e
         ORDER BY e.stream_id, e.version
         """
     }

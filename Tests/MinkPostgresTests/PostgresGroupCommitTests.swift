@@ -14,7 +14,7 @@ struct PostgresGroupCommitTests {
 
     /// Waits until `count` appends are queued behind the batch being written (or fails).
     static func waitForQueued(_ s: PostgresStorage, _ count: Int, sourceLocation: SourceLocation = #_sourceLocation) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(30)
         while batcher(s).pendingCount < count {
             guard ContinuousClock.now < deadline else {
                 Issue.record("only \(batcher(s).pendingCount) of \(count) appends queued", sourceLocation: sourceLocation)
@@ -25,13 +25,14 @@ struct PostgresGroupCommitTests {
     }
 
     /// Starts an append whose hook blocks its batch's transaction until `gate` is signalled (at
-    /// most 10 s), so that the appends queued meanwhile form the next batch, in a known order.
+    /// most 60 s: a machine busy with other work can be slow to queue them), so that the appends
+    /// queued meanwhile form the next batch, in a known order.
     static func holdBatch(_ s: PostgresStorage, _ gate: DispatchSemaphore) async throws -> Task<AppendResult, any Error> {
         let (entered, enteredContinuation) = AsyncStream.makeStream(of: Void.self)
         let held = Task {
             try await s.append(request("hold-1", [event("Held")]), hook: { _, _ in
                 enteredContinuation.yield()
-                _ = gate.wait(timeout: .now() + 10)  // on the connection's own thread, not the cooperative pool
+                _ = gate.wait(timeout: .now() + 60)  // on the connection's own thread, not the cooperative pool
             })
         }
         var it = entered.makeAsyncIterator()
