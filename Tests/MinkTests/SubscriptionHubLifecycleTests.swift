@@ -8,7 +8,7 @@ import Testing
 struct SubscriptionHubLifecycleTests {
     typealias CountingAdapter = SubscriptionHubTests.CountingAdapter
 
-    static func eventually(_ seconds: Double = 5, _ condition: () async -> Bool) async -> Bool {
+    static func eventually(_ seconds: Double = 30, _ condition: () async -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + .seconds(seconds)
         while ContinuousClock.now < deadline {
             if await condition() { return true }
