@@ -1,5 +1,4 @@
 import Foundation
-import Logging
 
 /// Fans committed events out to the subscriptions and async projections of one tenant.
 ///
@@ -21,42 +20,23 @@ public actor SubscriptionHub {
     private let capacity: Int
     private var ring: [Event] = []
     private var ringStartIndex = 0  // ring[ringStartIndex...] are the live entries (amortised trimming)
-    /// The head position; meaningful once the hub has left `uninitialized`.
     private var head: UInt64 = 0
+    private var initialized = false
+    private var pumping = false
+    private var pumpAgain = false
     private var waiters: [UInt64: CheckedContinuation<Bool, Never>] = [:]
     private var nextWaiter: UInt64 = 0
-    /// Listens for other processes' commits; started when the hub initializes, cancelled by
-    /// ``shutdown()``.
     private var externalTask: Task<Void, Never>?
+    /// Commits were notified while nobody waited: `head` and the ring may be behind the log.
+    private var stale = false
     /// Passes of the pump begun so far (each reads storage up to its head at that moment).
     private var passesStarted = 0
     /// Readers waiting for the pump: each for a pass begun after it asked.
     private var pumpWaiters: [(pass: Int, continuation: CheckedContinuation<Void, Never>)] = []
 
-    /// Where the hub is: one state at a time, each with its data, so that "initialized",
-    /// "pumping", "pump again" and "stale" cannot contradict one another.
-    enum Lifecycle: Equatable, Sendable {
-        /// The head has not been read yet. `stale`: commits were notified meanwhile, so a
-        /// head read that was already under way may be behind them.
-        case uninitialized(stale: Bool)
-        /// Not reading storage. `stale`: commits were notified while nobody waited, so `head`
-        /// and the ring may be behind the log; the next reader brings them up to date first.
-        case idle(stale: Bool)
-        /// A pass of the pump is reading storage. `again`: commits were notified after the
-        /// pass began, so another pass follows it.
-        case pumping(again: Bool)
-    }
-
-    /// The hub's lifecycle now (tests check the transitions through it).
-    private(set) var lifecycle: Lifecycle = .uninitialized(stale: false)
-
-    private let logger: Logger
-
-    /// Creates a hub over an adapter; `capacity` is the number of recent events kept in memory;
-    /// `logger` receives what should never happen (an illegal transition in a release build).
-    public init(adapter: any EventStoreAdapter, capacity: Int = 10_000, logger: Logger = Logger(label: "mink.subscriptions")) {
+    /// Creates a hub over an adapter; `capacity` is the number of recent events kept in memory.
+    public init(adapter: any EventStoreAdapter, capacity: Int = 10_000) {
         self.adapter = adapter
-        self.logger = logger
         self.capacity = max(16, capacity)
     }
 
@@ -68,12 +48,11 @@ public actor SubscriptionHub {
     }
 
     private func ensureInitialized() async throws {
-        guard case .uninitialized = lifecycle else { return }
+        if initialized { return }
         let h = try await adapter.headPosition()
-        // Another caller may have initialized the hub while this one read the head.
-        if case .uninitialized(let stale) = lifecycle {
+        if !initialized {
             head = h
-            lifecycle = .idle(stale: stale)
+            initialized = true
             if externalTask == nil, let stream = adapter.externalCommits() {
                 externalTask = Task { [weak self] in
                     for await _ in stream { await self?.notifyCommitted() }
@@ -92,33 +71,29 @@ public actor SubscriptionHub {
 
     /// Tells the hub that events were committed; it reads them from storage and wakes waiters.
     public func notifyCommitted() async {
-        switch lifecycle {
-        case .uninitialized:
-            lifecycle = .uninitialized(stale: true)
-        case .idle where waiters.isEmpty:
+        if waiters.isEmpty && !pumping {
             // Nobody to wake: whoever reads next refreshes (``refreshIfStale()``).
-            lifecycle = .idle(stale: true)
-        case .idle, .pumping:
-            await pump()
+            stale = true
+            return
         }
+        await pump()
     }
 
     /// Brings the hub up to date with every commit notified so far, before a reader looks at
     /// `head` or the ring: after commits nobody waited for, and while a pump is running (a
     /// reader must not answer "up to date" from a head the pump is about to move).
     private func refreshIfStale() async {
-        switch lifecycle {
-        case .uninitialized, .idle(stale: false):
-            return
-        case .idle(stale: true):
-            await pump(mayRestartRing: true)
-        case .pumping(let again):
+        guard initialized, stale || pumping else { return }
+        stale = false
+        if pumping {
             // Wait for the running pass to finish; when commits were notified after it began
-            // (`again`, so the pump runs another), for that next pass instead — never for
-            // the pump to stop, which a steady stream of commits could prevent. (Staleness can
-            // only predate the running pass: notifications during a pump set `again`.)
-            let pass = again ? passesStarted + 1 : passesStarted
+            // (`pumpAgain`, so the pump runs another), for that next pass instead — never for
+            // the pump to stop, which a steady stream of commits could prevent. (`stale` can
+            // only predate the running pass: notifications during a pump set `pumpAgain`.)
+            let pass = pumpAgain ? passesStarted + 1 : passesStarted
             await withCheckedContinuation { pumpWaiters.append((pass, $0)) }
+        } else {
+            await pump(mayRestartRing: true)
         }
     }
 
@@ -131,29 +106,19 @@ public actor SubscriptionHub {
     ///   pass, so that readers arriving meanwhile wait for it and commits notified meanwhile
     ///   get another pass.
     private func pump(mayRestartRing: Bool = false) async {
-        switch lifecycle {
-        case .pumping:
-            lifecycle = .pumping(again: true)
-            return
-        case .uninitialized:
-            // Only readers and waiters start the pump, and they initialize the hub first.
-            assertionFailure("SubscriptionHub: pump before initialization")
-            logger.error("illegal subscription hub transition: pump before initialization")
-            return
-        case .idle:
-            break
-        }
+        if pumping { pumpAgain = true; return }
+        pumping = true
         defer {
-            // Notifications during the pump set `again` (never `stale`): nothing is left stale.
-            lifecycle = .idle(stale: false)
+            pumping = false
             resumePumpWaiters(upTo: Int.max)
         }
         var mayRestart = mayRestartRing
         repeat {
-            lifecycle = .pumping(again: false)
+            pumpAgain = false
             passesStarted += 1
             defer { resumePumpWaiters(upTo: passesStarted) }
             do {
+                try await ensureInitialized()
                 if mayRestart {
                     mayRestart = false
                     let h = try await adapter.headPosition()
@@ -176,7 +141,7 @@ public actor SubscriptionHub {
                 // Storage unavailable: waiters time out and subscribers read storage themselves later.
                 wakeAll()
             }
-        } while lifecycle == .pumping(again: true)
+        } while pumpAgain
     }
 
     private func resumePumpWaiters(upTo pass: Int) {

@@ -100,7 +100,8 @@ import Testing
     }
 
     @Test func timeoutThenCancellationThenClose() async throws {
-        try await withTestServer { _, port in
+        // The server must not close the idle connection meanwhile, however slow the machine.
+        try await withTestServer({ $0.headerTimeout = .seconds(60) }) { _, port in
             let c = try await ClientConnection.connect(host: "127.0.0.1", port: port, timeout: .seconds(2))
             #expect(Self.hasNoWaits(await c.currentLifecycle))
             // Nothing to read: the wait times out and the read source is suspended again.
