@@ -9,7 +9,7 @@ if [ -z "${MINKD:-}" ]; then
   (cd "$ROOT" && swift build -c release --product minkd >/dev/null 2>&1) || { echo "swift build -c release --product minkd failed" >&2; exit 1; }
   MINKD=$(cd "$ROOT" && swift build -c release --show-bin-path)/minkd
 fi
-BINARIES=("$MINKD"); LABELS=("minkd")
+BINARIES=("$MINKD"); LABELS=("new")
 if [ -n "${MINKD_BASE:-}" ]; then BINARIES+=("$MINKD_BASE"); LABELS+=("base"); fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mink-compare.XXXXXX"); chmod 755 "$WORK"   # postgres must traverse it
 PIDS=()
