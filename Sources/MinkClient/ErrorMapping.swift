@@ -46,18 +46,18 @@ enum ErrorMapping {
         let details = detail.details
         let message = detail.message
         let detailStream = details["streamId"]?.stringValue ?? streamID
-        var error: MinkError
+        let error: MinkError
         switch detail.code {
         case .concurrencyConflict:
-            error = MinkError(.concurrencyConflict, message, streamID: detailStream)
-            error.expectedVersion = details["expectedVersion"].flatMap(expectedVersion)
-            error.actualVersion = details["actualVersion"]?.int64Value
+            error = MinkError(
+                .concurrencyConflict, message, streamID: detailStream,
+                expectedVersion: details["expectedVersion"].flatMap(expectedVersion), actualVersion: details["actualVersion"]?.int64Value
+            )
         case .duplicateEventID: error = MinkError(.duplicateEventID, message, streamID: detailStream)
         case .streamNotFound: error = MinkError(.streamNotFound, message, streamID: detailStream)
         case .notFound: error = MinkError(.notFound, message, streamID: streamID)
         case .projectionNotFound:
-            error = MinkError(.projectionNotFound, message)
-            error.projectionName = details["name"]?.stringValue
+            error = MinkError(.projectionNotFound, message, projectionName: details["name"]?.stringValue)
         case .invalidQuery: error = MinkError(.invalidQuery, message)
         case .invalidTenant: error = MinkError(.invalidTenant, message)
         case .validationFailed: error = MinkError(.validationFailed, message, streamID: streamID)

@@ -57,9 +57,8 @@ extension MinkClient {
             return ProjectionStatus(
                 try await fetchDecodable(ProjectionStatusBody.self, "GET", target(["v1", "projections", PathEncoding.encode(name)]), idempotent: true)
             )
-        } catch var error as MinkError where error.code == .projectionNotFound {
-            error.projectionName = name
-            throw error
+        } catch let error as MinkError where error.code == .projectionNotFound {
+            throw Self.projectionNotFound(error, name: name)
         }
     }
 
@@ -86,9 +85,17 @@ extension MinkClient {
     private func control(_ name: String, _ action: String, idempotent: Bool) async throws {
         do {
             _ = try await send("POST", target(["v1", "projections", PathEncoding.encode(name), action]), body: Array("{}".utf8), idempotent: idempotent)
-        } catch var error as MinkError where error.code == .projectionNotFound {
-            error.projectionName = name
-            throw error
+        } catch let error as MinkError where error.code == .projectionNotFound {
+            throw Self.projectionNotFound(error, name: name)
         }
+    }
+
+    /// The server's `projection_not_found` with the name the caller asked for (made whole, not
+    /// patched: the server's own `details.name` wins when it sent one).
+    private static func projectionNotFound(_ error: MinkError, name: String) -> MinkError {
+        MinkError(
+            .projectionNotFound, error.message, projectionName: error.projectionName ?? name,
+            isTransient: error.isTransient, underlying: error.underlying
+        )
     }
 }

@@ -66,7 +66,12 @@ public final class MinkServer: Sendable {
         http.maxConnections = configuration.limits.maxConnections
         http.gzipMinBytes = configuration.http.gzipMinBytes
         http.shutdownGracePeriod = .seconds(configuration.shutdown.graceSeconds)
-        let listener = HTTPServer(configuration: http, responder: APIHandler(api: api))
+        // Transport problems (a failed accept, epoll_ctl or epoll_wait, an illegal connection
+        // transition) reach the server's log instead of standard error.
+        let transportLogger = logger
+        let listener = HTTPServer(configuration: http, responder: APIHandler(api: api)) { message in
+            transportLogger.error("transport: \(message)")
+        }
         self.http = listener
         api.transport.attach(listener)
 
