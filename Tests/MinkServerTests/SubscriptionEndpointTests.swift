@@ -112,7 +112,9 @@ struct SubscriptionEndpointTests {
         try await withServer(keepalive: .milliseconds(200)) { s in
             let conn = try await RawConnection.open(port: s.port)
             try await conn.send("GET /v1/subscriptions/all HTTP/1.1\r\nHost: x\r\n\r\n")
-            let text = try await conn.read(until: { $0.contains(": keepalive") }, timeout: .seconds(3))
+            // The limit is generous (a keepalive is due every 200 ms): it returns as soon as one
+            // arrives, and the full suite can starve the cooperative pool's timers for seconds.
+            let text = try await conn.read(until: { $0.contains(": keepalive") }, timeout: .seconds(15))
             #expect(text.contains("retry: 2000"))
             #expect(text.contains("event: caught-up"))
             #expect(text.contains(": keepalive"))
