@@ -20,6 +20,8 @@ final class RawClient: @unchecked Sendable {
     let fd: Int32
     var received: [UInt8] = []
     var closed = false
+    /// How the peer's close showed: "EOF", or the errno of the failed `recv` (a reset, say).
+    var closeReason: String?
     private var released = false
 
     private init(fd: Int32) { self.fd = fd }
@@ -77,22 +79,23 @@ final class RawClient: @unchecked Sendable {
     func read(timeout: Double = 3, until done: @escaping @Sendable ([UInt8]) -> Bool = { _ in false }) async -> Bool {
         let fd = self.fd
         let start = received
-        let (bytes, closed) = await onIOThread { () -> ([UInt8], Bool) in
+        let (bytes, closed, reason) = await onIOThread { () -> ([UInt8], Bool, String?) in
             var buf = [UInt8](repeating: 0, count: 65536)
             var all = start
             let deadline = Date().addingTimeInterval(timeout)
             while Date() < deadline {
-                if done(all) { return (all, false) }
+                if done(all) { return (all, false, nil) }
                 let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
                 if n > 0 { all.append(contentsOf: buf[0..<n]); continue }
-                if n == 0 { return (all, true) }
-                if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { continue }
-                return (all, true)  // ECONNRESET and friends
+                if n == 0 { return (all, true, "EOF") }
+                let e = errno
+                if e == EAGAIN || e == EWOULDBLOCK || e == EINTR { continue }
+                return (all, true, "errno \(e)")  // ECONNRESET and friends
             }
-            return (all, false)
+            return (all, false, nil)
         }
         received = bytes
-        if closed { self.closed = true }
+        if closed { self.closed = true; closeReason = reason }
         return closed
     }
 
