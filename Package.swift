@@ -124,7 +124,7 @@ let package = Package(
         ),
         // Shared by test targets: the seed's order example, the HTTP request vectors, serialised
         // child-process launches.
-        .target(name: "MinkTestFixtures", dependencies: ["Mink"], path: "Tests/MinkTestFixtures", swiftSettings: swiftSettings),
+        .target(name: "MinkTestFixtures", dependencies: ["Mink", "CEpoll"], path: "Tests/MinkTestFixtures", swiftSettings: swiftSettings),
         .testTarget(
             name: "MinkTests",
             dependencies: [

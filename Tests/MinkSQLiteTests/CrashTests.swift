@@ -20,17 +20,12 @@ struct CrashTests {
         let dir = TempDirectory()
         defer { dir.remove() }
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tester)
-        process.arguments = [dir.file()]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try ProcessLaunch.run(process)
+        let process = try ChildProcess(executable: tester, arguments: [dir.file()])
         try await Task.sleep(for: .milliseconds(1200))
         kill(process.processIdentifier, SIGKILL)
         let exit = await ProcessLaunch.exit(of: process)
         #expect(exit == ProcessLaunch.Exit(reason: .uncaughtSignal, status: SIGKILL))
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let output = String(decoding: process.standardOutput.readDataToEndOfFile(), as: UTF8.self)
 
         struct Ack: Hashable { let stream: String; let version: Int64; let position: UInt64; let id: String }
         let acks = output.split(separator: "\n").compactMap { line -> Ack? in

@@ -97,7 +97,7 @@ struct AuthProcessTests {
 extension MinkdProcess {
     /// Reads stderr until a line contains `text` (or the stream ends).
     static func waitForLine(_ p: MinkdProcess, containing text: String) async throws -> Bool {
-        let handle = p.stderr.fileHandleForReading
+        let handle = p.stderr
         return try await onThread { () -> Bool in
             var all = ""
             while true {

@@ -11,26 +11,16 @@ struct MinkdProcess {
         return root.appendingPathComponent(".build/debug/minkd")
     }
 
-    let process = Process()
-    let stderr = Pipe()
-    let stdout = Pipe()
+    let process: ChildProcess
+    var stderr: FileHandle { process.standardError }
+    var stdout: FileHandle { process.standardOutput }
 
     init(_ arguments: [String], stdin: String? = nil) throws {
-        process.executableURL = Self.executable
-        process.arguments = arguments
-        process.standardError = stderr
-        process.standardOutput = stdout
-        var env = ProcessInfo.processInfo.environment
-        env = env.filter { !$0.key.hasPrefix("MINKD_") }
-        process.environment = env
-        if let stdin {
-            let input = Pipe()
-            process.standardInput = input
-            try ProcessLaunch.run(process)
-            input.fileHandleForWriting.write(Data(stdin.utf8))
-            try input.fileHandleForWriting.close()
-        } else {
-            try ProcessLaunch.run(process)
+        let env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("MINKD_") }
+        process = try ChildProcess(executable: Self.executable.path, arguments: arguments, environment: env, standardInput: stdin != nil)
+        if let stdin, let input = process.standardInput {
+            input.write(Data(stdin.utf8))
+            try input.close()
         }
     }
 
@@ -42,14 +32,14 @@ struct MinkdProcess {
             kill(process.processIdentifier, SIGKILL)
             exit = await ProcessLaunch.exit(of: process)
         }
-        let out = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let err = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let out = String(decoding: stdout.readDataToEndOfFile(), as: UTF8.self)
+        let err = String(decoding: stderr.readDataToEndOfFile(), as: UTF8.self)
         return (exit?.status ?? -1, out, err)
     }
 
     /// Reads the JSON log on stderr until the readiness line; returns the bound port.
     func waitUntilReady() async throws -> Int {
-        let handle = stderr.fileHandleForReading
+        let handle = stderr
         let found = try await onThread { () -> Int? in
             var text = ""
             while true {

@@ -25,7 +25,7 @@ struct PostgresProcessTests {
             ])
             port = try await minkd.waitUntilReady()
             // Keep reading the log so that the daemon never blocks on a full pipe.
-            let handle = minkd.stderr.fileHandleForReading
+            let handle = minkd.stderr
             Thread.detachNewThread { while !handle.availableData.isEmpty {} }
         }
 
