@@ -296,7 +296,7 @@ extension MinkdConfiguration {
         try choice(text, keyPath: keyPath, what: "storage kind")
     }
 
-    private static func strategy(_ text: String, keyPath: String) throws -> Tenancy.Strategy {
+    private static func strategy(_ text: String, keyPath: String) throws -> TenantStrategy {
         try choice(text, keyPath: keyPath, what: "tenancy strategy")
     }
 

@@ -1,3 +1,5 @@
+import Mink
+
 /// Everything `minkd` is configured with (CONFIG.md): the merge of defaults, the
 /// YAML file, `MINKD_*` environment variables and command-line flags, in
 /// increasing precedence. Build one with `load(file:environment:overrides:)`.
@@ -58,28 +60,10 @@ public struct MinkdConfiguration: Hashable, Sendable {
         public init() {}
     }
 
-    /// `tenancy:`
-    public struct Tenancy: Hashable, Sendable {
-        /// How tenants' data is kept apart.
-        public enum Strategy: String, Hashable, Sendable, CaseIterable {
-            /// One set of tables with a tenant column.
-            case shared
-            /// One PostgreSQL schema per tenant (`schemaPrefix` + tenant ID).
-            case schema
-            /// One database (SQLite file, PostgreSQL database) per tenant.
-            case database
-        }
-
-        /// `tenancy.strategy` (default `shared`).
-        public var strategy = Strategy.shared
-        /// `tenancy.schemaPrefix` (default `tenant_`).
-        public var schemaPrefix = "tenant_"
-        /// `tenancy.autoCreate`: create a tenant on its first write (default true).
-        public var autoCreate = true
-
-        /// The defaults.
-        public init() {}
-    }
+    /// `tenancy:` — the core's (seed's) multi-tenancy settings, which the storage wiring
+    /// hands to the storage: `strategy` (default `shared`), `schemaPrefix` (default `tenant_`),
+    /// `autoCreate` (default true).
+    public typealias Tenancy = MultiTenancyConfig
 
     /// `auth:`
     public struct Auth: Hashable, Sendable {

@@ -436,7 +436,11 @@ private func readersInOrder(_ s: ConformanceStorage) async throws {
         group.addTask {
             var last: UInt64 = 0
             var positions: [UInt64] = []
+            let giveUp = ContinuousClock.now + .seconds(60)
             while positions.count < writers * appendsPerWriter * 2 {
+                if ContinuousClock.now >= giveUp {
+                    throw ConformanceFailure("the reader saw \(positions.count) of \(writers * appendsPerWriter * 2) events in 60 s", file: #filePath, line: #line)
+                }
                 let page = try await s.events.readAll(after: last, filter: .all, limit: 50)
                 for e in page {
                     if e.globalPosition <= last { throw ConformanceFailure("position \(e.globalPosition) after \(last)", file: #filePath, line: #line) }

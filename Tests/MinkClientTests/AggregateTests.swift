@@ -4,7 +4,7 @@ import MinkTestFixtures
 import MinkClient
 import Testing
 
-@Suite("Remote aggregates and snapshots")
+@Suite("Remote aggregates and snapshots", .timeLimit(.minutes(3)))
 struct AggregateTests {
     @Test func seedOrderExampleAcrossTwoClients() async throws {
         try await withServer { server in

@@ -13,7 +13,7 @@ struct OrderSummary: ReadModel, Equatable {
     struct Address: Codable, Equatable { var city: String }
 }
 
-@Suite("Read models and projections over HTTP")
+@Suite("Read models and projections over HTTP", .timeLimit(.minutes(3)))
 struct ReadModelTests {
     static let docs = [
         OrderSummary(id: "o1", status: "pending", total: 50, priority: "high", address: .init(city: "Oslo")),

@@ -4,7 +4,7 @@ import MinkTestFixtures
 import MinkClient
 import Testing
 
-@Suite("Streams over HTTP")
+@Suite("Streams over HTTP", .timeLimit(.minutes(3)))
 struct StreamTests {
     @Test func typedAppendAndLoadRoundTrip() async throws {
         try await withServer { server in

@@ -7,7 +7,7 @@ import MinkServer
 import Synchronization
 import Testing
 
-@Suite("Subscriptions over server-sent events")
+@Suite("Subscriptions over server-sent events", .timeLimit(.minutes(3)))
 struct SubscriptionTests {
     /// Reads `count` events from a subscription, with the number of reconnects it needed.
     static func collect(_ subscription: RemoteSubscription, count: Int) async throws -> (events: [Event], reconnects: Int) {

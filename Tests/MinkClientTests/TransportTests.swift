@@ -7,7 +7,7 @@ import Testing
 
 @testable import MinkClient
 
-@Suite("Headers, tenants, retries and error mapping")
+@Suite("Headers, tenants, retries and error mapping", .timeLimit(.minutes(3)))
 struct TransportTests {
     @Test func tokenAndTenantHeadersAreSent() async throws {
         try await withServer { server in

@@ -25,7 +25,7 @@ func parseError(_ yaml: String) -> String? {
     configError { try MinkdConfiguration.parse(yaml: yaml, source: "test.yaml") }
 }
 
-@Suite struct DefaultsTests {
+@Suite(.timeLimit(.minutes(3))) struct DefaultsTests {
     @Test func defaultsMatchCONFIG() throws {
         let config = try MinkdConfiguration.load(file: nil, environment: [:], overrides: .none)
         #expect(config == MinkdConfiguration())
@@ -132,7 +132,7 @@ func parseError(_ yaml: String) -> String? {
     }
 }
 
-@Suite struct PrecedenceTests {
+@Suite(.timeLimit(.minutes(3))) struct PrecedenceTests {
     static let file = """
         listen: "127.0.0.1:1111"
         storage: {kind: sqlite, dataDir: "/file/data", url: "postgres://file"}
@@ -218,7 +218,7 @@ func parseError(_ yaml: String) -> String? {
     }
 }
 
-@Suite struct FileErrorTests {
+@Suite(.timeLimit(.minutes(3))) struct FileErrorTests {
     @Test(arguments: [
         ("limits:\n  maxBodyByte: 5\n", "config: limits.maxBodyByte: unknown key"),
         ("listen_on: x\n", "config: listen_on: unknown key"),
@@ -296,7 +296,7 @@ func parseError(_ yaml: String) -> String? {
     }
 }
 
-@Suite struct ListenTests {
+@Suite(.timeLimit(.minutes(3))) struct ListenTests {
     @Test(arguments: [
         ("127.0.0.1:6465", "127.0.0.1", 6465), ("[::1]:80", "::1", 80), ("0.0.0.0:0", "0.0.0.0", 0),
         ("localhost:8080", "localhost", 8080), ("[fe80::1]:65535", "fe80::1", 65535), ("my-host.internal:1", "my-host.internal", 1),
@@ -333,7 +333,7 @@ func parseError(_ yaml: String) -> String? {
     }
 }
 
-@Suite struct RedactionTests {
+@Suite(.timeLimit(.minutes(3))) struct RedactionTests {
     @Test func hidesSecretsAndRoundTrips() throws {
         let path = try temporaryFile("""
             storage: {kind: postgres, url: "postgres://minkd:s3cret@db:5432/minkd?sslmode=require", pool: 3}

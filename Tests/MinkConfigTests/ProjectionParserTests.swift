@@ -1,7 +1,7 @@
 import Testing
 @testable import MinkConfig
 
-@Suite struct ProjectionParserTests {
+@Suite(.timeLimit(.minutes(3))) struct ProjectionParserTests {
     func projections(_ handlers: String, extra: String = "") throws -> [ProjectionDefinition] {
         try MinkdConfiguration.parse(yaml: """
             projections:

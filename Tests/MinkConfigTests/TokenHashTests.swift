@@ -1,7 +1,7 @@
 import Testing
 @testable import MinkConfig
 
-@Suite struct TokenHashTests {
+@Suite(.timeLimit(.minutes(3))) struct TokenHashTests {
     @Test(arguments: [
         ("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
         ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),

@@ -1,7 +1,7 @@
 @testable import MinkPostgres
 import Testing
 
-@Suite("ListenerStateMachine")
+@Suite("ListenerStateMachine", .timeLimit(.minutes(3)))
 struct ListenerStateMachineTests {
     @Test func firstConnectDoesNotSignalButReconnectDoes() {
         var m = ListenerStateMachine()

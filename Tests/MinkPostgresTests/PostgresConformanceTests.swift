@@ -6,7 +6,7 @@ import Testing
 
 /// The shared adapter conformance suite of `MinkTesting`, against PostgreSQL: a fresh schema (or
 /// schema prefix) per case, once per tenancy strategy (`.database` creates a database per tenant).
-@Suite("PostgreSQL storage conformance")
+@Suite("PostgreSQL storage conformance", .timeLimit(.minutes(3)))
 struct PostgresConformanceTests {
     @Test(arguments: AdapterConformance.cases)
     func sharedTables(_ check: AdapterConformance.Case) async throws {

@@ -3,7 +3,7 @@ import Mink
 @testable import MinkPostgres
 import Testing
 
-@Suite struct PostgresErrorTests {
+@Suite(.timeLimit(.minutes(3))) struct PostgresErrorTests {
     @Test func classifiesBySQLState() {
         func error(_ state: String?, lost: Bool = false) -> PostgresError { PostgresError(sqlState: state, message: "m", connectionLost: lost) }
         #expect(error("23505").isUniqueViolation && !error("23505").isTransient)

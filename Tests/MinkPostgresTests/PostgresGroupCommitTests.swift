@@ -7,7 +7,7 @@ import Testing
 
 /// Group commit on PostgreSQL: concurrent appends of a tenant share transactions, and one
 /// append's conflict, reused event ID or failing hook fails that append alone.
-@Suite("PostgreSQL group commit")
+@Suite("PostgreSQL group commit", .timeLimit(.minutes(3)))
 struct PostgresGroupCommitTests {
     /// The batcher of a storage view's tenant.
     static func batcher(_ s: PostgresStorage) -> AppendBatcher { s.scope.backend.appender(for: s.scope) }

@@ -6,7 +6,7 @@ import Synchronization
 import Testing
 
 /// Projection leases: session-level advisory locks on a dedicated connection.
-@Suite("PostgreSQL projection leases")
+@Suite("PostgreSQL projection leases", .timeLimit(.minutes(3)))
 struct PostgresLeaseTests {
     @Test func oneHolderAtATimeAndReleaseHandsOver() async throws {
         let schema = TestServer.freshName()

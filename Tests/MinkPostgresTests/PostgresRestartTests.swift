@@ -5,7 +5,7 @@ import Testing
 
 /// Runs against the second cluster of `scripts/with-postgres`, which only these tests stop and
 /// start, so tests on the main cluster keep running in parallel.
-@Suite("PostgresStorage restarts", .serialized)
+@Suite("PostgresStorage restarts", .serialized, .timeLimit(.minutes(3)))
 struct PostgresRestartTests {
     @Test func operationsFailTransientlyWhileDownAndRecoverWithTheSameObject() async throws {
         let url = try TestServer.environment("MINK_TEST_POSTGRES_RESTART_URL")

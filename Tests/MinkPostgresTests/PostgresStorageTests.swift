@@ -1,10 +1,10 @@
 import Foundation
 import Mink
-import MinkPostgres
+@testable import MinkPostgres
 import Synchronization
 import Testing
 
-@Suite("PostgresStorage")
+@Suite("PostgresStorage", .timeLimit(.minutes(3)))
 struct PostgresStorageTests {
     @Test func appendAndReadBack() async throws {
         let s = try await TestServer.storage()
@@ -298,6 +298,14 @@ struct PostgresStorageTests {
         try await s.migrate()
         _ = try await s.append(request("m-1", [event()]), hook: nil)
         #expect(try await s.headPosition() == 1)
+        // Every migration is recorded once, in order, in the schema's own table.
+        let schema = s.scope.sql.schema
+        let recorded = try await s.core.main.pool.withConnection { conn in
+            let rows = try conn.query("SELECT version, name FROM \(Identifier.quote(schema)).mink_schema_migrations ORDER BY version")
+            return (0..<rows.rowCount).map { "\(rows.int64($0, 0) ?? -1) \(rows.string($0, 1) ?? "")" }
+        }
+        #expect(recorded == Migrations.all.map { "\($0.version) \($0.name)" })
+        #expect(Migrations.all.map(\.version) == Array(1...Migrations.latest))
     }
 
     @Test func sharedTenantsAreIsolated() async throws {

@@ -5,7 +5,7 @@ import Testing
 
 /// `TenantCatalog` on every tenancy strategy: listing, existence, creation, deletion, and reads
 /// of unknown tenants creating nothing.
-@Suite("PostgreSQL tenant catalog")
+@Suite("PostgreSQL tenant catalog", .timeLimit(.minutes(3)))
 struct PostgresTenantCatalogTests {
     enum Strategy: String, CaseIterable, CustomTestStringConvertible {
         case shared, schema, database

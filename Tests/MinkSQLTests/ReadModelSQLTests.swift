@@ -51,7 +51,7 @@ func checkPlaceholders(_ dialect: SQLDialect, _ sql: String, _ binds: [SQLBind])
     }
 }
 
-@Suite struct ReadModelSQLGoldenTests {
+@Suite(.timeLimit(.minutes(3))) struct ReadModelSQLGoldenTests {
     @Test(arguments: SQLDialect.allCases)
     func everyCaseMatchesItsGolden(dialect: SQLDialect) throws {
         let goldens = dialect == .sqlite ? sqliteGoldens : postgresGoldens
@@ -148,7 +148,7 @@ func checkPlaceholders(_ dialect: SQLDialect, _ sql: String, _ binds: [SQLBind])
     }
 }
 
-@Suite struct ModelNameInliningTests {
+@Suite(.timeLimit(.minutes(3))) struct ModelNameInliningTests {
     @Test func plainModelNamesAreInlinedWhenAsked() throws {
         let gen = ReadModelSQL(dialect: .sqlite, inlinesModelNames: true)
         let f = try gen.count("orders", tenantID: "t", query: Query())

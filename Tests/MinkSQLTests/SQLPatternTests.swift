@@ -2,7 +2,7 @@ import Mink
 import MinkSQL
 import Testing
 
-@Suite struct SQLPatternTests {
+@Suite(.timeLimit(.minutes(3))) struct SQLPatternTests {
     @Test func escapeLikeMakesWildcardsLiteral() {
         #expect(SQLPattern.escapeLike("a%b_c\\d") == "a\\%b\\_c\\\\d")
         #expect(SQLPattern.escapeLike("plain") == "plain")
@@ -33,7 +33,7 @@ import Testing
     }
 }
 
-@Suite struct EventFilterSQLTests {
+@Suite(.timeLimit(.minutes(3))) struct EventFilterSQLTests {
     @Test func columnCategoryTypesAndStreams() {
         var b = SQLBuilder(dialect: .sqlite)
         let parts = EventFilterSQL().conditions(EventFilter(category: "order%", eventTypes: ["A", "B"], streamIDs: ["s-1"]), into: &b)

@@ -6,7 +6,7 @@ import Testing
 
 /// Kills a process that is appending (SIGKILL, no chance to clean up) and checks that every
 /// append it had acknowledged is in the file afterwards, exactly once, with dense versions.
-@Suite("SQLite durability across kill -9")
+@Suite("SQLite durability across kill -9", .timeLimit(.minutes(3)))
 struct CrashTests {
     /// The crash tester sits next to the test bundle in the build directory.
     static var testerPath: String {

@@ -18,7 +18,7 @@ struct SeededGenerator: RandomNumberGenerator {
 /// Differential test: random documents and random queries, answered by SQLite's generated SQL and
 /// by the reference evaluation (`InMemoryStorage`, i.e. `Query+Evaluation.swift`); the answers,
 /// order included, must be identical.
-@Suite("SQLite query semantics = reference semantics")
+@Suite("SQLite query semantics = reference semantics", .timeLimit(.minutes(3)))
 struct QuerySemanticsTests {
     static let scalars: [JSONValue] = [
         nil, true, false, 0, 1, -1, 1.5, 2, 10, 100, "", "a", "A", "ab", "b", "a%", "a_b", "é", "z", "10", "true",

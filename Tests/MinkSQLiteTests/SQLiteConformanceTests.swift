@@ -6,7 +6,7 @@ import Testing
 
 /// The shared adapter conformance suite of `MinkTesting`, against SQLite: a fresh temporary file
 /// per case, once with every tenant in one file and once with a file per tenant.
-@Suite("SQLite storage conformance")
+@Suite("SQLite storage conformance", .timeLimit(.minutes(3)))
 struct SQLiteConformanceTests {
     @Test(arguments: AdapterConformance.cases)
     func sharedFile(_ check: AdapterConformance.Case) async throws {

@@ -2,11 +2,12 @@ import CSQLite
 import Foundation
 import Mink
 @testable import MinkSQLite
+import MinkTestFixtures
 import Testing
 
 private struct Boom: Error {}
 
-@Suite("SQLite storage guarantees")
+@Suite("SQLite storage guarantees", .timeLimit(.minutes(3)))
 struct SQLiteStorageTests {
     @Test func eightConcurrentAppendsWithTheSameExpectedVersionOneWins() async throws {
         let (s, dir) = try await SQLiteStorage.temporary()
@@ -45,7 +46,9 @@ struct SQLiteStorageTests {
             for _ in 0..<2 {
                 group.addTask {
                     var last: UInt64 = 0, positions: [UInt64] = []
+                    let deadline = Deadline(.seconds(60))
                     while positions.count < total {
+                        try deadline.check("the reader to see \(total) events (it saw \(positions.count))")
                         let page = try await s.readAll(after: last, filter: .all, limit: 37)
                         for e in page {
                             guard e.globalPosition > last else { throw MinkError(.internalError, "\(e.globalPosition) after \(last)") }
@@ -254,7 +257,7 @@ struct SQLiteStorageTests {
     }
 }
 
-@Suite("SQLite tenancy")
+@Suite("SQLite tenancy", .timeLimit(.minutes(3)))
 struct SQLiteTenancyTests {
     @Test func schemaStrategyIsNotSupported() async throws {
         let dir = TempDirectory()
@@ -302,7 +305,7 @@ struct SQLiteTenancyTests {
     }
 }
 
-@Suite("SQLite indexes")
+@Suite("SQLite indexes", .timeLimit(.minutes(3)))
 struct SQLiteIndexTests {
     @Test func createIndexBuildsAPartialExpressionIndexThatQueriesUse() async throws {
         let (s, dir) = try await SQLiteStorage.temporary()

@@ -4,7 +4,7 @@ import Mink
 import Testing
 
 /// The tenant catalog of both SQLite strategies (and of `InMemoryStorage`, the reference).
-@Suite("SQLite tenant catalog")
+@Suite("SQLite tenant catalog", .timeLimit(.minutes(3)))
 struct TenantCatalogTests {
     enum Kind: String, CaseIterable, Sendable { case memory, shared, database }
 

@@ -4,7 +4,7 @@ import MinkHTTP
 import Testing
 
 /// Access control in the real `minkd` executable: `hash-token`, SIGHUP reloads, start-up refusal.
-@Suite("minkd access control")
+@Suite("minkd access control", .timeLimit(.minutes(3)))
 struct AuthProcessTests {
     static func config(_ tokens: [(name: String, hash: String)]) -> String {
         var yaml = "auth:\n  enabled: true\n  tokens:\n"

@@ -2,7 +2,7 @@ import Foundation
 import MinkHTTP
 import Testing
 
-@Suite("CORS")
+@Suite("CORS", .timeLimit(.minutes(3)))
 struct CORSTests {
     @Test func allowedOriginsGetHeadersOthersDoNot() async throws {
         try await withServer(configure: { $0.http.corsAllowedOrigins = ["https://app.example.com"] }) { s in

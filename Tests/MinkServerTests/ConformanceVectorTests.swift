@@ -5,7 +5,7 @@ import Testing
 
 /// The 79 request vectors of `http_requests.json` (see its README, and `RequestVector`), sent to
 /// the real minkd server (router and handlers included), with the README's verdicts.
-@Suite("HTTP conformance vectors against minkd")
+@Suite("HTTP conformance vectors against minkd", .timeLimit(.minutes(3)))
 struct ConformanceVectorTests {
     @Test func allVectorsAreLoaded() {
         #expect(RequestVector.all.count == 79)
@@ -29,11 +29,11 @@ struct ConformanceVectorTests {
             let allowed = Set(v.also_ok ?? [])
             if v.valid {
                 #expect(statuses.count >= expected, "\(label)")
-                for s in statuses.prefix(expected) { #expect(allowed.contains(s) || (s != 400 && s < 500), "\(label)") }
+                for s in statuses.prefix(expected) { #expect(allowed.contains(s) || ((100..<500).contains(s) && s != 400), "\(label)") }
                 if v.expect_close == true { #expect(closed, "\(label)") }
                 if v.head == true { #expect(responses.first?.body.isEmpty == true, "\(label)") }
             } else if v.lenient == true {
-                for s in statuses { #expect(s < 500 || s == 501 || s == 505, "\(label)") }
+                for s in statuses { #expect((100..<500).contains(s) || s == 501 || s == 505, "\(label)") }
                 if let max = v.max_responses { #expect(statuses.count <= max, "\(label)") }
             } else {
                 for s in statuses {
@@ -64,7 +64,11 @@ struct ConformanceVectorTests {
                 }
             }
             if eof, case .end? = try parser.finish(), let s = status { out.append((s, body)) }
-        } catch {}
+        } catch {
+            // The server must never send bytes that are not HTTP/1.1 responses: such a reply
+            // is recorded as status 0, which no verdict accepts.
+            out.append((0, []))
+        }
         return out
     }
 }

@@ -2,7 +2,7 @@ import Foundation
 import MinkWire
 import Testing
 
-@Suite("Metrics exposition")
+@Suite("Metrics exposition", .timeLimit(.minutes(3)))
 struct MetricsEndpointTests {
     /// The exposition follows the text format's rules that `promtool check metrics` lints:
     /// every family has `# HELP` and `# TYPE`, counters end in `_total`, and sample lines parse.

@@ -57,7 +57,7 @@ struct MinkdProcess {
     }
 }
 
-@Suite("minkd executable")
+@Suite("minkd executable", .timeLimit(.minutes(3)))
 struct MinkdProcessTests {
     @Test func sigtermWithOpenSubscriptionsExitsZero() async throws {
         let minkd = try MinkdProcess(["serve", "--storage", "memory", "--listen", "127.0.0.1:0", "--log-format", "json"])

@@ -11,7 +11,7 @@ import Testing
 /// in batches, with an inline projection running in each append's savepoint): every append a
 /// client saw acknowledged is stored exactly once, with its version and position, and its
 /// read-model document committed with it.
-@Suite("minkd on PostgreSQL across kill -9")
+@Suite("minkd on PostgreSQL across kill -9", .timeLimit(.minutes(3)))
 struct PostgresCrashTests {
     struct Ack: Hashable, Sendable {
         let stream: String

@@ -10,7 +10,7 @@ import Testing
 /// Real minkd processes on one PostgreSQL database (a fresh database per test): projections run
 /// in exactly one process and move when it dies; subscriptions wake for other processes' commits;
 /// `minkd migrate`.
-@Suite("minkd processes on PostgreSQL")
+@Suite("minkd processes on PostgreSQL", .timeLimit(.minutes(3)))
 struct PostgresProcessTests {
     /// A minkd serving on a PostgreSQL database, and a client to it.
     final class Daemon: Sendable {

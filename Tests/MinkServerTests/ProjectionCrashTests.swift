@@ -8,7 +8,7 @@ import Testing
 /// kill -9 of a real minkd in the middle of a catch-up of 100,000 events, then a restart: every
 /// document must be what a from-scratch run of the projection gives (nothing applied twice,
 /// nothing missed).
-@Suite("Projection crash recovery")
+@Suite("Projection crash recovery", .timeLimit(.minutes(3)))
 struct ProjectionCrashTests {
     static let appends = 100  // × 1,000 events
     static let ordersPerAppend = 100  // × 10 events: created, 8 items, shipped or cancelled

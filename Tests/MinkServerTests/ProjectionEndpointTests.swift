@@ -5,7 +5,7 @@ import MinkServer
 import MinkWire
 import Testing
 
-@Suite("Projections over HTTP")
+@Suite("Projections over HTTP", .timeLimit(.minutes(3)))
 struct ProjectionEndpointTests {
     @Test(arguments: ProjectionStorage.allCases, ["inline", "async"])
     func ordersEndToEnd(_ kind: ProjectionStorage, mode: String) async throws {
@@ -126,7 +126,7 @@ struct ProjectionEndpointTests {
     }
 }
 
-@Suite("Declared projection compilation")
+@Suite("Declared projection compilation", .timeLimit(.minutes(3)))
 struct ProjectionCompileTests {
     @Test func aConfigErrorStopsTheStartNamingProjectionHandlerAndKey() async throws {
         let yaml = """
@@ -157,7 +157,7 @@ struct ProjectionCompileTests {
     }
 }
 
-@Suite("Projections of every tenant after a restart")
+@Suite("Projections of every tenant after a restart", .timeLimit(.minutes(3)))
 struct ProjectionRestartTenantsTests {
     /// After a restart, a tenant's async projections catch up at start-up, before any request
     /// names the tenant (seen through the projection gauges, which carry no tenant).

@@ -4,7 +4,7 @@ import Testing
 
 /// Every query operator and AND/OR combination over HTTP, on documents written by a declared
 /// projection, on every storage.
-@Suite("Projection read-model queries")
+@Suite("Projection read-model queries", .timeLimit(.minutes(3)))
 struct ProjectionQueryTests {
     static let yaml = """
         projections:

@@ -1,11 +1,12 @@
 import Foundation
 import MinkServer
+import MinkTestFixtures
 import MinkWire
 import Synchronization
 import Testing
 
 /// Rebuilds into a new copy: reads keep answering from the old copy, then switch at once.
-@Suite("Projection rebuilds")
+@Suite("Projection rebuilds", .timeLimit(.minutes(3)))
 struct ProjectionRebuildTests {
     /// Appends `appends` × 1,000 events: per order an `OrderCreated` and an `ItemAdded`.
     static func seed(_ s: TestServer, appends: Int) async throws -> Int {
@@ -48,7 +49,9 @@ struct ProjectionRebuildTests {
             let r = try await s.request("POST", "/v1/projections/orders/rebuild")
             #expect(r.status == 202 && r["status"] == "rebuilding", "\(r.text)")
             var readsWhileRebuilding = 0
+            let deadline = Deadline(.seconds(60))
             while true {
+                try deadline.check("the rebuild to end (\(readsWhileRebuilding) reads so far)")
                 let status = try await s.projection("orders")["status"]
                 let count = try await s.request("POST", "/v1/readmodels/orders/count", json: "{}")
                 #expect(count["count"] == .int(Int64(orders)), "never empty or half-built")

@@ -8,7 +8,7 @@ import Synchronization
 import Testing
 
 /// The server's parts under a swift-service-lifecycle `ServiceGroup`, as `minkd` runs them.
-@Suite("MinkServer services")
+@Suite("MinkServer services", .timeLimit(.minutes(3)))
 struct ServiceLifecycleTests {
     /// Runs the server's services in a group until `body` returns, then shuts the group down
     /// gracefully and returns how long that took.

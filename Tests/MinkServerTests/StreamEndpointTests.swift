@@ -3,7 +3,7 @@ import MinkHTTP
 import MinkWire
 import Testing
 
-@Suite("Streams over HTTP")
+@Suite("Streams over HTTP", .timeLimit(.minutes(3)))
 struct StreamEndpointTests {
     @Test(arguments: StorageKind.allCases)
     func appendAndLoad(_ kind: StorageKind) async throws {

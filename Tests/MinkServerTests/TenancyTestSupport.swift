@@ -43,17 +43,19 @@ enum TenantStorageKind: String, CaseIterable, Sendable, CustomTestStringConverti
         return try await PostgresTestDatabase.storage(schema: PostgresTestDatabase.freshName("t_"))
     }
 
-    /// Whether a tenant has its own file, schema or database now; `nil` when the strategy keeps
-    /// every tenant in one place.
-    func ownStorageExists(_ storage: ServerStorage, directory: String, tenant: String) async throws -> Bool? {
+    /// Whether a tenant has its own file, schema or database now; with a strategy that keeps
+    /// every tenant in one place, whether the storage's own tenant catalog lists it (asked
+    /// directly, not through the API).
+    func ownStorageExists(_ storage: ServerStorage, directory: String, tenant: String) async throws -> Bool {
         switch self {
         case .sqliteDatabase:
             return FileManager.default.fileExists(atPath: directory + "/\(tenant).sqlite")
         case .postgresSchema, .postgresDatabase:
             let pg = try #require(storage.events as? PostgresStorage)
             return try await PostgresTestDatabase.ownStorageExists(pg, tenant: tenant)
-        default:
-            return nil
+        case .memory, .sqliteShared, .postgresShared:
+            let catalog = try #require(storage.events as? any TenantCatalog)
+            return try await catalog.tenantExists(tenant)
         }
     }
 }

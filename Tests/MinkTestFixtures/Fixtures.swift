@@ -73,3 +73,26 @@ public func orderRegistry() -> EventRegistry {
 public func raw(_ type: String, _ json: String = "{}", id: String? = nil) -> EventData {
     EventData(id: id, type: type, data: Data(json.utf8))
 }
+
+/// A bound on a polling loop in a test: `try deadline.check("what")` throws once the limit
+/// has passed (or the test was cancelled, e.g. by its `.timeLimit`), so that a regression is
+/// a failure that names what never happened, not a hung run.
+public struct Deadline: Sendable {
+    /// When the wait ends.
+    public let end: ContinuousClock.Instant
+
+    /// A deadline `limit` from now.
+    public init(_ limit: Duration) { end = .now + limit }
+
+    /// Throws ``DeadlineExceeded`` once the deadline has passed, `CancellationError` when cancelled.
+    public func check(_ what: @autoclosure () -> String) throws {
+        try Task.checkCancellation()
+        if ContinuousClock.now >= end { throw DeadlineExceeded(description: "gave up waiting: \(what())") }
+    }
+}
+
+/// A test's wait that did not end in time.
+public struct DeadlineExceeded: Error, CustomStringConvertible {
+    /// What was waited for.
+    public var description: String
+}

@@ -4,7 +4,7 @@ import MinkTestFixtures
 import MinkTesting
 import Testing
 
-@Suite("Aggregates")
+@Suite("Aggregates", .timeLimit(.minutes(3)))
 struct AggregateTests {
     /// The seed's `TestOrderAggregate`, in Swift form. The one difference: `saveAggregate` clears
     /// the uncommitted events (as it must, or a second save would append them again), so the

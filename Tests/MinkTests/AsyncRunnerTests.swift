@@ -6,7 +6,7 @@ import Testing
 
 /// A held (paused or faulted) async runner parks on a continuation that `resume` and `stop`
 /// wake: it does no work while held, catches up at once when resumed, and stops promptly.
-@Suite("Async runner wake-up")
+@Suite("Async runner wake-up", .timeLimit(.minutes(3)))
 struct AsyncRunnerTests {
     static func makeRunner(_ store: EventStore, box: RecordingProjection.Box, retry: RetryPolicy = RetryPolicy()) -> AsyncRunner {
         AsyncRunner(

@@ -4,7 +4,7 @@ import MinkTestFixtures
 import MinkTesting
 import Testing
 
-@Suite("EventStore")
+@Suite("EventStore", .timeLimit(.minutes(3)))
 struct EventStoreTests {
     let store = EventStore(adapter: InMemoryStorage(), registry: orderRegistry())
 
@@ -129,23 +129,24 @@ struct EventStoreTests {
         #expect(r.name(for: OrderShipped()) == "OrderShipped", "unregistered payloads are named by their type")
     }
 
-    @Test func errorsAreSwitchable() {
-        let errors: [MinkError] = [
-            .streamNotFound("s"), .concurrencyConflict(streamID: "s", expected: 1, actual: 2), .projectionNotFound("p"),
-            MinkError(.eventNotFound, "e"), MinkError(.serializationFailed, "x"), MinkError(.adapterNotSupported, "y"),
-        ]
-        let codes = errors.map { e -> String in
-            switch e.code {
-            case .streamNotFound: return "stream"
-            case .concurrencyConflict: return "conflict"
-            case .projectionNotFound: return "projection"
-            case .eventNotFound: return "event"
-            case .serializationFailed: return "serialization"
-            case .adapterNotSupported: return "adapter"
-            default: return "other"
-            }
+    @Test func errorsThrownByTheStoreAreSwitchable() async throws {
+        /// The code of the `MinkError` that `body` throws (nil: none, or another error type).
+        func code(_ body: () async throws -> Void) async -> MinkError.Code? {
+            do { try await body() } catch let e as MinkError { return e.code } catch { return nil }
+            return nil
         }
-        #expect(codes == ["stream", "conflict", "projection", "event", "serialization", "adapter"])
+        #expect(await code { try await store.append("s-1", events: [raw("X")], expectedVersion: .streamExists) } == .streamNotFound)
+        #expect(await code { try await store.append("s-1", events: [raw("X", id: "e-1")], expectedVersion: .noStream) } == nil)
+        #expect(await code { try await store.append("s-1", events: [raw("X")], expectedVersion: .exact(7)) } == .concurrencyConflict)
+        #expect(await code { try await store.append("s-1", events: [raw("Y", id: "e-1")]) } == .duplicateEventID)
+        #expect(await code { try await store.append("", events: [raw("X")]) } == .validationFailed)
+        #expect(await code { try await store.append("s-1", events: []) } == .validationFailed)
+        let stored = try #require(try await store.load("s-1").first)
+        #expect(await code { _ = try store.registry.decode(stored) } == .eventTypeNotRegistered)
+        let badData = try await store.append("s-2", events: [raw("OrderCreated", #"{"nope":1}"#)])
+        let bad = try #require(try await store.load("s-2").first)
+        #expect(badData.toVersion == 1)
+        #expect(await code { _ = try store.registry.decode(bad) } == .serializationFailed)
         #expect(MinkError.unavailable("down").isTransient)
         #expect(!MinkError.streamNotFound("s").isTransient)
     }

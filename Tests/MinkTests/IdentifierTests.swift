@@ -3,7 +3,7 @@ import Testing
 @testable import Mink
 
 /// The one rule per identifier that the library, the server and the client share.
-@Suite struct IdentifierTests {
+@Suite(.timeLimit(.minutes(3))) struct IdentifierTests {
     /// Stream IDs: no C0 control, no DEL and no C1 control (the library used to let C1 through
     /// while the HTTP API refused it).
     @Test func streamIDsRefuseEveryControlCharacter() async throws {

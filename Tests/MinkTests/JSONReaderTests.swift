@@ -1,7 +1,7 @@
 import Testing
 @testable import Mink
 
-@Suite struct JSONReaderTests {
+@Suite(.timeLimit(.minutes(3))) struct JSONReaderTests {
     /// Validates `text` as one JSON document, returning the error if any.
     func validationError(_ text: String) -> JSONError? {
         validationError(Array(text.utf8))

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import Mink
 
-@Suite struct JSONWriterTests {
+@Suite(.timeLimit(.minutes(3))) struct JSONWriterTests {
     @Test func writesNestedStructureWithCommas() {
         var writer = JSONWriter()
         writer.beginObject()

@@ -62,7 +62,7 @@ final class Recorder: Sendable {
     func withLock<T: Sendable>(_ body: (inout [String]) -> T) -> T { lines.withLock { body(&$0) } }
 }
 
-@Suite("Middleware")
+@Suite("Middleware", .timeLimit(.minutes(3)))
 struct MiddlewareTests {
     /// An append step that records its entry and exit and tags every event's metadata.
     struct Tag: MiddlewareProtocol {

@@ -5,7 +5,7 @@ import MinkTesting
 import Testing
 
 /// The engine's read-model projections: inline and async, rebuilt into a new copy.
-@Suite("Read-model projections with copies")
+@Suite("Read-model projections with copies", .timeLimit(.minutes(3)))
 struct ProjectionCopyTests {
     @Test(arguments: [ProjectionEngine.Mode.inline, .async])
     func rebuildSwitchesToANewCopy(_ mode: ProjectionEngine.Mode) async throws {

@@ -65,7 +65,7 @@ final class RecordingProjection: AsyncProjection {
 
 let fastRetry = RetryPolicy(maxAttempts: 3, initialBackoff: .milliseconds(1), maxBackoff: .milliseconds(2))
 
-@Suite("Projections")
+@Suite("Projections", .timeLimit(.minutes(3)))
 struct ProjectionTests {
     @Test func inlineProjectionCommitsWithTheAppend() async throws {
         let storage = InMemoryStorage()

@@ -12,7 +12,7 @@ struct Customer: ReadModel, Equatable {
     struct Address: Codable, Equatable, Sendable { var city: String }
 }
 
-@Suite("Read models and queries")
+@Suite("Read models and queries", .timeLimit(.minutes(3)))
 struct QueryTests {
     func seeded() async throws -> InMemoryRepository<Customer> {
         let repo = InMemoryRepository<Customer>()

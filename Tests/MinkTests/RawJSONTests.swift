@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import Mink
 
-@Suite struct RawJSONTests {
+@Suite(.timeLimit(.minutes(3))) struct RawJSONTests {
     static let tricky = #"{"big":12345678901234567890,"huge":1e400,"tiny":-0.000000000000000000001,"u":"\u00e9\ud83d\ude00é😀","esc":"\"\\\/\n","order":{"z":1,"a":2}}"#
 
     @Test func keepsBytesExactly() throws {

@@ -6,7 +6,7 @@ import Testing
 
 /// The hub reads commits back from storage only when someone waits for them, and a reader that
 /// comes later still sees every event once, in order.
-@Suite("Subscription hub")
+@Suite("Subscription hub", .timeLimit(.minutes(3)))
 struct SubscriptionHubTests {
     /// Counts `readAll` calls of the adapter it wraps; each one can be made slow.
     final class CountingAdapter: EventStoreAdapter {

@@ -4,7 +4,7 @@ import MinkTestFixtures
 import MinkTesting
 import Testing
 
-@Suite("Multi-tenancy")
+@Suite("Multi-tenancy", .timeLimit(.minutes(3)))
 struct TenancyTests {
     @Test func tenantStoresAreIsolatedAndStamped() async throws {
         let store = EventStore(adapter: InMemoryStorage(), registry: orderRegistry())
@@ -50,8 +50,5 @@ struct TenancyTests {
         for bad in ["../x", "A", String(repeating: "a", count: 64), "a%00", "", "_x", "a b"] {
             #expect(throws: MinkError.self, "\(bad)") { _ = try store.forTenant(bad) }
         }
-        #expect(TenantStrategy.allCases.count == 3)
-        #expect(TenantStrategy.schemaPerTenant == .schema)
-        #expect(Config(multiTenancy: MultiTenancyConfig(strategy: .schemaPerTenant, schemaPrefix: "tenant_")).multiTenancy.strategy == .schema)
     }
 }

@@ -4,7 +4,7 @@ import MinkTestFixtures
 import MinkTesting
 import Testing
 
-@Suite("Test kit")
+@Suite("Test kit", .timeLimit(.minutes(3)))
 struct TestKitTests {
     @Test func eventBuilder() throws {
         let e = EventBuilder("OrderCreated").withData(OrderCreated(customerID: "c-1")).withMetadata(Metadata(userID: "u"))

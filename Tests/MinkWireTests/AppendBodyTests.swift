@@ -3,7 +3,7 @@ import Mink
 import Testing
 @testable import MinkWire
 
-@Suite struct AppendBodyTests {
+@Suite(.timeLimit(.minutes(3))) struct AppendBodyTests {
     func decode(_ text: String, limits: AppendLimits = AppendLimits(), minify: Bool = true) throws -> AppendBody {
         try AppendBody.decode(Array(text.utf8), limits: limits, minifyData: minify)
     }

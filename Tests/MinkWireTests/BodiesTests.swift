@@ -3,7 +3,7 @@ import Mink
 import Testing
 @testable import MinkWire
 
-@Suite struct BodiesTests {
+@Suite(.timeLimit(.minutes(3))) struct BodiesTests {
     @Test func errorBodyGoldenAndRoundTrip() throws {
         let body = ErrorBody.concurrencyConflict(streamId: "order-123", expectedVersion: .exact(3), actualVersion: 5)
         let golden = #"{"error":{"code":"concurrency_conflict","message":"stream \"order-123\" is at version 5, expected 3","details":{"actualVersion":5,"expectedVersion":3,"streamId":"order-123"}}}"#
@@ -105,7 +105,7 @@ import Testing
     }
 }
 
-@Suite struct ReadModelQueryTests {
+@Suite(.timeLimit(.minutes(3))) struct ReadModelQueryTests {
     func decode(_ text: String) throws -> ReadModelQueryBody {
         try ReadModelQueryBody.decode(Array(text.utf8))
     }

@@ -16,7 +16,7 @@ extension Event {
 }
 
 /// The core's `Event` and `Metadata` on the wire (MinkWire has no event type of its own).
-@Suite struct EventJSONTests {
+@Suite(.timeLimit(.minutes(3))) struct EventJSONTests {
     static let golden =
         #"{"id":"0f8fad5b-d9cb-469f-a165-70867728950e","streamId":"order-123","type":"OrderCreated","data":{"customerId":"c-456"},"#
         + #""metadata":{"correlationId":"corr","causationId":"cause","userId":"u-1","tenantId":"acme","custom":{"a":"1","k":"v"}},"#

@@ -3,7 +3,7 @@ import Mink
 import Testing
 @testable import MinkWire
 
-@Suite struct WireTimestampTests {
+@Suite(.timeLimit(.minutes(3))) struct WireTimestampTests {
     @Test func formatsWithMicroseconds() {
         #expect(WireTimestamp(microsecondsSince1970: 0).rfc3339 == "1970-01-01T00:00:00.000000Z")
         #expect(WireTimestamp(microsecondsSince1970: 1_795_713_689_123_456).rfc3339 == "2026-11-26T17:21:29.123456Z")

@@ -13,7 +13,7 @@ import Testing
 /// stream (it kept writing keepalives into the child's copy), and a listener shut down in this
 /// process kept accepting connections that nobody answered (a timeout instead of
 /// `ECONNREFUSED`). Each live test starts such a child itself, so it needs no other suite.
-@Suite struct ChildProcessTests {
+@Suite(.timeLimit(.minutes(3))) struct ChildProcessTests {
     /// Starts `/bin/sleep 30` with `posix_spawn` and no file actions: it inherits every
     /// descriptor of this process that is not close-on-exec, like `pg_ctl start` did.
     static func withChild<T>(_ body: () async throws -> T) async throws -> T {

@@ -1,7 +1,7 @@
 import Testing
 @testable import MinkHTTP
 
-@Suite struct HTTPClientTests {
+@Suite(.timeLimit(.minutes(3))) struct HTTPClientTests {
     @Test func keepAliveReuseAndBodies() async throws {
         try await withTestServer { server, port in
             let client = HTTPClient()
@@ -93,7 +93,7 @@ import Testing
 /// The client connection's lifecycle through its real transitions: a wait that times out
 /// leaves it open with no wait, a cancelled wait makes later waits fail, a close cancels both
 /// sources and the last cancel handler closes the descriptor.
-@Suite struct ClientConnectionLifecycleTests {
+@Suite(.timeLimit(.minutes(3))) struct ClientConnectionLifecycleTests {
     static func hasNoWaits(_ l: ClientConnection.Lifecycle) -> Bool {
         if case .open(read: nil, write: nil) = l { return true }
         return false

@@ -1,7 +1,7 @@
 import Testing
 @testable import MinkHTTP
 
-@Suite struct HTTPResponseEncoderTests {
+@Suite(.timeLimit(.minutes(3))) struct HTTPResponseEncoderTests {
     @Test func encodesHeadAndBodyInOneBuffer() {
         let bytes = HTTPResponseEncoder.encode(status: 201, headers: ["X-A": "1", "Content-Length": "999"], body: Array("hi".utf8))
         let text = String(decoding: bytes, as: UTF8.self)
@@ -26,7 +26,7 @@ import Testing
     }
 }
 
-@Suite struct GzipTests {
+@Suite(.timeLimit(.minutes(3))) struct GzipTests {
     @Test func roundTrip() throws {
         let data = Array("hello hello hello hello".utf8)
         #expect(try Gzip.decompress(try Gzip.compress(data), limit: 100) == data)
@@ -54,7 +54,7 @@ import Testing
     }
 }
 
-@Suite struct SSETests {
+@Suite(.timeLimit(.minutes(3))) struct SSETests {
     @Test func encoderSplitsMultiLineData() {
         let m = String(decoding: SSEEncoder.message(id: "42", event: "caught-up", data: "a\nb\r\nc"), as: UTF8.self)
         #expect(m == "id: 42\nevent: caught-up\ndata: a\ndata: b\ndata: c\n\n")
@@ -104,7 +104,7 @@ import Testing
     }
 }
 
-@Suite struct HTTPResponseParserTests {
+@Suite(.timeLimit(.minutes(3))) struct HTTPResponseParserTests {
     static let text = "HTTP/1.1 100 Continue\r\n\r\n" +
         "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc" +
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;x=y\r\nde\r\n1\r\nf\r\n0\r\nT: v\r\n\r\n" +

@@ -3,7 +3,7 @@ import Testing
 @testable import MinkHTTP
 
 /// Inputs found by `Fuzz/run.sh`, fed with the harness's limits at every split.
-@Suite struct HTTPRequestParserFuzzRegressionTests {
+@Suite(.timeLimit(.minutes(3))) struct HTTPRequestParserFuzzRegressionTests {
     static let limits = HTTPParserLimits(
         maxRequestLineBytes: 512, maxHeaderBytes: 1024, maxHeaderCount: 16, maxBodyBytes: 4096, maxChunkLineBytes: 128)
 

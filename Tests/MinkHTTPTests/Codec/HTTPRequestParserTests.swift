@@ -1,7 +1,7 @@
 import Testing
 @testable import MinkHTTP
 
-@Suite struct HTTPRequestParserTests {
+@Suite(.timeLimit(.minutes(3))) struct HTTPRequestParserTests {
     @Test func vectorsAreBundled() {
         #expect(Vector.all.count == 79)
     }

@@ -1,7 +1,7 @@
 import Testing
 @testable import MinkHTTP
 
-@Suite struct HTTPConnectionStateMachineTests {
+@Suite(.timeLimit(.minutes(3))) struct HTTPConnectionStateMachineTests {
     typealias SM = HTTPConnectionStateMachine
     let ms: UInt64 = 1_000_000
 

@@ -8,19 +8,22 @@ import Testing
 /// The server's event loops: one poller thread per loop whatever the number of
 /// connections, none left after shutdown, and sockets that fail are dropped without
 /// spinning.
-@Suite struct EventLoopTests {
+@Suite(.timeLimit(.minutes(3))) struct EventLoopTests {
     /// Whether a thread of this process is alive.
     static func threadExists(_ tid: Int32) -> Bool {
         FileManager.default.fileExists(atPath: "/proc/self/task/\(tid)")
     }
 
-    /// A thread's CPU time so far, in clock ticks (utime + stime).
-    static func cpuTicks(_ tid: Int32) -> Int {
-        guard let stat = try? String(contentsOfFile: "/proc/self/task/\(tid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return 0 }
+    /// A thread's CPU time so far, in clock ticks (utime + stime); fails the test when /proc
+    /// cannot tell (a check built on it must not pass for want of a reading).
+    static func cpuTicks(_ tid: Int32) throws -> Int {
+        let stat = try String(contentsOfFile: "/proc/self/task/\(tid)/stat", encoding: .utf8)
+        let close = try #require(stat.lastIndex(of: ")"), "unexpected /proc stat: \(stat)")
         // After the command come the state (field 3) ... utime and stime (fields 14, 15).
         let fields = stat[stat.index(after: close)...].split(separator: " ")
-        return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
+        let utime = try #require(fields.count > 12 ? Int(fields[11]) : nil, "no utime in \(stat)")
+        let stime = try #require(fields.count > 12 ? Int(fields[12]) : nil, "no stime in \(stat)")
+        return utime + stime
     }
 
     /// A thread's blocked-signal mask (`SigBlk` in /proc), nil when unreadable.
@@ -78,9 +81,9 @@ import Testing
             c.reset()
             #expect(await Self.waitFor(1) { server.metrics.openConnections == 0 })
             // The loop is idle afterwards, not busy with a socket it no longer owns.
-            let before = Self.cpuTicks(poller)
+            let before = try Self.cpuTicks(poller)
             try await Task.sleep(for: .milliseconds(500))
-            let used = Self.cpuTicks(poller) - before
+            let used = try Self.cpuTicks(poller) - before
             #expect(used < 20, "the poller used \(used) ticks in 0.5 s")
             // And it still serves.
             let d = try await RawClient.connect(port: port)

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import MinkHTTP
 
-@Suite struct HTTPServerTests {
+@Suite(.timeLimit(.minutes(3))) struct HTTPServerTests {
     @Test func limitsAnswerWithTheirStatusAndClose() async throws {
         try await withTestServer { _, port in
             let cases: [(String, Int)] = [

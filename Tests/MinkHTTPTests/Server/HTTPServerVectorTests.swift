@@ -2,7 +2,7 @@ import Testing
 @testable import MinkHTTP
 
 /// The conformance README's verdicts, end to end against a live server.
-@Suite struct HTTPServerVectorTests {
+@Suite(.timeLimit(.minutes(3))) struct HTTPServerVectorTests {
     @Test func conformanceVectorsEndToEnd() async throws {
         try await withTestServer { server, port in
             try await withThrowingTaskGroup(of: Void.self) { group in

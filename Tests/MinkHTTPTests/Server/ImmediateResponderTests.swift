@@ -14,7 +14,7 @@ struct MixedResponder: HTTPResponder {
     }
 }
 
-@Suite struct ImmediateResponderTests {
+@Suite(.timeLimit(.minutes(3))) struct ImmediateResponderTests {
     /// Pipelined requests mixing the synchronous fast path and the task path are answered in
     /// order, each with its own body.
     @Test func pipelinedFastAndSlowRequestsAnswerInOrder() async throws {

@@ -3,7 +3,7 @@ import Testing
 
 /// The server connection's lifecycle, driven by hand: the legal sequences, the illegal
 /// transitions refused, and the facts the connection and the server read from it.
-@Suite struct ServerConnectionLifecycleTests {
+@Suite(.timeLimit(.minutes(3))) struct ServerConnectionLifecycleTests {
     typealias Lifecycle = ServerConnection.Lifecycle
 
     static func idleTask() -> Task<Void, Never> { Task {} }

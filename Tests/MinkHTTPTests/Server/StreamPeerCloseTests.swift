@@ -5,7 +5,7 @@ import Testing
 
 /// A streaming response whose client has gone must end promptly, even when the client went
 /// before the stream began and the stream writes nothing for a long time.
-@Suite struct StreamPeerCloseTests {
+@Suite(.timeLimit(.minutes(3))) struct StreamPeerCloseTests {
     final class Probe: Sendable {
         let started = Atomic<Int>(0)
         let ended = Atomic<Int>(0)

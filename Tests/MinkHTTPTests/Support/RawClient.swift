@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import Glibc
+import Testing
 @testable import MinkHTTP
 
 /// Runs blocking work on a thread of its own: never on Swift's cooperative pool
@@ -122,8 +123,14 @@ final class RawClient: @unchecked Sendable {
         }
         do {
             try drain()
-            if eof, let e = try parser.finish(), e == .end, let h = head { out.append((h, body)) }
-        } catch {}
+        } catch {
+            // The server must never send bytes that are not HTTP/1.1 responses.
+            Issue.record("unparseable response bytes after \(out.count) response(s): \(error)")
+            return out
+        }
+        // At EOF, a response without a length ends with the connection; one cut short
+        // (a truncated body) is not a response, and is left out.
+        if eof, let e = try? parser.finish(), e == .end, let h = head { out.append((h, body)) }
         return out
     }
 
