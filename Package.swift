@@ -107,6 +107,26 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Benchmarks (Benchmarks/README.md): targets of this package, so that every build — CI
+        // included — compiles them and they cannot break unnoticed. Run them with
+        // `swift run -c release NAME`.
+        .executableTarget(name: "MinkHTTPBench", dependencies: ["MinkHTTP"], path: "Benchmarks/http/Sources/MinkHTTPBench", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "ProjectionBenchmark",
+            dependencies: ["Mink", "MinkServer", "MinkStorageWiring", "MinkConfig", "MinkHTTP"],
+            path: "Benchmarks/projections/Sources/ProjectionBenchmark",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "StorageBenchmark", dependencies: ["Mink", "MinkSQLite"], path: "Benchmarks/storage/Sources/StorageBenchmark", swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "PostgresBenchmark", dependencies: ["Mink", "MinkPostgres"], path: "Benchmarks/storage-postgres/Sources/PostgresBenchmark",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "TenancyBenchmark", dependencies: ["Mink", "MinkSQLite"], path: "Benchmarks/tenancy/Sources/TenancyBenchmark", swiftSettings: swiftSettings
+        ),
         .target(
             name: "MinkClient",
             dependencies: ["Mink", "MinkHTTP", "MinkWire"],

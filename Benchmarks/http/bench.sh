@@ -22,8 +22,8 @@ command -v nginx >/dev/null || apt-get install -y nginx-light
 
 # MINKHTTP_BENCH_BIN / MINKD_BIN measure given binaries (e.g. an older build) instead.
 if [ -n "${MINKHTTP_BENCH_BIN:-}" ]; then BIN="$MINKHTTP_BENCH_BIN"; else
-    swift build -c release >/dev/null
-    BIN="$(swift build -c release --show-bin-path)/MinkHTTPBench"
+    (cd ../.. && swift build -c release --product MinkHTTPBench >/dev/null)
+    BIN="$(cd ../.. && swift build -c release --show-bin-path)/MinkHTTPBench"
 fi
 if [ -n "${MINKD_BIN:-}" ]; then MINKD="$MINKD_BIN"; else
     (cd ../.. && swift build -c release --product minkd >/dev/null)

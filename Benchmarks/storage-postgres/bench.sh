@@ -4,6 +4,6 @@
 #
 #   Benchmarks/storage-postgres/bench.sh [seconds per run, default 3]
 set -euo pipefail
-cd "$(dirname "$0")"
+cd "$(dirname "$0")/../.."
 swift build -c release --product PostgresBenchmark >/dev/null
-../../scripts/with-postgres .build/release/PostgresBenchmark "${1:-3}"
+scripts/with-postgres "$(swift build -c release --show-bin-path)/PostgresBenchmark" "${1:-3}"
