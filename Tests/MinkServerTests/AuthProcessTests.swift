@@ -95,17 +95,8 @@ struct AuthProcessTests {
 }
 
 extension MinkdProcess {
-    /// Reads stderr until a line contains `text` (or the stream ends).
-    static func waitForLine(_ p: MinkdProcess, containing text: String) async throws -> Bool {
-        let handle = p.stderr
-        return try await onThread { () -> Bool in
-            var all = ""
-            while true {
-                let data = handle.availableData
-                if data.isEmpty { return false }
-                all += String(decoding: data, as: UTF8.self)
-                if all.contains(text) { return true }
-            }
-        }
+    /// Reads stderr until a line contains `text` (false when the stream ends or `timeout` passes).
+    static func waitForLine(_ p: MinkdProcess, containing text: String, timeout: Duration = .seconds(30)) async throws -> Bool {
+        await p.stderr.read(until: { $0.contains(text) }, timeout: timeout).matched
     }
 }

@@ -38,22 +38,16 @@ struct MinkdProcess {
     }
 
     /// Reads the JSON log on stderr until the readiness line; returns the bound port.
-    func waitUntilReady() async throws -> Int {
-        let handle = stderr
-        let found = try await onThread { () -> Int? in
-            var text = ""
-            while true {
-                let data = handle.availableData
-                if data.isEmpty { return nil }
-                text += String(decoding: data, as: UTF8.self)
-                for line in text.split(separator: "\n") where line.contains("minkd ready") {
-                    if let r = line.range(of: #""address":"127.0.0.1:"#) {
-                        return Int(line[r.upperBound...].prefix { $0.isNumber })
-                    }
-                }
+    /// (Bounded: a minkd that never becomes ready fails the test within 30 s.)
+    func waitUntilReady(timeout: Duration = .seconds(30)) async throws -> Int {
+        @Sendable func port(_ text: String) -> Int? {
+            for line in text.split(separator: "\n") where line.contains("minkd ready") {
+                if let r = line.range(of: #""address":"127.0.0.1:"#) { return Int(line[r.upperBound...].prefix { $0.isNumber }) }
             }
+            return nil
         }
-        return try #require(found, "no readiness line")
+        let (text, _) = await stderr.read(until: { port($0) != nil }, timeout: timeout)
+        return try #require(port(text), "no readiness line within \(timeout); minkd wrote: \(text.suffix(2000))")
     }
 }
 

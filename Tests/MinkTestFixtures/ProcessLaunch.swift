@@ -141,3 +141,37 @@ public struct ChildProcessError: Error, CustomStringConvertible {
     public var errno: Int32
     public var description: String { "\(call): \(String(cString: strerror(errno)))" }
 }
+
+extension FileHandle {
+    /// Reads (on a thread of its own, never blocking Swift's cooperative pool) until
+    /// `done(everything read so far)` holds, the writer closes, or `timeout` passes — so that a
+    /// child that never prints what a test waits for fails the test instead of hanging it.
+    /// - Returns: the text read, and whether `done` held.
+    public func read(until done: @escaping @Sendable (String) -> Bool, timeout: Duration) async -> (text: String, matched: Bool) {
+        let fd = fileDescriptor
+        let deadline = ContinuousClock.now + timeout
+        return await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                var bytes: [UInt8] = []
+                var chunk = [UInt8](repeating: 0, count: 16_384)
+                while true {
+                    let text = String(decoding: bytes, as: UTF8.self)
+                    if done(text) { return continuation.resume(returning: (text, true)) }
+                    let left = deadline - ContinuousClock.now
+                    guard left > .zero else { return continuation.resume(returning: (text, false)) }
+                    var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                    let ms = Int32(min(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1, 1000))
+                    let ready = poll(&p, 1, ms)
+                    if ready < 0 && errno != EINTR { return continuation.resume(returning: (text, false)) }
+                    guard ready > 0 else { continue }
+                    let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+                    if n > 0 {
+                        bytes += chunk[0..<n]
+                    } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
+                        return continuation.resume(returning: (String(decoding: bytes, as: UTF8.self), done(String(decoding: bytes, as: UTF8.self))))
+                    }
+                }
+            }
+        }
+    }
+}
