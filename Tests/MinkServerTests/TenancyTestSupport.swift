@@ -132,6 +132,9 @@ final class StorageSpy: Sendable {
     let calls = Mutex<[String]>([])
     func record(_ call: String) { calls.withLock { $0.append(call) } }
     var count: Int { calls.withLock { $0.count } }
+    /// An error that stream reads and head lookups throw while set (storage failure tests).
+    let fault = Mutex<(any Error & Sendable)?>(nil)
+    func check() throws { if let e = fault.withLock({ $0 }) { throw e } }
 }
 
 /// An adapter forwarding to `InMemoryStorage` and recording every call (and every tenant scoped).
@@ -158,13 +161,13 @@ struct SpyStorage: EventStoreAdapter, SnapshotAdapter, ReadModelStore, TenantCat
         spy.record("append"); return try await base.append(request, hook: hook)
     }
     func readStream(_ streamID: String, from version: Int64, limit: Int, direction: ReadDirection) async throws -> [Event] {
-        spy.record("readStream"); return try await base.readStream(streamID, from: version, limit: limit, direction: direction)
+        spy.record("readStream"); try spy.check(); return try await base.readStream(streamID, from: version, limit: limit, direction: direction)
     }
-    func streamInfo(_ streamID: String) async throws -> StreamInfo? { spy.record("streamInfo"); return try await base.streamInfo(streamID) }
+    func streamInfo(_ streamID: String) async throws -> StreamInfo? { spy.record("streamInfo"); try spy.check(); return try await base.streamInfo(streamID) }
     func readAll(after position: UInt64, filter: EventFilter, limit: Int) async throws -> [Event] {
         spy.record("readAll"); return try await base.readAll(after: position, filter: filter, limit: limit)
     }
-    func headPosition() async throws -> UInt64 { spy.record("headPosition"); return try await base.headPosition() }
+    func headPosition() async throws -> UInt64 { spy.record("headPosition"); try spy.check(); return try await base.headPosition() }
     func saveSnapshot(_ snapshot: Snapshot) async throws { spy.record("saveSnapshot"); try await base.saveSnapshot(snapshot) }
     func loadSnapshot(streamID: String) async throws -> Snapshot? { spy.record("loadSnapshot"); return try await base.loadSnapshot(streamID: streamID) }
     func document(_ model: String, id: String) async throws -> Data? { spy.record("document"); return try await base.document(model, id: id) }
