@@ -1,4 +1,5 @@
 import Foundation
+import MinkHTTP
 import MinkTestFixtures
 import Testing
 
@@ -131,5 +132,50 @@ struct MinkdProcessTests {
         #expect(r.out.trimmingCharacters(in: .whitespacesAndNewlines) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         r = try await MinkdProcess(["check-config", "--storage", "memory"]).finish()
         #expect(r.status == 0 && r.out.contains("kind: memory"), "\(r.out)")
+    }
+}
+
+@Suite("minkd restarts", .timeLimit(.minutes(3)))
+struct MinkdRestartTests {
+    static func post(_ client: HTTPClient, port: Int, _ target: String, _ body: String) async throws -> (status: Int, text: String) {
+        var h = HTTPHeaders()
+        h.add(name: "Content-Type", value: "application/json")
+        let r = try await client.execute(HTTPClientRequest(method: "POST", host: "127.0.0.1", port: port, target: target, headers: h, body: Array(body.utf8)))
+        return (r.status, String(decoding: r.body, as: UTF8.self))
+    }
+
+    /// A client that never saw its `201` (minkd killed right after the commit) retries after the
+    /// restart with the same event ids: `200` with the original result, nothing written twice.
+    @Test func anIdempotentRetryAfterKill9IsAnsweredFromStorage() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("minkd-restart-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let args = ["serve", "--storage", "sqlite", "--data-dir", dir, "--listen", "127.0.0.1:0", "--log-format", "json"]
+        let (a, b) = (UUID().uuidString.lowercased(), UUID().uuidString.lowercased())
+        let body = #"{"events":[{"id":"\#(a)","type":"Opened","data":{"n":1}},{"id":"\#(b)","type":"Deposited","data":{"n":2}}]}"#
+        let client = HTTPClient()
+        defer { client.shutdown() }
+
+        let first = try MinkdProcess(args)
+        let firstPort = try await first.waitUntilReady()
+        _ = try await Self.post(client, port: firstPort, "/v1/streams/acc-1", #"{"events":[{"type":"Before","data":{}}]}"#)
+        let original = try await Self.post(client, port: firstPort, "/v1/streams/acc-1", body)
+        #expect(original.status == 201, "\(original.text)")
+        kill(first.process.processIdentifier, SIGKILL)
+        #expect(await ProcessLaunch.exit(of: first.process) == ProcessLaunch.Exit(reason: .uncaughtSignal, status: SIGKILL))
+
+        let second = try MinkdProcess(args)
+        let port = try await second.waitUntilReady()
+        let retry = try await Self.post(client, port: port, "/v1/streams/acc-1", body)
+        #expect(retry.status == 200, "\(retry.text)")
+        #expect(retry.text == original.text, "the original result: \(retry.text) vs \(original.text)")
+        let stream = try await client.execute(HTTPClientRequest(host: "127.0.0.1", port: port, target: "/v1/streams/acc-1"))
+        let text = String(decoding: stream.body, as: UTF8.self)
+        #expect(text.components(separatedBy: "\"Deposited\"").count == 2, "written once: \(text)")
+        #expect(text.components(separatedBy: "\"type\"").count == 4, "three events: \(text)")
+        // The same id for a different event is refused.
+        let reuse = try await Self.post(client, port: port, "/v1/streams/acc-1", #"{"events":[{"id":"\#(a)","type":"Other","data":{}}]}"#)
+        #expect(reuse.status == 409 && reuse.text.contains("duplicate_event_id"), "\(reuse.text)")
+        kill(second.process.processIdentifier, SIGTERM)
+        #expect(try await second.finish().status == 0)
     }
 }
