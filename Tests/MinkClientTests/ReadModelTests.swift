@@ -1,6 +1,7 @@
 import Foundation
 import Mink
 import MinkClient
+import MinkTestFixtures
 import Testing
 
 struct OrderSummary: ReadModel, Equatable {
@@ -96,6 +97,61 @@ struct ReadModelTests {
         }
     }
 
+    /// Pause, resume and rebuild of a real async projection through the client: a paused
+    /// projection applies nothing (its lag grows), resumed it catches up, rebuilt it ends with
+    /// the same documents.
+    @Test func projectionControlOnARealProjection() async throws {
+        let yaml = """
+            projections:
+              - name: seen
+                mode: async
+                handlers:
+                  - event: Seen
+                    id: "$.streamId"
+                    set: { key: "$.streamId", last: "$.data.n" }
+                    increment: { count: 1 }
+            """
+        try await withServer(projectionsYAML: yaml) { server in
+            let client = server.client()
+            let seen = client.readModel("seen", as: SeenCount.self)
+            func append(_ n: Int) async throws {
+                try await client.append("s-\(n % 3)", events: [EventData(type: "Seen", data: Data(#"{"n":\#(n)}"#.utf8))])
+            }
+            /// Polls the status until `condition` holds (the test's time limit bounds it).
+            func status(until condition: (ProjectionStatus) -> Bool) async throws -> ProjectionStatus {
+                let deadline = Deadline(.seconds(20))
+                while true {
+                    let s = try await client.projection("seen")
+                    if condition(s) { return s }
+                    try deadline.check("projection status: \(s)")
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+            }
+            #expect(try await client.projections().map(\.name) == ["seen"])
+            for n in 1...6 { try await append(n) }
+            let running = try await status { $0.checkpoint == 6 }
+            #expect(running.mode == .async && running.state == .running && running.lag == 0 && running.head == 6)
+            #expect(try await seen.get("s-0") == SeenCount(id: "s-0", last: 6, count: 2))
+
+            try await client.pauseProjection("seen")
+            #expect(try await client.projection("seen").state == .paused)
+            for n in 7...9 { try await append(n) }
+            try await Task.sleep(for: .milliseconds(300))
+            let paused = try await client.projection("seen")
+            #expect(paused.state == .paused && paused.checkpoint == 6 && paused.head == 9 && paused.lag == 3)
+            #expect(try await seen.get("s-0") == SeenCount(id: "s-0", last: 6, count: 2), "nothing applied while paused")
+
+            try await client.resumeProjection("seen")
+            _ = try await status { $0.state == .running && $0.checkpoint == 9 }
+            let before = try await seen.getAll()
+            #expect(try await seen.get("s-0") == SeenCount(id: "s-0", last: 9, count: 3))
+
+            try await client.rebuildProjection("seen")
+            _ = try await status { $0.state == .running && $0.checkpoint == 9 }
+            #expect(try await seen.getAll().sorted { $0.last < $1.last } == before.sorted { $0.last < $1.last }, "the rebuilt copy equals the old one")
+        }
+    }
+
     /// The `projections:` YAML of docs/projections.md ("Declaring a projection"), run inline so
     /// its documents exist when the append returns.
     static func documentedProjectionYAML() throws -> String {
@@ -135,6 +191,15 @@ struct ReadModelTests {
             #expect(try await orders.findOne(Query().where("createdBy", "=", "u-7"))?.id == "o1")
         }
     }
+}
+
+/// The `seen` projection's document.
+struct SeenCount: ReadModel, Equatable {
+    var id: String
+    var last: Int
+    var count: Int
+
+    enum CodingKeys: String, CodingKey { case id = "key", last, count }
 }
 
 /// Exactly the read-model type of docs/client.md ("Read models"): keep the two the same.
