@@ -136,6 +136,54 @@ struct SubscriptionTests {
         }
     }
 
+    /// When a resume point is lost on the way (here a proxy drops `Last-Event-ID`, so the server
+    /// replays from the start), the client's own de-duplication delivers each event once.
+    @Test func replayedEventsAreDeliveredOnce() async throws {
+        try await withServer { server in
+            let proxy = Proxy(backendPort: server.port)
+            proxy.streamCuts.withLock { $0 = [3, 6] }
+            proxy.dropLastEventID.withLock { $0 = true }
+            let proxyPort = try proxy.start()
+            let client = server.client(port: proxyPort)
+            let consumer = Task { try await Self.collect(client.subscribeAll(after: 0), count: 10) }
+            for i in 0..<10 {
+                try await client.append("s-\(i % 3)", events: [raw("E", #"{"i":\#(i)}"#)])
+            }
+            let (events, reconnects) = try await consumer.valueCancellingWithCaller
+            await proxy.shutdown()
+            #expect(events.map(\.globalPosition) == Array(1...10), "each event once, in order")
+            #expect(reconnects >= 2)
+            let relayed = proxy.relayedIDs.withLock { $0 }
+            #expect(relayed.count > 10 && Set(relayed).count == 10, "the server did replay (\(relayed)): the de-duplication was exercised")
+        }
+    }
+
+    /// A connection that goes silent (no event, no keepalive) is given up after the client's
+    /// `subscriptionIdle` and resumed from the last event seen.
+    @Test func aSilentConnectionIsReplacedAfterTheIdleTimeout() async throws {
+        try await withServer { server in
+            // The proxy relays events but not the server's keepalive comments: a quiet stream
+            // through it is silent.
+            let proxy = Proxy(backendPort: server.port)
+            let proxyPort = try proxy.start()
+            let client = MinkClient(
+                host: "127.0.0.1", port: proxyPort, registry: orderRegistry(),
+                timeouts: .init(connect: .milliseconds(500), request: .seconds(10), subscriptionIdle: .milliseconds(400)),
+                reconnectPolicy: RetryPolicy(maxAttempts: 200, initialBackoff: .milliseconds(20), maxBackoff: .milliseconds(100))
+            )
+            let consumer = Task { try await Self.collect(client.subscribeAll(after: 0), count: 3) }
+            try await client.append("s-1", events: [raw("E"), raw("E")])
+            try await Task.sleep(for: .milliseconds(1500))  // silent for several idle timeouts
+            try await client.append("s-1", events: [raw("E")])
+            let (events, reconnects) = try await consumer.valueCancellingWithCaller
+            await proxy.shutdown()
+            #expect(events.map(\.globalPosition) == [1, 2, 3])
+            #expect(reconnects >= 1, "the silent connection was not replaced")
+            let resumed = proxy.requests.filter { $0.target.contains("/subscriptions/") }.compactMap { $0.headers["Last-Event-ID"] }
+            #expect(resumed.contains("2"), "resumed after the last event seen: \(resumed)")
+        }
+    }
+
     @Test func cancellingTheConsumerClosesTheConnection() async throws {
         try await withServer { server in
             let client = server.client()

@@ -101,6 +101,11 @@ final class Proxy: Sendable {
     let faults = Mutex<[Fault]>([])
     /// Event streams end after relaying this many events (`nil`: never).
     let cutStreamsAfter = Mutex<Int?>(nil)
+    /// Per-stream limits taken one per new event stream, first one first, before `cutStreamsAfter`.
+    let streamCuts = Mutex<[Int]>([])
+    /// Forward event streams without `Last-Event-ID`, as a proxy that drops the header would:
+    /// the server then replays from the query's `after`.
+    let dropLastEventID = Mutex(false)
     /// Event messages (with an `id:`) relayed, over every connection.
     let relayedIDs = Mutex<[String]>([])
     private let backend = HTTPClient()
@@ -160,13 +165,14 @@ final class Proxy: Sendable {
     private func relayStream(_ request: HTTPRequest) -> HTTPResponse {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "text/event-stream")
-        let limit = cutStreamsAfter.withLock { $0 }
+        let limit = streamCuts.withLock { $0.isEmpty ? nil : $0.removeFirst() } ?? cutStreamsAfter.withLock { $0 }
+        let lastEventID = dropLastEventID.withLock { $0 } ? nil : request.headers["Last-Event-ID"]
         var forward = HTTPHeaders()
         for (name, value) in request.headers where ["mink-tenant", "authorization"].contains(name.lowercased()) {
             forward.add(name: name, value: value)
         }
         let stream = backend.events(
-            host: "127.0.0.1", port: backendPort, target: request.target, headers: forward, lastEventID: request.headers["Last-Event-ID"]
+            host: "127.0.0.1", port: backendPort, target: request.target, headers: forward, lastEventID: lastEventID
         )
         return HTTPResponse(status: 200, headers: headers, body: .stream { [self] writer in
             var relayed = 0
