@@ -21,18 +21,36 @@ public actor SubscriptionHub {
     private var ring: [Event] = []
     private var ringStartIndex = 0  // ring[ringStartIndex...] are the live entries (amortised trimming)
     private var head: UInt64 = 0
-    private var initialized = false
-    private var pumping = false
-    private var pumpAgain = false
+    private var lifecycle = Lifecycle.starting
+    private var pump = Pump.idle(stale: false)
     private var waiters: [UInt64: CheckedContinuation<Bool, Never>] = [:]
     private var nextWaiter: UInt64 = 0
-    private var externalTask: Task<Void, Never>?
-    /// Commits were notified while nobody waited: `head` and the ring may be behind the log.
-    private var stale = false
     /// Passes of the pump begun so far (each reads storage up to its head at that moment).
     private var passesStarted = 0
     /// Readers waiting for the pump: each for a pass begun after it asked.
     private var pumpWaiters: [(pass: Int, continuation: CheckedContinuation<Void, Never>)] = []
+
+    /// Where the hub is in its life.
+    private enum Lifecycle {
+        /// The head has not been read from storage yet.
+        case starting
+        /// Serving readers; `external` listens for other processes' commits (when the adapter
+        /// reports them).
+        case serving(external: Task<Void, Never>?)
+        /// Shut down: the external listener is stopped and is never started again.
+        case shutDown
+    }
+
+    /// What the pump (reading new events into the ring) is doing.
+    private enum Pump: Equatable {
+        /// Not running. `stale`: commits were notified while nobody waited, so `head` and the
+        /// ring may be behind the log (the next reader brings them up to date).
+        case idle(stale: Bool)
+        /// A pass is running. `again`: commits were notified after it began, so another pass
+        /// follows it. (A running pass reads up to the storage's head, which covers whatever
+        /// made the hub stale before it.)
+        case running(again: Bool)
+    }
 
     /// Creates a hub over an adapter; `capacity` is the number of recent events kept in memory.
     public init(adapter: any EventStoreAdapter, capacity: Int = 10_000) {
@@ -48,52 +66,53 @@ public actor SubscriptionHub {
     }
 
     private func ensureInitialized() async throws {
-        if initialized { return }
+        guard case .starting = lifecycle else { return }
         let h = try await adapter.headPosition()
-        if !initialized {
-            head = h
-            initialized = true
-            if externalTask == nil, let stream = adapter.externalCommits() {
-                externalTask = Task { [weak self] in
-                    for await _ in stream { await self?.notifyCommitted() }
-                }
+        // Another reader may have finished starting (or the hub shut down) during the read.
+        guard case .starting = lifecycle else { return }
+        head = h
+        let external = adapter.externalCommits().map { stream in
+            Task { [weak self] in
+                for await _ in stream { await self?.notifyCommitted() }
             }
         }
+        lifecycle = .serving(external: external)
     }
 
     /// Stops listening for external commits and wakes every waiter.
     public func shutdown() {
-        externalTask?.cancel()
-        externalTask = nil
+        if case .serving(let external) = lifecycle { external?.cancel() }
+        lifecycle = .shutDown
         for (_, c) in waiters { c.resume(returning: false) }
         waiters.removeAll()
     }
 
     /// Tells the hub that events were committed; it reads them from storage and wakes waiters.
     public func notifyCommitted() async {
-        if waiters.isEmpty && !pumping {
+        if case .idle = pump, waiters.isEmpty {
             // Nobody to wake: whoever reads next refreshes (``refreshIfStale()``).
-            stale = true
+            pump = .idle(stale: true)
             return
         }
-        await pump()
+        await runPump()
     }
 
     /// Brings the hub up to date with every commit notified so far, before a reader looks at
     /// `head` or the ring: after commits nobody waited for, and while a pump is running (a
     /// reader must not answer "up to date" from a head the pump is about to move).
     private func refreshIfStale() async {
-        guard initialized, stale || pumping else { return }
-        stale = false
-        if pumping {
+        if case .starting = lifecycle { return }
+        switch pump {
+        case .idle(stale: false):
+            return
+        case .idle(stale: true):
+            await runPump(mayRestartRing: true)
+        case .running(let again):
             // Wait for the running pass to finish; when commits were notified after it began
-            // (`pumpAgain`, so the pump runs another), for that next pass instead — never for
-            // the pump to stop, which a steady stream of commits could prevent. (`stale` can
-            // only predate the running pass: notifications during a pump set `pumpAgain`.)
-            let pass = pumpAgain ? passesStarted + 1 : passesStarted
+            // (`again`, so the pump runs another), for that next pass instead — never for the
+            // pump to stop, which a steady stream of commits could prevent.
+            let pass = again ? passesStarted + 1 : passesStarted
             await withCheckedContinuation { pumpWaiters.append((pass, $0)) }
-        } else {
-            await pump(mayRestartRing: true)
         }
     }
 
@@ -105,16 +124,18 @@ public actor SubscriptionHub {
     ///   it all (the ring would keep only its last `capacity` events anyway). Done inside the
     ///   pass, so that readers arriving meanwhile wait for it and commits notified meanwhile
     ///   get another pass.
-    private func pump(mayRestartRing: Bool = false) async {
-        if pumping { pumpAgain = true; return }
-        pumping = true
+    private func runPump(mayRestartRing: Bool = false) async {
+        if case .running = pump {
+            pump = .running(again: true)
+            return
+        }
         defer {
-            pumping = false
+            pump = .idle(stale: false)
             resumePumpWaiters(upTo: Int.max)
         }
         var mayRestart = mayRestartRing
         repeat {
-            pumpAgain = false
+            pump = .running(again: false)
             passesStarted += 1
             defer { resumePumpWaiters(upTo: passesStarted) }
             do {
@@ -141,7 +162,7 @@ public actor SubscriptionHub {
                 // Storage unavailable: waiters time out and subscribers read storage themselves later.
                 wakeAll()
             }
-        } while pumpAgain
+        } while pump == .running(again: true)
     }
 
     private func resumePumpWaiters(upTo pass: Int) {

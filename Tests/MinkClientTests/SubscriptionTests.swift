@@ -171,16 +171,28 @@ struct SubscriptionTests {
                 timeouts: .init(connect: .milliseconds(500), request: .seconds(10), subscriptionIdle: .milliseconds(400)),
                 reconnectPolicy: RetryPolicy(maxAttempts: 200, initialBackoff: .milliseconds(20), maxBackoff: .milliseconds(100))
             )
-            let consumer = Task { try await Self.collect(client.subscribeAll(after: 0), count: 3) }
+            let received = Mutex<[UInt64]>([])
+            let consumer = Task { () -> Int in
+                var it = client.subscribeAll(after: 0).makeAsyncIterator()
+                while received.withLock({ $0.count }) < 3, let e = try await it.next() {
+                    received.withLock { $0.append(e.globalPosition) }
+                }
+                return it.reconnects
+            }
             try await client.append("s-1", events: [raw("E"), raw("E")])
-            try await Task.sleep(for: .milliseconds(1500))  // silent for several idle timeouts
+            let deadline = Deadline(.seconds(20))
+            while received.withLock({ $0.count }) < 2 { try deadline.check("the first two events"); try await Task.sleep(for: .milliseconds(10)) }
+            // Now silent (no event, and the proxy passes no keepalive): the client must give up on
+            // the connection after 400 ms and connect again, resuming after event 2.
+            func resumedIDs() -> [String] {
+                proxy.requests.filter { $0.target.contains("/subscriptions/") }.compactMap { $0.headers["Last-Event-ID"] }
+            }
+            while !resumedIDs().contains("2") { try deadline.check("a reconnect after event 2: \(resumedIDs())"); try await Task.sleep(for: .milliseconds(20)) }
             try await client.append("s-1", events: [raw("E")])
-            let (events, reconnects) = try await consumer.valueCancellingWithCaller
+            let reconnects = try await consumer.valueCancellingWithCaller
             await proxy.shutdown()
-            #expect(events.map(\.globalPosition) == [1, 2, 3])
+            #expect(received.withLock { $0 } == [1, 2, 3])
             #expect(reconnects >= 1, "the silent connection was not replaced")
-            let resumed = proxy.requests.filter { $0.target.contains("/subscriptions/") }.compactMap { $0.headers["Last-Event-ID"] }
-            #expect(resumed.contains("2"), "resumed after the last event seen: \(resumed)")
         }
     }
 
