@@ -161,6 +161,10 @@ public final class EventStore: Sendable {
         tenants.stores.withLock { $0.removeValue(forKey: tenantID) }
     }
 
+    /// The stores of the tenants other than `default` made so far from this store's root (and
+    /// not forgotten): the one cache of per-tenant stores, which a server shuts down at the end.
+    public var tenantStores: [EventStore] { tenants.stores.withLock { Array($0.values) } }
+
     // MARK: Inline projections
 
     /// Adds a projection that runs inside every append's transaction of this store.

@@ -21,7 +21,6 @@ final class TenantRouter: Sendable {
     private let state = Mutex(State())
 
     private struct State {
-        var stores: [String: EventStore] = [:]
         /// Tenants known to exist (a cache of the catalog; `default` always exists).
         var known: Set<String> = [TenantID.default]
         /// Writes in flight per tenant: a deletion waits for them.
@@ -72,18 +71,13 @@ final class TenantRouter: Sendable {
     // MARK: Stores
 
     /// The tenant's store (the same value for every request of a tenant, so one hub).
+    ///
+    /// The root store keeps the one cache of tenant stores (`forTenant` returns the same value
+    /// for a tenant; it scopes the adapter and snapshots, stamps the tenant ID into appended
+    /// events' metadata and runs the root's inline projections); deletion forgets it there.
     /// - Parameter tenant: a validated tenant ID.
     func store(for tenant: String) throws -> EventStore {
-        if tenant == TenantID.default { return root }
-        if let store = state.withLock({ $0.stores[tenant] }) { return store }
-        // `forTenant` scopes the adapter and snapshots, stamps the tenant ID into appended
-        // events' metadata and runs the root's inline projections; deletion forgets it again.
-        let made = try root.forTenant(tenant)
-        return state.withLock { s in
-            if let store = s.stores[tenant] { return store }
-            s.stores[tenant] = made
-            return made
-        }
+        try root.forTenant(tenant)
     }
 
     /// The tenant's current lifetime (event streams run in it; deletion ends it).
@@ -102,7 +96,7 @@ final class TenantRouter: Sendable {
     }
 
     /// Every tenant store made so far (for shutdown).
-    var stores: [EventStore] { state.withLock { Array($0.stores.values) } }
+    var stores: [EventStore] { root.tenantStores }
 
     // MARK: Admission
 
@@ -260,8 +254,7 @@ final class TenantRouter: Sendable {
         let (store, lifetime) = state.withLock { s -> (EventStore?, TenantLifetime?) in
             s.known.remove(tenant)
             s.deletions[tenant, default: 0] += 1
-            root.forgetTenant(tenant)
-            return (s.stores.removeValue(forKey: tenant), s.lifetimes.removeValue(forKey: tenant))
+            return (root.forgetTenant(tenant), s.lifetimes.removeValue(forKey: tenant))
         }
         lifetime?.end()
         if let store { await store.hub.shutdown() }
