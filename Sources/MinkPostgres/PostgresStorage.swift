@@ -144,6 +144,14 @@ public final class PostgresStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
         }
     }
 
+    /// Checks that the server accepts writes, for readiness: `txid_current()` assigns a
+    /// transaction ID, which a read-only server (a standby, `default_transaction_read_only`)
+    /// refuses; an unreachable or frozen server fails within the storage timeout.
+    /// - Throws: `.unavailable`.
+    public func probeWrite() async throws {
+        try await scope.backend.pool.withConnection { conn in _ = try conn.query("SELECT txid_current()") }
+    }
+
     // MARK: External commits
 
     /// Wakes when another process commits to this tenant (LISTEN/NOTIFY), and once after the
@@ -232,9 +240,12 @@ final class Backend: Sendable {
         self.database = database
         self.channel = configuration.channel
         self.pool = ConnectionPool(
-            label: "mink.postgres.\(database ?? "main")", size: poolSize, parameters: parameters, idleTimeout: idleTimeout
+            label: "mink.postgres.\(database ?? "main")", size: poolSize, parameters: parameters, timeout: configuration.timeout,
+            idleTimeout: idleTimeout
         )
-        self.listener = CommitListener(parameters: parameters, channel: configuration.channel, ownPIDs: pool.pids)
+        self.listener = CommitListener(
+            parameters: parameters, timeout: configuration.timeout, channel: configuration.channel, ownPIDs: pool.pids
+        )
     }
 
     /// The batcher of a tenant's appends, made on first use.
@@ -268,7 +279,7 @@ final class Core: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.backends = Backends(configuration: configuration)
-        self.leases = LeaseSession(parameters: configuration.connectionParameters(), logger: logger)
+        self.leases = LeaseSession(parameters: configuration.connectionParameters(), timeout: configuration.timeout, logger: logger)
     }
 
     /// The scope of a (validated) tenant.

@@ -67,7 +67,14 @@ extension API {
         do {
             _ = try await store.headPosition()
         } catch {
+            logger.warning("not ready: storage does not answer", metadata: ["error": "\(error)"])
             return notReady("storage does not answer")
+        }
+        // Reads alone would say ready while every write fails (read-only file or file system,
+        // full disk): the probe writes, at most every few seconds.
+        if let failure = await writeProbe?.failure() {
+            logger.warning("not ready: storage refuses writes", metadata: ["cause": "\(failure)"])
+            return notReady("storage refuses writes")
         }
         return Reply.json(ReadyBody(status: "ready"))
     }
