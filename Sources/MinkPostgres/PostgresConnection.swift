@@ -146,7 +146,9 @@ final class PostgresConnection {
             }
         }
         guard let conn else { throw PostgresError(sqlState: nil, message: "out of memory", connectionLost: true) }
-        let end = min(deadline ?? .now + timeout, .now + timeout)
+        // libpq enforces `connect_timeout` only in its blocking connect, so it is applied here.
+        let connectTimeout = parameters.last { $0.0 == "connect_timeout" }.flatMap { Int($0.1) }.map { Duration.seconds(max($0, 1)) }
+        let end = min(deadline ?? .now + timeout, .now + min(timeout, connectTimeout ?? timeout))
         var polling = PQstatus(conn) == CONNECTION_BAD ? PGRES_POLLING_FAILED : PGRES_POLLING_WRITING
         do {
             while polling != PGRES_POLLING_OK && polling != PGRES_POLLING_FAILED {
@@ -155,8 +157,8 @@ final class PostgresConnection {
             }
         } catch {
             PQfinish(conn)
-            throw PostgresError(sqlState: nil, message: "no answer from PostgreSQL within \(Self.seconds(timeout)) s while connecting",
-                                connectionLost: true)
+            throw PostgresError(sqlState: nil, message: "no answer from PostgreSQL in time while connecting",
+                                connectionLost: true, timedOut: true)
         }
         if polling == PGRES_POLLING_FAILED || PQstatus(conn) != CONNECTION_OK {
             let message = Self.clean(PQerrorMessage(conn))
