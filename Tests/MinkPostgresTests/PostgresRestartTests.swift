@@ -1,6 +1,7 @@
 import Foundation
 import Mink
 import MinkPostgres
+import MinkTestFixtures
 import Testing
 
 /// Runs against the second cluster of `scripts/with-postgres`, which only these tests stop and
@@ -11,6 +12,8 @@ struct PostgresRestartTests {
         let url = try TestServer.environment("MINK_TEST_POSTGRES_RESTART_URL")
         let stop = try TestServer.environment("MINK_TEST_PG_STOP_CMD")
         let start = try TestServer.environment("MINK_TEST_PG_START_CMD")
+        let lock = try await RestartCluster.lock()
+        defer { lock.release() }
         let s = try await TestServer.storage(poolSize: 3, url: url)
         defer { Task { await s.shutdown() } }
 
@@ -48,30 +51,6 @@ struct PostgresRestartTests {
         #expect(s.listenerConnectionCount >= 2)
     }
 
-    /// `kill -STOP` on the whole cluster (postmaster first, so that it starts no new backend,
-    /// then every backend) or `kill -CONT` (backends first). The PIDs come from the data
-    /// directory's `postmaster.pid` and `/proc`.
-    static func signalCluster(_ signal: Int32) throws {
-        let data = try TestServer.environment("MINK_TEST_PG_RESTART_DATA")
-        let text = try String(contentsOfFile: data + "/postmaster.pid", encoding: .utf8)
-        let postmaster = try #require(Int32(text.split(separator: "\n").first.map(String.init) ?? ""), "no postmaster PID")
-        var children: [Int32] = []
-        for entry in try FileManager.default.contentsOfDirectory(atPath: "/proc") {
-            guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { continue }
-            // Fields after the command: state, ppid, ...
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            if fields.count > 1, Int32(fields[1]) == postmaster { children.append(pid) }
-        }
-        if signal == SIGSTOP {
-            #expect(kill(postmaster, SIGSTOP) == 0)
-            for c in children { _ = kill(c, SIGSTOP) }
-        } else {
-            for c in children { _ = kill(c, signal) }
-            #expect(kill(postmaster, signal) == 0)
-        }
-    }
-
     /// A frozen server (SIGSTOP: a VM pause, a stuck volume, a partition look the same) fails
     /// every operation with `.unavailable` within the storage timeout instead of holding it for
     /// as long as the freeze lasts; the pool is not pinned (more callers than connections all get
@@ -79,6 +58,8 @@ struct PostgresRestartTests {
     /// is settled by an idempotent retry: its events are stored exactly once.
     @Test(.timeLimit(.minutes(2))) func frozenServerFailsWithinTheTimeoutAndRecovers() async throws {
         let url = try TestServer.environment("MINK_TEST_POSTGRES_RESTART_URL")
+        let lock = try await RestartCluster.lock()
+        defer { lock.release() }
         let timeout = Duration.seconds(2)
         let config = PostgresConfiguration(
             connectionString: url, poolSize: 2, schema: TestServer.freshName(), connectTimeoutSeconds: 2, timeout: timeout
@@ -87,9 +68,9 @@ struct PostgresRestartTests {
         defer { Task { await s.shutdown() } }
         _ = try await s.append(request("f-warm", [event()]), hook: nil)
 
-        try Self.signalCluster(SIGSTOP)
+        try RestartCluster.signal(SIGSTOP)
         var thawed = false
-        defer { if !thawed { try? Self.signalCluster(SIGCONT) } }
+        defer { if !thawed { try? RestartCluster.signal(SIGCONT) } }
 
         // Six appends (with known event IDs) and three reads on a pool of two connections.
         let ids = (0..<6).map { _ in UUID().uuidString.lowercased() }
@@ -123,7 +104,7 @@ struct PostgresRestartTests {
             return all
         }
         // The server is still frozen here: whatever returned did so without it.
-        try Self.signalCluster(SIGCONT)
+        try RestartCluster.signal(SIGCONT)
         thawed = true
         for (name, elapsed, error) in outcomes {
             let e = error as? MinkError
