@@ -144,12 +144,18 @@ public final class PostgresStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
         }
     }
 
-    /// Checks that the server accepts writes, for readiness: `txid_current()` assigns a
-    /// transaction ID, which a read-only server (a standby, `default_transaction_read_only`)
-    /// refuses; an unreachable or frozen server fails within the storage timeout.
+    /// Checks that the server accepts writes, for readiness: a server in recovery (a standby)
+    /// or with `default_transaction_read_only` reports `transaction_read_only = on`; an
+    /// unreachable or frozen server fails within the storage timeout. (A full disk is not seen
+    /// here: PostgreSQL then fails the commits themselves, which answer `503`.)
     /// - Throws: `.unavailable`.
     public func probeWrite() async throws {
-        try await scope.backend.pool.withConnection { conn in _ = try conn.query("SELECT txid_current()") }
+        let readOnly = try await scope.backend.pool.withConnection { conn in
+            try conn.query("SELECT current_setting('transaction_read_only')").string(0, 0) == "on"
+        }
+        if readOnly {
+            throw MinkError(.unavailable, "PostgreSQL accepts no writes (transaction_read_only is on: a standby, or default_transaction_read_only)", isTransient: true)
+        }
     }
 
     // MARK: External commits
