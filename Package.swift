@@ -162,7 +162,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MinkPostgresTests",
-            dependencies: ["MinkPostgres", "Mink", "MinkTesting"],
+            dependencies: ["MinkPostgres", "Mink", "MinkTesting", "MinkTestFixtures"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -112,12 +112,13 @@ extension MinkdConfiguration {
     }
 
     private mutating func applyStorage(_ node: ConfigNode) throws {
-        for (key, node) in try node.mapping(allowing: ["kind", "dataDir", "url", "pool"]) {
+        for (key, node) in try node.mapping(allowing: ["kind", "dataDir", "url", "pool", "timeoutSeconds"]) {
             switch key {
             case "kind": storage.kind = try Self.storageKind(node.string(), keyPath: node.path)
             case "dataDir": storage.dataDir = try node.nonEmptyString()
             case "url": storage.url = try node.isNull ? nil : node.nonEmptyString()
             case "pool": storage.pool = try node.int(atLeast: 1)
+            case "timeoutSeconds": storage.timeoutSeconds = try node.int(atLeast: 1)
             default: break
             }
         }
@@ -219,11 +220,14 @@ extension MinkdConfiguration {
 
     private mutating func applyHTTP(_ node: ConfigNode) throws {
         for (key, node) in try node.mapping(allowing: [
-            "idleTimeoutSeconds", "headerTimeoutSeconds", "gzipMinBytes", "sseKeepaliveSeconds", "cors",
+            "idleTimeoutSeconds", "headerTimeoutSeconds", "bodyIdleTimeoutSeconds", "bodyTimeoutSeconds", "gzipMinBytes",
+            "sseKeepaliveSeconds", "cors",
         ]) {
             switch key {
             case "idleTimeoutSeconds": http.idleTimeoutSeconds = try node.int(atLeast: 1)
             case "headerTimeoutSeconds": http.headerTimeoutSeconds = try node.int(atLeast: 1)
+            case "bodyIdleTimeoutSeconds": http.bodyIdleTimeoutSeconds = try node.int(atLeast: 1)
+            case "bodyTimeoutSeconds": http.bodyTimeoutSeconds = try node.int(atLeast: 1)
             case "gzipMinBytes": http.gzipMinBytes = try node.int(atLeast: 0)
             case "sseKeepaliveSeconds": http.sseKeepaliveSeconds = try node.int(atLeast: 1)
             case "cors":

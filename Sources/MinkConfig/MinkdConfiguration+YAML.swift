@@ -21,6 +21,7 @@ extension MinkdConfiguration {
             line(1, "url: \(quote(redactingSecrets ? Self.redactPassword(in: url) : url))")
         }
         line(1, "pool: \(storage.pool)")
+        line(1, "timeoutSeconds: \(storage.timeoutSeconds)")
         line(0, "tenancy:")
         line(1, "strategy: \(tenancy.strategy.rawValue)")
         line(1, "schemaPrefix: \(quote(tenancy.schemaPrefix))")
@@ -49,6 +50,8 @@ extension MinkdConfiguration {
         line(0, "http:")
         line(1, "idleTimeoutSeconds: \(http.idleTimeoutSeconds)")
         line(1, "headerTimeoutSeconds: \(http.headerTimeoutSeconds)")
+        line(1, "bodyIdleTimeoutSeconds: \(http.bodyIdleTimeoutSeconds)")
+        line(1, "bodyTimeoutSeconds: \(http.bodyTimeoutSeconds)")
         line(1, "gzipMinBytes: \(http.gzipMinBytes)")
         line(1, "sseKeepaliveSeconds: \(http.sseKeepaliveSeconds)")
         line(1, "cors: { allowedOrigins: [\(http.corsAllowedOrigins.map(quote).joined(separator: ", "))] }")

@@ -55,6 +55,9 @@ public struct MinkdConfiguration: Hashable, Sendable {
         public var url: String?
         /// `storage.pool`: PostgreSQL connections per tenant database (default 10).
         public var pool = 10
+        /// `storage.timeoutSeconds`: a storage call not answered by then fails the request with
+        /// `503 unavailable` (default 10).
+        public var timeoutSeconds = 10
 
         /// The defaults.
         public init() {}
@@ -152,6 +155,10 @@ public struct MinkdConfiguration: Hashable, Sendable {
         public var idleTimeoutSeconds = 75
         /// `http.headerTimeoutSeconds`: a request head must arrive within this (default 10; `408`).
         public var headerTimeoutSeconds = 10
+        /// `http.bodyIdleTimeoutSeconds`: a request body that sends nothing for this long gets `408` and a close (default 10).
+        public var bodyIdleTimeoutSeconds = 10
+        /// `http.bodyTimeoutSeconds`: a request body not complete this long after its headers gets `408` and a close (default 60).
+        public var bodyTimeoutSeconds = 60
         /// `http.gzipMinBytes`: responses this large or larger are gzip-encoded when accepted (default 1024).
         public var gzipMinBytes = 1024
         /// `http.sseKeepaliveSeconds`: a `: keepalive` comment after this long without traffic (default 15).

@@ -181,6 +181,9 @@ final class AppendBatcher: Sendable {
 
     /// Writes one batch and answers its appends.
     private func write(_ batch: [Pending], on conn: PostgresConnection) {
+        // A drain writes several batches on one borrowed connection: each batch gets the whole
+        // storage timeout (the pool's deadline covers the borrow, not every batch of it).
+        conn.renewDeadline()
         switch commit(batch, on: conn) {
         case .committed(let outcomes, let written):
             if written > 0 {

@@ -23,6 +23,7 @@ final class CommitListener: Sendable {
     }
 
     private let parameters: [(String, String)]
+    private let timeout: Duration
     private let channel: String
     private let ownPIDs: BackendPIDs
     private let shared = Mutex(Shared())
@@ -30,7 +31,8 @@ final class CommitListener: Sendable {
     /// How many times a LISTEN connection was established (tests watch reconnects with it).
     let connections = Atomic<Int>(0)
 
-    init(parameters: [(String, String)], channel: String, ownPIDs: BackendPIDs) {
+    init(parameters: [(String, String)], timeout: Duration = .seconds(10), channel: String, ownPIDs: BackendPIDs) {
+        self.timeout = timeout
         self.parameters = parameters + [("keepalives_idle", "30"), ("keepalives_interval", "10"), ("keepalives_count", "3")]
         self.channel = channel
         self.ownPIDs = ownPIDs
@@ -99,7 +101,7 @@ final class CommitListener: Sendable {
             switch action {
             case .connect:
                 do {
-                    let c = try PostgresConnection(parameters: parameters)
+                    let c = try PostgresConnection(parameters: parameters, timeout: timeout)
                     try c.execute("LISTEN \(Identifier.quote(channel))")
                     conn = c
                     connections.add(1, ordering: .relaxed)

@@ -1,3 +1,4 @@
+import Dispatch
 import Mink
 import Synchronization
 
@@ -6,6 +7,11 @@ import Synchronization
 /// Callers borrow a connection for the span of a closure (`try await pool.withConnection { conn
 /// in ... }`); the closure runs synchronously on the connection's queue. When every connection is
 /// busy, callers wait in FIFO order (cancellable).
+///
+/// Every use has a deadline, ``timeout`` after it asked for a connection: waiting for a free
+/// connection and every libpq call of the closure end by then (a caller gets `.unavailable`),
+/// so a frozen server neither holds a request longer nor pins the pool — a connection whose call
+/// timed out is closed and its worker opens a new one for the next use.
 final class ConnectionPool: Sendable {
     private struct State {
         var idle: [Int]
@@ -18,14 +24,17 @@ final class ConnectionPool: Sendable {
     private let state: Mutex<State>
     /// The backend PIDs of this pool's connections.
     let pids: BackendPIDs
+    /// How long one use may take, waiting for a connection included (`storage.timeoutSeconds`).
+    let timeout: Duration
 
     /// Creates a pool of `size` lazily opened connections.
-    init(label: String, size: Int, parameters: [(String, String)], idleTimeout: Duration? = nil) {
+    init(label: String, size: Int, parameters: [(String, String)], timeout: Duration = .seconds(10), idleTimeout: Duration? = nil) {
         let pids = BackendPIDs()
         let n = max(size, 1)
         self.pids = pids
+        self.timeout = timeout
         self.workers = (0..<n).map {
-            ConnectionWorker(label: "\(label).\($0)", parameters: parameters, pids: pids, idleTimeout: idleTimeout)
+            ConnectionWorker(label: "\(label).\($0)", parameters: parameters, timeout: timeout, pids: pids, idleTimeout: idleTimeout)
         }
         self.state = Mutex(State(idle: Array((0..<n).reversed())))
     }
@@ -35,10 +44,11 @@ final class ConnectionPool: Sendable {
     func withConnection<T: Sendable>(
         mappingErrors: Bool = true, _ body: @Sendable (PostgresConnection) throws -> T
     ) async throws -> T {
-        let index = try await acquire()
+        let deadline = ContinuousClock.now + timeout
+        let index = try await acquire(until: deadline)
         defer { release(index) }
         do {
-            return try await workers[index].run(body)
+            return try await workers[index].run(deadline: deadline, body)
         } catch {
             throw mappingErrors ? error.mappedForMink() : error
         }
@@ -61,7 +71,7 @@ final class ConnectionPool: Sendable {
         case wait
     }
 
-    private func acquire() async throws -> Int {
+    private func acquire(until deadline: ContinuousClock.Instant) async throws -> Int {
         let quick: AcquireStep = state.withLock { s in
             if s.closed { return .fail(MinkError(.cancelled, "storage is shut down")) }
             if let i = s.idle.popLast() { return .ready(i) }
@@ -88,7 +98,7 @@ final class ConnectionPool: Sendable {
                 switch step {
                 case .ready(let i): continuation.resume(returning: i)
                 case .fail(let e): continuation.resume(throwing: e)
-                case .wait: break
+                case .wait: scheduleTimeout(of: id, at: deadline)
                 }
             }
         } onCancel: {
@@ -97,6 +107,24 @@ final class ConnectionPool: Sendable {
                 return s.waiters.remove(at: k).continuation
             }
             waiter?.resume(throwing: MinkError(.cancelled, "cancelled while waiting for a connection"))
+        }
+    }
+
+    /// Fails a waiter still waiting at `deadline` with `.unavailable` (every connection is busy,
+    /// e.g. held by calls to a frozen server).
+    private func scheduleTimeout(of id: UInt64, at deadline: ContinuousClock.Instant) {
+        let left = ContinuousClock.now.duration(to: deadline)
+        let nanos = max(0, left.components.seconds * 1_000_000_000 + left.components.attoseconds / 1_000_000_000)
+        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(nanos))) { [weak self] in
+            guard let self else { return }
+            let waiter = self.state.withLock { s -> CheckedContinuation<Int, any Error>? in
+                guard let k = s.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return s.waiters.remove(at: k).continuation
+            }
+            waiter?.resume(throwing: MinkError(
+                .unavailable, "PostgreSQL is unavailable: no connection free within \(PostgresConnection.seconds(self.timeout)) s",
+                isTransient: true
+            ))
         }
     }
 

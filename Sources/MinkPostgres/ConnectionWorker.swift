@@ -28,10 +28,12 @@ final class ConnectionWorker: @unchecked Sendable {
     private let parameters: [(String, String)]
     private let pids: BackendPIDs
     private let idleTimeout: Duration?
+    private let timeout: Duration
 
-    init(label: String, parameters: [(String, String)], pids: BackendPIDs, idleTimeout: Duration?) {
+    init(label: String, parameters: [(String, String)], timeout: Duration, pids: BackendPIDs, idleTimeout: Duration?) {
         self.queue = DispatchQueue(label: label)
         self.parameters = parameters
+        self.timeout = timeout
         self.pids = pids
         self.idleTimeout = idleTimeout
     }
@@ -40,14 +42,16 @@ final class ConnectionWorker: @unchecked Sendable {
     ///
     /// Errors are thrown as they come (``PostgresError`` unmapped); a broken connection is closed
     /// so that the next call reconnects, and a transaction left open by `body` is rolled back.
-    func run<T: Sendable>(_ body: @Sendable (PostgresConnection) throws -> T) async throws -> T {
+    /// - Parameter deadline: every libpq call of `body` (and connecting) waits at most until then;
+    ///   a call that times out closes the connection (see ``PostgresConnection``).
+    func run<T: Sendable>(deadline: ContinuousClock.Instant, _ body: @Sendable (PostgresConnection) throws -> T) async throws -> T {
         try await withoutActuallyEscaping(body) { escapable in
             // The box is emptied before the continuation resumes: the closure must not outlive
             // this call (withoutActuallyEscaping checks that at runtime).
             let box = ClosureBox(escapable)
             return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
                 queue.async {
-                    let result = Result { try self.perform(box.take()) }
+                    let result = Result { try self.perform(deadline: deadline, box.take()) }
                     continuation.resume(with: result)
                 }
             }
@@ -64,15 +68,19 @@ final class ConnectionWorker: @unchecked Sendable {
         }
     }
 
-    private func perform<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
-        let conn = try connected()
+    private func perform<T>(deadline: ContinuousClock.Instant, _ body: (PostgresConnection) throws -> T) throws -> T {
+        let conn = try connected(deadline: deadline)
+        conn.deadline = deadline
         defer {
+            conn.deadline = nil
             lastUsed = .now()
             scheduleIdleCheck()
         }
         do {
             return try body(conn)
         } catch {
+            // The rollback gets a timeout of its own: the operation's deadline may be spent.
+            conn.deadline = nil
             if !conn.isOpen {
                 drop()
             } else if conn.inTransaction {
@@ -83,12 +91,13 @@ final class ConnectionWorker: @unchecked Sendable {
         }
     }
 
-    private func connected() throws -> PostgresConnection {
+    private func connected(deadline: ContinuousClock.Instant) throws -> PostgresConnection {
         if let c = connection {
             if !c.isStale { return c }
             drop()
         }
-        let c = try PostgresConnection(parameters: parameters)
+        let c = try PostgresConnection(parameters: parameters, timeout: timeout, deadline: deadline)
+        c.deadline = deadline
         // Every statement of the adapter filters on `tenant_id`, the leading column of every
         // table's primary key, so an index plan is always available and never much worse than a
         // sequential scan. Prepared statements are planned once per connection (generic plans:

@@ -35,12 +35,16 @@ public struct PostgresConfiguration: Sendable {
     public var idleTimeout: Duration
     /// The NOTIFY channel of commits. Default `mink_commits`.
     public var channel: String
+    /// How long an operation may wait for the server (`storage.timeoutSeconds`), waiting for a
+    /// pooled connection included; past it the operation fails with `.unavailable` and its
+    /// connection is closed and replaced. Default 10 s.
+    public var timeout: Duration
 
     /// Creates a configuration.
     public init(
         connectionString: String, poolSize: Int = 10, schema: String = "public", tenancy: Tenancy = .shared,
         migrateOnStart: Bool = true, connectTimeoutSeconds: Int = 5, tenantPoolSize: Int = 2,
-        idleTimeout: Duration = .seconds(60), channel: String = "mink_commits"
+        idleTimeout: Duration = .seconds(60), channel: String = "mink_commits", timeout: Duration = .seconds(10)
     ) {
         self.connectionString = connectionString
         self.poolSize = poolSize
@@ -51,6 +55,7 @@ public struct PostgresConfiguration: Sendable {
         self.tenantPoolSize = tenantPoolSize
         self.idleTimeout = idleTimeout
         self.channel = channel
+        self.timeout = timeout
     }
 
     /// Checks the names that end up in SQL.
@@ -70,15 +75,27 @@ public struct PostgresConfiguration: Sendable {
             }
         }
         guard poolSize >= 1, tenantPoolSize >= 1 else { throw MinkError.validation("postgres pool sizes must be at least 1") }
+        guard timeout > .zero else { throw MinkError.validation("postgres timeout must be positive") }
     }
 
     /// libpq keywords for a connection, optionally to another database of the same server.
+    ///
+    /// TCP keepalives and `tcp_user_timeout` (sent data unacknowledged that long breaks the
+    /// connection) make the kernel notice a silent peer (a partition, a dead host) about when
+    /// ``timeout`` does; the per-call deadline (see `PostgresConnection`) covers a server that is
+    /// reachable but does not answer.
     func connectionParameters(database: String? = nil) -> [(String, String)] {
+        let seconds = max(Int(timeout.components.seconds), 1)
         var p: [(String, String)] = [
             ("dbname", connectionString),
             ("connect_timeout", String(max(connectTimeoutSeconds, 1))),
             ("client_encoding", "UTF8"),
             ("application_name", "minkd"),
+            ("keepalives", "1"),
+            ("keepalives_idle", String(seconds)),
+            ("keepalives_interval", String(max(seconds / 3, 1))),
+            ("keepalives_count", "3"),
+            ("tcp_user_timeout", String(seconds * 1000)),
         ]
         if let database { p.append(("dbname", database)) }
         return p

@@ -99,29 +99,68 @@ struct Parameters {
 /// Not thread-safe and not `Sendable`: it is created, used and closed by exactly one
 /// ``ConnectionWorker`` on that worker's serial queue (STYLE: one C handle, one owner). Every call
 /// blocks the calling thread, which is why it never runs on Swift's cooperative pool.
+///
+/// Every call has a deadline (``timeout`` from its start, or the operation's ``deadline``): the
+/// connection is non-blocking (`PQsetnonblocking`) and every wait for the server is a `poll` with
+/// the time left, so a frozen server (SIGSTOP, a network partition, a paused VM) fails the call
+/// within the deadline instead of holding its thread for as long as the freeze lasts. A call that
+/// timed out leaves the protocol in an unknown state (a result may still arrive), so the
+/// connection is closed then and never reused: its owner opens a new one.
 final class PostgresConnection {
     private var handle: OpaquePointer?
     /// Names of the statements prepared on this connection, by SQL text.
     private var prepared: [String: String] = [:]
     private static let maxPrepared = 128
+    /// How long one call may wait for the server when no operation ``deadline`` is set.
+    let timeout: Duration
+    /// The deadline of the operation under way (set by the worker for the span of one borrowed
+    /// use); every call waits at most until then. `nil`: each call gets ``timeout`` from its start.
+    var deadline: ContinuousClock.Instant?
+
+    /// Gives the operation under way a fresh ``timeout`` from now (a long user of one borrowed
+    /// connection, such as the group commit's drain, renews it per unit of work).
+    func renewDeadline() {
+        if deadline != nil { deadline = .now + timeout }
+    }
 
     /// Opens a connection; `parameters` are libpq keywords, the first `dbname` may be a whole
     /// connection string or URI (libpq's `expand_dbname`).
-    /// - Throws: ``PostgresError`` with `connectionLost` when the server cannot be reached.
-    init(parameters: [(String, String)]) throws {
+    /// - Parameters:
+    ///   - timeout: how long a call (and this connection attempt) may wait for the server.
+    ///   - deadline: an earlier end for the connection attempt (the operation's deadline).
+    /// - Throws: ``PostgresError`` with `connectionLost` when the server cannot be reached in time.
+    init(parameters: [(String, String)], timeout: Duration = .seconds(10), deadline: ContinuousClock.Instant? = nil) throws {
+        self.timeout = timeout
         let keys = parameters.map { strdup($0.0) } + [nil]
         let values = parameters.map { strdup($0.1) } + [nil]
         defer {
             keys.forEach { free($0) }
             values.forEach { free($0) }
         }
+        // PQconnectStartParams + PQconnectPoll rather than PQconnectdbParams: a server that
+        // accepts the TCP connection but never answers (frozen) would otherwise hold this thread
+        // for libpq's whole connect_timeout, with no deadline of ours.
         let conn = keys.map { UnsafePointer($0) }.withUnsafeBufferPointer { k in
             values.map { UnsafePointer($0) }.withUnsafeBufferPointer { v in
-                PQconnectdbParams(k.baseAddress, v.baseAddress, 1)
+                PQconnectStartParams(k.baseAddress, v.baseAddress, 1)
             }
         }
         guard let conn else { throw PostgresError(sqlState: nil, message: "out of memory", connectionLost: true) }
-        if PQstatus(conn) != CONNECTION_OK {
+        // libpq enforces `connect_timeout` only in its blocking connect, so it is applied here.
+        let connectTimeout = parameters.last { $0.0 == "connect_timeout" }.flatMap { Int($0.1) }.map { Duration.seconds(max($0, 1)) }
+        let end = min(deadline ?? .now + timeout, .now + min(timeout, connectTimeout ?? timeout))
+        var polling = PQstatus(conn) == CONNECTION_BAD ? PGRES_POLLING_FAILED : PGRES_POLLING_WRITING
+        do {
+            while polling != PGRES_POLLING_OK && polling != PGRES_POLLING_FAILED {
+                _ = try Self.wait(PQsocket(conn), for: Int16(polling == PGRES_POLLING_READING ? POLLIN : POLLOUT), until: end)
+                polling = PQconnectPoll(conn)
+            }
+        } catch {
+            PQfinish(conn)
+            throw PostgresError(sqlState: nil, message: "no answer from PostgreSQL in time while connecting",
+                                connectionLost: true, timedOut: true)
+        }
+        if polling == PGRES_POLLING_FAILED || PQstatus(conn) != CONNECTION_OK {
             let message = Self.clean(PQerrorMessage(conn))
             PQfinish(conn)
             // A missing database is not transient for `.database` tenancy, which creates it.
@@ -131,6 +170,11 @@ final class PostgresConnection {
         // libpq prints server notices (e.g. "relation already exists, skipping") to stderr by
         // default; they are informational, so they are dropped.
         PQsetNoticeProcessor(conn, { _, _ in }, nil)
+        guard PQsetnonblocking(conn, 1) == 0 else {
+            let message = Self.clean(PQerrorMessage(conn))
+            PQfinish(conn)
+            throw PostgresError(sqlState: nil, message: message, connectionLost: true)
+        }
         handle = conn
     }
 
@@ -184,13 +228,12 @@ final class PostgresConnection {
         guard let handle else { throw PostgresError(sqlState: nil, message: "connection is closed", connectionLost: true) }
         let parameters = try Parameters(params)
         let statementName = prepare ? try preparedName(sql, parameterCount: params.count) : nil
-        let res: OpaquePointer? = parameters.withPointers { n, values, lengths, formats in
-            if let statementName {
-                return PQexecPrepared(handle, statementName, n, values, lengths, formats, 0)
+        return try roundTrip(handle) { h in
+            parameters.withPointers { n, values, lengths, formats in
+                if let statementName { return PQsendQueryPrepared(h, statementName, n, values, lengths, formats, 0) }
+                return PQsendQueryParams(h, sql, n, nil, values, lengths, formats, 0)
             }
-            return PQexecParams(handle, sql, n, nil, values, lengths, formats, 0)
         }
-        return try PostgresResult.check(res, handle)
     }
 
     /// The name of `sql` prepared on this connection, preparing it now if needed; `nil` once
@@ -200,7 +243,7 @@ final class PostgresConnection {
         if let name = prepared[sql] { return name }
         guard prepared.count < Self.maxPrepared else { return nil }
         let name = "mink_\(prepared.count)"
-        _ = try PostgresResult.check(PQprepare(handle, name, sql, Int32(parameterCount), nil), handle)
+        _ = try roundTrip(handle) { PQsendPrepare($0, name, sql, Int32(parameterCount), nil) }
         prepared[sql] = name
         return name
     }
@@ -256,6 +299,14 @@ final class PostgresConnection {
                 throw PipelineFailure(index: i, error: e)
             }
         }
+        // A timeout closes the connection (see `timedOut`); it reports as a lost connection.
+        func step<R>(_ index: Int, _ body: () throws -> R) throws -> R {
+            do { return try body() } catch let e as PostgresError {
+                close()
+                throw PipelineFailure(index: index, error: e)
+            }
+        }
+        let end = callDeadline()
         guard PQenterPipelineMode(handle) == 1 else { throw lost(0) }
         for (i, s) in statements.enumerated() {
             let sent: Int32 = parameters[i].withPointers { n, values, lengths, formats in
@@ -264,14 +315,15 @@ final class PostgresConnection {
             }
             if sent != 1 { throw lost(i) }
         }
-        // Sends the sync message and flushes what is buffered.
+        // Queues the sync message; then what is buffered is flushed (non-blocking: in steps).
         guard PQpipelineSync(handle) == 1 else { throw lost(0) }
+        try step(0) { try flush(handle, until: end) }
         var results: [PostgresResult] = []
         results.reserveCapacity(statements.count)
         var failure: PipelineFailure?
         for i in statements.indices {
             // Each statement yields its result (PGRES_PIPELINE_ABORTED when skipped), then NULL.
-            guard let res = PQgetResult(handle) else { throw lost(i) }
+            guard let res = try step(failure?.index ?? i, { try nextResult(handle, until: end) }) else { throw lost(i) }
             if PQresultStatus(res) == PGRES_PIPELINE_ABORTED {
                 PQclear(res)
             } else {
@@ -281,10 +333,10 @@ final class PostgresConnection {
                     if failure == nil { failure = PipelineFailure(index: i, error: e) }
                 }
             }
-            while let extra = PQgetResult(handle) { PQclear(extra) }
+            while let extra = try step(failure?.index ?? i, { try nextResult(handle, until: end) }) { PQclear(extra) }
             if PQstatus(handle) != CONNECTION_OK { throw lost(failure?.index ?? i) }
         }
-        guard let sync = PQgetResult(handle) else { throw lost(statements.count - 1) }
+        guard let sync = try step(statements.count - 1, { try nextResult(handle, until: end) }) else { throw lost(statements.count - 1) }
         let synced = PQresultStatus(sync) == PGRES_PIPELINE_SYNC
         PQclear(sync)
         guard synced, PQexitPipelineMode(handle) == 1 else { throw lost(statements.count - 1) }
@@ -296,7 +348,7 @@ final class PostgresConnection {
     /// - Throws: ``PostgresError``.
     func execute(_ sql: String) throws {
         guard let handle else { throw PostgresError(sqlState: nil, message: "connection is closed", connectionLost: true) }
-        _ = try PostgresResult.check(PQexec(handle, sql), handle)
+        _ = try roundTrip(handle) { PQsendQuery($0, sql) }
     }
 
     /// Runs `body` in a transaction: `BEGIN` (plus `begin`, e.g. a lock, in the same round trip),
@@ -337,6 +389,111 @@ final class PostgresConnection {
             let message = handle.map { Self.clean(PQerrorMessage($0)) } ?? "connection is closed"
             throw PostgresError(sqlState: nil, message: message, connectionLost: true)
         }
+    }
+
+    // MARK: Non-blocking I/O with a deadline
+
+    /// The end of the next call's wait: the operation's ``deadline``, or ``timeout`` from now.
+    private func callDeadline() -> ContinuousClock.Instant { deadline ?? .now + timeout }
+
+    /// Sends one command (`send` is a `PQsend…` call) and reads its results, every wait bounded
+    /// by ``callDeadline()``. Like `PQexec`: the first failed result, else the last one.
+    private func roundTrip(_ handle: OpaquePointer, _ send: (OpaquePointer) -> Int32) throws -> PostgresResult {
+        let end = callDeadline()
+        guard send(handle) == 1 else { return try PostgresResult.check(nil, handle) }
+        var kept: OpaquePointer?
+        do {
+            try flush(handle, until: end)
+            while let res = try nextResult(handle, until: end) {
+                if let k = kept, Self.failed(k) {
+                    PQclear(res)
+                    continue
+                }
+                if let k = kept { PQclear(k) }
+                kept = res
+            }
+        } catch {
+            if let kept { PQclear(kept) }
+            throw error
+        }
+        return try PostgresResult.check(kept, handle)
+    }
+
+    private static func failed(_ res: OpaquePointer) -> Bool {
+        let s = PQresultStatus(res)
+        return s == PGRES_FATAL_ERROR || s == PGRES_BAD_RESPONSE
+    }
+
+    /// Writes what libpq buffered; reads meanwhile when the server sends (it may be waiting for
+    /// us to read before it reads more, see libpq's "Asynchronous Command Processing").
+    private func flush(_ handle: OpaquePointer, until end: ContinuousClock.Instant) throws {
+        while true {
+            let r = PQflush(handle)
+            if r == 0 { return }
+            if r < 0 { throw lostConnection() }
+            let events = try wait(handle, for: Int16(POLLOUT | POLLIN), until: end)
+            if events & Int16(POLLIN) != 0, PQconsumeInput(handle) != 1 { throw lostConnection() }
+        }
+    }
+
+    /// The next result (`PQgetResult`) once it can be had without blocking: waits for input
+    /// until `end`.
+    private func nextResult(_ handle: OpaquePointer, until end: ContinuousClock.Instant) throws -> OpaquePointer? {
+        while PQisBusy(handle) == 1 {
+            _ = try wait(handle, for: Int16(POLLIN), until: end)
+            if PQconsumeInput(handle) != 1 { throw lostConnection() }
+        }
+        return PQgetResult(handle)
+    }
+
+    /// Waits for the socket; past `end` the connection is closed (see ``timedOut()``).
+    private func wait(_ handle: OpaquePointer, for events: Int16, until end: ContinuousClock.Instant) throws -> Int16 {
+        do {
+            return try Self.wait(PQsocket(handle), for: events, until: end)
+        } catch is DeadlinePassed {
+            throw timedOut()
+        }
+    }
+
+    private struct DeadlinePassed: Error {}
+
+    /// `poll` on one descriptor until `end`; returns the events that occurred (errors and hang-ups
+    /// count as readable: libpq then reports what happened).
+    /// - Throws: `DeadlinePassed`.
+    private static func wait(_ fd: Int32, for events: Int16, until end: ContinuousClock.Instant) throws -> Int16 {
+        while true {
+            let left = ContinuousClock.now.duration(to: end)
+            if left <= .zero { throw DeadlinePassed() }
+            let ms = Int32(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)
+            var fds = pollfd(fd: fd, events: events, revents: 0)
+            let n = poll(&fds, 1, ms)
+            if n > 0 {
+                // An error or hang-up is reported as readable: reading lets libpq say what happened.
+                let broken = fds.revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0
+                return broken ? fds.revents | Int16(POLLIN) : fds.revents
+            }
+            if n < 0, errno != EINTR, errno != EAGAIN { return Int16(POLLIN) }
+        }
+    }
+
+    /// Closes the connection after a call ran out of time and returns the error to throw: the
+    /// protocol state is unknown (a result may still be on its way), so it is never reused.
+    private func timedOut() -> PostgresError {
+        close()
+        return PostgresError(
+            sqlState: nil, message: "no answer from PostgreSQL within \(Self.seconds(timeout)) s", connectionLost: true, timedOut: true
+        )
+    }
+
+    /// The error for a connection libpq reports broken.
+    private func lostConnection() -> PostgresError {
+        let message = handle.map { Self.clean(PQerrorMessage($0)) } ?? "connection is closed"
+        return PostgresError(sqlState: nil, message: message, connectionLost: true)
+    }
+
+    static func seconds(_ d: Duration) -> String {
+        let s = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+        return s == s.rounded() ? String(Int(s)) : String(format: "%.1f", s)
     }
 
     static func clean(_ message: UnsafePointer<CChar>?) -> String {

@@ -16,13 +16,17 @@ public struct PostgresError: Error, Sendable, Hashable, CustomStringConvertible 
     public var constraint: String?
     /// Whether the connection itself failed (it is closed and reopened on next use).
     public var connectionLost: Bool
+    /// Whether the server did not answer within the storage timeout (the connection was closed:
+    /// whether the statement ran is unknown).
+    public var timedOut: Bool
 
     /// Creates an error.
-    public init(sqlState: String?, message: String, constraint: String? = nil, connectionLost: Bool = false) {
+    public init(sqlState: String?, message: String, constraint: String? = nil, connectionLost: Bool = false, timedOut: Bool = false) {
         self.sqlState = sqlState
         self.message = message
         self.constraint = constraint
         self.connectionLost = connectionLost
+        self.timedOut = timedOut
     }
 
     public var description: String { "\(sqlState ?? "-----"): \(message)" }

@@ -70,6 +70,7 @@ final class LeaseSession: @unchecked Sendable {
     // therefore runs there, one at a time, never on Swift's cooperative pool.
     private let queue = DispatchQueue(label: "mink.postgres.leases")
     private let parameters: [(String, String)]
+    private let timeout: Duration
     private let logger: Logger
     private var connection: PostgresConnection?
     private var held: [Int64: PostgresProjectionLease] = [:]
@@ -79,7 +80,8 @@ final class LeaseSession: @unchecked Sendable {
     /// How often the connection is checked for a break while leases are held.
     static let checkInterval: DispatchTimeInterval = .milliseconds(200)
 
-    init(parameters: [(String, String)], logger: Logger) {
+    init(parameters: [(String, String)], timeout: Duration, logger: Logger) {
+        self.timeout = timeout
         // Keepalives detect a silently lost network within about 25 s.
         self.parameters = parameters + [
             ("application_name", "minkd-leases"), ("keepalives_idle", "10"), ("keepalives_interval", "5"), ("keepalives_count", "3"),
@@ -123,7 +125,7 @@ final class LeaseSession: @unchecked Sendable {
             if c.isOpen { return c }
             sessionBroke()
         }
-        let c = try PostgresConnection(parameters: parameters)
+        let c = try PostgresConnection(parameters: parameters, timeout: timeout)
         connection = c
         connectionCount += 1
         startTimer()

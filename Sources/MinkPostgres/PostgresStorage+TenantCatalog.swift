@@ -65,7 +65,7 @@ extension PostgresStorage: TenantCatalog {
                     // Only databases holding a migrated mink schema are tenants: ask each one.
                     let other: PostgresConnection
                     do {
-                        other = try PostgresConnection(parameters: c.connectionParameters(database: database))
+                        other = try PostgresConnection(parameters: c.connectionParameters(database: database), timeout: c.timeout)
                     } catch is PostgresError {
                         continue  // dropped meanwhile, or not ours to open
                     }

@@ -144,6 +144,20 @@ public final class PostgresStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
         }
     }
 
+    /// Checks that the server accepts writes, for readiness: a server in recovery (a standby)
+    /// or with `default_transaction_read_only` reports `transaction_read_only = on`; an
+    /// unreachable or frozen server fails within the storage timeout. (A full disk is not seen
+    /// here: PostgreSQL then fails the commits themselves, which answer `503`.)
+    /// - Throws: `.unavailable`.
+    public func probeWrite() async throws {
+        let readOnly = try await scope.backend.pool.withConnection { conn in
+            try conn.query("SELECT current_setting('transaction_read_only')").string(0, 0) == "on"
+        }
+        if readOnly {
+            throw MinkError(.unavailable, "PostgreSQL accepts no writes (transaction_read_only is on: a standby, or default_transaction_read_only)", isTransient: true)
+        }
+    }
+
     // MARK: External commits
 
     /// Wakes when another process commits to this tenant (LISTEN/NOTIFY), and once after the
@@ -232,9 +246,12 @@ final class Backend: Sendable {
         self.database = database
         self.channel = configuration.channel
         self.pool = ConnectionPool(
-            label: "mink.postgres.\(database ?? "main")", size: poolSize, parameters: parameters, idleTimeout: idleTimeout
+            label: "mink.postgres.\(database ?? "main")", size: poolSize, parameters: parameters, timeout: configuration.timeout,
+            idleTimeout: idleTimeout
         )
-        self.listener = CommitListener(parameters: parameters, channel: configuration.channel, ownPIDs: pool.pids)
+        self.listener = CommitListener(
+            parameters: parameters, timeout: configuration.timeout, channel: configuration.channel, ownPIDs: pool.pids
+        )
     }
 
     /// The batcher of a tenant's appends, made on first use.
@@ -268,7 +285,7 @@ final class Core: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.backends = Backends(configuration: configuration)
-        self.leases = LeaseSession(parameters: configuration.connectionParameters(), logger: logger)
+        self.leases = LeaseSession(parameters: configuration.connectionParameters(), timeout: configuration.timeout, logger: logger)
     }
 
     /// The scope of a (validated) tenant.

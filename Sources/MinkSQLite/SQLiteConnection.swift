@@ -148,6 +148,10 @@ final class SQLiteConnection {
     /// Whether no transaction is open (SQLite rolled back by itself after some errors).
     var isAutocommit: Bool { handle.map { sqlite3_get_autocommit($0) != 0 } ?? true }
 
+    /// Whether SQLite opened the main database read-only (it does so silently when the file
+    /// cannot be opened for writing).
+    var isReadOnly: Bool { handle.map { sqlite3_db_readonly($0, "main") == 1 } ?? false }
+
     private func prepared(_ sql: String) throws -> OpaquePointer {
         if let s = statements[sql] { return s }
         let db = try db()

@@ -133,12 +133,33 @@ final class SQLiteDatabase: @unchecked Sendable {
         return connection
     }
 
+    /// Closes the writer after the storage refused a write (read-only file or file system, full
+    /// disk, I/O error): the next write opens it again. Why: SQLite opens a file it cannot write
+    /// read-only without an error and stays read-only for the connection's life, so without a
+    /// fresh open, writes would keep failing after the operator fixed the permissions.
+    private func dropWriter() {
+        writer?.close()
+        writer = nil
+    }
+
+    /// Whether a write's failure says the storage refuses writes (rather than something about
+    /// this write): then the writer is reopened before the next batch.
+    private static func refusesWrites(_ error: any Error) -> Bool {
+        let sqlite = error as? SQLiteError ?? (error as? MinkError)?.underlying as? SQLiteError
+        guard let e = sqlite else { return false }
+        return e.isReadOnly || e.isFull || e.code == SQLITE_IOERR || e.code == SQLITE_CANTOPEN
+    }
+
     private func commit(_ batch: [Job]) {
         let connection: SQLiteConnection
         do {
+            // A writer SQLite opened read-only is opened again for each batch until the file
+            // is writable (then the batch goes through; before, it fails with SQLITE_READONLY).
+            if writer?.isReadOnly == true { dropWriter() }
             connection = try openWriter()
             try connection.run("BEGIN IMMEDIATE")
         } catch {
+            dropWriter()
             for job in batch { job.fail(error) }
             return
         }
@@ -165,14 +186,32 @@ final class SQLiteDatabase: @unchecked Sendable {
             writesCommitted.add(outcomes.count { $0.error == nil }, ordering: .relaxed)
         } catch {
             if !connection.isAutocommit { try? connection.run("ROLLBACK") }
+            dropWriter()
             // Nothing of this batch is committed: a write that failed on its own reports its own
             // error, every other one the error that broke the transaction.
             for o in outcomes { o.job.fail(o.error ?? error) }
             for job in batch.dropFirst(outcomes.count) { job.fail(error) }
             return
         }
+        // A write refused by the storage fails alone (its savepoint rolled back) while the
+        // transaction commits; the writer is still reopened for the next batch.
+        if outcomes.contains(where: { $0.error.map(Self.refusesWrites) ?? false }) { dropWriter() }
         for o in outcomes {
             if let report = o.report { report() } else { o.job.fail(o.error!) }
+        }
+    }
+
+    /// Writes one row through the group commit (a table of its own, one row overwritten), so
+    /// that a database refusing writes — a read-only file, directory or file system, a full
+    /// disk — says so now (readiness), not at the next append.
+    /// - Throws: `.unavailable` when the write fails.
+    func probeWrite() async throws {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        try await write { c in
+            try c.execute(
+                "CREATE TABLE IF NOT EXISTS mink_write_probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL); "
+                    + "INSERT OR REPLACE INTO mink_write_probe (id, at) VALUES (1, \(now))"
+            )
         }
     }
 

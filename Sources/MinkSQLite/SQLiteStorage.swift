@@ -134,6 +134,13 @@ public final class SQLiteStorage: EventStoreAdapter, SnapshotAdapter, ReadModelS
         }
     }
 
+    /// Checks that this view's database accepts writes: one small write through the group
+    /// commit. Readiness calls it every few seconds at most.
+    /// - Throws: `.unavailable` (read-only, disk full, I/O error), with SQLite's cause as `underlying`.
+    public func probeWrite() async throws {
+        try await database.probeWrite()
+    }
+
     // MARK: Tenancy
 
     /// The same storage scoped to another tenant: a view of the same file (`.shared`) or the

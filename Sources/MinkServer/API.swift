@@ -32,6 +32,8 @@ final class API: Sendable {
     let projections: ProjectionService
     /// The listener's counters, for `/metrics`.
     let transport = TransportCounters()
+    /// The storage's write probe for `/readyz` (at most one write every 2 s), if it has one.
+    let writeProbe: WriteProbe?
     /// Ready once storage answered and projections started; not ready again once shutdown began.
     private let readiness = Atomic<Int>(Readiness.starting.rawValue)
 
@@ -62,6 +64,7 @@ final class API: Sendable {
             autoCreate: configuration.tenancy.autoCreate
         )
         self.projections = ProjectionService(store: store, storage: storage, declared: declared, logger: logger)
+        self.writeProbe = storage.probeWrite.map { WriteProbe($0) }
     }
 
     /// Moves the readiness on (``Readiness`` only goes forward).

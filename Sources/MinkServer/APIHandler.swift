@@ -30,6 +30,9 @@ final class APIHandler: HTTPResponder {
     /// swift-distributed-tracing asks: once, at the start of the program). Without one a
     /// span records nothing, so none is made; checked once rather than per request.
     private let tracingEnabled = !(InstrumentationSystem.instrument is NoOpInstrument)
+    /// The second (monotonic) of the last storage-outage warning: at most one a second, so an
+    /// outage under load does not flood the log; the others go to `debug`.
+    private let lastOutageWarning = Atomic<Int64>(-1)
 
     init(api: API) {
         self.api = api
@@ -130,6 +133,18 @@ final class APIHandler: HTTPResponder {
 
     private func errorResponse(_ error: any Error, requestID: String, server: API) -> HTTPResponse {
         if let api = APIError.from(error) {
+            if api.status == 503, let e = error as? MinkError {
+                // The cause (a read-only file, a full disk, a timeout) is in `underlying`, which
+                // the client never sees: the log is where an operator finds it.
+                let second = Int64(DispatchTime.now().uptimeNanoseconds / 1_000_000_000)
+                let last = lastOutageWarning.exchange(second, ordering: .relaxed)
+                let metadata: Logger.Metadata = ["request_id": "\(requestID)", "error": "\(String(reflecting: e))"]
+                if last != second {
+                    server.logger.warning("storage unavailable", metadata: metadata)
+                } else {
+                    server.logger.debug("storage unavailable", metadata: metadata)
+                }
+            }
             return api.response(requestID: requestID)
         }
         server.logger.error("request failed", metadata: ["request_id": "\(requestID)", "error": "\(error)"])

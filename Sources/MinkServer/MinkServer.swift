@@ -62,6 +62,8 @@ public final class MinkServer: Sendable {
         http.limits.maxHeaderBytes = configuration.limits.maxHeaderBytes
         http.limits.maxBodyBytes = configuration.limits.maxBodyBytes
         http.headerTimeout = .seconds(configuration.http.headerTimeoutSeconds)
+        http.bodyIdleTimeout = .seconds(configuration.http.bodyIdleTimeoutSeconds)
+        http.bodyTimeout = .seconds(configuration.http.bodyTimeoutSeconds)
         http.idleTimeout = .seconds(configuration.http.idleTimeoutSeconds)
         http.maxConnections = configuration.limits.maxConnections
         http.gzipMinBytes = configuration.http.gzipMinBytes

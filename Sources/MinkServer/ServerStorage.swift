@@ -1,4 +1,5 @@
 import Mink
+import Synchronization
 
 /// The storage a server runs on: the three adapter roles (usually one object), scoped to the
 /// default tenant, plus how to describe and close it.
@@ -13,22 +14,87 @@ public struct ServerStorage: Sendable {
     public var kind: String
     /// Releases connections and files; called last on shutdown.
     public var close: @Sendable () async -> Void
+    /// Checks that the storage accepts writes (readiness, see ``WriteProbe``); `nil`: readiness
+    /// checks reads only.
+    public var probeWrite: (@Sendable () async throws -> Void)?
 
     /// Bundles storage roles.
     public init(
         events: any EventStoreAdapter, snapshots: any SnapshotAdapter, readModels: any ReadModelStore, kind: String,
-        close: @escaping @Sendable () async -> Void = {}
+        close: @escaping @Sendable () async -> Void = {}, probeWrite: (@Sendable () async throws -> Void)? = nil
     ) {
         self.events = events
         self.snapshots = snapshots
         self.readModels = readModels
         self.kind = kind
         self.close = close
+        self.probeWrite = probeWrite
     }
 
     /// In-memory storage (`--storage memory`).
     public static func memory() -> ServerStorage {
         let s = InMemoryStorage()
         return ServerStorage(events: s, snapshots: s, readModels: s, kind: "memory")
+    }
+}
+
+/// Runs a storage's write probe for readiness at most once per ``interval`` and remembers the
+/// outcome in between, so that a load balancer polling `/readyz` often does not turn into a
+/// stream of writes; a probe already running is not started twice (callers meanwhile get the
+/// last outcome).
+final class WriteProbe: Sendable {
+    private struct State {
+        var checkedAt: ContinuousClock.Instant?
+        var failure: String?
+        var running = false
+        /// The outcome last logged, so that a log line marks each change, not each poll.
+        var reported: String?
+    }
+
+    private let probe: @Sendable () async throws -> Void
+    private let interval: Duration
+    private let state = Mutex(State())
+
+    init(interval: Duration = .seconds(2), _ probe: @escaping @Sendable () async throws -> Void) {
+        self.interval = interval
+        self.probe = probe
+    }
+
+    /// Records `failure` as reported; returns the previous report when it differs (`.some(nil)`:
+    /// it was fine before), or `nil` when nothing changed.
+    func changedSinceReported(_ failure: String?) -> String?? {
+        state.withLock { s in
+            if s.reported == failure { return nil }
+            defer { s.reported = failure }
+            return .some(s.reported)
+        }
+    }
+
+    /// Why writes fail (the cause, for the readiness body and the log), or `nil` when the last
+    /// probe succeeded.
+    func failure() async -> String? {
+        let now = ContinuousClock.now
+        let cached: String?? = state.withLock { s in
+            if s.running { return .some(s.failure) }
+            if let at = s.checkedAt, at.duration(to: now) < interval { return .some(s.failure) }
+            s.running = true
+            return .none
+        }
+        if let cached { return cached }
+        var failure: String?
+        do {
+            try await probe()
+        } catch let e as MinkError {
+            failure = e.underlying.map { "\(e.message) (\($0))" } ?? e.message
+        } catch {
+            failure = "\(error)"
+        }
+        let result = failure
+        state.withLock { s in
+            s.running = false
+            s.checkedAt = .now
+            s.failure = result
+        }
+        return result
     }
 }

@@ -18,7 +18,10 @@ extension ServerStorage {
             return .memory()
         case .postgres:
             let s = try await PostgresStorage(configuration: try postgresConfiguration(configuration), logger: logger)
-            return ServerStorage(events: s, snapshots: s, readModels: s, kind: "postgres", close: { await s.shutdown() })
+            return ServerStorage(
+                events: s, snapshots: s, readModels: s, kind: "postgres", close: { await s.shutdown() },
+                probeWrite: { try await s.probeWrite() }
+            )
         case .sqlite:
             let strategy: SQLiteStorage.TenancyStrategy
             switch configuration.tenancy.strategy {
@@ -31,7 +34,10 @@ extension ServerStorage {
                 )
             }
             let s = try await SQLiteStorage.open(directory: configuration.storage.dataDir, strategy: strategy)
-            return ServerStorage(events: s, snapshots: s, readModels: s, kind: "sqlite", close: { await s.close() })
+            return ServerStorage(
+                events: s, snapshots: s, readModels: s, kind: "sqlite", close: { await s.close() },
+                probeWrite: { try await s.probeWrite() }
+            )
         }
     }
 
@@ -63,6 +69,9 @@ extension ServerStorage {
         case .schema: tenancy = .schema(prefix: configuration.tenancy.schemaPrefix)
         case .database: tenancy = .database(prefix: configuration.tenancy.schemaPrefix)
         }
-        return PostgresConfiguration(connectionString: url, poolSize: configuration.storage.pool, tenancy: tenancy)
+        return PostgresConfiguration(
+            connectionString: url, poolSize: configuration.storage.pool, tenancy: tenancy,
+            timeout: .seconds(configuration.storage.timeoutSeconds)
+        )
     }
 }

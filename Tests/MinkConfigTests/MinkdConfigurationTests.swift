@@ -46,6 +46,8 @@ func parseError(_ yaml: String) -> String? {
         #expect(config.limits.maxRequestLineBytes == 8192 && config.limits.maxHeaderBytes == 16_384)
         #expect(config.http.idleTimeoutSeconds == 75)
         #expect(config.http.headerTimeoutSeconds == 10)
+        #expect(config.http.bodyIdleTimeoutSeconds == 10 && config.http.bodyTimeoutSeconds == 60)
+        #expect(config.storage.timeoutSeconds == 10)
         #expect(config.http.gzipMinBytes == 1024)
         #expect(config.http.sseKeepaliveSeconds == 15)
         #expect(config.http.corsAllowedOrigins.isEmpty)
@@ -109,6 +111,7 @@ func parseError(_ yaml: String) -> String? {
               dataDir: "./minkd-data"
               url: "postgres://minkd:pw@db/minkd"
               pool: 10
+              timeoutSeconds: 3
             tenancy: {strategy: schema, schemaPrefix: "tenant_", autoCreate: true}
             auth:
               enabled: true
@@ -121,6 +124,8 @@ func parseError(_ yaml: String) -> String? {
             http:
               idleTimeoutSeconds: 75
               headerTimeoutSeconds: 10
+              bodyIdleTimeoutSeconds: 5
+              bodyTimeoutSeconds: 30
               gzipMinBytes: 1024
               cors: { allowedOrigins: ["https://app.example.com"] }
             shutdown: {graceSeconds: 20}
@@ -129,6 +134,9 @@ func parseError(_ yaml: String) -> String? {
         #expect(config.storage.kind == .postgres && config.tenancy.strategy == .schema)
         #expect(config.auth.enabled && config.auth.tokens[0].roles == [.read, .write])
         #expect(config.http.corsAllowedOrigins == ["https://app.example.com"])
+        #expect(config.storage.timeoutSeconds == 3)
+        #expect(config.http.bodyIdleTimeoutSeconds == 5 && config.http.bodyTimeoutSeconds == 30)
+        #expect(throws: ConfigError.self) { try MinkdConfiguration.parse(yaml: "storage: {timeoutSeconds: 0}") }
     }
 }
 

@@ -18,7 +18,10 @@ public struct HTTPConnectionStateMachine: Sendable {
         public var headerTimeoutNanos: UInt64
         /// Time a keep-alive connection may sit idle between requests; then close.
         public var idleTimeoutNanos: UInt64
-        /// Time allowed without any received byte while a body is being read; then `408`.
+        /// Time allowed without any received byte while a body is being read; then `408` and close.
+        public var bodyIdleTimeoutNanos: UInt64
+        /// Time allowed from the end of a request head until its body is complete, however
+        /// steadily it trickles; then `408` and close.
         public var bodyTimeoutNanos: UInt64
         /// Whether to decompress request bodies sent with `Content-Encoding: gzip`.
         public var decompressRequests: Bool
@@ -28,12 +31,14 @@ public struct HTTPConnectionStateMachine: Sendable {
             limits: HTTPParserLimits = HTTPParserLimits(),
             headerTimeoutNanos: UInt64 = 10_000_000_000,
             idleTimeoutNanos: UInt64 = 75_000_000_000,
+            bodyIdleTimeoutNanos: UInt64 = 10_000_000_000,
             bodyTimeoutNanos: UInt64 = 60_000_000_000,
             decompressRequests: Bool = true
         ) {
             self.limits = limits
             self.headerTimeoutNanos = headerTimeoutNanos
             self.idleTimeoutNanos = idleTimeoutNanos
+            self.bodyIdleTimeoutNanos = bodyIdleTimeoutNanos
             self.bodyTimeoutNanos = bodyTimeoutNanos
             self.decompressRequests = decompressRequests
         }
@@ -67,9 +72,12 @@ public struct HTTPConnectionStateMachine: Sendable {
     private var continueSent = false
     private var peerClosed = false
     private var draining = false
-    /// Start of the current wait (head timer, idle timer or body timer).
+    /// Start of the current wait (head timer, idle timer, or the body's last byte).
     private var timerStart: UInt64
     private var headStarted: Bool
+    /// When the pending request's head was complete (its body's total deadline counts from
+    /// there); `nil` while no body is being read.
+    private var bodyStart: UInt64?
     /// Number of requests dispatched on this connection.
     public private(set) var requestCount = 0
 
@@ -105,7 +113,10 @@ public struct HTTPConnectionStateMachine: Sendable {
     /// called, or `nil` when no timer runs (while responding or closed).
     public var deadline: UInt64? {
         guard case .reading = state else { return nil }
-        if parser.pendingHead != nil { return timerStart &+ configuration.bodyTimeoutNanos }
+        if let bodyStart {
+            // Both bounds hold: a body that stalls, and one that trickles a byte now and then.
+            return min(timerStart &+ configuration.bodyIdleTimeoutNanos, bodyStart &+ configuration.bodyTimeoutNanos)
+        }
         if headStarted || parser.isMidRequest { return timerStart &+ configuration.headerTimeoutNanos }
         return timerStart &+ configuration.idleTimeoutNanos
     }
@@ -128,8 +139,8 @@ public struct HTTPConnectionStateMachine: Sendable {
 
     private mutating func noteProgress(now: UInt64) {
         guard case .reading = state else { return }
-        if parser.pendingHead != nil {
-            timerStart = now  // body timer counts from the last byte
+        if bodyStart != nil {
+            timerStart = now  // the body's idle timer counts from the last byte
         } else if !parser.isMidRequest && !headStarted {
             timerStart = now  // first byte of a new head starts the header timer
             headStarted = true
@@ -181,12 +192,22 @@ public struct HTTPConnectionStateMachine: Sendable {
     }
 
     /// The deadline has passed: answer `408` if a request is under way, and close.
+    ///
+    /// A new connection that has sent nothing by the header deadline gets `408` too (it owed a
+    /// head since it was accepted): a client whose first bytes were delayed — a starved process,
+    /// a slow network — then learns why it was closed instead of reading a bare EOF. Only a
+    /// keep-alive connection idle between requests closes silently.
     public mutating func timerFired(now: UInt64) -> [Action] {
         guard let deadline, now >= deadline else { return [] }
         let midRequest = parser.isMidRequest
+        let firstHeadOwed = requestCount == 0 && headStarted
+        let inBody = bodyStart != nil
         state = .closed
-        if midRequest {
-            return [.write(Self.errorResponse(status: 408, message: "request not received in time")), .close]
+        if inBody {
+            return [.write(Self.errorResponse(status: 408, message: "request body not received in time")), .close]
+        }
+        if midRequest || firstHeadOwed {
+            return [.write(Self.errorResponse(status: 408, message: "request headers not received in time")), .close]
         }
         return [.close]
     }
@@ -195,7 +216,13 @@ public struct HTTPConnectionStateMachine: Sendable {
         guard case .reading = state else { return [] }
         do {
             if let request = try parser.next() {
+                bodyStart = nil
                 return dispatch(request, now: now)
+            }
+            if parser.pendingHead != nil, bodyStart == nil {
+                // The head is complete and its body is awaited: the body timers start now.
+                bodyStart = now
+                timerStart = now
             }
             if let head = parser.pendingHead, head.expectsContinue, head.version == .http1_1, !continueSent {
                 continueSent = true
@@ -212,7 +239,15 @@ public struct HTTPConnectionStateMachine: Sendable {
         var request = request
         if configuration.decompressRequests, let encoding = request.headers["Content-Encoding"] {
             let coding = trimOWS(encoding)
-            if asciiCaseInsensitiveEquals(coding, "gzip") || asciiCaseInsensitiveEquals(coding, "x-gzip") {
+            if asciiCaseInsensitiveEquals(coding, "identity") {
+                request.headers.remove(name: "Content-Encoding")
+            } else if !(asciiCaseInsensitiveEquals(coding, "gzip") || asciiCaseInsensitiveEquals(coding, "x-gzip")) {
+                // Reading `br`, `deflate` or a list of codings as plain bytes would misread the
+                // body; the contract names the codings it takes.
+                state = .closed
+                let message = "unsupported Content-Encoding (only gzip and identity are accepted)"
+                return [.write(Self.errorResponse(status: 415, message: message)), .close]
+            } else {
                 do {
                     request.body = try Gzip.decompress(request.body, limit: configuration.limits.maxBodyBytes)
                     request.headers.remove(name: "Content-Encoding")
@@ -234,10 +269,12 @@ public struct HTTPConnectionStateMachine: Sendable {
     /// `HTTP/1.1 100 Continue`.
     public static let continueResponse: [UInt8] = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
 
-    /// A JSON error response in the contract's shape, with `Connection: close`.
+    /// A JSON error response in the contract's shape, with `Connection: close` (and
+    /// `Retry-After: 1` on a `503`, as the contract asks of every `503`).
     public static func errorResponse(status: Int, message: String) -> [UInt8] {
         let body = errorBody(status: status, message: message)
-        let headers: HTTPHeaders = ["Content-Type": "application/json; charset=utf-8"]
+        var headers: HTTPHeaders = ["Content-Type": "application/json; charset=utf-8"]
+        if status == 503 { headers.add(name: "Retry-After", value: "1") }
         return HTTPResponseEncoder.encode(status: status, headers: headers, body: body, connection: "close")
     }
 
@@ -249,12 +286,19 @@ public struct HTTPConnectionStateMachine: Sendable {
         case 408: code = "request_timeout"
         case 413: code = "payload_too_large"
         case 414: code = "uri_too_long"
+        case 415: code = "unsupported_media_type"
         case 431: code = "header_fields_too_large"
         case 501: code = "not_implemented"
         case 503: code = "unavailable"
         case 505: code = "http_version_not_supported"
         default: code = "internal"
         }
+        return errorBody(code: code, message: message)
+    }
+
+    /// `{"error":{"code":...,"message":...,"details":{}}}`: the contract's error shape, whose
+    /// `details` is always present.
+    public static func errorBody(code: String, message: String) -> [UInt8] {
         var escaped = ""
         for c in message.unicodeScalars {
             switch c {
@@ -264,6 +308,6 @@ public struct HTTPConnectionStateMachine: Sendable {
             default: escaped.unicodeScalars.append(c)
             }
         }
-        return Array("{\"error\":{\"code\":\"\(code)\",\"message\":\"\(escaped)\"}}".utf8)
+        return Array("{\"error\":{\"code\":\"\(code)\",\"message\":\"\(escaped)\",\"details\":{}}}".utf8)
     }
 }

@@ -16,7 +16,10 @@ public struct HTTPServerConfiguration: Sendable {
     public var headerTimeout: Duration
     /// Time an idle keep-alive connection stays open.
     public var idleTimeout: Duration
-    /// Time a request body may stall (no byte received) before `408`.
+    /// Time a request body may stall (no byte received) before `408` and close.
+    public var bodyIdleTimeout: Duration
+    /// Time from the end of a request head until its body must be complete (`408` and close
+    /// after), so a peer trickling a byte now and then cannot hold the connection.
     public var bodyTimeout: Duration
     /// Time queued output may make no progress (peer not reading) before the
     /// connection is dropped.
@@ -48,6 +51,7 @@ public struct HTTPServerConfiguration: Sendable {
         limits: HTTPParserLimits = HTTPParserLimits(),
         headerTimeout: Duration = .seconds(10),
         idleTimeout: Duration = .seconds(75),
+        bodyIdleTimeout: Duration = .seconds(10),
         bodyTimeout: Duration = .seconds(60),
         writeTimeout: Duration = .seconds(60),
         maxConnections: Int = 10_000,
@@ -64,6 +68,7 @@ public struct HTTPServerConfiguration: Sendable {
         self.limits = limits
         self.headerTimeout = headerTimeout
         self.idleTimeout = idleTimeout
+        self.bodyIdleTimeout = bodyIdleTimeout
         self.bodyTimeout = bodyTimeout
         self.writeTimeout = writeTimeout
         self.maxConnections = maxConnections
@@ -81,6 +86,7 @@ public struct HTTPServerConfiguration: Sendable {
             limits: limits,
             headerTimeoutNanos: headerTimeout.nanoseconds,
             idleTimeoutNanos: idleTimeout.nanoseconds,
+            bodyIdleTimeoutNanos: bodyIdleTimeout.nanoseconds,
             bodyTimeoutNanos: bodyTimeout.nanoseconds)
     }
 }

@@ -115,4 +115,68 @@ import Testing
         #expect(busy.beginShutdown().isEmpty)
         #expect(closes(busy.responseSent(close: false, now: 1)))
     }
+
+    func bodyConfig() -> SM.Configuration {
+        SM.Configuration(headerTimeoutNanos: 1000 * ms, idleTimeoutNanos: 5000 * ms, bodyIdleTimeoutNanos: 300 * ms, bodyTimeoutNanos: 2000 * ms)
+    }
+
+    @Test func stalledBodyTimesOutAtTheIdleTimeout() {
+        var sm = SM(configuration: bodyConfig(), now: 0)
+        _ = sm.bytesReceived(Array("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab".utf8)[...], now: 100 * ms)
+        #expect(sm.deadline == 400 * ms)  // idle: 300 ms after the last byte
+        _ = sm.bytesReceived(Array("c".utf8)[...], now: 350 * ms)
+        #expect(sm.deadline == 650 * ms)
+        #expect(sm.timerFired(now: 600 * ms).isEmpty)
+        let fired = sm.timerFired(now: 650 * ms)
+        #expect(writes(fired).first?.hasPrefix("HTTP/1.1 408") == true)
+        #expect(writes(fired).first?.contains("\"details\":{}") == true)
+        #expect(closes(fired))
+    }
+
+    @Test func tricklingBodyTimesOutAtTheTotalTimeout() {
+        var sm = SM(configuration: bodyConfig(), now: 0)
+        _ = sm.bytesReceived(Array("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n".utf8)[...], now: 100 * ms)
+        // A byte every 200 ms keeps the idle timer from firing; the total counts from the head.
+        var now = 100 * ms
+        while now < 1900 * ms {
+            now += 200 * ms
+            #expect(sm.timerFired(now: now).isEmpty)
+            _ = sm.bytesReceived(Array("a".utf8)[...], now: now)
+        }
+        #expect(sm.deadline == 2100 * ms)
+        let fired = sm.timerFired(now: 2100 * ms)
+        #expect(writes(fired).first?.hasPrefix("HTTP/1.1 408") == true)
+        #expect(closes(fired))
+    }
+
+    @Test func aCompleteBodyStopsTheBodyTimers() {
+        var sm = SM(configuration: bodyConfig(), now: 0)
+        _ = sm.bytesReceived(Array("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\na".utf8)[...], now: 0)
+        let a = sm.bytesReceived(Array("b".utf8)[...], now: 1900 * ms)
+        #expect(dispatched(a).first?.body == Array("ab".utf8))
+        #expect(sm.deadline == nil)
+        _ = sm.responseSent(close: false, now: 1950 * ms)
+        // The next request's body gets its own total from its own head.
+        _ = sm.bytesReceived(Array("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n".utf8)[...], now: 3000 * ms)
+        #expect(sm.deadline == 3300 * ms)
+    }
+
+    @Test func aNewConnectionThatSendsNothingGets408() {
+        var sm = SM(configuration: config(), now: 0)
+        let fired = sm.timerFired(now: 1000 * ms)
+        #expect(writes(fired).first?.hasPrefix("HTTP/1.1 408") == true)
+        #expect(closes(fired))
+    }
+
+    @Test func unknownContentEncodingIs415() {
+        var sm = SM(configuration: config(), now: 0)
+        let a = sm.bytesReceived(Array("POST / HTTP/1.1\r\nHost: x\r\nContent-Encoding: br\r\nContent-Length: 2\r\n\r\n{}".utf8)[...], now: 0)
+        #expect(dispatched(a).isEmpty)
+        #expect(writes(a).first?.hasPrefix("HTTP/1.1 415") == true)
+        #expect(writes(a).first?.contains("unsupported_media_type") == true)
+        #expect(closes(a))
+        var sm2 = SM(configuration: config(), now: 0)
+        let b = sm2.bytesReceived(Array("POST / HTTP/1.1\r\nHost: x\r\nContent-Encoding: identity\r\nContent-Length: 2\r\n\r\n{}".utf8)[...], now: 0)
+        #expect(dispatched(b).first?.headers["Content-Encoding"] == nil)
+    }
 }
