@@ -124,6 +124,7 @@ let package = Package(
             name: "PostgresBenchmark", dependencies: ["Mink", "MinkPostgres"], path: "Benchmarks/storage-postgres/Sources/PostgresBenchmark",
             swiftSettings: swiftSettings
         ),
+        .executableTarget(name: "MinkSoak", path: "Benchmarks/soak/Sources/MinkSoak", swiftSettings: swiftSettings),
         .executableTarget(
             name: "TenancyBenchmark", dependencies: ["Mink", "MinkSQLite"], path: "Benchmarks/tenancy/Sources/TenancyBenchmark", swiftSettings: swiftSettings
         ),

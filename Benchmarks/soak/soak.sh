@@ -11,8 +11,8 @@ MINUTES="${1:-30}"
 SUBS="${2:-50}"
 echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 command -v wrk >/dev/null || apt-get install -y wrk >/dev/null
-swift build -c release >/dev/null
-SOAK="$(swift build -c release --show-bin-path)/MinkSoak"
+(cd ../.. && swift build -c release --product MinkSoak >/dev/null)
+SOAK="$(cd ../.. && swift build -c release --show-bin-path)/MinkSoak"
 (cd ../.. && swift build -c release --product minkd >/dev/null)
 MINKD="$(cd ../.. && swift build -c release --show-bin-path)/minkd"
 DIR=$(mktemp -d)

@@ -8,7 +8,7 @@ import Testing
 
 /// Storage that refuses writes: `503 unavailable` for writes and for `/readyz` (the write probe),
 /// and both recover by themselves once the fault is gone — no restart.
-@Suite("storage faults")
+@Suite("storage faults", .timeLimit(.minutes(3)))
 struct StorageFaultTests {
     /// Makes a file unwritable for this process, or writable again: `chattr +i` as root (root
     /// ignores file modes), `chmod 0444` otherwise.

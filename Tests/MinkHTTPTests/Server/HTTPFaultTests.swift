@@ -6,7 +6,7 @@ import Testing
 /// Faults a client can cause: a trickling or stalled body, many of them at once, an unknown
 /// `Content-Encoding` — and the contract's error shape (`details` always present) on every
 /// transport-level error.
-@Suite struct HTTPFaultTests {
+@Suite(.timeLimit(.minutes(3))) struct HTTPFaultTests {
     /// The parsed `error` object of a response body, or `nil`.
     static func errorObject(_ body: [UInt8]) -> [String: Any]? {
         let json = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]
