@@ -135,6 +135,17 @@ final class StorageSpy: Sendable {
     /// An error that stream reads and head lookups throw while set (storage failure tests).
     let fault = Mutex<(any Error & Sendable)?>(nil)
     func check() throws { if let e = fault.withLock({ $0 }) { throw e } }
+    /// While true, appends wait in storage (an append in flight, for deletion tests); `held`
+    /// counts the appends waiting.
+    let holdAppends = Mutex(false)
+    let held = Mutex(0)
+    func waitWhileHeld() async throws {
+        guard holdAppends.withLock({ $0 }) else { return }
+        held.withLock { $0 += 1 }
+        defer { held.withLock { $0 -= 1 } }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while holdAppends.withLock({ $0 }), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+    }
 }
 
 /// An adapter forwarding to `InMemoryStorage` and recording every call (and every tenant scoped).
@@ -158,7 +169,7 @@ struct SpyStorage: EventStoreAdapter, SnapshotAdapter, ReadModelStore, TenantCat
     func forTenant(_ tenantID: String) throws -> any ReadModelStore { try scoped(tenantID) }
 
     func append(_ request: AppendRequest, hook: AppendTransactionHook?) async throws -> AppendResult {
-        spy.record("append"); return try await base.append(request, hook: hook)
+        spy.record("append"); try await spy.waitWhileHeld(); return try await base.append(request, hook: hook)
     }
     func readStream(_ streamID: String, from version: Int64, limit: Int, direction: ReadDirection) async throws -> [Event] {
         spy.record("readStream"); try spy.check(); return try await base.readStream(streamID, from: version, limit: limit, direction: direction)

@@ -3,6 +3,7 @@ import Mink
 import MinkConfig
 import MinkHTTP
 import MinkServer
+import MinkTestFixtures
 import MinkWire
 import Testing
 
@@ -135,6 +136,36 @@ struct TenantAdministrationTests {
             #expect(again["fromPosition"] == .int(1) && again["toVersion"] == .int(1))
             let events = try await fresh.filter { $0.event == "message" }
             #expect(events.count == 1 && events[0].data.contains(#""type":"N1""#))
+        }
+    }
+
+    /// A deletion waits for the tenant's writes in flight: the append commits and is answered,
+    /// and only then is the tenant removed (with that event); writes arriving meanwhile get 503.
+    @Test func deletionWaitsForWritesInFlight() async throws {
+        let (storage, spy) = SpyStorage.make()
+        var config = MinkdConfiguration()
+        config.auth.enabled = true
+        config.auth.tokens = TestToken.standard
+        try await withServer(storage: storage, configure: { $0.auth = config.auth }) { s in
+            let a = TestToken.headers("acme-rw")
+            #expect(try await s.request("POST", "/v1/streams/order-1", json: appendBody(["A1"]), headers: a).status == 201)
+            spy.holdAppends.withLock { $0 = true }
+            async let inFlight = s.request("POST", "/v1/streams/order-1", json: appendBody(["A2"]), headers: a)
+            let deadline = Deadline(.seconds(10))
+            while spy.held.withLock({ $0 }) == 0 { try deadline.check("the append to reach storage"); try await Task.sleep(for: .milliseconds(5)) }
+            async let deletion = s.request("DELETE", "/v1/admin/tenants/acme?confirm=acme", headers: Self.ops)
+            // While the deletion waits: it has not answered, and a new write of the tenant is refused.
+            try await Task.sleep(for: .milliseconds(200))
+            let meanwhile = try await s.request("POST", "/v1/streams/order-2", json: appendBody(["B"]), headers: a)
+            #expect(meanwhile.status == 503 && meanwhile.headers["Retry-After"] != nil, "\(meanwhile.status) \(meanwhile.text)")
+            #expect(!spy.calls.withLock { $0 }.contains("deleteTenant(acme)"), "the deletion did not wait for the write in flight")
+            spy.holdAppends.withLock { $0 = false }
+            let written = try await inFlight
+            #expect(written.status == 201 && written["toVersion"] == .int(2), "\(written.text)")
+            let deleted = try await deletion
+            #expect(deleted.status == 200, "\(deleted.text)")
+            #expect(spy.calls.withLock { $0 }.contains("deleteTenant(acme)"))
+            #expect(try await s.request("GET", "/v1/streams/order-1", headers: a).status == 404, "the tenant's data went with it")
         }
     }
 
