@@ -32,6 +32,8 @@ final class API: Sendable {
     let projections: ProjectionService
     /// The listener's counters, for `/metrics`.
     let transport = TransportCounters()
+    /// One `error` line when storage starts failing, one `notice` when it is back.
+    let storageOutage: StorageOutageLog
     /// Ready once storage answered and projections started; not ready again once shutdown began.
     private let readiness = Atomic<Int>(Readiness.starting.rawValue)
 
@@ -46,6 +48,7 @@ final class API: Sendable {
         self.configuration = configuration
         self.storage = storage
         self.logger = logger
+        self.storageOutage = StorageOutageLog(logger: logger)
         self.keepaliveInterval = keepaliveInterval
         let metrics = ServerMetrics()
         self.metrics = metrics

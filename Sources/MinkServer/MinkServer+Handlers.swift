@@ -67,8 +67,11 @@ extension API {
         do {
             _ = try await store.headPosition()
         } catch {
+            // Probes come every few seconds: an outage is logged (once) even with no traffic.
+            storageOutage.failed(cause: String(reflecting: error))
             return notReady("storage does not answer")
         }
+        storageOutage.succeeded()
         return Reply.json(ReadyBody(status: "ready"))
     }
 

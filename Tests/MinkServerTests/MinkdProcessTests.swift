@@ -15,13 +15,23 @@ struct MinkdProcess {
     let stderr = Pipe()
     let stdout = Pipe()
 
-    init(_ arguments: [String], stdin: String? = nil) throws {
-        process.executableURL = Self.executable
-        process.arguments = arguments
+    /// - Parameters:
+    ///   - environment: `MINKD_*` (or other) variables added to the test's environment, whose own
+    ///     `MINKD_*` variables are removed.
+    ///   - asUser: runs minkd as this uid and gid (through `setpriv`; the tests run as root in CI).
+    init(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:], asUser uid: Int? = nil) throws {
+        if let uid {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            process.arguments = ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "--", Self.executable.path] + arguments
+        } else {
+            process.executableURL = Self.executable
+            process.arguments = arguments
+        }
         process.standardError = stderr
         process.standardOutput = stdout
         var env = ProcessInfo.processInfo.environment
         env = env.filter { !$0.key.hasPrefix("MINKD_") }
+        env.merge(environment) { $1 }
         process.environment = env
         if let stdin {
             let input = Pipe()
