@@ -41,6 +41,13 @@ struct ConfigOptions: ParsableArguments {
         )
     }
 
+    /// Fails with `message`, after the unknown-variable warnings: a misspelt variable is often
+    /// why the configuration is wrong (`MINKD_DATABSE_URL`, then "storage.url: required").
+    func failNamingUnknownVariables(_ message: String) -> Never {
+        for warning in environmentWarnings { FileHandle.standardError.write(Data("minkd: warning: \(warning)\n".utf8)) }
+        fail(message)
+    }
+
     /// One warning per `MINKD_*` variable minkd does not read (a misspelling is otherwise silent).
     var environmentWarnings: [String] {
         MinkdConfiguration.unknownEnvironmentVariables(in: ProcessInfo.processInfo.environment).map {
@@ -65,7 +72,7 @@ struct Serve: AsyncParsableCommand {
             // `load` validates: the same checks as `check-config`.
             config = try options.load()
         } catch {
-            fail("\(error)")
+            options.failNamingUnknownVariables("\(error)")
         }
         let logger = bootstrapLogging(config)
         for warning in options.environmentWarnings { logger.warning("\(warning)") }
@@ -167,7 +174,7 @@ struct CheckConfig: ParsableCommand {
             for warning in options.environmentWarnings { FileHandle.standardError.write(Data("minkd: warning: \(warning)\n".utf8)) }
             print(config.redactedDescription(), terminator: "")
         } catch {
-            fail("\(error)")
+            options.failNamingUnknownVariables("\(error)")
         }
     }
 }

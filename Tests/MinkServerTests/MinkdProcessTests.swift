@@ -14,6 +14,8 @@ struct MinkdProcess {
     let process = Process()
     let stderr = Pipe()
     let stdout = Pipe()
+    /// The copy of the executable made to run as another user, removed by ``finish(timeout:)``.
+    let copiedExecutableDirectory: URL?
 
     /// - Parameters:
     ///   - environment: `MINKD_*` (or other) variables added to the test's environment, whose own
@@ -21,9 +23,18 @@ struct MinkdProcess {
     ///   - asUser: runs minkd as this uid and gid (through `setpriv`; the tests run as root in CI).
     init(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:], asUser uid: Int? = nil) throws {
         if let uid {
+            // A copy in a fresh world-readable directory: the checkout (and so .build) may lie
+            // under a directory the other user cannot enter (/root in CI).
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("minkd-as-\(uid)-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+            let copy = directory.appendingPathComponent("minkd")
+            try FileManager.default.copyItem(at: Self.executable, to: copy)
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: copy.path)
+            copiedExecutableDirectory = directory
             process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-            process.arguments = ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "--", Self.executable.path] + arguments
+            process.arguments = ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "--", copy.path] + arguments
         } else {
+            copiedExecutableDirectory = nil
             process.executableURL = Self.executable
             process.arguments = arguments
         }
@@ -52,6 +63,7 @@ struct MinkdProcess {
             kill(process.processIdentifier, SIGKILL)
             exit = await ProcessLaunch.exit(of: process)
         }
+        if let copiedExecutableDirectory { try? FileManager.default.removeItem(at: copiedExecutableDirectory) }
         let out = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         let err = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         return (exit?.status ?? -1, out, err)

@@ -115,6 +115,10 @@ struct OperatorSafetyTests {
         let check = try await MinkdProcess(["check-config", "--storage", "memory"], environment: ["MINKD_DATABSE_URL": "postgres://x"]).finish()
         #expect(check.status == 0)
         #expect(check.err.contains("unknown environment variable MINKD_DATABSE_URL (did you mean MINKD_DATABASE_URL?)"), "\(check.err)")
+        // Also when the start fails, often because of the misspelling.
+        let failing = try await MinkdProcess(["serve", "--storage", "postgres"], environment: ["MINKD_DATABSE_URL": "postgres://x"]).finish()
+        #expect(failing.status != 0 && failing.err.contains("MINKD_DATABSE_URL (did you mean MINKD_DATABASE_URL?)"), "\(failing.err)")
+        #expect(failing.err.contains("config: storage.url: required when storage.kind is postgres"), "\(failing.err)")
         let ok = try MinkdProcess(
             ["serve", "--storage", "memory", "--listen", "127.0.0.1:0", "--log-format", "json"], environment: ["MINKD_LOG_LEVLE": "debug"]
         )
