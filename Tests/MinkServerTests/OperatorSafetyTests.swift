@@ -75,10 +75,11 @@ struct OperatorSafetyTests {
         let cases: [([String], [String: String], String)] = [
             (["--listen", "0.0.0.0:6465", "--storage", "memory"], [:], "config: listen: refusing to listen on non-loopback address"),
             (["--storage", "memory"], ["MINKD_AUTH_ENABLED": "true"], "config: auth.tokens: auth is enabled but no token is configured"),
-            (["--storage", "sqlite", "--database-url", "postgres://127.0.0.1:1/x"], [:], "config: --storage: storage kind \"sqlite\" conflicts"),
             (["--storage", "memory"], ["MINKD_DATABASE_URL": "postgres://127.0.0.1:1/x"], "config: --storage: storage kind \"memory\" conflicts"),
-            (["--data-dir", "/tmp/x"], ["MINKD_TENANCY_STRATEGY": "schema"], "config: tenancy.strategy: \"schema\" needs PostgreSQL"),
         ]
+        // (Every rule is checked in-process by MinkConfigTests' OperatorRuleTests; these runs
+        // show the executable's two commands print the same line. Launches are kept few:
+        // Foundation's Process.run() was seen to crash, rarely, under many launches.)
         for (flags, environment, message) in cases {
             let check = try await MinkdProcess(["check-config"] + flags, environment: environment).finish()
             let serve = try await MinkdProcess(["serve", "--log-format", "json"] + flags, environment: environment).finish()
@@ -86,10 +87,10 @@ struct OperatorSafetyTests {
             #expect(serve.status != 0 && serve.err.contains(message), "serve \(flags) \(environment): \(serve.err)")
             #expect(check.err == serve.err, "the same one line")
         }
-        let insecure = try await MinkdProcess(["check-config", "--listen", "0.0.0.0:6465", "--storage", "memory", "--insecure"]).finish()
-        #expect(insecure.status == 0, "\(insecure.err)")
-        let auto = try await MinkdProcess(["check-config", "--storage", "memory", "--log-format", "auto"]).finish()
-        #expect(auto.status == 0, "\(auto.err)")
+        let accepted = try await MinkdProcess([
+            "check-config", "--listen", "0.0.0.0:6465", "--storage", "memory", "--insecure", "--log-format", "auto",
+        ]).finish()
+        #expect(accepted.status == 0, "--insecure and --log-format auto are accepted: \(accepted.err)")
     }
 
     @Test func everyCommandResolvesTheStorageByTheSameRule() async throws {
