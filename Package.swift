@@ -22,15 +22,25 @@ let package = Package(
         .library(name: "MinkClient", targets: ["MinkClient"]),
         .executable(name: "minkd", targets: ["minkd"]),
     ],
+    // Exact versions: Package.resolved stays out of git (the build machines resolve from a mirror
+    // whose commit ids differ from upstream's), so these pins are what makes the container image
+    // (Dockerfile) and CI build the same code. scripts/check-deploy checks that the Dockerfile's
+    // Swift image is at least the highest swift-tools-version among them.
     dependencies: [
-        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
-        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
-        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
-        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
-        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", exact: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing", exact: "1.7.3"),
+        .package(url: "https://github.com/jpsim/Yams", exact: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", exact: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto", exact: "3.12.3"),
+        // Not used directly: pinned so that the dependencies' own dependencies resolve to the
+        // same versions everywhere too (SwiftPM notes that no target uses them; that is the point).
+        .package(url: "https://github.com/apple/swift-asn1.git", exact: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-async-algorithms.git", exact: "1.1.4"),
+        .package(url: "https://github.com/apple/swift-atomics.git", exact: "1.3.0"),
+        .package(url: "https://github.com/apple/swift-collections.git", exact: "1.6.0"),
     ],
     targets: [
         // C shims: system libraries from Debian's -dev packages.
@@ -99,7 +109,7 @@ let package = Package(
         .executableTarget(
             name: "minkd",
             dependencies: [
-                "MinkServer", "MinkStorageWiring", "MinkConfig", "Mink",
+                "MinkServer", "MinkStorageWiring", "MinkConfig", "Mink", "MinkHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

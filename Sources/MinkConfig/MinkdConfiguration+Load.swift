@@ -13,8 +13,9 @@ extension MinkdConfiguration {
     ///   - overrides: the command-line flags.
     /// - Throws: `ConfigError` naming the key, variable or flag: an unreadable file,
     ///   invalid YAML, an unknown key, a wrong type, an out-of-range number, a bad
-    ///   listen address, token or tenant, a postgres storage without URL, an
-    ///   invalid projection.
+    ///   listen address, token or tenant, a postgres storage without URL, a URL with an
+    ///   explicit `sqlite`/`memory` kind, an invalid projection, or anything ``validate()``
+    ///   refuses.
     public static func load(file: String?, environment: [String: String], overrides: FlagOverrides) throws -> MinkdConfiguration {
         var config = MinkdConfiguration()
         func env(_ key: String) -> String? {
@@ -33,8 +34,41 @@ extension MinkdConfiguration {
         }
         try config.applyEnvironment(env)
         try config.applyFlags(overrides)
-        try config.checkCombinations()
+        try config.resolveStorageKind()
+        try config.validate()
         return config
+    }
+
+    /// The `MINKD_*` variables in `environment` that minkd does not read, each with the known
+    /// name it most likely meant: `MINKD_DATABSE_URL (did you mean MINKD_DATABASE_URL?)`.
+    ///
+    /// Why: a misspelt variable is otherwise ignored silently, and the default it leaves in
+    /// place (SQLite in the working directory, say) looks like a working start. Kubernetes'
+    /// service links (`MINKD_PORT`, `MINKD_SERVICE_HOST`, `MINKD_PORT_6465_TCP…`, injected for a
+    /// Service named `minkd`) are not ours and not reported.
+    public static func unknownEnvironmentVariables(in environment: [String: String]) -> [String] {
+        let known = Set(EnvironmentKey.all)
+        return environment.keys.sorted().compactMap { name -> String? in
+            guard name.hasPrefix("MINKD_"), !known.contains(name) else { return nil }
+            if name == "MINKD_PORT" || name.hasPrefix("MINKD_PORT_") || name.hasPrefix("MINKD_SERVICE_") { return nil }
+            let nearest = EnvironmentKey.all.min { editDistance(name, $0) < editDistance(name, $1) }
+            if let nearest, editDistance(name, nearest) <= 3 { return "\(name) (did you mean \(nearest)?)" }
+            return name
+        }
+    }
+
+    /// Levenshtein distance over bytes (names are ASCII).
+    private static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a.utf8), b = Array(b.utf8)
+        var previous = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var current = [i] + Array(repeating: 0, count: b.count)
+            for j in 1...max(b.count, 1) where !b.isEmpty {
+                current[j] = Swift.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            previous = current
+        }
+        return previous[b.count]
     }
 
     /// Parses YAML text alone (no environment, no flags) over the defaults.
@@ -43,7 +77,8 @@ extension MinkdConfiguration {
     public static func parse(yaml: String, source: String = "config") throws -> MinkdConfiguration {
         var config = MinkdConfiguration()
         try config.apply(yaml: yaml, source: source)
-        try config.checkCombinations()
+        try config.resolveStorageKind()
+        try config.validate()
         return config
     }
 
@@ -114,9 +149,13 @@ extension MinkdConfiguration {
     private mutating func applyStorage(_ node: ConfigNode) throws {
         for (key, node) in try node.mapping(allowing: ["kind", "dataDir", "url", "pool", "timeoutSeconds"]) {
             switch key {
-            case "kind": storage.kind = try Self.storageKind(node.string(), keyPath: node.path)
+            case "kind":
+                storage.kind = try Self.storageKind(node.string(), keyPath: node.path)
+                storage.kindSource = node.path
             case "dataDir": storage.dataDir = try node.nonEmptyString()
-            case "url": storage.url = try node.isNull ? nil : node.nonEmptyString()
+            case "url":
+                storage.url = try node.isNull ? nil : node.nonEmptyString()
+                storage.urlSource = storage.url == nil ? nil : node.path
             case "pool": storage.pool = try node.int(atLeast: 1)
             case "timeoutSeconds": storage.timeoutSeconds = try node.int(atLeast: 1)
             default: break
@@ -250,8 +289,14 @@ extension MinkdConfiguration {
     private mutating func applyEnvironment(_ env: (String) -> String?) throws {
         if let value = env(EnvironmentKey.listen) { listen = try ListenAddress(parsing: value, keyPath: EnvironmentKey.listen) }
         if let value = env(EnvironmentKey.dataDir) { storage.dataDir = value }
-        if let value = env(EnvironmentKey.storage) { storage.kind = try Self.storageKind(value, keyPath: EnvironmentKey.storage) }
-        if let value = env(EnvironmentKey.databaseURL) { storage.url = value }
+        if let value = env(EnvironmentKey.storage) {
+            storage.kind = try Self.storageKind(value, keyPath: EnvironmentKey.storage)
+            storage.kindSource = EnvironmentKey.storage
+        }
+        if let value = env(EnvironmentKey.databaseURL) {
+            storage.url = value
+            storage.urlSource = EnvironmentKey.databaseURL
+        }
         if let value = env(EnvironmentKey.logLevel) { logging.level = try Self.logLevel(value, keyPath: EnvironmentKey.logLevel) }
         if let value = env(EnvironmentKey.logFormat) {
             logging.format = try Self.logFormat(value, keyPath: EnvironmentKey.logFormat, allowAuto: true)
@@ -278,19 +323,38 @@ extension MinkdConfiguration {
             guard !value.isEmpty else { throw ConfigError(keyPath: "--data-dir", message: "must not be empty") }
             storage.dataDir = value
         }
-        if let value = flags.storage { storage.kind = try Self.storageKind(value, keyPath: "--storage") }
+        if let value = flags.storage {
+            storage.kind = try Self.storageKind(value, keyPath: "--storage")
+            storage.kindSource = "--storage"
+        }
         if let value = flags.databaseURL {
             guard !value.isEmpty else { throw ConfigError(keyPath: "--database-url", message: "must not be empty") }
             storage.url = value
+            storage.urlSource = "--database-url"
         }
         if let value = flags.logLevel { logging.level = try Self.logLevel(value, keyPath: "--log-level") }
-        if let value = flags.logFormat { logging.format = try Self.logFormat(value, keyPath: "--log-format", allowAuto: false) }
+        if let value = flags.logFormat { logging.format = try Self.logFormat(value, keyPath: "--log-format", allowAuto: true) }
         if flags.insecure { insecure = true }
     }
 
-    private func checkCombinations() throws {
-        if storage.kind == .postgres && (storage.url ?? "").isEmpty {
-            throw ConfigError(keyPath: "storage.url", message: "required when storage.kind is postgres (or set MINKD_DATABASE_URL, --database-url)")
+    /// CONFIG.md's storage rule, the same for every command: a database URL with no kind given
+    /// anywhere selects `postgres`; a URL with an explicit `sqlite` or `memory` kind is an error.
+    ///
+    /// Why: `minkd migrate --database-url URL` then `minkd serve --database-url URL` must reach
+    /// the same database; before this rule serve ran on a local SQLite file and the operator's
+    /// writes went there.
+    mutating func resolveStorageKind() throws {
+        guard let url = storage.url, !url.isEmpty else { return }
+        guard let kindSource = storage.kindSource else {
+            storage.kind = .postgres
+            return
+        }
+        if storage.kind != .postgres {
+            throw ConfigError(
+                keyPath: kindSource,
+                message: "storage kind \"\(storage.kind.rawValue)\" conflicts with the database URL from \(storage.urlSource ?? "storage.url") "
+                    + "(a URL means postgres: drop the kind, or drop the URL to use \(storage.kind.rawValue))"
+            )
         }
     }
 

@@ -58,6 +58,25 @@ public struct MinkdConfiguration: Hashable, Sendable {
         /// `storage.timeoutSeconds`: a storage call not answered by then fails the request with
         /// `503 unavailable` (default 10).
         public var timeoutSeconds = 10
+        /// Where `kind` was set explicitly (`storage.kind`, `MINKD_STORAGE`, `--storage`), or nil
+        /// when it is the default: a URL selects `postgres` only when no kind was given.
+        public internal(set) var kindSource: String?
+        /// Where `url` was set (`storage.url`, `MINKD_DATABASE_URL`, `--database-url`), for messages.
+        public internal(set) var urlSource: String?
+
+        /// Equal when the settings are: where they came from (`kindSource`, `urlSource`) is
+        /// provenance for messages, not configuration.
+        public static func == (a: Storage, b: Storage) -> Bool {
+            a.kind == b.kind && a.dataDir == b.dataDir && a.url == b.url && a.pool == b.pool && a.timeoutSeconds == b.timeoutSeconds
+        }
+
+        public func hash(into hasher: inout Hasher) {
+            hasher.combine(kind)
+            hasher.combine(dataDir)
+            hasher.combine(url)
+            hasher.combine(pool)
+            hasher.combine(timeoutSeconds)
+        }
 
         /// The defaults.
         public init() {}
@@ -233,7 +252,33 @@ public struct MinkdConfiguration: Hashable, Sendable {
 }
 
 extension MinkdConfiguration {
-    /// Checks what only matters when serving: a non-loopback listen address with
+    /// The one validation of a merged configuration, run by `load` (and `parse`) so that every
+    /// command — `serve`, `check-config`, `migrate` — refuses exactly the same things:
+    /// - a storage kind that needs a URL without one;
+    /// - `tenancy.strategy: schema` on SQLite;
+    /// - `auth.enabled` with no tokens (every request would be refused);
+    /// - a non-loopback listen address with auth disabled unless `insecure`.
+    /// - Throws: `ConfigError` naming the key.
+    public func validate() throws {
+        if storage.kind == .postgres && (storage.url ?? "").isEmpty {
+            throw ConfigError(keyPath: "storage.url", message: "required when storage.kind is postgres (or set MINKD_DATABASE_URL, --database-url)")
+        }
+        if storage.kind == .sqlite && tenancy.strategy == .schema {
+            throw ConfigError(
+                keyPath: "tenancy.strategy",
+                message: "\"schema\" needs PostgreSQL (storage.kind: postgres); SQLite supports shared and database"
+            )
+        }
+        if auth.enabled && auth.tokens.isEmpty {
+            throw ConfigError(
+                keyPath: "auth.tokens",
+                message: "auth is enabled but no token is configured, so every request would be refused (add tokens: `minkd hash-token`)"
+            )
+        }
+        try validateForServe(insecure: insecure)
+    }
+
+    /// Checks the listen address: a non-loopback listen address with
     /// auth disabled is refused unless `insecure` (the `--insecure` flag).
     ///
     /// Why: a network-reachable event store with no authentication hands every

@@ -34,6 +34,8 @@ final class API: Sendable {
     let transport = TransportCounters()
     /// The storage's write probe for `/readyz` (at most one write every 2 s), if it has one.
     let writeProbe: WriteProbe?
+    /// One `error` line when storage starts failing, one `notice` when it is back.
+    let storageOutage: StorageOutageLog
     /// Ready once storage answered and projections started; not ready again once shutdown began.
     private let readiness = Atomic<Int>(Readiness.starting.rawValue)
 
@@ -48,6 +50,7 @@ final class API: Sendable {
         self.configuration = configuration
         self.storage = storage
         self.logger = logger
+        self.storageOutage = StorageOutageLog(logger: logger)
         self.keepaliveInterval = keepaliveInterval
         let metrics = ServerMetrics()
         self.metrics = metrics

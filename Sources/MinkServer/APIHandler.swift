@@ -30,9 +30,6 @@ final class APIHandler: HTTPResponder {
     /// swift-distributed-tracing asks: once, at the start of the program). Without one a
     /// span records nothing, so none is made; checked once rather than per request.
     private let tracingEnabled = !(InstrumentationSystem.instrument is NoOpInstrument)
-    /// The second (monotonic) of the last storage-outage warning: at most one a second, so an
-    /// outage under load does not flood the log; the others go to `debug`.
-    private let lastOutageWarning = Atomic<Int64>(-1)
 
     init(api: API) {
         self.api = api
@@ -44,11 +41,10 @@ final class APIHandler: HTTPResponder {
         let requestID = RequestID.from(request)
         var template = "unmatched"
         var tokenName: String?
+        var cause: String?
         var response: HTTPResponse
         do {
-            let (route, principal, tenant) = try admission(request, server: server)
-            template = route.template
-            tokenName = principal?.name
+            let (route, _, tenant) = try admission(request, server: server, template: &template, tokenName: &tokenName)
             // Existence rules before any storage is touched; writes hold a lease so that a
             // deletion of the tenant waits for them.
             let lease = try await server.tenants.admit(tenant, use: route.tenantUse)
@@ -60,16 +56,21 @@ final class APIHandler: HTTPResponder {
             response = try await withRequestSpan(request, template: template) {
                 try await server.handle(context)
             }
+            // An answer that came from storage ends an outage; an event stream has not touched
+            // it yet (its catch-up runs later), so it proves nothing.
+            if response.status < 500, server.storageOutage.inOutage {
+                if case .stream = response.body {} else { server.storageOutage.succeeded() }
+            }
             if case .stream(let produce) = response.body, tenant != TenantID.default {
                 // Event streams end when their tenant is deleted.
                 let lifetime = server.tenants.lifetime(of: tenant)
                 response.body = .stream { writer in try await lifetime.run(produce, writer: writer) }
             }
         } catch {
-            response = errorResponse(error, requestID: requestID, server: server)
+            (response, cause) = errorResponse(error, requestID: requestID, server: server)
         }
         return finish(response, request: request, requestID: requestID, template: template, tokenName: tokenName,
-                      start: start, server: server)
+                      cause: cause, start: start, server: server)
     }
 
     /// Answers CORS preflights and the routes whose handler needs no storage and never waits
@@ -86,12 +87,12 @@ final class APIHandler: HTTPResponder {
         guard let route = try? Router.route(method: request.method, path: request.path), route.isSynchronous else { return nil }
         let start = ContinuousClock.now
         let requestID = RequestID.from(request)
-        let template = route.template
+        var template = route.template
         var tokenName: String?
+        var cause: String?
         var response: HTTPResponse
         do {
-            let (_, principal, tenant) = try admission(request, server: server, route: route)
-            tokenName = principal?.name
+            let (_, _, tenant) = try admission(request, server: server, route: route, template: &template, tokenName: &tokenName)
             // No lease to take: a synchronous route uses no tenant's storage (`admit` would
             // return at once).
             let context = RequestContext(
@@ -100,14 +101,18 @@ final class APIHandler: HTTPResponder {
             )
             response = try withSyncRequestSpan(request, template: template) { try server.handleSynchronously(context) }
         } catch {
-            response = errorResponse(error, requestID: requestID, server: server)
+            (response, cause) = errorResponse(error, requestID: requestID, server: server)
         }
         return finish(response, request: request, requestID: requestID, template: template, tokenName: tokenName,
-                      start: start, server: server)
+                      cause: cause, start: start, server: server)
     }
 
-    /// Routing, access control and the tenant, which need no waiting.
-    private func admission(_ request: HTTPRequest, server: API, route known: Route? = nil) throws -> (Route, Principal?, String) {
+    /// Routing, access control and the tenant, which need no waiting. `template` and `tokenName`
+    /// are set as soon as they are known, so that the access line of a request refused here
+    /// (`401`, `403`, `405`) still names the route tried and the token presented.
+    private func admission(
+        _ request: HTTPRequest, server: API, route known: Route? = nil, template: inout String, tokenName: inout String?
+    ) throws -> (Route, Principal?, String) {
         let route: Route
         if let known {
             route = known
@@ -116,7 +121,8 @@ final class APIHandler: HTTPResponder {
                 route = try Router.route(method: request.method, path: request.path)
             } catch .notFound {
                 throw APIError(.notFound, "no such endpoint: \(request.method) \(request.path.prefix(200))")
-            } catch .methodNotAllowed(let allow) {
+            } catch .methodNotAllowed(let allow, let tried) {
+                template = tried
                 var e = APIError(.methodNotAllowed, "\(request.method) is not allowed here; allowed: \(allow.joined(separator: ", "))")
                 e.headers = [("Allow", allow.joined(separator: ", "))]
                 throw e
@@ -126,35 +132,28 @@ final class APIHandler: HTTPResponder {
                 throw APIError(.invalidStreamID, message)
             }
         }
-        let principal = try authorize(request, route: route, server: server)
+        template = route.template
+        let principal = try authorize(request, route: route, server: server, tokenName: &tokenName)
         let tenant = try resolveTenant(request, route: route, principal: principal)
         return (route, principal, tenant)
     }
 
-    private func errorResponse(_ error: any Error, requestID: String, server: API) -> HTTPResponse {
-        if let api = APIError.from(error) {
-            if api.status == 503, let e = error as? MinkError {
-                // The cause (a read-only file, a full disk, a timeout) is in `underlying`, which
-                // the client never sees: the log is where an operator finds it.
-                let second = Int64(DispatchTime.now().uptimeNanoseconds / 1_000_000_000)
-                let last = lastOutageWarning.exchange(second, ordering: .relaxed)
-                let metadata: Logger.Metadata = ["request_id": "\(requestID)", "error": "\(String(reflecting: e))"]
-                if last != second {
-                    server.logger.warning("storage unavailable", metadata: metadata)
-                } else {
-                    server.logger.debug("storage unavailable", metadata: metadata)
-                }
-            }
-            return api.response(requestID: requestID)
+    /// The contract's answer for an error, and its cause for the log when it is a `5xx` (the
+    /// body of a `500` names only the request ID; the log line of that request ID has the rest).
+    private func errorResponse(_ error: any Error, requestID: String, server: API) -> (HTTPResponse, cause: String?) {
+        if let mink = error as? MinkError, mink.code == .unavailable {
+            server.storageOutage.failed(cause: String(reflecting: mink))
         }
-        server.logger.error("request failed", metadata: ["request_id": "\(requestID)", "error": "\(error)"])
-        return APIError(.internal, "internal error").response(requestID: requestID)
+        if let api = APIError.from(error) {
+            return (api.response(requestID: requestID), api.status >= 500 ? String(reflecting: error) : nil)
+        }
+        return (APIError(.internal, "internal error").response(requestID: requestID), String(reflecting: error))
     }
 
     /// Adds `X-Request-ID`, records the request's metrics and writes the access log line.
     private func finish(
         _ response: HTTPResponse, request: HTTPRequest, requestID: String, template: String, tokenName: String?,
-        start: ContinuousClock.Instant, server: API
+        cause: String?, start: ContinuousClock.Instant, server: API
     ) -> HTTPResponse {
         var response = response
         response.headers.replace(name: "X-Request-ID", value: requestID)
@@ -163,15 +162,33 @@ final class APIHandler: HTTPResponder {
         server.metrics.recordRequest(route: template, method: request.method, status: response.status, duration: duration)
         // The access log names the route template and the token's configured name: never the
         // raw path, the token, its hash or a tenant's data. Its metadata is built only when
-        // the line is logged.
+        // the line is logged. Levels: 5xx at `warning` (`503`: storage or shutdown) or `error`
+        // (a fault of ours), with the cause; refused access (401, 403) at `notice`, so that an
+        // incident's lines survive a `warning`/`notice` log level; everything else at `info`.
+        let status = response.status
+        let level: Logger.Level = switch status {
+        case 503: .warning
+        case 500...: .error
+        case 401, 403: .notice
+        default: .info
+        }
         let logger = server.logger
-        if logger.logLevel <= .info {
+        if logger.logLevel <= level {
             var metadata: Logger.Metadata = [
-                "request_id": "\(requestID)", "method": "\(request.method)", "route": "\(template)", "status": "\(response.status)",
+                "request_id": "\(requestID)", "method": "\(request.method)", "route": "\(template)", "status": "\(status)",
+                "client": "\(request.remoteAddress)",
                 "duration_ms": "\(Double(duration.components.attoseconds / 1_000_000_000_000) / 1000 + Double(duration.components.seconds) * 1000)",
             ]
-            if let tokenName, server.authenticator.isEnabled { metadata["token"] = "\(tokenName)" }
-            logger.info("request", metadata: metadata)
+            if server.authenticator.isEnabled {
+                if let tokenName {
+                    metadata["token"] = "\(tokenName)"
+                } else if status == 401 || status == 403 || status == 405 {
+                    // Which kind of failure, never the token: none sent, or one that matches no hash.
+                    metadata["token"] = request.headers["Authorization"] == nil ? "(none)" : "(unknown)"
+                }
+            }
+            if let cause { metadata["cause"] = "\(cause)" }
+            logger.log(level: level, "request", metadata: metadata)
         }
         return response
     }
@@ -179,7 +196,7 @@ final class APIHandler: HTTPResponder {
     /// Section 2's access control: `nil` for an open route, otherwise the caller's principal.
     /// - Throws: `401` (with `WWW-Authenticate: Bearer`) for a missing or unknown token; `403`
     ///   for a token without the route's role, or a tenant-bound token on tenant administration.
-    private func authorize(_ request: HTTPRequest, route: Route, server: API) throws(APIError) -> Principal? {
+    private func authorize(_ request: HTTPRequest, route: Route, server: API, tokenName: inout String?) throws(APIError) -> Principal? {
         guard case .role(let role) = route.requiredAccess(metricsRequireToken: server.configuration.metrics.requireToken) else {
             return nil
         }
@@ -189,6 +206,7 @@ final class APIHandler: HTTPResponder {
             e.headers = [("WWW-Authenticate", "Bearer")]
             throw e
         }
+        tokenName = principal.name
         guard principal.roles.contains(role) else {
             throw APIError(.forbidden, "this token lacks the \(role.rawValue) role needed here")
         }

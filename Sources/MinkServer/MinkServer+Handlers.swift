@@ -67,26 +67,18 @@ extension API {
         do {
             _ = try await store.headPosition()
         } catch {
-            let changed = writeProbe.map { $0.changedSinceReported("reads: \(error)") != nil } ?? true
-            if changed {
-                logger.warning("not ready: storage does not answer", metadata: ["error": "\(error)"])
-            }
+            // Probes come every few seconds: an outage is logged (once) even with no traffic.
+            storageOutage.failed(cause: String(reflecting: error))
             return notReady("storage does not answer")
         }
         // Reads alone would say ready while every write fails (read-only file or file system,
-        // full disk): the probe writes, at most every few seconds.
-        if let probe = writeProbe {
-            let failure = await probe.failure()
-            // Logged when it changes: a load balancer polling /readyz must not flood the log.
-            if probe.changedSinceReported(failure) != nil {
-                if let failure {
-                    logger.warning("not ready: storage refuses writes", metadata: ["cause": "\(failure)"])
-                } else {
-                    logger.notice("storage accepts writes again")
-                }
-            }
-            if failure != nil { return notReady("storage refuses writes") }
+        // full disk): the probe writes, at most every few seconds. A failure is an outage like
+        // any other for the log (one error line when it starts, one notice when it ends).
+        if let probe = writeProbe, let failure = await probe.failure() {
+            storageOutage.failed(cause: "storage refuses writes: \(failure)")
+            return notReady("storage refuses writes")
         }
+        storageOutage.succeeded()
         return Reply.json(ReadyBody(status: "ready"))
     }
 

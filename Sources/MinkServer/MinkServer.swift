@@ -101,7 +101,12 @@ public final class MinkServer: Sendable {
     @discardableResult
     public func start() async throws -> Int {
         if let projectionError { throw projectionError }
-        let port = try http.start()
+        let port: Int
+        do {
+            port = try http.start()
+        } catch let error as SocketError {
+            throw ListenError(address: configuration.listen.description, underlying: error)
+        }
         // Storage must answer before the server calls itself ready.
         _ = try await api.store.headPosition()
         try await api.projections.start()
@@ -197,5 +202,27 @@ struct PartService: Service, CustomStringConvertible {
             // rather than in turn; what the part holds is released either way.
         }
         await part.stop()
+    }
+}
+
+/// The listen address could not be bound: names the address and what to do.
+public struct ListenError: Error, Sendable, CustomStringConvertible {
+    /// `HOST:PORT` as configured.
+    public var address: String
+    /// The failed system call.
+    public var underlying: SocketError
+
+    public var description: String {
+        let cause = "cannot listen on \(address): \(underlying)"
+        switch underlying.errno {
+        case EADDRINUSE:
+            return cause + "; fix: another process (perhaps another minkd) is listening there: stop it, or choose another --listen / MINKD_LISTEN"
+        case EADDRNOTAVAIL:
+            return cause + "; fix: this machine has no such address: listen on one of its addresses, or 0.0.0.0 / [::] for all"
+        case EACCES:
+            return cause + "; fix: ports below 1024 need privileges (CAP_NET_BIND_SERVICE): use a port ≥ 1024 such as 6465"
+        default:
+            return cause
+        }
     }
 }

@@ -44,8 +44,8 @@ enum Route: Sendable, Equatable {
 enum RouteFailure: Error, Equatable {
     /// No endpoint has this path.
     case notFound
-    /// The path exists, but not for this method.
-    case methodNotAllowed(allow: [String])
+    /// The path exists, but not for this method; `template` is the path's route template (for logs).
+    case methodNotAllowed(allow: [String], template: String)
     /// A path segment has broken percent-encoding or is not UTF-8.
     case badPath(String)
     /// The stream-ID segment of a stream path percent-decodes to bytes that are not UTF-8: the path
@@ -82,7 +82,7 @@ enum Router {
         if let hit = table.first(where: { $0.method == m }) { return hit.route }
         var allow = table.map(\.method)
         if allow.contains("GET") { allow.append("HEAD") }
-        throw .methodNotAllowed(allow: allow)
+        throw .methodNotAllowed(allow: allow, template: table[0].route.template)
     }
 
     /// The paths without parameters, matched whole before any splitting or decoding: the

@@ -47,8 +47,6 @@ final class WriteProbe: Sendable {
         var checkedAt: ContinuousClock.Instant?
         var failure: String?
         var running = false
-        /// The outcome last logged, so that a log line marks each change, not each poll.
-        var reported: String?
     }
 
     private let probe: @Sendable () async throws -> Void
@@ -58,16 +56,6 @@ final class WriteProbe: Sendable {
     init(interval: Duration = .seconds(2), _ probe: @escaping @Sendable () async throws -> Void) {
         self.interval = interval
         self.probe = probe
-    }
-
-    /// Records `failure` as reported; returns the previous report when it differs (`.some(nil)`:
-    /// it was fine before), or `nil` when nothing changed.
-    func changedSinceReported(_ failure: String?) -> String?? {
-        state.withLock { s in
-            if s.reported == failure { return nil }
-            defer { s.reported = failure }
-            return .some(s.reported)
-        }
     }
 
     /// Why writes fail (the cause, for the readiness body and the log), or `nil` when the last

@@ -10,14 +10,23 @@ import MinkServer
 /// adapter here, so that `MinkServer` depends on the core's storage protocols alone and only
 /// the executable (and tests) link libsqlite3 and libpq.
 extension ServerStorage {
-    /// Opens the storage the configuration names.
-    /// - Throws: a `ConfigError`-style message when the kind cannot be opened.
+    /// Opens the storage the configuration names. A SQLite data directory is created `0700` if
+    /// missing and locked for this process (``DataDirectoryLock``) until `close`.
+    /// - Throws: ``StorageOpenError`` (the cause and a fix) when the storage cannot be opened:
+    ///   the data directory in use by another process, not creatable or not writable, a SQLite
+    ///   file that cannot be opened, a PostgreSQL server that cannot be reached.
     public static func open(_ configuration: MinkdConfiguration, logger: Logger = Logger(label: "minkd")) async throws -> ServerStorage {
         switch configuration.storage.kind {
         case .memory:
             return .memory()
         case .postgres:
-            let s = try await PostgresStorage(configuration: try postgresConfiguration(configuration), logger: logger)
+            let s: PostgresStorage
+            let postgres = try postgresConfiguration(configuration)
+            do {
+                s = try await PostgresStorage(configuration: postgres, logger: logger)
+            } catch {
+                throw postgresOpenError(error, url: configuration.storage.url ?? "")
+            }
             return ServerStorage(
                 events: s, snapshots: s, readModels: s, kind: "postgres", close: { await s.shutdown() },
                 probeWrite: { try await s.probeWrite() }
@@ -33,12 +42,138 @@ extension ServerStorage {
                     "config: tenancy.strategy: \"schema\" needs PostgreSQL (storage.kind: postgres); SQLite supports shared and database"
                 )
             }
-            let s = try await SQLiteStorage.open(directory: configuration.storage.dataDir, strategy: strategy)
+            let directory = configuration.storage.dataDir
+            try createDataDirectory(directory)
+            let lock = try DataDirectoryLock(directory: directory)
+            let s: SQLiteStorage
+            do {
+                s = try await SQLiteStorage.open(directory: directory, strategy: strategy)
+            } catch {
+                lock.release()
+                throw sqliteOpenError(error, directory: directory)
+            }
             return ServerStorage(
-                events: s, snapshots: s, readModels: s, kind: "sqlite", close: { await s.close() },
+                events: s, snapshots: s, readModels: s, kind: "sqlite",
+                close: {
+                    await s.close()
+                    lock.release()
+                },
                 probeWrite: { try await s.probeWrite() }
             )
         }
+    }
+
+    /// Creates the data directory (and missing parents) `0700`, and checks that this process
+    /// can write there: the files SQLite creates in it hold every tenant's events.
+    static func createDataDirectory(_ directory: String) throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else {
+                throw StorageOpenError(
+                    what: "the SQLite data directory \(directory)", cause: "it is a file, not a directory",
+                    fix: StorageOpenError.permissionFix(directory, errno: ENOTDIR)
+                )
+            }
+        } else {
+            do {
+                try FileManager.default.createDirectory(
+                    atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]
+                )
+            } catch {
+                let code = posixCode(error) ?? EACCES
+                throw StorageOpenError(
+                    what: "the SQLite data directory \(directory)",
+                    cause: "cannot create it: \(String(cString: strerror(code)))",
+                    fix: StorageOpenError.permissionFix(directory, errno: code)
+                )
+            }
+        }
+        if access(directory, W_OK | X_OK) != 0 {
+            let code = errno
+            throw StorageOpenError(
+                what: "the SQLite data directory \(directory)", cause: "it is not writable: \(String(cString: strerror(code)))",
+                fix: StorageOpenError.permissionFix(directory, errno: code)
+            )
+        }
+    }
+
+    private static func posixCode(_ error: any Error) -> Int32? {
+        let ns = error as NSError
+        if ns.domain == NSPOSIXErrorDomain { return Int32(ns.code) }
+        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            return Int32(underlying.code)
+        }
+        if ns.domain == NSCocoaErrorDomain {
+            switch ns.code {
+            case NSFileWriteNoPermissionError, NSFileReadNoPermissionError: return EACCES
+            case NSFileWriteVolumeReadOnlyError: return EROFS
+            case NSFileWriteOutOfSpaceError: return ENOSPC
+            case NSFileWriteFileExistsError: return EEXIST
+            default: return nil
+            }
+        }
+        return nil
+    }
+
+    /// A SQLite open failure with its extended code and what to do about it.
+    static func sqliteOpenError(_ error: any Error, directory: String) -> any Error {
+        if error is StorageOpenError { return error }
+        let what = "the SQLite data directory \(directory)"
+        guard let sqlite = (error as? MinkError)?.underlying as? SQLiteError ?? error as? SQLiteError else {
+            return StorageOpenError(what: what, cause: String(reflecting: error), fix: "check the data directory and its files")
+        }
+        let fix: String
+        switch sqlite.code {
+        case SQLiteCode.cantOpen, SQLiteCode.perm, SQLiteCode.auth:
+            fix = "the files in \(directory) must be readable and writable by the user minkd runs as (uid \(getuid())): "
+                + "`chown -R \(getuid()) \(directory) && chmod -R u+rwX,go-rwx \(directory)`"
+        case SQLiteCode.readOnly:
+            fix = "make \(directory) and its *.sqlite, -wal and -shm files writable by uid \(getuid()) (or mount the volume read-write)"
+        case SQLiteCode.busy, SQLiteCode.locked:
+            fix = "another program holds the database (a backup tool, the sqlite3 shell): stop it and start minkd again"
+        case SQLiteCode.notADatabase, SQLiteCode.corrupt:
+            fix = "the file is not a minkd SQLite database or is damaged: restore it from a backup (`minkd backup`) or choose another --data-dir"
+        case SQLiteCode.full:
+            fix = "free disk space on the volume of \(directory)"
+        case SQLiteCode.ioError:
+            fix = "the disk or file system reported an I/O error: check the volume (dmesg), then start again"
+        default:
+            fix = "see SQLite's result code \(sqlite.extendedCode) (https://sqlite.org/rescode.html)"
+        }
+        return StorageOpenError(what: what, cause: "\(sqlite.message) (SQLite extended code \(sqlite.extendedCode))", fix: fix)
+    }
+
+    /// A PostgreSQL open failure with libpq's message and what to do about it.
+    static func postgresOpenError(_ error: any Error, url: String) -> any Error {
+        if error is StorageOpenError { return error }
+        let underlying = (error as? MinkError)?.underlying ?? error
+        // A configuration problem the adapter found (a bad URL option, tenant) is not a
+        // server to reach: it already names what is wrong.
+        if let mink = error as? MinkError, mink.code != .unavailable, !(underlying is PostgresError) { return error }
+        let what = "PostgreSQL at \(redactedURL(url))"
+        let cause: String
+        var fix = "check that the server runs and accepts connections from here, and the URL (--database-url, MINKD_DATABASE_URL)"
+        if let pg = underlying as? PostgresError {
+            cause = pg.message.trimmingCharacters(in: .whitespacesAndNewlines) + (pg.sqlState.map { " (SQLSTATE \($0))" } ?? "")
+            switch pg.sqlState ?? "" {
+            case "28P01", "28000": fix = "check the user name and password in the database URL, and the server's pg_hba.conf"
+            case "3D000": fix = "create the database (`createdb`), or correct its name in the database URL"
+            case "42501": fix = "grant the database user the right to create tables and schemas (CREATE on the database), or run `minkd migrate` as an owner"
+            default: break
+            }
+        } else if let mink = error as? MinkError {
+            cause = String(reflecting: mink)
+        } else {
+            cause = String(reflecting: error)
+        }
+        return StorageOpenError(what: what, cause: cause, fix: fix)
+    }
+
+    /// The URL without its password, for messages and logs.
+    static func redactedURL(_ url: String) -> String {
+        guard var components = URLComponents(string: url) else { return "(the configured URL)" }
+        if components.password != nil { components.password = "***" }
+        return components.string ?? "(the configured URL)"
     }
 
     /// Applies pending PostgreSQL migrations to every existing tenant's schema (all of them in
@@ -47,7 +182,13 @@ extension ServerStorage {
     /// - Returns: the tenants whose schema is now current.
     /// - Throws: `.validationFailed` without a URL, `.unavailable` when the server cannot be reached.
     public static func migratePostgres(_ configuration: MinkdConfiguration, logger: Logger = Logger(label: "minkd")) async throws -> [String] {
-        let s = try await PostgresStorage(configuration: try postgresConfiguration(configuration), logger: logger)
+        let s: PostgresStorage
+        let postgres = try postgresConfiguration(configuration)
+        do {
+            s = try await PostgresStorage(configuration: postgres, logger: logger)
+        } catch {
+            throw postgresOpenError(error, url: configuration.storage.url ?? "")
+        }
         do {
             let tenants = try await s.migrateAllTenants()
             await s.shutdown()
@@ -60,6 +201,13 @@ extension ServerStorage {
 
     /// The PostgreSQL adapter's configuration for minkd's.
     static func postgresConfiguration(_ configuration: MinkdConfiguration) throws -> PostgresConfiguration {
+        guard configuration.storage.kind == .postgres else {
+            throw MinkError(
+                .validationFailed,
+                "minkd migrate applies the PostgreSQL schema, but the storage is \(configuration.storage.kind.rawValue): "
+                    + "give the database URL (--database-url, MINKD_DATABASE_URL or storage.url) and no other storage kind"
+            )
+        }
         guard let url = configuration.storage.url, !url.isEmpty else {
             throw MinkError(.validationFailed, "config: storage.url: a PostgreSQL URL is needed (--database-url or MINKD_DATABASE_URL)")
         }
@@ -74,4 +222,19 @@ extension ServerStorage {
             timeout: .seconds(configuration.storage.timeoutSeconds)
         )
     }
+}
+
+/// SQLite's primary result codes (sqlite3.h), for the fixes above; this target does not import
+/// the C module.
+private enum SQLiteCode {
+    static let perm: Int32 = 3
+    static let busy: Int32 = 5
+    static let locked: Int32 = 6
+    static let readOnly: Int32 = 8
+    static let ioError: Int32 = 10
+    static let corrupt: Int32 = 11
+    static let full: Int32 = 13
+    static let cantOpen: Int32 = 14
+    static let auth: Int32 = 23
+    static let notADatabase: Int32 = 26
 }

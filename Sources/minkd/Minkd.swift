@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Mink
 import MinkConfig
+import MinkHTTP
 import MinkServer
 import MinkStorageWiring
 import ServiceLifecycle
@@ -14,7 +15,7 @@ struct Minkd: AsyncParsableCommand {
         commandName: "minkd",
         abstract: "An event store you run as a server.",
         version: MinkServer.version,
-        subcommands: [Serve.self, HashToken.self, CheckConfig.self, Migrate.self, Version.self],
+        subcommands: [Serve.self, HashToken.self, CheckConfig.self, Migrate.self, Version.self, Healthcheck.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -24,10 +25,10 @@ struct ConfigOptions: ParsableArguments {
     @Option(help: "Address to listen on, HOST:PORT (default 127.0.0.1:6465).") var listen: String?
     @Option(name: .customLong("data-dir"), help: "Directory of the SQLite databases (default ./minkd-data).") var dataDir: String?
     @Option(help: "YAML configuration file.") var config: String?
-    @Option(help: "Storage: sqlite, postgres or memory (default sqlite).") var storage: String?
-    @Option(name: .customLong("database-url"), help: "PostgreSQL connection URL.") var databaseURL: String?
+    @Option(help: "Storage: sqlite, postgres or memory (default sqlite; postgres when a database URL is given).") var storage: String?
+    @Option(name: .customLong("database-url"), help: "PostgreSQL connection URL (selects postgres storage).") var databaseURL: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning or error.") var logLevel: String?
-    @Option(name: .customLong("log-format"), help: "text or json (default: text on a terminal, json otherwise).") var logFormat: String?
+    @Option(name: .customLong("log-format"), help: "text, json or auto (default auto: text on a terminal, json otherwise).") var logFormat: String?
     @Flag(help: "Allow listening on a non-loopback address with authentication disabled.") var insecure = false
 
     func load() throws -> MinkdConfiguration {
@@ -38,6 +39,20 @@ struct ConfigOptions: ParsableArguments {
                 logFormat: logFormat, insecure: insecure
             )
         )
+    }
+
+    /// Fails with `message`, after the unknown-variable warnings: a misspelt variable is often
+    /// why the configuration is wrong (`MINKD_DATABSE_URL`, then "storage.url: required").
+    func failNamingUnknownVariables(_ message: String) -> Never {
+        for warning in environmentWarnings { FileHandle.standardError.write(Data("minkd: warning: \(warning)\n".utf8)) }
+        fail(message)
+    }
+
+    /// One warning per `MINKD_*` variable minkd does not read (a misspelling is otherwise silent).
+    var environmentWarnings: [String] {
+        MinkdConfiguration.unknownEnvironmentVariables(in: ProcessInfo.processInfo.environment).map {
+            "unknown environment variable \($0) is ignored"
+        }
     }
 }
 
@@ -54,12 +69,17 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let config: MinkdConfiguration
         do {
+            // `load` validates: the same checks as `check-config`.
             config = try options.load()
-            try config.validateForServe(insecure: options.insecure || config.insecure)
         } catch {
-            fail("\(error)")
+            options.failNamingUnknownVariables("\(error)")
         }
         let logger = bootstrapLogging(config)
+        for warning in options.environmentWarnings { logger.warning("\(warning)") }
+        // Files and directories minkd creates (SQLite databases, their -wal/-shm files, the data
+        // directory) hold every tenant's events: owner-only, 0600 and 0700, whatever umask the
+        // service manager or shell passed down.
+        umask(0o077)
         // A SIGHUP before the reloader watches for it, or after it stopped during the shutdown,
         // is ignored rather than ending the process (its default action). Dispatch's signal
         // source still receives it: on Linux it installs its own handler when it registers.
@@ -68,7 +88,7 @@ struct Serve: AsyncParsableCommand {
         do {
             storage = try await ServerStorage.open(config, logger: logger)
         } catch {
-            fail("minkd: cannot open storage: \(error)")
+            fail("minkd: \(error)")
         }
         let server = MinkServer(configuration: config, storage: storage, logger: logger)
         // The server's parts (storage, tenants, projections, HTTP), then the SIGHUP reloader:
@@ -149,10 +169,12 @@ struct CheckConfig: ParsableCommand {
 
     func run() throws {
         do {
+            // The same `load` (and so the same validation) as `serve`: what passes here starts.
             let config = try options.load()
+            for warning in options.environmentWarnings { FileHandle.standardError.write(Data("minkd: warning: \(warning)\n".utf8)) }
             print(config.redactedDescription(), terminator: "")
         } catch {
-            fail("\(error)")
+            options.failNamingUnknownVariables("\(error)")
         }
     }
 }
@@ -162,15 +184,46 @@ struct Migrate: AsyncParsableCommand {
     @OptionGroup var options: ConfigOptions
 
     func run() async throws {
-        var config: MinkdConfiguration
+        // The storage resolves as for `serve` (a database URL selects postgres): what `migrate`
+        // prepares is what `serve` with the same flags opens.
+        let config: MinkdConfiguration
         do { config = try options.load() } catch { fail("\(error)") }
-        config.storage.kind = .postgres
         let logger = bootstrapLogging(config)
+        for warning in options.environmentWarnings { logger.warning("\(warning)") }
         do {
             let tenants = try await ServerStorage.migratePostgres(config, logger: logger)
             print("migrations applied (\(tenants.count) tenant\(tenants.count == 1 ? "" : "s"))")
         } catch {
             fail("minkd migrate: \(error)")
+        }
+    }
+}
+
+/// `GET /healthz` on the configured listen address (a wildcard address is asked on loopback);
+/// exit 0 on `200`. For container `HEALTHCHECK`s in an image without curl.
+struct Healthcheck: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Ask a running minkd for /healthz (exit 0 when healthy); for container health checks."
+    )
+    @OptionGroup var options: ConfigOptions
+    @Option(help: "Seconds to wait for the answer.") var timeout: Int = 3
+
+    func run() async throws {
+        let config: MinkdConfiguration
+        do { config = try options.load() } catch { fail("\(error)") }
+        var host = config.listen.host
+        if host == "0.0.0.0" { host = "127.0.0.1" }
+        if host == "::" { host = "::1" }
+        let client = HTTPClient(configuration: HTTPClientConfiguration(
+            connectTimeout: .seconds(timeout), readTimeout: .seconds(timeout)
+        ))
+        defer { client.shutdown() }
+        do {
+            let response = try await client.execute(HTTPClientRequest(host: host, port: config.listen.port, target: "/healthz"))
+            guard response.status == 200 else { fail("minkd healthcheck: /healthz answered \(response.status)") }
+            print("ok")
+        } catch {
+            fail("minkd healthcheck: \(host):\(config.listen.port): \(error)")
         }
     }
 }

@@ -77,7 +77,8 @@ func parseError(_ yaml: String) -> String? {
         expected.projections = config.projections
         #expect(config == expected, "the example documents the defaults")
         #expect(config.auth.tokens.count == 2)
-        #expect(config.auth.token(matching: "example-token-do-not-use")?.name == "acme-rw")
+        #expect(config.auth.token(matching: "example-token-do-not-use") == nil, "the example's hashes grant nothing")
+        #expect(!(try String(contentsOfFile: path, encoding: .utf8)).contains("3690a4a2ed3b26b46a696e9ab873a300d9da3ae56bc84352e2bf724885c91dfd"))
         #expect(config.auth.tokens[1].isWildcard && config.auth.tokens[1].roles == [.read, .write, .admin])
 
         let orders = try #require(config.projections.first)
@@ -143,7 +144,7 @@ func parseError(_ yaml: String) -> String? {
 @Suite(.timeLimit(.minutes(3))) struct PrecedenceTests {
     static let file = """
         listen: "127.0.0.1:1111"
-        storage: {kind: sqlite, dataDir: "/file/data", url: "postgres://file"}
+        storage: {kind: sqlite, dataDir: "/file/data"}
         logging: {level: debug, format: text}
         shutdown: {graceSeconds: 5}
         """
@@ -152,7 +153,7 @@ func parseError(_ yaml: String) -> String? {
         let path = try temporaryFile(Self.file)
         let environment = [
             "MINKD_LISTEN": "127.0.0.1:2222", "MINKD_DATA_DIR": "/env/data", "MINKD_STORAGE": "memory",
-            "MINKD_DATABASE_URL": "postgres://env", "MINKD_LOG_LEVEL": "warning", "MINKD_LOG_FORMAT": "json",
+            "MINKD_LOG_LEVEL": "warning", "MINKD_LOG_FORMAT": "json",
         ]
         let flags = FlagOverrides(
             listen: "127.0.0.1:3333", dataDir: "/flag/data", storage: "postgres", databaseURL: "postgres://flag",
@@ -161,12 +162,12 @@ func parseError(_ yaml: String) -> String? {
 
         let fileOnly = try MinkdConfiguration.load(file: path, environment: [:], overrides: .none)
         #expect(fileOnly.listen.port == 1111 && fileOnly.storage.dataDir == "/file/data" && fileOnly.storage.kind == .sqlite)
-        #expect(fileOnly.storage.url == "postgres://file" && fileOnly.logging.level == .debug && fileOnly.logging.format == .text)
+        #expect(fileOnly.storage.url == nil && fileOnly.logging.level == .debug && fileOnly.logging.format == .text)
         #expect(fileOnly.shutdown.graceSeconds == 5 && fileOnly.limits == MinkdConfiguration.Limits())
 
         let withEnv = try MinkdConfiguration.load(file: path, environment: environment, overrides: .none)
         #expect(withEnv.listen.port == 2222 && withEnv.storage.dataDir == "/env/data" && withEnv.storage.kind == .memory)
-        #expect(withEnv.storage.url == "postgres://env" && withEnv.logging.level == .warning && withEnv.logging.format == .json)
+        #expect(withEnv.storage.url == nil && withEnv.logging.level == .warning && withEnv.logging.format == .json)
         #expect(!withEnv.insecure)
 
         let withFlags = try MinkdConfiguration.load(file: path, environment: environment, overrides: flags)
@@ -190,11 +191,11 @@ func parseError(_ yaml: String) -> String? {
 
     @Test func extraEnvironmentVariables() throws {
         let config = try MinkdConfiguration.load(file: nil, environment: [
-            "MINKD_INSECURE": "1", "MINKD_TENANCY_STRATEGY": "database", "MINKD_AUTH_ENABLED": "true",
+            "MINKD_INSECURE": "1", "MINKD_TENANCY_STRATEGY": "database", "MINKD_AUTH_ENABLED": "false",
             "MINKD_METRICS_REQUIRE_TOKEN": "yes", "MINKD_SHUTDOWN_GRACE_SECONDS": "3", "MINKD_LOG_FORMAT": "auto",
             "MINKD_LISTEN": "",  // empty counts as unset
         ], overrides: .none)
-        #expect(config.insecure && config.tenancy.strategy == .database && config.auth.enabled)
+        #expect(config.insecure && config.tenancy.strategy == .database && !config.auth.enabled)
         #expect(config.metrics.requireToken && config.shutdown.graceSeconds == 3 && config.logging.format == nil)
         #expect(config.listen.port == 6465)
         #expect(EnvironmentKey.all.count == 12 && EnvironmentKey.all.allSatisfy { $0.hasPrefix("MINKD_") })
@@ -218,11 +219,85 @@ func parseError(_ yaml: String) -> String? {
         (FlagOverrides(listen: "1.2.3.4"), "config: --listen: invalid address \"1.2.3.4\" (expected HOST:PORT, e.g. 127.0.0.1:6465 or [::1]:6465)"),
         (FlagOverrides(storage: "oracle"), "config: --storage: unknown storage kind \"oracle\" (expected sqlite, postgres, memory)"),
         (FlagOverrides(logLevel: "loud"), "config: --log-level: unknown log level \"loud\" (expected trace, debug, info, notice, warning, error, critical)"),
-        (FlagOverrides(logFormat: "auto"), "config: --log-format: unknown log format \"auto\" (expected text, json)"),
+        (FlagOverrides(logFormat: "xml"), "config: --log-format: unknown log format \"xml\" (expected text, json, auto)"),
         (FlagOverrides(dataDir: ""), "config: --data-dir: must not be empty"),
     ])
     func flagErrors(_ flags: FlagOverrides, _ message: String) {
         #expect(configError { try MinkdConfiguration.load(file: nil, environment: [:], overrides: flags) } == message)
+    }
+}
+
+/// CONFIG.md's revised rules: how the storage kind follows from a database URL, one validation
+/// for every command, `auto` everywhere, misspelt variables named.
+@Suite(.timeLimit(.minutes(3))) struct OperatorRuleTests {
+    @Test func aDatabaseURLWithoutAKindSelectsPostgresFromEverySource() throws {
+        let file = try temporaryFile("storage: {url: \"postgres://file/db\"}\n")
+        let fromFile = try MinkdConfiguration.load(file: file, environment: [:], overrides: .none)
+        #expect(fromFile.storage.kind == .postgres && fromFile.storage.url == "postgres://file/db")
+        let fromEnv = try MinkdConfiguration.load(file: nil, environment: ["MINKD_DATABASE_URL": "postgres://env/db"], overrides: .none)
+        #expect(fromEnv.storage.kind == .postgres && fromEnv.storage.url == "postgres://env/db")
+        let fromFlag = try MinkdConfiguration.load(file: nil, environment: [:], overrides: FlagOverrides(databaseURL: "postgres://flag/db"))
+        #expect(fromFlag.storage.kind == .postgres && fromFlag.storage.url == "postgres://flag/db")
+        let explicit = try MinkdConfiguration.load(
+            file: nil, environment: ["MINKD_STORAGE": "postgres"], overrides: FlagOverrides(databaseURL: "postgres://flag/db")
+        )
+        #expect(explicit.storage.kind == .postgres)
+        #expect(try MinkdConfiguration.parse(yaml: "storage: {url: \"postgres://x/y\"}").storage.kind == .postgres)
+        #expect(try MinkdConfiguration.load(file: nil, environment: [:], overrides: .none).storage.kind == .sqlite)
+    }
+
+    @Test(arguments: [
+        ([:], FlagOverrides(storage: "sqlite", databaseURL: "postgres://h/db"),
+         "config: --storage: storage kind \"sqlite\" conflicts with the database URL from --database-url (a URL means postgres: drop the kind, or drop the URL to use sqlite)"),
+        (["MINKD_STORAGE": "memory", "MINKD_DATABASE_URL": "postgres://h/db"], FlagOverrides.none,
+         "config: MINKD_STORAGE: storage kind \"memory\" conflicts with the database URL from MINKD_DATABASE_URL (a URL means postgres: drop the kind, or drop the URL to use memory)"),
+        (["MINKD_DATABASE_URL": "postgres://h/db"], FlagOverrides(storage: "sqlite"),
+         "config: --storage: storage kind \"sqlite\" conflicts with the database URL from MINKD_DATABASE_URL (a URL means postgres: drop the kind, or drop the URL to use sqlite)"),
+    ])
+    func aURLWithAnExplicitSQLiteOrMemoryKindIsAnError(_ environment: [String: String], _ flags: FlagOverrides, _ message: String) {
+        #expect(configError { try MinkdConfiguration.load(file: nil, environment: environment, overrides: flags) } == message)
+    }
+
+    @Test func theFileCanConflictToo() {
+        #expect(parseError("storage: {kind: sqlite, url: \"postgres://h/db\"}\n")
+            == "config: storage.kind: storage kind \"sqlite\" conflicts with the database URL from storage.url (a URL means postgres: drop the kind, or drop the URL to use sqlite)")
+    }
+
+    @Test func authEnabledWithoutTokensIsRefused() {
+        let message = "config: auth.tokens: auth is enabled but no token is configured, so every request would be refused (add tokens: `minkd hash-token`)"
+        #expect(parseError("auth: {enabled: true}\n") == message)
+        #expect(parseError("auth: {enabled: true, tokens: []}\n") == message)
+        #expect(configError { try MinkdConfiguration.load(file: nil, environment: ["MINKD_AUTH_ENABLED": "true"], overrides: .none) } == message)
+    }
+
+    @Test func loadRefusesWhatServeRefuses() throws {
+        #expect(configError { try MinkdConfiguration.load(file: nil, environment: [:], overrides: FlagOverrides(listen: "0.0.0.0:6465")) }
+            == "config: listen: refusing to listen on non-loopback address 0.0.0.0:6465 with auth disabled (enable auth or pass --insecure)")
+        let insecure = try MinkdConfiguration.load(file: nil, environment: [:], overrides: FlagOverrides(listen: "0.0.0.0:6465", insecure: true))
+        #expect(insecure.insecure)
+        #expect(parseError("tenancy: {strategy: schema}\n")
+            == "config: tenancy.strategy: \"schema\" needs PostgreSQL (storage.kind: postgres); SQLite supports shared and database")
+        #expect(try MinkdConfiguration.parse(yaml: "storage: {url: \"postgres://h/db\"}\ntenancy: {strategy: schema}\n").tenancy.strategy == .schema)
+    }
+
+    @Test func logFormatAutoIsAcceptedEverywhere() throws {
+        let file = try temporaryFile("logging: {format: auto}\n")
+        #expect(try MinkdConfiguration.load(file: file, environment: [:], overrides: .none).logging.format == nil)
+        #expect(try MinkdConfiguration.load(file: nil, environment: ["MINKD_LOG_FORMAT": "auto"], overrides: .none).logging.format == nil)
+        let flag = try MinkdConfiguration.load(
+            file: nil, environment: ["MINKD_LOG_FORMAT": "json"], overrides: FlagOverrides(logFormat: "auto")
+        )
+        #expect(flag.logging.format == nil, "the flag's auto overrides the environment's json")
+    }
+
+    @Test func unknownMINKDVariablesAreNamed() {
+        let unknown = MinkdConfiguration.unknownEnvironmentVariables(in: [
+            "MINKD_DATABSE_URL": "postgres://x", "MINKD_LISTEN": "127.0.0.1:1", "MINKD_FROBNICATE": "1", "HOME": "/root",
+            // Kubernetes service links for a Service named minkd: not ours, not reported.
+            "MINKD_PORT": "tcp://10.0.0.1:6465", "MINKD_SERVICE_HOST": "10.0.0.1", "MINKD_PORT_6465_TCP_ADDR": "10.0.0.1",
+        ])
+        #expect(unknown == ["MINKD_DATABSE_URL (did you mean MINKD_DATABASE_URL?)", "MINKD_FROBNICATE"])
+        #expect(MinkdConfiguration.unknownEnvironmentVariables(in: ["MINKD_LOG_LEVEL": "info"]).isEmpty)
     }
 }
 

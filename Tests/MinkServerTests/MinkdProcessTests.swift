@@ -15,10 +15,34 @@ struct MinkdProcess {
     let process: ChildProcess
     var stderr: FileHandle { process.standardError }
     var stdout: FileHandle { process.standardOutput }
+    /// The copy of the executable made to run as another user, removed by ``finish(timeout:)``.
+    let copiedExecutableDirectory: URL?
 
-    init(_ arguments: [String], stdin: String? = nil) throws {
-        let env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("MINKD_") }
-        process = try ChildProcess(executable: Self.executable.path, arguments: arguments, environment: env, standardInput: stdin != nil)
+    /// - Parameters:
+    ///   - environment: `MINKD_*` (or other) variables added to the test's environment, whose own
+    ///     `MINKD_*` variables are removed.
+    ///   - asUser: runs minkd as this uid and gid (through `setpriv`; the tests run as root in CI).
+    init(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:], asUser uid: Int? = nil) throws {
+        let executable: String
+        var argv = arguments
+        if let uid {
+            // A copy in a fresh world-readable directory: the checkout (and so .build) may lie
+            // under a directory the other user cannot enter (/root in CI).
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("minkd-as-\(uid)-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+            let copy = directory.appendingPathComponent("minkd")
+            try FileManager.default.copyItem(at: Self.executable, to: copy)
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: copy.path)
+            copiedExecutableDirectory = directory
+            executable = "/usr/bin/setpriv"
+            argv = ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "--", copy.path] + arguments
+        } else {
+            copiedExecutableDirectory = nil
+            executable = Self.executable.path
+        }
+        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("MINKD_") }
+        env.merge(environment) { $1 }
+        process = try ChildProcess(executable: executable, arguments: argv, environment: env, standardInput: stdin != nil)
         if let stdin, let input = process.standardInput {
             input.write(Data(stdin.utf8))
             try input.close()
@@ -33,6 +57,7 @@ struct MinkdProcess {
             kill(process.processIdentifier, SIGKILL)
             exit = await ProcessLaunch.exit(of: process)
         }
+        if let copiedExecutableDirectory { try? FileManager.default.removeItem(at: copiedExecutableDirectory) }
         let out = String(decoding: stdout.readDataToEndOfFile(), as: UTF8.self)
         let err = String(decoding: stderr.readDataToEndOfFile(), as: UTF8.self)
         return (exit?.status ?? -1, out, err)

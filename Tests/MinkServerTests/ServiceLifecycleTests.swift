@@ -98,9 +98,12 @@ struct ServiceLifecycleTests {
             logger.logLevel = .critical
             let server = MinkServer(configuration: config, storage: storage, logger: logger)
             let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: server.services(), logger: logger))
-            await #expect(throws: SocketError.self) {
+            // The bind failure, naming the address (issue 11: "address in use" names it).
+            let error = await #expect(throws: ListenError.self) {
                 try await withLimit(.seconds(30), "the group did not end") { try await group.run() }
             }
+            #expect(error?.underlying.errno == EADDRINUSE)
+            #expect(error?.description.contains("127.0.0.1:\(taken.port)") == true, "\(String(describing: error))")
             #expect(closed.withLock { $0 } == 1)
         }
     }

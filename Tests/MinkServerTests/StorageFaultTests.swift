@@ -14,12 +14,14 @@ struct StorageFaultTests {
     /// ignores file modes), `chmod 0444` otherwise.
     static func setReadOnly(_ path: String, _ readOnly: Bool) throws {
         if getuid() == 0 {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/chattr")
-            p.arguments = [readOnly ? "+i" : "-i", path]
-            try p.run()
-            p.waitUntilExit()
-            try #require(p.terminationStatus == 0, "chattr failed: the file system must support the immutable flag")
+            let p = try ChildProcess(executable: "/usr/bin/chattr", arguments: [readOnly ? "+i" : "-i", path])
+            var status: Int32 = -1
+            for _ in 0..<1000 {
+                if let exit = p.poll() { status = exit.status; break }
+                usleep(10_000)
+            }
+            let err = String(decoding: p.standardError.readDataToEndOfFile(), as: UTF8.self)
+            try #require(status == 0, "chattr failed (\(status)): the file system must support the immutable flag: \(err)")
         } else {
             try FileManager.default.setAttributes([.posixPermissions: readOnly ? 0o444 : 0o644], ofItemAtPath: path)
         }

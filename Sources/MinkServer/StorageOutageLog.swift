@@ -1,0 +1,66 @@
+import Logging
+import Synchronization
+
+/// Turns the per-request storage failures of an outage into two log lines: one `error` with
+/// the underlying cause (libpq's message, SQLite's extended code) when the first request or
+/// readiness probe fails, and one `notice` when storage answers again, with how long the outage
+/// lasted and how many requests failed in it.
+///
+/// Why: during an outage every request fails; an error line per request drowns the cause in
+/// thousands of copies (and the 503 access lines, at `warning`, already count them), while no
+/// line at all — what the server did before — leaves the operator with nothing above `info`.
+final class StorageOutageLog: Sendable {
+    /// The outage's state; `down` carries what the `notice` at its end reports.
+    private enum State {
+        case healthy
+        case down(since: ContinuousClock.Instant, cause: String, failures: Int)
+    }
+
+    private let state = Mutex<State>(.healthy)
+    /// Mirrors `state` for the success path, which runs on every request: one relaxed load
+    /// while healthy, the lock only while an outage lasts.
+    private let isDown = Atomic<Bool>(false)
+    private let logger: Logger
+
+    init(logger: Logger) {
+        self.logger = logger
+    }
+
+    /// Whether an outage is in progress.
+    var inOutage: Bool { isDown.load(ordering: .relaxed) }
+
+    /// Records a storage failure; logs the `error` line if it starts an outage.
+    /// - Parameter cause: the underlying error, as `String(reflecting:)` shows it.
+    func failed(cause: String) {
+        let started = state.withLock { state -> Bool in
+            switch state {
+            case .healthy:
+                state = .down(since: .now, cause: cause, failures: 1)
+                isDown.store(true, ordering: .relaxed)
+                return true
+            case .down(let since, let first, let failures):
+                state = .down(since: since, cause: first, failures: failures + 1)
+                return false
+            }
+        }
+        if started {
+            logger.error("storage unavailable: requests answer 503 until it is back", metadata: ["cause": "\(cause)"])
+        }
+    }
+
+    /// Records a storage call that succeeded; logs the `notice` line if it ends an outage.
+    func succeeded() {
+        guard isDown.load(ordering: .relaxed) else { return }
+        let ended = state.withLock { state -> (Duration, String, Int)? in
+            guard case .down(let since, let cause, let failures) = state else { return nil }
+            state = .healthy
+            isDown.store(false, ordering: .relaxed)
+            return (ContinuousClock.now - since, cause, failures)
+        }
+        if let (duration, cause, failures) = ended {
+            logger.notice("storage available again", metadata: [
+                "outage_seconds": "\(duration.components.seconds)", "failed_requests": "\(failures)", "cause": "\(cause)",
+            ])
+        }
+    }
+}
