@@ -66,7 +66,10 @@ func withTestServer<T>(
 ) async throws -> T {
     var configuration = HTTPServerConfiguration(host: "127.0.0.1", port: 0)
     configuration.tickInterval = .milliseconds(20)
-    configuration.headerTimeout = .seconds(2)
+    // Long enough that a client starved for seconds on a loaded machine still gets its first
+    // byte in (a new connection that sends nothing by then is answered 408); tests of the
+    // header deadline set their own.
+    configuration.headerTimeout = .seconds(10)
     configuration.lingerTimeout = .seconds(1)
     configuration.eventLoopCount = 2
     configure(&configuration)
