@@ -91,6 +91,9 @@ final class RedirectingTransaction: ReadModelTransaction {
     func document(_ model: String, id: String) throws -> Data? { try base.document(map(model), id: id) }
     func putDocument(_ model: String, id: String, json: Data) throws { try base.putDocument(map(model), id: id, json: json) }
     func deleteDocument(_ model: String, id: String) throws { try base.deleteDocument(map(model), id: id) }
+    func documents(_ model: String, ids: [String]) throws -> [String: Data] { try base.documents(map(model), ids: ids) }
+    func putDocuments(_ model: String, _ documents: [(id: String, json: Data)]) throws { try base.putDocuments(map(model), documents) }
+    func deleteDocuments(_ model: String, ids: [String]) throws { try base.deleteDocuments(map(model), ids: ids) }
     func checkpoint(_ projection: String) throws -> UInt64 { try base.checkpoint(projection) }
     func setCheckpoint(_ projection: String, to position: UInt64) throws { try base.setCheckpoint(projection, to: position) }
 }
@@ -163,7 +166,7 @@ final class GenerationsCache: Sendable {
 /// obsolete) — so an event is applied to a copy exactly once. Every writing transaction first
 /// fences with the projection's lease (``ProjectionLease/fence(_:)``): once another process has
 /// taken the lease over, nothing more commits here.
-struct ReadModelCopyProjection: AsyncProjection {
+struct ReadModelCopyProjection: CheckpointingAsyncProjection {
     let inner: any InlineProjection & ReadModelProjection
     let readModels: any ReadModelStore
     let generation: UInt32
@@ -176,6 +179,12 @@ struct ReadModelCopyProjection: AsyncProjection {
 
     func apply(_ events: [Event]) async throws {
         guard let last = events.last else { return }
+        try await apply(events, through: last.globalPosition)
+    }
+
+    /// Applies the batch (in one fold when the projection is a ``BatchInlineProjection``) and
+    /// moves the copy's checkpoint to `position`, in one transaction: one commit per batch.
+    func apply(_ events: [Event], through position: UInt64) async throws {
         try await readModels.transaction { [inner, generation, checkpointKey, lease] tx in
             try lease.fence(tx)
             let g = try ReadModelGenerations.read(inner.name, in: tx)
@@ -184,8 +193,9 @@ struct ReadModelCopyProjection: AsyncProjection {
             }
             let done = try tx.checkpoint(checkpointKey)
             let rtx = RedirectingTransaction.wrap(tx, model: inner.readModelName, generation: generation)
-            for e in events where e.globalPosition > done { try inner.apply(e, in: rtx) }
-            if last.globalPosition > done { try tx.setCheckpoint(checkpointKey, to: last.globalPosition) }
+            let pending = events.drop(while: { $0.globalPosition <= done })
+            if !pending.isEmpty { try inner.applyAll(Array(pending), in: rtx) }
+            if position > done { try tx.setCheckpoint(checkpointKey, to: position) }
         }
     }
 
