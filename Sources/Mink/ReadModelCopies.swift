@@ -106,7 +106,7 @@ final class RedirectingTransaction: ReadModelTransaction {
 /// copy's checkpoint is applied to the new copy too (and its checkpoint moved), and the serving
 /// copy's checkpoint records the event, which is how the switch knows the new copy has seen
 /// everything the serving one has.
-struct ReadModelInlineHook: InlineProjection {
+struct ReadModelInlineHook: BatchInlineProjection {
     let inner: any InlineProjection & ReadModelProjection
     private let cache = GenerationsCache()
 
@@ -127,6 +127,20 @@ struct ReadModelInlineHook: InlineProjection {
         if try tx.checkpoint(key) + 1 == event.globalPosition {
             if handled { try inner.apply(event, in: RedirectingTransaction.wrap(tx, model: model, generation: g.building)) }
             try tx.setCheckpoint(key, to: event.globalPosition)
+        }
+    }
+
+    /// An append's events in one fold into the serving copy; while a rebuild runs, event by event
+    /// (each event moves the copies' checkpoints).
+    func apply(batch events: [Event], in tx: any ReadModelTransaction) throws {
+        let g = try cache.generations(name, in: tx)
+        guard g.building == 0 else {
+            for e in events { try apply(e, in: tx) }
+            return
+        }
+        let handled = events.filter { inner.handles($0.type) }
+        if !handled.isEmpty {
+            try inner.applyAll(handled, in: RedirectingTransaction.wrap(tx, model: inner.readModelName, generation: g.serving))
         }
     }
 }
