@@ -190,4 +190,31 @@ struct ProjectionBatchFoldTests {
             #expect(a?.contains(#""n":2"#) == true, "\(a ?? "-")")
         }
     }
+
+    @Test(arguments: ProjectionStorage.allCases)
+    func inlineAppendsOfManyEventsFoldLikeEventByEvent(_ kind: ProjectionStorage) async throws {
+        try await Self.withStorage(kind) { storage in
+            let parsed = try MinkdConfiguration.parse(yaml: Self.yaml())
+            let compiled = try DeclaredProjection.compile(parsed.projections)
+            let p = Dictionary(uniqueKeysWithValues: compiled.map { ($0.name, $0) })
+            let store = EventStore(adapter: storage.events)
+            let engine = ProjectionEngine(store: store, readModels: storage.readModels)
+            await engine.registerReadModel(p["batch"]!, mode: .inline, readModels: storage.readModels)
+            try await engine.start()
+            // Appends of several events each: the hook folds an append's events in one pass.
+            var i = 0
+            for size in [5, 1, 8, 10] {
+                let part = Self.script[i..<min(i + size, Self.script.count)]
+                i += size
+                try await store.append("s-\(size)", events: part.map { EventData(type: $0.0, data: Data($0.1.utf8)) }, metadata: Metadata(userID: "u"))
+            }
+            await engine.stop()
+            let events = try await store.readAll(after: 0, filter: EventFilter(), limit: 1000)
+            #expect(events.count == Self.script.count)
+            try await Self.oneByOne(events, p["one"]!, storage)
+            let one = try await Self.documents(storage, "one")
+            #expect(try await Self.documents(storage, "batch") == one)
+            #expect(one.keys.sorted() == ["a", "d", "e"])
+        }
+    }
 }
