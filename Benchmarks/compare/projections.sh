@@ -52,11 +52,11 @@ for storage in "${storages[@]}"; do
     start_minkd "$bin" "$storage-$label" "${args[@]}"
     python3 "$HERE/projections.py" $MPORT load "$N" >/dev/null
     stop_pid $MPID
-    MPORT=$(freeport)
+    MPORT=$(freeport); T0=$(date +%s.%N)
     "$bin" serve --listen 127.0.0.1:$MPORT --data-dir "$WORK/$storage-$label" --log-level warning --config "$WORK/proj.yaml" "${args[@]}" \
       >"$WORK/$storage-$label-p.log" 2>&1 &
     MPID=$!; PIDS+=($MPID); waitport $MPORT /readyz
-    echo "$storage $label: $(python3 "$HERE/projections.py" $MPORT catchup)"
+    echo "$storage $label: $(python3 "$HERE/projections.py" $MPORT catchup "$T0")"
     echo "$storage $label: $(python3 "$HERE/projections.py" $MPORT rebuild)"
     stop_pid $MPID
     if [ "$storage" = postgres ]; then fresh_db "l_$label"; args=(--storage postgres --database-url "$DBURL"); fi
