@@ -340,9 +340,13 @@ public final class EventStore: Sendable {
         let inline = self.inline.withLock { $0 }
         var hook: AppendTransactionHook?
         if !inline.isEmpty {
+            // Projection by projection, each over the append's events in order: a batch
+            // projection folds them (one load, one write per document); projections write
+            // models of their own, so the order between projections does not matter.
             hook = { (events: [Event], tx: any ReadModelTransaction) throws in
-                for event in events {
-                    for p in inline where p.handles(event.type) { try p.apply(event, in: tx) }
+                for p in inline {
+                    let handled = p.handledEvents.isEmpty ? events : events.filter { p.handles($0.type) }
+                    if !handled.isEmpty { try p.applyAll(handled, in: tx) }
                 }
             }
         }

@@ -48,8 +48,14 @@ extension AsyncProjection {
 
 /// How an async projection is run (seed: `AsyncOptions`).
 public struct AsyncOptions: Sendable, Hashable {
-    /// The most events read and applied per batch.
+    /// The most events read and applied per batch while the projection keeps up with the log
+    /// (a batch is what is waiting, up to this).
     public var batchSize: Int
+    /// The most events per batch while catching up: batches double from ``batchSize`` while they
+    /// come back full, up to this (and ``maxBatchBytes``); the default keeps ``batchSize``.
+    public var maxBatchSize: Int
+    /// About the most bytes of event data per batch while catching up.
+    public var maxBatchBytes: Int
     /// The longest wait for new events before the runner polls storage again (commits normally
     /// wake it at once; this bounds the delay if a wake-up is missed, e.g. storage was down).
     public var batchTimeout: Duration
@@ -60,8 +66,13 @@ public struct AsyncOptions: Sendable, Hashable {
     public var retryPolicy: RetryPolicy
 
     /// Creates options.
-    public init(batchSize: Int = 100, batchTimeout: Duration = .seconds(1), workers: Int = 1, retryPolicy: RetryPolicy = RetryPolicy()) {
+    public init(
+        batchSize: Int = 100, batchTimeout: Duration = .seconds(1), workers: Int = 1, retryPolicy: RetryPolicy = RetryPolicy(),
+        maxBatchSize: Int? = nil, maxBatchBytes: Int = 16 << 20
+    ) {
         self.batchSize = max(1, batchSize)
+        self.maxBatchSize = max(self.batchSize, maxBatchSize ?? batchSize)
+        self.maxBatchBytes = max(1, maxBatchBytes)
         self.batchTimeout = batchTimeout
         self.workers = max(1, workers)
         self.retryPolicy = retryPolicy

@@ -389,6 +389,7 @@ final class AsyncRunner: Sendable {
         guard var checkpoint = loaded else { return }
         shared.withLock { $0.checkpoint = checkpoint }
         let filter = EventFilter(eventTypes: projection.handledEvents)
+        var batch = BatchSize(options)
         while !Task.isCancelled {
             if isHeld {
                 await waitWhileHeld()
@@ -396,18 +397,20 @@ final class AsyncRunner: Sendable {
             }
             do {
                 let head = try await store.headPosition()
-                let page = try await store.readAll(after: checkpoint, filter: filter, limit: options.batchSize)
+                let limit = batch.limit
+                let page = try await store.readAll(after: checkpoint, filter: filter, limit: limit)
+                batch.observe(page)
                 // A short page means every event up to `head` (read first) has been seen.
-                let next = page.count < options.batchSize ? max(page.last?.globalPosition ?? 0, head, checkpoint) : page.last!.globalPosition
+                let next = page.count < limit ? max(page.last?.globalPosition ?? 0, head, checkpoint) : page.last!.globalPosition
                 if !page.isEmpty {
-                    guard try await applyBatch(page, checkpoint: &checkpoint) else { continue }
+                    guard try await applyBatch(page, through: next, checkpoint: &checkpoint) else { continue }
                 }
                 if next > checkpoint {
                     try await projection.setCheckpoint(next)
                     checkpoint = next
                     shared.withLock { $0.checkpoint = next }
                 }
-                if page.count < options.batchSize {
+                if page.count < limit {
                     shared.withLock { s in if s.state == .rebuilding { s.state = .running } }
                     if let onCaughtUp, !(await onCaughtUp(checkpoint)) { return }
                     _ = await store.hub.waitForEvents(after: checkpoint, timeout: options.batchTimeout)
@@ -430,20 +433,48 @@ final class AsyncRunner: Sendable {
 
     /// Applies a batch with retries; on persistent failure finds the poison event, checkpoints
     /// what precedes it and faults. Returns whether the whole batch was applied.
-    private func applyBatch(_ page: [Event], checkpoint: inout UInt64) async throws -> Bool {
+    ///
+    /// A ``CheckpointingAsyncProjection`` (run with one worker) moves its checkpoint to `next`
+    /// in the batch's own transaction — one commit per batch — and `checkpoint` follows.
+    private func applyBatch(_ page: [Event], through next: UInt64, checkpoint: inout UInt64) async throws -> Bool {
+        let checkpointing = options.workers <= 1 ? projection as? any CheckpointingAsyncProjection : nil
+        var failure: (any Error)?
         do {
             try await options.retryPolicy.run(shouldRetry: { !Self.isLeaseLost($0) }, onRetry: { [projection, logger] error, attempt in
                 logger.warning("projection batch failed, retrying", metadata: [
                     "mink.projection": "\(projection.name)", "attempt": "\(attempt)", "error": "\(error)",
                 ])
             }) {
-                try await self.apply(page)
+                if let checkpointing { try await checkpointing.apply(page, through: next) } else { try await self.apply(page) }
+            }
+            if checkpointing != nil {
+                checkpoint = next
+                shared.withLock { $0.checkpoint = next }
             }
             return true
         } catch {
             if Task.isCancelled || Self.isLeaseLost(error) { throw error }
+            failure = error
         }
-        for event in page {
+        var rest = page[...]
+        // The error names its event (a declared projection's does): everything before it goes in
+        // one batch, so finding the poison event costs one commit rather than one per event.
+        if let checkpointing, let position = (failure as? MinkError)?.position,
+            let k = page.firstIndex(where: { $0.globalPosition == position }), k > 0
+        {
+            let prefix = Array(page[..<k])
+            do {
+                try await options.retryPolicy.run(shouldRetry: { !Self.isLeaseLost($0) }) {
+                    try await checkpointing.apply(prefix, through: position - 1)
+                }
+                checkpoint = position - 1
+                shared.withLock { $0.checkpoint = position - 1 }
+                rest = page[k...]
+            } catch {
+                if Task.isCancelled || Self.isLeaseLost(error) { throw error }
+            }
+        }
+        for event in rest {
             do {
                 try await options.retryPolicy.run(shouldRetry: { !Self.isLeaseLost($0) }) { try await projection.apply([event]) }
                 try await projection.setCheckpoint(event.globalPosition)
@@ -501,6 +532,42 @@ extension AsyncRunner.Shared {
     }
 }
 
+/// An async projection that stores its checkpoint in the transaction that applies a batch, so a
+/// batch costs one commit rather than two.
+protocol CheckpointingAsyncProjection: AsyncProjection {
+    /// Applies `events` and moves the checkpoint to `position` (at or past the last event: the
+    /// page may end with events the projection does not handle) in one transaction.
+    func apply(_ events: [Event], through position: UInt64) async throws
+}
+
+/// The runner's page size: `batchSize` while the runner keeps up (a page is what is waiting, so
+/// a live event goes out alone), doubling while pages come back full (catching up, a rebuild) up
+/// to `maxBatchSize` events and about `maxBatchBytes` of event data, back to `batchSize` at the
+/// first short page.
+struct BatchSize {
+    let minimum: Int
+    let maximum: Int
+    let maxBytes: Int
+    private(set) var limit: Int
+
+    init(_ options: AsyncOptions) {
+        minimum = options.batchSize
+        maximum = max(options.batchSize, options.maxBatchSize)
+        maxBytes = options.maxBatchBytes
+        limit = minimum
+    }
+
+    mutating func observe(_ page: [Event]) {
+        guard page.count >= limit else {
+            limit = minimum
+            return
+        }
+        let bytes = page.reduce(0) { $0 + $1.data.count + 64 }
+        let fitting = maxBytes / max(1, bytes / page.count)
+        limit = max(minimum, min(limit * 2, maximum, fitting))
+    }
+}
+
 /// A hash that is the same in every process (Swift's `Hasher` is seeded per process).
 func stableHash(_ s: String) -> Int {
     Int(truncatingIfNeeded: FNV1a.hash64(s))
@@ -508,7 +575,7 @@ func stableHash(_ s: String) -> Int {
 
 /// An inline projection run in the background, each batch in one read-model transaction together
 /// with its checkpoint.
-struct TransactionalAsyncProjection: AsyncProjection, ReadModelProjection {
+struct TransactionalAsyncProjection: CheckpointingAsyncProjection, ReadModelProjection {
     let inner: any InlineProjection
     let readModels: any ReadModelStore
 
@@ -518,9 +585,13 @@ struct TransactionalAsyncProjection: AsyncProjection, ReadModelProjection {
 
     func apply(_ events: [Event]) async throws {
         guard let last = events.last else { return }
+        try await apply(events, through: last.globalPosition)
+    }
+
+    func apply(_ events: [Event], through position: UInt64) async throws {
         try await readModels.transaction { [inner, name] tx in
-            for e in events { try inner.apply(e, in: tx) }
-            try tx.setCheckpoint(name, to: last.globalPosition)
+            try inner.applyAll(events, in: tx)
+            try tx.setCheckpoint(name, to: position)
         }
     }
 

@@ -91,6 +91,9 @@ final class RedirectingTransaction: ReadModelTransaction {
     func document(_ model: String, id: String) throws -> Data? { try base.document(map(model), id: id) }
     func putDocument(_ model: String, id: String, json: Data) throws { try base.putDocument(map(model), id: id, json: json) }
     func deleteDocument(_ model: String, id: String) throws { try base.deleteDocument(map(model), id: id) }
+    func documents(_ model: String, ids: [String]) throws -> [String: Data] { try base.documents(map(model), ids: ids) }
+    func putDocuments(_ model: String, _ documents: [(id: String, json: Data)]) throws { try base.putDocuments(map(model), documents) }
+    func deleteDocuments(_ model: String, ids: [String]) throws { try base.deleteDocuments(map(model), ids: ids) }
     func checkpoint(_ projection: String) throws -> UInt64 { try base.checkpoint(projection) }
     func setCheckpoint(_ projection: String, to position: UInt64) throws { try base.setCheckpoint(projection, to: position) }
 }
@@ -103,7 +106,7 @@ final class RedirectingTransaction: ReadModelTransaction {
 /// copy's checkpoint is applied to the new copy too (and its checkpoint moved), and the serving
 /// copy's checkpoint records the event, which is how the switch knows the new copy has seen
 /// everything the serving one has.
-struct ReadModelInlineHook: InlineProjection {
+struct ReadModelInlineHook: BatchInlineProjection {
     let inner: any InlineProjection & ReadModelProjection
     private let cache = GenerationsCache()
 
@@ -124,6 +127,20 @@ struct ReadModelInlineHook: InlineProjection {
         if try tx.checkpoint(key) + 1 == event.globalPosition {
             if handled { try inner.apply(event, in: RedirectingTransaction.wrap(tx, model: model, generation: g.building)) }
             try tx.setCheckpoint(key, to: event.globalPosition)
+        }
+    }
+
+    /// An append's events in one fold into the serving copy; while a rebuild runs, event by event
+    /// (each event moves the copies' checkpoints).
+    func apply(batch events: [Event], in tx: any ReadModelTransaction) throws {
+        let g = try cache.generations(name, in: tx)
+        guard g.building == 0 else {
+            for e in events { try apply(e, in: tx) }
+            return
+        }
+        let handled = events.filter { inner.handles($0.type) }
+        if !handled.isEmpty {
+            try inner.applyAll(handled, in: RedirectingTransaction.wrap(tx, model: inner.readModelName, generation: g.serving))
         }
     }
 }
@@ -163,7 +180,7 @@ final class GenerationsCache: Sendable {
 /// obsolete) — so an event is applied to a copy exactly once. Every writing transaction first
 /// fences with the projection's lease (``ProjectionLease/fence(_:)``): once another process has
 /// taken the lease over, nothing more commits here.
-struct ReadModelCopyProjection: AsyncProjection {
+struct ReadModelCopyProjection: CheckpointingAsyncProjection {
     let inner: any InlineProjection & ReadModelProjection
     let readModels: any ReadModelStore
     let generation: UInt32
@@ -176,6 +193,12 @@ struct ReadModelCopyProjection: AsyncProjection {
 
     func apply(_ events: [Event]) async throws {
         guard let last = events.last else { return }
+        try await apply(events, through: last.globalPosition)
+    }
+
+    /// Applies the batch (in one fold when the projection is a ``BatchInlineProjection``) and
+    /// moves the copy's checkpoint to `position`, in one transaction: one commit per batch.
+    func apply(_ events: [Event], through position: UInt64) async throws {
         try await readModels.transaction { [inner, generation, checkpointKey, lease] tx in
             try lease.fence(tx)
             let g = try ReadModelGenerations.read(inner.name, in: tx)
@@ -184,8 +207,9 @@ struct ReadModelCopyProjection: AsyncProjection {
             }
             let done = try tx.checkpoint(checkpointKey)
             let rtx = RedirectingTransaction.wrap(tx, model: inner.readModelName, generation: generation)
-            for e in events where e.globalPosition > done { try inner.apply(e, in: rtx) }
-            if last.globalPosition > done { try tx.setCheckpoint(checkpointKey, to: last.globalPosition) }
+            let pending = events.drop(while: { $0.globalPosition <= done })
+            if !pending.isEmpty { try inner.applyAll(Array(pending), in: rtx) }
+            if position > done { try tx.setCheckpoint(checkpointKey, to: position) }
         }
     }
 

@@ -126,6 +126,15 @@ public protocol ReadModelTransaction: AnyObject {
     func putDocument(_ model: String, id: String, json: Data) throws
     /// Removes the document `id` of `model` (no error when absent).
     func deleteDocument(_ model: String, id: String) throws
+    /// The stored documents of `model` among `ids`, by ID (an ID without a document is absent
+    /// from the result): one query where the storage has one (a batch fold loads its documents so).
+    func documents(_ model: String, ids: [String]) throws -> [String: Data]
+    /// Creates or replaces several documents of `model`, each ID once: one statement where the
+    /// storage has one.
+    func putDocuments(_ model: String, _ documents: [(id: String, json: Data)]) throws
+    /// Removes several documents of `model` (no error for absent ones): one statement where the
+    /// storage has one.
+    func deleteDocuments(_ model: String, ids: [String]) throws
     /// The stored checkpoint of a projection (0 when none).
     func checkpoint(_ projection: String) throws -> UInt64
     /// Stores the checkpoint of a projection, committed with the transaction.

@@ -59,6 +59,62 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
         )
     }
 
+    /// One query for the whole batch (`id = ANY($3)`, the IDs as one binary `text[]`).
+    func documents(_ model: String, ids: [String]) throws -> [String: Data] {
+        if ids.count == 1 { return try document(model, id: ids[0]).map { [ids[0]: $0] } ?? [:] }
+        guard !ids.isEmpty else { return [:] }
+        let r = try conn().query(
+            "SELECT id, raw FROM \(scope.sql.documents) WHERE tenant_id = $1 AND model = $2 AND id = ANY($3::text[])",
+            [.text(scope.tenantID), .text(model), .bytes(try Self.textArray(ids))], prepare: true
+        )
+        var out: [String: Data] = [:]
+        out.reserveCapacity(r.rowCount)
+        for i in 0..<r.rowCount {
+            if let id = r.string(i, 0), let raw = r.bytes(i, 1) { out[id] = raw }
+        }
+        return out
+    }
+
+    /// One multi-row upsert: the IDs, the `jsonb` texts and the exact bytes go in as three binary
+    /// arrays (`unnest`), so the statement's text is the same for every batch. Each ID once:
+    /// PostgreSQL refuses to upsert one row twice in one statement.
+    func putDocuments(_ model: String, _ documents: [(id: String, json: Data)]) throws {
+        if documents.count == 1 { return try putDocument(model, id: documents[0].id, json: documents[0].json) }
+        guard !documents.isEmpty else { return }
+        let unique = DocumentBatch.unique(documents)
+        try conn().query(
+            """
+            INSERT INTO \(scope.sql.documents) (tenant_id, model, id, doc, raw)
+            SELECT $1, $2, u.id, u.doc::jsonb, u.raw FROM unnest($3::text[], $4::text[], $5::bytea[]) AS u(id, doc, raw)
+            ON CONFLICT (tenant_id, model, id) DO UPDATE SET doc = EXCLUDED.doc, raw = EXCLUDED.raw, updated_at = now()
+            """,
+            [
+                .text(scope.tenantID), .text(model), .bytes(try Self.textArray(unique.map(\.id))),
+                .bytes(try Self.textArray(unique.map { jsonbText($0.json) })), .bytes(BinaryArray.bytea(unique.map(\.json))),
+            ],
+            prepare: true
+        )
+    }
+
+    /// One statement for every ID.
+    func deleteDocuments(_ model: String, ids: [String]) throws {
+        if ids.count == 1 { return try deleteDocument(model, id: ids[0]) }
+        guard !ids.isEmpty else { return }
+        try conn().query(
+            "DELETE FROM \(scope.sql.documents) WHERE tenant_id = $1 AND model = $2 AND id = ANY($3::text[])",
+            [.text(scope.tenantID), .text(model), .bytes(try Self.textArray(ids))], prepare: true
+        )
+    }
+
+    /// A binary `text[]`; NUL is refused here with the error a single text parameter gets
+    /// (the server would refuse it too, less clearly).
+    private static func textArray(_ values: [String]) throws -> Data {
+        if values.contains(where: { $0.utf8.contains(0) }) {
+            throw PostgresError(sqlState: "22021", message: "text values cannot contain a NUL character")
+        }
+        return BinaryArray.text(values)
+    }
+
     func checkpoint(_ projection: String) throws -> UInt64 {
         let r = try conn().query(
             "SELECT position FROM \(scope.sql.checkpoints) WHERE tenant_id = $1 AND projection = $2",

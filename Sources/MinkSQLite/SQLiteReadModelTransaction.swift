@@ -43,6 +43,42 @@ final class SQLiteReadModelTransaction: ReadModelTransaction {
         try live().run("DELETE FROM mink_documents WHERE tenant_id = ? AND model = ? AND id = ?", [.text(tenantID), .text(model), .text(id)])
     }
 
+    /// One query for the whole batch: the IDs go in as one JSON array read by `json_each`, so the
+    /// statement's text (and its prepared statement) is the same whatever the batch's size.
+    func documents(_ model: String, ids: [String]) throws -> [String: Data] {
+        if ids.count == 1 { return try document(model, id: ids[0]).map { [ids[0]: $0] } ?? [:] }
+        var out: [String: Data] = [:]
+        guard !ids.isEmpty else { return out }
+        try live().query(
+            "SELECT id, doc FROM mink_documents WHERE tenant_id = ? AND model = ? AND id IN (SELECT value FROM json_each(?))",
+            [.text(tenantID), .text(model), .textBytes(Self.jsonArray(ids))]
+        ) { out[$0.text(0)] = $0.bytes(1) }
+        return out
+    }
+
+    /// SQLite runs in this process: a prepared upsert per document costs no round trip, and one
+    /// statement per row keeps clear of the bound-parameter limit.
+    func putDocuments(_ model: String, _ documents: [(id: String, json: Data)]) throws {
+        for d in documents { try putDocument(model, id: d.id, json: d.json) }
+    }
+
+    func deleteDocuments(_ model: String, ids: [String]) throws {
+        guard !ids.isEmpty else { return }
+        try live().run(
+            "DELETE FROM mink_documents WHERE tenant_id = ? AND model = ? AND id IN (SELECT value FROM json_each(?))",
+            [.text(tenantID), .text(model), .textBytes(Self.jsonArray(ids))]
+        )
+    }
+
+    /// `ids` as a JSON array of strings.
+    static func jsonArray(_ ids: [String]) -> Data {
+        var writer = JSONWriter(capacity: ids.count * 16 + 2)
+        writer.beginArray()
+        for id in ids { writer.string(id) }
+        writer.endArray()
+        return Data(writer.bytes)
+    }
+
     func checkpoint(_ projection: String) throws -> UInt64 {
         UInt64(try live().int("SELECT position FROM mink_checkpoints WHERE tenant_id = ? AND projection = ?", [.text(tenantID), .text(projection)]) ?? 0)
     }

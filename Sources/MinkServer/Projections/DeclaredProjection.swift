@@ -9,7 +9,7 @@ import MinkWire
 /// It is an `InlineProjection`, so it runs inside a transaction — the append's (`mode: inline`)
 /// or a background batch's together with the checkpoint (`mode: async`); either way a thrown
 /// error rolls its writes back.
-public struct DeclaredProjection: InlineProjection, ReadModelProjection {
+public struct DeclaredProjection: BatchInlineProjection, ReadModelProjection {
     /// The projection's name.
     public let name: String
     /// The read model it writes.
@@ -56,18 +56,90 @@ public struct DeclaredProjection: InlineProjection, ReadModelProjection {
     }
 
     /// Applies one event: looks up its handler (none: nothing to do) and updates, creates or
-    /// deletes the document it names.
+    /// deletes the document it names. The same fold as ``apply(batch:in:)`` over one event.
     /// - Throws: `.projectionFailed` naming the projection, the event and what went wrong.
     public func apply(_ event: Event, in tx: any ReadModelTransaction) throws {
-        guard let handler = handlers[event.type] else { return }
+        try apply(batch: [event], in: tx)
+    }
+
+    /// Applies a batch of events in one fold: each event is parsed once and its document ID
+    /// evaluated, the documents the batch touches are loaded with one query, every event is
+    /// applied to them in memory in log order, and each changed document is written once (one
+    /// multi-row upsert, one delete) — the same documents as applying the events one by one.
+    /// - Throws: `.projectionFailed` naming the projection, the first event that cannot be
+    ///   applied (its `position`) and what went wrong; the caller's transaction rolls back.
+    public func apply(batch events: [Event], in tx: any ReadModelTransaction) throws {
+        // 1. Which documents: every ID is known before anything is read or written.
+        var steps: [(handler: CompiledHandler, source: EventSource, id: String)] = []
+        steps.reserveCapacity(events.count)
+        var ids: [String] = []
+        var seen: Set<String> = []
+        for event in events {
+            guard let handler = handlers[event.type] else { continue }
+            var source = EventSource(event)
+            let id = try failure(at: event) { try handler.documentID(&source) }
+            steps.append((handler, source, id))
+            if seen.insert(id).inserted { ids.append(id) }
+        }
+        guard !steps.isEmpty else { return }
+        // 2. One read for the whole batch.
+        let stored = try tx.documents(readModelName, ids: ids)
+        // 3. The fold, in memory; a stored document is parsed when an event first needs it.
+        var slots: [String: FoldSlot] = [:]
+        slots.reserveCapacity(ids.count)
+        for i in steps.indices {
+            let (handler, id) = (steps[i].handler, steps[i].id)
+            try failure(at: steps[i].source.event) {
+                try handler.fold(&slots[id, default: FoldSlot(stored: stored[id])], id: id, &steps[i].source)
+            }
+        }
+        // 4. One write per changed document.
+        var puts: [(id: String, json: Data)] = []
+        var deletes: [String] = []
+        for id in ids {
+            guard let slot = slots[id], slot.changed else { continue }
+            if let doc = slot.document {
+                var writer = JSONWriter(capacity: 256)
+                JSONValue.object(doc).write(to: &writer)
+                puts.append((id, Data(writer.bytes)))
+            } else if slot.existed {
+                deletes.append(id)
+            }
+        }
+        if !deletes.isEmpty { try tx.deleteDocuments(readModelName, ids: deletes) }
+        if !puts.isEmpty { try tx.putDocuments(readModelName, puts) }
+    }
+
+    /// Runs `body` for `event`, turning a mapping failure into the projection error that names
+    /// the event (its position lets the engine commit what precedes it before faulting).
+    private func failure<T>(at event: Event, _ body: () throws -> T) throws -> T {
         do {
-            try handler.apply(event, model: readModelName, in: tx)
+            return try body()
         } catch let failure as MappingFailure {
             throw MinkError(
-                .projectionFailed,
-                "projection \(name): event \(event.globalPosition) (\(event.type)): \(failure.message)"
+                .projectionFailed, "projection \(name): event \(event.globalPosition) (\(event.type)): \(failure.message)",
+                projectionName: name, position: event.globalPosition
             )
         }
+    }
+}
+
+/// One document during a batch fold: as stored (parsed on first use), then as the events left it.
+struct FoldSlot {
+    /// Whether the document existed before the batch.
+    let existed: Bool
+    /// The stored bytes, until parsed.
+    var raw: Data?
+    /// The document now (`nil`: none), valid once `parsed`.
+    var document: [String: JSONValue]?
+    var parsed: Bool
+    /// Whether an event changed it.
+    var changed = false
+
+    init(stored: Data?) {
+        existed = stored != nil
+        raw = stored
+        parsed = stored == nil
     }
 }
 
@@ -107,29 +179,38 @@ struct CompiledHandler: Sendable {
         }
     }
 
-    func apply(_ event: Event, model: String, in tx: any ReadModelTransaction) throws {
-        var source = EventSource(event)
+    /// The ID of the document the event addresses.
+    func documentID(_ source: inout EventSource) throws -> String {
         let idValue = try source.evaluate(id)
-        let docID: String
         switch idValue {
-        case .string(let s) where !s.isEmpty: docID = s
-        case .number(let n) where Int64(n) != nil: docID = n
+        case .string(let s) where !s.isEmpty: return s
+        case .number(let n) where Int64(n) != nil: return n
         default:
             throw MappingFailure(message: "id \(id.text) is \(idValue.kindDescription), not a non-empty string or an integer")
         }
+    }
+
+    /// Applies the event to its document as the batch fold holds it: `delete` removes it; `set`,
+    /// `increment` and `append` create it if missing; `unset` alone never creates one.
+    func fold(_ slot: inout FoldSlot, id docID: String, _ source: inout EventSource) throws {
         if delete {
-            try tx.deleteDocument(model, id: docID)
+            slot.document = nil
+            slot.raw = nil
+            slot.parsed = true
+            slot.changed = true
             return
         }
-        var existing: [String: JSONValue]?
-        if let bytes = try tx.document(model, id: docID) {
-            guard case .object(let o) = try? JSONValue(jsonBytes: [UInt8](bytes)) else {
+        if !slot.parsed {
+            guard let raw = slot.raw, case .object(let o) = try? JSONValue(jsonBytes: [UInt8](raw)) else {
                 throw MappingFailure(message: "stored document \(docID) is not a JSON object")
             }
-            existing = o
+            slot.document = o
+            slot.raw = nil
+            slot.parsed = true
         }
-        if existing == nil, set.isEmpty, increment.isEmpty, append.isEmpty { return }  // only unset: nothing to create
-        var doc = existing ?? [:]
+        if slot.document == nil, set.isEmpty, increment.isEmpty, append.isEmpty { return }  // only unset: nothing to create
+        var doc = slot.document ?? [:]
+        slot.document = nil  // keeps `doc` uniquely referenced while it is edited
         for (field, value) in set {
             let v = try source.evaluate(value)
             try Document.update(&doc, field, name: field.joined(separator: ".")) { _ in v }
@@ -145,15 +226,16 @@ struct CompiledHandler: Sendable {
             try Document.update(&doc, field, name: name) { current in
                 switch current {
                 case nil, .null?: return .array([v])
-                case .array(let a)?: return .array(a + [v])
+                case .array(var a)?:
+                    a.append(v)
+                    return .array(a)
                 case let other?: throw MappingFailure(message: "append \(name): the field holds \(other.kindDescription), not an array")
                 }
             }
         }
         for field in unset { Document.remove(&doc, field) }
-        var writer = JSONWriter(capacity: 256)
-        JSONValue.object(doc).write(to: &writer)
-        try tx.putDocument(model, id: docID, json: Data(writer.bytes))
+        slot.document = doc
+        slot.changed = true
     }
 }
 
@@ -223,6 +305,8 @@ enum Number {
 struct EventSource {
     let event: Event
     private var data: JSONValue?
+    /// The metadata as JSON, made on first use (a handler may name several of its fields).
+    private var parsedMetadata: JSONValue?
 
     init(_ event: Event) { self.event = event }
 
@@ -250,7 +334,9 @@ struct EventSource {
         case .version: return .int(event.version)
         case .globalPosition: return .int(Int64(clamping: event.globalPosition))
         case .timestamp: return .string(WireTimestamp(event.timestamp).rfc3339)
-        case .metadata: return Self.walk(metadata, p.segments)
+        case .metadata:
+            if parsedMetadata == nil { parsedMetadata = metadata }
+            return Self.walk(parsedMetadata ?? .null, p.segments)
         case .data:
             let parsed: JSONValue
             if let data {

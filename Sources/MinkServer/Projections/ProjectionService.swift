@@ -40,9 +40,10 @@ public final class ProjectionService: Sendable {
     let rootStore: EventStore
     let storage: ServerStorage
     let logger: Logger
-    /// How async projections run: batches of up to 500 events; a commit wakes them at once
-    /// (`batchTimeout` only bounds a missed wake-up); a failing batch is tried 4 times with
-    /// backoff from 50 ms before the poison event is looked for.
+    /// How async projections run: batches of what is waiting, up to 500 events while keeping up
+    /// and growing to 10,000 events (16 MiB of event data) while catching up; a commit wakes them
+    /// at once (`batchTimeout` only bounds a missed wake-up); a failing batch is tried 4 times
+    /// with backoff from 50 ms before the poison event is looked for.
     let options: AsyncOptions
     let leases: any ProjectionLeaseProvider
     private let state = Mutex(State())
@@ -51,7 +52,9 @@ public final class ProjectionService: Sendable {
     /// (``DeclaredProjection/compile(_:)``) and passed here.
     public init(
         store: EventStore, storage: ServerStorage, declared: [DeclaredProjection], logger: Logger,
-        options: AsyncOptions = AsyncOptions(batchSize: 500, batchTimeout: .seconds(1), retryPolicy: RetryPolicy(maxAttempts: 4))
+        options: AsyncOptions = AsyncOptions(
+            batchSize: 500, batchTimeout: .seconds(1), retryPolicy: RetryPolicy(maxAttempts: 4), maxBatchSize: 10_000
+        )
     ) {
         self.rootStore = store
         self.storage = storage

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Projections at storage speed (issue 13): an async projection (the orders projection of
+# ../shared/perf/p7-projection.sh: one `set` and nine `increment` handlers per order) catching up
+# over N stored events, then a rebuild of it (reads answering from the old copy meanwhile), on
+# SQLite and on PostgreSQL with fsync on. The events are appended with no projection declared,
+# then minkd is restarted with it, so the catch-up is measured alone.
+# Then, on a fresh database with three projections declared, append 201 -> visible in the read
+# model (median, p99) while other clients append about RATE events/s.
+# Usage: Benchmarks/compare/projections.sh [events] [sqlite|postgres|both] [rate] [seconds]
+#        (MINKD, MINKD_BASE: see lib.sh; MINKD_BASE measures an older binary in the same run)
+. "$(dirname "$0")/lib.sh"
+N=${1:-100000}
+WHICH=${2:-both}
+RATE=${3:-1000}
+SECONDS_LIVE=${4:-10}
+cat >"$WORK/proj.yaml" <<YAML
+projections:
+  - name: orders
+    mode: async
+    readModel: orders
+    handlers:
+      - event: OrderCreated
+        id: "\$.data.orderId"
+        set: { orderId: "\$.data.orderId", status: "pending", total: 0, itemCount: 0 }
+      - event: ItemAdded
+        id: "\$.data.orderId"
+        increment: { itemCount: 1, total: "\$.data.price" }
+YAML
+cp "$WORK/proj.yaml" "$WORK/proj3.yaml"
+cat >>"$WORK/proj3.yaml" <<YAML
+  - name: skus
+    mode: async
+    handlers:
+      - event: ItemAdded
+        id: "\$.data.sku"
+        increment: { sold: 1, revenue: "\$.data.price" }
+  - name: streams
+    mode: async
+    handlers:
+      - event: ItemAdded
+        id: "\$.streamId"
+        set: { lastSku: "\$.data.sku", at: "\$.timestamp" }
+        increment: { n: 1 }
+YAML
+storages=(sqlite postgres); [ "$WHICH" = both ] || storages=("$WHICH")
+for storage in "${storages[@]}"; do
+  if [ "$storage" = postgres ] && [ -z "${PGURL:-}" ]; then start_pg; fi
+  for i in "${!BINARIES[@]}"; do
+    bin=${BINARIES[$i]}; label=${LABELS[$i]}
+    args=(--storage "$storage")
+    if [ "$storage" = postgres ]; then fresh_db "p_$label"; args+=(--database-url "$DBURL"); fi
+    start_minkd "$bin" "$storage-$label" "${args[@]}"
+    python3 "$HERE/projections.py" $MPORT load "$N" >/dev/null
+    stop_pid $MPID
+    MPORT=$(freeport); T0=$(date +%s.%N)
+    "$bin" serve --listen 127.0.0.1:$MPORT --data-dir "$WORK/$storage-$label" --log-level warning --config "$WORK/proj.yaml" "${args[@]}" \
+      >"$WORK/$storage-$label-p.log" 2>&1 &
+    MPID=$!; PIDS+=($MPID); waitport $MPORT /readyz
+    echo "$storage $label: $(python3 "$HERE/projections.py" $MPORT catchup "$T0")"
+    echo "$storage $label: $(python3 "$HERE/projections.py" $MPORT rebuild)"
+    stop_pid $MPID
+    if [ "$storage" = postgres ]; then fresh_db "l_$label"; args=(--storage postgres --database-url "$DBURL"); fi
+    start_minkd "$bin" "$storage-$label-live" "${args[@]}" --config "$WORK/proj3.yaml"
+    echo "$storage $label: $(python3 "$HERE/projections.py" $MPORT live "$RATE" "$SECONDS_LIVE")"
+    stop_pid $MPID
+  done
+done
