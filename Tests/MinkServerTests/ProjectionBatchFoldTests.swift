@@ -7,7 +7,7 @@ import Testing
 /// The batch fold of declared projections (`DeclaredProjection.apply(batch:in:)`: one load, the
 /// events applied in memory, one write per changed document) gives the same documents as
 /// applying the events one by one, on every storage.
-@Suite("Projection batch fold")
+@Suite("Projection batch fold", .timeLimit(.minutes(3)))
 struct ProjectionBatchFoldTests {
     /// Three projections with the same handlers into three read models: `one` is fed event by
     /// event, `batch` in batches, `eng` by the engine's runner.
