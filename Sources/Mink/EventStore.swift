@@ -206,7 +206,7 @@ public final class EventStore: Sendable {
         let prepared = events.map { e in
             var e = e
             if e.id == nil || e.id!.isEmpty {
-                e.id = UUID().uuidString.lowercased()
+                e.id = UUID().lowercasedText
             } else {
                 generated = false
             }

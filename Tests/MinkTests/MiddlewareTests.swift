@@ -185,6 +185,12 @@ struct MiddlewareTests {
         let store = EventStore(adapter: flaky, middleware: [.retry(RetryPolicy(maxAttempts: 3, initialBackoff: .milliseconds(1)))])
         try await store.append("s-1", events: [raw("E"), raw("F")])
         #expect(flaky.freshIDs.withLock { $0 } == [true, false, false])
+        // Generated IDs are lowercase UUID text.
+        for e in try await store.load("s-1") { #expect(UUID(uuidString: e.id)?.uuidString.lowercased() == e.id) }
+        for _ in 0..<100 {
+            let u = UUID()
+            #expect(u.lowercasedText == u.uuidString.lowercased())
+        }
 
         let plain = FlakyAdapter(failures: 0)
         let store2 = EventStore(adapter: plain)
