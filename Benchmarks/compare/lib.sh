@@ -28,13 +28,14 @@ waitport() { for _ in $(seq 100); do curl -fs "http://127.0.0.1:$1${2:-/}" >/dev
 ratio() { python3 -c "print(round($1/$2,2) if $2 else 0)"; }
 rps() { awk '/Requests\/sec/ {printf "%d\n", $2}'; }
 
-# start_pg: PostgreSQL 15 with fsync and synchronous_commit on; sets PGURL, PGHOST, PGPORT.
+# start_pg: PostgreSQL 15 with fsync and synchronous_commit on (PG_FSYNC=off turns both off, to see
+# CPU and round trips without the disk, e.g. a lone append's latency); sets PGURL, PGHOST, PGPORT.
 start_pg() {
   mkdir -p "$WORK/pg"; chown postgres: "$WORK/pg"
   PGPORT=$(freeport); PGHOST=$WORK/pg
   (cd "$WORK/pg" && runuser -u postgres -- "$PGBIN/initdb" -D "$WORK/pg/data" -U postgres -A trust -E UTF8 --locale=C --no-sync >/dev/null)
   (cd "$WORK/pg" && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/log" -w -t 60 \
-     -o "-p $PGPORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on -c max_connections=300 -c shared_buffers=512MB" start >/dev/null)
+     -o "-p $PGPORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c fsync=${PG_FSYNC:-on} -c synchronous_commit=${PG_FSYNC:-on} -c max_connections=300 -c shared_buffers=512MB" start >/dev/null)
   runuser -u postgres -- "$PGBIN/createdb" -h "$PGHOST" -p "$PGPORT" -U postgres mink
   PGURL="postgresql://postgres@127.0.0.1:$PGPORT/mink"
   export PGHOST PGPORT PGUSER=postgres PGDATABASE=mink

@@ -51,26 +51,15 @@ public struct CommandContext: Sendable {
 /// The next step of a chain (seed: `Handler`): runs a command, returns its own result type.
 public typealias CommandHandler<C: Command> = (C, CommandContext) async throws -> C.Output
 
-/// Appends events to a stream (`EventStore.append`). Middleware may change the events (e.g. add
-/// metadata) before storage; every event's `id` is already set when the chain runs.
-public struct AppendCommand: Command {
+/// Appends events to a stream (`EventStore.append`): the ``AppendRequest`` the adapter receives,
+/// so an append is one value from the store to the storage, never copied field by field. Middleware
+/// may change the events (e.g. add metadata) before storage; every event's `id` is already set
+/// when the chain runs.
+public typealias AppendCommand = AppendRequest
+
+extension AppendRequest: Command {
     public typealias Output = AppendResult
     public static var operation: StoreOperation { .append }
-
-    /// The stream to append to.
-    public var streamID: String
-    /// The events, in order; never empty.
-    public var events: [EventData]
-    /// The optimistic-concurrency condition.
-    public var expectedVersion: ExpectedVersion
-
-    /// Creates an append command.
-    public init(streamID: String, events: [EventData], expectedVersion: ExpectedVersion) {
-        self.streamID = streamID
-        self.events = events
-        self.expectedVersion = expectedVersion
-    }
-
     public var targetStream: String? { streamID }
     public var eventCount: Int { events.count }
     public static func appendedEventCount(_ output: AppendResult) -> Int { output.isReplay ? 0 : output.events.count }

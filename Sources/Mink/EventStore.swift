@@ -81,6 +81,12 @@ public final class EventStore: Sendable {
     }
     private let tenants: TenantCache
 
+    /// Answers `true` once: whether a call of an append's terminal step is its first.
+    private final class FirstCall: Sendable {
+        private let first = Atomic<Bool>(true)
+        func take() -> Bool { first.exchange(false, ordering: .relaxed) }
+    }
+
     /// The tenant stores made from one root store, shared by all of them so that every
     /// `forTenant` call for a tenant returns the same store (and so the same subscription hub).
     private final class TenantCache: Sendable {
@@ -200,20 +206,38 @@ public final class EventStore: Sendable {
         try StreamID.validate(streamID)
         if events.isEmpty { throw MinkError.validation("an append needs at least one event") }
         if case .exact(let v) = expectedVersion, v < 0 { throw MinkError.validation("expected version must not be negative") }
+        var generated = true
         let prepared = events.map { e in
             var e = e
-            if e.id == nil || e.id!.isEmpty { e.id = UUID().uuidString.lowercased() }
-            var meta = e.metadata.merged(over: metadata)
-            meta.tenantID = tenantID
-            e.metadata = meta
+            if e.id == nil || e.id!.isEmpty {
+                e.id = UUID().lowercasedText
+            } else {
+                generated = false
+            }
+            e.metadata = e.metadata.merged(over: metadata)
+            e.metadata.tenantID = tenantID
             return e
         }
-        var seen = Set<String>()
-        for e in prepared where !seen.insert(e.id!).inserted {
-            throw MinkError.validation("event ID \(e.id!) appears twice in one append")
+        if !generated {
+            // Generated IDs are random UUIDs: only the caller's can repeat.
+            var seen = Set<String>()
+            for e in prepared where !seen.insert(e.id!).inserted {
+                throw MinkError.validation("event ID \(e.id!) appears twice in one append")
+            }
         }
         let command = AppendCommand(streamID: streamID, events: prepared, expectedVersion: expectedVersion)
-        let result = try await chains.append.run(command, context: context) { command, _ in try await execute(command) }
+        // The IDs are fresh for the adapter's first call only, and only if no middleware changed
+        // them: a retry (RetryMiddleware) may follow an attempt that committed without an answer,
+        // and must then find its events by ID and replay them.
+        let freshIDs = generated ? prepared.map { $0.id! } : nil
+        let firstCall = FirstCall()
+        let result = try await chains.append.run(command, context: context) { command, _ in
+            var request = command
+            request.hasFreshIDs = firstCall.take() && freshIDs.map { ids in
+                ids.count == request.events.count && zip(ids, request.events).allSatisfy { $0 == $1.id }
+            } ?? false
+            return try await execute(request)
+        }
         if !result.isReplay { await hub.notifyCommitted() }
         return result
     }
@@ -335,8 +359,7 @@ public final class EventStore: Sendable {
 
     /// The innermost step of the append chain: the adapter's append, with this store's inline
     /// projections run inside its transaction.
-    private func execute(_ command: AppendCommand) async throws -> AppendResult {
-        let request = AppendRequest(streamID: command.streamID, events: command.events, expectedVersion: command.expectedVersion)
+    private func execute(_ request: AppendRequest) async throws -> AppendResult {
         let inline = self.inline.withLock { $0 }
         var hook: AppendTransactionHook?
         if !inline.isEmpty {

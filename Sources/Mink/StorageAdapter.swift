@@ -1,6 +1,7 @@
 import Foundation
 
-/// A batch of events to append to one stream, as an adapter receives it.
+/// A batch of events to append to one stream: the one value an append travels as, from the store
+/// through the middleware (it is the ``AppendCommand``) to the adapter.
 ///
 /// The store has already validated it, given every event an ID, merged the append's metadata
 /// into each event's and stamped the tenant ID.
@@ -11,12 +12,19 @@ public struct AppendRequest: Sendable, Hashable {
     public var events: [EventData]
     /// The optimistic-concurrency condition.
     public var expectedVersion: ExpectedVersion
+    /// `true` when the store generated every event ID of this request for this very call of the
+    /// adapter (fresh random UUIDs, never sent to storage before): no stored event can have one of
+    /// them, so the adapter skips the lookup of already-stored IDs that makes retries idempotent.
+    /// `false` (the default) whenever the IDs came from the caller, a middleware changed them, or
+    /// the call is a retry of an attempt that may have committed.
+    public var hasFreshIDs: Bool
 
     /// Creates a request.
-    public init(streamID: String, events: [EventData], expectedVersion: ExpectedVersion) {
+    public init(streamID: String, events: [EventData], expectedVersion: ExpectedVersion, hasFreshIDs: Bool = false) {
         self.streamID = streamID
         self.events = events
         self.expectedVersion = expectedVersion
+        self.hasFreshIDs = hasFreshIDs
     }
 }
 

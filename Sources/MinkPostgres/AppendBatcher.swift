@@ -76,11 +76,22 @@ final class AppendBatcher: Sendable {
             }
         }
         try checkText(request.streamID)
+        // The events of an append usually share their metadata (the append's, merged into each):
+        // it is encoded and checked once per distinct value in a row, not once per event.
+        var last: (metadata: Metadata, text: String)?
         return try request.events.map { e in
-            let row = Row(id: e.id ?? UUID().uuidString.lowercased(), metadata: try EventRow.encodeMetadata(e.metadata))
-            try checkText(row.id)
+            let metadata: String
+            if let last, last.metadata == e.metadata {
+                metadata = last.text
+            } else {
+                metadata = try EventRow.encodeMetadata(e.metadata)
+                try checkText(metadata)
+                last = (e.metadata, metadata)
+            }
+            let row = Row(id: e.id ?? UUID().uuidString.lowercased(), metadata: metadata)
+            // Generated IDs are UUID text, nothing to check.
+            if !request.hasFreshIDs { try checkText(row.id) }
             try checkText(e.type)
-            try checkText(row.metadata)
             return row
         }
     }

@@ -47,7 +47,8 @@ extension SQLiteStorage {
         ) ?? 0
 
         // Idempotency: only the stored events whose IDs the request reuses matter to the rule.
-        let ids = request.events.compactMap(\.id)
+        // IDs the store generated for this call cannot be stored yet: no lookup.
+        let ids = request.hasFreshIDs ? [] : request.events.compactMap(\.id)
         if current > 0, !ids.isEmpty {
             var known: [Event] = []
             for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min($0 + 500, ids.count)]) }) {
@@ -71,6 +72,9 @@ extension SQLiteStorage {
         let category = StreamID.category(of: streamID)
         var stored: [Event] = []
         stored.reserveCapacity(request.events.count)
+        // The events of an append usually share their custom metadata: encoded once per distinct
+        // value in a row, not with a JSONEncoder per event.
+        var lastCustom: (value: [String: String], encoded: SQLiteValue)?
         for (i, e) in request.events.enumerated() {
             let event = Event(
                 id: e.id ?? UUID().uuidString.lowercased(), streamID: streamID, type: e.type, data: e.data,
@@ -79,9 +83,14 @@ extension SQLiteStorage {
             )
             var custom: SQLiteValue = .null
             if !e.metadata.custom.isEmpty {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = .sortedKeys
-                custom = .textBytes(try encoder.encode(e.metadata.custom))
+                if let lastCustom, lastCustom.value == e.metadata.custom {
+                    custom = lastCustom.encoded
+                } else {
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = .sortedKeys
+                    custom = .textBytes(try encoder.encode(e.metadata.custom))
+                    lastCustom = (e.metadata.custom, custom)
+                }
             }
             func optional(_ s: String?) -> SQLiteValue { s.map { .text($0) } ?? .null }
             do {

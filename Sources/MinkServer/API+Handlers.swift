@@ -155,7 +155,7 @@ extension API {
             return m
         }
         let events = body.events.map { e in
-            EventData(id: e.id?.uuidString.lowercased(), type: e.type, data: Data(e.data.bytes), metadata: untrusted(e.metadata))
+            EventData(id: e.id?.lowercasedText, type: e.type, data: Data(e.data.bytes), metadata: untrusted(e.metadata))
         }
         let result = try await c.store.append(streamID, events: events, expectedVersion: body.expectedVersion, metadata: untrusted(body.metadata))
         return Reply.json(AppendResponse(

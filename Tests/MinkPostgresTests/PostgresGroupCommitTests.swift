@@ -151,6 +151,41 @@ struct PostgresGroupCommitTests {
         #expect(again.isReplay && again.fromPosition == 3)
     }
 
+    /// Appends whose IDs the store generated (no lookup of stored IDs) batched with retries and
+    /// reused IDs (looked up): each is decided as if alone.
+    @Test func freshIDsBatchWithLookedUpIDs() async throws {
+        let s = try await TestServer.storage()
+        defer { Task { await s.shutdown() } }
+        func fresh(_ stream: String, _ count: Int, _ expected: ExpectedVersion = .any) -> AppendRequest {
+            var r = request(stream, (0..<count).map { _ in event("F") }, expected)
+            r.hasFreshIDs = true
+            return r
+        }
+        let first = try await s.append(request("f-1", [event("A", id: "id-a")]), hook: nil)  // position 1
+        let freshLone = try await s.append(fresh("f-1", 1, .exact(1)), hook: nil)  // a batch of its own: v2, position 2
+        #expect(freshLone.fromVersion == 2 && freshLone.fromPosition == 2)
+        let outcomes = try await Self.oneBatch(s, [  // behind hold-1 at position 3
+            (fresh("f-1", 2, .exact(2)), nil),  // 0: v3-4, positions 4-5
+            (request("f-1", [event("A", id: "id-a")]), nil),  // 1: a retry of `first`: replay
+            (fresh("g-1", 1, .noStream), nil),  // 2: v1, position 6
+            (fresh("f-1", 1, .exact(2)), nil),  // 3: conflict with 0
+            (request("f-1", [event("B", id: "id-b")], .exact(4)), nil),  // 4: v5, position 7
+        ])
+        let r0 = try #require(Self.value(outcomes[0]))
+        #expect(r0.fromVersion == 3 && r0.toVersion == 4 && r0.fromPosition == 4 && r0.toPosition == 5)
+        let replay = try #require(Self.value(outcomes[1]))
+        #expect(replay.isReplay && replay.events == first.events)
+        let r2 = try #require(Self.value(outcomes[2]))
+        #expect(r2.fromVersion == 1 && r2.fromPosition == 6)
+        let conflict = Self.error(outcomes[3])
+        #expect(conflict?.code == .concurrencyConflict && conflict?.actualVersion == 4)
+        let r4 = try #require(Self.value(outcomes[4]))
+        #expect(r4.fromVersion == 5 && r4.fromPosition == 7)
+        let all = try await s.readAll(after: 0, filter: .all, limit: 100)
+        #expect(all.map(\.globalPosition) == [1, 2, 3, 4, 5, 6, 7])
+        #expect(try await s.streamInfo("f-1")?.version == 5)
+    }
+
     @Test func aFailingHookFailsOnlyItsAppend() async throws {
         let s = try await TestServer.storage()
         defer { Task { await s.shutdown() } }

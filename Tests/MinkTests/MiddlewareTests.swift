@@ -35,6 +35,8 @@ final class FlakyAdapter: EventStoreAdapter {
     let inner = InMemoryStorage()
     let failures: Mutex<Int>
     let attempts = Mutex(0)
+    /// `hasFreshIDs` of every request received, in order.
+    let freshIDs = Mutex<[Bool]>([])
     let error: MinkError
 
     init(failures: Int, error: MinkError = .unavailable("storage down")) {
@@ -44,6 +46,7 @@ final class FlakyAdapter: EventStoreAdapter {
 
     func append(_ request: AppendRequest, hook: AppendTransactionHook?) async throws -> AppendResult {
         attempts.withLock { $0 += 1 }
+        freshIDs.withLock { $0.append(request.hasFreshIDs) }
         if failures.withLock({ f in defer { f -= 1 }; return f > 0 }) { throw error }
         return try await inner.append(request, hook: hook)
     }
@@ -173,6 +176,40 @@ struct MiddlewareTests {
         let conflict = EventStore(adapter: InMemoryStorage(), middleware: [.retry(RetryPolicy(maxAttempts: 5))])
         try await conflict.append("s-1", events: [raw("E")])
         await #expect(throws: MinkError.self) { try await conflict.append("s-1", events: [raw("E")], expectedVersion: .noStream) }
+    }
+
+    /// Only the first attempt of an append whose IDs the store generated may skip the storage's
+    /// lookup of already-stored IDs: a retry may follow an attempt that committed unanswered.
+    @Test func freshIDsOnlyOnTheFirstAttemptOfGeneratedIDs() async throws {
+        let flaky = FlakyAdapter(failures: 2)
+        let store = EventStore(adapter: flaky, middleware: [.retry(RetryPolicy(maxAttempts: 3, initialBackoff: .milliseconds(1)))])
+        try await store.append("s-1", events: [raw("E"), raw("F")])
+        #expect(flaky.freshIDs.withLock { $0 } == [true, false, false])
+        // Generated IDs are lowercase UUID text.
+        for e in try await store.load("s-1") { #expect(UUID(uuidString: e.id)?.uuidString.lowercased() == e.id) }
+        for _ in 0..<100 {
+            let u = UUID()
+            #expect(u.lowercasedText == u.uuidString.lowercased())
+        }
+
+        let plain = FlakyAdapter(failures: 0)
+        let store2 = EventStore(adapter: plain)
+        try await store2.append("s-1", events: [EventData(id: "mine", type: "E", data: Data("{}".utf8)), raw("F")])
+        try await store2.append("s-1", events: [raw("G")])
+        #expect(plain.freshIDs.withLock { $0 } == [false, true])
+
+        /// A step that replaces the event IDs: they are no longer the store's.
+        struct Renumber: MiddlewareProtocol {
+            func handle(_ command: AppendCommand, context: CommandContext, next: CommandHandler<AppendCommand>) async throws -> AppendResult {
+                var command = command
+                for i in command.events.indices { command.events[i].id = "renumbered-\(i)" }
+                return try await next(command, context)
+            }
+        }
+        let renumbered = FlakyAdapter(failures: 0)
+        let store3 = EventStore(adapter: renumbered, middleware: [Middleware(append: Renumber())])
+        try await store3.append("s-1", events: [raw("E")])
+        #expect(renumbered.freshIDs.withLock { $0 } == [false])
     }
 
     @Test func validationMiddleware() async throws {
