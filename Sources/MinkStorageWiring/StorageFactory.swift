@@ -20,13 +20,7 @@ extension ServerStorage {
         case .memory:
             return .memory()
         case .postgres:
-            let s: PostgresStorage
-            let postgres = try postgresConfiguration(configuration)
-            do {
-                s = try await PostgresStorage(configuration: postgres, logger: logger)
-            } catch {
-                throw postgresOpenError(error, url: configuration.storage.url ?? "")
-            }
+            let s = try await openPostgres(configuration, logger: logger)
             return ServerStorage(
                 events: s, snapshots: s, readModels: s, kind: "postgres", close: { await s.shutdown() },
                 probeWrite: { try await s.probeWrite() }
@@ -182,13 +176,7 @@ extension ServerStorage {
     /// - Returns: the tenants whose schema is now current.
     /// - Throws: `.validationFailed` without a URL, `.unavailable` when the server cannot be reached.
     public static func migratePostgres(_ configuration: MinkdConfiguration, logger: Logger = Logger(label: "minkd")) async throws -> [String] {
-        let s: PostgresStorage
-        let postgres = try postgresConfiguration(configuration)
-        do {
-            s = try await PostgresStorage(configuration: postgres, logger: logger)
-        } catch {
-            throw postgresOpenError(error, url: configuration.storage.url ?? "")
-        }
+        let s = try await openPostgres(configuration, logger: logger)
         do {
             let tenants = try await s.migrateAllTenants()
             await s.shutdown()
@@ -196,6 +184,16 @@ extension ServerStorage {
         } catch {
             await s.shutdown()
             throw error
+        }
+    }
+
+    /// Opens the PostgreSQL storage the configuration names; a failure names its cause and a fix.
+    static func openPostgres(_ configuration: MinkdConfiguration, logger: Logger) async throws -> PostgresStorage {
+        let postgres = try postgresConfiguration(configuration)
+        do {
+            return try await PostgresStorage(configuration: postgres, logger: logger)
+        } catch {
+            throw postgresOpenError(error, url: configuration.storage.url ?? "")
         }
     }
 
