@@ -26,11 +26,7 @@ extension ServerStorage {
                 probeWrite: { try await s.probeWrite() }
             )
         case .sqlite:
-            let strategy: SQLiteStorage.TenancyStrategy
-            switch configuration.tenancy.strategy {
-            case .shared: strategy = .shared
-            case .database: strategy = .database
-            case .schema:
+            if configuration.tenancy.strategy == .schema {
                 throw MinkError(
                     .adapterNotSupported,
                     "config: tenancy.strategy: \"schema\" needs PostgreSQL (storage.kind: postgres); SQLite supports shared and database"
@@ -41,7 +37,7 @@ extension ServerStorage {
             let lock = try DataDirectoryLock(directory: directory)
             let s: SQLiteStorage
             do {
-                s = try await SQLiteStorage.open(directory: directory, strategy: strategy)
+                s = try await SQLiteStorage.open(directory: directory, config: Config(multiTenancy: configuration.tenancy))
             } catch {
                 lock.release()
                 throw sqliteOpenError(error, directory: directory)
@@ -209,16 +205,11 @@ extension ServerStorage {
         guard let url = configuration.storage.url, !url.isEmpty else {
             throw MinkError(.validationFailed, "config: storage.url: a PostgreSQL URL is needed (--database-url or MINKD_DATABASE_URL)")
         }
-        let tenancy: PostgresConfiguration.Tenancy
-        switch configuration.tenancy.strategy {
-        case .shared: tenancy = .shared
-        case .schema: tenancy = .schema(prefix: configuration.tenancy.schemaPrefix)
-        case .database: tenancy = .database(prefix: configuration.tenancy.schemaPrefix)
-        }
-        return PostgresConfiguration(
-            connectionString: url, poolSize: configuration.storage.pool, tenancy: tenancy,
-            timeout: .seconds(configuration.storage.timeoutSeconds)
-        )
+        // The seed's store-wide settings (`Config`) lay the tables out; minkd adds its own limits.
+        var postgres = PostgresConfiguration(connectionString: url, config: Config(multiTenancy: configuration.tenancy))
+        postgres.poolSize = configuration.storage.pool
+        postgres.timeout = .seconds(configuration.storage.timeoutSeconds)
+        return postgres
     }
 }
 

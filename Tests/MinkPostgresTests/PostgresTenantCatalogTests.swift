@@ -125,6 +125,31 @@ struct PostgresTenantCatalogTests {
         #expect(try await Self.ownStorageExists(s, "acme"))
     }
 
+    /// The seed's store-wide settings (`Config{MultiTenancy: {Strategy: SchemaPerTenant,
+    /// SchemaPrefix: …}}`) lay the tables out: a tenant's first write creates its own schema.
+    @Test func seedConfigChoosesTheLayout() async throws {
+        let prefix = TestServer.freshName("c_") + "_"
+        var config = PostgresConfiguration(
+            connectionString: try TestServer.url(),
+            config: Config(multiTenancy: MultiTenancyConfig(strategy: .schemaPerTenant, schemaPrefix: prefix))
+        )
+        config.schema = TestServer.freshName()
+        #expect(config.tenancy == .schema(prefix: prefix))
+        let s = try await PostgresStorage(configuration: config)
+        defer { Task { await s.shutdown() } }
+        #expect(try await Self.exists(s, schema: prefix + "acme") == false)
+        #expect(try await s.createTenant("acme"))
+        #expect(try await Self.exists(s, schema: prefix + "acme"))
+        _ = try await s.scoped("acme").append(
+            AppendRequest(streamID: "order-1", events: [EventData(id: UUID().uuidString, type: "A", data: Data("{}".utf8))], expectedVersion: .any),
+            hook: nil
+        )
+        #expect(try await s.scoped("acme").headPosition() == 1)
+        #expect(try await s.headPosition() == 0)
+        #expect(PostgresConfiguration.Tenancy(MultiTenancyConfig(strategy: .databasePerTenant, schemaPrefix: "d_")) == .database(prefix: "d_"))
+        #expect(PostgresConfiguration.Tenancy(MultiTenancyConfig()) == .shared)
+    }
+
     @Test func sharedMigrationRegistersTenantsThatHaveData() async throws {
         let schema = TestServer.freshName()
         let s = try await TestServer.storage(schema: schema)

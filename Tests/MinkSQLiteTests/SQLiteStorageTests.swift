@@ -290,6 +290,32 @@ struct SQLiteTenancyTests {
         await again.close()
     }
 
+    /// The seed's store-wide settings (`Config{MultiTenancy: …}`) choose the layout.
+    @Test func seedConfigChoosesTheLayout() async throws {
+        let dir = TempDirectory()
+        defer { dir.remove() }
+        let s = try await SQLiteStorage.open(directory: dir.path, config: Config(multiTenancy: MultiTenancyConfig(strategy: .databasePerTenant)))
+        try await s.scoped("acme").append("order-1", [ev("A")])
+        #expect(FileManager.default.fileExists(atPath: dir.file("acme.sqlite")))
+        #expect(!FileManager.default.fileExists(atPath: dir.file("mink.sqlite")))
+        await s.close()
+
+        let shared = TempDirectory()
+        defer { shared.remove() }
+        let t = try await SQLiteStorage.open(directory: shared.path, config: Config())
+        try await t.scoped("acme").append("order-1", [ev("A")])
+        #expect(FileManager.default.fileExists(atPath: shared.file("mink.sqlite")))
+        #expect(!FileManager.default.fileExists(atPath: shared.file("acme.sqlite")))
+        await t.close()
+
+        do {
+            _ = try await SQLiteStorage.open(directory: shared.path, config: Config(multiTenancy: MultiTenancyConfig(strategy: .schemaPerTenant)))
+            Issue.record("schema strategy accepted")
+        } catch let e as MinkError {
+            #expect(e.code == .adapterNotSupported)
+        }
+    }
+
     @Test func sharedStrategyKeepsTenantsApartInOneFile() async throws {
         let dir = TempDirectory()
         defer { dir.remove() }
