@@ -79,6 +79,10 @@ public struct SubscriptionMessages: AsyncSequence, Sendable {
             return cursor
         }
 
+        /// Whether ``next()`` has a message ready without waiting (the rest of a page already
+        /// read): a writer gathers those into one write instead of one per message.
+        public var hasBufferedMessages: Bool { pendingIndex < pending.count }
+
         mutating func enqueue(_ events: [Event]) {
             for e in events {
                 pending.append(.event(e))

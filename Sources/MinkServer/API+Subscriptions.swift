@@ -4,6 +4,9 @@ import MinkHTTP
 import MinkWire
 
 extension API {
+    /// The most bytes of event-stream messages gathered into one write.
+    static let sseWriteBytes = 64 * 1024
+
     /// `GET /v1/subscriptions/...`: a server-sent-event stream (HTTP-API.md section 7).
     ///
     /// Catch-up from storage, `event: caught-up`, then live events; `event: fell-behind` when the
@@ -28,20 +31,32 @@ extension API {
         headers.add(name: "X-Accel-Buffering", value: "no")
         return HTTPResponse(status: 200, headers: headers, body: .stream { writer in
             try await writer.write(SSEEncoder.retry(2000))
-            for try await message in messages {
+            // The messages already read (a page of catch-up, or every event of a commit batch
+            // waiting in the live buffer) go out in one write: one hop to the connection's loop
+            // and one send per wake-up, not per event — what lets a subscriber that fell behind
+            // catch up faster than events arrive (measured: per-event writes were most of the
+            // SSE fan-out's cost with 50 subscribers).
+            var iterator = messages.makeAsyncIterator()
+            var out: [UInt8] = []
+            out.reserveCapacity(4096)
+            while let message = try await iterator.next() {
                 if writer.isShuttingDown { break }
                 switch message {
                 case .event(let e):
                     var w = JSONWriter(capacity: 256 + e.data.count)
                     e.write(to: &w)
                     let id = isStream ? String(e.version) : String(e.globalPosition)
-                    try await writer.write(SSEEncoder.message(id: id, data: w.bytes))
+                    out += SSEEncoder.message(id: id, data: w.bytes)
                 case .caughtUp(let p):
-                    try await writer.write(SSEEncoder.message(event: SSEEventName.caughtUp, data: PositionBody(position: Int64(p)).jsonBytes()))
+                    out += SSEEncoder.message(event: SSEEventName.caughtUp, data: PositionBody(position: Int64(p)).jsonBytes())
                 case .fellBehind(let p):
-                    try await writer.write(SSEEncoder.message(event: SSEEventName.fellBehind, data: PositionBody(position: Int64(p)).jsonBytes()))
+                    out += SSEEncoder.message(event: SSEEventName.fellBehind, data: PositionBody(position: Int64(p)).jsonBytes())
                 case .heartbeat:
-                    try await writer.write(SSEEncoder.comment("keepalive"))
+                    out += SSEEncoder.comment("keepalive")
+                }
+                if !iterator.hasBufferedMessages || out.count >= Self.sseWriteBytes {
+                    try await writer.write(out)
+                    out.removeAll(keepingCapacity: out.capacity <= 4 * Self.sseWriteBytes)
                 }
             }
         })

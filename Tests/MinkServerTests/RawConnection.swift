@@ -61,6 +61,35 @@ final class RawConnection: @unchecked Sendable {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// Reads until `marker` has arrived (looking only at the newly received bytes, so that
+    /// megabytes arrive in linear time), the peer closes, or the timeout; returns everything read
+    /// so far.
+    func read(untilContains marker: String, timeout: Duration) async throws -> String {
+        let fd = fd, start = buffer
+        let needle = Array(marker.utf8)
+        let deadline = ContinuousClock.now + timeout
+        let bytes = try await onThread { () -> [UInt8] in
+            var all = start
+            var searched = 0  // every occurrence starting before this was looked for
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            while ContinuousClock.now < deadline {
+                if all.count >= needle.count {
+                    var i = searched
+                    while i + needle.count <= all.count {
+                        if all[i] == needle[0], all[i..<(i + needle.count)].elementsEqual(needle) { return all }
+                        i += 1
+                    }
+                    searched = all.count - needle.count + 1
+                }
+                let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                if n > 0 { all += chunk[0..<n] } else if n == 0 { return all }
+            }
+            return all
+        }
+        buffer = bytes
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     /// Reads raw bytes until `done(bytes)`, the peer closes, or the timeout; returns the bytes
     /// and whether the peer closed.
     func readResponses(until done: @escaping @Sendable ([UInt8]) -> Bool, timeout: Duration) async throws -> ([UInt8], Bool) {

@@ -133,11 +133,17 @@ struct SubscriptionEndpointTests {
             let conn = try await RawConnection.open(port: s.port, receiveBuffer: 4096)
             try await conn.send("GET /v1/subscriptions/all HTTP/1.1\r\nHost: x\r\n\r\n")
             _ = try await conn.read(until: { $0.contains("caught-up") }, timeout: .seconds(3))
-            // 2,000 events (≈ 600 KB of SSE) while the client does not read.
+            // 2,000 events (≈ 6.6 MB of SSE) while the client does not read: more than the
+            // kernel's socket buffers (up to 4 MB on loopback) and the connection's write queue
+            // can hold, so the server's writes must wait and the subscriber drops out of the
+            // 50-event live buffer — a server that delivers fast would otherwise never fall behind.
+            let padding = String(repeating: "p", count: 3000)
+            let event = #"{"type":"E","data":{"p":"\#(padding)"}}"#
+            let body = #"{"events":["# + Array(repeating: event, count: 50).joined(separator: ",") + "]}"
             for i in 0..<40 {
-                try await s.request("POST", "/v1/streams/s-\(i)", json: appendBody(Array(repeating: "E", count: 50)))
+                try await s.request("POST", "/v1/streams/s-\(i)", json: body)
             }
-            let text = try await conn.read(until: { $0.contains("\nid: 2000\n") }, timeout: .seconds(60))
+            let text = try await conn.read(untilContains: "\nid: 2000\n", timeout: .seconds(60))
             let ids = text.split(separator: "\n").filter { $0.hasPrefix("id: ") }.compactMap { Int($0.dropFirst(4)) }
             #expect(ids == Array(1...2000), "every event once, in order (\(ids.count))")
             #expect(text.contains("event: fell-behind"))
