@@ -56,7 +56,7 @@ extension API {
                 }
                 if !iterator.hasBufferedMessages || out.count >= Self.sseWriteBytes {
                     try await writer.write(out)
-                    out.removeAll(keepingCapacity: out.capacity <= 4 * Self.sseWriteBytes)
+                    out.removeAll(keepingCapacity: out.capacity <= 16 * 1024)  // a catch-up's large buffer is not kept per subscriber
                 }
             }
         })
