@@ -102,6 +102,14 @@ def accepts_access_token(server):
         return False
 
 
+def lists_streams(server):
+    try:
+        server.request("GET", "/v1/streams")
+        return True
+    except urllib.error.HTTPError:
+        return False
+
+
 def append(server, stream, events):
     return server.request("POST", f"/v1/streams/{stream}", {"events": events})
 
@@ -190,10 +198,17 @@ def main():
         wait.until(lambda d: d.find_element(By.ID, "query-total").text.endswith("of 3"))
         driver.save_screenshot(os.path.join(SHOTS, "readmodels.png"))
 
-        # The browser's console: no error of any kind (a CSP violation is one).
+        # The browser's console: no error of any kind (a CSP violation is one). The one exception:
+        # on a minkd without stream listing (HTTP API revision 1) the console's first try of
+        # GET /v1/streams answers 404, which Chromium logs, before it falls back to the log.
+        expected_404 = None if lists_streams(server) else "/v1/streams?"
         for entry in driver.get_log("browser"):
-            if entry["level"] in ("SEVERE", "ERROR") or "Content Security Policy" in entry["message"]:
-                failures.append(f"browser console: {entry['message']}")
+            message = entry["message"]
+            if expected_404 and expected_404 in message and "404" in message:
+                print(f"console-test: expected on this minkd: {message}")
+                continue
+            if entry["level"] in ("SEVERE", "ERROR") or "Content Security Policy" in message:
+                failures.append(f"browser console: {message}")
     except Exception as e:  # a timeout or a missing element: one failure with the page's state
         failures.append(f"{type(e).__name__}: {e}")
         if driver is not None:

@@ -1436,7 +1436,7 @@ function stopTail() {
 async function projectionAction(name, action) {
   const status = await api('POST', `/v1/projections/${seg(name)}/${action}`);
   const row = document.querySelector(`tr[data-projection="${CSS.escape(name)}"] .status`);
-  if (row && status.status) row.textContent = status.status;
+  if (row && status.status) { row.textContent = status.status; row.className = `status status-${status.status}`; }
 }
 
 async function loadProjections() {
