@@ -558,7 +558,7 @@ paths:
         - name: orderBy
           in: query
           description: A field path; a leading `-` orders descending (`-createdAt`).
-          schema: {type: string}
+          schema: {type: string, pattern: "^(-?[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*)?$"}
       responses:
         "200":
           description: The page and the total count.
@@ -712,8 +712,8 @@ paths:
       operationId: deleteTenant
       summary: Deletes a tenant and all its data; only with `?confirm={id}`.
       parameters:
-        - {name: id, in: path, required: true, schema: {type: string}}
-        - {name: confirm, in: query, required: true, description: Must equal the tenant ID., schema: {type: string}}
+        - {name: id, in: path, required: true, description: "Any tenant but `default`.", schema: {type: string, pattern: "^[a-z0-9][a-z0-9_-]{0,62}$", not: {const: default}}}
+        - {name: confirm, in: query, required: true, description: Must equal the tenant ID., schema: {type: string, pattern: "^[a-z0-9][a-z0-9_-]{0,62}$"}}
       responses:
         "200":
           description: Deleted.
@@ -820,8 +820,8 @@ components:
       name: streamId
       in: path
       required: true
-      description: 1 to 256 bytes of UTF-8 without control characters, percent-encoded (`/` is `%2F`).
-      schema: {type: string, minLength: 1, maxLength: 256}
+      description: "1 to 256 bytes of UTF-8 without control characters (U+0000–U+001F, U+007F–U+009F), percent-encoded (`/` is `%2F`)."
+      schema: {type: string, minLength: 1, maxLength: 256, pattern: "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"}
     Tenant:
       name: Mink-Tenant
       in: header
@@ -992,12 +992,13 @@ components:
             subscriberBuffer: {type: integer}
     Metadata:
       type: object
+      additionalProperties: false
       description: All fields optional; empty ones are omitted.
       properties:
-        correlationId: {type: string}
-        causationId: {type: string}
-        userId: {type: string}
-        tenantId: {type: string}
+        correlationId: {type: [string, "null"]}
+        causationId: {type: [string, "null"]}
+        userId: {type: [string, "null"]}
+        tenantId: {type: [string, "null"], description: "Set by the server from the request's tenant; ignored in a request."}
         custom:
           type: object
           additionalProperties: {type: string}
@@ -1015,12 +1016,14 @@ components:
         globalPosition: {type: integer, minimum: 1}
         timestamp: {type: string, format: date-time}
     ExpectedVersion:
-      description: "An integer N ≥ 0 (the stream's current version; 0 = no stream), `no_stream`, `stream_exists` or `any` (default)."
+      description: "An integer N ≥ 0 (the stream's current version; 0 = no stream), `no_stream`, `stream_exists` or `any` (the default, also when null)."
       oneOf:
         - {type: integer, minimum: 0}
         - {type: string, enum: [any, no_stream, stream_exists]}
+        - {type: "null"}
     NewEvent:
       type: object
+      additionalProperties: false
       required: [type, data]
       properties:
         id: {type: string, format: uuid, description: Optional; makes a retry idempotent.}
@@ -1030,6 +1033,7 @@ components:
         metadata: {$ref: "#/components/schemas/Metadata"}
     AppendRequest:
       type: object
+      additionalProperties: false
       required: [events]
       properties:
         expectedVersion: {$ref: "#/components/schemas/ExpectedVersion"}
@@ -1091,6 +1095,7 @@ components:
         position: {type: integer, description: The global position of the `$StreamDeleted` record.}
     StreamMetadata:
       type: object
+      additionalProperties: false
       description: Retention rules; `null` or absent means no rule.
       properties:
         maxCount: {type: [integer, "null"], minimum: 1}
@@ -1098,6 +1103,7 @@ components:
         truncateBefore: {type: [integer, "null"], minimum: 0}
     Snapshot:
       type: object
+      additionalProperties: false
       required: [version, state]
       properties:
         version: {type: integer, minimum: 1}
@@ -1139,6 +1145,7 @@ components:
         rebuildCheckpoint: {type: integer, description: minkd's addition — the new copy's checkpoint while a rebuild runs.}
     Filter:
       type: object
+      additionalProperties: false
       required: [field, op]
       properties:
         field:
@@ -1149,25 +1156,33 @@ components:
           enum: ["=", "!=", ">", ">=", "<", "<=", in, not in, like, is null, is not null, contains, between]
         value:
           description: "Any JSON value; an array for `in`, `not in`; `[low, high]` for `between`; absent for `is null`, `is not null`."
+      if:
+        properties:
+          op: {enum: [is null, is not null]}
+      then: {}
+      else:
+        required: [value]
     Query:
       type: object
+      additionalProperties: false
       properties:
         where:
-          type: array
-          description: Groups of filters; inside a group ANDed, between groups ORed.
+          type: [array, "null"]
+          description: Groups of filters; inside a group ANDed, between groups ORed (null or absent matches everything).
           items:
             type: array
             items: {$ref: "#/components/schemas/Filter"}
         orderBy:
-          type: array
+          type: [array, "null"]
           items:
             type: object
+            additionalProperties: false
             required: [field]
             properties:
               field: {type: string}
               desc: {type: boolean}
-        limit: {type: integer, minimum: 0}
-        offset: {type: integer, minimum: 0}
+        limit: {type: [integer, "null"], minimum: 0}
+        offset: {type: [integer, "null"], minimum: 0}
     QueryResult:
       type: object
       required: [items, total]
@@ -1178,6 +1193,7 @@ components:
         total: {type: integer, minimum: 0}
     Tenant:
       type: object
+      additionalProperties: false
       required: [id]
       properties:
         id: {type: string, pattern: "^[a-z0-9][a-z0-9_-]{0,62}$"}
