@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "MinkPostgres", targets: ["MinkPostgres"]),
         .library(name: "MinkClient", targets: ["MinkClient"]),
         .executable(name: "minkd", targets: ["minkd"]),
+        .executable(name: "mink", targets: ["mink"]),
     ],
     // Exact versions: Package.resolved stays out of git (the build machines resolve from a mirror
     // whose commit ids differ from upstream's), so these pins are what makes the container image
@@ -93,6 +94,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
+                // For `GET /v1/openapi.json`: the built-in docs/openapi.yaml, converted to JSON once.
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -143,6 +146,15 @@ let package = Package(
             dependencies: ["Mink", "MinkHTTP", "MinkWire"],
             swiftSettings: swiftSettings
         ),
+        // The `mink` command-line client (docs/cli.md), on MinkClient.
+        .executableTarget(
+            name: "mink",
+            dependencies: [
+                "MinkClient", "Mink", "MinkWire",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
 
         .testTarget(
             name: "MinkServerTests",
@@ -182,6 +194,8 @@ let package = Package(
             resources: [.copy("Resources")],
             swiftSettings: swiftSettings
         ),
+        // Runs the real `mink` and `minkd` executables (built by `swift build --build-tests`).
+        .testTarget(name: "MinkCLITests", dependencies: ["MinkTestFixtures"], swiftSettings: swiftSettings),
         .testTarget(name: "MinkWireTests", dependencies: ["MinkWire", "Mink"], swiftSettings: swiftSettings),
         .testTarget(name: "MinkConfigTests", dependencies: ["MinkConfig", "Mink"], swiftSettings: swiftSettings),
         .testTarget(

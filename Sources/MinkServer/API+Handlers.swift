@@ -8,7 +8,7 @@ extension Route {
     /// connection's event loop (``API/handleSynchronously(_:)``).
     var isSynchronous: Bool {
         switch self {
-        case .healthz, .info: true
+        case .healthz, .info, .openAPI, .consoleRoot, .console: true
         default: false
         }
     }
@@ -18,7 +18,7 @@ extension API {
     /// Dispatches a routed request to its handler.
     func handle(_ c: RequestContext) async throws -> HTTPResponse {
         switch c.route {
-        case .healthz, .info: return try handleSynchronously(c)
+        case .healthz, .info, .openAPI, .consoleRoot, .console: return try handleSynchronously(c)
         case .readyz: return try await readyz(c)
         case .metrics: return await metricsResponse()
         case .append(let id): return try await append(c, streamID: id)
@@ -58,6 +58,7 @@ extension API {
         switch c.route {
         case .healthz: return Reply.json(bytes: Self.healthBody)
         case .info: return info()
+        case .openAPI, .consoleRoot, .console: return try builtInDocument(c.route)
         default: throw APIError(.internal, "no synchronous handler for \(c.route.template)")
         }
     }

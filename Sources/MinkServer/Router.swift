@@ -9,6 +9,9 @@ enum Route: Sendable, Equatable {
     case listProjections, projection(String), rebuildProjection(String), pauseProjection(String), resumeProjection(String)
     case readModelDocument(String, String), readModelList(String), readModelQuery(String), readModelCount(String)
     case listTenants, createTenant, deleteTenant(String)
+    /// `GET /v1/openapi.json`; the web console's files under `/ui/` (`""` is `/ui/` itself; `/ui`
+    /// is `consoleRoot`, redirected to `/ui/` so that the page's relative URLs resolve).
+    case openAPI, consoleRoot, console(String)
 
     /// A label for metrics and logs: the route template, never the raw path.
     var template: String {
@@ -36,6 +39,9 @@ enum Route: Sendable, Equatable {
         case .readModelCount: "/v1/readmodels/{model}/count"
         case .listTenants, .createTenant: "/v1/admin/tenants"
         case .deleteTenant: "/v1/admin/tenants/{id}"
+        case .openAPI: "/v1/openapi.json"
+        case .consoleRoot: "/ui"
+        case .console: "/ui/{file}"
         }
     }
 }
@@ -94,7 +100,7 @@ enum Router {
         var table: [String: [(method: String, route: Route)]] = [:]
         for path in [
             "/healthz", "/readyz", "/metrics", "/v1/info", "/v1/events", "/v1/events/head", "/v1/projections",
-            "/v1/subscriptions/all", "/v1/admin/tenants",
+            "/v1/subscriptions/all", "/v1/admin/tenants", "/v1/openapi.json", "/ui", "/ui/",
         ] {
             table[path] = candidates(path.dropFirst().split(separator: "/", omittingEmptySubsequences: false).map(String.init))
         }
@@ -110,13 +116,16 @@ enum Router {
             case "healthz": return [("GET", .healthz)]
             case "readyz": return [("GET", .readyz)]
             case "metrics": return [("GET", .metrics)]
+            case "ui": return [("GET", .consoleRoot)]
             default: return []
             }
+        case 2 where s[0] == "ui": return [("GET", .console(s[1]))]
         case 2 where s[0] == "v1":
             switch s[1] {
             case "info": return [("GET", .info)]
             case "events": return [("GET", .events)]
             case "projections": return [("GET", .listProjections)]
+            case "openapi.json": return [("GET", .openAPI)]
             default: return []
             }
         case 3 where s[0] == "v1":

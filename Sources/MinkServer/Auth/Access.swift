@@ -24,7 +24,7 @@ extension Route {
     /// appends and snapshot PUTs; `admin` for `/v1/admin/*` and projection control.
     func requiredAccess(metricsRequireToken: Bool) -> RequiredAccess {
         switch self {
-        case .healthz, .readyz: .open
+        case .healthz, .readyz, .openAPI, .consoleRoot, .console: .open
         case .metrics: metricsRequireToken ? .role(.read) : .open
         case .info, .load, .streamInfo, .getSnapshot, .events, .head, .subscribeAll, .subscribeCategory, .subscribeStream,
             .listProjections, .projection, .readModelDocument, .readModelList, .readModelQuery, .readModelCount:
@@ -37,7 +37,7 @@ extension Route {
     /// How the route uses the request's tenant.
     var tenantUse: TenantUse {
         switch self {
-        case .healthz, .readyz, .metrics, .info, .listTenants, .createTenant, .deleteTenant: .none
+        case .healthz, .readyz, .metrics, .info, .listTenants, .createTenant, .deleteTenant, .openAPI, .consoleRoot, .console: .none
         case .append, .putSnapshot: .write
         case .load, .streamInfo, .getSnapshot, .events, .head, .subscribeAll, .subscribeCategory, .subscribeStream,
             .listProjections, .projection, .rebuildProjection, .pauseProjection, .resumeProjection,

@@ -1,0 +1,231 @@
+"""The web console under /ui/, used the way a person uses it, in headless Chromium.
+
+Starts a real minkd (SQLite, auth on with an admin token when the server accepts `access_token`
+for EventSource, else auth off — the token is then entered and ignored), then: loads the
+console, enters the token, sees a stream the test appended, sees a live event in the tail
+within 2 s of its append, presses rebuild and sees the status change, and finds no error in
+the browser's console (CSP violations are reported there too). Run by scripts/console-browser-test.
+"""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+MINKD = sys.argv[1] if len(sys.argv) > 1 else ".build/debug/minkd"
+TOKEN = "console-test-token"
+SHOTS = os.environ.get("CONSOLE_SCREENSHOTS") or tempfile.mkdtemp(prefix="console-shots-")
+
+
+def config(auth):
+    text = ""
+    if auth:
+        text += f"""auth:
+  enabled: true
+  tokens:
+    - name: "console"
+      sha256: "{hashlib.sha256(TOKEN.encode()).hexdigest()}"
+      tenant: "*"
+      roles: [read, write, admin]
+"""
+    text += """projections:
+  - name: orders
+    mode: async
+    handlers:
+      - event: OrderCreated
+        id: "$.data.orderId"
+        set:
+          orderId: "$.data.orderId"
+          status: "$.data.status"
+          total: "$.data.total"
+"""
+    return text
+
+
+class Minkd:
+    def __init__(self, auth):
+        self.dir = tempfile.mkdtemp(prefix="console-minkd-")
+        path = os.path.join(self.dir, "minkd.yaml")
+        with open(path, "w") as f:
+            f.write(config(auth))
+        self.log = open(os.path.join(self.dir, "minkd.log"), "w+")
+        self.proc = subprocess.Popen(
+            [MINKD, "serve", "--config", path, "--storage", "sqlite", "--data-dir", os.path.join(self.dir, "data"),
+             "--listen", "127.0.0.1:0", "--log-format", "json"],
+            stdout=subprocess.DEVNULL, stderr=self.log)
+        deadline = time.time() + 30
+        self.port = None
+        while time.time() < deadline and self.port is None:
+            self.log.seek(0)
+            m = re.search(r'"address":"127\.0\.0\.1:(\d+)', self.log.read())
+            if m:
+                self.port = int(m.group(1))
+            else:
+                time.sleep(0.1)
+        if self.port is None:
+            self.stop()
+            raise SystemExit("minkd did not start")
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def request(self, method, path, body=None):
+        req = urllib.request.Request(self.base + path, method=method, data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def accepts_access_token(server):
+    try:
+        urllib.request.urlopen(f"{server.base}/v1/events/head?access_token={TOKEN}", timeout=5).read()
+        return True
+    except urllib.error.HTTPError:
+        return False
+
+
+def lists_streams(server):
+    try:
+        server.request("GET", "/v1/streams")
+        return True
+    except urllib.error.HTTPError:
+        return False
+
+
+def append(server, stream, events):
+    return server.request("POST", f"/v1/streams/{stream}", {"events": events})
+
+
+def main():
+    server = Minkd(auth=True)
+    if not accepts_access_token(server):
+        # Without `access_token` an EventSource cannot authenticate: run with auth off (the
+        # console still sends the token it was given; the server ignores it).
+        print("console-test: this minkd has no access_token support yet: running with auth off")
+        server.stop()
+        server = Minkd(auth=False)
+    failures = []
+    driver = None
+    try:
+        # A stream to find, and enough events that a rebuild is observable.
+        append(server, "order-1", [{"type": "OrderCreated", "data": {"orderId": "o-1", "status": "pending", "total": 120}}])
+        for batch in range(6):
+            append(server, f"bulk-{batch}", [{"type": "OrderCreated", "data": {"orderId": f"b-{batch}-{i}", "status": "open", "total": i}}
+                                            for i in range(500)])
+
+        options = webdriver.ChromeOptions()
+        for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900", "--disable-gpu"]:
+            options.add_argument(arg)
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        chromium = shutil.which("chromium")
+        if chromium:
+            options.binary_location = chromium
+        driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+        wait = WebDriverWait(driver, 10, poll_frequency=0.05)
+
+        driver.get(server.base + "/ui/")
+        driver.find_element(By.ID, "token").send_keys(TOKEN)
+        driver.find_element(By.ID, "connect").click()
+        wait.until(lambda d: d.find_element(By.ID, "fact-head-position").text not in ("", "0"))
+        wait.until(lambda d: d.find_element(By.ID, "fact-storage").text == "sqlite")
+        time.sleep(2.2)  # one refresh, so appends/s has a value
+        driver.save_screenshot(os.path.join(SHOTS, "overview.png"))
+
+        # Streams: the stream the test appended, and its events.
+        driver.find_element(By.CSS_SELECTOR, "#tabs button[data-view=streams]").click()
+        link = wait.until(lambda d: next((a for a in d.find_elements(By.CSS_SELECTOR, "a.stream-link") if a.text == "order-1"), None))
+        link.click()
+        wait.until(lambda d: "pending" in d.find_element(By.ID, "stream-events").text)
+        driver.save_screenshot(os.path.join(SHOTS, "streams.png"))
+
+        # The live tail: an event appended now shows within 2 s.
+        driver.find_element(By.CSS_SELECTOR, "#tabs button[data-view=log]").click()
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#log-table tbody tr")) > 0)
+        driver.find_element(By.ID, "tail-toggle").click()
+        wait.until(lambda d: d.find_element(By.ID, "tail-state").text.startswith("live"))
+        started = time.time()
+        result = append(server, "order-2", [{"type": "OrderCreated", "data": {"orderId": "o-2", "status": "pending", "total": 7}}])
+        position = result["toPosition"]
+        WebDriverWait(driver, 2, poll_frequency=0.02).until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, f'#log-table tr[data-position="{position}"]'))
+        elapsed = time.time() - started
+        print(f"console-test: live event shown {elapsed * 1000:.0f} ms after its append")
+        # Pause, append, resume: nothing lost, nothing twice.
+        driver.find_element(By.ID, "tail-toggle").click()
+        paused = append(server, "order-3", [{"type": "OrderCreated", "data": {"orderId": "o-3", "status": "pending", "total": 8}}])
+        driver.find_element(By.ID, "tail-toggle").click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f'#log-table tr[data-position="{paused["toPosition"]}"]'))
+        rows = [r.get_attribute("data-position") for r in driver.find_elements(By.CSS_SELECTOR, "#log-table tbody tr")]
+        if len(rows) != len(set(rows)):
+            failures.append(f"the tail shows an event twice: {rows[:10]}")
+        driver.save_screenshot(os.path.join(SHOTS, "log.png"))
+        driver.find_element(By.ID, "tail-toggle").click()
+
+        # Projections: rebuild, and the status changes (rebuilding, then running again).
+        driver.find_element(By.CSS_SELECTOR, "#tabs button[data-view=projections]").click()
+        status = lambda d: d.find_element(By.CSS_SELECTOR, 'tr[data-projection="orders"] .status').text
+        wait.until(lambda d: status(d) == "running")
+        seen = set()
+        driver.find_element(By.CSS_SELECTOR, 'tr[data-projection="orders"] .action-rebuild').click()
+        WebDriverWait(driver, 20, poll_frequency=0.02).until(lambda d: seen.add(status(d)) or "rebuilding" in seen)
+        driver.save_screenshot(os.path.join(SHOTS, "projections.png"))
+        WebDriverWait(driver, 30, poll_frequency=0.1).until(lambda d: status(d) == "running")
+
+        # Read models: one filter, the result table.
+        driver.find_element(By.CSS_SELECTOR, "#tabs button[data-view=readmodels]").click()
+        driver.find_element(By.ID, "query-model").send_keys("orders")
+        driver.find_element(By.CSS_SELECTOR, "#query-groups .f-field").send_keys("status")
+        driver.find_element(By.CSS_SELECTOR, "#query-groups .f-value").send_keys("pending")
+        driver.find_element(By.CSS_SELECTOR, "#query-form button[type=submit]").click()
+        wait.until(lambda d: d.find_element(By.ID, "query-total").text.endswith("of 3"))
+        driver.save_screenshot(os.path.join(SHOTS, "readmodels.png"))
+
+        # The browser's console: no error of any kind (a CSP violation is one). The one exception:
+        # on a minkd without stream listing (HTTP API revision 1) the console's first try of
+        # GET /v1/streams answers 404, which Chromium logs, before it falls back to the log.
+        expected_404 = None if lists_streams(server) else "/v1/streams?"
+        for entry in driver.get_log("browser"):
+            message = entry["message"]
+            if expected_404 and expected_404 in message and "404" in message:
+                print(f"console-test: expected on this minkd: {message}")
+                continue
+            if entry["level"] in ("SEVERE", "ERROR") or "Content Security Policy" in message:
+                failures.append(f"browser console: {message}")
+    except Exception as e:  # a timeout or a missing element: one failure with the page's state
+        failures.append(f"{type(e).__name__}: {e}")
+        if driver is not None:
+            driver.save_screenshot(os.path.join(SHOTS, "failure.png"))
+            failures.append("page text: " + driver.find_element(By.TAG_NAME, "body").text[:1500])
+            for entry in driver.get_log("browser"):
+                failures.append(f"browser console: {entry['message']}")
+    finally:
+        if driver is not None:
+            driver.quit()
+        server.stop()
+    print(f"console-test: screenshots in {SHOTS}")
+    for f in failures:
+        print("FAIL", f)
+    print(f"{0 if failures else 1} passed, {1 if failures else 0} failed")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
