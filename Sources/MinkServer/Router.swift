@@ -9,6 +9,7 @@ enum Route: Sendable, Equatable {
     case listProjections, projection(String), rebuildProjection(String), pauseProjection(String), resumeProjection(String)
     case readModelDocument(String, String), readModelList(String), readModelQuery(String), readModelCount(String)
     case listTenants, createTenant, deleteTenant(String)
+    case export, importEvents
 
     /// A label for metrics and logs: the route template, never the raw path.
     var template: String {
@@ -36,6 +37,8 @@ enum Route: Sendable, Equatable {
         case .readModelCount: "/v1/readmodels/{model}/count"
         case .listTenants, .createTenant: "/v1/admin/tenants"
         case .deleteTenant: "/v1/admin/tenants/{id}"
+        case .export: "/v1/admin/export"
+        case .importEvents: "/v1/admin/import"
         }
     }
 }
@@ -94,7 +97,7 @@ enum Router {
         var table: [String: [(method: String, route: Route)]] = [:]
         for path in [
             "/healthz", "/readyz", "/metrics", "/v1/info", "/v1/events", "/v1/events/head", "/v1/projections",
-            "/v1/subscriptions/all", "/v1/admin/tenants",
+            "/v1/subscriptions/all", "/v1/admin/tenants", "/v1/admin/export", "/v1/admin/import",
         ] {
             table[path] = candidates(path.dropFirst().split(separator: "/", omittingEmptySubsequences: false).map(String.init))
         }
@@ -127,6 +130,8 @@ enum Router {
             case "projections" where nonEmpty(s[2]): return [("GET", .projection(s[2]))]
             case "readmodels" where nonEmpty(s[2]): return [("GET", .readModelList(s[2]))]
             case "admin" where s[2] == "tenants": return [("GET", .listTenants), ("POST", .createTenant)]
+            case "admin" where s[2] == "export": return [("GET", .export)]
+            case "admin" where s[2] == "import": return [("POST", .importEvents)]
             default: return []
             }
         case 4 where s[0] == "v1":
