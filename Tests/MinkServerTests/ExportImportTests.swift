@@ -1,6 +1,8 @@
 import Foundation
 import Mink
 import MinkHTTP
+import MinkPostgres
+import MinkSQLite
 import MinkServer
 import MinkWire
 import Testing
@@ -229,6 +231,56 @@ struct ExportImportTests {
             let empty = try await s.request("POST", "/v1/admin/import", headers: Self.ndjson)
             #expect(empty.status == 200, "\(empty.text)")
             #expect(empty.json == (try JSONValue(jsonString: #"{"events":0,"streams":0,"head":0}"#)))
+        }
+    }
+}
+
+/// Export and import under the tenancy strategies with storage of their own per tenant: SQLite
+/// `database` (a file per tenant), PostgreSQL `schema` and `database`.
+@Suite("Export and import per tenancy strategy", .timeLimit(.minutes(3)))
+struct ExportImportTenancyTests {
+    enum Layout: String, CaseIterable, Sendable, CustomTestStringConvertible {
+        case sqliteDatabase, postgresSchema, postgresDatabase
+        var testDescription: String { rawValue }
+    }
+
+    static func storage(_ layout: Layout) async throws -> ServerStorage {
+        switch layout {
+        case .sqliteDatabase:
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("minkd-tenancy-\(UUID().uuidString)").path
+            let s = try await SQLiteStorage.open(directory: dir, strategy: .database)
+            return ServerStorage(events: s, snapshots: s, readModels: s, kind: "sqlite", close: {
+                await s.close()
+                try? FileManager.default.removeItem(atPath: dir)
+            })
+        case .postgresSchema, .postgresDatabase:
+            let url = try await PostgresTestDatabase.freshDatabase()
+            let prefix = PostgresTestDatabase.freshName("x")
+            let tenancy: PostgresConfiguration.Tenancy = layout == .postgresSchema ? .schema(prefix: prefix) : .database(prefix: prefix)
+            let s = try await PostgresStorage(configuration: PostgresConfiguration(connectionString: url, poolSize: 3, tenancy: tenancy))
+            return ServerStorage(events: s, snapshots: s, readModels: s, kind: "postgres", close: { await s.shutdown() })
+        }
+    }
+
+    @Test(arguments: Layout.allCases)
+    func moveBetweenTenants(_ layout: Layout) async throws {
+        try await withServer(storage: try await Self.storage(layout), configure: { config in
+            config.tenancy.strategy = layout == .postgresSchema ? .schema : .database
+        }) { s in
+            try await ExportImportTests.seed(s, tenant: "source", count: 9)
+            let exported = try await ExportImportTests.export(s, tenant: "source")
+            let r = try await ExportImportTests.importBody(s, tenant: "target", exported.body)
+            #expect(r.status == 200, "\(r.text)")
+            #expect(r.json == (try JSONValue(jsonString: #"{"events":9,"streams":3,"head":9}"#)))
+            #expect(try await ExportImportTests.export(s, tenant: "target").text == exported.text)
+            let again = try await ExportImportTests.importBody(s, tenant: "target", exported.body)
+            #expect(again.status == 409)
+            #expect(again.errorCode == "tenant_not_empty")
+            // Another tenant stays empty: nothing leaks across tenants.
+            #expect(try await ExportImportTests.export(s, tenant: "other").body.isEmpty)
+            let next = try await s.request("POST", "/v1/streams/order-2", json: appendBody(["N"], expected: "3"), headers: [("Mink-Tenant", "target")])
+            #expect(next.status == 201, "\(next.text)")
+            #expect(next["fromPosition"]?.int64Value == 10)
         }
     }
 }
