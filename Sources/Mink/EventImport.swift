@@ -70,9 +70,12 @@ public protocol EventImporting: Sendable {
     /// Holds the tenant's writer for the whole import, so an append of the same tenant either
     /// committed before (the import then fails with `.tenantNotEmpty`) or waits until the import
     /// committed and continues after its head.
-    /// - Throws: `.tenantNotEmpty` when the tenant has events; what the source threw; storage
-    ///   errors. Nothing is written in any of these cases.
-    func importEvents(from source: any EventImportSource) async throws -> ImportSummary
+    /// - Parameter hook: run on each batch inside the import's transaction after its rows were
+    ///   written (the store's inline projections, as for an append); its failure rolls the import
+    ///   back.
+    /// - Throws: `.tenantNotEmpty` when the tenant has events; what the source or the hook threw;
+    ///   storage errors. Nothing is written in any of these cases.
+    func importEvents(from source: any EventImportSource, hook: AppendTransactionHook?) async throws -> ImportSummary
 }
 
 /// Checks the order rules of an import, event by event: global positions strictly increasing
@@ -162,7 +165,19 @@ extension EventStore {
         guard let importer = adapter as? any EventImporting else {
             throw MinkError(.adapterNotSupported, "this storage cannot import events")
         }
-        let summary = try await importer.importEvents(from: source)
+        // Inline projections see imported events as they see appended ones: in the same
+        // transaction, batch by batch, so their read models match the log after the import.
+        let inline = inlineProjections
+        var hook: AppendTransactionHook?
+        if !inline.isEmpty {
+            hook = { (events: [Event], tx: any ReadModelTransaction) throws in
+                for p in inline {
+                    let handled = p.handledEvents.isEmpty ? events : events.filter { p.handles($0.type) }
+                    if !handled.isEmpty { try p.applyAll(handled, in: tx) }
+                }
+            }
+        }
+        let summary = try await importer.importEvents(from: source, hook: hook)
         if summary.events > 0 { await hub.notifyCommitted() }
         return summary
     }

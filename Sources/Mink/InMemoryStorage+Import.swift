@@ -3,7 +3,7 @@ import Foundation
 extension InMemoryStorage: EventImporting {
     /// Imports into this tenant under the storage's one lock: the whole log is built apart and
     /// swapped in only when every event was accepted (memory storage holds everything anyway).
-    public func importEvents(from source: any EventImportSource) async throws -> ImportSummary {
+    public func importEvents(from source: any EventImportSource, hook: AppendTransactionHook?) async throws -> ImportSummary {
         // Read (and validate) before taking the lock: the source may block on its input.
         var incoming: [Event] = []
         while let batch = try source.nextBatch() { incoming.append(contentsOf: batch) }
@@ -30,6 +30,12 @@ extension InMemoryStorage: EventImporting {
                 }
                 streams[e.streamID, default: []].append(i)
                 _ = try ImportedDeletion.of(e)  // checked; memory storage keeps no separate counters
+            }
+            if let hook, !incoming.isEmpty {
+                let tx = InMemoryTransaction(state: state)
+                try hook(incoming, tx)
+                state.documents = tx.state.documents
+                state.checkpoints = tx.state.checkpoints
             }
             state.log = incoming
             state.streams = streams

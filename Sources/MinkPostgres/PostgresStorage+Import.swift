@@ -12,7 +12,7 @@ extension PostgresStorage: EventImporting {
     /// The source is read batch by batch on the connection's thread; each batch is one multi-row
     /// insert, with the operation's deadline renewed per batch. `NOTIFY` at the end wakes the
     /// subscribers of other processes.
-    public func importEvents(from source: any EventImportSource) async throws -> ImportSummary {
+    public func importEvents(from source: any EventImportSource, hook: AppendTransactionHook?) async throws -> ImportSummary {
         let channel = core.configuration.channel
         return try await withConnection { conn, scope in
             try conn.transaction(begin: "") {
@@ -71,6 +71,11 @@ extension PostgresStorage: EventImporting {
                         )
                     }
                     for d in deletions { try Self.applyImportedDeletion(d, scope: scope, on: conn) }
+                    if let hook {
+                        let tx = PostgresReadModelTransaction(connection: conn, scope: scope)
+                        defer { tx.close() }
+                        try hook(batch, tx)
+                    }
                     streams.formUnion(order)
                     events += Int64(batch.count)
                     head = batch.last!.globalPosition

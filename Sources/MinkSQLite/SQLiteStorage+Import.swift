@@ -7,14 +7,16 @@ extension SQLiteStorage: EventImporting {
     /// before (then the tenant has events: `.tenantNotEmpty`) or runs after the import committed
     /// and continues after its head. The source is read on the writer's thread, batch by batch,
     /// so memory does not grow with the input; any error rolls the savepoint back.
-    public func importEvents(from source: any EventImportSource) async throws -> ImportSummary {
+    public func importEvents(from source: any EventImportSource, hook: AppendTransactionHook?) async throws -> ImportSummary {
         let tenantID = self.tenantID
         return try await database.write { c in
-            try Self.importEvents(from: source, tenantID: tenantID, on: c)
+            try Self.importEvents(from: source, hook: hook, tenantID: tenantID, on: c)
         }
     }
 
-    static func importEvents(from source: any EventImportSource, tenantID: String, on c: SQLiteConnection) throws -> ImportSummary {
+    static func importEvents(
+        from source: any EventImportSource, hook: AppendTransactionHook?, tenantID: String, on c: SQLiteConnection
+    ) throws -> ImportSummary {
         let tenant = SQLiteValue.text(tenantID)
         if try c.int("SELECT 1 FROM mink_events WHERE tenant_id = ? LIMIT 1", [tenant]) != nil
             || c.int("SELECT 1 FROM mink_streams WHERE tenant_id = ? LIMIT 1", [tenant]) != nil {
@@ -74,6 +76,11 @@ extension SQLiteStorage: EventImporting {
                     """,
                     [tenant, .text(stream), .int(t.version), .int(t.first), .int(t.last)]
                 )
+            }
+            if let hook {
+                let tx = SQLiteReadModelTransaction(connection: c, tenantID: tenantID)
+                defer { tx.finish() }
+                try hook(batch, tx)
             }
         }
         return ImportSummary(events: events, streams: Int64(streams.count), head: head)

@@ -4,6 +4,7 @@ import MinkHTTP
 import MinkPostgres
 import MinkSQLite
 import MinkServer
+import MinkTestFixtures
 import MinkWire
 import Testing
 
@@ -281,6 +282,38 @@ struct ExportImportTenancyTests {
             let next = try await s.request("POST", "/v1/streams/order-2", json: appendBody(["N"], expected: "3"), headers: [("Mink-Tenant", "target")])
             #expect(next.status == 201, "\(next.text)")
             #expect(next["fromPosition"]?.int64Value == 10)
+        }
+    }
+}
+
+/// Declared projections after an import: an inline projection's read model gets the imported
+/// events in the import's transaction, an async one catches up from them.
+@Suite("Projections after an import", .timeLimit(.minutes(3)))
+struct ImportProjectionTests {
+    @Test(arguments: ProjectionStorage.allCases, ["inline", "async"])
+    func readModelsHoldTheImportedEvents(_ kind: ProjectionStorage, _ mode: String) async throws {
+        try await withProjectionServer(kind, yaml: ordersYAML(mode: mode)) { s, _ in
+            let ts = "2026-12-05T10:00:00.000001Z"
+            var lines: [String] = []
+            for i in 1...5 {
+                lines.append(#"{"id":"\#(UUID().uuidString.lowercased())","streamId":"order-\#(i)","type":"OrderCreated","data":{"orderId":"o-\#(i)","total":\#(i)},"metadata":{},"version":1,"globalPosition":\#(i),"timestamp":"\#(ts)"}"#)
+            }
+            lines.append(#"{"id":"\#(UUID().uuidString.lowercased())","streamId":"order-1","type":"ItemAdded","data":{"orderId":"o-1","price":10,"sku":"a"},"metadata":{},"version":2,"globalPosition":6,"timestamp":"\#(ts)"}"#)
+            let r = try await ExportImportTests.importBody(s, tenant: "default", Array(lines.joined(separator: "\n").utf8))
+            #expect(r.status == 200, "\(r.text)")
+            let deadline = Deadline(.seconds(20))
+            while true {
+                let doc = try await s.request("GET", "/v1/readmodels/orders/o-1")
+                if doc.status == 200, doc.json.objectValue?["itemCount"]?.int64Value == 1 {
+                    #expect(doc.json.objectValue?["total"]?.doubleValue == 11)
+                    break
+                }
+                if mode == "inline" { Issue.record("inline read model not updated by the import: \(doc.text)"); break }
+                try deadline.check("the async projection to catch up")
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let count = try await s.request("POST", "/v1/readmodels/orders/count", json: #"{"where":[]}"#)
+            #expect(count["count"]?.int64Value == 5, "\(count.text)")
         }
     }
 }
