@@ -112,7 +112,7 @@ let package = Package(
         .executableTarget(
             name: "minkd",
             dependencies: [
-                "MinkServer", "MinkStorageWiring", "MinkConfig", "Mink", "MinkHTTP",
+                "MinkServer", "MinkStorageWiring", "MinkConfig", "Mink", "MinkHTTP", "MinkWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

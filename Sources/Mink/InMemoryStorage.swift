@@ -37,7 +37,7 @@ public final class InMemoryStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
         self.tenantID = tenantID
     }
 
-    private func withState<T>(_ body: (inout TenantState) throws -> T) rethrows -> T {
+    func withState<T>(_ body: (inout TenantState) throws -> T) rethrows -> T {
         try shared.tenants.withLock { tenants in
             try body(&tenants[tenantID, default: TenantState()])
         }

@@ -36,6 +36,13 @@ public struct JSONWriter: Sendable {
         needsComma = true
     }
 
+    /// Ends a top-level value with a line feed (NDJSON, one value per line): the next value
+    /// starts the next line, without a comma.
+    public mutating func endLine() {
+        bytes.append(0x0A)
+        needsComma = false
+    }
+
     /// Writes `{`.
     public mutating func beginObject() {
         separate()

@@ -241,9 +241,10 @@ extension MinkdConfiguration {
     private mutating func applyLimits(_ node: ConfigNode) throws {
         for (key, node) in try node.mapping(allowing: [
             "maxBodyBytes", "maxEventsPerAppend", "maxEventBytes", "maxConnections", "subscriberBuffer",
-            "maxRequestLineBytes", "maxHeaderBytes",
+            "maxRequestLineBytes", "maxHeaderBytes", "maxImportBytes",
         ]) {
-            let value = try node.int(atLeast: 1)
+            // maxImportBytes: 0 means no limit.
+            let value = try node.int(atLeast: key == "maxImportBytes" ? 0 : 1)
             switch key {
             case "maxBodyBytes": limits.maxBodyBytes = value
             case "maxEventsPerAppend": limits.maxEventsPerAppend = value
@@ -252,6 +253,7 @@ extension MinkdConfiguration {
             case "subscriberBuffer": limits.subscriberBuffer = value
             case "maxRequestLineBytes": limits.maxRequestLineBytes = value
             case "maxHeaderBytes": limits.maxHeaderBytes = value
+            case "maxImportBytes": limits.maxImportBytes = value
             default: break
             }
         }

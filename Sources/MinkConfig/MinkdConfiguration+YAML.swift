@@ -47,6 +47,7 @@ extension MinkdConfiguration {
         line(1, "subscriberBuffer: \(limits.subscriberBuffer)")
         line(1, "maxRequestLineBytes: \(limits.maxRequestLineBytes)")
         line(1, "maxHeaderBytes: \(limits.maxHeaderBytes)")
+        line(1, "maxImportBytes: \(limits.maxImportBytes)")
         line(0, "http:")
         line(1, "idleTimeoutSeconds: \(http.idleTimeoutSeconds)")
         line(1, "headerTimeoutSeconds: \(http.headerTimeoutSeconds)")

@@ -163,6 +163,9 @@ public struct MinkdConfiguration: Hashable, Sendable {
         public var maxRequestLineBytes = 8192
         /// `limits.maxHeaderBytes`: all header lines together (default 16 KiB; `431` beyond).
         public var maxHeaderBytes = 16_384
+        /// `limits.maxImportBytes`: an import body (`POST /v1/admin/import`) after decompression;
+        /// 0 (the default) means no limit. `maxBodyBytes` does not apply to imports.
+        public var maxImportBytes = 0
 
         /// The defaults.
         public init() {}

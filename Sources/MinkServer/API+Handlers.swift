@@ -39,6 +39,8 @@ extension API {
             return try await readModels(c)
         case .listTenants, .createTenant, .deleteTenant:
             return try await tenantAdministration(c)
+        case .export: return try export(c)
+        case .importEvents: return try await importEvents(c)
         }
     }
 

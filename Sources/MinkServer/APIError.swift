@@ -54,6 +54,8 @@ struct APIError: Error, Sendable {
         case .invalidQuery: return APIError(.invalidQuery, e.message)
         case .invalidTenant: return APIError(.invalidTenant, e.message)
         case .adapterNotSupported: return APIError(.badRequest, e.message)
+        case .tenantNotEmpty: return APIError(.tenantNotEmpty, e.message)
+        case .invalidImport: return APIError(.badRequest, e.message)
         case .unavailable:
             var a = APIError(.unavailable, "storage is unavailable; retry later")
             a.headers = [("Retry-After", "1")]

@@ -61,6 +61,9 @@ public final class MinkServer: Sendable {
         http.limits.maxRequestLineBytes = configuration.limits.maxRequestLineBytes
         http.limits.maxHeaderBytes = configuration.limits.maxHeaderBytes
         http.limits.maxBodyBytes = configuration.limits.maxBodyBytes
+        // An import may be far larger than any other body: spooled to a temporary file as it
+        // arrives, limited by maxImportBytes (checked again on the decompressed size).
+        http.limits.spooledBodyRoutes = [SpooledBodyRoute(method: "POST", path: API.importPath, maxBytes: configuration.limits.maxImportBytes)]
         http.headerTimeout = .seconds(configuration.http.headerTimeoutSeconds)
         http.bodyIdleTimeout = .seconds(configuration.http.bodyIdleTimeoutSeconds)
         http.bodyTimeout = .seconds(configuration.http.bodyTimeoutSeconds)

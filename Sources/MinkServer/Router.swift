@@ -12,6 +12,8 @@ enum Route: Sendable, Equatable {
     /// `GET /v1/openapi.json`; the web console's files under `/ui/` (`""` is `/ui/` itself; `/ui`
     /// is `consoleRoot`, redirected to `/ui/` so that the page's relative URLs resolve).
     case openAPI, consoleRoot, console(String)
+    /// `GET /v1/admin/export`, `POST /v1/admin/import` (section 9).
+    case export, importEvents
 
     /// A label for metrics and logs: the route template, never the raw path.
     var template: String {
@@ -42,6 +44,8 @@ enum Route: Sendable, Equatable {
         case .openAPI: "/v1/openapi.json"
         case .consoleRoot: "/ui"
         case .console: "/ui/{file}"
+        case .export: "/v1/admin/export"
+        case .importEvents: "/v1/admin/import"
         }
     }
 }
@@ -100,7 +104,7 @@ enum Router {
         var table: [String: [(method: String, route: Route)]] = [:]
         for path in [
             "/healthz", "/readyz", "/metrics", "/v1/info", "/v1/events", "/v1/events/head", "/v1/projections",
-            "/v1/subscriptions/all", "/v1/admin/tenants", "/v1/openapi.json", "/ui", "/ui/",
+            "/v1/subscriptions/all", "/v1/admin/tenants", "/v1/openapi.json", "/ui", "/ui/", "/v1/admin/export", "/v1/admin/import",
         ] {
             table[path] = candidates(path.dropFirst().split(separator: "/", omittingEmptySubsequences: false).map(String.init))
         }
@@ -136,6 +140,8 @@ enum Router {
             case "projections" where nonEmpty(s[2]): return [("GET", .projection(s[2]))]
             case "readmodels" where nonEmpty(s[2]): return [("GET", .readModelList(s[2]))]
             case "admin" where s[2] == "tenants": return [("GET", .listTenants), ("POST", .createTenant)]
+            case "admin" where s[2] == "export": return [("GET", .export)]
+            case "admin" where s[2] == "import": return [("POST", .importEvents)]
             default: return []
             }
         case 4 where s[0] == "v1":

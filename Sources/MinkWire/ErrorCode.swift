@@ -84,7 +84,7 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, Codable, CustomSt
         case .forbidden: 403
         case .streamNotFound, .notFound, .projectionNotFound: 404
         case .methodNotAllowed: 405
-        case .concurrencyConflict, .duplicateEventID: 409
+        case .concurrencyConflict, .duplicateEventID, .tenantNotEmpty: 409
         case .payloadTooLarge: 413
         case .unsupportedMediaType: 415
         case .validationFailed: 422

@@ -67,11 +67,11 @@ extension Event {
     }
 
     /// Reads an event with error messages prefixed by `path`.
-    init(from reader: inout JSONReader, at path: String) throws {
+    init(from reader: inout JSONReader, at path: String, rejectUnknown: Bool = false) throws {
         var id: UUID?, streamID: String?, type: String?, data: RawJSON?, version: Int64?, position: Int64?
         var timestamp: WireTimestamp?
         var metadata = Metadata()
-        try reader.readObject(at: path, rejectUnknown: false) { reader, key, keyPath in
+        try reader.readObject(at: path, rejectUnknown: rejectUnknown) { reader, key, keyPath in
             switch key {
             case "id": id = try reader.readUUID()
             case "streamId": streamID = try reader.readString()
@@ -79,7 +79,7 @@ extension Event {
             case "data": data = try reader.readRaw()
             case "metadata":
                 if try !reader.readNullIfPresent() {
-                    metadata = try Metadata.read(from: &reader, at: keyPath, rejectUnknown: false)
+                    metadata = try Metadata.read(from: &reader, at: keyPath, rejectUnknown: rejectUnknown)
                 }
             case "version": version = try reader.readInt()
             case "globalPosition": position = try reader.readInt()

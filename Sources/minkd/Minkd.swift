@@ -15,7 +15,9 @@ struct Minkd: AsyncParsableCommand {
         commandName: "minkd",
         abstract: "An event store you run as a server.",
         version: MinkServer.version,
-        subcommands: [Serve.self, HashToken.self, CheckConfig.self, Migrate.self, Version.self, Healthcheck.self],
+        subcommands: [
+            Serve.self, HashToken.self, CheckConfig.self, Migrate.self, Version.self, Healthcheck.self, Export.self, Import.self, Backup.self,
+        ],
         defaultSubcommand: Serve.self
     )
 }

@@ -37,6 +37,9 @@ public struct HTTPParserLimits: Sendable, Equatable {
     public var maxBodyBytes: Int
     /// Maximum bytes in one chunk-size line including extensions (`400` beyond).
     public var maxChunkLineBytes: Int
+    /// Routes whose bodies are spooled to a temporary file instead of memory, each with its own
+    /// size limit instead of ``maxBodyBytes`` (see ``SpooledBodyRoute``).
+    public var spooledBodyRoutes: [SpooledBodyRoute] = []
 
     /// Creates limits; the defaults are those of the minkd HTTP contract.
     public init(

@@ -17,6 +17,9 @@ public struct HTTPRequest: Sendable {
     public var body: [UInt8]
     /// The peer's address as `host:port`, filled in by the server.
     public var remoteAddress: String
+    /// The body, when its route spools bodies to a file (``SpooledBodyRoute``): then ``body`` is
+    /// empty and the body is read from here, still encoded as sent (`Content-Encoding` kept).
+    public var bodySpool: HTTPBodySpool?
 
     /// Creates a request; `path` and `query` are derived from `target`.
     public init(

@@ -18,6 +18,13 @@ public struct HTTPRequestParser: Sendable {
     private var readIndex = 0
     private var state: State = .head(HeadScan())
     private var body: [UInt8] = []
+    /// Where the body of a spooled route goes instead of `body` (see ``SpooledBodyRoute``).
+    private var spool: HTTPBodySpool?
+    /// The body limit of the request being read: ``HTTPParserLimits/maxBodyBytes``, or its
+    /// spooled route's own.
+    private var bodyLimit = 0
+    /// Body bytes received for the request being read.
+    private var bodyCount = 0
     /// The head of the request whose body is being read, if any.
     public private(set) var pendingHead: HTTPRequest?
 
@@ -118,6 +125,9 @@ public struct HTTPRequestParser: Sendable {
                 let (request, framing) = try parseHead(requestLineEnd: scan.requestLineEnd!, headLength: headLength)
                 readIndex += headLength
                 body = []
+                bodyCount = 0
+                spool = nil
+                if case .none = framing {} else if spooledRoute(of: request) != nil { spool = try HTTPBodySpool() }
                 switch framing {
                 case .none:
                     state = .head(HeadScan())
@@ -127,7 +137,7 @@ public struct HTTPRequestParser: Sendable {
                         state = .head(HeadScan())
                         return request
                     }
-                    body.reserveCapacity(min(n, 1 << 20))
+                    if spool == nil { body.reserveCapacity(min(n, 1 << 20)) }
                     pendingHead = request
                     state = .fixedBody(remaining: n)
                 case .chunked:
@@ -137,7 +147,7 @@ public struct HTTPRequestParser: Sendable {
             case .fixedBody(let remaining):
                 let n = min(remaining, buffer.count - readIndex)
                 if n > 0 {
-                    body.append(contentsOf: buffer[readIndex..<readIndex + n])
+                    try takeBody(buffer[readIndex..<readIndex + n])
                     readIndex += n
                 }
                 if remaining - n > 0 {
@@ -150,7 +160,7 @@ public struct HTTPRequestParser: Sendable {
                 if size == 0 {
                     state = .trailers(bytes: 0)
                 } else {
-                    if body.count + size > limits.maxBodyBytes {
+                    if size > bodyLimit - bodyCount {
                         throw HTTPParseError(status: 413, reason: "request body too large")
                     }
                     state = .chunkData(remaining: size)
@@ -158,7 +168,7 @@ public struct HTTPRequestParser: Sendable {
             case .chunkData(let remaining):
                 let n = min(remaining, buffer.count - readIndex)
                 if n > 0 {
-                    body.append(contentsOf: buffer[readIndex..<readIndex + n])
+                    try takeBody(buffer[readIndex..<readIndex + n])
                     readIndex += n
                 }
                 if remaining - n > 0 {
@@ -198,10 +208,24 @@ public struct HTTPRequestParser: Sendable {
         }
     }
 
+    /// Keeps body bytes: in memory, or in the spool file of a spooled route.
+    private mutating func takeBody(_ bytes: ArraySlice<UInt8>) throws(HTTPParseError) {
+        bodyCount += bytes.count
+        if let spool { try spool.write(bytes) } else { body.append(contentsOf: bytes) }
+    }
+
+    /// The spooled route a request matches, if any.
+    private func spooledRoute(of request: HTTPRequest) -> SpooledBodyRoute? {
+        if limits.spooledBodyRoutes.isEmpty { return nil }
+        return limits.spooledBodyRoutes.first { $0.method == request.method && $0.path == request.path }
+    }
+
     private mutating func finishRequest() -> HTTPRequest {
         var request = pendingHead!
         pendingHead = nil
         request.body = body
+        request.bodySpool = spool
+        spool = nil
         body = []
         state = .head(HeadScan())
         return request
@@ -268,7 +292,7 @@ public struct HTTPRequestParser: Sendable {
 
     private enum Framing { case none, length(Int), chunked }
 
-    private func parseHead(requestLineEnd: Int, headLength: Int) throws(HTTPParseError) -> (HTTPRequest, Framing) {
+    private mutating func parseHead(requestLineEnd: Int, headLength: Int) throws(HTTPParseError) -> (HTTPRequest, Framing) {
         let start = readIndex
         let lineEnd = start + requestLineEnd
         // Request line: method SP target SP version.
@@ -328,6 +352,11 @@ public struct HTTPRequestParser: Sendable {
 
         var request = HTTPRequest(method: method, target: target, version: version, headers: headers)
         request.headers = headers
+        if let route = spooledRoute(of: request) {
+            bodyLimit = route.maxBytes > 0 ? route.maxBytes : Int.max
+        } else {
+            bodyLimit = limits.maxBodyBytes
+        }
 
         if !transferEncoding.isEmpty {
             if !contentLength.isEmpty { throw .bad("both Content-Length and Transfer-Encoding") }
@@ -345,8 +374,10 @@ public struct HTTPRequestParser: Sendable {
             }
             var n = 0
             for d in digits {
+                // Checked before multiplying: a spooled route may have no limit (Int.max).
+                if n > (Int.max - 9) / 10 { throw HTTPParseError(status: 413, reason: "request body too large") }
                 n = n * 10 + Int(d - 0x30)
-                if n > limits.maxBodyBytes {
+                if n > bodyLimit {
                     throw HTTPParseError(status: 413, reason: "request body too large")
                 }
             }

@@ -237,7 +237,9 @@ public struct HTTPConnectionStateMachine: Sendable {
 
     private mutating func dispatch(_ request: HTTPRequest, now: UInt64) -> [Action] {
         var request = request
-        if configuration.decompressRequests, let encoding = request.headers["Content-Encoding"] {
+        // A spooled body (an import) stays encoded as sent: its responder decodes it while reading,
+        // with its own limit, instead of inflating it whole here.
+        if configuration.decompressRequests, request.bodySpool == nil, let encoding = request.headers["Content-Encoding"] {
             let coding = trimOWS(encoding)
             if asciiCaseInsensitiveEquals(coding, "identity") {
                 request.headers.remove(name: "Content-Encoding")

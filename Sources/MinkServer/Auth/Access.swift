@@ -31,6 +31,7 @@ extension Route {
             .role(.read)
         case .append, .putSnapshot: .role(.write)
         case .rebuildProjection, .pauseProjection, .resumeProjection, .listTenants, .createTenant, .deleteTenant: .role(.admin)
+        case .export, .importEvents: .role(.admin)
         }
     }
 
@@ -38,7 +39,8 @@ extension Route {
     var tenantUse: TenantUse {
         switch self {
         case .healthz, .readyz, .metrics, .info, .listTenants, .createTenant, .deleteTenant, .openAPI, .consoleRoot, .console: .none
-        case .append, .putSnapshot: .write
+        case .append, .putSnapshot, .importEvents: .write
+        case .export: .read
         case .load, .streamInfo, .getSnapshot, .events, .head, .subscribeAll, .subscribeCategory, .subscribeStream,
             .listProjections, .projection, .rebuildProjection, .pauseProjection, .resumeProjection,
             .readModelDocument, .readModelList, .readModelQuery, .readModelCount:

@@ -1,0 +1,184 @@
+import Foundation
+
+// Moving a tenant's log between storages (HTTP-API.md section 9: export and import).
+//
+// An import copies events *as they are*: every id, stream, version, type, data, metadata,
+// timestamp and global position is kept, so that positions held by subscribers and projections
+// stay valid in the new storage. It is all or nothing, into a tenant without events.
+
+extension MinkError.Code {
+    /// An import into a tenant that already has events (`409 tenant_not_empty`).
+    public static let tenantNotEmpty = MinkError.Code(rawValue: "tenant_not_empty")
+    /// An import whose input breaks a rule: a malformed line, positions not increasing, versions
+    /// not consecutive (`400`; the message names the line).
+    public static let invalidImport = MinkError.Code(rawValue: "invalid_import")
+}
+
+/// The events an import reads, batch by batch, in global order.
+///
+/// The adapter calls ``nextBatch()`` synchronously on its own storage thread, inside the import's
+/// one transaction, so that the whole input is never held in memory; an error thrown by the
+/// source rolls the import back.
+public protocol EventImportSource: AnyObject, Sendable {
+    /// The next events (in global order, already checked by ``ImportValidator``), or `nil` at the
+    /// end of the input.
+    /// - Throws: `MinkError` (`.invalidImport`, `.validationFailed`) for bad input.
+    func nextBatch() throws -> [Event]?
+}
+
+/// A line of an import's input that breaks a rule: nothing is imported (`400`, naming the line).
+public struct ImportLineError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The line, counting from 1.
+    public var line: Int
+    /// The API error code: `invalid_json` for a line that is not JSON, else `bad_request`.
+    public var code: String
+    /// What is wrong, without the line number.
+    public var message: String
+
+    /// Creates the error.
+    public init(line: Int, code: String, message: String) {
+        self.line = line
+        self.code = code
+        self.message = message
+    }
+
+    /// `line N: message`.
+    public var description: String { "line \(line): \(message)" }
+}
+
+/// What an import wrote (`{"events": N, "streams": M, "head": P}`).
+public struct ImportSummary: Sendable, Hashable {
+    /// The number of events imported.
+    public var events: Int64
+    /// The number of distinct streams they belong to.
+    public var streams: Int64
+    /// The global position of the last imported event (0 for an empty input).
+    public var head: UInt64
+
+    /// Creates a summary.
+    public init(events: Int64, streams: Int64, head: UInt64) {
+        self.events = events
+        self.streams = streams
+        self.head = head
+    }
+}
+
+/// Storage that can take an import (every adapter of this project).
+public protocol EventImporting: Sendable {
+    /// Writes every event of `source` into this (tenant-scoped) storage in one transaction.
+    ///
+    /// Holds the tenant's writer for the whole import, so an append of the same tenant either
+    /// committed before (the import then fails with `.tenantNotEmpty`) or waits until the import
+    /// committed and continues after its head.
+    /// - Parameter hook: run on each batch inside the import's transaction after its rows were
+    ///   written (the store's inline projections, as for an append); its failure rolls the import
+    ///   back.
+    /// - Throws: `.tenantNotEmpty` when the tenant has events; what the source or the hook threw;
+    ///   storage errors. Nothing is written in any of these cases.
+    func importEvents(from source: any EventImportSource, hook: AppendTransactionHook?) async throws -> ImportSummary
+}
+
+/// Checks the order rules of an import, event by event: global positions strictly increasing
+/// (and ≥ 1), versions consecutive within each stream (a stream's first imported version may be
+/// above 1: earlier events may have been deleted or expired by retention).
+///
+/// Keeps one entry per stream (its last version): memory grows with the number of streams, not
+/// with the number of events.
+public struct ImportValidator: Sendable {
+    private var lastPosition: UInt64 = 0
+    private var versions: [String: Int64] = [:]
+    /// Events accepted so far.
+    public private(set) var events: Int64 = 0
+
+    /// Creates a validator for an empty tenant.
+    public init() {}
+
+    /// The number of distinct streams seen so far.
+    public var streams: Int64 { Int64(versions.count) }
+    /// The position of the last accepted event.
+    public var head: UInt64 { lastPosition }
+
+    /// Accepts `event` or throws an ``ImportLineError`` naming `line`.
+    public mutating func accept(_ event: Event, line: Int) throws {
+        func fail(_ what: String) -> ImportLineError {
+            ImportLineError(line: line, code: "bad_request", message: what)
+        }
+        if let problem = StreamID.problem(event.streamID) { throw fail("streamId: \(problem)") }
+        if event.type.isEmpty { throw fail("type: must not be empty") }
+        guard event.globalPosition > lastPosition else {
+            throw fail("globalPosition \(event.globalPosition) is not greater than the previous line's \(lastPosition)")
+        }
+        guard event.version >= 1 else { throw fail("version must be ≥ 1, found \(event.version)") }
+        if let previous = versions[event.streamID], event.version != previous + 1 {
+            throw fail("version \(event.version) of stream \(event.streamID) does not follow \(previous)")
+        }
+        versions[event.streamID] = event.version
+        lastPosition = event.globalPosition
+        events += 1
+    }
+
+    /// The summary of what was accepted.
+    public var summary: ImportSummary { ImportSummary(events: events, streams: streams, head: lastPosition) }
+}
+
+/// The effect of a `$StreamDeleted` record of the `$deletions` stream on an import.
+///
+/// The record itself is imported verbatim like any event; what it means for the deleted
+/// stream (its version counter is kept past the deletion so that a version is never reused;
+/// a hard delete leaves a tombstone) is applied by the adapters through this description.
+public struct ImportedDeletion: Sendable, Hashable {
+    /// The system stream of deletion records.
+    public static let stream = "$deletions"
+    /// The type of a deletion record.
+    public static let type = "$StreamDeleted"
+
+    /// The deleted stream.
+    public var streamID: String
+    /// Its last version when it was deleted.
+    public var lastVersion: Int64
+    /// Whether it was a hard delete (a tombstone).
+    public var hard: Bool
+
+    /// The deletion an imported event records, or `nil` when it is not a deletion record.
+    /// - Throws: `.invalidImport` for a deletion record whose data lacks `streamId` or
+    ///   `lastVersion`.
+    public static func of(_ event: Event) throws -> ImportedDeletion? {
+        guard event.streamID == stream, event.type == type else { return nil }
+        guard case .object(let fields)? = try? JSONValue(json: event.data),
+              case .string(let streamID)? = fields["streamId"],
+              let lastVersion = fields["lastVersion"]?.int64Value
+        else {
+            throw MinkError(.invalidImport, "the \(type) record at position \(event.globalPosition) lacks streamId or lastVersion")
+        }
+        var hard = false
+        if case .bool(let h)? = fields["hard"] { hard = h }
+        return ImportedDeletion(streamID: streamID, lastVersion: lastVersion, hard: hard)
+    }
+}
+
+extension EventStore {
+    /// Imports a tenant's log (HTTP-API.md section 9) into this store's tenant, which must have
+    /// no events; then wakes the tenant's subscribers and projections.
+    /// - Throws: `.tenantNotEmpty`, `.invalidImport`, `.adapterNotSupported`, storage errors;
+    ///   nothing is imported in any of these cases.
+    public func importEvents(from source: any EventImportSource) async throws -> ImportSummary {
+        guard let importer = adapter as? any EventImporting else {
+            throw MinkError(.adapterNotSupported, "this storage cannot import events")
+        }
+        // Inline projections see imported events as they see appended ones: in the same
+        // transaction, batch by batch, so their read models match the log after the import.
+        let inline = inlineProjections
+        var hook: AppendTransactionHook?
+        if !inline.isEmpty {
+            hook = { (events: [Event], tx: any ReadModelTransaction) throws in
+                for p in inline {
+                    let handled = p.handledEvents.isEmpty ? events : events.filter { p.handles($0.type) }
+                    if !handled.isEmpty { try p.applyAll(handled, in: tx) }
+                }
+            }
+        }
+        let summary = try await importer.importEvents(from: source, hook: hook)
+        if summary.events > 0 { await hub.notifyCommitted() }
+        return summary
+    }
+}

@@ -1,0 +1,130 @@
+import Foundation
+import Mink
+
+extension PostgresStorage: EventImporting {
+    /// Imports into this tenant in one transaction that holds the tenant's append lock
+    /// (`pg_advisory_xact_lock`, the one every append batch takes) from the emptiness check to the
+    /// commit: an append of the tenant, in any process, either committed before (the import then
+    /// fails with `.tenantNotEmpty`) or waits for the import and continues after its head (positions
+    /// are max + 1 under that lock, so nothing else needs moving). An append waiting longer than
+    /// `storage.timeoutSeconds` fails with `503` as any slow storage call does.
+    ///
+    /// The source is read batch by batch on the connection's thread; each batch is one multi-row
+    /// insert, with the operation's deadline renewed per batch. `NOTIFY` at the end wakes the
+    /// subscribers of other processes.
+    public func importEvents(from source: any EventImportSource, hook: AppendTransactionHook?) async throws -> ImportSummary {
+        let channel = core.configuration.channel
+        return try await withConnection { conn, scope in
+            try conn.transaction(begin: "") {
+                let sql = scope.sql
+                let tenant = PostgresValue.text(scope.tenantID)
+                _ = try conn.query("SELECT pg_advisory_xact_lock($1::int8)", [.int(scope.appendLockKey)])
+                let busy = try conn.query(
+                    "SELECT (SELECT 1 FROM \(sql.events) WHERE tenant_id = $1 LIMIT 1), (SELECT 1 FROM \(sql.streams) WHERE tenant_id = $1 LIMIT 1)",
+                    [tenant]
+                )
+                if busy.int64(0, 0) != nil || busy.int64(0, 1) != nil {
+                    throw MinkError(.tenantNotEmpty, "tenant \(scope.tenantID) already has events; import only into a tenant without events")
+                }
+                var events: Int64 = 0
+                var head: UInt64 = 0
+                var streams = Set<String>()
+                while let batch = try source.nextBatch() {
+                    if batch.isEmpty { continue }
+                    conn.renewDeadline()
+                    var touched: [String: (version: Int64, first: Int64, last: Int64)] = [:]
+                    var order: [String] = []
+                    var deletions: [ImportedDeletion] = []
+                    for e in batch {
+                        let micros = EventRow.microseconds(e.timestamp)
+                        if let t = touched[e.streamID] {
+                            touched[e.streamID] = (e.version, t.first, micros)
+                        } else {
+                            touched[e.streamID] = (e.version, micros, micros)
+                            order.append(e.streamID)
+                        }
+                        if let d = try ImportedDeletion.of(e) { deletions.append(d) }
+                    }
+                    do {
+                        _ = try conn.query(sql.importBatch, [
+                            tenant,
+                            .bytes(BinaryArray.text(batch.map(\.streamID))),
+                            .bytes(BinaryArray.text(batch.map { StreamID.category(of: $0.streamID) })),
+                            .bytes(BinaryArray.int8(batch.map { Int64($0.globalPosition) })),
+                            .bytes(BinaryArray.int8(batch.map(\.version))),
+                            .bytes(BinaryArray.text(batch.map(\.id))),
+                            .bytes(BinaryArray.text(batch.map(\.type))),
+                            .bytes(BinaryArray.bytea(batch.map(\.data))),
+                            .bytes(BinaryArray.text(try batch.map { try EventRow.encodeMetadata($0.metadata) })),
+                            .bytes(BinaryArray.int8(batch.map { EventRow.microseconds($0.timestamp) })),
+                            .bytes(BinaryArray.text(order)),
+                            .bytes(BinaryArray.int8(order.map { touched[$0]!.version })),
+                            .bytes(BinaryArray.int8(order.map { touched[$0]!.first })),
+                            .bytes(BinaryArray.int8(order.map { touched[$0]!.last })),
+                        ], prepare: true)
+                    } catch let error as PostgresError where error.isUniqueViolation {
+                        // Positions and versions were checked by the validator: an event ID repeats.
+                        throw MinkError(
+                            .invalidImport,
+                            "an event ID appears twice in one stream (in the events at positions \(batch.first!.globalPosition)–\(batch.last!.globalPosition))",
+                            underlying: error
+                        )
+                    }
+                    for d in deletions { try Self.applyImportedDeletion(d, scope: scope, on: conn) }
+                    if let hook {
+                        let tx = PostgresReadModelTransaction(connection: conn, scope: scope)
+                        defer { tx.close() }
+                        try hook(batch, tx)
+                    }
+                    streams.formUnion(order)
+                    events += Int64(batch.count)
+                    head = batch.last!.globalPosition
+                }
+                if events > 0 {
+                    _ = try conn.query("SELECT pg_notify($1, $2)", [.text(channel), .text(scope.notifyKey)])
+                }
+                return ImportSummary(events: events, streams: Int64(streams.count), head: head)
+            }
+        }
+    }
+
+    /// The effect of an imported `$StreamDeleted` record: the deleted stream's version counter is
+    /// kept at least at `lastVersion`, so that a later append continues after it and a (stream,
+    /// version) pair is never reused.
+    static func applyImportedDeletion(_ deletion: ImportedDeletion, scope: Scope, on conn: PostgresConnection) throws {
+        _ = try conn.query(
+            """
+            INSERT INTO \(scope.sql.streams) (tenant_id, stream_id, version, created_at, updated_at) VALUES ($1, $2, $3::int8, now(), now())
+            ON CONFLICT (tenant_id, stream_id) DO UPDATE SET version = GREATEST(\(scope.sql.streams).version, EXCLUDED.version)
+            """,
+            [.text(scope.tenantID), .text(deletion.streamID), .int(deletion.lastVersion)]
+        )
+        if deletion.hard {
+            // lead: wire the tombstone from branch streams here
+        }
+    }
+}
+
+extension Statements {
+    /// Inserts a batch of imported events with their own positions, versions and commit times,
+    /// and moves the streams' versions. Parameters: $1 tenant; per event $2 stream, $3 category,
+    /// $4 position, $5 version, $6 event ID, $7 type, $8 data, $9 metadata, $10 time (µs since
+    /// 1970); per stream $11 stream, $12 last version, $13 first and $14 last time.
+    var importBatch: String {
+        let ts = { (p: String) in "('epoch'::timestamptz + \(p) * interval '1 microsecond')" }
+        return """
+            WITH ins AS (
+                INSERT INTO \(events) (tenant_id, stream_id, category, created_at, position, version, event_id, type, data, metadata)
+                SELECT $1, u.stream, u.category, \(ts("u.at")), u.position, u.version, u.id, u.type, u.data, u.metadata
+                FROM unnest($2::text[], $3::text[], $4::int8[], $5::int8[], $6::text[], $7::text[], $8::bytea[], $9::text[], $10::int8[])
+                     AS u(stream, category, position, version, id, type, data, metadata, at)
+                RETURNING 1)
+            INSERT INTO \(streams) (tenant_id, stream_id, version, created_at, updated_at)
+            SELECT $1, v.stream, v.version, \(ts("v.first")), \(ts("v.last"))
+            FROM unnest($11::text[], $12::int8[], $13::int8[], $14::int8[]) AS v(stream, version, first, last)
+            WHERE (SELECT count(*) FROM ins) >= 0
+            ON CONFLICT (tenant_id, stream_id) DO UPDATE
+                SET version = GREATEST(\(streams).version, EXCLUDED.version), updated_at = EXCLUDED.updated_at
+            """
+    }
+}

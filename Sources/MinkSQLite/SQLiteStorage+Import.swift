@@ -1,0 +1,104 @@
+import Foundation
+import Mink
+
+extension SQLiteStorage: EventImporting {
+    /// Imports into this tenant as one write of the group commit (its own savepoint): the writer
+    /// connection is held for the whole import, so an append of the same file either committed
+    /// before (then the tenant has events: `.tenantNotEmpty`) or runs after the import committed
+    /// and continues after its head. The source is read on the writer's thread, batch by batch,
+    /// so memory does not grow with the input; any error rolls the savepoint back.
+    public func importEvents(from source: any EventImportSource, hook: AppendTransactionHook?) async throws -> ImportSummary {
+        let tenantID = self.tenantID
+        return try await database.write { c in
+            try Self.importEvents(from: source, hook: hook, tenantID: tenantID, on: c)
+        }
+    }
+
+    static func importEvents(
+        from source: any EventImportSource, hook: AppendTransactionHook?, tenantID: String, on c: SQLiteConnection
+    ) throws -> ImportSummary {
+        let tenant = SQLiteValue.text(tenantID)
+        if try c.int("SELECT 1 FROM mink_events WHERE tenant_id = ? LIMIT 1", [tenant]) != nil
+            || c.int("SELECT 1 FROM mink_streams WHERE tenant_id = ? LIMIT 1", [tenant]) != nil {
+            throw MinkError(.tenantNotEmpty, "tenant \(tenantID) already has events; import only into a tenant without events")
+        }
+        var events: Int64 = 0
+        var head: UInt64 = 0
+        var streams = Set<String>()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        func optional(_ s: String?) -> SQLiteValue { s.map { .text($0) } ?? .null }
+        while let batch = try source.nextBatch() {
+            // Per stream of the batch: its last version and first/last commit time.
+            var touched: [String: (version: Int64, first: Int64, last: Int64)] = [:]
+            for e in batch {
+                let micros = Int64((e.timestamp.timeIntervalSince1970 * 1_000_000).rounded())
+                let custom: SQLiteValue = e.metadata.custom.isEmpty ? .null : .textBytes(try encoder.encode(e.metadata.custom))
+                do {
+                    try c.run(
+                        """
+                        INSERT INTO mink_events (tenant_id, position, stream_id, version, event_id, type, category, data, \
+                        correlation_id, causation_id, user_id, metadata_tenant_id, metadata_custom, created_at) \
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                        [
+                            tenant, .int(Int64(e.globalPosition)), .text(e.streamID), .int(e.version), .text(e.id), .text(e.type),
+                            .text(StreamID.category(of: e.streamID)), .blob(e.data), optional(e.metadata.correlationID),
+                            optional(e.metadata.causationID), optional(e.metadata.userID), optional(e.metadata.tenantID), custom,
+                            .int(micros),
+                        ]
+                    )
+                } catch let error as SQLiteError where error.isUniqueViolation {
+                    // Positions and versions were checked by the validator: the event ID repeats.
+                    throw MinkError(
+                        .invalidImport, "event ID \(e.id) appears twice in stream \(e.streamID) (position \(e.globalPosition))",
+                        streamID: e.streamID, position: e.globalPosition, underlying: error
+                    )
+                }
+                if let t = touched[e.streamID] {
+                    touched[e.streamID] = (e.version, t.first, micros)
+                } else {
+                    touched[e.streamID] = (e.version, micros, micros)
+                }
+                if let deletion = try ImportedDeletion.of(e) {
+                    try applyImportedDeletion(deletion, tenantID: tenantID, at: micros, on: c)
+                }
+                streams.insert(e.streamID)
+                events += 1
+                head = e.globalPosition
+            }
+            for (stream, t) in touched {
+                try c.run(
+                    """
+                    INSERT INTO mink_streams (tenant_id, stream_id, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?) \
+                    ON CONFLICT (tenant_id, stream_id) DO UPDATE SET version = max(version, excluded.version), \
+                    updated_at = excluded.updated_at
+                    """,
+                    [tenant, .text(stream), .int(t.version), .int(t.first), .int(t.last)]
+                )
+            }
+            if let hook {
+                let tx = SQLiteReadModelTransaction(connection: c, tenantID: tenantID)
+                defer { tx.finish() }
+                try hook(batch, tx)
+            }
+        }
+        return ImportSummary(events: events, streams: Int64(streams.count), head: head)
+    }
+
+    /// The effect of an imported `$StreamDeleted` record: the deleted stream's version counter is
+    /// kept at least at `lastVersion`, so that a later append continues after it and a (stream,
+    /// version) pair is never reused.
+    static func applyImportedDeletion(_ deletion: ImportedDeletion, tenantID: String, at micros: Int64, on c: SQLiteConnection) throws {
+        try c.run(
+            """
+            INSERT INTO mink_streams (tenant_id, stream_id, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?) \
+            ON CONFLICT (tenant_id, stream_id) DO UPDATE SET version = max(version, excluded.version)
+            """,
+            [.text(tenantID), .text(deletion.streamID), .int(deletion.lastVersion), .int(micros), .int(micros)]
+        )
+        if deletion.hard {
+            // lead: wire the tombstone from branch streams here
+        }
+    }
+}

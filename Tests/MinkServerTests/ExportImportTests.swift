@@ -1,0 +1,319 @@
+import Foundation
+import Mink
+import MinkHTTP
+import MinkPostgres
+import MinkSQLite
+import MinkServer
+import MinkTestFixtures
+import MinkWire
+import Testing
+
+/// `GET /v1/admin/export` and `POST /v1/admin/import` (HTTP-API.md section 9) on every storage.
+@Suite("Export and import", .timeLimit(.minutes(3)))
+struct ExportImportTests {
+    static let ndjson = [("Content-Type", "application/x-ndjson")]
+
+    /// Appends a small, varied log to `tenant`: three streams, metadata, custom metadata.
+    static func seed(_ s: TestServer, tenant: String, count: Int = 12) async throws {
+        for i in 0..<count {
+            let body = #"{"metadata":{"correlationId":"c-\#(i)","custom":{"k":"v\#(i)"}},"events":[{"type":"T\#(i % 3)","data":{"i":\#(i),"s":"x\u00e9"}}]}"#
+            let r = try await s.request("POST", "/v1/streams/order-\(i % 3)", json: body, headers: [("Mink-Tenant", tenant)])
+            try #require(r.status == 201, "\(r.text)")
+        }
+    }
+
+    static func export(_ s: TestServer, tenant: String, after: Int = 0, gzip: Bool = false) async throws -> TestServer.Reply {
+        var headers = [("Mink-Tenant", tenant)]
+        if gzip { headers.append(("Accept-Encoding", "gzip")) }
+        return try await s.request("GET", "/v1/admin/export?after=\(after)", headers: headers)
+    }
+
+    static func importBody(_ s: TestServer, tenant: String, _ body: [UInt8], gzip: Bool = false) async throws -> TestServer.Reply {
+        var h = HTTPHeaders()
+        h.add(name: "Content-Type", value: "application/x-ndjson")
+        h.add(name: "Mink-Tenant", value: tenant)
+        if gzip { h.add(name: "Content-Encoding", value: "gzip") }
+        let r = try await s.client.execute(HTTPClientRequest(
+            method: "POST", host: "127.0.0.1", port: s.port, target: "/v1/admin/import", headers: h, body: body
+        ))
+        return TestServer.Reply(status: r.status, headers: r.headers, body: r.body)
+    }
+
+    @Test(arguments: StorageKind.allCases)
+    func exportThenImportKeepsEveryFieldAndAppendsContinue(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
+            try await Self.seed(s, tenant: "source")
+            let exported = try await Self.export(s, tenant: "source")
+            #expect(exported.status == 200)
+            #expect(exported.headers["Content-Type"] == "application/x-ndjson")
+            let lines = exported.text.split(separator: "\n")
+            #expect(lines.count == 12)
+            #expect(exported.text.hasSuffix("\n"))
+            // Each line is the event exactly as section 4 shows it (the stream read's own JSON).
+            let stream = try await s.request("GET", "/v1/streams/order-0", headers: [("Mink-Tenant", "source")])
+            let first = try #require(stream["events"]?.arrayValue?.first)
+            #expect(try JSONValue(jsonString: String(lines[0])) == first)
+
+            let imported = try await Self.importBody(s, tenant: "target", exported.body)
+            #expect(imported.status == 200, "\(imported.text)")
+            #expect(imported.json == (try JSONValue(jsonString: #"{"events":12,"streams":3,"head":12}"#)))
+            let again = try await Self.export(s, tenant: "target")
+            #expect(again.text == exported.text, "every id, version, position, timestamp and metadata kept")
+
+            // New appends continue after the imported head and the imported versions.
+            let appended = try await s.request("POST", "/v1/streams/order-1", json: appendBody(["Next"], expected: "4"), headers: [("Mink-Tenant", "target")])
+            #expect(appended.status == 201, "\(appended.text)")
+            #expect(appended["fromPosition"]?.int64Value == 13, "\(appended.text)")
+            let info = try await s.request("GET", "/v1/streams/order-1/info", headers: [("Mink-Tenant", "target")])
+            #expect(info["version"]?.int64Value == 5, "\(info.text)")
+            #expect(try await s.request("GET", "/v1/events/head", headers: [("Mink-Tenant", "target")])["position"]?.int64Value == 13)
+
+            // `after` resumes.
+            let tail = try await Self.export(s, tenant: "source", after: 10)
+            let tailLines: [String] = tail.text.split(separator: "\n").map { String($0) }
+            let expectedTail: [String] = lines.suffix(2).map { String($0) }
+            #expect(tailLines == expectedTail)
+        }
+    }
+
+    @Test(arguments: StorageKind.allCases)
+    func aTenantWithEventsIsRefused(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
+            try await Self.seed(s, tenant: "source", count: 3)
+            let exported = try await Self.export(s, tenant: "source")
+            let r = try await Self.importBody(s, tenant: "source", exported.body)
+            #expect(r.status == 409)
+            #expect(r.errorCode == "tenant_not_empty")
+            #expect(try await Self.export(s, tenant: "source").text == exported.text)
+        }
+    }
+
+    /// Every kind of bad line: `400` naming the line, and nothing imported.
+    @Test(arguments: StorageKind.allCases)
+    func badLinesImportNothing(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
+            try await Self.seed(s, tenant: "source", count: 4)
+            let lines = try await Self.export(s, tenant: "source").text.split(separator: "\n").map(String.init)
+            func replacing(_ index: Int, _ f: (String) -> String) -> [String] {
+                var copy = lines
+                copy[index] = f(copy[index])
+                return copy
+            }
+            let cases: [(String, [String], Int)] = [
+                ("malformed", replacing(2) { _ in "{not json" }, 3),
+                ("unknown field", replacing(1) { $0.replacingOccurrences(of: #""type":"#, with: #""extra":1,"type":"#) }, 2),
+                ("positions not increasing", [lines[0], lines[2], lines[1], lines[3]], 3),
+                ("versions not consecutive", replacing(3) { $0.replacingOccurrences(of: #""version":2"#, with: #""version":3"#) }, 4),
+                ("missing id", replacing(0) { $0.replacingOccurrences(of: #""id":"#, with: #""xid":"#) }, 1),
+            ]
+            for (name, body, line) in cases {
+                let r = try await Self.importBody(s, tenant: "target", Array((body.joined(separator: "\n") + "\n").utf8))
+                #expect(r.status == 400, "\(name): \(r.text)")
+                #expect(r.text.contains("line \(line)"), "\(name): \(r.text)")
+                #expect(r.json.objectValue?["error"]?.objectValue?["details"]?.objectValue?["line"]?.int64Value == Int64(line), "\(name)")
+                #expect(try await Self.export(s, tenant: "target").body.isEmpty, "\(name): nothing imported")
+            }
+            // A partial import would have made the tenant non-empty: the whole log still goes in.
+            let ok = try await Self.importBody(s, tenant: "target", Array((lines.joined(separator: "\n") + "\n").utf8))
+            #expect(ok.status == 200, "\(ok.text)")
+        }
+    }
+
+    @Test(arguments: StorageKind.allCases)
+    func gzipBothWays(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
+            try await Self.seed(s, tenant: "source", count: 40)
+            let plain = try await Self.export(s, tenant: "source")
+            let zipped = try await Self.export(s, tenant: "source", gzip: true)
+            #expect(zipped.headers["Content-Encoding"] == "gzip")
+            let unzipped = try Gzip.decompress(zipped.body, limit: 1 << 24)
+            #expect(unzipped == plain.body)
+            let r = try await Self.importBody(s, tenant: "target", zipped.body, gzip: true)
+            #expect(r.status == 200, "\(r.text)")
+            #expect(try await Self.export(s, tenant: "target").text == plain.text)
+        }
+    }
+
+    /// A gzip bomb: 64 MiB of zeros in ~64 KiB, against a 1 MiB import limit: `413`, nothing
+    /// imported, and the server still answers.
+    @Test func aGzipBombStopsAtTheImportLimit() async throws {
+        try await withServer(configure: { $0.limits.maxImportBytes = 1 << 20 }) { s in
+            let bomb = try Gzip.compress([UInt8](repeating: 0x20, count: 64 << 20), level: 9)
+            #expect(bomb.count < 1 << 20)
+            let r = try await Self.importBody(s, tenant: "target", bomb, gzip: true)
+            #expect(r.status == 413, "\(r.text)")
+            #expect(r.errorCode == "payload_too_large")
+            #expect(try await s.request("GET", "/v1/events/head", headers: [("Mink-Tenant", "target")])["position"]?.int64Value == 0)
+        }
+    }
+
+    /// The general 4 MiB body limit does not apply to imports: a 6 MiB import goes through.
+    @Test func theBodyLimitDoesNotApplyToImports() async throws {
+        try await withServer(configure: { $0.limits.maxBodyBytes = 64 * 1024 }) { s in
+            let filler = String(repeating: "x", count: 2000)
+            var body = ""
+            for i in 1...300 {
+                body += #"{"id":"\#(UUID().uuidString.lowercased())","streamId":"s-\#(i % 7)","type":"T","data":{"f":"\#(filler)"},"metadata":{},"version":\#((i - 1) / 7 + 1),"globalPosition":\#(i),"timestamp":"2026-12-05T10:00:00.000001Z"}"# + "\n"
+            }
+            #expect(body.utf8.count > 64 * 1024)
+            let r = try await Self.importBody(s, tenant: "default", Array(body.utf8))
+            #expect(r.status == 200, "\(r.text)")
+            #expect(r["events"]?.int64Value == 300)
+            #expect(r["streams"]?.int64Value == 7)
+            #expect(try await s.request("POST", "/v1/streams/x", json: String(repeating: " ", count: 70 * 1024) + "{}").status == 413)
+        }
+    }
+
+    /// A first exported version above 1 (earlier events deleted or expired) is accepted; the
+    /// stream then continues after it. `$deletions` records are copied like any event.
+    @Test(arguments: StorageKind.allCases)
+    func streamsMayStartAfterVersionOneAndDeletionRecordsAreKept(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
+            let ts = "2026-12-05T10:00:00.000001Z"
+            let del = #"{"streamId":"gone-1","lastVersion":7,"deletedEvents":7,"hard":false}"#
+            let body = [
+                #"{"id":"\#(UUID().uuidString.lowercased())","streamId":"order-9","type":"T","data":{},"metadata":{},"version":5,"globalPosition":1,"timestamp":"\#(ts)"}"#,
+                #"{"id":"\#(UUID().uuidString.lowercased())","streamId":"$deletions","type":"$StreamDeleted","data":\#(del),"metadata":{},"version":1,"globalPosition":2,"timestamp":"\#(ts)"}"#,
+                #"{"id":"\#(UUID().uuidString.lowercased())","streamId":"order-9","type":"T","data":{},"metadata":{},"version":6,"globalPosition":3,"timestamp":"\#(ts)"}"#,
+            ].joined(separator: "\n")
+            let r = try await Self.importBody(s, tenant: "default", Array(body.utf8))
+            if kind == .memory {
+                // The in-memory storage numbers versions by event count: it refuses such a log.
+                #expect(r.status == 400, "\(r.text)")
+                #expect(try await Self.export(s, tenant: "default").body.isEmpty)
+                return
+            }
+            #expect(r.status == 200, "\(r.text)")
+            #expect(r.json == (try JSONValue(jsonString: #"{"events":3,"streams":2,"head":3}"#)))
+            let next = try await s.request("POST", "/v1/streams/order-9", json: appendBody(["U"], expected: "6"))
+            #expect(next.status == 201, "\(next.text)")
+            #expect(try await Self.export(s, tenant: "default").text.contains(#""streamId":"$deletions""#))
+        }
+    }
+
+    /// An import racing appends to the same tenant: either the appends came first (`409`, the
+    /// import wrote nothing) or the import came first and the appends continue after its head;
+    /// never a mix, never a lost acknowledged append.
+    @Test(arguments: StorageKind.allCases)
+    func anImportRacingAppendsHasOneOfTwoOutcomes(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
+            try await Self.seed(s, tenant: "source", count: 200)
+            let exported = try await Self.export(s, tenant: "source")
+            async let imported = Self.importBody(s, tenant: "target", exported.body)
+            var acknowledged = 0
+            for _ in 0..<20 {
+                let r = try await s.request("POST", "/v1/streams/racer-1", json: appendBody(["R"]), headers: [("Mink-Tenant", "target")])
+                if r.status == 201 { acknowledged += 1 }
+            }
+            let result = try await imported
+            let all: [String] = try await Self.export(s, tenant: "target").text.split(separator: "\n").map(String.init)
+            let racers = all.filter { $0.contains(#""streamId":"racer-1""#) }.count
+            #expect(racers == acknowledged, "every acknowledged append is there")
+            let original: [String] = exported.text.split(separator: "\n").map(String.init)
+            if result.status == 200 {
+                #expect(all.count == 200 + acknowledged)
+                let head: [String] = Array(all.prefix(200))
+                #expect(head == original)
+            } else {
+                let code: String? = result.errorCode
+                #expect(result.status == 409)
+                #expect(code == "tenant_not_empty", "\(result.text)")
+                #expect(all.count == acknowledged)
+            }
+        }
+    }
+
+    @Test func importNeedsNDJSONAndTheAdminRole() async throws {
+        try await withServer { s in
+            let wrongType = try await s.request("POST", "/v1/admin/import", json: "{}")
+            #expect(wrongType.status == 415)
+            #expect(try await s.request("GET", "/v1/admin/export?after=-1").status == 400)
+            #expect(try await s.request("PUT", "/v1/admin/export").status == 405)
+            let empty = try await s.request("POST", "/v1/admin/import", headers: Self.ndjson)
+            #expect(empty.status == 200, "\(empty.text)")
+            #expect(empty.json == (try JSONValue(jsonString: #"{"events":0,"streams":0,"head":0}"#)))
+        }
+    }
+}
+
+/// Export and import under the tenancy strategies with storage of their own per tenant: SQLite
+/// `database` (a file per tenant), PostgreSQL `schema` and `database`.
+@Suite("Export and import per tenancy strategy", .timeLimit(.minutes(3)))
+struct ExportImportTenancyTests {
+    enum Layout: String, CaseIterable, Sendable, CustomTestStringConvertible {
+        case sqliteDatabase, postgresSchema, postgresDatabase
+        var testDescription: String { rawValue }
+    }
+
+    static func storage(_ layout: Layout) async throws -> ServerStorage {
+        switch layout {
+        case .sqliteDatabase:
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("minkd-tenancy-\(UUID().uuidString)").path
+            let s = try await SQLiteStorage.open(directory: dir, strategy: .database)
+            return ServerStorage(events: s, snapshots: s, readModels: s, kind: "sqlite", close: {
+                await s.close()
+                try? FileManager.default.removeItem(atPath: dir)
+            })
+        case .postgresSchema, .postgresDatabase:
+            let url = try await PostgresTestDatabase.freshDatabase()
+            let prefix = PostgresTestDatabase.freshName("x")
+            let tenancy: PostgresConfiguration.Tenancy = layout == .postgresSchema ? .schema(prefix: prefix) : .database(prefix: prefix)
+            let s = try await PostgresStorage(configuration: PostgresConfiguration(connectionString: url, poolSize: 3, tenancy: tenancy))
+            return ServerStorage(events: s, snapshots: s, readModels: s, kind: "postgres", close: { await s.shutdown() })
+        }
+    }
+
+    @Test(arguments: Layout.allCases)
+    func moveBetweenTenants(_ layout: Layout) async throws {
+        try await withServer(storage: try await Self.storage(layout), configure: { config in
+            config.tenancy.strategy = layout == .postgresSchema ? .schema : .database
+        }) { s in
+            try await ExportImportTests.seed(s, tenant: "source", count: 9)
+            let exported = try await ExportImportTests.export(s, tenant: "source")
+            let r = try await ExportImportTests.importBody(s, tenant: "target", exported.body)
+            #expect(r.status == 200, "\(r.text)")
+            #expect(r.json == (try JSONValue(jsonString: #"{"events":9,"streams":3,"head":9}"#)))
+            #expect(try await ExportImportTests.export(s, tenant: "target").text == exported.text)
+            let again = try await ExportImportTests.importBody(s, tenant: "target", exported.body)
+            #expect(again.status == 409)
+            #expect(again.errorCode == "tenant_not_empty")
+            // Another tenant stays empty: nothing leaks across tenants.
+            #expect(try await ExportImportTests.export(s, tenant: "other").body.isEmpty)
+            let next = try await s.request("POST", "/v1/streams/order-2", json: appendBody(["N"], expected: "3"), headers: [("Mink-Tenant", "target")])
+            #expect(next.status == 201, "\(next.text)")
+            #expect(next["fromPosition"]?.int64Value == 10)
+        }
+    }
+}
+
+/// Declared projections after an import: an inline projection's read model gets the imported
+/// events in the import's transaction, an async one catches up from them.
+@Suite("Projections after an import", .timeLimit(.minutes(3)))
+struct ImportProjectionTests {
+    @Test(arguments: ProjectionStorage.allCases, ["inline", "async"])
+    func readModelsHoldTheImportedEvents(_ kind: ProjectionStorage, _ mode: String) async throws {
+        try await withProjectionServer(kind, yaml: ordersYAML(mode: mode)) { s, _ in
+            let ts = "2026-12-05T10:00:00.000001Z"
+            var lines: [String] = []
+            for i in 1...5 {
+                lines.append(#"{"id":"\#(UUID().uuidString.lowercased())","streamId":"order-\#(i)","type":"OrderCreated","data":{"orderId":"o-\#(i)","total":\#(i)},"metadata":{},"version":1,"globalPosition":\#(i),"timestamp":"\#(ts)"}"#)
+            }
+            lines.append(#"{"id":"\#(UUID().uuidString.lowercased())","streamId":"order-1","type":"ItemAdded","data":{"orderId":"o-1","price":10,"sku":"a"},"metadata":{},"version":2,"globalPosition":6,"timestamp":"\#(ts)"}"#)
+            let r = try await ExportImportTests.importBody(s, tenant: "default", Array(lines.joined(separator: "\n").utf8))
+            #expect(r.status == 200, "\(r.text)")
+            let deadline = Deadline(.seconds(20))
+            while true {
+                let doc = try await s.request("GET", "/v1/readmodels/orders/o-1")
+                if doc.status == 200, doc.json.objectValue?["itemCount"]?.int64Value == 1 {
+                    #expect(doc.json.objectValue?["total"]?.doubleValue == 11)
+                    break
+                }
+                if mode == "inline" { Issue.record("inline read model not updated by the import: \(doc.text)"); break }
+                try deadline.check("the async projection to catch up")
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let count = try await s.request("POST", "/v1/readmodels/orders/count", json: #"{"where":[]}"#)
+            #expect(count["count"]?.int64Value == 5, "\(count.text)")
+        }
+    }
+}
