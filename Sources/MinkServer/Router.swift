@@ -9,6 +9,7 @@ enum Route: Sendable, Equatable {
     case listProjections, projection(String), rebuildProjection(String), pauseProjection(String), resumeProjection(String)
     case readModelDocument(String, String), readModelList(String), readModelQuery(String), readModelCount(String)
     case listTenants, createTenant, deleteTenant(String)
+    case listStreams, deleteStream(String), getStreamMetadata(String), putStreamMetadata(String), scavenge
 
     /// A label for metrics and logs: the route template, never the raw path.
     var template: String {
@@ -36,6 +37,10 @@ enum Route: Sendable, Equatable {
         case .readModelCount: "/v1/readmodels/{model}/count"
         case .listTenants, .createTenant: "/v1/admin/tenants"
         case .deleteTenant: "/v1/admin/tenants/{id}"
+        case .listStreams: "/v1/streams"
+        case .deleteStream: "/v1/streams/{streamId}"
+        case .getStreamMetadata, .putStreamMetadata: "/v1/streams/{streamId}/metadata"
+        case .scavenge: "/v1/admin/scavenge"
         }
     }
 }
@@ -94,7 +99,7 @@ enum Router {
         var table: [String: [(method: String, route: Route)]] = [:]
         for path in [
             "/healthz", "/readyz", "/metrics", "/v1/info", "/v1/events", "/v1/events/head", "/v1/projections",
-            "/v1/subscriptions/all", "/v1/admin/tenants",
+            "/v1/subscriptions/all", "/v1/admin/tenants", "/v1/streams", "/v1/admin/scavenge",
         ] {
             table[path] = candidates(path.dropFirst().split(separator: "/", omittingEmptySubsequences: false).map(String.init))
         }
@@ -117,16 +122,19 @@ enum Router {
             case "info": return [("GET", .info)]
             case "events": return [("GET", .events)]
             case "projections": return [("GET", .listProjections)]
+            case "streams": return [("GET", .listStreams)]
             default: return []
             }
         case 3 where s[0] == "v1":
             switch s[1] {
-            case "streams" where nonEmpty(s[2]): return [("POST", .append(s[2])), ("GET", .load(s[2]))]
+            case "streams" where nonEmpty(s[2]):
+                return [("POST", .append(s[2])), ("GET", .load(s[2])), ("DELETE", .deleteStream(s[2]))]
             case "events" where s[2] == "head": return [("GET", .head)]
             case "subscriptions" where s[2] == "all": return [("GET", .subscribeAll)]
             case "projections" where nonEmpty(s[2]): return [("GET", .projection(s[2]))]
             case "readmodels" where nonEmpty(s[2]): return [("GET", .readModelList(s[2]))]
             case "admin" where s[2] == "tenants": return [("GET", .listTenants), ("POST", .createTenant)]
+            case "admin" where s[2] == "scavenge": return [("POST", .scavenge)]
             default: return []
             }
         case 4 where s[0] == "v1":
@@ -134,6 +142,8 @@ enum Router {
             case "streams" where nonEmpty(s[2]) && s[3] == "info": return [("GET", .streamInfo(s[2]))]
             case "streams" where nonEmpty(s[2]) && s[3] == "snapshot":
                 return [("GET", .getSnapshot(s[2])), ("PUT", .putSnapshot(s[2]))]
+            case "streams" where nonEmpty(s[2]) && s[3] == "metadata":
+                return [("GET", .getStreamMetadata(s[2])), ("PUT", .putStreamMetadata(s[2]))]
             case "subscriptions" where s[2] == "categories" && nonEmpty(s[3]): return [("GET", .subscribeCategory(s[3]))]
             case "subscriptions" where s[2] == "streams" && nonEmpty(s[3]): return [("GET", .subscribeStream(s[3]))]
             case "projections" where nonEmpty(s[2]):

@@ -27,10 +27,11 @@ extension Route {
         case .healthz, .readyz: .open
         case .metrics: metricsRequireToken ? .role(.read) : .open
         case .info, .load, .streamInfo, .getSnapshot, .events, .head, .subscribeAll, .subscribeCategory, .subscribeStream,
-            .listProjections, .projection, .readModelDocument, .readModelList, .readModelQuery, .readModelCount:
+            .listProjections, .projection, .readModelDocument, .readModelList, .readModelQuery, .readModelCount,
+            .listStreams, .getStreamMetadata:
             .role(.read)
-        case .append, .putSnapshot: .role(.write)
-        case .rebuildProjection, .pauseProjection, .resumeProjection, .listTenants, .createTenant, .deleteTenant: .role(.admin)
+        case .append, .putSnapshot, .deleteStream, .putStreamMetadata: .role(.write)
+        case .rebuildProjection, .pauseProjection, .resumeProjection, .listTenants, .createTenant, .deleteTenant, .scavenge: .role(.admin)
         }
     }
 
@@ -38,7 +39,8 @@ extension Route {
     var tenantUse: TenantUse {
         switch self {
         case .healthz, .readyz, .metrics, .info, .listTenants, .createTenant, .deleteTenant: .none
-        case .append, .putSnapshot: .write
+        case .append, .putSnapshot, .deleteStream, .putStreamMetadata: .write
+        case .listStreams, .getStreamMetadata, .scavenge: .read
         case .load, .streamInfo, .getSnapshot, .events, .head, .subscribeAll, .subscribeCategory, .subscribeStream,
             .listProjections, .projection, .rebuildProjection, .pauseProjection, .resumeProjection,
             .readModelDocument, .readModelList, .readModelQuery, .readModelCount:
