@@ -175,9 +175,9 @@ struct StreamLifecycleEndpointTests {
             #expect(try await s.request("DELETE", "/v1/streams/acct-1?hard=true").status == 200)
             let text = try await all.read(until: { $0.contains("$StreamDeleted") }, timeout: .seconds(10))
             #expect(text.contains("id: 2\n") && text.contains(#""streamId":"$deletions""#))
-            // The stream's own subscription ends: the chunked body is terminated.
-            let ended = try await one.read(until: { $0.contains("\r\n0\r\n\r\n") }, timeout: .seconds(10))
-            #expect(ended.contains("\r\n0\r\n\r\n"))
+            // The stream's own subscription ends: the server closes the event stream (its body
+            // is delimited by the close).
+            #expect(try await one.readUntilClosed(timeout: .seconds(10)), "the stream subscription ended")
             all.close()
             one.close()
         }

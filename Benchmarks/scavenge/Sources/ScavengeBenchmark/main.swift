@@ -35,10 +35,17 @@ while written < total {
 print("filled \(total) events in \(ContinuousClock.now - fillStart)")
 try await store.setRetention(StreamRetention(maxCount: 1), of: "tele-1")
 
+/// A stop flag shared with an append loop.
+final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
+}
+
 /// Appends one event at a time until `stop`, returning each append's latency in milliseconds.
-func appendLoop(until stop: Atomic<Bool>) async throws -> [Double] {
+func appendLoop(until stop: Flag) async throws -> [Double] {
     var latencies: [Double] = []
-    while !stop.load(ordering: .acquiring) {
+    while !stop.isSet {
         let t = ContinuousClock.now
         try await store.append("live-1", events: [EventData(type: "Tick", data: payload)])
         let d = ContinuousClock.now - t
@@ -54,18 +61,18 @@ func summary(_ values: [Double]) -> String {
     return String(format: "%d appends, p50 %.2f ms, p99 %.2f ms, max %.2f ms", s.count, q(0.5), q(0.99), s.last!)
 }
 
-let baselineStop = Atomic<Bool>(false)
+let baselineStop = Flag()
 async let baseline = appendLoop(until: baselineStop)
 try await Task.sleep(for: .seconds(3))
-baselineStop.store(true, ordering: .releasing)
+baselineStop.set()
 print("baseline (no scavenge): \(summary(try await baseline))")
 
-let stop = Atomic<Bool>(false)
+let stop = Flag()
 async let during = appendLoop(until: stop)
 let start = ContinuousClock.now
 let removed = try await store.scavenge(batchSize: 1000)
 let took = ContinuousClock.now - start
-stop.store(true, ordering: .releasing)
+stop.set()
 print("scavenged \(removed) events in \(took)")
 print("during the scavenge: \(summary(try await during))")
 await storage.close()
