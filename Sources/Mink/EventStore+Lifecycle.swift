@@ -35,14 +35,15 @@ extension EventStore {
     /// Deletes a stream (HTTP-API.md section 5): its events, snapshot and idempotency records
     /// are removed in one transaction with the `$StreamDeleted` record appended to `$deletions`;
     /// `hard` leaves a tombstone that answers every later operation on the stream with
-    /// `.streamDeleted`. Subscribers of `all` see the record.
+    /// `.streamDeleted`. Subscribers of `all` and async projections see the record in the log;
+    /// inline projections get it inside the deletion's transaction.
     /// - Throws: `.streamNotFound`, `.streamDeleted`, `.concurrencyConflict`, `.validationFailed`
     ///   (a reserved stream ID).
     @discardableResult
     public func deleteStream(_ streamID: String, expectedVersion: ExpectedVersion = .any, hard: Bool = false) async throws -> StreamDeletion {
         try StreamID.validate(streamID)
         try Self.checkNotReserved(streamID: streamID, events: [])
-        let deletion = try await lifecycle.deleteStream(streamID, expectedVersion: expectedVersion, hard: hard)
+        let deletion = try await lifecycle.deleteStream(streamID, expectedVersion: expectedVersion, hard: hard, hook: inlineHook())
         await hub.notifyCommitted()
         return deletion
     }

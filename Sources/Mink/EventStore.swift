@@ -368,6 +368,12 @@ public final class EventStore: Sendable {
     /// The innermost step of the append chain: the adapter's append, with this store's inline
     /// projections run inside its transaction.
     private func execute(_ request: AppendRequest) async throws -> AppendResult {
+        try await adapter.append(request, hook: inlineHook())
+    }
+
+    /// The transaction hook running this store's inline projections (`nil` without any): for
+    /// appends, and for the `$StreamDeleted` record of a deletion.
+    func inlineHook() -> AppendTransactionHook? {
         let inline = self.inline.withLock { $0 }
         var hook: AppendTransactionHook?
         if !inline.isEmpty {
@@ -381,6 +387,6 @@ public final class EventStore: Sendable {
                 }
             }
         }
-        return try await adapter.append(request, hook: hook)
+        return hook
     }
 }

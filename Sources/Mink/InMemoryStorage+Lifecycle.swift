@@ -25,7 +25,7 @@ extension InMemoryStorage: StreamLifecycleAdapter {
         }
     }
 
-    public func deleteStream(_ streamID: String, expectedVersion: ExpectedVersion, hard: Bool) async throws -> StreamDeletion {
+    public func deleteStream(_ streamID: String, expectedVersion: ExpectedVersion, hard: Bool, hook: AppendTransactionHook?) async throws -> StreamDeletion {
         let tenantID = self.tenantID
         return try withState { state in
             guard var record = state.records[streamID] else { throw MinkError.streamNotFound(streamID) }
@@ -46,7 +46,7 @@ extension InMemoryStorage: StreamLifecycleAdapter {
             let request = StreamDeletedRecord.request(
                 streamID: streamID, lastVersion: record.version, deletedEvents: Int64(indexes.count), hard: hard, tenantID: tenantID
             )
-            let result = try Self.append(request, hook: nil, state: &staged)
+            let result = try Self.append(request, hook: hook, state: &staged)
             state = staged
             return StreamDeletion(
                 streamID: streamID, deletedEvents: Int64(indexes.count), lastVersion: record.version, hard: hard,

@@ -175,10 +175,12 @@ public protocol StreamLifecycleAdapter: Sendable {
     /// Up to `query.limit` streams with at least one stored event, bytewise ascending by ID.
     func listStreams(_ query: StreamListQuery) async throws -> [StreamInfo]
 
-    /// Deletes a stream (soft, or hard with a tombstone) and records it in `$deletions`.
+    /// Deletes a stream (soft, or hard with a tombstone) and records it in `$deletions`; `hook`
+    /// (inline projections) runs over the record inside the same transaction, and its failure
+    /// rolls the deletion back.
     /// - Throws: `.streamNotFound` (missing or already soft-deleted), `.streamDeleted`
-    ///   (tombstoned), `.concurrencyConflict` (nothing deleted).
-    func deleteStream(_ streamID: String, expectedVersion: ExpectedVersion, hard: Bool) async throws -> StreamDeletion
+    ///   (tombstoned), `.concurrencyConflict` (nothing deleted), or what the hook threw.
+    func deleteStream(_ streamID: String, expectedVersion: ExpectedVersion, hard: Bool, hook: AppendTransactionHook?) async throws -> StreamDeletion
 
     /// Whether the stream carries a tombstone.
     func isTombstoned(_ streamID: String) async throws -> Bool

@@ -54,7 +54,7 @@ extension PostgresStorage: StreamLifecycleAdapter {
 
     /// Runs under the tenant's append lock (the one every append batch takes), so the record's
     /// position comes after every committed append and before every later one.
-    public func deleteStream(_ streamID: String, expectedVersion: ExpectedVersion, hard: Bool) async throws -> StreamDeletion {
+    public func deleteStream(_ streamID: String, expectedVersion: ExpectedVersion, hard: Bool, hook: AppendTransactionHook?) async throws -> StreamDeletion {
         let tenantID = self.tenantID
         let record = StreamDeletedRecord.request(streamID: streamID, lastVersion: 0, deletedEvents: 0, hard: hard, tenantID: tenantID)
         let metadata = try EventRow.encodeMetadata(record.events[0].metadata)
@@ -87,13 +87,14 @@ extension PostgresStorage: StreamLifecycleAdapter {
                         "SELECT version FROM \(sql.streams) WHERE tenant_id = $1 AND stream_id = $2", [tenant, .text(StreamID.deletions)]
                     ).int64(0, 0) ?? 0) + 1
                     let data = StreamDeletedRecord.data(streamID: streamID, lastVersion: version, deletedEvents: Int64(removed), hard: hard)
+                    let micros = EventRow.microseconds(Date())
                     let ts = "('epoch'::timestamptz + $4::int8 * interval '1 microsecond')"
                     try conn.query(
                         """
                         INSERT INTO \(sql.events) (tenant_id, stream_id, category, created_at, position, version, event_id, type, data, metadata)
                         VALUES ($1, $2, $2, \(ts), $5::int8, $6::int8, $7, $3, $8::bytea, $9);
                         """,
-                        [tenant, .text(StreamID.deletions), .text(StreamID.streamDeletedType), .int(EventRow.microseconds(Date())),
+                        [tenant, .text(StreamID.deletions), .text(StreamID.streamDeletedType), .int(micros),
                          .int(head + 1), .int(logVersion), .text(recordID), .bytes(data), .text(metadata)]
                     )
                     try conn.query(
@@ -103,6 +104,17 @@ extension PostgresStorage: StreamLifecycleAdapter {
                         """,
                         [tenant, .text(StreamID.deletions), .int(logVersion)]
                     )
+                    if let hook {
+                        // Inline projections, in the deletion's transaction (a failure rolls it back).
+                        let event = Event(
+                            id: recordID, streamID: StreamID.deletions, type: StreamID.streamDeletedType, data: data,
+                            metadata: record.events[0].metadata, version: logVersion, globalPosition: UInt64(head + 1),
+                            timestamp: EventRow.date(microseconds: micros)
+                        )
+                        let tx = PostgresReadModelTransaction(connection: conn, scope: scope)
+                        defer { tx.close() }
+                        try hook([event], tx)
+                    }
                     // Wakes the subscribers of every process, as an append's commit does.
                     try conn.query("SELECT pg_notify($1, $2)", [.text(scope.backends.configuration.channel), .text(scope.notifyKey)])
                     return StreamDeletion(

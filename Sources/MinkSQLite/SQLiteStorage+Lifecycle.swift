@@ -48,7 +48,7 @@ extension SQLiteStorage: StreamLifecycleAdapter {
         }
     }
 
-    public func deleteStream(_ streamID: String, expectedVersion: ExpectedVersion, hard: Bool) async throws -> StreamDeletion {
+    public func deleteStream(_ streamID: String, expectedVersion: ExpectedVersion, hard: Bool, hook: AppendTransactionHook?) async throws -> StreamDeletion {
         let tenantID = self.tenantID
         return try await database.write { c in
             let key: [SQLiteValue] = [.text(tenantID), .text(streamID)]
@@ -65,7 +65,7 @@ extension SQLiteStorage: StreamLifecycleAdapter {
             // this stream; deleting first would hand that position out again.
             let record = try Self.append(
                 StreamDeletedRecord.request(streamID: streamID, lastVersion: found.version, deletedEvents: count, hard: hard, tenantID: tenantID),
-                tenantID: tenantID, hook: nil, on: c
+                tenantID: tenantID, hook: hook, on: c
             )
             try c.run("DELETE FROM mink_events WHERE tenant_id = ? AND stream_id = ?", key)
             try c.run("DELETE FROM mink_snapshots WHERE tenant_id = ? AND stream_id = ?", key)
@@ -126,6 +126,12 @@ extension SQLiteStorage: StreamLifecycleAdapter {
     public func scavengeBatch(now: Date, limit: Int) async throws -> Int {
         let tenantID = self.tenantID
         let nowMicros = Int64((now.timeIntervalSince1970 * 1_000_000).rounded())
+        // Most tenants have no rules: answered by a reader, so the periodic scavenger neither
+        // takes the writer nor creates a tenant's file for them.
+        let hasRules = try await database.read { c in
+            try c.int("SELECT 1 FROM mink_stream_metadata WHERE tenant_id = ? LIMIT 1", [.text(tenantID)]) != nil
+        }
+        guard hasRules else { return 0 }
         return try await database.write { c in
             var rules: [(streamID: String, version: Int64, retention: StreamRetention)] = []
             try c.query(

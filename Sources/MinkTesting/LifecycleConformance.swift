@@ -63,15 +63,15 @@ private func softDelete(_ s: ConformanceStorage) async throws {
     try await put(a, "other-1", 1)
     try await s.snapshots.saveSnapshot(Snapshot(streamID: "order-1", version: 3, state: Data("{}".utf8)))
 
-    try await lcExpectError(.concurrencyConflict) { _ = try await l.deleteStream("order-1", expectedVersion: .exact(2), hard: false) }
-    try await lcCheck(try await a.readStream("order-1", from: 1, limit: 10, direction: .forward).count == 3, "a failed check deletes nothing")
+    try await lcExpectError(.concurrencyConflict) { _ = try await l.deleteStream("order-1", expectedVersion: .exact(2), hard: false, hook: nil) }
+    try lcCheck(try await a.readStream("order-1", from: 1, limit: 10, direction: .forward).count == 3, "a failed check deletes nothing")
 
-    let d = try await l.deleteStream("order-1", expectedVersion: .exact(3), hard: false)
+    let d = try await l.deleteStream("order-1", expectedVersion: .exact(3), hard: false, hook: nil)
     try lcCheck(d == StreamDeletion(streamID: "order-1", deletedEvents: 3, lastVersion: 3, hard: false, position: 5), "deletion result \(d)")
-    try await lcCheck(try await a.readStream("order-1", from: 1, limit: 10, direction: .forward).isEmpty, "events gone")
-    try await lcCheck(try await a.streamInfo("order-1") == nil, "info of a soft-deleted stream is nil")
-    try await lcCheck(try await s.snapshots.loadSnapshot(streamID: "order-1") == nil, "snapshot gone")
-    try await lcCheck(try await l.isTombstoned("order-1") == false, "no tombstone after a soft delete")
+    try lcCheck(try await a.readStream("order-1", from: 1, limit: 10, direction: .forward).isEmpty, "events gone")
+    try lcCheck(try await a.streamInfo("order-1") == nil, "info of a soft-deleted stream is nil")
+    try lcCheck(try await s.snapshots.loadSnapshot(streamID: "order-1") == nil, "snapshot gone")
+    try lcCheck(try await l.isTombstoned("order-1") == false, "no tombstone after a soft delete")
 
     let log = try await a.readAll(after: 0, filter: .all, limit: 100)
     try lcCheck(log.map(\.globalPosition) == [4, 5], "the log skips the deleted positions: \(log.map(\.globalPosition))")
@@ -82,10 +82,10 @@ private func softDelete(_ s: ConformanceStorage) async throws {
         f["streamId"] == .string("order-1") && f["lastVersion"] == .int(3) && f["deletedEvents"] == .int(3) && f["hard"] == .bool(false),
         "record data \(f)"
     )
-    try await lcCheck(try await a.headPosition() == 5, "head is the record")
+    try lcCheck(try await a.headPosition() == 5, "head is the record")
 
-    try await lcExpectError(.streamNotFound) { _ = try await l.deleteStream("order-1", expectedVersion: .any, hard: false) }
-    try await lcExpectError(.streamNotFound) { _ = try await l.deleteStream("never", expectedVersion: .any, hard: false) }
+    try await lcExpectError(.streamNotFound) { _ = try await l.deleteStream("order-1", expectedVersion: .any, hard: false, hook: nil) }
+    try await lcExpectError(.streamNotFound) { _ = try await l.deleteStream("never", expectedVersion: .any, hard: false, hook: nil) }
     try await lcExpectError(.streamNotFound) { try await put(a, "order-1", 1, .streamExists) }
     try await lcExpectError(.concurrencyConflict) { try await put(a, "order-1", 1, .exact(3)) }
 
@@ -96,25 +96,25 @@ private func softDelete(_ s: ConformanceStorage) async throws {
     try lcCheck(!again.isReplay && again.fromVersion == 4 && again.fromPosition == 6, "append after soft delete: \(again)")
     let info = try await a.streamInfo("order-1")
     try lcCheck(info?.version == 4 && info?.eventCount == 1, "info after re-append: \(String(describing: info))")
-    let second = try await l.deleteStream("order-1", expectedVersion: .exact(4), hard: false)
+    let second = try await l.deleteStream("order-1", expectedVersion: .exact(4), hard: false, hook: nil)
     try lcCheck(second.deletedEvents == 1 && second.lastVersion == 4 && second.position == 7, "second deletion \(second)")
 
     // Another tenant sees nothing of it.
     let other = try s.events.forTenant("lifecycle-other")
-    try await lcCheck(try await other.readAll(after: 0, filter: .all, limit: 10).isEmpty, "other tenant's log is empty")
+    try lcCheck(try await other.readAll(after: 0, filter: .all, limit: 10).isEmpty, "other tenant's log is empty")
 }
 
 private func hardDelete(_ s: ConformanceStorage) async throws {
     let a = s.events
     let l = try lifecycle(s)
     try await put(a, "t-1", 2)
-    let d = try await l.deleteStream("t-1", expectedVersion: .any, hard: true)
+    let d = try await l.deleteStream("t-1", expectedVersion: .any, hard: true, hook: nil)
     try lcCheck(d.hard && d.deletedEvents == 2 && d.lastVersion == 2 && d.position == 3, "hard deletion \(d)")
-    try await lcCheck(try await l.isTombstoned("t-1"), "tombstone")
+    try lcCheck(try await l.isTombstoned("t-1"), "tombstone")
     try await lcExpectError(.streamDeleted) { try await put(a, "t-1", 1) }
     try await lcExpectError(.streamDeleted) { try await put(a, "t-1", 1, .noStream) }
-    try await lcExpectError(.streamDeleted) { _ = try await l.deleteStream("t-1", expectedVersion: .any, hard: false) }
-    try await lcExpectError(.streamDeleted) { _ = try await l.deleteStream("t-1", expectedVersion: .any, hard: true) }
+    try await lcExpectError(.streamDeleted) { _ = try await l.deleteStream("t-1", expectedVersion: .any, hard: false, hook: nil) }
+    try await lcExpectError(.streamDeleted) { _ = try await l.deleteStream("t-1", expectedVersion: .any, hard: true, hook: nil) }
     try await lcExpectError(.streamDeleted) { try await l.setStreamRetention("t-1", StreamRetention(maxCount: 1)) }
     let store = EventStore(adapter: a)
     try await lcExpectError(.streamDeleted) { _ = try await store.readStream("t-1", from: 1, limit: 10) }
@@ -124,11 +124,11 @@ private func hardDelete(_ s: ConformanceStorage) async throws {
 
     // A soft-deleted stream may be deleted hard; the tombstone is per tenant.
     try await put(a, "t-2", 1)
-    _ = try await l.deleteStream("t-2", expectedVersion: .any, hard: false)
-    let hard = try await l.deleteStream("t-2", expectedVersion: .any, hard: true)
+    _ = try await l.deleteStream("t-2", expectedVersion: .any, hard: false, hook: nil)
+    let hard = try await l.deleteStream("t-2", expectedVersion: .any, hard: true, hook: nil)
     try lcCheck(hard.deletedEvents == 0 && hard.lastVersion == 1 && hard.hard, "hard after soft \(hard)")
     guard let other = try s.events.forTenant("lifecycle-other") as? any StreamLifecycleAdapter else { return }
-    try await lcCheck(try await other.isTombstoned("t-1") == false, "tombstones are per tenant")
+    try lcCheck(try await other.isTombstoned("t-1") == false, "tombstones are per tenant")
     try await put(try s.events.forTenant("lifecycle-other"), "t-1", 1)
 }
 
@@ -136,7 +136,7 @@ private func positionsNotReused(_ s: ConformanceStorage) async throws {
     let a = s.events
     let l = try lifecycle(s)
     try await put(a, "a-1", 2)
-    let d = try await l.deleteStream("a-1", expectedVersion: .any, hard: false)
+    let d = try await l.deleteStream("a-1", expectedVersion: .any, hard: false, hook: nil)
     try lcCheck(d.position == 3, "the record comes after the deleted head: \(d.position)")
     let next = try await put(a, "b-1", 1)
     try lcCheck(next.fromPosition == 4, "next position after a deletion: \(next.fromPosition)")
@@ -148,7 +148,7 @@ private func listing(_ s: ConformanceStorage) async throws {
     let a = s.events
     let l = try lifecycle(s)
     for id in ["b-1", "a-2", "ab-1", "a", "a-1", "é-1", "a+x", "gone-1"] { try await put(a, id, id == "a-1" ? 3 : 1) }
-    _ = try await l.deleteStream("gone-1", expectedVersion: .any, hard: false)
+    _ = try await l.deleteStream("gone-1", expectedVersion: .any, hard: false, hook: nil)
 
     var all: [String] = []
     var after: String?
@@ -170,20 +170,20 @@ private func listing(_ s: ConformanceStorage) async throws {
     try lcCheck(prefixAfter == ["a-2", "ab-1"], "prefix a after a-1: \(prefixAfter)")
     let one = try await l.listStreams(StreamListQuery(prefix: "a-1", limit: 1))
     try lcCheck(one.count == 1 && one[0].version == 3 && one[0].eventCount == 3 && one[0].category == "a", "info in a listing: \(one)")
-    try await lcCheck(try await l.listStreams(StreamListQuery(category: "zz", limit: 10)).isEmpty, "unknown category")
+    try lcCheck(try await l.listStreams(StreamListQuery(category: "zz", limit: 10)).isEmpty, "unknown category")
 
     guard let other = try s.events.forTenant("lifecycle-other") as? any StreamLifecycleAdapter else { return }
-    try await lcCheck(try await other.listStreams(StreamListQuery(limit: 10)).isEmpty, "another tenant lists nothing")
+    try lcCheck(try await other.listStreams(StreamListQuery(limit: 10)).isEmpty, "another tenant lists nothing")
 }
 
 private func retention(_ s: ConformanceStorage) async throws {
     let a = s.events
     let l = try lifecycle(s)
     let store = EventStore(adapter: a)
-    try await lcCheck(try await l.streamRetention("r-1") == nil, "no rules stored")
+    try lcCheck(try await l.streamRetention("r-1") == nil, "no rules stored")
     // Before the first event.
     try await l.setStreamRetention("r-1", StreamRetention(maxCount: 2))
-    try await lcCheck(try await l.streamRetention("r-1") == StreamRetention(maxCount: 2), "rules stored")
+    try lcCheck(try await l.streamRetention("r-1") == StreamRetention(maxCount: 2), "rules stored")
     try await put(a, "r-1", 5)
     try await put(a, "r-2", 1)  // the tenant's newest event is elsewhere
 
@@ -215,19 +215,19 @@ private func retention(_ s: ConformanceStorage) async throws {
     try lcCheck(try await l.scavengeBatch(now: later, limit: 100) == 1, "then it goes")
 
     try await l.setStreamRetention("r-1", StreamRetention())
-    try await lcCheck(try await l.streamRetention("r-1") == nil, "empty rules remove them")
+    try lcCheck(try await l.streamRetention("r-1") == nil, "empty rules remove them")
     guard let other = try s.events.forTenant("lifecycle-other") as? any StreamLifecycleAdapter else { return }
-    try await lcCheck(try await other.streamRetention("r-2") == nil, "rules are per tenant")
+    try lcCheck(try await other.streamRetention("r-2") == nil, "rules are per tenant")
 }
 
 private func importedDeletion(_ s: ConformanceStorage) async throws {
     let a = s.events
     let l = try lifecycle(s)
     try await l.applyImportedDeletion(streamID: "imp-1", lastVersion: 7, hard: false)
-    try await lcCheck(try await a.streamInfo("imp-1") == nil, "soft-deleted import is not readable")
+    try lcCheck(try await a.streamInfo("imp-1") == nil, "soft-deleted import is not readable")
     let r = try await put(a, "imp-1", 1, .noStream)
     try lcCheck(r.fromVersion == 8, "continues after the imported deletion: \(r.fromVersion)")
     try await l.applyImportedDeletion(streamID: "imp-2", lastVersion: 3, hard: true)
-    try await lcCheck(try await l.isTombstoned("imp-2"), "imported tombstone")
+    try lcCheck(try await l.isTombstoned("imp-2"), "imported tombstone")
     try await lcExpectError(.streamDeleted) { try await put(a, "imp-2", 1) }
 }
