@@ -1,6 +1,6 @@
 // Worst append latency while the scavenger removes a million events (issue 14).
 //
-// Usage: swift run -c release ScavengeBenchmark [events] [full|normal]
+// Usage: swift run -c release ScavengeBenchmark [events] [full|normal] [batch size]
 //
 // Fills one SQLite stream with `events` events (default 1,000,000) in appends of 1,000, sets
 // its retention to `maxCount: 1`, then measures single-event appends to another stream by one
@@ -16,6 +16,7 @@ import Synchronization
 let args = CommandLine.arguments
 let total = args.count > 1 ? Int(args[1]) ?? 1_000_000 : 1_000_000
 let sync: SQLiteConfiguration.Synchronous = args.count > 2 && args[2] == "normal" ? .normal : .full
+let batchSize = args.count > 3 ? Int(args[3]) ?? 1000 : 1000
 
 let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mink-scavenge-\(UUID().uuidString)").path
 defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -70,9 +71,9 @@ print("baseline (no scavenge): \(summary(try await baseline))")
 let stop = Flag()
 async let during = appendLoop(until: stop)
 let start = ContinuousClock.now
-let removed = try await store.scavenge(batchSize: 1000)
+let removed = try await store.scavenge(batchSize: batchSize)
 let took = ContinuousClock.now - start
 stop.set()
-print("scavenged \(removed) events in \(took)")
+print("scavenged \(removed) events in \(took), batches of \(batchSize)")
 print("during the scavenge: \(summary(try await during))")
 await storage.close()
