@@ -139,6 +139,9 @@ let package = Package(
         ),
         .executableTarget(name: "MinkSoak", path: "Benchmarks/soak/Sources/MinkSoak", swiftSettings: swiftSettings),
         .executableTarget(
+            name: "ScavengeBenchmark", dependencies: ["Mink", "MinkSQLite"], path: "Benchmarks/scavenge/Sources/ScavengeBenchmark", swiftSettings: swiftSettings
+        ),
+        .executableTarget(
             name: "TenancyBenchmark", dependencies: ["Mink", "MinkSQLite"], path: "Benchmarks/tenancy/Sources/TenancyBenchmark", swiftSettings: swiftSettings
         ),
         .target(

@@ -204,6 +204,7 @@ public final class EventStore: Sendable {
         _ streamID: String, events: [EventData], expectedVersion: ExpectedVersion = .any, metadata: Metadata = Metadata()
     ) async throws -> AppendResult {
         try StreamID.validate(streamID)
+        try Self.checkNotReserved(streamID: streamID, events: events)
         if events.isEmpty { throw MinkError.validation("an append needs at least one event") }
         if case .exact(let v) = expectedVersion, v < 0 { throw MinkError.validation("expected version must not be negative") }
         var generated = true
@@ -262,19 +263,26 @@ public final class EventStore: Sendable {
     }
 
     /// One page of a stream; `from` is inclusive; backward with `from = -1` starts at the last event.
+    ///
+    /// The stream's retention rules apply (see ``StreamRetention``): excluded events are not
+    /// returned, and a `from` below the first kept version starts at it.
+    /// - Throws: `.streamDeleted` for a hard-deleted stream.
     public func readStream(_ streamID: String, from: Int64, limit: Int, direction: ReadDirection = .forward) async throws -> [Event] {
         try StreamID.validate(streamID)
         let command = LoadCommand(streamID: streamID, fromVersion: from, limit: limit, direction: direction)
         return try await chains.load.run(command, context: context) { command, _ in
-            try await adapter.readStream(command.streamID, from: command.fromVersion, limit: command.limit, direction: command.direction)
+            try await readRetained(command.streamID, from: command.fromVersion, limit: command.limit, direction: command.direction)
         }
     }
 
-    /// What the store knows about a stream, or `nil` when it does not exist.
+    /// What the store knows about a stream, or `nil` when it does not exist (or was soft-deleted).
+    /// `eventCount` counts the stored events the version rules of retention keep (`maxCount`,
+    /// `truncateBefore`); events past `maxAgeSeconds` count until the scavenger removes them.
+    /// - Throws: `.streamDeleted` for a hard-deleted stream.
     public func streamInfo(_ streamID: String) async throws -> StreamInfo? {
         try StreamID.validate(streamID)
         return try await chains.streamInfo.run(StreamInfoCommand(streamID: streamID), context: context) { command, _ in
-            try await adapter.streamInfo(command.streamID)
+            try await retainedInfo(command.streamID)
         }
     }
 
@@ -360,6 +368,12 @@ public final class EventStore: Sendable {
     /// The innermost step of the append chain: the adapter's append, with this store's inline
     /// projections run inside its transaction.
     private func execute(_ request: AppendRequest) async throws -> AppendResult {
+        try await adapter.append(request, hook: inlineHook())
+    }
+
+    /// The transaction hook running this store's inline projections (`nil` without any): for
+    /// appends, and for the `$StreamDeleted` record of a deletion.
+    func inlineHook() -> AppendTransactionHook? {
         let inline = self.inline.withLock { $0 }
         var hook: AppendTransactionHook?
         if !inline.isEmpty {
@@ -373,6 +387,6 @@ public final class EventStore: Sendable {
                 }
             }
         }
-        return try await adapter.append(request, hook: hook)
+        return hook
     }
 }

@@ -9,8 +9,12 @@ import Synchronization
 /// positions in commit order).
 public final class InMemoryStorage: EventStoreAdapter, SnapshotAdapter, ReadModelStore {
     struct TenantState {
-        var log: [Event] = []
-        var streams: [String: [Int]] = [:]  // stream ID → indexes into `log`
+        /// Indexed by position - 1; a deleted or scavenged event leaves `nil`, so that its
+        /// position is never reused.
+        var log: [Event?] = []
+        var streams: [String: [Int]] = [:]  // stream ID → indexes into `log` of its stored events
+        var records: [String: StreamRecord] = [:]  // stream ID → version counter and life-cycle state
+        var retention: [String: StreamRetention] = [:]
         var snapshots: [String: Snapshot] = [:]
         var documents: [String: [String: Data]] = [:]  // model → id → JSON
         var checkpoints: [String: UInt64] = [:]
@@ -58,36 +62,45 @@ public final class InMemoryStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
     // MARK: Events
 
     public func append(_ request: AppendRequest, hook: AppendTransactionHook?) async throws -> AppendResult {
-        try withState { state in
-            let indexes = state.streams[request.streamID] ?? []
-            let existing = indexes.map { state.log[$0] }
-            if let replay = try Self.replay(of: request, in: existing) { return replay }
-            try request.expectedVersion.check(streamID: request.streamID, currentVersion: Int64(existing.count))
+        try withState { state in try Self.append(request, hook: hook, state: &state) }
+    }
 
-            let now = Date()
-            var stored: [Event] = []
-            let head = UInt64(state.log.count)
-            for (i, e) in request.events.enumerated() {
-                stored.append(Event(
-                    id: e.id ?? UUID().uuidString.lowercased(), streamID: request.streamID, type: e.type, data: e.data,
-                    metadata: e.metadata, version: Int64(existing.count + i + 1), globalPosition: head + UInt64(i) + 1,
-                    timestamp: now
-                ))
-            }
-            if let hook {
-                let tx = InMemoryTransaction(state: state)
-                try hook(stored, tx)
-                state.documents = tx.state.documents
-                state.checkpoints = tx.state.checkpoints
-            }
-            var newIndexes = indexes
-            for e in stored {
-                newIndexes.append(state.log.count)
-                state.log.append(e)
-            }
-            state.streams[request.streamID] = newIndexes
-            return AppendResult(streamID: request.streamID, events: stored)
+    /// The append itself, under the lock (also used for the `$StreamDeleted` record of a deletion).
+    static func append(_ request: AppendRequest, hook: AppendTransactionHook?, state: inout TenantState) throws -> AppendResult {
+        let record = state.records[request.streamID]
+        if record?.state == .hard { throw MinkError.streamDeleted(request.streamID) }
+        let indexes = state.streams[request.streamID] ?? []
+        let existing = indexes.compactMap { state.log[$0] }
+        let version = record?.version ?? 0
+        if let replay = try Self.replay(of: request, in: existing, currentVersion: version) { return replay }
+        // A soft-deleted stream counts as not existing for the check, but its versions go on.
+        try request.expectedVersion.check(streamID: request.streamID, currentVersion: record?.state == .soft ? 0 : version)
+
+        let now = Date()
+        var stored: [Event] = []
+        let head = UInt64(state.log.count)
+        for (i, e) in request.events.enumerated() {
+            stored.append(Event(
+                id: e.id ?? UUID().uuidString.lowercased(), streamID: request.streamID, type: e.type, data: e.data,
+                metadata: e.metadata, version: version + Int64(i) + 1, globalPosition: head + UInt64(i) + 1,
+                timestamp: now
+            ))
         }
+        if let hook {
+            let tx = InMemoryTransaction(state: state)
+            try hook(stored, tx)
+            state.documents = tx.state.documents
+            state.checkpoints = tx.state.checkpoints
+        }
+        var newIndexes = indexes
+        for e in stored {
+            newIndexes.append(state.log.count)
+            state.log.append(e)
+        }
+        state.streams[request.streamID] = newIndexes
+        let createdAt = record?.state == .live ? record!.createdAt : now
+        state.records[request.streamID] = StreamRecord(version: version + Int64(stored.count), state: .live, createdAt: createdAt, updatedAt: now)
+        return AppendResult(streamID: request.streamID, events: stored)
     }
 
     /// The idempotency rule shared by adapters: if every event of `request` carries an ID that is
@@ -118,28 +131,25 @@ public final class InMemoryStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
 
     public func readStream(_ streamID: String, from version: Int64, limit: Int, direction: ReadDirection) async throws -> [Event] {
         withState { state in
-            let events = (state.streams[streamID] ?? []).map { state.log[$0] }
+            let events = (state.streams[streamID] ?? []).compactMap { state.log[$0] }
             guard limit > 0, !events.isEmpty else { return [] }
             switch direction {
             case .forward:
                 let start = max(version, 1)
-                guard start <= Int64(events.count) else { return [] }
-                return Array(events[Int(start - 1)..<min(Int(start - 1) + limit, events.count)])
+                return Array(events.lazy.filter { $0.version >= start }.prefix(limit))
             case .backward:
-                let start = version < 0 || version > Int64(events.count) ? Int64(events.count) : version
-                guard start >= 1 else { return [] }
-                let lower = max(Int(start) - limit, 0)
-                return Array(events[lower..<Int(start)].reversed())
+                let upper = version < 0 ? Int64.max : version
+                return Array(events.reversed().lazy.filter { $0.version <= upper }.prefix(limit))
             }
         }
     }
 
     public func streamInfo(_ streamID: String) async throws -> StreamInfo? {
         withState { state in
-            guard let indexes = state.streams[streamID], let first = indexes.first, let last = indexes.last else { return nil }
+            guard let record = state.records[streamID], record.state == .live else { return nil }
             return StreamInfo(
-                streamID: streamID, version: state.log[last].version, eventCount: Int64(indexes.count),
-                createdAt: state.log[first].timestamp, updatedAt: state.log[last].timestamp
+                streamID: streamID, version: record.version, eventCount: Int64(state.streams[streamID]?.count ?? 0),
+                createdAt: record.createdAt, updatedAt: record.updatedAt
             )
         }
     }
@@ -149,7 +159,7 @@ public final class InMemoryStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
             var out: [Event] = []
             var i = Int(min(position, UInt64(state.log.count)))
             while i < state.log.count, out.count < limit {
-                if filter.matches(state.log[i]) { out.append(state.log[i]) }
+                if let e = state.log[i], filter.matches(e) { out.append(e) }
                 i += 1
             }
             return out

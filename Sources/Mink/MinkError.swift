@@ -26,6 +26,8 @@ public struct MinkError: Error, Sendable, Hashable, CustomStringConvertible, Cus
         public static let streamNotFound = Code(rawValue: "stream_not_found")
         /// The expected version did not match (seed: `ErrConcurrencyConflict`, `ConcurrencyError`).
         public static let concurrencyConflict = Code(rawValue: "concurrency_conflict")
+        /// The stream was hard-deleted: a tombstone answers every read, append and subscription.
+        public static let streamDeleted = Code(rawValue: "stream_deleted")
         /// An event ID was reused for a different event in the stream.
         public static let duplicateEventID = Code(rawValue: "duplicate_event_id")
         /// No such event (seed: `ErrEventNotFound`).
@@ -111,6 +113,11 @@ public struct MinkError: Error, Sendable, Hashable, CustomStringConvertible, Cus
     /// The stream does not exist.
     public static func streamNotFound(_ streamID: String) -> MinkError {
         MinkError(.streamNotFound, "stream not found: \(streamID)", streamID: streamID)
+    }
+
+    /// The stream was hard-deleted (a tombstone).
+    public static func streamDeleted(_ streamID: String) -> MinkError {
+        MinkError(.streamDeleted, "stream deleted: \(streamID) was hard-deleted", streamID: streamID)
     }
 
     /// The projection does not exist.

@@ -47,7 +47,11 @@ public struct SubscriptionMessages: AsyncSequence, Sendable {
         enum Phase { case catchingUp, live }
 
         let m: SubscriptionMessages
+        /// What is read from the hub and storage: for a stream, its events and `$deletions` (a
+        /// hard deletion of the stream ends the subscription).
         let filter: EventFilter
+        /// What is delivered.
+        let userFilter: EventFilter
         var phase = Phase.catchingUp
         var cursor: UInt64 = 0  // global position: every matching event ≤ cursor was delivered
         var streamVersion: Int64 = 0  // stream subscriptions: the last version delivered
@@ -61,14 +65,17 @@ public struct SubscriptionMessages: AsyncSequence, Sendable {
             switch messages.target {
             case .all:
                 filter = EventFilter(eventTypes: messages.eventTypes)
+                userFilter = filter
                 cursor = messages.start
                 streamCatchUpDone = true
             case .category(let c):
                 filter = EventFilter(category: c, eventTypes: messages.eventTypes)
+                userFilter = filter
                 cursor = messages.start
                 streamCatchUpDone = true
             case .stream(let s):
-                filter = EventFilter(eventTypes: messages.eventTypes, streamIDs: [s])
+                filter = EventFilter(streamIDs: [s, StreamID.deletions])
+                userFilter = EventFilter(eventTypes: messages.eventTypes, streamIDs: [s])
                 streamVersion = Int64(clamping: messages.start)
                 streamCatchUpDone = false
             }
@@ -85,9 +92,27 @@ public struct SubscriptionMessages: AsyncSequence, Sendable {
 
         mutating func enqueue(_ events: [Event]) {
             for e in events {
+                if case .stream(let s) = m.target, e.streamID != s {
+                    // `$deletions`: the stream's hard deletion ends the subscription (a soft one
+                    // does not: the stream may go on at its deleted version + 1).
+                    if Self.isHardDeletion(e, of: s) {
+                        finished = true
+                        return
+                    }
+                    continue
+                }
+                if !userFilter.matches(e) { continue }
                 pending.append(.event(e))
                 streamVersion = Swift.max(streamVersion, e.version)
             }
+        }
+
+        /// Whether `e` is the `$StreamDeleted` record of a hard deletion of `streamID`.
+        static func isHardDeletion(_ e: Event, of streamID: String) -> Bool {
+            guard e.streamID == StreamID.deletions, e.type == StreamID.streamDeletedType,
+                case .object(let fields)? = try? JSONValue(json: e.data)
+            else { return false }
+            return fields["streamId"] == .string(streamID) && fields["hard"] == .bool(true)
         }
 
         public mutating func next() async throws -> SubscriptionMessage? {
@@ -110,7 +135,7 @@ public struct SubscriptionMessages: AsyncSequence, Sendable {
                         cursor = Swift.max(cursor, last.globalPosition)
                         streamVersion = last.version
                     }
-                    for e in page where filter.matches(e) { pending.append(.event(e)) }
+                    for e in page where userFilter.matches(e) { pending.append(.event(e)) }
                     if page.count < m.pageSize {
                         streamCatchUpDone = true
                         cursor = Swift.max(cursor, h)

@@ -27,6 +27,7 @@ enum ErrorMapping {
     /// | `concurrency_conflict` | `.concurrencyConflict` with `streamID`, `expectedVersion`, `actualVersion` from the details |
     /// | `duplicate_event_id` | `.duplicateEventID` |
     /// | `stream_not_found` | `.streamNotFound` |
+    /// | `stream_deleted` | `.streamDeleted` |
     /// | `not_found` | `.notFound` |
     /// | `projection_not_found` | `.projectionNotFound` |
     /// | `invalid_query` | `.invalidQuery` |
@@ -55,6 +56,7 @@ enum ErrorMapping {
             )
         case .duplicateEventID: error = MinkError(.duplicateEventID, message, streamID: detailStream)
         case .streamNotFound: error = MinkError(.streamNotFound, message, streamID: detailStream)
+        case .streamDeleted: error = MinkError(.streamDeleted, message, streamID: detailStream)
         case .notFound: error = MinkError(.notFound, message, streamID: streamID)
         case .projectionNotFound:
             error = MinkError(.projectionNotFound, message, projectionName: details["name"]?.stringValue)

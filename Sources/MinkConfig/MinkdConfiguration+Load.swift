@@ -108,6 +108,7 @@ extension MinkdConfiguration {
         let document = ConfigNode(root, path: "")
         for (key, node) in try document.mapping(allowing: [
             "listen", "storage", "tenancy", "auth", "limits", "http", "shutdown", "metrics", "logging", "projections",
+            "retention",
         ]) {
             switch key {
             case "listen": listen = try ListenAddress(parsing: node.string(), keyPath: node.path)
@@ -116,6 +117,10 @@ extension MinkdConfiguration {
             case "auth": try applyAuth(node)
             case "limits": try applyLimits(node)
             case "http": try applyHTTP(node)
+            case "retention":
+                for (key, node) in try node.mapping(allowing: ["scavengeIntervalSeconds"]) where key == "scavengeIntervalSeconds" {
+                    retention.scavengeIntervalSeconds = try node.int(atLeast: 1)
+                }
             case "shutdown":
                 for (key, node) in try node.mapping(allowing: ["graceSeconds"]) where key == "graceSeconds" {
                     shutdown.graceSeconds = try node.int(atLeast: 0)

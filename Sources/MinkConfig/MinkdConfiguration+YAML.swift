@@ -56,6 +56,8 @@ extension MinkdConfiguration {
         line(1, "gzipMinBytes: \(http.gzipMinBytes)")
         line(1, "sseKeepaliveSeconds: \(http.sseKeepaliveSeconds)")
         line(1, "cors: { allowedOrigins: [\(http.corsAllowedOrigins.map(quote).joined(separator: ", "))] }")
+        line(0, "retention:")
+        line(1, "scavengeIntervalSeconds: \(retention.scavengeIntervalSeconds)")
         line(0, "shutdown:")
         line(1, "graceSeconds: \(shutdown.graceSeconds)")
         line(0, "metrics:")

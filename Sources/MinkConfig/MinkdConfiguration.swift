@@ -21,6 +21,8 @@ public struct MinkdConfiguration: Hashable, Sendable {
     public var http = HTTP()
     /// Shutdown (`shutdown.*`).
     public var shutdown = Shutdown()
+    /// Stream retention (`retention.*`).
+    public var retention = Retention()
     /// The metrics endpoint (`metrics.*`).
     public var metrics = Metrics()
     /// Logging (`logging.*`).
@@ -187,6 +189,16 @@ public struct MinkdConfiguration: Hashable, Sendable {
         public var sseKeepaliveSeconds = 15
         /// `http.cors.allowedOrigins`: origins allowed by CORS; empty disables CORS (default).
         public var corsAllowedOrigins: [String] = []
+
+        /// The defaults.
+        public init() {}
+    }
+
+    /// `retention:`
+    public struct Retention: Hashable, Sendable {
+        /// `retention.scavengeIntervalSeconds`: how often the scavenger removes the events that
+        /// streams' retention rules exclude (default 600; ≥ 1).
+        public var scavengeIntervalSeconds = 600
 
         /// The defaults.
         public init() {}

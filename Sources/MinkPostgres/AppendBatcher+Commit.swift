@@ -63,6 +63,8 @@ extension AppendBatcher {
 
         var head: Int64
         var versions: [Int64]
+        // Per stream: 0 live, 1 soft-deleted, 2 tombstone (see ``Statements/batchVersions``).
+        var deleted: [Int64]
         // Per stream: the stored events whose IDs the batch uses again (retries only).
         var stored: [[Event]] = Array(repeating: [], count: streams.count)
         do {
@@ -93,6 +95,7 @@ extension AppendBatcher {
             }
             head = state.int64(0, 0) ?? 0
             versions = streams.indices.map { state.int64($0, 1) ?? 0 }
+            deleted = streams.indices.map { state.int64($0, pairIDs.isEmpty ? 2 : 3) ?? 0 }
             let retried = pairIDs.isEmpty ? [] : Set(streams.indices.filter { (state.int64($0, 2) ?? 0) > 0 })
             if !retried.isEmpty {
                 var s: [String] = []
@@ -132,7 +135,9 @@ extension AppendBatcher {
                         throw e
                     }
                 }
-                try request.expectedVersion.check(streamID: request.streamID, currentVersion: current)
+                if deleted[s] == 2 { throw MinkError.streamDeleted(request.streamID) }
+                // A soft-deleted stream counts as not existing for the check; its versions go on.
+                try request.expectedVersion.check(streamID: request.streamID, currentVersion: deleted[s] == 1 ? 0 : current)
                 if Set(p.rows.map(\.id)).count != p.rows.count {
                     var e = MinkError(.duplicateEventID, "an event ID is used twice in the append to stream \(request.streamID)", streamID: request.streamID)
                     e.actualVersion = current
@@ -151,6 +156,7 @@ extension AppendBatcher {
 
                 head += Int64(events.count)
                 versions[s] += Int64(events.count)
+                deleted[s] = 0
                 added[s] += events
                 let category = StreamID.category(of: request.streamID)
                 for (i, e) in events.enumerated() {

@@ -97,6 +97,23 @@ enum Migrations {
             // `<projection>#lease` row) and checked by every batch (`PostgresStorage+Leases.swift`).
             "ALTER TABLE \(s).mink_checkpoints ADD COLUMN lease_epoch bigint NOT NULL DEFAULT 0;"
         },
+        Migration(version: 4, name: "stream life cycle: deletion state, retention metadata") { s, _ in
+            // `deleted`: 0 live, 1 soft-deleted (no events, the version counter kept), 2
+            // hard-deleted (a tombstone, for ever). Retention rules may exist before the stream's
+            // first event. Listing pages along mink_streams' primary key (tenant_id, stream_id),
+            // whose collation is "C": bytewise order, and `LIKE 'prefix%'` is a key range.
+            """
+            ALTER TABLE \(s).mink_streams ADD COLUMN deleted smallint NOT NULL DEFAULT 0;
+            CREATE TABLE \(s).mink_stream_metadata (
+                tenant_id text COLLATE "C" NOT NULL,
+                stream_id text COLLATE "C" NOT NULL,
+                max_count bigint,
+                max_age_seconds bigint,
+                truncate_before bigint,
+                PRIMARY KEY (tenant_id, stream_id)
+            );
+            """
+        },
     ]
 
     /// The newest version.

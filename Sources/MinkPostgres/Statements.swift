@@ -6,6 +6,7 @@ struct Statements: Sendable {
     let schema: String
     let events: String
     let streams: String
+    let streamMetadata: String
     let snapshots: String
     let checkpoints: String
     let documents: String
@@ -20,6 +21,7 @@ struct Statements: Sendable {
         self.schema = schema
         events = "\(s).mink_events"
         streams = "\(s).mink_streams"
+        streamMetadata = "\(s).mink_stream_metadata"
         snapshots = "\(s).mink_snapshots"
         checkpoints = "\(s).mink_checkpoints"
         documents = "\(s).mink_documents"
@@ -27,8 +29,8 @@ struct Statements: Sendable {
     }
 
     /// The state a batch of appends whose event IDs are all fresh is checked against, one row per
-    /// stream of the batch (`$2::text[]`, in order): the tenant's head position and the stream's
-    /// version (NULL: no stream). Prepared once per connection: its only plans are the primary
+    /// stream of the batch (`$2::text[]`, in order): the tenant's head position, the stream's
+    /// version (NULL: no stream) and its deletion state (0 live, 1 soft-deleted, 2 tombstone). Prepared once per connection: its only plans are the primary
     /// key backwards for the head and the streams' key per stream, whatever the statistics say,
     /// so a generic plan is safe — and an unprepared statement costs a planning of ~1 ms per batch,
     /// which is what a lone append's latency is made of (measured: 366 appends/s for one client
@@ -36,7 +38,8 @@ struct Statements: Sendable {
     var batchVersions: String {
         """
         SELECT coalesce((SELECT position FROM \(events) WHERE tenant_id = $1 ORDER BY position DESC LIMIT 1), 0),
-               (SELECT version FROM \(streams) WHERE tenant_id = $1 AND stream_id = s.id)
+               (SELECT version FROM \(streams) WHERE tenant_id = $1 AND stream_id = s.id),
+               (SELECT deleted FROM \(streams) WHERE tenant_id = $1 AND stream_id = s.id)
         FROM unnest($2::text[]) WITH ORDINALITY AS s(id, n)
         ORDER BY s.n
         """
@@ -45,7 +48,7 @@ struct Statements: Sendable {
     /// The state a batch of appends is checked against, one row per stream of the batch
     /// (`$2::text[]`, in order): the tenant's head position, the stream's version (NULL: no
     /// stream), and how many of the batch's (stream, event ID) pairs (`$3::text[]`, `$4::text[]`)
-    /// of that stream are already stored (retries).
+    /// of that stream are already stored (retries), and the stream's deletion state.
     var batchState: String {
         // Shapes that leave the planner one sensible index each (see ConnectionWorker on plans):
         // the primary key backwards for the head, the stream's key, and one unique-key probe per
@@ -63,7 +66,8 @@ struct Statements: Sendable {
             GROUP BY u.stream)
         SELECT coalesce((SELECT position FROM \(events) WHERE tenant_id = $1 ORDER BY position DESC LIMIT 1), 0),
                (SELECT version FROM \(streams) WHERE tenant_id = $1 AND stream_id = s.id),
-               coalesce((SELECT k.n FROM known k WHERE k.stream = s.id), 0)
+               coalesce((SELECT k.n FROM known k WHERE k.stream = s.id), 0),
+               (SELECT deleted FROM \(streams) WHERE tenant_id = $1 AND stream_id = s.id)
         FROM unnest($2::text[]) WITH ORDINALITY AS s(id, n)
         ORDER BY s.n
         """
@@ -101,7 +105,9 @@ struct Statements: Sendable {
             st AS (
                 INSERT INTO \(streams) (tenant_id, stream_id, version, created_at, updated_at)
                 SELECT $1, v.stream, v.version, \(ts), \(ts) FROM unnest($11::text[], $12::int8[]) AS v(stream, version)
-                ON CONFLICT (tenant_id, stream_id) DO UPDATE SET version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
+                ON CONFLICT (tenant_id, stream_id) DO UPDATE SET version = EXCLUDED.version, updated_at = EXCLUDED.updated_at,
+                    created_at = CASE WHEN \(streams).deleted = 0 THEN \(streams).created_at ELSE EXCLUDED.created_at END,
+                    deleted = 0
                 RETURNING 1)
             SELECT pg_notify(\(Identifier.literal(channel)), $13), (SELECT count(*) FROM ins), (SELECT count(*) FROM st)
             """

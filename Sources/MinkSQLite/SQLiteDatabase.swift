@@ -127,6 +127,10 @@ final class SQLiteDatabase: @unchecked Sendable {
         let connection = try SQLiteConnection(path: path, create: true, busyTimeoutMilliseconds: configuration.busyTimeoutMilliseconds)
         try connection.execute("PRAGMA journal_mode = WAL")
         try connection.execute("PRAGMA synchronous = \(configuration.synchronous.rawValue)")
+        // Deleted streams and scavenged events must not stay readable in freed pages: SQLite
+        // zeroes what a delete frees (the WAL keeps the old pages until a checkpoint; see
+        // docs/storage-sqlite.md). Only the writer deletes.
+        try connection.execute("PRAGMA secure_delete = ON")
         try SQLiteSchema.migrate(connection)
         writer = connection
         ready.store(true, ordering: .releasing)

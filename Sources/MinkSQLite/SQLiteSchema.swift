@@ -83,6 +83,21 @@ enum SQLiteSchema {
                 UNION SELECT tenant_id FROM mink_documents
             );
         """,
+        // 3: stream life cycle. `deleted`: 0 live, 1 soft-deleted (no events, the version
+        // counter kept), 2 hard-deleted (a tombstone, for ever). Retention rules per stream, which
+        // may exist before the stream's first event. Listing pages along mink_streams' primary
+        // key (tenant_id, stream_id), the table being WITHOUT ROWID: the key is the table.
+        """
+        ALTER TABLE mink_streams ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE mink_stream_metadata (
+            tenant_id TEXT NOT NULL,
+            stream_id TEXT NOT NULL,
+            max_count INTEGER,
+            max_age_seconds INTEGER,
+            truncate_before INTEGER,
+            PRIMARY KEY (tenant_id, stream_id)
+        ) WITHOUT ROWID;
+        """,
     ]
 
     /// The schema version this code writes.

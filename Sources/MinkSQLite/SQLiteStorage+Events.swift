@@ -42,9 +42,14 @@ extension SQLiteStorage {
     /// The append itself, on the writer connection inside the write's savepoint.
     static func append(_ request: AppendRequest, tenantID: String, hook: AppendTransactionHook?, on c: SQLiteConnection) throws -> AppendResult {
         let streamID = request.streamID
-        let current = try c.int(
-            "SELECT version FROM mink_streams WHERE tenant_id = ? AND stream_id = ?", [.text(tenantID), .text(streamID)]
-        ) ?? 0
+        var current: Int64 = 0, deleted: Int64 = 0
+        try c.query(
+            "SELECT version, deleted FROM mink_streams WHERE tenant_id = ? AND stream_id = ?", [.text(tenantID), .text(streamID)]
+        ) { r in
+            current = r.int(0)
+            deleted = r.int(1)
+        }
+        if deleted == 2 { throw MinkError.streamDeleted(streamID) }
 
         // Idempotency: only the stored events whose IDs the request reuses matter to the rule.
         // IDs the store generated for this call cannot be stored yet: no lookup.
@@ -64,7 +69,8 @@ extension SQLiteStorage {
                 if let replay = try InMemoryStorage.replay(of: request, in: known, currentVersion: current) { return replay }
             }
         }
-        try request.expectedVersion.check(streamID: streamID, currentVersion: current)
+        // A soft-deleted stream counts as not existing for the check, but its versions go on.
+        try request.expectedVersion.check(streamID: streamID, currentVersion: deleted == 1 ? 0 : current)
 
         let head = try c.int("SELECT MAX(position) FROM mink_events WHERE tenant_id = ?", [.text(tenantID)]) ?? 0
         let micros = Int64((Date().timeIntervalSince1970 * 1_000_000).rounded())
@@ -120,7 +126,8 @@ extension SQLiteStorage {
         try c.run(
             """
             INSERT INTO mink_streams (tenant_id, stream_id, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?) \
-            ON CONFLICT (tenant_id, stream_id) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at
+            ON CONFLICT (tenant_id, stream_id) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at, \
+            created_at = CASE mink_streams.deleted WHEN 0 THEN mink_streams.created_at ELSE excluded.created_at END, deleted = 0
             """,
             [.text(tenantID), .text(streamID), .int(current + Int64(stored.count)), .int(micros), .int(micros)]
         )
@@ -162,11 +169,17 @@ extension SQLiteStorage {
         return try await database.read { c in
             var info: StreamInfo?
             try c.query(
-                "SELECT version, created_at, updated_at FROM mink_streams WHERE tenant_id = ? AND stream_id = ?",
+                """
+                SELECT version, created_at, updated_at, \
+                (SELECT MIN(version) FROM mink_events e WHERE e.tenant_id = s.tenant_id AND e.stream_id = s.stream_id) \
+                FROM mink_streams s WHERE tenant_id = ? AND stream_id = ? AND deleted = 0
+                """,
                 [.text(tenantID), .text(streamID)]
             ) { r in
+                // Deletions and the scavenger remove the oldest events: the stored ones are
+                // MIN(version) up to the version.
                 info = StreamInfo(
-                    streamID: streamID, version: r.int(0), eventCount: r.int(0),
+                    streamID: streamID, version: r.int(0), eventCount: r.isNull(3) ? 0 : r.int(0) - r.int(3) + 1,
                     createdAt: Self.date(micros: r.int(1)), updatedAt: Self.date(micros: r.int(2))
                 )
             }

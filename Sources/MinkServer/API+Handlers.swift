@@ -32,6 +32,7 @@ extension API {
         case .subscribeCategory(let category): return try subscribe(c, target: .category(category))
         case .subscribeStream(let id):
             try validateStreamID(id)
+            try await c.store.checkNotTombstoned(id)
             return try subscribe(c, target: .stream(id))
         case .listProjections, .projection, .rebuildProjection, .pauseProjection, .resumeProjection:
             return try await projections(c)
@@ -41,6 +42,8 @@ extension API {
             return try await tenantAdministration(c)
         case .export: return try export(c)
         case .importEvents: return try await importEvents(c)
+        case .listStreams, .deleteStream, .getStreamMetadata, .putStreamMetadata, .scavenge:
+            return try await streamLifecycle(c)
         }
     }
 
@@ -146,6 +149,7 @@ extension API {
 
     private func append(_ c: RequestContext, streamID: String) async throws -> HTTPResponse {
         try validateStreamID(streamID)
+        try rejectReserved(streamID)
         try requireJSON(c)
         let l = configuration.limits
         let body = try AppendBody.decode(
@@ -156,6 +160,9 @@ extension API {
             var m = m ?? Metadata()
             m.tenantID = nil
             return m
+        }
+        if let e = body.events.first(where: { StreamID.isReserved($0.type) }) {
+            throw APIError(.validationFailed, "event types starting with $ are reserved for the server: \(e.type)")
         }
         let events = body.events.map { e in
             EventData(id: e.id?.lowercasedText, type: e.type, data: Data(e.data.bytes), metadata: untrusted(e.metadata))
@@ -209,6 +216,7 @@ extension API {
 
     private func getSnapshot(_ c: RequestContext, streamID: String) async throws -> HTTPResponse {
         try validateStreamID(streamID)
+        try await c.store.checkNotTombstoned(streamID)
         guard let snapshot = try await snapshots(c).loadSnapshot(streamID: streamID) else {
             throw APIError(.notFound, "no snapshot for stream \(streamID)")
         }
@@ -224,6 +232,7 @@ extension API {
         try requireJSON(c)
         let body = try SnapshotBody.decode(c.request.body)
         guard body.version >= 1 else { throw APIError(.validationFailed, "version must be at least 1") }
+        try await c.store.checkNotTombstoned(streamID)
         var state = body.state.bytes
         if state.count >= Self.snapshotCompressionThreshold { state = try Gzip.compress(state) }
         let adapter = try snapshots(c)

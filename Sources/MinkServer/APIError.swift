@@ -47,6 +47,10 @@ struct APIError: Error, Sendable {
             var details: [String: JSONValue] = [:]
             if let s = e.streamID { details["streamId"] = .string(s) }
             return APIError(.streamNotFound, e.message, details: details)
+        case .streamDeleted:
+            var details: [String: JSONValue] = [:]
+            if let s = e.streamID { details["streamId"] = .string(s) }
+            return APIError(.streamDeleted, e.message, details: details)
         case .projectionNotFound: return APIError(.projectionNotFound, e.message)
         case .notFound, .eventNotFound: return APIError(.notFound, e.message)
         case .validationFailed, .serializationFailed, .eventTypeNotRegistered, .projectionFailed:

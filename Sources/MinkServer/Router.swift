@@ -14,6 +14,7 @@ enum Route: Sendable, Equatable {
     case openAPI, consoleRoot, console(String)
     /// `GET /v1/admin/export`, `POST /v1/admin/import` (section 9).
     case export, importEvents
+    case listStreams, deleteStream(String), getStreamMetadata(String), putStreamMetadata(String), scavenge
 
     /// A label for metrics and logs: the route template, never the raw path.
     var template: String {
@@ -46,6 +47,10 @@ enum Route: Sendable, Equatable {
         case .console: "/ui/{file}"
         case .export: "/v1/admin/export"
         case .importEvents: "/v1/admin/import"
+        case .listStreams: "/v1/streams"
+        case .deleteStream: "/v1/streams/{streamId}"
+        case .getStreamMetadata, .putStreamMetadata: "/v1/streams/{streamId}/metadata"
+        case .scavenge: "/v1/admin/scavenge"
         }
     }
 }
@@ -105,6 +110,7 @@ enum Router {
         for path in [
             "/healthz", "/readyz", "/metrics", "/v1/info", "/v1/events", "/v1/events/head", "/v1/projections",
             "/v1/subscriptions/all", "/v1/admin/tenants", "/v1/openapi.json", "/ui", "/ui/", "/v1/admin/export", "/v1/admin/import",
+            "/v1/streams", "/v1/admin/scavenge",
         ] {
             table[path] = candidates(path.dropFirst().split(separator: "/", omittingEmptySubsequences: false).map(String.init))
         }
@@ -130,11 +136,13 @@ enum Router {
             case "events": return [("GET", .events)]
             case "projections": return [("GET", .listProjections)]
             case "openapi.json": return [("GET", .openAPI)]
+            case "streams": return [("GET", .listStreams)]
             default: return []
             }
         case 3 where s[0] == "v1":
             switch s[1] {
-            case "streams" where nonEmpty(s[2]): return [("POST", .append(s[2])), ("GET", .load(s[2]))]
+            case "streams" where nonEmpty(s[2]):
+                return [("POST", .append(s[2])), ("GET", .load(s[2])), ("DELETE", .deleteStream(s[2]))]
             case "events" where s[2] == "head": return [("GET", .head)]
             case "subscriptions" where s[2] == "all": return [("GET", .subscribeAll)]
             case "projections" where nonEmpty(s[2]): return [("GET", .projection(s[2]))]
@@ -142,6 +150,7 @@ enum Router {
             case "admin" where s[2] == "tenants": return [("GET", .listTenants), ("POST", .createTenant)]
             case "admin" where s[2] == "export": return [("GET", .export)]
             case "admin" where s[2] == "import": return [("POST", .importEvents)]
+            case "admin" where s[2] == "scavenge": return [("POST", .scavenge)]
             default: return []
             }
         case 4 where s[0] == "v1":
@@ -149,6 +158,8 @@ enum Router {
             case "streams" where nonEmpty(s[2]) && s[3] == "info": return [("GET", .streamInfo(s[2]))]
             case "streams" where nonEmpty(s[2]) && s[3] == "snapshot":
                 return [("GET", .getSnapshot(s[2])), ("PUT", .putSnapshot(s[2]))]
+            case "streams" where nonEmpty(s[2]) && s[3] == "metadata":
+                return [("GET", .getStreamMetadata(s[2])), ("PUT", .putStreamMetadata(s[2]))]
             case "subscriptions" where s[2] == "categories" && nonEmpty(s[3]): return [("GET", .subscribeCategory(s[3]))]
             case "subscriptions" where s[2] == "streams" && nonEmpty(s[3]): return [("GET", .subscribeStream(s[3]))]
             case "projections" where nonEmpty(s[2]):

@@ -48,6 +48,8 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, Codable, CustomSt
     public static let notFound: ErrorCode = "not_found"
     /// `404`: no projection of that name.
     public static let projectionNotFound: ErrorCode = "projection_not_found"
+    /// `410`: the stream was hard-deleted (a tombstone).
+    public static let streamDeleted: ErrorCode = "stream_deleted"
     /// `405`: the route exists but not for this method (the response has `Allow`).
     public static let methodNotAllowed: ErrorCode = "method_not_allowed"
     /// `409`: the expected version did not match; details carry `streamId`,
@@ -72,7 +74,7 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, Codable, CustomSt
     public static let allKnown: [ErrorCode] = [
         .badRequest, .invalidJSON, .invalidStreamID, .invalidTenant, .invalidQuery,
         .unauthorized, .forbidden, .streamNotFound, .notFound, .projectionNotFound,
-        .methodNotAllowed, .concurrencyConflict, .duplicateEventID, .payloadTooLarge,
+        .streamDeleted, .methodNotAllowed, .concurrencyConflict, .duplicateEventID, .payloadTooLarge,
         .unsupportedMediaType, .validationFailed, .tooManyRequests, .unavailable, .internal,
     ]
 
@@ -84,6 +86,7 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, Codable, CustomSt
         case .forbidden: 403
         case .streamNotFound, .notFound, .projectionNotFound: 404
         case .methodNotAllowed: 405
+        case .streamDeleted: 410
         case .concurrencyConflict, .duplicateEventID, .tenantNotEmpty: 409
         case .payloadTooLarge: 413
         case .unsupportedMediaType: 415

@@ -105,6 +105,8 @@ struct Serve: AsyncParsableCommand {
         }
         var services = server.services(onReady: ready)
         services.append(.init(service: ConfigReloadService(server: server, options: options, logger: logger), serviceName: "minkd.reload"))
+        // After the listener: the group stops it first, before storage closes.
+        services.append(.init(service: ScavengerService(server: server), serviceName: "minkd.scavenger"))
         var groupConfiguration = ServiceGroupConfiguration(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
         )

@@ -90,7 +90,11 @@ struct TenantCatalogTests {
         let s = try await SQLiteStorage.open(directory: dir.path, strategy: .shared)
         try await s.scoped("acme").append("s-1", [ev("A")])
         try await s.database.write { c in
-            try c.execute("DROP TABLE mink_tenants; PRAGMA user_version = 1")
+            // Back to schema 1: without the catalog (2) and the stream life cycle (3).
+            try c.execute("""
+                DROP TABLE mink_tenants; DROP TABLE mink_stream_metadata; ALTER TABLE mink_streams DROP COLUMN deleted;
+                PRAGMA user_version = 1
+                """)
         }
         await s.close()
         let reopened = try await SQLiteStorage.open(directory: dir.path, strategy: .shared)

@@ -49,6 +49,11 @@ struct AuthTests {
         RouteCase(method: "GET", target: "/v1/admin/tenants", role: .admin),
         RouteCase(method: "POST", target: "/v1/admin/tenants", body: #"{"id":"initech"}"#, role: .admin),
         RouteCase(method: "DELETE", target: "/v1/admin/tenants/initech?confirm=initech", role: .admin),
+        RouteCase(method: "GET", target: "/v1/streams?limit=10", role: .read),
+        RouteCase(method: "DELETE", target: "/v1/streams/order-1", role: .write),
+        RouteCase(method: "GET", target: "/v1/streams/order-1/metadata", role: .read),
+        RouteCase(method: "PUT", target: "/v1/streams/order-1/metadata", body: #"{"maxCount":5}"#, role: .write),
+        RouteCase(method: "POST", target: "/v1/admin/scavenge", role: .admin),
     ]
 
     /// `*` tokens with exactly one role each.

@@ -167,7 +167,7 @@ struct PostgresProcessTests {
         let url = try await PostgresTestDatabase.freshDatabase()
         var r = try await MinkdProcess(["migrate", "--database-url", url]).finish()
         #expect(r.status == 0 && r.out.contains("migrations applied"), "\(r.out) \(r.err)")
-        #expect(try await PostgresTestDatabase.value(url, "SELECT max(version) FROM public.mink_schema_migrations") == "3")
+        #expect(try await PostgresTestDatabase.value(url, "SELECT max(version) FROM public.mink_schema_migrations") == "4")
         #expect(try await PostgresTestDatabase.value(url, "SELECT count(*) FROM public.mink_tenants") == "1")
         r = try await MinkdProcess(["migrate", "--database-url", url]).finish()
         #expect(r.status == 0, "idempotent: \(r.err)")
@@ -183,7 +183,7 @@ struct PostgresProcessTests {
         defer { try? FileManager.default.removeItem(at: config) }
         r = try await MinkdProcess(["migrate", "--config", config.path, "--database-url", url]).finish()
         #expect(r.status == 0 && r.out.contains("2 tenants"), "\(r.out) \(r.err)")
-        #expect(try await PostgresTestDatabase.value(url, "SELECT max(version) FROM tn_acme.mink_schema_migrations") == "3")
+        #expect(try await PostgresTestDatabase.value(url, "SELECT max(version) FROM tn_acme.mink_schema_migrations") == "4")
         #expect(try await PostgresTestDatabase.value(url, "SELECT string_agg(tenant_id, ',') FROM tn_acme.mink_tenants") == "acme")
 
         // Without a URL it fails and says why.

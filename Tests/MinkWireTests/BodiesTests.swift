@@ -24,7 +24,7 @@ import Testing
         #expect(statuses == [
             "bad_request=400", "invalid_json=400", "invalid_stream_id=400", "invalid_tenant=400", "invalid_query=400",
             "unauthorized=401", "forbidden=403", "stream_not_found=404", "not_found=404", "projection_not_found=404",
-            "method_not_allowed=405", "concurrency_conflict=409", "duplicate_event_id=409", "payload_too_large=413",
+            "stream_deleted=410", "method_not_allowed=405", "concurrency_conflict=409", "duplicate_event_id=409", "payload_too_large=413",
             "unsupported_media_type=415", "validation_failed=422", "too_many_requests=429", "unavailable=503", "internal=500",
         ])
     }

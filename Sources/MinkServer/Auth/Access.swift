@@ -27,10 +27,11 @@ extension Route {
         case .healthz, .readyz, .openAPI, .consoleRoot, .console: .open
         case .metrics: metricsRequireToken ? .role(.read) : .open
         case .info, .load, .streamInfo, .getSnapshot, .events, .head, .subscribeAll, .subscribeCategory, .subscribeStream,
-            .listProjections, .projection, .readModelDocument, .readModelList, .readModelQuery, .readModelCount:
+            .listProjections, .projection, .readModelDocument, .readModelList, .readModelQuery, .readModelCount,
+            .listStreams, .getStreamMetadata:
             .role(.read)
-        case .append, .putSnapshot: .role(.write)
-        case .rebuildProjection, .pauseProjection, .resumeProjection, .listTenants, .createTenant, .deleteTenant: .role(.admin)
+        case .append, .putSnapshot, .deleteStream, .putStreamMetadata: .role(.write)
+        case .rebuildProjection, .pauseProjection, .resumeProjection, .listTenants, .createTenant, .deleteTenant, .scavenge: .role(.admin)
         case .export, .importEvents: .role(.admin)
         }
     }
@@ -39,8 +40,8 @@ extension Route {
     var tenantUse: TenantUse {
         switch self {
         case .healthz, .readyz, .metrics, .info, .listTenants, .createTenant, .deleteTenant, .openAPI, .consoleRoot, .console: .none
-        case .append, .putSnapshot, .importEvents: .write
-        case .export: .read
+        case .append, .putSnapshot, .importEvents, .deleteStream, .putStreamMetadata: .write
+        case .export, .listStreams, .getStreamMetadata, .scavenge: .read
         case .load, .streamInfo, .getSnapshot, .events, .head, .subscribeAll, .subscribeCategory, .subscribeStream,
             .listProjections, .projection, .rebuildProjection, .pauseProjection, .resumeProjection,
             .readModelDocument, .readModelList, .readModelQuery, .readModelCount:

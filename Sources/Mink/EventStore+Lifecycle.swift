@@ -1,0 +1,149 @@
+import Foundation
+
+/// Listing, deletion and retention of streams (HTTP-API.md section 5), on adapters that conform
+/// to ``StreamLifecycleAdapter`` (the three of this package do).
+extension EventStore {
+    /// The adapter's life-cycle side.
+    /// - Throws: `.adapterNotSupported` when the adapter has none.
+    public var lifecycle: any StreamLifecycleAdapter {
+        get throws {
+            guard let l = adapter as? any StreamLifecycleAdapter else {
+                throw MinkError(.adapterNotSupported, "this storage adapter cannot list, delete or retain streams")
+            }
+            return l
+        }
+    }
+
+    /// Rejects names reserved for the server: a stream ID or an event type starting with `$`.
+    /// - Throws: `.validationFailed` (the HTTP API answers a reserved stream ID with `400
+    ///   invalid_stream_id` before it gets here).
+    static func checkNotReserved(streamID: String, events: [EventData]) throws {
+        if StreamID.isReserved(streamID) {
+            throw MinkError.validation("stream IDs starting with $ are reserved for the server: \(streamID)")
+        }
+        if let e = events.first(where: { StreamID.isReserved($0.type) }) {
+            throw MinkError.validation("event types starting with $ are reserved for the server: \(e.type)")
+        }
+    }
+
+    /// Up to `query.limit` streams with a stored event, bytewise ascending by ID (`query.after`
+    /// exclusive). `eventCount` counts stored events.
+    public func listStreams(_ query: StreamListQuery) async throws -> [StreamInfo] {
+        try await lifecycle.listStreams(query)
+    }
+
+    /// Deletes a stream (HTTP-API.md section 5): its events, snapshot and idempotency records
+    /// are removed in one transaction with the `$StreamDeleted` record appended to `$deletions`;
+    /// `hard` leaves a tombstone that answers every later operation on the stream with
+    /// `.streamDeleted`. Subscribers of `all` and async projections see the record in the log;
+    /// inline projections get it inside the deletion's transaction.
+    /// - Throws: `.streamNotFound`, `.streamDeleted`, `.concurrencyConflict`, `.validationFailed`
+    ///   (a reserved stream ID).
+    @discardableResult
+    public func deleteStream(_ streamID: String, expectedVersion: ExpectedVersion = .any, hard: Bool = false) async throws -> StreamDeletion {
+        try StreamID.validate(streamID)
+        try Self.checkNotReserved(streamID: streamID, events: [])
+        let deletion = try await lifecycle.deleteStream(streamID, expectedVersion: expectedVersion, hard: hard, hook: inlineHook())
+        await hub.notifyCommitted()
+        return deletion
+    }
+
+    /// Whether the stream was hard-deleted.
+    public func isTombstoned(_ streamID: String) async throws -> Bool {
+        guard let l = adapter as? any StreamLifecycleAdapter else { return false }
+        return try await l.isTombstoned(streamID)
+    }
+
+    /// Throws `.streamDeleted` when the stream was hard-deleted.
+    public func checkNotTombstoned(_ streamID: String) async throws {
+        if try await isTombstoned(streamID) { throw MinkError.streamDeleted(streamID) }
+    }
+
+    /// The stream's retention rules (empty when none).
+    /// - Throws: `.streamDeleted` for a hard-deleted stream.
+    public func retention(of streamID: String) async throws -> StreamRetention {
+        try StreamID.validate(streamID)
+        try await checkNotTombstoned(streamID)
+        return try await lifecycle.streamRetention(streamID) ?? StreamRetention()
+    }
+
+    /// Replaces the stream's retention rules; they may be set before its first event.
+    /// - Throws: `.validationFailed` (a rule below 1, a reserved stream ID), `.streamDeleted`.
+    public func setRetention(_ retention: StreamRetention, of streamID: String) async throws {
+        try StreamID.validate(streamID)
+        try Self.checkNotReserved(streamID: streamID, events: [])
+        try retention.validate()
+        try await checkNotTombstoned(streamID)
+        try await lifecycle.setStreamRetention(streamID, retention)
+    }
+
+    /// Removes every stored event the retention rules exclude now, in batches of `batchSize`
+    /// (each its own short write transaction, so appends interleave); returns how many.
+    ///
+    /// Why 100 by default: an append queued behind a batch waits for it. Measured on SQLite
+    /// (`Benchmarks/scavenge`, 200,000 events, busy VM): batches of 1,000 put the appends' p50
+    /// at 112 ms (max 945 ms), batches of 100 at 11 ms (max 448 ms, the baseline's max being
+    /// 206–570 ms on that machine), for a scavenge 1.5× longer.
+    @discardableResult
+    public func scavenge(batchSize: Int = 100) async throws -> Int64 {
+        let l = try lifecycle
+        var total: Int64 = 0
+        let now = Date()
+        while true {
+            try Task.checkCancellation()
+            let n = try await l.scavengeBatch(now: now, limit: max(1, batchSize))
+            total += Int64(n)
+            if n == 0 { return total }
+        }
+    }
+
+    // MARK: Reads with retention (used by readStream and streamInfo)
+
+    func readRetained(_ streamID: String, from: Int64, limit: Int, direction: ReadDirection) async throws -> [Event] {
+        let lifecycle = adapter as? any StreamLifecycleAdapter
+        let retention = try await lifecycle?.streamRetention(streamID)
+        guard let retention, !retention.isEmpty else {
+            let events = try await adapter.readStream(streamID, from: from, limit: limit, direction: direction)
+            if events.isEmpty, let lifecycle, try await lifecycle.isTombstoned(streamID) { throw MinkError.streamDeleted(streamID) }
+            return events
+        }
+        guard limit > 0, let info = try await adapter.streamInfo(streamID) else {
+            if let lifecycle, try await lifecycle.isTombstoned(streamID) { throw MinkError.streamDeleted(streamID) }
+            return []
+        }
+        let first = retention.firstKeptVersion(streamVersion: info.version)
+        let cutoff = retention.cutoff(now: Date())
+        func kept(_ e: Event) -> Bool { e.version >= first && (cutoff.map { e.timestamp >= $0 } ?? true) }
+        switch direction {
+        case .forward:
+            // Events past maxAge are the oldest: skip pages of them until the page fills.
+            var out: [Event] = []
+            var next = max(from, first)
+            while out.count < limit {
+                let want = limit - out.count
+                let page = try await adapter.readStream(streamID, from: next, limit: want, direction: .forward)
+                out += page.filter(kept)
+                guard page.count == want, let last = page.last else { break }
+                next = last.version + 1
+            }
+            return out
+        case .backward:
+            let page = try await adapter.readStream(streamID, from: from, limit: limit, direction: .backward)
+            return Array(page.prefix(while: kept))
+        }
+    }
+
+    func retainedInfo(_ streamID: String) async throws -> StreamInfo? {
+        let lifecycle = adapter as? any StreamLifecycleAdapter
+        guard var info = try await adapter.streamInfo(streamID) else {
+            if let lifecycle, try await lifecycle.isTombstoned(streamID) { throw MinkError.streamDeleted(streamID) }
+            return nil
+        }
+        if let retention = try await lifecycle?.streamRetention(streamID), !retention.isEmpty {
+            let firstStored = info.version - info.eventCount + 1
+            let first = max(firstStored, retention.firstKeptVersion(streamVersion: info.version))
+            info.eventCount = max(0, info.version - first + 1)
+        }
+        return info
+    }
+}

@@ -1,0 +1,202 @@
+import Foundation
+
+/// The retention rules of one stream (HTTP-API.md section 5, "Retention"): every rule is optional;
+/// an event is kept when it passes all of them.
+public struct StreamRetention: Sendable, Hashable {
+    /// Keep only the newest `maxCount` events.
+    public var maxCount: Int64?
+    /// Keep only the events committed in the last `maxAgeSeconds` seconds.
+    public var maxAgeSeconds: Int64?
+    /// Keep only the events with a version of at least `truncateBefore`.
+    public var truncateBefore: Int64?
+
+    /// Creates rules; `nil` means no rule.
+    public init(maxCount: Int64? = nil, maxAgeSeconds: Int64? = nil, truncateBefore: Int64? = nil) {
+        self.maxCount = maxCount
+        self.maxAgeSeconds = maxAgeSeconds
+        self.truncateBefore = truncateBefore
+    }
+
+    /// Whether no rule is set.
+    public var isEmpty: Bool { maxCount == nil && maxAgeSeconds == nil && truncateBefore == nil }
+
+    /// Checks the rules: `maxCount` and `maxAgeSeconds` at least 1, `truncateBefore` at least 1.
+    /// - Throws: `.validationFailed` naming the field.
+    public func validate() throws {
+        if let v = maxCount, v < 1 { throw MinkError.validation("maxCount must be at least 1") }
+        if let v = maxAgeSeconds, v < 1 { throw MinkError.validation("maxAgeSeconds must be at least 1") }
+        if let v = truncateBefore, v < 1 { throw MinkError.validation("truncateBefore must be at least 1") }
+    }
+
+    /// The lowest version the version-based rules keep in a stream at `version` (1 when none).
+    public func firstKeptVersion(streamVersion version: Int64) -> Int64 {
+        var first: Int64 = 1
+        if let tb = truncateBefore { first = max(first, tb) }
+        if let n = maxCount { first = max(first, version - n + 1) }
+        return first
+    }
+
+    /// The oldest commit time `maxAgeSeconds` keeps at `now`, or `nil` without that rule.
+    public func cutoff(now: Date) -> Date? {
+        maxAgeSeconds.map { now.addingTimeInterval(-Double($0)) }
+    }
+
+    /// Whether an event of a stream at `streamVersion` is kept at `now`.
+    public func keeps(_ event: Event, streamVersion: Int64, now: Date) -> Bool {
+        if event.version < firstKeptVersion(streamVersion: streamVersion) { return false }
+        if let cutoff = cutoff(now: now), event.timestamp < cutoff { return false }
+        return true
+    }
+}
+
+/// What a stream deletion did (HTTP-API.md section 5, "Delete").
+public struct StreamDeletion: Sendable, Hashable {
+    /// The deleted stream.
+    public var streamID: String
+    /// How many stored events were removed.
+    public var deletedEvents: Int64
+    /// The stream's version when it was deleted (kept: the next append continues after it).
+    public var lastVersion: Int64
+    /// Whether a tombstone was left.
+    public var hard: Bool
+    /// The global position of the `$StreamDeleted` record in `$deletions`.
+    public var position: UInt64
+
+    /// Creates a deletion result.
+    public init(streamID: String, deletedEvents: Int64, lastVersion: Int64, hard: Bool, position: UInt64) {
+        self.streamID = streamID
+        self.deletedEvents = deletedEvents
+        self.lastVersion = lastVersion
+        self.hard = hard
+        self.position = position
+    }
+}
+
+/// Which streams a listing returns: bytewise ascending by ID after `after` (exclusive).
+public struct StreamListQuery: Sendable, Hashable {
+    /// Only streams of this category.
+    public var category: String?
+    /// Only streams whose ID starts with this prefix.
+    public var prefix: String?
+    /// Only streams whose ID sorts bytewise after this one.
+    public var after: String?
+    /// At most this many streams.
+    public var limit: Int
+
+    /// Creates a listing query.
+    public init(category: String? = nil, prefix: String? = nil, after: String? = nil, limit: Int = 100) {
+        self.category = category
+        self.prefix = prefix
+        self.after = after
+        self.limit = limit
+    }
+
+    /// Whether a stream ID passes the filters and comes after `after` (the in-memory rule every
+    /// adapter's SQL reproduces).
+    public func matches(_ streamID: String) -> Bool {
+        if let after, !StreamID.bytewiseLess(after, streamID) { return false }
+        if let category, StreamID.category(of: streamID) != category { return false }
+        if let prefix, !streamID.utf8.starts(with: prefix.utf8) { return false }
+        return true
+    }
+}
+
+extension StreamID {
+    /// The system stream every deletion is recorded in.
+    public static let deletions = "$deletions"
+    /// The type of the record of a deletion in ``deletions``.
+    public static let streamDeletedType = "$StreamDeleted"
+
+    /// Whether an ID (or an event type) is reserved for the server: it starts with `$`.
+    public static func isReserved(_ name: String) -> Bool { name.utf8.first == UInt8(ascii: "$") }
+
+    /// Bytewise (UTF-8) order of stream IDs, the listing's order on every adapter (PostgreSQL's
+    /// `COLLATE "C"`, SQLite's `BINARY`).
+    public static func bytewiseLess(_ a: String, _ b: String) -> Bool {
+        a.utf8.lexicographicallyPrecedes(b.utf8)
+    }
+
+    /// The smallest string greater than every string starting with `prefix`, or `nil` when there
+    /// is none (the prefix is all `0xFF`… which UTF-8 never is): a prefix becomes the index range
+    /// `prefix <= id < upperBound` instead of a `LIKE`.
+    public static func prefixUpperBound(_ prefix: String) -> [UInt8]? {
+        var bytes = Array(prefix.utf8)
+        while let last = bytes.last {
+            if last < 0xFF {
+                bytes[bytes.count - 1] = last + 1
+                return bytes
+            }
+            bytes.removeLast()
+        }
+        return nil
+    }
+}
+
+/// The `$StreamDeleted` record of a deletion.
+public enum StreamDeletedRecord {
+    /// The record's data: `{"streamId","lastVersion","deletedEvents","hard"}`.
+    public static func data(streamID: String, lastVersion: Int64, deletedEvents: Int64, hard: Bool) -> Data {
+        var w = JSONWriter()
+        w.beginObject()
+        w.key("streamId"); w.string(streamID)
+        w.key("lastVersion"); w.int(lastVersion)
+        w.key("deletedEvents"); w.int(deletedEvents)
+        w.key("hard"); w.bool(hard)
+        w.endObject()
+        return Data(w.bytes)
+    }
+
+    /// The append of the record to `$deletions`, as adapters run it inside the deletion's
+    /// transaction (any expected version: `$deletions` only grows).
+    public static func request(streamID: String, lastVersion: Int64, deletedEvents: Int64, hard: Bool, tenantID: String?) -> AppendRequest {
+        var metadata = Metadata()
+        metadata.tenantID = tenantID
+        let event = EventData(
+            id: UUID().lowercasedText, type: StreamID.streamDeletedType,
+            data: data(streamID: streamID, lastVersion: lastVersion, deletedEvents: deletedEvents, hard: hard), metadata: metadata
+        )
+        return AppendRequest(streamID: StreamID.deletions, events: [event], expectedVersion: .any, hasFreshIDs: true)
+    }
+}
+
+/// Storage for the life cycle of streams: listing, deletion, tombstones and retention
+/// (HTTP-API.md section 5). InMemoryStorage, SQLiteStorage and PostgresStorage implement it
+/// under every tenancy strategy; ``EventStore`` finds it on its adapter.
+///
+/// Guarantees, on top of ``EventStoreAdapter``'s:
+/// - a deletion removes the stream's events, its snapshot and (with the events) its idempotency
+///   records, keeps its version counter, and appends one `$StreamDeleted` record to `$deletions`,
+///   all in one transaction, serialised with appends (the record's position is the next one);
+/// - an append to a soft-deleted stream sees version 0 for its check and continues at the deleted
+///   version + 1; an append to a tombstoned stream fails with `.streamDeleted`;
+/// - a position is never reused: the scavenger never removes the tenant's last event, whose
+///   position the next append counts from.
+public protocol StreamLifecycleAdapter: Sendable {
+    /// Up to `query.limit` streams with at least one stored event, bytewise ascending by ID.
+    func listStreams(_ query: StreamListQuery) async throws -> [StreamInfo]
+
+    /// Deletes a stream (soft, or hard with a tombstone) and records it in `$deletions`; `hook`
+    /// (inline projections) runs over the record inside the same transaction, and its failure
+    /// rolls the deletion back.
+    /// - Throws: `.streamNotFound` (missing or already soft-deleted), `.streamDeleted`
+    ///   (tombstoned), `.concurrencyConflict` (nothing deleted), or what the hook threw.
+    func deleteStream(_ streamID: String, expectedVersion: ExpectedVersion, hard: Bool, hook: AppendTransactionHook?) async throws -> StreamDeletion
+
+    /// Whether the stream carries a tombstone.
+    func isTombstoned(_ streamID: String) async throws -> Bool
+
+    /// The stream's retention rules (`nil` when none are stored).
+    func streamRetention(_ streamID: String) async throws -> StreamRetention?
+
+    /// Replaces the stream's retention rules (empty rules remove them).
+    func setStreamRetention(_ streamID: String, _ retention: StreamRetention) async throws
+
+    /// Removes up to `limit` stored events that the retention rules exclude at `now`, in one
+    /// short write transaction; returns how many were removed (0: nothing left to do).
+    func scavengeBatch(now: Date, limit: Int) async throws -> Int
+
+    /// Re-creates the effect of an imported `$StreamDeleted` record: the stream's version counter
+    /// becomes at least `lastVersion` (with no events), and `hard` leaves a tombstone. For
+    /// export/import, which copies `$deletions` verbatim.
+    func applyImportedDeletion(streamID: String, lastVersion: Int64, hard: Bool) async throws
+}

@@ -1,0 +1,235 @@
+import Foundation
+import Mink
+import MinkSQL
+
+extension PostgresStorage: StreamLifecycleAdapter {
+    /// One page along mink_streams' primary key `(tenant_id, stream_id)` (collation "C":
+    /// bytewise), from `after`: an index range scan per page, never a full scan. A prefix is a
+    /// `LIKE 'prefix%'` (a key range under "C"), a category the range `[category, category.)`.
+    /// Streams without a stored event are skipped by a probe of the `(tenant_id, stream_id,
+    /// version)` key of mink_events.
+    public func listStreams(_ query: StreamListQuery) async throws -> [StreamInfo] {
+        guard query.limit > 0 else { return [] }
+        return try await withReadConnection(empty: []) { conn, scope in
+            var params: [PostgresValue] = [.text(scope.tenantID)]
+            func bind(_ v: PostgresValue) -> String {
+                params.append(v)
+                return "$\(params.count)"
+            }
+            var conditions = ["s.tenant_id = $1", "s.deleted = 0", "f.first IS NOT NULL"]
+            if let after = query.after { conditions.append("s.stream_id > \(bind(.text(after)))") }
+            if let prefix = query.prefix, !prefix.isEmpty {
+                conditions.append("s.stream_id LIKE \(bind(.text(SQLPattern.escapeLike(prefix) + "%")))")
+            }
+            if let category = query.category {
+                // Within [category, category.), the IDs at or after `category-` are `category-…`.
+                let c = bind(.text(category))
+                conditions.append(
+                    "s.stream_id >= \(c) AND s.stream_id < \(bind(.text(category + "."))) "
+                        + "AND (s.stream_id = \(c) OR s.stream_id >= \(bind(.text(category + "-"))))"
+                )
+            }
+            let limit = bind(.int(Int64(query.limit)))
+            let r = try conn.query(
+                """
+                SELECT s.stream_id, s.version, (extract(epoch FROM s.created_at) * 1000000)::int8,
+                       (extract(epoch FROM s.updated_at) * 1000000)::int8, f.first
+                FROM \(scope.sql.streams) s
+                CROSS JOIN LATERAL (SELECT min(e.version) AS first FROM \(scope.sql.events) e
+                                    WHERE e.tenant_id = s.tenant_id AND e.stream_id = s.stream_id) f
+                WHERE \(conditions.joined(separator: " AND "))
+                ORDER BY s.stream_id LIMIT \(limit)::int8
+                """,
+                params
+            )
+            return (0..<r.rowCount).map { i in
+                let version = r.int64(i, 1) ?? 0
+                return StreamInfo(
+                    streamID: r.string(i, 0) ?? "", version: version, eventCount: version - (r.int64(i, 4) ?? version) + 1,
+                    createdAt: EventRow.date(microseconds: r.int64(i, 2) ?? 0), updatedAt: EventRow.date(microseconds: r.int64(i, 3) ?? 0)
+                )
+            }
+        }
+    }
+
+    /// Runs under the tenant's append lock (the one every append batch takes), so the record's
+    /// position comes after every committed append and before every later one.
+    public func deleteStream(_ streamID: String, expectedVersion: ExpectedVersion, hard: Bool, hook: AppendTransactionHook?) async throws -> StreamDeletion {
+        let tenantID = self.tenantID
+        let record = StreamDeletedRecord.request(streamID: streamID, lastVersion: 0, deletedEvents: 0, hard: hard, tenantID: tenantID)
+        let metadata = try EventRow.encodeMetadata(record.events[0].metadata)
+        let recordID = record.events[0].id!
+        do {
+            return try await withConnection { conn, scope in
+                let sql = scope.sql
+                let tenant = PostgresValue.text(scope.tenantID)
+                return try conn.transaction(begin: "SELECT pg_advisory_xact_lock(\(scope.appendLockKey))") {
+                    let row = try conn.query(
+                        "SELECT version, deleted FROM \(sql.streams) WHERE tenant_id = $1 AND stream_id = $2", [tenant, .text(streamID)]
+                    )
+                    guard row.rowCount == 1 else { throw MinkError.streamNotFound(streamID) }
+                    let version = row.int64(0, 0) ?? 0
+                    let deleted = row.int64(0, 1) ?? 0
+                    if deleted == 2 { throw MinkError.streamDeleted(streamID) }
+                    if deleted == 1, !hard { throw MinkError.streamNotFound(streamID) }
+                    try expectedVersion.check(streamID: streamID, currentVersion: deleted == 1 ? 0 : version)
+                    // The record's position is taken before the events go: the head may be one of them.
+                    let head = try conn.query(
+                        "SELECT coalesce((SELECT position FROM \(sql.events) WHERE tenant_id = $1 ORDER BY position DESC LIMIT 1), 0)", [tenant]
+                    ).int64(0, 0) ?? 0
+                    let removed = try conn.query("DELETE FROM \(sql.events) WHERE tenant_id = $1 AND stream_id = $2", [tenant, .text(streamID)]).affectedRows
+                    try conn.query("DELETE FROM \(sql.snapshots) WHERE tenant_id = $1 AND stream_id = $2", [tenant, .text(streamID)])
+                    try conn.query(
+                        "UPDATE \(sql.streams) SET deleted = $3::int2 WHERE tenant_id = $1 AND stream_id = $2",
+                        [tenant, .text(streamID), .int(hard ? 2 : 1)]
+                    )
+                    let logVersion = (try conn.query(
+                        "SELECT version FROM \(sql.streams) WHERE tenant_id = $1 AND stream_id = $2", [tenant, .text(StreamID.deletions)]
+                    ).int64(0, 0) ?? 0) + 1
+                    let data = StreamDeletedRecord.data(streamID: streamID, lastVersion: version, deletedEvents: Int64(removed), hard: hard)
+                    let micros = EventRow.microseconds(Date())
+                    let ts = "('epoch'::timestamptz + $4::int8 * interval '1 microsecond')"
+                    try conn.query(
+                        """
+                        INSERT INTO \(sql.events) (tenant_id, stream_id, category, created_at, position, version, event_id, type, data, metadata)
+                        VALUES ($1, $2, $2, \(ts), $5::int8, $6::int8, $7, $3, $8::bytea, $9);
+                        """,
+                        [tenant, .text(StreamID.deletions), .text(StreamID.streamDeletedType), .int(micros),
+                         .int(head + 1), .int(logVersion), .text(recordID), .bytes(data), .text(metadata)]
+                    )
+                    try conn.query(
+                        """
+                        INSERT INTO \(sql.streams) (tenant_id, stream_id, version, created_at, updated_at) VALUES ($1, $2, $3::int8, now(), now())
+                        ON CONFLICT (tenant_id, stream_id) DO UPDATE SET version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
+                        """,
+                        [tenant, .text(StreamID.deletions), .int(logVersion)]
+                    )
+                    if let hook {
+                        // Inline projections, in the deletion's transaction (a failure rolls it back).
+                        let event = Event(
+                            id: recordID, streamID: StreamID.deletions, type: StreamID.streamDeletedType, data: data,
+                            metadata: record.events[0].metadata, version: logVersion, globalPosition: UInt64(head + 1),
+                            timestamp: EventRow.date(microseconds: micros)
+                        )
+                        let tx = PostgresReadModelTransaction(connection: conn, scope: scope)
+                        defer { tx.close() }
+                        try hook([event], tx)
+                    }
+                    // Wakes the subscribers of every process, as an append's commit does.
+                    try conn.query("SELECT pg_notify($1, $2)", [.text(scope.backends.configuration.channel), .text(scope.notifyKey)])
+                    return StreamDeletion(
+                        streamID: streamID, deletedEvents: Int64(removed), lastVersion: version, hard: hard, position: UInt64(head + 1)
+                    )
+                }
+            }
+        } catch let e as PostgresError {
+            throw e.mappedForMink()
+        }
+    }
+
+    public func isTombstoned(_ streamID: String) async throws -> Bool {
+        try await withReadConnection(empty: false) { conn, scope in
+            let r = try conn.query(
+                "SELECT deleted FROM \(scope.sql.streams) WHERE tenant_id = $1 AND stream_id = $2",
+                [.text(scope.tenantID), .text(streamID)], prepare: true
+            )
+            return r.rowCount == 1 && r.int64(0, 0) == 2
+        }
+    }
+
+    public func streamRetention(_ streamID: String) async throws -> StreamRetention? {
+        try await withReadConnection(empty: nil) { conn, scope in
+            let r = try conn.query(
+                "SELECT max_count, max_age_seconds, truncate_before FROM \(scope.sql.streamMetadata) WHERE tenant_id = $1 AND stream_id = $2",
+                [.text(scope.tenantID), .text(streamID)], prepare: true
+            )
+            guard r.rowCount == 1 else { return nil }
+            return StreamRetention(maxCount: r.int64(0, 0), maxAgeSeconds: r.int64(0, 1), truncateBefore: r.int64(0, 2))
+        }
+    }
+
+    public func setStreamRetention(_ streamID: String, _ retention: StreamRetention) async throws {
+        try await withConnection { conn, scope in
+            let tenant = PostgresValue.text(scope.tenantID)
+            let table = "\(scope.sql.streamMetadata)"
+            try conn.transaction {
+                let r = try conn.query("SELECT deleted FROM \(scope.sql.streams) WHERE tenant_id = $1 AND stream_id = $2", [tenant, .text(streamID)])
+                if r.rowCount == 1, r.int64(0, 0) == 2 { throw MinkError.streamDeleted(streamID) }
+                if retention.isEmpty {
+                    try conn.query("DELETE FROM \(table) WHERE tenant_id = $1 AND stream_id = $2", [tenant, .text(streamID)])
+                    return
+                }
+                func v(_ x: Int64?) -> PostgresValue { x.map { .int($0) } ?? .null }
+                try conn.query(
+                    """
+                    INSERT INTO \(table) (tenant_id, stream_id, max_count, max_age_seconds, truncate_before)
+                    VALUES ($1, $2, $3::int8, $4::int8, $5::int8) ON CONFLICT (tenant_id, stream_id) DO UPDATE SET
+                    max_count = EXCLUDED.max_count, max_age_seconds = EXCLUDED.max_age_seconds, truncate_before = EXCLUDED.truncate_before
+                    """,
+                    [tenant, .text(streamID), v(retention.maxCount), v(retention.maxAgeSeconds), v(retention.truncateBefore)]
+                )
+            }
+        }
+    }
+
+    /// One short transaction removing at most `limit` events; it takes no append lock (deleting
+    /// events below the head never changes the next position, and the head itself is kept).
+    public func scavengeBatch(now: Date, limit: Int) async throws -> Int {
+        let nowMicros = EventRow.microseconds(now)
+        return try await withReadConnection(empty: 0) { conn, scope in
+            let tenant = PostgresValue.text(scope.tenantID)
+            return try conn.transaction {
+                let rules = try conn.query(
+                    """
+                    SELECT m.stream_id, s.version, m.max_count, m.max_age_seconds, m.truncate_before
+                    FROM \(scope.sql.streamMetadata) m
+                    JOIN \(scope.sql.streams) s ON s.tenant_id = m.tenant_id AND s.stream_id = m.stream_id
+                    WHERE m.tenant_id = $1 AND s.deleted = 0
+                    """,
+                    [tenant]
+                )
+                let head = try conn.query(
+                    "SELECT coalesce((SELECT position FROM \(scope.sql.events) WHERE tenant_id = $1 ORDER BY position DESC LIMIT 1), 0)", [tenant]
+                ).int64(0, 0) ?? 0
+                var removed = 0
+                for i in 0..<rules.rowCount where removed < limit {
+                    let streamID = rules.string(i, 0) ?? ""
+                    let retention = StreamRetention(maxCount: rules.int64(i, 2), maxAgeSeconds: rules.int64(i, 3), truncateBefore: rules.int64(i, 4))
+                    let first = retention.firstKeptVersion(streamVersion: rules.int64(i, 1) ?? 0)
+                    let cutoff: PostgresValue = retention.maxAgeSeconds.map { .int(nowMicros - $0 * 1_000_000) } ?? .null
+                    removed += try conn.query(
+                        """
+                        DELETE FROM \(scope.sql.events) WHERE tenant_id = $1 AND stream_id = $2 AND version IN (
+                            SELECT version FROM \(scope.sql.events) WHERE tenant_id = $1 AND stream_id = $2 AND position <> $3::int8
+                            AND (version < $4::int8 OR created_at < 'epoch'::timestamptz + $5::int8 * interval '1 microsecond')
+                            ORDER BY version LIMIT $6::int8)
+                        """,
+                        [tenant, .text(streamID), .int(head), .int(first), cutoff, .int(Int64(limit - removed))]
+                    ).affectedRows
+                }
+                return removed
+            }
+        }
+    }
+
+    public func applyImportedDeletion(streamID: String, lastVersion: Int64, hard: Bool) async throws {
+        try await withConnection { conn, scope in
+            let tenant = PostgresValue.text(scope.tenantID)
+            try conn.transaction(begin: "SELECT pg_advisory_xact_lock(\(scope.appendLockKey))") {
+                let hasEvents = try conn.query(
+                    "SELECT 1 FROM \(scope.sql.events) WHERE tenant_id = $1 AND stream_id = $2 LIMIT 1", [tenant, .text(streamID)]
+                ).rowCount == 1
+                let deleted: Int64 = hard ? 2 : (hasEvents ? 0 : 1)
+                try conn.query(
+                    """
+                    INSERT INTO \(scope.sql.streams) AS t (tenant_id, stream_id, version, created_at, updated_at, deleted)
+                    VALUES ($1, $2, $3::int8, now(), now(), $4::int2)
+                    ON CONFLICT (tenant_id, stream_id) DO UPDATE SET version = greatest(t.version, EXCLUDED.version),
+                    deleted = CASE WHEN EXCLUDED.deleted = 2 OR t.deleted = 2 THEN 2 ELSE EXCLUDED.deleted END
+                    """,
+                    [tenant, .text(streamID), .int(lastVersion), .int(deleted)]
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,203 @@
+import Foundation
+import Mink
+import MinkHTTP
+import MinkSQLite
+import MinkServer
+import MinkWire
+import Testing
+
+/// Listing, deletion, tombstones, reserved names, retention and the scavenger over HTTP
+/// (HTTP-API.md sections 5, 6, 7 and 9).
+@Suite("Stream life cycle over HTTP", .timeLimit(.minutes(3)))
+struct StreamLifecycleEndpointTests {
+    @Test(arguments: StorageKind.allCases)
+    func softDeleteKeepsTheVersionAndRecordsTheDeletion(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
+            try await s.request("POST", "/v1/streams/order-1", json: appendBody(["A", "B", "C"]))
+            #expect(try await s.request("PUT", "/v1/streams/order-1/snapshot", json: #"{"version":3,"state":{"n":3}}"#).status == 200)
+            var r = try await s.request("DELETE", "/v1/streams/order-1?expectedVersion=2")
+            #expect(r.status == 409 && r.errorCode == "concurrency_conflict")
+            r = try await s.request("DELETE", "/v1/streams/order-1?expectedVersion=3")
+            #expect(r.status == 200)
+            #expect(r.text == #"{"streamId":"order-1","deletedEvents":3,"lastVersion":3,"hard":false,"position":4}"#)
+            #expect(try await s.request("GET", "/v1/streams/order-1").errorCode == "stream_not_found")
+            #expect(try await s.request("GET", "/v1/streams/order-1/info").status == 404)
+            #expect(try await s.request("GET", "/v1/streams/order-1/snapshot").status == 404)
+            #expect(try await s.request("DELETE", "/v1/streams/order-1").errorCode == "stream_not_found")
+            #expect(try await s.request("DELETE", "/v1/streams/never-1").errorCode == "stream_not_found")
+
+            // The record, in the global log (the deleted positions are skipped).
+            r = try await s.request("GET", "/v1/events")
+            let events = r["events"]?.arrayValue ?? []
+            #expect(events.count == 1)
+            let record = events.first?.objectValue
+            #expect(record?["streamId"] == "$deletions" && record?["type"] == "$StreamDeleted" && record?["globalPosition"] == .int(4))
+            #expect(record?["data"] == ["streamId": "order-1", "lastVersion": .int(3), "deletedEvents": .int(3), "hard": false])
+
+            // The next append counts the stream as new and continues after the deleted version.
+            r = try await s.request("POST", "/v1/streams/order-1", json: appendBody(["D"], expected: #""stream_exists""#))
+            #expect(r.status == 404 && r.errorCode == "stream_not_found")
+            r = try await s.request("POST", "/v1/streams/order-1", json: appendBody(["D"], expected: "0"))
+            #expect(r.status == 201 && r["fromVersion"] == .int(4) && r["fromPosition"] == .int(5))
+            r = try await s.request("GET", "/v1/streams/order-1/info")
+            #expect(r["version"] == .int(4) && r["eventCount"] == .int(1))
+        }
+    }
+
+    @Test(arguments: StorageKind.allCases)
+    func hardDeleteAnswers410ToEverything(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
+            try await s.request("POST", "/v1/streams/gdpr-7", json: appendBody(["A", "B"]))
+            var r = try await s.request("DELETE", "/v1/streams/gdpr-7?hard=true&expectedVersion=2")
+            #expect(r.text == #"{"streamId":"gdpr-7","deletedEvents":2,"lastVersion":2,"hard":true,"position":3}"#)
+            let attempts: [(String, String, String?)] = [
+                ("GET", "/v1/streams/gdpr-7", nil), ("GET", "/v1/streams/gdpr-7/info", nil),
+                ("POST", "/v1/streams/gdpr-7", appendBody(["C"])), ("POST", "/v1/streams/gdpr-7", appendBody(["C"], expected: "0")),
+                ("GET", "/v1/streams/gdpr-7/snapshot", nil), ("PUT", "/v1/streams/gdpr-7/snapshot", #"{"version":1,"state":{}}"#),
+                ("GET", "/v1/streams/gdpr-7/metadata", nil), ("PUT", "/v1/streams/gdpr-7/metadata", #"{"maxCount":1}"#),
+                ("DELETE", "/v1/streams/gdpr-7", nil), ("DELETE", "/v1/streams/gdpr-7?hard=true", nil),
+                ("GET", "/v1/subscriptions/streams/gdpr-7", nil),
+            ]
+            for (method, path, body) in attempts {
+                r = try await s.request(method, path, json: body)
+                #expect(r.status == 410 && r.errorCode == "stream_deleted", "\(method) \(path): \(r.status) \(r.text)")
+            }
+            #expect(try await s.request("GET", "/v1/events/head")["position"] == .int(3), "nothing was written")
+            // A soft-deleted stream may still be deleted hard.
+            try await s.request("POST", "/v1/streams/gdpr-8", json: appendBody(["A"]))
+            #expect(try await s.request("DELETE", "/v1/streams/gdpr-8").status == 200)
+            r = try await s.request("DELETE", "/v1/streams/gdpr-8?hard=true")
+            #expect(r.status == 200 && r["deletedEvents"] == .int(0) && r["lastVersion"] == .int(1))
+        }
+    }
+
+    @Test func badDeletionsAndReservedNames() async throws {
+        try await withServer { s in
+            try await s.request("POST", "/v1/streams/a-1", json: appendBody(["A"]))
+            #expect(try await s.request("DELETE", "/v1/streams/a-1?hard=maybe").errorCode == "bad_request")
+            #expect(try await s.request("DELETE", "/v1/streams/a-1?expectedVersion=-1").errorCode == "bad_request")
+            #expect(try await s.request("DELETE", "/v1/streams/a-1?expectedVersion=x").errorCode == "bad_request")
+            #expect(try await s.request("DELETE", "/v1/streams/%24deletions").errorCode == "invalid_stream_id")
+            var r = try await s.request("POST", "/v1/streams/%24mine", json: appendBody(["A"]))
+            #expect(r.status == 400 && r.errorCode == "invalid_stream_id")
+            r = try await s.request("POST", "/v1/streams/a-1", json: appendBody(["$Mine"]))
+            #expect(r.status == 422 && r.errorCode == "validation_failed")
+            #expect(try await s.request("PUT", "/v1/streams/%24deletions/metadata", json: "{}").errorCode == "invalid_stream_id")
+            #expect(try await s.request("GET", "/v1/events/head")["position"] == .int(1), "nothing was written")
+            // `$deletions` itself is readable.
+            _ = try await s.request("DELETE", "/v1/streams/a-1")
+            r = try await s.request("GET", "/v1/streams/%24deletions")
+            #expect(r.status == 200 && r["version"] == .int(1))
+        }
+    }
+
+    @Test(arguments: StorageKind.allCases)
+    func listingPagesBytewise(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
+            for id in ["order-2", "order-10", "user-1", "order", "orders-1", "gone-1"] {
+                try await s.request("POST", "/v1/streams/\(id)", json: appendBody(["A"]))
+            }
+            try await s.request("POST", "/v1/streams/order-2", json: appendBody(["B"]))
+            try await s.request("DELETE", "/v1/streams/gone-1")
+            var ids: [String] = []
+            var after: String?
+            for _ in 0..<10 {
+                let r = try await s.request("GET", "/v1/streams?limit=2" + (after.map { "&after=\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)" } ?? ""))
+                #expect(r.status == 200)
+                ids += (r["streams"]?.arrayValue ?? []).compactMap { $0.objectValue?["streamId"]?.stringValue }
+                after = r["next"]?.stringValue
+                if after == nil { break }
+            }
+            #expect(ids == ["$deletions", "order", "order-10", "order-2", "orders-1", "user-1"])
+            var r = try await s.request("GET", "/v1/streams?category=order")
+            #expect((r["streams"]?.arrayValue ?? []).compactMap { $0.objectValue?["streamId"]?.stringValue } == ["order", "order-10", "order-2"])
+            #expect(r["next"] == .null)
+            let two = r["streams"]?.arrayValue?.last?.objectValue
+            #expect(two?["category"] == "order" && two?["version"] == .int(2) && two?["eventCount"] == .int(2))
+            #expect(two?["createdAt"]?.stringValue?.hasSuffix("Z") == true && two?["updatedAt"] != nil)
+            r = try await s.request("GET", "/v1/streams?prefix=order-1")
+            #expect((r["streams"]?.arrayValue ?? []).compactMap { $0.objectValue?["streamId"]?.stringValue } == ["order-10"])
+            for bad in ["limit=0", "limit=1001", "limit=x", "after=a%01b"] {
+                #expect(try await s.request("GET", "/v1/streams?\(bad)").errorCode == "bad_request", "\(bad)")
+            }
+            // Another tenant lists nothing of these.
+            r = try await s.request("GET", "/v1/streams", headers: [("Mink-Tenant", "acme")])
+            #expect(r.status == 200 && r["streams"] == [])
+        }
+    }
+
+    @Test(arguments: StorageKind.allCases)
+    func retentionAtReadTimeThenScavenged(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
+            var r = try await s.request("GET", "/v1/streams/tele-1/metadata")
+            #expect(r.status == 200 && r.text == "{}")
+            #expect(try await s.request("PUT", "/v1/streams/tele-1/metadata", json: "{nope").errorCode == "invalid_json")
+            #expect(try await s.request("PUT", "/v1/streams/tele-1/metadata", json: #"{"maxCnt":1}"#).errorCode == "bad_request")
+            #expect(try await s.request("PUT", "/v1/streams/tele-1/metadata", json: #"{"maxCount":"2"}"#).errorCode == "bad_request")
+            #expect(try await s.request("PUT", "/v1/streams/tele-1/metadata", json: #"{"maxCount":0}"#).errorCode == "validation_failed")
+            #expect(try await s.request("PUT", "/v1/streams/tele-1/metadata", json: "[]").errorCode == "bad_request")
+            r = try await s.request("PUT", "/v1/streams/tele-1/metadata", json: #"{"maxCount":2,"maxAgeSeconds":null}"#)
+            #expect(r.status == 200 && r.text == #"{"maxCount":2}"#)
+            #expect(try await s.request("GET", "/v1/streams/tele-1/metadata").text == #"{"maxCount":2}"#)
+
+            try await s.request("POST", "/v1/streams/tele-1", json: appendBody(["A", "B", "C", "D", "E"]))
+            try await s.request("POST", "/v1/streams/other-1", json: appendBody(["X"]))
+            r = try await s.request("GET", "/v1/streams/tele-1?from=1")
+            #expect((r["events"]?.arrayValue ?? []).compactMap { $0.objectValue?["version"]?.int64Value } == [4, 5])
+            #expect(r["version"] == .int(5))
+            r = try await s.request("GET", "/v1/streams/tele-1/info")
+            #expect(r["version"] == .int(5) && r["eventCount"] == .int(2))
+
+            r = try await s.request("POST", "/v1/admin/scavenge")
+            #expect(r.status == 200 && r.text == #"{"deletedEvents":3}"#)
+            // Physically gone: the adapter itself no longer has them, nor the global log.
+            let stored = try await s.server.store.adapter.readStream("tele-1", from: 1, limit: 10, direction: .forward)
+            #expect(stored.map(\.version) == [4, 5])
+            r = try await s.request("GET", "/v1/events")
+            #expect((r["events"]?.arrayValue ?? []).compactMap { $0.objectValue?["globalPosition"]?.int64Value } == [4, 5, 6])
+            #expect(try await s.request("POST", "/v1/admin/scavenge").text == #"{"deletedEvents":0}"#)
+            r = try await s.request("PUT", "/v1/streams/tele-1/metadata", json: "{}")
+            #expect(r.status == 200 && r.text == "{}")
+        }
+    }
+
+    @Test(arguments: StorageKind.allCases)
+    func deletionRecordReachesAllSubscribersAndEndsStreamSubscriptions(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
+            try await s.request("POST", "/v1/streams/acct-1", json: appendBody(["A"]))
+            let all = try await RawConnection.open(port: s.port)
+            try await all.send("GET /v1/subscriptions/all HTTP/1.1\r\nHost: x\r\n\r\n")
+            _ = try await all.read(until: { $0.contains("event: caught-up") }, timeout: .seconds(10))
+            let one = try await RawConnection.open(port: s.port)
+            try await one.send("GET /v1/subscriptions/streams/acct-1 HTTP/1.1\r\nHost: x\r\n\r\n")
+            _ = try await one.read(until: { $0.contains("event: caught-up") }, timeout: .seconds(10))
+
+            #expect(try await s.request("DELETE", "/v1/streams/acct-1?hard=true").status == 200)
+            let text = try await all.read(until: { $0.contains("$StreamDeleted") }, timeout: .seconds(10))
+            #expect(text.contains("id: 2\n") && text.contains(#""streamId":"$deletions""#))
+            // The stream's own subscription ends: the server closes the event stream (its body
+            // is delimited by the close).
+            #expect(try await one.readUntilClosed(timeout: .seconds(10)), "the stream subscription ended")
+            all.close()
+            one.close()
+        }
+    }
+
+    @Test func tombstoneSurvivesARestart() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("minkd-tomb-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func storage() async throws -> ServerStorage {
+            let s = try await SQLiteStorage.open(directory: dir, strategy: .database)
+            return ServerStorage(events: s, snapshots: s, readModels: s, kind: "sqlite", close: { await s.close() })
+        }
+        try await withServer(storage: try await storage()) { s in
+            try await s.request("POST", "/v1/streams/p-1", json: appendBody(["A"]), headers: [("Mink-Tenant", "acme")])
+            #expect(try await s.request("DELETE", "/v1/streams/p-1?hard=true", headers: [("Mink-Tenant", "acme")]).status == 200)
+        }
+        try await withServer(storage: try await storage()) { s in
+            let r = try await s.request("POST", "/v1/streams/p-1", json: appendBody(["A"]), headers: [("Mink-Tenant", "acme")])
+            #expect(r.status == 410 && r.errorCode == "stream_deleted")
+            #expect(try await s.request("POST", "/v1/streams/p-1", json: appendBody(["A"])).status == 201, "the tombstone is acme's")
+        }
+    }
+}
