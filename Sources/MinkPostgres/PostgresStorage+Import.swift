@@ -91,17 +91,25 @@ extension PostgresStorage: EventImporting {
     /// The effect of an imported `$StreamDeleted` record: the deleted stream's version counter is
     /// kept at least at `lastVersion`, so that a later append continues after it and a (stream,
     /// version) pair is never reused.
+    /// The stream is marked as the deletion left it (`deleted`: 1 soft-deleted, 2 a tombstone
+    /// for a hard delete), as ``PostgresStorage/applyImportedDeletion(streamID:lastVersion:hard:)``
+    /// does: a stream soft-deleted and written again later gets its later events from a later
+    /// batch, whose stream upsert marks it live again (a tombstone stays).
     static func applyImportedDeletion(_ deletion: ImportedDeletion, scope: Scope, on conn: PostgresConnection) throws {
+        let tenant = PostgresValue.text(scope.tenantID)
+        let hasEvents = try conn.query(
+            "SELECT 1 FROM \(scope.sql.events) WHERE tenant_id = $1 AND stream_id = $2 LIMIT 1", [tenant, .text(deletion.streamID)]
+        ).rowCount == 1
+        let deleted: Int64 = deletion.hard ? 2 : (hasEvents ? 0 : 1)
         _ = try conn.query(
             """
-            INSERT INTO \(scope.sql.streams) (tenant_id, stream_id, version, created_at, updated_at) VALUES ($1, $2, $3::int8, now(), now())
-            ON CONFLICT (tenant_id, stream_id) DO UPDATE SET version = GREATEST(\(scope.sql.streams).version, EXCLUDED.version)
+            INSERT INTO \(scope.sql.streams) AS t (tenant_id, stream_id, version, created_at, updated_at, deleted)
+            VALUES ($1, $2, $3::int8, now(), now(), $4::int2)
+            ON CONFLICT (tenant_id, stream_id) DO UPDATE SET version = greatest(t.version, EXCLUDED.version),
+            deleted = CASE WHEN EXCLUDED.deleted = 2 OR t.deleted = 2 THEN 2 ELSE EXCLUDED.deleted END
             """,
-            [.text(scope.tenantID), .text(deletion.streamID), .int(deletion.lastVersion)]
+            [tenant, .text(deletion.streamID), .int(deletion.lastVersion), .int(deleted)]
         )
-        if deletion.hard {
-            // lead: wire the tombstone from branch streams here
-        }
     }
 }
 
@@ -124,7 +132,8 @@ extension Statements {
             FROM unnest($11::text[], $12::int8[], $13::int8[], $14::int8[]) AS v(stream, version, first, last)
             WHERE (SELECT count(*) FROM ins) >= 0
             ON CONFLICT (tenant_id, stream_id) DO UPDATE
-                SET version = GREATEST(\(streams).version, EXCLUDED.version), updated_at = EXCLUDED.updated_at
+                SET version = GREATEST(\(streams).version, EXCLUDED.version), updated_at = EXCLUDED.updated_at,
+                    deleted = CASE WHEN \(streams).deleted = 2 THEN 2 ELSE 0 END
             """
     }
 }

@@ -72,7 +72,7 @@ extension SQLiteStorage: EventImporting {
                     """
                     INSERT INTO mink_streams (tenant_id, stream_id, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?) \
                     ON CONFLICT (tenant_id, stream_id) DO UPDATE SET version = max(version, excluded.version), \
-                    updated_at = excluded.updated_at
+                    updated_at = excluded.updated_at, deleted = CASE WHEN deleted = 2 THEN 2 ELSE 0 END
                     """,
                     [tenant, .text(stream), .int(t.version), .int(t.first), .int(t.last)]
                 )
@@ -89,16 +89,21 @@ extension SQLiteStorage: EventImporting {
     /// The effect of an imported `$StreamDeleted` record: the deleted stream's version counter is
     /// kept at least at `lastVersion`, so that a later append continues after it and a (stream,
     /// version) pair is never reused.
+    /// The stream is marked as the deletion left it (`deleted`: 1 soft-deleted, 2 a tombstone
+    /// for a hard delete), as ``SQLiteStorage/applyImportedDeletion(streamID:lastVersion:hard:)``
+    /// does: a stream soft-deleted and written again later gets its later events from a later
+    /// batch, whose stream upsert marks it live again (a tombstone stays).
     static func applyImportedDeletion(_ deletion: ImportedDeletion, tenantID: String, at micros: Int64, on c: SQLiteConnection) throws {
+        let key: [SQLiteValue] = [.text(tenantID), .text(deletion.streamID)]
+        let hasEvents = try c.int("SELECT 1 FROM mink_events WHERE tenant_id = ? AND stream_id = ? LIMIT 1", key) != nil
+        let deleted: Int64 = deletion.hard ? 2 : (hasEvents ? 0 : 1)
         try c.run(
             """
-            INSERT INTO mink_streams (tenant_id, stream_id, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?) \
-            ON CONFLICT (tenant_id, stream_id) DO UPDATE SET version = max(version, excluded.version)
+            INSERT INTO mink_streams (tenant_id, stream_id, version, created_at, updated_at, deleted) VALUES (?, ?, ?, ?, ?, ?) \
+            ON CONFLICT (tenant_id, stream_id) DO UPDATE SET version = max(mink_streams.version, excluded.version), \
+            deleted = CASE WHEN excluded.deleted = 2 OR mink_streams.deleted = 2 THEN 2 ELSE excluded.deleted END
             """,
-            [.text(tenantID), .text(deletion.streamID), .int(deletion.lastVersion), .int(micros), .int(micros)]
+            key + [.int(deletion.lastVersion), .int(micros), .int(micros), .int(deleted)]
         )
-        if deletion.hard {
-            // lead: wire the tombstone from branch streams here
-        }
     }
 }
