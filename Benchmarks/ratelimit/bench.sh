@@ -37,7 +37,7 @@ run() {  # run LABEL BINARY CONFIG -> prints "appends head"
   echo "$a $h"
 }
 declare -A A H
-labels=(limit nolimit)
+labels=(${ORDER:-limit nolimit})
 [ -n "${MINKD_BASE:-}" ] && labels+=(base)
 for i in $(seq $R); do
   for l in "${labels[@]}"; do

@@ -45,14 +45,34 @@ public struct TraceContext: Sendable, Hashable {
         self.init(traceIDHigh: high, traceIDLow: low, spanID: span, flags: UInt8(flags))
     }
 
-    /// The `traceparent` value of this context (version `00`).
-    public var traceparent: String { "00-\(traceID)-\(spanIDHex)-\(Self.hex(UInt64(flags), digits: 2))" }
+    /// The `traceparent` value of this context (version `00`). Written byte by byte into one
+    /// string: it is on every response.
+    public var traceparent: String {
+        String(unsafeUninitializedCapacity: 55) { buffer in
+            var i = 0
+            func put(_ byte: UInt8) { buffer[i] = byte; i += 1 }
+            func hex(_ value: UInt64, _ digits: Int) {
+                var shift = (digits - 1) * 4
+                while shift >= 0 {
+                    put(Self.digits[Int((value >> UInt64(shift)) & 0xf)])
+                    shift -= 4
+                }
+            }
+            put(UInt8(ascii: "0")); put(UInt8(ascii: "0")); put(UInt8(ascii: "-"))
+            hex(traceIDHigh, 16); hex(traceIDLow, 16); put(UInt8(ascii: "-"))
+            hex(spanID, 16); put(UInt8(ascii: "-"))
+            hex(UInt64(flags), 2)
+            return i
+        }
+    }
 
     /// The trace ID as 32 lowercase hex digits.
     public var traceID: String { Self.hex(traceIDHigh, digits: 16) + Self.hex(traceIDLow, digits: 16) }
 
     /// The span ID as 16 lowercase hex digits.
     public var spanIDHex: String { Self.hex(spanID, digits: 16) }
+
+    private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
 
     /// A new span's context: the same trace as this one, a fresh span ID.
     public func child() -> TraceContext {
