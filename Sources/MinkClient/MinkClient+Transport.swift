@@ -10,12 +10,15 @@ struct SuccessResponse: Sendable {
 }
 
 extension MinkClient {
-    /// The header fields every request carries: credentials, tenant, content negotiation.
+    /// The header fields every request carries: credentials, tenant, content negotiation, and
+    /// the trace context of the calling task (`traceparent` from the current `ServiceContext`),
+    /// so that minkd's spans continue the caller's trace.
     func commonHeaders() -> HTTPHeaders {
         var headers = HTTPHeaders()
         if let token { headers.add(name: "Authorization", value: "Bearer \(token)") }
         if let tenant { headers.add(name: "Mink-Tenant", value: tenant) }
         headers.add(name: "User-Agent", value: "MinkClient/\(MinkClient.version)")
+        for (name, value) in TraceContext.currentHeaders() { headers.add(name: name, value: value) }
         return headers
     }
 

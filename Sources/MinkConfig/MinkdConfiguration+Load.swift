@@ -206,8 +206,8 @@ extension MinkdConfiguration {
     }
 
     private static func token(_ node: ConfigNode) throws -> Token {
-        var name: String?, sha256: String?, tenant: String?, roles: Set<Token.Role>?
-        for (key, node) in try node.mapping(allowing: ["name", "sha256", "tenant", "roles"]) {
+        var name: String?, sha256: String?, tenant: String?, roles: Set<Token.Role>?, rateLimit: Token.RateLimit?
+        for (key, node) in try node.mapping(allowing: ["name", "sha256", "tenant", "roles", "rateLimit"]) {
             switch key {
             case "name": name = try node.nonEmptyString()
             case "sha256":
@@ -233,6 +233,7 @@ extension MinkdConfiguration {
                 }
                 guard !set.isEmpty else { throw ConfigError(keyPath: node.path, message: "at least one role is required") }
                 roles = set
+            case "rateLimit": rateLimit = try Self.rateLimit(node)
             default: break
             }
         }
@@ -240,7 +241,28 @@ extension MinkdConfiguration {
         guard let sha256 else { throw ConfigError(keyPath: "\(node.path).sha256", message: "required") }
         guard let tenant else { throw ConfigError(keyPath: "\(node.path).tenant", message: "required (a tenant ID or \"*\")") }
         guard let roles else { throw ConfigError(keyPath: "\(node.path).roles", message: "required") }
-        return Token(name: name, sha256: sha256, tenant: tenant, roles: roles)
+        return Token(name: name, sha256: sha256, tenant: tenant, roles: roles, rateLimit: rateLimit)
+    }
+
+    /// `rateLimit: {perSecond, burst}`: both required; `perSecond` a positive number, `burst` an
+    /// integer ≥ 1.
+    private static func rateLimit(_ node: ConfigNode) throws -> Token.RateLimit {
+        var perSecond: Double?, burst: Int?
+        for (key, node) in try node.mapping(allowing: ["perSecond", "burst"]) {
+            switch key {
+            case "perSecond":
+                let text = try node.string()
+                guard let value = Double(text), value.isFinite, value > 0 else {
+                    throw ConfigError(keyPath: node.path, message: "must be a positive number of requests per second, found \"\(text)\"")
+                }
+                perSecond = value
+            case "burst": burst = try node.int(atLeast: 1)
+            default: break
+            }
+        }
+        guard let perSecond else { throw ConfigError(keyPath: "\(node.path).perSecond", message: "required") }
+        guard let burst else { throw ConfigError(keyPath: "\(node.path).burst", message: "required") }
+        return Token.RateLimit(perSecond: perSecond, burst: burst)
     }
 
     private mutating func applyLimits(_ node: ConfigNode) throws {

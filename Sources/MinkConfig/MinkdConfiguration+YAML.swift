@@ -37,6 +37,9 @@ extension MinkdConfiguration {
                 line(2, "  sha256: \(quote(redactingSecrets ? "<redacted>" : token.sha256))")
                 line(2, "  tenant: \(quote(token.tenant))")
                 line(2, "  roles: [\(token.roles.sorted().map(\.rawValue).joined(separator: ", "))]")
+                if let limit = token.rateLimit {
+                    line(2, "  rateLimit: { perSecond: \(limit.perSecond), burst: \(limit.burst) }")
+                }
             }
         }
         line(0, "limits:")

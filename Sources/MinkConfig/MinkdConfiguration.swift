@@ -136,13 +136,30 @@ public struct MinkdConfiguration: Hashable, Sendable {
         public var tenant: String
         /// The roles granted.
         public var roles: Set<Role>
+        /// `rateLimit: {perSecond, burst}`: the token's request rate limit, or `nil` for none.
+        public var rateLimit: RateLimit?
+
+        /// A token bucket's size and refill rate (HTTP-API.md section 2: over it, `429`).
+        public struct RateLimit: Hashable, Sendable {
+            /// Requests per second the bucket refills with (> 0; fractions allowed).
+            public var perSecond: Double
+            /// The bucket's size: requests that may come at once after a quiet spell (≥ 1).
+            public var burst: Int
+
+            /// Creates a limit.
+            public init(perSecond: Double, burst: Int) {
+                self.perSecond = perSecond
+                self.burst = burst
+            }
+        }
 
         /// Creates a token entry.
-        public init(name: String, sha256: String, tenant: String, roles: Set<Role>) {
+        public init(name: String, sha256: String, tenant: String, roles: Set<Role>, rateLimit: RateLimit? = nil) {
             self.name = name
             self.sha256 = sha256
             self.tenant = tenant
             self.roles = roles
+            self.rateLimit = rateLimit
         }
 
         /// Whether the token is valid for every tenant.

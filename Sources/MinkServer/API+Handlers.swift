@@ -114,7 +114,7 @@ extension API {
         for (name, v) in faulted { metrics.projectionGauge("faulted", name).set(v) }
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8")
-        return HTTPResponse(status: 200, headers: headers, bytes: metrics.render())
+        return HTTPResponse(status: 200, headers: headers, bytes: metrics.render() + ProcessMetrics.render(version: MinkServer.version))
     }
 
     private func info() -> HTTPResponse {

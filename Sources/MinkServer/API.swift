@@ -36,6 +36,8 @@ final class API: Sendable {
     let writeProbe: WriteProbe?
     /// One `error` line when storage starts failing, one `notice` when it is back.
     let storageOutage: StorageOutageLog
+    /// W3C trace context for every request; spans written to the log at `debug`.
+    let tracer: LogTracer
     /// Ready once storage answered and projections started; not ready again once shutdown began.
     private let readiness = Atomic<Int>(Readiness.starting.rawValue)
 
@@ -57,7 +59,15 @@ final class API: Sendable {
         var opts = EventStore.Options(
             snapshots: (storage.snapshots, .never), logger: logger, subscriberBuffer: configuration.limits.subscriberBuffer
         )
+        let tracer = LogTracer(logger: logger)
+        self.tracer = tracer
         opts.middleware = [.metrics(DescribedMetricsFactory(base: metrics.factory))]
+        if tracer.isRecording {
+            // Spans request → store operation → storage call, only while they are written: at
+            // `info` these two steps would make spans nobody sees (see `LogTracer`).
+            opts.middleware.insert(Middleware(SpanMiddleware(tracer: tracer, prefix: "mink")), at: 0)
+            opts.middleware.append(Middleware(SpanMiddleware(tracer: tracer, prefix: "storage")))
+        }
         let store = EventStore(adapter: storage.events, options: opts)
         self.store = store
         self.authenticator = Authenticator(configuration.auth)

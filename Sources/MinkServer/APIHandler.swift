@@ -26,11 +26,6 @@ final class APIHandler: HTTPResponder {
     /// listener or to the ``MinkServer`` that owns both.
     let api: API
 
-    /// Whether a tracing instrument was bootstrapped when the server was created (as
-    /// swift-distributed-tracing asks: once, at the start of the program). Without one a
-    /// span records nothing, so none is made; checked once rather than per request.
-    private let tracingEnabled = !(InstrumentationSystem.instrument is NoOpInstrument)
-
     init(api: API) {
         self.api = api
     }
@@ -43,6 +38,7 @@ final class APIHandler: HTTPResponder {
         var tokenName: String?
         var cause: String?
         var response: HTTPResponse
+        let span = serverSpan(request, server: server)
         do {
             let (route, _, tenant) = try admission(request, server: server, template: &template, tokenName: &tokenName)
             // Existence rules before any storage is touched; writes hold a lease so that a
@@ -53,7 +49,9 @@ final class APIHandler: HTTPResponder {
                 request: request, requestID: requestID, route: route, tenant: tenant,
                 store: try server.store(forTenant: tenant), query: try QueryParameters(request.query)
             )
-            response = try await withRequestSpan(request, template: template) {
+            // The handler runs in the server span's context, so the store's spans are its
+            // children and an outgoing call could continue the trace.
+            response = try await ServiceContext.withValue(span.context) {
                 try await server.handle(context)
             }
             // An answer that came from storage ends an outage; an event stream has not touched
@@ -70,7 +68,7 @@ final class APIHandler: HTTPResponder {
             (response, cause) = errorResponse(error, requestID: requestID, server: server)
         }
         return finish(response, request: request, requestID: requestID, template: template, tokenName: tokenName,
-                      cause: cause, start: start, server: server)
+                      cause: cause, start: start, span: span, server: server)
     }
 
     /// Answers CORS preflights and the routes whose handler needs no storage and never waits
@@ -91,6 +89,7 @@ final class APIHandler: HTTPResponder {
         var tokenName: String?
         var cause: String?
         var response: HTTPResponse
+        let span = serverSpan(request, server: server)
         do {
             let (_, _, tenant) = try admission(request, server: server, route: route, template: &template, tokenName: &tokenName)
             // No lease to take: a synchronous route uses no tenant's storage (`admit` would
@@ -99,12 +98,12 @@ final class APIHandler: HTTPResponder {
                 request: request, requestID: requestID, route: route, tenant: tenant,
                 store: try server.store(forTenant: tenant), query: try QueryParameters(request.query)
             )
-            response = try withSyncRequestSpan(request, template: template) { try server.handleSynchronously(context) }
+            response = try server.handleSynchronously(context)
         } catch {
             (response, cause) = errorResponse(error, requestID: requestID, server: server)
         }
         return finish(response, request: request, requestID: requestID, template: template, tokenName: tokenName,
-                      cause: cause, start: start, server: server)
+                      cause: cause, start: start, span: span, server: server)
     }
 
     /// Routing, access control and the tenant, which need no waiting. `template` and `tokenName`
@@ -150,13 +149,39 @@ final class APIHandler: HTTPResponder {
         return (APIError(.internal, "internal error").response(requestID: requestID), String(reflecting: error))
     }
 
-    /// Adds `X-Request-ID`, records the request's metrics and writes the access log line.
+    /// The request's server span: a child of the caller's `traceparent` when it sent a valid one,
+    /// else the first span of a new trace. Named by the route once it is known.
+    private func serverSpan(_ request: HTTPRequest, server: API) -> LogSpan {
+        var context = ServiceContext.topLevel
+        server.tracer.extract(request.headers, into: &context, using: HeaderExtractor())
+        // Named when it ends (``finish``), once the route is known, and only if it is written.
+        let span = server.tracer.startSpan("HTTP", context: context, ofKind: .server)
+        if span.isRecording {
+            span.attributes["http.request.method"] = request.method
+            // Never the raw target: a browser's token is in it (section 2).
+            span.attributes["url.path"] = request.path
+            if let query = request.query { span.attributes["url.query"] = AccessToken.redacting(query) }
+        }
+        return span
+    }
+
+    /// Adds `X-Request-ID` and `traceparent`, ends the server span, records the request's metrics
+    /// and writes the access log line.
     private func finish(
         _ response: HTTPResponse, request: HTTPRequest, requestID: String, template: String, tokenName: String?,
-        cause: String?, start: ContinuousClock.Instant, server: API
+        cause: String?, start: ContinuousClock.Instant, span: LogSpan, server: API
     ) -> HTTPResponse {
         var response = response
         response.headers.replace(name: "X-Request-ID", value: requestID)
+        // The server span's context, so that a caller can name this request in its own trace.
+        response.headers.replace(name: "traceparent", value: span.trace.traceparent)
+        if span.isRecording {
+            span.operationName = "\(request.method) \(template)"
+            span.attributes["http.route"] = template
+            span.attributes["http.response.status_code"] = response.status
+            if response.status >= 500 { span.setStatus(SpanStatus(code: .error)) }
+        }
+        span.end()
         server.cors.decorate(&response, for: request)
         let duration = ContinuousClock.now - start
         server.metrics.recordRequest(route: template, method: request.method, status: response.status, duration: duration)
@@ -176,6 +201,7 @@ final class APIHandler: HTTPResponder {
         if logger.logLevel <= level {
             var metadata: Logger.Metadata = [
                 "request_id": "\(requestID)", "method": "\(request.method)", "route": "\(template)", "status": "\(status)",
+                "trace_id": "\(span.trace.traceID)", "span_id": "\(span.trace.spanIDHex)",
                 "client": "\(request.remoteAddress)",
                 "duration_ms": "\(Double(duration.components.attoseconds / 1_000_000_000_000) / 1000 + Double(duration.components.seconds) * 1000)",
             ]
@@ -184,7 +210,8 @@ final class APIHandler: HTTPResponder {
                     metadata["token"] = "\(tokenName)"
                 } else if status == 401 || status == 403 || status == 405 {
                     // Which kind of failure, never the token: none sent, or one that matches no hash.
-                    metadata["token"] = request.headers["Authorization"] == nil ? "(none)" : "(unknown)"
+                    let presented = request.headers["Authorization"] != nil || AccessToken.isPresent(in: request.query)
+                    metadata["token"] = presented ? "(unknown)" : "(none)"
                 }
             }
             if let cause { metadata["cause"] = "\(cause)" }
@@ -200,6 +227,18 @@ final class APIHandler: HTTPResponder {
         guard case .role(let role) = route.requiredAccess(metricsRequireToken: server.configuration.metrics.requireToken) else {
             return nil
         }
+        if !AccessToken.isAllowed(on: request.method), server.authenticator.isEnabled, AccessToken.isPresent(in: request.query) {
+            // Section 2 takes a token in the URL on GETs only; elsewhere it is no way to send one,
+            // so the request is refused as unauthenticated — even with a valid header, so that a
+            // client that leaks tokens into URLs learns at once. The token is not echoed.
+            var e = APIError(
+                .unauthorized,
+                "the access_token query parameter is accepted on GET only; send Authorization: Bearer <token>",
+                details: ["parameter": .string(AccessToken.parameter)]
+            )
+            e.headers = [("WWW-Authenticate", "Bearer")]
+            throw e
+        }
         guard let principal = server.authenticator.principal(for: request) else {
             // One message for missing, malformed and unknown tokens: nothing about the token is echoed.
             var e = APIError(.unauthorized, "a valid bearer token is required (Authorization: Bearer <token>)")
@@ -207,6 +246,16 @@ final class APIHandler: HTTPResponder {
             throw e
         }
         tokenName = principal.name
+        // Every request a valid token makes counts, an event stream once, when it starts.
+        if let limiter = principal.rateLimiter, let retryAfter = limiter.acquire() {
+            var e = APIError(
+                .tooManyRequests,
+                "this token's rate limit (\(limiter.limit.perSecond) requests per second, burst \(limiter.limit.burst)) is exceeded; retry after \(retryAfter) s",
+                details: ["retryAfterSeconds": .int(Int64(retryAfter))]
+            )
+            e.headers = [("Retry-After", "\(retryAfter)")]
+            throw e
+        }
         guard principal.roles.contains(role) else {
             throw APIError(.forbidden, "this token lacks the \(role.rawValue) role needed here")
         }
@@ -221,35 +270,6 @@ final class APIHandler: HTTPResponder {
     private func resolveTenant(_ request: HTTPRequest, route: Route, principal: Principal?) throws(APIError) -> String {
         guard let principal, !route.isTenantAdministration else { return TenantID.default }
         return try TenantRouter.resolve(principal: principal, header: request.headers["Mink-Tenant"])
-    }
-
-    /// ``withRequestSpan(_:template:_:)`` for a synchronous handler.
-    /// Without an instrument (the default) a span records nothing, so none is made.
-    private func withSyncRequestSpan(_ request: HTTPRequest, template: String, _ body: () throws -> HTTPResponse) throws -> HTTPResponse {
-        if !tracingEnabled { return try body() }
-        var context = ServiceContext.current ?? .topLevel
-        InstrumentationSystem.instrument.extract(request.headers, into: &context, using: HeaderExtractor())
-        return try withSpan("\(request.method) \(template)", context: context, ofKind: .server) { span in
-            span.attributes["http.request.method"] = request.method
-            span.attributes["http.route"] = template
-            let response = try body()
-            span.attributes["http.response.status_code"] = response.status
-            return response
-        }
-    }
-
-    /// Runs the handler in a span, continuing the caller's trace from `traceparent`.
-    private func withRequestSpan(_ request: HTTPRequest, template: String, _ body: () async throws -> HTTPResponse) async throws -> HTTPResponse {
-        if !tracingEnabled { return try await body() }
-        var context = ServiceContext.current ?? .topLevel
-        InstrumentationSystem.instrument.extract(request.headers, into: &context, using: HeaderExtractor())
-        return try await withSpan("\(request.method) \(template)", context: context, ofKind: .server) { span in
-            span.attributes["http.request.method"] = request.method
-            span.attributes["http.route"] = template
-            let response = try await body()
-            span.attributes["http.response.status_code"] = response.status
-            return response
-        }
     }
 }
 

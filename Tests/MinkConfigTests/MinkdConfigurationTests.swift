@@ -372,6 +372,27 @@ func parseError(_ yaml: String) -> String? {
             """) == "config: auth.tokens[1].sha256: the same hash as auth.tokens[0]")
     }
 
+    @Test func rateLimitsParse() throws {
+        let config = try MinkdConfiguration.parse(yaml: """
+            auth: {tokens: [{name: a, sha256: "\(Self.hash)", tenant: acme, roles: read, rateLimit: {perSecond: 500, burst: 1000}},
+                            {name: b, sha256: "\(hashToken("b"))", tenant: acme, roles: read, rateLimit: {perSecond: 0.5, burst: 1}},
+                            {name: c, sha256: "\(hashToken("c"))", tenant: acme, roles: read}]}
+            """)
+        #expect(config.auth.tokens.map(\.rateLimit) == [.init(perSecond: 500, burst: 1000), .init(perSecond: 0.5, burst: 1), nil])
+        // What `check-config` prints parses back to the same limits.
+        let again = try MinkdConfiguration.parse(yaml: config.yaml(redactingSecrets: false))
+        #expect(again.auth.tokens.map(\.rateLimit) == config.auth.tokens.map(\.rateLimit))
+        func error(_ limit: String) -> String? {
+            parseError("auth: {tokens: [{name: a, sha256: \"\(Self.hash)\", tenant: acme, roles: read, rateLimit: \(limit)}]}")
+        }
+        #expect(error("{perSecond: 0, burst: 1}") == "config: auth.tokens[0].rateLimit.perSecond: must be a positive number of requests per second, found \"0\"")
+        #expect(error("{perSecond: fast, burst: 1}") == "config: auth.tokens[0].rateLimit.perSecond: must be a positive number of requests per second, found \"fast\"")
+        #expect(error("{perSecond: 1, burst: 0}") == "config: auth.tokens[0].rateLimit.burst: must be positive, found 0")
+        #expect(error("{perSecond: 1}") == "config: auth.tokens[0].rateLimit.burst: required")
+        #expect(error("{burst: 1}") == "config: auth.tokens[0].rateLimit.perSecond: required")
+        #expect(error("{perSecond: 1, burst: 1, window: 2}") == "config: auth.tokens[0].rateLimit.window: unknown key")
+    }
+
     @Test func hashesAreStoredLowercase() throws {
         let config = try MinkdConfiguration.parse(yaml: "auth: {tokens: [{name: a, sha256: \"\(Self.hash.uppercased())\", tenant: acme, roles: read}]}")
         #expect(config.auth.tokens[0].sha256 == Self.hash)

@@ -10,9 +10,15 @@ struct Principal: Sendable, Equatable {
     var tenant: String?
     /// The roles granted.
     var roles: Set<MinkdConfiguration.Token.Role>
+    /// The token's request budget (`rateLimit` in its config), or `nil` for no limit.
+    var rateLimiter: RateLimiter?
 
     /// Everyone, when authentication is disabled: every role, every tenant.
     static let anonymous = Principal(name: "-", tenant: nil, roles: Set(MinkdConfiguration.Token.Role.allCases))
+
+    static func == (lhs: Principal, rhs: Principal) -> Bool {
+        lhs.name == rhs.name && lhs.tenant == rhs.tenant && lhs.roles == rhs.roles && lhs.rateLimiter === rhs.rateLimiter
+    }
 }
 
 /// Checks bearer tokens against the configured SHA-256 hashes (HTTP-API.md section 2).
@@ -21,30 +27,67 @@ struct Principal: Sendable, Equatable {
 /// list or the new one, never a mix. A presented token is hashed and compared with *every*
 /// configured hash in constant time, so timing tells nothing about which hash nearly matched.
 final class Authenticator: Sendable {
-    private let auth: Mutex<MinkdConfiguration.Auth>
+    /// The token list and the rate limiter of each token that has a `rateLimit` (by name),
+    /// replaced together: a request reads both in one short critical section (the list was
+    /// read under this lock before limits existed; the limiters themselves take no lock).
+    private struct State {
+        var auth: MinkdConfiguration.Auth
+        var limiters: [String: RateLimiter]
+    }
 
-    init(_ auth: MinkdConfiguration.Auth) { self.auth = Mutex(auth) }
+    private let state: Mutex<State>
+
+    init(_ auth: MinkdConfiguration.Auth) {
+        self.state = Mutex(State(auth: auth, limiters: Self.limiters(for: auth.tokens, keeping: [:])))
+    }
 
     /// Whether tokens are required.
-    var isEnabled: Bool { auth.withLock { $0.enabled } }
+    var isEnabled: Bool { state.withLock { $0.auth.enabled } }
 
-    /// Replaces the token list; requests already authenticated keep their principal.
+    /// Replaces the token list; requests already authenticated keep their principal. A token
+    /// whose name and limit are unchanged keeps its bucket, so a reload does not refill it.
     func replaceTokens(_ tokens: [MinkdConfiguration.Token]) {
-        auth.withLock { $0.tokens = tokens }
+        state.withLock { s in
+            s.auth.tokens = tokens
+            s.limiters = Self.limiters(for: tokens, keeping: s.limiters)
+        }
+    }
+
+    private static func limiters(for tokens: [MinkdConfiguration.Token], keeping old: [String: RateLimiter]) -> [String: RateLimiter] {
+        var result: [String: RateLimiter] = [:]
+        for token in tokens {
+            guard let limit = token.rateLimit else { continue }
+            if let kept = old[token.name], kept.limit == limit {
+                result[token.name] = kept
+            } else {
+                result[token.name] = RateLimiter(limit)
+            }
+        }
+        return result
     }
 
     /// The number of configured tokens.
-    var tokenCount: Int { auth.withLock { $0.tokens.count } }
+    var tokenCount: Int { state.withLock { $0.auth.tokens.count } }
 
-    /// The principal of a request.
+    /// The principal of a request: its `Authorization: Bearer` token, or on a `GET`/`HEAD` without
+    /// that header its `access_token` query parameter (section 2; the header wins when both are sent).
     /// - Returns: ``Principal/anonymous`` when auth is disabled, `nil` for a missing, malformed or
     ///   unknown token.
     func principal(for request: HTTPRequest) -> Principal? {
-        let auth = self.auth.withLock { $0 }
+        let (auth, limiters) = state.withLock { ($0.auth, $0.limiters) }
         guard auth.enabled else { return .anonymous }
-        guard let header = request.headers["Authorization"], let token = Self.bearerToken(header) else { return nil }
+        let token: String
+        if let header = request.headers["Authorization"] {
+            guard let bearer = Self.bearerToken(header) else { return nil }
+            token = bearer
+        } else if AccessToken.isAllowed(on: request.method), let fromQuery = AccessToken.token(in: request.query) {
+            token = fromQuery
+        } else {
+            return nil
+        }
         guard let match = auth.token(matching: token) else { return nil }
-        return Principal(name: match.name, tenant: match.isWildcard ? nil : match.tenant, roles: match.roles)
+        let limiter = match.rateLimit == nil ? nil : limiters[match.name]
+        return Principal(name: match.name, tenant: match.isWildcard ? nil : match.tenant, roles: match.roles, rateLimiter: limiter)
     }
 
     /// The token of an `Authorization: Bearer <token>` value (scheme case-insensitive, RFC 9110

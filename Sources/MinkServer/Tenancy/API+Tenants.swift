@@ -13,7 +13,7 @@ extension API {
             try requireJSON(c)
             let body = try TenantBody.decode(c.request.body)
             let created = try await tenants.create(body.id)
-            logger.notice("tenant created", metadata: ["request_id": "\(c.requestID)"])
+            logger.notice("tenant created", metadata: c.logMetadata)
             return Reply.json(TenantBody(id: body.id), status: created ? 201 : 200)
         case .deleteTenant(let id):
             guard (try? TenantID.validate(id)) != nil else {
@@ -29,7 +29,7 @@ extension API {
             let deleted = try await tenants.delete(id)
             await projections.tenantRemoved(id)
             guard deleted else { throw APIError(.notFound, "no such tenant") }
-            logger.notice("tenant deleted", metadata: ["request_id": "\(c.requestID)"])
+            logger.notice("tenant deleted", metadata: c.logMetadata)
             return Reply.json(TenantBody(id: id))
         default:
             throw APIError(.notFound, "no such endpoint")
