@@ -420,7 +420,7 @@ final class AsyncRunner: Sendable {
                 batch.observe(page)
                 // A short page means every event up to `head` (read first) has been seen.
                 let next = page.count < limit ? max(page.last?.globalPosition ?? 0, head, checkpoint) : page.last!.globalPosition
-                if page.count == limit, let last = page.last {
+                if options.readAhead, page.count == limit, let last = page.last {
                     ahead = ReadAhead(store: store, after: last.globalPosition, filter: filter, limit: batch.limit)
                 }
                 if !page.isEmpty {
