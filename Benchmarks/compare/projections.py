@@ -5,6 +5,9 @@
                                     since T0 (the process's launch, Unix time)
   projections.py PORT rebuild       POST .../rebuild, waits until reads switched; events/s, and
                                     how many reads answered (all from a complete copy) meanwhile
+  projections.py PORT probe S        the live probe below without the background appenders
+                                    (projections.sh paces those with wrk: Python cannot reach
+                                    1,000 appends/s on this machine)
   projections.py PORT live RATE S   appends ItemAdded events at about RATE/s for S seconds (4
                                     threads) while a fifth appends one at a time and polls
                                     GET /v1/readmodels/orders/{id} until it shows it: append 201 ->
@@ -77,6 +80,26 @@ elif phase == "rebuild":
         time.sleep(0.005)
     dt = time.perf_counter() - t0
     print(f"rebuild of {head} events in {dt:.2f} s = {head / dt:,.0f} events/s; {reads} reads meanwhile, {bad} not from a complete copy")
+elif phase == "probe":
+    # The live probe alone (projections.sh runs the background load with wrk, paced).
+    seconds = float(sys.argv[3]); stop = time.perf_counter() + seconds
+    c = client(); lat = []; n = 0; t0 = time.perf_counter()
+    while time.perf_counter() < stop:
+        oid = f"live{n % 20}"
+        s, b = req(c, "POST", f"/v1/streams/live-{n % 20}", {"events": [
+            {"type": "ItemAdded", "data": {"orderId": oid, "sku": "y", "price": 1}}]})
+        assert s == 201, (s, b)
+        t = time.perf_counter(); want = n // 20 + 1
+        while True:
+            s, d = req(c, "GET", f"/v1/readmodels/orders/{oid}")
+            if s == 200 and d.get("itemCount", 0) >= want: break
+            if time.perf_counter() - t > 5: sys.exit(f"not visible after 5 s: {oid}")
+        lat.append((time.perf_counter() - t) * 1000); n += 1
+        time.sleep(0.005)
+    dt = time.perf_counter() - t0
+    lat.sort()
+    print(f"probe: {n / dt:,.0f} appends/s, append 201 -> visible over {n} samples: "
+          f"median {lat[len(lat) // 2]:.2f} ms, p99 {lat[int(len(lat) * 0.99)]:.2f} ms, max {lat[-1]:.2f} ms")
 elif phase == "live":
     rate, seconds = int(sys.argv[3]), float(sys.argv[4])
     stop = time.perf_counter() + seconds

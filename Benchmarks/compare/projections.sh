@@ -5,7 +5,7 @@
 # SQLite and on PostgreSQL with fsync on. The events are appended with no projection declared,
 # then minkd is restarted with it, so the catch-up is measured alone.
 # Then, on a fresh database with three projections declared, append 201 -> visible in the read
-# model (median, p99) while other clients append about RATE events/s.
+# model (median, p99) while wrk appends about RATE events/s in the background.
 # Usage: Benchmarks/compare/projections.sh [events] [sqlite|postgres|both] [rate] [seconds]
 #        (MINKD, MINKD_BASE: see lib.sh; MINKD_BASE measures an older binary in the same run)
 . "$(dirname "$0")/lib.sh"
@@ -61,7 +61,14 @@ for storage in "${storages[@]}"; do
     stop_pid $MPID
     if [ "$storage" = postgres ]; then fresh_db "l_$label"; args=(--storage postgres --database-url "$DBURL"); fi
     start_minkd "$bin" "$storage-$label-live" "${args[@]}" --config "$WORK/proj3.yaml"
-    echo "$storage $label: $(python3 "$HERE/projections.py" $MPORT live "$RATE" "$SECONDS_LIVE")"
+    # Background appends paced by wrk (10 connections, each waiting DELAY_MS between appends:
+    # about RATE/s less the append latency), the probe meanwhile.
+    DELAY_MS=$(( 10 * 1000 / RATE )) wrk -t2 -c10 -d"${SECONDS_LIVE}s" -s "$HERE/item_append.lua" "http://127.0.0.1:$MPORT" \
+      >"$WORK/wrk-live.txt" 2>&1 &
+    W=$!
+    probe=$(python3 "$HERE/projections.py" $MPORT probe "$SECONDS_LIVE")
+    wait $W
+    echo "$storage $label: live, background $(rps <"$WORK/wrk-live.txt") appends/s (wrk, paced for $RATE/s); $probe"
     stop_pid $MPID
   done
 done

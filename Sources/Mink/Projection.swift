@@ -64,6 +64,10 @@ public struct AsyncOptions: Sendable, Hashable {
     public var workers: Int
     /// Retries of a failing batch before the projection looks for the poison event and faults.
     public var retryPolicy: RetryPolicy
+    /// While catching up, read the next page while a batch applies (off by default). It pays
+    /// where the read is another process's work (PostgreSQL: the server reads while this process
+    /// folds); on SQLite, where both run in this process, it measured slower on a 2-core machine.
+    public var readAhead = false
 
     /// Creates options.
     public init(

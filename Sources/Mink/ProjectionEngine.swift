@@ -390,18 +390,39 @@ final class AsyncRunner: Sendable {
         shared.withLock { $0.checkpoint = checkpoint }
         let filter = EventFilter(eventTypes: projection.handledEvents)
         var batch = BatchSize(options)
+        // The next page, read while this one is applied (catching up: a full page means more is
+        // waiting). Used only if the batch moved the checkpoint exactly to its `after`; otherwise
+        // (a fault, a retry, an error) it is dropped and the page is read again.
+        var ahead: ReadAhead?
+        defer { ahead?.task.cancel() }
         while !Task.isCancelled {
             if isHeld {
+                ahead?.task.cancel()
+                ahead = nil
                 await waitWhileHeld()
                 continue
             }
             do {
-                let head = try await store.headPosition()
-                let limit = batch.limit
-                let page = try await store.readAll(after: checkpoint, filter: filter, limit: limit)
+                let head: UInt64
+                let page: [Event]
+                let limit: Int
+                if let a = ahead, a.after == checkpoint, a.limit == batch.limit {
+                    ahead = nil
+                    limit = a.limit
+                    (head, page) = try await a.task.value
+                } else {
+                    ahead?.task.cancel()
+                    ahead = nil
+                    limit = batch.limit
+                    head = try await store.headPosition()
+                    page = try await store.readAll(after: checkpoint, filter: filter, limit: limit)
+                }
                 batch.observe(page)
                 // A short page means every event up to `head` (read first) has been seen.
                 let next = page.count < limit ? max(page.last?.globalPosition ?? 0, head, checkpoint) : page.last!.globalPosition
+                if options.readAhead, page.count == limit, let last = page.last {
+                    ahead = ReadAhead(store: store, after: last.globalPosition, filter: filter, limit: batch.limit)
+                }
                 if !page.isEmpty {
                     guard try await applyBatch(page, through: next, checkpoint: &checkpoint) else { continue }
                 }
@@ -518,6 +539,23 @@ final class AsyncRunner: Sendable {
         logger.error("projection faulted", metadata: [
             "mink.projection": "\(projection.name)", "mink.position": "\(position.map(String.init) ?? "-")", "error": "\(message)",
         ])
+    }
+}
+
+/// A page read in the background: the head position (read first), then up to `limit` events
+/// after `after`.
+struct ReadAhead {
+    let after: UInt64
+    let limit: Int
+    let task: Task<(UInt64, [Event]), any Error>
+
+    init(store: EventStore, after: UInt64, filter: EventFilter, limit: Int) {
+        self.after = after
+        self.limit = limit
+        task = Task {
+            let head = try await store.headPosition()
+            return (head, try await store.readAll(after: after, filter: filter, limit: limit))
+        }
     }
 }
 

@@ -222,16 +222,19 @@ final class PostgresConnection {
     /// - Parameters:
     ///   - prepare: prepare the statement once per connection and reuse it (for hot statements
     ///     whose text does not vary).
+    ///   - binaryResult: columns in binary format (read them with ``PostgresResult/binaryInt64(_:_:)``
+    ///     and the raw accessors).
     /// - Throws: ``PostgresError``.
     @discardableResult
-    func query(_ sql: String, _ params: [PostgresValue] = [], prepare: Bool = false) throws -> PostgresResult {
+    func query(_ sql: String, _ params: [PostgresValue] = [], prepare: Bool = false, binaryResult: Bool = false) throws -> PostgresResult {
         guard let handle else { throw PostgresError(sqlState: nil, message: "connection is closed", connectionLost: true) }
         let parameters = try Parameters(params)
         let statementName = prepare ? try preparedName(sql, parameterCount: params.count) : nil
+        let resultFormat: Int32 = binaryResult ? 1 : 0
         return try roundTrip(handle) { h in
             parameters.withPointers { n, values, lengths, formats in
-                if let statementName { return PQsendQueryPrepared(h, statementName, n, values, lengths, formats, 0) }
-                return PQsendQueryParams(h, sql, n, nil, values, lengths, formats, 0)
+                if let statementName { return PQsendQueryPrepared(h, statementName, n, values, lengths, formats, resultFormat) }
+                return PQsendQueryParams(h, sql, n, nil, values, lengths, formats, resultFormat)
             }
         }
     }
@@ -505,7 +508,7 @@ final class PostgresConnection {
 
 /// A query result (`PGresult *`), freed when released; used only on its connection's thread.
 final class PostgresResult {
-    private let res: OpaquePointer
+    let res: OpaquePointer
 
     private init(_ res: OpaquePointer) { self.res = res }
     deinit { PQclear(res) }

@@ -78,7 +78,7 @@ extension PostgresStorage {
     public func readAll(after position: UInt64, filter: EventFilter, limit: Int) async throws -> [Event] {
         guard limit > 0 else { return [] }
         return try await withReadConnection(empty: []) { conn, scope in
-            var sql = "SELECT \(Statements.eventColumns) FROM \(scope.sql.events) WHERE tenant_id = $1 AND position > $2::int8"
+            var sql = "SELECT \(EventRow.binaryColumns) FROM \(scope.sql.events) WHERE tenant_id = $1 AND position > $2::int8"
             var params: [PostgresValue] = [.text(scope.tenantID), .int(min(position, UInt64(Int64.max)))]
             if let category = filter.category {
                 // Equality on the stored category: `%` and `_` are never wildcards.
@@ -95,7 +95,7 @@ extension PostgresStorage {
             }
             params.append(.int(limit))
             sql += " ORDER BY position LIMIT $\(params.count)::int8"
-            return try EventRow.decodeAll(try conn.query(sql, params, prepare: true))
+            return try EventRow.decodeAllBinary(try conn.query(sql, params, prepare: true, binaryResult: true))
         }
     }
 

@@ -69,35 +69,43 @@ public struct DeclaredProjection: BatchInlineProjection, ReadModelProjection {
     /// - Throws: `.projectionFailed` naming the projection, the first event that cannot be
     ///   applied (its `position`) and what went wrong; the caller's transaction rolls back.
     public func apply(batch events: [Event], in tx: any ReadModelTransaction) throws {
-        // 1. Which documents: every ID is known before anything is read or written.
-        var steps: [(handler: CompiledHandler, source: EventSource, id: String)] = []
+        // 1. Which documents: every ID is known before anything is read or written. Each event
+        // is parsed here, once (only the `data` members its handler reads), and keeps its parse.
+        var steps: [(handler: CompiledHandler, source: EventSource, slot: Int)] = []
         steps.reserveCapacity(events.count)
         var ids: [String] = []
-        var seen: Set<String> = []
+        var index: [String: Int] = [:]
         for event in events {
             guard let handler = handlers[event.type] else { continue }
-            var source = EventSource(event)
+            var source = handler.source(event)
             let id = try failure(at: event) { try handler.documentID(&source) }
-            steps.append((handler, source, id))
-            if seen.insert(id).inserted { ids.append(id) }
+            let slot: Int
+            if let k = index[id] {
+                slot = k
+            } else {
+                slot = ids.count
+                index[id] = slot
+                ids.append(id)
+            }
+            steps.append((handler, source, slot))
         }
         guard !steps.isEmpty else { return }
         // 2. One read for the whole batch.
         let stored = try tx.documents(readModelName, ids: ids)
         // 3. The fold, in memory; a stored document is parsed when an event first needs it.
-        var slots: [String: FoldSlot] = [:]
-        slots.reserveCapacity(ids.count)
+        var slots = ids.map { FoldSlot(stored: stored[$0]) }
         for i in steps.indices {
-            let (handler, id) = (steps[i].handler, steps[i].id)
+            let (handler, k) = (steps[i].handler, steps[i].slot)
             try failure(at: steps[i].source.event) {
-                try handler.fold(&slots[id, default: FoldSlot(stored: stored[id])], id: id, &steps[i].source)
+                try handler.fold(&slots[k], id: ids[k], &steps[i].source)
             }
         }
         // 4. One write per changed document.
         var puts: [(id: String, json: Data)] = []
         var deletes: [String] = []
-        for id in ids {
-            guard let slot = slots[id], slot.changed else { continue }
+        for (k, id) in ids.enumerated() {
+            let slot = slots[k]
+            guard slot.changed else { continue }
             if let doc = slot.document {
                 var writer = JSONWriter(capacity: 256)
                 JSONValue.object(doc).write(to: &writer)
@@ -148,22 +156,46 @@ struct MappingFailure: Error {
     var message: String
 }
 
-/// One handler, ready to run.
-struct CompiledHandler: Sendable {
-    let id: ProjectionValue
-    let set: [(field: [String], value: ProjectionValue)]
-    let increment: [(field: [String], value: ProjectionValue)]
-    let append: [(field: [String], value: ProjectionValue)]
+/// One handler, ready to run: field paths split and named once, literal values evaluated once,
+/// and the members of the event's `data` its paths need known ahead (the rest is validated but
+/// not built). A class: the batch fold keeps a reference per event.
+final class CompiledHandler: Sendable {
+    /// A field a handler writes, with its dotted name (for error messages).
+    struct Field: Sendable {
+        let path: [String]
+        let name: String
+        let value: CompiledValue
+
+        init(_ field: String, _ value: ProjectionValue) {
+            path = field.split(separator: ".").map(String.init)
+            name = path.joined(separator: ".")
+            self.value = CompiledValue(value)
+        }
+    }
+
+    let id: CompiledValue
+    let idText: String
+    let set: [Field]
+    let increment: [Field]
+    let append: [Field]
     let unset: [[String]]
     let delete: Bool
+    /// The top-level members of `data` the handler's paths read; `nil`: all of it.
+    let dataKeys: Set<String>?
 
     init(_ h: ProjectionDefinition.Handler, projection: String, keyPath: String) throws {
-        id = h.id
+        id = CompiledValue(h.id)
+        idText = h.id.text
         delete = h.delete
-        set = h.set.map { ($0.field.split(separator: ".").map(String.init), $0.value) }
-        increment = h.increment.map { ($0.field.split(separator: ".").map(String.init), $0.value) }
-        append = h.append.map { ($0.field.split(separator: ".").map(String.init), $0.value) }
+        set = h.set.map { Field($0.field, $0.value) }
+        increment = h.increment.map { Field($0.field, $0.value) }
+        append = h.append.map { Field($0.field, $0.value) }
         unset = h.unset.map { $0.split(separator: ".").map(String.init) }
+        var keys: Set<String>? = []
+        for v in [h.id] + h.set.map(\.value) + h.increment.map(\.value) + h.append.map(\.value) {
+            CompiledValue.collectDataKeys(v, into: &keys)
+        }
+        dataKeys = keys
         // A field written twice in one handler (or a field and one inside it) has no clear meaning.
         var seen: [(field: String, key: String)] = []
         let all = h.set.map { ("set", $0.field) } + h.increment.map { ("increment", $0.field) } + h.append.map { ("append", $0.field) }
@@ -179,6 +211,9 @@ struct CompiledHandler: Sendable {
         }
     }
 
+    /// The event as this handler's paths see it.
+    func source(_ event: Event) -> EventSource { EventSource(event, dataKeys: dataKeys) }
+
     /// The ID of the document the event addresses.
     func documentID(_ source: inout EventSource) throws -> String {
         let idValue = try source.evaluate(id)
@@ -186,7 +221,7 @@ struct CompiledHandler: Sendable {
         case .string(let s) where !s.isEmpty: return s
         case .number(let n) where Int64(n) != nil: return n
         default:
-            throw MappingFailure(message: "id \(id.text) is \(idValue.kindDescription), not a non-empty string or an integer")
+            throw MappingFailure(message: "id \(idText) is \(idValue.kindDescription), not a non-empty string or an integer")
         }
     }
 
@@ -211,25 +246,23 @@ struct CompiledHandler: Sendable {
         if slot.document == nil, set.isEmpty, increment.isEmpty, append.isEmpty { return }  // only unset: nothing to create
         var doc = slot.document ?? [:]
         slot.document = nil  // keeps `doc` uniquely referenced while it is edited
-        for (field, value) in set {
-            let v = try source.evaluate(value)
-            try Document.update(&doc, field, name: field.joined(separator: ".")) { _ in v }
+        for f in set {
+            let v = try source.evaluate(f.value)
+            try Document.update(&doc, f.path, name: f.name) { _ in v }
         }
-        for (field, value) in increment {
-            let name = field.joined(separator: ".")
-            let delta = try source.evaluate(value)
-            try Document.update(&doc, field, name: name) { current in try Number.add(current ?? .null, delta, field: name) }
+        for f in increment {
+            let delta = try source.evaluate(f.value)
+            try Document.update(&doc, f.path, name: f.name) { current in try Number.add(current ?? .null, delta, field: f.name) }
         }
-        for (field, value) in append {
-            let name = field.joined(separator: ".")
-            let v = try source.evaluate(value)
-            try Document.update(&doc, field, name: name) { current in
+        for f in append {
+            let v = try source.evaluate(f.value)
+            try Document.update(&doc, f.path, name: f.name) { current in
                 switch current {
                 case nil, .null?: return .array([v])
                 case .array(var a)?:
                     a.append(v)
                     return .array(a)
-                case let other?: throw MappingFailure(message: "append \(name): the field holds \(other.kindDescription), not an array")
+                case let other?: throw MappingFailure(message: "append \(f.name): the field holds \(other.kindDescription), not an array")
                 }
             }
         }
@@ -301,14 +334,29 @@ enum Number {
     }
 }
 
-/// An event seen as the API returns it, for `$.` paths; `data` is parsed on first use.
+/// An event seen as the API returns it, for `$.` paths; `data` is parsed on first use — only the
+/// members the handler's paths read (``CompiledHandler/dataKeys``), the others validated and
+/// skipped, so a path sees exactly what a full parse would give it.
 struct EventSource {
     let event: Event
+    /// The top-level members of `data` to build (`nil`: all).
+    private let dataKeys: Set<String>?
     private var data: JSONValue?
     /// The metadata as JSON, made on first use (a handler may name several of its fields).
     private var parsedMetadata: JSONValue?
 
-    init(_ event: Event) { self.event = event }
+    init(_ event: Event, dataKeys: Set<String>? = nil) {
+        self.event = event
+        self.dataKeys = dataKeys
+    }
+
+    mutating func evaluate(_ value: CompiledValue) throws -> JSONValue {
+        switch value {
+        case .constant(let v): return v
+        case .path(let p): return try resolve(p)
+        case .dynamic(let v): return try evaluate(v)
+        }
+    }
 
     mutating func evaluate(_ value: ProjectionValue) throws -> JSONValue {
         switch value {
@@ -324,6 +372,22 @@ struct EventSource {
             for m in members { o[m.key] = try evaluate(m.value) }
             return .object(o)
         }
+    }
+
+    /// `data` parsed: with `keys`, an object keeps only those members (every byte is still
+    /// validated, so invalid JSON fails as a full parse does; a repeated key keeps its last value,
+    /// as a full parse does).
+    static func parseData(_ bytes: [UInt8], keys: Set<String>?) throws -> JSONValue {
+        guard let keys else { return try JSONValue(jsonBytes: bytes) }
+        var reader = JSONReader(bytes)
+        guard try reader.peek() == .object else { return try JSONValue(jsonBytes: bytes) }
+        try reader.beginObject()
+        var members: [String: JSONValue] = [:]
+        while let key = try reader.nextKey() {
+            if keys.contains(key) { members[key] = try reader.readValue() } else { try reader.skipValue() }
+        }
+        try reader.finish()
+        return .object(members)
     }
 
     private mutating func resolve(_ p: EventPath) throws -> JSONValue {
@@ -342,7 +406,7 @@ struct EventSource {
             if let data {
                 parsed = data
             } else {
-                do { parsed = try JSONValue(jsonBytes: [UInt8](event.data)) } catch {
+                do { parsed = try Self.parseData([UInt8](event.data), keys: dataKeys) } catch {
                     throw MappingFailure(message: "the event's data is not valid JSON")
                 }
                 data = parsed
@@ -394,6 +458,60 @@ extension ProjectionValue {
         case .string(let s): "\"\(s)\""
         case .int(let i): "\(i)"
         default: "the literal"
+        }
+    }
+}
+
+/// A handler's value, compiled: a literal is evaluated once, at compile time (the same
+/// `JSONValue` every event would evaluate it to), a lone path is resolved directly.
+enum CompiledValue: Sendable {
+    case constant(JSONValue)
+    case path(EventPath)
+    /// A literal array or object with paths inside.
+    case dynamic(ProjectionValue)
+
+    init(_ value: ProjectionValue) {
+        if case .path(let p) = value {
+            self = .path(p)
+        } else if Self.hasPath(value) {
+            self = .dynamic(value)
+        } else {
+            self = .constant(Self.literal(value))
+        }
+    }
+
+    /// A value without paths, as `EventSource.evaluate` evaluates it.
+    private static func literal(_ value: ProjectionValue) -> JSONValue {
+        switch value {
+        case .path: .null  // not a literal: never called with one
+        case .null: .null
+        case .bool(let b): .bool(b)
+        case .int(let i): .int(i)
+        case .double(let d): .double(d)
+        case .string(let s): .string(s)
+        case .array(let elements): .array(elements.map(literal))
+        case .object(let members): .object(members.reduce(into: [:]) { $0[$1.key] = literal($1.value) })
+        }
+    }
+
+    private static func hasPath(_ value: ProjectionValue) -> Bool {
+        switch value {
+        case .path: true
+        case .array(let elements): elements.contains(where: hasPath)
+        case .object(let members): members.contains { hasPath($0.value) }
+        default: false
+        }
+    }
+
+    /// Adds the top-level `data` members `value`'s paths read to `keys`; `nil` when a path reads
+    /// `data` whole (`$.data`).
+    static func collectDataKeys(_ value: ProjectionValue, into keys: inout Set<String>?) {
+        switch value {
+        case .path(let p) where p.root == .data:
+            if let first = p.segments.first { keys?.insert(first) } else { keys = nil }
+        case .array(let elements): for e in elements { collectDataKeys(e, into: &keys) }
+        case .object(let members): for m in members { collectDataKeys(m.value, into: &keys) }
+        default: break
         }
     }
 }

@@ -59,6 +59,9 @@ public final class ProjectionService: Sendable {
         self.rootStore = store
         self.storage = storage
         self.logger = logger
+        var options = options
+        // The next page is read by the server while this process folds (see AsyncOptions.readAhead).
+        if storage.kind == "postgres" { options.readAhead = true }
         self.options = options
         self.leases = (storage.events as? any ProjectionLeaseProvider) ?? LocalProjectionLeaseProvider()
         for p in declared { try? register(p, mode: p.mode, indexes: p.indexes) }
