@@ -11,25 +11,43 @@ extension InMemoryStorage: EventImporting {
             if !state.log.isEmpty {
                 throw MinkError(.tenantNotEmpty, "tenant \(tenantID) already has events; import only into a tenant without events")
             }
-            // Positions may have gaps and streams may start above version 1 (deleted events) in
-            // an export: this storage indexes its log by position - 1 and numbers a stream's
-            // versions by its event count, so neither can be represented; they are refused
-            // rather than renumbered.
+            // The log keeps every position (a deleted or scavenged one as an empty slot, never
+            // reused); a stream may start above version 1 (its first events deleted or scavenged)
+            // and its versions are consecutive from there; a `$StreamDeleted` record re-creates
+            // the deleted stream's version counter and its soft-deleted or tombstoned state.
+            var log: [Event?] = []
             var streams: [String: [Int]] = [:]
+            var records: [String: StreamRecord] = [:]
             var ids: [String: Set<String>] = [:]
-            for (i, e) in incoming.enumerated() {
-                guard e.globalPosition == UInt64(i + 1) else {
-                    throw MinkError(.invalidImport, "memory storage needs dense positions from 1; position \(e.globalPosition) found where \(i + 1) was expected", position: e.globalPosition)
+            for e in incoming {
+                guard e.globalPosition > UInt64(log.count) else {
+                    throw MinkError(.invalidImport, "position \(e.globalPosition) is not above the previous one (\(log.count))", position: e.globalPosition)
                 }
                 guard ids[e.streamID, default: []].insert(e.id).inserted else {
                     throw MinkError(.invalidImport, "event ID \(e.id) appears twice in stream \(e.streamID)", streamID: e.streamID, position: e.globalPosition)
                 }
-                let count = streams[e.streamID]?.count ?? 0
-                guard e.version == Int64(count + 1) else {
-                    throw MinkError(.invalidImport, "memory storage needs every stream to start at version 1; stream \(e.streamID) has version \(e.version) at position \(e.globalPosition)", streamID: e.streamID, position: e.globalPosition)
+                let record = records[e.streamID]
+                if record?.state == .hard {
+                    throw MinkError(.invalidImport, "stream \(e.streamID) has an event at position \(e.globalPosition) after its hard deletion", streamID: e.streamID, position: e.globalPosition)
                 }
-                streams[e.streamID, default: []].append(i)
-                _ = try ImportedDeletion.of(e)  // checked; memory storage keeps no separate counters
+                if let record, e.version != record.version + 1 {
+                    throw MinkError(.invalidImport, "stream \(e.streamID) has version \(e.version) at position \(e.globalPosition) after version \(record.version)", streamID: e.streamID, position: e.globalPosition)
+                }
+                while UInt64(log.count) < e.globalPosition - 1 { log.append(nil) }
+                streams[e.streamID, default: []].append(log.count)
+                log.append(e)
+                let createdAt = record?.state == .live ? record!.createdAt : e.timestamp
+                records[e.streamID] = StreamRecord(version: e.version, state: .live, createdAt: createdAt, updatedAt: e.timestamp)
+                if let d = try ImportedDeletion.of(e) {
+                    var r = records[d.streamID] ?? StreamRecord(version: 0, state: .soft, createdAt: e.timestamp, updatedAt: e.timestamp)
+                    r.version = max(r.version, d.lastVersion)
+                    if d.hard {
+                        r.state = .hard
+                    } else if (streams[d.streamID] ?? []).isEmpty {
+                        r.state = .soft
+                    }
+                    records[d.streamID] = r
+                }
             }
             if let hook, !incoming.isEmpty {
                 let tx = InMemoryTransaction(state: state)
@@ -37,8 +55,9 @@ extension InMemoryStorage: EventImporting {
                 state.documents = tx.state.documents
                 state.checkpoints = tx.state.checkpoints
             }
-            state.log = incoming
+            state.log = log
             state.streams = streams
+            state.records = records
             return ImportSummary(events: Int64(incoming.count), streams: Int64(streams.count), head: incoming.last?.globalPosition ?? 0)
         }
     }
