@@ -168,8 +168,10 @@ struct SubscriptionTests {
             let proxyPort = try proxy.start()
             let client = MinkClient(
                 host: "127.0.0.1", port: proxyPort, registry: orderRegistry(),
-                timeouts: .init(connect: .milliseconds(500), request: .seconds(10), subscriptionIdle: .milliseconds(400)),
-                reconnectPolicy: RetryPolicy(maxAttempts: 200, initialBackoff: .milliseconds(20), maxBackoff: .milliseconds(100))
+                // Idle 1 s, and attempts enough for a starved machine: on two loaded cores a
+                // 400 ms idle limit cut connections before the catch-up arrived, 200 times.
+                timeouts: .init(connect: .seconds(2), request: .seconds(10), subscriptionIdle: .seconds(1)),
+                reconnectPolicy: RetryPolicy(maxAttempts: 10_000, initialBackoff: .milliseconds(20), maxBackoff: .milliseconds(100))
             )
             let received = Mutex<[UInt64]>([])
             let consumer = Task { () -> Int in
@@ -180,10 +182,10 @@ struct SubscriptionTests {
                 return it.reconnects
             }
             try await client.append("s-1", events: [raw("E"), raw("E")])
-            let deadline = Deadline(.seconds(20))
+            let deadline = Deadline(.seconds(90))
             while received.withLock({ $0.count }) < 2 { try deadline.check("the first two events"); try await Task.sleep(for: .milliseconds(10)) }
             // Now silent (no event, and the proxy passes no keepalive): the client must give up on
-            // the connection after 400 ms and connect again, resuming after event 2.
+            // the connection after 1 s and connect again, resuming after event 2.
             func resumedIDs() -> [String] {
                 proxy.requests.filter { $0.target.contains("/subscriptions/") }.compactMap { $0.headers["Last-Event-ID"] }
             }
