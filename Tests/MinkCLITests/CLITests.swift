@@ -217,6 +217,42 @@ struct CLITests {
         #expect(gone.status == 6 && gone.err.hasPrefix("error: unavailable: "), "\(gone.err)")
     }
 
+    /// `mink streams ls|rm` and `mink export | mink import` against the server's stream life
+    /// cycle and move endpoints: a hard delete is a tombstone (exit 4 on read, `410` kept across
+    /// the move), the export re-imports into another tenant, and a second import is refused (3).
+    @Test func streamsExportAndImport() async throws {
+        let server = try await Server()
+        defer { server.remove() }
+        do {
+            for i in 1...2 {
+                #expect(try await mink(["append", "order-\(i)", "--type", "A", "--data", #"{"n":\#(i)}"#], server: server).status == 0)
+            }
+            let ls = try await mink(["streams", "ls"], server: server)
+            #expect(ls.status == 0, "\(ls.err)")
+            #expect(try ls.lines.map { try object($0)["streamId"] as? String } == ["order-1", "order-2"])
+            let rm = try await mink(["streams", "rm", "order-1", "--hard"], server: server)
+            #expect(rm.status == 0, "\(rm.err)")
+            #expect(try object(rm.out)["hard"] as? Bool == true)
+            let gone = try await mink(["read", "order-1"], server: server)
+            #expect(gone.status == 4 && gone.err.hasPrefix("error: stream_deleted: "), "\(gone.err)")
+            let after = try await mink(["streams", "ls"], server: server)
+            #expect(try after.lines.map { try object($0)["streamId"] as? String } == ["$deletions", "order-2"])
+
+            let export = try await mink(["export"], server: server)
+            #expect(export.status == 0 && export.lines.count == 2, "\(export.out) \(export.err)")
+            let imported = try await mink(["import", "--tenant", "moved"], server: server, stdin: export.out)
+            #expect(imported.status == 0, "\(imported.err)")
+            #expect(try object(imported.out)["events"] as? Int == 2)
+            let moved = try await mink(["read", "order-2", "--tenant", "moved"], server: server)
+            #expect(moved.status == 0, "\(moved.out) \(moved.err)")
+            #expect(try object(moved.out)["globalPosition"] as? Int == 2)
+            #expect(try await mink(["read", "order-1", "--tenant", "moved"], server: server).status == 4)
+            let again = try await mink(["import", "--tenant", "moved"], server: server, stdin: export.out)
+            #expect(again.status == 3 && again.err.hasPrefix("error: tenant_not_empty: "), "\(again.err)")
+        }
+        await server.stop()
+    }
+
     /// `mink tail` in the background while events are appended, across a restart of minkd on
     /// the same port: it reconnects with Last-Event-ID and prints every event exactly once.
     @Test func tailFollowsLiveAndReconnectsWithoutRepeating() async throws {
