@@ -1,7 +1,7 @@
 """The web console under /ui/, used the way a person uses it, in headless Chromium.
 
-Starts a real minkd (SQLite, auth on with an admin token when the server accepts `access_token`
-for EventSource, else auth off — the token is then entered and ignored), then: loads the
+Starts a real minkd (SQLite, auth on with an admin token; the live tail's EventSource passes it
+as `access_token`), then: loads the
 console, enters the token, sees a stream the test appended, sees a live event in the tail
 within 2 s of its append, presses rebuild and sees the status change, and finds no error in
 the browser's console (CSP violations are reported there too). Run by scripts/console-browser-test.
@@ -117,11 +117,11 @@ def append(server, stream, events):
 def main():
     server = Minkd(auth=True)
     if not accepts_access_token(server):
-        # Without `access_token` an EventSource cannot authenticate: run with auth off (the
-        # console still sends the token it was given; the server ignores it).
-        print("console-test: this minkd has no access_token support yet: running with auth off")
+        # The live tail is an EventSource, which can only authenticate with `access_token`
+        # (HTTP-API.md section 2): without it the console cannot work with auth on.
         server.stop()
-        server = Minkd(auth=False)
+        print("console-test: FAILED: minkd refuses ?access_token= on a GET")
+        sys.exit(1)
     failures = []
     driver = None
     try:
@@ -198,15 +198,11 @@ def main():
         wait.until(lambda d: d.find_element(By.ID, "query-total").text.endswith("of 3"))
         driver.save_screenshot(os.path.join(SHOTS, "readmodels.png"))
 
-        # The browser's console: no error of any kind (a CSP violation is one). The one exception:
-        # on a minkd without stream listing (HTTP API revision 1) the console's first try of
-        # GET /v1/streams answers 404, which Chromium logs, before it falls back to the log.
-        expected_404 = None if lists_streams(server) else "/v1/streams?"
+        # The browser's console: no error of any kind (a CSP violation is one).
+        if not lists_streams(server):
+            failures.append("GET /v1/streams is not served: the console's stream list cannot work")
         for entry in driver.get_log("browser"):
             message = entry["message"]
-            if expected_404 and expected_404 in message and "404" in message:
-                print(f"console-test: expected on this minkd: {message}")
-                continue
             if entry["level"] in ("SEVERE", "ERROR") or "Content Security Policy" in message:
                 failures.append(f"browser console: {message}")
     except Exception as e:  # a timeout or a missing element: one failure with the page's state
