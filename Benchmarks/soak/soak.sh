@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Soak (issue 17): minkd on SQLite for MINUTES (default 30) at half the measured append capacity,
-# with 50 SSE subscribers, printing per minute the p99 append latency, minkd's RSS and the WAL
-# size (to tell minkd's drift — WAL growth, checkpoints, the hub — from the generator's).
+# with 50 SSE subscribers, printing per minute the completed appends, errors, late and outstanding
+# requests, the p99 append latency, minkd's RSS, the WAL size, minkd's head and the slowest
+# subscriber's lag (to tell minkd's drift — WAL growth, checkpoints, the hub — from the generator's).
+# Capacity is measured *with the subscribers attached* (MinkSoak capacity: 64 connections, closed
+# loop, 20 s; the lower of the append rate and the slowest subscriber's receive rate): measured
+# without them, half of it overloaded minkd once 50 subscribers each received every event.
 # The load generator (MinkSoak, this folder) is open-loop and multi-threaded Swift, not Python.
-# Run it on a quiet machine only (check `uptime`): it measures.
+# Run it on a quiet machine only (check `uptime`): it measures. SOAK_RATE=N skips the capacity
+# run and soaks at N appends/s.
 # Usage: Benchmarks/soak/soak.sh [minutes] [subscribers]
 set -euo pipefail
 cd "$(dirname "$0")"
 MINUTES="${1:-30}"
 SUBS="${2:-50}"
 echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-command -v wrk >/dev/null || apt-get install -y wrk >/dev/null
 (cd ../.. && swift build -c release --product MinkSoak >/dev/null)
 SOAK="$(cd ../.. && swift build -c release --show-bin-path)/MinkSoak"
 (cd ../.. && swift build -c release --product minkd >/dev/null)
@@ -22,11 +26,13 @@ ulimit -n 4096 2>/dev/null || true
 PID=$!
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DIR"' EXIT
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
-# Capacity: 64 connections, closed loop, 20 s (the same script as Benchmarks/minkd).
-CAP=$(wrk -t2 -c64 -d20s -s ../minkd/append.lua "http://127.0.0.1:$PORT" 2>&1 | awk '/Requests\/sec/ {print int($2)}')
-# SOAK_RATE overrides: half the capacity *without* subscribers overloads minkd once 50
-# subscribers each receive every event (a 2026-12-05 run at 2,316/s fell behind in minute 1).
-RATE=${SOAK_RATE:-$((CAP / 2))}
-echo "== measured capacity: $CAP appends/s; soak rate: $RATE appends/s for $MINUTES min with $SUBS subscribers"
-"$SOAK" "$PORT" "$RATE" "$MINUTES" "$SUBS" "$PID" "$DIR/mink.sqlite-wal"
+if [ -z "${SOAK_RATE:-}" ]; then
+    CAP=$("$SOAK" capacity "$PORT" 20 "$SUBS" 64 | tee /dev/stderr | awk '/^CAPACITY/ {print $2}')
+    RATE=$((CAP / 2))
+    echo "== measured capacity with $SUBS subscribers: $CAP appends/s; soak rate: $RATE appends/s for $MINUTES min"
+else
+    RATE=$SOAK_RATE
+    echo "== soak rate (SOAK_RATE): $RATE appends/s for $MINUTES min with $SUBS subscribers"
+fi
+"$SOAK" run "$PORT" "$RATE" "$MINUTES" "$SUBS" "$PID" "$DIR/mink.sqlite-wal"
 echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -497,7 +497,15 @@ final class AsyncRunner: Sendable {
         }
         for event in rest {
             do {
-                try await options.retryPolicy.run(shouldRetry: { !Self.isLeaseLost($0) }) { try await projection.apply([event]) }
+                try await options.retryPolicy.run(shouldRetry: { !Self.isLeaseLost($0) }) {
+                    // With its checkpoint, so that a retry after a commit whose answer was lost
+                    // applies nothing twice.
+                    if let checkpointing {
+                        try await checkpointing.apply([event], through: event.globalPosition)
+                    } else {
+                        try await projection.apply([event])
+                    }
+                }
                 try await projection.setCheckpoint(event.globalPosition)
                 checkpoint = event.globalPosition
                 shared.withLock { $0.checkpoint = event.globalPosition }
@@ -621,15 +629,27 @@ struct TransactionalAsyncProjection: CheckpointingAsyncProjection, ReadModelProj
     var handledEvents: [String] { inner.handledEvents }
     var readModelName: String { (inner as? any ReadModelProjection)?.readModelName ?? "" }
 
+    /// One part of a batch split over several workers: the parts commit in any order, so the
+    /// stored checkpoint says nothing about this part's events and is not consulted.
     func apply(_ events: [Event]) async throws {
         guard let last = events.last else { return }
-        try await apply(events, through: last.globalPosition)
-    }
-
-    func apply(_ events: [Event], through position: UInt64) async throws {
         try await readModels.transaction { [inner, name] tx in
             try inner.applyAll(events, in: tx)
-            try tx.setCheckpoint(name, to: position)
+            try tx.setCheckpoint(name, to: last.globalPosition)
+        }
+    }
+
+    /// Applies the events after the stored checkpoint and moves it to `position`, in one
+    /// transaction. Why read the checkpoint inside the transaction: a batch whose `COMMIT` was
+    /// sent before a timeout may have committed although its caller got an error, and the runner
+    /// then retries the same batch; the retry finds the checkpoint moved and applies nothing
+    /// twice (the same rule as ``ReadModelCopyProjection``).
+    func apply(_ events: [Event], through position: UInt64) async throws {
+        try await readModels.transaction { [inner, name] tx in
+            let done = try tx.checkpoint(name)
+            let pending = events.drop { $0.globalPosition <= done }
+            if !pending.isEmpty { try inner.applyAll(Array(pending), in: tx) }
+            if position > done { try tx.setCheckpoint(name, to: position) }
         }
     }
 

@@ -14,6 +14,12 @@ import Synchronization
 ///
 /// One batcher per tenant and database (kept by ``Backend``), so different tenants do not wait
 /// for each other.
+///
+/// Each append's caller is answered at the latest `storage.timeoutSeconds` after the append
+/// reached the storage (``OperationDeadlines``), however long the batches before it take: an
+/// append still queued then is dropped (never written); one in a batch under way may still
+/// commit (an idempotent retry with the same event IDs tells). Without this, an append queued
+/// behind a batch on a frozen server waited for that batch's deadline and then for its own.
 final class AppendBatcher: Sendable {
     /// How large a batch may grow, and how long a drain keeps its connection.
     struct Limits: Sendable {
@@ -40,7 +46,7 @@ final class AppendBatcher: Sendable {
         let hook: AppendTransactionHook?
         let rows: [Row]
         let bytes: Int
-        let continuation: CheckedContinuation<AppendResult, any Error>
+        let answer: DeadlineAnswer<AppendResult>
     }
 
     private struct State {
@@ -54,6 +60,8 @@ final class AppendBatcher: Sendable {
     let limits: Limits
     private let pool: ConnectionPool
     private let state = Mutex(State())
+    /// Answers each append's caller by its deadline.
+    let deadlines: OperationDeadlines
     /// Transactions that committed appends (statistics for tests and benchmarks).
     let transactionsCommitted = Atomic<Int>(0)
     /// Appends committed by those transactions (replays not counted).
@@ -64,6 +72,7 @@ final class AppendBatcher: Sendable {
         self.pool = pool
         self.channel = channel
         self.limits = limits
+        deadlines = OperationDeadlines(timeout: pool.timeout, storage: "PostgreSQL")
     }
 
     /// Prepares a request's rows: event IDs (generated when missing), metadata text.
@@ -96,13 +105,17 @@ final class AppendBatcher: Sendable {
         }
     }
 
-    /// Queues an append and returns its outcome once its batch's transaction is over.
+    /// Queues an append and returns its outcome once its batch's transaction is over, or a
+    /// transient `.unavailable` at `deadline` (default: the storage timeout from now).
     /// - Throws: what the append failed with — ``PostgresError``s unmapped (the caller maps them
     ///   and handles a missing tenant schema), `MinkError`s, or what the hook threw.
-    func append(_ request: AppendRequest, rows: [Row], hook: AppendTransactionHook?) async throws -> AppendResult {
+    func append(
+        _ request: AppendRequest, rows: [Row], hook: AppendTransactionHook?, deadline: ContinuousClock.Instant? = nil
+    ) async throws -> AppendResult {
         let bytes = request.events.reduce(0) { $0 + $1.data.count }
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<AppendResult, any Error>) in
-            let pending = Pending(request: request, hook: hook, rows: rows, bytes: bytes, continuation: continuation)
+            let answer = deadlines.answer(continuation, deadline: deadline)
+            let pending = Pending(request: request, hook: hook, rows: rows, bytes: bytes, answer: answer)
             let start: Bool? = state.withLock { s in
                 if s.closed { return nil }
                 s.pending.append(pending)
@@ -111,7 +124,7 @@ final class AppendBatcher: Sendable {
                 return true
             }
             switch start {
-            case nil: continuation.resume(throwing: MinkError(.cancelled, "storage is shut down"))
+            case nil: answer.resume(throwing: MinkError(.cancelled, "storage is shut down"))
             // The drain outlives this append's wait (it goes on with the appends queued meanwhile),
             // so it is a task of its own rather than this caller's: a caller that is answered
             // returns at once, and cancelling it does not stop the others' batch.
@@ -132,7 +145,7 @@ final class AppendBatcher: Sendable {
             defer { s.pending = [] }
             return s.pending
         }
-        for p in failed { p.continuation.resume(throwing: MinkError(.cancelled, "storage is shut down")) }
+        for p in failed { p.answer.resume(throwing: MinkError(.cancelled, "storage is shut down")) }
     }
 
     // MARK: Draining
@@ -152,7 +165,7 @@ final class AppendBatcher: Sendable {
                     defer { s.pending = [] }
                     return s.pending
                 }
-                for p in failed { p.continuation.resume(throwing: error) }
+                for p in failed { p.answer.resume(throwing: error) }
                 return
             }
         }
@@ -172,21 +185,30 @@ final class AppendBatcher: Sendable {
     }
 
     /// Takes the next batch off the queue: everything waiting, within ``Limits`` (at least one
-    /// append). An empty batch ends the drain, in the same critical section that found nothing.
+    /// append), each claimed for writing (``DeadlineAnswer/start()``). Appends whose callers
+    /// were answered by their deadline while they waited are dropped: they are never written. An
+    /// empty batch ends the drain, in the same critical section that found nothing.
     private func nextBatch() -> [Pending] {
         state.withLock { s in
-            var n = 0, events = 0, bytes = 0
-            while n < s.pending.count, n < limits.appends {
-                let p = s.pending[n]
-                if n > 0, events + p.rows.count > limits.events || bytes + p.bytes > limits.bytes { break }
-                events += p.rows.count
-                bytes += p.bytes
-                n += 1
+            while true {
+                s.pending.removeAll { $0.answer.isAnswered }
+                var n = 0, events = 0, bytes = 0
+                while n < s.pending.count, n < limits.appends {
+                    let p = s.pending[n]
+                    if n > 0, events + p.rows.count > limits.events || bytes + p.bytes > limits.bytes { break }
+                    events += p.rows.count
+                    bytes += p.bytes
+                    n += 1
+                }
+                if n == 0 {
+                    s.draining = false
+                    return []
+                }
+                // A deadline may have passed since the sweep above: such an append is dropped too.
+                let batch = s.pending.prefix(n).filter { $0.answer.start() }
+                s.pending.removeFirst(n)
+                if !batch.isEmpty { return batch }
             }
-            let batch = Array(s.pending.prefix(n))
-            s.pending.removeFirst(n)
-            if batch.isEmpty { s.draining = false }
-            return batch
         }
     }
 
@@ -201,7 +223,7 @@ final class AppendBatcher: Sendable {
                 transactionsCommitted.add(1, ordering: .relaxed)
                 appendsCommitted.add(written, ordering: .relaxed)
             }
-            for (p, outcome) in zip(batch, outcomes) { p.continuation.resume(with: outcome) }
+            for (p, outcome) in zip(batch, outcomes) { p.answer.resume(with: outcome) }
         case .failed(let error, let retryAlone):
             // Nothing of the batch was committed. A failure that one append may have caused (a
             // server error that is neither transient nor about the connection) is not allowed to
@@ -209,7 +231,7 @@ final class AppendBatcher: Sendable {
             if retryAlone, batch.count > 1, conn.isOpen {
                 for p in batch { write([p], on: conn) }
             } else {
-                for p in batch { p.continuation.resume(throwing: error) }
+                for p in batch { p.answer.resume(throwing: error) }
             }
         }
     }

@@ -14,18 +14,21 @@ extension PostgresStorage {
     /// process, reads a head that includes this one: positions are dense and committed in order.
     /// A conflict, a reused event ID or a failing hook fails that append alone.
     public func append(_ request: AppendRequest, hook: AppendTransactionHook?) async throws -> AppendResult {
+        // The request's clock starts here: however long the tenant's preparation or the batches
+        // queued before it take, its caller is answered by then.
+        let deadline = ContinuousClock.now + core.configuration.timeout
         let rows = try AppendBatcher.rows(of: request)
         let scope = self.scope
         try await core.ensureReady(scope)
         do {
-            return try await scope.backend.appender(for: scope).append(request, rows: rows, hook: hook)
+            return try await scope.backend.appender(for: scope).append(request, rows: rows, hook: hook, deadline: deadline)
         } catch let e as PostgresError where scope.ownsStorage && e.isMissingStorage {
             // Dropped (by a tenant deletion in another process) since it was migrated here: the
             // write creates the tenant again, as a first write would.
             core.forgetReady(scope)
             try await core.ensureReady(scope)
             do {
-                return try await scope.backend.appender(for: scope).append(request, rows: rows, hook: hook)
+                return try await scope.backend.appender(for: scope).append(request, rows: rows, hook: hook, deadline: deadline)
             } catch {
                 throw error.mappedForMink()
             }

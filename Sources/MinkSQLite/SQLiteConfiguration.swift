@@ -19,10 +19,18 @@ public struct SQLiteConfiguration: Sendable, Hashable {
     public var busyTimeout: Duration
     /// The most writes (appends, read-model transactions, …) committed in one group commit.
     public var maxBatchSize: Int
+    /// How long a caller waits for an operation at most, from the moment it reaches the storage
+    /// (`storage.timeoutSeconds`): queued behind other writes, waiting for a lock or under way, it
+    /// then fails with a transient `.unavailable`. See `docs/storage-sqlite.md`, "Deadlines".
+    public var timeout: Duration
 
     /// Creates a configuration.
-    public init(synchronous: Synchronous = .full, readerCount: Int = 4, busyTimeout: Duration = .seconds(5), maxBatchSize: Int = 128) {
+    public init(
+        synchronous: Synchronous = .full, readerCount: Int = 4, busyTimeout: Duration = .seconds(5), maxBatchSize: Int = 128,
+        timeout: Duration = .seconds(10)
+    ) {
         self.synchronous = synchronous
+        self.timeout = timeout
         self.readerCount = max(1, readerCount)
         self.busyTimeout = busyTimeout
         self.maxBatchSize = max(1, maxBatchSize)

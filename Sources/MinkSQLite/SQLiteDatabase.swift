@@ -19,9 +19,12 @@ final class SQLiteDatabase: @unchecked Sendable {
     // reader slot's connection only on that slot's queue; every other mutable state is in a Mutex
     // or Atomic.
 
-    /// A queued write: `run` does the work on the writer connection inside a savepoint and returns
-    /// how to report success; `fail` reports an error.
+    /// A queued write: `start` claims it for the writer (`false` when its caller was already
+    /// answered by its deadline: it must not run), `run` does the work on the writer connection
+    /// inside a savepoint and returns how to report success; `fail` reports an error.
     struct Job: Sendable {
+        let start: @Sendable () -> Bool
+        let isAnswered: @Sendable () -> Bool
         let run: @Sendable (SQLiteConnection) throws -> @Sendable () -> Void
         let fail: @Sendable (any Error) -> Void
     }
@@ -41,6 +44,9 @@ final class SQLiteDatabase: @unchecked Sendable {
 
     let path: String
     let configuration: SQLiteConfiguration
+    /// Every caller waits at most `configuration.timeout` from the moment its operation reached
+    /// this database (see "Deadlines" in docs/storage-sqlite.md).
+    let deadlines: OperationDeadlines
     private let writerQueue: DispatchQueue
     private var writer: SQLiteConnection?
     private let state = Mutex(WriterState())
@@ -64,6 +70,7 @@ final class SQLiteDatabase: @unchecked Sendable {
         self.path = path
         self.configuration = configuration
         self.createsFileOnWriteOnly = createsFileOnWriteOnly
+        deadlines = OperationDeadlines(timeout: configuration.timeout, storage: "SQLite")
         writerQueue = DispatchQueue(label: "mink.sqlite.writer")
         readers = (0..<configuration.readerCount).map { ReaderSlot(label: "mink.sqlite.reader\($0)") }
         readerLoad = Mutex([Int](repeating: 0, count: configuration.readerCount))
@@ -78,15 +85,24 @@ final class SQLiteDatabase: @unchecked Sendable {
     // MARK: Writes
 
     /// Runs `body` on the writer connection inside its own savepoint of a group-commit
-    /// transaction; returns once the transaction committed.
-    func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+    /// transaction; returns once the transaction committed, or throws a transient `.unavailable`
+    /// at the operation's deadline (`configuration.timeout` from now) as `policy` allows. A write
+    /// whose caller was answered before it started never runs; one answered while under way may
+    /// still commit.
+    func write<T: Sendable>(
+        policy: DeadlinePolicy = .always, _ body: @escaping @Sendable (SQLiteConnection) throws -> T
+    ) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let answer = deadlines.answer(continuation, policy: policy)
             let job = Job(
+                start: { answer.start() },
+                isAnswered: { answer.isAnswered },
                 run: { connection in
+                    defer { answer.bodyReturned() }
                     let value = try body(connection)
-                    return { continuation.resume(returning: value) }
+                    return { answer.resume(with: .success(value)) }
                 },
-                fail: { continuation.resume(throwing: $0.asMinkError) }
+                fail: { answer.resume(throwing: $0.asMinkError) }
             )
             enqueue(job)
         }
@@ -154,7 +170,11 @@ final class SQLiteDatabase: @unchecked Sendable {
         return e.isReadOnly || e.isFull || e.code == SQLITE_IOERR || e.code == SQLITE_CANTOPEN
     }
 
-    private func commit(_ batch: [Job]) {
+    private func commit(_ waiting: [Job]) {
+        // Writes whose callers were answered by their deadline while they waited never run (and
+        // a batch of only those opens no transaction: the lock may still be held elsewhere).
+        let batch = waiting.filter { !$0.isAnswered() }
+        if batch.isEmpty { return }
         let connection: SQLiteConnection
         do {
             // A writer SQLite opened read-only is opened again for each batch until the file
@@ -169,13 +189,22 @@ final class SQLiteDatabase: @unchecked Sendable {
         }
         var outcomes: [(job: Job, report: (@Sendable () -> Void)?, error: (any Error)?)] = []
         outcomes.reserveCapacity(batch.count)
+        // Jobs done with (run or skipped); the rest fail with the transaction if it breaks.
+        var taken = 0
         do {
             for job in batch {
+                // A caller answered while `BEGIN` waited for the lock: its write is not run, so it
+                // never commits (and its caller's 503 is not in doubt).
+                guard job.start() else {
+                    taken += 1
+                    continue
+                }
                 try connection.run("SAVEPOINT mink_write")
                 do {
                     let report = try job.run(connection)
                     try connection.run("RELEASE mink_write")
                     outcomes.append((job, report, nil))
+                    taken += 1
                 } catch {
                     // SQLite may have rolled the whole transaction back by itself (I/O error, full
                     // disk); then the savepoint is gone and the batch fails as a whole below.
@@ -183,6 +212,7 @@ final class SQLiteDatabase: @unchecked Sendable {
                     try connection.run("ROLLBACK TO mink_write")
                     try connection.run("RELEASE mink_write")
                     outcomes.append((job, nil, error))
+                    taken += 1
                 }
             }
             try connection.run("COMMIT")
@@ -194,7 +224,7 @@ final class SQLiteDatabase: @unchecked Sendable {
             // Nothing of this batch is committed: a write that failed on its own reports its own
             // error, every other one the error that broke the transaction.
             for o in outcomes { o.job.fail(o.error ?? error) }
-            for job in batch.dropFirst(outcomes.count) { job.fail(error) }
+            for job in batch.dropFirst(taken) { job.fail(error) }
             return
         }
         // A write refused by the storage fails alone (its savepoint rolled back) while the
@@ -222,7 +252,8 @@ final class SQLiteDatabase: @unchecked Sendable {
     // MARK: Reads
 
     /// Runs `body` on the least busy reader connection (WAL: it sees the last committed state and
-    /// never waits for the writer).
+    /// never waits for the writer). At the operation's deadline (`configuration.timeout` from now)
+    /// the caller gets a transient `.unavailable`, whether the read is still queued or under way.
     func read<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
         if closedFlag.load(ordering: .relaxed) { throw MinkError(.cancelled, "the SQLite storage is closed") }
         if !ready.load(ordering: .acquiring) {
@@ -238,7 +269,9 @@ final class SQLiteDatabase: @unchecked Sendable {
         let slot = readers[index]
         let path = self.path, timeout = configuration.busyTimeoutMilliseconds
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let answer = deadlines.answer(continuation)
             slot.queue.async {
+                guard answer.start() else { return }
                 do {
                     let connection: SQLiteConnection
                     if let c = slot.connection {
@@ -248,9 +281,9 @@ final class SQLiteDatabase: @unchecked Sendable {
                         try connection.execute("PRAGMA query_only = 1")
                         slot.connection = connection
                     }
-                    continuation.resume(returning: try body(connection))
+                    answer.resume(with: .success(try body(connection)))
                 } catch {
-                    continuation.resume(throwing: error.asMinkError)
+                    answer.resume(throwing: error.asMinkError)
                 }
             }
         }
@@ -261,14 +294,16 @@ final class SQLiteDatabase: @unchecked Sendable {
     private func readEmpty<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
         let timeout = configuration.busyTimeoutMilliseconds
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let answer = deadlines.answer(continuation)
             readers[0].queue.async {
+                guard answer.start() else { return }
                 do {
                     let connection = try SQLiteConnection(path: ":memory:", create: true, busyTimeoutMilliseconds: timeout)
                     defer { connection.close() }
                     try SQLiteSchema.migrate(connection)
-                    continuation.resume(returning: try body(connection))
+                    answer.resume(with: .success(try body(connection)))
                 } catch {
-                    continuation.resume(throwing: error.asMinkError)
+                    answer.resume(throwing: error.asMinkError)
                 }
             }
         }

@@ -9,7 +9,10 @@ extension SQLiteStorage: EventImporting {
     /// so memory does not grow with the input; any error rolls the savepoint back.
     public func importEvents(from source: any EventImportSource, hook: AppendTransactionHook?) async throws -> ImportSummary {
         let tenantID = self.tenantID
-        return try await database.write { c in
+        // An import must start within the storage timeout, but once under way its caller waits
+        // for the outcome: a long import answered 503 while it goes on to commit would leave the
+        // caller in doubt about a whole tenant's events (and its source may be closed under it).
+        return try await database.write(policy: .untilStarted) { c in
             try Self.importEvents(from: source, hook: hook, tenantID: tenantID, on: c)
         }
     }

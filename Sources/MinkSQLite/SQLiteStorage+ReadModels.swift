@@ -64,7 +64,11 @@ extension SQLiteStorage {
             // checks, however long the writer keeps its job.
             let box = BodyBox(body)
             defer { box.clear() }
-            return try await database.write { c in
+            // The deadline never answers while `body` runs (it must not run after this call
+            // returned): queued, or waiting for its commit, the caller gets 503 at the deadline;
+            // a batch answered while waiting for its commit may still commit (a projection's
+            // retry then finds the checkpoint moved, see `TransactionalAsyncProjection`).
+            return try await database.write(policy: .outsideBody) { c in
                 let tx = SQLiteReadModelTransaction(connection: c, tenantID: tenantID)
                 defer { tx.finish() }
                 return try box.call(tx)

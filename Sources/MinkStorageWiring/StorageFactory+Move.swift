@@ -25,7 +25,10 @@ extension ServerStorage {
             throw StorageOpenError(what: "the SQLite data directory \(directory)", cause: "it does not exist", fix: "give the data directory of the deployment (--data-dir)")
         }
         do {
-            let s = try await SQLiteStorage.open(directory: directory, strategy: strategy)
+            let s = try await SQLiteStorage.open(
+                directory: directory, strategy: strategy,
+                configuration: SQLiteConfiguration(timeout: .seconds(configuration.storage.timeoutSeconds))
+            )
             return ServerStorage(events: s, snapshots: s, readModels: s, kind: "sqlite", close: { await s.close() })
         } catch {
             throw sqliteOpenError(error, directory: directory)

@@ -37,7 +37,10 @@ extension ServerStorage {
             let lock = try DataDirectoryLock(directory: directory)
             let s: SQLiteStorage
             do {
-                s = try await SQLiteStorage.open(directory: directory, config: Config(multiTenancy: configuration.tenancy))
+                s = try await SQLiteStorage.open(
+                    directory: directory, config: Config(multiTenancy: configuration.tenancy),
+                    configuration: SQLiteConfiguration(timeout: .seconds(configuration.storage.timeoutSeconds))
+                )
             } catch {
                 lock.release()
                 throw sqliteOpenError(error, directory: directory)

@@ -72,7 +72,7 @@ public enum AdapterConformance {
         Case(name: "snapshots keep the newest", body: snapshots),
         Case(name: "readers never see positions out of order", body: readersInOrder),
         Case(name: "drop model, model names, indexes", body: modelAdmin),
-    ] + lifecycleCases
+    ] + lifecycleCases + projectionRetryCases
 }
 
 // MARK: - Helpers
