@@ -251,20 +251,16 @@ public actor ProjectionEngine {
 
 /// Runs one async projection. Its mutable state sits behind a mutex; the loop runs in one task.
 ///
-/// Not yet one lifecycle enum: `state` and `paused` are still two facts (a pause asked while
-/// stopped or faulted is kept in `paused`). A first attempt at folding them into one enum
-/// (2026-12-05) broke the PostgreSQL rebuild test and was withdrawn; see issue 10, item 2.
+/// Its lifecycle is one enum (``Lifecycle``, in `AsyncRunner+Lifecycle.swift`); a transition
+/// the current state does not allow is a bug: an `assertionFailure` in debug builds and an
+/// `error` log line in release builds, never a silent return.
 final class AsyncRunner: Sendable {
     struct Shared {
-        var state: ProjectionEngine.State = .stopped
+        var lifecycle = Lifecycle.stopped(pausePending: false, rebuilding: false)
         var checkpoint: UInt64 = 0
+        /// The last error retried while running (storage trouble), or the fault of a runner
+        /// stopped while faulted; a fault holding the runner is in ``lifecycle``.
         var lastError: String?
-        var faultedPosition: UInt64?
-        var task: Task<Void, Never>?
-        var paused = false
-        /// The loop's task parked while paused or faulted: ``AsyncRunner/resume()`` and
-        /// ``AsyncRunner/stop()`` resume it, so a held runner neither polls nor lags on resume.
-        var wake: CheckedContinuation<Void, Never>?
     }
 
     let projection: any AsyncProjection
@@ -286,94 +282,181 @@ final class AsyncRunner: Sendable {
         self.onCaughtUp = onCaughtUp
     }
 
+    /// An event the current state does not allow: a bug in this runner. Loud in debug builds;
+    /// logged (and survived) in release builds.
+    private func illegalTransition(_ event: String, in lifecycle: Lifecycle) {
+        let message = "illegal projection runner transition: \(event) in state \(lifecycle)"
+        assertionFailure(message)
+        logger.error("\(message)", metadata: ["mink.projection": "\(projection.name)"])
+    }
+
+    /// A new loop task; it leaves the lifecycle to `stopped` if it returns on its own.
+    private func makeLoop() -> Task<Void, Never> {
+        Task { [self] in
+            await self.loop()
+            let illegal = shared.withLock { s -> Lifecycle? in s.lifecycle.loopEnded() ? nil : s.lifecycle }
+            if let illegal { illegalTransition("loop ended", in: illegal) }
+        }
+    }
+
+    /// Starts the loop (held at once when a pause is pending). Already started: nothing
+    /// changes. While a stop is under way, the new loop starts when the old one has ended.
     func start() {
         shared.withLock { s in
-            guard s.task == nil else { return }
-            if s.state == .stopped { s.state = s.paused ? .paused : .running }
-            s.task = Task { [self] in await self.loop() }
+            switch s.lifecycle {
+            case .stopped(let pausePending, let rebuilding):
+                s.lifecycle = .started(makeLoop(), pausePending: pausePending, rebuilding: rebuilding)
+            case .stopping(let task, let pausePending, _):
+                s.lifecycle = .stopping(task, pausePending: pausePending, restart: true)
+            case .running, .paused, .faulted:
+                break
+            }
         }
     }
 
+    /// Stops the loop after its current batch (a parked loop is woken to see the cancellation)
+    /// and waits until it has ended. A pending pause stays pending.
     func stop() async {
-        let task = shared.withLock { s -> Task<Void, Never>? in
-            let t = s.task
-            s.task = nil
-            return t
+        let (task, wake) = shared.withLock { s -> (Task<Void, Never>?, CheckedContinuation<Void, Never>?) in
+            switch s.lifecycle {
+            case .stopped:
+                return (nil, nil)
+            case .running(let task, _):
+                s.lifecycle = .stopping(task, pausePending: false, restart: false)
+                return (task, nil)
+            case .paused(let task, _, let wake):
+                s.lifecycle = .stopping(task, pausePending: true, restart: false)
+                return (task, wake)
+            case .faulted(let task, let fault, _, let pausePending, let wake):
+                // Stopped, the fault no longer holds anything (a start retries the event); its
+                // message stays the last error.
+                s.lastError = fault.message
+                s.lifecycle = .stopping(task, pausePending: pausePending, restart: false)
+                return (task, wake)
+            case .stopping(let task, let pausePending, _):
+                // A stop asked after a start that was asked during the first stop wins.
+                s.lifecycle = .stopping(task, pausePending: pausePending, restart: false)
+                return (task, nil)
+            }
         }
-        task?.cancel()
-        shared.withLock { s in s.takeWake() }?.resume()
-        await task?.value
-        shared.withLock { $0.state = .stopped }
+        guard let task else { return }
+        // Cancel before waking, so that the woken loop sees the cancellation and ends.
+        task.cancel()
+        wake?.resume()
+        await task.value
+        shared.withLock { s in
+            // The first stop to see the loop end moves on (a second stop of the same loop finds
+            // the state moved already).
+            guard case .stopping(let t, let pausePending, let restart) = s.lifecycle, t == task else { return }
+            s.lifecycle = restart ? .started(makeLoop(), pausePending: pausePending, rebuilding: false) : .stopped(pausePending: pausePending, rebuilding: false)
+        }
     }
 
+    /// Holds the loop after its current batch (kept while stopped or faulted).
     func pause() {
         shared.withLock { s in
-            s.paused = true
-            if s.state == .running || s.state == .rebuilding { s.state = .paused }
+            switch s.lifecycle {
+            case .stopped(_, let rebuilding):
+                s.lifecycle = .stopped(pausePending: true, rebuilding: rebuilding)
+            case .running(let task, let rebuilding):
+                s.lifecycle = .paused(task, rebuilding: rebuilding, wake: nil)
+            case .paused:
+                break
+            case .faulted(let task, let fault, let rebuilding, _, let wake):
+                s.lifecycle = .faulted(task, fault, rebuilding: rebuilding, pausePending: true, wake: wake)
+            case .stopping(let task, _, let restart):
+                s.lifecycle = .stopping(task, pausePending: true, restart: restart)
+            }
         }
     }
 
+    /// Releases a paused or faulted loop (a faulted one retries its poison event) at once:
+    /// the parked loop is woken, not polled. Clears a pending pause.
     func resume() {
         let wake = shared.withLock { s -> CheckedContinuation<Void, Never>? in
-            s.paused = false
-            if s.state == .paused || s.state == .faulted {
-                s.state = s.task == nil ? .stopped : .running
+            switch s.lifecycle {
+            case .stopped(_, let rebuilding):
+                s.lifecycle = .stopped(pausePending: false, rebuilding: rebuilding)
+                return nil
+            case .running:
+                return nil
+            case .paused(let task, let rebuilding, let wake), .faulted(let task, _, let rebuilding, _, let wake):
+                s.lifecycle = .running(task, rebuilding: rebuilding)
                 s.lastError = nil
-                s.faultedPosition = nil
+                return wake
+            case .stopping(let task, _, let restart):
+                s.lifecycle = .stopping(task, pausePending: false, restart: restart)
+                return nil
             }
-            return s.takeWake()
         }
         wake?.resume()
     }
 
+    /// Stops the loop, resets the projection and its checkpoint, and (when `restart`) starts
+    /// it again to replay the log, `rebuilding` until it has caught up. A pending pause is
+    /// dropped.
     func rebuild(restart: Bool) async throws {
-        await stop()
-        try await projection.reset()
-        try await projection.setCheckpoint(0)
-        shared.withLock { s in
-            s.checkpoint = 0
-            s.lastError = nil
-            s.faultedPosition = nil
-            s.paused = false
-            s.state = .rebuilding
+        while true {
+            await stop()
+            try await projection.reset()
+            try await projection.setCheckpoint(0)
+            let reset = shared.withLock { s -> Bool in
+                guard case .stopped = s.lifecycle else { return false }
+                s.lifecycle = .stopped(pausePending: false, rebuilding: true)
+                s.checkpoint = 0
+                s.lastError = nil
+                return true
+            }
+            if reset { break }
+            // Started during the reset (the engine's `start` ran meanwhile): that loop may have
+            // read the old checkpoint, so stop it and reset again.
         }
-        if restart {
-            shared.withLock { s in s.task = Task { [self] in await self.loop() } }
-        }
+        if restart { start() }
     }
 
     func status(head: UInt64) -> ProjectionEngine.Status {
         shared.withLock { s in
-            ProjectionEngine.Status(
-                name: projection.name, mode: .async, state: s.state, checkpoint: s.checkpoint, head: head,
-                lastError: s.lastError, faultedPosition: s.faultedPosition
+            let fault = s.lifecycle.fault
+            return ProjectionEngine.Status(
+                name: projection.name, mode: .async, state: s.lifecycle.state, checkpoint: s.checkpoint, head: head,
+                lastError: fault?.message ?? s.lastError, faultedPosition: fault?.position
             )
         }
     }
 
-    private var isHeld: Bool { shared.withLock { $0.isHeld } }
+    /// The lifecycle now (tests check the transitions through it).
+    var lifecycle: Lifecycle { shared.withLock { $0.lifecycle } }
+
+    private var isHeld: Bool { shared.withLock { $0.lifecycle.isHeld } }
 
     /// Whether the loop is parked waiting for ``resume()`` (tests check that a held runner
     /// waits rather than polls).
-    var isParked: Bool { shared.withLock { $0.wake != nil } }
+    var isParked: Bool { shared.withLock { $0.lifecycle.isParked } }
 
     /// Waits while the runner is paused or faulted, until ``resume()`` or ``stop()`` wakes it
     /// or the task is cancelled; returns at once when it is not held.
     private func waitWhileHeld() async {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                let parked = shared.withLock { s -> Bool in
+                let (parked, illegal) = shared.withLock { s -> (Bool, Lifecycle?) in
                     // Checked under the lock: a cancellation whose handler ran before the
                     // continuation was stored has set the flag first, so it is seen here.
-                    guard s.isHeld, s.wake == nil, !Task.isCancelled else { return false }
-                    s.wake = c
-                    return true
+                    if Task.isCancelled { return (false, nil) }
+                    guard let parked = s.lifecycle.park(c) else { return (false, s.lifecycle) }
+                    return (parked, nil)
                 }
+                if let illegal { illegalTransition("park", in: illegal) }
                 if !parked { c.resume() }
             }
         } onCancel: {
-            shared.withLock { s in s.takeWake() }?.resume()
+            shared.withLock { s in s.lifecycle.unpark() }?.resume()
         }
+    }
+
+    /// The loop has caught up with the log: a rebuild is over.
+    private func caughtUp() {
+        let illegal = shared.withLock { s -> Lifecycle? in s.lifecycle.caughtUp() ? nil : s.lifecycle }
+        if let illegal { illegalTransition("caught up", in: illegal) }
     }
 
     private func loop() async {
@@ -432,7 +515,7 @@ final class AsyncRunner: Sendable {
                     shared.withLock { $0.checkpoint = next }
                 }
                 if page.count < limit {
-                    shared.withLock { s in if s.state == .rebuilding { s.state = .running } }
+                    caughtUp()
                     if let onCaughtUp, !(await onCaughtUp(checkpoint)) { return }
                     _ = await store.hub.waitForEvents(after: checkpoint, timeout: options.batchTimeout)
                 }
@@ -539,11 +622,10 @@ final class AsyncRunner: Sendable {
 
     private func fault(_ error: any Error, at position: UInt64?) {
         let message = (error as? MinkError)?.message ?? "\(error)"
-        shared.withLock { s in
-            s.state = .faulted
-            s.lastError = message
-            s.faultedPosition = position
+        let illegal = shared.withLock { s -> Lifecycle? in
+            s.lifecycle.failed(Fault(position: position, message: message)) ? nil : s.lifecycle
         }
+        if let illegal { illegalTransition("fault", in: illegal) }
         logger.error("projection faulted", metadata: [
             "mink.projection": "\(projection.name)", "mink.position": "\(position.map(String.init) ?? "-")", "error": "\(message)",
         ])
@@ -564,17 +646,6 @@ struct ReadAhead {
             let head = try await store.headPosition()
             return (head, try await store.readAll(after: after, filter: filter, limit: limit))
         }
-    }
-}
-
-extension AsyncRunner.Shared {
-    /// Whether the loop must wait for ``AsyncRunner/resume()`` before its next batch.
-    var isHeld: Bool { state == .paused || state == .faulted }
-
-    /// Removes and returns the parked loop's continuation, if any.
-    mutating func takeWake() -> CheckedContinuation<Void, Never>? {
-        defer { wake = nil }
-        return wake
     }
 }
 

@@ -30,18 +30,10 @@ final class ReadModelProjectionController: Sendable {
 
     private struct Shared {
         var generations = ReadModelGenerations()
-        var serving: AsyncRunner?
-        var builder: AsyncRunner?
-        var leaseTask: Task<Void, Never>?
-        var active = false
-        var paused = false
-        var catchUpFloor: UInt64 = 0
+        var lifecycle = Lifecycle.stopped(Inactive(paused: false, storedCheckpoint: 0))
         var readers: [UInt32: Int] = [:]
         var drainWaiters: [UInt32: [CheckedContinuation<Void, Never>]] = [:]
         var lastError: String?
-        var storedCheckpoint: UInt64 = 0
-        /// The lease held while active: the runners' transactions fence with it.
-        var lease: (any ProjectionLease)?
     }
 
     private let shared = Mutex(Shared())
@@ -69,24 +61,65 @@ final class ReadModelProjectionController: Sendable {
     var model: String { projection.readModelName }
     private var tenant: String { store.tenantID ?? TenantID.default }
 
+    /// The lifecycle now (tests check the transitions through it).
+    var lifecycle: Lifecycle { shared.withLock { $0.lifecycle } }
+
+    /// An event the current state does not allow: a bug in this controller. Loud in debug
+    /// builds; logged (and survived) in release builds.
+    private func illegalTransition(_ event: String, in lifecycle: Lifecycle) {
+        let message = "illegal projection controller transition: \(event) in state \(lifecycle)"
+        assertionFailure(message)
+        logger.error("\(message)", metadata: ["mink.projection": "\(name)"])
+    }
+
     // MARK: Lifecycle
 
-    /// Starts asking for the lease; runners start once it is held.
+    /// A new lease loop; when it ends, the state is `stopping` (only ``stop()`` cancels it).
+    private func makeLeaseLoop() -> Task<Void, Never> {
+        Task { [self] in await self.leaseLoop() }
+    }
+
+    /// Starts asking for the lease; runners start once it is held. Already started: nothing
+    /// changes. While a stop is under way, the lease loop starts again once the old one ended.
     func start() {
         shared.withLock { s in
-            guard s.leaseTask == nil else { return }
-            s.leaseTask = Task { [self] in await self.leaseLoop() }
+            switch s.lifecycle {
+            case .stopped(let i): s.lifecycle = .standby(makeLeaseLoop(), i)
+            case .stopping(let t, let i, _): s.lifecycle = .stopping(t, i, restart: true)
+            case .standby, .activating, .active: break
+            }
         }
     }
 
-    /// Stops the runners after their current batch and gives the lease up.
+    /// Stops the runners after their current batch, then gives the lease up (in this order, so
+    /// that no batch of this process commits once another may hold the lease).
     func stop() async {
-        let task = shared.withLock { s -> Task<Void, Never>? in
-            defer { s.leaseTask = nil }
-            return s.leaseTask
+        let stopped = shared.withLock { s -> (Task<Void, Never>, [AsyncRunner])? in
+            switch s.lifecycle {
+            case .stopped:
+                return nil
+            case .standby(let t, let i), .activating(let t, _, let i), .stopping(let t, let i, _):
+                // A stop asked after a start that was asked during the first stop wins.
+                s.lifecycle = .stopping(t, i, restart: false)
+                return (t, [])
+            case .active(let t, let a):
+                s.lifecycle = .stopping(t, Inactive(paused: a.paused, storedCheckpoint: Self.checkpoint(of: a.serving)), restart: false)
+                return (t, a.runners)
+            }
         }
-        task?.cancel()
-        await task?.value
+        guard case let (task, runners)? = stopped else { return }
+        for r in runners { await r.stop() }
+        task.cancel()
+        await task.value
+        shared.withLock { s in
+            // The first stop to see the loop end moves on.
+            guard case .stopping(let t, let i, let restart) = s.lifecycle, t == task else { return }
+            s.lifecycle = restart ? .standby(makeLeaseLoop(), i) : .stopped(i)
+        }
+    }
+
+    private static func checkpoint(of runner: AsyncRunner?) -> UInt64 {
+        runner?.shared.withLock { $0.checkpoint } ?? 0
     }
 
     private func leaseLoop() async {
@@ -95,14 +128,13 @@ final class ReadModelProjectionController: Sendable {
             do {
                 lease = try await leases.tryAcquire(tenant: tenant, projection: name)
             } catch {
-                note(error)
+                if !Task.isCancelled { note(error) }
             }
             if let lease {
                 do {
-                    try await activate(lease)
-                    await lease.lost()
+                    if try await activate(lease) { await lease.lost() }
                 } catch {
-                    note(error)
+                    if !Task.isCancelled { note(error) }
                 }
                 await deactivate()
                 await lease.release()
@@ -123,12 +155,24 @@ final class ReadModelProjectionController: Sendable {
         try await readModels.transaction { [name] tx in try ReadModelGenerations.read(name, in: tx) }
     }
 
-    private func activate(_ lease: any ProjectionLease) async throws {
-        let g = try await loadGenerations()
-        shared.withLock { s in
-            s.generations = g
-            s.lease = lease
+    /// Prepares the copies and starts the runners under `lease`. Returns false when the
+    /// controller is stopping (nothing was started).
+    private func activate(_ lease: any ProjectionLease) async throws -> Bool {
+        let illegal = shared.withLock { s -> Lifecycle? in
+            switch s.lifecycle {
+            case .standby(let t, let i):
+                s.lifecycle = .activating(t, lease: lease, i)
+                return nil
+            case .stopping:
+                return nil
+            case .stopped, .activating, .active:
+                return s.lifecycle
+            }
         }
+        if let illegal { illegalTransition("activate", in: illegal) }
+        guard case .activating = self.lifecycle else { return false }
+        let g = try await loadGenerations()
+        shared.withLock { $0.generations = g }
         // Copies left behind by a crash between a switch and the drop of the old copy.
         for physical in try await readModels.modelNames() {
             guard let n = ReadModelGenerations.generation(of: physical, model: model), n != g.serving, n != g.building else { continue }
@@ -136,19 +180,20 @@ final class ReadModelProjectionController: Sendable {
         }
         await createIndexes(g.serving)
         if g.building != 0 { await createIndexes(g.building) }
-        if mode == .async {
-            let runner = makeRunner(generation: g.serving, builder: false)
-            shared.withLock { s in
-                if s.paused { runner.pause() }
-                s.serving = runner
-            }
-            runner.start()
-        }
-        if g.building != 0 { try await startBuilder(g.building) }
-        shared.withLock { s in
-            s.active = true
+        let serving = mode == .async ? makeRunner(generation: g.serving, lease: lease, builder: false) : nil
+        // The copy being built is read now, not from `g`: a rebuild may have begun meanwhile.
+        let building = shared.withLock { s -> UInt32? in
+            guard case .activating(let t, _, let i) = s.lifecycle else { return nil }
+            if i.paused { serving?.pause() }
+            // Started under the lock: a stop right after this transition finds it running.
+            serving?.start()
+            s.lifecycle = .active(t, Active(lease: lease, paused: i.paused, serving: serving, builder: nil))
             s.lastError = nil
+            return s.generations.building
         }
+        guard let building else { return false }  // stopping meanwhile
+        if building != 0 { try await startBuilder(building) }
+        return true
     }
 
     /// Indexes make queries faster but are not needed for correctness: a failure is logged.
@@ -161,18 +206,24 @@ final class ReadModelProjectionController: Sendable {
         }
     }
 
+    /// The lease is lost or the activation failed: the runners stop, the status follows storage.
     private func deactivate() async {
-        let (serving, builder) = shared.withLock { s in
-            defer {
-                s.serving = nil
-                s.builder = nil
-                s.active = false
-                s.lease = nil
+        let (runners, illegal) = shared.withLock { s -> ([AsyncRunner], Lifecycle?) in
+            switch s.lifecycle {
+            case .active(let t, let a):
+                s.lifecycle = .standby(t, Inactive(paused: a.paused, storedCheckpoint: Self.checkpoint(of: a.serving)))
+                return (a.runners, nil)
+            case .activating(let t, _, let i):
+                s.lifecycle = .standby(t, i)
+                return ([], nil)
+            case .stopping:
+                return ([], nil)  // ``stop()`` stopped the runners
+            case .stopped, .standby:
+                return ([], s.lifecycle)
             }
-            return (s.serving, s.builder)
         }
-        await builder?.stop()
-        await serving?.stop()
+        if let illegal { illegalTransition("deactivate", in: illegal) }
+        for r in runners { await r.stop() }
         await refreshFromStorage()
     }
 
@@ -185,16 +236,14 @@ final class ReadModelProjectionController: Sendable {
             }
             shared.withLock { s in
                 s.generations = g
-                s.storedCheckpoint = checkpoint
+                s.lifecycle.stored(checkpoint: checkpoint)
             }
         } catch {
-            note(error)
+            if !Task.isCancelled { note(error) }
         }
     }
 
-    private func makeRunner(generation: UInt32, builder: Bool) -> AsyncRunner {
-        let held: (any ProjectionLease)? = shared.withLock { $0.lease }
-        let lease: any ProjectionLease = held ?? NoLease(projection: name)
+    private func makeRunner(generation: UInt32, lease: any ProjectionLease, builder: Bool) -> AsyncRunner {
         let copy = ReadModelCopyProjection(inner: projection, readModels: readModels, generation: generation, lease: lease)
         var onCaughtUp: (@Sendable (UInt64) async -> Bool)?
         if builder {
@@ -206,17 +255,21 @@ final class ReadModelProjectionController: Sendable {
         return AsyncRunner(projection: copy, options: options, store: store, logger: logger, onCaughtUp: onCaughtUp)
     }
 
+    /// Starts the builder of copy `generation`, while active and without one.
     private func startBuilder(_ generation: UInt32) async throws {
         // Everything committed before this point is at or below the floor; everything after goes
         // through the hook (inline) or the serving runner (async), both compared at the switch.
         let floor = try await store.headPosition()
-        let runner = makeRunner(generation: generation, builder: true)
         shared.withLock { s in
-            s.catchUpFloor = floor
-            if s.paused { runner.pause() }
-            s.builder = runner
+            // Lease lost or stopped meanwhile (the next holder starts it), or started already.
+            guard case .active(let t, var a) = s.lifecycle, a.builder == nil else { return }
+            let runner = makeRunner(generation: generation, lease: a.lease, builder: true)
+            if a.paused { runner.pause() }
+            // Started under the lock: a stop right after this finds it running.
+            runner.start()
+            a.builder = Builder(runner: runner, generation: generation, floor: floor)
+            s.lifecycle = .active(t, a)
         }
-        runner.start()
     }
 
     // MARK: Control
@@ -242,9 +295,12 @@ final class ReadModelProjectionController: Sendable {
             return updated
         }
         guard let started else { return }
-        let active = shared.withLock { s in
+        // While activating, the activation starts the builder (it reads `generations` as it
+        // becomes active); while inactive, the next activation does.
+        let active = shared.withLock { s -> Bool in
             s.generations = started
-            return s.active
+            if case .active = s.lifecycle { return true }
+            return false
         }
         logger.notice("projection rebuild started", metadata: ["mink.projection": "\(name)", "mink.copy": "\(next)"])
         if active { try await startBuilder(next) }
@@ -254,11 +310,17 @@ final class ReadModelProjectionController: Sendable {
     /// copy when it has also caught up with the serving copy. Returns whether the builder should
     /// keep running (as the serving runner, in async mode).
     private func finishRebuild(_ generation: UInt32) async -> Bool {
-        let (floor, lease) = shared.withLock { ($0.catchUpFloor, $0.lease) }
-        guard let lease else { return false }
+        guard case let (builder, lease)? = shared.withLock({ $0.lifecycle.builder(of: generation) }) else {
+            // Switched already: in async mode this runner serves now and goes on. Otherwise the
+            // lease was lost or the controller stopped: it stops (the next holder finishes).
+            return shared.withLock { s in
+                guard case .active = s.lifecycle else { return false }
+                return mode == .async && s.generations.serving == generation
+            }
+        }
         let old: UInt32?
         do {
-            old = try await readModels.transaction { [name] tx -> UInt32? in
+            old = try await readModels.transaction { [name, floor = builder.floor] tx -> UInt32? in
                 try lease.fence(tx)
                 let g = try ReadModelGenerations.read(name, in: tx)
                 guard g.building == generation else { return nil }
@@ -274,13 +336,16 @@ final class ReadModelProjectionController: Sendable {
             return (error as? MinkError)?.code != .leaseLost
         }
         guard let old else { return true }
-        let previous = shared.withLock { s in
+        let previous = shared.withLock { s -> AsyncRunner? in
             s.generations = ReadModelGenerations(serving: generation, building: 0)
-            let previous = s.serving
+            // Deactivated during the switch: ``deactivate()`` or ``stop()`` stops the runners.
+            guard case .active(let t, var a) = s.lifecycle, a.builder?.generation == generation else { return nil }
+            let previous = a.serving
             // Async: the builder goes on as the serving runner. Inline: the hook serves; the
             // builder ends when this returns false.
-            s.serving = mode == .async ? s.builder : nil
-            s.builder = nil
+            a.serving = mode == .async ? builder.runner : nil
+            a.builder = nil
+            s.lifecycle = .active(t, a)
             return previous
         }
         logger.notice("projection rebuilt: reads switched", metadata: ["mink.projection": "\(name)", "mink.copy": "\(generation)"])
@@ -295,24 +360,24 @@ final class ReadModelProjectionController: Sendable {
         return mode == .async
     }
 
-    /// Pauses the runners after their current batch.
+    /// Pauses the runners after their current batch (and those started later).
     func pause() throws {
         guard mode == .async else { throw Self.inlineControl(name) }
-        let runners = shared.withLock { s in
-            s.paused = true
-            return [s.serving, s.builder]
-        }
-        for r in runners { r?.pause() }
+        let runners = shared.withLock { s in s.lifecycle.setPaused(true) }
+        for r in runners { r.pause() }
     }
 
     /// Resumes paused or faulted runners (a faulted one retries its poison event).
     func resume() throws {
-        let runners = shared.withLock { s in
-            s.paused = false
-            return [s.serving, s.builder]
+        let runners = shared.withLock { s -> [AsyncRunner]? in
+            // Inline mode has a runner only while rebuilding: a faulted builder resumes.
+            if mode == .inline {
+                guard case .active(_, let a) = s.lifecycle, a.builder != nil else { return nil }
+            }
+            return s.lifecycle.setPaused(false)
         }
-        guard mode == .async || runners[1] != nil else { throw Self.inlineControl(name) }
-        for r in runners { r?.resume() }
+        guard let runners else { throw Self.inlineControl(name) }
+        for r in runners { r.resume() }
     }
 
     static func inlineControl(_ name: String) -> MinkError {
@@ -325,21 +390,26 @@ final class ReadModelProjectionController: Sendable {
     func status(head: UInt64) -> ProjectionEngine.Status {
         shared.withLock { s in
             var status = ProjectionEngine.Status(name: name, mode: mode, state: .running, checkpoint: head, head: head)
-            guard s.active else {
+            guard case .active(_, let a) = s.lifecycle else {
                 status.state = .stopped
-                status.checkpoint = mode == .inline ? head : s.storedCheckpoint
+                switch s.lifecycle {
+                case .stopped(let i), .standby(_, let i), .activating(_, _, let i), .stopping(_, let i, _):
+                    status.checkpoint = mode == .inline ? head : i.storedCheckpoint
+                case .active:
+                    break
+                }
                 status.lastError = s.lastError
                 return status
             }
-            let served = s.serving?.status(head: head)
-            let built = s.builder?.status(head: head)
+            let served = a.serving?.status(head: head)
+            let built = a.builder?.runner.status(head: head)
             if let served { status.checkpoint = served.checkpoint }
             status.rebuildCheckpoint = built?.checkpoint
             if let faulted = [served, built].compactMap({ $0 }).first(where: { $0.state == .faulted }) {
                 status.state = .faulted
                 status.lastError = faulted.lastError
                 status.faultedPosition = faulted.faultedPosition
-            } else if s.paused {
+            } else if a.paused {
                 status.state = .paused
             } else if built != nil {
                 status.state = .rebuilding

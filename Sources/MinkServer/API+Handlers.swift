@@ -55,8 +55,8 @@ extension API {
     /// Answers a route whose handler needs no storage and never waits (``Route/isSynchronous``).
     ///
     /// The responder runs these on the connection's event loop, without a task
-    /// (``APIHandler/respondImmediately(to:)``): the same pipeline as every other route
-    /// (routing, access control, span, metrics, access log), minus the hop to a task. A route
+    /// (``APIHandler/route(_:)``): the same pipeline as every other route (routing, access
+    /// control, span, metrics, access log), minus the hop to a task. A route
     /// listed here must stay cheap and synchronous, and use no tenant.
     /// - Throws: `500` for a route that is not synchronous (a bug).
     func handleSynchronously(_ c: RequestContext) throws -> HTTPResponse {

@@ -30,8 +30,20 @@ final class APIHandler: HTTPResponder {
         self.api = api
     }
 
-    func respond(to request: HTTPRequest) async -> HTTPResponse {
+    /// Routes the request once, on the connection's event loop (``HTTPResponder/route(_:)``),
+    /// and answers there what needs no waiting: CORS preflights, requests the router refuses
+    /// (`404`, `405`, `400`), and the routes whose handler needs no storage and never waits
+    /// (``Route/isSynchronous``), through the same steps as every other request (request ID,
+    /// access control, tenant, query, span, metrics, access log), none of which waits. Every
+    /// other request goes to ``respond(to:routed:)`` in a task with its route.
+    func route(_ request: HTTPRequest) -> HTTPRouting<Route> {
         let server = api
+        if request.method == "OPTIONS", var preflight = server.cors.preflight(request) {
+            preflight.headers.replace(name: "X-Request-ID", value: RequestID.from(request))
+            return .answered(preflight)
+        }
+        let routing = Result { () throws(RouteFailure) -> Route in try Router.route(method: request.method, path: request.path) }
+        if case .success(let route) = routing, !route.isSynchronous { return .inTask(route) }
         let start = ContinuousClock.now
         let requestID = RequestID.from(request)
         var template = "unmatched"
@@ -40,7 +52,33 @@ final class APIHandler: HTTPResponder {
         var response: HTTPResponse
         let span = serverSpan(request, server: server)
         do {
-            let (route, _, tenant) = try admission(request, server: server, template: &template, tokenName: &tokenName)
+            let (route, _, tenant) = try admission(request, server: server, routing: routing, template: &template, tokenName: &tokenName)
+            // No lease to take: a synchronous route uses no tenant's storage (`admit` would
+            // return at once).
+            let context = RequestContext(
+                request: request, requestID: requestID, route: route, tenant: tenant,
+                store: try server.store(forTenant: tenant), query: try QueryParameters(request.query)
+            )
+            response = try server.handleSynchronously(context)
+        } catch {
+            (response, cause) = errorResponse(error, requestID: requestID, server: server)
+        }
+        return .answered(finish(response, request: request, requestID: requestID, template: template, tokenName: tokenName,
+                                cause: cause, start: start, span: span, server: server))
+    }
+
+    /// Answers a request ``route(_:)`` sent to a task, with the route it found.
+    func respond(to request: HTTPRequest, routed route: Route) async -> HTTPResponse {
+        let server = api
+        let start = ContinuousClock.now
+        let requestID = RequestID.from(request)
+        var template = route.template
+        var tokenName: String?
+        var cause: String?
+        var response: HTTPResponse
+        let span = serverSpan(request, server: server)
+        do {
+            let (route, _, tenant) = try admission(request, server: server, routing: .success(route), template: &template, tokenName: &tokenName)
             // Existence rules before any storage is touched; writes hold a lease so that a
             // deletion of the tenant waits for them.
             let lease = try await server.tenants.admit(tenant, use: route.tenantUse)
@@ -71,65 +109,38 @@ final class APIHandler: HTTPResponder {
                       cause: cause, start: start, span: span, server: server)
     }
 
-    /// Answers CORS preflights and the routes whose handler needs no storage and never waits
-    /// (``Route/isSynchronous``) on the connection's event loop, without a task: the same steps
-    /// as ``respond(to:)`` (request ID, routing, access control, tenant, query, span, metrics,
-    /// access log), none of which waits. Every other request returns `nil` and goes to
-    /// ``respond(to:)``; so does one the router rejects, which answers it there.
-    func respondImmediately(to request: HTTPRequest) -> HTTPResponse? {
-        let server = api
-        if request.method == "OPTIONS", var preflight = server.cors.preflight(request) {
-            preflight.headers.replace(name: "X-Request-ID", value: RequestID.from(request))
-            return preflight
+    /// Answers one request: routed here, then at once or as in a task. The server never calls
+    /// this (it calls ``route(_:)`` once and then ``respond(to:routed:)``); it is for callers that
+    /// have only a request.
+    func respond(to request: HTTPRequest) async -> HTTPResponse {
+        switch route(request) {
+        case .answered(let response): return response
+        case .inTask(let route): return await respond(to: request, routed: route)
         }
-        guard let route = try? Router.route(method: request.method, path: request.path), route.isSynchronous else { return nil }
-        let start = ContinuousClock.now
-        let requestID = RequestID.from(request)
-        var template = route.template
-        var tokenName: String?
-        var cause: String?
-        var response: HTTPResponse
-        let span = serverSpan(request, server: server)
-        do {
-            let (_, _, tenant) = try admission(request, server: server, route: route, template: &template, tokenName: &tokenName)
-            // No lease to take: a synchronous route uses no tenant's storage (`admit` would
-            // return at once).
-            let context = RequestContext(
-                request: request, requestID: requestID, route: route, tenant: tenant,
-                store: try server.store(forTenant: tenant), query: try QueryParameters(request.query)
-            )
-            response = try server.handleSynchronously(context)
-        } catch {
-            (response, cause) = errorResponse(error, requestID: requestID, server: server)
-        }
-        return finish(response, request: request, requestID: requestID, template: template, tokenName: tokenName,
-                      cause: cause, start: start, span: span, server: server)
     }
 
-    /// Routing, access control and the tenant, which need no waiting. `template` and `tokenName`
-    /// are set as soon as they are known, so that the access line of a request refused here
-    /// (`401`, `403`, `405`) still names the route tried and the token presented.
+    /// Access control and the tenant, which need no waiting, after the router's verdict.
+    /// `template` and `tokenName` are set as soon as they are known, so that the access line of
+    /// a request refused here (`401`, `403`, `405`) still names the route tried and the token
+    /// presented.
     private func admission(
-        _ request: HTTPRequest, server: API, route known: Route? = nil, template: inout String, tokenName: inout String?
+        _ request: HTTPRequest, server: API, routing: Result<Route, RouteFailure>, template: inout String, tokenName: inout String?
     ) throws -> (Route, Principal?, String) {
         let route: Route
-        if let known {
-            route = known
-        } else {
-            do {
-                route = try Router.route(method: request.method, path: request.path)
-            } catch .notFound {
-                throw APIError(.notFound, "no such endpoint: \(request.method) \(request.path.prefix(200))")
-            } catch .methodNotAllowed(let allow, let tried) {
-                template = tried
-                var e = APIError(.methodNotAllowed, "\(request.method) is not allowed here; allowed: \(allow.joined(separator: ", "))")
-                e.headers = [("Allow", allow.joined(separator: ", "))]
-                throw e
-            } catch .badPath(let message) {
-                throw APIError(.badRequest, message)
-            } catch .invalidStreamID(let message) {
-                throw APIError(.invalidStreamID, message)
-            }
+        switch routing {
+        case .success(let r):
+            route = r
+        case .failure(.notFound):
+            throw APIError(.notFound, "no such endpoint: \(request.method) \(request.path.prefix(200))")
+        case .failure(.methodNotAllowed(let allow, let tried)):
+            template = tried
+            var e = APIError(.methodNotAllowed, "\(request.method) is not allowed here; allowed: \(allow.joined(separator: ", "))")
+            e.headers = [("Allow", allow.joined(separator: ", "))]
+            throw e
+        case .failure(.badPath(let message)):
+            throw APIError(.badRequest, message)
+        case .failure(.invalidStreamID(let message)):
+            throw APIError(.invalidStreamID, message)
         }
         template = route.template
         let principal = try authorize(request, route: route, server: server, tokenName: &tokenName)

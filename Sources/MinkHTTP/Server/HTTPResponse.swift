@@ -67,8 +67,14 @@ public struct HTTPConnectionClosedError: Error, Sendable, Equatable {
 ///
 /// A responder may also answer some requests synchronously through
 /// ``respondImmediately(to:)``; the server then writes the response without creating a
-/// task or switching threads.
+/// task or switching threads. A responder that examines every request on that fast path
+/// (routing it, say) implements ``route(_:)`` and ``respond(to:routed:)`` instead, so that
+/// what the fast path learnt goes to the task with the request and is not worked out twice.
 public protocol HTTPResponder: Sendable {
+    /// What ``route(_:)`` hands to ``respond(to:routed:)`` with a request it sends to a task
+    /// (its route, say); nothing by default.
+    associatedtype Routed: Sendable = Void
+
     /// Answers one request.
     func respond(to request: HTTPRequest) async -> HTTPResponse
 
@@ -81,11 +87,42 @@ public protocol HTTPResponder: Sendable {
     /// `nil` quickly for all others. A `.stream` body returned here still runs in a task.
     /// The default implementation returns `nil`.
     func respondImmediately(to request: HTTPRequest) -> HTTPResponse?
+
+    /// What the server calls first for every request, on the connection's event loop (the
+    /// same rules as ``respondImmediately(to:)``): the response, when it is ready at once, or
+    /// what ``respond(to:routed:)`` needs to answer the request in a task. The default
+    /// (for `Routed == Void`) asks ``respondImmediately(to:)``.
+    func route(_ request: HTTPRequest) -> HTTPRouting<Routed>
+
+    /// Answers, in a task, a request that ``route(_:)`` did not answer at once. The default
+    /// (for `Routed == Void`) calls ``respond(to:)``.
+    func respond(to request: HTTPRequest, routed: Routed) async -> HTTPResponse
+}
+
+/// What ``HTTPResponder/route(_:)`` decided about a request.
+public enum HTTPRouting<Routed: Sendable>: Sendable {
+    /// Answered at once: the server writes the response from the event loop, without a task.
+    case answered(HTTPResponse)
+    /// To be answered in a task by ``HTTPResponder/respond(to:routed:)``, which receives this.
+    case inTask(Routed)
 }
 
 extension HTTPResponder {
     /// Always `nil`: every request goes to ``respond(to:)``.
     public func respondImmediately(to request: HTTPRequest) -> HTTPResponse? { nil }
+}
+
+extension HTTPResponder where Routed == Void {
+    /// ``respondImmediately(to:)``'s response, or a task.
+    public func route(_ request: HTTPRequest) -> HTTPRouting<Void> {
+        if let response = respondImmediately(to: request) { return .answered(response) }
+        return .inTask(())
+    }
+
+    /// Calls ``respond(to:)``.
+    public func respond(to request: HTTPRequest, routed: Void) async -> HTTPResponse {
+        await respond(to: request)
+    }
 }
 
 /// An ``HTTPResponder`` made from a closure.

@@ -262,15 +262,25 @@ final class ServerConnection: @unchecked Sendable {
     }
 
     /// Hands a request to the responder. When the responder answers at once
-    /// (``HTTPResponder/respondImmediately(to:)``) with a complete response, the response
-    /// is queued here, on the loop, and the machine's next actions are returned for
-    /// ``run(_:)``; otherwise the responder runs in a task and `nil` is returned.
+    /// (``HTTPResponder/route(_:)``) with a complete response, the response is queued here,
+    /// on the loop, and the machine's next actions are returned for ``run(_:)``; otherwise
+    /// the responder runs in a task (with what `route` said) and `nil` is returned.
     private func dispatch(_ request: HTTPRequest, keepAlive: Bool) -> [HTTPConnectionStateMachine.Action]? {
         var request = request
         request.remoteAddress = remoteAddress
         context.totalRequests.add(1, ordering: .relaxed)
+        return dispatch(request, keepAlive: keepAlive, to: context.responder)
+    }
+
+    /// ``dispatch(_:keepAlive:)`` with the responder's type known, so that `route`'s result
+    /// goes to `respond(to:routed:)` as it is.
+    private func dispatch<Responder: HTTPResponder>(
+        _ request: HTTPRequest, keepAlive: Bool, to responder: Responder
+    ) -> [HTTPConnectionStateMachine.Action]? {
         let context = self.context
-        if let response = context.responder.respondImmediately(to: request) {
+        let routed: Responder.Routed
+        switch responder.route(request) {
+        case .answered(let response):
             let prepared = ResponsePreparer.prepare(
                 response, for: request, keepAlive: keepAlive, gzipMinBytes: context.configuration.gzipMinBytes)
             switch prepared {
@@ -285,10 +295,12 @@ final class ServerConnection: @unchecked Sendable {
                 if !lifecycle.responderStarted(task) { illegalTransition("dispatch") }
                 return nil
             }
+        case .inTask(let r):
+            routed = r
         }
         let loop = self.loop
         let task = Task { [self] in
-            let response = await context.responder.respond(to: request)
+            let response = await responder.respond(to: request, routed: routed)
             let prepared = ResponsePreparer.prepare(
                 response, for: request, keepAlive: keepAlive, gzipMinBytes: context.configuration.gzipMinBytes)
             switch prepared {

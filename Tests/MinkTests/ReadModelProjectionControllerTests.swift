@@ -1,0 +1,96 @@
+import Foundation
+@testable import Mink
+import MinkTestFixtures
+import MinkTesting
+import Testing
+
+/// The read-model projection controller's lifecycle: stopped → standby → activating → active,
+/// and back through stopping; a pause asked in any state is kept and applied to the runners.
+@Suite("Read-model projection controller lifecycle", .timeLimit(.minutes(3)))
+struct ReadModelProjectionControllerTests {
+    static func makeController(
+        _ store: EventStore, _ storage: InMemoryStorage, leases: any ProjectionLeaseProvider = LocalProjectionLeaseProvider()
+    ) -> ReadModelProjectionController {
+        ReadModelProjectionController(
+            projection: OrderSummaryProjection(), mode: .async, store: store, readModels: storage,
+            options: AsyncOptions(batchSize: 2, retryPolicy: fastRetry), leases: leases, leaseRetryInterval: .milliseconds(50)
+        )
+    }
+
+    static func isActive(_ c: ReadModelProjectionController) -> Bool {
+        if case .active = c.lifecycle { return true }
+        return false
+    }
+
+    static func isStopped(_ c: ReadModelProjectionController) -> Bool {
+        if case .stopped = c.lifecycle { return true }
+        return false
+    }
+
+    @Test func aPauseAskedBeforeTheStartHoldsTheRunnersUntilResumed() async throws {
+        let storage = InMemoryStorage()
+        let store = EventStore(adapter: storage)
+        let controller = Self.makeController(store, storage)
+        try await store.append("order-1", events: [raw("OrderCreated"), raw("ItemAdded"), raw("ItemAdded")])
+        #expect(Self.isStopped(controller) && !controller.lifecycle.paused)
+        try controller.pause()
+        #expect(Self.isStopped(controller) && controller.lifecycle.paused, "kept while stopped")
+        #expect(controller.status(head: 3).state == .stopped)
+
+        controller.start()
+        #expect(await AsyncRunnerTests.eventually { Self.isActive(controller) })
+        guard case .active(_, let active) = controller.lifecycle, let serving = active.serving else {
+            Issue.record("expected active with a serving runner, got \(controller.lifecycle)")
+            return
+        }
+        #expect(active.paused && active.builder == nil)
+        #expect(await AsyncRunnerTests.eventually { serving.isParked }, "the serving runner starts held")
+        #expect(controller.status(head: 3).state == .paused)
+        #expect(controller.status(head: 3).checkpoint == 0)
+
+        try controller.resume()
+        #expect(await AsyncRunnerTests.eventually { controller.status(head: 3).checkpoint == 3 }, "resumed, it catches up")
+        #expect(controller.status(head: 3).state == .running && !controller.lifecycle.paused)
+
+        await controller.stop()
+        #expect(Self.isStopped(controller))
+        #expect(serving.status(head: 3).state == .stopped, "the runner stopped with the controller")
+        let stopped = controller.status(head: 3)
+        #expect(stopped.state == .stopped && stopped.checkpoint == 3)
+        // Started again, it serves again from its checkpoint.
+        controller.start()
+        #expect(await AsyncRunnerTests.eventually { Self.isActive(controller) })
+        try await store.append("order-1", events: [raw("ItemAdded")])
+        #expect(await AsyncRunnerTests.eventually { controller.status(head: 4).checkpoint == 4 })
+        await controller.stop()
+        #expect(Self.isStopped(controller))
+    }
+
+    /// Without the lease the controller stays on standby (status from storage), asking again;
+    /// a stop then ends the lease loop.
+    @Test func withoutTheLeaseItStaysOnStandby() async throws {
+        let storage = InMemoryStorage()
+        let store = EventStore(adapter: storage)
+        let controller = Self.makeController(store, storage, leases: NeverGranted())
+        controller.start()
+        guard case .standby = controller.lifecycle else {
+            Issue.record("expected standby, got \(controller.lifecycle)")
+            return
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        guard case .standby = controller.lifecycle else {
+            Issue.record("expected still standby, got \(controller.lifecycle)")
+            return
+        }
+        #expect(controller.status(head: 0).state == .stopped)
+        try controller.pause()
+        #expect(controller.lifecycle.paused)
+        await controller.stop()
+        #expect(Self.isStopped(controller) && controller.lifecycle.paused, "the pause outlives the stop")
+    }
+}
+
+/// A lease provider whose lease is always held by another process.
+struct NeverGranted: ProjectionLeaseProvider {
+    func tryAcquire(tenant: String, projection: String) async throws -> (any ProjectionLease)? { nil }
+}
