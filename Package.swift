@@ -139,7 +139,12 @@ let package = Package(
         ),
         .executableTarget(name: "MinkSoak", path: "Benchmarks/soak/Sources/MinkSoak", swiftSettings: swiftSettings),
         .executableTarget(
-            name: "ScavengeBenchmark", dependencies: ["Mink", "MinkSQLite"], path: "Benchmarks/scavenge/Sources/ScavengeBenchmark", swiftSettings: swiftSettings
+            name: "ScavengeBenchmark", dependencies: ["Mink", "MinkSQLite", "MinkPostgres"], path: "Benchmarks/scavenge/Sources/ScavengeBenchmark",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "StreamListBenchmark", dependencies: ["Mink", "MinkSQLite", "MinkPostgres"], path: "Benchmarks/streams/Sources/StreamListBenchmark",
+            swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "TenancyBenchmark", dependencies: ["Mink", "MinkSQLite"], path: "Benchmarks/tenancy/Sources/TenancyBenchmark", swiftSettings: swiftSettings

@@ -2,7 +2,8 @@
 # Export memory benchmark (issue 14): builds a SQLite log of N events by piping generated NDJSON
 # into `minkd import` (import from a pipe), then exports it twice — `minkd export` on the storage
 # and `GET /v1/admin/export` from a serving minkd — and reports each process's peak RSS
-# (VmHWM) next to its RSS after the first 5% of the export, plus the time taken.
+# (VmHWM) next to its RSS after the first 5% of the export, plus the time taken, and the RSS over
+# time (about a dozen samples, evenly spaced over the export, "seconds:MiB").
 # Constant memory means the peak does not grow with N: compare runs with different N.
 #
 #   Benchmarks/export/bench.sh [events] [streams]       (defaults: 1000000 events, 10000 streams)
@@ -18,14 +19,24 @@ trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
 SERVER=""
 echo "minkd: $MINKD; $N events in $STREAMS streams; work dir $WORK" >&2
 
-# Peak and sampled RSS of a running PID, polled every 0.2 s until it exits: "peak_kib samples".
+# Peak and sampled RSS of a running PID, polled every 0.2 s until it exits (or is killed): one
+# line per sample, "t=SECONDS VmRSS: KIB VmHWM: KIB".
 watch_rss() {
-    local pid=$1 out=$2
+    local pid=$1 out=$2 start
+    start=$(date +%s.%N)
     : > "$out"
     while kill -0 "$pid" 2>/dev/null; do
-        awk '/VmRSS|VmHWM/ {printf "%s %s ", $1, $2} END {print ""}' "/proc/$pid/status" 2>/dev/null >> "$out" || true
+        { printf 't=%s ' "$(echo "$(date +%s.%N) - $start" | bc)"; awk '/VmRSS|VmHWM/ {printf "%s %s ", $1, $2} END {print ""}' "/proc/$pid/status" 2>/dev/null; } >> "$out" || true
         sleep 0.2
     done
+}
+
+# About a dozen evenly spaced samples of a watch_rss file: "seconds:MiB ...".
+rss_series() {
+    awk '/VmRSS/ { for (i = 1; i <= NF; i++) { if ($i ~ /^t=/) t[NR] = substr($i, 3); if ($i == "VmRSS:") r[NR] = $(i + 1) } n = NR }
+         END { step = int(n / 12); if (step < 1) step = 1
+               for (i = 1; i <= n; i += step) if (i in r) printf "%.0fs:%.1f ", t[i], r[i] / 1024
+               if (n in r) printf "%.0fs:%.1f", t[n], r[n] / 1024 }' "$1"
 }
 
 t0=$(date +%s.%N)
@@ -59,6 +70,7 @@ t1=$(date +%s.%N)
 peak=$(grep -o 'VmHWM: [0-9]*' "$WORK/cli.rss" | tail -1 | awk '{print $2}')
 early=$(grep -o 'VmRSS: [0-9]*' "$WORK/cli.rss" | awk 'NR==2{print $2}')
 echo "minkd export: $(cat "$WORK/export.err" | tail -1); $(echo "$t1 - $t0" | bc) s; RSS early ${early:-?} KiB, peak ${peak:-?} KiB" >&2
+echo "  RSS over time (s:MiB): $(rss_series "$WORK/cli.rss")" >&2
 
 # 2. GET /v1/admin/export from a serving minkd (gzip off, then on).
 "$MINKD" serve --data-dir "$WORK/data" --listen 127.0.0.1:0 --log-format json 2> "$WORK/serve.log" &
@@ -75,6 +87,7 @@ for enc in identity gzip; do
     kill $WATCH 2>/dev/null || true
     max=$(grep -o 'VmRSS: [0-9]*' "$WORK/http-$enc.rss" | awk '{print $2}' | sort -n | tail -1)
     echo "GET /v1/admin/export ($enc): $bytes bytes in $(echo "$t1 - $t0" | bc) s; minkd RSS idle $idle KiB, max during export ${max:-?} KiB" >&2
+    echo "  RSS over time (s:MiB): $(rss_series "$WORK/http-$enc.rss")" >&2
 done
 kill $SERVER
 wait $SERVER 2>/dev/null || true

@@ -139,6 +139,13 @@ public struct ImportedDeletion: Sendable, Hashable {
     /// Whether it was a hard delete (a tombstone).
     public var hard: Bool
 
+    /// Describes the deletion of `streamID` at `lastVersion`.
+    public init(streamID: String, lastVersion: Int64, hard: Bool) {
+        self.streamID = streamID
+        self.lastVersion = lastVersion
+        self.hard = hard
+    }
+
     /// The deletion an imported event records, or `nil` when it is not a deletion record.
     /// - Throws: `.invalidImport` for a deletion record whose data lacks `streamId` or
     ///   `lastVersion`.

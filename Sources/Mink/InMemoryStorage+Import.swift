@@ -39,14 +39,7 @@ extension InMemoryStorage: EventImporting {
                 let createdAt = record?.state == .live ? record!.createdAt : e.timestamp
                 records[e.streamID] = StreamRecord(version: e.version, state: .live, createdAt: createdAt, updatedAt: e.timestamp)
                 if let d = try ImportedDeletion.of(e) {
-                    var r = records[d.streamID] ?? StreamRecord(version: 0, state: .soft, createdAt: e.timestamp, updatedAt: e.timestamp)
-                    r.version = max(r.version, d.lastVersion)
-                    if d.hard {
-                        r.state = .hard
-                    } else if (streams[d.streamID] ?? []).isEmpty {
-                        r.state = .soft
-                    }
-                    records[d.streamID] = r
+                    Self.applyImportedDeletion(d, records: &records, streams: streams, at: e.timestamp)
                 }
             }
             if let hook, !incoming.isEmpty {

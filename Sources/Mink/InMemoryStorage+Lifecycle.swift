@@ -92,15 +92,29 @@ extension InMemoryStorage: StreamLifecycleAdapter {
 
     public func applyImportedDeletion(streamID: String, lastVersion: Int64, hard: Bool) async throws {
         withState { state in
-            let now = Date()
-            var record = state.records[streamID] ?? StreamRecord(version: 0, state: .soft, createdAt: now, updatedAt: now)
-            record.version = max(record.version, lastVersion)
-            if hard {
-                record.state = .hard
-            } else if (state.streams[streamID] ?? []).isEmpty {
-                record.state = .soft
-            }
-            state.records[streamID] = record
+            Self.applyImportedDeletion(
+                ImportedDeletion(streamID: streamID, lastVersion: lastVersion, hard: hard),
+                records: &state.records, streams: state.streams, at: Date()
+            )
         }
+    }
+
+    /// The effect of an imported `$StreamDeleted` record on a tenant's stream records (the one
+    /// rule, for ``applyImportedDeletion(streamID:lastVersion:hard:)`` and the import): the
+    /// stream's version counter becomes at least `lastVersion`; a hard deletion leaves a
+    /// tombstone; a soft one marks the stream deleted unless it has stored events (written again
+    /// after the deletion: it stays live).
+    /// - Parameter now: the record's time when the stream has no record yet.
+    static func applyImportedDeletion(
+        _ deletion: ImportedDeletion, records: inout [String: StreamRecord], streams: [String: [Int]], at now: Date
+    ) {
+        var record = records[deletion.streamID] ?? StreamRecord(version: 0, state: .soft, createdAt: now, updatedAt: now)
+        record.version = max(record.version, deletion.lastVersion)
+        if deletion.hard {
+            record.state = .hard
+        } else if (streams[deletion.streamID] ?? []).isEmpty {
+            record.state = .soft
+        }
+        records[deletion.streamID] = record
     }
 }

@@ -49,6 +49,43 @@ public struct StreamRetention: Sendable, Hashable {
     }
 }
 
+/// What a stream's retention rules keep at one moment: the first kept version (of the
+/// version-based rules, for the stream's version then) and the age cutoff. A read from storage
+/// computes it once per page, as a load does (HTTP-API.md section 5, "Retention").
+public struct RetentionWindow: Sendable, Hashable {
+    /// The rules.
+    public var rules: StreamRetention
+    /// The stream's version the window was computed for (0 when it had no stored event).
+    public var streamVersion: Int64
+    /// The lowest version kept by `maxCount` and `truncateBefore`.
+    public var firstKeptVersion: Int64
+    /// The oldest commit time kept by `maxAgeSeconds`, or `nil` without that rule.
+    public var cutoff: Date?
+
+    /// The window of `rules` for a stream at `streamVersion`, at `now`.
+    public init(_ rules: StreamRetention, streamVersion: Int64, now: Date) {
+        self.rules = rules
+        self.streamVersion = streamVersion
+        firstKeptVersion = rules.firstKeptVersion(streamVersion: streamVersion)
+        cutoff = rules.cutoff(now: now)
+    }
+
+    /// Whether an event of the stream is kept.
+    public func keeps(_ event: Event) -> Bool {
+        event.version >= firstKeptVersion && (cutoff.map { event.timestamp >= $0 } ?? true)
+    }
+
+    /// The stream's window now, or `nil` when it has no rules (or the adapter has no life
+    /// cycle): then everything stored is kept.
+    public static func current(of streamID: String, adapter: any EventStoreAdapter, now: Date = Date()) async throws -> RetentionWindow? {
+        guard let lifecycle = adapter as? any StreamLifecycleAdapter,
+            let rules = try await lifecycle.streamRetention(streamID), !rules.isEmpty
+        else { return nil }
+        let version = try await adapter.streamInfo(streamID)?.version ?? 0
+        return RetentionWindow(rules, streamVersion: version, now: now)
+    }
+}
+
 /// What a stream deletion did (HTTP-API.md section 5, "Delete").
 public struct StreamDeletion: Sendable, Hashable {
     /// The deleted stream.

@@ -56,6 +56,15 @@ public struct SubscriptionMessages: AsyncSequence, Sendable {
         var cursor: UInt64 = 0  // global position: every matching event ≤ cursor was delivered
         var streamVersion: Int64 = 0  // stream subscriptions: the last version delivered
         var streamCatchUpDone: Bool
+        /// Stream subscriptions: live events below this version are not delivered — the
+        /// stream's `truncateBefore` as read at the latest page from storage (the only rule that
+        /// can exclude an event as it commits: `maxCount` ≥ 1 and `maxAgeSeconds` ≥ 1 keep the
+        /// newest event).
+        var liveFloor: Int64 = 0
+        /// Stream subscriptions: the versions up to this one were skipped by the retention rules
+        /// at the catch-up; never delivered later (an event committed while the catch-up read
+        /// the rules may also reach the live path).
+        var retainedThrough: Int64 = 0
         var pending: [SubscriptionMessage] = []
         var pendingIndex = 0
         var finished = false
@@ -90,16 +99,24 @@ public struct SubscriptionMessages: AsyncSequence, Sendable {
         /// read): a writer gathers those into one write instead of one per message.
         public var hasBufferedMessages: Bool { pendingIndex < pending.count }
 
-        mutating func enqueue(_ events: [Event]) {
+        /// Queues what the subscriber gets of `events` (read after the cursor). `window`: the
+        /// stream's retention at a page read from storage (stream subscriptions), `nil` for
+        /// live events from the hub, which only `liveFloor` can exclude.
+        mutating func enqueue(_ events: [Event], window: RetentionWindow? = nil) {
             for e in events {
-                if case .stream(let s) = m.target, e.streamID != s {
-                    // `$deletions`: the stream's hard deletion ends the subscription (a soft one
-                    // does not: the stream may go on at its deleted version + 1).
-                    if Self.isHardDeletion(e, of: s) {
-                        finished = true
-                        return
+                if case .stream(let s) = m.target {
+                    guard e.streamID == s else {
+                        // `$deletions`: the stream's hard deletion ends the subscription (a soft
+                        // one does not: the stream may go on at its deleted version + 1).
+                        if Self.isHardDeletion(e, of: s) {
+                            finished = true
+                            return
+                        }
+                        continue
                     }
-                    continue
+                    // Skipped by retention at the catch-up, or excluded by the rules now.
+                    if e.version <= retainedThrough { continue }
+                    if let window { if !window.keeps(e) { continue } } else if e.version < liveFloor { continue }
                 }
                 if !userFilter.matches(e) { continue }
                 pending.append(.event(e))
@@ -129,13 +146,28 @@ public struct SubscriptionMessages: AsyncSequence, Sendable {
                     // Read the stream by version; then continue on the global log from a position
                     // at which every earlier event of the stream has been read.
                     let h = try await m.hub.headPosition()
+                    // The stream's retention rules apply as to a load (HTTP-API.md section 5): a
+                    // start below the first kept version starts there, and events past
+                    // `maxAgeSeconds` are skipped. Skipped versions count as read (never
+                    // delivered later, even if the live path reads them), but never beyond the
+                    // stream's version: a `truncateBefore` above it must not move the
+                    // `caught-up` position past the stream.
+                    let window = try await RetentionWindow.current(of: id, adapter: m.adapter)
+                    liveFloor = window?.rules.truncateBefore ?? 0
+                    if let window, streamVersion < Int64.max {
+                        let skipped = Swift.min(window.firstKeptVersion, window.streamVersion + 1) - 1
+                        if skipped > streamVersion {
+                            streamVersion = skipped
+                            retainedThrough = skipped
+                        }
+                    }
                     // A start at the largest version has nothing after it (and must not overflow).
                     let page = streamVersion == Int64.max ? [] : try await m.adapter.readStream(id, from: streamVersion + 1, limit: m.pageSize, direction: .forward)
                     if let last = page.last {
                         cursor = Swift.max(cursor, last.globalPosition)
                         streamVersion = last.version
                     }
-                    for e in page where userFilter.matches(e) { pending.append(.event(e)) }
+                    for e in page where userFilter.matches(e) && (window?.keeps(e) ?? true) { pending.append(.event(e)) }
                     if page.count < m.pageSize {
                         streamCatchUpDone = true
                         cursor = Swift.max(cursor, h)
@@ -153,7 +185,13 @@ public struct SubscriptionMessages: AsyncSequence, Sendable {
                         pending.append(.fellBehind(position: reportedPosition))
                     }
                     let page = try await m.adapter.readAll(after: cursor, filter: filter, limit: m.pageSize)
-                    enqueue(page)
+                    var window: RetentionWindow?
+                    if case .stream(let id) = m.target {
+                        // Read from storage: a catch-up, to which the stream's retention applies.
+                        window = try await RetentionWindow.current(of: id, adapter: m.adapter)
+                        liveFloor = window?.rules.truncateBefore ?? 0
+                    }
+                    enqueue(page, window: window)
                     if let last = page.last { cursor = last.globalPosition }
                     // A short page means everything visible up to `head` (read before) has been seen.
                     if page.count < m.pageSize { cursor = Swift.max(cursor, head) }

@@ -2,11 +2,11 @@ import Synchronization
 import Tracing
 
 /// A W3C trace context (https://www.w3.org/TR/trace-context/): the `traceparent` header's trace
-/// ID, parent (span) ID and flags.
+/// ID, parent (span) ID and flags, and the caller's `tracestate`, kept as it came.
 ///
 /// Written here rather than taken from swift-w3c-trace-context: the parser is ~40 lines of byte
-/// checks, the server needs no `tracestate` handling, and one less package keeps clean builds
-/// short. The rules followed: `version-traceid-parentid-flags` in lowercase hex; version `ff` is
+/// checks, `tracestate` is only validated and carried (minkd adds no entry of its own), and one
+/// less package keeps clean builds short. The rules followed: `version-traceid-parentid-flags` in lowercase hex; version `ff` is
 /// invalid; version `00` is exactly 55 characters; a later version may carry more after a `-`;
 /// an all-zero trace or parent ID is invalid. An invalid header is ignored (a new trace starts),
 /// as the specification asks.
@@ -19,13 +19,27 @@ public struct TraceContext: Sendable, Hashable {
     public var spanID: UInt64
     /// The trace flags (`01`: sampled).
     public var flags: UInt8
+    /// The vendors' `tracestate` of the trace (normalized by ``normalizedTracestate(_:)``), or
+    /// `nil`. W3C: a participant continuing a trace keeps the other participants' entries —
+    /// minkd has none of its own, so it passes the caller's on unchanged, to its child spans,
+    /// the response and the client's outgoing requests.
+    public var tracestate: String?
 
     /// Creates a context from its parts.
-    public init(traceIDHigh: UInt64, traceIDLow: UInt64, spanID: UInt64, flags: UInt8 = 1) {
+    public init(traceIDHigh: UInt64, traceIDLow: UInt64, spanID: UInt64, flags: UInt8 = 1, tracestate: String? = nil) {
         self.traceIDHigh = traceIDHigh
         self.traceIDLow = traceIDLow
         self.spanID = spanID
         self.flags = flags
+        self.tracestate = tracestate
+    }
+
+    /// Parses a `traceparent` header value and the `tracestate` that came with it; `nil` when
+    /// `traceparent` is not a valid one (then `tracestate` is not read either, as W3C asks). An
+    /// invalid `tracestate` is dropped; the trace still continues.
+    public init?(traceparent: some StringProtocol, tracestate: String?) {
+        self.init(traceparent: traceparent)
+        self.tracestate = tracestate.flatMap(Self.normalizedTracestate)
     }
 
     /// Parses a `traceparent` header value; `nil` when it is not a valid one.
@@ -74,9 +88,61 @@ public struct TraceContext: Sendable, Hashable {
 
     private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
 
-    /// A new span's context: the same trace as this one, a fresh span ID.
+    /// A new span's context: the same trace (and `tracestate`) as this one, a fresh span ID.
     public func child() -> TraceContext {
-        TraceContext(traceIDHigh: traceIDHigh, traceIDLow: traceIDLow, spanID: TraceIDGenerator.next(), flags: flags)
+        TraceContext(traceIDHigh: traceIDHigh, traceIDLow: traceIDLow, spanID: TraceIDGenerator.next(), flags: flags, tracestate: tracestate)
+    }
+
+    /// The most `tracestate` list members W3C allows.
+    public static let maxTracestateMembers = 32
+
+    /// A `tracestate` header value (several headers joined with `,`, as HTTP combines them) in the
+    /// form minkd passes on: list members trimmed of spaces and tabs, empty ones dropped, the rest
+    /// unchanged and in order, joined with `,`. `nil` when nothing is left, or when the value is
+    /// not valid — a member that is not `key=value` by W3C's grammar (key: `[a-z0-9][a-z0-9_*/-]`
+    /// up to 256 bytes, or `tenant@system` with a tenant of up to 241 and a system of up to 14;
+    /// value: up to 256 printable ASCII bytes without `,` and `=`, not ending in a space), a key
+    /// that appears twice, or more than 32 members. W3C lets a participant drop a `tracestate` it
+    /// cannot parse; keeping only valid values means minkd never forwards bytes (a newline, a
+    /// non-ASCII byte) that it did not check.
+    public static func normalizedTracestate(_ raw: String) -> String? {
+        var members: [Substring] = []
+        var keys = Set<Substring>()
+        for piece in raw.split(separator: ",", omittingEmptySubsequences: false) {
+            let member = piece.trimmingOWS()
+            if member.isEmpty { continue }
+            guard members.count < maxTracestateMembers, let equals = member.firstIndex(of: "="),
+                case let key = member[..<equals], isValidTracestateKey(key),
+                isValidTracestateValue(member[member.index(after: equals)...]),
+                keys.insert(key).inserted
+            else { return nil }
+            members.append(member)
+        }
+        return members.isEmpty ? nil : members.joined(separator: ",")
+    }
+
+    private static func isValidTracestateKey(_ key: Substring) -> Bool {
+        func simple(_ s: Substring, max: Int, firstMayBeDigit: Bool = true) -> Bool {
+            let u = s.utf8
+            guard let first = u.first, u.count <= max else { return false }
+            let isLower = { (b: UInt8) in b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z") }
+            let isDigit = { (b: UInt8) in b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }
+            guard isLower(first) || (firstMayBeDigit && isDigit(first)) else { return false }
+            return u.dropFirst().allSatisfy { b in
+                isLower(b) || isDigit(b) || b == UInt8(ascii: "_") || b == UInt8(ascii: "-") || b == UInt8(ascii: "*") || b == UInt8(ascii: "/")
+            }
+        }
+        if let at = key.firstIndex(of: "@") {
+            // Multi-tenant vendor key: tenant-id@system-id.
+            return simple(key[..<at], max: 241) && simple(key[key.index(after: at)...], max: 14, firstMayBeDigit: false)
+        }
+        return simple(key, max: 256)
+    }
+
+    private static func isValidTracestateValue(_ value: Substring) -> Bool {
+        let u = value.utf8
+        guard !u.isEmpty, u.count <= 256, u.last != UInt8(ascii: " ") else { return false }
+        return u.allSatisfy { b in b >= 0x20 && b <= 0x7e && b != UInt8(ascii: ",") && b != UInt8(ascii: "=") }
     }
 
     /// The first span of a new trace (sampled).
@@ -150,6 +216,9 @@ extension TraceContext {
         InstrumentationSystem.instrument.inject(context, into: &headers, using: HeaderListInjector())
         if let trace = context.traceContext, !headers.contains(where: { $0.name.lowercased() == "traceparent" }) {
             headers.append((name: "traceparent", value: trace.traceparent))
+            // The `tracestate` that belongs to this `traceparent` (an instrument that wrote its
+            // own `traceparent` writes its own `tracestate` too).
+            if let state = trace.tracestate { headers.append((name: "tracestate", value: state)) }
         }
         return headers
     }
@@ -175,5 +244,14 @@ extension TraceContext {
         var context = ServiceContext.current ?? .topLevel
         context.traceContext = trace
         return try await ServiceContext.withValue(context, operation: operation)
+    }
+}
+
+extension Substring {
+    /// Without the leading and trailing spaces and tabs (HTTP's optional whitespace).
+    fileprivate func trimmingOWS() -> Substring {
+        let isOWS = { (c: Character) in c == " " || c == "\t" }
+        guard let start = firstIndex(where: { !isOWS($0) }), let last = lastIndex(where: { !isOWS($0) }) else { return self[endIndex...] }
+        return self[start...last]
     }
 }

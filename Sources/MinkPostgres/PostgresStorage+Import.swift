@@ -92,9 +92,11 @@ extension PostgresStorage: EventImporting {
     /// kept at least at `lastVersion`, so that a later append continues after it and a (stream,
     /// version) pair is never reused.
     /// The stream is marked as the deletion left it (`deleted`: 1 soft-deleted, 2 a tombstone
-    /// for a hard delete), as ``PostgresStorage/applyImportedDeletion(streamID:lastVersion:hard:)``
-    /// does: a stream soft-deleted and written again later gets its later events from a later
-    /// batch, whose stream upsert marks it live again (a tombstone stays).
+    /// for a hard delete): a stream soft-deleted and written again later gets its later events
+    /// from a later batch, whose stream upsert marks it live again (a tombstone stays). The one
+    /// statement of this rule: the import calls it inside its transaction,
+    /// ``PostgresStorage/applyImportedDeletion(streamID:lastVersion:hard:)`` in a transaction of
+    /// its own under the tenant's append lock.
     static func applyImportedDeletion(_ deletion: ImportedDeletion, scope: Scope, on conn: PostgresConnection) throws {
         let tenant = PostgresValue.text(scope.tenantID)
         let hasEvents = try conn.query(

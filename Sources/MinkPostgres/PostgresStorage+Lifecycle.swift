@@ -11,37 +11,8 @@ extension PostgresStorage: StreamLifecycleAdapter {
     public func listStreams(_ query: StreamListQuery) async throws -> [StreamInfo] {
         guard query.limit > 0 else { return [] }
         return try await withReadConnection(empty: []) { conn, scope in
-            var params: [PostgresValue] = [.text(scope.tenantID)]
-            func bind(_ v: PostgresValue) -> String {
-                params.append(v)
-                return "$\(params.count)"
-            }
-            var conditions = ["s.tenant_id = $1", "s.deleted = 0", "f.first IS NOT NULL"]
-            if let after = query.after { conditions.append("s.stream_id > \(bind(.text(after)))") }
-            if let prefix = query.prefix, !prefix.isEmpty {
-                conditions.append("s.stream_id LIKE \(bind(.text(SQLPattern.escapeLike(prefix) + "%")))")
-            }
-            if let category = query.category {
-                // Within [category, category.), the IDs at or after `category-` are `category-…`.
-                let c = bind(.text(category))
-                conditions.append(
-                    "s.stream_id >= \(c) AND s.stream_id < \(bind(.text(category + "."))) "
-                        + "AND (s.stream_id = \(c) OR s.stream_id >= \(bind(.text(category + "-"))))"
-                )
-            }
-            let limit = bind(.int(Int64(query.limit)))
-            let r = try conn.query(
-                """
-                SELECT s.stream_id, s.version, (extract(epoch FROM s.created_at) * 1000000)::int8,
-                       (extract(epoch FROM s.updated_at) * 1000000)::int8, f.first
-                FROM \(scope.sql.streams) s
-                CROSS JOIN LATERAL (SELECT min(e.version) AS first FROM \(scope.sql.events) e
-                                    WHERE e.tenant_id = s.tenant_id AND e.stream_id = s.stream_id) f
-                WHERE \(conditions.joined(separator: " AND "))
-                ORDER BY s.stream_id LIMIT \(limit)::int8
-                """,
-                params
-            )
+            let (sql, params) = Self.listStreamsStatement(query, scope: scope)
+            let r = try conn.query(sql, params)
             return (0..<r.rowCount).map { i in
                 let version = r.int64(i, 1) ?? 0
                 return StreamInfo(
@@ -50,6 +21,50 @@ extension PostgresStorage: StreamLifecycleAdapter {
                 )
             }
         }
+    }
+
+    /// PostgreSQL's plan for one page of ``listStreams(_:)`` (`EXPLAIN`, one line per row), for
+    /// benchmarks that check a page is an index range scan on the streams' primary key.
+    /// - Parameter analyze: `EXPLAIN (ANALYZE, BUFFERS)`: runs the page and shows what it read.
+    public func listStreamsQueryPlan(_ query: StreamListQuery, analyze: Bool = false) async throws -> [String] {
+        try await withReadConnection(empty: []) { conn, scope in
+            let (sql, params) = Self.listStreamsStatement(query, scope: scope)
+            let r = try conn.query((analyze ? "EXPLAIN (ANALYZE, BUFFERS) " : "EXPLAIN ") + sql, params)
+            return (0..<r.rowCount).map { r.string($0, 0) ?? "" }
+        }
+    }
+
+    /// The statement of one listing page and its parameters.
+    static func listStreamsStatement(_ query: StreamListQuery, scope: Scope) -> (sql: String, params: [PostgresValue]) {
+        var params: [PostgresValue] = [.text(scope.tenantID)]
+        func bind(_ v: PostgresValue) -> String {
+            params.append(v)
+            return "$\(params.count)"
+        }
+        var conditions = ["s.tenant_id = $1", "s.deleted = 0", "f.first IS NOT NULL"]
+        if let after = query.after { conditions.append("s.stream_id > \(bind(.text(after)))") }
+        if let prefix = query.prefix, !prefix.isEmpty {
+            conditions.append("s.stream_id LIKE \(bind(.text(SQLPattern.escapeLike(prefix) + "%")))")
+        }
+        if let category = query.category {
+            // Within [category, category.), the IDs at or after `category-` are `category-…`.
+            let c = bind(.text(category))
+            conditions.append(
+                "s.stream_id >= \(c) AND s.stream_id < \(bind(.text(category + "."))) "
+                    + "AND (s.stream_id = \(c) OR s.stream_id >= \(bind(.text(category + "-"))))"
+            )
+        }
+        let limit = bind(.int(Int64(query.limit)))
+        let sql = """
+            SELECT s.stream_id, s.version, (extract(epoch FROM s.created_at) * 1000000)::int8,
+                   (extract(epoch FROM s.updated_at) * 1000000)::int8, f.first
+            FROM \(scope.sql.streams) s
+            CROSS JOIN LATERAL (SELECT min(e.version) AS first FROM \(scope.sql.events) e
+                                WHERE e.tenant_id = s.tenant_id AND e.stream_id = s.stream_id) f
+            WHERE \(conditions.joined(separator: " AND "))
+            ORDER BY s.stream_id LIMIT \(limit)::int8
+            """
+        return (sql, params)
     }
 
     /// Runs under the tenant's append lock (the one every append batch takes), so the record's
@@ -214,21 +229,9 @@ extension PostgresStorage: StreamLifecycleAdapter {
 
     public func applyImportedDeletion(streamID: String, lastVersion: Int64, hard: Bool) async throws {
         try await withConnection { conn, scope in
-            let tenant = PostgresValue.text(scope.tenantID)
+            // Serialised with the tenant's appends, as the import (which holds the same lock).
             try conn.transaction(begin: "SELECT pg_advisory_xact_lock(\(scope.appendLockKey))") {
-                let hasEvents = try conn.query(
-                    "SELECT 1 FROM \(scope.sql.events) WHERE tenant_id = $1 AND stream_id = $2 LIMIT 1", [tenant, .text(streamID)]
-                ).rowCount == 1
-                let deleted: Int64 = hard ? 2 : (hasEvents ? 0 : 1)
-                try conn.query(
-                    """
-                    INSERT INTO \(scope.sql.streams) AS t (tenant_id, stream_id, version, created_at, updated_at, deleted)
-                    VALUES ($1, $2, $3::int8, now(), now(), $4::int2)
-                    ON CONFLICT (tenant_id, stream_id) DO UPDATE SET version = greatest(t.version, EXCLUDED.version),
-                    deleted = CASE WHEN EXCLUDED.deleted = 2 OR t.deleted = 2 THEN 2 ELSE EXCLUDED.deleted END
-                    """,
-                    [tenant, .text(streamID), .int(lastVersion), .int(deleted)]
-                )
+                try Self.applyImportedDeletion(ImportedDeletion(streamID: streamID, lastVersion: lastVersion, hard: hard), scope: scope, on: conn)
             }
         }
     }

@@ -93,9 +93,10 @@ extension SQLiteStorage: EventImporting {
     /// kept at least at `lastVersion`, so that a later append continues after it and a (stream,
     /// version) pair is never reused.
     /// The stream is marked as the deletion left it (`deleted`: 1 soft-deleted, 2 a tombstone
-    /// for a hard delete), as ``SQLiteStorage/applyImportedDeletion(streamID:lastVersion:hard:)``
-    /// does: a stream soft-deleted and written again later gets its later events from a later
-    /// batch, whose stream upsert marks it live again (a tombstone stays).
+    /// for a hard delete): a stream soft-deleted and written again later gets its later events
+    /// from a later batch, whose stream upsert marks it live again (a tombstone stays). The one
+    /// statement of this rule: the import calls it inside its transaction,
+    /// ``SQLiteStorage/applyImportedDeletion(streamID:lastVersion:hard:)`` in a write of its own.
     static func applyImportedDeletion(_ deletion: ImportedDeletion, tenantID: String, at micros: Int64, on c: SQLiteConnection) throws {
         let key: [SQLiteValue] = [.text(tenantID), .text(deletion.streamID)]
         let hasEvents = try c.int("SELECT 1 FROM mink_events WHERE tenant_id = ? AND stream_id = ? LIMIT 1", key) != nil

@@ -9,7 +9,33 @@ extension SQLiteStorage: StreamLifecycleAdapter {
     /// mink_events' `(tenant_id, stream_id, version)` key.
     public func listStreams(_ query: StreamListQuery) async throws -> [StreamInfo] {
         guard query.limit > 0 else { return [] }
-        let tenantID = self.tenantID
+        let (sql, binds) = Self.listStreamsStatement(query, tenantID: tenantID)
+        return try await database.read { c in
+            var out: [StreamInfo] = []
+            try c.query(sql, binds) { r in
+                out.append(StreamInfo(
+                    streamID: r.text(0), version: r.int(1), eventCount: r.int(1) - r.int(4) + 1,
+                    createdAt: Self.date(micros: r.int(2)), updatedAt: Self.date(micros: r.int(3))
+                ))
+            }
+            return out
+        }
+    }
+
+    /// SQLite's plan for one page of ``listStreams(_:)`` (the `detail` column of `EXPLAIN QUERY
+    /// PLAN`, one line per step), for benchmarks and tests that check a page is an index range
+    /// (`SEARCH … USING PRIMARY KEY`), never a `SCAN` of the table or a sort.
+    public func listStreamsQueryPlan(_ query: StreamListQuery) async throws -> [String] {
+        let (sql, binds) = Self.listStreamsStatement(query, tenantID: tenantID)
+        return try await database.read { c in
+            var lines: [String] = []
+            try c.query("EXPLAIN QUERY PLAN " + sql, binds) { r in lines.append(r.text(3)) }
+            return lines
+        }
+    }
+
+    /// The statement of one listing page and its values.
+    static func listStreamsStatement(_ query: StreamListQuery, tenantID: String) -> (sql: String, binds: [SQLiteValue]) {
         var conditions = ["s.tenant_id = ?", "s.deleted = 0"]
         var values: [SQLiteValue] = [.text(tenantID)]
         if let after = query.after {
@@ -35,17 +61,7 @@ extension SQLiteStorage: StreamLifecycleAdapter {
             FROM mink_streams s WHERE \(conditions.joined(separator: " AND ")) AND first IS NOT NULL \
             ORDER BY s.stream_id LIMIT ?
             """
-        let binds = values
-        return try await database.read { c in
-            var out: [StreamInfo] = []
-            try c.query(sql, binds) { r in
-                out.append(StreamInfo(
-                    streamID: r.text(0), version: r.int(1), eventCount: r.int(1) - r.int(4) + 1,
-                    createdAt: Self.date(micros: r.int(2)), updatedAt: Self.date(micros: r.int(3))
-                ))
-            }
-            return out
-        }
+        return (sql, values)
     }
 
     public func deleteStream(_ streamID: String, expectedVersion: ExpectedVersion, hard: Bool, hook: AppendTransactionHook?) async throws -> StreamDeletion {
@@ -171,17 +187,9 @@ extension SQLiteStorage: StreamLifecycleAdapter {
     public func applyImportedDeletion(streamID: String, lastVersion: Int64, hard: Bool) async throws {
         let tenantID = self.tenantID
         try await database.write { c in
-            let key: [SQLiteValue] = [.text(tenantID), .text(streamID)]
-            let hasEvents = try c.int("SELECT 1 FROM mink_events WHERE tenant_id = ? AND stream_id = ? LIMIT 1", key) != nil
-            let deleted: Int64 = hard ? 2 : (hasEvents ? 0 : 1)
             let micros = Int64((Date().timeIntervalSince1970 * 1_000_000).rounded())
-            try c.run(
-                """
-                INSERT INTO mink_streams (tenant_id, stream_id, version, created_at, updated_at, deleted) VALUES (?, ?, ?, ?, ?, ?) \
-                ON CONFLICT (tenant_id, stream_id) DO UPDATE SET version = MAX(mink_streams.version, excluded.version), \
-                deleted = CASE WHEN excluded.deleted = 2 THEN 2 WHEN mink_streams.deleted = 2 THEN 2 ELSE excluded.deleted END
-                """,
-                key + [.int(lastVersion), .int(micros), .int(micros), .int(deleted)]
+            try Self.applyImportedDeletion(
+                ImportedDeletion(streamID: streamID, lastVersion: lastVersion, hard: hard), tenantID: tenantID, at: micros, on: c
             )
         }
     }

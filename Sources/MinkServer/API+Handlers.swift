@@ -81,7 +81,9 @@ extension API {
         // full disk): the probe writes, at most every few seconds. A failure is an outage like
         // any other for the log (one error line when it starts, one notice when it ends).
         if let probe = writeProbe, let failure = await probe.failure() {
-            storageOutage.failed(cause: "storage refuses writes: \(failure)")
+            // No request's IDs: the probe writes on its own schedule (at most every few seconds),
+            // so its failure need not be this request's.
+            storageOutage.failed(cause: "storage refuses writes: \(failure)", trace: nil)
             return notReady("storage refuses writes")
         }
         storageOutage.succeeded()

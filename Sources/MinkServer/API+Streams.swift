@@ -20,6 +20,9 @@ extension API {
             try await c.store.setRetention(body.retention, of: id)
             return Reply.json(body)
         case .scavenge:
+            // A tenant that does not exist has nothing to remove; its storage is not touched.
+            guard let lease = try await tenants.admitExisting(c.tenant) else { return Reply.json(ScavengeBody(deletedEvents: 0)) }
+            defer { lease.release() }
             return Reply.json(ScavengeBody(deletedEvents: try await c.store.scavenge()))
         default:
             throw APIError(.internal, "no stream life-cycle handler for \(c.route.template)")
@@ -72,6 +75,10 @@ extension API {
         case "true", "1": hard = true
         default: throw APIError(.badRequest, "query parameter hard must be true or false")
         }
+        // A tenant that does not exist has no stream: `404 stream_not_found`, as in an empty
+        // tenant, without touching storage (whose write would create the tenant).
+        guard let lease = try await tenants.admitExisting(c.tenant) else { throw MinkError.streamNotFound(streamID) }
+        defer { lease.release() }
         let deletion = try await c.store.deleteStream(streamID, expectedVersion: expected, hard: hard)
         return Reply.json(StreamDeletionBody(deletion))
     }

@@ -61,7 +61,7 @@ final class APIHandler: HTTPResponder {
             )
             response = try server.handleSynchronously(context)
         } catch {
-            (response, cause) = errorResponse(error, requestID: requestID, server: server)
+            (response, cause) = errorResponse(error, requestID: requestID, trace: span.trace, server: server)
         }
         return .answered(finish(response, request: request, requestID: requestID, template: template, tokenName: tokenName,
                                 cause: cause, start: start, span: span, server: server))
@@ -95,7 +95,7 @@ final class APIHandler: HTTPResponder {
             // An answer that came from storage ends an outage; an event stream has not touched
             // it yet (its catch-up runs later), so it proves nothing.
             if response.status < 500, server.storageOutage.inOutage {
-                if case .stream = response.body {} else { server.storageOutage.succeeded() }
+                if case .stream = response.body {} else { server.storageOutage.succeeded(trace: span.trace) }
             }
             if case .stream(let produce) = response.body, tenant != TenantID.default {
                 // Event streams end when their tenant is deleted.
@@ -103,7 +103,7 @@ final class APIHandler: HTTPResponder {
                 response.body = .stream { writer in try await lifetime.run(produce, writer: writer) }
             }
         } catch {
-            (response, cause) = errorResponse(error, requestID: requestID, server: server)
+            (response, cause) = errorResponse(error, requestID: requestID, trace: span.trace, server: server)
         }
         return finish(response, request: request, requestID: requestID, template: template, tokenName: tokenName,
                       cause: cause, start: start, span: span, server: server)
@@ -150,9 +150,10 @@ final class APIHandler: HTTPResponder {
 
     /// The contract's answer for an error, and its cause for the log when it is a `5xx` (the
     /// body of a `500` names only the request ID; the log line of that request ID has the rest).
-    private func errorResponse(_ error: any Error, requestID: String, server: API) -> (HTTPResponse, cause: String?) {
+    /// `trace`: the request's server span, for the outage's log line.
+    private func errorResponse(_ error: any Error, requestID: String, trace: TraceContext, server: API) -> (HTTPResponse, cause: String?) {
         if let mink = error as? MinkError, mink.code == .unavailable {
-            server.storageOutage.failed(cause: String(reflecting: mink))
+            server.storageOutage.failed(cause: String(reflecting: mink), trace: trace)
         }
         if let api = APIError.from(error) {
             return (api.response(requestID: requestID), api.status >= 500 ? String(reflecting: error) : nil)
@@ -186,6 +187,7 @@ final class APIHandler: HTTPResponder {
         response.headers.replace(name: "X-Request-ID", value: requestID)
         // The server span's context, so that a caller can name this request in its own trace.
         response.headers.replace(name: "traceparent", value: span.trace.traceparent)
+        if let state = span.trace.tracestate { response.headers.replace(name: "tracestate", value: state) }
         if span.isRecording {
             span.operationName = "\(request.method) \(template)"
             span.attributes["http.route"] = template
@@ -284,9 +286,14 @@ final class APIHandler: HTTPResponder {
     }
 }
 
-/// Reads trace context headers (`traceparent`, `tracestate`) from a request.
+/// Reads trace context headers (`traceparent`, `tracestate`) from a request; several headers of
+/// one name are one comma-separated list (RFC 9110), which is how W3C combines `tracestate`.
 struct HeaderExtractor: Extractor {
-    func extract(key: String, from carrier: HTTPHeaders) -> String? { carrier[key] }
+    func extract(key: String, from carrier: HTTPHeaders) -> String? {
+        guard key == "tracestate" else { return carrier[key] }
+        let values = carrier.values(for: key)
+        return values.count > 1 ? values.joined(separator: ",") : values.first
+    }
 }
 
 /// Helpers to build responses.

@@ -27,7 +27,7 @@ struct CORS: Sendable {
     func decorate(_ response: inout HTTPResponse, for request: HTTPRequest) {
         guard let allow = allowOrigin(for: request) else { return }
         response.headers.replace(name: "Access-Control-Allow-Origin", value: allow)
-        response.headers.replace(name: "Access-Control-Expose-Headers", value: "X-Request-ID, Retry-After, WWW-Authenticate, traceparent")
+        response.headers.replace(name: "Access-Control-Expose-Headers", value: "X-Request-ID, Retry-After, WWW-Authenticate, traceparent, tracestate")
         if allow != "*" { response.headers.add(name: "Vary", value: "Origin") }
     }
 

@@ -1,4 +1,5 @@
 import Logging
+import Mink
 import Synchronization
 
 /// Turns the per-request storage failures of an outage into two log lines: one `error` with
@@ -9,6 +10,12 @@ import Synchronization
 /// Why: during an outage every request fails; an error line per request drowns the cause in
 /// thousands of copies (and the 503 access lines, at `warning`, already count them), while no
 /// line at all — what the server did before — leaves the operator with nothing above `info`.
+///
+/// Each line carries the `trace_id` and `span_id` of the request whose failure started the
+/// outage (or whose success ended it) — the values of that request's access line and
+/// `traceparent` — so the line leads to the request, and the request to the caller's trace. A
+/// line caused by no request (the readiness check's write probe, which writes on its own
+/// schedule) has none.
 final class StorageOutageLog: Sendable {
     /// The outage's state; `down` carries what the `notice` at its end reports.
     private enum State {
@@ -30,8 +37,11 @@ final class StorageOutageLog: Sendable {
     var inOutage: Bool { isDown.load(ordering: .relaxed) }
 
     /// Records a storage failure; logs the `error` line if it starts an outage.
-    /// - Parameter cause: the underlying error, as `String(reflecting:)` shows it.
-    func failed(cause: String) {
+    /// - Parameters:
+    ///   - cause: the underlying error, as `String(reflecting:)` shows it.
+    ///   - trace: the failing request's server span (by default the calling task's), or `nil`
+    ///     for a failure no request made.
+    func failed(cause: String, trace: TraceContext? = TraceContext.current) {
         let started = state.withLock { state -> Bool in
             switch state {
             case .healthy:
@@ -44,12 +54,15 @@ final class StorageOutageLog: Sendable {
             }
         }
         if started {
-            logger.error("storage unavailable: requests answer 503 until it is back", metadata: ["cause": "\(cause)"])
+            var metadata: Logger.Metadata = ["cause": "\(cause)"]
+            Self.add(trace, to: &metadata)
+            logger.error("storage unavailable: requests answer 503 until it is back", metadata: metadata)
         }
     }
 
     /// Records a storage call that succeeded; logs the `notice` line if it ends an outage.
-    func succeeded() {
+    /// - Parameter trace: the succeeding request's server span (by default the calling task's).
+    func succeeded(trace: TraceContext? = TraceContext.current) {
         guard isDown.load(ordering: .relaxed) else { return }
         let ended = state.withLock { state -> (Duration, String, Int)? in
             guard case .down(let since, let cause, let failures) = state else { return nil }
@@ -58,9 +71,18 @@ final class StorageOutageLog: Sendable {
             return (ContinuousClock.now - since, cause, failures)
         }
         if let (duration, cause, failures) = ended {
-            logger.notice("storage available again", metadata: [
+            var metadata: Logger.Metadata = [
                 "outage_seconds": "\(duration.components.seconds)", "failed_requests": "\(failures)", "cause": "\(cause)",
-            ])
+            ]
+            Self.add(trace, to: &metadata)
+            logger.notice("storage available again", metadata: metadata)
         }
+    }
+
+    /// The request's IDs, under the access line's keys.
+    private static func add(_ trace: TraceContext?, to metadata: inout Logger.Metadata) {
+        guard let trace else { return }
+        metadata["trace_id"] = "\(trace.traceID)"
+        metadata["span_id"] = "\(trace.spanIDHex)"
     }
 }

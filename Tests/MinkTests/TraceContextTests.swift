@@ -39,4 +39,27 @@ struct TraceContextTests {
         for _ in 0..<10_000 { ids.insert(TraceContext.newTrace().spanID) }
         #expect(ids.count == 10_000 && !ids.contains(0))
     }
+
+    @Test func tracestateIsKeptTrimmedAndValidated() throws {
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        // Kept as sent, in order (minkd adds no entry of its own); children keep it.
+        let t = try #require(TraceContext(traceparent: parent, tracestate: "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"))
+        #expect(t.tracestate == "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE")
+        #expect(t.child().tracestate == t.tracestate && t.child().traceID == t.traceID)
+        // Optional whitespace and empty members go; multi-tenant keys and any printable value stay.
+        #expect(TraceContext.normalizedTracestate(" rojo=1 ,, \tcongo=a b\t, acme@vendor=x/y:z ") == "rojo=1,congo=a b,acme@vendor=x/y:z")
+        #expect(TraceContext.normalizedTracestate("") == nil && TraceContext.normalizedTracestate(" , ") == nil)
+        // Invalid values are dropped whole; the trace itself still continues.
+        for bad in ["Rojo=1", "rojo", "rojo=", "rojo=a=b", "rojo=1,rojo=2", "=1", "rojo=caf\u{e9}", "rojo=a\u{7}",
+                    "a@1vendor=x", "a@vendorname1234567=x", String(repeating: "k", count: 257) + "=v",
+                    "k=" + String(repeating: "v", count: 257),
+                    (0..<33).map { "k\($0)=v" }.joined(separator: ",")] {
+            #expect(TraceContext.normalizedTracestate(bad) == nil, "\(bad.prefix(40))")
+        }
+        #expect(TraceContext.normalizedTracestate((0..<32).map { "k\($0)=v" }.joined(separator: ",")) != nil)
+        let dropped = try #require(TraceContext(traceparent: parent, tracestate: "Rojo=1"))
+        #expect(dropped.tracestate == nil && dropped.traceID == "4bf92f3577b34da6a3ce929d0e0e4736")
+        // Without a valid traceparent, tracestate is not read.
+        #expect(TraceContext(traceparent: "garbage", tracestate: "rojo=1") == nil)
+    }
 }

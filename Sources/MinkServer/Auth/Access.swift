@@ -17,6 +17,12 @@ enum TenantUse: Sendable, Equatable {
     case read
     /// Writes the tenant's data: an unknown tenant is created first (with `autoCreate`) or `404`.
     case write
+    /// Changes only what the tenant already has (a stream deletion, a scavenge): admitted as a
+    /// read — an unknown tenant is `404` without `autoCreate` and never created — and the handler
+    /// takes its write lease with ``TenantRouter/admitExisting(_:)``, which answers `nil` for a
+    /// tenant that does not exist: the handler then answers as for an empty tenant without
+    /// touching storage (whose writes would create the tenant's file, schema or database).
+    case modify
 }
 
 extension Route {
@@ -40,8 +46,9 @@ extension Route {
     var tenantUse: TenantUse {
         switch self {
         case .healthz, .readyz, .metrics, .info, .listTenants, .createTenant, .deleteTenant, .openAPI, .consoleRoot, .console: .none
-        case .append, .putSnapshot, .importEvents, .deleteStream, .putStreamMetadata: .write
-        case .export, .listStreams, .getStreamMetadata, .scavenge: .read
+        case .append, .putSnapshot, .importEvents, .putStreamMetadata: .write
+        case .deleteStream, .scavenge: .modify
+        case .export, .listStreams, .getStreamMetadata: .read
         case .load, .streamInfo, .getSnapshot, .events, .head, .subscribeAll, .subscribeCategory, .subscribeStream,
             .listProjections, .projection, .rebuildProjection, .pauseProjection, .resumeProjection,
             .readModelDocument, .readModelList, .readModelQuery, .readModelCount:

@@ -13,7 +13,8 @@ import Synchronization
 ///
 /// Existence (``TenantCatalog``): writes to an unknown tenant create it when `autoCreate` is on
 /// and are `404` otherwise; reads never create a tenant — they answer as for an empty tenant
-/// with `autoCreate` on, and `404` without.
+/// with `autoCreate` on, and `404` without; nor do the routes that only remove what exists
+/// (``TenantUse/modify``: stream deletion, scavenge), which answer as reads do.
 final class TenantRouter: Sendable {
     let catalog: any TenantCatalog
     let autoCreate: Bool
@@ -125,7 +126,7 @@ final class TenantRouter: Sendable {
         switch use {
         case .none:
             return nil
-        case .read:
+        case .read, .modify:
             if state.withLock({ $0.known.contains(tenant) }) { return nil }
             let generation = state.withLock { $0.deletions[tenant, default: 0] }
             // Asked even with `autoCreate` (where an unknown tenant reads as empty): a tenant
@@ -148,18 +149,37 @@ final class TenantRouter: Sendable {
                     throw Self.unknownTenant()
                 }
             }
-            let admitted = state.withLock { s -> Bool in
-                guard !s.deleting.contains(tenant) else { return false }
-                s.writers[tenant, default: 0] += 1
-                return true
-            }
-            guard admitted else {
-                var e = APIError(.unavailable, "the tenant is being deleted; retry later")
-                e.headers = [("Retry-After", "1")]
-                throw e
-            }
-            return WriteLease(router: self, tenant: tenant)
+            return try lease(tenant)
         }
+    }
+
+    /// The write lease of a route that changes only what exists (``TenantUse/modify``), after
+    /// ``admit(_:use:)``: a lease when the tenant exists, `nil` when it does not — then the
+    /// caller must not touch the tenant's storage (a write there would create it) and answers
+    /// as for an empty tenant. Never creates anything.
+    /// - Throws: `503` while the tenant is being deleted; storage errors.
+    func admitExisting(_ tenant: String) async throws -> WriteLease? {
+        let (isKnown, generation) = state.withLock { ($0.known.contains(tenant), $0.deletions[tenant, default: 0]) }
+        if !isKnown {
+            guard try await catalog.tenantExists(tenant) else { return nil }
+            state.withLock { $0.markKnown(tenant, generation: generation) }
+        }
+        return try lease(tenant)
+    }
+
+    /// Counts a write in flight, unless the tenant is being deleted (`503`).
+    private func lease(_ tenant: String) throws -> WriteLease {
+        let admitted = state.withLock { s -> Bool in
+            guard !s.deleting.contains(tenant) else { return false }
+            s.writers[tenant, default: 0] += 1
+            return true
+        }
+        guard admitted else {
+            var e = APIError(.unavailable, "the tenant is being deleted; retry later")
+            e.headers = [("Retry-After", "1")]
+            throw e
+        }
+        return WriteLease(router: self, tenant: tenant)
     }
 
     private static func unknownTenant() -> APIError {

@@ -42,18 +42,23 @@ struct LogTracer: Tracer {
 
     func forceFlush() {}
 
-    /// Reads `traceparent` (an invalid one is ignored: a new trace starts, as W3C asks).
+    /// Reads `traceparent` (an invalid one is ignored: a new trace starts, as W3C asks) and, with a
+    /// valid one, `tracestate` (kept as the caller sent it; an invalid one is dropped).
     func extract<Carrier, Extract: Extractor>(_ carrier: Carrier, into context: inout ServiceContext, using extractor: Extract)
     where Extract.Carrier == Carrier {
-        if let value = extractor.extract(key: "traceparent", from: carrier), let trace = TraceContext(traceparent: value) {
+        if let value = extractor.extract(key: "traceparent", from: carrier),
+            let trace = TraceContext(traceparent: value, tracestate: extractor.extract(key: "tracestate", from: carrier))
+        {
             context.traceContext = trace
         }
     }
 
-    /// Writes `traceparent` of the context's span.
+    /// Writes `traceparent` of the context's span, and the trace's `tracestate` if it has one.
     func inject<Carrier, Inject: Injector>(_ context: ServiceContext, into carrier: inout Carrier, using injector: Inject)
     where Inject.Carrier == Carrier {
-        if let trace = context.traceContext { injector.inject(trace.traceparent, forKey: "traceparent", into: &carrier) }
+        guard let trace = context.traceContext else { return }
+        injector.inject(trace.traceparent, forKey: "traceparent", into: &carrier)
+        if let state = trace.tracestate { injector.inject(state, forKey: "tracestate", into: &carrier) }
     }
 
     /// An attribute's value as plain text (`1`, not `int64(1)`).

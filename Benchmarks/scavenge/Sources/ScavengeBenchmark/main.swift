@@ -1,8 +1,13 @@
 // Worst append latency while the scavenger removes a million events (issue 14).
 //
-// Usage: swift run -c release ScavengeBenchmark [events] [full|normal] [batch size]
+// Usage: swift run -c release ScavengeBenchmark [events] [full|normal] [batch size] [sqlite|postgres]
 //
-// Fills one SQLite stream with `events` events (default 1,000,000) in appends of 1,000, sets
+// PostgreSQL: the server of MINK_TEST_POSTGRES_URL (a fresh schema per run), e.g.
+//   scripts/with-postgres .build/release/ScavengeBenchmark 1000000 full 100 postgres
+// (`full|normal` is SQLite's synchronous mode; PostgreSQL's durability is the server's own:
+// scripts/with-postgres runs it with fsync off unless MINK_PG_DURABLE=1.)
+//
+// Fills one stream with `events` events (default 1,000,000) in appends of 1,000, sets
 // its retention to `maxCount: 1`, then measures single-event appends to another stream by one
 // client: for 3 s without scavenging (the baseline), then during `EventStore.scavenge()`, which
 // removes all but one of those events in batches of 1,000 (each its own write transaction of
@@ -10,6 +15,7 @@
 // both phases.
 import Foundation
 import Mink
+import MinkPostgres
 import MinkSQLite
 import Synchronization
 
@@ -17,13 +23,34 @@ let args = CommandLine.arguments
 let total = args.count > 1 ? Int(args[1]) ?? 1_000_000 : 1_000_000
 let sync: SQLiteConfiguration.Synchronous = args.count > 2 && args[2] == "normal" ? .normal : .full
 let batchSize = args.count > 3 ? Int(args[3]) ?? 1000 : 1000
+let kind = args.count > 4 ? args[4] : "sqlite"
 
 let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mink-scavenge-\(UUID().uuidString)").path
 defer { try? FileManager.default.removeItem(atPath: dir) }
-var configuration = SQLiteConfiguration()
-configuration.synchronous = sync
-let storage = try await SQLiteStorage.open(directory: dir, configuration: configuration)
-let store = EventStore(adapter: storage)
+let adapter: any EventStoreAdapter
+let close: () async -> Void
+switch kind {
+case "sqlite":
+    var configuration = SQLiteConfiguration()
+    configuration.synchronous = sync
+    let storage = try await SQLiteStorage.open(directory: dir, configuration: configuration)
+    adapter = storage
+    close = { await storage.close() }
+case "postgres":
+    guard let url = ProcessInfo.processInfo.environment["MINK_TEST_POSTGRES_URL"] else {
+        print("MINK_TEST_POSTGRES_URL is not set: run it through scripts/with-postgres")
+        exit(1)
+    }
+    let schema = "scav_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(12)
+    let storage = try await PostgresStorage(configuration: PostgresConfiguration(connectionString: url, poolSize: 4, schema: String(schema)))
+    adapter = storage
+    close = { await storage.shutdown() }
+default:
+    print("usage: ScavengeBenchmark [events] [full|normal] [batch size] [sqlite|postgres]")
+    exit(2)
+}
+let store = EventStore(adapter: adapter)
+print("\(kind)\(kind == "sqlite" ? " (synchronous \(sync == .full ? "FULL" : "NORMAL"))" : ""): \(total) events, scavenger batches of \(batchSize)")
 
 let payload = Data(#"{"temperature":21.5,"sensor":"s-1","note":"some telemetry"}"#.utf8)
 let fillStart = ContinuousClock.now
@@ -76,4 +103,4 @@ let took = ContinuousClock.now - start
 stop.set()
 print("scavenged \(removed) events in \(took), batches of \(batchSize)")
 print("during the scavenge: \(summary(try await during))")
-await storage.close()
+await close()

@@ -1,0 +1,105 @@
+import Foundation
+import Logging
+import Mink
+import MinkConfig
+import MinkHTTP
+import MinkServer
+import Synchronization
+import Testing
+
+/// The storage outage's two log lines (`StorageOutageLog`) name the request that started the
+/// outage and the one that ended it: its `trace_id` and `span_id`, the values of its access line
+/// and of its response's `traceparent`.
+@Suite("Storage outage lines carry the request's trace", .timeLimit(.minutes(3)))
+struct StorageOutageTraceTests {
+    /// Every line the server logs, with its metadata as text.
+    final class Lines: Sendable {
+        struct Line: Sendable {
+            var level: Logger.Level
+            var message: String
+            var metadata: [String: String]
+        }
+
+        let lines = Mutex<[Line]>([])
+
+        struct Handler: LogHandler {
+            let sink: Lines
+            var metadata: Logger.Metadata = [:]
+            var logLevel: Logger.Level = .info
+            subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+                get { metadata[key] }
+                set { metadata[key] = newValue }
+            }
+            func log(event: LogEvent) {
+                var all: [String: String] = [:]
+                for (k, v) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) { all[k] = "\(v)" }
+                sink.lines.withLock { $0.append(Line(level: event.level, message: "\(event.message)", metadata: all)) }
+            }
+        }
+
+        var logger: Logger { Logger(label: "minkd") { _ in Handler(sink: self) } }
+
+        func matching(_ prefix: String) -> [Line] { lines.withLock { $0.filter { $0.message.hasPrefix(prefix) } } }
+    }
+
+    /// The server span of a response: its `traceparent`'s trace and span ID.
+    static func span(_ r: TestServer.Reply) throws -> (trace: String, span: String) {
+        let parts = try #require(r.headers["traceparent"]).split(separator: "-").map(String.init)
+        try #require(parts.count == 4)
+        return (parts[1], parts[2])
+    }
+
+    @Test func theOutageLinesNameTheFailingAndTheRecoveringRequest() async throws {
+        let (storage, spy) = SpyStorage.make()
+        let log = Lines()
+        var config = MinkdConfiguration()
+        config.listen.port = 0
+        config.shutdown.graceSeconds = 2
+        let server = MinkServer(configuration: config, storage: storage, logger: log.logger)
+        let s = TestServer(server: server, port: try await server.start())
+        do {
+            try await s.request("POST", "/v1/streams/s-1", json: appendBody(["A"]))
+
+            // A request fails: the outage's error line carries its trace (continued from the
+            // caller's traceparent) and its server span.
+            spy.fault.withLock { $0 = MinkError.unavailable("connection refused") }
+            let caller = "4bf92f3577b34da6a3ce929d0e0e4736"
+            let failed = try await s.request("GET", "/v1/streams/s-1", headers: [("traceparent", "00-\(caller)-00f067aa0ba902b7-01")])
+            #expect(failed.status == 503)
+            let failedSpan = try Self.span(failed)
+            #expect(failedSpan.trace == caller)
+            // More failures in the same outage: no more lines.
+            #expect(try await s.request("GET", "/v1/events/head").status == 503)
+            let errors = log.matching("storage unavailable")
+            #expect(errors.count == 1, "\(errors)")
+            #expect(errors.first?.level == .error)
+            #expect(errors.first?.metadata["trace_id"] == caller && errors.first?.metadata["span_id"] == failedSpan.span, "\(errors)")
+            let access = log.lines.withLock { $0.filter { $0.message == "request" && $0.metadata["status"] == "503" } }
+            #expect(access.first?.metadata["span_id"] == failedSpan.span, "the access line names the same span")
+
+            // Storage answers again: the notice names the request that found it back.
+            spy.fault.withLock { $0 = nil }
+            let back = try await s.request("GET", "/v1/streams/s-1")
+            #expect(back.status == 200)
+            let backSpan = try Self.span(back)
+            let notices = log.matching("storage available again")
+            #expect(notices.count == 1 && notices.first?.level == .notice, "\(notices)")
+            #expect(notices.first?.metadata["trace_id"] == backSpan.trace && notices.first?.metadata["span_id"] == backSpan.span, "\(notices)")
+
+            // A readiness probe that finds storage down starts an outage too: its line names the
+            // probe request.
+            spy.fault.withLock { $0 = MinkError.unavailable("connection refused") }
+            let probe = try await s.request("GET", "/readyz", headers: [("traceparent", "00-\(caller)-b7ad6b7169203331-01")])
+            #expect(probe.status == 503)
+            let probeSpan = try Self.span(probe)
+            let second = log.matching("storage unavailable")
+            #expect(second.count == 2, "\(second)")
+            #expect(second.last?.metadata["trace_id"] == caller && second.last?.metadata["span_id"] == probeSpan.span, "\(second)")
+            spy.fault.withLock { $0 = nil }
+        } catch {
+            await s.stop()
+            throw error
+        }
+        await s.stop()
+    }
+}
