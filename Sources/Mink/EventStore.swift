@@ -211,7 +211,7 @@ public final class EventStore: Sendable {
         let prepared = events.map { e in
             var e = e
             if e.id == nil || e.id!.isEmpty {
-                e.id = UUID().lowercasedText
+                e.id = UUID.random().lowercasedText
             } else {
                 generated = false
             }

@@ -1,6 +1,23 @@
 import Foundation
 
 extension UUID {
+    /// A random (version 4) UUID from the system's random source (`SystemRandomNumberGenerator`:
+    /// `getrandom` on Linux, no file descriptor).
+    ///
+    /// Why not `UUID()`: Foundation's opens, reads and closes `/dev/urandom` for every UUID (three
+    /// system calls, the open with a path lookup): ~2.5 % of the server's CPU when every append
+    /// generates its event ID (perf, SQLite, 64 clients).
+    public static func random() -> UUID {
+        var generator = SystemRandomNumberGenerator()
+        var bytes = (generator.next() as UInt64, generator.next() as UInt64)
+        return withUnsafeMutableBytes(of: &bytes) { raw in
+            raw[6] = raw[6] & 0x0F | 0x40  // version 4
+            raw[8] = raw[8] & 0x3F | 0x80  // variant 10 (RFC 9562)
+            return UUID(uuid: (raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7],
+                               raw[8], raw[9], raw[10], raw[11], raw[12], raw[13], raw[14], raw[15]))
+        }
+    }
+
     /// The UUID as lowercase text (`6ba7b810-9dad-11d1-80b4-00c04fd430c8`), the form event IDs are
     /// stored and compared in — what `uuidString.lowercased()` gives, written by hand.
     ///

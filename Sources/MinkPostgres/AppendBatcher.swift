@@ -6,9 +6,10 @@ import Synchronization
 /// together, in one transaction (see `docs/storage-postgres.md`, "Group commit").
 ///
 /// An append joins the queue; if no batch is being written it starts a drain at once (a lone
-/// append waits for nobody). The drain borrows one pooled connection and, on that connection's
-/// queue, takes everything waiting (up to ``Limits``) as one batch: one advisory lock, one
-/// statement reading every stream's state, one insert, one `COMMIT`, one `NOTIFY`. Appends that
+/// append waits for nobody), on an idle pooled connection's queue straight from the appending
+/// thread. The drain takes everything waiting (up to ``Limits``) as one batch: one advisory lock,
+/// one statement reading every stream's state, one insert, one `COMMIT`, one `NOTIFY` — a plain
+/// batch (no hooks, generated IDs) all in one round trip (``commitChecked(_:on:)``). Appends that
 /// arrive meanwhile form the next batch. Each caller is resumed with its own outcome once the
 /// batch's transaction is over — a success only after `COMMIT` succeeded.
 ///
@@ -64,6 +65,9 @@ final class AppendBatcher: Sendable {
     let deadlines: OperationDeadlines
     /// Transactions that committed appends (statistics for tests and benchmarks).
     let transactionsCommitted = Atomic<Int>(0)
+    /// Of those, the transactions written in one round trip by the checked statement
+    /// (``commitChecked(_:on:)``).
+    let checkedTransactions = Atomic<Int>(0)
     /// Appends committed by those transactions (replays not counted).
     let appendsCommitted = Atomic<Int>(0)
 
@@ -97,7 +101,7 @@ final class AppendBatcher: Sendable {
                 try checkText(metadata)
                 last = (e.metadata, metadata)
             }
-            let row = Row(id: e.id ?? UUID().uuidString.lowercased(), metadata: metadata)
+            let row = Row(id: e.id ?? UUID.random().lowercasedText, metadata: metadata)
             // Generated IDs are UUID text, nothing to check.
             if !request.hasFreshIDs { try checkText(row.id) }
             try checkText(e.type)
@@ -126,9 +130,10 @@ final class AppendBatcher: Sendable {
             switch start {
             case nil: answer.resume(throwing: MinkError(.cancelled, "storage is shut down"))
             // The drain outlives this append's wait (it goes on with the appends queued meanwhile),
-            // so it is a task of its own rather than this caller's: a caller that is answered
-            // returns at once, and cancelling it does not stop the others' batch.
-            case true?: Task { await self.drain() }
+            // so it runs on a connection's queue (or in a task of its own), not in this caller's
+            // task: a caller that is answered returns at once, and cancelling it does not stop the
+            // others' batch.
+            case true?: startDrain()
             case false?: break
             }
         }
@@ -150,6 +155,33 @@ final class AppendBatcher: Sendable {
 
     // MARK: Draining
 
+    /// Starts writing batches: on an idle connection at once, from the append's own thread (the
+    /// drain outlives that append's wait, so it is not the caller's task; and a lone append then
+    /// costs no task hop before its batch goes out); else in a task that waits for a connection.
+    private func startDrain() {
+        let started = pool.runIfIdle({ conn in self.writeBatches(on: conn) }) { result in
+            switch result {
+            case .success(false): return
+            // More may wait (the connection broke, or the drain used its share of it): go on
+            // with a connection borrowed again, after this one went back to the pool.
+            case .success(true): self.startDrain()
+            case .failure(let error): self.failPending(error)
+            }
+        }
+        if !started { Task { await self.drain() } }
+    }
+
+    /// No connection (the server is down, or the pool is closed): what waits now fails with
+    /// `error`; a later append starts a new drain.
+    private func failPending(_ error: any Error) {
+        let failed = state.withLock { s in
+            s.draining = false
+            defer { s.pending = [] }
+            return s.pending
+        }
+        for p in failed { p.answer.resume(throwing: error) }
+    }
+
     /// Writes batches until nothing waits, borrowing a pooled connection for up to
     /// `batchesPerConnection` batches at a time.
     private func drain() async {
@@ -158,14 +190,7 @@ final class AppendBatcher: Sendable {
                 let more = try await pool.withConnection(mappingErrors: false) { conn in self.writeBatches(on: conn) }
                 if !more { return }
             } catch {
-                // No connection (the server is down, or the pool is closed): what waits now fails
-                // with that error; a later append starts a new drain.
-                let failed = state.withLock { s in
-                    s.draining = false
-                    defer { s.pending = [] }
-                    return s.pending
-                }
-                for p in failed { p.answer.resume(throwing: error) }
+                failPending(error)
                 return
             }
         }

@@ -54,6 +54,23 @@ final class ConnectionPool: Sendable {
         }
     }
 
+    /// Runs `body` on a connection that is idle now, on its worker's queue, without waiting: no
+    /// task, no continuation. `completion` gets `body`'s result (errors unmapped, as with
+    /// `mappingErrors: false`) on that queue after the connection went back to the pool.
+    /// - Returns: `false`, running nothing, when no connection is idle (or the pool is closed):
+    ///   the caller then waits for one with ``withConnection(mappingErrors:_:)``.
+    func runIfIdle<T: Sendable>(
+        _ body: @escaping @Sendable (PostgresConnection) throws -> T, completion: @escaping @Sendable (Result<T, any Error>) -> Void
+    ) -> Bool {
+        let index: Int? = state.withLock { s in s.closed ? nil : s.idle.popLast() }
+        guard let index else { return false }
+        workers[index].start(deadline: ContinuousClock.now + timeout, body) { result in
+            self.release(index)
+            completion(result)
+        }
+        return true
+    }
+
     /// Fails waiting callers and closes every connection.
     func close() async {
         let waiters = state.withLock { s in

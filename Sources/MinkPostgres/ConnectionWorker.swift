@@ -58,6 +58,21 @@ final class ConnectionWorker: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` with the connection on the worker's queue, as ``run(deadline:_:)`` does, without
+    /// an async caller: `completion` gets the outcome on the queue once `body` returned.
+    ///
+    /// Why: the group commit starts its drain from the append that found no batch being written;
+    /// going through a task of its own first would cost one more thread hand-off on every lone
+    /// append's path.
+    func start<T: Sendable>(
+        deadline: ContinuousClock.Instant, _ body: @escaping @Sendable (PostgresConnection) throws -> T,
+        completion: @escaping @Sendable (Result<T, any Error>) -> Void
+    ) {
+        queue.async {
+            completion(Result { try self.perform(deadline: deadline, body) })
+        }
+    }
+
     /// Closes the connection (e.g. at shutdown); the next `run` would reopen it.
     func close() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in

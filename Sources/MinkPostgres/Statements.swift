@@ -87,6 +87,64 @@ struct Statements: Sendable {
         """
     }
 
+    /// A whole batch of appends in one statement, for the one-round-trip path of the group commit
+    /// (``AppendBatcher``): reads the state (head position, each stream's version and deletion
+    /// state), checks every append's expected version against it — each append seeing the
+    /// versions the earlier appends of the batch would leave — and, only if every append passes
+    /// on live streams, inserts every row, moves the streams' versions and sends the NOTIFY.
+    /// Positions are the head + the row's place in the batch, versions the stream's version + the
+    /// rows of the stream before it: exactly what ``AppendBatcher`` computes from the same state.
+    ///
+    /// Parameters: $1 tenant, $2 commit time (µs since 1970); per append $3 stream, $4 category,
+    /// $5 expected version (-1 any, -2 the stream must exist, else that version, 0 = no stream),
+    /// $6 event count; per event row $7 the append's index (from 1), $8 event ID, $9 type, $10
+    /// data (`bytea[]`), $11 metadata; $12 NOTIFY payload. Returns one row per append, in order:
+    /// head, the stream's stored version (NULL: no stream), its deletion state, whether the batch
+    /// was written, rows inserted. Arrays are bound in binary format, so the text does not depend
+    /// on the batch's size and is prepared once per connection.
+    func appendChecked(channel: String) -> String {
+        let ts = "('epoch'::timestamptz + $2::int8 * interval '1 microsecond')"
+        // Shapes that keep one index probe per stream whatever the statistics (see `batchState`):
+        // a LATERAL subquery kept apart by OFFSET 0 for the streams' key, the primary key
+        // backwards for the head.
+        return """
+            WITH a AS MATERIALIZED (
+                SELECT u.n, u.stream, u.category, u.expected, u.cnt, cur.version, cur.deleted,
+                       coalesce(sum(u.cnt) OVER (PARTITION BY u.stream ORDER BY u.n ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)::int8 AS prior,
+                       coalesce(sum(u.cnt) OVER (ORDER BY u.n ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)::int8 AS before
+                FROM unnest($3::text[], $4::text[], $5::int8[], $6::int8[]) WITH ORDINALITY AS u(stream, category, expected, cnt, n)
+                LEFT JOIN LATERAL (
+                    SELECT s.version, s.deleted FROM \(streams) s WHERE s.tenant_id = $1 AND s.stream_id = u.stream OFFSET 0
+                ) AS cur ON true),
+            h AS MATERIALIZED (
+                SELECT coalesce((SELECT position FROM \(events) WHERE tenant_id = $1 ORDER BY position DESC LIMIT 1), 0) AS head),
+            ok AS MATERIALIZED (
+                SELECT coalesce(bool_and(coalesce(a.deleted, 0) = 0 AND CASE a.expected
+                    WHEN -1 THEN true
+                    WHEN -2 THEN coalesce(a.version, 0) + a.prior > 0
+                    ELSE coalesce(a.version, 0) + a.prior = a.expected END), false) AS ok
+                FROM a),
+            ins AS (
+                INSERT INTO \(events) (tenant_id, stream_id, category, created_at, position, version, event_id, type, data, metadata)
+                SELECT $1, a.stream, a.category, \(ts), h.head + r.j, coalesce(a.version, 0) + a.prior + r.j - a.before,
+                       r.id, r.type, r.data, r.metadata
+                FROM unnest($7::int8[], $8::text[], $9::text[], $10::bytea[], $11::text[]) WITH ORDINALITY AS r(app, id, type, data, metadata, j)
+                JOIN a ON a.n = r.app CROSS JOIN h CROSS JOIN ok
+                WHERE ok.ok
+                RETURNING 1),
+            st AS (
+                INSERT INTO \(streams) (tenant_id, stream_id, version, created_at, updated_at)
+                SELECT $1, a.stream, max(coalesce(a.version, 0) + a.prior + a.cnt), \(ts), \(ts)
+                FROM a CROSS JOIN ok WHERE ok.ok GROUP BY a.stream
+                ON CONFLICT (tenant_id, stream_id) DO UPDATE SET version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
+                RETURNING 1),
+            nt AS (SELECT pg_notify(\(Identifier.literal(channel)), $12) FROM ok WHERE ok.ok)
+            SELECT h.head, a.version, a.deleted, ok.ok, (SELECT count(*) FROM ins), (SELECT count(*) FROM st), (SELECT count(*) FROM nt)
+            FROM a CROSS JOIN h CROSS JOIN ok
+            ORDER BY a.n
+            """
+    }
+
     /// Writes a batch of appends in one statement: every event row, every stream's new version,
     /// and the NOTIFY. Parameters: $1 tenant, $2 commit time (µs since 1970); per event row $3
     /// stream, $4 category, $5 position, $6 version, $7 event ID, $8 type (`text[]`/`int8[]`),

@@ -82,6 +82,7 @@ final class SQLiteConnection {
 
     /// Finalizes every statement and closes the handle (idempotent).
     func close() {
+        knownHead = nil
         for s in statements.values { sqlite3_finalize(s) }
         statements = [:]
         if let handle { sqlite3_close_v2(handle) }
@@ -140,6 +141,27 @@ final class SQLiteConnection {
             seen = true
         }
         return result
+    }
+
+    /// The head position (`MAX(position)`) of a tenant as the last append on this connection left
+    /// it, and the connection's change count then: valid while that count has not moved, i.e.
+    /// while nothing else was written through this connection — the only one that writes the
+    /// file. A savepoint rolled back does not lower the count, which is why an append remembers
+    /// its head only as its very last step (see ``SQLiteStorage``'s append).
+    private var knownHead: (tenant: String, head: Int64, changes: Int64)?
+
+    /// The head position of `tenant` as remembered by ``rememberHead(_:tenant:)``, or `nil` when
+    /// anything was written since (or another tenant's was remembered).
+    func rememberedHead(tenant: String) -> Int64? {
+        guard let known = knownHead, let handle, known.tenant == tenant, known.changes == sqlite3_total_changes64(handle) else {
+            return nil
+        }
+        return known.head
+    }
+
+    /// Remembers `tenant`'s head position after an append's last statement.
+    func rememberHead(_ head: Int64, tenant: String) {
+        knownHead = handle.map { (tenant, head, sqlite3_total_changes64($0)) }
     }
 
     /// The number of rows changed by the last statement.

@@ -72,7 +72,10 @@ extension SQLiteStorage {
         // A soft-deleted stream counts as not existing for the check, but its versions go on.
         try request.expectedVersion.check(streamID: streamID, currentVersion: deleted == 1 ? 0 : current)
 
-        let head = try c.int("SELECT MAX(position) FROM mink_events WHERE tenant_id = ?", [.text(tenantID)]) ?? 0
+        // The writer remembers the head the previous append left (the common case in a group
+        // commit: appends one after the other); anything else written since makes it look again.
+        let head = try c.rememberedHead(tenant: tenantID)
+            ?? c.int("SELECT MAX(position) FROM mink_events WHERE tenant_id = ?", [.text(tenantID)]) ?? 0
         let micros = Int64((Date().timeIntervalSince1970 * 1_000_000).rounded())
         let now = date(micros: micros)
         let category = StreamID.category(of: streamID)
@@ -83,7 +86,7 @@ extension SQLiteStorage {
         var lastCustom: (value: [String: String], encoded: SQLiteValue)?
         for (i, e) in request.events.enumerated() {
             let event = Event(
-                id: e.id ?? UUID().uuidString.lowercased(), streamID: streamID, type: e.type, data: e.data,
+                id: e.id ?? UUID.random().lowercasedText, streamID: streamID, type: e.type, data: e.data,
                 metadata: e.metadata, version: current + Int64(i) + 1, globalPosition: UInt64(head + Int64(i) + 1),
                 timestamp: now
             )
@@ -136,6 +139,9 @@ extension SQLiteStorage {
             defer { tx.finish() }
             try hook(stored, tx)
         }
+        // Last, after everything that can fail: a failed append's savepoint is rolled back, and a
+        // head remembered before that would be ahead of the stored one.
+        c.rememberHead(head + Int64(stored.count), tenant: tenantID)
         return AppendResult(streamID: streamID, events: stored)
     }
 

@@ -1,0 +1,138 @@
+import Dispatch
+import Foundation
+import Mink
+@testable import MinkPostgres
+import Synchronization
+import Testing
+
+/// The one-round-trip path of the group commit (`AppendBatcher+Checked.swift`): a batch of appends
+/// without hooks whose IDs the store generated is checked and written by one statement; when a
+/// check fails, the batch is decided append by append, each failing alone.
+@Suite("PostgreSQL group commit in one round trip", .timeLimit(.minutes(3)))
+struct PostgresOneRoundTripTests {
+    typealias G = PostgresGroupCommitTests
+
+    /// An append whose IDs the store generated for this call (what the HTTP path sends when the
+    /// client chose none).
+    static func fresh(_ stream: String, _ count: Int = 1, _ expected: ExpectedVersion = .any) -> AppendRequest {
+        var r = request(stream, (0..<count).map { i in event("F", #"{"i":\#(i)}"#) }, expected)
+        r.hasFreshIDs = true
+        return r
+    }
+
+    static func checked(_ s: PostgresStorage) -> Int { G.batcher(s).checkedTransactions.load(ordering: .relaxed) }
+
+    @Test func aLoneAppendTakesOneRoundTrip() async throws {
+        let s = try await TestServer.storage()
+        defer { Task { await s.shutdown() } }
+        let before = Self.checked(s)
+        let first = try await s.append(Self.fresh("lone-1", 2, .noStream), hook: nil)
+        #expect(first.fromVersion == 1 && first.toVersion == 2 && first.fromPosition == 1 && first.toPosition == 2)
+        let second = try await s.append(Self.fresh("lone-1", 1, .exact(2)), hook: nil)
+        #expect(second.fromVersion == 3 && second.fromPosition == 3)
+        #expect(Self.checked(s) == before + 2)
+        let stored = try await s.readStream("lone-1", from: 1, limit: 10, direction: .forward)
+        #expect(stored.map(\.id) == (first.events + second.events).map(\.id))
+        #expect(stored.map(\.version) == [1, 2, 3] && stored.map(\.globalPosition) == [1, 2, 3])
+    }
+
+    /// A batch of plain appends, several to one stream, with every kind of expected version:
+    /// written by one statement, with the positions and versions the decided path gives, and
+    /// the stored rows, the streams' versions and the answers agree.
+    @Test func aPlainBatchIsWrittenByOneStatementWithTheDecidedPositions() async throws {
+        let s = try await TestServer.storage()
+        defer { Task { await s.shutdown() } }
+        _ = try await s.append(Self.fresh("p-1", 2), hook: nil)  // positions 1-2, p-1 at v2
+        let before = Self.checked(s)
+        let outcomes = try await G.oneBatch(s, [  // behind hold-1 at position 3
+            (Self.fresh("p-1", 1, .exact(2)), nil),  // 0: v3, position 4
+            (Self.fresh("p-2", 3, .noStream), nil),  // 1: v1-3, positions 5-7
+            (Self.fresh("p-1", 2, .exact(3)), nil),  // 2: sees 0: v4-5, positions 8-9
+            (Self.fresh("p-2", 1, .streamExists), nil),  // 3: p-2 exists since 1: v4, position 10
+            (Self.fresh("p-3", 1), nil),  // 4: v1, position 11
+        ])
+        #expect(Self.checked(s) == before + 1, "the batch of plain appends took the one-round-trip path")
+        let expected: [(Int64, Int64, UInt64, UInt64)] = [(3, 3, 4, 4), (1, 3, 5, 7), (4, 5, 8, 9), (4, 4, 10, 10), (1, 1, 11, 11)]
+        for (i, (fromV, toV, fromP, toP)) in expected.enumerated() {
+            let r = try #require(G.value(outcomes[i]), "append \(i): \(outcomes[i])")
+            #expect(r.fromVersion == fromV && r.toVersion == toV && r.fromPosition == fromP && r.toPosition == toP, "append \(i): \(r)")
+        }
+        let all = try await s.readAll(after: 0, filter: .all, limit: 100)
+        #expect(all.map(\.globalPosition) == (1...11).map { UInt64($0) })
+        let answered = outcomes.compactMap { G.value($0) }.flatMap(\.events)
+        #expect(all.dropFirst(3).map(\.id) == answered.map(\.id), "the stored rows are the answered events")
+        #expect(all.dropFirst(3).map(\.version) == answered.map(\.version))
+        #expect(all.dropFirst(3).map(\.streamID) == answered.map(\.streamID))
+        #expect(try await s.streamInfo("p-1")?.version == 5)
+        #expect(try await s.streamInfo("p-2")?.version == 4)
+        #expect(try await s.streamInfo("p-3")?.version == 1)
+    }
+
+    /// One failed check in a plain batch: the statement writes nothing, the batch is decided
+    /// append by append, and only that append fails.
+    @Test func aFailedCheckFailsOnlyItsAppend() async throws {
+        let s = try await TestServer.storage()
+        defer { Task { await s.shutdown() } }
+        let before = Self.checked(s)
+        let outcomes = try await G.oneBatch(s, [  // behind hold-1 at position 1
+            (Self.fresh("q-1", 1, .noStream), nil),  // 0: v1, position 2
+            (Self.fresh("q-1", 1, .exact(5)), nil),  // 1: conflict, actual 1
+            (Self.fresh("q-2", 1, .any), nil),  // 2: v1, position 3
+            (Self.fresh("q-3", 1, .streamExists), nil),  // 3: no such stream
+        ])
+        #expect(Self.checked(s) == before, "a batch with a failing check is not written by the statement")
+        #expect(G.value(outcomes[0])?.fromPosition == 2)
+        let conflict = G.error(outcomes[1])
+        #expect(conflict?.code == .concurrencyConflict && conflict?.expectedVersion == 5 && conflict?.actualVersion == 1)
+        #expect(G.value(outcomes[2])?.fromPosition == 3)
+        #expect(G.error(outcomes[3])?.code == .streamNotFound)
+        #expect(try await s.readAll(after: 0, filter: .all, limit: 100).map(\.streamID) == ["hold-1", "q-1", "q-2"])
+    }
+
+    /// A plain batch whose appends all fail is answered from the state the statement read under
+    /// the lock: nothing is written, no transaction counts as committed, no other round trip.
+    @Test func aBatchOfFailuresIsAnsweredFromItsState() async throws {
+        let s = try await TestServer.storage()
+        defer { Task { await s.shutdown() } }
+        _ = try await s.append(Self.fresh("r-1", 2), hook: nil)
+        let transactions = G.batcher(s).transactionsCommitted.load(ordering: .relaxed)
+        let checked = Self.checked(s)
+        do {
+            let r = try await s.append(Self.fresh("r-1", 1, .noStream), hook: nil)
+            Issue.record("a noStream append to an existing stream succeeded: \(r)")
+        } catch let e as MinkError {
+            #expect(e.code == .concurrencyConflict && e.expectedVersion == 0 && e.actualVersion == 2, "\(e)")
+        }
+        do {
+            let r = try await s.append(Self.fresh("r-2", 1, .streamExists), hook: nil)
+            Issue.record("a streamExists append to a missing stream succeeded: \(r)")
+        } catch let e as MinkError {
+            #expect(e.code == .streamNotFound, "\(e)")
+        }
+        #expect(G.batcher(s).transactionsCommitted.load(ordering: .relaxed) == transactions)
+        #expect(Self.checked(s) == checked)
+        #expect(try await s.readAll(after: 0, filter: .all, limit: 10).count == 2)
+    }
+
+    /// Deleted streams are the decided path's: a soft-deleted stream counts as new and goes on
+    /// from its version, a tombstoned one refuses the append (`410`).
+    @Test func deletedStreamsAreDecidedAppendByAppend() async throws {
+        let s = try await TestServer.storage()
+        defer { Task { await s.shutdown() } }
+        _ = try await s.append(Self.fresh("soft-1", 2), hook: nil)
+        _ = try await s.append(Self.fresh("hard-1", 1), hook: nil)
+        _ = try await s.deleteStream("soft-1", expectedVersion: .any, hard: false, hook: nil)
+        _ = try await s.deleteStream("hard-1", expectedVersion: .any, hard: true, hook: nil)
+        let again = try await s.append(Self.fresh("soft-1", 1, .noStream), hook: nil)
+        #expect(again.fromVersion == 3, "a soft-deleted stream's versions go on: \(again)")
+        do {
+            let r = try await s.append(Self.fresh("hard-1", 1), hook: nil)
+            Issue.record("an append to a tombstoned stream succeeded: \(r)")
+        } catch let e as MinkError {
+            #expect(e.code == .streamDeleted, "\(e)")
+        }
+        let head = try await s.headPosition()
+        #expect(again.toPosition == head, "the append after the deletions is the last event")
+        #expect(try await s.readStream("soft-1", from: 1, limit: 10, direction: .forward).map(\.id) == again.events.map(\.id))
+    }
+}
