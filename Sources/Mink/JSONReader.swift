@@ -604,3 +604,68 @@ extension JSONReadable {
         try self.init(jsonBytes: Array(jsonString.utf8))
     }
 }
+
+/// What ``JSONReader/nextKey(among:)`` found.
+public enum JSONMemberName: Sendable, Hashable {
+    /// The name at this index of the list.
+    case listed(Int)
+    /// A name not in the list.
+    case other
+}
+
+extension JSONReader {
+    /// Like ``nextKey()``, but compares the member name with `names` (UTF-8 bytes) instead of
+    /// returning it: no `String` is made for a name the caller does not want (the projection fold
+    /// reads a few members of every event's `data` this way). The name is validated exactly as
+    /// `nextKey()` validates it, and an escaped name is compared after unescaping.
+    /// - Returns: `nil` after consuming the closing `}`.
+    /// - Throws: `invalid_json` as ``nextKey()`` does.
+    public mutating func nextKey(among names: [[UInt8]]) throws -> JSONMemberName? {
+        skipWhitespace()
+        guard offset < bytes.count else { throw JSONError.syntax("unexpected end of input inside an object", at: offset) }
+        let first = firstInContainer[firstInContainer.count - 1]
+        if bytes[offset] == UInt8(ascii: "}") {
+            offset += 1
+            firstInContainer.removeLast()
+            return nil
+        }
+        if !first {
+            guard bytes[offset] == UInt8(ascii: ",") else {
+                throw JSONError.syntax("expected ',' or '}' in an object", at: offset)
+            }
+            offset += 1
+            skipWhitespace()
+            if offset < bytes.count, bytes[offset] == UInt8(ascii: "}") {
+                throw JSONError.syntax("trailing comma in an object", at: offset)
+            }
+        }
+        firstInContainer[firstInContainer.count - 1] = false
+        guard offset < bytes.count, bytes[offset] == UInt8(ascii: "\"") else {
+            throw JSONError.syntax("expected a member name in double quotes", at: offset)
+        }
+        let open = offset
+        _ = try scanString(decode: false)
+        let name = (open + 1)..<(offset - 1)
+        var match = JSONMemberName.other
+        if bytes[name].contains(UInt8(ascii: "\\")) {
+            // Rare: compare the unescaped name.
+            let end = offset
+            offset = open
+            let decoded = Array(try scanString(decode: true)!.utf8)
+            offset = end
+            if let i = names.firstIndex(of: decoded) { match = .listed(i) }
+        } else {
+            let count = name.count
+            for (i, candidate) in names.enumerated() where candidate.count == count && candidate.elementsEqual(bytes[name]) {
+                match = .listed(i)
+                break
+            }
+        }
+        skipWhitespace()
+        guard offset < bytes.count, bytes[offset] == UInt8(ascii: ":") else {
+            throw JSONError.syntax("expected ':' after a member name", at: offset)
+        }
+        offset += 1
+        return match
+    }
+}

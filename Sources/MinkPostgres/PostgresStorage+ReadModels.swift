@@ -43,13 +43,19 @@ extension PostgresStorage {
     }
 
     /// Runs `body` in one transaction on one connection: its document writes and checkpoints
-    /// commit together or not at all.
+    /// commit together or not at all. `BEGIN` goes with the first statement and the writes with
+    /// the next read or with `COMMIT` (pipelined: see ``PostgresReadModelTransaction``).
     public func transaction<T: Sendable>(_ body: @Sendable (any ReadModelTransaction) throws -> T) async throws -> T {
         try await withConnection { conn, scope in
-            try conn.transaction {
-                let tx = PostgresReadModelTransaction(connection: conn, scope: scope)
-                defer { tx.close() }
-                return try body(tx)
+            let tx = PostgresReadModelTransaction(connection: conn, scope: scope, deferring: true)
+            defer { tx.close() }
+            do {
+                let result = try body(tx)
+                try tx.commit()
+                return result
+            } catch {
+                conn.rollbackIfNeeded()
+                throw error
             }
         }
     }

@@ -21,11 +21,20 @@ public struct DeclaredProjection: BatchInlineProjection, ReadModelProjection {
     /// The event types with a handler, in file order.
     public let handledEvents: [String]
     let handlers: [String: CompiledHandler]
+    /// The parses shared with the projections compiled together (``compile(_:)``); `nil` when no
+    /// event type is handled by more than one of them.
+    let parses: EventParseCache?
 
     /// Compiles a definition.
     /// - Parameter index: the definition's place in `projections:` (for error messages).
     /// - Throws: `ConfigError` naming the projection, handler and key.
     public init(_ definition: ProjectionDefinition, index: Int) throws {
+        try self.init(definition, index: index, layouts: DataLayout.layouts(for: [definition]), parses: nil)
+    }
+
+    /// Compiles a definition against the data layouts of the projections compiled with it.
+    init(_ definition: ProjectionDefinition, index: Int, layouts: [String: DataLayout], parses: EventParseCache?) throws {
+        self.parses = parses
         let base = "projections[\(index)]"
         name = definition.name
         readModelName = definition.readModel
@@ -43,16 +52,20 @@ public struct DeclaredProjection: BatchInlineProjection, ReadModelProjection {
         }
         var handlers: [String: CompiledHandler] = [:]
         for (j, h) in definition.handlers.enumerated() {
-            handlers[h.event] = try CompiledHandler(h, projection: definition.name, keyPath: "\(base).handlers[\(j)]")
+            let layout = layouts[h.event] ?? DataLayout.layouts(for: [definition])[h.event]!
+            handlers[h.event] = try CompiledHandler(h, projection: definition.name, keyPath: "\(base).handlers[\(j)]", layout: layout)
         }
         self.handlers = handlers
         handledEvents = definition.handlers.map(\.event)
     }
 
-    /// Compiles every definition of a configuration.
+    /// Compiles every definition of a configuration. An event type several of them handle is
+    /// parsed once for all of them (one ``DataLayout`` per type, one ``EventParseCache``).
     /// - Throws: the first `ConfigError`.
     public static func compile(_ definitions: [ProjectionDefinition]) throws -> [DeclaredProjection] {
-        try definitions.enumerated().map { try DeclaredProjection($1, index: $0) }
+        let layouts = DataLayout.layouts(for: definitions)
+        let parses = layouts.values.contains(where: \.shared) ? EventParseCache() : nil
+        return try definitions.enumerated().map { try DeclaredProjection($1, index: $0, layouts: layouts, parses: parses) }
     }
 
     /// Applies one event: looks up its handler (none: nothing to do) and updates, creates or
@@ -70,14 +83,21 @@ public struct DeclaredProjection: BatchInlineProjection, ReadModelProjection {
     ///   applied (its `position`) and what went wrong; the caller's transaction rolls back.
     public func apply(batch events: [Event], in tx: any ReadModelTransaction) throws {
         // 1. Which documents: every ID is known before anything is read or written. Each event
-        // is parsed here, once (only the `data` members its handler reads), and keeps its parse.
+        // is parsed once (only the `data` members the handlers of its type read) and keeps its
+        // parse; an event another projection has parsed already comes with that parse.
+        var handled: [(handler: CompiledHandler, event: Event)] = []
+        handled.reserveCapacity(events.count)
+        for event in events {
+            if let handler = handlers[event.type] { handled.append((handler, event)) }
+        }
+        guard !handled.isEmpty else { return }
+        let given = sharedParses(of: handled)
         var steps: [(handler: CompiledHandler, source: EventSource, slot: Int)] = []
-        steps.reserveCapacity(events.count)
+        steps.reserveCapacity(handled.count)
         var ids: [String] = []
         var index: [String: Int] = [:]
-        for event in events {
-            guard let handler = handlers[event.type] else { continue }
-            var source = handler.source(event)
+        for (i, (handler, event)) in handled.enumerated() {
+            var source = EventSource(event, layout: handler.layout, parsed: given.isEmpty ? nil : given[i])
             let id = try failure(at: event) { try handler.documentID(&source) }
             let slot: Int
             if let k = index[id] {
@@ -89,7 +109,6 @@ public struct DeclaredProjection: BatchInlineProjection, ReadModelProjection {
             }
             steps.append((handler, source, slot))
         }
-        guard !steps.isEmpty else { return }
         // 2. One read for the whole batch.
         let stored = try tx.documents(readModelName, ids: ids)
         // 3. The fold, in memory; a stored document is parsed when an event first needs it.
@@ -100,12 +119,19 @@ public struct DeclaredProjection: BatchInlineProjection, ReadModelProjection {
                 try handler.fold(&slots[k], id: ids[k], &steps[i].source)
             }
         }
+        if let parses {
+            parses.store(steps.compactMap { s in
+                guard s.handler.layout.shared, s.source.parsedHere, let d = s.source.parsedData else { return nil }
+                return (s.source.event, d)
+            })
+        }
         // 4. One write per changed document.
         var puts: [(id: String, json: Data)] = []
         var deletes: [String] = []
         for (k, id) in ids.enumerated() {
+            guard slots[k].changed else { continue }
+            try slots[k].writeSums()
             let slot = slots[k]
-            guard slot.changed else { continue }
             if let doc = slot.document {
                 var writer = JSONWriter(capacity: 256)
                 JSONValue.object(doc).write(to: &writer)
@@ -116,6 +142,18 @@ public struct DeclaredProjection: BatchInlineProjection, ReadModelProjection {
         }
         if !deletes.isEmpty { try tx.deleteDocuments(readModelName, ids: deletes) }
         if !puts.isEmpty { try tx.putDocuments(readModelName, puts) }
+    }
+
+    /// The parses other projections made of these events, where their type is shared (empty:
+    /// none asked for).
+    private func sharedParses(of handled: [(handler: CompiledHandler, event: Event)]) -> [ParsedData?] {
+        guard let parses else { return [] }
+        let wanted = handled.indices.filter { handled[$0].handler.layout.shared }
+        guard !wanted.isEmpty else { return [] }
+        let found = parses.parses(of: wanted.map { handled[$0].event })
+        var out = [ParsedData?](repeating: nil, count: handled.count)
+        for (k, i) in wanted.enumerated() { out[i] = found[k] }
+        return out
     }
 
     /// Runs `body` for `event`, turning a mapping failure into the projection error that names
@@ -143,11 +181,56 @@ struct FoldSlot {
     var parsed: Bool
     /// Whether an event changed it.
     var changed = false
+    /// Fields incremented since the document was last brought up to date, with their running
+    /// sums: a run of increments adds numbers rather than parsing and printing the field's text
+    /// at every event. Written into `document` before anything else reads or writes it.
+    var sums: [PendingSum] = []
 
     init(stored: Data?) {
         existed = stored != nil
         raw = stored
         parsed = stored == nil
+    }
+
+    /// Writes the running sums into the document.
+    mutating func writeSums() throws {
+        guard !sums.isEmpty, var doc = document else { return }
+        document = nil  // keeps `doc` uniquely referenced while it is edited
+        try PendingSum.write(&sums, into: &doc)
+        document = doc
+    }
+}
+
+/// A field's running sum during a batch fold (see ``FoldSlot/sums``).
+struct PendingSum {
+    /// The field's dotted name.
+    let name: String
+    let path: [String]
+    var sum: Number.Sum
+
+    /// Writes `sums` into `doc` and empties them.
+    static func write(_ sums: inout [PendingSum], into doc: inout [String: JSONValue]) throws {
+        for s in sums {
+            let value = s.sum.json
+            try Document.update(&doc, s.path, name: s.name) { _ in value }
+        }
+        sums.removeAll(keepingCapacity: true)
+    }
+
+    /// Writes the sums of the fields that contain `name` or lie inside it (not `name` itself).
+    static func write(overlapping name: String, _ sums: inout [PendingSum], into doc: inout [String: JSONValue]) throws {
+        guard sums.contains(where: { Self.overlap($0.name, name) }) else { return }
+        var overlapping: [PendingSum] = []
+        sums.removeAll { s in
+            guard Self.overlap(s.name, name) else { return false }
+            overlapping.append(s)
+            return true
+        }
+        try write(&overlapping, into: &doc)
+    }
+
+    private static func overlap(_ a: String, _ b: String) -> Bool {
+        a.hasPrefix(b + ".") || b.hasPrefix(a + ".")
     }
 }
 
@@ -166,10 +249,10 @@ final class CompiledHandler: Sendable {
         let name: String
         let value: CompiledValue
 
-        init(_ field: String, _ value: ProjectionValue) {
+        init(_ field: String, _ value: ProjectionValue, layout: DataLayout) {
             path = field.split(separator: ".").map(String.init)
             name = path.joined(separator: ".")
-            self.value = CompiledValue(value)
+            self.value = CompiledValue(value, layout: layout)
         }
     }
 
@@ -180,22 +263,22 @@ final class CompiledHandler: Sendable {
     let append: [Field]
     let unset: [[String]]
     let delete: Bool
-    /// The top-level members of `data` the handler's paths read; `nil`: all of it.
-    let dataKeys: Set<String>?
+    /// Which members of the event type's `data` are parsed, in which slots (shared by every
+    /// handler of the type among the projections compiled together).
+    let layout: DataLayout
+    /// Whether the handler sets, appends or unsets (then running sums are written out first).
+    let editsFields: Bool
 
-    init(_ h: ProjectionDefinition.Handler, projection: String, keyPath: String) throws {
-        id = CompiledValue(h.id)
+    init(_ h: ProjectionDefinition.Handler, projection: String, keyPath: String, layout: DataLayout) throws {
+        self.layout = layout
+        id = CompiledValue(h.id, layout: layout)
         idText = h.id.text
         delete = h.delete
-        set = h.set.map { Field($0.field, $0.value) }
-        increment = h.increment.map { Field($0.field, $0.value) }
-        append = h.append.map { Field($0.field, $0.value) }
+        set = h.set.map { Field($0.field, $0.value, layout: layout) }
+        increment = h.increment.map { Field($0.field, $0.value, layout: layout) }
+        append = h.append.map { Field($0.field, $0.value, layout: layout) }
         unset = h.unset.map { $0.split(separator: ".").map(String.init) }
-        var keys: Set<String>? = []
-        for v in [h.id] + h.set.map(\.value) + h.increment.map(\.value) + h.append.map(\.value) {
-            CompiledValue.collectDataKeys(v, into: &keys)
-        }
-        dataKeys = keys
+        editsFields = !h.set.isEmpty || !h.append.isEmpty || !h.unset.isEmpty
         // A field written twice in one handler (or a field and one inside it) has no clear meaning.
         var seen: [(field: String, key: String)] = []
         let all = h.set.map { ("set", $0.field) } + h.increment.map { ("increment", $0.field) } + h.append.map { ("append", $0.field) }
@@ -210,9 +293,6 @@ final class CompiledHandler: Sendable {
             seen.append((field, "\(op).\(field)"))
         }
     }
-
-    /// The event as this handler's paths see it.
-    func source(_ event: Event) -> EventSource { EventSource(event, dataKeys: dataKeys) }
 
     /// The ID of the document the event addresses.
     func documentID(_ source: inout EventSource) throws -> String {
@@ -233,6 +313,7 @@ final class CompiledHandler: Sendable {
             slot.raw = nil
             slot.parsed = true
             slot.changed = true
+            slot.sums.removeAll()
             return
         }
         if !slot.parsed {
@@ -246,14 +327,30 @@ final class CompiledHandler: Sendable {
         if slot.document == nil, set.isEmpty, increment.isEmpty, append.isEmpty { return }  // only unset: nothing to create
         var doc = slot.document ?? [:]
         slot.document = nil  // keeps `doc` uniquely referenced while it is edited
+        // Running sums stand for their fields only while nothing but increments touches the
+        // document: any other edit sees the fields written out first.
+        if editsFields { try PendingSum.write(&slot.sums, into: &doc) }
         for f in set {
             let v = try source.evaluate(f.value)
             try Document.update(&doc, f.path, name: f.name) { _ in v }
         }
         for f in increment {
             let delta = try source.evaluate(f.value)
-            try Document.update(&doc, f.path, name: f.name) { current in try Number.add(current ?? .null, delta, field: f.name) }
+            if let k = slot.sums.firstIndex(where: { $0.name == f.name }) {
+                slot.sums[k].sum = try Number.add(slot.sums[k].sum, delta, field: f.name)
+                continue
+            }
+            // The first increment of the field in this batch (or since an edit) goes through the
+            // document: it reads the stored value and the objects on the way, as event by event.
+            try PendingSum.write(overlapping: f.name, &slot.sums, into: &doc)
+            var sum = Number.Sum.int(0)
+            try Document.update(&doc, f.path, name: f.name) { current in
+                sum = try Number.add(current ?? .null, delta, field: f.name)
+                return sum.json
+            }
+            slot.sums.append(PendingSum(name: f.name, path: f.path, sum: sum))
         }
+        if !append.isEmpty || !unset.isEmpty { try PendingSum.write(&slot.sums, into: &doc) }
         for f in append {
             let v = try source.evaluate(f.value)
             try Document.update(&doc, f.path, name: f.name) { current in
@@ -312,10 +409,39 @@ enum Document {
 /// `increment` arithmetic: integers stay integers (an overflow is an error, never a silent
 /// rounding); anything else is added as a `Double`.
 enum Number {
-    static func add(_ current: JSONValue, _ delta: JSONValue, field: String) throws -> JSONValue {
-        guard case .number(let d) = delta else {
-            throw MappingFailure(message: "increment \(field): the value is \(delta.kindDescription), not a number")
+    /// A sum as the next increment reads it: the field's text is an integer literal (`.int`) or
+    /// not (`.double`). A whole double of magnitude up to 2^53 is written as an integer
+    /// (``JSONWriter/double(_:)``), so the next increment reads it as one: it is kept `.int`.
+    enum Sum: Equatable {
+        case int(Int64)
+        case double(Double)
+
+        init(_ value: Double) {
+            if value == value.rounded(.towardZero), abs(value) <= JSONWriter.largestIntegerDouble {
+                self = .int(Int64(value))
+            } else {
+                self = .double(value)
+            }
         }
+
+        /// The field's text, as the next increment would read it.
+        var text: String {
+            if case .number(let t) = json { return t }
+            return ""
+        }
+
+        /// The field's value.
+        var json: JSONValue {
+            switch self {
+            case .int(let i): .int(i)
+            case .double(let d): .double(d)
+            }
+        }
+    }
+
+    /// Adds `delta` to the field's current value (`null` or missing counts as 0).
+    static func add(_ current: JSONValue, _ delta: JSONValue, field: String) throws -> Sum {
+        let d = try deltaText(delta, field: field)
         let c: String
         switch current {
         case .null: c = "0"
@@ -330,24 +456,56 @@ enum Number {
         guard let a = Double(c), let b = Double(d), (a + b).isFinite else {
             throw MappingFailure(message: "increment \(field): \(c) + \(d) is not a finite number")
         }
-        return .double(a + b)
+        return Sum(a + b)
+    }
+
+    /// Adds `delta` to a running sum: the same result, and the same error, as adding it to the
+    /// sum's text (``add(_:_:field:)`` with `current.json`), without printing and parsing it.
+    static func add(_ current: Sum, _ delta: JSONValue, field: String) throws -> Sum {
+        let d = try deltaText(delta, field: field)
+        let a: Double
+        switch current {
+        case .int(let i):
+            if let b = Int64(d) {
+                let (sum, overflow) = i.addingReportingOverflow(b)
+                if overflow { throw MappingFailure(message: "increment \(field): \(i) + \(d) overflows a 64-bit integer") }
+                return .int(sum)
+            }
+            a = Double(i)  // as `Double("\(i)")`: both round to the nearest double
+        case .double(let x):
+            a = x  // its text never parses as an integer (see `Sum`) and reads back exactly
+        }
+        guard let b = Double(d), (a + b).isFinite else {
+            throw MappingFailure(message: "increment \(field): \(current.text) + \(d) is not a finite number")
+        }
+        return Sum(a + b)
+    }
+
+    private static func deltaText(_ delta: JSONValue, field: String) throws -> String {
+        guard case .number(let d) = delta else {
+            throw MappingFailure(message: "increment \(field): the value is \(delta.kindDescription), not a number")
+        }
+        return d
     }
 }
 
 /// An event seen as the API returns it, for `$.` paths; `data` is parsed on first use — only the
-/// members the handler's paths read (``CompiledHandler/dataKeys``), the others validated and
-/// skipped, so a path sees exactly what a full parse would give it.
+/// members its type's ``DataLayout`` lists, the others validated and skipped, so a path sees
+/// exactly what a full parse would give it — unless another projection's parse came with it.
 struct EventSource {
     let event: Event
-    /// The top-level members of `data` to build (`nil`: all).
-    private let dataKeys: Set<String>?
-    private var data: JSONValue?
+    private let layout: DataLayout
+    /// `data` parsed (on first use, or handed over).
+    private(set) var parsedData: ParsedData?
+    /// Whether `parsedData` was made here rather than handed over.
+    private(set) var parsedHere = false
     /// The metadata as JSON, made on first use (a handler may name several of its fields).
     private var parsedMetadata: JSONValue?
 
-    init(_ event: Event, dataKeys: Set<String>? = nil) {
+    init(_ event: Event, layout: DataLayout, parsed: ParsedData? = nil) {
         self.event = event
-        self.dataKeys = dataKeys
+        self.layout = layout
+        self.parsedData = parsed
     }
 
     mutating func evaluate(_ value: CompiledValue) throws -> JSONValue {
@@ -360,7 +518,7 @@ struct EventSource {
 
     mutating func evaluate(_ value: ProjectionValue) throws -> JSONValue {
         switch value {
-        case .path(let p): return try resolve(p)
+        case .path(let p): return try resolve(CompiledPath(p, layout: layout))
         case .null: return .null
         case .bool(let b): return .bool(b)
         case .int(let i): return .int(i)
@@ -374,23 +532,8 @@ struct EventSource {
         }
     }
 
-    /// `data` parsed: with `keys`, an object keeps only those members (every byte is still
-    /// validated, so invalid JSON fails as a full parse does; a repeated key keeps its last value,
-    /// as a full parse does).
-    static func parseData(_ bytes: [UInt8], keys: Set<String>?) throws -> JSONValue {
-        guard let keys else { return try JSONValue(jsonBytes: bytes) }
-        var reader = JSONReader(bytes)
-        guard try reader.peek() == .object else { return try JSONValue(jsonBytes: bytes) }
-        try reader.beginObject()
-        var members: [String: JSONValue] = [:]
-        while let key = try reader.nextKey() {
-            if keys.contains(key) { members[key] = try reader.readValue() } else { try reader.skipValue() }
-        }
-        try reader.finish()
-        return .object(members)
-    }
-
-    private mutating func resolve(_ p: EventPath) throws -> JSONValue {
+    private mutating func resolve(_ compiled: CompiledPath) throws -> JSONValue {
+        let p = compiled.path
         switch p.root {
         case .id: return .string(event.id)
         case .streamId: return .string(event.streamID)
@@ -402,16 +545,27 @@ struct EventSource {
             if parsedMetadata == nil { parsedMetadata = metadata }
             return Self.walk(parsedMetadata ?? .null, p.segments)
         case .data:
-            let parsed: JSONValue
-            if let data {
-                parsed = data
+            let parsed: ParsedData
+            if let parsedData {
+                parsed = parsedData
             } else {
-                do { parsed = try Self.parseData([UInt8](event.data), keys: dataKeys) } catch {
+                do { parsed = try layout.parse(event.data) } catch {
                     throw MappingFailure(message: "the event's data is not valid JSON")
                 }
-                data = parsed
+                parsedData = parsed
+                parsedHere = true
             }
-            return Self.walk(parsed, p.segments)
+            switch parsed {
+            case .whole(let value):
+                return Self.walk(value, p.segments)
+            case .members(let members):
+                // The layout lists the first segment of every data path of the type's handlers.
+                guard let slot = compiled.slot, slot < members.count else {
+                    assertionFailure("data path \(p) has no slot in its layout")
+                    return .null
+                }
+                return Self.walk(members[slot] ?? .null, compiled.rest)
+            }
         }
     }
 
@@ -462,17 +616,38 @@ extension ProjectionValue {
     }
 }
 
+/// A path, compiled: for `$.data.<key>…`, the slot of `<key>` in the event type's
+/// ``DataLayout`` and the segments after it.
+struct CompiledPath: Sendable {
+    let path: EventPath
+    /// The slot of the first segment (a `data` path with segments, in a layout that lists members).
+    let slot: Int?
+    /// The segments after the first.
+    let rest: [String]
+
+    init(_ path: EventPath, layout: DataLayout) {
+        self.path = path
+        if path.root == .data, let first = path.segments.first {
+            slot = layout.slot(of: first)
+            rest = Array(path.segments.dropFirst())
+        } else {
+            slot = nil
+            rest = []
+        }
+    }
+}
+
 /// A handler's value, compiled: a literal is evaluated once, at compile time (the same
 /// `JSONValue` every event would evaluate it to), a lone path is resolved directly.
 enum CompiledValue: Sendable {
     case constant(JSONValue)
-    case path(EventPath)
+    case path(CompiledPath)
     /// A literal array or object with paths inside.
     case dynamic(ProjectionValue)
 
-    init(_ value: ProjectionValue) {
+    init(_ value: ProjectionValue, layout: DataLayout) {
         if case .path(let p) = value {
-            self = .path(p)
+            self = .path(CompiledPath(p, layout: layout))
         } else if Self.hasPath(value) {
             self = .dynamic(value)
         } else {
