@@ -85,13 +85,18 @@ public final class OperationDeadlines: Sendable {
         if let arm { schedule(at: arm.0, generation: arm.1) }
     }
 
+    private static let timerQueue = DispatchQueue(label: "mink.storage-deadlines")
+
     private func schedule(at deadline: ContinuousClock.Instant, generation: UInt64) {
         // At least 1 ms: a timer that fired a little early (Dispatch and the continuous clock
         // differ slightly) comes back soon instead of spinning.
         let wait = max(ContinuousClock.now.duration(to: deadline), .milliseconds(1))
         let (seconds, attoseconds) = wait.components
         let nanos = Int(clamping: seconds) &* 1_000_000_000 &+ Int(attoseconds / 1_000_000_000)
-        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanos)) { [weak self] in
+        // A queue of its own, not `DispatchQueue.global()`: a private serial queue gets a thread
+        // even when every worker of the global pool is blocked (in storage calls, say), which is
+        // exactly when a deadline must still fire.
+        Self.timerQueue.asyncAfter(deadline: .now() + .nanoseconds(nanos)) { [weak self] in
             self?.fire(generation)
         }
     }
