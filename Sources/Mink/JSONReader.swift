@@ -82,10 +82,12 @@ public struct JSONReader: Sendable {
         try enterContainer()
     }
 
-    /// Reads the next member name of the current object and its `:`, or consumes
-    /// the closing `}` and returns nil.
-    /// - Throws: `invalid_json` on a missing comma, a trailing comma, or a bad key.
-    public mutating func nextKey() throws -> String? {
+    /// The part of reading a member name that ``nextKey()`` and ``nextKey(among:)`` share:
+    /// consumes the closing `}` (returning `false`), or the `,` before a member that is not the
+    /// first, and leaves `offset` at the name's opening quote.
+    /// - Throws: `invalid_json` on a missing comma, a trailing comma, or a name not in quotes.
+    @inline(__always)
+    private mutating func enterMemberName() throws -> Bool {
         skipWhitespace()
         guard offset < bytes.count else { throw JSONError.syntax("unexpected end of input inside an object", at: offset) }
         let first = firstInContainer[firstInContainer.count - 1]
@@ -93,7 +95,7 @@ public struct JSONReader: Sendable {
         if bytes[offset] == UInt8(ascii: "}") {
             offset += 1
             firstInContainer.removeLast()
-            return nil
+            return false
         }
         if !first {
             guard bytes[offset] == UInt8(ascii: ",") else {
@@ -109,6 +111,14 @@ public struct JSONReader: Sendable {
         guard offset < bytes.count, bytes[offset] == UInt8(ascii: "\"") else {
             throw JSONError.syntax("expected a member name in double quotes", at: offset)
         }
+        return true
+    }
+
+    /// Reads the next member name of the current object and its `:`, or consumes
+    /// the closing `}` and returns nil.
+    /// - Throws: `invalid_json` on a missing comma, a trailing comma, or a bad key.
+    public mutating func nextKey() throws -> String? {
+        guard try enterMemberName() else { return nil }
         let key = try scanString(decode: true)!
         skipWhitespace()
         guard offset < bytes.count, bytes[offset] == UInt8(ascii: ":") else {
@@ -621,28 +631,7 @@ extension JSONReader {
     /// - Returns: `nil` after consuming the closing `}`.
     /// - Throws: `invalid_json` as ``nextKey()`` does.
     public mutating func nextKey(among names: [[UInt8]]) throws -> JSONMemberName? {
-        skipWhitespace()
-        guard offset < bytes.count else { throw JSONError.syntax("unexpected end of input inside an object", at: offset) }
-        let first = firstInContainer[firstInContainer.count - 1]
-        if bytes[offset] == UInt8(ascii: "}") {
-            offset += 1
-            firstInContainer.removeLast()
-            return nil
-        }
-        if !first {
-            guard bytes[offset] == UInt8(ascii: ",") else {
-                throw JSONError.syntax("expected ',' or '}' in an object", at: offset)
-            }
-            offset += 1
-            skipWhitespace()
-            if offset < bytes.count, bytes[offset] == UInt8(ascii: "}") {
-                throw JSONError.syntax("trailing comma in an object", at: offset)
-            }
-        }
-        firstInContainer[firstInContainer.count - 1] = false
-        guard offset < bytes.count, bytes[offset] == UInt8(ascii: "\"") else {
-            throw JSONError.syntax("expected a member name in double quotes", at: offset)
-        }
+        guard try enterMemberName() else { return nil }
         let open = offset
         _ = try scanString(decode: false)
         let name = (open + 1)..<(offset - 1)

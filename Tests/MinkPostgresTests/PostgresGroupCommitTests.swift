@@ -42,6 +42,11 @@ struct PostgresGroupCommitTests {
 
     /// Queues appends one after the other behind a held batch (so that their order in the next
     /// batch is known) and returns their outcomes once that batch is written.
+    /// The storage deadline of these tests: far above how long a held batch waits for the
+    /// appends queued behind it on a starved machine (the deadline itself is tested by
+    /// PostgresDeadlineTests; at the default 10 s a full run once answered the held batch 503).
+    static let timeout: Duration = .seconds(120)
+
     static func oneBatch(
         _ s: PostgresStorage, _ appends: [(AppendRequest, AppendTransactionHook?)]
     ) async throws -> [Result<AppendResult, any Error>] {
@@ -73,7 +78,7 @@ struct PostgresGroupCommitTests {
     }
 
     @Test func concurrentAppendsShareTransactionsAndStayDense() async throws {
-        let s = try await TestServer.storage(poolSize: 4)
+        let s = try await TestServer.storage(poolSize: 4, timeout: Self.timeout)
         defer { Task { await s.shutdown() } }
         let writers = 64, perWriter = 10
         // Half the writers append to their own stream with exact versions, the other half to
@@ -111,7 +116,7 @@ struct PostgresGroupCommitTests {
     }
 
     @Test func conflictsAndReusedIDsInOneBatchFailAlone() async throws {
-        let s = try await TestServer.storage()
+        let s = try await TestServer.storage(timeout: Self.timeout)
         defer { Task { await s.shutdown() } }
         let a = event("A", #"{"a":1}"#, id: "id-a")
         let outcomes = try await Self.oneBatch(s, [
@@ -154,7 +159,7 @@ struct PostgresGroupCommitTests {
     /// Appends whose IDs the store generated (no lookup of stored IDs) batched with retries and
     /// reused IDs (looked up): each is decided as if alone.
     @Test func freshIDsBatchWithLookedUpIDs() async throws {
-        let s = try await TestServer.storage()
+        let s = try await TestServer.storage(timeout: Self.timeout)
         defer { Task { await s.shutdown() } }
         func fresh(_ stream: String, _ count: Int, _ expected: ExpectedVersion = .any) -> AppendRequest {
             var r = request(stream, (0..<count).map { _ in event("F") }, expected)
@@ -187,7 +192,7 @@ struct PostgresGroupCommitTests {
     }
 
     @Test func aFailingHookFailsOnlyItsAppend() async throws {
-        let s = try await TestServer.storage()
+        let s = try await TestServer.storage(timeout: Self.timeout)
         defer { Task { await s.shutdown() } }
         struct Boom: Error {}
         func put(_ id: String) -> AppendTransactionHook {
@@ -229,8 +234,8 @@ struct PostgresGroupCommitTests {
     /// The batch's connection is terminated while its transaction is open: every append of the
     /// batch fails with a transient `.unavailable`, none is stored, and the next appends work.
     @Test func aBatchWhoseConnectionDiesFailsWholeAndTransient() async throws {
-        let s = try await TestServer.storage()
-        let other = try await TestServer.storage()
+        let s = try await TestServer.storage(timeout: Self.timeout)
+        let other = try await TestServer.storage(timeout: Self.timeout)
         defer { Task { await s.shutdown(); await other.shutdown() } }
         let gate = DispatchSemaphore(value: 0)
         let (entered, enteredContinuation) = AsyncStream.makeStream(of: Void.self)
@@ -268,7 +273,7 @@ struct PostgresGroupCommitTests {
 
     /// Tenants have batchers of their own: one tenant's held batch does not delay another's.
     @Test func tenantsBatchApart() async throws {
-        let s = try await TestServer.storage()
+        let s = try await TestServer.storage(timeout: Self.timeout)
         defer { Task { await s.shutdown() } }
         let gate = DispatchSemaphore(value: 0)
         let held = try await Self.holdBatch(s, gate)

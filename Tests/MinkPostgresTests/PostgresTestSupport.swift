@@ -30,11 +30,12 @@ enum TestServer {
 
     /// A storage on a fresh schema of the main cluster.
     static func storage(
-        schema: String? = nil, tenancy: PostgresConfiguration.Tenancy = .shared, poolSize: Int = 4, url: String? = nil
+        schema: String? = nil, tenancy: PostgresConfiguration.Tenancy = .shared, poolSize: Int = 4, url: String? = nil,
+        timeout: Duration = .seconds(10)
     ) async throws -> PostgresStorage {
         let config = PostgresConfiguration(
             connectionString: try url ?? Self.url(), poolSize: poolSize, schema: schema ?? freshName(), tenancy: tenancy,
-            connectTimeoutSeconds: 2
+            connectTimeoutSeconds: 2, timeout: timeout
         )
         return try await PostgresStorage(configuration: config)
     }

@@ -15,16 +15,34 @@ struct OperationDeadlinesTests {
         work: @escaping @Sendable (DeadlineAnswer<Int>) -> Void
     ) async -> (Result<Int, any Error>, Duration) {
         let start = ContinuousClock.now
+        // When the caller was answered, seen from a thread of its own: how long the awaiting task
+        // then takes to resume depends on Swift's cooperative pool, which a full test run keeps
+        // busy for seconds; the answer itself is what the deadline promises.
+        let answeredAfter = Mutex<Duration?>(nil)
+        let result: Result<Int, any Error>
         do {
             let value = try await withCheckedThrowingContinuation { (c: CheckedContinuation<Int, any Error>) in
                 let answer = deadlines.answer(c, policy: policy)
                 if started { #expect(answer.start()) }
                 Thread.detachNewThread { work(answer) }
+                Thread.detachNewThread {
+                    let limit = ContinuousClock.now.advanced(by: .seconds(30))
+                    while !answer.isAnswered, ContinuousClock.now < limit { usleep(2_000) }
+                    answeredAfter.withLock { $0 = start.duration(to: .now) }
+                }
             }
-            return (.success(value), start.duration(to: .now))
+            result = .success(value)
         } catch {
-            return (.failure(error), start.duration(to: .now))
+            result = .failure(error)
         }
+        let deadline = Deadline(.seconds(40))
+        // The watcher sets it within milliseconds of the answer (which came before this task
+        // resumed); the bound only keeps a broken watcher from hanging the test.
+        while answeredAfter.withLock({ $0 }) == nil {
+            do { try deadline.check("the watcher") } catch { break }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return (result, answeredAfter.withLock { $0 } ?? start.duration(to: .now))
     }
 
     @Test func aQueuedOperationIsAnsweredAtItsDeadlineAndThenNeverStarts() async throws {
