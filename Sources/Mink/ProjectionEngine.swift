@@ -70,6 +70,8 @@ public actor ProjectionEngine {
     private var inline: [String: any InlineProjection] = [:]
     private var controllers: [String: ReadModelProjectionController] = [:]
     private var started = false
+    /// Signalled by every runner when its checkpoint moves or it faults: ``waitUntilCaughtUp(_:to:timeout:)`` waits on it.
+    let progress = ProgressSignal()
 
     /// Creates an engine for a store (seed: `NewProjectionEngine(store)`); `readModels` is needed
     /// to rebuild inline projections and to register inline projections as async ones.
@@ -88,7 +90,7 @@ public actor ProjectionEngine {
 
     /// Registers a background projection (seed: `RegisterAsync`).
     public func registerAsync(_ projection: any AsyncProjection, options: AsyncOptions = AsyncOptions()) {
-        let runner = AsyncRunner(projection: projection, options: options, store: store, logger: logger)
+        let runner = AsyncRunner(projection: projection, options: options, store: store, logger: logger, progress: progress)
         runners[projection.name] = runner
         order.append(projection.name)
         if started { runner.start() }
@@ -127,7 +129,7 @@ public actor ProjectionEngine {
     ) {
         let controller = ReadModelProjectionController(
             projection: projection, mode: mode, store: store, readModels: readModels, options: options, leases: leases,
-            indexes: indexes, dropGrace: dropGrace
+            indexes: indexes, dropGrace: dropGrace, progress: progress
         )
         controllers[projection.name] = controller
         order.append(projection.name)
@@ -238,9 +240,12 @@ public actor ProjectionEngine {
         if let position { target = position } else { target = try await store.headPosition() }
         let deadline = ContinuousClock.now + timeout
         while true {
+            // Noted before the status is read: a move signalled after the read wakes the wait.
+            let generation = progress.generation
             let s = try await status(name)
             if s.checkpoint >= target || s.state == .faulted || ContinuousClock.now >= deadline { return s }
-            try await Task.sleep(for: .milliseconds(5))
+            try Task.checkCancellation()
+            await progress.wait(after: generation, until: deadline)
         }
     }
 
@@ -270,11 +275,14 @@ final class AsyncRunner: Sendable {
     /// Called each time the runner has caught up with the log; returning false ends the runner.
     let onCaughtUp: (@Sendable (UInt64) async -> Bool)?
     let shared = Mutex(Shared())
+    /// Signalled when the checkpoint moves or the runner faults (``ProjectionEngine/waitUntilCaughtUp(_:to:timeout:)``).
+    let progress: ProgressSignal
 
     init(
         projection: any AsyncProjection, options: AsyncOptions, store: EventStore, logger: Logger,
-        onCaughtUp: (@Sendable (UInt64) async -> Bool)? = nil
+        progress: ProgressSignal = ProgressSignal(), onCaughtUp: (@Sendable (UInt64) async -> Bool)? = nil
     ) {
+        self.progress = progress
         self.projection = projection
         self.options = options
         self.store = store
@@ -453,6 +461,12 @@ final class AsyncRunner: Sendable {
         }
     }
 
+    /// The checkpoint has moved: the runner's own copy follows, and waiters look again.
+    private func moveCheckpoint(to position: UInt64) {
+        shared.withLock { $0.checkpoint = position }
+        progress.signal()
+    }
+
     /// The loop has caught up with the log: a rebuild is over.
     private func caughtUp() {
         let illegal = shared.withLock { s -> Lifecycle? in s.lifecycle.caughtUp() ? nil : s.lifecycle }
@@ -470,7 +484,7 @@ final class AsyncRunner: Sendable {
             }
         }
         guard var checkpoint = loaded else { return }
-        shared.withLock { $0.checkpoint = checkpoint }
+        moveCheckpoint(to: checkpoint)
         let filter = EventFilter(eventTypes: projection.handledEvents)
         var batch = BatchSize(options)
         // The next page, read while this one is applied (catching up: a full page means more is
@@ -512,7 +526,7 @@ final class AsyncRunner: Sendable {
                 if next > checkpoint {
                     try await projection.setCheckpoint(next)
                     checkpoint = next
-                    shared.withLock { $0.checkpoint = next }
+                    moveCheckpoint(to: next)
                 }
                 if page.count < limit {
                     caughtUp()
@@ -553,7 +567,7 @@ final class AsyncRunner: Sendable {
             }
             if checkpointing != nil {
                 checkpoint = next
-                shared.withLock { $0.checkpoint = next }
+                moveCheckpoint(to: next)
             }
             return true
         } catch {
@@ -572,7 +586,7 @@ final class AsyncRunner: Sendable {
                     try await checkpointing.apply(prefix, through: position - 1)
                 }
                 checkpoint = position - 1
-                shared.withLock { $0.checkpoint = position - 1 }
+                moveCheckpoint(to: position - 1)
                 rest = page[k...]
             } catch {
                 if Task.isCancelled || Self.isLeaseLost(error) { throw error }
@@ -591,7 +605,7 @@ final class AsyncRunner: Sendable {
                 }
                 try await projection.setCheckpoint(event.globalPosition)
                 checkpoint = event.globalPosition
-                shared.withLock { $0.checkpoint = event.globalPosition }
+                moveCheckpoint(to: event.globalPosition)
             } catch {
                 if Task.isCancelled || Self.isLeaseLost(error) { throw error }
                 fault(error, at: event.globalPosition)
@@ -626,6 +640,7 @@ final class AsyncRunner: Sendable {
             s.lifecycle.failed(Fault(position: position, message: message)) ? nil : s.lifecycle
         }
         if let illegal { illegalTransition("fault", in: illegal) }
+        progress.signal()
         logger.error("projection faulted", metadata: [
             "mink.projection": "\(projection.name)", "mink.position": "\(position.map(String.init) ?? "-")", "error": "\(message)",
         ])

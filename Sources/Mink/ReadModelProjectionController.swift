@@ -37,12 +37,16 @@ final class ReadModelProjectionController: Sendable {
     }
 
     private let shared = Mutex(Shared())
+    /// Signalled when what ``status(head:)`` shows may have moved (shared with the runners).
+    let progress: ProgressSignal
 
     init(
         projection: any InlineProjection & ReadModelProjection, mode: ProjectionEngine.Mode, store: EventStore,
         readModels: any ReadModelStore, options: AsyncOptions, leases: any ProjectionLeaseProvider,
-        indexes: [FieldPath] = [], dropGrace: Duration = .zero, leaseRetryInterval: Duration = .seconds(2)
+        indexes: [FieldPath] = [], dropGrace: Duration = .zero, leaseRetryInterval: Duration = .seconds(2),
+        progress: ProgressSignal = ProgressSignal()
     ) {
+        self.progress = progress
         self.indexes = indexes
         self.projection = projection
         self.mode = mode
@@ -238,6 +242,7 @@ final class ReadModelProjectionController: Sendable {
                 s.generations = g
                 s.lifecycle.stored(checkpoint: checkpoint)
             }
+            progress.signal()
         } catch {
             if !Task.isCancelled { note(error) }
         }
@@ -252,7 +257,7 @@ final class ReadModelProjectionController: Sendable {
                 return await self.finishRebuild(generation)
             }
         }
-        return AsyncRunner(projection: copy, options: options, store: store, logger: logger, onCaughtUp: onCaughtUp)
+        return AsyncRunner(projection: copy, options: options, store: store, logger: logger, progress: progress, onCaughtUp: onCaughtUp)
     }
 
     /// Starts the builder of copy `generation`, while active and without one.
@@ -348,6 +353,7 @@ final class ReadModelProjectionController: Sendable {
             s.lifecycle = .active(t, a)
             return previous
         }
+        progress.signal()
         logger.notice("projection rebuilt: reads switched", metadata: ["mink.projection": "\(name)", "mink.copy": "\(generation)"])
         await previous?.stop()
         await waitForReaders(of: old)

@@ -23,8 +23,9 @@ public actor SubscriptionHub {
     private var head: UInt64 = 0
     private var lifecycle = Lifecycle.starting
     private var pump = Pump.idle(stale: false)
-    private var waiters: [UInt64: CheckedContinuation<Bool, Never>] = [:]
-    private var nextWaiter: UInt64 = 0
+    /// Wakes the tasks waiting in ``waitForEvents(after:timeout:)`` (timers on a Dispatch
+    /// queue, not a task per wait).
+    private let arrivals = ProgressSignal()
     /// Passes of the pump begun so far (each reads storage up to its head at that moment).
     private var passesStarted = 0
     /// Readers waiting for the pump: each for a pass begun after it asked.
@@ -83,13 +84,12 @@ public actor SubscriptionHub {
     public func shutdown() {
         if case .serving(let external) = lifecycle { external?.cancel() }
         lifecycle = .shutDown
-        for (_, c) in waiters { c.resume(returning: false) }
-        waiters.removeAll()
+        arrivals.signal(false)
     }
 
     /// Tells the hub that events were committed; it reads them from storage and wakes waiters.
     public func notifyCommitted() async {
-        if case .idle = pump, waiters.isEmpty {
+        if case .idle = pump, !arrivals.hasWaiters {
             // Nobody to wake: whoever reads next refreshes (``refreshIfStale()``).
             pump = .idle(stale: true)
             return
@@ -182,9 +182,7 @@ public actor SubscriptionHub {
     }
 
     private func wakeAll() {
-        let all = waiters
-        waiters.removeAll()
-        for (_, c) in all { c.resume(returning: true) }
+        arrivals.signal()
     }
 
     /// What a reader at `position` should do next.
@@ -229,25 +227,10 @@ public actor SubscriptionHub {
         await refreshIfStale()
         if head > position { return true }
         if Task.isCancelled { return false }
-        nextWaiter += 1
-        let id = nextWaiter
-        let timer: Task<Void, Never>? = timeout.map { t in
-            Task { [weak self] in
-                try? await Task.sleep(for: t)
-                await self?.resumeWaiter(id, with: false)
-            }
-        }
-        defer { timer?.cancel() }
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
-                if Task.isCancelled { c.resume(returning: false) } else { waiters[id] = c }
-            }
-        } onCancel: {
-            Task { await self.resumeWaiter(id, with: false) }
-        }
-    }
-
-    private func resumeWaiter(_ id: UInt64, with value: Bool) {
-        waiters.removeValue(forKey: id)?.resume(returning: value)
+        if case .shutDown = lifecycle { return false }
+        // Noted while the hub is isolated, after the head was checked: an arrival signalled from
+        // here on has moved the generation, so the wait below cannot miss it.
+        let generation = arrivals.generation
+        return await arrivals.wait(after: generation, until: timeout.map { ContinuousClock.now + $0 })
     }
 }

@@ -54,6 +54,9 @@ final class AppendBatcher: Sendable {
         var pending: [Pending] = []
         var draining = false
         var closed = false
+        /// The last drain that had to wait for a connection in a task of its own (``close()``
+        /// waits for it, so nobody's task outlives the storage).
+        var drainTask: Task<Void, Never>?
     }
 
     let scope: Scope
@@ -143,14 +146,15 @@ final class AppendBatcher: Sendable {
     var pendingCount: Int { state.withLock { $0.pending.count } }
 
     /// Fails the appends still queued; later appends fail with `.cancelled`. A batch being
-    /// written finishes.
-    func close() {
-        let failed = state.withLock { s in
+    /// written finishes; returns when a drain waiting for a connection has ended.
+    func close() async {
+        let (failed, drain) = state.withLock { s in
             s.closed = true
             defer { s.pending = [] }
-            return s.pending
+            return (s.pending, s.drainTask)
         }
         for p in failed { p.answer.resume(throwing: MinkError(.cancelled, "storage is shut down")) }
+        await drain?.value
     }
 
     // MARK: Draining
@@ -168,7 +172,10 @@ final class AppendBatcher: Sendable {
             case .failure(let error): self.failPending(error)
             }
         }
-        if !started { Task { await self.drain() } }
+        if !started {
+            let task = Task { await self.drain() }
+            state.withLock { $0.drainTask = task }
+        }
     }
 
     /// No connection (the server is down, or the pool is closed): what waits now fails with

@@ -265,7 +265,7 @@ final class Backend: Sendable {
     }
 
     func shutdown() async {
-        for a in appenders.withLock({ Array($0.values) }) { a.close() }
+        for a in appenders.withLock({ Array($0.values) }) { await a.close() }
         await listener.shutdown()
         await pool.close()
     }

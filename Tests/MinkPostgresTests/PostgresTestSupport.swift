@@ -35,7 +35,7 @@ enum TestServer {
     ) async throws -> PostgresStorage {
         let config = PostgresConfiguration(
             connectionString: try url ?? Self.url(), poolSize: poolSize, schema: schema ?? freshName(), tenancy: tenancy,
-            connectTimeoutSeconds: 2, timeout: timeout
+            connectTimeoutSeconds: 10, timeout: timeout
         )
         return try await PostgresStorage(configuration: config)
     }
