@@ -21,11 +21,16 @@ struct CrashTests {
         defer { dir.remove() }
 
         let process = try ChildProcess(executable: tester, arguments: [dir.file()])
-        try await Task.sleep(for: .milliseconds(1200))
+        // Killed once it has acknowledged some appends (it keeps appending meanwhile), not after
+        // a fixed time: a busy machine once let it acknowledge only 4 in 1.2 s.
+        let (early, started) = await process.standardOutput.read(
+            until: { $0.split(separator: "\n").count > 20 }, timeout: .seconds(60))
+        try await Task.sleep(for: .milliseconds(100))
         kill(process.processIdentifier, SIGKILL)
+        #expect(started, "the child acknowledged too few appends within 60 s: \(early)")
         let exit = await ProcessLaunch.exit(of: process)
         #expect(exit == ProcessLaunch.Exit(reason: .uncaughtSignal, status: SIGKILL))
-        let output = String(decoding: process.standardOutput.readDataToEndOfFile(), as: UTF8.self)
+        let output = early + String(decoding: process.standardOutput.readDataToEndOfFile(), as: UTF8.self)
 
         struct Ack: Hashable { let stream: String; let version: Int64; let position: UInt64; let id: String }
         let acks = output.split(separator: "\n").compactMap { line -> Ack? in
