@@ -154,7 +154,6 @@ extension AppendBatcher {
     /// the streams' new versions and the NOTIFY) and `COMMIT` in a second one. Between them, the
     /// appends are decided by ``decide(_:_:_:timestamp:on:)``.
     func commitDecided(_ batch: [Pending], on conn: PostgresConnection) -> BatchOutcome {
-        let sql = scope.sql
         let tenant = PostgresValue.text(scope.tenantID)
 
         // The streams of the batch and every (stream, event ID) pair whose ID the caller chose,
@@ -177,14 +176,14 @@ extension AppendBatcher {
             // snapshot per statement).
             let stateStatement: PostgresConnection.PipelineStatement
             if pairIDs.isEmpty {
-                stateStatement = .init(sql.batchVersions, [tenant, .bytes(BinaryArray.text(streams.ids))], prepare: true)
+                stateStatement = .init(text.batchVersions, [tenant, .bytes(BinaryArray.text(streams.ids))], prepare: true)
             } else {
                 // Not prepared: planned for each batch on the table as it is now. A plan kept for
                 // the connection's lifetime, made while the table was empty (every index then
                 // costs the same), probed each event ID through the type index, filtering every
                 // event of the tenant (measured: 1.6 s per batch after 3,000 events). Planning
                 // costs about 1 ms per batch — paid only by batches with IDs chosen by clients.
-                stateStatement = .init(sql.batchState, [
+                stateStatement = .init(text.batchState, [
                     tenant, .bytes(BinaryArray.text(streams.ids)), .bytes(BinaryArray.text(pairStreams)), .bytes(BinaryArray.text(pairIDs)),
                 ])
             }
@@ -212,7 +211,7 @@ extension AppendBatcher {
                     s.append(stream)
                     i.append(pairIDs[k])
                 }
-                let found = try conn.query(sql.storedEvents, [tenant, .bytes(BinaryArray.text(s)), .bytes(BinaryArray.text(i))])
+                let found = try conn.query(text.storedEvents, [tenant, .bytes(BinaryArray.text(s)), .bytes(BinaryArray.text(i))])
                 for e in try EventRow.decodeAll(found) { state.stored[streams.index[e.streamID]!].append(e) }
             }
         } catch {
@@ -238,7 +237,7 @@ extension AppendBatcher {
         let touched = streams.ids.indices.filter { !state.added[$0].isEmpty }
         do {
             let results = try conn.pipeline([
-                .init(sql.insertBatch(channel: channel), [
+                .init(text.insertBatch, [
                     tenant, .int(now),
                     .bytes(BinaryArray.text(columns.streams)), .bytes(BinaryArray.text(columns.categories)),
                     .bytes(BinaryArray.int8(columns.positions)), .bytes(BinaryArray.int8(columns.versions)),
