@@ -305,10 +305,11 @@ final class ServerConnection: @unchecked Sendable {
                 response, for: request, keepAlive: keepAlive, gzipMinBytes: context.configuration.gzipMinBytes)
             switch prepared {
             case .complete(let bytes, let close):
-                // `sync`: Dispatch runs the block on this thread when the loop is not busy, so
-                // the response is written without waking another thread (one hand-off less per
-                // request); the loop's work is short, so a busy loop holds this thread briefly.
-                loop.queue.sync { self.responseReady(bytes, close: close) }
+                // `async`, not `sync`: a `sync` (run on this thread when the loop is idle) saved
+                // no measurable time at 1 client and, at 64, made the cooperative pool's threads
+                // wait for a busy loop (`_dispatch_sync_f_slow`, 7.6 % of the CPU) — see
+                // docs/http-transport.md.
+                loop.queue.async { self.responseReady(bytes, close: close) }
             case .stream(let head, let framing, let close, let body):
                 await runStream(head: head, framing: framing, close: close, body: body)
             }
