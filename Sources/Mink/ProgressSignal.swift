@@ -22,8 +22,6 @@ final class ProgressSignal: Sendable {
     /// Counts the signals so far.
     var generation: UInt64 { state.withLock { $0.generation } }
 
-    /// Whether a task waits now.
-    var hasWaiters: Bool { state.withLock { !$0.waiters.isEmpty } }
 
     /// Something changed: every waiter wakes, and ``wait(after:until:)`` returns `value` to them
     /// (`false`: the watched thing ended, e.g. the hub shut down).

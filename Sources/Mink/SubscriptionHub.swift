@@ -26,6 +26,11 @@ public actor SubscriptionHub {
     /// Wakes the tasks waiting in ``waitForEvents(after:timeout:)`` (timers on a Dispatch
     /// queue, not a task per wait).
     private let arrivals = ProgressSignal()
+    /// Tasks inside ``waitForEvents(after:timeout:)`` past their head check, counted on the
+    /// actor: a commit seen while one waits must pump and signal, even if the waiter has not yet
+    /// parked in ``arrivals`` (it parks after leaving the actor; asking `arrivals` whether anyone
+    /// waits would miss it, and it would sleep until its timeout).
+    private var waiting = 0
     /// Passes of the pump begun so far (each reads storage up to its head at that moment).
     private var passesStarted = 0
     /// Readers waiting for the pump: each for a pass begun after it asked.
@@ -89,7 +94,7 @@ public actor SubscriptionHub {
 
     /// Tells the hub that events were committed; it reads them from storage and wakes waiters.
     public func notifyCommitted() async {
-        if case .idle = pump, !arrivals.hasWaiters {
+        if case .idle = pump, waiting == 0 {
             // Nobody to wake: whoever reads next refreshes (``refreshIfStale()``).
             pump = .idle(stale: true)
             return
@@ -231,6 +236,8 @@ public actor SubscriptionHub {
         // Noted while the hub is isolated, after the head was checked: an arrival signalled from
         // here on has moved the generation, so the wait below cannot miss it.
         let generation = arrivals.generation
+        waiting += 1
+        defer { waiting -= 1 }
         return await arrivals.wait(after: generation, until: timeout.map { ContinuousClock.now + $0 })
     }
 }

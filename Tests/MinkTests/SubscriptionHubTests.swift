@@ -61,6 +61,25 @@ struct SubscriptionHubTests {
         #expect(try await Self.positions(store, from: 195, count: 5) == Array(196...200))
     }
 
+    /// A commit that lands while a waiter has checked the head but not yet parked wakes it: the
+    /// hub counts waiters on the actor, not by asking the signal who has parked (that missed the
+    /// window, and the waiter slept until its timeout — an SSE slice stalled for 10 s in CI).
+    /// Many rounds of a wait racing one append, each bounded far below the wait's 30 s timeout.
+    @Test func aCommitRacingAWaiterIsNeverMissed() async throws {
+        let store = EventStore(adapter: InMemoryStorage())
+        for round in 0..<400 {
+            let head = try await store.hub.headPosition()
+            let started = ContinuousClock.now
+            async let woken = store.hub.waitForEvents(after: head, timeout: .seconds(30))
+            if round % 2 == 0 { await Task.yield() }
+            try await store.append("race-\(round % 5)", events: [Self.event()])
+            let got = await woken
+            let waited = started.duration(to: .now)
+            #expect(got, "round \(round): the wait ended without the commit")
+            try #require(waited < .seconds(20), "round \(round): woken by the timeout after \(waited), not by the commit")
+        }
+    }
+
     @Test func aLiveSubscriberStillSeesEveryCommit() async throws {
         let adapter = CountingAdapter()
         let store = EventStore(adapter: adapter, options: .init(subscriberBuffer: 16))
