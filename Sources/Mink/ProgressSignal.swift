@@ -46,20 +46,31 @@ final class ProgressSignal: Sendable {
             return s.nextID
         }
         let giveUp: @Sendable () -> Void = { [self] in state.withLock { $0.waiters.removeValue(forKey: id) }?.resume(returning: false) }
+        // A timer of its own, cancelled (and freed) as soon as the wait is over: a subscriber
+        // woken by every commit waits again at once, and timers left to run out would pile up
+        // (one per wake-up for a whole keepalive interval). It fires 1 ms after the deadline,
+        // so a wait that parks after it fired sees the deadline passed.
+        let timer = deadline.map { deadline -> any DispatchSourceTimer in
+            let timer = DispatchSource.makeTimerSource(queue: Self.timers)
+            let left = max(ContinuousClock.now.duration(to: deadline), .zero) + .milliseconds(1)
+            let (seconds, attoseconds) = left.components
+            let nanoseconds = Int(clamping: seconds) &* 1_000_000_000 &+ Int(attoseconds / 1_000_000_000)
+            timer.schedule(deadline: .now() + .nanoseconds(nanoseconds), leeway: .milliseconds(1))
+            timer.setEventHandler(handler: giveUp)
+            timer.resume()
+            return timer
+        }
+        defer { timer?.cancel() }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
                 let parked = state.withLock { s -> Bool? in
                     if s.generation != generation { return s.last }
                     if Task.isCancelled { return false }
+                    if let deadline, ContinuousClock.now >= deadline { return false }
                     s.waiters[id] = c
                     return nil
                 }
-                if let parked { return c.resume(returning: parked) }
-                guard let deadline else { return }
-                let left = ContinuousClock.now.duration(to: deadline)
-                let (seconds, attoseconds) = max(left, .zero).components
-                let nanoseconds = Int(clamping: seconds) &* 1_000_000_000 &+ Int(attoseconds / 1_000_000_000)
-                Self.timers.asyncAfter(deadline: .now() + .nanoseconds(nanoseconds), execute: giveUp)
+                if let parked { c.resume(returning: parked) }
             }
         } onCancel: {
             giveUp()

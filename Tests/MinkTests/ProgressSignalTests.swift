@@ -43,6 +43,27 @@ struct ProgressSignalTests {
         #expect(await signal.wait(after: noted, until: nil) == false)
     }
 
+    /// A wait woken before its deadline cancels its timer: nothing of it is kept for the rest of
+    /// the timeout (a subscriber waits again after every commit; timers left to run out piled up,
+    /// one per wake-up, each holding the signal for a whole keepalive interval).
+    @Test func aWaitWokenEarlyKeepsNothingUntilItsDeadline() async throws {
+        weak var weakSignal: ProgressSignal?
+        do {
+            let signal = ProgressSignal()
+            weakSignal = signal
+            for _ in 0..<200 {
+                let noted = signal.generation
+                async let woken = signal.wait(after: noted, until: .now + .seconds(60))
+                await Task.yield()
+                signal.signal()
+                #expect(await woken)
+            }
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while weakSignal != nil, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(weakSignal == nil, "the woken waits' timers still hold the signal (they would until their 60 s deadline)")
+    }
+
     @Test func cancellationEndsTheWait() async {
         let signal = ProgressSignal()
         let started = ContinuousClock.now
