@@ -22,7 +22,12 @@ import urllib.request
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.support.ui import WebDriverWait
+
+# The console re-renders its tables while they are polled: an element found in one step can be
+# gone in the next. Every wait retries on that instead of failing (a CI run did).
+STALE = (StaleElementReferenceException,)
 
 MINKD = sys.argv[1] if len(sys.argv) > 1 else ".build/debug/minkd"
 TOKEN = "console-test-token"
@@ -139,7 +144,7 @@ def main():
         if chromium:
             options.binary_location = chromium
         driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
-        wait = WebDriverWait(driver, 10, poll_frequency=0.05)
+        wait = WebDriverWait(driver, 10, poll_frequency=0.05, ignored_exceptions=STALE)
 
         driver.get(server.base + "/ui/")
         driver.find_element(By.ID, "token").send_keys(TOKEN)
@@ -151,8 +156,13 @@ def main():
 
         # Streams: the stream the test appended, and its events.
         driver.find_element(By.CSS_SELECTOR, "#tabs button[data-view=streams]").click()
-        link = wait.until(lambda d: next((a for a in d.find_elements(By.CSS_SELECTOR, "a.stream-link") if a.text == "order-1"), None))
-        link.click()
+        def open_stream(d):
+            link = next((a for a in d.find_elements(By.CSS_SELECTOR, "a.stream-link") if a.text == "order-1"), None)
+            if link is None:
+                return False
+            link.click()  # a stale link raises, and the wait finds it again
+            return True
+        wait.until(open_stream)
         wait.until(lambda d: "pending" in d.find_element(By.ID, "stream-events").text)
         driver.save_screenshot(os.path.join(SHOTS, "streams.png"))
 
@@ -164,7 +174,7 @@ def main():
         started = time.time()
         result = append(server, "order-2", [{"type": "OrderCreated", "data": {"orderId": "o-2", "status": "pending", "total": 7}}])
         position = result["toPosition"]
-        WebDriverWait(driver, 2, poll_frequency=0.02).until(
+        WebDriverWait(driver, 2, poll_frequency=0.02, ignored_exceptions=STALE).until(
             lambda d: d.find_elements(By.CSS_SELECTOR, f'#log-table tr[data-position="{position}"]'))
         elapsed = time.time() - started
         print(f"console-test: live event shown {elapsed * 1000:.0f} ms after its append")
@@ -173,7 +183,8 @@ def main():
         paused = append(server, "order-3", [{"type": "OrderCreated", "data": {"orderId": "o-3", "status": "pending", "total": 8}}])
         driver.find_element(By.ID, "tail-toggle").click()
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f'#log-table tr[data-position="{paused["toPosition"]}"]'))
-        rows = [r.get_attribute("data-position") for r in driver.find_elements(By.CSS_SELECTOR, "#log-table tbody tr")]
+        rows = driver.execute_script(
+            'return Array.from(document.querySelectorAll("#log-table tbody tr"), r => r.getAttribute("data-position"));')
         if len(rows) != len(set(rows)):
             failures.append(f"the tail shows an event twice: {rows[:10]}")
         driver.save_screenshot(os.path.join(SHOTS, "log.png"))
@@ -181,13 +192,21 @@ def main():
 
         # Projections: rebuild, and the status changes (rebuilding, then running again).
         driver.find_element(By.CSS_SELECTOR, "#tabs button[data-view=projections]").click()
-        status = lambda d: d.find_element(By.CSS_SELECTOR, 'tr[data-projection="orders"] .status').text
+        # The table re-renders while it is polled: read and click in one script, so no element
+        # found here goes stale before it is used (a CI run failed on exactly that).
+        status = lambda d: d.execute_script(
+            'const e = document.querySelector(\'tr[data-projection="orders"] .status\');'
+            ' return e ? e.textContent.trim() : null;')
         wait.until(lambda d: status(d) == "running")
         seen = set()
-        driver.find_element(By.CSS_SELECTOR, 'tr[data-projection="orders"] .action-rebuild').click()
-        WebDriverWait(driver, 20, poll_frequency=0.02).until(lambda d: seen.add(status(d)) or "rebuilding" in seen)
+        clicked = driver.execute_script(
+            'const b = document.querySelector(\'tr[data-projection="orders"] .action-rebuild\');'
+            ' if (!b) return false; b.click(); return true;')
+        if not clicked:
+            raise RuntimeError("no rebuild button for the orders projection")
+        WebDriverWait(driver, 20, poll_frequency=0.02, ignored_exceptions=STALE).until(lambda d: seen.add(status(d)) or "rebuilding" in seen)
         driver.save_screenshot(os.path.join(SHOTS, "projections.png"))
-        WebDriverWait(driver, 30, poll_frequency=0.1).until(lambda d: status(d) == "running")
+        WebDriverWait(driver, 30, poll_frequency=0.1, ignored_exceptions=STALE).until(lambda d: status(d) == "running")
 
         # Read models: one filter, the result table.
         driver.find_element(By.CSS_SELECTOR, "#tabs button[data-view=readmodels]").click()

@@ -1589,7 +1589,7 @@ document.addEventListener('DOMContentLoaded', () => {
 <header>
   <h1>minkd</h1>
   <form id="login" autocomplete="off">
-    <label>Token <input id="token" type="password" placeholder="bearer token (empty when auth is off)"></label>
+    <label>Token <input id="token" type="password" autocomplete="current-password" placeholder="bearer token (empty when auth is off)"></label>
     <label>Tenant <input id="tenant" placeholder="default" pattern="[a-z0-9][a-z0-9_-]{0,62}"></label>
     <button id="connect" type="submit">Connect</button>
     <button id="disconnect" type="button">Forget token</button>
