@@ -719,7 +719,7 @@ struct TransactionalAsyncProjection: CheckpointingAsyncProjection, ReadModelProj
     /// stored checkpoint says nothing about this part's events and is not consulted.
     func apply(_ events: [Event]) async throws {
         guard let last = events.last else { return }
-        try await readModels.transaction { [inner, name] tx in
+        try await readModels.transaction(.relaxed) { [inner, name] tx in
             try inner.applyAll(events, in: tx)
             try tx.setCheckpoint(name, to: last.globalPosition)
         }
@@ -731,7 +731,7 @@ struct TransactionalAsyncProjection: CheckpointingAsyncProjection, ReadModelProj
     /// then retries the same batch; the retry finds the checkpoint moved and applies nothing
     /// twice (the same rule as ``ReadModelCopyProjection``).
     func apply(_ events: [Event], through position: UInt64) async throws {
-        try await readModels.transaction { [inner, name] tx in
+        try await readModels.transaction(.relaxed) { [inner, name] tx in
             let done = try tx.checkpoint(name)
             let pending = events.drop { $0.globalPosition <= done }
             if !pending.isEmpty { try inner.applyAll(Array(pending), in: tx) }
@@ -739,8 +739,10 @@ struct TransactionalAsyncProjection: CheckpointingAsyncProjection, ReadModelProj
         }
     }
 
-    func checkpoint() async throws -> UInt64 { try await readModels.checkpoint(name) }
-    func setCheckpoint(_ position: UInt64) async throws { try await readModels.setCheckpoint(name, to: position) }
+    func checkpoint() async throws -> UInt64 { try await readModels.transaction(.relaxed) { [name] tx in try tx.checkpoint(name) } }
+    func setCheckpoint(_ position: UInt64) async throws {
+        try await readModels.transaction(.relaxed) { [name] tx in try tx.setCheckpoint(name, to: position) }
+    }
     func reset() async throws {
         if !readModelName.isEmpty { try await readModels.dropModel(readModelName) }
     }

@@ -199,7 +199,7 @@ struct ReadModelCopyProjection: CheckpointingAsyncProjection {
     /// Applies the batch (in one fold when the projection is a ``BatchInlineProjection``) and
     /// moves the copy's checkpoint to `position`, in one transaction: one commit per batch.
     func apply(_ events: [Event], through position: UInt64) async throws {
-        try await readModels.transaction { [inner, generation, checkpointKey, lease] tx in
+        try await readModels.transaction(.relaxed) { [inner, generation, checkpointKey, lease] tx in
             try lease.fence(tx)
             let g = try ReadModelGenerations.read(inner.name, in: tx)
             guard g.serving == generation || g.building == generation else {
@@ -214,11 +214,11 @@ struct ReadModelCopyProjection: CheckpointingAsyncProjection {
     }
 
     func checkpoint() async throws -> UInt64 {
-        try await readModels.transaction { [checkpointKey] tx in try tx.checkpoint(checkpointKey) }
+        try await readModels.transaction(.relaxed) { [checkpointKey] tx in try tx.checkpoint(checkpointKey) }
     }
 
     func setCheckpoint(_ position: UInt64) async throws {
-        try await readModels.transaction { [checkpointKey, lease] tx in
+        try await readModels.transaction(.relaxed) { [checkpointKey, lease] tx in
             try lease.fence(tx)
             if try tx.checkpoint(checkpointKey) < position { try tx.setCheckpoint(checkpointKey, to: position) }
         }

@@ -244,6 +244,21 @@ public struct StoredDocument: Sendable, Hashable {
     }
 }
 
+/// How a read-model transaction's commit waits for the disk.
+public enum CommitDurability: Sendable, Hashable {
+    /// Durable when the transaction returns, as the storage is configured (SQLite's
+    /// `synchronous`, PostgreSQL's `synchronous_commit`). The default.
+    case durable
+    /// Survives a kill of this process, but the last such commits may be lost on a crash of the
+    /// database server, of the operating system or on power loss — each transaction whole or not
+    /// at all, never a later one without an earlier one (SQLite `synchronous = NORMAL` in WAL mode,
+    /// PostgreSQL `synchronous_commit = off` for the transaction). Why it exists: a batch of an
+    /// async projection commits its documents with its checkpoint, so losing it only means
+    /// applying those events again, and the projection does not wait for a flush per batch (see
+    /// docs/projections.md, "Commits").
+    case relaxed
+}
+
 /// Storage for read-model documents and projection checkpoints, queried with `Query`.
 ///
 /// Models are named collections of JSON objects keyed by ID. Queries follow the semantics
@@ -258,6 +273,11 @@ public protocol ReadModelStore: Sendable {
     func count(_ model: String, query: Query) async throws -> Int64
     /// Runs `body` in one transaction: every write and checkpoint commits together or not at all.
     func transaction<T: Sendable>(_ body: @Sendable (any ReadModelTransaction) throws -> T) async throws -> T
+    /// Runs `body` in one transaction whose commit waits for the disk as `durability` says
+    /// (default implementation: ``transaction(_:)``, durable).
+    func transaction<T: Sendable>(
+        _ durability: CommitDurability, _ body: @Sendable (any ReadModelTransaction) throws -> T
+    ) async throws -> T
     /// Removes every document of a model (and its indexes).
     func dropModel(_ model: String) async throws
     /// Asks the storage for an index on a field of a model (a no-op where there are no indexes).
@@ -269,6 +289,12 @@ public protocol ReadModelStore: Sendable {
 }
 
 extension ReadModelStore {
+    public func transaction<T: Sendable>(
+        _ durability: CommitDurability, _ body: @Sendable (any ReadModelTransaction) throws -> T
+    ) async throws -> T {
+        try await transaction(body)
+    }
+
     /// The stored checkpoint of a projection (0 when none).
     public func checkpoint(_ projection: String) async throws -> UInt64 {
         try await transaction { try $0.checkpoint(projection) }

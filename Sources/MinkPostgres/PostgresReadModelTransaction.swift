@@ -20,6 +20,8 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
     private var begun = false
     /// Writes not sent yet.
     private var deferred: [PostgresConnection.PipelineStatement] = []
+    /// How the commit waits for the WAL flush (a transaction of its own only).
+    private let durability: CommitDurability
 
     /// - Parameter savepoint: a savepoint to set before the first statement, so that a failing
     ///   hook can be rolled back alone; a hook that runs no statement then costs no round trip.
@@ -28,6 +30,7 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
         self.scope = scope
         self.savepoint = savepoint
         self.defers = false
+        self.durability = .durable
     }
 
     /// A transaction of its own (``PostgresStorage/transaction(_:)``) that saves round trips:
@@ -36,11 +39,14 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
     /// async projection then costs one round trip per read and one for its writes, checkpoint and
     /// `COMMIT` together (rather than one per statement). In order, in the same transaction: a
     /// read sees the writes before it, and a failing write fails the read or the commit after it.
-    init(connection: PostgresConnection, scope: Scope, deferring: Bool) {
+    /// - Parameter durability: `.relaxed` sends `SET LOCAL synchronous_commit = off` with the
+    ///   `COMMIT` (see ``CommitDurability``).
+    init(connection: PostgresConnection, scope: Scope, deferring: Bool, durability: CommitDurability = .durable) {
         self.connection = connection
         self.scope = scope
         self.savepoint = nil
         self.defers = deferring
+        self.durability = durability
     }
 
     /// Sends the deferred writes and `COMMIT` (nothing at all when no statement ran: then no
@@ -51,7 +57,9 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
         let c = try conn()
         guard begun || !deferred.isEmpty else { return }
         var statements = begun ? [] : [PostgresConnection.PipelineStatement("BEGIN")]
-        statements += deferred + [PostgresConnection.PipelineStatement("COMMIT")]
+        statements += deferred
+        if durability == .relaxed { statements.append(PostgresConnection.PipelineStatement("SET LOCAL synchronous_commit = off")) }
+        statements.append(PostgresConnection.PipelineStatement("COMMIT"))
         deferred = []
         begun = true
         if statements.count == 1 {

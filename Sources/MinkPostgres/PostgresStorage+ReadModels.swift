@@ -46,8 +46,16 @@ extension PostgresStorage {
     /// commit together or not at all. `BEGIN` goes with the first statement and the writes with
     /// the next read or with `COMMIT` (pipelined: see ``PostgresReadModelTransaction``).
     public func transaction<T: Sendable>(_ body: @Sendable (any ReadModelTransaction) throws -> T) async throws -> T {
+        try await transaction(.durable, body)
+    }
+
+    /// A `.relaxed` transaction commits with `SET LOCAL synchronous_commit = off` (sent with its
+    /// `COMMIT`): it does not wait for the WAL flush.
+    public func transaction<T: Sendable>(
+        _ durability: CommitDurability, _ body: @Sendable (any ReadModelTransaction) throws -> T
+    ) async throws -> T {
         try await withConnection { conn, scope in
-            let tx = PostgresReadModelTransaction(connection: conn, scope: scope, deferring: true)
+            let tx = PostgresReadModelTransaction(connection: conn, scope: scope, deferring: true, durability: durability)
             defer { tx.close() }
             do {
                 let result = try body(tx)

@@ -27,6 +27,9 @@ final class SQLiteDatabase: @unchecked Sendable {
         let isAnswered: @Sendable () -> Bool
         let run: @Sendable (SQLiteConnection) throws -> @Sendable () -> Void
         let fail: @Sendable (any Error) -> Void
+        /// Whether the write may commit without an fsync (`CommitDurability.relaxed`): a group
+        /// of only such writes commits with `synchronous = NORMAL`.
+        var relaxed = false
     }
 
     private struct WriterState {
@@ -49,6 +52,9 @@ final class SQLiteDatabase: @unchecked Sendable {
     let deadlines: OperationDeadlines
     private let writerQueue: DispatchQueue
     private var writer: SQLiteConnection?
+    /// The `synchronous` setting the writer connection has now (it is switched to NORMAL for a
+    /// group of relaxed writes only); `nil` until the writer is opened.
+    private var writerSynchronous: SQLiteConfiguration.Synchronous?
     private let state = Mutex(WriterState())
     private let readers: [ReaderSlot]
     private let readerLoad: Mutex<[Int]>
@@ -89,12 +95,15 @@ final class SQLiteDatabase: @unchecked Sendable {
     /// at the operation's deadline (`configuration.timeout` from now) as `policy` allows. A write
     /// whose caller was answered before it started never runs; one answered while under way may
     /// still commit.
+    /// - Parameter durability: `.relaxed` lets a group made only of relaxed writes commit without
+    ///   an fsync (`synchronous = NORMAL` for that commit; see ``CommitDurability``).
     func write<T: Sendable>(
-        policy: DeadlinePolicy = .always, _ body: @escaping @Sendable (SQLiteConnection) throws -> T
+        policy: DeadlinePolicy = .always, durability: CommitDurability = .durable,
+        _ body: @escaping @Sendable (SQLiteConnection) throws -> T
     ) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let answer = deadlines.answer(continuation, policy: policy)
-            let job = Job(
+            var job = Job(
                 start: { answer.start() },
                 isAnswered: { answer.isAnswered },
                 run: { connection in
@@ -104,6 +113,7 @@ final class SQLiteDatabase: @unchecked Sendable {
                 },
                 fail: { answer.resume(throwing: $0.asMinkError) }
             )
+            job.relaxed = durability == .relaxed
             enqueue(job)
         }
     }
@@ -134,7 +144,16 @@ final class SQLiteDatabase: @unchecked Sendable {
                 return batch
             }
             if batch.isEmpty { return }
-            commit(batch)
+            // Relaxed writes (projection batches) waiting with durable ones commit first, in a
+            // group of their own without an fsync, rather than wait for the durable group's
+            // fsync; concurrent callers' writes have no order to keep between them.
+            let relaxed = batch.filter(\.relaxed)
+            if relaxed.isEmpty || relaxed.count == batch.count {
+                commit(batch)
+            } else {
+                commit(relaxed)
+                commit(batch.filter { !$0.relaxed })
+            }
         }
     }
 
@@ -143,6 +162,7 @@ final class SQLiteDatabase: @unchecked Sendable {
         let connection = try SQLiteConnection(path: path, create: true, busyTimeoutMilliseconds: configuration.busyTimeoutMilliseconds)
         try connection.execute("PRAGMA journal_mode = WAL")
         try connection.execute("PRAGMA synchronous = \(configuration.synchronous.rawValue)")
+        writerSynchronous = configuration.synchronous
         // Deleted streams and scavenged events must not stay readable in freed pages: SQLite
         // zeroes what a delete frees (the WAL keeps the old pages until a checkpoint; see
         // docs/storage-sqlite.md). Only the writer deletes.
@@ -160,6 +180,7 @@ final class SQLiteDatabase: @unchecked Sendable {
     private func dropWriter() {
         writer?.close()
         writer = nil
+        writerSynchronous = nil
     }
 
     /// Whether a write's failure says the storage refuses writes (rather than something about
@@ -181,6 +202,11 @@ final class SQLiteDatabase: @unchecked Sendable {
             // is writable (then the batch goes through; before, it fails with SQLITE_READONLY).
             if writer?.isReadOnly == true { dropWriter() }
             connection = try openWriter()
+            // A group of only relaxed writes (projection batches with their checkpoints) commits
+            // without an fsync; any durable write in the group makes the whole commit durable.
+            // In WAL mode the commit order is the file's order: a later durable commit's fsync
+            // covers the relaxed ones before it. (SQLite refuses the change inside a transaction.)
+            try setSynchronous(batch.allSatisfy(\.relaxed) ? .normal : configuration.synchronous, on: connection)
             try connection.run("BEGIN IMMEDIATE")
         } catch {
             dropWriter()
@@ -233,6 +259,15 @@ final class SQLiteDatabase: @unchecked Sendable {
         for o in outcomes {
             if let report = o.report { report() } else { o.job.fail(o.error!) }
         }
+    }
+
+    /// Switches the writer's `synchronous` setting when it differs (it applies to the next
+    /// commit). Never stricter than configured: `.normal` configured stays `.normal`.
+    private func setSynchronous(_ wanted: SQLiteConfiguration.Synchronous, on connection: SQLiteConnection) throws {
+        let level = configuration.synchronous == .normal ? .normal : wanted
+        guard writerSynchronous != level else { return }
+        try connection.execute("PRAGMA synchronous = \(level.rawValue)")
+        writerSynchronous = level
     }
 
     /// Writes one row through the group commit (a table of its own, one row overwritten), so

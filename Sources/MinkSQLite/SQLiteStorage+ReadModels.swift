@@ -58,6 +58,14 @@ extension SQLiteStorage {
     }
 
     public func transaction<T: Sendable>(_ body: @Sendable (any ReadModelTransaction) throws -> T) async throws -> T {
+        try await transaction(.durable, body)
+    }
+
+    /// A `.relaxed` transaction commits without an fsync when its group commit holds only
+    /// relaxed writes (``SQLiteDatabase/write(policy:durability:_:)``).
+    public func transaction<T: Sendable>(
+        _ durability: CommitDurability, _ body: @Sendable (any ReadModelTransaction) throws -> T
+    ) async throws -> T {
         let tenantID = self.tenantID
         return try await withoutActuallyEscaping(body) { body in
             // `body` must not outlive this call: the box drops it before `withoutActuallyEscaping`
@@ -68,7 +76,7 @@ extension SQLiteStorage {
             // returned): queued, or waiting for its commit, the caller gets 503 at the deadline;
             // a batch answered while waiting for its commit may still commit (a projection's
             // retry then finds the checkpoint moved, see `TransactionalAsyncProjection`).
-            return try await database.write(policy: .outsideBody) { c in
+            return try await database.write(policy: .outsideBody, durability: durability) { c in
                 let tx = SQLiteReadModelTransaction(connection: c, tenantID: tenantID)
                 defer { tx.finish() }
                 return try box.call(tx)

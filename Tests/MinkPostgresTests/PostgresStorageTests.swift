@@ -210,6 +210,41 @@ struct PostgresStorageTests {
         #expect(try await s.checkpoint("p") == 12)
     }
 
+    /// A relaxed transaction (an async projection's batch) is as atomic as a durable one, and its
+    /// `SET LOCAL synchronous_commit = off` ends with it: the pooled connection's next
+    /// transaction — an append — commits durably again.
+    @Test func relaxedTransactionsAreAtomicAndDoNotRelaxTheConnection() async throws {
+        let s = try await TestServer.storage(poolSize: 1)
+        defer { Task { await s.shutdown() } }
+        // The test cluster runs with synchronous_commit off: the one pooled connection is set to
+        // `on` for its session, as a production server is.
+        try await s.core.main.pool.withConnection { conn in try conn.execute("SET synchronous_commit = on") }
+        struct Boom: Error {}
+        await #expect(throws: Boom.self) {
+            try await s.transaction(.relaxed) { tx in
+                try tx.putDocument("m", id: "1", json: Data(#"{"a":1}"#.utf8))
+                try tx.setCheckpoint("p", to: 10)
+                throw Boom()
+            }
+        }
+        #expect(try await s.document("m", id: "1") == nil)
+        #expect(try await s.checkpoint("p") == 0)
+        try await s.transaction(.relaxed) { tx in
+            try tx.putDocument("m", id: "1", json: Data(#"{"a":1}"#.utf8))
+            try tx.setCheckpoint("p", to: 10)
+        }
+        #expect(try await s.document("m", id: "1") == Data(#"{"a":1}"#.utf8))
+        #expect(try await s.checkpoint("p") == 10)
+        // A relaxed transaction whose only statement is a read (a document load) still commits.
+        try await s.transaction(.relaxed) { tx in _ = try tx.document("m", id: "1") }
+        let setting = try await s.core.main.pool.withConnection { conn in
+            try conn.query("SHOW synchronous_commit").string(0, 0)
+        }
+        #expect(setting == "on")
+        _ = try await s.append(request("r-1", [event()]), hook: nil)
+        #expect(try await s.headPosition() == 1)
+    }
+
     @Test func anyBytesRoundTrip() async throws {
         let s = try await TestServer.storage()
         defer { Task { await s.shutdown() } }

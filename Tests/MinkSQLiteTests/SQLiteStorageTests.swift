@@ -245,6 +245,45 @@ struct SQLiteStorageTests {
         await s.close()
     }
 
+    /// Relaxed writes (projection batches) commit with `synchronous = NORMAL`, in groups of their
+    /// own; every durable write — alone, after a relaxed one, or queued together with relaxed
+    /// ones — still commits with FULL.
+    @Test func relaxedWritesCommitWithoutAnFsyncAndNeverRelaxADurableOne() async throws {
+        let (s, dir) = try await SQLiteStorage.temporary()
+        defer { dir.remove() }
+        let level: @Sendable (SQLiteConnection) throws -> Int64? = { try $0.int("PRAGMA synchronous") }
+        #expect(try await s.database.write(durability: .relaxed, level) == 1)  // NORMAL
+        #expect(try await s.database.write(level) == 2)  // FULL again
+        #expect(try await s.database.write(durability: .relaxed, level) == 1)
+        // Queued together: each kind gets its own group and its own level.
+        let levels = try await withThrowingTaskGroup(of: (Bool, Int?).self) { group in
+            for i in 0..<40 {
+                let relaxed = i % 2 == 0
+                group.addTask { (relaxed, try await s.database.write(durability: relaxed ? .relaxed : .durable, level).map(Int.init)) }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(levels.count == 40)
+        for (relaxed, l) in levels { #expect(l == (relaxed ? 1 : 2), "relaxed \(relaxed) committed at level \(String(describing: l))") }
+        // A relaxed read-model transaction commits its documents and checkpoint together.
+        try await s.transaction(.relaxed) { tx in
+            try tx.putDocument("m", id: "a", json: Data(#"{"n":1}"#.utf8))
+            try tx.setCheckpoint("p", to: 7)
+        }
+        #expect(try await s.document("m", id: "a") == Data(#"{"n":1}"#.utf8))
+        #expect(try await s.checkpoint("p") == 7)
+        await s.close()
+    }
+
+    @Test func configuredNormalIsNeverMadeStricterOrLooser() async throws {
+        let (s, dir) = try await SQLiteStorage.temporary(configuration: SQLiteConfiguration(synchronous: .normal))
+        defer { dir.remove() }
+        let level: @Sendable (SQLiteConnection) throws -> Int64? = { try $0.int("PRAGMA synchronous") }
+        #expect(try await s.database.write(durability: .relaxed, level) == 1)
+        #expect(try await s.database.write(level) == 1)
+        await s.close()
+    }
+
     @Test func closedStorageRefusesWork() async throws {
         let (s, dir) = try await SQLiteStorage.temporary()
         defer { dir.remove() }

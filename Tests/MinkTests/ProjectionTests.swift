@@ -217,4 +217,48 @@ struct ProjectionTests {
         try await engine.rebuild("order-summary")
         #expect(try await repo.get("order-1") == nil)
     }
+
+    /// An async projection's batches (documents with their checkpoint) ask the storage for
+    /// relaxed commits; a direct write through a repository stays durable.
+    @Test func asyncProjectionBatchesCommitRelaxedAndRepositoryWritesDurable() async throws {
+        let storage = InMemoryStorage()
+        let recorder = DurabilityRecorder(storage)
+        let store = EventStore(adapter: storage)
+        let engine = ProjectionEngine(store: store, readModels: recorder)
+        await engine.registerAsync(OrderSummaryProjection(), readModels: recorder, options: AsyncOptions(batchSize: 2, retryPolicy: fastRetry))
+        try await engine.start()
+        try await store.append("order-1", events: [raw("OrderCreated"), raw("ItemAdded"), raw("ItemAdded")])
+        _ = try await engine.waitUntilCaughtUp("order-summary", to: 3)
+        await engine.stop()
+        let seen = recorder.seen.withLock { $0 }
+        #expect(seen.contains(.relaxed), "the batches asked for relaxed commits: \(seen)")
+        #expect(!seen.contains(.durable), "no batch asked for a durable commit: \(seen)")
+        try await DocumentRepository<OrderSummary>(store: recorder, model: "orders").save(OrderSummary(id: "x", items: 0, status: "new"))
+        #expect(recorder.seen.withLock { $0.last } == .durable)
+    }
+}
+
+/// Records the durability every transaction asks for, then runs it on the real storage.
+private final class DurabilityRecorder: ReadModelStore {
+    let inner: any ReadModelStore
+    let seen = Mutex<[CommitDurability]>([])
+
+    init(_ inner: any ReadModelStore) { self.inner = inner }
+
+    func transaction<T: Sendable>(_ body: @Sendable (any ReadModelTransaction) throws -> T) async throws -> T {
+        try await transaction(.durable, body)
+    }
+    func transaction<T: Sendable>(
+        _ durability: CommitDurability, _ body: @Sendable (any ReadModelTransaction) throws -> T
+    ) async throws -> T {
+        seen.withLock { $0.append(durability) }
+        return try await inner.transaction(durability, body)
+    }
+    func document(_ model: String, id: String) async throws -> Data? { try await inner.document(model, id: id) }
+    func find(_ model: String, query: Query) async throws -> [StoredDocument] { try await inner.find(model, query: query) }
+    func count(_ model: String, query: Query) async throws -> Int64 { try await inner.count(model, query: query) }
+    func dropModel(_ model: String) async throws { try await inner.dropModel(model) }
+    func createIndex(_ model: String, field: FieldPath) async throws { try await inner.createIndex(model, field: field) }
+    func modelNames() async throws -> [String] { try await inner.modelNames() }
+    func forTenant(_ tenantID: String) throws -> any ReadModelStore { DurabilityRecorder(try inner.forTenant(tenantID)) }
 }
