@@ -35,6 +35,9 @@ public actor SubscriptionHub {
     private var passesStarted = 0
     /// Readers waiting for the pump: each for a pass begun after it asked.
     private var pumpWaiters: [(pass: Int, continuation: CheckedContinuation<Void, Never>)] = []
+    /// The pass started for waiters by a commit, which does not wait for it
+    /// (``notifyCommitted()``); at most one at a time, cancelled by ``shutdown()``.
+    private var pumpTask: Task<Void, Never>?
 
     /// Where the hub is in its life.
     private enum Lifecycle {
@@ -85,21 +88,43 @@ public actor SubscriptionHub {
         lifecycle = .serving(external: external)
     }
 
+    /// Whether a task waits in ``waitForEvents(after:timeout:)`` (tests).
+    var isWaitedFor: Bool { waiting > 0 }
+
     /// Stops listening for external commits and wakes every waiter.
     public func shutdown() {
         if case .serving(let external) = lifecycle { external?.cancel() }
+        pumpTask?.cancel()
         lifecycle = .shutDown
         arrivals.signal(false)
     }
 
     /// Tells the hub that events were committed; it reads them from storage and wakes waiters.
+    ///
+    /// The committer does not wait for that read (it did until 2026-12-06: every append with a
+    /// subscriber or an async projection waiting paid one more storage read before its answer).
+    /// From here on the hub is stale, so a reader that comes before the pass brings the hub up to
+    /// date itself (``refreshIfStale()``): nobody answers from a head older than this commit.
     public func notifyCommitted() async {
-        if case .idle = pump, waiting == 0 {
-            // Nobody to wake: whoever reads next refreshes (``refreshIfStale()``).
+        switch pump {
+        case .running:
+            // The running pass reads up to the storage's head: another pass follows it.
+            pump = .running(again: true)
+        case .idle:
             pump = .idle(stale: true)
-            return
+            // Nobody to wake: whoever reads next refreshes. A pass already started for waiters
+            // finds the hub stale and reads this commit too.
+            guard waiting > 0, pumpTask == nil, case .serving = lifecycle else { return }
+            pumpTask = Task { await self.pumpForWaiters() }
         }
-        await runPump()
+    }
+
+    /// The pass started by ``notifyCommitted()``: reads while commits are unread and someone
+    /// waits. The last check and the reset of `pumpTask` run without a suspension between them,
+    /// so a commit notified after that check starts a task of its own.
+    private func pumpForWaiters() async {
+        while case .idle(stale: true) = pump, waiting > 0, !Task.isCancelled { await runPump() }
+        pumpTask = nil
     }
 
     /// Brings the hub up to date with every commit notified so far, before a reader looks at

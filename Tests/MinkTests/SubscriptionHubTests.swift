@@ -1,5 +1,5 @@
 import Foundation
-import Mink
+@testable import Mink
 import MinkTesting
 import Synchronization
 import Testing
@@ -14,10 +14,13 @@ struct SubscriptionHubTests {
         let readAlls = Atomic<Int>(0)
         let readDelay: Duration?
         let headDelay: Duration?
+        /// When set, every `readAll` waits until it is open.
+        let gate: Gate?
 
-        init(readDelay: Duration? = nil, headDelay: Duration? = nil) {
+        init(readDelay: Duration? = nil, headDelay: Duration? = nil, gate: Gate? = nil) {
             self.readDelay = readDelay
             self.headDelay = headDelay
+            self.gate = gate
         }
 
         func append(_ request: AppendRequest, hook: AppendTransactionHook?) async throws -> AppendResult {
@@ -30,6 +33,7 @@ struct SubscriptionHubTests {
         func readAll(after position: UInt64, filter: EventFilter, limit: Int) async throws -> [Event] {
             readAlls.add(1, ordering: .relaxed)
             if let readDelay { try await Task.sleep(for: readDelay) }
+            await gate?.pass()
             return try await inner.readAll(after: position, filter: filter, limit: limit)
         }
         func headPosition() async throws -> UInt64 {
@@ -99,6 +103,39 @@ struct SubscriptionHubTests {
         #expect(try await Self.positions(store, from: 140, count: 50) == Array(141...190))
     }
 
+    /// An append does not wait for the hub to read it back for the waiting subscribers (it did:
+    /// every append with a live subscriber or projection paid one more storage read), and the
+    /// subscriber still gets every event once; a reader right after the appends sees their head.
+    /// The read-back is held at a gate: the appends must finish while it is closed.
+    @Test func anAppendDoesNotWaitForTheReadBack() async throws {
+        let gate = Gate()
+        let adapter = CountingAdapter(gate: gate)
+        let store = EventStore(adapter: adapter)
+        _ = try await store.hub.headPosition()
+        let woken = Task { await store.hub.waitForEvents(after: 0, timeout: .seconds(60)) }
+        for _ in 0..<400 {
+            if await store.hub.isWaitedFor { break }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        try #require(await store.hub.isWaitedFor, "the waiter never waited")
+        let appended = Appended()
+        let appends = Task {
+            for i in 0..<5 { try await store.append("s-\(i)", events: [Self.event()]) }
+            appended.flag.store(true, ordering: .releasing)
+        }
+        var done = false
+        for _ in 0..<2000 where !done {
+            try await Task.sleep(for: .milliseconds(10))
+            done = appended.flag.load(ordering: .acquiring)
+        }
+        await gate.open()
+        try await appends.value
+        #expect(done, "the appends waited for the hub's read-back (still held after 20 s)")
+        #expect(await woken.value, "the waiter was woken by the read-back")
+        #expect(try await store.hub.headPosition() == 5)
+        #expect(try await Self.positions(store, from: 0, count: 5) == Array(1...5))
+    }
+
     /// A reader arriving while the hub is reading new commits waits for that read: it must not
     /// report "caught up" from the head the pump is about to move.
     @Test func aReaderDuringAPumpWaitsForIt() async throws {
@@ -157,4 +194,26 @@ struct SubscriptionHubTests {
         #expect(second == ["event 1", "caught-up 1"])
         #expect(try await first == ["event 1", "caught-up 1"])
     }
+}
+
+/// Holds whoever calls ``pass()`` until ``open()``.
+actor Gate {
+    private var isOpen = false
+    private var held: [CheckedContinuation<Void, Never>] = []
+
+    func pass() async {
+        if isOpen { return }
+        await withCheckedContinuation { held.append($0) }
+    }
+
+    func open() {
+        isOpen = true
+        for c in held { c.resume() }
+        held = []
+    }
+}
+
+/// Set once the appends of a test returned.
+final class Appended: Sendable {
+    let flag = Atomic<Bool>(false)
 }
