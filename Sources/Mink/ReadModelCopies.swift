@@ -95,6 +95,7 @@ final class RedirectingTransaction: ReadModelTransaction {
     func putDocuments(_ model: String, _ documents: [(id: String, json: Data)]) throws { try base.putDocuments(map(model), documents) }
     func deleteDocuments(_ model: String, ids: [String]) throws { try base.deleteDocuments(map(model), ids: ids) }
     func checkpoint(_ projection: String) throws -> UInt64 { try base.checkpoint(projection) }
+    func checkpoints(_ projections: [String]) throws -> [UInt64] { try base.checkpoints(projections) }
     func setCheckpoint(_ projection: String, to position: UInt64) throws { try base.setCheckpoint(projection, to: position) }
 }
 
@@ -201,11 +202,13 @@ struct ReadModelCopyProjection: CheckpointingAsyncProjection {
     func apply(_ events: [Event], through position: UInt64) async throws {
         try await readModels.transaction(.relaxed) { [inner, generation, checkpointKey, lease] tx in
             try lease.fence(tx)
-            let g = try ReadModelGenerations.read(inner.name, in: tx)
+            // The generations and this copy's checkpoint in one read (one round trip on PostgreSQL).
+            let stored = try tx.checkpoints([ReadModelGenerations.key(inner.name), checkpointKey])
+            let g = ReadModelGenerations(packed: stored[0])
             guard g.serving == generation || g.building == generation else {
                 throw MinkError(.cancelled, "copy \(generation) of \(inner.readModelName) is no longer current")
             }
-            let done = try tx.checkpoint(checkpointKey)
+            let done = stored[1]
             let rtx = RedirectingTransaction.wrap(tx, model: inner.readModelName, generation: generation)
             let pending = events.drop(while: { $0.globalPosition <= done })
             if !pending.isEmpty { try inner.applyAll(Array(pending), in: rtx) }

@@ -145,8 +145,15 @@ public protocol ReadModelTransaction: AnyObject {
     func deleteDocuments(_ model: String, ids: [String]) throws
     /// The stored checkpoint of a projection (0 when none).
     func checkpoint(_ projection: String) throws -> UInt64
+    /// The stored checkpoints of several projections, in order (0 when none): one query where
+    /// the storage is remote (default implementation: ``checkpoint(_:)`` for each).
+    func checkpoints(_ projections: [String]) throws -> [UInt64]
     /// Stores the checkpoint of a projection, committed with the transaction.
     func setCheckpoint(_ projection: String, to position: UInt64) throws
+}
+
+extension ReadModelTransaction {
+    public func checkpoints(_ projections: [String]) throws -> [UInt64] { try projections.map { try checkpoint($0) } }
 }
 
 /// The seed's name for the transaction handed to inline projections.

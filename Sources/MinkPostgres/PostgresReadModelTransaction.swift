@@ -221,6 +221,23 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
         return r.rowCount == 0 ? 0 : UInt64(r.int64(0, 0) ?? 0)
     }
 
+    func checkpoints(_ projections: [String]) throws -> [UInt64] {
+        if projections.count == 1 { return [try checkpoint(projections[0])] }
+        // One primary-key probe per name, in the names' order (the shape of `documents`: safe in
+        // a generic plan); NULL for a name without a row.
+        let r = try read(
+            """
+            SELECT (SELECT c.position FROM \(scope.sql.checkpoints) c WHERE c.tenant_id = $1 AND c.projection = u.p)
+            FROM unnest($2::text[]) WITH ORDINALITY AS u(p, n) ORDER BY u.n
+            """,
+            [.text(scope.tenantID), .bytes(try Self.textArray(projections))]
+        )
+        guard r.rowCount == projections.count else {
+            throw MinkError(.internalError, "checkpoints: \(r.rowCount) rows for \(projections.count) names")
+        }
+        return (0..<r.rowCount).map { r.isNull($0, 0) ? 0 : UInt64(r.int64($0, 0) ?? 0) }
+    }
+
     func setCheckpoint(_ projection: String, to position: UInt64) throws {
         try write(
             """

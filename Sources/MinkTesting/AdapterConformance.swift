@@ -293,6 +293,14 @@ private func readModelTransactions(_ s: ConformanceStorage) async throws {
     try await s.readModels.transaction { tx in try tx.deleteDocument("m", id: "a"); try tx.deleteDocument("m", id: "zzz") }
     try check(try await s.readModels.document("m", id: "a") == nil, "delete")
     try check(try await s.readModels.checkpoint("unknown") == 0, "unknown checkpoint is 0")
+    // Several checkpoints in one read: in the order asked, 0 for a missing one, a name twice
+    // answered twice, and what this transaction wrote before the read.
+    let many = try await s.readModels.transaction(.relaxed) { tx -> [UInt64] in
+        try tx.setCheckpoint("q", to: 7)
+        return try tx.checkpoints(["q", "missing", "p", "q"])
+    }
+    try check(many == [7, 0, 10, 7], "checkpoints(_:) answered \(many)")
+    try check(try await s.readModels.checkpoint("q") == 7, "a relaxed transaction commits its checkpoint")
 }
 
 private let queryDocuments: [(String, String)] = [

@@ -31,8 +31,7 @@ struct MinkdProcess {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("minkd-as-\(uid)-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
             let copy = directory.appendingPathComponent("minkd")
-            try FileManager.default.copyItem(at: Self.executable, to: copy)
-            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: copy.path)
+            try Self.copyClosingOnExec(Self.executable.path, to: copy.path)
             copiedExecutableDirectory = directory
             executable = "/usr/bin/setpriv"
             argv = ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "--", copy.path] + arguments
@@ -47,6 +46,29 @@ struct MinkdProcess {
             input.write(Data(stdin.utf8))
             try input.close()
         }
+    }
+
+    /// Copies the executable through a descriptor opened with `O_CLOEXEC`. Why not
+    /// `FileManager.copyItem`: its descriptor is inherited by every child another test spawns
+    /// while the copy is written, and such a child keeps it open for its whole life, so running
+    /// the copy failed with "Text file busy" (ETXTBSY) in a CI run.
+    static func copyClosingOnExec(_ source: String, to destination: String) throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: source))
+        let fd = open(destination, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o755)
+        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        defer { close(fd) }
+        try data.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
+                }
+                offset += n
+            }
+        }
+        guard fchmod(fd, 0o755) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
     }
 
     /// Waits for exit (up to `timeout`), returning the status and both outputs.

@@ -30,8 +30,13 @@ struct SubscriptionHubTests {
             try await inner.readStream(streamID, from: version, limit: limit, direction: direction)
         }
         func streamInfo(_ streamID: String) async throws -> StreamInfo? { try await inner.streamInfo(streamID) }
+        /// `readAll` calls with a filter other than "every event" (a projection's pages; the hub
+        /// reads every event).
+        let filteredReadAlls = Atomic<Int>(0)
+
         func readAll(after position: UInt64, filter: EventFilter, limit: Int) async throws -> [Event] {
             readAlls.add(1, ordering: .relaxed)
+            if filter != EventFilter() { filteredReadAlls.add(1, ordering: .relaxed) }
             if let readDelay { try await Task.sleep(for: readDelay) }
             await gate?.pass()
             return try await inner.readAll(after: position, filter: filter, limit: limit)
@@ -134,6 +139,31 @@ struct SubscriptionHubTests {
         #expect(await woken.value, "the waiter was woken by the read-back")
         #expect(try await store.hub.headPosition() == 5)
         #expect(try await Self.positions(store, from: 0, count: 5) == Array(1...5))
+    }
+
+    /// A live async projection takes its pages from the hub's ring (which the hub read once for
+    /// every waiter), not from storage: after it caught up, events appended one at a time cost
+    /// it no storage read, and it still sees exactly the types it handles, each once, with its
+    /// checkpoint past the ones it does not handle.
+    @Test func aLiveProjectionReadsFromTheRing() async throws {
+        let adapter = CountingAdapter()
+        let store = EventStore(adapter: adapter)
+        for i in 0..<20 { try await store.append("s-\(i % 3)", events: [EventData(type: i % 2 == 0 ? "A" : "B", data: Data("{}".utf8))]) }
+        let box = RecordingProjection.Box()
+        let engine = ProjectionEngine(store: store)
+        await engine.registerAsync(RecordingProjection(handledEvents: ["A"], box: box))
+        try await engine.start()
+        _ = try await engine.waitUntilCaughtUp("recorder", to: 20)
+        let before = adapter.filteredReadAlls.load(ordering: .relaxed)
+        for i in 20..<60 {
+            try await store.append("s-\(i % 3)", events: [EventData(type: i % 2 == 0 ? "A" : "B", data: Data("{}".utf8))])
+            let status = try await engine.waitUntilCaughtUp("recorder", to: UInt64(i + 1), timeout: .seconds(20))
+            #expect(status.checkpoint == UInt64(i + 1))
+        }
+        await engine.stop()
+        #expect(adapter.filteredReadAlls.load(ordering: .relaxed) == before, "live pages came from storage, not the ring")
+        let applied = box.applied.withLock { $0 }
+        #expect(applied == stride(from: 1, through: 59, by: 2).map(UInt64.init), "each A once, in order, no B")
     }
 
     /// A reader arriving while the hub is reading new commits waits for that read: it must not
