@@ -41,7 +41,11 @@ struct SubscriptionHubTests {
             await gate?.pass()
             return try await inner.readAll(after: position, filter: filter, limit: limit)
         }
+        /// `headPosition` calls.
+        let heads = Atomic<Int>(0)
+
         func headPosition() async throws -> UInt64 {
+            heads.add(1, ordering: .relaxed)
             if let headDelay { try await Task.sleep(for: headDelay) }
             return try await inner.headPosition()
         }
@@ -139,6 +143,25 @@ struct SubscriptionHubTests {
         #expect(await woken.value, "the waiter was woken by the read-back")
         #expect(try await store.hub.headPosition() == 5)
         #expect(try await Self.positions(store, from: 0, count: 5) == Array(1...5))
+    }
+
+    /// A stale hub brought up to date after a few commits reads one page and no head; after more
+    /// than its ring holds (and more than a page) it asks for the head and restarts the ring
+    /// there, and readers still see every event once.
+    @Test func aStaleRefreshReadsTheHeadOnlyAfterAFullPage() async throws {
+        let adapter = CountingAdapter()
+        let store = EventStore(adapter: adapter, options: .init(subscriberBuffer: 16))
+        #expect(try await store.hub.headPosition() == 0)
+        for i in 0..<5 { try await store.append("s-\(i)", events: [Self.event()]) }
+        let heads = adapter.heads.load(ordering: .relaxed), reads = adapter.readAlls.load(ordering: .relaxed)
+        #expect(try await store.hub.headPosition() == 5)
+        #expect(adapter.heads.load(ordering: .relaxed) == heads, "no head query for a short page")
+        #expect(adapter.readAlls.load(ordering: .relaxed) == reads + 1)
+        for i in 0..<1_200 { try await store.append("t-\(i % 7)", events: [Self.event()]) }
+        #expect(try await store.hub.headPosition() == 1_205)
+        #expect(adapter.heads.load(ordering: .relaxed) == heads + 1, "a full page asks for the head once")
+        #expect(try await Self.positions(store, from: 1_195, count: 10) == Array(1_196...1_205))
+        #expect(try await Self.positions(store, from: 0, count: 1_205) == Array(1...1_205))
     }
 
     /// A live async projection takes its pages from the hub's ring (which the hub read once for
