@@ -20,6 +20,9 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
     private var begun = false
     /// Writes not sent yet.
     private var deferred: [PostgresConnection.PipelineStatement] = []
+    /// Reads among `deferred` (by index) whose results are checked as soon as the round trip
+    /// carrying them returns, before anything after it is sent (``checkLater(_:_:_:)``).
+    private var checks: [(index: Int, check: (PostgresResult) throws -> Void)] = []
     /// How the commit waits for the WAL flush (a transaction of its own only).
     private let durability: CommitDurability
 
@@ -56,6 +59,9 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
         guard defers else { return }
         let c = try conn()
         guard begun || !deferred.isEmpty else { return }
+        // A checked read never goes out with COMMIT: what it guards must fail before anything
+        // commits. (The callers always read after it, so this costs nothing in practice.)
+        if !checks.isEmpty { _ = try sendDeferred(then: []) }
         var statements = begun ? [] : [PostgresConnection.PipelineStatement("BEGIN")]
         statements += deferred
         if durability == .relaxed { statements.append(PostgresConnection.PipelineStatement("SET LOCAL synchronous_commit = off")) }
@@ -74,11 +80,33 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
     private func read(_ sql: String, _ params: [PostgresValue]) throws -> PostgresResult {
         let c = try conn()
         guard defers, !begun || !deferred.isEmpty else { return try c.query(sql, params, prepare: true) }
+        return try sendDeferred(then: [PostgresConnection.PipelineStatement(sql, params, prepare: true)]).last!
+    }
+
+    /// Sends `BEGIN` (if not yet sent), the deferred statements and `then` in one round trip,
+    /// runs the checks of the deferred reads, and returns every result.
+    private func sendDeferred(then: [PostgresConnection.PipelineStatement]) throws -> [PostgresResult] {
+        let c = try conn()
+        let offset = begun ? 0 : 1
         var statements = begun ? [] : [PostgresConnection.PipelineStatement("BEGIN")]
-        statements += deferred + [PostgresConnection.PipelineStatement(sql, params, prepare: true)]
+        statements += deferred + then
+        let pending = checks
         deferred = []
+        checks = []
         begun = true
-        return try Self.pipelined { try c.pipeline(statements) }.last!
+        let results = try Self.pipelined { try c.pipeline(statements) }
+        for (index, check) in pending { try check(results[offset + index]) }
+        return results
+    }
+
+    /// A read whose result is only checked: sent with the next round trip (deferred) and checked
+    /// when it returns, before anything after it is sent — so a lease fence costs no round trip
+    /// of its own. Without deferring, run and checked now.
+    private func checkLater(_ sql: String, _ params: [PostgresValue], _ check: @escaping (PostgresResult) throws -> Void) throws {
+        let c = try conn()
+        guard defers else { return try check(c.query(sql, params, prepare: true)) }
+        deferred.append(PostgresConnection.PipelineStatement(sql, params, prepare: true))
+        checks.append((deferred.count - 1, check))
     }
 
     /// A statement whose result is not needed: deferred when the transaction defers.
@@ -248,13 +276,13 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
         )
     }
 
-    /// The lease epoch stored on a checkpoint row, its row locked until the transaction ends
-    /// (`FOR UPDATE`); `nil` when the row does not exist.
-    func lockedLeaseEpoch(_ row: String) throws -> Int64? {
-        let r = try read(
+    /// Locks a checkpoint row until the transaction ends (`FOR UPDATE`) and checks the lease
+    /// epoch stored on it (`nil` when the row does not exist) with the round trip that carries
+    /// the next read, before anything after that read is sent (``checkLater(_:_:_:)``).
+    func checkLockedLeaseEpoch(_ row: String, _ check: @escaping (Int64?) throws -> Void) throws {
+        try checkLater(
             "SELECT lease_epoch FROM \(scope.sql.checkpoints) WHERE tenant_id = $1 AND projection = $2 FOR UPDATE",
             [.text(scope.tenantID), .text(row)]
-        )
-        return r.rowCount == 0 ? nil : r.int64(0, 0)
+        ) { r in try check(r.rowCount == 0 ? nil : r.int64(0, 0)) }
     }
 }

@@ -241,7 +241,8 @@ struct FencedProjectionLease: ProjectionLease {
 
     func release() async { await lease.release() }
 
-    /// Locks the epoch row until `tx` ends and checks the epoch is still this lease's; when not,
+    /// Locks the epoch row until `tx` ends and checks the epoch is still this lease's (with the
+    /// transaction's next read, before any later statement is sent); when not,
     /// the lease ends (``lost()`` returns) and `.leaseLost` is thrown.
     func fence(_ tx: any ReadModelTransaction) throws {
         guard let ptx = tx as? PostgresReadModelTransaction, ptx.scope.readyKey == scope.readyKey,
@@ -249,10 +250,13 @@ struct FencedProjectionLease: ProjectionLease {
         else {
             throw MinkError(.internalError, "projection \(projection): a lease fences only transactions of its own tenant's storage")
         }
-        let stored = try ptx.lockedLeaseEpoch(row)
-        guard stored == epoch else {
-            lease.end()
-            throw MinkError.leaseLost(projection)
+        // Checked with the transaction's next read (every fencing caller reads next), before
+        // any write of the batch is sent: one round trip less per batch.
+        try ptx.checkLockedLeaseEpoch(row) { [lease, epoch, projection] stored in
+            guard stored == epoch else {
+                lease.end()
+                throw MinkError.leaseLost(projection)
+            }
         }
     }
 }

@@ -202,6 +202,31 @@ struct PostgresLeaseTests {
     /// One batch as a read-model runner applies it: fence, read the stored checkpoint, apply the
     /// events after it — one document per application, so a second application shows — and
     /// store the checkpoint. Returns the positions applied.
+    /// The fence's check rides on the transaction's next read; a transaction that fences and
+    /// then only writes must still fail before its `COMMIT` is sent when the lease was taken over.
+    @Test func aFenceFollowedOnlyByWritesIsCheckedBeforeTheCommit() async throws {
+        let schema = TestServer.freshName()
+        let a = try await TestServer.storage(schema: schema)
+        let b = try await TestServer.storage(schema: schema)
+        defer { Task { await a.shutdown(); await b.shutdown() } }
+        let leaseA = try await Self.acquire(a)
+        try await Self.terminateLeaseSession(of: a, via: b)
+        let leaseB = try await Self.acquire(b)
+        do {
+            try await a.transaction(.relaxed) { tx in
+                try leaseA.fence(tx)
+                try tx.putDocument("applied", id: "late-A", json: Data("{}".utf8))
+                try tx.setCheckpoint("counter", to: 99)
+            }
+            Issue.record("a fenced write-only transaction committed after the take-over")
+        } catch let e as MinkError {
+            #expect(e.code == .leaseLost)
+        }
+        #expect(try await b.document("applied", id: "late-A") == nil)
+        #expect(try await b.checkpoint("counter") != 99)
+        await leaseB.release()
+    }
+
     static func applyBatch(
         _ storage: PostgresStorage, lease: any ProjectionLease, holder: String, events: [UInt64], gate: Gate? = nil
     ) async throws -> [UInt64] {
