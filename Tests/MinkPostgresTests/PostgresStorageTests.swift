@@ -245,6 +245,43 @@ struct PostgresStorageTests {
         #expect(try await s.headPosition() == 1)
     }
 
+    /// A page filtered by several event types is read type by type and merged by position: it
+    /// never sorts every event after the checkpoint, even on a table without statistics (a
+    /// catch-up right after a bulk load, before autovacuum's first ANALYZE). The pages are the
+    /// matching events in position order, whatever the types' order or repetitions.
+    @Test func aPageOfSeveralTypesIsMergedByPositionWithoutStatistics() async throws {
+        let s = try await TestServer.storage()
+        defer { Task { await s.shutdown() } }
+        for a in 0..<40 {
+            let events = (0..<100).map { i in event(i % 10 == 0 ? "Opened" : i % 10 == 5 ? "Closed" : "Noted") }
+            _ = try await s.append(request("acct-\(a)", events, .noStream), hook: nil)
+        }
+        let all = try await s.readAll(after: 0, filter: .all, limit: 10_000)
+        #expect(all.count == 4_000)
+        for types in [["Opened", "Closed"], ["Closed", "Opened", "Closed"], ["Noted", "Opened"], ["Opened", "Nope"]] {
+            let wanted = all.filter { types.contains($0.type) }
+            for (after, limit) in [(UInt64(0), 50), (1_234, 7), (3_990, 100), (0, 10_000)] {
+                let page = try await s.readAll(after: after, filter: EventFilter(eventTypes: types), limit: limit)
+                #expect(page == Array(wanted.filter { $0.globalPosition > after }.prefix(limit)), "\(types) after \(after)")
+            }
+            let combined = try await s.readAll(after: 0, filter: EventFilter(category: "acct", eventTypes: types, streamIDs: ["acct-3", "acct-7"]), limit: 1_000)
+            #expect(combined == wanted.filter { $0.streamID == "acct-3" || $0.streamID == "acct-7" })
+        }
+        let stats = try await s.core.main.pool.withConnection { conn in
+            try conn.query("SELECT coalesce(n_live_tup, 0)::int8 FROM pg_stat_user_tables WHERE relid = '\(s.scope.sql.events)'::regclass AND last_analyze IS NULL AND last_autoanalyze IS NULL").rowCount
+        }
+        #expect(stats == 1, "the events table must not have statistics yet")
+        let (sql, params) = PostgresStorage.readAllQuery(
+            events: s.scope.sql.events, tenantID: s.scope.tenantID, after: 100, filter: EventFilter(eventTypes: ["Opened", "Noted"]), limit: 1_000
+        )
+        let plan = try await s.core.main.pool.withConnection { conn in
+            let r = try conn.query("EXPLAIN " + sql, params)
+            return (0..<r.rowCount).map { r.string($0, 0) ?? "" }
+        }
+        #expect(plan.contains { $0.contains("Merge Append") }, "\(plan.joined(separator: "\n"))")
+        #expect(!plan.contains { $0.contains("Sort  (") }, "\(plan.joined(separator: "\n"))")
+    }
+
     @Test func anyBytesRoundTrip() async throws {
         let s = try await TestServer.storage()
         defer { Task { await s.shutdown() } }
