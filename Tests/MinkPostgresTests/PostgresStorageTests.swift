@@ -252,6 +252,11 @@ struct PostgresStorageTests {
     @Test func aPageOfSeveralTypesIsMergedByPositionWithoutStatistics() async throws {
         let s = try await TestServer.storage()
         defer { Task { await s.shutdown() } }
+        // No autovacuum ANALYZE during the test: the table stays without statistics.
+        _ = try await s.headPosition()
+        try await s.core.main.pool.withConnection { conn in
+            try conn.execute("ALTER TABLE \(s.scope.sql.events) SET (autovacuum_enabled = false)")
+        }
         for a in 0..<40 {
             let events = (0..<100).map { i in event(i % 10 == 0 ? "Opened" : i % 10 == 5 ? "Closed" : "Noted") }
             _ = try await s.append(request("acct-\(a)", events, .noStream), hook: nil)
