@@ -103,6 +103,7 @@ extension AppendBatcher {
         }
         let written = result.bool(0, 3) ?? false
         let inserted = result.int64(0, 4) ?? 0
+        observe(head: state.head, wrote: written ? inserted : 0)
         let decisions: Decisions
         do throws(TransactionBroken) {
             // No hook runs here (``fitsOneRoundTrip(_:)``): the connection is not used.

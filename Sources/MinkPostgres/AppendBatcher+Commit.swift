@@ -154,6 +154,8 @@ extension AppendBatcher {
     /// the streams' new versions and the NOTIFY) and `COMMIT` in a second one. Between them, the
     /// appends are decided by ``decide(_:_:_:timestamp:on:)``.
     func commitDecided(_ batch: [Pending], on conn: PostgresConnection) -> BatchOutcome {
+        // What this batch leaves as the head is not tracked: the next checked batch learns it.
+        contention.withLock { $0.expectedHead = nil }
         let tenant = PostgresValue.text(scope.tenantID)
 
         // The streams of the batch and every (stream, event ID) pair whose ID the caller chose,

@@ -76,6 +76,22 @@ final class AppendBatcher: Sendable {
         var drainTask: Task<Void, Never>?
     }
 
+    /// What the batcher knows of other writers of its tenant (other processes on the database).
+    struct Contention {
+        /// The head the next batch finds if nobody else wrote meanwhile: this batcher's last
+        /// checked batch's head plus what it wrote (nil: unknown).
+        var expectedHead: Int64?
+        /// Until when batches are gathered for contention (see ``pauseForReturningAppends(after:)``).
+        var until: ContinuousClock.Instant?
+    }
+
+    /// How long a batch gathered for contention waits, at most, for the appends whose callers
+    /// the previous batch answered (and never more than half the previous batch's time: the
+    /// lock wait it saves is about that long).
+    static let contentionPause: Duration = .milliseconds(5)
+    /// How long after the last sign of another writer batches are gathered for contention.
+    static let contentionWindow: Duration = .seconds(1)
+
     let scope: Scope
     let channel: String
     let limits: Limits
@@ -93,6 +109,11 @@ final class AppendBatcher: Sendable {
     let checkedTransactions = Atomic<Int>(0)
     /// Appends committed by those transactions (replays not counted).
     let appendsCommitted = Atomic<Int>(0)
+    /// Batches that found another writer's commits since this batcher's previous batch.
+    let contendedBatches = Atomic<Int>(0)
+    /// Pauses made to gather a batch under contention.
+    let contentionPauses = Atomic<Int>(0)
+    let contention = Mutex(Contention())
 
     init(scope: Scope, pool: ConnectionPool, channel: String, limits: Limits = Limits()) {
         self.scope = scope
@@ -227,14 +248,54 @@ final class AppendBatcher: Sendable {
     /// On the connection's queue: writes batches; returns whether appends may still wait (the
     /// connection broke or the drain used its share of the connection).
     private func writeBatches(on conn: PostgresConnection) -> Bool {
+        var answered = 0
+        var flight = Duration.zero
         for _ in 0..<limits.batchesPerConnection {
+            if answered > 0 { pauseForReturningAppends(after: answered, flight: flight) }
             let batch = nextBatch()
             if batch.isEmpty { return false }
+            let start = ContinuousClock.now
             write(batch, on: conn)
+            flight = ContinuousClock.now - start
+            answered = batch.count
             // A broken connection is replaced by the pool's worker on the next borrow.
             if !conn.isOpen { return true }
         }
         return true
+    }
+
+    /// Under contention (another process appended to the tenant lately), waits a moment before
+    /// taking the next batch: until the callers the last batch answered have sent their next
+    /// appends (the queue grew by `answered`), at most half of `flight` (the previous batch's
+    /// time, lock wait included) and ``contentionPause``.
+    ///
+    /// Why: the tenant's lock makes the processes' batches take turns, each waiting for the other's
+    /// commit. Taken at once, a batch holds only the appends that arrived during the previous one,
+    /// so each process's clients split into two groups that alternate — batches half as large,
+    /// each waiting for a whole lock cycle. The pause costs nothing the batch would not wait
+    /// anyway (the other process's commit is longer), and the batch then carries every caller.
+    /// Without another writer the next batch is taken at once (a lone client never waits).
+    private func pauseForReturningAppends(after answered: Int, flight: Duration) {
+        let now = ContinuousClock.now
+        guard let until = contention.withLock({ $0.until }), now < until else { return }
+        let target = pendingCount + answered
+        let end = now + min(Self.contentionPause, flight / 2)
+        contentionPauses.add(1, ordering: .relaxed)
+        while pendingCount < target, ContinuousClock.now < end, !state.withLock({ $0.closed }) {
+            usleep(50)
+        }
+    }
+
+    /// Records the head a checked batch found and what it wrote: a head other than the one this
+    /// batcher's previous batch left means another writer committed in between.
+    func observe(head: Int64, wrote inserted: Int64) {
+        contention.withLock { c in
+            if let expected = c.expectedHead, expected != head {
+                c.until = .now + Self.contentionWindow
+                contendedBatches.add(1, ordering: .relaxed)
+            }
+            c.expectedHead = head + inserted
+        }
     }
 
     /// Takes the next batch off the queue: everything waiting, within ``Limits`` (at least one
