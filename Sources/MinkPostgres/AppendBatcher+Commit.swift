@@ -293,12 +293,15 @@ extension AppendBatcher {
         do {
             defer { tx.close() }
             try hook(events, tx)
-            // Fails when the hook caught a failed statement and went on (its subtransaction is
-            // aborted): then the append fails too, below.
-            if tx.savepointSet { try conn.execute("RELEASE SAVEPOINT \(savepoint)") }
+            // Sends the hook's last writes with the RELEASE. Fails when one of them fails, or when
+            // the hook caught a failed statement and went on (its subtransaction is aborted):
+            // then the append fails too, below.
+            try tx.releaseSavepoint()
         } catch {
             guard conn.isOpen else { throw TransactionBroken(error: error) }
-            if tx.savepointSet {
+            // Writes still queued (the hook threw before they were sent) are dropped with the
+            // transaction object: nothing of them reached the server.
+            if tx.savepointSent {
                 do {
                     try conn.execute("ROLLBACK TO SAVEPOINT \(savepoint); RELEASE SAVEPOINT \(savepoint)")
                 } catch let broken {

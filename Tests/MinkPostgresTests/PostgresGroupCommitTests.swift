@@ -255,6 +255,11 @@ struct PostgresGroupCommitTests {
             }),
             (request("h-4", [event()], .noStream), { @Sendable _, _ in throw Boom() }),  // 4: throws before any statement
             (request("h-3", [event()], .noStream), put("e")),  // 5: position 4
+            (request("h-5", [event()], .noStream), { @Sendable _, tx in  // 6: a write sent with a read, then throws
+                try tx.putDocument("m", id: "f", json: Data("{}".utf8))
+                #expect(try tx.document("m", id: "f") == Data("{}".utf8), "a read sees the hook's earlier write")
+                throw Boom()
+            }),
         ])
         #expect(Self.value(outcomes[0])?.fromPosition == 2)
         if case .failure(let e) = outcomes[1] { #expect(e is Boom, "\(e)") } else { Issue.record("the throwing hook's append succeeded") }
@@ -262,14 +267,16 @@ struct PostgresGroupCommitTests {
         if case .success = outcomes[3] { Issue.record("the append whose hook's statement failed succeeded") }
         if case .failure(let e) = outcomes[4] { #expect(e is Boom, "\(e)") } else { Issue.record("the throwing hook's append succeeded") }
         #expect(Self.value(outcomes[5])?.fromPosition == 4)
+        if case .failure(let e) = outcomes[6] { #expect(e is Boom, "\(e)") } else { Issue.record("the throwing hook's append succeeded") }
 
         #expect(try await s.readAll(after: 0, filter: .all, limit: 100).map(\.streamID) == ["hold-1", "h-1", "h-2", "h-3"])
         #expect(try await s.document("m", id: "a") == Data(#"{"v":2}"#.utf8))
         #expect(try await s.document("m", id: "c") == Data(#"{"v":3}"#.utf8))
         #expect(try await s.document("m", id: "e") == Data(#"{"v":4}"#.utf8))
-        for gone in ["b", "d", "d2"] { #expect(try await s.document("m", id: gone) == nil, "document \(gone) of a failed append") }
+        for gone in ["b", "d", "d2", "f"] { #expect(try await s.document("m", id: gone) == nil, "document \(gone) of a failed append") }
         #expect(try await s.checkpoint("p") == 0)
         #expect(try await s.streamInfo("h-4") == nil)
+        #expect(try await s.streamInfo("h-5") == nil)
     }
 
     /// The batch's connection is terminated while its transaction is open: every append of the
