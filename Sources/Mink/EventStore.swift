@@ -77,8 +77,20 @@ public final class EventStore: Sendable {
     /// The inline projections, shared with the terminal handler of the middleware chain.
     private final class InlineList: Sendable {
         let list = Mutex<[any InlineProjection]>([])
-        func withLock<T: Sendable>(_ body: (inout [any InlineProjection]) -> T) -> T { list.withLock { body(&$0) } }
+        /// Changes with the list: the ``AppendRequest/hookGroup`` of the hooks made from it.
+        let token = Mutex(HookToken())
+        func withLock<T: Sendable>(_ body: (inout [any InlineProjection]) -> T) -> T {
+            token.withLock { $0 = HookToken() }
+            return list.withLock { body(&$0) }
+        }
+        /// The list and its token, read together.
+        func current() -> ([any InlineProjection], HookToken) {
+            token.withLock { t in (list.withLock { $0 }, t) }
+        }
     }
+
+    /// Identifies one inline-projection list: hooks made from the same list fold the same way.
+    private final class HookToken: Sendable {}
     private let tenants: TenantCache
 
     /// Answers `true` once: whether a call of an append's terminal step is its first.
@@ -153,7 +165,7 @@ public final class EventStore: Sendable {
             if let s = cache[tenantID] { return s }
             var opts = options
             if let snap = options.snapshots { opts.snapshots = (try snap.adapter.forTenant(tenantID), snap.policy) }
-            opts.inlineProjections = inline.withLock { $0 }
+            opts.inlineProjections = inline.current().0
             let store = EventStore(adapter: try adapter.forTenant(tenantID), tenantID: tenantID, options: opts, tenants: tenants)
             cache[tenantID] = store
             return store
@@ -179,7 +191,7 @@ public final class EventStore: Sendable {
     }
 
     /// The inline projections of this store.
-    public var inlineProjections: [any InlineProjection] { inline.withLock { $0 } }
+    public var inlineProjections: [any InlineProjection] { inline.current().0 }
 
     // MARK: Appending
 
@@ -368,25 +380,33 @@ public final class EventStore: Sendable {
     /// The innermost step of the append chain: the adapter's append, with this store's inline
     /// projections run inside its transaction.
     private func execute(_ request: AppendRequest) async throws -> AppendResult {
-        try await adapter.append(request, hook: inlineHook())
+        let (hook, group) = inlineHookAndGroup()
+        var request = request
+        request.hookGroup = group
+        return try await adapter.append(request, hook: hook)
     }
 
     /// The transaction hook running this store's inline projections (`nil` without any): for
     /// appends, and for the `$StreamDeleted` record of a deletion.
-    func inlineHook() -> AppendTransactionHook? {
-        let inline = self.inline.withLock { $0 }
-        var hook: AppendTransactionHook?
-        if !inline.isEmpty {
-            // Projection by projection, each over the append's events in order: a batch
-            // projection folds them (one load, one write per document); projections write
-            // models of their own, so the order between projections does not matter.
-            hook = { (events: [Event], tx: any ReadModelTransaction) throws in
-                for p in inline {
-                    let handled = p.handledEvents.isEmpty ? events : events.filter { p.handles($0.type) }
-                    if !handled.isEmpty { try p.applyAll(handled, in: tx) }
-                }
+    func inlineHook() -> AppendTransactionHook? { inlineHookAndGroup().hook }
+
+    /// ``inlineHook()`` and its ``AppendRequest/hookGroup``: hooks made from the same list of
+    /// inline projections fold the same way (each projection folds its events in log order), so
+    /// a storage may run one of them over several appends' events together.
+    private func inlineHookAndGroup() -> (hook: AppendTransactionHook?, group: ObjectIdentifier?) {
+        let (inline, token) = self.inline.current()
+        guard !inline.isEmpty else { return (nil, nil) }
+        // Projection by projection, each over the events in order: a batch projection folds
+        // them (one load, one write per document); projections write models of their own, so
+        // the order between projections does not matter.
+        let hook: AppendTransactionHook = { (events: [Event], tx: any ReadModelTransaction) throws in
+            // Keeps the token alive while the hook may run: its identifier is not reused meanwhile.
+            withExtendedLifetime(token) {}
+            for p in inline {
+                let handled = p.handledEvents.isEmpty ? events : events.filter { p.handles($0.type) }
+                if !handled.isEmpty { try p.applyAll(handled, in: tx) }
             }
         }
-        return hook
+        return (hook, ObjectIdentifier(token))
     }
 }

@@ -18,13 +18,23 @@ public struct AppendRequest: Sendable, Hashable {
     /// `false` (the default) whenever the IDs came from the caller, a middleware changed them, or
     /// the call is a retry of an attempt that may have committed.
     public var hasFreshIDs: Bool
+    /// Appends whose hooks share a non-nil group pass one function that folds events in log
+    /// order — an ``EventStore``'s inline projections: running it once over several appends'
+    /// events together (in log order) gives what running it for each append in turn gives. A
+    /// storage that commits several appends in one transaction may then run it once for all of
+    /// them (and append by append only if that fails, so that a failing append fails alone).
+    /// `nil` (the default): the hook runs for this append alone.
+    public var hookGroup: ObjectIdentifier?
 
     /// Creates a request.
-    public init(streamID: String, events: [EventData], expectedVersion: ExpectedVersion, hasFreshIDs: Bool = false) {
+    public init(
+        streamID: String, events: [EventData], expectedVersion: ExpectedVersion, hasFreshIDs: Bool = false, hookGroup: ObjectIdentifier? = nil
+    ) {
         self.streamID = streamID
         self.events = events
         self.expectedVersion = expectedVersion
         self.hasFreshIDs = hasFreshIDs
+        self.hookGroup = hookGroup
     }
 }
 

@@ -82,7 +82,8 @@ extension AppendBatcher {
     /// them. Runs the hooks (on `conn`, each in its savepoint).
     /// - Throws: ``TransactionBroken`` when a hook's failure left the transaction unusable.
     func decide(
-        _ batch: [Pending], _ streams: BatchStreams, _ state: inout BatchState, timestamp: Date, on conn: PostgresConnection
+        _ batch: [Pending], _ streams: BatchStreams, _ state: inout BatchState, timestamp: Date, on conn: PostgresConnection,
+        hooks: Bool = true
     ) throws(TransactionBroken) -> Decisions {
         var d = Decisions()
         d.outcomes.reserveCapacity(batch.count)
@@ -119,7 +120,7 @@ extension AppendBatcher {
                         version: current + Int64(i) + 1, globalPosition: UInt64(state.head) + UInt64(i) + 1, timestamp: timestamp
                     ))
                 }
-                if let hook = p.hook { try runHook(hook, events, on: conn) }
+                if hooks, let hook = p.hook { try runHook(hook, events, on: conn) }
 
                 state.head += Int64(events.count)
                 state.versions[s] += Int64(events.count)
@@ -224,7 +225,12 @@ extension AppendBatcher {
         let now = EventRow.microseconds(Date())
         let decisions: Decisions
         do throws(TransactionBroken) {
-            decisions = try decide(batch, streams, &state, timestamp: EventRow.date(microseconds: now), on: conn)
+            let timestamp = EventRow.date(microseconds: now)
+            if let combined = try decideWithOneHook(batch, streams, &state, timestamp: timestamp, on: conn) {
+                decisions = combined
+            } else {
+                decisions = try decide(batch, streams, &state, timestamp: timestamp, on: conn)
+            }
         } catch {
             conn.rollbackIfNeeded()
             return failure(error.error, committing: false)
@@ -283,12 +289,48 @@ extension AppendBatcher {
         return .failed(error, retryAlone: !transient)
     }
 
+    /// Decides a batch whose hooks all fold the same way (one ``AppendRequest/hookGroup``, at
+    /// least two appends with a hook) with one run of the hook over the events of every append
+    /// it decided to write, in log order, in one savepoint: three inline projections then cost
+    /// four round trips per batch rather than per append, while the batch holds the tenant's
+    /// lock. The appends are decided first as if every hook succeeded (a hook decides nothing
+    /// else); if the hook fails, its writes are rolled back to the savepoint and `nil` is
+    /// returned, `state` untouched: the caller decides append by append, each hook alone, so a
+    /// failing append fails alone.
+    /// - Throws: ``TransactionBroken`` when the transaction cannot go on.
+    func decideWithOneHook(
+        _ batch: [Pending], _ streams: BatchStreams, _ state: inout BatchState, timestamp: Date, on conn: PostgresConnection
+    ) throws(TransactionBroken) -> Decisions? {
+        let hooked = batch.filter { $0.hook != nil }
+        guard hooked.count >= 2, let group = hooked[0].request.hookGroup, let hook = hooked[0].hook,
+            hooked.allSatisfy({ $0.request.hookGroup == group })
+        else { return nil }
+        var trial = state
+        let d = try decide(batch, streams, &trial, timestamp: timestamp, on: conn, hooks: false)
+        var events: [Event] = []
+        for (p, outcome) in zip(batch, d.outcomes) where p.hook != nil {
+            if case .success(let r) = outcome, !r.isReplay { events += r.events }
+        }
+        if !events.isEmpty {
+            do {
+                try runHook(hook, events, on: conn, savepoint: "mink_batch")
+            } catch let broken as TransactionBroken {
+                throw broken
+            } catch {
+                batchHookFallbacks.add(1, ordering: .relaxed)
+                return nil
+            }
+        }
+        batchHookRuns.add(1, ordering: .relaxed)
+        state = trial
+        return d
+    }
+
     /// Runs an append's hook inside a savepoint (set lazily by its first statement), so that a
     /// failing hook rolls back its own writes and nothing else.
     /// - Throws: the hook's error (the append fails alone), or ``TransactionBroken`` when the
     ///   transaction cannot go on.
-    private func runHook(_ hook: AppendTransactionHook, _ events: [Event], on conn: PostgresConnection) throws {
-        let savepoint = "mink_append"
+    private func runHook(_ hook: AppendTransactionHook, _ events: [Event], on conn: PostgresConnection, savepoint: String = "mink_append") throws {
         let tx = PostgresReadModelTransaction(connection: conn, scope: scope, savepoint: savepoint)
         do {
             defer { tx.close() }

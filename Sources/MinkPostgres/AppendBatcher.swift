@@ -109,6 +109,10 @@ final class AppendBatcher: Sendable {
     let checkedTransactions = Atomic<Int>(0)
     /// Appends committed by those transactions (replays not counted).
     let appendsCommitted = Atomic<Int>(0)
+    /// Batches whose appends' hooks ran once for all of them (``decideWithOneHook(_:_:_:timestamp:on:)``).
+    let batchHookRuns = Atomic<Int>(0)
+    /// Of those tried, the ones whose hook failed and were decided append by append.
+    let batchHookFallbacks = Atomic<Int>(0)
     /// Batches that found another writer's commits since this batcher's previous batch.
     let contendedBatches = Atomic<Int>(0)
     /// Pauses made to gather a batch under contention.

@@ -156,6 +156,108 @@ struct PostgresGroupCommitTests {
         }
     }
 
+    /// Counts a stream's events in a document per stream (a fold: over several appends' events
+    /// at once it writes what it writes append by append); an event of type "Poison" fails it.
+    /// Records the positions of every call.
+    final class CountingHook: Sendable {
+        struct Boom: Error {}
+        let calls = Mutex<[[UInt64]]>([])
+        var hook: AppendTransactionHook {
+            { [self] events, tx in
+                calls.withLock { $0.append(events.map(\.globalPosition)) }
+                var counts: [String: Int] = [:]
+                for e in events {
+                    if e.type == "Poison" { throw Boom() }
+                    if counts[e.streamID] == nil {
+                        let stored = try tx.document("counts", id: e.streamID).flatMap { Int(String(decoding: $0, as: UTF8.self)) }
+                        counts[e.streamID] = stored ?? 0
+                    }
+                    counts[e.streamID]! += 1
+                }
+                for (id, n) in counts { try tx.putDocument("counts", id: id, json: Data("\(n)".utf8)) }
+            }
+        }
+    }
+
+    /// Appends whose hooks share a hook group run the hook once for the whole batch, over the
+    /// events of every append written, in log order; conflicts and hookless appends are left
+    /// out. When that run fails, the batch is decided append by append: the failing append fails
+    /// alone and the others are written with their hooks' writes. Hooks of different groups (or
+    /// none) never run together.
+    @Test func appendsOfOneHookGroupRunTheirHookOnceForTheBatch() async throws {
+        let s = try await TestServer.storage(timeout: Self.timeout)
+        defer { Task { await s.shutdown() } }
+        let counting = CountingHook()
+        final class Group: Sendable {}
+        let group = Group(), other = Group()
+        func hooked(_ stream: String, _ types: [String], _ expected: ExpectedVersion = .any, group g: Group? = nil) -> (AppendRequest, AppendTransactionHook?) {
+            (AppendRequest(streamID: stream, events: types.map { event($0) }, expectedVersion: expected, hookGroup: ObjectIdentifier(g ?? group)), counting.hook)
+        }
+        let first = try await Self.oneBatch(s, [
+            hooked("a", ["E", "E"]),                                       // positions 2, 3
+            hooked("b", ["E"]),                                            // 4
+            (request("plain", [event()]), nil),                            // 5: no hook
+            hooked("a", ["E"], .exact(7)),                                 // conflict: not written
+            hooked("a", ["E"], .exact(2)),                                 // 6
+            hooked("c", ["E"]),                                            // 7
+        ])
+        #expect(Self.error(first[3])?.code == .concurrencyConflict)
+        for i in [0, 1, 2, 4, 5] { #expect(Self.value(first[i]) != nil, "append \(i): \(first[i])") }
+        #expect(counting.calls.withLock { $0 } == [[2, 3, 4, 6, 7]], "one run of the hook over the written appends' events")
+        #expect(Self.batcher(s).batchHookRuns.load(ordering: .relaxed) == 1)
+        #expect(try await s.document("counts", id: "a") == Data("3".utf8))
+        #expect(try await s.document("counts", id: "b") == Data("1".utf8))
+
+        counting.calls.withLock { $0 = [] }
+        let second = try await Self.oneBatch(s, [
+            hooked("a", ["E"]),                                            // 9
+            hooked("b", ["E", "Poison"]),                                  // fails alone
+            hooked("c", ["E"]),                                            // 10
+        ])
+        #expect(Self.value(second[0])?.fromPosition == 9)
+        if case .failure(let e) = second[1] { #expect(e is CountingHook.Boom, "\(e)") } else { Issue.record("the poisoned append succeeded") }
+        #expect(Self.value(second[2])?.fromPosition == 10)
+        #expect(Self.batcher(s).batchHookFallbacks.load(ordering: .relaxed) == 1)
+        #expect(counting.calls.withLock { $0 } == [[9, 10, 11, 12], [9], [10, 11], [10]], "the run for the batch, then append by append")
+        #expect(try await s.document("counts", id: "a") == Data("4".utf8))
+        #expect(try await s.document("counts", id: "b") == Data("1".utf8), "nothing of the failed append")
+        #expect(try await s.document("counts", id: "c") == Data("2".utf8))
+
+        counting.calls.withLock { $0 = [] }
+        _ = try await Self.oneBatch(s, [hooked("a", ["E"]), hooked("b", ["E"], group: other)])
+        #expect(counting.calls.withLock { $0 }.count == 2, "hooks of two groups run apart")
+        #expect(Self.batcher(s).batchHookRuns.load(ordering: .relaxed) == 1)
+        #expect(try await s.streamInfo("b")?.version == 2)
+    }
+
+    /// An ``EventStore``'s inline projections give its appends one hook group: a batch of them
+    /// runs the projections once.
+    @Test func anEventStoresInlineProjectionsRunOncePerBatch() async throws {
+        struct Counter: InlineProjection {
+            let name = "counter"
+            let handledEvents: [String] = []
+            func apply(_ event: Event, in tx: any ReadModelTransaction) throws {
+                let n = try tx.document("n", id: "all").flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0
+                try tx.putDocument("n", id: "all", json: Data("\(n + 1)".utf8))
+            }
+        }
+        let s = try await TestServer.storage(timeout: Self.timeout)
+        defer { Task { await s.shutdown() } }
+        let store = EventStore(adapter: s, inlineProjections: [Counter()])
+        let gate = DispatchSemaphore(value: 0)
+        let held = try await Self.holdBatch(s, gate)
+        var tasks: [Task<AppendResult, any Error>] = []
+        for i in 0..<5 {
+            tasks.append(Task { try await store.append("s-\(i)", events: [EventData(type: "E", data: Data("{}".utf8))]) })
+            try await Self.waitForQueued(s, i + 1)
+        }
+        gate.signal()
+        _ = try await held.value
+        for t in tasks { _ = try await t.value }
+        #expect(Self.batcher(s).batchHookRuns.load(ordering: .relaxed) == 1)
+        #expect(try await s.document("n", id: "all") == Data("5".utf8))
+    }
+
     @Test func conflictsAndReusedIDsInOneBatchFailAlone() async throws {
         let s = try await TestServer.storage(timeout: Self.timeout)
         defer { Task { await s.shutdown() } }
