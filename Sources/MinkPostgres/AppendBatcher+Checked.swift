@@ -57,12 +57,13 @@ extension AppendBatcher {
         let result: PostgresResult
         do {
             let results = try conn.pipeline([
-                .init("BEGIN"),
+                // Prepared, as every statement of this pipeline: no Parse per batch.
+                .init("BEGIN", prepare: true),
                 // The statement's shapes are safe in a generic plan (one index probe per stream
                 // whatever the statistics), but PostgreSQL, estimating the arrays' sizes, keeps
                 // choosing a custom plan: a planning of ~0.3-0.7 ms per batch, which was most of
                 // a lone append's time in the server. Reset by the COMMIT.
-                .init("SET LOCAL plan_cache_mode = force_generic_plan"),
+                .init("SET LOCAL plan_cache_mode = force_generic_plan", prepare: true),
                 .init("SELECT pg_advisory_xact_lock($1::int8)", [.int(scope.appendLockKey)], prepare: true),
                 .init(text.appendChecked, [
                     .text(scope.tenantID), .int(now),
@@ -72,7 +73,7 @@ extension AppendBatcher {
                     .bytes(BinaryArray.bytea(data)), .bytes(BinaryArray.text(metadata)),
                     .text(scope.notifyKey),
                 ], prepare: true),
-                .init("COMMIT"),
+                .init("COMMIT", prepare: true),
             ])
             // A COMMIT of a transaction that failed unnoticed answers ROLLBACK, not an error.
             guard results[4].commandStatus == "COMMIT" else {

@@ -191,7 +191,7 @@ extension AppendBatcher {
                 ])
             }
             let results = try conn.pipeline([
-                .init("BEGIN"),
+                .init("BEGIN", prepare: true),
                 .init("SELECT pg_advisory_xact_lock($1::int8)", [.int(scope.appendLockKey)], prepare: true),
                 stateStatement,
             ])
@@ -254,7 +254,7 @@ extension AppendBatcher {
                     .bytes(BinaryArray.text(touched.map { streams.ids[$0] })), .bytes(BinaryArray.int8(touched.map { state.versions[$0] })),
                     .text(scope.notifyKey),
                 ], prepare: true),
-                .init("COMMIT"),
+                .init("COMMIT", prepare: true),
             ])
             // A COMMIT of a transaction that failed unnoticed answers ROLLBACK, not an error.
             guard results[1].commandStatus == "COMMIT" else {

@@ -51,7 +51,7 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
     /// - Throws: the failing statement's ``PostgresError`` (the caller rolls back to the savepoint).
     func releaseSavepoint() throws {
         guard let savepoint, savepointQueued || savepointSent else { return }
-        _ = try sendDeferred(then: [PostgresConnection.PipelineStatement("RELEASE SAVEPOINT \(savepoint)")])
+        _ = try sendDeferred(then: [PostgresConnection.PipelineStatement("RELEASE SAVEPOINT \(savepoint)", prepare: true)])
     }
 
     /// A transaction of its own (``PostgresStorage/transaction(_:)``) that saves round trips:
@@ -80,10 +80,10 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
         // A checked read never goes out with COMMIT: what it guards must fail before anything
         // commits. (The callers always read after it, so this costs nothing in practice.)
         if !checks.isEmpty { _ = try sendDeferred(then: []) }
-        var statements = begun ? [] : [PostgresConnection.PipelineStatement("BEGIN")]
+        var statements = begun ? [] : [PostgresConnection.PipelineStatement("BEGIN", prepare: true)]
         statements += deferred
-        if durability == .relaxed { statements.append(PostgresConnection.PipelineStatement("SET LOCAL synchronous_commit = off")) }
-        statements.append(PostgresConnection.PipelineStatement("COMMIT"))
+        if durability == .relaxed { statements.append(PostgresConnection.PipelineStatement("SET LOCAL synchronous_commit = off", prepare: true)) }
+        statements.append(PostgresConnection.PipelineStatement("COMMIT", prepare: true))
         deferred = []
         begun = true
         if statements.count == 1 {
@@ -106,7 +106,7 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
     private func sendDeferred(then: [PostgresConnection.PipelineStatement]) throws -> [PostgresResult] {
         let c = try conn()
         let offset = begun ? 0 : 1
-        var statements = begun ? [] : [PostgresConnection.PipelineStatement("BEGIN")]
+        var statements = begun ? [] : [PostgresConnection.PipelineStatement("BEGIN", prepare: true)]
         statements += deferred + then
         let pending = checks
         deferred = []
@@ -164,7 +164,7 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
     private func conn() throws -> PostgresConnection {
         guard isOpen else { throw MinkError(.internalError, "read-model transaction used after it ended") }
         if let savepoint, !savepointSent, !savepointQueued {
-            deferred.append(PostgresConnection.PipelineStatement("SAVEPOINT \(savepoint)"))
+            deferred.append(PostgresConnection.PipelineStatement("SAVEPOINT \(savepoint)", prepare: true))
             savepointQueued = true
         }
         return connection
