@@ -249,9 +249,12 @@ public final class EventStore: Sendable {
             request.hasFreshIDs = firstCall.take() && freshIDs.map { ids in
                 ids.count == request.events.count && zip(ids, request.events).allSatisfy { $0 == $1.id }
             } ?? false
-            return try await execute(request)
+            let result = try await execute(request)
+            // The adapter's own answer (no middleware in between): the events exactly as stored,
+            // which the hub may put into its ring without reading them back.
+            if !result.isReplay { await hub.notifyCommitted(result.events) }
+            return result
         }
-        if !result.isReplay { await hub.notifyCommitted() }
         return result
     }
 

@@ -99,6 +99,36 @@ public actor SubscriptionHub {
         arrivals.signal(false)
     }
 
+    /// Tells the hub that this process committed `events`, exactly as stored (an adapter's
+    /// `AppendResult.events`, positions dense and increasing). When they follow the hub's head
+    /// directly and nothing unread is pending, they go into the ring as they are and the waiters
+    /// wake — no storage read: a live projection or subscriber sees an append one storage round
+    /// trip sooner, and storage serves one query less per commit. Otherwise (commits answered
+    /// out of order, another process's commits in between, a stale hub) this is
+    /// ``notifyCommitted()``: the hub reads storage.
+    ///
+    /// Positions are given in commit order under the tenant's lock, so events whose first
+    /// position is `head + 1` leave no gap: nobody else can hold a position between.
+    public func notifyCommitted(_ events: [Event]) async {
+        if case .serving = lifecycle, case .idle(stale: false) = pump, let first = events.first, let last = events.last {
+            if first.globalPosition == head + 1, last.globalPosition == head + UInt64(events.count),
+                zip(events, events.dropFirst()).allSatisfy({ $0.globalPosition + 1 == $1.globalPosition })
+            {
+                appendToRing(events)
+                head = last.globalPosition
+                directCommits += 1
+                wakeAll()
+                return
+            }
+            // Read by the hub already (it read past them for a commit answered earlier).
+            if last.globalPosition <= head { return }
+        }
+        await notifyCommitted()
+    }
+
+    /// Commits that went into the ring without a storage read (tests).
+    private(set) var directCommits = 0
+
     /// Tells the hub that events were committed; it reads them from storage and wakes waiters.
     ///
     /// The committer does not wait for that read (it did until 2026-12-06: every append with a

@@ -152,16 +152,58 @@ struct SubscriptionHubTests {
         let adapter = CountingAdapter()
         let store = EventStore(adapter: adapter, options: .init(subscriberBuffer: 16))
         #expect(try await store.hub.headPosition() == 0)
-        for i in 0..<5 { try await store.append("s-\(i)", events: [Self.event()]) }
+        // Commits of another process: the hub learns of them, not of their events.
+        func external(_ stream: String) async throws {
+            _ = try await adapter.append(
+                AppendRequest(streamID: stream, events: [EventData(id: UUID().uuidString, type: "E", data: Data("{}".utf8))], expectedVersion: .any),
+                hook: nil)
+            await store.hub.notifyCommitted()
+        }
+        for i in 0..<5 { try await external("s-\(i)") }
         let heads = adapter.heads.load(ordering: .relaxed), reads = adapter.readAlls.load(ordering: .relaxed)
         #expect(try await store.hub.headPosition() == 5)
         #expect(adapter.heads.load(ordering: .relaxed) == heads, "no head query for a short page")
         #expect(adapter.readAlls.load(ordering: .relaxed) == reads + 1)
-        for i in 0..<1_200 { try await store.append("t-\(i % 7)", events: [Self.event()]) }
+        for i in 0..<1_200 { try await external("t-\(i % 7)") }
         #expect(try await store.hub.headPosition() == 1_205)
         #expect(adapter.heads.load(ordering: .relaxed) == heads + 1, "a full page asks for the head once")
         #expect(try await Self.positions(store, from: 1_195, count: 10) == Array(1_196...1_205))
         #expect(try await Self.positions(store, from: 0, count: 1_205) == Array(1...1_205))
+    }
+
+    /// This process's commits that follow the hub's head go into the ring as the adapter returned
+    /// them, with no storage read; a commit after another process's (a gap) is read from storage,
+    /// gap included; a notification for events the hub has already read changes nothing.
+    @Test func aCommitFollowingTheHeadGoesIntoTheRingWithoutARead() async throws {
+        let adapter = CountingAdapter()
+        let store = EventStore(adapter: adapter)
+        #expect(try await store.hub.headPosition() == 0)
+        let reads = adapter.readAlls.load(ordering: .relaxed)
+        for i in 0..<50 { try await store.append("s-\(i % 4)", events: [Self.event(), Self.event()]) }
+        #expect(try await store.hub.headPosition() == 100)
+        #expect(adapter.readAlls.load(ordering: .relaxed) == reads, "read back from storage")
+        #expect(await store.hub.directCommits == 50)
+        let stored = try await adapter.inner.readAll(after: 0, filter: .all, limit: 1_000)
+        guard case .events(let ring, let cursor) = try await store.hub.read(after: 0, filter: .all, limit: 1_000) else {
+            Issue.record("the ring does not hold the commits")
+            return
+        }
+        #expect(ring == stored && cursor == 100, "the ring holds the events exactly as stored")
+
+        // Another process commits position 101; this process's next commit (102) does not follow
+        // the head: the hub reads both from storage.
+        let other = try await adapter.inner.append(
+            AppendRequest(streamID: "other", events: [EventData(id: UUID().uuidString, type: "E", data: Data("{}".utf8))], expectedVersion: .any),
+            hook: nil)
+        try await store.append("s-0", events: [Self.event()])
+        #expect(try await store.hub.headPosition() == 102)
+        #expect(adapter.readAlls.load(ordering: .relaxed) == reads + 1)
+        #expect(try await Self.positions(store, from: 99, count: 3) == [100, 101, 102])
+        // The other process's notification arrives late: nothing to read, nothing changes.
+        await store.hub.notifyCommitted(other.events)
+        #expect(try await store.hub.headPosition() == 102)
+        #expect(adapter.readAlls.load(ordering: .relaxed) == reads + 1)
+        #expect(await store.hub.directCommits == 50)
     }
 
     /// A live async projection takes its pages from the hub's ring (which the hub read once for
