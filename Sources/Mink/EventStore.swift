@@ -79,9 +79,13 @@ public final class EventStore: Sendable {
         let list = Mutex<[any InlineProjection]>([])
         /// Changes with the list: the ``AppendRequest/hookGroup`` of the hooks made from it.
         let token = Mutex(HookToken())
+        /// Changes the list and its token together (inside the token's lock, as ``current()``
+        /// reads them): a list and the token of another list are never read as a pair.
         func withLock<T: Sendable>(_ body: (inout [any InlineProjection]) -> T) -> T {
-            token.withLock { $0 = HookToken() }
-            return list.withLock { body(&$0) }
+            token.withLock { t in
+                t = HookToken()
+                return list.withLock { body(&$0) }
+            }
         }
         /// The list and its token, read together.
         func current() -> ([any InlineProjection], HookToken) {

@@ -282,7 +282,10 @@ final class AppendBatcher: Sendable {
     private func pauseForReturningAppends(after answered: Int, flight: Duration) {
         let now = ContinuousClock.now
         guard let until = contention.withLock({ $0.until }), now < until else { return }
-        let target = pendingCount + answered
+        let queued = pendingCount
+        // A full batch is waiting already: nothing more could join it.
+        guard queued < limits.appends else { return }
+        let target = min(queued + answered, limits.appends)
         let end = now + min(Self.contentionPause, flight / 2)
         contentionPauses.add(1, ordering: .relaxed)
         while pendingCount < target, ContinuousClock.now < end, !state.withLock({ $0.closed }) {

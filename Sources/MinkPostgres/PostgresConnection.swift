@@ -271,6 +271,9 @@ final class PostgresConnection {
         /// `error.connectionLost` (then whether the server ran them is unknown).
         let index: Int
         let error: PostgresError
+        /// Whether the pipeline was sent: `false` when it failed before (a value libpq cannot
+        /// send, or the Parse of a statement to prepare), so none of its statements ran.
+        var sent = true
         var description: String { "statement \(index): \(error)" }
     }
 
@@ -299,7 +302,7 @@ final class PostgresConnection {
                 parameters.append(try Parameters(s.params))
                 names.append(s.prepare ? try preparedName(s.sql, parameterCount: s.params.count) : nil)
             } catch let e as PostgresError {
-                throw PipelineFailure(index: i, error: e)
+                throw PipelineFailure(index: i, error: e, sent: false)
             }
         }
         // A timeout closes the connection (see `timedOut`); it reports as a lost connection.

@@ -112,14 +112,19 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
         deferred = []
         checks = []
         begun = true
-        if savepointQueued {
-            // Sent now: should a later statement of this round trip fail, the savepoint exists
-            // to roll back to (if `SAVEPOINT` itself fails, so does that rollback, and the batch
-            // is broken, as before).
-            savepointQueued = false
-            savepointSent = true
+        // `SAVEPOINT`, when queued, is the first deferred statement (queued by the hook's first
+        // call): it exists to roll back to once this round trip ran it — even if a statement
+        // after it failed — and not if the pipeline failed before it was sent.
+        let savepointIndex = savepointQueued ? offset : nil
+        savepointQueued = false
+        let results: [PostgresResult]
+        do {
+            results = try c.pipeline(statements)
+            if savepointIndex != nil { savepointSent = true }
+        } catch let failure as PostgresConnection.PipelineFailure {
+            if let savepointIndex, failure.sent, failure.index > savepointIndex { savepointSent = true }
+            throw failure.error
         }
-        let results = try Self.pipelined { try c.pipeline(statements) }
         for (index, check) in pending { try check(results[offset + index]) }
         return results
     }

@@ -110,7 +110,10 @@ extension PostgresStorage {
             params.append(.textArray(filter.streamIDs))
             common += " AND stream_id = ANY($\(params.count)::text[])"
         }
-        let types = Array(Set(filter.eventTypes)).sorted()
+        // Each type once, compared as bytes (as PostgreSQL compares them; Swift's `==` would
+        // take two canonically equivalent spellings for one type).
+        var seen = Set<[UInt8]>()
+        let types = filter.eventTypes.filter { seen.insert(Array($0.utf8)).inserted }
         let select = "SELECT \(EventRow.binaryColumns) FROM \(events) WHERE \(common)"
         if types.count >= 2, types.count <= mergedTypesLimit {
             params.append(.textArray(types))

@@ -362,6 +362,11 @@ struct PostgresGroupCommitTests {
                 #expect(try tx.document("m", id: "f") == Data("{}".utf8), "a read sees the hook's earlier write")
                 throw Boom()
             }),
+            (request("h-6", [event()], .noStream), { @Sendable _, tx in  // 7: a value libpq cannot send, in the hook's first round trip
+                try tx.putDocument("m", id: "g\u{0}h", json: Data("{}".utf8))
+                _ = try tx.document("m", id: "a")
+            }),
+            (request("h-7", [event()], .noStream), put("i")),  // 8: position 5
         ])
         #expect(Self.value(outcomes[0])?.fromPosition == 2)
         if case .failure(let e) = outcomes[1] { #expect(e is Boom, "\(e)") } else { Issue.record("the throwing hook's append succeeded") }
@@ -370,8 +375,11 @@ struct PostgresGroupCommitTests {
         if case .failure(let e) = outcomes[4] { #expect(e is Boom, "\(e)") } else { Issue.record("the throwing hook's append succeeded") }
         #expect(Self.value(outcomes[5])?.fromPosition == 4)
         if case .failure(let e) = outcomes[6] { #expect(e is Boom, "\(e)") } else { Issue.record("the throwing hook's append succeeded") }
+        if case .success = outcomes[7] { Issue.record("the append whose hook wrote a NUL succeeded") }
+        #expect(Self.value(outcomes[8])?.fromPosition == 5, "\(outcomes[8])")
+        #expect(try await s.document("m", id: "i") == Data(#"{"v":5}"#.utf8))
 
-        #expect(try await s.readAll(after: 0, filter: .all, limit: 100).map(\.streamID) == ["hold-1", "h-1", "h-2", "h-3"])
+        #expect(try await s.readAll(after: 0, filter: .all, limit: 100).map(\.streamID) == ["hold-1", "h-1", "h-2", "h-3", "h-7"])
         #expect(try await s.document("m", id: "a") == Data(#"{"v":2}"#.utf8))
         #expect(try await s.document("m", id: "c") == Data(#"{"v":3}"#.utf8))
         #expect(try await s.document("m", id: "e") == Data(#"{"v":4}"#.utf8))

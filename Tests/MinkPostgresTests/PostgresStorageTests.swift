@@ -283,6 +283,11 @@ struct PostgresStorageTests {
             let r = try conn.query("EXPLAIN " + sql, params)
             return (0..<r.rowCount).map { r.string($0, 0) ?? "" }
         }
+        // Two spellings of "é" that Swift's `==` takes for one string are two types to PostgreSQL.
+        let composed = "caf\u{e9}", decomposed = "cafe\u{301}"
+        _ = try await s.append(request("cafe-1", [event(composed), event(decomposed)]), hook: nil)
+        let both = try await s.readAll(after: 4_000, filter: EventFilter(eventTypes: [composed, decomposed]), limit: 10)
+        #expect(both.map(\.globalPosition) == [4_001, 4_002])
         #expect(plan.contains { $0.contains("Merge Append") }, "\(plan.joined(separator: "\n"))")
         #expect(!plan.contains { $0.contains("Sort  (") }, "\(plan.joined(separator: "\n"))")
     }
