@@ -39,15 +39,14 @@ private struct TallyProjection: InlineProjection, ReadModelProjection {
 /// The real read-model storage, except that the first transaction that moves a checkpoint
 /// commits and then throws a transient `.unavailable`, as a storage timeout that struck after
 /// `COMMIT` was sent does: the caller cannot tell that it committed.
-private final class LostCommitAnswer: ReadModelStore {
-    let inner: any ReadModelStore
+private final class LostCommitAnswer: ForwardingReadModelStore, @unchecked Sendable {
     let lost = Mutex(0)
 
-    init(_ inner: any ReadModelStore) { self.inner = inner }
-
-    func transaction<T: Sendable>(_ body: @Sendable (any ReadModelTransaction) throws -> T) async throws -> T {
+    override func transaction<T: Sendable>(
+        _ durability: CommitDurability, _ body: @Sendable (any ReadModelTransaction) throws -> T
+    ) async throws -> T {
         let wrote = Flag()
-        let value = try await inner.transaction { tx in
+        let value = try await inner.transaction(durability) { tx in
             try body(CheckpointWatch(tx, wrote: { wrote.set() }))
         }
         let lose = wrote.isSet && lost.withLock { n in
@@ -57,14 +56,7 @@ private final class LostCommitAnswer: ReadModelStore {
         if lose { throw MinkError(.unavailable, "no answer within the storage timeout (the commit went through)", isTransient: true) }
         return value
     }
-
-    func document(_ model: String, id: String) async throws -> Data? { try await inner.document(model, id: id) }
-    func find(_ model: String, query: Query) async throws -> [StoredDocument] { try await inner.find(model, query: query) }
-    func count(_ model: String, query: Query) async throws -> Int64 { try await inner.count(model, query: query) }
-    func dropModel(_ model: String) async throws { try await inner.dropModel(model) }
-    func createIndex(_ model: String, field: FieldPath) async throws { try await inner.createIndex(model, field: field) }
-    func modelNames() async throws -> [String] { try await inner.modelNames() }
-    func forTenant(_ tenantID: String) throws -> any ReadModelStore { LostCommitAnswer(try inner.forTenant(tenantID)) }
+    override func wrapping(_ tenantStore: any ReadModelStore) -> any ReadModelStore { LostCommitAnswer(tenantStore) }
 }
 
 private final class Flag: Sendable {

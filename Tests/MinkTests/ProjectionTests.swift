@@ -239,26 +239,14 @@ struct ProjectionTests {
 }
 
 /// Records the durability every transaction asks for, then runs it on the real storage.
-private final class DurabilityRecorder: ReadModelStore {
-    let inner: any ReadModelStore
+private final class DurabilityRecorder: ForwardingReadModelStore, @unchecked Sendable {
     let seen = Mutex<[CommitDurability]>([])
 
-    init(_ inner: any ReadModelStore) { self.inner = inner }
-
-    func transaction<T: Sendable>(_ body: @Sendable (any ReadModelTransaction) throws -> T) async throws -> T {
-        try await transaction(.durable, body)
-    }
-    func transaction<T: Sendable>(
+    override func transaction<T: Sendable>(
         _ durability: CommitDurability, _ body: @Sendable (any ReadModelTransaction) throws -> T
     ) async throws -> T {
         seen.withLock { $0.append(durability) }
         return try await inner.transaction(durability, body)
     }
-    func document(_ model: String, id: String) async throws -> Data? { try await inner.document(model, id: id) }
-    func find(_ model: String, query: Query) async throws -> [StoredDocument] { try await inner.find(model, query: query) }
-    func count(_ model: String, query: Query) async throws -> Int64 { try await inner.count(model, query: query) }
-    func dropModel(_ model: String) async throws { try await inner.dropModel(model) }
-    func createIndex(_ model: String, field: FieldPath) async throws { try await inner.createIndex(model, field: field) }
-    func modelNames() async throws -> [String] { try await inner.modelNames() }
-    func forTenant(_ tenantID: String) throws -> any ReadModelStore { DurabilityRecorder(try inner.forTenant(tenantID)) }
+    override func wrapping(_ tenantStore: any ReadModelStore) -> any ReadModelStore { DurabilityRecorder(tenantStore) }
 }
