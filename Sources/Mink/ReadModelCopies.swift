@@ -97,6 +97,9 @@ final class RedirectingTransaction: ReadModelTransaction {
     func checkpoint(_ projection: String) throws -> UInt64 { try base.checkpoint(projection) }
     func checkpoints(_ projections: [String]) throws -> [UInt64] { try base.checkpoints(projections) }
     func setCheckpoint(_ projection: String, to position: UInt64) throws { try base.setCheckpoint(projection, to: position) }
+    func checkCheckpoints(_ projections: [String], _ check: @escaping @Sendable ([UInt64]) throws -> Void) throws {
+        try base.checkCheckpoints(projections, check)
+    }
 }
 
 /// The append-transaction hook of an inline read-model projection that can be rebuilt into a
@@ -199,20 +202,67 @@ struct ReadModelCopyProjection: CheckpointingAsyncProjection {
 
     /// Applies the batch (in one fold when the projection is a ``BatchInlineProjection``) and
     /// moves the copy's checkpoint to `position`, in one transaction: one commit per batch.
+    ///
+    /// The copy's generations and checkpoint are read with the batch's first read (the fold's
+    /// document load) and checked before any write is sent: on PostgreSQL a batch is two round
+    /// trips, its load and its writes with `COMMIT`. That expects the stored checkpoint below the
+    /// batch's first event — always, unless an earlier attempt committed while its answer was
+    /// lost (a broken connection after `COMMIT`); then the batch runs again after reading the
+    /// checkpoint first, and only the events after it are applied.
     func apply(_ events: [Event], through position: UInt64) async throws {
+        guard let first = events.first?.globalPosition else { return try await applyAfterReading(events, through: position) }
+        let ahead = Flag()
+        let body: @Sendable (any ReadModelTransaction) throws -> Void = { [inner, generation, checkpointKey, lease] tx in
+            try lease.fence(tx)
+            try tx.checkCheckpoints([ReadModelGenerations.key(inner.name), checkpointKey]) { stored in
+                try Self.checkCurrent(ReadModelGenerations(packed: stored[0]), generation, inner.readModelName)
+                if stored[1] >= first {
+                    ahead.set()
+                    throw MinkError(.cancelled, "the checkpoint of \(inner.name) is at or after the batch")
+                }
+            }
+            try inner.applyAll(events, in: RedirectingTransaction.wrap(tx, model: inner.readModelName, generation: generation))
+            try tx.setCheckpoint(checkpointKey, to: position)
+        }
+        do {
+            // A small batch is a live one (a runner keeping up): grouped with the other live
+            // projections of the tenant, woken by the same append.
+            if events.count <= Self.groupedBatchLimit {
+                try await readModels.groupedTransaction(body)
+            } else {
+                try await readModels.transaction(.relaxed, body)
+            }
+        } catch where ahead.isSet {
+            // Flagged, not matched by error: a projection's own code may have wrapped the error.
+            try await applyAfterReading(events, through: position)
+        }
+    }
+
+    /// The most events of a batch committed with other projections' batches
+    /// (``ReadModelStore/groupedTransaction(_:)``); larger ones (catching up, rebuilding) run in
+    /// transactions of their own, in parallel.
+    static let groupedBatchLimit = 32
+
+    /// ``apply(_:through:)`` with the checkpoint read first: only the events after it are applied.
+    private func applyAfterReading(_ events: [Event], through position: UInt64) async throws {
         try await readModels.transaction(.relaxed) { [inner, generation, checkpointKey, lease] tx in
             try lease.fence(tx)
             // The generations and this copy's checkpoint in one read (one round trip on PostgreSQL).
             let stored = try tx.checkpoints([ReadModelGenerations.key(inner.name), checkpointKey])
-            let g = ReadModelGenerations(packed: stored[0])
-            guard g.serving == generation || g.building == generation else {
-                throw MinkError(.cancelled, "copy \(generation) of \(inner.readModelName) is no longer current")
-            }
+            try Self.checkCurrent(ReadModelGenerations(packed: stored[0]), generation, inner.readModelName)
             let done = stored[1]
             let rtx = RedirectingTransaction.wrap(tx, model: inner.readModelName, generation: generation)
             let pending = events.drop(while: { $0.globalPosition <= done })
             if !pending.isEmpty { try inner.applyAll(Array(pending), in: rtx) }
             if position > done { try tx.setCheckpoint(checkpointKey, to: position) }
+        }
+    }
+
+    /// Refuses a batch for a copy that is no longer current (a switch or a newer rebuild made it
+    /// obsolete).
+    private static func checkCurrent(_ g: ReadModelGenerations, _ generation: UInt32, _ model: String) throws {
+        guard g.serving == generation || g.building == generation else {
+            throw MinkError(.cancelled, "copy \(generation) of \(model) is no longer current")
         }
     }
 
@@ -226,4 +276,11 @@ struct ReadModelCopyProjection: CheckpointingAsyncProjection {
             if try tx.checkpoint(checkpointKey) < position { try tx.setCheckpoint(checkpointKey, to: position) }
         }
     }
+}
+
+/// A flag set from a `@Sendable` closure (a storage's deferred check) and read after it ran.
+private final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .relaxed) }
+    var isSet: Bool { value.load(ordering: .relaxed) }
 }

@@ -160,10 +160,20 @@ public protocol ReadModelTransaction: AnyObject {
     func checkpoints(_ projections: [String]) throws -> [UInt64]
     /// Stores the checkpoint of a projection, committed with the transaction.
     func setCheckpoint(_ projection: String, to position: UInt64) throws
+    /// Reads the stored checkpoints of several projections and hands them, in order, to `check`,
+    /// whose error fails the transaction. Where the storage is remote the read goes with the
+    /// transaction's next read and is checked when that round trip returns, before anything
+    /// after it is sent — a batch's guard costs no round trip of its own (default
+    /// implementation: ``checkpoints(_:)`` and `check` now).
+    func checkCheckpoints(_ projections: [String], _ check: @escaping @Sendable ([UInt64]) throws -> Void) throws
 }
 
 extension ReadModelTransaction {
     public func checkpoints(_ projections: [String]) throws -> [UInt64] { try projections.map { try checkpoint($0) } }
+
+    public func checkCheckpoints(_ projections: [String], _ check: @escaping @Sendable ([UInt64]) throws -> Void) throws {
+        try check(checkpoints(projections))
+    }
 }
 
 /// The seed's name for the transaction handed to inline projections.
@@ -295,6 +305,14 @@ public protocol ReadModelStore: Sendable {
     func transaction<T: Sendable>(
         _ durability: CommitDurability, _ body: @Sendable (any ReadModelTransaction) throws -> T
     ) async throws -> T
+    /// Runs `body` in a `.relaxed` transaction that the storage may commit together with other
+    /// grouped transactions waiting at the same moment (the live batches of a tenant's async
+    /// projections, woken by the same append). Each body's writes still commit all or nothing,
+    /// and a failing body never takes another's writes with it: when a body of a group throws, or
+    /// the group's commit fails, the group is rolled back and its bodies run again, each alone.
+    /// `body` may therefore run more than once (every run but the last rolled back), so it must
+    /// do nothing outside the transaction. Default implementation: ``transaction(_:_:)``, relaxed.
+    func groupedTransaction<T: Sendable>(_ body: @escaping @Sendable (any ReadModelTransaction) throws -> T) async throws -> T
     /// Removes every document of a model (and its indexes).
     func dropModel(_ model: String) async throws
     /// Asks the storage for an index on a field of a model (a no-op where there are no indexes).
@@ -306,6 +324,10 @@ public protocol ReadModelStore: Sendable {
 }
 
 extension ReadModelStore {
+    public func groupedTransaction<T: Sendable>(_ body: @escaping @Sendable (any ReadModelTransaction) throws -> T) async throws -> T {
+        try await transaction(.relaxed, body)
+    }
+
     public func transaction<T: Sendable>(
         _ durability: CommitDurability, _ body: @Sendable (any ReadModelTransaction) throws -> T
     ) async throws -> T {

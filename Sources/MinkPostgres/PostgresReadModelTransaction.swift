@@ -281,17 +281,31 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
 
     func checkpoints(_ projections: [String]) throws -> [UInt64] {
         if projections.count == 1 { return [try checkpoint(projections[0])] }
-        // One primary-key probe per name, in the names' order (the shape of `documents`: safe in
-        // a generic plan); NULL for a name without a row.
-        let r = try read(
+        let (sql, params) = try checkpointsQuery(projections)
+        return try Self.decodeCheckpoints(read(sql, params), count: projections.count)
+    }
+
+    /// The checkpoints query goes with the transaction's next read (``checkLater(_:_:_:)``).
+    func checkCheckpoints(_ projections: [String], _ check: @escaping @Sendable ([UInt64]) throws -> Void) throws {
+        let (sql, params) = try checkpointsQuery(projections)
+        try checkLater(sql, params) { r in try check(Self.decodeCheckpoints(r, count: projections.count)) }
+    }
+
+    /// One primary-key probe per name, in the names' order (the shape of `documents`: safe in a
+    /// generic plan); NULL for a name without a row.
+    private func checkpointsQuery(_ projections: [String]) throws -> (String, [PostgresValue]) {
+        (
             """
             SELECT (SELECT c.position FROM \(scope.sql.checkpoints) c WHERE c.tenant_id = $1 AND c.projection = u.p)
             FROM unnest($2::text[]) WITH ORDINALITY AS u(p, n) ORDER BY u.n
             """,
             [.text(scope.tenantID), .bytes(try Self.textArray(projections))]
         )
-        guard r.rowCount == projections.count else {
-            throw MinkError(.internalError, "checkpoints: \(r.rowCount) rows for \(projections.count) names")
+    }
+
+    private static func decodeCheckpoints(_ r: PostgresResult, count: Int) throws -> [UInt64] {
+        guard r.rowCount == count else {
+            throw MinkError(.internalError, "checkpoints: \(r.rowCount) rows for \(count) names")
         }
         return (0..<r.rowCount).map { r.isNull($0, 0) ? 0 : UInt64(r.int64($0, 0) ?? 0) }
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Mink
 import MinkSQL
+import Synchronization
 
 extension PostgresStorage {
     public func document(_ model: String, id: String) async throws -> Data? {
@@ -66,6 +67,31 @@ extension PostgresStorage {
                 throw error
             }
         }
+    }
+
+    /// A `.relaxed` transaction run together with the other grouped transactions of this tenant
+    /// that wait at the same moment, in one PostgreSQL transaction (see ``ReadModelBatcher``):
+    /// three live projections woken by one append commit once.
+    public func groupedTransaction<T: Sendable>(_ body: @escaping @Sendable (any ReadModelTransaction) throws -> T) async throws -> T {
+        let scope = self.scope
+        try await core.ensureReady(scope)
+        let result = Mutex<T?>(nil)
+        do {
+            try await scope.backend.readModelBatcher(for: scope).run { tx in
+                let value = try body(tx)
+                result.withLock { $0 = value }
+            }
+        } catch let e as PostgresError where scope.ownsStorage && e.isMissingStorage {
+            // Dropped since it was migrated here: as `withConnection` does, alone.
+            core.forgetReady(scope)
+            return try await transaction(.relaxed, body)
+        } catch {
+            throw error.mappedForMink()
+        }
+        guard let value = result.withLock({ $0 }) else {
+            throw MinkError(.internalError, "a grouped read-model transaction committed without a result")
+        }
+        return value
     }
 
     /// Removes every document of a model and the indexes created for it.

@@ -240,6 +240,8 @@ final class Backend: Sendable {
     private let channel: String
     /// One batcher per tenant of this database, by NOTIFY key (schema and tenant).
     private let appenders = Mutex<[String: AppendBatcher]>([:])
+    /// One read-model batcher per tenant of this database, by NOTIFY key.
+    private let readModelBatchers = Mutex<[String: ReadModelBatcher]>([:])
 
     init(configuration: PostgresConfiguration, database: String?, poolSize: Int, idleTimeout: Duration?) {
         let parameters = configuration.connectionParameters(database: database)
@@ -264,8 +266,19 @@ final class Backend: Sendable {
         }
     }
 
+    /// The batcher of a tenant's grouped read-model transactions, made on first use.
+    func readModelBatcher(for scope: Scope) -> ReadModelBatcher {
+        readModelBatchers.withLock { b in
+            if let existing = b[scope.notifyKey] { return existing }
+            let new = ReadModelBatcher(scope: scope, pool: pool)
+            b[scope.notifyKey] = new
+            return new
+        }
+    }
+
     func shutdown() async {
         for a in appenders.withLock({ Array($0.values) }) { await a.close() }
+        for b in readModelBatchers.withLock({ Array($0.values) }) { await b.close() }
         await listener.shutdown()
         await pool.close()
     }

@@ -148,8 +148,8 @@ struct PostgresLeaseTests {
         await leaseB.release()
     }
 
-    /// The same through the engine: A's runner is inside a batch (its handler blocked) when A's
-    /// lease session ends; B's engine takes over only after that batch committed, A's runner stops
+    /// The same through the engine: A's runner is inside a batch (its handler blocked after the
+    /// batch's first read, which carried the fence) when A's lease session ends; B's engine takes over only after that batch committed, A's runner stops
     /// at its next fence without faulting, and every event is applied exactly once.
     @Test func anEngineTakeOverAppliesEveryEventOnce() async throws {
         let schema = TestServer.freshName()
@@ -321,6 +321,9 @@ struct TickProjection: InlineProjection, ReadModelProjection {
     var readModelName: String { "applied" }
 
     func apply(_ event: Event, in transaction: any ReadModelTransaction) throws {
+        // A read first: a batch's fence (and its checkpoint check) go with its first read, so the
+        // batch blocked below has fenced already.
+        _ = try transaction.document(readModelName, id: "none")
         if event.globalPosition == blockAt { gate?.pass() }
         try transaction.putDocument(readModelName, id: "\(event.globalPosition)-\(holder)", json: Data("{}".utf8))
     }
