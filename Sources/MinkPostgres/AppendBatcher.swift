@@ -67,15 +67,6 @@ final class AppendBatcher: Sendable {
         let answer: DeadlineAnswer<AppendResult>
     }
 
-    private struct State {
-        var pending: [Pending] = []
-        var draining = false
-        var closed = false
-        /// The last drain that had to wait for a connection in a task of its own (``close()``
-        /// waits for it, so nobody's task outlives the storage).
-        var drainTask: Task<Void, Never>?
-    }
-
     /// What the batcher knows of other writers of its tenant (other processes on the database).
     struct Contention {
         /// The head the next batch finds if nobody else wrote meanwhile: this batcher's last
@@ -98,8 +89,7 @@ final class AppendBatcher: Sendable {
     /// The SQL of the batch statements, built once (it was built per batch: ~5 % of a lone
     /// append's CPU went to interpolating and quoting it).
     let text: Text
-    private let pool: ConnectionPool
-    private let state = Mutex(State())
+    private let queue: DrainQueue<Pending>
     /// Answers each append's caller by its deadline.
     let deadlines: OperationDeadlines
     /// Transactions that committed appends (statistics for tests and benchmarks).
@@ -121,7 +111,7 @@ final class AppendBatcher: Sendable {
 
     init(scope: Scope, pool: ConnectionPool, channel: String, limits: Limits = Limits()) {
         self.scope = scope
-        self.pool = pool
+        self.queue = DrainQueue(pool: pool)
         self.channel = channel
         self.limits = limits
         text = Text(scope.sql, channel: channel)
@@ -169,84 +159,32 @@ final class AppendBatcher: Sendable {
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<AppendResult, any Error>) in
             let answer = deadlines.answer(continuation, deadline: deadline)
             let pending = Pending(request: request, hook: hook, rows: rows, bytes: bytes, answer: answer)
-            let start: Bool? = state.withLock { s in
-                if s.closed { return nil }
-                s.pending.append(pending)
-                if s.draining { return false }
-                s.draining = true
-                return true
-            }
-            switch start {
-            case nil: answer.resume(throwing: MinkError(.cancelled, "storage is shut down"))
-            // The drain outlives this append's wait (it goes on with the appends queued meanwhile),
-            // so it runs on a connection's queue (or in a task of its own), not in this caller's
-            // task: a caller that is answered returns at once, and cancelling it does not stop the
-            // others' batch.
-            case true?: startDrain()
-            case false?: break
+            // The drain outlives this append's wait (see ``DrainQueue``).
+            if !queue.enqueue(pending, writer: writer) {
+                answer.resume(throwing: MinkError(.cancelled, "storage is shut down"))
             }
         }
     }
 
     /// Appends queued and not yet taken into a batch.
-    var pendingCount: Int { state.withLock { $0.pending.count } }
+    var pendingCount: Int { queue.pendingCount }
 
     /// Fails the appends still queued; later appends fail with `.cancelled`. A batch being
     /// written finishes; returns when a drain waiting for a connection has ended.
     func close() async {
-        let (failed, drain) = state.withLock { s in
-            s.closed = true
-            defer { s.pending = [] }
-            return (s.pending, s.drainTask)
-        }
+        let (failed, drain) = queue.close()
         for p in failed { p.answer.resume(throwing: MinkError(.cancelled, "storage is shut down")) }
         await drain?.value
     }
 
     // MARK: Draining
 
-    /// Starts writing batches: on an idle connection at once, from the append's own thread (the
-    /// drain outlives that append's wait, so it is not the caller's task; and a lone append then
-    /// costs no task hop before its batch goes out); else in a task that waits for a connection.
-    private func startDrain() {
-        let started = pool.runIfIdle({ conn in self.writeBatches(on: conn) }) { result in
-            switch result {
-            case .success(false): return
-            // More may wait (the connection broke, or the drain used its share of it): go on
-            // with a connection borrowed again, after this one went back to the pool.
-            case .success(true): self.startDrain()
-            case .failure(let error): self.failPending(error)
-            }
-        }
-        if !started {
-            let task = Task { await self.drain() }
-            state.withLock { $0.drainTask = task }
-        }
-    }
-
-    /// No connection (the server is down, or the pool is closed): what waits now fails with
-    /// `error`; a later append starts a new drain.
-    private func failPending(_ error: any Error) {
-        let failed = state.withLock { s in
-            s.draining = false
-            defer { s.pending = [] }
-            return s.pending
-        }
-        for p in failed { p.answer.resume(throwing: error) }
-    }
-
-    /// Writes batches until nothing waits, borrowing a pooled connection for up to
-    /// `batchesPerConnection` batches at a time.
-    private func drain() async {
-        while true {
-            do {
-                let more = try await pool.withConnection(mappingErrors: false) { conn in self.writeBatches(on: conn) }
-                if !more { return }
-            } catch {
-                failPending(error)
-                return
-            }
-        }
+    /// How the queue's drain writes: batches on a connection; without a connection (the server
+    /// is down, or the pool is closed) what waits fails, and a later append starts a new drain.
+    private var writer: DrainQueue<Pending>.Writer {
+        .init(run: { conn in self.writeBatches(on: conn) }, fail: { failed, error in
+            for p in failed { p.answer.resume(throwing: error) }
+        })
     }
 
     /// On the connection's queue: writes batches; returns whether appends may still wait (the
@@ -288,7 +226,7 @@ final class AppendBatcher: Sendable {
         let target = min(queued + answered, limits.appends)
         let end = now + min(Self.contentionPause, flight / 2)
         contentionPauses.add(1, ordering: .relaxed)
-        while pendingCount < target, ContinuousClock.now < end, !state.withLock({ $0.closed }) {
+        while pendingCount < target, ContinuousClock.now < end, !queue.isClosed {
             usleep(50)
         }
     }
@@ -310,24 +248,21 @@ final class AppendBatcher: Sendable {
     /// were answered by their deadline while they waited are dropped: they are never written. An
     /// empty batch ends the drain, in the same critical section that found nothing.
     private func nextBatch() -> [Pending] {
-        state.withLock { s in
+        queue.take { pending in
             while true {
-                s.pending.removeAll { $0.answer.isAnswered }
+                pending.removeAll { $0.answer.isAnswered }
                 var n = 0, events = 0, bytes = 0
-                while n < s.pending.count, n < limits.appends {
-                    let p = s.pending[n]
+                while n < pending.count, n < limits.appends {
+                    let p = pending[n]
                     if n > 0, events + p.rows.count > limits.events || bytes + p.bytes > limits.bytes { break }
                     events += p.rows.count
                     bytes += p.bytes
                     n += 1
                 }
-                if n == 0 {
-                    s.draining = false
-                    return []
-                }
+                if n == 0 { return [] }
                 // A deadline may have passed since the sweep above: such an append is dropped too.
-                let batch = s.pending.prefix(n).filter { $0.answer.start() }
-                s.pending.removeFirst(n)
+                let batch = pending.prefix(n).filter { $0.answer.start() }
+                pending.removeFirst(n)
                 if !batch.isEmpty { return batch }
             }
         }

@@ -27,20 +27,12 @@ final class ReadModelBatcher: Sendable {
         let answer: @Sendable ((any Error)?) -> Void
     }
 
-    private struct State {
-        var pending: [Job] = []
-        var draining = false
-        var closed = false
-        var drainTask: Task<Void, Never>?
-    }
-
     /// The most bodies in one transaction.
     static let maxBodies = 16
     /// Groups run per borrowed connection before it goes back to the pool.
     static let groupsPerConnection = 8
 
-    private let state = Mutex(State())
-    private let pool: ConnectionPool
+    private let queue: DrainQueue<Job>
     private let scope: Scope
     /// Transactions that ran more than one body, and how many bodies they ran (committed).
     let groups = Atomic<Int>(0)
@@ -50,7 +42,11 @@ final class ReadModelBatcher: Sendable {
 
     init(scope: Scope, pool: ConnectionPool) {
         self.scope = scope
-        self.pool = pool
+        self.queue = DrainQueue(pool: pool)
+    }
+
+    private var writer: DrainQueue<Job>.Writer {
+        .init(run: { conn in self.runGroups(on: conn) }, fail: { jobs, error in for j in jobs { j.answer(error) } })
     }
 
     /// Runs `body` in the next group; returns when its transaction committed.
@@ -61,83 +57,30 @@ final class ReadModelBatcher: Sendable {
             let job = Job(body: body) { error in
                 if let error { continuation.resume(throwing: error) } else { continuation.resume() }
             }
-            let start: Bool? = state.withLock { s in
-                if s.closed { return nil }
-                s.pending.append(job)
-                if s.draining { return false }
-                s.draining = true
-                return true
-            }
-            switch start {
-            case nil: continuation.resume(throwing: MinkError(.cancelled, "storage is shut down"))
-            case true?: startDrain()
-            case false?: break
+            if !queue.enqueue(job, writer: writer) {
+                continuation.resume(throwing: MinkError(.cancelled, "storage is shut down"))
             }
         }
     }
 
     /// Bodies queued and not yet taken into a group.
-    var pendingCount: Int { state.withLock { $0.pending.count } }
+    var pendingCount: Int { queue.pendingCount }
 
     /// Fails the bodies still waiting; later ones fail with `.cancelled`.
     func close() async {
-        let (failed, drain) = state.withLock { s in
-            s.closed = true
-            defer { s.pending = [] }
-            return (s.pending, s.drainTask)
-        }
-        for j in failed { j.answer(MinkError(.cancelled, "storage is shut down")) }
+        let (left, drain) = queue.close()
+        for j in left { j.answer(MinkError(.cancelled, "storage is shut down")) }
         await drain?.value
-    }
-
-    /// On an idle connection at once, from the caller's thread (no task hop for a lone body),
-    /// else in a task that waits for one.
-    private func startDrain() {
-        let started = pool.runIfIdle({ conn in self.runGroups(on: conn) }) { result in
-            switch result {
-            case .success(false): return
-            case .success(true): self.startDrain()
-            case .failure(let error): self.failPending(error)
-            }
-        }
-        if !started {
-            let task = Task { await self.drain() }
-            state.withLock { $0.drainTask = task }
-        }
-    }
-
-    private func drain() async {
-        while true {
-            do {
-                if try await !pool.withConnection(mappingErrors: false, { conn in self.runGroups(on: conn) }) { return }
-            } catch {
-                failPending(error)
-                return
-            }
-        }
-    }
-
-    private func failPending(_ error: any Error) {
-        let failed = state.withLock { s in
-            s.draining = false
-            defer { s.pending = [] }
-            return s.pending
-        }
-        for j in failed { j.answer(error) }
     }
 
     /// On the connection's queue: runs groups until nothing waits (`false`) or the connection
     /// broke or ran its share of groups (`true`: more may wait).
     private func runGroups(on conn: PostgresConnection) -> Bool {
         for _ in 0..<Self.groupsPerConnection {
-            let jobs: [Job] = state.withLock { s in
-                guard !s.pending.isEmpty else {
-                    s.draining = false
-                    return []
-                }
-                let n = min(s.pending.count, Self.maxBodies)
-                defer { s.pending.removeFirst(n) }
-                return Array(s.pending.prefix(n))
+            let jobs = queue.take { pending in
+                let n = min(pending.count, Self.maxBodies)
+                defer { pending.removeFirst(n) }
+                return Array(pending.prefix(n))
             }
             if jobs.isEmpty { return false }
             runGroup(jobs, on: conn)
@@ -147,6 +90,8 @@ final class ReadModelBatcher: Sendable {
     }
 
     private func runGroup(_ jobs: [Job], on conn: PostgresConnection) {
+        // Several groups run on one borrowed connection: each gets the whole storage timeout.
+        conn.renewDeadline()
         guard jobs.count > 1 else { return runAlone(jobs[0], on: conn) }
         let tx = PostgresReadModelTransaction(connection: conn, scope: scope, deferring: true, durability: .relaxed)
         do {
