@@ -7,6 +7,7 @@
 # Then, on a fresh database with three projections declared, append 201 -> visible in the read
 # model (median, p99) while wrk appends about RATE events/s in the background.
 # Usage: Benchmarks/compare/projections.sh [events] [sqlite|postgres|both] [rate] [seconds]
+#        (LIVE_ROUNDS=N: N live rounds, each on a fresh database)
 #        (MINKD, MINKD_BASE: see lib.sh; MINKD_BASE measures an older binary in the same run)
 . "$(dirname "$0")/lib.sh"
 N=${1:-100000}
@@ -59,16 +60,20 @@ for storage in "${storages[@]}"; do
     echo "$storage $label: $(python3 "$HERE/projections.py" $MPORT catchup "$T0")"
     echo "$storage $label: $(python3 "$HERE/projections.py" $MPORT rebuild)"
     stop_pid $MPID
-    if [ "$storage" = postgres ]; then fresh_db "l_$label"; args=(--storage postgres --database-url "$DBURL"); fi
-    start_minkd "$bin" "$storage-$label-live" "${args[@]}" --config "$WORK/proj3.yaml"
-    # Background appends paced by wrk (10 connections, each waiting DELAY_MS between appends,
-    # less the ~2 ms an append takes: about RATE/s), the probe's own appends (~100/s) on top.
-    DELAY_MS=$(( 10 * 1000 / RATE > 3 ? 10 * 1000 / RATE - 2 : 1 )) wrk -t2 -c10 -d"${SECONDS_LIVE}s" -s "$HERE/item_append.lua" "http://127.0.0.1:$MPORT" \
-      >"$WORK/wrk-live.txt" 2>&1 &
-    W=$!
-    probe=$(python3 "$HERE/projections.py" $MPORT probe "$SECONDS_LIVE")
-    wait $W
-    echo "$storage $label: live, background $(rps <"$WORK/wrk-live.txt") appends/s (wrk, paced for $RATE/s); $probe"
-    stop_pid $MPID
+    # LIVE_ROUNDS rounds (default 1), each on a fresh database: the p99 of one 10-second probe
+    # swings with the machine's other load, so several rounds say more than one.
+    for round in $(seq "${LIVE_ROUNDS:-1}"); do
+      if [ "$storage" = postgres ]; then fresh_db "l_${label}_$round"; args=(--storage postgres --database-url "$DBURL"); fi
+      start_minkd "$bin" "$storage-$label-live-$round" "${args[@]}" --config "$WORK/proj3.yaml"
+      # Background appends paced by wrk (10 connections, each waiting DELAY_MS between appends,
+      # less the ~2 ms an append takes: about RATE/s), the probe's own appends (~100/s) on top.
+      DELAY_MS=$(( 10 * 1000 / RATE > 3 ? 10 * 1000 / RATE - 2 : 1 )) wrk -t2 -c10 -d"${SECONDS_LIVE}s" -s "$HERE/item_append.lua" "http://127.0.0.1:$MPORT" \
+        >"$WORK/wrk-live.txt" 2>&1 &
+      W=$!
+      probe=$(python3 "$HERE/projections.py" $MPORT probe "$SECONDS_LIVE")
+      wait $W
+      echo "$storage $label: live, background $(rps <"$WORK/wrk-live.txt") appends/s (wrk, paced for $RATE/s); $probe"
+      stop_pid $MPID
+    done
   done
 done
