@@ -204,11 +204,14 @@ struct ReadModelCopyProjection: CheckpointingAsyncProjection {
     /// moves the copy's checkpoint to `position`, in one transaction: one commit per batch.
     ///
     /// The copy's generations and checkpoint are read with the batch's first read (the fold's
-    /// document load) and checked before any write is sent: on PostgreSQL a batch is two round
-    /// trips, its load and its writes with `COMMIT`. That expects the stored checkpoint below the
-    /// batch's first event — always, unless an earlier attempt committed while its answer was
-    /// lost (a broken connection after `COMMIT`); then the batch runs again after reading the
-    /// checkpoint first, and only the events after it are applied.
+    /// document load) and checked when that round trip returns, before any later write is sent
+    /// (a projection that writes without reading sends its writes with the check, and they are
+    /// rolled back if it fails): on PostgreSQL a batch is two round trips, its load and its writes
+    /// with `COMMIT`. That expects the stored checkpoint below the batch's first event — true
+    /// unless an earlier attempt committed while its answer was lost (a broken connection after
+    /// `COMMIT`), or, for the copy a rebuild of an inline projection is filling, the append hook
+    /// moved it meanwhile; then the batch runs again after reading the checkpoint first, and only
+    /// the events after it are applied.
     func apply(_ events: [Event], through position: UInt64) async throws {
         guard let first = events.first?.globalPosition else { return try await applyAfterReading(events, through: position) }
         let ahead = Flag()

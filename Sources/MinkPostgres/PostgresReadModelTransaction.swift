@@ -28,6 +28,11 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
     private var checks: [(index: Int, check: (PostgresResult) throws -> Void)] = []
     /// How the commit waits for the WAL flush (a transaction of its own only).
     private let durability: CommitDurability
+    /// The error of a deferred check that failed: every later call (and ``commit()``) throws it
+    /// again, so a read whose error the caller swallowed (a projection's `try?`, or the next body
+    /// of a grouped transaction carrying this one's checks) can never let the writes the check
+    /// guards commit.
+    private var failedCheck: (any Error)?
 
     /// - Parameter savepoint: a savepoint to set before the first statement, so that a failing
     ///   hook can be rolled back alone; a hook that runs no statement then costs no round trip.
@@ -62,12 +67,17 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
     /// read sees the writes before it, and a failing write fails the read or the commit after it.
     /// - Parameter durability: `.relaxed` sends `SET LOCAL synchronous_commit = off` with the
     ///   `COMMIT` (see ``CommitDurability``).
-    init(connection: PostgresConnection, scope: Scope, deferring: Bool, durability: CommitDurability = .durable) {
+    /// - Parameter prelude: statements sent first, right after `BEGIN` (deferring only).
+    init(
+        connection: PostgresConnection, scope: Scope, deferring: Bool, durability: CommitDurability = .durable,
+        prelude: [PostgresConnection.PipelineStatement] = []
+    ) {
         self.connection = connection
         self.scope = scope
         self.savepoint = nil
         self.defers = deferring
         self.durability = durability
+        if deferring { self.deferred = prelude }
     }
 
     /// Sends the deferred writes and `COMMIT` (nothing at all when no statement ran: then no
@@ -125,7 +135,12 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
             if let savepointIndex, failure.sent, failure.index > savepointIndex { savepointSent = true }
             throw failure.error
         }
-        for (index, check) in pending { try check(results[offset + index]) }
+        do {
+            for (index, check) in pending { try check(results[offset + index]) }
+        } catch {
+            failedCheck = error
+            throw error
+        }
         return results
     }
 
@@ -168,6 +183,7 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
 
     private func conn() throws -> PostgresConnection {
         guard isOpen else { throw MinkError(.internalError, "read-model transaction used after it ended") }
+        if let failedCheck { throw failedCheck }
         if let savepoint, !savepointSent, !savepointQueued {
             deferred.append(PostgresConnection.PipelineStatement("SAVEPOINT \(savepoint)", prepare: true))
             savepointQueued = true

@@ -85,6 +85,10 @@ extension PostgresStorage {
             // Dropped since it was migrated here: as `withConnection` does, alone.
             core.forgetReady(scope)
             return try await transaction(.relaxed, body)
+        } catch is ReadModelBatcher.LockBusy {
+            // It waits for a row lock (a rebuild's batch holds its projection's lease row): on a
+            // connection of its own, not holding up the tenant's other grouped transactions.
+            return try await transaction(.relaxed, body)
         } catch {
             throw error.mappedForMink()
         }

@@ -89,21 +89,42 @@ final class ReadModelBatcher: Sendable {
         return true
     }
 
+    /// Sent first in every transaction of the batcher: a body must not hold the tenant's one
+    /// drain (and the bodies grouped with it) while it waits for a row lock — the lease row its
+    /// fence locks is held for a whole batch by a rebuild's builder of the same projection.
+    static let lockTimeout = PostgresConnection.PipelineStatement("SET LOCAL lock_timeout = '10ms'", prepare: true)
+
+    private func transaction(on conn: PostgresConnection) -> PostgresReadModelTransaction {
+        PostgresReadModelTransaction(connection: conn, scope: scope, deferring: true, durability: .relaxed, prelude: [Self.lockTimeout])
+    }
+
     private func runGroup(_ jobs: [Job], on conn: PostgresConnection) {
         // Several groups run on one borrowed connection: each gets the whole storage timeout.
         conn.renewDeadline()
         guard jobs.count > 1 else { return runAlone(jobs[0], on: conn) }
-        let tx = PostgresReadModelTransaction(connection: conn, scope: scope, deferring: true, durability: .relaxed)
+        let tx = transaction(on: conn)
+        var running = 0
         do {
-            for j in jobs { try j.body(tx) }
+            for (k, j) in jobs.enumerated() {
+                running = k
+                try j.body(tx)
+            }
+            running = jobs.count
             try tx.commit()
             tx.close()
         } catch {
             tx.close()
+            conn.renewDeadline()
             conn.rollbackIfNeeded()
-            // A broken connection fails them all (the callers retry); otherwise each alone.
+            // A broken connection: the body that threw gets its own error, the others a
+            // transient one (their runners retry) — never another body's error (a lost lease
+            // of one projection must not stop the others).
             guard conn.isOpen else {
-                for j in jobs { j.answer(error) }
+                for (k, j) in jobs.enumerated() {
+                    j.answer(k == running ? error : MinkError(
+                        .unavailable, "PostgreSQL connection lost during a grouped read-model transaction", isTransient: true
+                    ))
+                }
                 return
             }
             fallbacks.add(1, ordering: .relaxed)
@@ -115,9 +136,12 @@ final class ReadModelBatcher: Sendable {
         for j in jobs { j.answer(nil) }
     }
 
-    /// One body in a transaction of its own (as ``PostgresStorage/transaction(_:_:)`` runs it).
+    /// One body in a transaction of its own (as ``PostgresStorage/transaction(_:_:)`` runs it,
+    /// with the lock timeout). A body that waited too long for a lock is answered
+    /// ``LockBusy``: its caller runs it on a connection of its own, where it may wait.
     private func runAlone(_ job: Job, on conn: PostgresConnection) {
-        let tx = PostgresReadModelTransaction(connection: conn, scope: scope, deferring: true, durability: .relaxed)
+        conn.renewDeadline()
+        let tx = transaction(on: conn)
         do {
             try job.body(tx)
             try tx.commit()
@@ -126,7 +150,10 @@ final class ReadModelBatcher: Sendable {
         } catch {
             tx.close()
             conn.rollbackIfNeeded()
-            job.answer(error)
+            job.answer((error as? PostgresError)?.sqlState == "55P03" ? LockBusy() : error)
         }
     }
+
+    /// A body's transaction waited longer than ``lockTimeout`` for a row lock.
+    struct LockBusy: Error {}
 }

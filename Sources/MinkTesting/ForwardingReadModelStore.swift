@@ -21,6 +21,11 @@ open class ForwardingReadModelStore: ReadModelStore, @unchecked Sendable {
     ) async throws -> T {
         try await inner.transaction(durability, body)
     }
+    /// Each body alone through ``transaction(_:_:)`` (relaxed), so that a wrapper watching
+    /// transactions sees every one; override to pass grouping on to `inner`.
+    open func groupedTransaction<T: Sendable>(_ body: @escaping @Sendable (any ReadModelTransaction) throws -> T) async throws -> T {
+        try await transaction(.relaxed, body)
+    }
     open func document(_ model: String, id: String) async throws -> Data? { try await inner.document(model, id: id) }
     open func find(_ model: String, query: Query) async throws -> [StoredDocument] { try await inner.find(model, query: query) }
     open func count(_ model: String, query: Query) async throws -> Int64 { try await inner.count(model, query: query) }

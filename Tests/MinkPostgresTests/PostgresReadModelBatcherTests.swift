@@ -1,6 +1,6 @@
 import Dispatch
 import Foundation
-import Mink
+@testable import Mink
 @testable import MinkPostgres
 import Synchronization
 import Testing
@@ -99,6 +99,7 @@ struct PostgresReadModelBatcherTests {
     @Test func aWriteTheServerRefusesFailsOnlyItsBody() async throws {
         let s = try await TestServer.storage()
         defer { Task { await s.shutdown() } }
+        let fallbacks = Self.batcher(s).fallbacks.load(ordering: .relaxed)
         let results = try await Self.group(s, (0..<3).map { i in { tx in
             _ = try tx.document("m", id: "other")
             try tx.putDocument("m", id: "d\(i)", json: Self.json(i == 1 ? "{not json" : #"{"i":\#(i)}"#))
@@ -110,8 +111,97 @@ struct PostgresReadModelBatcherTests {
         #expect(try await s.document("m", id: "d0") != nil)
         #expect(try await s.document("m", id: "d1") == nil)
         #expect(try await s.document("m", id: "d2") != nil)
+        #expect(Self.batcher(s).fallbacks.load(ordering: .relaxed) == fallbacks + 1, "the group was tried first")
     }
 
+    /// A failed deferred check stays failed: a body whose read carried another body's check and
+    /// swallowed the error (`try?`), or a body that swallows its own read, cannot commit the
+    /// writes the check guards.
+    @Test func aFailedCheckCannotBeSwallowed() async throws {
+        let s = try await TestServer.storage()
+        defer { Task { await s.shutdown() } }
+        try await s.transaction { tx in try tx.setCheckpoint("a", to: 50) }
+        let results = try await Self.group(s, [
+            { @Sendable tx in
+                try tx.checkCheckpoints(["a"]) { v in if v[0] >= 50 { throw MinkError(.cancelled, "ahead") } }
+                try tx.putDocument("m", id: "guarded", json: Self.json("{}"))
+                try tx.setCheckpoint("a", to: 60)
+                return 0
+            },
+            { @Sendable tx in
+                // Carries the first body's check, and swallows what it throws.
+                _ = try? tx.document("m", id: "x")
+                try tx.putDocument("m", id: "second", json: Self.json("{}"))
+                return 1
+            },
+        ])
+        #expect(throws: MinkError.self) { try results[0].get() }
+        #expect(try results[1].get() == 1)
+        #expect(try await s.document("m", id: "guarded") == nil)
+        #expect(try await s.checkpoint("a") == 50)
+        #expect(try await s.document("m", id: "second") != nil)
+        // Alone: the body swallows its own read's error; its commit still fails.
+        await #expect(throws: MinkError.self) {
+            try await s.groupedTransaction { tx in
+                try tx.checkCheckpoints(["a"]) { v in if v[0] >= 50 { throw MinkError(.cancelled, "ahead") } }
+                _ = try? tx.document("m", id: "x")
+                try tx.putDocument("m", id: "alone", json: Self.json("{}"))
+            }
+        }
+        #expect(try await s.document("m", id: "alone") == nil)
+    }
+
+    /// A body waiting for a row lock (a rebuild's batch holds its projection's lease row) does not
+    /// hold up the tenant's other grouped transactions: after the lock timeout it runs on a
+    /// connection of its own, and waits there.
+    @Test func aBodyWaitingForALockDoesNotHoldUpTheOthers() async throws {
+        let s = try await TestServer.storage()
+        defer { Task { await s.shutdown() } }
+        try await s.transaction { tx in try tx.setCheckpoint("lease-row", to: 1) }
+        let gate = DispatchSemaphore(value: 0)
+        let locked = Atomic<Bool>(false)
+        let holder = Task {
+            try await s.transaction { tx in
+                try (tx as! PostgresReadModelTransaction).checkLockedLeaseEpoch("lease-row") { _ in }
+                _ = try tx.document("m", id: "x")
+                locked.store(true, ordering: .sequentiallyConsistent)
+                _ = gate.wait(timeout: .now() + 30)
+            }
+        }
+        try await Self.waitUntil("the row is locked") { locked.load(ordering: .sequentiallyConsistent) }
+        let waiting = Task {
+            try await s.groupedTransaction { tx in
+                try (tx as! PostgresReadModelTransaction).checkLockedLeaseEpoch("lease-row") { _ in }
+                _ = try tx.document("m", id: "x")
+                try tx.putDocument("m", id: "waited", json: Self.json("{}"))
+            }
+        }
+        // Submitted after the one waiting for the lock: answered while the lock is still held.
+        try await s.groupedTransaction { tx in try tx.putDocument("m", id: "free", json: Self.json("{}")) }
+        #expect(try await s.document("m", id: "free") != nil)
+        #expect(try await s.document("m", id: "waited") == nil)
+        gate.signal()
+        try await holder.value
+        try await waiting.value
+        #expect(try await s.document("m", id: "waited") != nil)
+    }
+
+    /// A copy's batch whose checkpoint is already at or past its first event (the retry of a
+    /// batch whose commit went through while its answer was lost) applies only the events after
+    /// the checkpoint: the fast path's deferred check sends it to the path that reads first.
+    @Test func aBatchBehindItsCheckpointAppliesOnlyTheEventsAfterIt() async throws {
+        let s = try await TestServer.storage()
+        defer { Task { await s.shutdown() } }
+        let copy = ReadModelCopyProjection(inner: Counter(), readModels: s, generation: 1, lease: NoFence())
+        let events = (1...7).map { p in
+            Event(id: "e\(p)", streamID: "s", type: "Tick", data: Self.json("{}"), version: Int64(p), globalPosition: UInt64(p), timestamp: Date())
+        }
+        try await copy.apply(Array(events[0..<5]), through: 5)
+        #expect(try await s.document("counts", id: "c") == Self.json(#"{"n":5}"#))
+        try await copy.apply(Array(events[2..<7]), through: 7)
+        #expect(try await s.document("counts", id: "c") == Self.json(#"{"n":7}"#), "events 3-5 were applied already")
+        #expect(try await s.checkpoint("counter") == 7)
+    }
     /// `checkCheckpoints` goes with the next read and is checked before anything after it is
     /// sent: the values are those stored, and a failing check commits nothing.
     @Test func aCheckedCheckpointReadGuardsTheWritesAfterIt() async throws {
@@ -138,5 +228,23 @@ struct PostgresReadModelBatcherTests {
         #expect(try await s.document("m", id: "guarded") == nil)
         #expect(try await s.checkpoint("a") == 7)
         #expect(try await s.document("m", id: "ok") != nil)
+    }
+}
+
+
+private struct NoFence: ProjectionLease {
+    func lost() async {}
+    func release() async {}
+}
+
+/// Counts the events it applied in one document (a read and a write per event).
+private struct Counter: InlineProjection, ReadModelProjection {
+    var name: String { "counter" }
+    var handledEvents: [String] { ["Tick"] }
+    var readModelName: String { "counts" }
+
+    func apply(_ event: Event, in tx: any ReadModelTransaction) throws {
+        let n = try tx.document(readModelName, id: "c").map { Int(String(decoding: $0, as: UTF8.self).filter(\.isNumber)) ?? 0 } ?? 0
+        try tx.putDocument(readModelName, id: "c", json: Data(#"{"n":\#(n + 1)}"#.utf8))
     }
 }
