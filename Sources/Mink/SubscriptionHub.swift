@@ -38,6 +38,15 @@ public actor SubscriptionHub {
     /// The pass started for waiters by a commit, which does not wait for it
     /// (``notifyCommitted()``); at most one at a time, cancelled by ``shutdown()``.
     private var pumpTask: Task<Void, Never>?
+    /// This process's commits notified ahead of a gap, by first position: the appends of one
+    /// batch are answered together and their notifications race, so a later one often arrives
+    /// first. Each waits for the gap's own notification (then both go into the ring, no read);
+    /// a reader arriving meanwhile, or ``gapGrace`` passing, reads storage instead.
+    private var ahead: [UInt64: [Event]] = [:]
+    private var aheadTimer: Task<Void, Never>?
+    /// How long commits ahead of a gap wait for it before the hub reads storage (the gap may be
+    /// another process's commit, or an append whose caller was answered by its deadline).
+    static let gapGrace: Duration = .milliseconds(2)
 
     /// Where the hub is in its life.
     private enum Lifecycle {
@@ -95,6 +104,8 @@ public actor SubscriptionHub {
     public func shutdown() {
         if case .serving(let external) = lifecycle { external?.cancel() }
         pumpTask?.cancel()
+        aheadTimer?.cancel()
+        ahead = [:]
         lifecycle = .shutDown
         arrivals.signal(false)
     }
@@ -110,20 +121,55 @@ public actor SubscriptionHub {
     /// Positions are given in commit order under the tenant's lock, so events whose first
     /// position is `head + 1` leave no gap: nobody else can hold a position between.
     public func notifyCommitted(_ events: [Event]) async {
-        if case .serving = lifecycle, case .idle(stale: false) = pump, let first = events.first, let last = events.last {
-            if first.globalPosition == head + 1, last.globalPosition == head + UInt64(events.count),
-                zip(events, events.dropFirst()).allSatisfy({ $0.globalPosition + 1 == $1.globalPosition })
-            {
+        if case .serving = lifecycle, case .idle(stale: false) = pump, let first = events.first, let last = events.last,
+            last.globalPosition == first.globalPosition + UInt64(events.count) - 1,
+            zip(events, events.dropFirst()).allSatisfy({ $0.globalPosition + 1 == $1.globalPosition })
+        {
+            if first.globalPosition == head + 1 {
                 appendToRing(events)
                 head = last.globalPosition
                 directCommits += 1
+                // Commits notified ahead of this one that follow it now.
+                while let next = ahead.removeValue(forKey: head + 1), let end = next.last {
+                    appendToRing(next)
+                    head = end.globalPosition
+                    directCommits += 1
+                }
+                if ahead.isEmpty {
+                    aheadTimer?.cancel()
+                    aheadTimer = nil
+                }
                 wakeAll()
                 return
             }
             // Read by the hub already (it read past them for a commit answered earlier).
             if last.globalPosition <= head { return }
+            // Ahead of a gap: wait for the gap's notification (see `ahead`).
+            ahead[first.globalPosition] = events
+            if aheadTimer == nil {
+                aheadTimer = Task { [weak self] in
+                    try? await Task.sleep(for: Self.gapGrace)
+                    if !Task.isCancelled { await self?.gapTimedOut() }
+                }
+            }
+            return
         }
         await notifyCommitted()
+    }
+
+    /// The gap before commits notified ahead was not notified in time: read storage.
+    private func gapTimedOut() async {
+        aheadTimer = nil
+        guard !ahead.isEmpty else { return }
+        await notifyCommitted()
+    }
+
+    /// Commits ahead of a gap are forgotten once the hub reads storage (the read covers them).
+    private func dropAhead() {
+        guard !ahead.isEmpty || aheadTimer != nil else { return }
+        ahead = [:]
+        aheadTimer?.cancel()
+        aheadTimer = nil
     }
 
     /// Commits that went into the ring without a storage read (tests).
@@ -136,6 +182,7 @@ public actor SubscriptionHub {
     /// From here on the hub is stale, so a reader that comes before the pass brings the hub up to
     /// date itself (``refreshIfStale()``): nobody answers from a head older than this commit.
     public func notifyCommitted() async {
+        dropAhead()
         switch pump {
         case .running:
             // The running pass reads up to the storage's head: another pass follows it.
@@ -164,6 +211,12 @@ public actor SubscriptionHub {
     /// reader must not answer "up to date" from a head the pump is about to move).
     private func refreshIfStale() async {
         if case .starting = lifecycle { return }
+        // Commits of this process wait ahead of a gap: a reader must see them (its own append may
+        // be among them), so it reads storage now.
+        if !ahead.isEmpty, case .idle(stale: false) = pump {
+            dropAhead()
+            pump = .idle(stale: true)
+        }
         switch pump {
         case .idle(stale: false):
             return

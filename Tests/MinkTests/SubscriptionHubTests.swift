@@ -206,6 +206,62 @@ struct SubscriptionHubTests {
         #expect(await store.hub.directCommits == 50)
     }
 
+    /// Commits of one batch notified out of order (the later append's notification first): the
+    /// later one waits for the gap's notification and both go into the ring without a read; a
+    /// gap never notified is read after the grace; a reader arriving while commits wait ahead of
+    /// a gap reads storage at once (it must see its own append).
+    @Test func commitsNotifiedOutOfOrderGoIntoTheRingWithoutARead() async throws {
+        let adapter = CountingAdapter()
+        let hub = SubscriptionHub(adapter: adapter)
+        #expect(try await hub.headPosition() == 0)
+        func append(_ stream: String, _ n: Int) async throws -> AppendResult {
+            try await adapter.inner.append(
+                AppendRequest(streamID: stream, events: (0..<n).map { _ in EventData(id: UUID().uuidString, type: "E", data: Data("{}".utf8)) }, expectedVersion: .any),
+                hook: nil)
+        }
+        func parkedWaiter(after position: UInt64) async throws -> Task<Bool, Never> {
+            let waiter = Task { await hub.waitForEvents(after: position, timeout: .seconds(20)) }
+            let deadline = ContinuousClock.now + .seconds(10)
+            while !(await hub.isWaitedFor) {
+                guard ContinuousClock.now < deadline else { throw CancellationError() }
+                try await Task.sleep(for: .milliseconds(1))
+            }
+            return waiter
+        }
+        let reads = adapter.readAlls.load(ordering: .relaxed)
+        let a = try await append("a", 2), b = try await append("b", 1)
+        let first = try await parkedWaiter(after: 0)
+        await hub.notifyCommitted(b.events)
+        #expect(await hub.directCommits == 0, "position 3 went in before 1-2")
+        await hub.notifyCommitted(a.events)
+        #expect(await first.value)
+        #expect(await hub.directCommits == 2)
+        #expect(adapter.readAlls.load(ordering: .relaxed) == reads, "read from storage")
+        guard case .events(let ring, let cursor) = try await hub.read(after: 0, filter: .all, limit: 100) else {
+            Issue.record("the ring does not hold the commits")
+            return
+        }
+        #expect(ring == (try await adapter.inner.readAll(after: 0, filter: .all, limit: 100)) && cursor == 3)
+
+        // Position 4 is never notified (another process's, or an append answered by its
+        // deadline): 5 waits the grace, then the hub reads both.
+        _ = try await append("c", 1)
+        let e = try await append("d", 1)
+        let second = try await parkedWaiter(after: 3)
+        await hub.notifyCommitted(e.events)
+        #expect(await second.value)
+        #expect(try await hub.headPosition() == 5)
+        #expect(adapter.readAlls.load(ordering: .relaxed) > reads)
+
+        // A reader while 7 waits ahead of 6: it reads storage and sees 7.
+        _ = try await append("f", 1)
+        let g = try await append("g", 1)
+        await hub.notifyCommitted(g.events)
+        let before = adapter.readAlls.load(ordering: .relaxed)
+        #expect(try await hub.headPosition() == 7)
+        #expect(adapter.readAlls.load(ordering: .relaxed) == before + 1)
+    }
+
     /// A live async projection takes its pages from the hub's ring (which the hub read once for
     /// every waiter), not from storage: after it caught up, events appended one at a time cost
     /// it no storage read, and it still sees exactly the types it handles, each once, with its
