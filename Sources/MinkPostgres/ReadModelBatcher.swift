@@ -13,8 +13,10 @@ import Synchronization
 /// hand-off, four round trips (a body's writes go with the next body's first read) and one
 /// commit.
 ///
-/// A group is what waits when a connection takes it (at most ``maxBodies``), so it costs no
-/// added latency: a lone body runs at once, alone. Its bodies run one after the other in one
+/// A group is what waits when a connection takes it (at most ``maxBodies``): a lone body runs at
+/// once, alone; a body arriving while a group runs waits for it rather than running beside it on
+/// another connection (measured: +0.1–0.2 ms at the median of a live projection's latency, for a
+/// third of the commits and a fifth less CPU). Its bodies run one after the other in one
 /// `.relaxed` transaction; if one throws or the commit fails, the transaction is rolled back and
 /// every body of the group runs again in a transaction of its own, so each gets its own outcome
 /// and a failing body never takes another's writes with it (a body may run twice; every run but
