@@ -80,6 +80,25 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
         if deferring { self.deferred = prelude }
     }
 
+    /// Runs `body` in a deferring transaction of its own on `connection`: commits it, or rolls it
+    /// back and rethrows (``PostgresStorage/transaction(_:_:)``, and each body ``ReadModelBatcher``
+    /// runs alone).
+    static func run<T>(
+        on connection: PostgresConnection, scope: Scope, durability: CommitDurability,
+        prelude: [PostgresConnection.PipelineStatement] = [], _ body: (any ReadModelTransaction) throws -> T
+    ) throws -> T {
+        let tx = PostgresReadModelTransaction(connection: connection, scope: scope, deferring: true, durability: durability, prelude: prelude)
+        defer { tx.close() }
+        do {
+            let result = try body(tx)
+            try tx.commit()
+            return result
+        } catch {
+            connection.rollbackIfNeeded()
+            throw error
+        }
+    }
+
     /// Sends the deferred writes and `COMMIT` (nothing at all when no statement ran: then no
     /// transaction was begun).
     /// - Throws: ``PostgresError``; the caller rolls back.

@@ -56,16 +56,7 @@ extension PostgresStorage {
         _ durability: CommitDurability, _ body: @Sendable (any ReadModelTransaction) throws -> T
     ) async throws -> T {
         try await withConnection { conn, scope in
-            let tx = PostgresReadModelTransaction(connection: conn, scope: scope, deferring: true, durability: durability)
-            defer { tx.close() }
-            do {
-                let result = try body(tx)
-                try tx.commit()
-                return result
-            } catch {
-                conn.rollbackIfNeeded()
-                throw error
-            }
+            try PostgresReadModelTransaction.run(on: conn, scope: scope, durability: durability, body)
         }
     }
 

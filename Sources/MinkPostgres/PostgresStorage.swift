@@ -231,17 +231,21 @@ final class Backends: Sendable {
 }
 
 /// A database the storage talks to: its pool, its LISTEN connection, and the group commit of
-/// each tenant's appends.
+/// each tenant's appends and read-model transactions.
 final class Backend: Sendable {
     /// The database name for `.database` tenancy; `nil` for the configured one.
     let database: String?
     let pool: ConnectionPool
     let listener: CommitListener
     private let channel: String
-    /// One batcher per tenant of this database, by NOTIFY key (schema and tenant).
-    private let appenders = Mutex<[String: AppendBatcher]>([:])
-    /// One read-model batcher per tenant of this database, by NOTIFY key.
-    private let readModelBatchers = Mutex<[String: ReadModelBatcher]>([:])
+    /// Each tenant's batchers on this database, by NOTIFY key (schema and tenant), made on first use.
+    private let batchers = Mutex<[String: TenantBatchers]>([:])
+
+    /// A tenant's group commit of appends and of read-model transactions.
+    private struct TenantBatchers {
+        let appends: AppendBatcher
+        let readModels: ReadModelBatcher
+    }
 
     init(configuration: PostgresConfiguration, database: String?, poolSize: Int, idleTimeout: Duration?) {
         let parameters = configuration.connectionParameters(database: database)
@@ -256,29 +260,28 @@ final class Backend: Sendable {
         )
     }
 
-    /// The batcher of a tenant's appends, made on first use.
-    func appender(for scope: Scope) -> AppendBatcher {
-        appenders.withLock { a in
-            if let existing = a[scope.notifyKey] { return existing }
-            let new = AppendBatcher(scope: scope, pool: pool, channel: channel)
-            a[scope.notifyKey] = new
-            return new
-        }
-    }
+    /// The batcher of a tenant's appends.
+    func appender(for scope: Scope) -> AppendBatcher { tenantBatchers(scope).appends }
 
-    /// The batcher of a tenant's grouped read-model transactions, made on first use.
-    func readModelBatcher(for scope: Scope) -> ReadModelBatcher {
-        readModelBatchers.withLock { b in
+    /// The batcher of a tenant's grouped read-model transactions.
+    func readModelBatcher(for scope: Scope) -> ReadModelBatcher { tenantBatchers(scope).readModels }
+
+    private func tenantBatchers(_ scope: Scope) -> TenantBatchers {
+        batchers.withLock { b in
             if let existing = b[scope.notifyKey] { return existing }
-            let new = ReadModelBatcher(scope: scope, pool: pool)
+            let new = TenantBatchers(
+                appends: AppendBatcher(scope: scope, pool: pool, channel: channel), readModels: ReadModelBatcher(scope: scope, pool: pool)
+            )
             b[scope.notifyKey] = new
             return new
         }
     }
 
     func shutdown() async {
-        for a in appenders.withLock({ Array($0.values) }) { await a.close() }
-        for b in readModelBatchers.withLock({ Array($0.values) }) { await b.close() }
+        for b in batchers.withLock({ Array($0.values) }) {
+            await b.appends.close()
+            await b.readModels.close()
+        }
         await listener.shutdown()
         await pool.close()
     }

@@ -96,15 +96,11 @@ final class ReadModelBatcher: Sendable {
     /// fence locks is held for a whole batch by a rebuild's builder of the same projection.
     static let lockTimeout = PostgresConnection.PipelineStatement("SET LOCAL lock_timeout = '10ms'", prepare: true)
 
-    private func transaction(on conn: PostgresConnection) -> PostgresReadModelTransaction {
-        PostgresReadModelTransaction(connection: conn, scope: scope, deferring: true, durability: .relaxed, prelude: [Self.lockTimeout])
-    }
-
     private func runGroup(_ jobs: [Job], on conn: PostgresConnection) {
         // Several groups run on one borrowed connection: each gets the whole storage timeout.
         conn.renewDeadline()
         guard jobs.count > 1 else { return runAlone(jobs[0], on: conn) }
-        let tx = transaction(on: conn)
+        let tx = PostgresReadModelTransaction(connection: conn, scope: scope, deferring: true, durability: .relaxed, prelude: [Self.lockTimeout])
         var running = 0
         do {
             for (k, j) in jobs.enumerated() {
@@ -143,15 +139,10 @@ final class ReadModelBatcher: Sendable {
     /// ``LockBusy``: its caller runs it on a connection of its own, where it may wait.
     private func runAlone(_ job: Job, on conn: PostgresConnection) {
         conn.renewDeadline()
-        let tx = transaction(on: conn)
         do {
-            try job.body(tx)
-            try tx.commit()
-            tx.close()
+            try PostgresReadModelTransaction.run(on: conn, scope: scope, durability: .relaxed, prelude: [Self.lockTimeout], job.body)
             job.answer(nil)
         } catch {
-            tx.close()
-            conn.rollbackIfNeeded()
             job.answer((error as? PostgresError)?.sqlState == "55P03" ? LockBusy() : error)
         }
     }
