@@ -15,7 +15,7 @@ struct PostgresReadModelBatcherTests {
     static func json(_ text: String) -> Data { Data(text.utf8) }
 
     /// Runs a body that holds the batcher's connection until `release` is called, then queues
-    /// `bodies` behind it (waiting until all are queued) and releases it; returns each body's
+    /// `bodies` behind it, in order (waiting until all are queued) and releases it; returns each body's
     /// outcome, in order.
     static func group<T: Sendable>(
         _ s: PostgresStorage, _ bodies: [@Sendable (any ReadModelTransaction) throws -> T]
@@ -31,10 +31,15 @@ struct PostgresReadModelBatcherTests {
             }
         }
         try await waitUntil("the first body runs") { holding.load(ordering: .sequentiallyConsistent) }
-        let tasks = bodies.map { body in Task { () -> Result<T, any Error> in
-            do { return .success(try await s.groupedTransaction(body)) } catch { return .failure(error) }
-        } }
-        try await waitUntil("\(bodies.count) bodies queued") { batcher(s).pendingCount == bodies.count }
+        // Queued one at a time, so the queue's order is the bodies' order (tasks started
+        // together reach the queue in any order).
+        var tasks: [Task<Result<T, any Error>, Never>] = []
+        for (k, body) in bodies.enumerated() {
+            tasks.append(Task { () -> Result<T, any Error> in
+                do { return .success(try await s.groupedTransaction(body)) } catch { return .failure(error) }
+            })
+            try await waitUntil("\(k + 1) bodies queued") { batcher(s).pendingCount == k + 1 }
+        }
         gate.signal()
         _ = try await holder.value
         var out: [Result<T, any Error>] = []
