@@ -46,7 +46,7 @@ public actor SubscriptionHub {
     private var aheadTimer: Task<Void, Never>?
     /// How long commits ahead of a gap wait for it before the hub reads storage (the gap may be
     /// another process's commit, or an append whose caller was answered by its deadline).
-    static let gapGrace: Duration = .milliseconds(2)
+    let gapGrace: Duration
 
     /// Where the hub is in its life.
     private enum Lifecycle {
@@ -70,10 +70,12 @@ public actor SubscriptionHub {
         case running(again: Bool)
     }
 
-    /// Creates a hub over an adapter; `capacity` is the number of recent events kept in memory.
-    public init(adapter: any EventStoreAdapter, capacity: Int = 10_000) {
+    /// Creates a hub over an adapter; `capacity` is the number of recent events kept in memory,
+    /// `gapGrace` how long commits notified ahead of a gap wait for it (see ``ahead``).
+    public init(adapter: any EventStoreAdapter, capacity: Int = 10_000, gapGrace: Duration = .milliseconds(2)) {
         self.adapter = adapter
         self.capacity = max(16, capacity)
+        self.gapGrace = gapGrace
     }
 
     /// The head position known to the hub.
@@ -147,8 +149,9 @@ public actor SubscriptionHub {
             // Ahead of a gap: wait for the gap's notification (see `ahead`).
             ahead[first.globalPosition] = events
             if aheadTimer == nil {
+                let grace = gapGrace
                 aheadTimer = Task { [weak self] in
-                    try? await Task.sleep(for: Self.gapGrace)
+                    try? await Task.sleep(for: grace)
                     if !Task.isCancelled { await self?.gapTimedOut() }
                 }
             }
