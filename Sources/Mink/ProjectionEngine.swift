@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import Synchronization
 
 /// A projection whose read model is one named model of a ``ReadModelStore``; a rebuild drops it.
@@ -73,12 +74,19 @@ public actor ProjectionEngine {
     /// Signalled by every runner when its checkpoint moves or it faults: ``waitUntilCaughtUp(_:to:timeout:)`` waits on it.
     let progress = ProgressSignal()
 
+    /// Where async projections record how long events take to show in their read models
+    /// (`mink_projection_delay_seconds`, see ``ProjectionDelay``); `nil`: not recorded.
+    let metrics: (any MetricsFactory)?
+
     /// Creates an engine for a store (seed: `NewProjectionEngine(store)`); `readModels` is needed
-    /// to rebuild inline projections and to register inline projections as async ones.
-    public init(store: EventStore, readModels: (any ReadModelStore)? = nil) {
+    /// to rebuild inline projections and to register inline projections as async ones. With
+    /// `metrics`, async projections record `mink_projection_delay_seconds{projection}`: for each
+    /// event, the time from its append to the commit of the batch that applied it.
+    public init(store: EventStore, readModels: (any ReadModelStore)? = nil, metrics: (any MetricsFactory)? = nil) {
         self.store = store
         self.readModels = readModels
         self.logger = store.options.logger
+        self.metrics = metrics
     }
 
     /// Registers a projection that runs inside every append's transaction (seed: `RegisterInline`).
@@ -90,7 +98,10 @@ public actor ProjectionEngine {
 
     /// Registers a background projection (seed: `RegisterAsync`).
     public func registerAsync(_ projection: any AsyncProjection, options: AsyncOptions = AsyncOptions()) {
-        let runner = AsyncRunner(projection: projection, options: options, store: store, logger: logger, progress: progress)
+        let runner = AsyncRunner(
+            projection: projection, options: options, store: store, logger: logger, progress: progress,
+            delay: metrics.map { ProjectionDelay(projection: projection.name, factory: $0) }
+        )
         runners[projection.name] = runner
         order.append(projection.name)
         if started { runner.start() }
@@ -129,7 +140,9 @@ public actor ProjectionEngine {
     ) {
         let controller = ReadModelProjectionController(
             projection: projection, mode: mode, store: store, readModels: readModels, options: options, leases: leases,
-            indexes: indexes, dropGrace: dropGrace, progress: progress
+            indexes: indexes, dropGrace: dropGrace, progress: progress,
+            // An inline projection applies in the append's transaction: no delay to record.
+            delay: mode == .async ? metrics.map { ProjectionDelay(projection: projection.name, factory: $0) } : nil
         )
         controllers[projection.name] = controller
         order.append(projection.name)
@@ -277,17 +290,31 @@ final class AsyncRunner: Sendable {
     let shared = Mutex(Shared())
     /// Signalled when the checkpoint moves or the runner faults (``ProjectionEngine/waitUntilCaughtUp(_:to:timeout:)``).
     let progress: ProgressSignal
+    /// Records how long the events this runner applies took to show (``ProjectionDelay``), while
+    /// `recordsDelay` and not replaying the log for a rebuild.
+    let delay: ProjectionDelay?
+    /// Off while the runner fills a rebuild's new copy (the events show in the serving copy
+    /// already); on once that copy serves.
+    private let recordsDelay: Atomic<Bool>
 
     init(
         projection: any AsyncProjection, options: AsyncOptions, store: EventStore, logger: Logger,
-        progress: ProgressSignal = ProgressSignal(), onCaughtUp: (@Sendable (UInt64) async -> Bool)? = nil
+        progress: ProgressSignal = ProgressSignal(), delay: ProjectionDelay? = nil, recordsDelay: Bool = true,
+        onCaughtUp: (@Sendable (UInt64) async -> Bool)? = nil
     ) {
         self.progress = progress
+        self.delay = delay
+        self.recordsDelay = Atomic(recordsDelay)
         self.projection = projection
         self.options = options
         self.store = store
         self.logger = logger
         self.onCaughtUp = onCaughtUp
+    }
+
+    /// The copy this runner fills serves now: its batches record their delay from here on.
+    func startRecordingDelay() {
+        recordsDelay.store(true, ordering: .relaxed)
     }
 
     /// An event the current state does not allow: a bug in this runner. Loud in debug builds;
@@ -583,6 +610,9 @@ final class AsyncRunner: Sendable {
                 ])
             }) {
                 if let checkpointing { try await checkpointing.apply(page, through: next) } else { try await self.apply(page) }
+            }
+            if let delay, recordsDelay.load(ordering: .relaxed), shared.withLock({ $0.lifecycle.state }) != .rebuilding {
+                delay.record(page)
             }
             if checkpointing != nil {
                 checkpoint = next

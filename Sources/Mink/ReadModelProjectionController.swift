@@ -39,14 +39,19 @@ final class ReadModelProjectionController: Sendable {
     private let shared = Mutex(Shared())
     /// Signalled when what ``status(head:)`` shows may have moved (shared with the runners).
     let progress: ProgressSignal
+    /// Where the serving copy's runner records how long events took to show (a rebuild's
+    /// builder starts recording when its copy serves: until then its events show in the serving
+    /// copy already).
+    let delay: ProjectionDelay?
 
     init(
         projection: any InlineProjection & ReadModelProjection, mode: ProjectionEngine.Mode, store: EventStore,
         readModels: any ReadModelStore, options: AsyncOptions, leases: any ProjectionLeaseProvider,
         indexes: [FieldPath] = [], dropGrace: Duration = .zero, leaseRetryInterval: Duration = .seconds(2),
-        progress: ProgressSignal = ProgressSignal()
+        progress: ProgressSignal = ProgressSignal(), delay: ProjectionDelay? = nil
     ) {
         self.progress = progress
+        self.delay = delay
         self.indexes = indexes
         self.projection = projection
         self.mode = mode
@@ -257,7 +262,10 @@ final class ReadModelProjectionController: Sendable {
                 return await self.finishRebuild(generation)
             }
         }
-        return AsyncRunner(projection: copy, options: options, store: store, logger: logger, progress: progress, onCaughtUp: onCaughtUp)
+        return AsyncRunner(
+            projection: copy, options: options, store: store, logger: logger, progress: progress, delay: delay, recordsDelay: !builder,
+            onCaughtUp: onCaughtUp
+        )
     }
 
     /// Starts the builder of copy `generation`, while active and without one.
@@ -349,6 +357,7 @@ final class ReadModelProjectionController: Sendable {
             // Async: the builder goes on as the serving runner. Inline: the hook serves; the
             // builder ends when this returns false.
             a.serving = mode == .async ? builder.runner : nil
+            builder.runner.startRecordingDelay()
             a.builder = nil
             s.lifecycle = .active(t, a)
             return previous

@@ -61,7 +61,8 @@ final class API: Sendable {
         )
         let tracer = LogTracer(logger: logger)
         self.tracer = tracer
-        opts.middleware = [.metrics(DescribedMetricsFactory(base: metrics.factory))]
+        let described = DescribedMetricsFactory(base: metrics.factory)
+        opts.middleware = [.metrics(described)]
         if tracer.isRecording {
             // Spans request → store operation → storage call, only while they are written: at
             // `info` these two steps would make spans nobody sees (see `LogTracer`).
@@ -76,7 +77,7 @@ final class API: Sendable {
             root: store, catalog: storage.events as? any TenantCatalog ?? ImplicitTenantCatalog(),
             autoCreate: configuration.tenancy.autoCreate
         )
-        self.projections = ProjectionService(store: store, storage: storage, declared: declared, logger: logger)
+        self.projections = ProjectionService(store: store, storage: storage, declared: declared, logger: logger, metrics: described)
         self.writeProbe = storage.probeWrite.map { WriteProbe($0) }
     }
 

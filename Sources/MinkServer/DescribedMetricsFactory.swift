@@ -12,6 +12,20 @@ struct DescribedMetricsFactory: MetricsFactory {
         "mink_operations_total": "Event store operations by operation and outcome.",
         "mink_operation_duration_seconds": "Event store (storage) latency by operation.",
         "mink_events_appended_total": "Events appended (retries of committed appends excluded).",
+        "mink_projection_delay_seconds":
+            "Time from an event's append to the commit of the projection batch that applied it, by projection.",
+    ]
+
+    /// Histogram buckets of the library's timers that are not latencies of one call: a
+    /// projection's delay is a few milliseconds when it keeps up (the buckets resolve that, for
+    /// a p99 against a few-millisecond objective) and minutes when it catches up.
+    static let buckets: [String: [Duration]] = [
+        "mink_projection_delay_seconds": [
+            .microseconds(500), .milliseconds(1), .milliseconds(1.5), .milliseconds(2), .milliseconds(2.5), .milliseconds(3),
+            .milliseconds(4), .milliseconds(5), .milliseconds(7.5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+            .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5), .seconds(30), .seconds(60),
+            .seconds(300),
+        ]
     ]
 
     private func descriptor(_ label: String) -> MetricNameDescriptor? {
@@ -37,7 +51,8 @@ struct DescribedMetricsFactory: MetricsFactory {
 
     func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
         guard let d = descriptor(label) else { return base.makeTimer(label: label, dimensions: dimensions) }
-        return base.registry.makeDurationHistogram(descriptor: d, labels: dimensions, buckets: base.defaultDurationHistogramBuckets)
+        return base.registry.makeDurationHistogram(
+            descriptor: d, labels: dimensions, buckets: Self.buckets[label] ?? base.defaultDurationHistogramBuckets)
     }
 
     func destroyCounter(_ handler: any CounterHandler) { base.destroyCounter(handler) }

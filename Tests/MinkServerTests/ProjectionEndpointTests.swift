@@ -37,6 +37,16 @@ struct ProjectionEndpointTests {
             #expect(p["name"] == "orders" && p["mode"] == .string(mode) && p["status"] == "running")
             #expect(p["checkpoint"] == head && p["head"] == head && p["lag"] == .int(0) && p["lastError"] == .null)
             #expect(p["readModel"] == "orders")
+            // An async projection records each event's delay (append → its batch committed):
+            // the seven events it handles; an inline one applies in the append and records nothing.
+            let metrics = try await s.request("GET", "/metrics").text
+            let count = #"mink_projection_delay_seconds_count{projection="orders"}"#
+            if mode == "async" {
+                #expect(metrics.contains("\(count) 7"), "\(metrics.split(separator: "\n").filter { $0.contains("delay") })")
+                #expect(metrics.contains("# HELP mink_projection_delay_seconds Time from an event's append"))
+            } else {
+                #expect(!metrics.contains(count))
+            }
             let missing = try await s.request("GET", "/v1/projections/nope")
             #expect(missing.status == 404 && missing.errorCode == "projection_not_found")
             #expect(try await s.request("POST", "/v1/projections/nope/rebuild").errorCode == "projection_not_found")

@@ -1,5 +1,6 @@
 import Foundation
 import Mink
+import MetricsTestKit
 import MinkTestFixtures
 import MinkTesting
 import Testing
@@ -34,6 +35,41 @@ struct ProjectionCopyTests {
             try await DocumentRepository<OrderSummary>(store: storage, model: physical).get("order-1")?.items
         }
         #expect(items == 3)
+        await engine.stop()
+    }
+
+    /// `mink_projection_delay_seconds`: one value per event the serving copy applied, from the
+    /// event's append to its batch's commit; a rebuild's replay of the log records nothing.
+    @Test func theServingCopyRecordsHowLongEachEventTookToShow() async throws {
+        let storage = InMemoryStorage()
+        let store = EventStore(adapter: storage)
+        let metrics = TestMetrics()
+        let engine = ProjectionEngine(store: store, readModels: storage, metrics: metrics)
+        await engine.registerReadModel(
+            OrderSummaryProjection(), mode: .async, readModels: storage, options: AsyncOptions(batchSize: 2, retryPolicy: fastRetry))
+        try await engine.start()
+        func delays() throws -> [Int64] {
+            try metrics.expectTimer("mink_projection_delay_seconds", [("projection", "order-summary")]).values
+        }
+        let before = Date()
+        try await store.append("order-1", events: [raw("OrderCreated"), raw("ItemAdded"), raw("ItemAdded")])
+        _ = try await engine.waitUntilCaughtUp("order-summary", to: 3)
+        let elapsed = Int64(Date().timeIntervalSince(before) * 1e9)
+        let first = try delays()
+        #expect(first.count == 3)
+        #expect(first.allSatisfy { $0 >= 0 && $0 <= elapsed }, "\(first) within \(elapsed) ns")
+
+        try await engine.rebuild("order-summary")
+        let deadline = ContinuousClock.now + .seconds(60)
+        while await engine.readModelName("orders") != "orders__g2", ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(await engine.readModelName("orders") == "orders__g2")
+        #expect(try delays().count == 3, "the rebuild's replay recorded nothing")
+        // The rebuilt copy's runner serves now, and records.
+        try await store.append("order-1", events: [raw("ItemAdded")])
+        _ = try await engine.waitUntilCaughtUp("order-summary", to: 4)
+        #expect(try delays().count == 4)
         await engine.stop()
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import Mink
 import MinkWire
 import Synchronization
@@ -46,18 +47,22 @@ public final class ProjectionService: Sendable {
     /// with backoff from 50 ms before the poison event is looked for.
     let options: AsyncOptions
     let leases: any ProjectionLeaseProvider
+    /// Where the engines' projections record their delay (`mink_projection_delay_seconds`).
+    let metrics: (any MetricsFactory)?
     private let state = Mutex(State())
 
     /// Creates the service; declared projections are compiled by the caller
     /// (``DeclaredProjection/compile(_:)``) and passed here.
     public init(
         store: EventStore, storage: ServerStorage, declared: [DeclaredProjection], logger: Logger,
+        metrics: (any MetricsFactory)? = nil,
         options: AsyncOptions = AsyncOptions(
             batchSize: 500, batchTimeout: .seconds(1), retryPolicy: RetryPolicy(maxAttempts: 4), maxBatchSize: 10_000
         )
     ) {
         self.rootStore = store
         self.storage = storage
+        self.metrics = metrics
         self.logger = logger
         var options = options
         // The next page is read by the server while this process folds (see AsyncOptions.readAhead).
@@ -128,7 +133,7 @@ public final class ProjectionService: Sendable {
         // The root's tenant stores are the router's too: one store, one hub, per tenant.
         let store = isDefault ? rootStore : try rootStore.forTenant(tenant)
         let readModels = isDefault ? storage.readModels : try storage.readModels.forTenant(tenant)
-        let engine = ProjectionEngine(store: store, readModels: readModels)
+        let engine = ProjectionEngine(store: store, readModels: readModels, metrics: metrics)
         // Other processes learn of a switch to a rebuilt copy within their lease retry interval.
         let grace: Duration = leases is LocalProjectionLeaseProvider ? .zero : .seconds(5)
         for e in entries {
