@@ -8,6 +8,11 @@
   projections.py PORT probe S        the live probe below without the background appenders
                                     (projections.sh paces those with wrk: Python cannot reach
                                     1,000 appends/s on this machine)
+  projections.py PORT delay         the server's own measure, from /metrics: each projection's
+                                    mink_projection_delay_seconds (event appended -> its batch
+                                    committed, every event the projection applied): count,
+                                    median, p99 (interpolated in the histogram's buckets) and
+                                    the share within 5 ms
   projections.py PORT live RATE S   appends ItemAdded events at about RATE/s for S seconds (4
                                     threads) while a fifth appends one at a time and polls
                                     GET /v1/readmodels/orders/{id} until it shows it: append 201 ->
@@ -100,6 +105,32 @@ elif phase == "probe":
     lat.sort()
     print(f"probe: {n / dt:,.0f} appends/s, append 201 -> visible over {n} samples: "
           f"median {lat[len(lat) // 2]:.2f} ms, p99 {lat[int(len(lat) * 0.99)]:.2f} ms, max {lat[-1]:.2f} ms")
+elif phase == "delay":
+    import re
+    c = client(); c.request("GET", "/metrics"); text = c.getresponse().read().decode()
+    buckets = {}
+    for m in re.finditer(r'^mink_projection_delay_seconds_bucket\{([^}]*)\} (\S+)$', text, re.M):
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
+        le = float("inf") if labels["le"] == "+Inf" else float(labels["le"])
+        buckets.setdefault(labels["projection"], []).append((le, float(m.group(2))))
+
+    def quantile(bs, q):
+        total = bs[-1][1]; want = q * total; lo, below = 0.0, 0.0
+        for le, n in bs:
+            if n >= want:
+                if le == float("inf"): return lo
+                return lo + (le - lo) * ((want - below) / (n - below) if n > below else 1)
+            lo, below = le, n
+        return lo
+
+    parts = []
+    for name in sorted(buckets):
+        bs = sorted(buckets[name]); total = bs[-1][1]
+        if total == 0: continue
+        within5 = next((n for le, n in bs if abs(le - 0.005) < 1e-9), 0) / total
+        parts.append(f"{name} {int(total)} events: median {quantile(bs, 0.5) * 1000:.2f} ms, "
+                     f"p99 {quantile(bs, 0.99) * 1000:.2f} ms, {within5 * 100:.2f} % within 5 ms")
+    print("server-side delay (append -> batch committed): " + "; ".join(parts))
 elif phase == "live":
     rate, seconds = int(sys.argv[3]), float(sys.argv[4])
     stop = time.perf_counter() + seconds

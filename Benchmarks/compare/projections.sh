@@ -5,7 +5,9 @@
 # SQLite and on PostgreSQL with fsync on. The events are appended with no projection declared,
 # then minkd is restarted with it, so the catch-up is measured alone.
 # Then, on a fresh database with three projections declared, append 201 -> visible in the read
-# model (median, p99) while wrk appends about RATE events/s in the background.
+# model (median, p99) while wrk appends about RATE events/s in the background, measured by a
+# client that polls the read model, and by the server itself (mink_projection_delay_seconds on
+# /metrics: each event's append -> the commit of the batch that applied it, for each projection).
 # Usage: Benchmarks/compare/projections.sh [events] [sqlite|postgres|both] [rate] [seconds]
 #        (LIVE_ROUNDS=N: N live rounds, each on a fresh database)
 #        (MINKD, MINKD_BASE: see lib.sh; MINKD_BASE measures an older binary in the same run)
@@ -73,6 +75,8 @@ for storage in "${storages[@]}"; do
       probe=$(python3 "$HERE/projections.py" $MPORT probe "$SECONDS_LIVE")
       wait $W
       echo "$storage $label: live, background $(rps <"$WORK/wrk-live.txt") appends/s (wrk, paced for $RATE/s); $probe"
+      # The server's own measure of the same round, for binaries that record it.
+      echo "$storage $label: $(python3 "$HERE/projections.py" $MPORT delay)"
       stop_pid $MPID
     done
   done
