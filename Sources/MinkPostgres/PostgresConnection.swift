@@ -116,6 +116,9 @@ final class PostgresConnection {
     /// The deadline of the operation under way (set by the worker for the span of one borrowed
     /// use); every call waits at most until then. `nil`: each call gets ``timeout`` from its start.
     var deadline: ContinuousClock.Instant?
+    /// Round trips made on this connection (statements, pipelines, preparations): what a unit of
+    /// work costs (``ReadModelBatcher`` reports a group's).
+    private(set) var roundTrips = 0
 
     /// Gives the operation under way a fresh ``timeout`` from now (a long user of one borrowed
     /// connection, such as the group commit's drain, renews it per unit of work).
@@ -313,6 +316,7 @@ final class PostgresConnection {
             }
         }
         let end = callDeadline()
+        roundTrips += 1
         guard PQenterPipelineMode(handle) == 1 else { throw lost(0) }
         for (i, s) in statements.enumerated() {
             let sent: Int32 = parameters[i].withPointers { n, values, lengths, formats in
@@ -406,6 +410,7 @@ final class PostgresConnection {
     /// by ``callDeadline()``. Like `PQexec`: the first failed result, else the last one.
     private func roundTrip(_ handle: OpaquePointer, _ send: (OpaquePointer) -> Int32) throws -> PostgresResult {
         let end = callDeadline()
+        roundTrips += 1
         guard send(handle) == 1 else { return try PostgresResult.check(nil, handle) }
         var kept: OpaquePointer?
         do {

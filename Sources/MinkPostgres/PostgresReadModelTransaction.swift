@@ -33,6 +33,12 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
     /// of a grouped transaction carrying this one's checks) can never let the writes the check
     /// guards commit.
     private var failedCheck: (any Error)?
+    /// A recording run (``firstReads(of:connection:scope:)``): what the body read before its first
+    /// write or plain read, and whether it has stopped there. `nil`: a real transaction.
+    private var recording: (reads: [FirstRead], stopped: Bool)?
+    /// What ``prefetch(_:)`` read, kept current by this transaction's own writes: a read these
+    /// answer sends nothing, a check they answer runs at once.
+    private var cache = PrefetchCache()
 
     /// - Parameter savepoint: a savepoint to set before the first statement, so that a failing
     ///   hook can be rolled back alone; a hook that runs no statement then costs no round trip.
@@ -203,6 +209,7 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
     private func conn() throws -> PostgresConnection {
         guard isOpen else { throw MinkError(.internalError, "read-model transaction used after it ended") }
         if let failedCheck { throw failedCheck }
+        if recording != nil { try stopRecording(nil) }
         if let savepoint, !savepointSent, !savepointQueued {
             deferred.append(PostgresConnection.PipelineStatement("SAVEPOINT \(savepoint)", prepare: true))
             savepointQueued = true
@@ -211,6 +218,11 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
     }
 
     func document(_ model: String, id: String) throws -> Data? {
+        if recording != nil { try stopRecording(.documents(model: model, ids: [id])) }
+        if let hit = cache.documents[model]?[id] {
+            _ = try conn()
+            return hit
+        }
         let r = try read(
             "SELECT raw FROM \(scope.sql.documents) WHERE tenant_id = $1 AND model = $2 AND id = $3",
             [.text(scope.tenantID), .text(model), .text(id)]
@@ -226,6 +238,7 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
             """,
             [.text(scope.tenantID), .text(model), .text(id), .text(jsonbText(json)), .bytes(json)]
         )
+        cache.wrote(model, id, json)
     }
 
     func deleteDocument(_ model: String, id: String) throws {
@@ -233,6 +246,7 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
             "DELETE FROM \(scope.sql.documents) WHERE tenant_id = $1 AND model = $2 AND id = $3",
             [.text(scope.tenantID), .text(model), .text(id)]
         )
+        cache.wrote(model, id, nil)
     }
 
     /// One query for the whole batch, the IDs as one binary `text[]`: a subquery per ID, each a
@@ -246,8 +260,13 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
     /// `unnest` is no better: the planner hashes the whole model. A subquery in the select list is
     /// never flattened, so it is always one index lookup per ID.
     func documents(_ model: String, ids: [String]) throws -> [String: Data] {
+        if recording != nil { try stopRecording(.documents(model: model, ids: ids)) }
         if ids.count == 1 { return try document(model, id: ids[0]).map { [ids[0]: $0] } ?? [:] }
         guard !ids.isEmpty else { return [:] }
+        if let hits = cache.documents(model, ids) {
+            _ = try conn()
+            return hits
+        }
         let r = try read(
             """
             SELECT u.id, (SELECT d.raw FROM \(scope.sql.documents) d WHERE d.tenant_id = $1 AND d.model = $2 AND d.id = u.id)
@@ -282,6 +301,7 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
                 .bytes(try Self.textArray(unique.map { jsonbText($0.json) })), .bytes(BinaryArray.bytea(unique.map(\.json))),
             ]
         )
+        for d in unique { cache.wrote(model, d.id, d.json) }
     }
 
     /// A `DELETE` by primary key per ID, all in one round trip (pipelined, or deferred with the
@@ -295,6 +315,7 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
         }
         let sql = "DELETE FROM \(scope.sql.documents) WHERE tenant_id = $1 AND model = $2 AND id = $3"
         try writeAll(ids.map { PostgresConnection.PipelineStatement(sql, [.text(scope.tenantID), .text(model), .text($0)], prepare: true) })
+        for id in ids { cache.wrote(model, id, nil) }
     }
 
     /// A binary `text[]`; NUL is refused here with the error a single text parameter gets
@@ -307,6 +328,11 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
     }
 
     func checkpoint(_ projection: String) throws -> UInt64 {
+        if recording != nil { try stopRecording(.checkpoints([projection])) }
+        if let hit = cache.checkpoints[projection] {
+            _ = try conn()
+            return hit
+        }
         let r = try read(
             "SELECT position FROM \(scope.sql.checkpoints) WHERE tenant_id = $1 AND projection = $2",
             [.text(scope.tenantID), .text(projection)]
@@ -315,13 +341,20 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
     }
 
     func checkpoints(_ projections: [String]) throws -> [UInt64] {
+        if recording != nil { try stopRecording(.checkpoints(projections)) }
         if projections.count == 1 { return [try checkpoint(projections[0])] }
+        if let hits = cache.checkpoints(projections) {
+            _ = try conn()
+            return hits
+        }
         let (sql, params) = try checkpointsQuery(projections)
         return try Self.decodeCheckpoints(read(sql, params), count: projections.count)
     }
 
     /// The checkpoints query goes with the transaction's next read (``checkLater(_:_:_:)``).
     func checkCheckpoints(_ projections: [String], _ check: @escaping @Sendable ([UInt64]) throws -> Void) throws {
+        if recording != nil { return try record(.checkpoints(projections)) }
+        if let hits = cache.checkpoints(projections) { return try checkNow { try check(hits) } }
         let (sql, params) = try checkpointsQuery(projections)
         try checkLater(sql, params) { r in try check(Self.decodeCheckpoints(r, count: projections.count)) }
     }
@@ -353,15 +386,148 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
             """,
             [.text(scope.tenantID), .text(projection), .int(min(position, UInt64(Int64.max)))]
         )
+        cache.checkpoints[projection] = min(position, UInt64(Int64.max))
     }
 
     /// Locks a checkpoint row until the transaction ends (`FOR UPDATE`) and checks the lease
     /// epoch stored on it (`nil` when the row does not exist) with the round trip that carries
     /// the next read, before anything after that read is sent (``checkLater(_:_:_:)``).
     func checkLockedLeaseEpoch(_ row: String, _ check: @escaping (Int64?) throws -> Void) throws {
+        if recording != nil { return try record(.leaseEpoch(row)) }
+        if let hit = cache.leaseEpochs[row] { return try checkNow { try check(hit) } }
         try checkLater(
             "SELECT lease_epoch FROM \(scope.sql.checkpoints) WHERE tenant_id = $1 AND projection = $2 FOR UPDATE",
             [.text(scope.tenantID), .text(row)]
         ) { r in try check(r.rowCount == 0 ? nil : r.int64(0, 0)) }
+    }
+}
+
+// MARK: - Reading ahead for a grouped transaction
+
+extension PostgresReadModelTransaction {
+    /// A read a body makes before its first write: sent for every body of a group in one round
+    /// trip (``prefetch(_:)``).
+    enum FirstRead {
+        /// The lease epoch on a checkpoint row, locked (a lease fence).
+        case leaseEpoch(String)
+        case checkpoints([String])
+        case documents(model: String, ids: [String])
+    }
+
+    /// Values read ahead, and the transaction's own writes since (a body sees the writes of the
+    /// bodies before it, as if each ran in turn).
+    struct PrefetchCache {
+        /// By model and ID; `.some(nil)`: no such document.
+        var documents: [String: [String: Data?]] = [:]
+        var checkpoints: [String: UInt64] = [:]
+        /// `.some(nil)`: no such row.
+        var leaseEpochs: [String: Int64?] = [:]
+
+        mutating func wrote(_ model: String, _ id: String, _ json: Data?) {
+            documents[model, default: [:]][id] = .some(json)
+        }
+
+        /// The documents of `ids` that exist, when every one of them is known.
+        func documents(_ model: String, _ ids: [String]) -> [String: Data]? {
+            guard let known = documents[model] else { return nil }
+            var out: [String: Data] = [:]
+            for id in ids {
+                guard let value = known[id] else { return nil }
+                if let value { out[id] = value }
+            }
+            return out
+        }
+
+        func checkpoints(_ keys: [String]) -> [UInt64]? {
+            var out: [UInt64] = []
+            out.reserveCapacity(keys.count)
+            for k in keys {
+                guard let v = checkpoints[k] else { return nil }
+                out.append(v)
+            }
+            return out
+        }
+    }
+
+    /// The recording run stopped at the body's first plain read or write.
+    struct RecordingStopped: Error {}
+
+    /// Runs `body` without sending anything: it goes until its first plain read or write (a
+    /// fence and a checkpoint check are noted and it goes on; a read is noted and it stops), and
+    /// returns what it read meanwhile. What the body does after stopping (it may catch the error)
+    /// fails the same way; its outcome is of no interest — the body runs again for real.
+    static func firstReads(
+        of body: (any ReadModelTransaction) throws -> Void, connection: PostgresConnection, scope: Scope
+    ) -> [FirstRead] {
+        let tx = PostgresReadModelTransaction(connection: connection, scope: scope, deferring: true)
+        tx.recording = ([], false)
+        do { try body(tx) } catch {}
+        tx.close()
+        return tx.recording?.reads ?? []
+    }
+
+    /// Recording: notes a read the body goes on after (a check's).
+    private func record(_ read: FirstRead) throws {
+        guard isOpen else { throw MinkError(.internalError, "read-model transaction used after it ended") }
+        guard let r = recording, !r.stopped else { throw RecordingStopped() }
+        recording?.reads.append(read)
+    }
+
+    /// Recording: notes the read the body stops at (none: a write), and stops.
+    private func stopRecording(_ read: FirstRead?) throws -> Never {
+        if let read, let r = recording, !r.stopped { recording?.reads.append(read) }
+        recording?.stopped = true
+        throw RecordingStopped()
+    }
+
+    /// Runs a check whose value was read ahead; a failure sticks (see `failedCheck`).
+    private func checkNow(_ check: () throws -> Void) throws {
+        _ = try conn()
+        do {
+            try check()
+        } catch {
+            failedCheck = error
+            throw error
+        }
+    }
+
+    /// Sends `BEGIN`, what is deferred and `reads` in one round trip, and keeps what they read:
+    /// the bodies run next answer their reads and checks from it, without a round trip.
+    func prefetch(_ reads: [FirstRead]) throws {
+        guard defers, !reads.isEmpty else { return }
+        var statements: [PostgresConnection.PipelineStatement] = []
+        statements.reserveCapacity(reads.count)
+        for read in reads {
+            switch read {
+            case .leaseEpoch(let row):
+                statements.append(.init(
+                    "SELECT lease_epoch FROM \(scope.sql.checkpoints) WHERE tenant_id = $1 AND projection = $2 FOR UPDATE",
+                    [.text(scope.tenantID), .text(row)], prepare: true))
+            case .checkpoints(let keys):
+                let (sql, params) = try checkpointsQuery(keys)
+                statements.append(.init(sql, params, prepare: true))
+            case .documents(let model, let ids):
+                statements.append(.init(
+                    """
+                    SELECT u.id, (SELECT d.raw FROM \(scope.sql.documents) d WHERE d.tenant_id = $1 AND d.model = $2 AND d.id = u.id)
+                    FROM unnest($3::text[]) AS u(id)
+                    """,
+                    [.text(scope.tenantID), .text(model), .bytes(try Self.textArray(ids))], prepare: true))
+            }
+        }
+        let results = try sendDeferred(then: statements).suffix(reads.count)
+        for (read, r) in zip(reads, results) {
+            switch read {
+            case .leaseEpoch(let row):
+                cache.leaseEpochs[row] = .some(r.rowCount == 0 ? nil : r.int64(0, 0))
+            case .checkpoints(let keys):
+                for (k, v) in zip(keys, try Self.decodeCheckpoints(r, count: keys.count)) { cache.checkpoints[k] = v }
+            case .documents(let model, _):
+                for i in 0..<r.rowCount {
+                    guard let id = r.string(i, 0) else { continue }
+                    cache.documents[model, default: [:]][id] = .some(r.isNull(i, 1) ? nil : r.bytes(i, 1))
+                }
+            }
+        }
     }
 }

@@ -10,8 +10,8 @@ import Synchronization
 /// own — for three projections three hand-offs to a connection's thread, six round trips and
 /// three commits per append, which was most of the CPU of a server appending 1,000 events/s
 /// (the live probe of `Benchmarks/compare/projections.sh`). Gathered, the three batches cost one
-/// hand-off, four round trips (a body's writes go with the next body's first read) and one
-/// commit.
+/// hand-off, two round trips (what every body reads before its first write, then the writes of
+/// all with `COMMIT`; see ``runGroup(_:on:)``) and one commit.
 ///
 /// A group is what waits when a connection takes it (at most ``maxBodies``): a lone body runs at
 /// once, alone; a body arriving while a group runs waits for it rather than running beside it on
@@ -19,8 +19,9 @@ import Synchronization
 /// third of the commits and a fifth less CPU). Its bodies run one after the other in one
 /// `.relaxed` transaction; if one throws or the commit fails, the transaction is rolled back and
 /// every body of the group runs again in a transaction of its own, so each gets its own outcome
-/// and a failing body never takes another's writes with it (a body may run twice; every run but
-/// the last is rolled back).
+/// and a failing body never takes another's writes with it (a body may run three times: a run
+/// that sends nothing and stops at its first read, to learn what it reads; the group's, rolled
+/// back; its own).
 final class ReadModelBatcher: Sendable {
     struct Job: Sendable {
         let body: @Sendable (any ReadModelTransaction) throws -> Void
@@ -41,6 +42,8 @@ final class ReadModelBatcher: Sendable {
     let groupedBodies = Atomic<Int>(0)
     /// Groups rolled back and run again body by body.
     let fallbacks = Atomic<Int>(0)
+    /// The round trips of the last group that committed.
+    let lastGroupRoundTrips = Atomic<Int>(0)
 
     init(scope: Scope, pool: ConnectionPool) {
         self.scope = scope
@@ -101,8 +104,16 @@ final class ReadModelBatcher: Sendable {
         conn.renewDeadline()
         guard jobs.count > 1 else { return runAlone(jobs[0], on: conn) }
         let tx = PostgresReadModelTransaction(connection: conn, scope: scope, deferring: true, durability: .relaxed, prelude: [Self.lockTimeout])
+        let roundTrips = conn.roundTrips
         var running = 0
         do {
+            // What each body reads before its first write, for all of them in the first round
+            // trip: then every body runs without one (the fold of an async projection loads its
+            // documents once, after its fence and checkpoint check), and the writes of all go
+            // with `COMMIT` — two round trips for the group, as for one body alone.
+            var reads: [PostgresReadModelTransaction.FirstRead] = []
+            for j in jobs { reads += PostgresReadModelTransaction.firstReads(of: j.body, connection: conn, scope: scope) }
+            try tx.prefetch(reads)
             for (k, j) in jobs.enumerated() {
                 running = k
                 try j.body(tx)
@@ -131,6 +142,7 @@ final class ReadModelBatcher: Sendable {
         }
         groups.add(1, ordering: .relaxed)
         groupedBodies.add(jobs.count, ordering: .relaxed)
+        lastGroupRoundTrips.store(conn.roundTrips - roundTrips, ordering: .relaxed)
         for j in jobs { j.answer(nil) }
     }
 
