@@ -43,6 +43,17 @@ extension AsyncRunner {
         /// batch). `restart`: a start was asked meanwhile; a new loop starts once this one ended.
         case stopping(Task<Void, Never>, pausePending: Bool, restart: Bool)
 
+        /// Whether the batch applied now shows events as they arrive: not a rebuild's replay of
+        /// the log (whatever a pause or a fault made of the state meanwhile), not a runner on its
+        /// way out. Its batches record their delay (``ProjectionDelay``).
+        var appliesLive: Bool {
+            switch self {
+            case .running(_, let rebuilding), .paused(_, let rebuilding, _): !rebuilding
+            case .faulted(_, _, let rebuilding, _, _): !rebuilding
+            case .stopped, .stopping: false
+            }
+        }
+
         /// The state as a status shows it.
         var state: ProjectionEngine.State {
             switch self {

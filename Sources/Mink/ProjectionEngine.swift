@@ -611,7 +611,7 @@ final class AsyncRunner: Sendable {
             }) {
                 if let checkpointing { try await checkpointing.apply(page, through: next) } else { try await self.apply(page) }
             }
-            if let delay, recordsDelay.load(ordering: .relaxed), shared.withLock({ $0.lifecycle.state }) != .rebuilding {
+            if let delay, recordsDelay.load(ordering: .relaxed), shared.withLock({ $0.lifecycle.appliesLive }) {
                 delay.record(page)
             }
             if checkpointing != nil {

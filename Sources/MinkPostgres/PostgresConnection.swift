@@ -116,8 +116,9 @@ final class PostgresConnection {
     /// The deadline of the operation under way (set by the worker for the span of one borrowed
     /// use); every call waits at most until then. `nil`: each call gets ``timeout`` from its start.
     var deadline: ContinuousClock.Instant?
-    /// Round trips made on this connection (statements, pipelines, preparations): what a unit of
-    /// work costs (``ReadModelBatcher`` reports a group's).
+    /// Round trips made on this connection for statements and pipelines (a statement's one-time
+    /// preparation is not counted): what a unit of work costs (``ReadModelBatcher`` reports a
+    /// group's).
     private(set) var roundTrips = 0
 
     /// Gives the operation under way a fresh ``timeout`` from now (a long user of one borrowed
@@ -249,7 +250,7 @@ final class PostgresConnection {
         if let name = prepared[sql] { return name }
         guard prepared.count < Self.maxPrepared else { return nil }
         let name = "mink_\(prepared.count)"
-        _ = try roundTrip(handle) { PQsendPrepare($0, name, sql, Int32(parameterCount), nil) }
+        _ = try roundTrip(handle, counted: false) { PQsendPrepare($0, name, sql, Int32(parameterCount), nil) }
         prepared[sql] = name
         return name
     }
@@ -408,9 +409,9 @@ final class PostgresConnection {
 
     /// Sends one command (`send` is a `PQsend…` call) and reads its results, every wait bounded
     /// by ``callDeadline()``. Like `PQexec`: the first failed result, else the last one.
-    private func roundTrip(_ handle: OpaquePointer, _ send: (OpaquePointer) -> Int32) throws -> PostgresResult {
+    private func roundTrip(_ handle: OpaquePointer, counted: Bool = true, _ send: (OpaquePointer) -> Int32) throws -> PostgresResult {
         let end = callDeadline()
-        roundTrips += 1
+        if counted { roundTrips += 1 }
         guard send(handle) == 1 else { return try PostgresResult.check(nil, handle) }
         var kept: OpaquePointer?
         do {

@@ -144,20 +144,30 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
         var statements = begun ? [] : [PostgresConnection.PipelineStatement("BEGIN", prepare: true)]
         statements += deferred + then
         let pending = checks
-        deferred = []
-        checks = []
-        begun = true
         // `SAVEPOINT`, when queued, is the first deferred statement (queued by the hook's first
         // call): it exists to roll back to once this round trip ran it — even if a statement
         // after it failed — and not if the pipeline failed before it was sent.
         let savepointIndex = savepointQueued ? offset : nil
-        savepointQueued = false
+        func sent() {
+            deferred = []
+            checks = []
+            begun = true
+            savepointQueued = false
+        }
         let results: [PostgresResult]
         do {
             results = try c.pipeline(statements)
+            sent()
             if savepointIndex != nil { savepointSent = true }
         } catch let failure as PostgresConnection.PipelineFailure {
-            if let savepointIndex, failure.sent, failure.index > savepointIndex { savepointSent = true }
+            // Refused before anything was sent (a value libpq cannot send): what was queued stays
+            // queued, for the next round trip or the commit — dropping it would let a body that
+            // swallows this error commit without the writes queued before it (its own, or an
+            // earlier body's in a group).
+            if failure.sent {
+                sent()
+                if let savepointIndex, failure.index > savepointIndex { savepointSent = true }
+            }
             throw failure.error
         }
         do {

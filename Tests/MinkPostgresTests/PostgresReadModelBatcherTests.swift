@@ -103,7 +103,7 @@ struct PostgresReadModelBatcherTests {
                 return n + 1
             }
         }
-        // Two rounds: the first prepares the statements on the connection.
+        // Two rounds (preparations are not counted, whichever connection a round gets).
         for round in 0..<2 {
             let results = try await Self.group(s, (0..<3).map { p in body(p, round) })
             #expect(try results.map { try $0.get() } == [round + 1, round + 1, round + 1])
@@ -120,6 +120,32 @@ struct PostgresReadModelBatcherTests {
             return before ?? "none"
         } })
         #expect(try chained.map { try $0.get() } == ["none", #"{"by":0}"#, #"{"by":1}"#])
+    }
+
+    /// A read refused before it is sent (a NUL in an ID) and swallowed by its body leaves the
+    /// writes queued before it queued — an earlier body's included (they go with the next round
+    /// trip): the earlier body's success is true, and what the later one reads is what is stored.
+    @Test func aSwallowedReadRefusedBeforeSendingKeepsTheWritesQueuedBeforeIt() async throws {
+        let s = try await TestServer.storage()
+        defer { Task { await s.shutdown() } }
+        let results = try await Self.group(s, [
+            { @Sendable tx -> String in
+                _ = try tx.document("m", id: "w0")
+                try tx.putDocument("m", id: "w0", json: Self.json(#"{"by":0}"#))
+                return "ok"
+            },
+            { @Sendable tx -> String in
+                _ = try tx.document("m", id: "w1")
+                _ = try? tx.document("m", id: "bad\u{0}id")
+                let seen = try tx.document("m", id: "w0").map { String(decoding: $0, as: UTF8.self) } ?? "nil"
+                try tx.putDocument("m", id: "w1", json: Self.json(#"{"by":1}"#))
+                return seen
+            },
+        ])
+        #expect(try results[0].get() == "ok")
+        #expect(try results[1].get() == #"{"by":0}"#)
+        #expect(try await s.document("m", id: "w0") == Self.json(#"{"by":0}"#), "body 0 was answered success: its write is stored")
+        #expect(try await s.document("m", id: "w1") == Self.json(#"{"by":1}"#))
     }
 
     @Test func aBodyThatThrowsFailsAloneAndKeepsNothing() async throws {

@@ -42,7 +42,7 @@ struct ProjectionEndpointTests {
             let metrics = try await s.request("GET", "/metrics").text
             let count = #"mink_projection_delay_seconds_count{projection="orders"}"#
             if mode == "async" {
-                #expect(metrics.contains("\(count) 7"), "\(metrics.split(separator: "\n").filter { $0.contains("delay") })")
+                #expect(metrics.contains("\(count) 7\n"), "\(metrics.split(separator: "\n").filter { $0.contains("delay") })")
                 #expect(metrics.contains("# HELP mink_projection_delay_seconds Time from an event's append"))
             } else {
                 #expect(!metrics.contains(count))
