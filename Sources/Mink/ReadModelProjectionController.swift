@@ -333,9 +333,14 @@ final class ReadModelProjectionController: Sendable {
         }
         let old: UInt32?
         do {
+            let known = shared.withLock { $0.generations.serving }
             old = try await readModels.transaction { [name, floor = builder.floor] tx -> UInt32? in
                 try lease.fence(tx)
                 let g = try ReadModelGenerations.read(name, in: tx)
+                // Switched already: an earlier attempt committed and its answer was lost (a broken
+                // connection after COMMIT). Finish what it did not: reads switch here, the copy
+                // this process served is dropped.
+                if g.serving == generation, g.building == 0 { return known }
                 guard g.building == generation else { return nil }
                 let built = try tx.checkpoint(ReadModelGenerations.checkpointKey(name, generation: generation))
                 let served = try tx.checkpoint(ReadModelGenerations.checkpointKey(name, generation: g.serving))
@@ -365,6 +370,7 @@ final class ReadModelProjectionController: Sendable {
         progress.signal()
         logger.notice("projection rebuilt: reads switched", metadata: ["mink.projection": "\(name)", "mink.copy": "\(generation)"])
         await previous?.stop()
+        guard old != generation else { return mode == .async }
         await waitForReaders(of: old)
         if dropGrace > .zero { try? await Task.sleep(for: dropGrace) }
         do {

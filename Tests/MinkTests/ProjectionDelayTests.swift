@@ -1,6 +1,7 @@
 import Foundation
 @testable import Mink
 import MetricsTestKit
+import MinkTesting
 import MinkTestFixtures
 import Synchronization
 import Testing
@@ -55,6 +56,73 @@ struct ProjectionDelayTests {
         #expect(s.state == .paused && s.checkpoint == 3)
         let after = try delays()
         #expect(after == 3, "the rebuild's replay recorded \(after - 3) values")
+        await engine.stop()
+    }
+}
+
+/// Loses the answer of the transaction that switches a rebuilt copy in (once, when armed): the
+/// switch commits, the caller sees a transient error — as after a broken connection after COMMIT.
+private final class LosingSwitchStore: ForwardingReadModelStore, @unchecked Sendable {
+    let armed = Atomic<Bool>(false)
+    let lost = Atomic<Bool>(false)
+    let projection: String
+
+    init(_ inner: any ReadModelStore, projection: String) {
+        self.projection = projection
+        super.init(inner)
+    }
+
+    override func transaction<T: Sendable>(
+        _ durability: CommitDurability, _ body: @Sendable (any ReadModelTransaction) throws -> T
+    ) async throws -> T {
+        let before = try await inner.transaction { [projection] tx in try ReadModelGenerations.read(projection, in: tx) }
+        let result = try await inner.transaction(durability, body)
+        let after = try await inner.transaction { [projection] tx in try ReadModelGenerations.read(projection, in: tx) }
+        if armed.load(ordering: .relaxed), before.building != 0, after.building == 0, after.serving == before.building {
+            armed.store(false, ordering: .relaxed)
+            lost.store(true, ordering: .relaxed)
+            throw MinkError(.unavailable, "the answer of the switch was lost", isTransient: true)
+        }
+        return result
+    }
+}
+
+@Suite("Rebuild switch whose answer was lost", .timeLimit(.minutes(1)))
+struct LostSwitchAnswerTests {
+    /// The switch committed but its caller saw an error: the builder's next attempt finds the
+    /// switch done and finishes it here — reads move to the new copy, whose runner serves (and
+    /// records its delay), and the old copy is dropped.
+    @Test func aSwitchWhoseAnswerWasLostIsFinishedByTheNextAttempt() async throws {
+        let storage = InMemoryStorage()
+        let losing = LosingSwitchStore(storage, projection: "order-summary")
+        let store = EventStore(adapter: storage)
+        let metrics = TestMetrics()
+        let engine = ProjectionEngine(store: store, readModels: losing, metrics: metrics)
+        await engine.registerReadModel(
+            OrderSummaryProjection(), mode: .async, readModels: losing,
+            options: AsyncOptions(batchSize: 2, batchTimeout: .milliseconds(50), retryPolicy: fastRetry))
+        try await engine.start()
+        try await store.append("order-1", events: [raw("OrderCreated"), raw("ItemAdded"), raw("ItemAdded")])
+        _ = try await engine.waitUntilCaughtUp("order-summary", to: 3)
+        losing.armed.store(true, ordering: .relaxed)
+        try await engine.rebuild("order-summary")
+        let deadline = ContinuousClock.now + .seconds(20)
+        while await engine.readModelName("orders") != "orders__g2" {
+            guard ContinuousClock.now < deadline else { break }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let lost = losing.lost.load(ordering: .relaxed)
+        #expect(lost, "the switch's answer was lost")
+        #expect(await engine.readModelName("orders") == "orders__g2", "reads never moved to the rebuilt copy")
+        try await store.append("order-1", events: [raw("ItemAdded")])
+        let status = try await engine.waitUntilCaughtUp("order-summary", to: 4, timeout: .seconds(20))
+        #expect(status.checkpoint == 4 && status.state == .running)
+        let items = try await engine.withReadModel("orders") { physical in
+            try await DocumentRepository<OrderSummary>(store: storage, model: physical).get("order-1")?.items
+        }
+        #expect(items == 3)
+        #expect(try metrics.expectTimer("mink_projection_delay_seconds", [("projection", "order-summary")]).values.count == 4)
+        #expect(try await !storage.modelNames().contains("orders"), "the old copy is dropped")
         await engine.stop()
     }
 }
