@@ -387,9 +387,10 @@ public final class EventStore: Sendable {
     /// The innermost step of the append chain: the adapter's append, with this store's inline
     /// projections run inside its transaction.
     private func execute(_ request: AppendRequest) async throws -> AppendResult {
-        let (hook, group) = inlineHookAndGroup()
+        let (hook, group, parts) = inlineHookAndGroup()
         var request = request
         request.hookGroup = group
+        request.hookParts = parts
         return try await adapter.append(request, hook: hook)
     }
 
@@ -397,12 +398,20 @@ public final class EventStore: Sendable {
     /// appends, and for the `$StreamDeleted` record of a deletion.
     func inlineHook() -> AppendTransactionHook? { inlineHookAndGroup().hook }
 
+    /// One projection's part of the inline hook (``AppendRequest/hookParts``).
+    private static func part(_ p: any InlineProjection) -> AppendTransactionHook {
+        { events, tx in
+            let handled = p.handledEvents.isEmpty ? events : events.filter { p.handles($0.type) }
+            if !handled.isEmpty { try p.applyAll(handled, in: tx) }
+        }
+    }
+
     /// ``inlineHook()`` and its ``AppendRequest/hookGroup``: hooks made from the same list of
     /// inline projections fold the same way (each projection folds its events in log order), so
     /// a storage may run one of them over several appends' events together.
-    private func inlineHookAndGroup() -> (hook: AppendTransactionHook?, group: ObjectIdentifier?) {
+    private func inlineHookAndGroup() -> (hook: AppendTransactionHook?, group: ObjectIdentifier?, parts: AppendHookParts?) {
         let (inline, token) = self.inline.current()
-        guard !inline.isEmpty else { return (nil, nil) }
+        guard !inline.isEmpty else { return (nil, nil, nil) }
         // Projection by projection, each over the events in order: a batch projection folds
         // them (one load, one write per document); projections write models of their own, so
         // the order between projections does not matter.
@@ -414,6 +423,7 @@ public final class EventStore: Sendable {
                 if !handled.isEmpty { try p.applyAll(handled, in: tx) }
             }
         }
-        return (hook, ObjectIdentifier(token))
+        let parts = inline.count > 1 ? AppendHookParts(inline.map(Self.part)) : nil
+        return (hook, ObjectIdentifier(token), parts)
     }
 }

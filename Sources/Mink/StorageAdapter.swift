@@ -5,6 +5,17 @@ import Foundation
 ///
 /// The store has already validated it, given every event an ID, merged the append's metadata
 /// into each event's and stamped the tenant ID.
+/// The parts of an append's hook (``AppendRequest/hookParts``); equal only to itself.
+public final class AppendHookParts: Sendable, Hashable {
+    /// The parts, in the order the hook runs them.
+    public let parts: [AppendTransactionHook]
+
+    public init(_ parts: [AppendTransactionHook]) { self.parts = parts }
+
+    public static func == (a: AppendHookParts, b: AppendHookParts) -> Bool { a === b }
+    public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
+}
+
 public struct AppendRequest: Sendable, Hashable {
     /// The stream to append to.
     public var streamID: String
@@ -25,6 +36,13 @@ public struct AppendRequest: Sendable, Hashable {
     /// them (and append by append only if that fails, so that a failing append fails alone).
     /// `nil` (the default): the hook runs for this append alone.
     public var hookGroup: ObjectIdentifier?
+    /// The hook's independent parts — an ``EventStore``'s inline projections, one each: running
+    /// them in turn over the same events is running the hook. A storage may use them to learn
+    /// ahead what each part reads (PostgreSQL runs each without sending anything up to its first
+    /// read it cannot answer, and reads what all of them need in one round trip), so each part,
+    /// like the hook, must be a function of what it reads. `nil` (the default): the hook is one
+    /// piece.
+    public var hookParts: AppendHookParts?
 
     /// Creates a request.
     public init(

@@ -120,7 +120,7 @@ extension AppendBatcher {
                         version: current + Int64(i) + 1, globalPosition: UInt64(state.head) + UInt64(i) + 1, timestamp: timestamp
                     ))
                 }
-                if hooks, let hook = p.hook { try runHook(hook, events, on: conn) }
+                if hooks, let hook = p.hook { try runHook(hook, parts: p.request.hookParts, events, on: conn) }
 
                 state.head += Int64(events.count)
                 state.versions[s] += Int64(events.count)
@@ -313,7 +313,7 @@ extension AppendBatcher {
         }
         if !events.isEmpty {
             do {
-                try runHook(hook, events, on: conn, savepoint: "mink_batch")
+                try runHook(hook, parts: hooked[0].request.hookParts, events, on: conn, savepoint: "mink_batch")
             } catch let broken as TransactionBroken {
                 throw broken
             } catch {
@@ -330,10 +330,18 @@ extension AppendBatcher {
     /// failing hook rolls back its own writes and nothing else.
     /// - Throws: the hook's error (the append fails alone), or ``TransactionBroken`` when the
     ///   transaction cannot go on.
-    private func runHook(_ hook: AppendTransactionHook, _ events: [Event], on conn: PostgresConnection, savepoint: String = "mink_append") throws {
+    private func runHook(
+        _ hook: AppendTransactionHook, parts: AppendHookParts?, _ events: [Event], on conn: PostgresConnection, savepoint: String = "mink_append"
+    ) throws {
         let tx = PostgresReadModelTransaction(connection: conn, scope: scope, savepoint: savepoint)
         do {
             defer { tx.close() }
+            if let parts {
+                // What the parts (inline projections) read, in two round trips for all of them
+                // (their copies' generations, then their documents; the first with the
+                // `SAVEPOINT`), rather than one per read, while the batch holds the tenant's lock.
+                try tx.prefetch(for: parts.parts.map { part in { try part(events, $0) } }, rounds: 2)
+            }
             try hook(events, tx)
             // Sends the hook's last writes with the RELEASE. Fails when one of them fails, or when
             // the hook caught a failed statement and went on (its subtransaction is aborted):

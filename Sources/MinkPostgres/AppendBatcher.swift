@@ -97,6 +97,8 @@ final class AppendBatcher: Sendable {
     /// Of those, the transactions written in one round trip by the checked statement
     /// (``commitChecked(_:on:)``).
     let checkedTransactions = Atomic<Int>(0)
+    /// The round trips of the last batch written (``PostgresConnection/roundTrips``).
+    let lastBatchRoundTrips = Atomic<Int>(0)
     /// Appends committed by those transactions (replays not counted).
     let appendsCommitted = Atomic<Int>(0)
     /// Batches whose appends' hooks ran once for all of them (``decideWithOneHook(_:_:_:timestamp:on:)``).
@@ -273,6 +275,8 @@ final class AppendBatcher: Sendable {
         // A drain writes several batches on one borrowed connection: each batch gets the whole
         // storage timeout (the pool's deadline covers the borrow, not every batch of it).
         conn.renewDeadline()
+        let roundTrips = conn.roundTrips
+        defer { lastBatchRoundTrips.store(conn.roundTrips - roundTrips, ordering: .relaxed) }
         switch commit(batch, on: conn) {
         case .committed(let outcomes, let written):
             if written > 0 {

@@ -228,7 +228,10 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
     }
 
     func document(_ model: String, id: String) throws -> Data? {
-        if recording != nil { try stopRecording(.documents(model: model, ids: [id])) }
+        if recording != nil {
+            if let known = cache.documents[model]?[id] { return known }
+            try stopRecording(.documents(model: model, ids: [id]))
+        }
         if let hit = cache.documents[model]?[id] {
             _ = try conn()
             return hit
@@ -270,7 +273,10 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
     /// `unnest` is no better: the planner hashes the whole model. A subquery in the select list is
     /// never flattened, so it is always one index lookup per ID.
     func documents(_ model: String, ids: [String]) throws -> [String: Data] {
-        if recording != nil { try stopRecording(.documents(model: model, ids: ids)) }
+        if recording != nil {
+            if let known = cache.documents(model, ids) { return known }
+            try stopRecording(.documents(model: model, ids: ids.filter { cache.documents[model]?[$0] == nil }))
+        }
         if ids.count == 1 { return try document(model, id: ids[0]).map { [ids[0]: $0] } ?? [:] }
         guard !ids.isEmpty else { return [:] }
         if let hits = cache.documents(model, ids) {
@@ -338,7 +344,10 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
     }
 
     func checkpoint(_ projection: String) throws -> UInt64 {
-        if recording != nil { try stopRecording(.checkpoints([projection])) }
+        if recording != nil {
+            if let known = cache.checkpoints[projection] { return known }
+            try stopRecording(.checkpoints([projection]))
+        }
         if let hit = cache.checkpoints[projection] {
             _ = try conn()
             return hit
@@ -351,7 +360,10 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
     }
 
     func checkpoints(_ projections: [String]) throws -> [UInt64] {
-        if recording != nil { try stopRecording(.checkpoints(projections)) }
+        if recording != nil {
+            if let known = cache.checkpoints(projections) { return known }
+            try stopRecording(.checkpoints(projections.filter { cache.checkpoints[$0] == nil }))
+        }
         if projections.count == 1 { return [try checkpoint(projections[0])] }
         if let hits = cache.checkpoints(projections) {
             _ = try conn()
@@ -363,7 +375,10 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
 
     /// The checkpoints query goes with the transaction's next read (``checkLater(_:_:_:)``).
     func checkCheckpoints(_ projections: [String], _ check: @escaping @Sendable ([UInt64]) throws -> Void) throws {
-        if recording != nil { return try record(.checkpoints(projections)) }
+        if recording != nil {
+            if cache.checkpoints(projections) == nil { try record(.checkpoints(projections)) }
+            return
+        }
         if let hits = cache.checkpoints(projections) { return try checkNow { try check(hits) } }
         let (sql, params) = try checkpointsQuery(projections)
         try checkLater(sql, params) { r in try check(Self.decodeCheckpoints(r, count: projections.count)) }
@@ -403,7 +418,10 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
     /// epoch stored on it (`nil` when the row does not exist) with the round trip that carries
     /// the next read, before anything after that read is sent (``checkLater(_:_:_:)``).
     func checkLockedLeaseEpoch(_ row: String, _ check: @escaping (Int64?) throws -> Void) throws {
-        if recording != nil { return try record(.leaseEpoch(row)) }
+        if recording != nil {
+            if cache.leaseEpochs[row] == nil { try record(.leaseEpoch(row)) }
+            return
+        }
         if let hit = cache.leaseEpochs[row] { return try checkNow { try check(hit) } }
         try checkLater(
             "SELECT lease_epoch FROM \(scope.sql.checkpoints) WHERE tenant_id = $1 AND projection = $2 FOR UPDATE",
@@ -467,13 +485,39 @@ extension PostgresReadModelTransaction {
     /// returns what it read meanwhile. What the body does after stopping (it may catch the error)
     /// fails the same way; its outcome is of no interest — the body runs again for real.
     static func firstReads(
-        of body: (any ReadModelTransaction) throws -> Void, connection: PostgresConnection, scope: Scope
+        of body: (any ReadModelTransaction) throws -> Void, connection: PostgresConnection, scope: Scope,
+        knowing known: PrefetchCache = PrefetchCache()
     ) -> [FirstRead] {
         let tx = PostgresReadModelTransaction(connection: connection, scope: scope, deferring: true)
         tx.recording = ([], false)
+        tx.cache = known
         do { try body(tx) } catch {}
         tx.close()
         return tx.recording?.reads ?? []
+    }
+
+    /// Reads ahead for `parts` (the independent parts of an append's hook) in rounds: each round
+    /// runs every part that is not done without sending anything — answered from what the rounds
+    /// before read — up to its first read they did not, and reads what all of them stopped at in
+    /// one round trip. Three inline projections, each reading its copy's generations and then its
+    /// documents: two round trips rather than six. At most `rounds` round trips; what a part
+    /// reads after them goes to the server as it comes.
+    func prefetch(for parts: [(any ReadModelTransaction) throws -> Void], rounds: Int) throws {
+        var pending = Array(parts.indices)
+        for _ in 0..<rounds {
+            var reads: [FirstRead] = []
+            var next: [Int] = []
+            for i in pending {
+                let r = Self.firstReads(of: parts[i], connection: connection, scope: scope, knowing: cache)
+                if !r.isEmpty {
+                    reads += r
+                    next.append(i)
+                }
+            }
+            if reads.isEmpty { return }
+            try prefetch(reads)
+            pending = next
+        }
     }
 
     /// Recording: notes a read the body goes on after (a check's).

@@ -258,6 +258,30 @@ struct PostgresGroupCommitTests {
         #expect(try await s.document("n", id: "all") == Data("5".utf8))
     }
 
+    /// An event store's inline projections are the parts of its hook: what they read goes ahead
+    /// in rounds, for all of them at once — three projections each reading a generations row and
+    /// then a document cost two round trips of reads, not six: five for a lone append (state,
+    /// the two rounds, the writes with `RELEASE`, the insert with `COMMIT`), where it was nine.
+    @Test func inlineProjectionsReadAheadTogether() async throws {
+        struct TwoReads: InlineProjection {
+            let name: String
+            let handledEvents: [String] = []
+            func apply(_ event: Event, in tx: any ReadModelTransaction) throws {
+                let model = "\(name)_g\(try tx.checkpoint("gen-\(name)"))"
+                let n = try tx.document(model, id: "x").flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0
+                try tx.putDocument(model, id: "x", json: Data("\(n + 1)".utf8))
+            }
+        }
+        let s = try await TestServer.storage(timeout: Self.timeout)
+        defer { Task { await s.shutdown() } }
+        let store = EventStore(adapter: s, inlineProjections: [TwoReads(name: "p"), TwoReads(name: "q"), TwoReads(name: "r")])
+        for round in 1...3 {
+            try await store.append("s-1", events: [EventData(type: "E", data: Data("{}".utf8))])
+            #expect(Self.batcher(s).lastBatchRoundTrips.load(ordering: .relaxed) == 5, "round \(round)")
+        }
+        for p in ["p", "q", "r"] { #expect(try await s.document("\(p)_g0", id: "x") == Data("3".utf8)) }
+    }
+
     @Test func conflictsAndReusedIDsInOneBatchFailAlone() async throws {
         let s = try await TestServer.storage(timeout: Self.timeout)
         defer { Task { await s.shutdown() } }
