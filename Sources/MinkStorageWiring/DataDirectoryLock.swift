@@ -62,7 +62,13 @@ public final class DataDirectoryLock: Sendable {
     }
 
     /// Releases the lock (the file stays; its content is only a hint).
+    ///
+    /// Unlocked explicitly before the close: a child process this process is starting (another
+    /// thread's `posix_spawn`) holds a copy of the descriptor until its `exec` closes it, and the
+    /// lock belongs to the open file, not to one descriptor — a close alone left the directory
+    /// locked for that moment (a test reopening the directory at once failed on a loaded machine).
     public func release() {
+        _ = flock(fd, LOCK_UN)
         close(fd)
     }
 
