@@ -331,27 +331,37 @@ final class ReadModelProjectionController: Sendable {
                 return mode == .async && s.generations.serving == generation
             }
         }
+        let known = shared.withLock { $0.generations.serving }
         let old: UInt32?
-        do {
-            let known = shared.withLock { $0.generations.serving }
-            old = try await readModels.transaction { [name, floor = builder.floor] tx -> UInt32? in
-                try lease.fence(tx)
-                let g = try ReadModelGenerations.read(name, in: tx)
-                // Switched already: an earlier attempt committed and its answer was lost (a broken
-                // connection after COMMIT). Finish what it did not: reads switch here, the copy
-                // this process served is dropped.
-                if g.serving == generation, g.building == 0 { return known }
-                guard g.building == generation else { return nil }
-                let built = try tx.checkpoint(ReadModelGenerations.checkpointKey(name, generation: generation))
-                let served = try tx.checkpoint(ReadModelGenerations.checkpointKey(name, generation: g.serving))
-                guard built >= floor, built >= served else { return nil }
-                try ReadModelGenerations(serving: generation, building: 0).write(name, in: tx)
-                return g.serving
+        var attempt = 0
+        while true {
+            do {
+                old = try await readModels.transaction { [name, floor = builder.floor] tx -> UInt32? in
+                    try lease.fence(tx)
+                    let g = try ReadModelGenerations.read(name, in: tx)
+                    // Switched already: an earlier attempt committed and its answer was lost (a broken
+                    // connection after COMMIT). Finish what it did not: reads switch here, the copy
+                    // this process served is dropped.
+                    if g.serving == generation, g.building == 0 { return known }
+                    guard g.building == generation else { return nil }
+                    let built = try tx.checkpoint(ReadModelGenerations.checkpointKey(name, generation: generation))
+                    let served = try tx.checkpoint(ReadModelGenerations.checkpointKey(name, generation: g.serving))
+                    guard built >= floor, built >= served else { return nil }
+                    try ReadModelGenerations(serving: generation, building: 0).write(name, in: tx)
+                    return g.serving
+                }
+                break
+            } catch {
+                note(error)
+                // Under a lost lease the builder stops; the new holder finishes the rebuild.
+                if (error as? MinkError)?.code == .leaseLost { return false }
+                // Tried again here, not at the builder's next catch-up: if the switch committed and
+                // only its answer was lost, the copy serves already — in inline mode the append hook
+                // writes it, and a builder batch in between would apply its events a second time.
+                attempt += 1
+                try? await Task.sleep(for: options.retryPolicy.backoff(afterAttempt: attempt))
+                if Task.isCancelled { return true }
             }
-        } catch {
-            note(error)
-            // Under a lost lease the builder stops; the new holder finishes the rebuild.
-            return (error as? MinkError)?.code != .leaseLost
         }
         guard let old else { return true }
         let previous = shared.withLock { s -> AsyncRunner? in

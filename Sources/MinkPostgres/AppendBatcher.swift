@@ -276,8 +276,10 @@ final class AppendBatcher: Sendable {
         // storage timeout (the pool's deadline covers the borrow, not every batch of it).
         conn.renewDeadline()
         let roundTrips = conn.roundTrips
-        defer { lastBatchRoundTrips.store(conn.roundTrips - roundTrips, ordering: .relaxed) }
-        switch commit(batch, on: conn) {
+        let outcome = commit(batch, on: conn)
+        // Before the answers: a caller reading it after its append must see this batch's.
+        lastBatchRoundTrips.store(conn.roundTrips - roundTrips, ordering: .relaxed)
+        switch outcome {
         case .committed(let outcomes, let written):
             if written > 0 {
                 transactionsCommitted.add(1, ordering: .relaxed)

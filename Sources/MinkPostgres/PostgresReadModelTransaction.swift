@@ -274,6 +274,7 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
     /// never flattened, so it is always one index lookup per ID.
     func documents(_ model: String, ids: [String]) throws -> [String: Data] {
         if recording != nil {
+            if ids.isEmpty { return [:] }
             if let known = cache.documents(model, ids) { return known }
             try stopRecording(.documents(model: model, ids: ids.filter { cache.documents[model]?[$0] == nil }))
         }
@@ -548,6 +549,15 @@ extension PostgresReadModelTransaction {
     /// Sends `BEGIN`, what is deferred and `reads` in one round trip, and keeps what they read:
     /// the bodies run next answer their reads and checks from it, without a round trip.
     func prefetch(_ reads: [FirstRead]) throws {
+        // A key libpq cannot send (a NUL character) is not read ahead: the body's own read of it
+        // fails as it would have, and the body may catch that.
+        let reads = reads.filter { read in
+            switch read {
+            case .leaseEpoch(let row): !row.utf8.contains(0)
+            case .checkpoints(let keys): !keys.contains { $0.utf8.contains(0) }
+            case .documents(let model, let ids): !model.utf8.contains(0) && !ids.contains { $0.utf8.contains(0) }
+            }
+        }
         guard defers, !reads.isEmpty else { return }
         var statements: [PostgresConnection.PipelineStatement] = []
         statements.reserveCapacity(reads.count)

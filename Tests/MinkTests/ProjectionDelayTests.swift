@@ -126,3 +126,37 @@ struct LostSwitchAnswerTests {
         await engine.stop()
     }
 }
+
+extension LostSwitchAnswerTests {
+    /// Inline mode: after a lost switch answer the copy serves already and the append hook
+    /// writes it; the builder must not apply the events appended meanwhile a second time.
+    @Test func anInlineEventAppendedAfterALostSwitchIsAppliedOnce() async throws {
+        let storage = InMemoryStorage()
+        let losing = LosingSwitchStore(storage, projection: "order-summary")
+        let store = EventStore(adapter: storage)
+        let engine = ProjectionEngine(store: store, readModels: losing)
+        await engine.registerReadModel(
+            OrderSummaryProjection(), mode: .inline, readModels: losing,
+            options: AsyncOptions(batchSize: 2, batchTimeout: .seconds(2), retryPolicy: fastRetry))
+        try await engine.start()
+        try await store.append("order-1", events: [raw("OrderCreated"), raw("ItemAdded"), raw("ItemAdded")])
+        losing.armed.store(true, ordering: .relaxed)
+        try await engine.rebuild("order-summary")
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !losing.lost.load(ordering: .relaxed), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        let lost = losing.lost.load(ordering: .relaxed)
+        #expect(lost, "the switch's answer was lost")
+        try await store.append("order-1", events: [raw("ItemAdded")])
+        while await engine.readModelName("orders") != "orders__g2", ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(await engine.readModelName("orders") == "orders__g2")
+        // Time for a builder batch, were one to run.
+        try await Task.sleep(for: .milliseconds(200))
+        let items = try await engine.withReadModel("orders") { physical in
+            try await DocumentRepository<OrderSummary>(store: storage, model: physical).get("order-1")?.items
+        }
+        #expect(items == 3)
+        await engine.stop()
+    }
+}
