@@ -33,8 +33,8 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
     /// of a grouped transaction carrying this one's checks) can never let the writes the check
     /// guards commit.
     private var failedCheck: (any Error)?
-    /// A recording run (``firstReads(of:connection:scope:)``): what the body read before its first
-    /// write or plain read, and whether it has stopped there. `nil`: a real transaction.
+    /// A recording run (``firstReads(of:connection:scope:knowing:)``): the reads the body made
+    /// before it stopped, and whether it has stopped. `nil`: a real transaction.
     private var recording: (reads: [FirstRead], stopped: Bool)?
     /// What ``prefetch(_:)`` read, kept current by this transaction's own writes: a read these
     /// answer sends nothing, a check they answer runs at once.
@@ -481,10 +481,12 @@ extension PostgresReadModelTransaction {
     /// The recording run stopped at the body's first plain read or write.
     struct RecordingStopped: Error {}
 
-    /// Runs `body` without sending anything: it goes until its first plain read or write (a
-    /// fence and a checkpoint check are noted and it goes on; a read is noted and it stops), and
-    /// returns what it read meanwhile. What the body does after stopping (it may catch the error)
-    /// fails the same way; its outcome is of no interest — the body runs again for real.
+    /// Runs `body` without sending anything: it goes until its first plain read `known` cannot
+    /// answer, or its first write (a fence and a checkpoint check are noted and it goes on; a
+    /// read `known` answers gets that real value; any other read is noted and it stops — the body
+    /// never sees a made-up value), and returns what it read meanwhile. What the body does after
+    /// stopping (it may catch the error) fails the same way; its outcome is of no interest — the
+    /// body runs again for real.
     static func firstReads(
         of body: (any ReadModelTransaction) throws -> Void, connection: PostgresConnection, scope: Scope,
         knowing known: PrefetchCache = PrefetchCache()
