@@ -100,6 +100,7 @@ final class RedirectingTransaction: ReadModelTransaction {
     func checkCheckpoints(_ projections: [String], _ check: @escaping @Sendable ([UInt64]) throws -> Void) throws {
         try base.checkCheckpoints(projections, check)
     }
+    func excludeAppends() throws { try base.excludeAppends() }
 }
 
 /// The append-transaction hook of an inline read-model projection that can be rebuilt into a

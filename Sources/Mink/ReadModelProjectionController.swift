@@ -338,6 +338,10 @@ final class ReadModelProjectionController: Sendable {
             do {
                 old = try await readModels.transaction { [name, floor = builder.floor] tx -> UInt32? in
                     try lease.fence(tx)
+                    // No append between its inline hook and its commit meanwhile: one whose hook
+                    // saw the copy too far behind wrote only the serving copy, and committing
+                    // after the switch it would never reach the new one.
+                    try tx.excludeAppends()
                     let g = try ReadModelGenerations.read(name, in: tx)
                     // Switched already: an earlier attempt committed and its answer was lost (a broken
                     // connection after COMMIT). Finish what it did not: reads switch here, the copy

@@ -184,9 +184,18 @@ public protocol ReadModelTransaction: AnyObject {
     /// after it is sent — a batch's guard costs no round trip of its own (default
     /// implementation: ``checkpoints(_:)`` and `check` now).
     func checkCheckpoints(_ projections: [String], _ check: @escaping @Sendable ([UInt64]) throws -> Void) throws
+    /// Waits until no append of this transaction's tenant is under way and keeps new ones out
+    /// until this transaction ends — so that what it reads next includes every append committed
+    /// before it, and every append after it sees what it writes (a rebuilt copy's switch: an
+    /// append whose inline hook saw the old arrangement must not commit after it). Default:
+    /// nothing (a storage whose appends and read-model transactions never overlap, e.g. one
+    /// writer for both).
+    func excludeAppends() throws
 }
 
 extension ReadModelTransaction {
+    public func excludeAppends() throws {}
+
     public func checkpoints(_ projections: [String]) throws -> [UInt64] { try projections.map { try checkpoint($0) } }
 
     public func checkCheckpoints(_ projections: [String], _ check: @escaping @Sendable ([UInt64]) throws -> Void) throws {

@@ -415,6 +415,14 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
         cache.checkpoints[projection] = min(position, UInt64(Int64.max))
     }
 
+    /// The tenant's append lock (`pg_advisory_xact_lock`, the one every append batch takes
+    /// before it reads the streams' state), held until this transaction ends: waits for the
+    /// batch under way to commit, and keeps the next one out.
+    func excludeAppends() throws {
+        if recording != nil { try stopRecording(nil) }
+        try read("SELECT pg_advisory_xact_lock($1::int8)", [.int(scope.appendLockKey)])
+    }
+
     /// Locks a checkpoint row until the transaction ends (`FOR UPDATE`) and checks the lease
     /// epoch stored on it (`nil` when the row does not exist) with the round trip that carries
     /// the next read, before anything after that read is sent (``checkLater(_:_:_:)``).

@@ -86,6 +86,7 @@ private final class CheckpointWatch: ReadModelTransaction {
         try tx.setCheckpoint(projection, to: position)
         wrote()
     }
+    func excludeAppends() throws { try tx.excludeAppends() }
 }
 
 private func lostCommitAnswer(_ s: ConformanceStorage) async throws {
