@@ -284,13 +284,8 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
             _ = try conn()
             return hits
         }
-        let r = try read(
-            """
-            SELECT u.id, (SELECT d.raw FROM \(scope.sql.documents) d WHERE d.tenant_id = $1 AND d.model = $2 AND d.id = u.id)
-            FROM unnest($3::text[]) AS u(id)
-            """,
-            [.text(scope.tenantID), .text(model), .bytes(try Self.textArray(ids))]
-        )
+        let (sql, params) = try documentsQuery(model, ids)
+        let r = try read(sql, params)
         var out: [String: Data] = [:]
         out.reserveCapacity(r.rowCount)
         for i in 0..<r.rowCount {
@@ -432,10 +427,27 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
             return
         }
         if let hit = cache.leaseEpochs[row] { return try checkNow { try check(hit) } }
-        try checkLater(
+        let (sql, params) = leaseEpochQuery(row)
+        try checkLater(sql, params) { r in try check(r.rowCount == 0 ? nil : r.int64(0, 0)) }
+    }
+
+    /// The lease epoch on a checkpoint row, the row locked until the transaction ends.
+    private func leaseEpochQuery(_ row: String) -> (String, [PostgresValue]) {
+        (
             "SELECT lease_epoch FROM \(scope.sql.checkpoints) WHERE tenant_id = $1 AND projection = $2 FOR UPDATE",
             [.text(scope.tenantID), .text(row)]
-        ) { r in try check(r.rowCount == 0 ? nil : r.int64(0, 0)) }
+        )
+    }
+
+    /// Each ID with its document's bytes (NULL without one): the shape of ``documents(_:ids:)``.
+    private func documentsQuery(_ model: String, _ ids: [String]) throws -> (String, [PostgresValue]) {
+        (
+            """
+            SELECT u.id, (SELECT d.raw FROM \(scope.sql.documents) d WHERE d.tenant_id = $1 AND d.model = $2 AND d.id = u.id)
+            FROM unnest($3::text[]) AS u(id)
+            """,
+            [.text(scope.tenantID), .text(model), .bytes(try Self.textArray(ids))]
+        )
     }
 }
 
@@ -572,22 +584,12 @@ extension PostgresReadModelTransaction {
         var statements: [PostgresConnection.PipelineStatement] = []
         statements.reserveCapacity(reads.count)
         for read in reads {
-            switch read {
-            case .leaseEpoch(let row):
-                statements.append(.init(
-                    "SELECT lease_epoch FROM \(scope.sql.checkpoints) WHERE tenant_id = $1 AND projection = $2 FOR UPDATE",
-                    [.text(scope.tenantID), .text(row)], prepare: true))
-            case .checkpoints(let keys):
-                let (sql, params) = try checkpointsQuery(keys)
-                statements.append(.init(sql, params, prepare: true))
-            case .documents(let model, let ids):
-                statements.append(.init(
-                    """
-                    SELECT u.id, (SELECT d.raw FROM \(scope.sql.documents) d WHERE d.tenant_id = $1 AND d.model = $2 AND d.id = u.id)
-                    FROM unnest($3::text[]) AS u(id)
-                    """,
-                    [.text(scope.tenantID), .text(model), .bytes(try Self.textArray(ids))], prepare: true))
+            let (sql, params) = switch read {
+            case .leaseEpoch(let row): leaseEpochQuery(row)
+            case .checkpoints(let keys): try checkpointsQuery(keys)
+            case .documents(let model, let ids): try documentsQuery(model, ids)
             }
+            statements.append(.init(sql, params, prepare: true))
         }
         let results = try sendDeferred(then: statements).suffix(reads.count)
         for (read, r) in zip(reads, results) {
