@@ -33,7 +33,8 @@ extension AppendBatcher {
     /// answers. When some append fails its check (or a stream is deleted), nothing is written
     /// (the empty transaction commits): if every append of the batch fails, that state — read
     /// under the lock — answers them all; otherwise the batch is decided append by append
-    /// (`nil`: the caller runs ``commitDecided(_:on:)``).
+    /// (`nil`: the caller runs ``commitDecided(_:on:)``). A batch of one append runs
+    /// ``Statements/appendOne(channel:)``, the same statement without the batch's windows.
     func commitChecked(_ batch: [Pending], on conn: PostgresConnection) -> BatchOutcome? {
         let streams = BatchStreams(batch)
         var appendStreams: [String] = [], categories: [String] = [], expected: [Int64] = [], counts: [Int64] = []
@@ -54,6 +55,25 @@ extension AppendBatcher {
             }
         }
         let now = EventRow.microseconds(Date())
+        let statement: PostgresConnection.PipelineStatement
+        if batch.count == 1 {
+            // A lone append (a client on its own, or the first after a pause): the statement
+            // without what only a batch of several needs.
+            statement = .init(text.appendOne, [
+                .text(scope.tenantID), .int(now), .text(appendStreams[0]), .text(categories[0]), .int(expected[0]),
+                .bytes(BinaryArray.text(ids)), .bytes(BinaryArray.text(types)), .bytes(BinaryArray.bytea(data)),
+                .bytes(BinaryArray.text(metadata)), .text(scope.notifyKey),
+            ], prepare: true)
+        } else {
+            statement = .init(text.appendChecked, [
+                .text(scope.tenantID), .int(now),
+                .bytes(BinaryArray.text(appendStreams)), .bytes(BinaryArray.text(categories)),
+                .bytes(BinaryArray.int8(expected)), .bytes(BinaryArray.int8(counts)),
+                .bytes(BinaryArray.int8(rowAppends)), .bytes(BinaryArray.text(ids)), .bytes(BinaryArray.text(types)),
+                .bytes(BinaryArray.bytea(data)), .bytes(BinaryArray.text(metadata)),
+                .text(scope.notifyKey),
+            ], prepare: true)
+        }
         let result: PostgresResult
         do {
             let results = try conn.pipeline([
@@ -65,14 +85,7 @@ extension AppendBatcher {
                 // a lone append's time in the server. Reset by the COMMIT.
                 .init("SET LOCAL plan_cache_mode = force_generic_plan", prepare: true),
                 .init("SELECT pg_advisory_xact_lock($1::int8)", [.int(scope.appendLockKey)], prepare: true),
-                .init(text.appendChecked, [
-                    .text(scope.tenantID), .int(now),
-                    .bytes(BinaryArray.text(appendStreams)), .bytes(BinaryArray.text(categories)),
-                    .bytes(BinaryArray.int8(expected)), .bytes(BinaryArray.int8(counts)),
-                    .bytes(BinaryArray.int8(rowAppends)), .bytes(BinaryArray.text(ids)), .bytes(BinaryArray.text(types)),
-                    .bytes(BinaryArray.bytea(data)), .bytes(BinaryArray.text(metadata)),
-                    .text(scope.notifyKey),
-                ], prepare: true),
+                statement,
                 .init("COMMIT", prepare: true),
             ])
             // A COMMIT of a transaction that failed unnoticed answers ROLLBACK, not an error.

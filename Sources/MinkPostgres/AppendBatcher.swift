@@ -38,6 +38,7 @@ final class AppendBatcher: Sendable {
     /// The text of the statements a batch runs (the prepared-statement cache is keyed by it).
     struct Text: Sendable {
         let appendChecked: String
+        let appendOne: String
         let insertBatch: String
         let batchVersions: String
         let batchState: String
@@ -45,6 +46,7 @@ final class AppendBatcher: Sendable {
 
         init(_ sql: Statements, channel: String) {
             appendChecked = sql.appendChecked(channel: channel)
+            appendOne = sql.appendOne(channel: channel)
             insertBatch = sql.insertBatch(channel: channel)
             batchVersions = sql.batchVersions
             batchState = sql.batchState

@@ -465,4 +465,56 @@ struct PostgresGroupCommitTests {
         gate.signal()
         #expect(try await held.value.fromPosition == 1)
     }
+
+    /// Lone appends go through the one-append statement (``Statements/appendOne(channel:)``) in
+    /// one round trip, with the answers of the batch statement: each expected version passing or
+    /// failing on the stream as it is, dense positions and versions, several events; a
+    /// soft-deleted stream (which the statement leaves to the decided path) appended to again.
+    @Test func loneAppendsAreCheckedInOneRoundTrip() async throws {
+        let s = try await TestServer.storage(timeout: Self.timeout)
+        defer { Task { await s.shutdown() } }
+        let b = Self.batcher(s)
+        func append(_ stream: String, _ n: Int, _ expected: ExpectedVersion) async throws -> AppendResult {
+            // IDs generated for this call (as the store does): the batch statements' path.
+            try await s.append(
+                AppendRequest(streamID: stream, events: (0..<n).map { _ in event() }, expectedVersion: expected, hasFreshIDs: true), hook: nil
+            )
+        }
+        func failure(_ stream: String, _ expected: ExpectedVersion) async -> MinkError? {
+            do {
+                _ = try await append(stream, 1, expected)
+                return nil
+            } catch {
+                return error as? MinkError
+            }
+        }
+        let checked = b.checkedTransactions.load(ordering: .relaxed)
+        let first = try await append("lone-1", 3, .noStream)
+        #expect(b.lastBatchRoundTrips.load(ordering: .relaxed) == 1)
+        #expect(first.events.map(\.version) == [1, 2, 3])
+        #expect(first.events.map(\.globalPosition) == [1, 2, 3])
+        let second = try await append("lone-2", 1, .any)
+        #expect(second.events.map(\.globalPosition) == [4])
+        #expect(second.events.map(\.version) == [1])
+        #expect(try await append("lone-1", 2, .exact(3)).events.map(\.version) == [4, 5])
+        #expect(try await append("lone-1", 1, .streamExists).events.map(\.globalPosition) == [7])
+        #expect(b.checkedTransactions.load(ordering: .relaxed) - checked == 4)
+        #expect(b.lastBatchRoundTrips.load(ordering: .relaxed) == 1)
+
+        let stale = await failure("lone-1", .exact(3))
+        #expect(stale?.code == .concurrencyConflict)
+        #expect(stale?.actualVersion == 6)
+        #expect(await failure("lone-1", .noStream)?.code == .concurrencyConflict)
+        #expect(await failure("lone-3", .streamExists)?.code == .streamNotFound)
+        #expect(await failure("lone-3", .exact(2))?.code == .concurrencyConflict)
+        // Nothing of the failed appends was written: the next position follows the last success.
+        #expect(try await append("lone-3", 1, .noStream).events.map(\.globalPosition) == [8])
+
+        _ = try await s.deleteStream("lone-2", expectedVersion: .any, hard: false, hook: nil)
+        let again = try await append("lone-2", 1, .noStream)
+        #expect(again.events.map(\.version) == [2], "a soft-deleted stream's versions go on")
+        let stored = try await s.readStream("lone-1", from: 1, limit: 100, direction: .forward)
+        #expect(stored.map(\.version) == [1, 2, 3, 4, 5, 6])
+        #expect(try await s.streamInfo("lone-1")?.version == 6)
+    }
 }
