@@ -611,9 +611,7 @@ final class AsyncRunner: Sendable {
             }) {
                 if let checkpointing { try await checkpointing.apply(page, through: next) } else { try await self.apply(page) }
             }
-            if let delay, recordsDelay.load(ordering: .relaxed), shared.withLock({ $0.lifecycle.appliesLive }) {
-                delay.record(page)
-            }
+            recordDelay(page)
             if checkpointing != nil {
                 checkpoint = next
                 moveCheckpoint(to: next)
@@ -634,6 +632,7 @@ final class AsyncRunner: Sendable {
                 try await options.retryPolicy.run(shouldRetry: { !Self.isLeaseLost($0) }) {
                     try await checkpointing.apply(prefix, through: position - 1)
                 }
+                recordDelay(prefix)
                 checkpoint = position - 1
                 moveCheckpoint(to: position - 1)
                 rest = page[k...]
@@ -653,6 +652,7 @@ final class AsyncRunner: Sendable {
                     }
                 }
                 try await projection.setCheckpoint(event.globalPosition)
+                recordDelay(CollectionOfOne(event))
                 checkpoint = event.globalPosition
                 moveCheckpoint(to: event.globalPosition)
             } catch {
@@ -662,6 +662,14 @@ final class AsyncRunner: Sendable {
             }
         }
         return true
+    }
+
+    /// Records the delay of events just committed (``ProjectionDelay``): only while the runner
+    /// applies live (a rebuild's replay, or a batch finished after a pause, does not), on every
+    /// path a batch takes — whole, the part before a poison event, event by event.
+    private func recordDelay(_ events: some Collection<Event>) {
+        guard let delay, recordsDelay.load(ordering: .relaxed), shared.withLock({ $0.lifecycle.appliesLive }) else { return }
+        delay.record(events)
     }
 
     private func apply(_ page: [Event]) async throws {

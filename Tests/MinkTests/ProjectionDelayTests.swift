@@ -160,3 +160,42 @@ extension LostSwitchAnswerTests {
         await engine.stop()
     }
 }
+
+/// Fails on every `Poison` event (its checkpoint in memory).
+private final class PoisonedProjection: AsyncProjection {
+    let name = "poisoned"
+    let handledEvents: [String] = []
+    let stored = Mutex<UInt64>(0)
+
+    func apply(_ events: [Event]) async throws {
+        if let bad = events.first(where: { $0.type == "Poison" }) {
+            throw MinkError(.internalError, "cannot apply event \(bad.globalPosition)")
+        }
+    }
+    func checkpoint() async throws -> UInt64 { stored.withLock { $0 } }
+    func setCheckpoint(_ position: UInt64) async throws { stored.withLock { $0 = position } }
+}
+
+extension ProjectionDelayTests {
+    /// A live batch with a poison event is applied event by event up to it: the events applied
+    /// that way record their delay too (they did not before: only whole batches recorded).
+    @Test func eventsAppliedOneByOneBeforeAPoisonEventRecordTheirDelay() async throws {
+        let store = EventStore(adapter: InMemoryStorage())
+        let metrics = TestMetrics()
+        let engine = ProjectionEngine(store: store, metrics: metrics)
+        await engine.registerAsync(PoisonedProjection(), options: AsyncOptions(batchSize: 10, retryPolicy: fastRetry))
+        try await engine.start()
+        _ = try await engine.waitUntilCaughtUp("poisoned", to: 0)
+        try await store.append("s-1", events: [raw("E"), raw("E"), raw("Poison"), raw("E")])
+        let deadline = ContinuousClock.now + .seconds(20)
+        while try await engine.status("poisoned").state != .faulted {
+            guard ContinuousClock.now < deadline else { break }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let status = try await engine.status("poisoned")
+        #expect(status.state == .faulted && status.checkpoint == 2)
+        let recorded = try metrics.expectTimer("mink_projection_delay_seconds", [("projection", "poisoned")]).values.count
+        #expect(recorded == 2, "the two events applied before the poison event recorded \(recorded) delays")
+        await engine.stop()
+    }
+}
