@@ -151,6 +151,7 @@ func parseError(_ yaml: String) -> String? {
 
     @Test func flagBeatsEnvironmentBeatsFileBeatsDefault() throws {
         let path = try temporaryFile(Self.file)
+        defer { try? FileManager.default.removeItem(atPath: path) }
         let environment = [
             "MINKD_LISTEN": "127.0.0.1:2222", "MINKD_DATA_DIR": "/env/data", "MINKD_STORAGE": "memory",
             "MINKD_LOG_LEVEL": "warning", "MINKD_LOG_FORMAT": "json",
@@ -182,7 +183,9 @@ func parseError(_ yaml: String) -> String? {
 
     @Test func configFileFromEnvironmentUnlessFlagged() throws {
         let envFile = try temporaryFile("listen: \"127.0.0.1:1\"")
+        defer { try? FileManager.default.removeItem(atPath: envFile) }
         let flagFile = try temporaryFile("listen: \"127.0.0.1:2\"")
+        defer { try? FileManager.default.removeItem(atPath: flagFile) }
         let viaEnv = try MinkdConfiguration.load(file: nil, environment: ["MINKD_CONFIG": envFile], overrides: .none)
         #expect(viaEnv.listen.port == 1 && viaEnv.configFile == envFile)
         let viaFlag = try MinkdConfiguration.load(file: flagFile, environment: ["MINKD_CONFIG": envFile], overrides: .none)
@@ -232,6 +235,7 @@ func parseError(_ yaml: String) -> String? {
 @Suite(.timeLimit(.minutes(3))) struct OperatorRuleTests {
     @Test func aDatabaseURLWithoutAKindSelectsPostgresFromEverySource() throws {
         let file = try temporaryFile("storage: {url: \"postgres://file/db\"}\n")
+        defer { try? FileManager.default.removeItem(atPath: file) }
         let fromFile = try MinkdConfiguration.load(file: file, environment: [:], overrides: .none)
         #expect(fromFile.storage.kind == .postgres && fromFile.storage.url == "postgres://file/db")
         let fromEnv = try MinkdConfiguration.load(file: nil, environment: ["MINKD_DATABASE_URL": "postgres://env/db"], overrides: .none)
@@ -282,6 +286,7 @@ func parseError(_ yaml: String) -> String? {
 
     @Test func logFormatAutoIsAcceptedEverywhere() throws {
         let file = try temporaryFile("logging: {format: auto}\n")
+        defer { try? FileManager.default.removeItem(atPath: file) }
         #expect(try MinkdConfiguration.load(file: file, environment: [:], overrides: .none).logging.format == nil)
         #expect(try MinkdConfiguration.load(file: nil, environment: ["MINKD_LOG_FORMAT": "auto"], overrides: .none).logging.format == nil)
         let flag = try MinkdConfiguration.load(
@@ -458,6 +463,7 @@ func parseError(_ yaml: String) -> String? {
                     increment: {count: 1}
                     unset: [old]
             """)
+        defer { try? FileManager.default.removeItem(atPath: path) }
         let config = try MinkdConfiguration.load(file: path, environment: [:], overrides: .none)
         let redacted = config.redactedDescription()
         #expect(!redacted.contains("s3cret"))
