@@ -132,6 +132,15 @@ extension AppendBatcher {
                     "the checked batch wrote \(inserted) rows where \(decisions.columns.ids.count) were decided", committed: true
                 )
             }
+            // The rows carry the positions and versions the answers say (the statement computes
+            // them itself, from the same state): the last position and the sum of the versions.
+            let lastPosition = result.int64(0, 7) ?? -1, versionSum = result.int64(0, 8) ?? -1
+            guard lastPosition == decisions.columns.positions.last, versionSum == decisions.columns.versions.reduce(0, +) else {
+                return internalFailure(
+                    "the checked batch wrote positions up to \(lastPosition) and versions summing to \(versionSum) where the answers "
+                        + "say \(decisions.columns.positions.last ?? 0) and \(decisions.columns.versions.reduce(0, +))", committed: true
+                )
+            }
             checkedTransactions.add(1, ordering: .relaxed)
             return .committed(decisions.outcomes, written: decisions.written)
         }
