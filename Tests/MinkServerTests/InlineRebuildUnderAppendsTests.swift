@@ -19,7 +19,7 @@ private struct TickCounter: InlineProjection, ReadModelProjection {
 /// counts every event once. The switch's transaction excludes appends
 /// (``ReadModelTransaction/excludeAppends()``): on PostgreSQL with the tenant's append lock; on
 /// SQLite and in memory because their appends and the switch are transactions of the one writer.
-/// (PostgreSQL's own version, with the same figures: `PostgresInlineRebuildTests`.)
+/// On PostgreSQL without that lock the rebuilt copy ended at 626–632 of 640 (4 failures in 6 runs).
 @Suite("Inline rebuild under appends, every storage", .timeLimit(.minutes(3)))
 struct InlineRebuildUnderAppendsTests {
     @Test(arguments: ProjectionStorage.allCases)
