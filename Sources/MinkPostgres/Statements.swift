@@ -148,8 +148,9 @@ struct Statements: Sendable {
     }
 
     /// ``appendChecked(channel:)`` for a batch of one append: the same checks, rows and answer
-    /// (one row, the same columns), without what only a batch of several needs — the windows over the batch's
-    /// appends, the join of rows to their append, the grouping of the streams' versions.
+    /// (one row, the same columns), without what only a batch of several needs — the windows
+    /// over the batch's appends, the join of rows to their append, the grouping of the streams'
+    /// versions.
     /// PostgreSQL runs it in less time (pgbench, the same transaction, one client: 2,850 / 2,621 vs
     /// 2,636 / 2,215 per s): the lock is held for less, and a lone client waits less.
     ///
