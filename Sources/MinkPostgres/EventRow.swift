@@ -28,35 +28,60 @@ enum EventRow {
     }
 
     /// Metadata as JSON text, keeping empty strings (`Metadata`'s own coding drops them, and a
-    /// read must return exactly what was appended).
+    /// read must return exactly what was appended): `{"c":…,"k":…,"t":…,"u":…,"x":{…}}` with the
+    /// keys sorted and absent values left out — the text Foundation's `JSONEncoder` (sorted keys)
+    /// wrote for the same values, written here with ``JSONWriter`` (the encoder and a decoder
+    /// per event were most of a metadata-carrying event's encode and decode time).
     static func encodeMetadata(_ m: Metadata) throws -> String {
         if m == Metadata() { return "{}" }
-        let stored = StoredMetadata(c: m.correlationID, k: m.causationID, u: m.userID, t: m.tenantID, x: m.custom.isEmpty ? nil : m.custom)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        do {
-            return String(decoding: try encoder.encode(stored), as: UTF8.self)
-        } catch {
-            throw MinkError(.serializationFailed, "event metadata could not be encoded")
+        var w = JSONWriter(capacity: 64)
+        w.beginObject()
+        if let c = m.correlationID { w.key("c"); w.string(c) }
+        if let k = m.causationID { w.key("k"); w.string(k) }
+        if let t = m.tenantID { w.key("t"); w.string(t) }
+        if let u = m.userID { w.key("u"); w.string(u) }
+        if !m.custom.isEmpty {
+            w.key("x")
+            w.beginObject()
+            for key in m.custom.keys.sorted() {
+                w.key(key)
+                w.string(m.custom[key]!)
+            }
+            w.endObject()
         }
+        w.endObject()
+        return String(decoding: w.bytes, as: UTF8.self)
     }
 
+    /// Metadata from the text ``encodeMetadata(_:)`` stores (any JSON object of that shape; other
+    /// members are ignored, `null` is an absent value).
     static func decodeMetadata(_ text: String) throws -> Metadata {
         if text == "{}" { return Metadata() }
+        func optionalString(_ r: inout JSONReader) throws -> String? {
+            try r.readNullIfPresent() ? nil : try r.readString()
+        }
         do {
-            let s = try JSONDecoder().decode(StoredMetadata.self, from: Data(text.utf8))
-            return Metadata(correlationID: s.c, causationID: s.k, userID: s.u, tenantID: s.t, custom: s.x ?? [:])
+            var r = JSONReader(text)
+            var m = Metadata()
+            try r.beginObject()
+            while let key = try r.nextKey() {
+                switch key {
+                case "c": m.correlationID = try optionalString(&r)
+                case "k": m.causationID = try optionalString(&r)
+                case "t": m.tenantID = try optionalString(&r)
+                case "u": m.userID = try optionalString(&r)
+                case "x":
+                    guard try !r.readNullIfPresent() else { continue }
+                    try r.beginObject()
+                    while let name = try r.nextKey() { m.custom[name] = try r.readString() }
+                default: try r.skipValue()
+                }
+            }
+            try r.finish()
+            return m
         } catch {
             throw MinkError(.serializationFailed, "stored event metadata could not be decoded")
         }
-    }
-
-    private struct StoredMetadata: Codable {
-        var c: String?
-        var k: String?
-        var u: String?
-        var t: String?
-        var x: [String: String]?
     }
 }
 
