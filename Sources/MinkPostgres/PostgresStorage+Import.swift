@@ -121,7 +121,7 @@ extension Statements {
     /// $4 position, $5 version, $6 event ID, $7 type, $8 data, $9 metadata, $10 time (µs since
     /// 1970); per stream $11 stream, $12 last version, $13 first and $14 last time.
     var importBatch: String {
-        let ts = { (p: String) in "('epoch'::timestamptz + \(p) * interval '1 microsecond')" }
+        let ts = Statements.timestamp
         return """
             WITH ins AS (
                 INSERT INTO \(events) (tenant_id, stream_id, category, created_at, position, version, event_id, type, data, metadata)

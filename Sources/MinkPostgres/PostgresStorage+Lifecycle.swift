@@ -103,7 +103,7 @@ extension PostgresStorage: StreamLifecycleAdapter {
                     ).int64(0, 0) ?? 0) + 1
                     let data = StreamDeletedRecord.data(streamID: streamID, lastVersion: version, deletedEvents: Int64(removed), hard: hard)
                     let micros = EventRow.microseconds(Date())
-                    let ts = "('epoch'::timestamptz + $4::int8 * interval '1 microsecond')"
+                    let ts = Statements.timestamp("$4::int8")
                     try conn.query(
                         """
                         INSERT INTO \(sql.events) (tenant_id, stream_id, category, created_at, position, version, event_id, type, data, metadata)

@@ -12,6 +12,11 @@ struct Statements: Sendable {
     let documents: String
     let documentIndexes: String
 
+    /// The `timestamptz` for an expression of microseconds since 1970 (a parameter, a column).
+    static func timestamp(_ microseconds: String) -> String {
+        "('epoch'::timestamptz + \(microseconds) * interval '1 microsecond')"
+    }
+
     /// The columns of an event row, decoded by `EventRow`.
     static let eventColumns =
         "event_id, stream_id, type, data, metadata, version, position, (extract(epoch FROM created_at) * 1000000)::int8"
@@ -104,7 +109,7 @@ struct Statements: Sendable {
     /// of the versions written (checked against what the answers say). Arrays are bound in binary
     /// format, so the text does not depend on the batch's size and is prepared once per connection.
     func appendChecked(channel: String) -> String {
-        let ts = "('epoch'::timestamptz + $2::int8 * interval '1 microsecond')"
+        let ts = Self.timestamp("$2::int8")
         // Shapes that keep one index probe per stream whatever the statistics (see `batchState`):
         // a LATERAL subquery kept apart by OFFSET 0 for the streams' key, the primary key
         // backwards for the head.
@@ -158,7 +163,7 @@ struct Statements: Sendable {
     /// version (as in ``appendChecked(channel:)``); per event row $6 event ID, $7 type, $8 data
     /// (`bytea[]`), $9 metadata; $10 NOTIFY payload.
     func appendOne(channel: String) -> String {
-        let ts = "('epoch'::timestamptz + $2::int8 * interval '1 microsecond')"
+        let ts = Self.timestamp("$2::int8")
         return """
             WITH c AS MATERIALIZED (
                 SELECT coalesce((SELECT position FROM \(events) WHERE tenant_id = $1 ORDER BY position DESC LIMIT 1), 0) AS head,
@@ -197,7 +202,7 @@ struct Statements: Sendable {
     /// Arrays are bound in binary format (``BinaryArray``), so the text is the same for every
     /// batch size and is prepared once per connection.
     func insertBatch(channel: String) -> String {
-        let ts = "('epoch'::timestamptz + $2::int8 * interval '1 microsecond')"
+        let ts = Self.timestamp("$2::int8")
         return """
             WITH ins AS (
                 INSERT INTO \(events) (tenant_id, stream_id, category, created_at, position, version, event_id, type, data, metadata)
