@@ -78,22 +78,22 @@ extension AppendBatcher {
         do {
             let results = try conn.pipeline([
                 // Prepared, as every statement of this pipeline: no Parse per batch.
+                // The statement runs under a generic plan: the connection sets
+                // `plan_cache_mode = force_generic_plan` when it opens (``ConnectionWorker``).
+                // Its shapes are safe in a generic plan (one index probe per stream whatever the
+                // statistics); a custom plan, which PostgreSQL would otherwise keep choosing as it
+                // estimates the arrays' sizes, costs a planning of ~0.3-0.7 ms per batch.
                 .init("BEGIN", prepare: true),
-                // The statement's shapes are safe in a generic plan (one index probe per stream
-                // whatever the statistics), but PostgreSQL, estimating the arrays' sizes, keeps
-                // choosing a custom plan: a planning of ~0.3-0.7 ms per batch, which was most of
-                // a lone append's time in the server. Reset by the COMMIT.
-                .init("SET LOCAL plan_cache_mode = force_generic_plan", prepare: true),
                 .init("SELECT pg_advisory_xact_lock($1::int8)", [.int(scope.appendLockKey)], prepare: true),
                 statement,
                 .init("COMMIT", prepare: true),
             ])
             // A COMMIT of a transaction that failed unnoticed answers ROLLBACK, not an error.
-            guard results[4].commandStatus == "COMMIT" else {
-                throw PostgresError(sqlState: "XX000", message: "COMMIT answered \(results[4].commandStatus)")
+            guard results[3].commandStatus == "COMMIT" else {
+                throw PostgresError(sqlState: "XX000", message: "COMMIT answered \(results[3].commandStatus)")
             }
-            result = results[3]
-        } catch let f as PostgresConnection.PipelineFailure where f.index < 4 && !f.error.connectionLost {
+            result = results[2]
+        } catch let f as PostgresConnection.PipelineFailure where f.index < 3 && !f.error.connectionLost {
             // A statement before COMMIT failed, so COMMIT was skipped: nothing was committed.
             conn.rollbackIfNeeded()
             return failure(f.error, committing: false)
