@@ -145,6 +145,16 @@ final class ConnectionWorker: @unchecked Sendable {
     }
 }
 
+/// The worker's queue as a task executor: a task that prefers it (``ConnectionPool/idleExecutor()``)
+/// runs its jobs on the queue, between the connection's own work, so that an answer from the
+/// connection resumes the task without waking another thread.
+extension ConnectionWorker: TaskExecutor {
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+    }
+}
+
 /// Carries a non-escaping closure into a queue and lets it go before the caller resumes.
 private final class ClosureBox<T>: @unchecked Sendable {
     // Invariant: written at creation, taken once on the worker queue before the continuation is

@@ -91,6 +91,14 @@ public final class PostgresStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
         await core.shutdown()
     }
 
+    /// An executor for a request that is about to use this storage's main connection pool alone
+    /// (an append, a stream read): the queue of the connection it will borrow, when every
+    /// connection is idle; `nil` otherwise. See ``ConnectionPool/idleExecutor()``; minkd gives it
+    /// to the task of such a request (`docs/storage-postgres.md`, "Connections, pool and threads").
+    public func idleExecutor() -> (any TaskExecutor)? {
+        scope.backend.pool.idleExecutor()
+    }
+
     // MARK: Tenancy
 
     /// The same storage scoped to another tenant.

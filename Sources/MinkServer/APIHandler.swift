@@ -67,6 +67,16 @@ final class APIHandler: HTTPResponder {
                                 cause: cause, start: start, span: span, server: server))
     }
 
+    /// The storage's executor for a request that makes one short storage call (an append, a
+    /// stream read or its info) while the storage is quiet; `nil` (the global executor) for every
+    /// other request — an event stream, for one, must not hold a connection's queue.
+    func executor(for route: Route) -> (any TaskExecutor)? {
+        switch route {
+        case .append, .load, .streamInfo: api.storage.requestExecutor?()
+        default: nil
+        }
+    }
+
     /// Answers a request ``route(_:)`` sent to a task, with the route it found.
     func respond(to request: HTTPRequest, routed route: Route) async -> HTTPResponse {
         let server = api

@@ -17,12 +17,19 @@ public struct ServerStorage: Sendable {
     /// Checks that the storage accepts writes (readiness, see ``WriteProbe``); `nil`: readiness
     /// checks reads only.
     public var probeWrite: (@Sendable () async throws -> Void)?
+    /// The executor a request that is about to use the storage alone (an append, a stream read)
+    /// should run on, so that the storage's answer resumes it without a thread switch; `nil`:
+    /// the global one (PostgreSQL: a quiet pool's next connection, see
+    /// `PostgresStorage.idleExecutor()`).
+    public var requestExecutor: (@Sendable () -> (any TaskExecutor)?)?
 
     /// Bundles storage roles.
     public init(
         events: any EventStoreAdapter, snapshots: any SnapshotAdapter, readModels: any ReadModelStore, kind: String,
-        close: @escaping @Sendable () async -> Void = {}, probeWrite: (@Sendable () async throws -> Void)? = nil
+        close: @escaping @Sendable () async -> Void = {}, probeWrite: (@Sendable () async throws -> Void)? = nil,
+        requestExecutor: (@Sendable () -> (any TaskExecutor)?)? = nil
     ) {
+        self.requestExecutor = requestExecutor
         self.events = events
         self.snapshots = snapshots
         self.readModels = readModels

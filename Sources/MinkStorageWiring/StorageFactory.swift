@@ -23,7 +23,7 @@ extension ServerStorage {
             let s = try await openPostgres(configuration, logger: logger)
             return ServerStorage(
                 events: s, snapshots: s, readModels: s, kind: "postgres", close: { await s.shutdown() },
-                probeWrite: { try await s.probeWrite() }
+                probeWrite: { try await s.probeWrite() }, requestExecutor: { s.idleExecutor() }
             )
         case .sqlite:
             if configuration.tenancy.strategy == .schema {

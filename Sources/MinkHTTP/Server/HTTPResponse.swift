@@ -97,6 +97,14 @@ public protocol HTTPResponder: Sendable {
     /// Answers, in a task, a request that ``route(_:)`` did not answer at once. The default
     /// (for `Routed == Void`) calls ``respond(to:)``.
     func respond(to request: HTTPRequest, routed: Routed) async -> HTTPResponse
+
+    /// The executor the task answering a routed request prefers (`nil`, the default: the global
+    /// one). Called on the event loop like ``route(_:)``, so it must be as cheap.
+    ///
+    /// Why: a responder that knows which thread its request's blocking work will run on (a
+    /// database connection's) can have the whole task run there, so that the work's answer does
+    /// not have to wake another thread to resume the task.
+    func executor(for routed: Routed) -> (any TaskExecutor)?
 }
 
 /// What ``HTTPResponder/route(_:)`` decided about a request.
@@ -110,6 +118,9 @@ public enum HTTPRouting<Routed: Sendable>: Sendable {
 extension HTTPResponder {
     /// Always `nil`: every request goes to ``respond(to:)``.
     public func respondImmediately(to request: HTTPRequest) -> HTTPResponse? { nil }
+
+    /// Always `nil`: tasks run on the global executor.
+    public func executor(for routed: Routed) -> (any TaskExecutor)? { nil }
 }
 
 extension HTTPResponder where Routed == Void {

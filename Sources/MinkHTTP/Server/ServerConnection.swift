@@ -299,18 +299,30 @@ final class ServerConnection: @unchecked Sendable {
             routed = r
         }
         let loop = self.loop
-        let task = Task { [self] in
+        // Alone (no other request in a task): the responder may name the executor its storage
+        // work runs on. Not under load: the task would queue behind (and delay) other
+        // requests' work on it.
+        let alone = context.tasksRunning.add(1, ordering: .relaxed).newValue == 1
+        let task = Task(executorPreference: alone ? responder.executor(for: routed) : nil) { [self] in
             let response = await responder.respond(to: request, routed: routed)
             let prepared = ResponsePreparer.prepare(
                 response, for: request, keepAlive: keepAlive, gzipMinBytes: context.configuration.gzipMinBytes)
             switch prepared {
             case .complete(let bytes, let close):
-                // `async`, not `sync`: a `sync` (run on this thread when the loop is idle) saved
-                // no measurable time at 1 client and, at 64, made the cooperative pool's threads
-                // wait for a busy loop (`_dispatch_sync_f_slow`, 7.6 % of the CPU) — see
+                // `sync` when this was the server's only request in a task and the loop's poller
+                // waits in `epoll_wait`: Dispatch runs the block on this thread, without waking
+                // one for the queue (one thread switch less per request). `async` otherwise: with
+                // `sync` for every response the cooperative pool's threads waited for a busy loop
+                // at 64 clients (`_dispatch_sync_f_slow`, 7.6 % of the CPU) — see
                 // docs/http-transport.md.
-                loop.queue.async { self.responseReady(bytes, close: close) }
+                let alone = context.tasksRunning.subtract(1, ordering: .relaxed).newValue == 0
+                if alone, loop.isIdle {
+                    loop.queue.sync { self.responseReady(bytes, close: close) }
+                } else {
+                    loop.queue.async { self.responseReady(bytes, close: close) }
+                }
             case .stream(let head, let framing, let close, let body):
+                context.tasksRunning.subtract(1, ordering: .relaxed)
                 await runStream(head: head, framing: framing, close: close, body: body)
             }
         }

@@ -11,6 +11,10 @@ final class ServerContext: Sendable {
     let rejectedConnections = Atomic<Int>(0)
     let totalRequests = Atomic<Int>(0)
     let activeStreams = Atomic<Int>(0)
+    /// Requests being answered in tasks (not streams once they stream): a request that finds
+    /// none is alone, the case ``HTTPResponder/executor(for:)`` and the response's direct write
+    /// are for.
+    let tasksRunning = Atomic<Int>(0)
     let shuttingDown = Atomic<Bool>(false)
     /// Set while a shutdown waits for the connections to settle (see ``connectionSettled()``).
     private let settling = Mutex<AsyncStream<Void>.Continuation?>(nil)

@@ -27,6 +27,12 @@ final class EventLoop: @unchecked Sendable {
     private var tickSource: DispatchSourceTimer?
     private let index: Int
     private var poller: Poller?
+    private let idleFlag = IdleFlag()
+
+    /// Whether the poller thread is waiting in `epoll_wait` — no socket of the loop is being
+    /// handled — so that work sent to ``queue`` most likely runs at once. A hint: read without
+    /// the queue, it may be stale by the time it is used.
+    var isIdle: Bool { idleFlag.value.load(ordering: .relaxed) }
     /// Registered connections by the token stored in their `epoll_event` (0 is the
     /// poller's wake-up descriptor).
     private var registered: [UInt64: ServerConnection] = [:]
@@ -56,7 +62,7 @@ final class EventLoop: @unchecked Sendable {
     /// Creates the loop's `epoll` set, starts its poller thread and the periodic timeout
     /// check. Called once, before any connection is added.
     func start(tickInterval: Duration, wait: @escaping Poller.Wait = epoll_wait) throws(SocketError) {
-        let poller = try Poller(wait: wait)
+        let poller = try Poller(wait: wait, idle: idleFlag)
         queue.sync {
             self.poller = poller
             startTickingOnQueue(tickInterval)
@@ -188,8 +194,12 @@ final class Poller: @unchecked Sendable {
     private static let capacity: Int32 = 256
     private let wait: Wait
 
-    init(wait: @escaping Wait = epoll_wait) throws(SocketError) {
+    /// Set while the thread waits in `epoll_wait` (see ``EventLoop/isIdle``).
+    private let idle: IdleFlag
+
+    init(wait: @escaping Wait = epoll_wait, idle: IdleFlag = IdleFlag()) throws(SocketError) {
         self.wait = wait
+        self.idle = idle
         let e = epoll_create1(Int32(EPOLL_CLOEXEC))
         if e < 0 { throw SocketError(call: "epoll_create1", errno: errno) }
         let w = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
@@ -239,7 +249,9 @@ final class Poller: @unchecked Sendable {
             }
             var failures = 0
             while !stopping.load(ordering: .acquiring) {
+                idle.value.store(true, ordering: .relaxed)
                 let n = wait(epollFD, events, Self.capacity, -1)
+                idle.value.store(false, ordering: .relaxed)
                 if n < 0 {
                     let e = errno
                     if e == EINTR { continue }
@@ -305,4 +317,9 @@ private func startThread(_ body: @escaping @Sendable () -> Void) -> Int32 {
 /// Names the calling thread (at most 15 bytes are kept), as `top -H` and debuggers show it.
 private func setThreadName(_ name: String) {
     _ = cepoll_set_thread_name(String(name.prefix(15)))
+}
+
+/// Whether a poller thread waits in `epoll_wait` (``EventLoop/isIdle``).
+final class IdleFlag: Sendable {
+    let value = Atomic<Bool>(false)
 }
