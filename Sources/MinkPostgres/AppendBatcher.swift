@@ -197,6 +197,9 @@ final class AppendBatcher: Sendable {
         var answered = 0
         var flight = Duration.zero
         for _ in 0..<limits.batchesPerConnection {
+            // A task answered by the last batch runs on this queue (``ConnectionPool/idleExecutor()``):
+            // go on after it, from a new borrow (queued behind it on the same worker).
+            if answered > 0, conn.hasQueuedTaskJobs() { return true }
             if answered > 0 { pauseForReturningAppends(after: answered, flight: flight) }
             let batch = nextBatch()
             if batch.isEmpty { return false }

@@ -29,6 +29,8 @@ final class ConnectionWorker: @unchecked Sendable {
     private let pids: BackendPIDs
     private let idleTimeout: Duration?
     private let timeout: Duration
+    /// Jobs of tasks preferring this worker (``enqueue(_:)``) queued and not yet run.
+    private let queuedJobs = Atomic<Int>(0)
 
     init(label: String, parameters: [(String, String)], timeout: Duration, pids: BackendPIDs, idleTimeout: Duration?) {
         self.queue = DispatchQueue(label: label)
@@ -122,6 +124,7 @@ final class ConnectionWorker: @unchecked Sendable {
         // events, growing with the table). PostgreSQL < 12 lacks plan_cache_mode.
         try? c.execute("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off")
         if !c.isOpen { throw PostgresError(sqlState: nil, message: "connection lost during setup", connectionLost: true) }
+        c.hasQueuedTaskJobs = { [weak self] in (self?.queuedJobs.load(ordering: .relaxed) ?? 0) > 0 }
         connection = c
         pids.insert(c.backendPID)
         return c
@@ -151,7 +154,11 @@ final class ConnectionWorker: @unchecked Sendable {
 extension ConnectionWorker: TaskExecutor {
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+        queuedJobs.add(1, ordering: .relaxed)
+        queue.async {
+            self.queuedJobs.subtract(1, ordering: .relaxed)
+            job.runSynchronously(on: self.asUnownedTaskExecutor())
+        }
     }
 }
 

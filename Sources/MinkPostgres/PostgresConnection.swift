@@ -116,6 +116,10 @@ final class PostgresConnection {
     /// The deadline of the operation under way (set by the worker for the span of one borrowed
     /// use); every call waits at most until then. `nil`: each call gets ``timeout`` from its start.
     var deadline: ContinuousClock.Instant?
+    /// Whether a task preferring this connection's worker waits on its queue (set by the worker):
+    /// a drain then gives the queue back between batches rather than hold that task (already
+    /// answered, say) behind the batches that follow.
+    var hasQueuedTaskJobs: @Sendable () -> Bool = { false }
     /// Round trips made on this connection for statements and pipelines (a statement's one-time
     /// preparation is not counted): what a unit of work costs (``ReadModelBatcher`` reports a
     /// group's).

@@ -81,7 +81,8 @@ final class ReadModelBatcher: Sendable {
     /// On the connection's queue: runs groups until nothing waits (`false`) or the connection
     /// broke or ran its share of groups (`true`: more may wait).
     private func runGroups(on conn: PostgresConnection) -> Bool {
-        for _ in 0..<Self.groupsPerConnection {
+        for i in 0..<Self.groupsPerConnection {
+            if i > 0, conn.hasQueuedTaskJobs() { return true }
             let jobs = queue.take { pending in
                 let n = min(pending.count, Self.maxBodies)
                 defer { pending.removeFirst(n) }

@@ -21,9 +21,14 @@ extension ServerStorage {
             return .memory()
         case .postgres:
             let s = try await openPostgres(configuration, logger: logger)
+            // The root storage's pool serves every tenant but with database-per-tenant, whose
+            // tenants have pools of their own (a task pinned to the root pool's connection would
+            // gain nothing and wait behind that pool's work).
+            var requestExecutor: (@Sendable () -> (any TaskExecutor)?)?
+            if configuration.tenancy.strategy != .database { requestExecutor = { @Sendable in s.idleExecutor() } }
             return ServerStorage(
                 events: s, snapshots: s, readModels: s, kind: "postgres", close: { await s.shutdown() },
-                probeWrite: { try await s.probeWrite() }, requestExecutor: { s.idleExecutor() }
+                probeWrite: { try await s.probeWrite() }, requestExecutor: requestExecutor
             )
         case .sqlite:
             if configuration.tenancy.strategy == .schema {

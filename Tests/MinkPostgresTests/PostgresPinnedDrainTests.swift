@@ -1,0 +1,78 @@
+import Dispatch
+import Foundation
+import Mink
+@testable import MinkPostgres
+import Synchronization
+import Testing
+
+/// A lone append's task pinned to the quiet pool's worker (the executor minkd gives it) starts the
+/// group-commit drain on that same worker. Its answer is queued on the worker's queue behind the
+/// drain's block; the drain gives the queue back after the batch that answered it (its next batch
+/// comes from a new borrow, behind the task), instead of going on with the appends that arrived
+/// meanwhile (up to `batchesPerConnection` batches, each with a renewed deadline) while the
+/// answered task waits (it resumed after the slow batch's 4 s, past a 1 s storage timeout).
+@Suite("PostgreSQL: a pinned task is not held behind a drain", .timeLimit(.minutes(2)))
+struct PostgresPinnedDrainTests {
+    /// Above how long the lone append waits for the lock (up to ~2.5 s on a busy machine), so
+    /// that it does not fail by its deadline; the slow batch is shorter than the timeout too.
+    static let timeout: Duration = .seconds(6)
+    static let slowBatch: Double = 4
+
+    /// Seconds from the moment the held batch is let go to the moment the lone append's task
+    /// resumes, with (`pinned`) or without the idle executor.
+    static func delay(pinned: Bool) async throws -> Double {
+        let s = try await TestServer.storage(timeout: timeout)
+        defer { Task { await s.shutdown() } }
+        // The schema exists (and the pool has opened a connection) before the lock is taken.
+        _ = try await s.append(request("warm", [event()]), hook: nil)
+        try await Task.sleep(for: .milliseconds(50))
+        let key = s.scope.appendLockKey
+        let locker = try PostgresConnection(parameters: [("dbname", try TestServer.url()), ("connect_timeout", "2")])
+        defer { locker.close() }
+        try locker.query("SELECT pg_advisory_lock($1::int8)", [.int(key)])
+
+        var executor: (any TaskExecutor)?
+        if pinned {
+            let quiet = try #require(s.idleExecutor(), "the pool is quiet")
+            executor = quiet
+        }
+        // The lone request: its append's batch waits for the tenant's lock on the worker.
+        let lone = Task(executorPreference: executor) { () throws -> ContinuousClock.Instant in
+            _ = try await s.append(request("lone", [event()]), hook: nil)
+            return ContinuousClock.now
+        }
+        // Wait until that batch waits for the lock.
+        let bits = UInt64(bitPattern: key)
+        for _ in 0..<200 {
+            let waiting = try locker.query(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = $1::oid AND objid = $2::oid",
+                [.int(Int64(bits >> 32)), .int(Int64(bits & 0xffff_ffff))]
+            ).int64(0, 0) ?? 0
+            if waiting > 0 { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        // Load arrives: another append (on the global executor) joins the queue for the next batch,
+        // which is slow (an inline projection's hook; or a lock held by another process).
+        let other = Task {
+            try? await s.append(request("other", [event()]), hook: { _, _ in usleep(UInt32(slowBatch * 1_000_000)) })
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        let released = ContinuousClock.now
+        try locker.query("SELECT pg_advisory_unlock($1::int8)", [.int(key)])
+        let resumed = try await lone.value
+        _ = await other.value
+        let d = released.duration(to: resumed)
+        return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+
+    @Test func unpinnedLoneAppendIsAnsweredAtOnce() async throws {
+        let d = try await Self.delay(pinned: false)
+        #expect(d < 2, "unpinned: resumed \(d) s after its batch could commit")
+    }
+
+    @Test func pinnedLoneAppendIsAnsweredAtOnce() async throws {
+        let d = try await Self.delay(pinned: true)
+        // Held behind the slow batch, it resumed after it (4 s).
+        #expect(d < 2, "pinned: resumed \(d) s after its batch could commit")
+    }
+}
