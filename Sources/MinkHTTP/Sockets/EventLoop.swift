@@ -33,6 +33,10 @@ final class EventLoop: @unchecked Sendable {
     /// handled — so that work sent to ``queue`` most likely runs at once. A hint: read without
     /// the queue, it may be stale by the time it is used.
     var isIdle: Bool { idleFlag.value.load(ordering: .relaxed) }
+
+    /// Responses sent to ``queue`` with `async` and not yet written (``ServerConnection``): while
+    /// any wait, a `sync` from another thread would wait for them.
+    let queuedResponses = Atomic<Int>(0)
     /// Registered connections by the token stored in their `epoll_event` (0 is the
     /// poller's wake-up descriptor).
     private var registered: [UInt64: ServerConnection] = [:]
