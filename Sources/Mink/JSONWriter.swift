@@ -83,6 +83,17 @@ public struct JSONWriter: Sendable {
         appendQuoted(value)
     }
 
+    /// Writes an object of strings, its members in key order (the same text for the same
+    /// pairs, whatever the dictionary's order).
+    public mutating func sortedObject(_ pairs: [String: String]) {
+        beginObject()
+        for (key, value) in pairs.sorted(by: { $0.key < $1.key }) {
+            self.key(key)
+            string(value)
+        }
+        endObject()
+    }
+
     /// Writes an integer value.
     public mutating func int(_ value: Int64) {
         separate()

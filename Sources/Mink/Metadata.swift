@@ -68,3 +68,30 @@ private func nonEmpty(_ s: String?) -> String? {
     guard let s, !s.isEmpty else { return nil }
     return s
 }
+
+extension Metadata {
+    /// The custom pairs as the JSON text storage adapters keep: an object of strings, keys sorted
+    /// (written with ``JSONWriter``: a `JSONEncoder` per append was most of a metadata-carrying
+    /// event's encoding time).
+    public static func customJSON(_ custom: [String: String]) -> [UInt8] {
+        var w = JSONWriter(capacity: 32 + custom.count * 32)
+        w.sortedObject(custom)
+        return w.bytes
+    }
+
+    /// Custom pairs from the text ``customJSON(_:)`` writes — any JSON object of strings, so text
+    /// written by Foundation's `JSONEncoder` (escaped slashes) reads too.
+    /// - Throws: `.serializationFailed` when the text is not a JSON object of strings.
+    public static func custom(fromJSON bytes: [UInt8]) throws -> [String: String] {
+        do {
+            var r = JSONReader(bytes)
+            var custom: [String: String] = [:]
+            try r.beginObject()
+            while let key = try r.nextKey() { custom[key] = try r.readString() }
+            try r.finish()
+            return custom
+        } catch {
+            throw MinkError(.serializationFailed, "stored event metadata is not a JSON object of strings")
+        }
+    }
+}

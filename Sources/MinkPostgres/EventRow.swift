@@ -42,12 +42,7 @@ enum EventRow {
         if let u = m.userID { w.key("u"); w.string(u) }
         if !m.custom.isEmpty {
             w.key("x")
-            w.beginObject()
-            for key in m.custom.keys.sorted() {
-                w.key(key)
-                w.string(m.custom[key]!)
-            }
-            w.endObject()
+            w.sortedObject(m.custom)
         }
         w.endObject()
         return String(decoding: w.bytes, as: UTF8.self)

@@ -10,12 +10,8 @@ extension SQLiteStorage {
 
     /// Decodes a row selected with ``eventColumns``.
     static func event(_ r: SQLiteRow) throws -> Event {
-        var custom: [String: String] = [:]
-        if !r.isNull(10) {
-            do { custom = try JSONDecoder().decode([String: String].self, from: r.bytes(10)) } catch {
-                throw MinkError(.serializationFailed, "stored event metadata is not a JSON object of strings")
-            }
-        }
+        // A JSONReader, not a JSONDecoder per event read.
+        let custom = r.isNull(10) ? [:] : try Metadata.custom(fromJSON: [UInt8](r.bytes(10)))
         return Event(
             id: r.text(3), streamID: r.text(1), type: r.text(4), data: r.bytes(5),
             metadata: Metadata(
@@ -82,7 +78,7 @@ extension SQLiteStorage {
         var stored: [Event] = []
         stored.reserveCapacity(request.events.count)
         // The events of an append usually share their custom metadata: encoded once per distinct
-        // value in a row, not with a JSONEncoder per event.
+        // value in a row.
         var lastCustom: (value: [String: String], encoded: SQLiteValue)?
         for (i, e) in request.events.enumerated() {
             let event = Event(
@@ -95,9 +91,7 @@ extension SQLiteStorage {
                 if let lastCustom, lastCustom.value == e.metadata.custom {
                     custom = lastCustom.encoded
                 } else {
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = .sortedKeys
-                    custom = .textBytes(try encoder.encode(e.metadata.custom))
+                    custom = .textBytes(Data(Metadata.customJSON(e.metadata.custom)))
                     lastCustom = (e.metadata.custom, custom)
                 }
             }

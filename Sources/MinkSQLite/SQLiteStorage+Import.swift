@@ -28,15 +28,13 @@ extension SQLiteStorage: EventImporting {
         var events: Int64 = 0
         var head: UInt64 = 0
         var streams = Set<String>()
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
         func optional(_ s: String?) -> SQLiteValue { s.map { .text($0) } ?? .null }
         while let batch = try source.nextBatch() {
             // Per stream of the batch: its last version and first/last commit time.
             var touched: [String: (version: Int64, first: Int64, last: Int64)] = [:]
             for e in batch {
                 let micros = Int64((e.timestamp.timeIntervalSince1970 * 1_000_000).rounded())
-                let custom: SQLiteValue = e.metadata.custom.isEmpty ? .null : .textBytes(try encoder.encode(e.metadata.custom))
+                let custom: SQLiteValue = e.metadata.custom.isEmpty ? .null : .textBytes(Data(Metadata.customJSON(e.metadata.custom)))
                 do {
                     try c.run(
                         """

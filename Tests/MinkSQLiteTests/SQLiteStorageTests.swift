@@ -150,6 +150,32 @@ struct SQLiteStorageTests {
         await s.close()
     }
 
+    /// Custom metadata stored by earlier versions (Foundation's `JSONEncoder`: escaped slashes)
+    /// reads back; stored text that is not an object of strings fails the read with
+    /// `serialization_failed` instead of crashing or returning wrong pairs.
+    @Test func storedCustomMetadataOfEarlierVersionsReads() async throws {
+        let (s, dir) = try await SQLiteStorage.temporary()
+        defer { dir.remove() }
+        try await s.append("meta-1", [EventData(type: "T", data: Data("{}".utf8), metadata: Metadata(custom: ["k": "v"]))])
+        try await s.database.write { c in
+            // What JSONEncoder wrote: escaped slashes, a \u escape.
+            try c.run(#"UPDATE mink_events SET metadata_custom = '{"path":"\/a\/b","who":"\u00fc"}' WHERE stream_id = 'meta-1'"#)
+            #expect(try c.int(#"SELECT count(*) FROM mink_events WHERE metadata_custom LIKE '%\/a\/b%'"#) == 1)
+        }
+        let e = try #require(try await s.readStream("meta-1", from: 1, limit: 1, direction: .forward).first)
+        #expect(e.metadata.custom == ["path": "/a/b", "who": "ü"])
+        try await s.database.write { c in
+            try c.run(#"UPDATE mink_events SET metadata_custom = '{"path":1}' WHERE stream_id = 'meta-1'"#)
+        }
+        do {
+            _ = try await s.readStream("meta-1", from: 1, limit: 1, direction: .forward)
+            Issue.record("malformed stored metadata was read")
+        } catch let error as MinkError {
+            #expect(error.code == .serializationFailed)
+        }
+        await s.close()
+    }
+
     @Test func anyBytesRoundTrip() async throws {
         let (s, dir) = try await SQLiteStorage.temporary()
         defer { dir.remove() }
