@@ -10,12 +10,13 @@ import Testing
 /// drain's block; the drain gives the queue back after the batch that answered it (its next batch
 /// comes from a new borrow, behind the task), instead of going on with the appends that arrived
 /// meanwhile (up to `batchesPerConnection` batches, each with a renewed deadline) while the
-/// answered task waits (it resumed after the slow batch's 4 s, past a 1 s storage timeout).
+/// answered task waits (it resumed only after the slow next batch's 4 s; with a 1 s storage
+/// timeout, that was past its deadline).
 @Suite("PostgreSQL: a pinned task is not held behind a drain", .timeLimit(.minutes(2)))
 struct PostgresPinnedDrainTests {
-    /// Above how long the lone append waits for the lock (up to ~2.5 s on a busy machine), so
-    /// that it does not fail by its deadline; the slow batch is shorter than the timeout too.
-    static let timeout: Duration = .seconds(6)
+    /// Far above how long the setup and the lone append's wait for the lock take on a busy
+    /// machine (a full parallel run once took over 6 s), so that nothing fails by its deadline.
+    static let timeout: Duration = .seconds(60)
     static let slowBatch: Double = 4
 
     /// Seconds from the moment the held batch is let go to the moment the lone append's task
@@ -33,8 +34,12 @@ struct PostgresPinnedDrainTests {
 
         var executor: (any TaskExecutor)?
         if pinned {
-            let quiet = try #require(s.idleExecutor(), "the pool is quiet")
-            executor = quiet
+            // Polled: the storage's own background work may hold a connection for a moment.
+            for _ in 0..<1000 where executor == nil {
+                executor = s.idleExecutor()
+                if executor == nil { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            try #require(executor != nil, "the pool was never quiet")
         }
         // The lone request: its append's batch waits for the tenant's lock on the worker.
         let lone = Task(executorPreference: executor) { () throws -> ContinuousClock.Instant in
@@ -43,20 +48,24 @@ struct PostgresPinnedDrainTests {
         }
         // Wait until that batch waits for the lock.
         let bits = UInt64(bitPattern: key)
-        for _ in 0..<200 {
-            let waiting = try locker.query(
+        var waiting: Int64 = 0
+        for _ in 0..<2000 where waiting == 0 {
+            waiting = try locker.query(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = $1::oid AND objid = $2::oid",
                 [.int(Int64(bits >> 32)), .int(Int64(bits & 0xffff_ffff))]
             ).int64(0, 0) ?? 0
-            if waiting > 0 { break }
-            try await Task.sleep(for: .milliseconds(10))
+            if waiting == 0 { try await Task.sleep(for: .milliseconds(10)) }
         }
+        try #require(waiting > 0, "the lone append's batch never waited for the lock")
         // Load arrives: another append (on the global executor) joins the queue for the next batch,
         // which is slow (an inline projection's hook; or a lock held by another process).
         let other = Task {
             try? await s.append(request("other", [event()]), hook: { _, _ in usleep(UInt32(slowBatch * 1_000_000)) })
         }
-        try await Task.sleep(for: .milliseconds(200))
+        // Queued behind the lone append's batch (which holds the drain) before the lock goes.
+        let batcher = s.scope.backend.appender(for: s.scope)
+        for _ in 0..<2000 where batcher.pendingCount == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        try #require(batcher.pendingCount == 1, "the other append was not queued")
         let released = ContinuousClock.now
         try locker.query("SELECT pg_advisory_unlock($1::int8)", [.int(key)])
         let resumed = try await lone.value

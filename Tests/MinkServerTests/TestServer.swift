@@ -103,7 +103,12 @@ enum StorageKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
             // A schema of its own per test: tests run in parallel on one cluster.
             let schema = "t_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
             let s = try await PostgresStorage(configuration: PostgresConfiguration(connectionString: url, poolSize: 3, schema: String(schema)))
-            return ServerStorage(events: s, snapshots: s, readModels: s, kind: "postgres", close: { await s.shutdown() })
+            // Wired as minkd wires it (StorageFactory): a lone request runs on the connection it
+            // borrows, so the end-to-end tests exercise that path too.
+            return ServerStorage(
+                events: s, snapshots: s, readModels: s, kind: "postgres", close: { await s.shutdown() },
+                requestExecutor: { s.idleExecutor() }
+            )
         }
     }
 }

@@ -1,0 +1,54 @@
+import Foundation
+import MinkHTTP
+@testable import MinkServer
+import Testing
+
+/// minkd names the PostgreSQL connection a lone request will borrow as its task's executor for
+/// short stream routes only, and only on PostgreSQL (docs/storage-postgres.md, "Connections,
+/// pool and threads"); requests answered that way give the usual answers.
+@Suite("Lone requests on the connection's queue", .timeLimit(.minutes(2)))
+struct LoneRequestExecutorTests {
+    @Test func shortStreamRoutesOnAQuietPoolAreNamedAnExecutor() async throws {
+        try await withServer(storage: try await StorageKind.postgres.make()) { s in
+            let handler = APIHandler(api: s.server.api)
+            // Every pooled connection idle: the executor for the next borrow. (Polled: the
+            // server's own background work may hold a connection for a moment.)
+            func named(_ route: Route) async throws -> Bool {
+                let deadline = ContinuousClock.now + .seconds(10)
+                while ContinuousClock.now < deadline {
+                    if handler.executor(for: route) != nil { return true }
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+                return false
+            }
+            #expect(try await named(.append("a-1")))
+            #expect(try await named(.load("a-1")))
+            #expect(try await named(.streamInfo("a-1")))
+            // Never for streams of events (a subscription must not hold a connection's queue) nor
+            // for other routes.
+            #expect(handler.executor(for: .subscribeAll) == nil)
+            #expect(handler.executor(for: .subscribeStream("a-1")) == nil)
+            #expect(handler.executor(for: .export) == nil)
+            #expect(handler.executor(for: .events) == nil)
+
+            // Lone appends and reads through it answer as usual.
+            for i in 1...5 {
+                let r = try await s.request("POST", "/v1/streams/a-1", json: appendBody(["E"], expected: "\(i - 1)"))
+                #expect(r.status == 201, "\(r.text)")
+            }
+            let stale = try await s.request("POST", "/v1/streams/a-1", json: appendBody(["E"], expected: "2"))
+            #expect(stale.status == 409)
+            let load = try await s.request("GET", "/v1/streams/a-1")
+            #expect(load.status == 200)
+            #expect(load.json.objectValue?["events"]?.arrayValue?.count == 5)
+            let info = try await s.request("GET", "/v1/streams/a-1/info")
+            #expect(info.json.objectValue?["version"]?.int64Value == 5, "\(info.text)")
+        }
+    }
+
+    @Test func sqliteNamesNone() async throws {
+        try await withServer(storage: try await StorageKind.sqlite.make()) { s in
+            #expect(APIHandler(api: s.server.api).executor(for: .append("a-1")) == nil)
+        }
+    }
+}
