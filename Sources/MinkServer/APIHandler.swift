@@ -68,11 +68,14 @@ final class APIHandler: HTTPResponder {
     }
 
     /// The storage's executor for a request that makes one short storage call (an append, a
-    /// stream read or its info) while the storage is quiet; `nil` (the global executor) for every
-    /// other request — an event stream, for one, must not hold a connection's queue.
+    /// stream read, its info or metadata, a snapshot, the log's head, a read-model document)
+    /// while the storage is quiet; `nil` (the global executor) for every other request — an
+    /// event stream, for one, must not hold a connection's queue, nor a page of a listing or an
+    /// export.
     func executor(for route: Route) -> (any TaskExecutor)? {
         switch route {
-        case .append, .load, .streamInfo: api.storage.requestExecutor?()
+        case .append, .load, .streamInfo, .getStreamMetadata, .getSnapshot, .putSnapshot, .head, .readModelDocument:
+            api.storage.requestExecutor?()
         default: nil
         }
     }

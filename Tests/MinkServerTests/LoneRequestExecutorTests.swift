@@ -24,12 +24,19 @@ struct LoneRequestExecutorTests {
             #expect(try await named(.append("a-1")))
             #expect(try await named(.load("a-1")))
             #expect(try await named(.streamInfo("a-1")))
+            #expect(try await named(.getStreamMetadata("a-1")))
+            #expect(try await named(.getSnapshot("a-1")))
+            #expect(try await named(.putSnapshot("a-1")))
+            #expect(try await named(.head))
+            #expect(try await named(.readModelDocument("orders", "o-1")))
             // Never for streams of events (a subscription must not hold a connection's queue) nor
             // for other routes.
             #expect(handler.executor(for: .subscribeAll) == nil)
             #expect(handler.executor(for: .subscribeStream("a-1")) == nil)
             #expect(handler.executor(for: .export) == nil)
             #expect(handler.executor(for: .events) == nil)
+            #expect(handler.executor(for: .listStreams) == nil)
+            #expect(handler.executor(for: .readModelQuery("orders")) == nil)
 
             // Lone appends and reads through it answer as usual.
             for i in 1...5 {
@@ -43,6 +50,16 @@ struct LoneRequestExecutorTests {
             #expect(load.json.objectValue?["events"]?.arrayValue?.count == 5)
             let info = try await s.request("GET", "/v1/streams/a-1/info")
             #expect(info.json.objectValue?["version"]?.int64Value == 5, "\(info.text)")
+            let head = try await s.request("GET", "/v1/events/head")
+            #expect(head.json.objectValue?["position"]?.int64Value == 5, "\(head.text)")
+            let put = try await s.request("PUT", "/v1/streams/a-1/snapshot", json: #"{"version":5,"state":{"n":5}}"#)
+            #expect(put.status == 200 || put.status == 204, "\(put.text)")
+            let snapshot = try await s.request("GET", "/v1/streams/a-1/snapshot")
+            #expect(snapshot.json.objectValue?["version"]?.int64Value == 5, "\(snapshot.text)")
+            let metadata = try await s.request("GET", "/v1/streams/a-1/metadata")
+            #expect(metadata.status == 200, "\(metadata.text)")
+            let missing = try await s.request("GET", "/v1/readmodels/orders/o-404")
+            #expect(missing.status == 404, "\(missing.text)")
         }
     }
 
