@@ -121,9 +121,13 @@ final class ConnectionWorker: @unchecked Sendable {
         // PostgreSQL's default re-plans each execution for a while, ~0.6 ms per append), and a
         // plan made while a table is new and its statistics say "tiny" would otherwise be a
         // sequential scan for the connection's lifetime (measured: 1.2 ms per append after 2,000
-        // events, growing with the table). PostgreSQL < 12 lacks plan_cache_mode.
-        try? c.execute("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off")
-        if !c.isOpen { throw PostgresError(sqlState: nil, message: "connection lost during setup", connectionLost: true) }
+        // events, growing with the table). (PostgreSQL 12 or newer, checked when connecting.)
+        do {
+            try c.execute("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off")
+        } catch {
+            c.close()
+            throw error
+        }
         c.hasQueuedTaskJobs = { [weak self] in (self?.queuedJobs.load(ordering: .relaxed) ?? 0) > 0 }
         connection = c
         pids.insert(c.backendPID)

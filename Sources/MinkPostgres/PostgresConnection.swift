@@ -175,6 +175,12 @@ final class PostgresConnection {
             let sqlState = message.contains("does not exist") && message.contains("database") ? "3D000" : nil
             throw PostgresError(sqlState: sqlState, message: message, connectionLost: sqlState == nil)
         }
+        do {
+            try Self.checkServerVersion(PQserverVersion(conn))
+        } catch {
+            PQfinish(conn)
+            throw error
+        }
         // libpq prints server notices (e.g. "relation already exists, skipping") to stderr by
         // default; they are informational, so they are dropped.
         PQsetNoticeProcessor(conn, { _, _ in }, nil)
@@ -187,6 +193,18 @@ final class PostgresConnection {
     }
 
     deinit { close() }
+
+    /// The oldest server the adapter supports, as `PQserverVersion` gives it: PostgreSQL 12
+    /// (`plan_cache_mode`, which every pooled connection sets, came in 12).
+    static let minimumServerVersion: Int32 = 120_000
+
+    /// Refuses a server older than ``minimumServerVersion`` with a clear, permanent error
+    /// (SQLSTATE `0A000`, feature not supported) rather than statements failing later.
+    static func checkServerVersion(_ version: Int32) throws(PostgresError) {
+        guard version < minimumServerVersion else { return }
+        let shown = version >= 100_000 ? "\(version / 10_000).\(version % 10_000)" : "\(version / 10_000).\(version / 100 % 100)"
+        throw PostgresError(sqlState: "0A000", message: "PostgreSQL 12 or newer is required; the server is \(shown)")
+    }
 
     /// Closes the connection (idempotent).
     func close() {

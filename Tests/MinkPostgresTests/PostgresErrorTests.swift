@@ -22,6 +22,25 @@ import Testing
         #expect(error("42601").minkError.code == .internalError)
     }
 
+    /// A server older than PostgreSQL 12 is refused when connecting, with a permanent error that
+    /// names the version; 12 and newer (and the server the tests run) are accepted.
+    @Test func refusesServersOlderThanTwelve() throws {
+        for (old, shown) in [(Int32(110_005), "11.5"), (100_023, "10.23"), (90_624, "9.6")] {
+            do {
+                try PostgresConnection.checkServerVersion(old)
+                Issue.record("server version \(old) accepted")
+            } catch {
+                #expect(error.sqlState == "0A000" && !error.isTransient)
+                #expect(error.minkError.code == .internalError)
+                #expect(error.message == "PostgreSQL 12 or newer is required; the server is \(shown)")
+            }
+        }
+        try PostgresConnection.checkServerVersion(120_000)
+        try PostgresConnection.checkServerVersion(150_010)
+        let conn = try PostgresConnection(parameters: [("dbname", try TestServer.url()), ("connect_timeout", "2")])
+        conn.close()
+    }
+
     /// A real unique violation from the server keeps its SQLSTATE and constraint name, and the
     /// `MinkError` it becomes keeps it as its cause.
     @Test func realUniqueViolationKeepsItsCode() throws {
