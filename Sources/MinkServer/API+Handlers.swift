@@ -257,6 +257,7 @@ extension API {
 
     private func putSnapshot(_ c: RequestContext, streamID: String) async throws -> HTTPResponse {
         try validateStreamID(streamID)
+        try rejectReserved(streamID)
         try requireJSON(c)
         let body = try SnapshotBody.decode(c.request.body)
         guard body.version >= 1 else { throw APIError(.validationFailed, "version must be at least 1") }

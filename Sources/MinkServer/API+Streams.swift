@@ -37,10 +37,11 @@ extension API {
     }
 
     /// `GET /v1/streams?category=&prefix=&after=&limit=`: one page, bytewise by ID; `next` is the
-    /// last ID of a full page (a full last page is followed by an empty one with `next: null`).
+    /// page's last ID when another stream follows (one more is asked of the storage to know),
+    /// `null` on the last page.
     private func listStreams(_ c: RequestContext) async throws -> HTTPResponse {
         let limit = Int(try c.query.integer("limit", default: 100, in: 1...1000))
-        var query = StreamListQuery(limit: limit)
+        var query = StreamListQuery(limit: limit + 1)
         if let after = c.query["after"] {
             guard StreamID.problem(after) == nil else {
                 throw APIError(.badRequest, "query parameter after must be a stream ID (1 to 256 bytes of UTF-8 without control characters)")
@@ -49,8 +50,9 @@ extension API {
         }
         if let category = c.query["category"], !category.isEmpty { query.category = category }
         if let prefix = c.query["prefix"], !prefix.isEmpty { query.prefix = prefix }
-        let streams = try await c.store.listStreams(query)
-        let next = streams.count == limit ? streams.last?.streamID : nil
+        let found = try await c.store.listStreams(query)
+        let streams = found.prefix(limit)
+        let next = found.count > limit ? streams.last?.streamID : nil
         return Reply.json(StreamListBody(streams: streams.map(StreamInfoBody.init), next: next))
     }
 

@@ -83,6 +83,8 @@ struct StreamLifecycleEndpointTests {
             r = try await s.request("POST", "/v1/streams/a-1", json: appendBody(["$Mine"]))
             #expect(r.status == 422 && r.errorCode == "validation_failed")
             #expect(try await s.request("PUT", "/v1/streams/%24deletions/metadata", json: "{}").errorCode == "invalid_stream_id")
+            #expect(try await s.request("PUT", "/v1/streams/%24deletions/snapshot", json: #"{"version":1,"state":1}"#).errorCode == "invalid_stream_id")
+            #expect(try await s.request("GET", "/v1/streams/%24deletions/snapshot").status == 404, "no snapshot was stored")
             #expect(try await s.request("GET", "/v1/events/head")["position"] == .int(1), "nothing was written")
             // `$deletions` itself is readable.
             _ = try await s.request("DELETE", "/v1/streams/a-1")
@@ -109,6 +111,14 @@ struct StreamLifecycleEndpointTests {
                 if after == nil { break }
             }
             #expect(ids == ["$deletions", "order", "order-10", "order-2", "orders-1", "user-1"])
+            // A page that ends exactly at the last stream is the last page: `next` is null (no
+            // empty page after it); one stream before the end, it is not.
+            var page = try await s.request("GET", "/v1/streams?limit=6")
+            #expect(page["streams"]?.arrayValue?.count == 6 && page["next"] == .null, "\(page.text)")
+            page = try await s.request("GET", "/v1/streams?limit=5")
+            #expect(page["streams"]?.arrayValue?.count == 5 && page["next"] == "orders-1", "\(page.text)")
+            page = try await s.request("GET", "/v1/streams?limit=1&after=orders-1")
+            #expect(page["streams"]?.arrayValue?.count == 1 && page["next"] == .null, "\(page.text)")
             var r = try await s.request("GET", "/v1/streams?category=order")
             #expect((r["streams"]?.arrayValue ?? []).compactMap { $0.objectValue?["streamId"]?.stringValue } == ["order", "order-10", "order-2"])
             #expect(r["next"] == .null)
