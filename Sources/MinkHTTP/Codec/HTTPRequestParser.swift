@@ -27,6 +27,10 @@ public struct HTTPRequestParser: Sendable {
     private var bodyCount = 0
     /// The head of the request whose body is being read, if any.
     public private(set) var pendingHead: HTTPRequest?
+    /// The client's `X-Request-ID` (if sane, ``RequestID/sanitized(_:)``) of the last head whose
+    /// header fields were read — kept after an error in that head or its body, so that the error
+    /// response can echo it.
+    public private(set) var headRequestID: String?
 
     private struct HeadScan: Sendable {
         /// Offsets are relative to `readIndex`, which stays at the head's first byte.
@@ -131,10 +135,12 @@ public struct HTTPRequestParser: Sendable {
                 switch framing {
                 case .none:
                     state = .head(HeadScan())
+                    headRequestID = nil
                     return request
                 case .length(let n):
                     if n == 0 {
                         state = .head(HeadScan())
+                        headRequestID = nil
                         return request
                     }
                     if spool == nil { body.reserveCapacity(min(n, 1 << 20)) }
@@ -228,6 +234,7 @@ public struct HTTPRequestParser: Sendable {
         spool = nil
         body = []
         state = .head(HeadScan())
+        headRequestID = nil
         return request
     }
 
@@ -293,6 +300,7 @@ public struct HTTPRequestParser: Sendable {
     private enum Framing { case none, length(Int), chunked }
 
     private mutating func parseHead(requestLineEnd: Int, headLength: Int) throws(HTTPParseError) -> (HTTPRequest, Framing) {
+        headRequestID = nil
         let start = readIndex
         let lineEnd = start + requestLineEnd
         // Request line: method SP target SP version.
@@ -345,6 +353,7 @@ public struct HTTPRequestParser: Sendable {
             lineStart = e + 2
         }
 
+        headRequestID = RequestID.sanitized(headers["X-Request-ID"])
         if version == .http1_1 {
             if hostCount == 0 { throw .bad("missing Host header") }
         }

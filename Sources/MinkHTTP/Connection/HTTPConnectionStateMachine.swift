@@ -204,7 +204,7 @@ public struct HTTPConnectionStateMachine: Sendable {
         let inBody = bodyStart != nil
         state = .closed
         if inBody {
-            return [.write(Self.errorResponse(status: 408, message: "request body not received in time")), .close]
+            return [.write(Self.errorResponse(status: 408, message: "request body not received in time", requestID: parser.headRequestID)), .close]
         }
         if midRequest || firstHeadOwed {
             return [.write(Self.errorResponse(status: 408, message: "request headers not received in time")), .close]
@@ -231,7 +231,7 @@ public struct HTTPConnectionStateMachine: Sendable {
             return []
         } catch {
             state = .closed
-            return [.write(Self.errorResponse(status: error.status, message: error.reason)), .close]
+            return [.write(Self.errorResponse(status: error.status, message: error.reason, requestID: parser.headRequestID)), .close]
         }
     }
 
@@ -248,17 +248,17 @@ public struct HTTPConnectionStateMachine: Sendable {
                 // body; the contract names the codings it takes.
                 state = .closed
                 let message = "unsupported Content-Encoding (only gzip and identity are accepted)"
-                return [.write(Self.errorResponse(status: 415, message: message)), .close]
+                return [.write(Self.errorResponse(status: 415, message: message, requestID: RequestID.from(request))), .close]
             } else {
                 do {
                     request.body = try Gzip.decompress(request.body, limit: configuration.limits.maxBodyBytes)
                     request.headers.remove(name: "Content-Encoding")
                 } catch .tooLarge {
                     state = .closed
-                    return [.write(Self.errorResponse(status: 413, message: "decompressed request body too large")), .close]
+                    return [.write(Self.errorResponse(status: 413, message: "decompressed request body too large", requestID: RequestID.from(request))), .close]
                 } catch {
                     state = .closed
-                    return [.write(Self.errorResponse(status: 400, message: "invalid gzip request body")), .close]
+                    return [.write(Self.errorResponse(status: 400, message: "invalid gzip request body", requestID: RequestID.from(request))), .close]
                 }
             }
         }
@@ -272,10 +272,12 @@ public struct HTTPConnectionStateMachine: Sendable {
     public static let continueResponse: [UInt8] = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
 
     /// A JSON error response in the contract's shape, with `Connection: close` (and
-    /// `Retry-After: 1` on a `503`, as the contract asks of every `503`).
-    public static func errorResponse(status: Int, message: String) -> [UInt8] {
+    /// `Retry-After: 1` on a `503`, as the contract asks of every `503`), and an `X-Request-ID`:
+    /// the client's (`requestID`, when its head was read far enough to know it) or a new one.
+    public static func errorResponse(status: Int, message: String, requestID: String? = nil) -> [UInt8] {
         let body = errorBody(status: status, message: message)
         var headers: HTTPHeaders = ["Content-Type": "application/json; charset=utf-8"]
+        headers.add(name: "X-Request-ID", value: requestID ?? RequestID.generate())
         if status == 503 { headers.add(name: "Retry-After", value: "1") }
         return HTTPResponseEncoder.encode(status: status, headers: headers, body: body, connection: "close")
     }

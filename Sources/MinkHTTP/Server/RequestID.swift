@@ -24,10 +24,14 @@ public enum RequestID {
     /// The client's `X-Request-ID` if it is a sane token (1–128 visible ASCII
     /// characters), otherwise a generated one.
     public static func from(_ request: HTTPRequest) -> String {
-        if let id = request.headers["X-Request-ID"], !id.isEmpty, id.utf8.count <= 128,
-           id.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) {
-            return id
+        sanitized(request.headers["X-Request-ID"]) ?? generate()
+    }
+
+    /// An `X-Request-ID` value if it is a sane token (1–128 visible ASCII characters).
+    public static func sanitized(_ value: String?) -> String? {
+        guard let id = value, !id.isEmpty, id.utf8.count <= 128, id.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            return nil
         }
-        return generate()
+        return id
     }
 }

@@ -168,6 +168,53 @@ import Testing
         #expect(closes(fired))
     }
 
+    /// Every transport-level error response carries an `X-Request-ID`: the client's when its head
+    /// was read far enough to know it (framing errors found after the header fields, body
+    /// errors and timeouts, unsupported codings), a generated one otherwise (an over-long request
+    /// line, a head that never completed) — and never the previous request's.
+    @Test func transportErrorsEchoTheRequestID() {
+        func requestID(_ response: String?) -> String? {
+            guard let response else { return nil }
+            for line in response.split(separator: "\r\n") where line.lowercased().hasPrefix("x-request-id: ") {
+                return String(line.dropFirst("x-request-id: ".count))
+            }
+            return nil
+        }
+        let echoed = [
+            "POST / HTTP/1.1\r\nHost: x\r\nX-Request-ID: r-1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nX-Request-ID: r-1\r\nContent-Length: 1\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nX-Request-ID: r-1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nX-Request-ID: r-1\r\nContent-Encoding: br\r\nContent-Length: 2\r\n\r\n{}",
+            "POST / HTTP/1.1\r\nHost: x\r\nX-Request-ID: r-1\r\nContent-Length: 99999999999\r\n\r\n",
+        ]
+        for raw in echoed {
+            var sm = SM(configuration: config(), now: 0)
+            let a = sm.bytesReceived(Array(raw.utf8)[...], now: 0)
+            #expect(writes(a).first?.hasPrefix("HTTP/1.1 4") == true, "\(raw)")
+            #expect(requestID(writes(a).first) == "r-1", "\(raw)")
+        }
+        // A body that stops arriving: the 408 echoes the head's ID.
+        var sm = SM(configuration: bodyConfig(), now: 0)
+        _ = sm.bytesReceived(Array("POST / HTTP/1.1\r\nHost: x\r\nX-Request-ID: r-2\r\nContent-Length: 10\r\n\r\nab".utf8)[...], now: 0)
+        let fired = sm.timerFired(now: 300 * ms)
+        #expect(writes(fired).first?.hasPrefix("HTTP/1.1 408") == true && requestID(writes(fired).first) == "r-2")
+        // A request line over the limit: no ID was read, one is generated (not the previous
+        // request's, whose ID the parser must have forgotten).
+        var c = config()
+        c.limits.maxRequestLineBytes = 64
+        var sm2 = SM(configuration: c, now: 0)
+        _ = sm2.bytesReceived(Array("GET / HTTP/1.1\r\nHost: x\r\nX-Request-ID: r-3\r\n\r\n".utf8)[...], now: 0)
+        _ = sm2.responseSent(close: false, now: 1)
+        let long = sm2.bytesReceived(Array(("GET /" + String(repeating: "a", count: 100) + " HTTP/1.1\r\n").utf8)[...], now: 2)
+        #expect(writes(long).first?.hasPrefix("HTTP/1.1 414") == true)
+        let generated = requestID(writes(long).first)
+        #expect(generated != nil && generated != "r-3" && generated?.utf8.count == 16)
+        // A nonsense ID is not echoed (it would be a header injection or a log-forging vector).
+        var sm3 = SM(configuration: config(), now: 0)
+        let bad = sm3.bytesReceived(Array("POST / HTTP/1.1\r\nX-Request-ID: \u{7F}bad\r\nContent-Length: 1\r\n\r\n".utf8)[...], now: 0)
+        #expect(requestID(writes(bad).first).map { $0.utf8.count == 16 } == true)
+    }
+
     @Test func unknownContentEncodingIs415() {
         var sm = SM(configuration: config(), now: 0)
         let a = sm.bytesReceived(Array("POST / HTTP/1.1\r\nHost: x\r\nContent-Encoding: br\r\nContent-Length: 2\r\n\r\n{}".utf8)[...], now: 0)
