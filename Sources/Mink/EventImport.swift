@@ -98,6 +98,11 @@ public struct ImportValidator: Sendable {
     /// The position of the last accepted event.
     public var head: UInt64 { lastPosition }
 
+    /// The largest position or version an import may carry: 2^53 − 1, the largest integer every
+    /// JSON reader (JavaScript's included) reads exactly; appends after it then stay far from
+    /// 64-bit overflow.
+    public static let maxNumber: UInt64 = (1 << 53) - 1
+
     /// Accepts `event` or throws an ``ImportLineError`` naming `line`.
     public mutating func accept(_ event: Event, line: Int) throws {
         func fail(_ what: String) -> ImportLineError {
@@ -105,6 +110,12 @@ public struct ImportValidator: Sendable {
         }
         if let problem = StreamID.problem(event.streamID) { throw fail("streamId: \(problem)") }
         if event.type.isEmpty { throw fail("type: must not be empty") }
+        guard event.globalPosition <= Self.maxNumber else {
+            throw fail("globalPosition \(event.globalPosition) is over the largest allowed, \(Self.maxNumber) (2^53 − 1)")
+        }
+        guard event.version <= Int64(Self.maxNumber) else {
+            throw fail("version \(event.version) is over the largest allowed, \(Self.maxNumber) (2^53 − 1)")
+        }
         guard event.globalPosition > lastPosition else {
             throw fail("globalPosition \(event.globalPosition) is not greater than the previous line's \(lastPosition)")
         }

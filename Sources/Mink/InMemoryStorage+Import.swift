@@ -1,6 +1,9 @@
 import Foundation
 
 extension InMemoryStorage: EventImporting {
+    /// The largest gap between two imported positions the memory storage takes (one slot each).
+    static let maxImportGap: UInt64 = 1_000_000
+
     /// Imports into this tenant under the storage's one lock: the whole log is built apart and
     /// swapped in only when every event was accepted (memory storage holds everything anyway).
     public func importEvents(from source: any EventImportSource, hook: AppendTransactionHook?) async throws -> ImportSummary {
@@ -32,6 +35,14 @@ extension InMemoryStorage: EventImporting {
                 }
                 if let record, e.version != record.version + 1 {
                     throw MinkError(.invalidImport, "stream \(e.streamID) has version \(e.version) at position \(e.globalPosition) after version \(record.version)", streamID: e.streamID, position: e.globalPosition)
+                }
+                // Every position is a slot here: a gap the size of a real log's history would be
+                // a memory bomb (a crafted position near 2^53 asked for petabytes).
+                guard e.globalPosition - UInt64(log.count) <= Self.maxImportGap else {
+                    throw MinkError(
+                        .invalidImport,
+                        "position \(e.globalPosition) follows \(log.count): the memory storage keeps a slot per position and takes gaps of at most \(Self.maxImportGap)",
+                        position: e.globalPosition)
                 }
                 while UInt64(log.count) < e.globalPosition - 1 { log.append(nil) }
                 streams[e.streamID, default: []].append(log.count)

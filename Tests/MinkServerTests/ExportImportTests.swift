@@ -105,6 +105,9 @@ struct ExportImportTests {
                 ("positions not increasing", [lines[0], lines[2], lines[1], lines[3]], 3),
                 ("versions not consecutive", replacing(3) { $0.replacingOccurrences(of: #""version":2"#, with: #""version":3"#) }, 4),
                 ("missing id", replacing(0) { $0.replacingOccurrences(of: #""id":"#, with: #""xid":"#) }, 1),
+                // Positions and versions past 2^53 − 1 (they made the next append overflow).
+                ("position too large", replacing(3) { $0.replacingOccurrences(of: #""globalPosition":4"#, with: #""globalPosition":9223372036854775807"#) }, 4),
+                ("version too large", replacing(2) { $0.replacingOccurrences(of: #""version":1"#, with: #""version":9007199254740992"#) }, 3),
             ]
             for (name, body, line) in cases {
                 let r = try await Self.importBody(s, tenant: "target", Array((body.joined(separator: "\n") + "\n").utf8))
@@ -116,6 +119,28 @@ struct ExportImportTests {
             // A partial import would have made the tenant non-empty: the whole log still goes in.
             let ok = try await Self.importBody(s, tenant: "target", Array((lines.joined(separator: "\n") + "\n").utf8))
             #expect(ok.status == 200, "\(ok.text)")
+        }
+    }
+
+    /// A position and a version at the largest an import takes (2^53 − 1): imported, and the
+    /// appends after them are numbered on from there (they once overflowed and crashed).
+    @Test(arguments: StorageKind.allCases)
+    func numbersAtTheLimitImportAndAppendOn(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
+            let max: Int64 = 9_007_199_254_740_991
+            let line = #"{"id":"11111111-1111-4111-8111-111111111111","streamId":"s-1","type":"T","data":{},"version":\#(max),"globalPosition":\#(max - 1),"timestamp":"2026-12-01T00:00:00.000000Z"}"#
+            let r = try await Self.importBody(s, tenant: "edge", Array((line + "\n").utf8))
+            if kind == .memory {
+                // A slot per position: such a gap is refused rather than allocated.
+                #expect(r.status == 400 && r.text.contains("gaps of at most"), "\(r.text)")
+                return
+            }
+            #expect(r.status == 200, "\(r.text)")
+            let a = try await s.request("POST", "/v1/streams/s-1", json: appendBody(["U"]), headers: [("Mink-Tenant", "edge")])
+            #expect(a.status == 201, "\(a.text)")
+            #expect(a["fromVersion"] == .int(max + 1) && a["fromPosition"] == .int(max), "\(a.text)")
+            let b = try await s.request("POST", "/v1/streams/s-2", json: appendBody(["U"]), headers: [("Mink-Tenant", "edge")])
+            #expect(b.status == 201 && b["fromPosition"] == .int(max + 1), "\(b.text)")
         }
     }
 
