@@ -306,6 +306,30 @@ public actor SubscriptionHub {
         let live = ring.count - ringStartIndex
         if live > capacity { ringStartIndex += live - capacity }
         if ringStartIndex > capacity { ring.removeFirst(ringStartIndex); ringStartIndex = 0 }
+        // A deletion's events are gone from storage (HTTP-API.md section 5: "the bytes are
+        // gone"): a subscriber catching up from memory must not be sent them either. The
+        // deletion record comes through the log, so this holds for another process's deletions
+        // too.
+        for e in events where e.streamID == ImportedDeletion.stream && e.type == ImportedDeletion.type {
+            guard let d = try? ImportedDeletion.of(e) else { continue }  // not a record the server wrote
+            removeFromRing { $0.streamID == d.streamID && $0.version <= d.lastVersion && $0.globalPosition < e.globalPosition }
+        }
+    }
+
+    /// Removes the ring's entries matching `excluded`. The ring stays in position order (with
+    /// gaps, which readers step over: the events are not in storage either); when its first
+    /// entries go, readers behind the new first one read storage.
+    private func removeFromRing(where excluded: (Event) -> Bool) {
+        guard ring[ringStartIndex...].contains(where: excluded) else { return }
+        ring = ring[ringStartIndex...].filter { !excluded($0) }
+        ringStartIndex = 0
+    }
+
+    /// Forgets the ring (the head stays): after a scavenge removed events from storage, readers
+    /// catching up read storage rather than memory that may still hold them.
+    public func forgetRecentEvents() {
+        ring.removeAll()
+        ringStartIndex = 0
     }
 
     private func wakeAll() {

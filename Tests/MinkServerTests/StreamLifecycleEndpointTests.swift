@@ -136,6 +136,39 @@ struct StreamLifecycleEndpointTests {
         }
     }
 
+    /// A subscriber catching up from the hub's memory of recent events (a `Last-Event-ID`
+    /// reconnect) is never sent a deleted or scavenged event: they are gone from storage, and
+    /// from that memory too.
+    @Test(arguments: StorageKind.allCases)
+    func catchUpFromMemorySkipsDeletedAndScavengedEvents(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
+            func ids(after: Int) async throws -> [String] {
+                try await s.caughtUp("/v1/subscriptions/all?after=\(after)", headers: []).map(\.lastEventID)
+            }
+            // A first subscriber starts the hub; the appends after it go into its memory.
+            #expect(try await ids(after: 0) == [])
+            for (stream, data) in [("a-1", #"{"n":1}"#), ("secret-1", #"{"ssn":"123-45-6789"}"#), ("a-2", #"{"n":2}"#)] {
+                let r = try await s.request("POST", "/v1/streams/\(stream)", json: #"{"events":[{"type":"T","data":\#(data)}]}"#)
+                try #require(r.status == 201, "\(r.text)")
+            }
+            #expect(try await ids(after: 1) == ["2", "3"])
+            let d = try await s.request("DELETE", "/v1/streams/secret-1")
+            #expect(d.status == 200 && d["position"] == .int(4), "\(d.text)")
+            let afterDelete = try await s.sse("/v1/subscriptions/all?after=1", headers: []) { $0.last?.event == "caught-up" }
+            #expect(afterDelete.filter { $0.event == "message" }.map(\.lastEventID) == ["3", "4"])
+            #expect(!afterDelete.contains { $0.data.contains("123-45-6789") })
+            // Retention then the scavenger: events 5 and 6 go, 7 stays.
+            try #require(try await s.request("PUT", "/v1/streams/r-1/metadata", json: #"{"maxCount":1}"#).status == 200)
+            for i in 1...3 {
+                try #require(try await s.request("POST", "/v1/streams/r-1", json: #"{"events":[{"type":"T","data":{"i":\#(i)}}]}"#).status == 201)
+            }
+            #expect(try await ids(after: 4) == ["5", "6", "7"], "the log keeps them until the scavenger runs")
+            #expect(try await s.request("POST", "/v1/admin/scavenge").text == #"{"deletedEvents":2}"#)
+            #expect(try await ids(after: 4) == ["7"])
+            #expect(try await ids(after: 0) == ["1", "3", "4", "7"])
+        }
+    }
+
     @Test(arguments: StorageKind.allCases)
     func retentionAtReadTimeThenScavenged(_ kind: StorageKind) async throws {
         try await withServer(storage: try await kind.make()) { s in
