@@ -216,10 +216,37 @@ public struct Query: Sendable, Hashable {
         return q
     }
 
-    /// The query itself, or the first problem recorded while building it.
+    /// The most filters a query may hold, all groups together.
+    public static let maxFilters = 100
+    /// The most sort keys.
+    public static let maxOrdering = 16
+    /// The most values the `in`/`nin` lists of a query may hold together.
+    public static let maxListValues = 1_000
+
+    /// The query itself, or the first problem recorded while building it, or the limit it
+    /// breaks: at most ``maxFilters`` filters, ``maxOrdering`` sort keys and ``maxListValues``
+    /// list values — every storage answers such a query the same way (SQLite refuses an
+    /// expression more than 1,000 deep or an `ORDER BY` of too many terms, which a client would
+    /// otherwise see as a server error).
     /// - Throws: `.invalidQuery`.
     public func validated() throws -> Query {
         if let problem { throw problem }
+        let filters = groups.reduce(0) { $0 + $1.count }
+        if filters > Self.maxFilters {
+            throw MinkError(.invalidQuery, "a query holds at most \(Self.maxFilters) filters (all groups together); this one has \(filters)")
+        }
+        if ordering.count > Self.maxOrdering {
+            throw MinkError(.invalidQuery, "a query sorts by at most \(Self.maxOrdering) fields; this one by \(ordering.count)")
+        }
+        var values = 0
+        for group in groups {
+            for f in group where f.op == .in || f.op == .notIn {
+                if case .array(let a) = f.value { values += a.count }
+            }
+        }
+        if values > Self.maxListValues {
+            throw MinkError(.invalidQuery, "the in/nin lists of a query hold at most \(Self.maxListValues) values together; this one \(values)")
+        }
         return self
     }
 

@@ -91,6 +91,28 @@ struct ProjectionQueryTests {
                 #expect(e.status == 400 && e.errorCode == "invalid_query", "\(bad) → \(e.text)")
             }
             #expect(try await s.request("GET", "/v1/readmodels/things?orderBy=n-1").errorCode == "invalid_query")
+            // Queries past the limits (SQLite once answered these with 500): 400 invalid_query
+            // on every storage, and the limits themselves are accepted.
+            func groups(_ n: Int, each: Int = 1) -> String {
+                let group = "[" + Array(repeating: #"{"field":"n","op":"=","value":1}"#, count: each).joined(separator: ",") + "]"
+                return #"{"where":["# + Array(repeating: group, count: n).joined(separator: ",") + "]}"
+            }
+            let inList = { (n: Int) in #"{"where":[[{"field":"n","op":"in","value":["# + (0..<n).map(String.init).joined(separator: ",") + "]}]]}" }
+            for (body, ok) in [(groups(997), false), (groups(1, each: 1000), false), (groups(101), false), (inList(1001), false),
+                               (groups(100), true), (groups(10, each: 10), true), (inList(1000), true)] {
+                for path in ["query", "count"] {
+                    let r = try await s.request("POST", "/v1/readmodels/things/\(path)", json: body)
+                    if ok {
+                        #expect(r.status == 200, "\(path) \(body.prefix(60)) → \(r.text)")
+                    } else {
+                        #expect(r.status == 400 && r.errorCode == "invalid_query", "\(path) \(body.prefix(60)) → \(r.text)")
+                    }
+                }
+            }
+            let sortKeys = { (n: Int) in Array(repeating: "n", count: n).joined(separator: ",") }
+            #expect(try await s.request("GET", "/v1/readmodels/things?orderBy=\(sortKeys(1000))").errorCode == "invalid_query")
+            #expect(try await s.request("GET", "/v1/readmodels/things?orderBy=\(sortKeys(17))").errorCode == "invalid_query")
+            #expect(try await s.request("GET", "/v1/readmodels/things?orderBy=\(sortKeys(16))").status == 200)
         }
     }
 }
