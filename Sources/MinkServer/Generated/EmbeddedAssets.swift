@@ -16,7 +16,8 @@ info:
     off) selects the tenant named by `Mink-Tenant`; otherwise `default`. Every error has the body
     `{"error": {"code", "message", "details"}}` (`details` is `{}` when empty). `HEAD` works
     wherever `GET` does. Any request may also be refused by the transport with `408`, `413`,
-    `414`, `415`, `431` or `503` (section 1 of the contract).
+    `414`, `415`, `431` or `503` (section 1 of the contract). A method that a path does not list
+    answers `405 method_not_allowed` with an `Allow` header naming those it does.
   license:
     name: Apache-2.0
 servers:
@@ -557,8 +558,8 @@ paths:
         - {name: offset, in: query, schema: {type: integer, minimum: 0, maximum: 2147483647, default: 0}}
         - name: orderBy
           in: query
-          description: A field path; a leading `-` orders descending (`-createdAt`).
-          schema: {type: string, pattern: "^(-?[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*)?$"}
+          description: "Comma-separated field paths, at most 16; a leading `-` orders that key descending, `+` (or nothing) ascending (`-createdAt,name`)."
+          schema: {type: string, pattern: "^([+-]?[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*(,[+-]?[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*){0,15})?$"}
       responses:
         "200":
           description: The page and the total count.
@@ -857,7 +858,7 @@ components:
   headers:
     RetryAfter:
       description: Whole seconds to wait before retrying (at least 1).
-      schema: {type: integer, minimum: 0}
+      schema: {type: integer, minimum: 1}
   responses:
     BadRequest:
       description: "Malformed input: `bad_request`, `invalid_json`, `invalid_stream_id`, `invalid_tenant`, `invalid_query`."
@@ -1155,25 +1156,63 @@ components:
           type: string
           enum: ["=", "!=", ">", ">=", "<", "<=", in, not in, like, is null, is not null, contains, between]
         value:
-          description: "Any JSON value; an array for `in`, `not in`; `[low, high]` for `between`; absent for `is null`, `is not null`."
-      if:
-        properties:
-          op: {enum: [is null, is not null]}
-      then: {}
-      else:
-        required: [value]
+          description: "A string, number or boolean for `=`, `!=`, `>`, `>=`, `<`, `<=`, `contains`; a string pattern for `like`; an array of those for `in`, `not in` (at most 1,000 values in a whole query); `[low, high]` for `between`; absent or null for `is null`, `is not null`."
+      allOf:
+        - if:
+            properties:
+              op: {enum: [is null, is not null]}
+          then:
+            properties:
+              value: {type: "null"}
+          else:
+            required: [value]
+        - if:
+            properties:
+              op: {enum: ["=", "!=", ">", ">=", "<", "<=", contains]}
+          then:
+            properties:
+              value: {type: [string, number, boolean]}
+        - if:
+            properties:
+              op: {const: like}
+          then:
+            properties:
+              value: {type: string}
+        - if:
+            properties:
+              op: {enum: [in, not in]}
+          then:
+            properties:
+              value:
+                type: array
+                maxItems: 1000
+                items: {type: [string, number, boolean]}
+        - if:
+            properties:
+              op: {const: between}
+          then:
+            properties:
+              value:
+                type: array
+                minItems: 2
+                maxItems: 2
+                items: {type: [string, number, boolean]}
     Query:
       type: object
       additionalProperties: false
       properties:
         where:
           type: [array, "null"]
-          description: Groups of filters; inside a group ANDed, between groups ORed (null or absent matches everything).
+          description: Groups of filters; inside a group ANDed, between groups ORed (null or absent matches everything). At most 100 filters in all groups together (`400 invalid_query` beyond).
+          maxItems: 100
           items:
             type: array
+            maxItems: 100
             items: {$ref: "#/components/schemas/Filter"}
         orderBy:
           type: [array, "null"]
+          description: Sort keys, at most 16.
+          maxItems: 16
           items:
             type: object
             additionalProperties: false
