@@ -70,8 +70,8 @@ final class ServerMetrics: Sendable {
             labels: [("route", route), ("method", method), ("status", String(status))]
         )
         let histogram = registry.makeDurationHistogram(
-            descriptor: name("http_request_duration", "seconds", "HTTP request latency by route and method."),
-            labels: [("route", route), ("method", method)], buckets: buckets
+            descriptor: name("http_request_duration", "seconds", "HTTP request latency by route, method and status."),
+            labels: [("route", route), ("method", method), ("status", String(status))], buckets: buckets
         )
         return (counter, histogram)
     }

@@ -194,6 +194,8 @@ struct StreamEndpointTests {
             let metrics = try await s.request("GET", "/metrics")
             #expect(metrics.headers["Content-Type"]?.hasPrefix("text/plain; version=0.0.4") == true)
             #expect(metrics.text.contains(#"minkd_http_requests_total{route="/v1/streams/{streamId}",method="POST",status="201"} 1"#))
+            // Latency by route and status too (HTTP-API.md section 10).
+            #expect(metrics.text.contains(#"minkd_http_request_duration_seconds_count{route="/v1/streams/{streamId}",method="POST",status="201"} 1"#), "\(metrics.text)")
             #expect(metrics.text.contains("minkd_open_connections"))
             #expect(metrics.text.contains("mink_events_appended_total 1"))
             #expect(!metrics.text.contains("m-1"), "no stream IDs in metric labels")
