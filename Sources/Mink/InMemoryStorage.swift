@@ -104,8 +104,10 @@ public final class InMemoryStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
     }
 
     /// The idempotency rule shared by adapters: if every event of `request` carries an ID that is
-    /// already in the stream, the request is a retry — identical and consecutive events return the
-    /// original result, anything else is `.duplicateEventID`. If no ID is known, `nil`.
+    /// already in the stream, the request is a retry — identical (type, data and metadata, the
+    /// latter as stored: the append's metadata merged in, the tenant stamped) and consecutive
+    /// events return the original result, anything else is `.duplicateEventID`. If no ID is
+    /// known, `nil`.
     /// - Parameters:
     ///   - stream: the stored events of the stream — all of them, or (for an adapter that reads
     ///     only the events whose IDs the request reuses) those, with `currentVersion` given.
@@ -117,7 +119,7 @@ public final class InMemoryStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
         let known = found.compactMap { $0 }
         if known.isEmpty { return nil }
         let identical = known.count == request.events.count
-            && zip(request.events, known).allSatisfy { $0.type == $1.type && $0.data == $1.data }
+            && zip(request.events, known).allSatisfy { $0.type == $1.type && $0.data == $1.data && $0.metadata == $1.metadata }
             && zip(known, known.dropFirst()).allSatisfy { $1.version == $0.version + 1 }
         guard identical else {
             throw MinkError(

@@ -90,6 +90,27 @@ struct StreamEndpointTests {
             let reuse = try await s.request("POST", "/v1/streams/idem-1", json: #"{"events":[{"id":"0f8fad5b-d9cb-469f-a165-70867728950e","type":"A","data":{"a":2}}]}"#)
             #expect(reuse.status == 409 && reuse.errorCode == "duplicate_event_id")
             #expect(try await s.request("GET", "/v1/streams/idem-1/info")["version"] == .int(2))
+
+            // Metadata is part of the event: a retry sending the same (append-level and per-event,
+            // standard fields and custom ones) is the same append; other metadata is another event.
+            let withMetadata = #"{"metadata":{"correlationId":"c-1","custom":{"k":"v"}},"events":[{"id":"3b241101-e2bb-4255-8caf-4136c566a962","type":"A","data":{"a":1},"metadata":{"userId":"alice","custom":{"j":"w"}}},{"id":"8f14e45f-ceea-467f-a0e6-7b0d3b2f9a1c","type":"B","data":{}}]}"#
+            let m1 = try await s.request("POST", "/v1/streams/idem-2", json: withMetadata)
+            let m2 = try await s.request("POST", "/v1/streams/idem-2", json: withMetadata)
+            #expect(m1.status == 201 && m2.status == 200 && m1.text == m2.text, "\(m1.text) / \(m2.text)")
+            let acme = [("Mink-Tenant", "acme")]
+            let a1 = try await s.request("POST", "/v1/streams/idem-2", json: withMetadata, headers: acme)
+            let a2 = try await s.request("POST", "/v1/streams/idem-2", json: withMetadata, headers: acme)
+            #expect(a1.status == 201 && a2.status == 200, "in a tenant, whose ID is stamped: \(a2.text)")
+            for changed in [
+                withMetadata.replacingOccurrences(of: #""userId":"alice""#, with: #""userId":"mallory""#),
+                withMetadata.replacingOccurrences(of: #""correlationId":"c-1""#, with: #""correlationId":"c-2""#),
+                withMetadata.replacingOccurrences(of: #""custom":{"j":"w"}"#, with: #""custom":{"j":"x"}"#),
+                withMetadata.replacingOccurrences(of: #","metadata":{"userId":"alice","custom":{"j":"w"}}"#, with: ""),
+            ] {
+                let r = try await s.request("POST", "/v1/streams/idem-2", json: changed)
+                #expect(r.status == 409 && r.errorCode == "duplicate_event_id", "\(changed) → \(r.text)")
+            }
+            #expect(try await s.request("GET", "/v1/streams/idem-2/info")["version"] == .int(2))
         }
     }
 
