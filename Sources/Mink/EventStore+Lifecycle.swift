@@ -157,9 +157,30 @@ extension EventStore {
         }
         if let retention = try await lifecycle?.streamRetention(streamID), !retention.isEmpty {
             let firstStored = info.version - info.eventCount + 1
-            let first = max(firstStored, retention.firstKeptVersion(streamVersion: info.version))
+            var first = max(firstStored, retention.firstKeptVersion(streamVersion: info.version))
+            if let cutoff = retention.cutoff(now: Date()), first <= info.version {
+                first = try await firstVersion(of: streamID, from: first, through: info.version, committedSince: cutoff)
+            }
             info.eventCount = max(0, info.version - first + 1)
         }
         return info
+    }
+
+    /// The first version in `from...through` committed at or after `cutoff` (`through + 1` when
+    /// none): a binary search over single-event reads — log₂ of the stream's length of them —
+    /// since a stream's events are committed in version order (the rule `maxAgeSeconds` keeps a
+    /// suffix of the stream, as reads assume too).
+    private func firstVersion(of streamID: String, from: Int64, through: Int64, committedSince cutoff: Date) async throws -> Int64 {
+        var lo = from, hi = through + 1
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2
+            // The first stored event at or after `mid` (versions may be missing below the kept ones).
+            guard let e = try await adapter.readStream(streamID, from: mid, limit: 1, direction: .forward).first, e.version <= through else {
+                hi = mid
+                continue
+            }
+            if e.timestamp < cutoff { lo = e.version + 1 } else { hi = mid }
+        }
+        return lo
     }
 }

@@ -295,8 +295,9 @@ public final class EventStore: Sendable {
     }
 
     /// What the store knows about a stream, or `nil` when it does not exist (or was soft-deleted).
-    /// `eventCount` counts the stored events the version rules of retention keep (`maxCount`,
-    /// `truncateBefore`); events past `maxAgeSeconds` count until the scavenger removes them.
+    /// `eventCount` counts the stored events the retention rules keep now (`maxCount`,
+    /// `truncateBefore`, `maxAgeSeconds` — the last found by a binary search of single-event
+    /// reads), what a read of the whole stream would return.
     /// - Throws: `.streamDeleted` for a hard-deleted stream.
     public func streamInfo(_ streamID: String) async throws -> StreamInfo? {
         try StreamID.validate(streamID)

@@ -169,6 +169,37 @@ struct StreamLifecycleEndpointTests {
         }
     }
 
+    /// `info` counts what `maxAgeSeconds` keeps at once, as a read does: a stream imported with
+    /// six events from 2020 and four from now (each count, so the binary search meets both
+    /// sides).
+    @Test(arguments: StorageKind.allCases)
+    func infoCountsWhatMaxAgeKeeps(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
+            let now = WireTimestamp(Date()).description
+            for (old, recent) in [(6, 4), (0, 3), (5, 0), (1, 9)] {
+                let stream = "aged-\(old)-\(recent)"
+                var lines: [String] = []
+                for v in 1...(old + recent) {
+                    let time = v <= old ? "2020-01-01T00:00:00.000000Z" : now
+                    lines.append(#"{"id":"\#(UUID().uuidString.lowercased())","streamId":"\#(stream)","type":"T","data":{"v":\#(v)},"version":\#(v),"globalPosition":\#(v),"timestamp":"\#(time)"}"#)
+                }
+                var h = HTTPHeaders()
+                h.add(name: "Content-Type", value: "application/x-ndjson")
+                h.add(name: "Mink-Tenant", value: stream)
+                let imported = try await s.client.execute(HTTPClientRequest(
+                    method: "POST", host: "127.0.0.1", port: s.port, target: "/v1/admin/import", headers: h,
+                    body: Array((lines.joined(separator: "\n") + "\n").utf8)))
+                try #require(imported.status == 200, "\(String(decoding: imported.body, as: UTF8.self))")
+                let tenant = [("Mink-Tenant", stream)]
+                try #require(try await s.request("PUT", "/v1/streams/\(stream)/metadata", json: #"{"maxAgeSeconds":3600}"#, headers: tenant).status == 200)
+                let info = try await s.request("GET", "/v1/streams/\(stream)/info", headers: tenant)
+                #expect(info["eventCount"] == .int(Int64(recent)) && info["version"] == .int(Int64(old + recent)), "\(stream): \(info.text)")
+                let load = try await s.request("GET", "/v1/streams/\(stream)", headers: tenant)
+                #expect(load["events"]?.arrayValue?.count == recent, "\(stream): \(load.text)")
+            }
+        }
+    }
+
     @Test(arguments: StorageKind.allCases)
     func retentionAtReadTimeThenScavenged(_ kind: StorageKind) async throws {
         try await withServer(storage: try await kind.make()) { s in
