@@ -229,7 +229,9 @@ enum Router {
 struct QueryParameters: Sendable {
     private var values: [String: [String]] = [:]
 
-    /// Parses `a=1&b=2`; `+` means space; a broken escape is an error.
+    /// Parses `a=1&b=2`; `+` means space; a broken escape is an error, and so is a parameter
+    /// given twice: which of two `hard` or `expectedVersion` values a client meant cannot be
+    /// guessed, and taking either silently could delete for ever.
     init(_ query: String?) throws(APIError) {
         guard let query, !query.isEmpty else { return }
         for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
@@ -237,11 +239,14 @@ struct QueryParameters: Sendable {
             guard let name = Router.percentDecode(parts[0], plusIsSpace: true),
                 let value = Router.percentDecode(parts.count > 1 ? parts[1] : "", plusIsSpace: true)
             else { throw APIError(.badRequest, "invalid percent-encoding in the query string") }
+            if values[name] != nil {
+                throw APIError(.badRequest, "query parameter \(name.prefix(64)) is given more than once")
+            }
             values[name, default: []].append(value)
         }
     }
 
-    /// The last value of a parameter.
+    /// The value of a parameter.
     subscript(_ name: String) -> String? { values[name]?.last }
 
     /// An integer parameter within bounds, or the default when absent.

@@ -80,6 +80,24 @@ struct StreamEndpointTests {
         }
     }
 
+    /// A query parameter given twice is `400`: which value the client meant is unknown, and a
+    /// guess could delete a stream for ever (`hard=false&hard=true`).
+    @Test func repeatedQueryParametersAreRefused() async throws {
+        try await withServer { s in
+            try #require(try await s.request("POST", "/v1/streams/dup-1", json: appendBody(["A"])).status == 201)
+            for (method, target) in [
+                ("DELETE", "/v1/streams/dup-1?hard=false&hard=true"), ("DELETE", "/v1/streams/dup-1?expectedVersion=1&expectedVersion=0"),
+                ("GET", "/v1/events?after=0&after=1"), ("GET", "/v1/streams/dup-1?from=1&from=2"), ("GET", "/v1/streams?limit=1&limit=2"),
+            ] {
+                let r = try await s.request(method, target)
+                #expect(r.status == 400 && r.errorCode == "bad_request" && r.text.contains("more than once"), "\(method) \(target): \(r.text)")
+            }
+            let info = try await s.request("GET", "/v1/streams/dup-1/info")
+            #expect(info.status == 200 && info["version"] == .int(1), "nothing deleted: \(info.text)")
+            #expect(try await s.request("GET", "/v1/events?after=0&limit=5").status == 200)
+        }
+    }
+
     @Test(arguments: StorageKind.allCases)
     func idempotentRetryAndDuplicateIDs(_ kind: StorageKind) async throws {
         try await withServer(storage: try await kind.make()) { s in
