@@ -29,7 +29,13 @@ extension API {
         headers.add(name: "Content-Type", value: "text/event-stream; charset=utf-8")
         headers.add(name: "Cache-Control", value: "no-cache")
         headers.add(name: "X-Accel-Buffering", value: "no")
+        let authenticator = self.authenticator
+        let principal = c.principal
+        let tenant = c.tenant
         return HTTPResponse(status: 200, headers: headers, body: .stream { writer in
+            // Checked once at the first message (a reload may have come after the request's
+            // authentication), then whenever the token list changes.
+            var tokens = Int.min
             try await writer.write(SSEEncoder.retry(2000))
             // The messages already read (a page of catch-up, or every event of a commit batch
             // waiting in the live buffer) go out in one write: one hop to the connection's loop
@@ -41,6 +47,12 @@ extension API {
             out.reserveCapacity(4096)
             while let message = try await iterator.next() {
                 if writer.isShuttingDown { break }
+                // A token removed (or rotated, or narrowed) by a reload ends the streams it opened:
+                // at the next message, a keepalive at the latest (15 s by default).
+                if authenticator.generation != tokens {
+                    tokens = authenticator.generation
+                    if let principal, !authenticator.stillGrants(principal, tenant: tenant, role: .read) { break }
+                }
                 switch message {
                 case .event(let e):
                     var w = JSONWriter(capacity: 256 + e.data.count)

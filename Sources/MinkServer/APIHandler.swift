@@ -17,6 +17,8 @@ struct RequestContext: Sendable {
     /// The tenant's store.
     let store: EventStore
     let query: QueryParameters
+    /// Who sent it (``Principal/anonymous`` with auth off; `nil` only where no route needs one).
+    var principal: Principal? = nil
 }
 
 /// The server's ``HTTPResponder``: routing, tenant resolution, error mapping, access logs and
@@ -52,12 +54,12 @@ final class APIHandler: HTTPResponder {
         var response: HTTPResponse
         let span = serverSpan(request, server: server)
         do {
-            let (route, _, tenant) = try admission(request, server: server, routing: routing, template: &template, tokenName: &tokenName)
+            let (route, principal, tenant) = try admission(request, server: server, routing: routing, template: &template, tokenName: &tokenName)
             // No lease to take: a synchronous route uses no tenant's storage (`admit` would
             // return at once).
             let context = RequestContext(
                 request: request, requestID: requestID, route: route, tenant: tenant,
-                store: try server.store(forTenant: tenant), query: try QueryParameters(request.query)
+                store: try server.store(forTenant: tenant), query: try QueryParameters(request.query), principal: principal
             )
             response = try server.handleSynchronously(context)
         } catch {
@@ -91,14 +93,14 @@ final class APIHandler: HTTPResponder {
         var response: HTTPResponse
         let span = serverSpan(request, server: server)
         do {
-            let (route, _, tenant) = try admission(request, server: server, routing: .success(route), template: &template, tokenName: &tokenName)
+            let (route, principal, tenant) = try admission(request, server: server, routing: .success(route), template: &template, tokenName: &tokenName)
             // Existence rules before any storage is touched; writes hold a lease so that a
             // deletion of the tenant waits for them.
             let lease = try await server.tenants.admit(tenant, use: route.tenantUse)
             defer { lease?.release() }
             let context = RequestContext(
                 request: request, requestID: requestID, route: route, tenant: tenant,
-                store: try server.store(forTenant: tenant), query: try QueryParameters(request.query)
+                store: try server.store(forTenant: tenant), query: try QueryParameters(request.query), principal: principal
             )
             // The handler runs in the server span's context, so the store's spans are its
             // children and an outgoing call could continue the trace.

@@ -160,6 +160,33 @@ struct AuthTests {
         }
     }
 
+    /// A token removed by a reload ends the event streams it opened (at their next message);
+    /// streams of tokens still listed go on.
+    @Test func aReloadEndsTheEventStreamsOfRemovedTokens() async throws {
+        let tokens = [TestToken.entry("old", tenant: "*", roles: [.read, .write]), TestToken.entry("keep", tenant: "*", roles: [.read, .write])]
+        try await withTenantServer(.memory, tokens: tokens) { (s, _, _) async throws in
+            let gotEvent: @Sendable ([SSEEvent]) -> Bool = { $0.contains { $0.event == "message" } }
+            async let old = s.sse("/v1/subscriptions/all", headers: TestToken.headers("old"), until: gotEvent)
+            async let kept = s.sse("/v1/subscriptions/all", headers: TestToken.headers("keep"), until: gotEvent)
+            // Both streams open before the reload.
+            let deadline = ContinuousClock.now + .seconds(20)
+            while ContinuousClock.now < deadline {
+                let metrics = try await s.request("GET", "/metrics", headers: TestToken.headers("keep")).text
+                if metrics.contains("minkd_sse_subscribers 2") { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            var next = s.server.configuration
+            next.auth.tokens = [TestToken.entry("keep", tenant: "*", roles: [.read, .write])]
+            s.server.reloadTokens(from: next)
+            let append = try await s.request("POST", "/v1/streams/r-1", json: appendBody(["A"]), headers: TestToken.headers("keep"))
+            #expect(append.status == 201)
+            let (oldEvents, keptEvents) = try await (old, kept)
+            #expect(!oldEvents.contains { $0.event == "message" }, "the removed token's stream ended without the event: \(oldEvents)")
+            #expect(keptEvents.contains { $0.event == "message" }, "\(keptEvents)")
+            #expect(try await s.request("GET", "/v1/subscriptions/all", headers: TestToken.headers("old")).status == 401)
+        }
+    }
+
     @Test func bearerParsing() {
         // Exercised through the server above; here the edge cases of the header itself.
         let cases: [(String, String?)] = [

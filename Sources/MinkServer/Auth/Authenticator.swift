@@ -12,12 +12,16 @@ struct Principal: Sendable, Equatable {
     var roles: Set<MinkdConfiguration.Token.Role>
     /// The token's request budget (`rateLimit` in its config), or `nil` for no limit.
     var rateLimiter: RateLimiter?
+    /// The SHA-256 of the token presented (`nil` with auth disabled): what a reload is checked
+    /// against (``Authenticator/stillGrants(_:tenant:role:)``).
+    var credential: String? = nil
 
     /// Everyone, when authentication is disabled: every role, every tenant.
     static let anonymous = Principal(name: "-", tenant: nil, roles: Set(MinkdConfiguration.Token.Role.allCases))
 
     static func == (lhs: Principal, rhs: Principal) -> Bool {
         lhs.name == rhs.name && lhs.tenant == rhs.tenant && lhs.roles == rhs.roles && lhs.rateLimiter === rhs.rateLimiter
+            && lhs.credential == rhs.credential
     }
 }
 
@@ -36,6 +40,12 @@ final class Authenticator: Sendable {
     }
 
     private let state: Mutex<State>
+    /// Incremented by every ``replaceTokens(_:)``: a long request (an event stream) checks its
+    /// principal again only when this moved.
+    private let reloads = Atomic<Int>(0)
+
+    /// How many times the token list was replaced.
+    var generation: Int { reloads.load(ordering: .acquiring) }
 
     init(_ auth: MinkdConfiguration.Auth) {
         self.state = Mutex(State(auth: auth, limiters: Self.limiters(for: auth.tokens, keeping: [:])))
@@ -50,6 +60,18 @@ final class Authenticator: Sendable {
         state.withLock { s in
             s.auth.tokens = tokens
             s.limiters = Self.limiters(for: tokens, keeping: s.limiters)
+        }
+        reloads.add(1, ordering: .releasing)
+    }
+
+    /// Whether the current token list still lets `principal` do `role` in `tenant`: its token
+    /// (by hash — a rotated token with the same name does not count) is still listed, bound to
+    /// that tenant or `*`, with the role. Always true with auth disabled.
+    func stillGrants(_ principal: Principal, tenant: String, role: MinkdConfiguration.Token.Role) -> Bool {
+        let auth = state.withLock { $0.auth }
+        guard auth.enabled, let credential = principal.credential else { return true }
+        return auth.tokens.contains { t in
+            t.sha256 == credential && (t.isWildcard || t.tenant == tenant) && t.roles.contains(role)
         }
     }
 
@@ -87,7 +109,9 @@ final class Authenticator: Sendable {
         }
         guard let match = auth.token(matching: token) else { return nil }
         let limiter = match.rateLimit == nil ? nil : limiters[match.name]
-        return Principal(name: match.name, tenant: match.isWildcard ? nil : match.tenant, roles: match.roles, rateLimiter: limiter)
+        return Principal(
+            name: match.name, tenant: match.isWildcard ? nil : match.tenant, roles: match.roles, rateLimiter: limiter,
+            credential: match.sha256)
     }
 
     /// The token of an `Authorization: Bearer <token>` value (scheme case-insensitive, RFC 9110

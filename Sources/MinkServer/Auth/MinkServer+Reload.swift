@@ -3,8 +3,9 @@ import MinkConfig
 
 extension MinkServer {
     /// Applies a re-read configuration (SIGHUP, CONFIG.md): the token list is replaced at once —
-    /// requests already authenticated finish, open connections and event streams stay open —
-    /// and every other change is ignored until a restart.
+    /// requests already authenticated finish and open connections stay open, but an event
+    /// stream whose token no longer grants it ends at its next message — and every other change
+    /// is ignored until a restart.
     /// - Parameter new: the configuration as loaded again from the same file, environment and flags.
     /// - Returns: the keys that changed but need a restart (also logged).
     @discardableResult
