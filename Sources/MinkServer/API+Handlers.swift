@@ -286,7 +286,8 @@ extension API {
         let after = try c.query.integer("after", default: 0, in: 0...Int64.max)
         let limit = Int(try c.query.integer("limit", default: 1000, in: 1...10_000))
         var filter = EventFilter(category: c.query["category"], eventTypes: c.query.list("type"))
-        if let stream = c.query["stream"] { filter.streamIDs = [stream] }
+        // An empty filter is no filter, as for `category` and `type`.
+        if let stream = c.query["stream"], !stream.isEmpty { filter.streamIDs = [stream] }
         if let category = filter.category, category.isEmpty { filter.category = nil }
         let events = try await c.store.readAll(after: UInt64(after), filter: filter, limit: limit)
         var w = JSONWriter(capacity: 256 + events.count * 256)

@@ -204,6 +204,11 @@ struct StreamEndpointTests {
             #expect(try await positions("?after=1&limit=2") == [2, 3])
             #expect(try await s.request("GET", "/v1/events?after=1&limit=2")["next"] == .int(3))
             #expect(try await s.request("GET", "/v1/events?after=9")["next"] == .int(9))
+            // Empty filters are no filters, `stream` as `category` and `type`.
+            let unfiltered = try await s.request("GET", "/v1/events")["events"]?.arrayValue?.count
+            for empty in ["stream=", "category=", "type="] {
+                #expect(try await s.request("GET", "/v1/events?\(empty)")["events"]?.arrayValue?.count == unfiltered, "\(empty)")
+            }
             #expect(try await s.request("GET", "/v1/events?after=-1").status == 400)
             #expect(try await s.request("GET", "/v1/events/head").text == #"{"position":4}"#)
         }
