@@ -26,10 +26,29 @@ extension EventStore {
         }
     }
 
-    /// Up to `query.limit` streams with a stored event, bytewise ascending by ID (`query.after`
-    /// exclusive). `eventCount` counts stored events.
+    /// Up to `query.limit` streams with a readable event, bytewise ascending by ID
+    /// (`query.after` exclusive). A stream's retention rules apply as to ``streamInfo(_:)``:
+    /// `eventCount` counts what a read returns, and a stream they leave no event of is not
+    /// listed (the next streams fill the page). One more query per page, for the rules.
     public func listStreams(_ query: StreamListQuery) async throws -> [StreamInfo] {
-        try await lifecycle.listStreams(query)
+        let l = try lifecycle
+        var out: [StreamInfo] = []
+        var page = query
+        while true {
+            let found = try await l.listStreams(page)
+            let rules = found.isEmpty ? [:] : try await l.streamRetentions(found.map(\.streamID))
+            for info in found {
+                var info = info
+                if let rule = rules[info.streamID], !rule.isEmpty {
+                    info = try await applying(rule, to: info)
+                    if info.eventCount == 0 { continue }
+                }
+                out.append(info)
+                if out.count == query.limit { return out }
+            }
+            guard found.count == page.limit, let last = found.last else { return out }
+            page.after = last.streamID
+        }
     }
 
     /// Deletes a stream (HTTP-API.md section 5): its events, snapshot and idempotency records
@@ -156,13 +175,20 @@ extension EventStore {
             return nil
         }
         if let retention = try await lifecycle?.streamRetention(streamID), !retention.isEmpty {
-            let firstStored = info.version - info.eventCount + 1
-            var first = max(firstStored, retention.firstKeptVersion(streamVersion: info.version))
-            if let cutoff = retention.cutoff(now: Date()), first <= info.version {
-                first = try await firstVersion(of: streamID, from: first, through: info.version, committedSince: cutoff)
-            }
-            info.eventCount = max(0, info.version - first + 1)
+            info = try await applying(retention, to: info)
         }
+        return info
+    }
+
+    /// `info` with `eventCount` what the rules keep of its stored events now.
+    private func applying(_ retention: StreamRetention, to info: StreamInfo) async throws -> StreamInfo {
+        var info = info
+        let firstStored = info.version - info.eventCount + 1
+        var first = max(firstStored, retention.firstKeptVersion(streamVersion: info.version))
+        if let cutoff = retention.cutoff(now: Date()), first <= info.version {
+            first = try await firstVersion(of: info.streamID, from: first, through: info.version, committedSince: cutoff)
+        }
+        info.eventCount = max(0, info.version - first + 1)
         return info
     }
 

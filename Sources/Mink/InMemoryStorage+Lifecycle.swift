@@ -63,6 +63,14 @@ extension InMemoryStorage: StreamLifecycleAdapter {
         withState { $0.retention[streamID] }
     }
 
+    public func streamRetentions(_ streamIDs: [String]) async throws -> [String: StreamRetention] {
+        withState { state in
+            var rules: [String: StreamRetention] = [:]
+            for id in streamIDs { if let r = state.retention[id] { rules[id] = r } }
+            return rules
+        }
+    }
+
     public func setStreamRetention(_ streamID: String, _ retention: StreamRetention) async throws {
         try withState { state in
             if state.records[streamID]?.state == .hard { throw MinkError.streamDeleted(streamID) }

@@ -225,6 +225,10 @@ public protocol StreamLifecycleAdapter: Sendable {
     /// The stream's retention rules (`nil` when none are stored).
     func streamRetention(_ streamID: String) async throws -> StreamRetention?
 
+    /// The retention rules of those of `streamIDs` that have some (a page of a listing): one
+    /// query where the adapter can (the default asks ``streamRetention(_:)`` per stream).
+    func streamRetentions(_ streamIDs: [String]) async throws -> [String: StreamRetention]
+
     /// Replaces the stream's retention rules (empty rules remove them).
     func setStreamRetention(_ streamID: String, _ retention: StreamRetention) async throws
 
@@ -236,4 +240,15 @@ public protocol StreamLifecycleAdapter: Sendable {
     /// becomes at least `lastVersion` (with no events), and `hard` leaves a tombstone. For
     /// export/import, which copies `$deletions` verbatim.
     func applyImportedDeletion(streamID: String, lastVersion: Int64, hard: Bool) async throws
+}
+
+extension StreamLifecycleAdapter {
+    /// One ``streamRetention(_:)`` per stream.
+    public func streamRetentions(_ streamIDs: [String]) async throws -> [String: StreamRetention] {
+        var rules: [String: StreamRetention] = [:]
+        for id in streamIDs {
+            if let r = try await streamRetention(id), !r.isEmpty { rules[id] = r }
+        }
+        return rules
+    }
 }

@@ -163,6 +163,22 @@ extension PostgresStorage: StreamLifecycleAdapter {
         }
     }
 
+    public func streamRetentions(_ streamIDs: [String]) async throws -> [String: StreamRetention] {
+        if streamIDs.isEmpty { return [:] }
+        return try await withReadConnection(empty: [:]) { conn, scope in
+            let r = try conn.query(
+                "SELECT stream_id, max_count, max_age_seconds, truncate_before FROM \(scope.sql.streamMetadata) WHERE tenant_id = $1 AND stream_id = ANY($2::text[])",
+                [.text(scope.tenantID), .textArray(streamIDs)], prepare: true
+            )
+            var rules: [String: StreamRetention] = [:]
+            for i in 0..<r.rowCount {
+                let rule = StreamRetention(maxCount: r.int64(i, 1), maxAgeSeconds: r.int64(i, 2), truncateBefore: r.int64(i, 3))
+                if !rule.isEmpty, let id = r.string(i, 0) { rules[id] = rule }
+            }
+            return rules
+        }
+    }
+
     public func setStreamRetention(_ streamID: String, _ retention: StreamRetention) async throws {
         try await withConnection { conn, scope in
             let tenant = PostgresValue.text(scope.tenantID)

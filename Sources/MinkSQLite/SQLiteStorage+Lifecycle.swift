@@ -114,6 +114,27 @@ extension SQLiteStorage: StreamLifecycleAdapter {
         }
     }
 
+    public func streamRetentions(_ streamIDs: [String]) async throws -> [String: StreamRetention] {
+        let tenantID = self.tenantID
+        return try await database.read { c in
+            var rules: [String: StreamRetention] = [:]
+            for start in stride(from: 0, to: streamIDs.count, by: 500) {
+                let chunk = streamIDs[start..<min(start + 500, streamIDs.count)]
+                let list = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+                try c.query(
+                    "SELECT stream_id, max_count, max_age_seconds, truncate_before FROM mink_stream_metadata WHERE tenant_id = ? AND stream_id IN (\(list))",
+                    [.text(tenantID)] + chunk.map { .text($0) }
+                ) { r in
+                    let rule = StreamRetention(
+                        maxCount: r.isNull(1) ? nil : r.int(1), maxAgeSeconds: r.isNull(2) ? nil : r.int(2),
+                        truncateBefore: r.isNull(3) ? nil : r.int(3))
+                    if !rule.isEmpty { rules[r.text(0)] = rule }
+                }
+            }
+            return rules
+        }
+    }
+
     public func setStreamRetention(_ streamID: String, _ retention: StreamRetention) async throws {
         let tenantID = self.tenantID
         try await database.write { c in

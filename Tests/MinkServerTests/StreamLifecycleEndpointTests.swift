@@ -200,6 +200,38 @@ struct StreamLifecycleEndpointTests {
         }
     }
 
+    /// The listing applies retention as reads and `info` do: `eventCount` counts what a read
+    /// returns, and a stream none of whose events a read returns is not listed (the next
+    /// streams fill the page, and `next` stays right).
+    @Test(arguments: StorageKind.allCases)
+    func listingAppliesRetention(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
+            for id in ["ret-1", "ret-2", "ret-3", "ret-4"] {
+                let r = try await s.request("POST", "/v1/streams/\(id)", json: appendBody(["A", "B", "C"]))
+                try #require(r.status == 201, "\(r.text)")
+            }
+            try #require(try await s.request("PUT", "/v1/streams/ret-1/metadata", json: #"{"maxCount":2}"#).status == 200)
+            try #require(try await s.request("PUT", "/v1/streams/ret-2/metadata", json: #"{"truncateBefore":100}"#).status == 200)
+            try #require(try await s.request("PUT", "/v1/streams/ret-3/metadata", json: #"{"truncateBefore":3}"#).status == 200)
+            func page(_ query: String) async throws -> (ids: [String], counts: [Int64], next: JSONValue?) {
+                let r = try await s.request("GET", "/v1/streams?prefix=ret&\(query)")
+                let items = r["streams"]?.arrayValue ?? []
+                return (items.compactMap { $0.objectValue?["streamId"]?.stringValue },
+                        items.compactMap { $0.objectValue?["eventCount"]?.int64Value }, r["next"])
+            }
+            var p = try await page("limit=10")
+            #expect(p.ids == ["ret-1", "ret-3", "ret-4"] && p.counts == [2, 1, 3] && p.next == .null, "\(p)")
+            // A page of two skips ret-2 and still fills; the last page says so.
+            p = try await page("limit=2")
+            #expect(p.ids == ["ret-1", "ret-3"] && p.next == "ret-3", "\(p)")
+            p = try await page("limit=2&after=ret-3")
+            #expect(p.ids == ["ret-4"] && p.next == .null, "\(p)")
+            // As info and a read say.
+            #expect(try await s.request("GET", "/v1/streams/ret-2/info")["eventCount"] == .int(0))
+            #expect(try await s.request("GET", "/v1/streams/ret-1/info")["eventCount"] == .int(2))
+        }
+    }
+
     @Test(arguments: StorageKind.allCases)
     func retentionAtReadTimeThenScavenged(_ kind: StorageKind) async throws {
         try await withServer(storage: try await kind.make()) { s in
