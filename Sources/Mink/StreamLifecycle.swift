@@ -20,13 +20,34 @@ public struct StreamRetention: Sendable, Hashable {
     /// Whether no rule is set.
     public var isEmpty: Bool { maxCount == nil && maxAgeSeconds == nil && truncateBefore == nil }
 
-    /// Checks the rules: `maxCount` and `maxAgeSeconds` at least 1, `truncateBefore` at least 1.
+    /// The longest `maxAgeSeconds`: 1,000 years (longer keeps everything anyway; the storages
+    /// count ages in microseconds, and PostgreSQL's timestamps start in 4713 BC).
+    public static let maxAgeSecondsLimit: Int64 = 31_557_600_000
+
+    /// Checks the rules: each at least 1, `maxAgeSeconds` at most ``maxAgeSecondsLimit``.
     /// - Throws: `.validationFailed` naming the field.
     public func validate() throws {
         if let v = maxCount, v < 1 { throw MinkError.validation("maxCount must be at least 1") }
         if let v = maxAgeSeconds, v < 1 { throw MinkError.validation("maxAgeSeconds must be at least 1") }
+        if let v = maxAgeSeconds, v > Self.maxAgeSecondsLimit {
+            throw MinkError.validation("maxAgeSeconds must be at most \(Self.maxAgeSecondsLimit) (1,000 years)")
+        }
         if let v = truncateBefore, v < 1 { throw MinkError.validation("truncateBefore must be at least 1") }
     }
+
+    /// The oldest commit time `maxAgeSeconds` keeps, in microseconds since 1970, at `nowMicros`;
+    /// `nil` without that rule, or when the cutoff is before the year 1 (a rule stored before
+    /// ``maxAgeSecondsLimit`` was checked): nothing is that old.
+    public func cutoffMicroseconds(nowMicros: Int64) -> Int64? {
+        guard let age = maxAgeSeconds else { return nil }
+        let (micros, overflow) = age.multipliedReportingOverflow(by: 1_000_000)
+        if overflow { return nil }
+        let (cutoff, under) = nowMicros.subtractingReportingOverflow(micros)
+        return under || cutoff < Self.yearOneMicroseconds ? nil : cutoff
+    }
+
+    /// 0001-01-01T00:00:00Z in microseconds since 1970.
+    static let yearOneMicroseconds: Int64 = -62_135_596_800_000_000
 
     /// The lowest version the version-based rules keep in a stream at `version` (1 when none).
     public func firstKeptVersion(streamVersion version: Int64) -> Int64 {

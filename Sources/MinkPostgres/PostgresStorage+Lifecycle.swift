@@ -227,7 +227,7 @@ extension PostgresStorage: StreamLifecycleAdapter {
                     let streamID = rules.string(i, 0) ?? ""
                     let retention = StreamRetention(maxCount: rules.int64(i, 2), maxAgeSeconds: rules.int64(i, 3), truncateBefore: rules.int64(i, 4))
                     let first = retention.firstKeptVersion(streamVersion: rules.int64(i, 1) ?? 0)
-                    let cutoff: PostgresValue = retention.maxAgeSeconds.map { .int(nowMicros - $0 * 1_000_000) } ?? .null
+                    let cutoff: PostgresValue = retention.cutoffMicroseconds(nowMicros: nowMicros).map { .int($0) } ?? .null
                     removed += try conn.query(
                         """
                         DELETE FROM \(scope.sql.events) WHERE tenant_id = $1 AND stream_id = $2 AND version IN (

@@ -189,7 +189,7 @@ extension SQLiteStorage: StreamLifecycleAdapter {
             var removed = 0
             for rule in rules where removed < limit {
                 let first = rule.retention.firstKeptVersion(streamVersion: rule.version)
-                let cutoff = rule.retention.maxAgeSeconds.map { nowMicros - $0 * 1_000_000 } ?? Int64.min
+                let cutoff = rule.retention.cutoffMicroseconds(nowMicros: nowMicros) ?? Int64.min
                 try c.run(
                     """
                     DELETE FROM mink_events WHERE tenant_id = ? AND stream_id = ? AND version IN (\

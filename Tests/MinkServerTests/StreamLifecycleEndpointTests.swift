@@ -232,6 +232,26 @@ struct StreamLifecycleEndpointTests {
         }
     }
 
+    /// Extreme rules: a `maxAgeSeconds` past 1,000 years is `422` (one near 2^63 made the
+    /// scavenger overflow and crash the process); the largest allowed rules and a scavenger pass
+    /// over them keep every event.
+    @Test(arguments: StorageKind.allCases)
+    func extremeRetentionRules(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
+            try #require(try await s.request("POST", "/v1/streams/x-1", json: appendBody(["A", "B"])).status == 201)
+            try #require(try await s.request("POST", "/v1/streams/x-2", json: appendBody(["A"])).status == 201)
+            let max = Int64.max
+            let refused = try await s.request("PUT", "/v1/streams/x-1/metadata", json: #"{"maxAgeSeconds":\#(max)}"#)
+            #expect(refused.status == 422 && refused.errorCode == "validation_failed" && refused.text.contains("at most"), "\(refused.text)")
+            let put = try await s.request("PUT", "/v1/streams/x-1/metadata", json: #"{"maxCount":\#(max),"maxAgeSeconds":31557600000,"truncateBefore":1}"#)
+            #expect(put.status == 200, "\(put.text)")
+            let scavenged = try await s.request("POST", "/v1/admin/scavenge")
+            #expect(scavenged.text == #"{"deletedEvents":0}"#, "\(scavenged.text)")
+            #expect(try await s.request("GET", "/v1/streams/x-1/info")["eventCount"] == .int(2))
+            #expect(try await s.request("GET", "/healthz").status == 200)
+        }
+    }
+
     @Test(arguments: StorageKind.allCases)
     func retentionAtReadTimeThenScavenged(_ kind: StorageKind) async throws {
         try await withServer(storage: try await kind.make()) { s in
