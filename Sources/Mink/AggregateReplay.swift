@@ -18,7 +18,8 @@ public enum AggregateReplay {
         if let s = aggregate as? any SnapshottableAggregate, let snapshot = try await loadSnapshot() {
             try s.restore(fromSnapshot: snapshot.state)
             aggregate.version = snapshot.version
-            from = snapshot.version + 1
+            // A snapshot at the largest version has nothing after it (and `+ 1` would trap).
+            from = snapshot.version < Int64.max ? snapshot.version + 1 : Int64.max
         }
         while true {
             let page = try await readPage(from)

@@ -261,6 +261,11 @@ extension API {
         try requireJSON(c)
         let body = try SnapshotBody.decode(c.request.body)
         guard body.version >= 1 else { throw APIError(.validationFailed, "version must be at least 1") }
+        // As for imported versions: larger ones are not read exactly by every JSON reader, and a
+        // loader reading on from `version + 1` would overflow.
+        guard UInt64(body.version) <= ImportValidator.maxNumber else {
+            throw APIError(.validationFailed, "version must be at most \(ImportValidator.maxNumber) (2^53 − 1)")
+        }
         try await c.store.checkNotTombstoned(streamID)
         var state = body.state.bytes
         if state.count >= Self.snapshotCompressionThreshold { state = try Gzip.compress(state) }

@@ -88,5 +88,11 @@ struct AggregateTests {
         #expect(loaded.version == 12)
         #expect(loaded.appliedCount == 1, "only the event after the snapshot is applied")
         #expect(loaded.total == 11 && loaded.items.count == 11)
+
+        // A snapshot at the largest version (stored by another writer) loads without trapping.
+        try await storage.saveSnapshot(Snapshot(streamID: "order-4", version: Int64.max, state: snap.state))
+        let last = Order(id: "order-4")
+        try await store.loadAggregate(last)
+        #expect(last.version == Int64.max && last.appliedCount == 0)
     }
 }
