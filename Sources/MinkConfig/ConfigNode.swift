@@ -88,12 +88,18 @@ struct ConfigNode {
     }
 
     /// An integer no smaller than `minimum`.
-    func int(atLeast minimum: Int) throws -> Int {
+    func int(atLeast minimum: Int, atMost maximum: Int = ConfigLimits.maxInteger) throws -> Int {
         guard node.tagName == .int, let value = node.int else { throw error("expected an integer, found \(found)") }
         guard value >= minimum else {
             throw error(minimum == 1 ? "must be positive, found \(value)" : "must be ≥ \(minimum), found \(value)")
         }
+        guard value <= maximum else { throw error("must be at most \(maximum), found \(value)") }
         return value
+    }
+
+    /// A number of seconds: at least `minimum`, at most ``ConfigLimits/maxSeconds``.
+    func seconds(atLeast minimum: Int) throws -> Int {
+        try int(atLeast: minimum, atMost: ConfigLimits.maxSeconds)
     }
 
     /// `true` or `false`.
@@ -106,4 +112,13 @@ struct ConfigNode {
 extension Node {
     /// The resolved tag's name (`Tag.name` itself is not public in Yams).
     var tagName: Tag.Name { Tag.Name(rawValue: tag.rawValue) }
+}
+
+/// Upper bounds of the configuration's integers: far above any sensible setting, and low enough
+/// that no arithmetic on them (seconds to nanoseconds, sums of byte counts) can overflow.
+public enum ConfigLimits {
+    /// Any integer: 2^53 − 1 (what every JSON and YAML reader reads exactly).
+    public static let maxInteger = (1 << 53) - 1
+    /// Any number of seconds: ten years.
+    public static let maxSeconds = 315_360_000
 }

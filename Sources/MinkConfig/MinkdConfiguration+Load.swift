@@ -119,11 +119,11 @@ extension MinkdConfiguration {
             case "http": try applyHTTP(node)
             case "retention":
                 for (key, node) in try node.mapping(allowing: ["scavengeIntervalSeconds"]) where key == "scavengeIntervalSeconds" {
-                    retention.scavengeIntervalSeconds = try node.int(atLeast: 1)
+                    retention.scavengeIntervalSeconds = try node.seconds(atLeast: 1)
                 }
             case "shutdown":
                 for (key, node) in try node.mapping(allowing: ["graceSeconds"]) where key == "graceSeconds" {
-                    shutdown.graceSeconds = try node.int(atLeast: 0)
+                    shutdown.graceSeconds = try node.seconds(atLeast: 0)
                 }
             case "metrics":
                 for (key, node) in try node.mapping(allowing: ["requireToken"]) where key == "requireToken" {
@@ -162,7 +162,7 @@ extension MinkdConfiguration {
                 storage.url = try node.isNull ? nil : node.nonEmptyString()
                 storage.urlSource = storage.url == nil ? nil : node.path
             case "pool": storage.pool = try node.int(atLeast: 1)
-            case "timeoutSeconds": storage.timeoutSeconds = try node.int(atLeast: 1)
+            case "timeoutSeconds": storage.timeoutSeconds = try node.seconds(atLeast: 1)
             default: break
             }
         }
@@ -252,8 +252,11 @@ extension MinkdConfiguration {
             switch key {
             case "perSecond":
                 let text = try node.string()
-                guard let value = Double(text), value.isFinite, value > 0 else {
-                    throw ConfigError(keyPath: node.path, message: "must be a positive number of requests per second, found \"\(text)\"")
+                // Bounded so that the interval between requests fits in nanoseconds.
+                guard let value = Double(text), value.isFinite, value >= 0.000001, value <= 1_000_000_000 else {
+                    throw ConfigError(
+                        keyPath: node.path,
+                        message: "must be a number of requests per second from 0.000001 to 1000000000, found \"\(text)\"")
                 }
                 perSecond = value
             case "burst": burst = try node.int(atLeast: 1)
@@ -292,12 +295,12 @@ extension MinkdConfiguration {
             "sseKeepaliveSeconds", "cors",
         ]) {
             switch key {
-            case "idleTimeoutSeconds": http.idleTimeoutSeconds = try node.int(atLeast: 1)
-            case "headerTimeoutSeconds": http.headerTimeoutSeconds = try node.int(atLeast: 1)
-            case "bodyIdleTimeoutSeconds": http.bodyIdleTimeoutSeconds = try node.int(atLeast: 1)
-            case "bodyTimeoutSeconds": http.bodyTimeoutSeconds = try node.int(atLeast: 1)
+            case "idleTimeoutSeconds": http.idleTimeoutSeconds = try node.seconds(atLeast: 1)
+            case "headerTimeoutSeconds": http.headerTimeoutSeconds = try node.seconds(atLeast: 1)
+            case "bodyIdleTimeoutSeconds": http.bodyIdleTimeoutSeconds = try node.seconds(atLeast: 1)
+            case "bodyTimeoutSeconds": http.bodyTimeoutSeconds = try node.seconds(atLeast: 1)
             case "gzipMinBytes": http.gzipMinBytes = try node.int(atLeast: 0)
-            case "sseKeepaliveSeconds": http.sseKeepaliveSeconds = try node.int(atLeast: 1)
+            case "sseKeepaliveSeconds": http.sseKeepaliveSeconds = try node.seconds(atLeast: 1)
             case "cors":
                 for (key, node) in try node.mapping(allowing: ["allowedOrigins"]) where key == "allowedOrigins" {
                     http.corsAllowedOrigins = try node.sequence().map { origin in
@@ -339,8 +342,10 @@ extension MinkdConfiguration {
             metrics.requireToken = try Self.boolean(value, keyPath: EnvironmentKey.metricsRequireToken)
         }
         if let value = env(EnvironmentKey.graceSeconds) {
-            guard let seconds = Int(value), seconds >= 0 else {
-                throw ConfigError(keyPath: EnvironmentKey.graceSeconds, message: "expected an integer ≥ 0, found \"\(value)\"")
+            guard let seconds = Int(value), seconds >= 0, seconds <= ConfigLimits.maxSeconds else {
+                throw ConfigError(
+                    keyPath: EnvironmentKey.graceSeconds,
+                    message: "expected an integer from 0 to \(ConfigLimits.maxSeconds), found \"\(value)\"")
             }
             shutdown.graceSeconds = seconds
         }

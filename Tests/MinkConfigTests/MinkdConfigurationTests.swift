@@ -210,7 +210,9 @@ func parseError(_ yaml: String) -> String? {
         (["MINKD_LOG_LEVEL": "verbose"], "config: MINKD_LOG_LEVEL: unknown log level \"verbose\" (expected trace, debug, info, notice, warning, error, critical)"),
         (["MINKD_LOG_FORMAT": "xml"], "config: MINKD_LOG_FORMAT: unknown log format \"xml\" (expected text, json, auto)"),
         (["MINKD_INSECURE": "maybe"], "config: MINKD_INSECURE: expected true or false, found \"maybe\""),
-        (["MINKD_SHUTDOWN_GRACE_SECONDS": "-1"], "config: MINKD_SHUTDOWN_GRACE_SECONDS: expected an integer ≥ 0, found \"-1\""),
+        (["MINKD_SHUTDOWN_GRACE_SECONDS": "-1"], "config: MINKD_SHUTDOWN_GRACE_SECONDS: expected an integer from 0 to 315360000, found \"-1\""),
+        (["MINKD_SHUTDOWN_GRACE_SECONDS": "9223372036854775807"],
+         "config: MINKD_SHUTDOWN_GRACE_SECONDS: expected an integer from 0 to 315360000, found \"9223372036854775807\""),
         (["MINKD_STORAGE": "postgres"], "config: storage.url: required when storage.kind is postgres (or set MINKD_DATABASE_URL, --database-url)"),
         (["MINKD_CONFIG": "/nonexistent/minkd.yaml"], "config: /nonexistent/minkd.yaml: cannot read the config file (No such file or directory)"),
     ])
@@ -377,6 +379,29 @@ func parseError(_ yaml: String) -> String? {
             """) == "config: auth.tokens[1].sha256: the same hash as auth.tokens[0]")
     }
 
+    /// Integers past what arithmetic on them can take are refused with the key named (a
+    /// `graceSeconds` of 2^63 − 1 crashed the process at start, one of 2^62 at SIGTERM).
+    @Test func hugeIntegersAreRefused() throws {
+        let max = "9223372036854775807"
+        for (yaml, key, limit) in [
+            ("shutdown: {graceSeconds: \(max)}", "shutdown.graceSeconds", "315360000"),
+            ("shutdown: {graceSeconds: 4611686018427387898}", "shutdown.graceSeconds", "315360000"),
+            ("retention: {scavengeIntervalSeconds: \(max)}", "retention.scavengeIntervalSeconds", "315360000"),
+            ("storage: {timeoutSeconds: \(max)}", "storage.timeoutSeconds", "315360000"),
+            ("http: {idleTimeoutSeconds: 315360001}", "http.idleTimeoutSeconds", "315360000"),
+            ("http: {sseKeepaliveSeconds: \(max)}", "http.sseKeepaliveSeconds", "315360000"),
+            ("limits: {maxBodyBytes: \(max)}", "limits.maxBodyBytes", "9007199254740991"),
+        ] {
+            let message = parseError(yaml)
+            #expect(message?.hasPrefix("config: \(key): must be at most \(limit)") == true, "\(yaml): \(message ?? "accepted")")
+        }
+        let ok = try MinkdConfiguration.parse(yaml: "shutdown: {graceSeconds: 315360000}\nretention: {scavengeIntervalSeconds: 315360000}")
+        #expect(ok.shutdown.graceSeconds == 315_360_000)
+        #expect(throws: ConfigError.self) {
+            try MinkdConfiguration.load(file: nil, environment: [EnvironmentKey.graceSeconds: max], overrides: FlagOverrides())
+        }
+    }
+
     @Test func rateLimitsParse() throws {
         let config = try MinkdConfiguration.parse(yaml: """
             auth: {tokens: [{name: a, sha256: "\(Self.hash)", tenant: acme, roles: read, rateLimit: {perSecond: 500, burst: 1000}},
@@ -390,8 +415,13 @@ func parseError(_ yaml: String) -> String? {
         func error(_ limit: String) -> String? {
             parseError("auth: {tokens: [{name: a, sha256: \"\(Self.hash)\", tenant: acme, roles: read, rateLimit: \(limit)}]}")
         }
-        #expect(error("{perSecond: 0, burst: 1}") == "config: auth.tokens[0].rateLimit.perSecond: must be a positive number of requests per second, found \"0\"")
-        #expect(error("{perSecond: fast, burst: 1}") == "config: auth.tokens[0].rateLimit.perSecond: must be a positive number of requests per second, found \"fast\"")
+        let range = "must be a number of requests per second from 0.000001 to 1000000000"
+        #expect(error("{perSecond: 0, burst: 1}") == "config: auth.tokens[0].rateLimit.perSecond: \(range), found \"0\"")
+        #expect(error("{perSecond: fast, burst: 1}") == "config: auth.tokens[0].rateLimit.perSecond: \(range), found \"fast\"")
+        // Extremes whose interval would not fit in nanoseconds (they trapped at start-up).
+        #expect(error("{perSecond: 1e-300, burst: 1}") == "config: auth.tokens[0].rateLimit.perSecond: \(range), found \"1e-300\"")
+        #expect(error("{perSecond: 1e300, burst: 1}") == "config: auth.tokens[0].rateLimit.perSecond: \(range), found \"1e300\"")
+        #expect(error("{perSecond: 1, burst: 9223372036854775807}") == "config: auth.tokens[0].rateLimit.burst: must be at most 9007199254740991, found 9223372036854775807")
         #expect(error("{perSecond: 1, burst: 0}") == "config: auth.tokens[0].rateLimit.burst: must be positive, found 0")
         #expect(error("{perSecond: 1}") == "config: auth.tokens[0].rateLimit.burst: required")
         #expect(error("{burst: 1}") == "config: auth.tokens[0].rateLimit.perSecond: required")
