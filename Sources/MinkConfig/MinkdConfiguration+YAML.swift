@@ -110,24 +110,56 @@ extension MinkdConfiguration {
         }
     }
 
-    /// Replaces the password of a URL (`scheme://user:password@host`) or of a
-    /// libpq key/value string (`password=…`) with `<redacted>`.
-    static func redactPassword(in url: String) -> String {
+    /// Replaces every password of a PostgreSQL connection string with `<redacted>`: the one of a
+    /// URL's user info (`scheme://user:password@host`), its `password=` query parameters, and the
+    /// `password` of a libpq key/value string (`password = 'a b'` quoted included). Every log line,
+    /// error and `check-config` output that shows a connection string goes through this.
+    public static func redactPassword(in url: String) -> String {
         if let scheme = url.range(of: "://") {
             let authorityEnd = url[scheme.upperBound...].firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? url.endIndex
             let authority = url[scheme.upperBound..<authorityEnd]
+            var text = url
             if let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") {
-                return String(url[..<url.index(after: colon)]) + "<redacted>" + String(url[at...])
+                text = String(url[..<url.index(after: colon)]) + "<redacted>" + String(url[at...])
             }
-            return redactQueryPassword(url)
+            return redactParameter(text, separators: ["&", "#"])
         }
-        return redactQueryPassword(url)
+        return redactParameter(url, separators: [" ", "\t", "\n"])
     }
 
-    private static func redactQueryPassword(_ text: String) -> String {
-        guard let range = text.range(of: "password=") else { return text }
-        let end = text[range.upperBound...].firstIndex(where: { $0 == " " || $0 == "&" }) ?? text.endIndex
-        return String(text[..<range.upperBound]) + "<redacted>" + redactQueryPassword(String(text[end...]))
+    /// `password=value` (the key in any case, spaces around `=` in key/value strings, a quoted
+    /// value whole) → `password=<redacted>`, for every occurrence.
+    private static func redactParameter(_ text: String, separators: Set<Character>) -> String {
+        var out = ""
+        var rest = Substring(text)
+        while let key = rest.range(of: "password", options: .caseInsensitive) {
+            // Only a whole key: at the start or after a separator, `?`, or `&`.
+            let before = key.lowerBound == rest.startIndex ? nil : rest[rest.index(before: key.lowerBound)]
+            var i = key.upperBound
+            while i < rest.endIndex, rest[i] == " " { i = rest.index(after: i) }
+            let isKey = (before == nil || before == "?" || before == "&" || separators.contains(before!)) && i < rest.endIndex && rest[i] == "="
+            guard isKey else {
+                out += rest[..<key.upperBound]
+                rest = rest[key.upperBound...]
+                continue
+            }
+            i = rest.index(after: i)
+            while i < rest.endIndex, rest[i] == " " { i = rest.index(after: i) }
+            var end = i
+            if end < rest.endIndex, rest[end] == "'" {
+                end = rest.index(after: end)
+                while end < rest.endIndex, rest[end] != "'" {
+                    if rest[end] == "\\", rest.index(after: end) < rest.endIndex { end = rest.index(after: end) }
+                    end = rest.index(after: end)
+                }
+                if end < rest.endIndex { end = rest.index(after: end) }
+            } else {
+                while end < rest.endIndex, !separators.contains(rest[end]) { end = rest.index(after: end) }
+            }
+            out += rest[..<key.upperBound] + "=<redacted>"
+            rest = rest[end...]
+        }
+        return out + rest
     }
 }
 

@@ -169,9 +169,7 @@ extension ServerStorage {
 
     /// The URL without its password, for messages and logs.
     static func redactedURL(_ url: String) -> String {
-        guard var components = URLComponents(string: url) else { return "(the configured URL)" }
-        if components.password != nil { components.password = "***" }
-        return components.string ?? "(the configured URL)"
+        MinkdConfiguration.redactPassword(in: url)
     }
 
     /// Applies pending PostgreSQL migrations to every existing tenant's schema (all of them in

@@ -516,6 +516,14 @@ func parseError(_ yaml: String) -> String? {
         ("postgres://h/db?user=u&password=p&sslmode=x", "postgres://h/db?user=u&password=<redacted>&sslmode=x"),
         ("host=h user=u password=p dbname=d", "host=h user=u password=<redacted> dbname=d"),
         ("postgres://u:p:q@h/db", "postgres://u:<redacted>@h/db"),
+        // Both places in one URL, the key in any case, several, and key/value spacing and quoting.
+        ("postgresql://u:pw@h/db?password=other", "postgresql://u:<redacted>@h/db?password=<redacted>"),
+        ("postgres://h/db?PASSWORD=a&sslmode=x&password=b", "postgres://h/db?PASSWORD=<redacted>&sslmode=x&password=<redacted>"),
+        ("host=h password = 'a b\\' c' user=u", "host=h password=<redacted> user=u"),
+        ("host=h\tpassword=kv\tdbname=d", "host=h\tpassword=<redacted>\tdbname=d"),
+        ("password=p host=h", "password=<redacted> host=h"),
+        ("host=h mypassword=x dbname=d", "host=h mypassword=x dbname=d"),
+        ("postgres://u@127.0.0.1:1/db?password=qsecret", "postgres://u@127.0.0.1:1/db?password=<redacted>"),
     ])
     func redactsPasswords(_ url: String, _ expected: String) {
         #expect(MinkdConfiguration.redactPassword(in: url) == expected)
