@@ -96,6 +96,29 @@ extension MinkdConfiguration {
 
     // MARK: - File
 
+    /// The most YAML nodes a configuration may hold, aliases expanded.
+    static let maxNodes = 100_000
+
+    /// The nodes of `node`, aliases expanded, counted up to a little past `budget` (then it stops).
+    static func nodeCount(_ node: Node, budget: Int) -> Int {
+        var count = 0
+        var stack = [node]
+        while let n = stack.popLast() {
+            count += 1
+            if count > budget { return count }
+            switch n {
+            case .scalar, .alias: break
+            case .sequence(let s): stack.append(contentsOf: s)
+            case .mapping(let m):
+                for (k, v) in m {
+                    stack.append(k)
+                    stack.append(v)
+                }
+            }
+        }
+        return count
+    }
+
     mutating func apply(yaml: String, source: String) throws {
         let root: Node?
         do {
@@ -105,6 +128,11 @@ extension MinkdConfiguration {
         }
         guard let root else { return }
         if case .scalar(let scalar) = root, scalar.string.isEmpty || root.tagName == .null { return }
+        // Aliases share their anchor's node: nine levels of ten aliases each are a billion nodes
+        // to walk (an "alias bomb"), which hung the loader. No configuration comes near this.
+        guard Self.nodeCount(root, budget: Self.maxNodes) <= Self.maxNodes else {
+            throw ConfigError(keyPath: source, message: "more than \(Self.maxNodes) YAML nodes once aliases are expanded")
+        }
         let document = ConfigNode(root, path: "")
         for (key, node) in try document.mapping(allowing: [
             "listen", "storage", "tenancy", "auth", "limits", "http", "shutdown", "metrics", "logging", "projections",

@@ -402,6 +402,22 @@ func parseError(_ yaml: String) -> String? {
         }
     }
 
+    /// An alias bomb (nine levels of ten aliases: a billion nodes once expanded) is refused at
+    /// once instead of hanging the loader (and `check-config`, and a SIGHUP reload).
+    @Test func aliasBombsAreRefused() throws {
+        var yaml = "x:\n  f0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
+        for level in 1...9 {
+            yaml += "  f\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ") + "]\n"
+        }
+        let start = ContinuousClock.now
+        let message = parseError(yaml)
+        #expect(message?.contains("more than 100000 YAML nodes once aliases are expanded") == true, "\(message ?? "accepted")")
+        #expect(ContinuousClock.now - start < .seconds(5))
+        // Ordinary aliases still work.
+        let shared = try MinkdConfiguration.parse(yaml: "limits: &l {maxBodyBytes: 1000}\nhttp: {gzipMinBytes: 10}")
+        #expect(shared.limits.maxBodyBytes == 1000)
+    }
+
     @Test func rateLimitsParse() throws {
         let config = try MinkdConfiguration.parse(yaml: """
             auth: {tokens: [{name: a, sha256: "\(Self.hash)", tenant: acme, roles: read, rateLimit: {perSecond: 500, burst: 1000}},
