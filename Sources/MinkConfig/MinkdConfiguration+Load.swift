@@ -241,7 +241,8 @@ extension MinkdConfiguration {
             case "sha256":
                 let hash = try node.string()
                 guard hash.utf8.count == 64, hash.allSatisfy(\.isHexDigit) else {
-                    throw ConfigError(keyPath: node.path, message: "must be 64 hex characters (the output of `minkd hash-token`), found \(hash.utf8.count) characters")
+                    let found = hash.utf8.count == 64 ? "found a character that is not a hex digit" : "found \(hash.utf8.count) characters"
+                    throw ConfigError(keyPath: node.path, message: "must be 64 hex characters (the output of `minkd hash-token`), \(found)")
                 }
                 sha256 = hash.lowercased()
             case "tenant":

@@ -287,7 +287,7 @@ extension MinkdConfiguration {
     /// The one validation of a merged configuration, run by `load` (and `parse`) so that every
     /// command — `serve`, `check-config`, `migrate` — refuses exactly the same things:
     /// - a storage kind that needs a URL without one;
-    /// - `tenancy.strategy: schema` on SQLite;
+    /// - `tenancy.strategy: schema` on SQLite, anything but `shared` on memory;
     /// - `auth.enabled` with no tokens (every request would be refused);
     /// - a non-loopback listen address with auth disabled unless `insecure`.
     /// - Throws: `ConfigError` naming the key.
@@ -299,6 +299,12 @@ extension MinkdConfiguration {
             throw ConfigError(
                 keyPath: "tenancy.strategy",
                 message: "\"schema\" needs PostgreSQL (storage.kind: postgres); SQLite supports shared and database"
+            )
+        }
+        if storage.kind == .memory && tenancy.strategy != .shared {
+            throw ConfigError(
+                keyPath: "tenancy.strategy",
+                message: "\"\(tenancy.strategy.rawValue)\" needs PostgreSQL or SQLite; the memory storage keeps every tenant in one store (shared)"
             )
         }
         if auth.enabled && auth.tokens.isEmpty {

@@ -29,18 +29,22 @@ struct ConfigOptions: ParsableArguments {
     @Option(help: "YAML configuration file.") var config: String?
     @Option(help: "Storage: sqlite, postgres or memory (default sqlite; postgres when a database URL is given).") var storage: String?
     @Option(name: .customLong("database-url"), help: "PostgreSQL connection URL (selects postgres storage).") var databaseURL: String?
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning or error.") var logLevel: String?
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel: String?
     @Option(name: .customLong("log-format"), help: "text, json or auto (default auto: text on a terminal, json otherwise).") var logFormat: String?
     @Flag(help: "Allow listening on a non-loopback address with authentication disabled.") var insecure = false
 
     func load() throws -> MinkdConfiguration {
-        try MinkdConfiguration.load(
+        let configuration = try MinkdConfiguration.load(
             file: config, environment: ProcessInfo.processInfo.environment,
             overrides: FlagOverrides(
                 listen: listen, dataDir: dataDir, storage: storage, databaseURL: databaseURL, logLevel: logLevel,
                 logFormat: logFormat, insecure: insecure
             )
         )
+        // The declared projections compile here too (reserved read-model names, clashing
+        // `set`/`unset`, …), so that every command refuses what `serve` refuses, with the same line.
+        _ = try DeclaredProjection.compile(configuration.projections)
+        return configuration
     }
 
     /// Fails with `message`, after the unknown-variable warnings: a misspelt variable is often
@@ -99,7 +103,9 @@ struct Serve: AsyncParsableCommand {
         // hubs, storage last.
         let ready: @Sendable (Int) -> Void = { port in
             logger.notice("minkd ready", metadata: [
-                "address": "\(config.listen.host):\(port)", "storage": "\(storage.kind)",
+                // An IPv6 host in brackets, as in a URL (`[::1]:6465`).
+                "address": "\(config.listen.host.contains(":") ? "[\(config.listen.host)]" : config.listen.host):\(port)",
+                "storage": "\(storage.kind)",
                 "tenancy": "\(config.tenancy.strategy.rawValue)", "version": "\(MinkServer.version)",
             ])
         }
@@ -117,7 +123,9 @@ struct Serve: AsyncParsableCommand {
             try await ServiceGroup(configuration: groupConfiguration).run()
         } catch {
             // Only the HTTP service throws, and only while it starts (bind, storage, projections).
-            fail("minkd: cannot start: \(error)")
+            // A cause that names itself ("cannot listen on …", as documented) is not prefixed again.
+            let cause = "\(error)"
+            fail(cause.hasPrefix("cannot ") ? "minkd: \(cause)" : "minkd: cannot start: \(cause)")
         }
         logger.notice("stopped")
     }

@@ -14,7 +14,7 @@ struct Export: AsyncParsableCommand {
         abstract: "Write a tenant's events as NDJSON (as GET /v1/admin/export), from the storage directly."
     )
     @OptionGroup var options: ConfigOptions
-    @Option(help: "The tenant (default: default).") var tenant: String = TenantID.default
+    @Option(help: "The tenant.") var tenant: String = TenantID.default
     @Option(help: "Only events after this global position (resumes an interrupted export).") var after: Int64 = 0
     @Option(help: "Write to this file (created 0600) instead of standard output.") var out: String?
 
@@ -76,7 +76,7 @@ struct Import: AsyncParsableCommand {
         abstract: "Read NDJSON events (an export) into a tenant without events (as POST /v1/admin/import), on the storage directly."
     )
     @OptionGroup var options: ConfigOptions
-    @Option(help: "The tenant (default: default).") var tenant: String = TenantID.default
+    @Option(help: "The tenant.") var tenant: String = TenantID.default
     @Option(name: .customLong("in"), help: "Read this file (plain or gzip) instead of standard input.") var input: String?
 
     func run() async throws {

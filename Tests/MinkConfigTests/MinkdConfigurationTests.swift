@@ -269,6 +269,16 @@ func parseError(_ yaml: String) -> String? {
             == "config: storage.kind: storage kind \"sqlite\" conflicts with the database URL from storage.url (a URL means postgres: drop the kind, or drop the URL to use sqlite)")
     }
 
+    /// The memory storage keeps every tenant in one store: another strategy would be ignored
+    /// while `/v1/info` reported it.
+    @Test func memoryStorageIsSharedOnly() {
+        for strategy in ["schema", "database"] {
+            #expect(configError { try MinkdConfiguration.load(file: nil, environment: ["MINKD_TENANCY_STRATEGY": strategy], overrides: FlagOverrides(storage: "memory")) }
+                == "config: tenancy.strategy: \"\(strategy)\" needs PostgreSQL or SQLite; the memory storage keeps every tenant in one store (shared)")
+        }
+        #expect(configError { try MinkdConfiguration.load(file: nil, environment: ["MINKD_TENANCY_STRATEGY": "shared"], overrides: FlagOverrides(storage: "memory")) } == nil)
+    }
+
     @Test func authEnabledWithoutTokensIsRefused() {
         let message = "config: auth.tokens: auth is enabled but no token is configured, so every request would be refused (add tokens: `minkd hash-token`)"
         #expect(parseError("auth: {enabled: true}\n") == message)
@@ -346,7 +356,7 @@ func parseError(_ yaml: String) -> String? {
         ("roles: [read, rw]", "config: auth.tokens[1].roles: unknown role \"rw\" (expected read, write or admin)"),
         ("roles: []", "config: auth.tokens[1].roles: at least one role is required"),
         ("sha256: \"abc\"", "config: auth.tokens[1].sha256: must be 64 hex characters (the output of `minkd hash-token`), found 3 characters"),
-        ("sha256: \"\(String(repeating: "g", count: 64))\"", "config: auth.tokens[1].sha256: must be 64 hex characters (the output of `minkd hash-token`), found 64 characters"),
+        ("sha256: \"\(String(repeating: "g", count: 64))\"", "config: auth.tokens[1].sha256: must be 64 hex characters (the output of `minkd hash-token`), found a character that is not a hex digit"),
         ("tenant: \"Acme\"", "config: auth.tokens[1].tenant: invalid tenant \"Acme\": must match ^[a-z0-9][a-z0-9_-]{0,62}$ or be \"*\""),
         ("tenant: \"-x\"", "config: auth.tokens[1].tenant: invalid tenant \"-x\": must match ^[a-z0-9][a-z0-9_-]{0,62}$ or be \"*\""),
         ("token: \"plaintext\"", "config: auth.tokens[1].token: unknown key"),

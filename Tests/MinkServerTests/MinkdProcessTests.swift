@@ -152,6 +152,18 @@ struct MinkdProcessTests {
         #expect(try await again.finish(timeout: .seconds(15)).status == 0)
     }
 
+    /// A port in use: the one documented line, "minkd: cannot listen on HOST:PORT: … fix: …".
+    @Test func aPortInUseIsOneLineNamingTheAddress() async throws {
+        let first = try MinkdProcess(["serve", "--storage", "memory", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        let port = try await first.waitUntilReady()
+        let second = try await MinkdProcess(["serve", "--storage", "memory", "--listen", "127.0.0.1:\(port)"]).finish()
+        #expect(second.status != 0)
+        let line = second.err.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(line.hasPrefix("minkd: cannot listen on 127.0.0.1:\(port): ") && line.contains("fix:"), "\(second.err)")
+        kill(first.process.processIdentifier, SIGTERM)
+        #expect(try await first.finish(timeout: .seconds(15)).status == 0)
+    }
+
     @Test func refusesNonLoopbackWithoutAuth() async throws {
         let minkd = try MinkdProcess(["serve", "--storage", "memory", "--listen", "0.0.0.0:0"])
         let (status, _, err) = try await minkd.finish()
@@ -167,6 +179,21 @@ struct MinkdProcessTests {
         let (status, _, err) = try await minkd.finish()
         #expect(status != 0)
         #expect(err.contains("config: limits.maxBodyByte"), "\(err)")
+        // A projection `serve` would refuse (a read model named like a rebuild copy): check-config
+        // refuses it with the same line.
+        let projection = FileManager.default.temporaryDirectory.appendingPathComponent("minkd-\(UUID()).yaml")
+        try """
+            projections:
+              - name: p
+                readModel: m__g2
+                handlers:
+                  - {event: E, id: "$.data.id", set: {a: "$.data.a"}}
+            """.write(to: projection, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: projection) }
+        let check = try await MinkdProcess(["check-config", "--storage", "memory", "--config", projection.path]).finish()
+        let serve = try await MinkdProcess(["serve", "--storage", "memory", "--config", projection.path]).finish()
+        #expect(check.status != 0 && check.err.contains("config: projections[0].readModel"), "\(check.err)")
+        #expect(serve.status != 0 && serve.err == check.err, "\(serve.err)")
         let bad = try MinkdProcess(["--storage", "floppy"])
         let r = try await bad.finish()
         #expect(r.status != 0 && r.err.contains("storage"), "\(r.err)")

@@ -23,6 +23,7 @@ extension MinkServer {
         if old.metrics != new.metrics { ignored.append("metrics") }
         if old.logging != new.logging { ignored.append("logging") }
         if old.projections != new.projections { ignored.append("projections") }
+        if old.retention != new.retention { ignored.append("retention") }
         // The count and names only: never a token or a hash.
         var metadata: Logger.Metadata = ["tokens": "\(new.auth.tokens.count)"]
         if !ignored.isEmpty { metadata["ignored_until_restart"] = "\(ignored.joined(separator: ","))" }
