@@ -25,7 +25,19 @@ extension MinkdConfiguration {
         if let path = file ?? env(EnvironmentKey.config) {
             let text: String
             do {
-                text = try String(contentsOfFile: path, encoding: .utf8)
+                // Read as bytes first: a directory and text that is not UTF-8 each get a plain
+                // reason rather than Foundation's domain and code.
+                var isDirectory: ObjCBool = false
+                if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+                    throw ConfigError(keyPath: path, message: "cannot read the config file (it is a directory)")
+                }
+                let data = try Data(contentsOf: URL(fileURLWithPath: path))
+                guard let decoded = String(data: data, encoding: .utf8) else {
+                    throw ConfigError(keyPath: path, message: "cannot read the config file (it is not UTF-8 text)")
+                }
+                text = decoded
+            } catch let error as ConfigError {
+                throw error
             } catch {
                 throw ConfigError(keyPath: path, message: "cannot read the config file (\(Self.reason(error)))")
             }

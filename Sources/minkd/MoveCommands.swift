@@ -149,11 +149,21 @@ struct Backup: AsyncParsableCommand {
     @Option(help: "The directory to create the copy in (new or empty).") var out: String
 
     func run() async throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dataDir, isDirectory: &isDirectory), isDirectory.boolValue else {
+            fail("minkd backup: \(dataDir): no such data directory")
+        }
         do {
             let files = try ServerStorage.backupSQLite(directory: dataDir, to: out)
             for f in files { print("\(f.name): \(f.pages) pages") }
         } catch let e as MinkError {
             fail("minkd backup: \(e.message)")
+        } catch let e as CocoaError {
+            // A file-system failure (the destination not writable, a file vanished): its plain
+            // reason, not Foundation's domain, code and user info.
+            let path = e.filePath ?? e.url?.path ?? out
+            let reason = (e.userInfo[NSUnderlyingErrorKey] as? NSError).map { String(cString: strerror(Int32($0.code))) } ?? e.localizedDescription
+            fail("minkd backup: \(path): \(reason)")
         } catch {
             fail("minkd backup: \(error)")
         }

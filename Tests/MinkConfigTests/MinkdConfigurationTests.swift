@@ -220,6 +220,18 @@ func parseError(_ yaml: String) -> String? {
         #expect(configError { try MinkdConfiguration.load(file: nil, environment: environment, overrides: .none) } == message)
     }
 
+    /// A config path that is a directory, or a file that is not UTF-8: one plain reason each.
+    @Test func unreadableConfigFilesSayWhy() throws {
+        let dir = FileManager.default.temporaryDirectory.path
+        #expect(configError { try MinkdConfiguration.load(file: dir, environment: [:], overrides: .none) }
+            == "config: \(dir): cannot read the config file (it is a directory)")
+        let latin1 = FileManager.default.temporaryDirectory.appendingPathComponent("minkd-config-\(UUID().uuidString).yaml")
+        try Data([0x6C, 0x69, 0x73, 0x74, 0x65, 0x6E, 0x3A, 0x20, 0xE9, 0x0A]).write(to: latin1)
+        defer { try? FileManager.default.removeItem(at: latin1) }
+        #expect(configError { try MinkdConfiguration.load(file: latin1.path, environment: [:], overrides: .none) }
+            == "config: \(latin1.path): cannot read the config file (it is not UTF-8 text)")
+    }
+
     @Test(arguments: [
         (FlagOverrides(listen: "1.2.3.4"), "config: --listen: invalid address \"1.2.3.4\" (expected HOST:PORT, e.g. 127.0.0.1:6465 or [::1]:6465)"),
         (FlagOverrides(storage: "oracle"), "config: --storage: unknown storage kind \"oracle\" (expected sqlite, postgres, memory)"),

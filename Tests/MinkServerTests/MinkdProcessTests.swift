@@ -199,6 +199,13 @@ struct MinkdProcessTests {
         #expect(r.status != 0 && r.err.contains("storage"), "\(r.err)")
     }
 
+    /// `minkd backup` of a data directory that does not exist: one plain line, not Foundation's
+    /// error domain and user info.
+    @Test func backupOfAMissingDirectorySaysSo() async throws {
+        let r = try await MinkdProcess(["backup", "--data-dir", "/nonexistent-minkd-data", "--out", "/tmp/minkd-backup-\(UUID())"]).finish()
+        #expect(r.status != 0 && r.err == "minkd backup: /nonexistent-minkd-data: no such data directory\n", "\(r.err)")
+    }
+
     @Test func versionHashTokenAndCheckConfig() async throws {
         var r = try await MinkdProcess(["version"]).finish()
         #expect(r.status == 0 && r.out.hasPrefix("minkd "))
