@@ -406,10 +406,13 @@ final class Core: Sendable {
         guard let database = scope.database else { return false }
         let created = try await main.pool.withConnection { conn -> Bool in
             do {
-                // CREATE DATABASE cannot run in a transaction; a concurrent creator wins with 42P04.
+                // CREATE DATABASE cannot run in a transaction. A concurrent creator (in this
+                // process or another) wins with 42P04 when it committed first, or with a unique
+                // violation of pg_database's name index when both were inserting at once (then
+                // the winner has committed: the violation waits for it).
                 try conn.execute("CREATE DATABASE \(Identifier.quote(database))")
                 return true
-            } catch let e as PostgresError where e.sqlState == "42P04" {
+            } catch let e as PostgresError where e.sqlState == "42P04" || (e.isUniqueViolation && e.constraint == "pg_database_datname_index") {
                 return false
             }
         }

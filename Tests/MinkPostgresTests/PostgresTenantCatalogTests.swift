@@ -34,6 +34,40 @@ struct PostgresTenantCatalogTests {
         return try await exists(s, schema: scope.sql.schema)
     }
 
+    /// A new tenant's first writes arriving together — in one storage and in two (two
+    /// processes) — all succeed: the losers of the race to create its schema or database take the
+    /// winner's (concurrent CREATE DATABASE fails with a unique violation, not only 42P04).
+    @Test(arguments: [Strategy.schema, .database])
+    func concurrentFirstWritesOfANewTenant(_ strategy: Strategy) async throws {
+        let tenancy = strategy.tenancy
+        let schema = TestServer.freshName()
+        let a = try await TestServer.storage(schema: schema, tenancy: tenancy)
+        let b = try await TestServer.storage(schema: schema, tenancy: tenancy)
+        defer { Task { await a.shutdown(); await b.shutdown() } }
+        for round in 0..<3 {
+            let tenant = "race\(round)"
+            let results = await withTaskGroup(of: (any Error)?.self) { group in
+                for i in 0..<8 {
+                    group.addTask {
+                        do {
+                            let storage = try (i % 2 == 0 ? a : b).scoped(tenant)
+                            let e = EventData(id: UUID().uuidString.lowercased(), type: "T", data: Data("{}".utf8))
+                            _ = try await storage.append(AppendRequest(streamID: "s-\(i)", events: [e], expectedVersion: .any), hook: nil)
+                            return nil
+                        } catch { return error }
+                    }
+                }
+                var errors: [any Error] = []
+                for await e in group { if let e { errors.append(e) } }
+                return errors
+            }
+            #expect(results.isEmpty, "\(strategy) \(tenant): \(results)")
+            let heads = (try await a.scoped(tenant).headPosition(), try await b.scoped(tenant).headPosition())
+            let all = try await a.scoped(tenant).readAll(after: 0, filter: .all, limit: 100)
+            #expect(heads.0 == 8 && heads.1 == 8 && all.count == 8, "\(strategy) \(tenant): heads \(heads), \(all.map(\.streamID))")
+        }
+    }
+
     @Test(arguments: Strategy.allCases)
     func createListDelete(_ strategy: Strategy) async throws {
         let s = try await TestServer.storage(tenancy: strategy.tenancy)
