@@ -68,6 +68,8 @@ public struct SubscriptionMessages: AsyncSequence, Sendable {
         var pending: [SubscriptionMessage] = []
         var pendingIndex = 0
         var finished = false
+        /// Whether the hub was checked against storage for this subscription (its first read).
+        var revalidated = false
 
         init(messages: SubscriptionMessages) {
             m = messages
@@ -133,6 +135,13 @@ public struct SubscriptionMessages: AsyncSequence, Sendable {
         }
 
         public mutating func next() async throws -> SubscriptionMessage? {
+            if !revalidated {
+                // Before catching up: the hub's memory of recent events must not be older than
+                // storage (another process deleted a stream, a tenant, …; see
+                // ``SubscriptionHub/revalidate()``).
+                revalidated = true
+                await m.hub.revalidate()
+            }
             while true {
                 if pendingIndex < pending.count {
                     let msg = pending[pendingIndex]

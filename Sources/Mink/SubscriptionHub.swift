@@ -325,6 +325,39 @@ public actor SubscriptionHub {
         ringStartIndex = 0
     }
 
+    /// Checks the hub against storage before a new subscription catches up from it: reads what
+    /// was committed since (a `$StreamDeleted` record another process wrote purges its events
+    /// from the ring — without this, a subscriber starting right after another process's
+    /// deletion was answered from memory still holding the stream), and starts over at storage's
+    /// head when the log the hub remembers is not storage's any more — the tenant deleted (and
+    /// perhaps created again) through another process: storage's head is behind the hub's, or
+    /// the event at the ring's last position is another one. Starting over only forgets memory:
+    /// readers then read storage. Costs a new subscription two small queries and the refresh.
+    public func revalidate() async {
+        guard case .serving = lifecycle else { return }
+        do {
+            let storageHead = try await adapter.headPosition()
+            var stale = storageHead < head
+            if !stale, ringStartIndex < ring.count, let last = ring.last {
+                let found = try await adapter.readAll(after: last.globalPosition - 1, filter: .all, limit: 1).first
+                stale = found?.globalPosition != last.globalPosition || found?.id != last.id
+            }
+            if stale {
+                // Start over: the refresh below reads storage from the beginning (or, past the
+                // ring's capacity, restarts the ring empty at storage's head).
+                ring.removeAll()
+                ringStartIndex = 0
+                dropAhead()
+                head = 0
+                wakeAll()
+            }
+        } catch {
+            // Storage unavailable: the reader's own reads will fail and be retried.
+        }
+        pump = pump == .idle(stale: false) ? .idle(stale: true) : pump
+        await refreshIfStale()
+    }
+
     /// Forgets the ring (the head stays): after a scavenge removed events from storage, readers
     /// catching up read storage rather than memory that may still hold them.
     public func forgetRecentEvents() {

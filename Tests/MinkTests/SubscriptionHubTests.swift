@@ -171,6 +171,40 @@ struct SubscriptionHubTests {
         #expect(try await Self.positions(store, from: 0, count: 1_205) == Array(1...1_205))
     }
 
+    /// A new subscription is never answered from memory older than storage: a stream another
+    /// process deleted (its `$StreamDeleted` record not yet seen by this hub), and a tenant
+    /// deleted and written again elsewhere (the hub's log is not storage's any more). Two stores
+    /// on one adapter stand for two processes: the memory adapter tells neither of the other's
+    /// commits.
+    @Test func aNewSubscriptionRevalidatesTheRingAgainstStorage() async throws {
+        let adapter = InMemoryStorage()
+        let here = EventStore(adapter: adapter), elsewhere = EventStore(adapter: adapter)
+        func ids(_ store: EventStore) async throws -> [String] {
+            var out: [String] = []
+            for try await m in store.messages(.all, after: 0) {
+                if case .event(let e) = m { out.append(e.streamID + ":" + e.type) }
+                if case .caughtUp = m { break }
+            }
+            return out
+        }
+        #expect(try await ids(here) == [])
+        try await here.append("a-1", events: [Self.event()])
+        try await here.append("secret-1", events: [EventData(type: "Pii", data: Data(#"{"ssn":"1"}"#.utf8))])
+        #expect(try await ids(here) == ["a-1:E", "secret-1:Pii"])
+        try await elsewhere.deleteStream("secret-1")
+        #expect(try await ids(here) == ["a-1:E", "$deletions:$StreamDeleted"], "the deleted stream is not served from memory")
+
+        // The tenant deleted and written again elsewhere: positions start over with other events.
+        #expect(try await adapter.createTenant("t1"))
+        let tenantHere = try here.forTenant("t1"), tenantElsewhere = try elsewhere.forTenant("t1")
+        #expect(try await ids(tenantHere) == [])  // the hub serves: these appends go into its ring
+        for i in 0..<3 { try await tenantHere.append("old-\(i)", events: [Self.event()]) }
+        #expect(try await ids(tenantHere).count == 3)
+        #expect(try await adapter.deleteTenant("t1"))
+        for i in 0..<5 { try await tenantElsewhere.append("new-\(i)", events: [Self.event()]) }
+        #expect(try await ids(tenantHere) == (0..<5).map { "new-\($0):E" }, "no old event, no new one skipped")
+    }
+
     /// This process's commits that follow the hub's head go into the ring as the adapter returned
     /// them, with no storage read; a commit after another process's (a gap) is read from storage,
     /// gap included; a notification for events the hub has already read changes nothing.
@@ -199,10 +233,12 @@ struct SubscriptionHubTests {
         #expect(try await store.hub.headPosition() == 102)
         #expect(adapter.readAlls.load(ordering: .relaxed) == reads + 1)
         #expect(try await Self.positions(store, from: 99, count: 3) == [100, 101, 102])
+        // (The subscription checked the hub against storage as it started: two reads, the probe
+        // of the ring's last event and the refresh; see `revalidate()`.)
         // The other process's notification arrives late: nothing to read, nothing changes.
         await store.hub.notifyCommitted(other.events)
         #expect(try await store.hub.headPosition() == 102)
-        #expect(adapter.readAlls.load(ordering: .relaxed) == reads + 1)
+        #expect(adapter.readAlls.load(ordering: .relaxed) == reads + 3)
         #expect(await store.hub.directCommits == 50)
     }
 
