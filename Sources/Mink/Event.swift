@@ -106,6 +106,15 @@ public enum StreamID {
         return nil
     }
 
+    /// What is wrong with an event type's characters, or `nil`: like a stream ID, a type holds no
+    /// control character (``isForbidden(_:)``) — it is an identifier, shown in logs and SSE, and
+    /// PostgreSQL cannot store U+0000 in text at all (every storage answers the same).
+    public static func typeProblem(_ type: String) -> String? {
+        guard let scalar = type.unicodeScalars.first(where: isForbidden) else { return nil }
+        let hex = String(scalar.value, radix: 16, uppercase: true)
+        return "must not contain the control character U+\(String(repeating: "0", count: max(0, 4 - hex.count)))\(hex)"
+    }
+
     /// Checks that a stream ID is 1 to 256 bytes of UTF-8 without control characters.
     /// - Throws: `.validationFailed` saying what is wrong.
     public static func validate(_ streamID: String) throws {

@@ -110,6 +110,7 @@ public struct ImportValidator: Sendable {
         }
         if let problem = StreamID.problem(event.streamID) { throw fail("streamId: \(problem)") }
         if event.type.isEmpty { throw fail("type: must not be empty") }
+        if let problem = StreamID.typeProblem(event.type) { throw fail("type: \(problem)") }
         guard event.globalPosition <= Self.maxNumber else {
             throw fail("globalPosition \(event.globalPosition) is over the largest allowed, \(Self.maxNumber) (2^53 − 1)")
         }

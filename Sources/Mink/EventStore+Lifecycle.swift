@@ -24,6 +24,9 @@ extension EventStore {
         if let e = events.first(where: { StreamID.isReserved($0.type) }) {
             throw MinkError.validation("event types starting with $ are reserved for the server: \(e.type)")
         }
+        for e in events {
+            if let problem = StreamID.typeProblem(e.type) { throw MinkError.validation("event type \(problem)") }
+        }
     }
 
     /// Up to `query.limit` streams with a readable event, bytewise ascending by ID

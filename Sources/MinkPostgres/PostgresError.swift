@@ -80,3 +80,8 @@ extension Error {
         return self
     }
 }
+
+extension String {
+    /// Whether the text holds U+0000, which PostgreSQL text cannot store.
+    var containsNUL: Bool { utf8.contains(0) }
+}

@@ -80,6 +80,9 @@ extension PostgresStorage {
 
     public func readAll(after position: UInt64, filter: EventFilter, limit: Int) async throws -> [Event] {
         guard limit > 0 else { return [] }
+        // PostgreSQL text cannot hold U+0000, so no stored value matches a filter value with one:
+        // nothing, as on the other storages (PostgreSQL would refuse the parameter).
+        if ([filter.category].compactMap { $0 } + filter.eventTypes + filter.streamIDs).contains(where: \.containsNUL) { return [] }
         return try await withReadConnection(empty: []) { conn, scope in
             let (sql, params) = Self.readAllQuery(events: scope.sql.events, tenantID: scope.tenantID, after: position, filter: filter, limit: limit)
             return try EventRow.decodeAllBinary(try conn.query(sql, params, prepare: true, binaryResult: true))

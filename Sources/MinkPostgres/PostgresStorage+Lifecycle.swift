@@ -10,6 +10,8 @@ extension PostgresStorage: StreamLifecycleAdapter {
     /// version)` key of mink_events.
     public func listStreams(_ query: StreamListQuery) async throws -> [StreamInfo] {
         guard query.limit > 0 else { return [] }
+        // No stream ID holds U+0000 (see `readAll`).
+        if [query.category, query.prefix, query.after].contains(where: { $0?.containsNUL == true }) { return [] }
         return try await withReadConnection(empty: []) { conn, scope in
             let (sql, params) = Self.listStreamsStatement(query, scope: scope)
             let r = try conn.query(sql, params)

@@ -5,7 +5,9 @@ import Synchronization
 
 extension PostgresStorage {
     public func document(_ model: String, id: String) async throws -> Data? {
-        try await withReadConnection(empty: nil) { conn, scope in
+        // No stored ID holds U+0000 (see `readAll`): not found, as on the other storages.
+        if id.containsNUL || model.containsNUL { return nil }
+        return try await withReadConnection(empty: nil) { conn, scope in
             try PostgresReadModelTransaction(connection: conn, scope: scope).document(model, id: id)
         }
     }

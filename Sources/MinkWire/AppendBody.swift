@@ -146,6 +146,9 @@ public struct AppendBody: Hashable, Sendable {
                 throw WireError(code: .validationFailed, message: "longer than \(limits.maxTypeBytes) bytes")
                     .prefixed("\(path).type")
             }
+            if let problem = StreamID.typeProblem(type) {
+                throw WireError(code: .validationFailed, message: problem).prefixed("\(path).type")
+            }
             guard let data else { throw missingKey("\(path).data", code: .validationFailed) }
             if let id {
                 if let earlier = seenIDs[id] {

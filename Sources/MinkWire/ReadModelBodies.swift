@@ -40,6 +40,15 @@ public struct ReadModelQueryBody: Hashable, Sendable {
     /// Whether `value` may be the operand of `op` on the wire: stricter than the core's own
     /// check (``QueryFilter``), which the decoded filters pass as well.
     private static func operandProblem(_ op: QueryOperator, _ value: JSONValue?) -> String? {
+        // No document holds U+0000 in a value PostgreSQL can compare: refused alike everywhere.
+        func hasNUL(_ value: JSONValue?) -> Bool {
+            switch value {
+            case .string(let s)?: s.utf8.contains(0)
+            case .array(let a)?: a.contains { hasNUL($0) }
+            default: false
+            }
+        }
+        if hasNUL(value) { return "\"\(op.rawValue)\" takes no text holding U+0000" }
         func isScalar(_ value: JSONValue) -> Bool {
             switch value {
             case .bool, .number, .string: true

@@ -108,6 +108,7 @@ struct ExportImportTests {
                 // Positions and versions past 2^53 − 1 (they made the next append overflow).
                 ("position too large", replacing(3) { $0.replacingOccurrences(of: #""globalPosition":4"#, with: #""globalPosition":9223372036854775807"#) }, 4),
                 ("version too large", replacing(2) { $0.replacingOccurrences(of: #""version":1"#, with: #""version":9007199254740992"#) }, 3),
+                ("control character in a type", replacing(1) { $0.replacingOccurrences(of: #""type":"T1""#, with: #""type":"T\u00001""#) }, 2),
             ]
             for (name, body, line) in cases {
                 let r = try await Self.importBody(s, tenant: "target", Array((body.joined(separator: "\n") + "\n").utf8))

@@ -57,6 +57,12 @@ struct StreamEndpointTests {
             #expect(try await code(#"{"events":[]}"#) == (422, "validation_failed"))
             #expect(try await code(#"{"events":[{"type":"","data":{}}]}"#) == (422, "validation_failed"))
             #expect(try await code(#"{"events":[{"type":"\#(String(repeating: "t", count: 257))","data":{}}]}"#) == (422, "validation_failed"))
+            // Control characters in a type: refused alike on every storage (PostgreSQL cannot
+            // store U+0000 and answered with its own wording; the others stored it).
+            for type in [#"T\u0000x"#, #"T\n"#, #"T\u001f"#, #"T\u0085"#] {
+                #expect(try await code(#"{"events":[{"type":"\#(type)","data":{}}]}"#) == (422, "validation_failed"), "\(type)")
+            }
+            #expect(try await s.request("GET", "/v1/streams/x-1").status == 404, "nothing was written")
             #expect(try await code(appendBody(["A", "B", "C", "D"])) == (413, "payload_too_large"))
             #expect(try await code(#"{"events":[{"type":"A","data":"\#(String(repeating: "x", count: 200))"}]}"#) == (413, "payload_too_large"))
             #expect(try await code(appendBody(["A"]), [("Content-Type", "text/plain")]) == (415, "unsupported_media_type"))
@@ -77,6 +83,29 @@ struct StreamEndpointTests {
             #expect(try await s.request("GET", "/v1/streams/bad%F").errorCode == "bad_request")
             #expect(try await s.request("GET", "/v1/projections/bad%FF").errorCode == "bad_request")
             #expect(try await s.request("GET", "/v1/events/head")["position"] == .int(0))
+        }
+    }
+
+    /// U+0000 in a filter, a listing prefix, a document ID or a query value: the same answer on
+    /// every storage (PostgreSQL, whose text cannot hold it, answered `422` with its own
+    /// wording, and closed an event stream filtered by it without a word).
+    @Test(arguments: StorageKind.allCases)
+    func nulInFiltersAnswersAlikeEverywhere(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
+            try #require(try await s.request("POST", "/v1/streams/a-1", json: appendBody(["A"])).status == 201)
+            for target in ["/v1/events?category=a%00b", "/v1/events?type=a%00b", "/v1/events?stream=a%00b"] {
+                let r = try await s.request("GET", target)
+                #expect(r.status == 200 && r["events"] == [], "\(target): \(r.text)")
+            }
+            for target in ["/v1/streams?prefix=a%00b", "/v1/streams?category=a%00b"] {
+                let r = try await s.request("GET", target)
+                #expect(r.status == 200 && r["streams"] == [], "\(target): \(r.text)")
+            }
+            #expect(try await s.request("GET", "/v1/readmodels/m/a%00b").status == 404)
+            let q = try await s.request("POST", "/v1/readmodels/m/query", json: #"{"where":[[{"field":"a","op":"=","value":"a\u0000"}]]}"#)
+            #expect(q.status == 400 && q.errorCode == "invalid_query", "\(q.text)")
+            let sse = try await s.sse("/v1/subscriptions/all?type=a%00b", headers: []) { $0.last?.event == "caught-up" }
+            #expect(sse.last?.event == "caught-up" && !sse.contains { $0.event == "message" }, "\(sse)")
         }
     }
 
