@@ -248,10 +248,17 @@ public protocol EventStoreAdapter: Sendable {
     /// Signals commits made outside this process (PostgreSQL's LISTEN/NOTIFY); `nil` when every
     /// commit goes through this process.
     func externalCommits() -> AsyncStream<Void>?
+
+    /// Signals events removed from storage outside this process (another process's scavenger
+    /// pass), and once after its listening connection was re-established (a signal may have been
+    /// missed meanwhile): the subscription hub then forgets its memory of recent events. `nil`
+    /// when every removal goes through this process.
+    func externalRemovals() -> AsyncStream<Void>?
 }
 
 extension EventStoreAdapter {
     public func externalCommits() -> AsyncStream<Void>? { nil }
+    public func externalRemovals() -> AsyncStream<Void>? { nil }
 }
 
 /// A stored aggregate snapshot.

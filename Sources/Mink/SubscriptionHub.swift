@@ -91,9 +91,13 @@ public actor SubscriptionHub {
         // Another reader may have finished starting (or the hub shut down) during the read.
         guard case .starting = lifecycle else { return }
         head = h
-        let external = adapter.externalCommits().map { stream in
-            Task { [weak self] in
-                for await _ in stream { await self?.notifyCommitted() }
+        // Other processes' commits wake the hub; their removals (a scavenge) make it forget its
+        // ring, which may hold what was removed.
+        let commits = adapter.externalCommits(), removals = adapter.externalRemovals()
+        let external: Task<Void, Never>? = commits == nil && removals == nil ? nil : Task { [weak self] in
+            await withTaskGroup(of: Void.self) { group in
+                if let commits { group.addTask { [weak self] in for await _ in commits { await self?.notifyCommitted() } } }
+                if let removals { group.addTask { [weak self] in for await _ in removals { await self?.forgetRecentEvents() } } }
             }
         }
         lifecycle = .serving(external: external)

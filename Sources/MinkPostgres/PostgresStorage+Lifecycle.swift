@@ -240,6 +240,13 @@ extension PostgresStorage: StreamLifecycleAdapter {
                         [tenant, .text(streamID), .int(head), .int(first), cutoff, .int(Int64(limit - removed))]
                     ).affectedRows
                 }
+                // Other processes' subscription hubs forget their memory of recent events, which
+                // may hold what was removed (delivered at commit).
+                if removed > 0 {
+                    try conn.query("SELECT pg_notify($1, $2)", [
+                        .text(scope.backends.configuration.channel), .text(scope.notifyKey + Self.removalSuffix),
+                    ])
+                }
                 return removed
             }
         }

@@ -174,6 +174,16 @@ public final class PostgresStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
         scope.backend.listener.subscribe(key: scope.notifyKey)
     }
 
+    /// Wakes when another process's scavenger removed events of this tenant (a NOTIFY on the
+    /// commit channel whose payload is the tenant's key + ``removalSuffix``), and once after the
+    /// listening connection was re-established.
+    public func externalRemovals() -> AsyncStream<Void>? {
+        scope.backend.listener.subscribe(key: scope.notifyKey + Self.removalSuffix)
+    }
+
+    /// What a removal's NOTIFY payload adds to the tenant's key.
+    static let removalSuffix = "#removed"
+
     /// How many times the LISTEN connection of this view's database was (re)established.
     public var listenerConnectionCount: Int { scope.backend.listener.connections.load(ordering: .relaxed) }
 }
