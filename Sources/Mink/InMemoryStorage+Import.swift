@@ -1,8 +1,9 @@
 import Foundation
 
 extension InMemoryStorage: EventImporting {
-    /// The largest gap between two imported positions the memory storage takes (one slot each).
-    static let maxImportGap: UInt64 = 1_000_000
+    /// The largest position an import into the memory storage may reach (one slot per position,
+    /// gaps included: ~8 bytes each).
+    static let maxImportPosition: UInt64 = 10_000_000
 
     /// Imports into this tenant under the storage's one lock: the whole log is built apart and
     /// swapped in only when every event was accepted (memory storage holds everything anyway).
@@ -36,12 +37,12 @@ extension InMemoryStorage: EventImporting {
                 if let record, e.version != record.version + 1 {
                     throw MinkError(.invalidImport, "stream \(e.streamID) has version \(e.version) at position \(e.globalPosition) after version \(record.version)", streamID: e.streamID, position: e.globalPosition)
                 }
-                // Every position is a slot here: a gap the size of a real log's history would be
-                // a memory bomb (a crafted position near 2^53 asked for petabytes).
-                guard e.globalPosition - UInt64(log.count) <= Self.maxImportGap else {
+                // Every position is a slot here, gaps included: a crafted position near 2^53 (or
+                // many lines each with a large gap) asked for unbounded memory.
+                guard e.globalPosition <= Self.maxImportPosition else {
                     throw MinkError(
                         .invalidImport,
-                        "position \(e.globalPosition) follows \(log.count): the memory storage keeps a slot per position and takes gaps of at most \(Self.maxImportGap)",
+                        "position \(e.globalPosition): the memory storage keeps a slot per position and takes positions up to \(Self.maxImportPosition)",
                         position: e.globalPosition)
                 }
                 while UInt64(log.count) < e.globalPosition - 1 { log.append(nil) }

@@ -1,3 +1,4 @@
+import Foundation
 extension MinkdConfiguration {
     /// The effective configuration as YAML with secrets hidden, for `minkd check-config`:
     /// every token's `sha256` and the password in `storage.url` are replaced by `"<redacted>"`.
@@ -127,39 +128,82 @@ extension MinkdConfiguration {
         return redactParameter(url, separators: [" ", "\t", "\n"])
     }
 
+    /// The passwords a connection string holds (as written, percent-decoded, unquoted), for
+    /// scrubbing messages that quote them — libpq's own errors repeat a malformed URI or token.
+    public static func passwords(in url: String) -> [String] {
+        var found: [String] = []
+        var separators: Set<Character> = [" ", "\t", "\n"]
+        if let scheme = url.range(of: "://") {
+            separators = ["&", "#"]
+            let authorityEnd = url[scheme.upperBound...].firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? url.endIndex
+            let authority = url[scheme.upperBound..<authorityEnd]
+            if let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") {
+                found.append(String(authority[authority.index(after: colon)..<at]))
+            }
+        }
+        found += passwordValueRanges(in: url, separators: separators).map { String(url[$0]) }
+        var all: [String] = []
+        for p in found where !p.isEmpty {
+            all.append(p)
+            if let decoded = p.removingPercentEncoding, decoded != p, !decoded.isEmpty { all.append(decoded) }
+            let unquoted = p.trimmingCharacters(in: CharacterSet(charactersIn: "'"))
+            if unquoted != p, !unquoted.isEmpty { all.append(unquoted) }
+        }
+        return all
+    }
+
+    /// `text` with every password of `url` replaced by `<redacted>`.
+    public static func scrub(_ text: String, passwordsOf url: String) -> String {
+        passwords(in: url).sorted { $0.count > $1.count }.reduce(text) { $0.replacingOccurrences(of: $1, with: "<redacted>") }
+    }
+
     /// `password=value` (the key in any case, spaces around `=` in key/value strings, a quoted
     /// value whole) → `password=<redacted>`, for every occurrence.
     private static func redactParameter(_ text: String, separators: Set<Character>) -> String {
         var out = ""
-        var rest = Substring(text)
-        while let key = rest.range(of: "password", options: .caseInsensitive) {
-            // Only a whole key: at the start or after a separator, `?`, or `&`.
-            let before = key.lowerBound == rest.startIndex ? nil : rest[rest.index(before: key.lowerBound)]
-            var i = key.upperBound
-            while i < rest.endIndex, rest[i] == " " { i = rest.index(after: i) }
-            let isKey = (before == nil || before == "?" || before == "&" || separators.contains(before!)) && i < rest.endIndex && rest[i] == "="
-            guard isKey else {
-                out += rest[..<key.upperBound]
-                rest = rest[key.upperBound...]
-                continue
-            }
-            i = rest.index(after: i)
-            while i < rest.endIndex, rest[i] == " " { i = rest.index(after: i) }
-            var end = i
-            if end < rest.endIndex, rest[end] == "'" {
-                end = rest.index(after: end)
-                while end < rest.endIndex, rest[end] != "'" {
-                    if rest[end] == "\\", rest.index(after: end) < rest.endIndex { end = rest.index(after: end) }
-                    end = rest.index(after: end)
-                }
-                if end < rest.endIndex { end = rest.index(after: end) }
-            } else {
-                while end < rest.endIndex, !separators.contains(rest[end]) { end = rest.index(after: end) }
-            }
-            out += rest[..<key.upperBound] + "=<redacted>"
-            rest = rest[end...]
+        var from = text.startIndex
+        for range in passwordValueRanges(in: text, separators: separators) {
+            // Up to the key's `=`, then the marker (spaces around `=` dropped).
+            var keyEnd = range.lowerBound
+            while keyEnd > from, text[text.index(before: keyEnd)] != "=" { keyEnd = text.index(before: keyEnd) }
+            var beforeEquals = text.index(before: keyEnd)
+            while beforeEquals > from, text[text.index(before: beforeEquals)] == " " { beforeEquals = text.index(before: beforeEquals) }
+            out += text[from..<beforeEquals] + "=<redacted>"
+            from = range.upperBound
         }
-        return out + rest
+        return out + text[from...]
+    }
+
+    /// The ranges of the values of every `password` key in `text` (a query string or a libpq
+    /// key/value string): the key whole (at the start or after a separator, `?` or `&`), in any
+    /// case, `=` with optional spaces, then a quoted value whole or up to the next separator.
+    private static func passwordValueRanges(in text: String, separators: Set<Character>) -> [Range<String.Index>] {
+        var ranges: [Range<String.Index>] = []
+        var searchFrom = text.startIndex
+        while let key = text.range(of: "password", options: .caseInsensitive, range: searchFrom..<text.endIndex) {
+            searchFrom = key.upperBound
+            let before = key.lowerBound == text.startIndex ? nil : text[text.index(before: key.lowerBound)]
+            guard before == nil || before == "?" || before == "&" || separators.contains(before!) else { continue }
+            var i = key.upperBound
+            while i < text.endIndex, text[i] == " " { i = text.index(after: i) }
+            guard i < text.endIndex, text[i] == "=" else { continue }
+            i = text.index(after: i)
+            while i < text.endIndex, text[i] == " " { i = text.index(after: i) }
+            var end = i
+            if end < text.endIndex, text[end] == "'" {
+                end = text.index(after: end)
+                while end < text.endIndex, text[end] != "'" {
+                    if text[end] == "\\", text.index(after: end) < text.endIndex { end = text.index(after: end) }
+                    end = text.index(after: end)
+                }
+                if end < text.endIndex { end = text.index(after: end) }
+            } else {
+                while end < text.endIndex, !separators.contains(text[end]) { end = text.index(after: end) }
+            }
+            ranges.append(i..<end)
+            searchFrom = end
+        }
+        return ranges
     }
 }
 

@@ -304,7 +304,7 @@ extension MinkdConfiguration {
         if storage.kind == .memory && tenancy.strategy != .shared {
             throw ConfigError(
                 keyPath: "tenancy.strategy",
-                message: "\"\(tenancy.strategy.rawValue)\" needs PostgreSQL or SQLite; the memory storage keeps every tenant in one store (shared)"
+                message: "\"\(tenancy.strategy.rawValue)\" needs \(tenancy.strategy == .schema ? "PostgreSQL" : "PostgreSQL or SQLite"); the memory storage keeps every tenant in one store (shared)"
             )
         }
         if auth.enabled && auth.tokens.isEmpty {

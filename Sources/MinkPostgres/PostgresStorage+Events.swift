@@ -82,9 +82,20 @@ extension PostgresStorage {
         guard limit > 0 else { return [] }
         // PostgreSQL text cannot hold U+0000, so no stored value matches a filter value with one:
         // nothing, as on the other storages (PostgreSQL would refuse the parameter).
-        if ([filter.category].compactMap { $0 } + filter.eventTypes + filter.streamIDs).contains(where: \.containsNUL) { return [] }
+        var filter = filter
+        if filter.category?.containsNUL == true { return [] }
+        // A list is "any of": its values that cannot match go; none left matches nothing.
+        if filter.eventTypes.contains(where: \.containsNUL) {
+            filter.eventTypes.removeAll(where: \.containsNUL)
+            if filter.eventTypes.isEmpty { return [] }
+        }
+        if filter.streamIDs.contains(where: \.containsNUL) {
+            filter.streamIDs.removeAll(where: \.containsNUL)
+            if filter.streamIDs.isEmpty { return [] }
+        }
+        let matchable = filter
         return try await withReadConnection(empty: []) { conn, scope in
-            let (sql, params) = Self.readAllQuery(events: scope.sql.events, tenantID: scope.tenantID, after: position, filter: filter, limit: limit)
+            let (sql, params) = Self.readAllQuery(events: scope.sql.events, tenantID: scope.tenantID, after: position, filter: matchable, limit: limit)
             return try EventRow.decodeAllBinary(try conn.query(sql, params, prepare: true, binaryResult: true))
         }
     }

@@ -144,10 +144,16 @@ extension ServerStorage {
     /// A PostgreSQL open failure with libpq's message and what to do about it.
     static func postgresOpenError(_ error: any Error, url: String) -> any Error {
         if error is StorageOpenError { return error }
+        // libpq's own messages may quote the URL or a token of it whole (a malformed one):
+        // every password of the URL is scrubbed from whatever is shown.
+        func scrub(_ text: String) -> String { MinkdConfiguration.scrub(text, passwordsOf: url) }
         let underlying = (error as? MinkError)?.underlying ?? error
         // A configuration problem the adapter found (a bad URL option, tenant) is not a
         // server to reach: it already names what is wrong.
-        if let mink = error as? MinkError, mink.code != .unavailable, !(underlying is PostgresError) { return error }
+        if var mink = error as? MinkError, mink.code != .unavailable, !(underlying is PostgresError) {
+            mink.message = scrub(mink.message)
+            return mink
+        }
         let what = "PostgreSQL at \(redactedURL(url))"
         let cause: String
         var fix = "check that the server runs and accepts connections from here, and the URL (--database-url, MINKD_DATABASE_URL)"
@@ -164,7 +170,7 @@ extension ServerStorage {
         } else {
             cause = String(reflecting: error)
         }
-        return StorageOpenError(what: what, cause: cause, fix: fix)
+        return StorageOpenError(what: what, cause: scrub(cause), fix: fix)
     }
 
     /// The URL without its password, for messages and logs.

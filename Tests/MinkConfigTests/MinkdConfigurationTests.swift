@@ -286,7 +286,7 @@ func parseError(_ yaml: String) -> String? {
     @Test func memoryStorageIsSharedOnly() {
         for strategy in ["schema", "database"] {
             #expect(configError { try MinkdConfiguration.load(file: nil, environment: ["MINKD_TENANCY_STRATEGY": strategy], overrides: FlagOverrides(storage: "memory")) }
-                == "config: tenancy.strategy: \"\(strategy)\" needs PostgreSQL or SQLite; the memory storage keeps every tenant in one store (shared)")
+                == "config: tenancy.strategy: \"\(strategy)\" needs \(strategy == "schema" ? "PostgreSQL" : "PostgreSQL or SQLite"); the memory storage keeps every tenant in one store (shared)")
         }
         #expect(configError { try MinkdConfiguration.load(file: nil, environment: ["MINKD_TENANCY_STRATEGY": "shared"], overrides: FlagOverrides(storage: "memory")) } == nil)
     }
@@ -565,5 +565,16 @@ func parseError(_ yaml: String) -> String? {
     ])
     func redactsPasswords(_ url: String, _ expected: String) {
         #expect(MinkdConfiguration.redactPassword(in: url) == expected)
+    }
+
+    /// Messages that quote a URL's password (libpq's errors repeat a malformed URI or token) are
+    /// scrubbed of every form of it.
+    @Test func scrubsPasswordsFromMessages() {
+        let url = "postgresql://x:SeCr%zzEt@127.0.0.1:1/y?password=Other%41"
+        #expect(Set(MinkdConfiguration.passwords(in: url)) == ["SeCr%zzEt", "Other%41", "OtherA"])
+        let message = #"invalid percent-encoded token: "SeCr%zzEt"; also OtherA and Other%41"#
+        #expect(MinkdConfiguration.scrub(message, passwordsOf: url) == #"invalid percent-encoded token: "<redacted>"; also <redacted> and <redacted>"#)
+        #expect(MinkdConfiguration.passwords(in: "host=h password = 'a b' user=u") .contains("a b"))
+        #expect(MinkdConfiguration.passwords(in: "postgres://u@h/db").isEmpty)
     }
 }

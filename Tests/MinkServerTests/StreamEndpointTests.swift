@@ -102,6 +102,13 @@ struct StreamEndpointTests {
                 #expect(r.status == 200 && r["streams"] == [], "\(target): \(r.text)")
             }
             #expect(try await s.request("GET", "/v1/readmodels/m/a%00b").status == 404)
+            // A list keeps its other values; a model name holding U+0000 has no documents.
+            let some = try await s.request("GET", "/v1/events?type=A,%00")
+            #expect(some["events"]?.arrayValue?.count == 1, "\(some.text)")
+            let model = try await s.request("GET", "/v1/readmodels/m%00")
+            #expect(model.status == 200 && model["items"] == [], "\(model.text)")
+            let counted = try await s.request("POST", "/v1/readmodels/m%00/count", json: "{}")
+            #expect(counted.status == 200 && counted["count"] == .int(0), "\(counted.text)")
             let q = try await s.request("POST", "/v1/readmodels/m/query", json: #"{"where":[[{"field":"a","op":"=","value":"a\u0000"}]]}"#)
             #expect(q.status == 400 && q.errorCode == "invalid_query", "\(q.text)")
             let sse = try await s.sse("/v1/subscriptions/all?type=a%00b", headers: []) { $0.last?.event == "caught-up" }
