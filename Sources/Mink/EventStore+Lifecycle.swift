@@ -115,24 +115,20 @@ extension EventStore {
         let l = try lifecycle
         var total: Int64 = 0
         let now = Date()
-        while true {
-            if Task.isCancelled {
-                await hub.forgetRecentEvents()
-                throw CancellationError()
+        do {
+            while true {
+                try Task.checkCancellation()
+                let n = try await l.scavengeBatch(now: now, limit: max(1, batchSize))
+                total += Int64(n)
+                if n == 0 { break }
             }
-            let n: Int
-            do {
-                n = try await l.scavengeBatch(now: now, limit: max(1, batchSize))
-            } catch {
-                await hub.forgetRecentEvents()
-                throw error
-            }
-            total += Int64(n)
-            if n == 0 {
-                await hub.forgetRecentEvents()
-                return total
-            }
+        } catch {
+            // Batches before the failure may have removed events.
+            await hub.forgetRecentEvents()
+            throw error
         }
+        await hub.forgetRecentEvents()
+        return total
     }
 
     // MARK: Reads with retention (used by readStream and streamInfo)
