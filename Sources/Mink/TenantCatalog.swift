@@ -35,6 +35,16 @@ public protocol TenantCatalog: Sendable {
     /// - Throws: `.invalidTenant`; `.validationFailed` for `default`; storage errors.
     @discardableResult
     func deleteTenant(_ tenantID: String) async throws -> Bool
+
+    /// The IDs of tenants that other processes on the same storage deleted, as they are
+    /// deleted (PostgreSQL: a `NOTIFY` on the main database), so that this process forgets them:
+    /// ends their subscriptions, stops their projections, no longer takes them as existing.
+    /// `nil` (the default) for a storage that one process owns.
+    func externalDeletions() -> AsyncStream<String>?
+}
+
+extension TenantCatalog {
+    public func externalDeletions() -> AsyncStream<String>? { nil }
 }
 
 extension TenantID {

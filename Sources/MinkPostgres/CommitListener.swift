@@ -14,8 +14,15 @@ final class CommitListener: Sendable {
         let continuation: AsyncStream<Void>.Continuation
     }
 
+    /// A subscriber to every payload that starts with `prefix` (``subscribe(prefix:)``).
+    private struct PrefixSubscriber {
+        let prefix: String
+        let continuation: AsyncStream<String>.Continuation
+    }
+
     private struct Shared {
         var subscribers: [UInt64: Subscriber] = [:]
+        var prefixSubscribers: [UInt64: PrefixSubscriber] = [:]
         var nextID: UInt64 = 0
         var started = false
         var finished: [CheckedContinuation<Void, Never>] = []
@@ -53,12 +60,34 @@ final class CommitListener: Sendable {
             _ = self?.shared.withLock { $0.subscribers.removeValue(forKey: id) }
         }
         if stopping.load(ordering: .relaxed) { continuation.finish() }
-        if start {
-            let thread = Thread { [self] in self.run() }
-            thread.name = "mink-postgres-listen"
-            thread.start()
-        }
+        if start { startThread() }
         return stream
+    }
+
+    /// A stream of the payloads, less `prefix`, of other processes' notifications that start
+    /// with `prefix` (every one, in order). Unlike ``subscribe(key:)`` it is not woken after a
+    /// reconnect: it carries facts (a tenant was deleted), and a reconnect is not one.
+    func subscribe(prefix: String) -> AsyncStream<String> {
+        let (stream, continuation) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(10_000))
+        let (id, start) = shared.withLock { s -> (UInt64, Bool) in
+            s.nextID += 1
+            s.prefixSubscribers[s.nextID] = PrefixSubscriber(prefix: prefix, continuation: continuation)
+            let start = !s.started && !s.done
+            s.started = true
+            return (s.nextID, start)
+        }
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.shared.withLock { $0.prefixSubscribers.removeValue(forKey: id) }
+        }
+        if stopping.load(ordering: .relaxed) { continuation.finish() }
+        if start { startThread() }
+        return stream
+    }
+
+    private func startThread() {
+        let thread = Thread { [self] in self.run() }
+        thread.name = "mink-postgres-listen"
+        thread.start()
     }
 
     /// Stops the thread, closes the connection and finishes every stream.
@@ -78,16 +107,26 @@ final class CommitListener: Sendable {
                 if resumeNow { c.resume() }
             }
         }
-        let subscribers = shared.withLock { s in
-            defer { s.subscribers = [:] }
-            return Array(s.subscribers.values)
+        let (subscribers, prefixSubscribers) = shared.withLock { s in
+            defer {
+                s.subscribers = [:]
+                s.prefixSubscribers = [:]
+            }
+            return (Array(s.subscribers.values), Array(s.prefixSubscribers.values))
         }
         subscribers.forEach { $0.continuation.finish() }
+        prefixSubscribers.forEach { $0.continuation.finish() }
     }
 
+    /// Wakes the subscribers of `key` (`nil`: every ``subscribe(key:)`` stream, after a gap) and
+    /// hands the payload to the prefix subscribers it matches.
     private func deliver(key: String?) {
-        let targets = shared.withLock { s in s.subscribers.values.filter { key == nil || $0.key == key } }
+        let (targets, prefixed) = shared.withLock { s in
+            (s.subscribers.values.filter { key == nil || $0.key == key },
+             key.map { k in s.prefixSubscribers.values.filter { k.hasPrefix($0.prefix) } } ?? [])
+        }
         for t in targets { t.continuation.yield() }
+        if let key { for p in prefixed { p.continuation.yield(String(key.dropFirst(p.prefix.count))) } }
     }
 
     // MARK: The listener thread

@@ -138,6 +138,27 @@ extension PostgresStorage: TenantCatalog {
     @discardableResult
     public func deleteTenant(_ tenantID: String) async throws -> Bool {
         try TenantID.validateDeletable(tenantID)
+        let deleted = try await removeTenant(tenantID)
+        // Every other process on the database forgets the tenant (``externalDeletions()``): sent
+        // after the removal committed, on the configured database (a tenant database is gone).
+        // Best effort: a process that misses it (its LISTEN connection was down) still answers
+        // new subscriptions from storage (`SubscriptionHub.revalidate()`).
+        do {
+            try await core.main.pool.withConnection { conn in
+                _ = try conn.query("SELECT pg_notify($1, $2)", [.text(core.configuration.channel), .text(core.deletionPrefix + tenantID)])
+            }
+        } catch {
+            core.logger.warning("could not tell other processes that a tenant was deleted", metadata: ["tenant": "\(tenantID)", "error": "\(error)"])
+        }
+        return deleted
+    }
+
+    /// Tenants deleted through other processes on this database (``deleteTenant(_:)``'s NOTIFY).
+    public func externalDeletions() -> AsyncStream<String>? {
+        core.main.listener.subscribe(prefix: core.deletionPrefix)
+    }
+
+    private func removeTenant(_ tenantID: String) async throws -> Bool {
         let scope = core.scope(for: tenantID)
         if let database = scope.database {
             await core.backends.remove(database)

@@ -322,6 +322,17 @@ final class Core: Sendable {
         self.leases = LeaseSession(parameters: configuration.connectionParameters(), timeout: configuration.timeout, logger: logger)
     }
 
+    /// What a tenant deletion's NOTIFY payload starts with (the tenant ID follows): names the
+    /// deployment (its schema, or its per-tenant prefix), so that deployments sharing a database
+    /// never forget each other's tenants.
+    var deletionPrefix: String {
+        switch configuration.tenancy {
+        case .shared: return "#tenant-deleted:shared:\(configuration.schema):"
+        case .schema(let prefix): return "#tenant-deleted:schema:\(prefix):"
+        case .database(let prefix): return "#tenant-deleted:database:\(prefix):\(configuration.schema):"
+        }
+    }
+
     /// The scope of a (validated) tenant.
     func scope(for tenantID: String) -> Scope {
         let c = configuration

@@ -25,6 +25,9 @@ public final class MinkServer: Sendable {
     private let http: HTTPServer
     /// The parts in start order; stopped in reverse.
     private let parts: [ServerPart]
+    /// Forgets the tenants other processes delete (``TenantCatalog/externalDeletions()``), from
+    /// ``start()`` until the tenants part stops.
+    private let deletionWatch = WatchTask()
 
     /// The effective configuration.
     public var configuration: MinkdConfiguration { api.configuration }
@@ -87,7 +90,8 @@ public final class MinkServer: Sendable {
         let grace = Duration.seconds(configuration.shutdown.graceSeconds)
         self.parts = [
             ServerPart("storage") { await storage.close() },
-            ServerPart("tenants") {
+            ServerPart("tenants") { [deletionWatch] in
+                deletionWatch.cancel()
                 await api.store.hub.shutdown()
                 for tenant in api.tenants.stores { await tenant.hub.shutdown() }
             },
@@ -112,6 +116,7 @@ public final class MinkServer: Sendable {
         }
         // Storage must answer before the server calls itself ready.
         _ = try await api.store.headPosition()
+        watchExternalDeletions()
         try await api.projections.start()
         // Every known tenant's projections catch up from the start, not only once a request
         // names the tenant.
@@ -130,6 +135,21 @@ public final class MinkServer: Sendable {
 
     /// The bound port, once started.
     public var port: Int? { http.port }
+
+    /// A tenant deleted through another process on the same storage is forgotten here as after a
+    /// deletion through this one: its projections stop, its event streams end, its store goes.
+    private func watchExternalDeletions() {
+        guard let deletions = api.tenants.catalog.externalDeletions() else { return }
+        let api = self.api, logger = self.logger
+        let task = Task {
+            for await tenant in deletions {
+                await api.projections.tenantRemoved(tenant)
+                await api.tenants.forgetDeletedElsewhere(tenant)
+                logger.notice("tenant deleted through another process: forgotten here", metadata: ["tenant": "\(tenant)"])
+            }
+        }
+        deletionWatch.replace(with: task)
+    }
 
     /// Stops accepting, ends event streams, finishes in-flight requests (up to the grace period),
     /// stops the projections and the tenants' hubs, then closes storage: the parts of
@@ -160,6 +180,25 @@ public final class MinkServer: Sendable {
             ))
         }
         return services
+    }
+}
+
+/// A background task a part of the server owns: replaced by a new one, cancelled when the part stops.
+final class WatchTask: Sendable {
+    private let task = Mutex<Task<Void, Never>?>(nil)
+
+    func replace(with new: Task<Void, Never>) {
+        task.withLock { old in
+            old?.cancel()
+            old = new
+        }
+    }
+
+    func cancel() {
+        task.withLock { t in
+            t?.cancel()
+            t = nil
+        }
     }
 }
 

@@ -269,6 +269,15 @@ final class TenantRouter: Sendable {
         }
     }
 
+    /// Forgets a tenant that another process deleted (``TenantCatalog/externalDeletions()``): as
+    /// after a deletion here, its event streams end, its store (and hub) is dropped and it is no
+    /// longer taken as existing — a write with `autoCreate` off is `404` instead of creating it
+    /// again, and a tenant created again starts from position 1 with nothing of the old one.
+    func forgetDeletedElsewhere(_ tenant: String) async {
+        guard tenant != TenantID.default, (try? TenantID.validate(tenant)) != nil else { return }
+        await evict(tenant)
+    }
+
     /// Forgets a tenant: not known, its store dropped, its event streams ended.
     private func evict(_ tenant: String) async {
         let (store, lifetime) = state.withLock { s -> (EventStore?, TenantLifetime?) in

@@ -1,0 +1,89 @@
+import Foundation
+import Mink
+import MinkConfig
+import MinkHTTP
+import MinkServer
+import Testing
+
+/// Two servers on one PostgreSQL database (two minkd processes behind a load balancer): a tenant
+/// deleted through one is forgotten by the other (`TenantCatalog.externalDeletions()`).
+@Suite("PostgreSQL: tenant deletion across processes", .timeLimit(.minutes(2)))
+struct PostgresTenantDeletionAcrossProcessesTests {
+    static let ops = TestToken.headers("ops")
+
+    /// Before: B kept the tenant's open subscriptions (silent, and after the tenant was created
+    /// again they skipped its new events up to the old position), and took the deleted tenant as
+    /// existing — a write through B with `autoCreate` off created it again.
+    @Test(arguments: [TenantStorageKind.postgresShared, .postgresSchema, .postgresDatabase])
+    func aTenantDeletedThroughAnotherProcessIsForgottenHere(_ kind: TenantStorageKind) async throws {
+        let schema = PostgresTestDatabase.freshName("t_")
+        let prefix = PostgresTestDatabase.freshName("tp_") + "_"
+        let setUp: @Sendable (inout MinkdConfiguration) -> Void = { config in
+            kind.configure(&config, directory: NSTemporaryDirectory())
+            config.tenancy.schemaPrefix = prefix
+            config.auth.enabled = true
+            config.auth.tokens = TestToken.standard
+            config.tenancy.autoCreate = false
+        }
+        func open() async throws -> ServerStorage {
+            if kind == .postgresShared { return try await PostgresTestDatabase.storage(schema: schema) }
+            var config = MinkdConfiguration()
+            setUp(&config)
+            return try await ServerStorage.open(config)
+        }
+        let a = try await TestServer.start(storage: try await open(), configure: setUp)
+        let b: TestServer
+        do { b = try await TestServer.start(storage: try await open(), configure: setUp) } catch {
+            await a.stop()
+            throw error
+        }
+        do {
+            try await check(a, b)
+        } catch {
+            await b.stop()
+            await a.stop()
+            throw error
+        }
+        await b.stop()
+        await a.stop()
+    }
+
+    private func check(_ a: TestServer, _ b: TestServer) async throws {
+        let acme = TestToken.headers("acme-rw")
+        #expect(try await a.request("POST", "/v1/admin/tenants", json: #"{"id":"acme"}"#, headers: Self.ops).status == 201)
+        #expect(try await a.request("POST", "/v1/streams/order-1", json: appendBody(["A1"]), headers: acme).status == 201)
+        // B knows the tenant (a write through it) and serves a live subscription of it.
+        #expect(try await b.request("POST", "/v1/streams/order-1", json: appendBody(["A2"]), headers: acme).status == 201)
+        var h = HTTPHeaders()
+        for (n, v) in acme { h.replace(name: n, value: v) }
+        var live = b.client.events(host: "127.0.0.1", port: b.port, target: "/v1/subscriptions/all", headers: h, readTimeout: .seconds(10))
+            .makeAsyncIterator()
+        var replayed: [SSEEvent] = []
+        while let e = try await live.next() {
+            replayed.append(e)
+            if e.event == "caught-up" { break }
+        }
+        #expect(replayed.filter { $0.event == "message" }.count == 2, "\(replayed)")
+
+        let deleted = try await a.request("DELETE", "/v1/admin/tenants/acme?confirm=acme", headers: Self.ops)
+        #expect(deleted.status == 200, "\(deleted.text)")
+        // B's stream ends (with no byte for 10 s the client throws instead: keepalives are 15 s
+        // apart), with nothing more delivered.
+        var after: [SSEEvent] = []
+        while let e = try await live.next() { after.append(e) }
+        #expect(after.filter { $0.event == "message" }.isEmpty, "after the deletion: \(after)")
+
+        // B no longer takes the tenant as existing: with autoCreate off a write is 404, not a new tenant.
+        let write = try await b.request("POST", "/v1/streams/order-1", json: appendBody(["B1"]), headers: acme)
+        #expect(write.status == 404, "\(write.text)")
+        let listed = try await b.request("GET", "/v1/admin/tenants", headers: Self.ops)
+        #expect(!listed.text.contains(#""acme""#), "\(listed.text)")
+
+        // Created again through A: B serves the new tenant from position 1, nothing of the old one.
+        #expect(try await a.request("POST", "/v1/admin/tenants", json: #"{"id":"acme"}"#, headers: Self.ops).status == 201)
+        let again = try await b.request("POST", "/v1/streams/order-1", json: appendBody(["N1"]), headers: acme)
+        #expect(again.status == 201 && again["fromPosition"] == .int(1), "\(again.text)")
+        let events = try await b.caughtUp("/v1/subscriptions/all", headers: acme)
+        #expect(events.count == 1 && events.first?.data.contains(#""type":"N1""#) == true, "\(events)")
+    }
+}
