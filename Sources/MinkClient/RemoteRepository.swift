@@ -46,7 +46,9 @@ public struct RemoteRepository<Model: ReadModel>: Repository {
         }
     }
 
-    /// The documents matching a query, sorted and paged as the query says.
+    /// The documents matching a query, sorted and paged as the query says — at most 10,000 per
+    /// call (minkd's largest page, also when the query has no limit; page on with `offset`,
+    /// ``findPage(_:)`` tells how many match in all).
     /// - Throws: `.invalidQuery` for a query built with an invalid field or operator (checked
     ///   before sending) or refused by the server.
     public func find(_ query: Query) async throws -> [Model] {

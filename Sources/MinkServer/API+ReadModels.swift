@@ -57,7 +57,7 @@ extension API {
             guard let json else { throw APIError(.notFound, "no document \(id) in read model \(model)") }
             return Reply.json(bytes: [UInt8](json))
         case .readModelList(let model):
-            let limit = Int(try c.query.integer("limit", default: 50, in: 0...10_000))
+            let limit = Int(try c.query.integer("limit", default: 50, in: 0...Int64(Self.maxPageSize)))
             let offset = Int(try c.query.integer("offset", default: 0, in: 0...Int64(Int32.max)))
             let orderBy = c.query["orderBy"] ?? ""
             let ordering = orderBy.isEmpty ? [] : try QueryOrder.parseList(orderBy)
@@ -65,7 +65,7 @@ extension API {
             return try await withReadModel(model) { physical in try await Self.items(store, physical, query) }
         case .readModelQuery(let model):
             try requireJSON(c)
-            let query = try ReadModelQueryBody.decode(c.request.body).query
+            let query = try Self.paged(ReadModelQueryBody.decode(c.request.body).query)
             return try await withReadModel(model) { physical in try await Self.items(store, physical, query) }
         case .readModelCount(let model):
             try requireJSON(c)
@@ -105,6 +105,20 @@ extension API {
         default:
             throw APIError(.notFound, "unknown tenant: it has no events yet, so no projections to control")
         }
+    }
+
+    /// The most documents one page may hold, on both forms (`GET ?limit=`, `POST …/query`).
+    static let maxPageSize = 10_000
+
+    /// A `POST …/query` page: `limit` at most ``maxPageSize`` (`400 invalid_query` above), and
+    /// ``maxPageSize`` when the body names none — a response is built in memory, so an unbounded
+    /// one over a large model could exhaust it; `total` tells a client that there is more.
+    static func paged(_ query: Query) throws -> Query {
+        guard let limit = query.limitCount else { return query.limit(maxPageSize) }
+        guard limit <= maxPageSize else {
+            throw APIError(.invalidQuery, "limit: at most \(maxPageSize) documents per request; page on with offset")
+        }
+        return query
     }
 
     private static func items(_ store: any ReadModelStore, _ model: String, _ query: Query) async throws -> HTTPResponse {

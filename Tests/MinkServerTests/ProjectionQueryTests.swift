@@ -1,4 +1,6 @@
 import Foundation
+import Mink
+@testable import MinkServer
 import MinkWire
 import Testing
 
@@ -113,6 +115,23 @@ struct ProjectionQueryTests {
             #expect(try await s.request("GET", "/v1/readmodels/things?orderBy=\(sortKeys(1000))").errorCode == "invalid_query")
             #expect(try await s.request("GET", "/v1/readmodels/things?orderBy=\(sortKeys(17))").errorCode == "invalid_query")
             #expect(try await s.request("GET", "/v1/readmodels/things?orderBy=\(sortKeys(16))").status == 200)
+
+            // A page holds at most 10,000 documents on both forms: a POST query asking for more
+            // is 400 (it was unbounded: a response built in memory over a whole large model).
+            let tooMany = try await s.request("POST", "/v1/readmodels/things/query", json: #"{"limit":10001}"#)
+            #expect(tooMany.status == 400 && tooMany.errorCode == "invalid_query" && tooMany.text.contains("10000"), "\(tooMany.text)")
+            #expect(try await s.request("GET", "/v1/readmodels/things?limit=10001").status == 400)
+            let most = try await s.request("POST", "/v1/readmodels/things/query", json: #"{"limit":10000}"#)
+            #expect(most.status == 200 && most["total"] == .int(5))
+            let unlimited = try await s.request("POST", "/v1/readmodels/things/query", json: #"{"where":[]}"#)
+            #expect(unlimited.status == 200 && unlimited["items"]?.arrayValue?.count == 5, "\(unlimited.text)")
         }
+    }
+
+    /// A POST query without `limit` gets the largest page, 10,000 documents; with one, its own.
+    @Test func aQueryWithoutLimitGetsTheLargestPage() throws {
+        #expect(try API.paged(Query()).limitCount == 10_000)
+        #expect(try API.paged(Query().limit(7)).limitCount == 7)
+        #expect(throws: APIError.self) { try API.paged(Query().limit(10_001)) }
     }
 }

@@ -1220,7 +1220,10 @@ components:
             properties:
               field: {type: string}
               desc: {type: boolean}
-        limit: {type: [integer, "null"], minimum: 0}
+        limit:
+          type: [integer, "null"]
+          minimum: 0
+          description: "query: at most 10000 documents (400 invalid_query above); 10000 when absent or null. count: ignored."
         offset: {type: [integer, "null"], minimum: 0}
     QueryResult:
       type: object
