@@ -188,18 +188,21 @@ public actor ProjectionEngine {
         }
     }
 
-    /// Pauses an async projection after its current batch.
-    /// - Throws: `.projectionNotFound`.
-    public func pause(_ name: String) throws {
-        if let c = controllers[name] { return try c.pause() }
+    /// Pauses an async projection after its current batch. A read-model projection's pause is
+    /// recorded in its storage: it holds across restarts and reaches the process running the
+    /// projection when several share the storage (see `docs/projections.md`).
+    /// - Throws: `.projectionNotFound`; storage errors.
+    public func pause(_ name: String) async throws {
+        if let c = controllers[name] { return try await c.pause() }
         guard let r = runners[name] else { throw inline[name] == nil ? MinkError.projectionNotFound(name) : Self.inlineControl(name) }
         r.pause()
     }
 
-    /// Resumes a paused or faulted async projection (a faulted one retries its poison event).
-    /// - Throws: `.projectionNotFound`.
-    public func resume(_ name: String) throws {
-        if let c = controllers[name] { return try c.resume() }
+    /// Resumes a paused or faulted async projection (a faulted one retries its poison event),
+    /// recorded in storage as ``pause(_:)`` is.
+    /// - Throws: `.projectionNotFound`; storage errors.
+    public func resume(_ name: String) async throws {
+        if let c = controllers[name] { return try await c.resume() }
         guard let r = runners[name] else { throw inline[name] == nil ? MinkError.projectionNotFound(name) : Self.inlineControl(name) }
         r.resume()
     }

@@ -34,6 +34,33 @@ final class ReadModelProjectionController: Sendable {
         var readers: [UInt32: Int] = [:]
         var drainWaiters: [UInt32: [CheckedContinuation<Void, Never>]] = [:]
         var lastError: String?
+        /// The sequence of the last pause or resume applied here (``Control``).
+        var controlSeen: UInt64 = 0
+    }
+
+    /// A pause or resume, asked through any process sharing the storage, kept in storage (the
+    /// checkpoint `<projection>#control`, packed as `sequence << 1 | paused`) so that the process
+    /// holding the lease applies it — a request may reach any process behind a load balancer —
+    /// and the next holder starts paused after a failover. Each request increments `sequence`:
+    /// a resume of a faulted projection (already unpaused) is seen as a new request too.
+    struct Control: Sendable, Equatable {
+        var sequence: UInt64
+        var paused: Bool
+
+        init(sequence: UInt64, paused: Bool) {
+            self.sequence = sequence
+            self.paused = paused
+        }
+
+        init(packed: UInt64) { self.init(sequence: packed >> 1, paused: packed & 1 == 1) }
+
+        var packed: UInt64 { sequence << 1 | (paused ? 1 : 0) }
+
+        static func key(_ projection: String) -> String { "\(projection)#control" }
+
+        static func read(_ projection: String, in tx: any ReadModelTransaction) throws -> Control {
+            Control(packed: try tx.checkpoint(key(projection)))
+        }
     }
 
     private let shared = Mutex(Shared())
@@ -141,7 +168,7 @@ final class ReadModelProjectionController: Sendable {
             }
             if let lease {
                 do {
-                    if try await activate(lease) { await lease.lost() }
+                    if try await activate(lease) { await holdWhileFollowingStorage(lease) }
                 } catch {
                     if !Task.isCancelled { note(error) }
                 }
@@ -151,6 +178,62 @@ final class ReadModelProjectionController: Sendable {
                 await refreshFromStorage()
             }
             try? await Task.sleep(for: leaseRetryInterval)
+        }
+    }
+
+    /// Returns when `lease` is lost (or the loop is cancelled); meanwhile, every
+    /// `leaseRetryInterval`, applies what other processes asked through storage
+    /// (``followStorage()``).
+    private func holdWhileFollowingStorage(_ lease: any ProjectionLease) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await lease.lost() }
+            group.addTask { [self] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: leaseRetryInterval)
+                    if Task.isCancelled { break }
+                    await followStorage()
+                }
+            }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// While active: a pause or resume recorded by another process is applied to the runners,
+    /// and a rebuild started by another process gets its builder here.
+    private func followStorage() async {
+        do {
+            let (g, control) = try await readModels.transaction { [name] tx in
+                (try ReadModelGenerations.read(name, in: tx), try Control.read(name, in: tx))
+            }
+            apply(control)
+            let building = shared.withLock { s -> UInt32? in
+                guard case .active(_, let a) = s.lifecycle, a.builder == nil, g.building != 0, g.serving == s.generations.serving else {
+                    return nil
+                }
+                s.generations = g
+                return g.building
+            }
+            if let building {
+                logger.notice("projection rebuild asked through another process: building here", metadata: [
+                    "mink.projection": "\(name)", "mink.copy": "\(building)",
+                ])
+                try await startBuilder(building)
+            }
+        } catch {
+            if !Task.isCancelled { note(error) }
+        }
+    }
+
+    /// Applies a pause or resume not applied here yet (its sequence is new).
+    private func apply(_ control: Control) {
+        let runners = shared.withLock { s -> [AsyncRunner]? in
+            guard control.sequence > s.controlSeen else { return nil }
+            s.controlSeen = control.sequence
+            return s.lifecycle.setPaused(control.paused)
+        }
+        for r in runners ?? [] {
+            if control.paused { r.pause() } else { r.resume() }
         }
     }
 
@@ -180,8 +263,12 @@ final class ReadModelProjectionController: Sendable {
         }
         if let illegal { illegalTransition("activate", in: illegal) }
         guard case .activating = self.lifecycle else { return false }
-        let g = try await loadGenerations()
+        let (g, control) = try await readModels.transaction { [name] tx in
+            (try ReadModelGenerations.read(name, in: tx), try Control.read(name, in: tx))
+        }
         shared.withLock { $0.generations = g }
+        // A pause asked through any process holds here too (after a failover as well).
+        apply(control)
         // Copies left behind by a crash between a switch and the drop of the old copy.
         for physical in try await readModels.modelNames() {
             guard let n = ReadModelGenerations.generation(of: physical, model: model), n != g.serving, n != g.building else { continue }
@@ -239,14 +326,15 @@ final class ReadModelProjectionController: Sendable {
     /// A process without the lease shows what storage says (and reads follow the stored copy).
     private func refreshFromStorage() async {
         do {
-            let (g, checkpoint) = try await readModels.transaction { [name] tx in
+            let (g, checkpoint, control) = try await readModels.transaction { [name] tx in
                 let g = try ReadModelGenerations.read(name, in: tx)
-                return (g, try tx.checkpoint(ReadModelGenerations.checkpointKey(name, generation: g.serving)))
+                return (g, try tx.checkpoint(ReadModelGenerations.checkpointKey(name, generation: g.serving)), try Control.read(name, in: tx))
             }
             shared.withLock { s in
                 s.generations = g
                 s.lifecycle.stored(checkpoint: checkpoint)
             }
+            apply(control)
             progress.signal()
         } catch {
             if !Task.isCancelled { note(error) }
@@ -395,24 +483,39 @@ final class ReadModelProjectionController: Sendable {
         return mode == .async
     }
 
-    /// Pauses the runners after their current batch (and those started later).
-    func pause() throws {
+    /// Pauses the runners after their current batch (and those started later), wherever they
+    /// run: the pause is recorded in storage (``Control``) and applied here at once; the process
+    /// holding the lease applies it within `leaseRetryInterval`, and a later holder starts paused.
+    func pause() async throws {
         guard mode == .async else { throw Self.inlineControl(name) }
-        let runners = shared.withLock { s in s.lifecycle.setPaused(true) }
-        for r in runners { r.pause() }
+        apply(try await record(paused: true))
     }
 
-    /// Resumes paused or faulted runners (a faulted one retries its poison event).
-    func resume() throws {
-        let runners = shared.withLock { s -> [AsyncRunner]? in
-            // Inline mode has a runner only while rebuilding: a faulted builder resumes.
-            if mode == .inline {
+    /// Resumes paused or faulted runners (a faulted one retries its poison event), wherever they
+    /// run (recorded in storage, as ``pause()``).
+    func resume() async throws {
+        if mode == .inline {
+            // Inline mode has a runner only while rebuilding: a faulted builder resumes (here).
+            let runners = shared.withLock { s -> [AsyncRunner]? in
                 guard case .active(_, let a) = s.lifecycle, a.builder != nil else { return nil }
+                return s.lifecycle.setPaused(false)
             }
-            return s.lifecycle.setPaused(false)
+            guard let runners else { throw Self.inlineControl(name) }
+            for r in runners { r.resume() }
+            return
         }
-        guard let runners else { throw Self.inlineControl(name) }
-        for r in runners { r.resume() }
+        apply(try await record(paused: false))
+    }
+
+    /// Records a pause or resume in storage under the next sequence.
+    private func record(paused: Bool) async throws -> Control {
+        try await readModels.transaction { [name] tx in
+            var control = try Control.read(name, in: tx)
+            control.sequence += 1
+            control.paused = paused
+            try tx.setCheckpoint(Control.key(name), to: control.packed)
+            return control
+        }
     }
 
     static func inlineControl(_ name: String) -> MinkError {

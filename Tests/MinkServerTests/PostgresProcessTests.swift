@@ -140,8 +140,9 @@ struct PostgresProcessTests {
         try await Self.checkDocuments(a, orders: orders, items: items)
         try await Self.checkDocuments(b, orders: orders, items: items)
 
-        // The holder pauses (as if stuck), more events arrive, then it is killed: the other
-        // process takes the lease over and catches up — every event applied exactly once.
+        // The holder is paused, more events arrive, then it is killed: the other process takes
+        // the lease over — paused, as the pause is kept in the database — and once resumed (through
+        // itself) catches up, every event applied exactly once.
         #expect(try await holder.request("POST", "/v1/projections/orders/pause").status == 200)
         for i in 1...orders where i % 5 != 0 {
             let r = try await other.request(
@@ -152,8 +153,16 @@ struct PostgresProcessTests {
         let head = Int64(orders * perOrder + orders - orders / 5)
         kill(holder.pid, SIGKILL)
         #expect(await ProcessLaunch.exit(of: holder.minkd.process) != nil)
-        let deadline2 = ContinuousClock.now + .seconds(10)
+        let deadline1 = ContinuousClock.now + .seconds(10)
         var status: [String: JSONValue] = [:]
+        while ContinuousClock.now < deadline1 {
+            status = try await other.status()
+            if status["status"] == "paused" { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(status["status"] == "paused" && status["checkpoint"] != .int(head), "the pause survived the failover: \(status)")
+        #expect(try await other.request("POST", "/v1/projections/orders/resume").status == 200)
+        let deadline2 = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline2 {
             status = try await other.status()
             if status["status"] == "running", status["checkpoint"] == .int(head) { break }
@@ -161,6 +170,77 @@ struct PostgresProcessTests {
         }
         #expect(status["status"] == "running" && status["checkpoint"] == .int(head) && status["lag"] == .int(0), "\(status)")
         try await Self.checkDocuments(other, orders: orders, items: items + 1)
+    }
+
+    /// Pause, resume and rebuild sent to the process that does not run the projection (behind a
+    /// load balancer, any of them) reach the one that does: they were applied only where they
+    /// were asked — answered 200/202, and nothing happened.
+    @Test func controlThroughTheOtherProcessReachesTheHolder() async throws {
+        let url = try await PostgresTestDatabase.freshDatabase()
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("minkd-pg-\(UUID()).yaml")
+        try ordersYAML(mode: "async").write(to: config, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: config) }
+        let a = try await Daemon(url: url, config: config)
+        defer { a.stop() }
+        let b = try await Daemon(url: url, config: config)
+        defer { b.stop() }
+        let (sa, sb) = try await Self.waitForStatuses(a, b) { x, y in
+            Set([x["status"], y["status"]]) == Set<JSONValue?>(["running", "stopped"])
+        }
+        try #require(Set([sa["status"], sb["status"]]) == Set<JSONValue?>(["running", "stopped"]), "\(sa) \(sb)")
+        let (holder, other) = sa["status"] == "running" ? (a, b) : (b, a)
+
+        func order(_ i: Int) -> String {
+            #"{"events":[{"type":"OrderCreated","data":{"orderId":"o\#(i)","total":\#(i)}},"#
+                + #"{"type":"ItemAdded","data":{"orderId":"o\#(i)","price":1,"sku":"s1"}},"#
+                + #"{"type":"OrderShipped","data":{"orderId":"o\#(i)","carrier":{"name":"c"}}}]}"#
+        }
+        for i in 1...4 { try #require(try await other.request("POST", "/v1/streams/order-\(i)", body: order(i)).status == 201) }
+        func holderStatus(_ condition: ([String: JSONValue]) -> Bool) async throws -> [String: JSONValue] {
+            let deadline = ContinuousClock.now + .seconds(10)
+            var s: [String: JSONValue] = [:]
+            while ContinuousClock.now < deadline {
+                s = try await holder.status()
+                if condition(s) { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            return s
+        }
+        var s = try await holderStatus { $0["status"] == "running" && $0["lag"] == .int(0) }
+        #expect(s["status"] == "running" && s["checkpoint"] == .int(12), "\(s)")
+
+        #expect(try await other.request("POST", "/v1/projections/orders/pause").status == 200)
+        s = try await holderStatus { $0["status"] == "paused" }
+        #expect(s["status"] == "paused", "the holder applied a pause asked through the other process: \(s)")
+        try #require(try await other.request("POST", "/v1/streams/order-5", body: order(5)).status == 201)
+        try await Task.sleep(for: .milliseconds(500))
+        s = try await holder.status()
+        #expect(s["status"] == "paused" && s["checkpoint"] == .int(12), "paused, it applies nothing: \(s)")
+
+        #expect(try await other.request("POST", "/v1/projections/orders/resume").status == 200)
+        s = try await holderStatus { $0["status"] == "running" && $0["checkpoint"] == .int(15) }
+        #expect(s["status"] == "running" && s["checkpoint"] == .int(15), "resumed through the other process: \(s)")
+
+        // A rebuild asked through the other process: the holder builds copy 2 and switches to it
+        // (serving 2, building 0, packed `2 << 32`, in the generations checkpoint).
+        #expect(try await other.request("POST", "/v1/projections/orders/rebuild").status == 202)
+        let generations = "SELECT position FROM public.mink_checkpoints WHERE tenant_id = 'default' AND projection = 'orders#generations'"
+        let deadline = ContinuousClock.now + .seconds(10)
+        var packed: String?
+        while ContinuousClock.now < deadline {
+            packed = try await PostgresTestDatabase.value(url, generations)
+            if packed == String(UInt64(2) << 32) { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(packed == String(UInt64(2) << 32), "the rebuild ran on the holder and switched: \(packed ?? "nil")")
+        s = try await holderStatus { $0["status"] == "running" && $0["lag"] == .int(0) }
+        #expect(s["status"] == "running", "\(s)")
+        // The rebuilt copy serves through both processes: order i has total i + 1.
+        for d in [holder, other] {
+            let r = try await d.request("GET", "/v1/readmodels/orders?limit=100&orderBy=orderId")
+            let totals = (r.json.objectValue?["items"]?.arrayValue ?? []).compactMap { $0.objectValue?["total"] }
+            #expect(totals == (1...5).map { .int(Int64($0 + 1)) }, "\(r.json)")
+        }
     }
 
     @Test func migrateAppliesTheSchemaEverywhere() async throws {

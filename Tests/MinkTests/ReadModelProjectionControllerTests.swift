@@ -33,7 +33,7 @@ struct ReadModelProjectionControllerTests {
         let controller = Self.makeController(store, storage)
         try await store.append("order-1", events: [raw("OrderCreated"), raw("ItemAdded"), raw("ItemAdded")])
         #expect(Self.isStopped(controller) && !controller.lifecycle.paused)
-        try controller.pause()
+        try await controller.pause()
         #expect(Self.isStopped(controller) && controller.lifecycle.paused, "kept while stopped")
         #expect(controller.status(head: 3).state == .stopped)
 
@@ -48,7 +48,7 @@ struct ReadModelProjectionControllerTests {
         #expect(controller.status(head: 3).state == .paused)
         #expect(controller.status(head: 3).checkpoint == 0)
 
-        try controller.resume()
+        try await controller.resume()
         #expect(await AsyncRunnerTests.eventually { controller.status(head: 3).checkpoint == 3 }, "resumed, it catches up")
         #expect(controller.status(head: 3).state == .running && !controller.lifecycle.paused)
 
@@ -83,10 +83,53 @@ struct ReadModelProjectionControllerTests {
             return
         }
         #expect(controller.status(head: 0).state == .stopped)
-        try controller.pause()
+        try await controller.pause()
         #expect(controller.lifecycle.paused)
         await controller.stop()
         #expect(Self.isStopped(controller) && controller.lifecycle.paused, "the pause outlives the stop")
+    }
+
+    /// Two processes on one storage: pause, resume and rebuild asked through the one without the
+    /// lease reach the one running the projection (they were recorded only where asked: answered
+    /// 200/202 and nothing happened), and a pause holds after a failover.
+    @Test func controlAskedThroughAnotherProcessReachesTheHolder() async throws {
+        let storage = InMemoryStorage()
+        let store = EventStore(adapter: storage)
+        let holder = Self.makeController(store, storage)
+        let other = Self.makeController(store, storage, leases: NeverGranted())
+        try await store.append("order-1", events: [raw("OrderCreated"), raw("ItemAdded")])
+        holder.start()
+        other.start()
+        #expect(await AsyncRunnerTests.eventually { holder.status(head: 2).checkpoint == 2 })
+
+        try await other.pause()
+        #expect(await AsyncRunnerTests.eventually(10) { holder.status(head: 2).state == .paused }, "\(holder.lifecycle)")
+        try await store.append("order-1", events: [raw("ItemAdded")])
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(holder.status(head: 3).checkpoint == 2, "paused, the holder applies nothing")
+
+        try await other.resume()
+        #expect(await AsyncRunnerTests.eventually(10) { holder.status(head: 3).checkpoint == 3 && holder.status(head: 3).state == .running })
+
+        try await other.rebuild()
+        #expect(await AsyncRunnerTests.eventually(10) { holder.servingModel == "orders__g2" }, "\(holder.lifecycle)")
+        #expect(await AsyncRunnerTests.eventually(10) { holder.status(head: 3).checkpoint == 3 && holder.status(head: 3).state == .running })
+
+        // Paused through the other process, then the holder goes away: the next holder starts paused.
+        try await other.pause()
+        #expect(await AsyncRunnerTests.eventually(10) { holder.status(head: 3).state == .paused })
+        await holder.stop()
+        await other.stop()
+        let next = Self.makeController(store, storage)
+        next.start()
+        #expect(await AsyncRunnerTests.eventually { Self.isActive(next) })
+        #expect(next.status(head: 3).state == .paused, "\(next.lifecycle)")
+        try await store.append("order-1", events: [raw("ItemAdded")])
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(next.status(head: 4).checkpoint == 3)
+        try await next.resume()
+        #expect(await AsyncRunnerTests.eventually(10) { next.status(head: 4).checkpoint == 4 })
+        await next.stop()
     }
 }
 
