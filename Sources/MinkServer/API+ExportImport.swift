@@ -73,13 +73,13 @@ extension API {
             }
         }
         let source: NDJSONImportSource
-        let limit = configuration.limits.maxImportBytes
+        let limit = configuration.limits.maxImportBytes, maxEventBytes = configuration.limits.maxEventBytes
         if let spool = c.request.bodySpool {
-            source = try NDJSONImportSource(gzip: gzip, limit: limit) { try spool.read() }
+            source = try NDJSONImportSource(gzip: gzip, limit: limit, maxEventBytes: maxEventBytes) { try spool.read() }
         } else {
             // No body (or a transport without spooling, as in-process tests): the bytes at hand.
             var body: [UInt8]? = c.request.body
-            source = try NDJSONImportSource(gzip: gzip, limit: limit) {
+            source = try NDJSONImportSource(gzip: gzip, limit: limit, maxEventBytes: maxEventBytes) {
                 defer { body = [] }
                 return body ?? []
             }

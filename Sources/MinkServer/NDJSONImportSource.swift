@@ -37,7 +37,7 @@ public final class NDJSONImportSource: EventImportSource, @unchecked Sendable {
     private let gunzip: GzipDecoder?
     private let limit: Int
     private let batchSize: Int
-    private var reader = NDJSONImportReader()
+    private var reader: NDJSONImportReader
     private var decoded = 0
     private var ready: [Event] = []
     private var ended = false
@@ -46,11 +46,15 @@ public final class NDJSONImportSource: EventImportSource, @unchecked Sendable {
     /// - Parameters:
     ///   - gzip: whether the input is gzip-encoded.
     ///   - limit: the most decoded bytes accepted; 0: no limit.
+    ///   - maxEventBytes: the largest `data` of one event (`limits.maxEventBytes`); `nil`: no limit.
     ///   - batchSize: events per batch handed to the storage.
     ///   - read: returns the next bytes of the input, an empty array at its end (blocking is fine:
     ///     it runs on the storage's own thread).
-    public init(gzip: Bool, limit: Int = 0, batchSize: Int = 1000, read: @escaping () throws -> [UInt8]) throws {
+    public init(
+        gzip: Bool, limit: Int = 0, maxEventBytes: Int? = nil, batchSize: Int = 1000, read: @escaping () throws -> [UInt8]
+    ) throws {
         self.read = read
+        self.reader = NDJSONImportReader(maxEventBytes: maxEventBytes)
         if gzip {
             self.gunzip = try GzipDecoder()
         } else {
@@ -61,8 +65,8 @@ public final class NDJSONImportSource: EventImportSource, @unchecked Sendable {
     }
 
     /// A source reading a file descriptor (standard input, a file) until its end.
-    public convenience init(fileDescriptor fd: Int32, gzip: Bool, limit: Int = 0) throws {
-        try self.init(gzip: gzip, limit: limit) {
+    public convenience init(fileDescriptor fd: Int32, gzip: Bool, limit: Int = 0, maxEventBytes: Int? = nil) throws {
+        try self.init(gzip: gzip, limit: limit, maxEventBytes: maxEventBytes) {
             var buffer = [UInt8](repeating: 0, count: 256 * 1024)
             while true {
                 let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }

@@ -95,10 +95,14 @@ public struct NDJSONImportReader: Sendable {
     private var line = 0
     private var validator = ImportValidator()
     private let maxLineBytes: Int
+    private let maxEventBytes: Int?
 
     /// Creates a reader.
-    public init(maxLineBytes: Int = NDJSONImportReader.defaultMaxLineBytes) {
+    /// - Parameter maxEventBytes: the largest `data` an event may carry (minkd's
+    ///   `limits.maxEventBytes`, as for an append); `nil`: no limit but the line's.
+    public init(maxLineBytes: Int = NDJSONImportReader.defaultMaxLineBytes, maxEventBytes: Int? = nil) {
         self.maxLineBytes = maxLineBytes
+        self.maxEventBytes = maxEventBytes
     }
 
     /// The summary of the events returned so far.
@@ -148,6 +152,12 @@ public struct NDJSONImportReader: Sendable {
         } catch let e as JSONError {
             let wire = WireError(e)
             throw ImportLineError(line: line, code: wire.code.rawValue, message: wire.message)
+        }
+        if let maxEventBytes, event.data.count > maxEventBytes {
+            throw ImportLineError(
+                line: line, code: ErrorCode.payloadTooLarge.rawValue,
+                message: "data: \(event.data.count) bytes, over the limit of \(maxEventBytes) (limits.maxEventBytes, as for an append)"
+            )
         }
         try validator.accept(event, line: line)
         out.append(event)

@@ -95,7 +95,7 @@ struct Import: AsyncParsableCommand {
         let storage: ServerStorage
         do { storage = try await ServerStorage.open(config) } catch { fail("minkd import: \(error)") }
         do {
-            let source = try Self.source(fd: fd, limit: config.limits.maxImportBytes)
+            let source = try Self.source(fd: fd, limit: config.limits.maxImportBytes, maxEventBytes: config.limits.maxEventBytes)
             let store = try EventStore(adapter: storage.events).forTenant(tenant)
             let summary = try await store.importEvents(from: source)
             // Listed like a tenant created by its first write.
@@ -109,7 +109,7 @@ struct Import: AsyncParsableCommand {
     }
 
     /// A source over `fd` that recognises gzip input by its magic bytes.
-    static func source(fd: Int32, limit: Int) throws -> NDJSONImportSource {
+    static func source(fd: Int32, limit: Int, maxEventBytes: Int) throws -> NDJSONImportSource {
         func readChunk() throws -> [UInt8] {
             var buffer = [UInt8](repeating: 0, count: 256 * 1024)
             while true {
@@ -131,7 +131,7 @@ struct Import: AsyncParsableCommand {
         }
         let gzip = first.count >= 2 && first[0] == 0x1F && first[1] == 0x8B
         var pending: [UInt8]? = first
-        return try NDJSONImportSource(gzip: gzip, limit: limit) {
+        return try NDJSONImportSource(gzip: gzip, limit: limit, maxEventBytes: maxEventBytes) {
             if let p = pending {
                 pending = nil
                 return p

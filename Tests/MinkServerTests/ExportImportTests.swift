@@ -190,6 +190,25 @@ struct ExportImportTests {
         }
     }
 
+    /// An imported event's `data` is held to `limits.maxEventBytes` as an append's is: `413
+    /// payload_too_large` naming the line, nothing imported (it was stored, larger than any
+    /// append may write).
+    @Test func anEventOverTheEventLimitIsRefusedWithItsLine() async throws {
+        try await withServer(configure: { $0.limits.maxEventBytes = 1000 }) { s in
+            func line(_ i: Int, _ size: Int) -> String {
+                #"{"id":"\#(UUID().uuidString.lowercased())","streamId":"s","type":"T","data":{"f":"\#(String(repeating: "x", count: size))"},"metadata":{},"version":\#(i),"globalPosition":\#(i),"timestamp":"2026-12-05T10:00:00.000001Z"}"#
+            }
+            let tooLarge = [line(1, 10), line(2, 1200), line(3, 10)].joined(separator: "\n") + "\n"
+            let r = try await Self.importBody(s, tenant: "default", Array(tooLarge.utf8))
+            #expect(r.status == 413 && r.errorCode == "payload_too_large", "\(r.text)")
+            #expect(r.json.objectValue?["error"]?.objectValue?["details"]?.objectValue?["line"]?.int64Value == 2, "\(r.text)")
+            #expect(try await s.request("GET", "/v1/events/head")["position"] == .int(0), "nothing imported")
+            let fits = [line(1, 10), line(2, 900), line(3, 10)].joined(separator: "\n") + "\n"
+            let ok = try await Self.importBody(s, tenant: "default", Array(fits.utf8))
+            #expect(ok.status == 200 && ok["events"]?.int64Value == 3, "\(ok.text)")
+        }
+    }
+
     /// A first exported version above 1 (earlier events deleted or expired) is accepted; the
     /// stream then continues after it. `$deletions` records are copied like any event.
     @Test(arguments: StorageKind.allCases)
