@@ -168,7 +168,10 @@ final class ReadModelProjectionController: Sendable {
             }
             if let lease {
                 do {
-                    if try await activate(lease) { await holdWhileFollowingStorage(lease) }
+                    if try await activate(lease) {
+                        // Storage one process owns (SQLite, memory): nobody else records anything.
+                        if leases is LocalProjectionLeaseProvider { await lease.lost() } else { await holdWhileFollowingStorage(lease) }
+                    }
                 } catch {
                     if !Task.isCancelled { note(error) }
                 }
@@ -226,14 +229,19 @@ final class ReadModelProjectionController: Sendable {
     }
 
     /// Applies a pause or resume not applied here yet (its sequence is new).
+    ///
+    /// Only newer sequences apply: a poll's read that began before a local request recorded the
+    /// next one cannot undo it. The runners are told under the lock (as ``startBuilder(_:)``
+    /// starts them), so that two applications cannot reach them in the other order. Inline mode
+    /// has nothing to pause (a control row left by an earlier async configuration is ignored).
     private func apply(_ control: Control) {
-        let runners = shared.withLock { s -> [AsyncRunner]? in
-            guard control.sequence > s.controlSeen else { return nil }
+        guard mode == .async else { return }
+        shared.withLock { s in
+            guard control.sequence > s.controlSeen else { return }
             s.controlSeen = control.sequence
-            return s.lifecycle.setPaused(control.paused)
-        }
-        for r in runners ?? [] {
-            if control.paused { r.pause() } else { r.resume() }
+            for r in s.lifecycle.setPaused(control.paused) {
+                if control.paused { r.pause() } else { r.resume() }
+            }
         }
     }
 
@@ -507,9 +515,12 @@ final class ReadModelProjectionController: Sendable {
         apply(try await record(paused: false))
     }
 
-    /// Records a pause or resume in storage under the next sequence.
+    /// Records a pause or resume in storage under the next sequence. The tenant's append lock
+    /// (`excludeAppends`, a moment) serializes concurrent requests, so that two of them never
+    /// record the same sequence (each process would then apply whichever it saw first).
     private func record(paused: Bool) async throws -> Control {
         try await readModels.transaction { [name] tx in
+            try tx.excludeAppends()
             var control = try Control.read(name, in: tx)
             control.sequence += 1
             control.paused = paused

@@ -46,14 +46,26 @@ public struct RemoteRepository<Model: ReadModel>: Repository {
         }
     }
 
-    /// The documents matching a query, sorted and paged as the query says — at most 10,000 per
-    /// call (minkd's largest page, also when the query has no limit; page on with `offset`,
-    /// ``findPage(_:)`` tells how many match in all).
+    /// The documents matching a query, sorted and paged as the query says. Without a limit,
+    /// every match: minkd answers at most 10,000 documents per request, so they are fetched page
+    /// by page (`offset` moving on; with a query that names no order, or while projections write
+    /// the model, a document may move between pages — give an `orderBy` on a stable field).
     /// - Throws: `.invalidQuery` for a query built with an invalid field or operator (checked
     ///   before sending) or refused by the server.
     public func find(_ query: Query) async throws -> [Model] {
-        try await findPage(query).items
+        guard query.limitCount == nil else { return try await findPage(query).items }
+        var all: [Model] = []
+        var offset = query.offsetCount
+        while true {
+            let page = try await findPage(query.offset(offset).limit(Self.largestPage))
+            all += page.items
+            offset += page.items.count
+            if page.items.count < Self.largestPage || Int64(offset) >= page.total { return all }
+        }
     }
+
+    /// The most documents minkd answers per query request.
+    static var largestPage: Int { 10_000 }
 
     /// The documents matching a query, and how many match in all (ignoring limit and offset).
     /// - Throws: `.invalidQuery`.

@@ -143,8 +143,13 @@ public final class MinkServer: Sendable {
         let api = self.api, logger = self.logger
         let task = Task {
             for await tenant in deletions {
+                guard tenant != TenantID.default, (try? TenantID.validate(tenant)) != nil else { continue }
+                // As a deletion here: the projections stop before and again after the tenant is
+                // forgotten (a request meanwhile may have started them: they would create its
+                // schema or database again).
                 await api.projections.tenantRemoved(tenant)
                 await api.tenants.forgetDeletedElsewhere(tenant)
+                await api.projections.tenantRemoved(tenant)
                 logger.notice("tenant deleted through another process: forgotten here", metadata: ["tenant": "\(tenant)"])
             }
         }

@@ -32,6 +32,29 @@ struct ReadModelTests {
         }
     }
 
+    /// minkd answers at most 10,000 documents per query request: `find` without a limit pages
+    /// through every match (it returned the first 10,000), with a limit it asks for that page.
+    @Test func findWithoutALimitReturnsEveryMatchPastOnePage() async throws {
+        try await withServer { server in
+            let n = 10_050
+            let encoded = try (0..<n).map { i in
+                let doc = OrderSummary(id: String(format: "o%05d", i), status: "pending", total: Double(i), priority: nil, address: .init(city: "Oslo"))
+                return (doc.id, try JSONEncoder().encode(doc))
+            }
+            try await server.storage.readModels.transaction { tx in
+                for (id, json) in encoded { try tx.putDocument("orders", id: id, json: json) }
+            }
+            let orders = server.client().readModel("orders", as: OrderSummary.self)
+            let all = try await orders.find(Query().orderBy("id"))
+            #expect(all.count == n)
+            #expect(all.map(\.id) == encoded.map(\.0), "in order, none twice")
+            let page = try await orders.findPage(Query().orderBy("id"))
+            #expect(page.items.count == 10_000 && page.total == Int64(n), "one request: the largest page")
+            #expect(try await orders.find(Query().orderBy("id").offset(10_040)).map(\.id) == encoded.suffix(10).map(\.0))
+            #expect(try await orders.find(Query().orderBy("id").limit(3)).count == 3)
+        }
+    }
+
     @Test func getFindCountFindOneGetAll() async throws {
         try await withServer { server in
             try await Self.seed(server)

@@ -95,7 +95,9 @@ struct ReadModelProjectionControllerTests {
     @Test func controlAskedThroughAnotherProcessReachesTheHolder() async throws {
         let storage = InMemoryStorage()
         let store = EventStore(adapter: storage)
-        let holder = Self.makeController(store, storage)
+        // Leases of shared storage (not ``LocalProjectionLeaseProvider``: with storage one
+        // process owns, the holder does not follow storage).
+        let holder = Self.makeController(store, storage, leases: SharedStorageLeases())
         let other = Self.makeController(store, storage, leases: NeverGranted())
         try await store.append("order-1", events: [raw("OrderCreated"), raw("ItemAdded")])
         holder.start()
@@ -120,7 +122,7 @@ struct ReadModelProjectionControllerTests {
         #expect(await AsyncRunnerTests.eventually(10) { holder.status(head: 3).state == .paused })
         await holder.stop()
         await other.stop()
-        let next = Self.makeController(store, storage)
+        let next = Self.makeController(store, storage, leases: SharedStorageLeases())
         next.start()
         #expect(await AsyncRunnerTests.eventually { Self.isActive(next) })
         #expect(next.status(head: 3).state == .paused, "\(next.lifecycle)")
@@ -133,7 +135,47 @@ struct ReadModelProjectionControllerTests {
     }
 }
 
+extension ReadModelProjectionControllerTests {
+    /// Pause and resume asked at once through two processes: each is recorded under its own
+    /// sequence (they once both wrote the next one, and each process applied whichever it saw
+    /// first), so the holder ends in the state of the last one recorded.
+    @Test func concurrentRequestsGetTheirOwnSequence() async throws {
+        let storage = InMemoryStorage()
+        let store = EventStore(adapter: storage)
+        let holder = Self.makeController(store, storage, leases: SharedStorageLeases())
+        let a = Self.makeController(store, storage, leases: NeverGranted())
+        let b = Self.makeController(store, storage, leases: NeverGranted())
+        holder.start()
+        #expect(await AsyncRunnerTests.eventually { Self.isActive(holder) })
+        for round in 0..<20 {
+            async let x: Void = a.pause()
+            async let y: Void = b.resume()
+            _ = try await (x, y)
+            let stored = try await storage.transaction { tx in
+                try ReadModelProjectionController.Control.read("order-summary", in: tx)
+            }
+            #expect(stored.sequence == UInt64(2 * round + 2), "two requests, two sequences: \(stored)")
+            #expect(await AsyncRunnerTests.eventually(10) { holder.lifecycle.paused == stored.paused }, "round \(round): \(stored)")
+        }
+        await holder.stop()
+    }
+}
+
 /// A lease provider whose lease is always held by another process.
 struct NeverGranted: ProjectionLeaseProvider {
     func tryAcquire(tenant: String, projection: String) async throws -> (any ProjectionLease)? { nil }
+}
+
+/// A lease provider of storage that several processes share, granting every lease (the test
+/// decides which controller asks): its holder follows what others record in storage.
+struct SharedStorageLeases: ProjectionLeaseProvider {
+    func tryAcquire(tenant: String, projection: String) async throws -> (any ProjectionLease)? { HeldLease() }
+
+    private struct HeldLease: ProjectionLease {
+        func lost() async {
+            while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+        }
+
+        func release() async {}
+    }
 }
