@@ -139,7 +139,8 @@ final class APIHandler: HTTPResponder {
     /// a request refused here (`401`, `403`, `405`) still names the route tried and the token
     /// presented.
     private func admission(
-        _ request: HTTPRequest, server: API, routing: Result<Route, RouteFailure>, template: inout String, tokenName: inout String?
+        _ request: HTTPRequest, server: API, routing: Result<Route, RouteFailure>, template: inout String, tokenName: inout String?,
+        countsAgainstRateLimit: Bool = true
     ) throws -> (Route, Principal?, String) {
         let route: Route
         switch routing {
@@ -158,9 +159,34 @@ final class APIHandler: HTTPResponder {
             throw APIError(.invalidStreamID, message)
         }
         template = route.template
-        let principal = try authorize(request, route: route, server: server, tokenName: &tokenName)
+        let principal = try authorize(
+            request, route: route, server: server, tokenName: &tokenName, countsAgainstRateLimit: countsAgainstRateLimit
+        )
         let tenant = try resolveTenant(request, route: route, principal: principal)
         return (route, principal, tenant)
+    }
+
+    /// A head that asks `Expect: 100-continue` (``HTTPResponder/refuseBeforeBody(_:)``): the
+    /// answer when routing, the token or the tenant already refuse the request — sent instead of
+    /// `100 Continue`, so that a client never uploads a body (an import of gigabytes, say) to be
+    /// told it has no valid token — or `nil`. The rate limit is not counted here (the request,
+    /// once its body has come, is). Logged and counted like any other refused request.
+    func refuseBeforeBody(_ head: HTTPRequest) -> HTTPResponse? {
+        let server = api
+        let routing = Result { () throws(RouteFailure) -> Route in try Router.route(method: head.method, path: head.path) }
+        var template = "unmatched"
+        var tokenName: String?
+        do {
+            _ = try admission(head, server: server, routing: routing, template: &template, tokenName: &tokenName, countsAgainstRateLimit: false)
+            return nil
+        } catch {
+            let start = ContinuousClock.now
+            let requestID = RequestID.from(head)
+            let span = serverSpan(head, server: server)
+            let (response, cause) = errorResponse(error, requestID: requestID, trace: span.trace, server: server)
+            return finish(response, request: head, requestID: requestID, template: template, tokenName: tokenName,
+                          cause: cause, start: start, span: span, server: server)
+        }
     }
 
     /// The contract's answer for an error, and its cause for the log when it is a `5xx` (the
@@ -251,7 +277,9 @@ final class APIHandler: HTTPResponder {
     /// Section 2's access control: `nil` for an open route, otherwise the caller's principal.
     /// - Throws: `401` (with `WWW-Authenticate: Bearer`) for a missing or unknown token; `403`
     ///   for a token without the route's role, or a tenant-bound token on tenant administration.
-    private func authorize(_ request: HTTPRequest, route: Route, server: API, tokenName: inout String?) throws(APIError) -> Principal? {
+    private func authorize(
+        _ request: HTTPRequest, route: Route, server: API, tokenName: inout String?, countsAgainstRateLimit: Bool = true
+    ) throws(APIError) -> Principal? {
         guard case .role(let role) = route.requiredAccess(metricsRequireToken: server.configuration.metrics.requireToken) else {
             return nil
         }
@@ -275,7 +303,7 @@ final class APIHandler: HTTPResponder {
         }
         tokenName = principal.name
         // Every request a valid token makes counts, an event stream once, when it starts.
-        if let limiter = principal.rateLimiter, let retryAfter = limiter.acquire() {
+        if countsAgainstRateLimit, let limiter = principal.rateLimiter, let retryAfter = limiter.acquire() {
             var e = APIError(
                 .tooManyRequests,
                 "this token's rate limit (\(limiter.limit.perSecond) requests per second, burst \(limiter.limit.burst)) is exceeded; retry after \(retryAfter) s",

@@ -114,6 +114,36 @@ struct AuthTests {
         }
     }
 
+    /// `Expect: 100-continue` with no valid token (or the wrong role): the `401`/`403` comes
+    /// instead of `100 Continue` and the connection closes — the client never uploads the body
+    /// (it got `100` first, then the refusal after sending everything). With a valid token:
+    /// `100 Continue`, then the request runs.
+    @Test func expectContinueIsRefusedBeforeTheBodyWithoutAValidToken() async throws {
+        try await withTenantServer(.memory, tokens: Self.tokens) { (s, _, _) async throws in
+            func head(_ token: String?, length: Int) -> String {
+                var text = "POST /v1/streams/order-1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                for (n, v) in TestToken.headers(token) { text += "\(n): \(v)\r\n" }
+                return text + "Expect: 100-continue\r\nContent-Length: \(length)\r\n\r\n"
+            }
+            for (token, status) in [(nil, 401), ("reader", 403)] as [(String?, Int)] {
+                let c = try await RawConnection.open(port: s.port)
+                try await c.send(head(token, length: 1_000_000))
+                let text = try await c.read(until: { $0.contains("\r\n\r\n") }, timeout: .seconds(5))
+                #expect(text.hasPrefix("HTTP/1.1 \(status) "), "\(token ?? "no token"): \(text.prefix(80))")
+                #expect(!text.contains("100 Continue"))
+                #expect(try await c.readUntilClosed(timeout: .seconds(5)), "the connection closes: the body is never read")
+            }
+            let body = appendBody(["A"])
+            let c = try await RawConnection.open(port: s.port)
+            try await c.send(head("writer", length: body.utf8.count))
+            let interim = try await c.read(until: { $0.contains("\r\n\r\n") }, timeout: .seconds(5))
+            #expect(interim.hasPrefix("HTTP/1.1 100 Continue\r\n\r\n"), "\(interim.prefix(80))")
+            try await c.send(body)
+            let final = try await c.read(untilContains: "201 Created", timeout: .seconds(5))
+            #expect(final.contains("HTTP/1.1 201 "), "\(final.prefix(200))")
+        }
+    }
+
     @Test func tenantAdministrationNeedsAWildcardToken() async throws {
         try await withTenantServer(.memory, tokens: Self.tokens) { (s, _, _) async throws in
             let h = TestToken.headers("acme-all")

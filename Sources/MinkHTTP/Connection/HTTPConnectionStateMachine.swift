@@ -54,6 +54,10 @@ public struct HTTPConnectionStateMachine: Sendable {
         case dispatch(HTTPRequest, keepAlive: Bool)
         /// Flush queued bytes, then close the connection.
         case close
+        /// The head (no body yet) asks `Expect: 100-continue`: ask the responder whether it
+        /// refuses the request already (``HTTPResponder/refuseBeforeBody(_:)``): then send its
+        /// response and call ``refusedBeforeBody()``; else write ``continueResponse``.
+        case expectContinue(HTTPRequest)
     }
 
     private enum State: Sendable {
@@ -226,7 +230,7 @@ public struct HTTPConnectionStateMachine: Sendable {
             }
             if let head = parser.pendingHead, head.expectsContinue, head.version == .http1_1, !continueSent {
                 continueSent = true
-                return [.write(Self.continueResponse)]
+                return [.expectContinue(head)]
             }
             return []
         } catch {
@@ -266,6 +270,15 @@ public struct HTTPConnectionStateMachine: Sendable {
         let keepAlive = request.isKeepAlive && !draining
         state = .responding(keepAlive: keepAlive)
         return [.dispatch(request, keepAlive: keepAlive)]
+    }
+
+    /// The responder answered a request that asked `Expect: 100-continue` from its head alone
+    /// (``Action/expectContinue(_:)``): its body is never read, so the connection closes once the
+    /// response is written.
+    public mutating func refusedBeforeBody() -> [Action] {
+        guard case .reading = state else { return [] }
+        state = .closed
+        return [.close]
     }
 
     /// `HTTP/1.1 100 Continue`.

@@ -78,6 +78,13 @@ public protocol HTTPResponder: Sendable {
     /// Answers one request.
     func respond(to request: HTTPRequest) async -> HTTPResponse
 
+    /// For a request whose head asks `Expect: 100-continue`, called on the connection's event
+    /// loop before `100 Continue` is sent (the same rules as ``respondImmediately(to:)``): the
+    /// final response when the head alone already decides it (no or a bad token, an unknown
+    /// route, a body type the route does not take), sent instead — the body is never read and the
+    /// connection closes after it — or `nil` (the default) to let the client send the body.
+    func refuseBeforeBody(_ head: HTTPRequest) -> HTTPResponse?
+
     /// The synchronous fast path: returns the response when it is ready at once, or
     /// `nil` to have ``respond(to:)`` run in a task as usual.
     ///
@@ -118,6 +125,9 @@ public enum HTTPRouting<Routed: Sendable>: Sendable {
 extension HTTPResponder {
     /// Always `nil`: every request goes to ``respond(to:)``.
     public func respondImmediately(to request: HTTPRequest) -> HTTPResponse? { nil }
+
+    /// Always `nil`: every body is asked for.
+    public func refuseBeforeBody(_ head: HTTPRequest) -> HTTPResponse? { nil }
 
     /// Always `nil`: tasks run on the global executor.
     public func executor(for routed: Routed) -> (any TaskExecutor)? { nil }

@@ -233,6 +233,8 @@ final class ServerConnection: @unchecked Sendable {
                 if let next = dispatch(request, keepAlive: keepAlive), !next.isEmpty {
                     pending.append(contentsOf: next)
                 }
+            case .expectContinue(let head):
+                pending.append(contentsOf: expectContinue(head, responder: context.responder))
             case .close:
                 // The machine never says close while a response runs (it is `responding`
                 // then); a close before registration would be a bug too.
@@ -244,6 +246,26 @@ final class ServerConnection: @unchecked Sendable {
             }
             i += 1
         }
+    }
+
+    /// A head that asks `Expect: 100-continue`: the responder's refusal (a `401`, say), sent
+    /// instead of `100 Continue` and followed by a close — the client never sends a body it
+    /// would send for nothing — or `100 Continue`.
+    private func expectContinue<Responder: HTTPResponder>(
+        _ head: HTTPRequest, responder: Responder
+    ) -> [HTTPConnectionStateMachine.Action] {
+        guard let refusal = responder.refuseBeforeBody(head) else {
+            enqueue(HTTPConnectionStateMachine.continueResponse)
+            return []
+        }
+        let prepared = ResponsePreparer.prepare(refusal, for: head, keepAlive: false, gzipMinBytes: context.configuration.gzipMinBytes)
+        guard case .complete(let bytes, _) = prepared else {
+            // A streamed refusal is not supported: let the body come and the request run.
+            enqueue(HTTPConnectionStateMachine.continueResponse)
+            return []
+        }
+        enqueue(bytes)
+        return machine.refusedBeforeBody()
     }
 
     /// Half-closes, then drains input until EOF or the linger timeout, so the peer

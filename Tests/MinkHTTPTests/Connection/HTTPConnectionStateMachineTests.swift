@@ -76,9 +76,27 @@ import Testing
     @Test func expectContinueIsSentOnceBeforeTheBody() {
         var sm = SM(configuration: config(), now: 0)
         let a = sm.bytesReceived(Array("POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n".utf8)[...], now: 0)
-        #expect(writes(a) == ["HTTP/1.1 100 Continue\r\n\r\n"])
+        // The shell asks the responder (`refuseBeforeBody`), then writes `100 Continue`.
+        guard a.count == 1, case .expectContinue(let head) = a[0] else {
+            Issue.record("expected one expectContinue action, got \(a)")
+            return
+        }
+        #expect(head.method == "POST" && head.body.isEmpty)
         #expect(sm.bytesReceived(Array("a".utf8)[...], now: 1).isEmpty)
         #expect(dispatched(sm.bytesReceived(Array("b".utf8)[...], now: 2)).first?.body == Array("ab".utf8))
+    }
+
+    /// Refused from its head alone: the connection closes, the body is never read.
+    @Test func aRequestRefusedBeforeItsBodyCloses() {
+        var sm = SM(configuration: config(), now: 0)
+        let a = sm.bytesReceived(Array("POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n".utf8)[...], now: 0)
+        guard case .expectContinue = a.first else {
+            Issue.record("expected expectContinue, got \(a)")
+            return
+        }
+        #expect(closes(sm.refusedBeforeBody()))
+        #expect(sm.isClosed)
+        #expect(sm.bytesReceived(Array("ab".utf8)[...], now: 1).isEmpty, "nothing is dispatched after the refusal")
     }
 
     @Test func framingErrorAnswersAndCloses() {
