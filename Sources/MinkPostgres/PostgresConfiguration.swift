@@ -1,3 +1,4 @@
+import CLibPQ
 import Mink
 
 /// How a ``PostgresStorage`` is connected and laid out.
@@ -132,4 +133,20 @@ enum Identifier {
 
     /// A signed 64-bit advisory-lock key for a name.
     static func lockKey(_ name: String) -> Int64 { Int64(bitPattern: fnv1a64(name)) }
+}
+
+extension PostgresConfiguration {
+    /// What libpq finds wrong in a connection string or URI (`PQconninfoParse`: its syntax, an
+    /// unknown keyword, a bad percent-encoding), or `nil` when libpq reads it. Checked without
+    /// connecting, so that `minkd check-config` refuses what `serve` would fail to open.
+    public static func connectionStringProblem(_ connectionString: String) -> String? {
+        var message: UnsafeMutablePointer<CChar>?
+        guard let options = PQconninfoParse(connectionString, &message) else {
+            defer { if let message { PQfreemem(message) } }
+            let text = message.map { String(cString: $0) } ?? "libpq cannot read it"
+            return text.split(whereSeparator: \.isNewline).joined(separator: " ").trimmingCharacters(in: .whitespaces)
+        }
+        PQconninfoFree(options)
+        return nil
+    }
 }

@@ -183,6 +183,16 @@ extension ServerStorage {
     /// for `minkd migrate`.
     /// - Returns: the tenants whose schema is now current.
     /// - Throws: `.validationFailed` without a URL, `.unavailable` when the server cannot be reached.
+    /// Refuses a PostgreSQL URL that libpq cannot read (`config: storage.url: …`, its passwords
+    /// scrubbed), without connecting: `check-config` and every command's start refuse it as
+    /// `serve` would.
+    public static func checkDatabaseURL(_ configuration: MinkdConfiguration) throws {
+        guard configuration.storage.kind == .postgres, let url = configuration.storage.url, !url.isEmpty else { return }
+        if let problem = PostgresConfiguration.connectionStringProblem(url) {
+            throw ConfigError(keyPath: "storage.url", message: "libpq cannot read it: " + MinkdConfiguration.scrub(problem, passwordsOf: url))
+        }
+    }
+
     public static func migratePostgres(_ configuration: MinkdConfiguration, logger: Logger = Logger(label: "minkd")) async throws -> [String] {
         let s = try await openPostgres(configuration, logger: logger)
         do {

@@ -44,6 +44,7 @@ struct ConfigOptions: ParsableArguments {
         // The declared projections compile here too (reserved read-model names, clashing
         // `set`/`unset`, …), so that every command refuses what `serve` refuses, with the same line.
         _ = try DeclaredProjection.compile(configuration.projections)
+        try ServerStorage.checkDatabaseURL(configuration)
         return configuration
     }
 

@@ -76,6 +76,9 @@ struct OperatorSafetyTests {
             (["--listen", "0.0.0.0:6465", "--storage", "memory"], [:], "config: listen: refusing to listen on non-loopback address"),
             (["--storage", "memory"], ["MINKD_AUTH_ENABLED": "true"], "config: auth.tokens: auth is enabled but no token is configured"),
             (["--storage", "memory"], ["MINKD_DATABASE_URL": "postgres://127.0.0.1:1/x"], "config: --storage: storage kind \"memory\" conflicts"),
+            // libpq cannot read the URL: refused by both before any connection (check-config
+            // accepted it, serve then failed to open the storage).
+            (["--database-url", "postgresql://x@127.0.0.1:1/y?nosuchparameter=1"], [:], "config: storage.url: libpq cannot read it: invalid URI query parameter"),
         ]
         // (Every rule is checked in-process by MinkConfigTests' OperatorRuleTests; these runs
         // show the executable's two commands print the same line. Launches are kept few:
@@ -100,6 +103,9 @@ struct OperatorSafetyTests {
             let serve = try await MinkdProcess(["serve", "--database-url", url, "--log-format", "json"]).finish(timeout: .seconds(30))
             #expect(serve.status != 0)
             #expect(!serve.err.contains("SeCr"), "\(url): \(serve.err)")
+            let check = try await MinkdProcess(["check-config", "--database-url", url]).finish(timeout: .seconds(30))
+            #expect(check.status != 0 && check.err.contains("storage.url"), "\(url): \(check.err)")
+            #expect(!check.err.contains("SeCr") && !check.out.contains("SeCr"), "\(url): \(check.err)")
         }
     }
 
