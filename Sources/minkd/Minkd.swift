@@ -33,14 +33,19 @@ struct ConfigOptions: ParsableArguments {
     @Option(name: .customLong("log-format"), help: "text, json or auto (default auto: text on a terminal, json otherwise).") var logFormat: String?
     @Flag(help: "Allow listening on a non-loopback address with authentication disabled.") var insecure = false
 
-    func load() throws -> MinkdConfiguration {
+    /// - Parameter probe: for `healthcheck`, which needs only the listen address: the rule that
+    ///   refuses a non-loopback address without auth (`--insecure`) is not applied — a container
+    ///   whose `serve` was given `--insecure` must not be reported unhealthy because its health
+    ///   check was not — nor the checks of what only `serve` opens (projections, the database URL).
+    func load(probe: Bool = false) throws -> MinkdConfiguration {
         let configuration = try MinkdConfiguration.load(
             file: config, environment: ProcessInfo.processInfo.environment,
             overrides: FlagOverrides(
                 listen: listen, dataDir: dataDir, storage: storage, databaseURL: databaseURL, logLevel: logLevel,
-                logFormat: logFormat, insecure: insecure
+                logFormat: logFormat, insecure: insecure || probe
             )
         )
+        if probe { return configuration }
         // The declared projections compile here too (reserved read-model names, clashing
         // `set`/`unset`, …), so that every command refuses what `serve` refuses, with the same line.
         _ = try DeclaredProjection.compile(configuration.projections)
@@ -223,7 +228,7 @@ struct Healthcheck: AsyncParsableCommand {
 
     func run() async throws {
         let config: MinkdConfiguration
-        do { config = try options.load() } catch { fail("\(error)") }
+        do { config = try options.load(probe: true) } catch { fail("\(error)") }
         var host = config.listen.host
         if host == "0.0.0.0" { host = "127.0.0.1" }
         if host == "::" { host = "::1" }

@@ -90,7 +90,9 @@ struct MinkdProcess {
     func waitUntilReady(timeout: Duration = .seconds(30)) async throws -> Int {
         @Sendable func port(_ text: String) -> Int? {
             for line in text.split(separator: "\n") where line.contains("minkd ready") {
-                if let r = line.range(of: #""address":"127.0.0.1:"#) { return Int(line[r.upperBound...].prefix { $0.isNumber }) }
+                if let r = line.range(of: #""address":"127.0.0.1:"#) ?? line.range(of: #""address":"0.0.0.0:"#) {
+                    return Int(line[r.upperBound...].prefix { $0.isNumber })
+                }
             }
             return nil
         }
@@ -204,6 +206,20 @@ struct MinkdProcessTests {
     @Test func backupOfAMissingDirectorySaysSo() async throws {
         let r = try await MinkdProcess(["backup", "--data-dir", "/nonexistent-minkd-data", "--out", "/tmp/minkd-backup-\(UUID())"]).finish()
         #expect(r.status != 0 && r.err == "minkd backup: /nonexistent-minkd-data: no such data directory\n", "\(r.err)")
+    }
+
+    /// The image's `HEALTHCHECK` is `minkd healthcheck` with the container's environment only:
+    /// a `serve` started with `--insecure` (all interfaces, no auth) must still be reported
+    /// healthy — the health check refused the same configuration without the flag and exited 1.
+    @Test func healthcheckNeedsOnlyTheListenAddress() async throws {
+        let minkd = try MinkdProcess(["serve", "--listen", "0.0.0.0:0", "--insecure", "--storage", "memory", "--log-format", "json"])
+        let port = try await minkd.waitUntilReady()
+        let r = try await MinkdProcess(["healthcheck", "--listen", "0.0.0.0:\(port)", "--storage", "memory"]).finish()
+        #expect(r.status == 0 && r.out.contains("ok"), "\(r.out) \(r.err)")
+        kill(minkd.process.processIdentifier, SIGTERM)
+        #expect(try await minkd.finish(timeout: .seconds(15)).status == 0)
+        let down = try await MinkdProcess(["healthcheck", "--listen", "0.0.0.0:\(port)", "--storage", "memory"]).finish()
+        #expect(down.status != 0, "nothing listens any more: \(down.out)")
     }
 
     @Test func versionHashTokenAndCheckConfig() async throws {
