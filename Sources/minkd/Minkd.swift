@@ -175,6 +175,13 @@ struct HashToken: ParsableCommand {
 
     func run() throws {
         guard let line = readLine(strippingNewline: true), !line.isEmpty else { fail("hash-token: no token on standard input") }
+        // One token per run: a second line (two tokens pasted, a file of them) would otherwise be
+        // silently ignored and only the first hashed.
+        while let more = readLine(strippingNewline: true) {
+            if !more.trimmingCharacters(in: .whitespaces).isEmpty {
+                fail("hash-token: standard input holds more than one line; give one token per run")
+            }
+        }
         print(hashToken(line))
     }
 }

@@ -227,6 +227,10 @@ struct MinkdProcessTests {
         #expect(r.status == 0 && r.out.hasPrefix("minkd "))
         r = try await MinkdProcess(["hash-token"], stdin: "abc\n").finish()
         #expect(r.out.trimmingCharacters(in: .whitespacesAndNewlines) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        r = try await MinkdProcess(["hash-token"], stdin: "abc\n\n").finish()
+        #expect(r.status == 0, "a trailing empty line is fine: \(r.err)")
+        r = try await MinkdProcess(["hash-token"], stdin: "abc\ndef\n").finish()
+        #expect(r.status != 0 && r.err.contains("more than one line") && r.out.isEmpty, "\(r.out) \(r.err)")
         r = try await MinkdProcess(["check-config", "--storage", "memory"]).finish()
         #expect(r.status == 0 && r.out.contains("kind: memory"), "\(r.out)")
     }
