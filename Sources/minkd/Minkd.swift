@@ -88,6 +88,12 @@ struct Serve: AsyncParsableCommand {
         }
         let logger = bootstrapLogging(config)
         for warning in options.environmentWarnings { logger.warning("\(warning)") }
+        if !config.listen.isLoopback, !config.auth.enabled {
+            // Allowed by --insecure (the load refuses it otherwise): said once, loudly, at start.
+            logger.warning("listening on a non-loopback address with authentication disabled (--insecure): anyone who can reach \(config.listen) reads and writes every tenant", metadata: [
+                "address": "\(config.listen)",
+            ])
+        }
         // Files and directories minkd creates (SQLite databases, their -wal/-shm files, the data
         // directory) hold every tenant's events: owner-only, 0600 and 0700, whatever umask the
         // service manager or shell passed down.

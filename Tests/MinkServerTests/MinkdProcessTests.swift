@@ -213,7 +213,11 @@ struct MinkdProcessTests {
     /// healthy — the health check refused the same configuration without the flag and exited 1.
     @Test func healthcheckNeedsOnlyTheListenAddress() async throws {
         let minkd = try MinkdProcess(["serve", "--listen", "0.0.0.0:0", "--insecure", "--storage", "memory", "--log-format", "json"])
-        let port = try await minkd.waitUntilReady()
+        let (log, _) = await minkd.stderr.read(until: { $0.contains("minkd ready") }, timeout: .seconds(30))
+        // --insecure is said loudly at start (it was silent).
+        #expect(log.contains(#""level":"warning""#) && log.contains("authentication disabled (--insecure)"), "\(log)")
+        let readyLine = log.split(separator: "\n").first { $0.contains("minkd ready") } ?? ""
+        let port = try #require(readyLine.range(of: #""address":"0.0.0.0:"#).flatMap { Int(readyLine[$0.upperBound...].prefix { $0.isNumber }) }, "\(log)")
         let r = try await MinkdProcess(["healthcheck", "--listen", "0.0.0.0:\(port)", "--storage", "memory"]).finish()
         #expect(r.status == 0 && r.out.contains("ok"), "\(r.out) \(r.err)")
         kill(minkd.process.processIdentifier, SIGTERM)
