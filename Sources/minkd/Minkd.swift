@@ -224,6 +224,9 @@ struct Migrate: AsyncParsableCommand {
         do {
             let tenants = try await ServerStorage.migratePostgres(config, logger: logger)
             print("migrations applied (\(tenants.count) tenant\(tenants.count == 1 ? "" : "s"))")
+        } catch let e as MinkError where e.code == .validationFailed {
+            // A usage problem (not PostgreSQL): its sentence, without the error code in front.
+            fail(e.message)
         } catch {
             fail("minkd migrate: \(error)")
         }
