@@ -92,7 +92,8 @@ struct ProjectionRebuildTests {
         try await withProjectionServer(.sqlite, yaml: ordersYAML(mode: "async"), directory: dir) { s, storage in
             #expect(try await Self.everything(s).text == baseline.withLock { $0 }, "served from the old copy after the restart")
             // The pause is kept in storage: still paused, mid-rebuild, until resumed.
-            let paused = try await s.waitForProjection("orders") { $0["status"] == "paused" }
+            // (The builder starts just after the serving runner: wait for both.)
+            let paused = try await s.waitForProjection("orders") { $0["status"] == "paused" && $0["rebuildCheckpoint"] != nil }
             #expect(paused["status"] == "paused" && paused["rebuildCheckpoint"] == .int(0), "\(paused)")
             #expect(try await s.request("POST", "/v1/projections/orders/resume").status == 200)
             try await s.waitForProjection("orders")
