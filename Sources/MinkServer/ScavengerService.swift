@@ -31,8 +31,31 @@ public struct ScavengerService: Service, CustomStringConvertible {
         }
     }
 
-    /// One pass over every tenant.
+    /// The lease a timed pass takes first when several processes share the storage: one of them
+    /// scavenges at a time (`projection` names that start with `$` are not projections').
+    static let lease = (tenant: TenantID.default, name: "$scavenger")
+
+    /// One timed pass over every tenant — skipped when another process sharing the storage is
+    /// running its own (it holds ``lease``): every process used to scavenge the same rules at the
+    /// same time, each deleting what the others were deleting and waiting on their row locks.
+    /// (`POST /v1/admin/scavenge` runs a pass of its own whatever the lease.)
     func pass() async {
+        let leases = server.api.projections.leases
+        guard !(leases is LocalProjectionLeaseProvider) else { return await scavengeEveryTenant() }
+        let lease: (any ProjectionLease)?
+        do { lease = try await leases.tryAcquire(tenant: Self.lease.tenant, projection: Self.lease.name) } catch {
+            server.api.logger.warning("scavenger: cannot take the scavenger's lease; this pass is skipped", metadata: ["error": "\(error)"])
+            return
+        }
+        guard let lease else {
+            server.api.logger.debug("scavenger: another process is scavenging; this pass is skipped")
+            return
+        }
+        await scavengeEveryTenant()
+        await lease.release()
+    }
+
+    private func scavengeEveryTenant() async {
         let api = server.api
         let tenants: [String]
         do { tenants = try await api.tenants.catalog.tenants() } catch {
