@@ -41,10 +41,16 @@ public protocol TenantCatalog: Sendable {
     /// ends their subscriptions, stops their projections, no longer takes them as existing.
     /// `nil` (the default) for a storage that one process owns.
     func externalDeletions() -> AsyncStream<String>?
+
+    /// Lets go of what this process still holds of a tenant another process deleted (its
+    /// database's connections, what it knows to be migrated); called once the tenant is
+    /// forgotten here. Default: nothing.
+    func releaseDeletedTenant(_ tenantID: String) async
 }
 
 extension TenantCatalog {
     public func externalDeletions() -> AsyncStream<String>? { nil }
+    public func releaseDeletedTenant(_ tenantID: String) async {}
 }
 
 extension TenantID {

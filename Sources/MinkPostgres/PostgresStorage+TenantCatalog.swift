@@ -158,6 +158,16 @@ extension PostgresStorage: TenantCatalog {
         core.main.listener.subscribe(prefix: core.deletionPrefix)
     }
 
+    /// A tenant database dropped by another process: its pool and LISTEN connection close (the
+    /// listener would otherwise try to reconnect to a database that no longer exists, for good);
+    /// its schema is no longer taken as migrated.
+    public func releaseDeletedTenant(_ tenantID: String) async {
+        guard (try? TenantID.validate(tenantID)) != nil else { return }
+        let scope = core.scope(for: tenantID)
+        if let database = scope.database { await core.backends.remove(database) }
+        core.forgetReady(scope)
+    }
+
     private func removeTenant(_ tenantID: String) async throws -> Bool {
         let scope = core.scope(for: tenantID)
         if let database = scope.database {

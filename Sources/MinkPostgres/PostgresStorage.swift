@@ -232,6 +232,9 @@ final class Backends: Sendable {
         }
     }
 
+    /// The tenant databases with a backend now (tests).
+    var tenantDatabases: [String] { tenants.withLock { Array($0.keys) } }
+
     /// Forgets a tenant database's backend and closes it (its database is being dropped).
     func remove(_ database: String) async {
         let b = tenants.withLock { $0.removeValue(forKey: database) }

@@ -150,6 +150,7 @@ public final class MinkServer: Sendable {
                 await api.projections.tenantRemoved(tenant)
                 await api.tenants.forgetDeletedElsewhere(tenant)
                 await api.projections.tenantRemoved(tenant)
+                await api.tenants.catalog.releaseDeletedTenant(tenant)
                 logger.notice("tenant deleted through another process: forgotten here", metadata: ["tenant": "\(tenant)"])
             }
         }

@@ -2,6 +2,7 @@ import Foundation
 import Mink
 import MinkConfig
 import MinkHTTP
+@testable import MinkPostgres
 import MinkServer
 import Testing
 
@@ -38,7 +39,7 @@ struct PostgresTenantDeletionAcrossProcessesTests {
             throw error
         }
         do {
-            try await check(a, b)
+            try await check(a, b, kind)
         } catch {
             await b.stop()
             await a.stop()
@@ -48,7 +49,7 @@ struct PostgresTenantDeletionAcrossProcessesTests {
         await a.stop()
     }
 
-    private func check(_ a: TestServer, _ b: TestServer) async throws {
+    private func check(_ a: TestServer, _ b: TestServer, _ kind: TenantStorageKind) async throws {
         let acme = TestToken.headers("acme-rw")
         #expect(try await a.request("POST", "/v1/admin/tenants", json: #"{"id":"acme"}"#, headers: Self.ops).status == 201)
         #expect(try await a.request("POST", "/v1/streams/order-1", json: appendBody(["A1"]), headers: acme).status == 201)
@@ -73,6 +74,16 @@ struct PostgresTenantDeletionAcrossProcessesTests {
         while let e = try await live.next() { after.append(e) }
         #expect(after.filter { $0.event == "message" }.isEmpty, "after the deletion: \(after)")
 
+        if kind == .postgresDatabase {
+            // B let go of the dropped database (its pool and LISTEN connection): its listener
+            // would otherwise try to reconnect to a database that no longer exists, for good.
+            let pg = try #require(b.server.store.adapter as? PostgresStorage)
+            let deadline = ContinuousClock.now + .seconds(10)
+            while pg.core.backends.tenantDatabases.contains(where: { $0.hasSuffix("acme") }), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(!pg.core.backends.tenantDatabases.contains { $0.hasSuffix("acme") }, "\(pg.core.backends.tenantDatabases)")
+        }
         // B no longer takes the tenant as existing: with autoCreate off a write is 404, not a new tenant.
         let write = try await b.request("POST", "/v1/streams/order-1", json: appendBody(["B1"]), headers: acme)
         #expect(write.status == 404, "\(write.text)")
