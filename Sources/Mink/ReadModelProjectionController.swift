@@ -206,9 +206,10 @@ final class ReadModelProjectionController: Sendable {
     /// and a rebuild started by another process gets its builder here.
     private func followStorage() async {
         do {
-            let (g, control) = try await readModels.transaction { [name] tx in
+            // Never creates the tenant's storage (a tenant deleted meanwhile stays deleted).
+            guard let (g, control) = try await readModels.readTransaction(ifMissing: nil, { [name] tx -> (ReadModelGenerations, Control)? in
                 (try ReadModelGenerations.read(name, in: tx), try Control.read(name, in: tx))
-            }
+            }) else { return }
             apply(control)
             let building = shared.withLock { s -> UInt32? in
                 guard case .active(_, let a) = s.lifecycle, a.builder == nil, g.building != 0, g.serving == s.generations.serving else {
@@ -271,9 +272,12 @@ final class ReadModelProjectionController: Sendable {
         }
         if let illegal { illegalTransition("activate", in: illegal) }
         guard case .activating = self.lifecycle else { return false }
-        let (g, control) = try await readModels.transaction { [name] tx in
+        // Read without creating anything: a tenant whose storage is gone (deleted through another
+        // process, whose notice has not arrived yet) is not activated — what follows writes
+        // (indexes, copies), and would create the tenant again.
+        guard let (g, control) = try await readModels.readTransaction(ifMissing: nil, { [name] tx -> (ReadModelGenerations, Control)? in
             (try ReadModelGenerations.read(name, in: tx), try Control.read(name, in: tx))
-        }
+        }) else { return false }
         shared.withLock { $0.generations = g }
         // A pause asked through any process holds here too (after a failover as well).
         apply(control)
@@ -328,16 +332,20 @@ final class ReadModelProjectionController: Sendable {
         }
         if let illegal { illegalTransition("deactivate", in: illegal) }
         for r in runners { await r.stop() }
+        // Stopping (the server, or the tenant's deletion): nothing to show from storage.
+        if case .stopping = lifecycle { return }
         await refreshFromStorage()
     }
 
     /// A process without the lease shows what storage says (and reads follow the stored copy).
     private func refreshFromStorage() async {
         do {
-            let (g, checkpoint, control) = try await readModels.transaction { [name] tx in
+            // Never creates the tenant's storage: a standby refreshing every lease interval
+            // re-created a tenant deleted through another process.
+            guard let (g, checkpoint, control) = try await readModels.readTransaction(ifMissing: nil, { [name] tx -> (ReadModelGenerations, UInt64, Control)? in
                 let g = try ReadModelGenerations.read(name, in: tx)
                 return (g, try tx.checkpoint(ReadModelGenerations.checkpointKey(name, generation: g.serving)), try Control.read(name, in: tx))
-            }
+            }) else { return }
             shared.withLock { s in
                 s.generations = g
                 s.lifecycle.stored(checkpoint: checkpoint)

@@ -347,6 +347,12 @@ public protocol ReadModelStore: Sendable {
     /// `body` may therefore run more than once (every run but the last rolled back), so it must
     /// do nothing outside the transaction. Default implementation: ``transaction(_:_:)``, relaxed.
     func groupedTransaction<T: Sendable>(_ body: @escaping @Sendable (any ReadModelTransaction) throws -> T) async throws -> T
+    /// Runs `body`, which only reads, in one transaction — creating nothing: when the store's
+    /// tenant has no storage of its own (PostgreSQL's `schema` and `database` strategies: never
+    /// written, or deleted, perhaps by another process), `ifMissing` without running `body`.
+    /// What a projection controller reads with, so that a tenant deleted through another process
+    /// is not created again by a status refresh. Default: ``transaction(_:)``.
+    func readTransaction<T: Sendable>(ifMissing: T, _ body: @Sendable (any ReadModelTransaction) throws -> T) async throws -> T
     /// Removes every document of a model (and its indexes).
     func dropModel(_ model: String) async throws
     /// Asks the storage for an index on a field of a model (a no-op where there are no indexes).
@@ -358,6 +364,10 @@ public protocol ReadModelStore: Sendable {
 }
 
 extension ReadModelStore {
+    public func readTransaction<T: Sendable>(ifMissing: T, _ body: @Sendable (any ReadModelTransaction) throws -> T) async throws -> T {
+        try await transaction(body)
+    }
+
     public func groupedTransaction<T: Sendable>(_ body: @escaping @Sendable (any ReadModelTransaction) throws -> T) async throws -> T {
         try await transaction(.relaxed, body)
     }

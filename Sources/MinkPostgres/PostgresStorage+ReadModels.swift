@@ -54,6 +54,18 @@ extension PostgresStorage {
         try await transaction(.durable, body)
     }
 
+    /// A read-only transaction that never creates the tenant's schema or database: `ifMissing`
+    /// when it does not exist (or is dropped meanwhile). The `default` tenant, which cannot be
+    /// deleted, is created as by ``transaction(_:)``.
+    public func readTransaction<T: Sendable>(
+        ifMissing: T, _ body: @Sendable (any ReadModelTransaction) throws -> T
+    ) async throws -> T {
+        if tenantID == TenantID.default { return try await transaction(body) }
+        return try await withReadConnection(empty: ifMissing) { conn, scope in
+            try PostgresReadModelTransaction.run(on: conn, scope: scope, durability: .durable, body)
+        }
+    }
+
     /// A `.relaxed` transaction commits with `SET LOCAL synchronous_commit = off` (sent with its
     /// `COMMIT`): it does not wait for the WAL flush.
     public func transaction<T: Sendable>(

@@ -19,12 +19,17 @@ struct PostgresTenantDeletionAcrossProcessesTests {
     func aTenantDeletedThroughAnotherProcessIsForgottenHere(_ kind: TenantStorageKind) async throws {
         let schema = PostgresTestDatabase.freshName("t_")
         let prefix = PostgresTestDatabase.freshName("tp_") + "_"
+        // An async projection in both processes: one runs it for the tenant, the other waits on
+        // standby — and neither may create the deleted tenant's schema or database again (a
+        // standby's status refresh and a stopping holder's did).
+        let projections = try MinkdConfiguration.parse(yaml: ordersYAML(mode: "async")).projections
         let setUp: @Sendable (inout MinkdConfiguration) -> Void = { config in
             kind.configure(&config, directory: NSTemporaryDirectory())
             config.tenancy.schemaPrefix = prefix
             config.auth.enabled = true
             config.auth.tokens = TestToken.standard
             config.tenancy.autoCreate = false
+            config.projections = projections
         }
         func open() async throws -> ServerStorage {
             if kind == .postgresShared { return try await PostgresTestDatabase.storage(schema: schema) }
@@ -84,9 +89,18 @@ struct PostgresTenantDeletionAcrossProcessesTests {
             }
             #expect(!pg.core.backends.tenantDatabases.contains { $0.hasSuffix("acme") }, "\(pg.core.backends.tenantDatabases)")
         }
-        // B no longer takes the tenant as existing: with autoCreate off a write is 404, not a new tenant.
-        let write = try await b.request("POST", "/v1/streams/order-1", json: appendBody(["B1"]), headers: acme)
-        #expect(write.status == 404, "\(write.text)")
+        // Two lease intervals later (standbys refresh, a new holder would activate): nothing
+        // created the tenant again.
+        try await Task.sleep(for: .seconds(3))
+        if kind != .postgresShared {
+            let pg = try #require(a.server.store.adapter as? PostgresStorage)
+            #expect(try await PostgresTestDatabase.ownStorageExists(pg, tenant: "acme") == false, "the deleted tenant's storage came back")
+        }
+        // Neither process takes the tenant as existing: with autoCreate off a write is 404, not a new tenant.
+        for server in [b, a] {
+            let write = try await server.request("POST", "/v1/streams/order-1", json: appendBody(["B1"]), headers: acme)
+            #expect(write.status == 404, "\(write.text)")
+        }
         let listed = try await b.request("GET", "/v1/admin/tenants", headers: Self.ops)
         #expect(!listed.text.contains(#""acme""#), "\(listed.text)")
 
