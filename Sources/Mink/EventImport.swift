@@ -121,6 +121,14 @@ public struct ImportValidator: Sendable {
             throw fail("globalPosition \(event.globalPosition) is not greater than the previous line's \(lastPosition)")
         }
         guard event.version >= 1 else { throw fail("version must be ≥ 1, found \(event.version)") }
+        // A deletion record's own numbers are checked here too, with the line.
+        do {
+            if let deletion = try ImportedDeletion.of(event), let problem = StreamID.problem(deletion.streamID) {
+                throw fail("data.streamId of the \(ImportedDeletion.type) record: \(problem)")
+            }
+        } catch let e as MinkError {
+            throw fail(e.message)
+        }
         if let previous = versions[event.streamID], event.version != previous + 1 {
             throw fail("version \(event.version) of stream \(event.streamID) does not follow \(previous)")
         }
@@ -167,7 +175,18 @@ public struct ImportedDeletion: Sendable, Hashable {
               case .string(let streamID)? = fields["streamId"],
               let lastVersion = fields["lastVersion"]?.int64Value
         else {
-            throw MinkError(.invalidImport, "the \(type) record at position \(event.globalPosition) lacks streamId or lastVersion")
+            throw MinkError(
+                .invalidImport,
+                "the \(type) record at position \(event.globalPosition) lacks streamId or an integer lastVersion"
+            )
+        }
+        // As an imported event's version: the next append to the stream continues after it
+        // (2^63 − 1 made that append overflow and crash the process, again after each restart).
+        guard lastVersion >= 0, UInt64(lastVersion) <= ImportValidator.maxNumber else {
+            throw MinkError(
+                .invalidImport,
+                "the \(type) record at position \(event.globalPosition): lastVersion \(lastVersion) is outside 0…\(ImportValidator.maxNumber) (2^53 − 1)"
+            )
         }
         var hard = false
         if case .bool(let h)? = fields["hard"] { hard = h }

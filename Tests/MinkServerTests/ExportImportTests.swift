@@ -190,6 +190,36 @@ struct ExportImportTests {
         }
     }
 
+    /// A `$StreamDeleted` record's `lastVersion` is held to the bounds of a version (0…2^53 − 1)
+    /// and its `streamId` to a stream ID's rules, with the line: 2^63 − 1 was imported, and the
+    /// next append to that stream overflowed and crashed the process (again after a restart).
+    @Test(arguments: StorageKind.allCases)
+    func deletionRecordsAreCheckedLikeVersions(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
+            func body(_ data: String) -> [UInt8] {
+                let first = #"{"id":"\#(UUID().uuidString.lowercased())","streamId":"s-1","type":"T","data":{},"metadata":{},"version":1,"globalPosition":1,"timestamp":"2026-12-05T10:00:00.000001Z"}"#
+                let record = #"{"id":"\#(UUID().uuidString.lowercased())","streamId":"$deletions","type":"$StreamDeleted","data":\#(data),"metadata":{},"version":1,"globalPosition":2,"timestamp":"2026-12-05T10:00:00.000002Z"}"#
+                return Array((first + "\n" + record + "\n").utf8)
+            }
+            for bad in [
+                #"{"streamId":"s-9","lastVersion":9223372036854775807,"deletedEvents":1,"hard":false}"#,
+                #"{"streamId":"s-9","lastVersion":9007199254740992,"deletedEvents":1,"hard":false}"#,
+                #"{"streamId":"s-9","lastVersion":-1,"deletedEvents":1,"hard":false}"#,
+                #"{"streamId":"s-9","lastVersion":1.5,"deletedEvents":1,"hard":false}"#,
+                #"{"streamId":"","lastVersion":3,"deletedEvents":1,"hard":false}"#,
+            ] {
+                let r = try await Self.importBody(s, tenant: "t-\(kind.rawValue)", body(bad))
+                #expect(r.status == 400, "\(bad): \(r.text)")
+                #expect(r.json.objectValue?["error"]?.objectValue?["details"]?.objectValue?["line"]?.int64Value == 2, "\(bad): \(r.text)")
+                #expect(try await Self.export(s, tenant: "t-\(kind.rawValue)").body.isEmpty, "nothing imported")
+            }
+            let ok = try await Self.importBody(s, tenant: "t-\(kind.rawValue)", body(#"{"streamId":"s-9","lastVersion":3,"deletedEvents":1,"hard":false}"#))
+            #expect(ok.status == 200, "\(ok.text)")
+            let next = try await s.request("POST", "/v1/streams/s-9", json: appendBody(["A"]), headers: [("Mink-Tenant", "t-\(kind.rawValue)")])
+            #expect(next.status == 201 && next["toVersion"] == .int(4), "the stream goes on after the recorded version: \(next.text)")
+        }
+    }
+
     /// An imported event's `data` is held to `limits.maxEventBytes` as an append's is: `413
     /// payload_too_large` naming the line, nothing imported (it was stored, larger than any
     /// append may write).

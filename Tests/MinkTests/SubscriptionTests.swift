@@ -60,6 +60,45 @@ struct SubscriptionTests {
         #expect(try await categoryEvents == ["order-1", "order-2", "order-1", "order-1"])
     }
 
+    /// A stream subscription starting beyond the stream's version (a cursor from another
+    /// database, or restored from an older backup) starts at the version: `caught-up` names the
+    /// version, and the next event is delivered. It answered `caught-up` with the start, then
+    /// delivered live events below it (and a reconnect with the same start skipped them).
+    @Test func aStreamStartBeyondItsVersionStartsAtTheVersion() async throws {
+        let store = EventStore(adapter: InMemoryStorage())
+        try await store.append("s-1", events: [raw("A"), raw("B"), raw("C"), raw("D")])
+        for start: UInt64 in [100, UInt64(Int64.max), UInt64.max] {
+            var iterator = store.messages(.stream("s-1"), after: start).makeAsyncIterator()
+            let first = try await iterator.next()
+            guard case .caughtUp(let p)? = first else {
+                Issue.record("after \(start): expected caught-up first, got \(String(describing: first))")
+                continue
+            }
+            #expect(p == 4, "after \(start): caught-up at the stream's version")
+        }
+        var live = store.messages(.stream("s-1"), after: 100).makeAsyncIterator()
+        _ = try await live.next()
+        try await store.append("s-1", events: [raw("E")])
+        let next = try await live.next()
+        guard case .event(let e)? = next else {
+            Issue.record("expected the next event, got \(String(describing: next))")
+            return
+        }
+        #expect(e.version == 5)
+        // A stream that does not exist yet: from its first event.
+        var fresh = store.messages(.stream("s-2"), after: 7).makeAsyncIterator()
+        guard case .caughtUp(0)? = try await fresh.next() else {
+            Issue.record("expected caught-up at 0")
+            return
+        }
+        try await store.append("s-2", events: [raw("F")])
+        guard case .event(let f)? = try await fresh.next() else {
+            Issue.record("expected s-2's first event")
+            return
+        }
+        #expect(f.version == 1)
+    }
+
     @Test func typeFilterAndMessages() async throws {
         let store = EventStore(adapter: InMemoryStorage())
         try await store.append("s-1", events: [raw("A"), raw("B"), raw("A")])
