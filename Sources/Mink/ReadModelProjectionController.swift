@@ -395,8 +395,13 @@ final class ReadModelProjectionController: Sendable {
     func rebuild() async throws {
         let current = try await loadGenerations()
         guard current.building == 0 else { return }
-        let next = current.serving + 1
-        try await readModels.dropModel(ReadModelGenerations.physicalName(model, generation: next))
+        // A copy number nobody can be filling: above the serving copy and every copy in storage,
+        // so nothing is dropped here. (It dropped a leftover copy `serving + 1` first, which
+        // raced with another process's rebuild of that very copy: the drop came after the other
+        // process had claimed it and its builder had written — a black-box audit found 493 of
+        // 1,388 documents missing. Leftover copies are dropped when a holder activates.)
+        let copies = try await readModels.modelNames().compactMap { ReadModelGenerations.generation(of: $0, model: model) }
+        let next = max(current.serving, copies.max() ?? 0) + 1
         await createIndexes(next)
         let head = try await store.headPosition()
         let started = try await readModels.transaction { [name, mode] tx -> ReadModelGenerations? in

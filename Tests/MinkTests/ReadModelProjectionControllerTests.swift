@@ -136,6 +136,28 @@ struct ReadModelProjectionControllerTests {
 }
 
 extension ReadModelProjectionControllerTests {
+    /// A rebuild claims a copy number above every copy in storage and drops nothing: a copy it
+    /// did not claim may be another process's rebuild in progress (it dropped copy
+    /// `serving + 1` first, and with two rebuilds asked at once through two processes the drop
+    /// came after the other's builder had written: documents were lost for good).
+    @Test func aRebuildNeverDropsACopyItDidNotClaim() async throws {
+        let storage = InMemoryStorage()
+        let store = EventStore(adapter: storage)
+        try await store.append("order-1", events: [raw("OrderCreated"), raw("ItemAdded")])
+        let controller = Self.makeController(store, storage)
+        controller.start()
+        #expect(await AsyncRunnerTests.eventually { Self.isActive(controller) && controller.status(head: 2).checkpoint == 2 })
+        // Copy 2 appears in storage, named by no generations row (another process's claim in flight).
+        try await storage.transaction { tx in try tx.putDocument("orders__g2", id: "foreign", json: Data(#"{"id":"foreign"}"#.utf8)) }
+        try await controller.rebuild()
+        #expect(await AsyncRunnerTests.eventually(10) { controller.servingModel == "orders__g3" }, "\(controller.lifecycle)")
+        #expect(try await storage.document("orders__g2", id: "foreign") != nil, "the rebuild left the copy it did not claim alone")
+        let rebuilt = try #require(try await storage.document("orders__g3", id: "order-1"), "the rebuilt copy holds the order")
+        let summary = try JSONDecoder().decode(OrderSummary.self, from: rebuilt)
+        #expect(summary.items == 1 && summary.status == "created", "\(summary)")
+        await controller.stop()
+    }
+
     /// Pause and resume asked at once through two processes: each is recorded under its own
     /// sequence (they once both wrote the next one, and each process applied whichever it saw
     /// first), so the holder ends in the state of the last one recorded.
