@@ -70,8 +70,6 @@ public struct SubscriptionMessages: AsyncSequence, Sendable {
         var finished = false
         /// Whether the hub was checked against storage for this subscription (its first read).
         var revalidated = false
-        /// Stream subscriptions: whether the start was compared with the stream's version.
-        var startChecked = false
 
         init(messages: SubscriptionMessages) {
             m = messages
@@ -120,6 +118,10 @@ public struct SubscriptionMessages: AsyncSequence, Sendable {
                     }
                     // Skipped by retention at the catch-up, or excluded by the rules now.
                     if e.version <= retainedThrough { continue }
+                    // Delivered already, or not after the start: a start beyond the stream's
+                    // version is kept, as the global log's is (`caught-up` carries it), and only
+                    // later versions come — live events below it came before.
+                    if e.version <= streamVersion { continue }
                     if let window { if !window.keeps(e) { continue } } else if e.version < liveFloor { continue }
                 }
                 if !userFilter.matches(e) { continue }
@@ -157,17 +159,6 @@ public struct SubscriptionMessages: AsyncSequence, Sendable {
                     // Read the stream by version; then continue on the global log from a position
                     // at which every earlier event of the stream has been read.
                     let h = try await m.hub.headPosition()
-                    // A start beyond the stream's version (a cursor from another database, or
-                    // one restored from an older backup) starts at the version: `caught-up` never
-                    // names a version the stream does not have, and the next event is delivered —
-                    // it reported `caught-up` at the start, then delivered live events below it.
-                    if !startChecked {
-                        startChecked = true
-                        if streamVersion > 0 {
-                            let current = try await m.adapter.streamInfo(id)?.version ?? 0
-                            if streamVersion > current { streamVersion = current }
-                        }
-                    }
                     // The stream's retention rules apply as to a load (HTTP-API.md section 5): a
                     // start below the first kept version starts there, and events past
                     // `maxAgeSeconds` are skipped. Skipped versions count as read (never
