@@ -291,8 +291,27 @@ public struct HTTPConnectionStateMachine: Sendable {
         let body = errorBody(status: status, message: message)
         var headers: HTTPHeaders = ["Content-Type": "application/json; charset=utf-8"]
         headers.add(name: "X-Request-ID", value: requestID ?? RequestID.generate())
+        // Every response carries a trace context (docs/http-api.md, Tracing): a request refused
+        // here never reached a server span, so this is the first span of a new trace.
+        headers.add(name: "traceparent", value: freshTraceparent())
         if status == 503 { headers.add(name: "Retry-After", value: "1") }
         return HTTPResponseEncoder.encode(status: status, headers: headers, body: body, connection: "close")
+    }
+
+    /// `00-<32 hex trace id>-<16 hex span id>-00`, both random and non-zero.
+    static func freshTraceparent() -> String {
+        var g = SystemRandomNumberGenerator()
+        func hex(_ words: Int) -> String {
+            var text = ""
+            for _ in 0..<words {
+                var w: UInt64 = 0
+                while w == 0 { w = g.next() }
+                let digits = String(w, radix: 16)
+                text += String(repeating: "0", count: 16 - digits.count) + digits
+            }
+            return text
+        }
+        return "00-\(hex(2))-\(hex(1))-00"
     }
 
     /// `{"error":{"code":...,"message":...}}` for a transport-level error.

@@ -104,6 +104,10 @@ import Testing
         let a = sm.bytesReceived(Array("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n".utf8)[...], now: 0)
         #expect(writes(a).first?.hasPrefix("HTTP/1.1 400 Bad Request\r\n") == true)
         #expect(writes(a).first?.contains("Connection: close\r\n") == true)
+        // Every response carries a trace context, transport errors too (a new trace).
+        let traceparent = writes(a).first?.split(separator: "\r\n").first { $0.lowercased().hasPrefix("traceparent: ") }
+        #expect(traceparent?.wholeMatch(of: /(?i)traceparent: 00-[0-9a-f]{32}-[0-9a-f]{16}-00/) != nil, "\(writes(a))")
+        #expect(traceparent?.contains("-00000000000000000000000000000000-") == false)
         #expect(closes(a))
         #expect(sm.isClosed)
         #expect(sm.bytesReceived(Array("GET / HTTP/1.1\r\n\r\n".utf8)[...], now: 1).isEmpty)
