@@ -325,7 +325,13 @@ final class APIHandler: HTTPResponder {
     /// and tenant administration run in `default` and ignore `Mink-Tenant`.
     private func resolveTenant(_ request: HTTPRequest, route: Route, principal: Principal?) throws(APIError) -> String {
         guard let principal, !route.isTenantAdministration else { return TenantID.default }
-        return try TenantRouter.resolve(principal: principal, header: request.headers["Mink-Tenant"])
+        // One tenant per request: a second `Mink-Tenant` (a proxy adding its own, say) is refused
+        // rather than one of them silently chosen, as a repeated query parameter is.
+        let values = request.headers.values(for: "Mink-Tenant")
+        guard values.count <= 1 else {
+            throw APIError(.invalidTenant, "Mink-Tenant appears \(values.count) times; send it once")
+        }
+        return try TenantRouter.resolve(principal: principal, header: values.first)
     }
 }
 

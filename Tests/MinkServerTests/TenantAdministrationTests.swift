@@ -171,6 +171,22 @@ struct TenantAdministrationTests {
 
     static let invalidIDs = ["../x", "A", String(repeating: "a", count: 64), "%00", "a b", "-a", "a.b", "ü", ""]
 
+    /// Two `Mink-Tenant` headers (a proxy adding its own, say): `400 invalid_tenant`, whether
+    /// they agree or not — the first was silently used.
+    @Test func aRepeatedTenantHeaderIsRefused() async throws {
+        try await withTenantServer(.memory) { (s, _, _) async throws in
+            let auth = TestToken.headers("ops").map { "\($0.0): \($0.1)\r\n" }.joined()
+            for tenants in [["acme", "globex"], ["acme", "acme"]] {
+                let c = try await RawConnection.open(port: s.port)
+                let lines = tenants.map { "Mink-Tenant: \($0)\r\n" }.joined()
+                try await c.send("GET /v1/events/head HTTP/1.1\r\nHost: x\r\n\(auth)\(lines)\r\n")
+                let reply = try await c.read(untilContains: "}}", timeout: .seconds(5))
+                #expect(reply.hasPrefix("HTTP/1.1 400 ") && reply.contains(#""code":"invalid_tenant""#), "\(tenants): \(reply.prefix(300))")
+            }
+            #expect(try await s.request("GET", "/v1/events/head", headers: Self.ops + [("Mink-Tenant", "acme")]).status == 200)
+        }
+    }
+
     @Test func invalidTenantIDsAreRefusedBeforeStorageIsTouched() async throws {
         let (storage, spy) = SpyStorage.make()
         var config = MinkdConfiguration()
