@@ -91,6 +91,16 @@ struct PostgresProcessTests {
         }
     }
 
+    /// Waits until exactly one of the two runs the `orders` projection (it took the lease; the
+    /// other shows `stopped`); returns that one first.
+    static func holderAndOther(_ a: Daemon, _ b: Daemon) async throws -> (holder: Daemon, other: Daemon) {
+        let (sa, sb) = try await waitForStatuses(a, b) { x, y in
+            Set([x["status"], y["status"]]) == Set<JSONValue?>(["running", "stopped"])
+        }
+        try #require(Set([sa["status"], sb["status"]]) == Set<JSONValue?>(["running", "stopped"]), "\(sa) \(sb)")
+        return sa["status"] == "running" ? (a, b) : (b, a)
+    }
+
     @Test func twoProcessesShareProjectionsAndCommits() async throws {
         let url = try await PostgresTestDatabase.freshDatabase()
         let config = FileManager.default.temporaryDirectory.appendingPathComponent("minkd-pg-\(UUID()).yaml")
@@ -102,11 +112,7 @@ struct PostgresProcessTests {
         defer { b.stop() }
 
         // Exactly one process takes the projection's lease.
-        let (sa, sb) = try await Self.waitForStatuses(a, b) { x, y in
-            Set([x["status"], y["status"]]) == Set<JSONValue?>(["running", "stopped"])
-        }
-        try #require(Set([sa["status"], sb["status"]]) == Set<JSONValue?>(["running", "stopped"]), "\(sa) \(sb)")
-        let (holder, other) = sa["status"] == "running" ? (a, b) : (b, a)
+        let (holder, other) = try await Self.holderAndOther(a, b)
 
         // A subscription on B wakes for commits made through A (LISTEN/NOTIFY: nothing polls).
         let orders = 20, items = 3
@@ -184,11 +190,7 @@ struct PostgresProcessTests {
         defer { a.stop() }
         let b = try await Daemon(url: url, config: config)
         defer { b.stop() }
-        let (sa, sb) = try await Self.waitForStatuses(a, b) { x, y in
-            Set([x["status"], y["status"]]) == Set<JSONValue?>(["running", "stopped"])
-        }
-        try #require(Set([sa["status"], sb["status"]]) == Set<JSONValue?>(["running", "stopped"]), "\(sa) \(sb)")
-        let (holder, other) = sa["status"] == "running" ? (a, b) : (b, a)
+        let (holder, other) = try await Self.holderAndOther(a, b)
 
         func order(_ i: Int) -> String {
             #"{"events":[{"type":"OrderCreated","data":{"orderId":"o\#(i)","total":\#(i)}},"#
