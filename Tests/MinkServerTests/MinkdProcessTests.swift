@@ -90,9 +90,7 @@ struct MinkdProcess {
     func waitUntilReady(timeout: Duration = .seconds(30)) async throws -> Int {
         @Sendable func port(_ text: String) -> Int? {
             for line in text.split(separator: "\n") where line.contains("minkd ready") {
-                if let r = line.range(of: #""address":"127.0.0.1:"#) ?? line.range(of: #""address":"0.0.0.0:"#) {
-                    return Int(line[r.upperBound...].prefix { $0.isNumber })
-                }
+                if let r = line.range(of: #""address":"127.0.0.1:"#) { return Int(line[r.upperBound...].prefix { $0.isNumber }) }
             }
             return nil
         }
