@@ -9,20 +9,31 @@ import Synchronization
 /// after a gap. Notifications sent by this storage's own pool (same backend PIDs) are ignored:
 /// those commits already woke this process.
 final class CommitListener: Sendable {
-    private struct Subscriber {
-        let key: String
-        let continuation: AsyncStream<Void>.Continuation
-    }
+    /// What a subscriber listens for.
+    private enum Subscriber {
+        /// Payloads equal to `key` (coalesced wake-ups), and every reconnect (``subscribe(key:)``).
+        case key(String, AsyncStream<Void>.Continuation)
+        /// Payloads that start with `prefix`, handed on less the prefix (``subscribe(prefix:)``).
+        case prefix(String, AsyncStream<String>.Continuation)
 
-    /// A subscriber to every payload that starts with `prefix` (``subscribe(prefix:)``).
-    private struct PrefixSubscriber {
-        let prefix: String
-        let continuation: AsyncStream<String>.Continuation
+        /// Delivers a notification's payload (`nil`: a reconnect, when one may have been missed).
+        func deliver(_ payload: String?) {
+            switch self {
+            case .key(let key, let c): if payload == nil || payload == key { c.yield() }
+            case .prefix(let prefix, let c): if let payload, payload.hasPrefix(prefix) { c.yield(String(payload.dropFirst(prefix.count))) }
+            }
+        }
+
+        func finish() {
+            switch self {
+            case .key(_, let c): c.finish()
+            case .prefix(_, let c): c.finish()
+            }
+        }
     }
 
     private struct Shared {
         var subscribers: [UInt64: Subscriber] = [:]
-        var prefixSubscribers: [UInt64: PrefixSubscriber] = [:]
         var nextID: UInt64 = 0
         var started = false
         var finished: [CheckedContinuation<Void, Never>] = []
@@ -49,18 +60,8 @@ final class CommitListener: Sendable {
     /// one pending element).
     func subscribe(key: String) -> AsyncStream<Void> {
         let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        let (id, start) = shared.withLock { s -> (UInt64, Bool) in
-            s.nextID += 1
-            s.subscribers[s.nextID] = Subscriber(key: key, continuation: continuation)
-            let start = !s.started && !s.done
-            s.started = true
-            return (s.nextID, start)
-        }
-        continuation.onTermination = { [weak self] _ in
-            _ = self?.shared.withLock { $0.subscribers.removeValue(forKey: id) }
-        }
-        if stopping.load(ordering: .relaxed) { continuation.finish() }
-        if start { startThread() }
+        let id = register(.key(key, continuation))
+        continuation.onTermination = { [weak self] _ in self?.unregister(id) }
         return stream
     }
 
@@ -69,19 +70,28 @@ final class CommitListener: Sendable {
     /// reconnect: it carries facts (a tenant was deleted), and a reconnect is not one.
     func subscribe(prefix: String) -> AsyncStream<String> {
         let (stream, continuation) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(10_000))
+        let id = register(.prefix(prefix, continuation))
+        continuation.onTermination = { [weak self] _ in self?.unregister(id) }
+        return stream
+    }
+
+    /// Adds a subscriber (finished at once after ``shutdown()``); starts the listener thread on
+    /// the first one.
+    private func register(_ subscriber: Subscriber) -> UInt64 {
         let (id, start) = shared.withLock { s -> (UInt64, Bool) in
             s.nextID += 1
-            s.prefixSubscribers[s.nextID] = PrefixSubscriber(prefix: prefix, continuation: continuation)
+            s.subscribers[s.nextID] = subscriber
             let start = !s.started && !s.done
             s.started = true
             return (s.nextID, start)
         }
-        continuation.onTermination = { [weak self] _ in
-            _ = self?.shared.withLock { $0.prefixSubscribers.removeValue(forKey: id) }
-        }
-        if stopping.load(ordering: .relaxed) { continuation.finish() }
+        if stopping.load(ordering: .relaxed) { subscriber.finish() }
         if start { startThread() }
-        return stream
+        return id
+    }
+
+    private func unregister(_ id: UInt64) {
+        _ = shared.withLock { $0.subscribers.removeValue(forKey: id) }
     }
 
     private func startThread() {
@@ -107,26 +117,17 @@ final class CommitListener: Sendable {
                 if resumeNow { c.resume() }
             }
         }
-        let (subscribers, prefixSubscribers) = shared.withLock { s in
-            defer {
-                s.subscribers = [:]
-                s.prefixSubscribers = [:]
-            }
-            return (Array(s.subscribers.values), Array(s.prefixSubscribers.values))
+        let subscribers = shared.withLock { s in
+            defer { s.subscribers = [:] }
+            return Array(s.subscribers.values)
         }
-        subscribers.forEach { $0.continuation.finish() }
-        prefixSubscribers.forEach { $0.continuation.finish() }
+        subscribers.forEach { $0.finish() }
     }
 
-    /// Wakes the subscribers of `key` (`nil`: every ``subscribe(key:)`` stream, after a gap) and
-    /// hands the payload to the prefix subscribers it matches.
+    /// Hands a notification's payload to every subscriber it matches (`nil`: wakes every
+    /// ``subscribe(key:)`` stream, after a gap).
     private func deliver(key: String?) {
-        let (targets, prefixed) = shared.withLock { s in
-            (s.subscribers.values.filter { key == nil || $0.key == key },
-             key.map { k in s.prefixSubscribers.values.filter { k.hasPrefix($0.prefix) } } ?? [])
-        }
-        for t in targets { t.continuation.yield() }
-        if let key { for p in prefixed { p.continuation.yield(String(key.dropFirst(p.prefix.count))) } }
+        for subscriber in shared.withLock({ Array($0.subscribers.values) }) { subscriber.deliver(key) }
     }
 
     // MARK: The listener thread

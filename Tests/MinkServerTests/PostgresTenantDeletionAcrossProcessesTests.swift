@@ -60,15 +60,7 @@ struct PostgresTenantDeletionAcrossProcessesTests {
         #expect(try await a.request("POST", "/v1/streams/order-1", json: appendBody(["A1"]), headers: acme).status == 201)
         // B knows the tenant (a write through it) and serves a live subscription of it.
         #expect(try await b.request("POST", "/v1/streams/order-1", json: appendBody(["A2"]), headers: acme).status == 201)
-        var h = HTTPHeaders()
-        for (n, v) in acme { h.replace(name: n, value: v) }
-        var live = b.client.events(host: "127.0.0.1", port: b.port, target: "/v1/subscriptions/all", headers: h, readTimeout: .seconds(10))
-            .makeAsyncIterator()
-        var replayed: [SSEEvent] = []
-        while let e = try await live.next() {
-            replayed.append(e)
-            if e.event == "caught-up" { break }
-        }
+        var (live, replayed) = try await b.openLive("/v1/subscriptions/all", headers: acme)
         #expect(replayed.filter { $0.event == "message" }.count == 2, "\(replayed)")
 
         let deleted = try await a.request("DELETE", "/v1/admin/tenants/acme?confirm=acme", headers: Self.ops)

@@ -121,6 +121,20 @@ extension TestServer {
         return out
     }
 
+    /// Opens a live subscription and reads it up to `caught-up`: the iterator (to read what comes
+    /// next — with no byte for 10 s it throws) and the events read so far.
+    func openLive(_ target: String, headers: [(String, String)]) async throws -> (SSEEventStream.AsyncIterator, [SSEEvent]) {
+        var h = HTTPHeaders()
+        for (n, v) in headers { h.replace(name: n, value: v) }
+        var live = client.events(host: "127.0.0.1", port: port, target: target, headers: h, readTimeout: .seconds(10)).makeAsyncIterator()
+        var replayed: [SSEEvent] = []
+        while let e = try await live.next() {
+            replayed.append(e)
+            if e.event == "caught-up" { break }
+        }
+        return (live, replayed)
+    }
+
     /// The messages of a subscription up to its `caught-up` event.
     func caughtUp(_ target: String, headers: [(String, String)]) async throws -> [SSEEvent] {
         try await sse(target, headers: headers) { $0.last?.event == "caught-up" }.filter { $0.event == "message" }

@@ -104,15 +104,7 @@ struct TenantAdministrationTests {
             // up to `caught-up` first (its two events), then the deletion; the stream must end
             // (the iterator returns nil; with no byte for 10 s the client throws instead) with
             // nothing more delivered.
-            var h = HTTPHeaders()
-            for (n, v) in a { h.replace(name: n, value: v) }
-            var live = s.client.events(host: "127.0.0.1", port: s.port, target: "/v1/subscriptions/all", headers: h, readTimeout: .seconds(10))
-                .makeAsyncIterator()
-            var replayed: [SSEEvent] = []
-            while let e = try await live.next() {
-                replayed.append(e)
-                if e.event == "caught-up" { break }
-            }
+            var (live, replayed) = try await s.openLive("/v1/subscriptions/all", headers: a)
             #expect(replayed.filter { $0.event == "message" }.count == 2, "\(replayed)")
             let deleted = try await s.request("DELETE", "/v1/admin/tenants/acme?confirm=acme", headers: Self.ops)
             #expect(deleted.status == 200 && deleted["id"] == .string("acme"))
