@@ -45,13 +45,18 @@ public actor ProjectionEngine {
         /// While rebuilding into a new copy of the read model: the new copy's checkpoint
         /// (`checkpoint` stays the serving copy's).
         public var rebuildCheckpoint: UInt64?
+        /// Whether this process runs the projection. `false` with `state` `running`, `paused` or
+        /// `rebuilding`: another process sharing the storage holds its lease, and the status is
+        /// what that process last stored (the checkpoint up to one lease interval old).
+        public var runningHere: Bool
 
         /// Creates a status (the engine makes them; a server answering for a tenant whose
         /// engine is not running makes one too).
         public init(
             name: String, mode: Mode, state: State, checkpoint: UInt64, head: UInt64, lastError: String? = nil,
-            faultedPosition: UInt64? = nil, rebuildCheckpoint: UInt64? = nil
+            faultedPosition: UInt64? = nil, rebuildCheckpoint: UInt64? = nil, runningHere: Bool = true
         ) {
+            self.runningHere = runningHere
             self.name = name
             self.mode = mode
             self.state = state
@@ -457,7 +462,8 @@ final class AsyncRunner: Sendable {
             let fault = s.lifecycle.fault
             return ProjectionEngine.Status(
                 name: projection.name, mode: .async, state: s.lifecycle.state, checkpoint: s.checkpoint, head: head,
-                lastError: fault?.message ?? s.lastError, faultedPosition: fault?.position
+                lastError: fault?.message ?? s.lastError, faultedPosition: fault?.position,
+                runningHere: s.lifecycle.state != .stopped
             )
         }
     }

@@ -5,6 +5,11 @@ extension ReadModelProjectionController {
     struct Inactive: Sendable {
         var paused: Bool
         var storedCheckpoint: UInt64
+        /// The last lease request found the lease held by another process (no error), and
+        /// storage was read after it: the status shows what that process stored.
+        var heldElsewhere = false
+        /// The checkpoint of the copy being rebuilt, as stored (`nil`: no rebuild under way).
+        var storedRebuildCheckpoint: UInt64?
     }
 
     /// The copy being rebuilt and the runner filling it.
@@ -91,23 +96,37 @@ extension ReadModelProjectionController {
             return []
         }
 
-        /// Records what storage says the serving copy's checkpoint is (shown while inactive).
-        mutating func stored(checkpoint: UInt64) {
+        /// Records what storage says (shown while inactive): the serving copy's checkpoint, the
+        /// copy being rebuilt's (`nil`: none), and whether another process holds the lease.
+        mutating func stored(checkpoint: UInt64, rebuildCheckpoint: UInt64?, heldElsewhere: Bool) {
+            func update(_ i: inout Inactive) {
+                i.storedCheckpoint = checkpoint
+                i.storedRebuildCheckpoint = rebuildCheckpoint
+                i.heldElsewhere = heldElsewhere
+            }
             switch self {
             case .stopped(var i):
-                i.storedCheckpoint = checkpoint
+                update(&i)
                 self = .stopped(i)
             case .standby(let t, var i):
-                i.storedCheckpoint = checkpoint
+                update(&i)
                 self = .standby(t, i)
             case .activating(let t, let lease, var i):
-                i.storedCheckpoint = checkpoint
+                update(&i)
                 self = .activating(t, lease: lease, i)
             case .stopping(let t, var i, let restart):
-                i.storedCheckpoint = checkpoint
+                update(&i)
                 self = .stopping(t, i, restart: restart)
             case .active:
                 break  // the serving runner knows better
+            }
+        }
+
+        /// Forgets that another process held the lease (a request for it failed: unknown).
+        mutating func leaseUnknown() {
+            if case .standby(let t, var i) = self {
+                i.heldElsewhere = false
+                self = .standby(t, i)
             }
         }
 

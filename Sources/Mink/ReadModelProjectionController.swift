@@ -161,9 +161,12 @@ final class ReadModelProjectionController: Sendable {
     private func leaseLoop() async {
         while !Task.isCancelled {
             var lease: (any ProjectionLease)?
+            var answered = true
             do {
                 lease = try await leases.tryAcquire(tenant: tenant, projection: name)
             } catch {
+                answered = false
+                shared.withLock { $0.lifecycle.leaseUnknown() }
                 if !Task.isCancelled { note(error) }
             }
             if let lease {
@@ -178,7 +181,8 @@ final class ReadModelProjectionController: Sendable {
                 await deactivate()
                 await lease.release()
             } else {
-                await refreshFromStorage()
+                // Not granted without an error: another process holds it.
+                await refreshFromStorage(heldElsewhere: answered)
             }
             try? await Task.sleep(for: leaseRetryInterval)
         }
@@ -337,22 +341,31 @@ final class ReadModelProjectionController: Sendable {
         await refreshFromStorage()
     }
 
-    /// A process without the lease shows what storage says (and reads follow the stored copy).
-    private func refreshFromStorage() async {
+    /// A process without the lease shows what storage says (and reads follow the stored copy);
+    /// `heldElsewhere`: another process holds the lease, so the status is that process's, as
+    /// stored (``status(head:)``).
+    private func refreshFromStorage(heldElsewhere: Bool = false) async {
         do {
             // Never creates the tenant's storage: a standby refreshing every lease interval
             // re-created a tenant deleted through another process.
-            guard let (g, checkpoint, control) = try await readModels.readTransaction(ifMissing: nil, { [name] tx -> (ReadModelGenerations, UInt64, Control)? in
+            guard let (g, checkpoint, rebuild, control) = try await readModels.readTransaction(ifMissing: nil, {
+                [name] tx -> (ReadModelGenerations, UInt64, UInt64?, Control)? in
                 let g = try ReadModelGenerations.read(name, in: tx)
-                return (g, try tx.checkpoint(ReadModelGenerations.checkpointKey(name, generation: g.serving)), try Control.read(name, in: tx))
-            }) else { return }
+                let checkpoint = try tx.checkpoint(ReadModelGenerations.checkpointKey(name, generation: g.serving))
+                let rebuild = g.building == 0 ? nil : try tx.checkpoint(ReadModelGenerations.checkpointKey(name, generation: g.building))
+                return (g, checkpoint, rebuild, try Control.read(name, in: tx))
+            }) else {
+                shared.withLock { $0.lifecycle.leaseUnknown() }
+                return
+            }
             shared.withLock { s in
                 s.generations = g
-                s.lifecycle.stored(checkpoint: checkpoint)
+                s.lifecycle.stored(checkpoint: checkpoint, rebuildCheckpoint: rebuild, heldElsewhere: heldElsewhere)
             }
             apply(control)
             progress.signal()
         } catch {
+            shared.withLock { $0.lifecycle.leaseUnknown() }
             if !Task.isCancelled { note(error) }
         }
     }
@@ -554,6 +567,15 @@ final class ReadModelProjectionController: Sendable {
             var status = ProjectionEngine.Status(name: name, mode: mode, state: .running, checkpoint: head, head: head)
             guard case .active(_, let a) = s.lifecycle else {
                 status.state = .stopped
+                status.runningHere = mode == .inline
+                if mode == .async, case .standby(_, let i) = s.lifecycle, i.heldElsewhere {
+                    // Another process runs it: what it stored (its fault, if any, is not stored).
+                    status.state = i.paused ? .paused : i.storedRebuildCheckpoint != nil ? .rebuilding : .running
+                    status.checkpoint = i.storedCheckpoint
+                    status.rebuildCheckpoint = i.storedRebuildCheckpoint
+                    status.lastError = nil
+                    return status
+                }
                 switch s.lifecycle {
                 case .stopped(let i), .standby(_, let i), .activating(_, _, let i), .stopping(_, let i, _):
                     status.checkpoint = mode == .inline ? head : i.storedCheckpoint

@@ -85,20 +85,22 @@ struct PostgresProcessTests {
         let deadline = ContinuousClock.now + timeout
         while true {
             let (sa, sb) = (try await a.status(), try await b.status())
-            #expect(!(sa["status"] == "running" && sb["status"] == "running"), "the projection runs in both processes")
+            #expect(!(sa["runningHere"] == true && sb["runningHere"] == true), "the projection runs in both processes: \(sa) \(sb)")
             if condition(sa, sb) || ContinuousClock.now > deadline { return (sa, sb) }
             try await Task.sleep(for: .milliseconds(20))
         }
     }
 
     /// Waits until exactly one of the two runs the `orders` projection (it took the lease; the
-    /// other shows `stopped`); returns that one first.
+    /// other shows the holder's status, `running`, with `runningHere` false); returns that one
+    /// first.
     static func holderAndOther(_ a: Daemon, _ b: Daemon) async throws -> (holder: Daemon, other: Daemon) {
         let (sa, sb) = try await waitForStatuses(a, b) { x, y in
-            Set([x["status"], y["status"]]) == Set<JSONValue?>(["running", "stopped"])
+            x["status"] == "running" && y["status"] == "running" && Set([x["runningHere"], y["runningHere"]]) == Set<JSONValue?>([true, false])
         }
-        try #require(Set([sa["status"], sb["status"]]) == Set<JSONValue?>(["running", "stopped"]), "\(sa) \(sb)")
-        return sa["status"] == "running" ? (a, b) : (b, a)
+        try #require(sa["status"] == "running" && sb["status"] == "running", "\(sa) \(sb)")
+        try #require(Set([sa["runningHere"], sb["runningHere"]]) == Set<JSONValue?>([true, false]), "\(sa) \(sb)")
+        return sa["runningHere"] == true ? (a, b) : (b, a)
     }
 
     @Test func twoProcessesShareProjectionsAndCommits() async throws {
@@ -142,7 +144,7 @@ struct PostgresProcessTests {
         #expect(positions == (1...Int64(orders * perOrder)).map { $0 }, "B's subscription saw A's commits in order")
 
         // The read model, built by whichever process holds the lease, reads the same through both.
-        _ = try await Self.waitForStatuses(a, b) { x, y in x["status"] == "running" ? x["lag"] == .int(0) : y["lag"] == .int(0) }
+        _ = try await Self.waitForStatuses(a, b) { x, y in x["runningHere"] == true ? x["lag"] == .int(0) : y["lag"] == .int(0) }
         try await Self.checkDocuments(a, orders: orders, items: items)
         try await Self.checkDocuments(b, orders: orders, items: items)
 
@@ -163,15 +165,15 @@ struct PostgresProcessTests {
         var status: [String: JSONValue] = [:]
         while ContinuousClock.now < deadline1 {
             status = try await other.status()
-            if status["status"] == "paused" { break }
+            if status["status"] == "paused", status["runningHere"] == true { break }
             try await Task.sleep(for: .milliseconds(20))
         }
-        #expect(status["status"] == "paused" && status["checkpoint"] != .int(head), "the pause survived the failover: \(status)")
+        #expect(status["status"] == "paused" && status["runningHere"] == true && status["checkpoint"] != .int(head), "the pause survived the failover: \(status)")
         #expect(try await other.request("POST", "/v1/projections/orders/resume").status == 200)
         let deadline2 = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline2 {
             status = try await other.status()
-            if status["status"] == "running", status["checkpoint"] == .int(head) { break }
+            if status["status"] == "running", status["runningHere"] == true, status["checkpoint"] == .int(head) { break }
             try await Task.sleep(for: .milliseconds(20))
         }
         #expect(status["status"] == "running" && status["checkpoint"] == .int(head) && status["lag"] == .int(0), "\(status)")
@@ -211,9 +213,25 @@ struct PostgresProcessTests {
         var s = try await holderStatus { $0["status"] == "running" && $0["lag"] == .int(0) }
         #expect(s["status"] == "running" && s["checkpoint"] == .int(12), "\(s)")
 
+        // The other process shows the holder's status as stored (within a lease interval).
+        func otherStatus(_ condition: ([String: JSONValue]) -> Bool) async throws -> [String: JSONValue] {
+            let deadline = ContinuousClock.now + .seconds(10)
+            var s: [String: JSONValue] = [:]
+            while ContinuousClock.now < deadline {
+                s = try await other.status()
+                if condition(s) { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            return s
+        }
+        var o = try await otherStatus { $0["checkpoint"] == .int(12) }
+        #expect(o["status"] == "running" && o["runningHere"] == false && o["checkpoint"] == .int(12), "\(o)")
+
         #expect(try await other.request("POST", "/v1/projections/orders/pause").status == 200)
         s = try await holderStatus { $0["status"] == "paused" }
         #expect(s["status"] == "paused", "the holder applied a pause asked through the other process: \(s)")
+        o = try await otherStatus { $0["status"] == "paused" }
+        #expect(o["status"] == "paused" && o["runningHere"] == false, "the other process shows the stored pause: \(o)")
         try #require(try await other.request("POST", "/v1/streams/order-5", body: order(5)).status == 201)
         try await Task.sleep(for: .milliseconds(500))
         s = try await holder.status()
@@ -222,6 +240,8 @@ struct PostgresProcessTests {
         #expect(try await other.request("POST", "/v1/projections/orders/resume").status == 200)
         s = try await holderStatus { $0["status"] == "running" && $0["checkpoint"] == .int(15) }
         #expect(s["status"] == "running" && s["checkpoint"] == .int(15), "resumed through the other process: \(s)")
+        o = try await otherStatus { $0["status"] == "running" && $0["checkpoint"] == .int(15) }
+        #expect(o["status"] == "running" && o["checkpoint"] == .int(15) && o["runningHere"] == false, "\(o)")
 
         // A rebuild asked through the other process: the holder builds copy 2 and switches to it
         // (serving 2, building 0, packed `2 << 32`, in the generations checkpoint).

@@ -66,8 +66,8 @@ struct ReadModelProjectionControllerTests {
         #expect(Self.isStopped(controller))
     }
 
-    /// Without the lease the controller stays on standby (status from storage), asking again;
-    /// a stop then ends the lease loop.
+    /// Without the lease the controller stays on standby (status from storage: the holder's,
+    /// `runningHere` false), asking again; a stop then ends the lease loop.
     @Test func withoutTheLeaseItStaysOnStandby() async throws {
         let storage = InMemoryStorage()
         let store = EventStore(adapter: storage)
@@ -82,11 +82,29 @@ struct ReadModelProjectionControllerTests {
             Issue.record("expected still standby, got \(controller.lifecycle)")
             return
         }
-        #expect(controller.status(head: 0).state == .stopped)
+        var status = controller.status(head: 0)
+        #expect(status.state == .running && !status.runningHere, "another process holds the lease: \(status)")
         try await controller.pause()
         #expect(controller.lifecycle.paused)
+        status = controller.status(head: 0)
+        #expect(status.state == .paused && !status.runningHere, "the stored pause shows: \(status)")
         await controller.stop()
         #expect(Self.isStopped(controller) && controller.lifecycle.paused, "the pause outlives the stop")
+        status = controller.status(head: 0)
+        #expect(status.state == .stopped && !status.runningHere, "\(status)")
+    }
+
+    /// When asking for the lease fails, nobody is known to run the projection: `stopped`, not
+    /// the last holder's status.
+    @Test func aFailingLeaseRequestShowsStopped() async throws {
+        let storage = InMemoryStorage()
+        let store = EventStore(adapter: storage)
+        let controller = Self.makeController(store, storage, leases: FailingLeases())
+        controller.start()
+        #expect(await AsyncRunnerTests.eventually { controller.status(head: 0).lastError != nil })
+        let status = controller.status(head: 0)
+        #expect(status.state == .stopped && !status.runningHere, "\(status)")
+        await controller.stop()
     }
 
     /// Two processes on one storage: pause, resume and rebuild asked through the one without the
@@ -186,6 +204,13 @@ extension ReadModelProjectionControllerTests {
 /// A lease provider whose lease is always held by another process.
 struct NeverGranted: ProjectionLeaseProvider {
     func tryAcquire(tenant: String, projection: String) async throws -> (any ProjectionLease)? { nil }
+}
+
+/// A lease provider whose storage does not answer.
+struct FailingLeases: ProjectionLeaseProvider {
+    func tryAcquire(tenant: String, projection: String) async throws -> (any ProjectionLease)? {
+        throw MinkError(.adapterNotSupported, "the lease storage does not answer")
+    }
 }
 
 /// A lease provider of storage that several processes share, granting every lease (the test

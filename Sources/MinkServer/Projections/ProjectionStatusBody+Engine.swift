@@ -2,8 +2,9 @@ import Mink
 import MinkWire
 
 /// A projection's status as `GET /v1/projections` writes it: HTTP-API.md section 8's fields in
-/// that order, then minkd's additions — `readModel`, `faultedPosition` (when faulted) and
-/// `rebuildCheckpoint` (the new copy's checkpoint while rebuilding).
+/// that order, then minkd's additions — `readModel`, `runningHere` (whether this process runs it),
+/// `faultedPosition` (when faulted) and `rebuildCheckpoint` (the new copy's checkpoint while
+/// rebuilding).
 struct ProjectionStatusReply: JSONWritable {
     var status: ProjectionEngine.Status
     var readModel: String
@@ -18,6 +19,7 @@ struct ProjectionStatusReply: JSONWritable {
         w.key("lag"); w.int(Int64(clamping: status.lag))
         w.key("lastError"); w.string(status.lastError)
         w.key("readModel"); w.string(readModel)
+        w.key("runningHere"); w.bool(status.runningHere)
         if let p = status.faultedPosition {
             w.key("faultedPosition"); w.int(Int64(clamping: p))
         }
