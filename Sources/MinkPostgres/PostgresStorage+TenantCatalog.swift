@@ -18,7 +18,9 @@ import Mink
 /// ``PostgresStorage``'s reads). Any view of the storage answers for the whole storage.
 extension PostgresStorage: TenantCatalog {
     /// The tables holding tenant data in the shared schema, every one keyed by `tenant_id`.
-    static let tenantTables = ["mink_events", "mink_streams", "mink_snapshots", "mink_checkpoints", "mink_documents"]
+    static let tenantTables = [
+        "mink_events", "mink_streams", "mink_snapshots", "mink_checkpoints", "mink_documents", "mink_stream_metadata",
+    ]
 
     public func tenants() async throws -> [String] {
         var ids: Set<String> = [TenantID.default]

@@ -12,7 +12,9 @@ import Mink
 /// Any view of the storage answers for the whole storage (the catalog is not tenant-scoped).
 extension SQLiteStorage: TenantCatalog {
     /// The tables holding tenant data, every one keyed by `tenant_id`.
-    static let tenantTables = ["mink_events", "mink_streams", "mink_snapshots", "mink_checkpoints", "mink_documents"]
+    static let tenantTables = [
+        "mink_events", "mink_streams", "mink_snapshots", "mink_checkpoints", "mink_documents", "mink_stream_metadata",
+    ]
 
     public func tenants() async throws -> [String] {
         if let tenantFiles {

@@ -90,6 +90,11 @@ struct TenantAdministrationTests {
             let a = TestToken.headers("acme-rw"), g = TestToken.headers("globex-rw")
             try await s.request("POST", "/v1/streams/order-1", json: appendBody(["A1", "A2"]), headers: a)
             try await s.request("PUT", "/v1/streams/order-1/snapshot", json: #"{"version":2,"state":{"a":1}}"#, headers: a)
+            // Retention rules, on a stream with events and on one without any yet.
+            for stream in ["order-1", "order-9"] {
+                let put = try await s.request("PUT", "/v1/streams/\(stream)/metadata", json: #"{"maxCount":1,"truncateBefore":3}"#, headers: a)
+                #expect(put.status == 200, "\(put.text)")
+            }
             try await s.request("POST", "/v1/streams/order-1", json: appendBody(["G1"]), headers: g)
 
             for target in ["/v1/admin/tenants/acme", "/v1/admin/tenants/acme?confirm=globex", "/v1/admin/tenants/acme?confirm=Acme"] {
@@ -128,6 +133,15 @@ struct TenantAdministrationTests {
             #expect(again["fromPosition"] == .int(1) && again["toVersion"] == .int(1))
             let events = try await fresh.filter { $0.event == "message" }
             #expect(events.count == 1 && events[0].data.contains(#""type":"N1""#))
+            // No retention rule of the deleted tenant applies to the new one (they were kept on
+            // shared storage, and truncated the new streams).
+            for stream in ["order-1", "order-9"] {
+                let m = try await s.request("GET", "/v1/streams/\(stream)/metadata", headers: a)
+                #expect(m.status == 200 && m.json == .object([:]), "\(kind) \(stream): \(m.text)")
+            }
+            try await s.request("POST", "/v1/streams/order-1", json: appendBody(["N2", "N3", "N4"]), headers: a)
+            let read = try await s.request("GET", "/v1/streams/order-1", headers: a)
+            #expect(read["events"]?.arrayValue?.count == 4, "\(kind): \(read.text)")
         }
     }
 
