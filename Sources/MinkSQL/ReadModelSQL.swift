@@ -326,7 +326,19 @@ public struct ReadModelSQL: Sendable {
 
         /// PostgreSQL: the number as float8 (Swift's `Double`), else `NULL`. The `CASE` keeps the
         /// cast from ever seeing another type (PostgreSQL does not promise `AND` evaluation order).
-        var number: String { "(CASE WHEN \(type) = 'number' THEN (\(value))::float8 END)" }
+        /// A JSON number beyond float8's range becomes what Swift's `Double` makes of it — ±infinity
+        /// above the largest finite value, 0 below the smallest subnormal — instead of the cast's
+        /// "out of range" error (22003), which turned every query on the field into a `500` once
+        /// one document held, say, `1e400`.
+        var number: String {
+            let n = "(\(value))::numeric"
+            return "(CASE WHEN \(type) = 'number' THEN (CASE WHEN \(n) > \(Self.maxDouble) THEN 'Infinity'::float8 "
+                + "WHEN \(n) < -\(Self.maxDouble) THEN '-Infinity'::float8 "
+                + "WHEN abs(\(n)) < \(Self.minSubnormal) THEN 0::float8 ELSE \(n)::float8 END) END)"
+        }
+        /// The largest finite `Double`, and the smallest positive (subnormal) one, as numeric
+        /// literals.
+        static let maxDouble = "1.7976931348623157e308", minSubnormal = "4.9406564584124654e-324"
         /// PostgreSQL: the string as text, else `NULL`.
         var string: String { "(CASE WHEN \(type) = 'string' THEN \(document) #>> \(path) END)" }
 
@@ -402,7 +414,10 @@ public struct ReadModelSQL: Sendable {
         let literal: String
         switch dialect {
         case .sqlite: literal = SQLLiteral.quoted("$." + path.components.joined(separator: "."))
-        case .postgres: literal = SQLLiteral.quoted("{" + path.components.joined(separator: ",") + "}")
+        // Each element double-quoted: an unquoted `NULL` (any case) in an array literal is SQL
+        // NULL, and `#>` then found nothing — `obj.NULL` never matched. Components are plain
+        // names (``checkPath(_:)``): no quote or backslash to escape.
+        case .postgres: literal = SQLLiteral.quoted("{" + path.components.map { "\"\($0)\"" }.joined(separator: ",") + "}")
         }
         return Field(dialect: dialect, document: columns.document.quoted, path: literal)
     }

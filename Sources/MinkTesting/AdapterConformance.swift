@@ -67,6 +67,7 @@ public enum AdapterConformance {
         Case(name: "transaction hook commits with the append or not at all", body: transactionHook),
         Case(name: "read-model transactions and checkpoints are atomic", body: readModelTransactions),
         Case(name: "read-model queries: every operator, and/or, order, paging, count", body: queries),
+        Case(name: "read-model queries: numbers beyond Double's range, fields named NULL", body: queryEdges),
         Case(name: "any bytes round-trip", body: bytesRoundTrip),
         Case(name: "tenants are isolated", body: tenants),
         Case(name: "snapshots keep the newest", body: snapshots),
@@ -360,6 +361,39 @@ private func queries(_ s: ConformanceStorage) async throws {
     _ = try await expectError(.invalidQuery) { _ = try await s.readModels.count("orders", query: Query().orderBy("a b")) }
     let empty = try await s.readModels.find("nothing", query: Query())
     try check(empty.isEmpty, "unknown model is empty")
+}
+
+/// Numbers a `Double` cannot hold compare as Swift reads them (±infinity, 0) — PostgreSQL's
+/// float8 cast failed with "out of range" on every query of the field — and a path component
+/// spelled `NULL` is a name like any other (PostgreSQL read an unquoted `NULL` in its path
+/// literal as SQL NULL, so `obj.NULL` matched nothing and `is null` everything).
+private func queryEdges(_ s: ConformanceStorage) async throws {
+    let documents = [
+        ("h1", #"{"v":1e400,"obj":{"NULL":1,"Null":7}}"#),
+        ("h2", #"{"v":-1e400,"obj":{"NULL":2}}"#),
+        ("h3", #"{"v":1e-400}"#),
+        ("h4", #"{"v":5,"obj":{"null":3}}"#),
+    ]
+    try await s.readModels.transaction { tx in
+        for (id, json) in documents { try tx.putDocument("edges", id: id, json: Data(json.utf8)) }
+    }
+    func ids(_ q: Query, _ message: String, _ expected: [String], ordered: Bool = false) async throws {
+        let found = try await s.readModels.find("edges", query: q).map(\.id)
+        try check(ordered ? found == expected : found.sorted() == expected.sorted(), "\(message): expected \(expected), got \(found)")
+        let n = try await s.readModels.count("edges", query: q)
+        try check(n == Int64(expected.count), "\(message): count \(n)")
+    }
+    try await ids(Query().where("v", ">", 10), "1e400 is +infinity", ["h1"])
+    try await ids(Query().where("v", "<", 0), "-1e400 is -infinity", ["h2"])
+    try await ids(Query().where("v", "=", 0), "1e-400 is 0", ["h3"])
+    try await ids(Query().where("v", "in", [5, 0]), "in", ["h3", "h4"])
+    try await ids(Query().where("v", "between", [-1, 6]), "between", ["h3", "h4"])
+    try await ids(Query().orderBy("v"), "ordered as Doubles", ["h2", "h3", "h4", "h1"], ordered: true)
+    try await ids(Query().where("obj.NULL", "=", 1), "a field named NULL", ["h1"])
+    try await ids(Query().where("obj.Null", "=", 7), "a field named Null", ["h1"])
+    try await ids(Query().where("obj.null", "=", 3), "a field named null", ["h4"])
+    try await ids(Query().where("obj.NULL", "is null"), "is null on a field named NULL", ["h3", "h4"])
+    try await ids(Query().where("obj.NULL", ">", 0).orderBy("obj.NULL", descending: true), "ordered by a field named NULL", ["h2", "h1"], ordered: true)
 }
 
 private func bytesRoundTrip(_ s: ConformanceStorage) async throws {

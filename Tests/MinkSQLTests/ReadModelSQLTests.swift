@@ -80,11 +80,11 @@ func checkPlaceholders(_ dialect: SQLDialect, _ sql: String, _ binds: [SQLBind])
         let q = Query().where("status", "=", "open").orderBy("total").limit(10).offset(20)
         let f = try ReadModelSQL(dialect: .postgres).find("orders", tenantID: "t1", query: q)
         #expect(f.sql == """
-            SELECT "id", "doc" FROM "mink_documents" WHERE "tenant_id" = $1::text AND "model" = $2::text AND ((CASE WHEN jsonb_typeof("doc" #> '{status}') = 'string' THEN "doc" #>> '{status}' END) COLLATE "C" = $3::text) \
-            ORDER BY CASE jsonb_typeof("doc" #> '{total}') WHEN 'boolean' THEN 1 WHEN 'number' THEN 2 WHEN 'string' THEN 3 WHEN 'array' THEN 4 WHEN 'object' THEN 4 ELSE 0 END ASC, \
-            (CASE WHEN jsonb_typeof("doc" #> '{total}') = 'boolean' THEN (("doc" #> '{total}'))::boolean END) ASC NULLS FIRST, \
-            (CASE WHEN jsonb_typeof("doc" #> '{total}') = 'number' THEN (("doc" #> '{total}'))::float8 END) ASC NULLS FIRST, \
-            (CASE WHEN jsonb_typeof("doc" #> '{total}') = 'string' THEN "doc" #>> '{total}' END) COLLATE "C" ASC NULLS FIRST, \
+            SELECT "id", "doc" FROM "mink_documents" WHERE "tenant_id" = $1::text AND "model" = $2::text AND ((CASE WHEN jsonb_typeof("doc" #> '{"status"}') = 'string' THEN "doc" #>> '{"status"}' END) COLLATE "C" = $3::text) \
+            ORDER BY CASE jsonb_typeof("doc" #> '{"total"}') WHEN 'boolean' THEN 1 WHEN 'number' THEN 2 WHEN 'string' THEN 3 WHEN 'array' THEN 4 WHEN 'object' THEN 4 ELSE 0 END ASC, \
+            (CASE WHEN jsonb_typeof("doc" #> '{"total"}') = 'boolean' THEN (("doc" #> '{"total"}'))::boolean END) ASC NULLS FIRST, \
+            (CASE WHEN jsonb_typeof("doc" #> '{"total"}') = 'number' THEN (CASE WHEN (("doc" #> '{"total"}'))::numeric > 1.7976931348623157e308 THEN 'Infinity'::float8 WHEN (("doc" #> '{"total"}'))::numeric < -1.7976931348623157e308 THEN '-Infinity'::float8 WHEN abs((("doc" #> '{"total"}'))::numeric) < 4.9406564584124654e-324 THEN 0::float8 ELSE (("doc" #> '{"total"}'))::numeric::float8 END) END) ASC NULLS FIRST, \
+            (CASE WHEN jsonb_typeof("doc" #> '{"total"}') = 'string' THEN "doc" #>> '{"total"}' END) COLLATE "C" ASC NULLS FIRST, \
             "id" COLLATE "C" ASC LIMIT $4::bigint OFFSET $5::bigint
             """)
         #expect(f.binds == [.text("t1"), .text("orders"), .text("open"), .int(10), .int(20)])
@@ -143,8 +143,8 @@ func checkPlaceholders(_ dialect: SQLDialect, _ sql: String, _ binds: [SQLBind])
     @Test func fieldExpressionsForIndexes() throws {
         let path = try FieldPath("address.city")
         #expect(try ReadModelSQL(dialect: .sqlite).fieldExpression(path) == #"json_extract("doc", '$.address.city')"#)
-        #expect(try ReadModelSQL(dialect: .postgres).fieldExpression(path) == #"("doc" #> '{address,city}')"#)
-        #expect(try ReadModelSQL(dialect: .postgres).jsonPathLiteral(path) == "'{address,city}'")
+        #expect(try ReadModelSQL(dialect: .postgres).fieldExpression(path) == #"("doc" #> '{"address","city"}')"#)
+        #expect(try ReadModelSQL(dialect: .postgres).jsonPathLiteral(path) == #"'{"address","city"}'"#)
     }
 }
 
