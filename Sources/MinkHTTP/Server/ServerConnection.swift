@@ -226,6 +226,9 @@ final class ServerConnection: @unchecked Sendable {
         var pending = actions
         var i = 0
         while i < pending.count {
+            // A write that failed closed the connection (the peer went away with requests still
+            // pipelined): nothing more to do — above all, no further request is dispatched.
+            if lifecycle.isClosed { return }
             switch pending[i] {
             case .write(let bytes):
                 enqueue(bytes)

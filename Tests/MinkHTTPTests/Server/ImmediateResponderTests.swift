@@ -1,3 +1,4 @@
+import Glibc
 import Synchronization
 import Testing
 @testable import MinkHTTP
@@ -64,5 +65,45 @@ final class RoutingResponder: HTTPResponder {
             #expect(responses.map { String(decoding: $0.body, as: UTF8.self) } == ["fast 1", "task 2", "fast 3", "task 4"])
         }
         #expect(responder.routeCalls.withLock { $0 } == 4, "one route call per request")
+    }
+}
+
+/// A responder whose every answer comes from a task, after a short wait, and that counts the
+/// requests it was given.
+final class CountingSlowResponder: HTTPResponder {
+    let started = Mutex(0)
+
+    func respond(to request: HTTPRequest) async -> HTTPResponse {
+        started.withLock { $0 += 1 }
+        try? await Task.sleep(for: .milliseconds(1))
+        return HTTPResponse(status: 200, bytes: Array("slow".utf8))
+    }
+}
+
+@Suite(.timeLimit(.minutes(3))) struct PipelineAbandonedTests {
+    /// A client that pipelines requests and resets the connection: when the first response's
+    /// write fails, the requests still queued behind it are not handed to the responder (the
+    /// connection is closed; before, the next one was dispatched on the closed connection — an
+    /// illegal transition, logged as an error, an assertion in debug builds — and run for
+    /// nobody).
+    @Test func requestsQueuedBehindAFailedWriteAreNotDispatched() async throws {
+        let responder = CountingSlowResponder()
+        let reports = Mutex<[String]>([])
+        var configuration = HTTPServerConfiguration(host: "127.0.0.1", port: 0)
+        configuration.eventLoopCount = 2
+        let server = HTTPServer(configuration: configuration, responder: responder, log: { m in reports.withLock { $0.append(m) } })
+        let port = try server.start()
+        for i in 0..<60 {
+            let c = try await RawClient.connect(port: port)
+            await c.send(String(repeating: "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n", count: 6))
+            try await Task.sleep(for: .microseconds(200 * (i % 10)))
+            if i % 2 == 0 { c.reset() } else { shutdown(c.fd, Int32(SHUT_RDWR)) }
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        await server.shutdown(gracePeriod: .seconds(1))
+        let illegal = reports.withLock { $0 }.filter { $0.contains("illegal") }
+        #expect(illegal.isEmpty, "\(illegal)")
+        let n = responder.started.withLock { $0 }
+        #expect(n < 60 * 6, "every request ran although the connections closed: \(n)")
     }
 }
