@@ -50,11 +50,12 @@ public struct ReadModelGenerations: Sendable, Hashable {
         return n
     }
 
-    /// Whether a name is the physical name of a rebuild copy (`<model>__g<n>`, n > 1): an
-    /// internal name that clients do not address.
+    /// Whether a name has the form of a rebuild copy's physical name (`<model>__g<n>`, any
+    /// number — copies start at 2, and the whole form is kept for them): an internal name that
+    /// clients do not address.
     public static func isCopyName(_ name: String) -> Bool {
         guard let r = name.range(of: "__g", options: .backwards), r.lowerBound > name.startIndex,
-            let n = UInt32(name[r.upperBound...]), n > 1
+            UInt32(name[r.upperBound...]) != nil
         else { return false }
         return true
     }

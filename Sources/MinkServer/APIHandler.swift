@@ -295,6 +295,12 @@ final class APIHandler: HTTPResponder {
             e.headers = [("WWW-Authenticate", "Bearer")]
             throw e
         }
+        // One credential per request: with two `Authorization` headers, minkd and a proxy that
+        // reads the other one would disagree on who is asking.
+        let authorizations = request.headers.values(for: "Authorization").count
+        if server.authenticator.isEnabled, authorizations > 1 {
+            throw APIError(.badRequest, "Authorization appears \(authorizations) times; send it once")
+        }
         guard let principal = server.authenticator.principal(for: request) else {
             // One message for missing, malformed and unknown tokens: nothing about the token is echoed.
             var e = APIError(.unauthorized, "a valid bearer token is required (Authorization: Bearer <token>)")

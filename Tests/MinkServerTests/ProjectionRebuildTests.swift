@@ -67,6 +67,12 @@ struct ProjectionRebuildTests {
             // The physical copy is internal: clients address the model by its name only.
             #expect(try await s.request("GET", "/v1/readmodels/orders__g2/o1").status == 404)
             #expect(try await s.request("POST", "/v1/readmodels/orders__g2/count", json: #"{"where":[]}"#).status == 404)
+            // Every name of that form, copy or not (they were empty 200s): `__g1`, `__g0`, `__g07`.
+            for name in ["orders__g1", "orders__g0", "orders__g07"] {
+                #expect(try await s.request("GET", "/v1/readmodels/\(name)").status == 404, "\(name)")
+                #expect(try await s.request("POST", "/v1/readmodels/\(name)/count", json: #"{"where":[]}"#).status == 404, "\(name)")
+            }
+            #expect(try await s.request("GET", "/v1/readmodels/orders__gx").status == 200, "not the form: an ordinary (empty) model")
             // A second rebuild goes on to copy 3; reads keep working throughout.
             #expect(try await s.request("POST", "/v1/projections/orders/rebuild").status == 202)
             try await s.waitForProjection("orders")

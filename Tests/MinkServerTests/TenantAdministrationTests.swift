@@ -193,6 +193,22 @@ struct TenantAdministrationTests {
         }
     }
 
+    /// Two `Authorization` headers: `400 bad_request`, whichever comes first — the first was
+    /// silently used, while a proxy authorizing on the last one would have let another through.
+    @Test func aRepeatedAuthorizationHeaderIsRefused() async throws {
+        try await withTenantServer(.memory) { (s, _, _) async throws in
+            let ops = "Bearer \(TestToken.secret("ops"))", acme = "Bearer \(TestToken.secret("acme-rw"))"
+            for pair in [[ops, acme], [acme, ops], [ops, ops], ["Bearer nope", ops]] {
+                let c = try await RawConnection.open(port: s.port)
+                let lines = pair.map { "Authorization: \($0)\r\n" }.joined()
+                try await c.send("GET /v1/events/head HTTP/1.1\r\nHost: x\r\nMink-Tenant: acme\r\n\(lines)\r\n")
+                let reply = try await c.read(untilContains: "}}", timeout: .seconds(5))
+                #expect(reply.hasPrefix("HTTP/1.1 400 ") && reply.contains(#""code":"bad_request""#), "\(reply.prefix(300))")
+            }
+            #expect(try await s.request("GET", "/v1/events/head", headers: Self.ops + [("Mink-Tenant", "acme")]).status == 200)
+        }
+    }
+
     @Test func invalidTenantIDsAreRefusedBeforeStorageIsTouched() async throws {
         let (storage, spy) = SpyStorage.make()
         var config = MinkdConfiguration()
