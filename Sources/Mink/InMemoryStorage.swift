@@ -202,6 +202,14 @@ public final class InMemoryStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
         Int64(try await find(model, query: query.unpaged).count)
     }
 
+    public func findWithTotal(_ model: String, query: Query) async throws -> (documents: [StoredDocument], total: Int64) {
+        let query = try query.validated()
+        let docs = withState { $0.documents[model] ?? [:] }  // one state for both
+        let parsed = try docs.map { (id: $0.key, document: try JSONValue(json: $0.value)) }
+        let page = query.apply(to: parsed).map { StoredDocument(id: $0.id, json: docs[$0.id]!) }
+        return (page, Int64(query.unpaged.apply(to: parsed).count))
+    }
+
     public func transaction<T: Sendable>(_ body: @Sendable (any ReadModelTransaction) throws -> T) async throws -> T {
         try withState { state in
             let tx = InMemoryTransaction(state: state)

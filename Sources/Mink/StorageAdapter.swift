@@ -332,6 +332,10 @@ public protocol ReadModelStore: Sendable {
     func find(_ model: String, query: Query) async throws -> [StoredDocument]
     /// The number of documents matching a query's filters (limit and offset ignored).
     func count(_ model: String, query: Query) async throws -> Int64
+    /// A page of ``find(_:query:)`` and the ``count(_:query:)`` of all matches, read from one
+    /// state of the model: `documents.count` is never more than `total` allows, whatever commits
+    /// meanwhile. (The default implementation reads twice and does not promise that.)
+    func findWithTotal(_ model: String, query: Query) async throws -> (documents: [StoredDocument], total: Int64)
     /// Runs `body` in one transaction: every write and checkpoint commits together or not at all.
     func transaction<T: Sendable>(_ body: @Sendable (any ReadModelTransaction) throws -> T) async throws -> T
     /// Runs `body` in one transaction whose commit waits for the disk as `durability` says
@@ -364,6 +368,10 @@ public protocol ReadModelStore: Sendable {
 }
 
 extension ReadModelStore {
+    public func findWithTotal(_ model: String, query: Query) async throws -> (documents: [StoredDocument], total: Int64) {
+        (try await find(model, query: query), try await count(model, query: query))
+    }
+
     public func readTransaction<T: Sendable>(ifMissing: T, _ body: @Sendable (any ReadModelTransaction) throws -> T) async throws -> T {
         try await transaction(body)
     }

@@ -47,6 +47,22 @@ extension PostgresStorage {
         }
     }
 
+    /// The page and the total in one `REPEATABLE READ` transaction: one snapshot for both.
+    public func findWithTotal(_ model: String, query: Query) async throws -> (documents: [StoredDocument], total: Int64) {
+        let find = try Self.readModelSQL.find(model, tenantID: tenantID, query: query)
+        let count = try Self.readModelSQL.count(model, tenantID: tenantID, query: query)
+        if model.containsNUL { return ([], 0) }
+        return try await withReadConnection(empty: ([], 0)) { conn, scope in
+            try conn.transaction(begin: "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY") {
+                let (findText, findBinds) = Self.targeted(find, scope.sql)
+                let (countText, countBinds) = Self.targeted(count, scope.sql)
+                let r = try conn.query(findText, findBinds)
+                let documents = (0..<r.rowCount).map { StoredDocument(id: r.string($0, 0) ?? "", json: r.bytes($0, 1) ?? Data()) }
+                return (documents, try conn.query(countText, countBinds).int64(0, 0) ?? 0)
+            }
+        }
+    }
+
     /// Runs `body` in one transaction on one connection: its document writes and checkpoints
     /// commit together or not at all. `BEGIN` goes with the first statement and the writes with
     /// the next read or with `COMMIT` (pipelined: see ``PostgresReadModelTransaction``).

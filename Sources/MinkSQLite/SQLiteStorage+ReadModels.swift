@@ -44,6 +44,25 @@ extension SQLiteStorage {
         }
     }
 
+    /// Both statements in one read transaction: one snapshot of the WAL for the page and the total.
+    public func findWithTotal(_ model: String, query: Query) async throws -> (documents: [StoredDocument], total: Int64) {
+        let find = try Self.readModelSQL.find(model, tenantID: tenantID, query: query)
+        let count = try Self.readModelSQL.count(model, tenantID: tenantID, query: query)
+        let findValues = find.binds.map(SQLiteValue.init), countValues = count.binds.map(SQLiteValue.init)
+        let tenantID = self.tenantID
+        return try await database.read { c in
+            try c.run("BEGIN")
+            defer { try? c.run("COMMIT") }  // read only: ending it cannot fail in a way that matters
+            var out: [StoredDocument] = []
+            do {
+                try c.query(find.sql, findValues) { out.append(StoredDocument(id: $0.text(0), json: $0.bytes(1))) }
+                return (out, try c.int(count.sql, countValues) ?? 0)
+            } catch let error as SQLiteError where error.code == SQLITE_ERROR {
+                throw Self.documentQueryFailure(error, model: model, tenantID: tenantID, on: c)
+            }
+        }
+    }
+
     /// What a query over documents that failed with a plain `SQLITE_ERROR` means. `json_extract`
     /// fails so on a stored document that is not JSON, and SQLite has no result code of its own
     /// for that: the cause is found by asking the database, never by reading the message. When

@@ -122,8 +122,8 @@ extension API {
     }
 
     private static func items(_ store: any ReadModelStore, _ model: String, _ query: Query) async throws -> HTTPResponse {
-        let docs = try await store.find(model, query: query)
-        let total = try await store.count(model, query: query)
+        // One read for both: a page never holds more documents than its `total` says.
+        let (docs, total) = try await store.findWithTotal(model, query: query)
         return Reply.json(ItemsPage(items: docs.map { RawJSON(unchecked: [UInt8]($0.json)) }, total: total))
     }
 }

@@ -68,6 +68,7 @@ public enum AdapterConformance {
         Case(name: "read-model transactions and checkpoints are atomic", body: readModelTransactions),
         Case(name: "read-model queries: every operator, and/or, order, paging, count", body: queries),
         Case(name: "read-model queries: numbers beyond Double's range, fields named NULL", body: queryEdges),
+        Case(name: "read-model page and total read from one state while documents are written", body: findWithTotalIsOneRead),
         Case(name: "any bytes round-trip", body: bytesRoundTrip),
         Case(name: "tenants are isolated", body: tenants),
         Case(name: "snapshots keep the newest", body: snapshots),
@@ -394,6 +395,32 @@ private func queryEdges(_ s: ConformanceStorage) async throws {
     try await ids(Query().where("obj.null", "=", 3), "a field named null", ["h4"])
     try await ids(Query().where("obj.NULL", "is null"), "is null on a field named NULL", ["h3", "h4"])
     try await ids(Query().where("obj.NULL", ">", 0).orderBy("obj.NULL", descending: true), "ordered by a field named NULL", ["h2", "h1"], ordered: true)
+}
+
+/// A page's documents and its total come from one state of the model: with documents written
+/// meanwhile (five per transaction), an unpaged page holds exactly `total` documents, never fewer
+/// (the HTTP API read them with two queries, and a page of 500 said `total: 520`).
+private func findWithTotalIsOneRead(_ s: ConformanceStorage) async throws {
+    let store = s.readModels
+    let writer = Task {
+        for i in 0..<200 {
+            try await store.transaction { tx in
+                for j in 0..<5 { try tx.putDocument("paged", id: "d\(i)-\(j)", json: Data(#"{"n":\#(i)}"#.utf8)) }
+            }
+        }
+    }
+    let query = Query().where("n", ">=", 0).orderBy("n").limit(10_000)
+    var mismatches: [String] = []
+    for _ in 0..<100 {
+        let (documents, total) = try await store.findWithTotal("paged", query: query)
+        if Int64(documents.count) != total || total % 5 != 0 { mismatches.append("\(documents.count) documents, total \(total)") }
+    }
+    try await writer.value
+    try check(mismatches.isEmpty, "pages that disagree with their total: \(mismatches.prefix(5))")
+    let (documents, total) = try await store.findWithTotal("paged", query: query.limit(7).offset(3))
+    try check(documents.count == 7 && total == 1000, "a page of 7 of 1,000: \(documents.count), \(total)")
+    let found = try await store.find("paged", query: query.limit(7).offset(3)).map(\.id)
+    try check(documents.map(\.id) == found, "the same page as find: \(documents.map(\.id)) vs \(found)")
 }
 
 private func bytesRoundTrip(_ s: ConformanceStorage) async throws {

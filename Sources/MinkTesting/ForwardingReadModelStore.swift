@@ -28,6 +28,9 @@ open class ForwardingReadModelStore: ReadModelStore, @unchecked Sendable {
     }
     open func document(_ model: String, id: String) async throws -> Data? { try await inner.document(model, id: id) }
     open func find(_ model: String, query: Query) async throws -> [StoredDocument] { try await inner.find(model, query: query) }
+    open func findWithTotal(_ model: String, query: Query) async throws -> (documents: [StoredDocument], total: Int64) {
+        try await inner.findWithTotal(model, query: query)
+    }
     open func count(_ model: String, query: Query) async throws -> Int64 { try await inner.count(model, query: query) }
     open func dropModel(_ model: String) async throws { try await inner.dropModel(model) }
     open func createIndex(_ model: String, field: FieldPath) async throws { try await inner.createIndex(model, field: field) }
