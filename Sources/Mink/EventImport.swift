@@ -87,6 +87,8 @@ public protocol EventImporting: Sendable {
 public struct ImportValidator: Sendable {
     private var lastPosition: UInt64 = 0
     private var versions: [String: Int64] = [:]
+    /// Streams hard-deleted by an earlier line: nothing of theirs may follow.
+    private var tombstones: Set<String> = []
     /// Events accepted so far.
     public private(set) var events: Int64 = 0
 
@@ -102,6 +104,8 @@ public struct ImportValidator: Sendable {
     /// JSON reader (JavaScript's included) reads exactly; appends after it then stay far from
     /// 64-bit overflow.
     public static let maxNumber: UInt64 = (1 << 53) - 1
+    /// The longest event type, in bytes (as an append's).
+    public static let maxTypeBytes = 256
 
     /// Accepts `event` or throws an ``ImportLineError`` naming `line`.
     public mutating func accept(_ event: Event, line: Int) throws {
@@ -111,6 +115,22 @@ public struct ImportValidator: Sendable {
         if let problem = StreamID.problem(event.streamID) { throw fail("streamId: \(problem)") }
         if event.type.isEmpty { throw fail("type: must not be empty") }
         if let problem = StreamID.typeProblem(event.type) { throw fail("type: \(problem)") }
+        // What an append could not have written, an import does not write either: the one system
+        // stream is `$deletions`, of `$StreamDeleted` records only, and no other event has a `$`
+        // type; a type is at most 256 bytes.
+        if event.type.utf8.count > Self.maxTypeBytes { throw fail("type: longer than \(Self.maxTypeBytes) bytes") }
+        if event.streamID == ImportedDeletion.stream {
+            if event.type != ImportedDeletion.type {
+                throw fail("stream \(ImportedDeletion.stream) holds \(ImportedDeletion.type) records only, found type \(event.type)")
+            }
+        } else if StreamID.isReserved(event.streamID) {
+            throw fail("streamId: IDs starting with $ are reserved; the only system stream is \(ImportedDeletion.stream)")
+        } else if StreamID.isReserved(event.type) {
+            throw fail("type: types starting with $ are reserved for the server's records")
+        }
+        if tombstones.contains(event.streamID) {
+            throw fail("stream \(event.streamID) was hard-deleted by an earlier line: no event of it may follow")
+        }
         guard event.globalPosition <= Self.maxNumber else {
             throw fail("globalPosition \(event.globalPosition) is over the largest allowed, \(Self.maxNumber) (2^53 − 1)")
         }
@@ -121,16 +141,24 @@ public struct ImportValidator: Sendable {
             throw fail("globalPosition \(event.globalPosition) is not greater than the previous line's \(lastPosition)")
         }
         guard event.version >= 1 else { throw fail("version must be ≥ 1, found \(event.version)") }
-        // A deletion record's own numbers are checked here too, with the line.
-        do {
-            if let deletion = try ImportedDeletion.of(event), let problem = StreamID.problem(deletion.streamID) {
-                throw fail("data.streamId of the \(ImportedDeletion.type) record: \(problem)")
-            }
-        } catch let e as MinkError {
-            throw fail(e.message)
-        }
         if let previous = versions[event.streamID], event.version != previous + 1 {
             throw fail("version \(event.version) of stream \(event.streamID) does not follow \(previous)")
+        }
+        // A deletion record's own fields are checked here too, with the line.
+        let deletion: ImportedDeletion?
+        do { deletion = try ImportedDeletion.of(event) } catch let e as MinkError { throw fail(e.message) }
+        if let deletion {
+            let target = deletion.streamID
+            if let problem = StreamID.problem(target) { throw fail("data.streamId of the \(ImportedDeletion.type) record: \(problem)") }
+            if StreamID.isReserved(target) { throw fail("data.streamId of the \(ImportedDeletion.type) record: a system stream cannot be deleted") }
+            if tombstones.contains(target) { throw fail("stream \(target) was already hard-deleted by an earlier line") }
+            // The deleted stream's versions go on after `lastVersion`, which cannot be below what
+            // was imported of it (its events before the deletion may be gone: not below).
+            if let previous = versions[target], deletion.lastVersion < previous {
+                throw fail("lastVersion \(deletion.lastVersion) of the deletion of \(target) is below its imported version \(previous)")
+            }
+            versions[target] = deletion.lastVersion
+            if deletion.hard { tombstones.insert(target) }
         }
         versions[event.streamID] = event.version
         lastPosition = event.globalPosition
@@ -188,8 +216,11 @@ public struct ImportedDeletion: Sendable, Hashable {
                 "the \(type) record at position \(event.globalPosition): lastVersion \(lastVersion) is outside 0…\(ImportValidator.maxNumber) (2^53 − 1)"
             )
         }
-        var hard = false
-        if case .bool(let h)? = fields["hard"] { hard = h }
+        // Written by every deletion (``StreamDeletion/data(streamID:lastVersion:deletedEvents:hard:)``):
+        // a record without it, or with another type, is not one minkd wrote.
+        guard case .bool(let hard)? = fields["hard"] else {
+            throw MinkError(.invalidImport, "the \(type) record at position \(event.globalPosition) lacks a boolean hard")
+        }
         return ImportedDeletion(streamID: streamID, lastVersion: lastVersion, hard: hard)
     }
 }

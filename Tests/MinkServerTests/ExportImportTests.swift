@@ -207,6 +207,13 @@ struct ExportImportTests {
                 #"{"streamId":"s-9","lastVersion":-1,"deletedEvents":1,"hard":false}"#,
                 #"{"streamId":"s-9","lastVersion":1.5,"deletedEvents":1,"hard":false}"#,
                 #"{"streamId":"","lastVersion":3,"deletedEvents":1,"hard":false}"#,
+                // A system stream deleted (a hard one made every later deletion of the tenant
+                // `410` on SQLite), `hard` missing or not a boolean, a `lastVersion` below what
+                // was imported of the stream (s-1 is at version 1).
+                #"{"streamId":"$deletions","lastVersion":3,"deletedEvents":1,"hard":true}"#,
+                #"{"streamId":"s-9","lastVersion":3,"deletedEvents":1}"#,
+                #"{"streamId":"s-9","lastVersion":3,"deletedEvents":1,"hard":"yes"}"#,
+                #"{"streamId":"s-1","lastVersion":0,"deletedEvents":1,"hard":false}"#,
             ] {
                 let r = try await Self.importBody(s, tenant: "t-\(kind.rawValue)", body(bad))
                 #expect(r.status == 400, "\(bad): \(r.text)")
@@ -217,6 +224,53 @@ struct ExportImportTests {
             #expect(ok.status == 200, "\(ok.text)")
             let next = try await s.request("POST", "/v1/streams/s-9", json: appendBody(["A"]), headers: [("Mink-Tenant", "t-\(kind.rawValue)")])
             #expect(next.status == 201 && next["toVersion"] == .int(4), "the stream goes on after the recorded version: \(next.text)")
+        }
+    }
+
+    /// What no append could have written is not imported either, naming the line: a `$` stream
+    /// other than `$deletions`, another type in `$deletions`, a `$` type elsewhere, a type over
+    /// 256 bytes, an event of a stream after its hard deletion (or a second deletion of it), an
+    /// event of a deleted stream that does not go on from the deletion's `lastVersion`.
+    @Test(arguments: StorageKind.allCases)
+    func importHoldsEventsToWhatAppendsCouldWrite(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
+            func event(_ stream: String, _ type: String, _ version: Int, _ position: Int, data: String = "{}") -> String {
+                #"{"id":"\#(UUID().uuidString.lowercased())","streamId":"\#(stream)","type":"\#(type)","data":\#(data),"metadata":{},"version":\#(version),"globalPosition":\#(position),"timestamp":"2026-12-05T10:00:00.000001Z"}"#
+            }
+            func deletion(_ version: Int, _ position: Int, of stream: String, last: Int, hard: Bool) -> String {
+                event("$deletions", "$StreamDeleted", version, position, data: #"{"streamId":"\#(stream)","lastVersion":\#(last),"deletedEvents":1,"hard":\#(hard)}"#)
+            }
+            let first = event("s-1", "T", 1, 1)
+            let cases: [(String, [String])] = [
+                ("a $ stream", [first, event("$other", "T", 1, 2)]),
+                ("another type in $deletions", [first, event("$deletions", "T", 1, 2)]),
+                ("a $ type", [first, event("s-2", "$T", 1, 2)]),
+                ("a type over 256 bytes", [first, event("s-2", String(repeating: "t", count: 257), 1, 2)]),
+                ("an event after a hard deletion", [first, deletion(1, 2, of: "s-1", last: 1, hard: true), event("s-1", "T", 2, 3)]),
+                ("a second deletion after a hard one", [first, deletion(1, 2, of: "s-1", last: 1, hard: true), deletion(2, 3, of: "s-1", last: 1, hard: false)]),
+                ("versions not going on after a deletion", [first, deletion(1, 2, of: "s-1", last: 5, hard: false), event("s-1", "T", 2, 3)]),
+            ]
+            let tenant = "t-\(kind.rawValue)"
+            for (name, lines) in cases {
+                let r = try await Self.importBody(s, tenant: tenant, Array((lines.joined(separator: "\n") + "\n").utf8))
+                #expect(r.status == 400, "\(name): \(r.text)")
+                #expect(r.json.objectValue?["error"]?.objectValue?["details"]?.objectValue?["line"]?.int64Value == Int64(lines.count), "\(name): \(r.text)")
+                #expect(try await Self.export(s, tenant: tenant).body.isEmpty, "\(name): nothing imported")
+            }
+            // What they might be confused with goes in: a type of 256 bytes, a soft deletion and
+            // the stream going on after its lastVersion, a hard deletion of another stream.
+            let ok = [
+                first, event("s-2", String(repeating: "t", count: 256), 1, 2), deletion(1, 3, of: "s-1", last: 4, hard: false),
+                event("s-1", "T", 5, 4), deletion(2, 5, of: "s-2", last: 1, hard: true),
+            ]
+            let r = try await Self.importBody(s, tenant: tenant, Array((ok.joined(separator: "\n") + "\n").utf8))
+            #expect(r.status == 200 && r["events"]?.int64Value == 5, "\(r.text)")
+            let next = try await s.request("POST", "/v1/streams/s-1", json: appendBody(["A"]), headers: [("Mink-Tenant", tenant)])
+            #expect(next.status == 201 && next["toVersion"] == .int(6), "\(next.text)")
+            let gone = try await s.request("POST", "/v1/streams/s-2", json: appendBody(["A"]), headers: [("Mink-Tenant", tenant)])
+            #expect(gone.status == 410, "the hard-deleted stream stays deleted: \(gone.text)")
+            let deleted = try await s.request("DELETE", "/v1/streams/s-1", headers: [("Mink-Tenant", tenant)])
+            #expect(deleted.status == 200, "deletions keep working in the imported tenant: \(deleted.text)")
         }
     }
 
