@@ -60,6 +60,7 @@ extension API {
     private func deleteStream(_ c: RequestContext, streamID: String) async throws -> HTTPResponse {
         try validateStreamID(streamID)
         try rejectReserved(streamID)
+        try c.query.allowOnly(["expectedVersion", "hard"])
         let expected: ExpectedVersion
         switch c.query["expectedVersion"] {
         case nil, "any": expected = .any

@@ -258,6 +258,18 @@ struct QueryParameters: Sendable {
         return v
     }
 
+    /// Refuses any parameter not in `known`: on a request that destroys data, a misspelt
+    /// `expectedversion` or `Hard` must not be ignored (the deletion would run without its check,
+    /// or soft instead of hard).
+    func allowOnly(_ known: [String]) throws(APIError) {
+        guard let unknown = values.keys.sorted().first(where: { !known.contains($0) }) else { return }
+        throw APIError(
+            .badRequest,
+            "unknown query parameter \(unknown.prefix(64)); this request takes \(known.joined(separator: ", "))",
+            details: ["parameter": .string(String(unknown.prefix(64)))]
+        )
+    }
+
     /// A comma-separated list parameter (empty when absent).
     func list(_ name: String) -> [String] {
         guard let raw = self[name] else { return [] }

@@ -77,6 +77,13 @@ struct StreamLifecycleEndpointTests {
             #expect(try await s.request("DELETE", "/v1/streams/a-1?hard=maybe").errorCode == "bad_request")
             #expect(try await s.request("DELETE", "/v1/streams/a-1?expectedVersion=-1").errorCode == "bad_request")
             #expect(try await s.request("DELETE", "/v1/streams/a-1?expectedVersion=x").errorCode == "bad_request")
+            // A misspelt parameter is refused, not ignored: the deletion would have run without
+            // its check, or soft instead of hard.
+            for target in ["/v1/streams/a-1?expectedversion=5", "/v1/streams/a-1?Hard=true", "/v1/streams/a-1?hard=true&force=1"] {
+                let r = try await s.request("DELETE", target)
+                #expect(r.status == 400 && r.errorCode == "bad_request" && r.text.contains("unknown query parameter"), "\(target): \(r.text)")
+            }
+            #expect(try await s.request("GET", "/v1/streams/a-1/info")["version"] == .int(1), "the stream is still there")
             #expect(try await s.request("DELETE", "/v1/streams/%24deletions").errorCode == "invalid_stream_id")
             var r = try await s.request("POST", "/v1/streams/%24mine", json: appendBody(["A"]))
             #expect(r.status == 400 && r.errorCode == "invalid_stream_id")

@@ -72,6 +72,10 @@ public enum Gzip {
                 }
                 output.append(contentsOf: piece[0..<produced])
                 switch code {
+                case Z_STREAM_END where stream.pointee.avail_in > 0:
+                    // Another member follows (`cat a.gz b.gz`): decompressed after this one.
+                    inflateReset(stream)
+                    continue
                 case Z_STREAM_END:
                     return
                 case Z_OK:

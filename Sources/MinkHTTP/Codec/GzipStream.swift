@@ -1,6 +1,9 @@
 import CZlib
 
 /// Incremental gzip decompression: fed compressed pieces, returns what they decompress to.
+/// Several gzip members one after the other (`cat a.gz b.gz`, RFC 1952 section 2.2) decompress
+/// to their contents one after the other, as `gzip -d` reads them; bytes after a member that do
+/// not start another are corrupt data.
 ///
 /// Memory is one zlib state and one 64 KiB work buffer whatever the ratio of the input (a gzip
 /// bomb is stopped by the caller's byte count, never held whole). Used for request bodies too
@@ -8,7 +11,7 @@ import CZlib
 public final class GzipDecoder {
     private let stream: UnsafeMutablePointer<z_stream>
     private var piece = [UInt8](repeating: 0, count: 64 * 1024)
-    /// Whether the gzip member ended.
+    /// Whether the last gzip member ended (no member is under way).
     public private(set) var isFinished = false
 
     /// Creates a decoder.
@@ -53,7 +56,11 @@ public final class GzipDecoder {
     /// - Throws: ``GzipError/corrupt(code:)`` for bad data or data after the end of the member.
     public func next() throws(GzipError) -> [UInt8]? {
         if needsInput { return nil }
-        if isFinished { throw .corrupt(code: Z_DATA_ERROR) }
+        if isFinished {
+            // More input after a member's end: the next member.
+            inflateReset(stream)
+            isFinished = false
+        }
         let pieceSize = piece.count
         let available = input.count - inputOffset
         let (code, produced, consumed): (Int32, Int, Int) = input.withUnsafeBufferPointer { inBuf in
@@ -72,7 +79,6 @@ public final class GzipDecoder {
         case Z_STREAM_END:
             isFinished = true
             outputPending = false
-            if inputOffset < input.count { throw .corrupt(code: Z_DATA_ERROR) }
         case Z_OK, Z_BUF_ERROR:
             if produced == 0 && consumed == 0 {
                 // No progress: with input left the data is broken; without, zlib simply had

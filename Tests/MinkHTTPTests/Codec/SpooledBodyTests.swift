@@ -95,6 +95,34 @@ import Testing
         #expect(throws: GzipError.self) { while try trailing.next() != nil {} }
     }
 
+    /// Gzip members one after the other (`cat a.gz b.gz`: a resumed export joined, say) decode
+    /// to their contents one after the other, with both decoders and at every split; a second
+    /// member cut short is corrupt. They were refused as "not valid gzip data".
+    @Test func concatenatedGzipMembersDecodeInOrder() throws {
+        let a = Array(String(repeating: "{\"a\":1}\n", count: 20_000).utf8), b = Array("{\"b\":2}\n".utf8)
+        let c = Array(String(repeating: "{\"c\":3}\n", count: 9_000).utf8)
+        let joined = try Gzip.compress(a) + Gzip.compress(b) + Gzip.compress(c)
+        #expect(try Gzip.decompress(joined, limit: 1 << 24) == a + b + c)
+        for size in [1, 13, 4096, joined.count] {
+            let decoder = try GzipDecoder()
+            var out: [UInt8] = []
+            var offset = 0
+            while offset < joined.count {
+                decoder.feed(Array(joined[offset..<min(offset + size, joined.count)]))
+                offset += size
+                while let piece = try decoder.next() { out += piece }
+            }
+            try decoder.finish()
+            #expect(out == a + b + c, "pieces of \(size)")
+        }
+        let cut = try Gzip.compress(a) + Array(try Gzip.compress(c).prefix(20))
+        #expect(throws: GzipError.self) { _ = try Gzip.decompress(cut, limit: 1 << 24) }
+        let decoder = try GzipDecoder()
+        decoder.feed(cut)
+        while try decoder.next() != nil {}
+        #expect(throws: GzipError.self) { try decoder.finish() }
+    }
+
     @Test func gzipEncoderRoundTrips() throws {
         let plain = Array(String(repeating: "{\"a\":1}\n", count: 50_000).utf8)
         let encoder = try GzipEncoder()
