@@ -17,14 +17,16 @@ enum EventRow {
         try (0..<r.rowCount).map { try decode(r, $0) }
     }
 
-    /// Timestamps are stored with microsecond precision (`timestamptz`): the adapter truncates
-    /// the commit time itself, so an append's result and later reads carry the same `Date`.
+    /// Timestamps are stored with microsecond precision (`timestamptz`): the adapter takes the
+    /// commit time to the microsecond itself, so an append's result and later reads carry the same
+    /// `Date`. The nearest microsecond, not a truncation: an imported timestamp, exact to the
+    /// microsecond, is a `Double` that may sit just below it, and truncating lost that microsecond.
     static func microseconds(_ date: Date) -> Int64 {
-        Int64((date.timeIntervalSince1970 * 1_000_000).rounded(.down))
+        date.microsecondsSince1970()
     }
 
     static func date(microseconds: Int64) -> Date {
-        Date(timeIntervalSince1970: Double(microseconds) / 1_000_000)
+        Date(microsecondsSince1970: microseconds)
     }
 
     /// Metadata as JSON text, keeping empty strings (`Metadata`'s own coding drops them, and a

@@ -24,7 +24,7 @@ extension SQLiteStorage {
 
     /// The same computation on write and read, so a stored event's timestamp is bit-identical to
     /// the one the append returned.
-    static func date(micros: Int64) -> Date { Date(timeIntervalSince1970: Double(micros) / 1_000_000) }
+    static func date(micros: Int64) -> Date { Date(microsecondsSince1970: micros) }
 
     // MARK: Append
 
@@ -72,7 +72,7 @@ extension SQLiteStorage {
         // commit: appends one after the other); anything else written since makes it look again.
         let head = try c.rememberedHead(tenant: tenantID)
             ?? c.int("SELECT MAX(position) FROM mink_events WHERE tenant_id = ?", [.text(tenantID)]) ?? 0
-        let micros = Int64((Date().timeIntervalSince1970 * 1_000_000).rounded())
+        let micros = Date().microsecondsSince1970()
         let now = date(micros: micros)
         let category = StreamID.category(of: streamID)
         var stored: [Event] = []

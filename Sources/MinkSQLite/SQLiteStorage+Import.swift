@@ -33,7 +33,7 @@ extension SQLiteStorage: EventImporting {
             // Per stream of the batch: its last version and first/last commit time.
             var touched: [String: (version: Int64, first: Int64, last: Int64)] = [:]
             for e in batch {
-                let micros = Int64((e.timestamp.timeIntervalSince1970 * 1_000_000).rounded())
+                let micros = e.timestamp.microsecondsSince1970()
                 let custom: SQLiteValue = e.metadata.custom.isEmpty ? .null : .textBytes(Data(Metadata.customJSON(e.metadata.custom)))
                 do {
                     try c.run(

@@ -162,7 +162,7 @@ extension SQLiteStorage: StreamLifecycleAdapter {
     /// behind it (group commit) wait a few milliseconds at most.
     public func scavengeBatch(now: Date, limit: Int) async throws -> Int {
         let tenantID = self.tenantID
-        let nowMicros = Int64((now.timeIntervalSince1970 * 1_000_000).rounded())
+        let nowMicros = now.microsecondsSince1970()
         // Most tenants have no rules: answered by a reader, so the periodic scavenger neither
         // takes the writer nor creates a tenant's file for them.
         let hasRules = try await database.read { c in
@@ -208,7 +208,7 @@ extension SQLiteStorage: StreamLifecycleAdapter {
     public func applyImportedDeletion(streamID: String, lastVersion: Int64, hard: Bool) async throws {
         let tenantID = self.tenantID
         try await database.write { c in
-            let micros = Int64((Date().timeIntervalSince1970 * 1_000_000).rounded())
+            let micros = Date().microsecondsSince1970()
             try Self.applyImportedDeletion(
                 ImportedDeletion(streamID: streamID, lastVersion: lastVersion, hard: hard), tenantID: tenantID, at: micros, on: c
             )

@@ -55,7 +55,7 @@ extension SQLiteStorage: TenantCatalog {
             try await tenantFiles.database(for: tenantID).prepare()
             return !existed
         }
-        let micros = Int64((Date().timeIntervalSince1970 * 1_000_000).rounded())
+        let micros = Date().microsecondsSince1970()
         return try await database.write { c in
             try c.run("INSERT OR IGNORE INTO mink_tenants (tenant_id, created_at) VALUES (?, ?)", [.text(tenantID), .int(micros)])
             return (try c.int("SELECT changes()") ?? 0) > 0

@@ -17,14 +17,14 @@ public struct WireTimestamp: Hashable, Sendable, Comparable, Codable, CustomStri
 
     /// Creates a timestamp from a `Date`, rounded to the nearest microsecond.
     public init(_ date: Date) {
-        microsecondsSince1970 = Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
+        microsecondsSince1970 = date.microsecondsSince1970()
     }
 
     /// The current time.
     public static func now() -> WireTimestamp { WireTimestamp(Date()) }
 
     /// The timestamp as a `Date`.
-    public var date: Date { Date(timeIntervalSince1970: Double(microsecondsSince1970) / 1_000_000) }
+    public var date: Date { Date(microsecondsSince1970: microsecondsSince1970) }
 
     /// Orders timestamps by time.
     public static func < (lhs: WireTimestamp, rhs: WireTimestamp) -> Bool {
