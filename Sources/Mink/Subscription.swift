@@ -70,6 +70,8 @@ public struct SubscriptionMessages: AsyncSequence, Sendable {
         var finished = false
         /// Whether the hub was checked against storage for this subscription (its first read).
         var revalidated = false
+        /// When ``next()`` last returned a message (the heartbeat interval counts from it).
+        var lastMessage = ContinuousClock.now
 
         init(messages: SubscriptionMessages) {
             m = messages
@@ -151,6 +153,7 @@ public struct SubscriptionMessages: AsyncSequence, Sendable {
                     let msg = pending[pendingIndex]
                     pendingIndex += 1
                     if pendingIndex == pending.count { pending.removeAll(keepingCapacity: true); pendingIndex = 0 }
+                    lastMessage = .now
                     return msg
                 }
                 if finished || Task.isCancelled { return nil }
@@ -214,9 +217,21 @@ public struct SubscriptionMessages: AsyncSequence, Sendable {
                         pending.append(.caughtUp(position: reportedPosition))
                         continue
                     }
-                    let woke = await m.hub.waitForEvents(after: cursor, timeout: m.heartbeat)
+                    // The heartbeat counts from the last message this subscriber got, not from the
+                    // last wake-up: a filter that matches nothing of a busy tenant's traffic is
+                    // woken by every commit and would never see a quiet interval (no keepalive,
+                    // and a proxy's read timeout cut the stream).
+                    var timeout = m.heartbeat
+                    if let heartbeat = m.heartbeat {
+                        let left = lastMessage + heartbeat - .now
+                        if left <= .zero {
+                            pending.append(.heartbeat)
+                            continue
+                        }
+                        timeout = left
+                    }
+                    _ = await m.hub.waitForEvents(after: cursor, timeout: timeout)
                     if Task.isCancelled { return nil }
-                    if !woke, m.heartbeat != nil { pending.append(.heartbeat) }
                 }
             }
         }

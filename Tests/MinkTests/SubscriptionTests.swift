@@ -93,6 +93,38 @@ struct SubscriptionTests {
         #expect(e.version == 6)
     }
 
+    /// A subscription whose filter matches none of a busy tenant's traffic still gets its
+    /// heartbeats: the interval counts from the last message it got, not from the last commit
+    /// that woke it (no keepalive ever came, and proxies cut such streams).
+    @Test(arguments: [SubscriptionTarget.all, .category("other"), .stream("other-1")])
+    func heartbeatsReachAFilteredSubscriptionOfABusyTenant(_ target: SubscriptionTarget) async throws {
+        let store = EventStore(adapter: InMemoryStorage())
+        let types: [String] = if case .all = target { ["Zzz"] } else { [] }
+        var live = store.messages(target, after: 0, eventTypes: types, heartbeat: .milliseconds(200)).makeAsyncIterator()
+        guard case .caughtUp? = try await live.next() else {
+            Issue.record("expected caught-up first")
+            return
+        }
+        let writer = Task {
+            for i in 0..<400 {
+                if Task.isCancelled { return }
+                try await store.append("busy-1", events: [raw("A\(i)")])
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        defer { writer.cancel() }
+        let start = ContinuousClock.now
+        var heartbeats = 0
+        while heartbeats < 3, ContinuousClock.now - start < .seconds(5) {
+            guard let m = try await live.next() else { break }
+            if case .heartbeat = m { heartbeats += 1 } else { Issue.record("\(target): unexpected \(m)") }
+        }
+        // The writer appends for 8 s or more: three heartbeats within 4 s came while it was busy.
+        let elapsed = ContinuousClock.now - start
+        #expect(heartbeats == 3 && elapsed < .seconds(4), "\(target): \(heartbeats) heartbeats in \(elapsed) while the tenant was busy")
+        #expect(elapsed >= .milliseconds(550), "three intervals of 200 ms at least: \(elapsed)")
+    }
+
     @Test func typeFilterAndMessages() async throws {
         let store = EventStore(adapter: InMemoryStorage())
         try await store.append("s-1", events: [raw("A"), raw("B"), raw("A")])
