@@ -242,6 +242,37 @@ struct SubscriptionHubTests {
         #expect(await store.hub.directCommits == 50)
     }
 
+    /// The ring is bounded by what its events weigh as well as by their number: 40 events of
+    /// 100 KB each with a 1 MiB budget keep ~10 in memory (all 40 were kept, and with events of a
+    /// megabyte a ring of 10,000 held ~10 GiB), the newest always; a reader behind the ring is
+    /// sent to storage.
+    @Test func theRingIsBoundedByWhatItsEventsWeigh() async throws {
+        let storage = InMemoryStorage()
+        let hub = SubscriptionHub(adapter: storage, capacity: 10_000, capacityBytes: 1 << 20)
+        #expect(try await hub.headPosition() == 0)
+        let payload = Data(("\"" + String(repeating: "x", count: 100_000) + "\"").utf8)
+        for i in 0..<40 {
+            let r = try await storage.append(
+                AppendRequest(streamID: "s-\(i % 3)", events: [EventData(id: UUID().uuidString, type: "Big", data: payload)], expectedVersion: .any),
+                hook: nil)
+            await hub.notifyCommitted(r.events)
+        }
+        let (events, bytes) = await hub.ringFootprint
+        #expect(events >= 1 && events <= 11 && bytes <= (1 << 20), "\(events) events, \(bytes) bytes")
+        // The newest is in memory; an old cursor reads storage.
+        guard case .events(let newest, _) = try await hub.read(after: 39, filter: .all, limit: 10), newest.map(\.globalPosition) == [40],
+              case .fromStorage = try await hub.read(after: 0, filter: .all, limit: 10) else {
+            Issue.record("expected position 40 in the ring and position 1 in storage only")
+            return
+        }
+        // One event larger than the budget is kept alone.
+        let huge = Data(("\"" + String(repeating: "y", count: 2 << 20) + "\"").utf8)
+        let r = try await storage.append(
+            AppendRequest(streamID: "s-9", events: [EventData(id: UUID().uuidString, type: "Huge", data: huge)], expectedVersion: .any), hook: nil)
+        await hub.notifyCommitted(r.events)
+        #expect(await hub.ringFootprint.events == 1)
+    }
+
     /// Commits of one batch notified out of order (the later append's notification first): the
     /// later one waits for the gap's notification and both go into the ring without a read; a
     /// gap never notified is read after the grace; a reader arriving while commits wait ahead of
