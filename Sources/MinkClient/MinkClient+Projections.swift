@@ -18,12 +18,17 @@ public struct ProjectionStatus: Sendable, Hashable {
     public var lag: UInt64
     /// The last error, if any.
     public var lastError: String?
+    /// Whether the answering minkd process runs the projection: `false` when another process
+    /// sharing its PostgreSQL database holds the lease, and the status is what that one stored
+    /// (`nil` from a server that does not say).
+    public var runningHere: Bool?
 
     /// Creates a status.
     public init(
         name: String, mode: ProjectionEngine.Mode, state: ProjectionEngine.State, checkpoint: UInt64, head: UInt64, lag: UInt64,
-        lastError: String? = nil
+        lastError: String? = nil, runningHere: Bool? = nil
     ) {
+        self.runningHere = runningHere
         self.name = name
         self.mode = mode
         self.state = state
@@ -38,7 +43,7 @@ public struct ProjectionStatus: Sendable, Hashable {
             name: body.name, mode: ProjectionEngine.Mode(rawValue: body.mode.rawValue) ?? .async,
             state: ProjectionEngine.State(rawValue: body.status.rawValue) ?? .stopped,
             checkpoint: UInt64(clamping: body.checkpoint), head: UInt64(clamping: body.head), lag: UInt64(clamping: body.lag),
-            lastError: body.lastError
+            lastError: body.lastError, runningHere: body.runningHere
         )
     }
 }

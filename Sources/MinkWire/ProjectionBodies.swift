@@ -39,9 +39,16 @@ public struct ProjectionStatusBody: Codable, Hashable, Sendable {
     public var lag: Int64
     /// The last error, or nil.
     public var lastError: String?
+    /// minkd's addition: whether the answering process runs the projection (`nil` from a server
+    /// that does not say).
+    public var runningHere: Bool?
 
     /// Creates the body; `lag` defaults to `head - checkpoint`.
-    public init(name: String, mode: Mode, status: Status, checkpoint: Int64, head: Int64, lag: Int64? = nil, lastError: String? = nil) {
+    public init(
+        name: String, mode: Mode, status: Status, checkpoint: Int64, head: Int64, lag: Int64? = nil, lastError: String? = nil,
+        runningHere: Bool? = nil
+    ) {
+        self.runningHere = runningHere
         self.name = name
         self.mode = mode
         self.status = status
@@ -51,7 +58,7 @@ public struct ProjectionStatusBody: Codable, Hashable, Sendable {
         self.lastError = lastError
     }
 
-    private enum CodingKeys: String, CodingKey { case name, mode, status, checkpoint, head, lag, lastError }
+    private enum CodingKeys: String, CodingKey { case name, mode, status, checkpoint, head, lag, lastError, runningHere }
 
     /// Encodes the body with an explicit `"lastError": null`.
     public func encode(to encoder: any Encoder) throws {
@@ -63,6 +70,7 @@ public struct ProjectionStatusBody: Codable, Hashable, Sendable {
         try container.encode(head, forKey: .head)
         try container.encode(lag, forKey: .lag)
         try container.encode(lastError, forKey: .lastError)
+        try container.encodeIfPresent(runningHere, forKey: .runningHere)
     }
 }
 
@@ -84,6 +92,10 @@ extension ProjectionStatusBody: JSONWritable {
         writer.int(lag)
         writer.key("lastError")
         writer.string(lastError)
+        if let runningHere {
+            writer.key("runningHere")
+            writer.bool(runningHere)
+        }
         writer.endObject()
     }
 }

@@ -154,6 +154,7 @@ struct ReadModelTests {
             for n in 1...6 { try await append(n) }
             let running = try await status { $0.checkpoint == 6 }
             #expect(running.mode == .async && running.state == .running && running.lag == 0 && running.head == 6)
+            #expect(running.runningHere == true, "one process: it runs here")
             #expect(try await seen.get("s-0") == SeenCount(id: "s-0", last: 6, count: 2))
 
             try await client.pauseProjection("seen")
