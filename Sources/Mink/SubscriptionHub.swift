@@ -26,6 +26,10 @@ public actor SubscriptionHub {
     private var ringStartIndex = 0  // ring[ringStartIndex...] are the live entries (amortised trimming)
     /// What the live entries weigh (``cost(of:)``).
     private var ringBytes = 0
+    /// How many events the pump reads per page: 1,000, fewer when events are large, so that a
+    /// page weighs about ``capacityBytes`` at most (a page of 1,000 events of a megabyte was a
+    /// transient gigabyte); follows the last page's average size.
+    private var pumpPageLimit = 1000
     private var head: UInt64 = 0
     private var lifecycle = Lifecycle.starting
     private var pump = Pump.idle(stale: false)
@@ -279,11 +283,14 @@ public actor SubscriptionHub {
                 var checkRestart = mayRestart
                 mayRestart = false
                 while true {
-                    let page = try await adapter.readAll(after: head, filter: .all, limit: 1000)
+                    let limit = pumpPageLimit
+                    let page = try await adapter.readAll(after: head, filter: .all, limit: limit)
                     guard let last = page.last else { break }
+                    let average = page.reduce(0) { $0 + Self.cost(of: $1) } / page.count
+                    pumpPageLimit = Swift.max(16, Swift.min(1000, capacityBytes / Swift.max(1, average)))
                     if checkRestart {
                         checkRestart = false
-                        if page.count == 1000 {
+                        if page.count == limit {
                             let h = try await adapter.headPosition()
                             if h > head, h - head > UInt64(capacity) {
                                 ring.removeAll()
@@ -298,7 +305,7 @@ public actor SubscriptionHub {
                     appendToRing(page)
                     head = last.globalPosition
                     wakeAll()
-                    if page.count < 1000 { break }
+                    if page.count < limit { break }
                 }
             } catch {
                 // Storage unavailable: waiters time out and subscribers read storage themselves later.
@@ -326,6 +333,8 @@ public actor SubscriptionHub {
 
     /// The ring's live events and what they weigh (tests).
     var ringFootprint: (events: Int, bytes: Int) { (ring.count - ringStartIndex, ringBytes) }
+    /// How many events the pump's next page asks for (tests).
+    var pumpPage: Int { pumpPageLimit }
 
     private func appendToRing(_ events: [Event]) {
         ring.append(contentsOf: events)

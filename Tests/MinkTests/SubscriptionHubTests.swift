@@ -265,6 +265,19 @@ struct SubscriptionHubTests {
             Issue.record("expected position 40 in the ring and position 1 in storage only")
             return
         }
+        // Commits read back by the pump (another process's, say): pages shrink to what the budget
+        // holds (1 MiB / ~100 KB: the floor of 16), the ring stays bounded, every event is read.
+        #expect(await hub.pumpPage == 1000)
+        for i in 0..<30 {
+            _ = try await storage.append(
+                AppendRequest(streamID: "p-\(i % 3)", events: [EventData(id: UUID().uuidString, type: "Big", data: payload)], expectedVersion: .any),
+                hook: nil)
+        }
+        await hub.notifyCommitted()
+        #expect(try await hub.headPosition() == 70)
+        let page = await hub.pumpPage
+        #expect(page == 16, "\(page)")
+        #expect(await hub.ringFootprint.bytes <= (1 << 20))
         // One event larger than the budget is kept alone.
         let huge = Data(("\"" + String(repeating: "y", count: 2 << 20) + "\"").utf8)
         let r = try await storage.append(
