@@ -103,13 +103,39 @@ public final class SQLiteStorage: EventStoreAdapter, SnapshotAdapter, ReadModelS
             throw MinkError(.adapterNotSupported, "SQLite storage has no schema-per-tenant strategy; use shared or database")
         case .shared:
             try createDirectory(directory)
+            try refuseOtherLayout(in: directory, strategy: .shared)
             return try await open(path: (directory as NSString).appendingPathComponent("mink.sqlite"), configuration: configuration)
         case .database:
             try createDirectory(directory)
+            try refuseOtherLayout(in: directory, strategy: .database)
             let files = TenantFiles(directory: directory, configuration: configuration)
             let storage = SQLiteStorage(database: files.database(for: TenantID.default), tenantID: TenantID.default, tenantFiles: files)
             try await storage.database.prepare()
             return storage
+        }
+    }
+
+    /// Refuses a data directory laid out for the other strategy: the shared file (`mink.sqlite`)
+    /// without a `default.sqlite` under `database` — it would be listed as a tenant named `mink`,
+    /// and deleting that tenant deleted every tenant's data — or a `default.sqlite` without the
+    /// shared file under `shared` (every tenant's data would seem gone). A directory holding
+    /// both (a tenant really named `mink`) opens as configured.
+    static func refuseOtherLayout(in directory: String, strategy: TenancyStrategy) throws {
+        let exists = { (name: String) in FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent(name)) }
+        let shared = exists("mink.sqlite"), perTenant = exists("\(TenantID.default).sqlite")
+        switch strategy {
+        case .database where shared && !perTenant:
+            throw MinkError(
+                .validationFailed,
+                "the data directory \(directory) holds a shared-strategy database (mink.sqlite) but tenancy.strategy is database: "
+                    + "set strategy: shared, or move the tenants with minkd export/import into a new data directory")
+        case .shared where perTenant && !shared:
+            throw MinkError(
+                .validationFailed,
+                "the data directory \(directory) holds a database-per-tenant layout (default.sqlite) but tenancy.strategy is shared: "
+                    + "set strategy: database, or move the tenants with minkd export/import into a new data directory")
+        default:
+            return
         }
     }
 

@@ -20,6 +20,40 @@ struct TenantCatalogTests {
         }
     }
 
+    /// A data directory laid out for the other strategy is refused at open, saying which: the
+    /// shared file was listed as a tenant `mink` under `database` (deleting it deleted every
+    /// tenant's data), and a per-tenant directory opened under `shared` looked empty. A directory
+    /// holding both (a tenant really named `mink`) opens.
+    @Test func aDirectoryOfTheOtherLayoutIsRefused() async throws {
+        for (first, second, file) in [(SQLiteStorage.TenancyStrategy.shared, SQLiteStorage.TenancyStrategy.database, "mink.sqlite"),
+                                      (.database, .shared, "default.sqlite")] {
+            let dir = TempDirectory()
+            defer { dir.remove() }
+            let s = try await SQLiteStorage.open(directory: dir.path, strategy: first)
+            _ = try await s.append(AppendRequest(streamID: "s-1", events: [EventData(type: "A", data: Data("{}".utf8))], expectedVersion: .any), hook: nil)
+            await s.close()
+            do {
+                let wrong = try await SQLiteStorage.open(directory: dir.path, strategy: second)
+                await wrong.close()
+                Issue.record("\(first) directory opened as \(second)")
+            } catch let e as MinkError {
+                #expect(e.code == .validationFailed && e.message.contains(file) && e.message.contains("strategy is \(second.rawValue)"), "\(e)")
+            }
+            let again = try await SQLiteStorage.open(directory: dir.path, strategy: first)
+            #expect(try await again.headPosition() == 1, "the data is still there under its own strategy")
+            await again.close()
+        }
+        // Both files: a database-per-tenant directory with a tenant named `mink`.
+        let dir = TempDirectory()
+        defer { dir.remove() }
+        let s = try await SQLiteStorage.open(directory: dir.path, strategy: .database)
+        #expect(try await s.createTenant("mink"))
+        await s.close()
+        let again = try await SQLiteStorage.open(directory: dir.path, strategy: .database)
+        #expect(try await again.tenants() == ["default", "mink"])
+        await again.close()
+    }
+
     @Test(arguments: Kind.allCases)
     func createListDeleteAndIsolation(_ kind: Kind) async throws {
         let dir = TempDirectory()
