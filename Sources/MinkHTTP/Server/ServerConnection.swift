@@ -22,6 +22,11 @@ final class ServerConnection: @unchecked Sendable {
 
     private var output: [[UInt8]] = []
     private var outputOffset = 0
+    /// Actions held back while the write queue is over its bound: the pipelined requests of a
+    /// client that sends without reading. Answered directly on the loop, each request's answer
+    /// was queued at once and reading went on — one connection grew the server by 2.5 GB in a
+    /// minute. They run again once the queue has drained to half the bound; reading resumes after.
+    private var deferred: [HTTPConnectionStateMachine.Action] = []
     private(set) var queuedBytes = 0
     private var lastWriteProgress: UInt64 = 0
     private var waiters: [CheckedContinuation<Void, any Error>] = []
@@ -140,6 +145,7 @@ final class ServerConnection: @unchecked Sendable {
         if let registration = lifecycle.registration, registration.writable,
            error || hangUp || events & EPOLLOUT.rawValue != 0 {
             flush()
+            runDeferredIfDrained()
         }
         // An error (a reset) ends the connection. A hang-up means both directions are shut
         // (the peer's FIN after our own half-close): while reading, input is drained to its
@@ -184,6 +190,8 @@ final class ServerConnection: @unchecked Sendable {
                 guard lifecycle.isOpen else { continue }
                 run(machine.bytesReceived(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), now: monotonicNanos()))
                 guard lifecycle.isOpen else { return }
+                // Answers waiting for the client to read: its next requests wait in the kernel.
+                if !deferred.isEmpty { return }
                 if machine.isResponding && machine.bufferedByteCount > 64 * 1024 {
                     // Pipelined input beyond a bound waits in the kernel, not in memory.
                     setInterest(readable: false)
@@ -195,10 +203,21 @@ final class ServerConnection: @unchecked Sendable {
         }
     }
 
-    /// Reading resumes unless the peer has sent EOF (nothing more can come).
+    /// Reading resumes unless the peer has sent EOF (nothing more can come), or answers wait
+    /// for the client to read (``deferred``).
     private func resumeReading() {
-        if machine.isPeerInputClosed { return }
+        if machine.isPeerInputClosed || !deferred.isEmpty { return }
         setInterest(readable: true)
+    }
+
+    /// Runs the held-back actions once the write queue has drained to half its bound, then
+    /// resumes reading (unless they were held back again, or a response now runs in a task).
+    private func runDeferredIfDrained() {
+        guard !deferred.isEmpty, lifecycle.isOpen, queuedBytes <= context.configuration.maxQueuedWriteBytes / 2 else { return }
+        let actions = deferred
+        deferred = []
+        run(actions)
+        if lifecycle.isOpen, deferred.isEmpty, !(machine.isResponding && machine.bufferedByteCount > 64 * 1024) { resumeReading() }
     }
 
     /// Changes what the socket is watched for; only a change reaches the kernel.
@@ -232,6 +251,12 @@ final class ServerConnection: @unchecked Sendable {
             switch pending[i] {
             case .write(let bytes):
                 enqueue(bytes)
+            case .dispatch where queuedBytes > context.configuration.maxQueuedWriteBytes:
+                // The client is not reading its answers: hold this request and what follows
+                // until the queue drains (``runDeferredIfDrained()``), and stop reading.
+                deferred = Array(pending[i...]) + deferred
+                setInterest(readable: false)
+                return
             case .dispatch(let request, let keepAlive):
                 if let next = dispatch(request, keepAlive: keepAlive), !next.isEmpty {
                     pending.append(contentsOf: next)

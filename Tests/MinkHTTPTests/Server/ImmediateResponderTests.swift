@@ -107,3 +107,42 @@ final class CountingSlowResponder: HTTPResponder {
         #expect(n < 60 * 6, "every request ran although the connections closed: \(n)")
     }
 }
+
+/// Answers every request on the loop with a 64 KiB body, counting them.
+final class LargeImmediateResponder: HTTPResponder {
+    let answered = Mutex(0)
+    static let body = [UInt8](repeating: UInt8(ascii: "x"), count: 64 * 1024)
+
+    func respondImmediately(to request: HTTPRequest) -> HTTPResponse? {
+        answered.withLock { $0 += 1 }
+        return HTTPResponse(status: 200, bytes: Self.body)
+    }
+
+    func respond(to request: HTTPRequest) async -> HTTPResponse { HTTPResponse(status: 500, bytes: []) }
+}
+
+@Suite(.timeLimit(.minutes(3))) struct UnreadAnswersTests {
+    /// A client that pipelines requests answered on the loop and reads nothing: once the write
+    /// queue is over its bound, the server stops answering and reading (the requests wait in the
+    /// kernel), and goes on when the client reads — every answer in order. Before, it answered
+    /// every request at once and queued them all: one connection grew the server by 2.5 GB in a
+    /// minute.
+    @Test func answersWaitForAClientThatDoesNotRead() async throws {
+        let responder = LargeImmediateResponder()
+        try await withTestServer(responder: responder) { _, port in
+            let c = try await RawClient.connect(port: port)
+            let count = 400
+            await c.send(String(repeating: "GET /big HTTP/1.1\r\nHost: x\r\n\r\n", count: count))
+            try await Task.sleep(for: .seconds(1))
+            let early = responder.answered.withLock { $0 }
+            // The kernel's socket buffers take some (a few MiB at most on loopback); the rest waits.
+            #expect(early < count * 3 / 4, "\(early) of \(count) 64 KiB answers made for a client that reads nothing")
+            let bodies = count * LargeImmediateResponder.body.count
+            await c.read(timeout: 30) { $0.count >= bodies && RawClient.parseResponses($0).count == count }
+            let responses = c.responses()
+            #expect(responses.count == count, "\(responses.count) answers once the client read")
+            #expect(responses.allSatisfy { $0.head.status == 200 && $0.body.count == LargeImmediateResponder.body.count })
+            #expect(responder.answered.withLock { $0 } == count)
+        }
+    }
+}
