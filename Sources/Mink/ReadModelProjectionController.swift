@@ -568,6 +568,14 @@ final class ReadModelProjectionController: Sendable {
             guard case .active(_, let a) = s.lifecycle else {
                 status.state = .stopped
                 status.runningHere = mode == .inline
+                if mode == .inline, case .standby = s.lifecycle {
+                    // Inline runs in every process's appends, this one's too, whoever holds the
+                    // lease (which only a rebuild's builder needs): it showed `stopped` for good
+                    // on every process but the lease's holder.
+                    status.state = .running
+                    status.checkpoint = head
+                    return status
+                }
                 if mode == .async, case .standby(_, let i) = s.lifecycle, i.heldElsewhere {
                     // Another process runs it: what it stored (its fault, if any, is not stored).
                     status.state = i.paused ? .paused : i.storedRebuildCheckpoint != nil ? .rebuilding : .running

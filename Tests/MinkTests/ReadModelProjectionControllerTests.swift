@@ -9,10 +9,11 @@ import Testing
 @Suite("Read-model projection controller lifecycle", .timeLimit(.minutes(3)))
 struct ReadModelProjectionControllerTests {
     static func makeController(
-        _ store: EventStore, _ storage: InMemoryStorage, leases: any ProjectionLeaseProvider = LocalProjectionLeaseProvider()
+        _ store: EventStore, _ storage: InMemoryStorage, leases: any ProjectionLeaseProvider = LocalProjectionLeaseProvider(),
+        mode: ProjectionEngine.Mode = .async
     ) -> ReadModelProjectionController {
         ReadModelProjectionController(
-            projection: OrderSummaryProjection(), mode: .async, store: store, readModels: storage,
+            projection: OrderSummaryProjection(), mode: mode, store: store, readModels: storage,
             options: AsyncOptions(batchSize: 2, retryPolicy: fastRetry), leases: leases, leaseRetryInterval: .milliseconds(50)
         )
     }
@@ -92,6 +93,21 @@ struct ReadModelProjectionControllerTests {
         #expect(Self.isStopped(controller) && controller.lifecycle.paused, "the pause outlives the stop")
         status = controller.status(head: 0)
         #expect(status.state == .stopped && !status.runningHere, "\(status)")
+    }
+
+    /// An inline projection runs in every process's appends: without the lease (another process
+    /// holds it, for rebuilds only) it is `running` at the head here too — it showed `stopped`
+    /// for good on every process but the holder.
+    @Test func anInlineProjectionWithoutTheLeaseRunsHere() async throws {
+        let storage = InMemoryStorage()
+        let store = EventStore(adapter: storage)
+        let controller = Self.makeController(store, storage, leases: NeverGranted(), mode: .inline)
+        controller.start()
+        try await Task.sleep(for: .milliseconds(200))
+        let status = controller.status(head: 7)
+        #expect(status.state == .running && status.runningHere && status.checkpoint == 7, "\(status)")
+        await controller.stop()
+        #expect(controller.status(head: 7).state == .stopped)
     }
 
     /// When asking for the lease fails, nobody is known to run the projection: `stopped`, not
