@@ -89,6 +89,10 @@ public struct ImportValidator: Sendable {
     private var versions: [String: Int64] = [:]
     /// Streams hard-deleted by an earlier line: nothing of theirs may follow.
     private var tombstones: Set<String> = []
+    /// Streams soft-deleted by an earlier line and not written since: their next event must be
+    /// above the deletion's `lastVersion` (not exactly the next: retention may have removed the
+    /// first events written after the deletion, and the export then resumes later).
+    private var floors: [String: Int64] = [:]
     /// Events accepted so far.
     public private(set) var events: Int64 = 0
 
@@ -141,7 +145,11 @@ public struct ImportValidator: Sendable {
             throw fail("globalPosition \(event.globalPosition) is not greater than the previous line's \(lastPosition)")
         }
         guard event.version >= 1 else { throw fail("version must be ≥ 1, found \(event.version)") }
-        if let previous = versions[event.streamID], event.version != previous + 1 {
+        if let floor = floors.removeValue(forKey: event.streamID) {
+            guard event.version > floor else {
+                throw fail("version \(event.version) of stream \(event.streamID) is not above its deletion's lastVersion \(floor)")
+            }
+        } else if let previous = versions[event.streamID], event.version != previous + 1 {
             throw fail("version \(event.version) of stream \(event.streamID) does not follow \(previous)")
         }
         // A deletion record's own fields are checked here too, with the line.
@@ -157,7 +165,10 @@ public struct ImportValidator: Sendable {
             if let previous = versions[target], deletion.lastVersion < previous {
                 throw fail("lastVersion \(deletion.lastVersion) of the deletion of \(target) is below its imported version \(previous)")
             }
-            versions[target] = deletion.lastVersion
+            if let floor = floors[target], deletion.lastVersion < floor {
+                throw fail("lastVersion \(deletion.lastVersion) of the deletion of \(target) is below its earlier deletion's \(floor)")
+            }
+            floors[target] = deletion.lastVersion
             if deletion.hard { tombstones.insert(target) }
         }
         versions[event.streamID] = event.version

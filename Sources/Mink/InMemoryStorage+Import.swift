@@ -23,6 +23,8 @@ extension InMemoryStorage: EventImporting {
             var streams: [String: [Int]] = [:]
             var records: [String: StreamRecord] = [:]
             var ids: [String: Set<String>] = [:]
+            /// Streams deleted by an earlier line and not written since.
+            var deletedSince: Set<String> = []
             for e in incoming {
                 guard e.globalPosition > UInt64(log.count) else {
                     throw MinkError(.invalidImport, "position \(e.globalPosition) is not above the previous one (\(log.count))", position: e.globalPosition)
@@ -34,7 +36,10 @@ extension InMemoryStorage: EventImporting {
                 if record?.state == .hard {
                     throw MinkError(.invalidImport, "stream \(e.streamID) has an event at position \(e.globalPosition) after its hard deletion", streamID: e.streamID, position: e.globalPosition)
                 }
-                if let record, e.version != record.version + 1 {
+                // After a soft deletion, the next event is above its lastVersion, not necessarily
+                // the next one (retention may have removed the first events written after it).
+                let afterDeletion = deletedSince.remove(e.streamID) != nil
+                if let record, afterDeletion ? e.version <= record.version : e.version != record.version + 1 {
                     throw MinkError(.invalidImport, "stream \(e.streamID) has version \(e.version) at position \(e.globalPosition) after version \(record.version)", streamID: e.streamID, position: e.globalPosition)
                 }
                 // Every position is a slot here, gaps included: a crafted position near 2^53 (or
@@ -51,6 +56,7 @@ extension InMemoryStorage: EventImporting {
                 let createdAt = record?.state == .live ? record!.createdAt : e.timestamp
                 records[e.streamID] = StreamRecord(version: e.version, state: .live, createdAt: createdAt, updatedAt: e.timestamp)
                 if let d = try ImportedDeletion.of(e) {
+                    deletedSince.insert(d.streamID)
                     Self.applyImportedDeletion(d, records: &records, streams: streams, at: e.timestamp)
                 }
             }

@@ -567,13 +567,14 @@ final class ReadModelProjectionController: Sendable {
             var status = ProjectionEngine.Status(name: name, mode: mode, state: .running, checkpoint: head, head: head)
             guard case .active(_, let a) = s.lifecycle else {
                 status.state = .stopped
-                status.runningHere = mode == .inline
+                status.runningHere = false
                 if mode == .inline, case .standby = s.lifecycle {
                     // Inline runs in every process's appends, this one's too, whoever holds the
                     // lease (which only a rebuild's builder needs): it showed `stopped` for good
                     // on every process but the lease's holder.
                     status.state = .running
                     status.checkpoint = head
+                    status.runningHere = true
                     return status
                 }
                 if mode == .async, case .standby(_, let i) = s.lifecycle, i.heldElsewhere {

@@ -52,7 +52,8 @@ extension SQLiteStorage {
         let tenantID = self.tenantID
         return try await database.read { c in
             try c.run("BEGIN")
-            defer { try? c.run("COMMIT") }  // read only: ending it cannot fail in a way that matters
+            // Read only: a failed COMMIT is rolled back, so the pooled reader never keeps a snapshot.
+            defer { if (try? c.run("COMMIT")) == nil { try? c.run("ROLLBACK") } }
             var out: [StoredDocument] = []
             do {
                 try c.query(find.sql, findValues) { out.append(StoredDocument(id: $0.text(0), json: $0.bytes(1))) }
