@@ -37,7 +37,9 @@ public enum Gzip {
         return output
     }
 
-    /// Decompresses one gzip member, stopping as soon as the output exceeds `limit`.
+    /// Decompresses gzip data — one member, or several one after the other (their contents in
+    /// order; bytes after a member that do not start another are corrupt, zero padding included)
+    /// — stopping as soon as the output exceeds `limit`.
     ///
     /// Memory use is bounded by `limit` plus one 64 KiB work buffer, whatever the
     /// compression ratio of the input: the output is produced in pieces and the
