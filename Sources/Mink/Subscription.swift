@@ -230,8 +230,13 @@ public struct SubscriptionMessages: AsyncSequence, Sendable {
                         }
                         timeout = left
                     }
-                    _ = await m.hub.waitForEvents(after: cursor, timeout: timeout)
+                    let woke = await m.hub.waitForEvents(after: cursor, timeout: timeout)
                     if Task.isCancelled { return nil }
+                    // Not woken: the interval ran out — or the hub is shut down (a tenant deleted,
+                    // the server stopping), when the wait returns at once: the heartbeat hands
+                    // control back to the consumer, which ends the stream. Without it this loop
+                    // spun on the cooperative pool until the interval passed (15 s stalls).
+                    if !woke, m.heartbeat != nil { pending.append(.heartbeat) }
                 }
             }
         }
