@@ -200,29 +200,26 @@ struct PostgresProcessTests {
                 + #"{"type":"OrderShipped","data":{"orderId":"o\#(i)","carrier":{"name":"c"}}}]}"#
         }
         for i in 1...4 { try #require(try await other.request("POST", "/v1/streams/order-\(i)", body: order(i)).status == 201) }
-        func holderStatus(_ condition: ([String: JSONValue]) -> Bool) async throws -> [String: JSONValue] {
+        /// A daemon's status once `condition` holds (or after 10 s).
+        func status(of daemon: Daemon, _ condition: ([String: JSONValue]) -> Bool) async throws -> [String: JSONValue] {
             let deadline = ContinuousClock.now + .seconds(10)
             var s: [String: JSONValue] = [:]
             while ContinuousClock.now < deadline {
-                s = try await holder.status()
+                s = try await daemon.status()
                 if condition(s) { break }
                 try await Task.sleep(for: .milliseconds(20))
             }
             return s
+        }
+        func holderStatus(_ condition: ([String: JSONValue]) -> Bool) async throws -> [String: JSONValue] {
+            try await status(of: holder, condition)
         }
         var s = try await holderStatus { $0["status"] == "running" && $0["lag"] == .int(0) }
         #expect(s["status"] == "running" && s["checkpoint"] == .int(12), "\(s)")
 
         // The other process shows the holder's status as stored (within a lease interval).
         func otherStatus(_ condition: ([String: JSONValue]) -> Bool) async throws -> [String: JSONValue] {
-            let deadline = ContinuousClock.now + .seconds(10)
-            var s: [String: JSONValue] = [:]
-            while ContinuousClock.now < deadline {
-                s = try await other.status()
-                if condition(s) { break }
-                try await Task.sleep(for: .milliseconds(50))
-            }
-            return s
+            try await status(of: other, condition)
         }
         var o = try await otherStatus { $0["checkpoint"] == .int(12) }
         #expect(o["status"] == "running" && o["runningHere"] == false && o["checkpoint"] == .int(12), "\(o)")
