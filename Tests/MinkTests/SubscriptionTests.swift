@@ -125,6 +125,29 @@ struct SubscriptionTests {
         #expect(elapsed >= .milliseconds(550), "three intervals of 200 ms at least: \(elapsed)")
     }
 
+    /// A subscription waiting for events when its hub shuts down (a tenant deleted, the server
+    /// stopping) hands control back at once with a heartbeat, so its consumer can end the stream.
+    /// Counting the heartbeat from the last message (ca896c2) first dropped that: the loop spun
+    /// on the cooperative pool until the interval passed, stalling the whole process (~15 s).
+    @Test func aWaitingSubscriptionYieldsAtOnceWhenItsHubShutsDown() async throws {
+        let store = EventStore(adapter: InMemoryStorage())
+        let waiting = Task { () throws -> (SubscriptionMessage?, Duration) in
+            var live = store.messages(.all, after: 0, heartbeat: .seconds(30)).makeAsyncIterator()
+            guard case .caughtUp? = try await live.next() else { return (nil, .zero) }
+            let start = ContinuousClock.now
+            let next = try await live.next()
+            return (next, start.duration(to: .now))
+        }
+        try await Task.sleep(for: .milliseconds(300))  // waiting for events by then (either way it must yield)
+        await store.hub.shutdown()
+        let (message, waited) = try await waiting.value
+        guard case .heartbeat? = message else {
+            Issue.record("expected a heartbeat when the hub shut down, got \(String(describing: message))")
+            return
+        }
+        #expect(waited < .seconds(5), "the subscription gave control back after \(waited), not at once")
+    }
+
     @Test func typeFilterAndMessages() async throws {
         let store = EventStore(adapter: InMemoryStorage())
         try await store.append("s-1", events: [raw("A"), raw("B"), raw("A")])
