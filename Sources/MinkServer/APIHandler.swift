@@ -98,6 +98,8 @@ final class APIHandler: HTTPResponder {
             // deletion of the tenant waits for them.
             let lease = try await server.tenants.admit(tenant, use: route.tenantUse)
             defer { lease?.release() }
+            // A read whose connection closed while it waited for its turn is not started.
+            if request.isSafe, Task.isCancelled { throw ClientClosedRequest() }
             let context = RequestContext(
                 request: request, requestID: requestID, route: route, tenant: tenant,
                 store: try server.store(forTenant: tenant), query: try QueryParameters(request.query), principal: principal
@@ -107,6 +109,9 @@ final class APIHandler: HTTPResponder {
             response = try await ServiceContext.withValue(span.context) {
                 try await server.handle(context)
             }
+            // Its connection closed meanwhile: the answer (a page of 10,000 events, say) is
+            // dropped now rather than kept until the task ends.
+            if request.isSafe, Task.isCancelled { throw ClientClosedRequest() }
             // An answer that came from storage ends an outage; an event stream has not touched
             // it yet (its catch-up runs later), so it proves nothing.
             if response.status < 500, server.storageOutage.inOutage {
@@ -117,6 +122,10 @@ final class APIHandler: HTTPResponder {
                 let lifetime = server.tenants.lifetime(of: tenant)
                 response.body = .stream { writer in try await lifetime.run(produce, writer: writer) }
             }
+        } catch where request.isSafe && Task.isCancelled {
+            // Whatever stopped it (a storage wait ends with `CancellationError` too), the
+            // connection is gone: never sent, what the access log and the metrics record.
+            response = HTTPResponse(status: ClientClosedRequest.status)
         } catch {
             (response, cause) = errorResponse(error, requestID: requestID, trace: span.trace, server: server)
         }
@@ -364,4 +373,11 @@ enum Reply {
         headers.add(name: "Content-Type", value: "application/json; charset=utf-8")
         return HTTPResponse(status: status, headers: headers, bytes: bytes)
     }
+}
+
+/// A `GET` or `HEAD` whose connection closed before its answer was ready: its work stops, and the
+/// access log and `mink_http_requests_total` record status `499` (nginx's "client closed
+/// request"; no client ever receives it).
+struct ClientClosedRequest: Error {
+    static let status = 499
 }

@@ -35,6 +35,10 @@ public struct HTTPRequest: Sendable {
         self.remoteAddress = remoteAddress
     }
 
+    /// Whether the method is `GET` or `HEAD`: a read, whose work may stop when nobody is left
+    /// to read its answer.
+    public var isSafe: Bool { method == "GET" || method == "HEAD" }
+
     /// Whether the client asked for `Expect: 100-continue`.
     public var expectsContinue: Bool {
         guard let e = headers["Expect"] else { return false }

@@ -54,7 +54,10 @@ extension ServerConnection {
         /// None: between requests, or the request was answered inline on the loop.
         case none
         /// The responder runs in this task; its response comes back through the loop queue.
-        case running(Task<Void, Never>)
+        /// `safe`: the request is a `GET` or `HEAD`, whose work is cancelled when the
+        /// connection closes before its response (nobody is left to read it; a write goes on,
+        /// its outcome stored for a retry to find).
+        case running(Task<Void, Never>, safe: Bool)
         /// The task streams the response body. `cancelled`: the task was cancelled (peer
         /// gone, shutdown), so a write registered after the cancellation's hop fails at once.
         case streaming(Task<Void, Never>, cancelled: Bool)
@@ -95,6 +98,13 @@ extension ServerConnection.Lifecycle {
         return nil
     }
 
+    /// The task of a `GET` or `HEAD` whose response is being prepared, if one runs: cancelled
+    /// when the connection closes first.
+    var safeRequestTask: Task<Void, Never>? {
+        if case .open(_, .running(let task, safe: true)) = self { return task }
+        return nil
+    }
+
     /// The task of a streaming response, if one runs.
     var streamTask: Task<Void, Never>? {
         if case .open(_, .streaming(let task, _)) = self { return task }
@@ -126,15 +136,15 @@ extension ServerConnection.Lifecycle {
     }
 
     /// A responder task was started for the request in flight: `open(none)` → `open(running)`.
-    mutating func responderStarted(_ task: Task<Void, Never>) -> Bool {
+    mutating func responderStarted(_ task: Task<Void, Never>, safe: Bool) -> Bool {
         guard case .open(let r, .none) = self else { return false }
-        self = .open(r, response: .running(task))
+        self = .open(r, response: .running(task, safe: safe))
         return true
     }
 
     /// The responder's task began streaming a body: `open(running)` → `open(streaming)`.
     mutating func streamStarted(cancelled: Bool) -> Bool {
-        guard case .open(let r, .running(let task)) = self else { return false }
+        guard case .open(let r, .running(let task, _)) = self else { return false }
         self = .open(r, response: .streaming(task, cancelled: cancelled))
         return true
     }

@@ -96,8 +96,11 @@ final class ServerConnection: @unchecked Sendable {
         output = []
         queuedBytes = 0
         failWaiters(HTTPConnectionClosedError())
-        // A stream nobody can read ends; a plain responder finishes and finds the connection closed.
+        // A stream nobody can read ends; so does the work of a read whose answer nobody can read
+        // (a client that resets many `GET /v1/events?limit=10000` must not leave the server
+        // encoding them). Any other responder finishes and finds the connection closed.
         previous.streamTask?.cancel()
+        previous.safeRequestTask?.cancel()
         if counted { context.openConnections.subtract(1, ordering: .relaxed) }
         context.connectionSettled()
     }
@@ -342,7 +345,7 @@ final class ServerConnection: @unchecked Sendable {
                 let task = Task { [self] in
                     await runStream(head: head, framing: framing, close: close, body: body)
                 }
-                if !lifecycle.responderStarted(task) { illegalTransition("dispatch") }
+                if !lifecycle.responderStarted(task, safe: false) { illegalTransition("dispatch") }
                 return nil
             }
         case .inTask(let r):
@@ -355,6 +358,12 @@ final class ServerConnection: @unchecked Sendable {
         let alone = context.tasksRunning.add(1, ordering: .relaxed).newValue == 1
         let task = Task(executorPreference: alone ? responder.executor(for: routed) : nil) { [self] in
             let response = await responder.respond(to: request, routed: routed)
+            // The connection closed meanwhile and cancelled this read: nothing to encode or compress.
+            if Task.isCancelled, request.isSafe {
+                context.tasksRunning.subtract(1, ordering: .relaxed)
+                loop.queue.async { self.responseReady([], close: true) }
+                return
+            }
             let prepared = ResponsePreparer.prepare(
                 response, for: request, keepAlive: keepAlive, gzipMinBytes: context.configuration.gzipMinBytes)
             switch prepared {
@@ -382,7 +391,7 @@ final class ServerConnection: @unchecked Sendable {
                 await runStream(head: head, framing: framing, close: close, body: body)
             }
         }
-        if !lifecycle.responderStarted(task) { illegalTransition("dispatch") }
+        if !lifecycle.responderStarted(task, safe: request.isSafe) { illegalTransition("dispatch") }
         return nil
     }
 

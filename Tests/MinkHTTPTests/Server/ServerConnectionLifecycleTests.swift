@@ -29,9 +29,9 @@ import Testing
         let task = Self.idleTask()
         let step3 = l.streamStarted(cancelled: false)
         #expect(!step3, "no stream without a responder task")
-        let step4 = l.responderStarted(task)
+        let step4 = l.responderStarted(task, safe: false)
         #expect(step4)
-        let step5 = l.responderStarted(task)
+        let step5 = l.responderStarted(task, safe: false)
         #expect(!step5, "one response at a time")
         #expect(l.streamTask == nil, "a plain responder is not a stream")
         let step6 = l.closeRequested()
@@ -52,7 +52,7 @@ import Testing
         let step11 = l.responseFinished()
         #expect(!step11, "no response to finish")
         // The next request on the kept-alive connection.
-        let step12 = l.responderStarted(Self.idleTask())
+        let step12 = l.responderStarted(Self.idleTask(), safe: false)
         #expect(step12)
         let step13 = l.responseFinished()
         #expect(step13)
@@ -114,7 +114,7 @@ import Testing
     @Test func closingFromAnyStateReturnsWhatWasHeld() {
         var l = Lifecycle.unregistered
         _ = l.registered(token: 2)
-        _ = l.responderStarted(Self.idleTask())
+        _ = l.responderStarted(Self.idleTask(), safe: false)
         _ = l.streamStarted(cancelled: false)
         let previous = l.close()
         #expect(previous.streamTask != nil, "the closer cancels the stream it gets back")

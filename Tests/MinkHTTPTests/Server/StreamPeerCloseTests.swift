@@ -41,3 +41,55 @@ import Testing
         }
     }
 }
+
+/// A `GET` whose connection closes before its answer is ready stops its work (its task is
+/// cancelled); a `POST` runs to its end (its effect is stored, a retry finds it).
+@Suite(.timeLimit(.minutes(3))) struct ClosedConnectionCancelsReadsTests {
+    final class Probe: Sendable {
+        let cancelled = Mutex<[String]>([])
+        let finished = Mutex<[String]>([])
+    }
+
+    /// A responder that works for up to 5 s, noting whether its task was cancelled meanwhile.
+    static func slowResponder(_ probe: Probe) -> HTTPClosureResponder {
+        HTTPClosureResponder { request in
+            for _ in 0..<250 where !Task.isCancelled {
+                // Not `Task.sleep`: its `CancellationError` is what the test must not depend on.
+                await onIOThread { usleep(20_000) }
+            }
+            if Task.isCancelled {
+                probe.cancelled.withLock { $0.append(request.method) }
+            } else {
+                probe.finished.withLock { $0.append(request.method) }
+            }
+            return HTTPResponse(status: 200, bytes: Array(repeating: UInt8(ascii: "x"), count: 100_000))
+        }
+    }
+
+    @Test(arguments: ["GET", "HEAD", "POST"])
+    func aResetConnectionCancelsOnlyReads(method: String) async throws {
+        let probe = Probe()
+        try await withTestServer(responder: Self.slowResponder(probe)) { server, port in
+            let raw = try await RawClient.connect(port: port)
+            let body = method == "POST" ? "Content-Length: 2\r\n\r\n{}" : "\r\n"
+            await raw.send("\(method) /slow HTTP/1.1\r\nHost: x\r\n\(body)")
+            for _ in 0..<200 where server.metrics.totalRequests == 0 {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(server.metrics.totalRequests == 1)
+            raw.reset()  // the client goes away with a reset
+            let deadline = ContinuousClock.now + .seconds(10)
+            while probe.cancelled.withLock({ $0.count }) + probe.finished.withLock({ $0.count }) == 0, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let cancelled = probe.cancelled.withLock { $0 }, finished = probe.finished.withLock { $0 }
+            if method == "POST" {
+                #expect(finished == ["POST"], "a write runs to its end")
+                #expect(cancelled.isEmpty)
+            } else {
+                #expect(cancelled == [method], "the read outlived its connection")
+                #expect(finished.isEmpty)
+            }
+        }
+    }
+}
