@@ -64,13 +64,11 @@ extension API {
         guard contentType == NDJSON.contentType else {
             throw APIError(.unsupportedMediaType, "an import body must be NDJSON (Content-Type: \(NDJSON.contentType))")
         }
-        var gzip = false
-        if let encoding = c.request.headers["Content-Encoding"]?.trimmingCharacters(in: .whitespaces).lowercased() {
-            switch encoding {
-            case "gzip", "x-gzip": gzip = true
-            case "identity", "": break
-            default: throw APIError(.unsupportedMediaType, "unsupported Content-Encoding (only gzip and identity are accepted)")
-            }
+        let gzip: Bool
+        switch c.request.headers.requestContentCoding {
+        case .gzip: gzip = true
+        case .identity: gzip = false
+        case .unsupported: throw APIError(.unsupportedMediaType, "unsupported Content-Encoding (only gzip and identity are accepted)")
         }
         let source: NDJSONImportSource
         let limit = configuration.limits.maxImportBytes, maxEventBytes = configuration.limits.maxEventBytes

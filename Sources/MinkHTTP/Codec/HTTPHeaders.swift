@@ -62,6 +62,26 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, E
         storage.filter { asciiCaseInsensitiveEquals($0.name, name) }.map(\.value)
     }
 
+    /// The content coding of a request body, from every `Content-Encoding` line as one list
+    /// (RFC 9110 §5.3: `gzip` on one line and `br` on the next is the list `gzip, br`):
+    /// `identity` when absent or only `identity`, `gzip` (or `x-gzip`) when that is the one
+    /// coding, `unsupported` for anything else — another coding or several codings, which
+    /// would be misread as plain or singly-compressed bytes.
+    public var requestContentCoding: RequestContentCoding {
+        var coding = RequestContentCoding.identity
+        for field in storage where asciiCaseInsensitiveEquals(field.name, "content-encoding") {
+            for element in field.value.split(separator: ",", omittingEmptySubsequences: false) {
+                let c = trimOWS(element)
+                if c.isEmpty || asciiCaseInsensitiveEquals(c, "identity") { continue }
+                guard coding == .identity, asciiCaseInsensitiveEquals(c, "gzip") || asciiCaseInsensitiveEquals(c, "x-gzip") else {
+                    return .unsupported
+                }
+                coding = .gzip
+            }
+        }
+        return coding
+    }
+
     /// Whether a field named `name` (case-insensitive) is present.
     public func contains(_ name: String) -> Bool {
         storage.contains { asciiCaseInsensitiveEquals($0.name, name) }
@@ -117,6 +137,13 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, E
         }
         return true
     }
+}
+
+/// What a request body is encoded with (``HTTPHeaders/requestContentCoding``).
+public enum RequestContentCoding: Sendable, Equatable {
+    case identity
+    case gzip
+    case unsupported
 }
 
 /// Compares two strings byte-wise, folding ASCII letters only.

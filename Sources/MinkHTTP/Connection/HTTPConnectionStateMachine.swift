@@ -243,11 +243,11 @@ public struct HTTPConnectionStateMachine: Sendable {
         var request = request
         // A spooled body (an import) stays encoded as sent: its responder decodes it while reading,
         // with its own limit, instead of inflating it whole here.
-        if configuration.decompressRequests, request.bodySpool == nil, let encoding = request.headers["Content-Encoding"] {
-            let coding = trimOWS(encoding)
-            if asciiCaseInsensitiveEquals(coding, "identity") {
+        if configuration.decompressRequests, request.bodySpool == nil, request.headers.contains("Content-Encoding") {
+            let coding = request.headers.requestContentCoding
+            if coding == .identity {
                 request.headers.remove(name: "Content-Encoding")
-            } else if !(asciiCaseInsensitiveEquals(coding, "gzip") || asciiCaseInsensitiveEquals(coding, "x-gzip")) {
+            } else if coding == .unsupported {
                 // Reading `br`, `deflate` or a list of codings as plain bytes would misread the
                 // body; the contract names the codings it takes.
                 state = .closed

@@ -248,4 +248,28 @@ import Testing
         let b = sm2.bytesReceived(Array("POST / HTTP/1.1\r\nHost: x\r\nContent-Encoding: identity\r\nContent-Length: 2\r\n\r\n{}".utf8)[...], now: 0)
         #expect(dispatched(b).first?.headers["Content-Encoding"] == nil)
     }
+
+    /// `Content-Encoding` on several lines is one list (RFC 9110 §5.3): `gzip` then `br` is two
+    /// codings (`415`), not a gzip body; `identity` elements change nothing.
+    @Test(arguments: [
+        ("Content-Encoding: gzip\r\nContent-Encoding: br\r\n", 415),
+        ("Content-Encoding: gzip\r\nContent-Encoding: gzip\r\n", 415),
+        ("Content-Encoding: br, gzip\r\n", 415),
+        ("Content-Encoding: identity\r\nContent-Encoding: gzip\r\n", 200),
+        ("Content-Encoding: gzip, identity\r\n", 200),
+        ("Content-Encoding: identity\r\nContent-Encoding: identity\r\n", 200),
+    ])
+    func contentEncodingLinesAreOneList(fields: String, status: Int) throws {
+        let json = Array("{}".utf8)
+        let body = fields.contains("gzip") ? try Gzip.compress(json) : json
+        var sm = SM(configuration: config(), now: 0)
+        let a = sm.bytesReceived(Array("POST / HTTP/1.1\r\nHost: x\r\n\(fields)Content-Length: \(body.count)\r\n\r\n".utf8)[...] + body[...], now: 0)
+        if status == 415 {
+            #expect(dispatched(a).isEmpty)
+            #expect(writes(a).first?.hasPrefix("HTTP/1.1 415") == true)
+        } else {
+            #expect(dispatched(a).first?.body == json, "the body is decoded once, as gzip")
+            #expect(dispatched(a).first?.headers["Content-Encoding"] == nil)
+        }
+    }
 }
