@@ -344,7 +344,10 @@ public struct HTTPRequestParser: Sendable {
             while buffer[e] != ByteClass.cr { e += 1 }
             let (name, value) = try parseFieldLine(start: lineStart, end: e)
             switch name.utf8.count {
-            case 4 where asciiCaseInsensitiveEquals(name, "host"): hostCount += 1
+            case 4 where asciiCaseInsensitiveEquals(name, "host"):
+                hostCount += 1
+                // RFC 9112 §3.2: a Host with an invalid value is `400`, like a missing or a repeated one.
+                guard Self.isValidHost(value) else { throw .bad("invalid Host header") }
             case 14 where asciiCaseInsensitiveEquals(name, "content-length"): contentLength.append(value)
             case 17 where asciiCaseInsensitiveEquals(name, "transfer-encoding"): transferEncoding.append(value)
             default: break
@@ -440,6 +443,60 @@ public struct HTTPRequestParser: Sendable {
             throw .bad("invalid character in header field value")
         }
         return (name, String(buffer[vs..<ve]))
+    }
+
+    /// Whether `value` is a valid `Host` field value (RFC 9110 §7.2): `uri-host [ ":" port ]`, where
+    /// `uri-host` is an IP literal in brackets or a reg-name/IPv4 address (unreserved characters,
+    /// percent-encodings and sub-delimiters), and `port` digits. Empty is valid (a target without
+    /// an authority).
+    static func isValidHost(_ value: String) -> Bool {
+        let v = Array(value.utf8)
+        var i = 0
+        func isUnreservedOrSubDelim(_ b: UInt8) -> Bool {
+            switch b {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
+            case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"): true
+            case UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: ")"),
+                 UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: "="): true
+            default: false
+            }
+        }
+        func isHex(_ b: UInt8) -> Bool {
+            switch b {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"), UInt8(ascii: "A")...UInt8(ascii: "F"): true
+            default: false
+            }
+        }
+        if i < v.count, v[i] == UInt8(ascii: "[") {
+            // IP-literal: IPv6 (hex digits, colons, dots for an embedded IPv4, a zone ID) or IPvFuture.
+            i += 1
+            let start = i
+            while i < v.count, v[i] != UInt8(ascii: "]") {
+                // `%`: an IPv6 zone ID (RFC 6874, `[fe80::1%25eth0]`).
+                guard isUnreservedOrSubDelim(v[i]) || v[i] == UInt8(ascii: ":") || v[i] == UInt8(ascii: "%") else { return false }
+                i += 1
+            }
+            guard i < v.count, i > start else { return false }
+            i += 1
+        } else {
+            while i < v.count, v[i] != UInt8(ascii: ":") {
+                if v[i] == UInt8(ascii: "%") {
+                    guard i + 2 < v.count, isHex(v[i + 1]), isHex(v[i + 2]) else { return false }
+                    i += 3
+                    continue
+                }
+                guard isUnreservedOrSubDelim(v[i]) else { return false }
+                i += 1
+            }
+        }
+        if i == v.count { return true }
+        guard v[i] == UInt8(ascii: ":") else { return false }
+        i += 1
+        while i < v.count {
+            guard v[i] >= UInt8(ascii: "0"), v[i] <= UInt8(ascii: "9") else { return false }
+            i += 1
+        }
+        return true
     }
 
     private func validateFieldLine(start: Int, end: Int) throws(HTTPParseError) {

@@ -111,6 +111,22 @@ import Testing
         #expect(error("GET / HTTP/1.2\r\nHost: h\r\n\r\n")?.status == 505)
     }
 
+    /// RFC 9112 §3.2: an invalid `Host` value is `400` (and closes), like a missing or repeated one.
+    @Test(arguments: [
+        ("example.com", true), ("example.com:8080", true), ("127.0.0.1:1", true), ("[::1]:8080", true),
+        ("[fe80::1%25eth0]", true), ("", true), ("xn--bcher-kva.example", true), ("a%41b", true), ("h:", true),
+        ("a b", false), ("x/y", false), ("user@host", false), ("h:8o", false), ("h:80:81", false), ("h?q", false),
+        ("h#f", false), ("[::1", false), ("[]", false), ("[::1]x", false), ("a%4", false), ("bücher.example", false),
+    ])
+    func hostValues(value: String, valid: Bool) {
+        let e = error("GET / HTTP/1.1\r\nHost: \(value)\r\n\r\n")
+        if valid {
+            #expect(e == nil, "\(value.debugDescription) → \(String(describing: e))")
+        } else {
+            #expect(e?.status == 400 && e?.closeConnection == true, "\(value.debugDescription) → \(String(describing: e))")
+        }
+    }
+
     @Test func chunkedBodyWithExtensionsAndTrailers() throws {
         let text = "POST /s HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\n\r\n3;a=\"b;c\"\r\nabc\r\n0002\r\nde\r\n0\r\nT: 1\r\n\r\nGET /n HTTP/1.1\r\nHost: h\r\n\r\n"
         let outcome = ParseOutcome.parse([Array(text.utf8)[...]])
