@@ -34,9 +34,7 @@ enum ResponsePreparer {
                 trimOWS($0.split(separator: ";").first ?? "").lowercased() == "text/event-stream"
             } ?? false
             let framing: HTTPBodyFraming
-            if isHead {
-                framing = .none
-            } else if isEventStream || request.version == .http1_0 {
+            if isEventStream || request.version == .http1_0 {
                 framing = .closeDelimited
                 close = true
             } else {
@@ -44,8 +42,10 @@ enum ResponsePreparer {
             }
             var head: [UInt8] = []
             HTTPResponseEncoder.encodeHead(
-                status: response.status, headers: headers, framing: isHead ? .chunked : framing,
+                status: response.status, headers: headers, framing: framing,
                 connection: connectionHeader(close: close, request: request), into: &head)
+            // `HEAD`: the head a `GET` would get (its framing and `Connection` included), no body;
+            // the stream's producer never runs.
             if isHead {
                 return .complete(head, close: close)
             }
