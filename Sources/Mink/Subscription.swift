@@ -55,6 +55,10 @@ public struct SubscriptionMessages: AsyncSequence, Sendable {
         var phase = Phase.catchingUp
         var cursor: UInt64 = 0  // global position: every matching event ≤ cursor was delivered
         var streamVersion: Int64 = 0  // stream subscriptions: the last version delivered
+        /// Global-log subscriptions: the position of the last event delivered (the start before
+        /// the first) — what `fell-behind` reports. With a type or category filter the cursor
+        /// runs ahead of it (it passes events the filter drops).
+        var lastDelivered: UInt64 = 0
         var streamCatchUpDone: Bool
         /// Stream subscriptions: live events below this version are not delivered — the
         /// stream's `truncateBefore` as read at the latest page from storage (the only rule that
@@ -80,11 +84,13 @@ public struct SubscriptionMessages: AsyncSequence, Sendable {
                 filter = EventFilter(eventTypes: messages.eventTypes)
                 userFilter = filter
                 cursor = messages.start
+                lastDelivered = messages.start
                 streamCatchUpDone = true
             case .category(let c):
                 filter = EventFilter(category: c, eventTypes: messages.eventTypes)
                 userFilter = filter
                 cursor = messages.start
+                lastDelivered = messages.start
                 streamCatchUpDone = true
             case .stream(let s):
                 filter = EventFilter(streamIDs: [s, StreamID.deletions])
@@ -94,9 +100,18 @@ public struct SubscriptionMessages: AsyncSequence, Sendable {
             }
         }
 
+        /// What `caught-up` reports: every matching event up to it was delivered (for the global
+        /// log, the position read up to).
         var reportedPosition: UInt64 {
             if case .stream = m.target { return UInt64(Swift.max(streamVersion, 0)) }
             return cursor
+        }
+
+        /// What `fell-behind` reports: the last position (stream version) delivered, as the
+        /// contract says (section 7).
+        var deliveredPosition: UInt64 {
+            if case .stream = m.target { return UInt64(Swift.max(streamVersion, 0)) }
+            return lastDelivered
         }
 
         /// Whether ``next()`` has a message ready without waiting (the rest of a page already
@@ -129,6 +144,7 @@ public struct SubscriptionMessages: AsyncSequence, Sendable {
                 if !userFilter.matches(e) { continue }
                 pending.append(.event(e))
                 streamVersion = Swift.max(streamVersion, e.version)
+                lastDelivered = Swift.max(lastDelivered, e.globalPosition)
             }
         }
 
@@ -198,7 +214,7 @@ public struct SubscriptionMessages: AsyncSequence, Sendable {
                 case .fromStorage(let head):
                     if phase == .live {
                         phase = .catchingUp
-                        pending.append(.fellBehind(position: reportedPosition))
+                        pending.append(.fellBehind(position: deliveredPosition))
                     }
                     let page = try await m.adapter.readAll(after: cursor, filter: filter, limit: m.pageSize)
                     var window: RetentionWindow?

@@ -225,4 +225,33 @@ struct SubscriptionTests {
         let next = try await iterator.next()
         if case .event(let e)? = next { #expect(e.globalPosition == 202) } else { Issue.record("expected event 202, got \(String(describing: next))") }
     }
+    /// `fell-behind` carries the last position *delivered* (contract section 7): with a type
+    /// filter the subscription has read past it (events the filter drops), and still reports
+    /// the last event the subscriber received.
+    @Test func fellBehindReportsTheLastPositionDeliveredUnderAFilter() async throws {
+        let store = EventStore(adapter: InMemoryStorage(), options: EventStore.Options(subscriberBuffer: 16))
+        var iterator = store.messages(.all, after: 0, eventTypes: ["Wanted"], pageSize: 8).makeAsyncIterator()
+        guard case .caughtUp(0) = try await iterator.next() else { Issue.record("expected caughtUp(0)"); return }
+        try await store.append("s-1", events: [raw("Wanted")])  // position 1
+        try await store.append("s-1", events: [raw("Other")])  // position 2: read, not delivered
+        guard case .event(let first) = try await iterator.next() else { Issue.record("expected an event"); return }
+        #expect(first.globalPosition == 1)
+        // Far more than the buffer while the consumer does not read; none of them wanted.
+        for _ in 0..<100 { try await store.append("s-1", events: [raw("Other")]) }
+        try await store.append("s-1", events: [raw("Wanted")])  // position 103
+        var fellBehind: [UInt64] = []
+        var delivered: [UInt64] = [1]
+        while delivered.count < 2 {
+            switch try await iterator.next() {
+            case .event(let e)?: delivered.append(e.globalPosition)
+            case .fellBehind(let p)?: fellBehind.append(p)
+            case .caughtUp?, .heartbeat?: break
+            case nil:
+                Issue.record("the subscription ended")
+                return
+            }
+        }
+        #expect(delivered == [1, 103])
+        #expect(fellBehind == [1], "the last position delivered before falling behind")
+    }
 }
