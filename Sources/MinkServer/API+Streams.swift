@@ -67,7 +67,7 @@ extension API {
         case "no_stream": expected = .noStream
         case "stream_exists": expected = .streamExists
         case let raw?:
-            guard let v = Int64(raw), v >= 0 else {
+            guard let v = QueryParameters.strictInteger(raw), v >= 0 else {
                 throw APIError(.badRequest, "query parameter expectedVersion must be an integer ≥ 0, any, no_stream or stream_exists")
             }
             expected = .exact(v)

@@ -16,7 +16,7 @@ extension API {
     func subscribe(_ c: RequestContext, target: SubscriptionTarget) throws -> HTTPResponse {
         var after = try c.query.integer("after", default: 0, in: 0...Int64.max)
         if let last = c.request.headers["Last-Event-ID"] {
-            guard let v = Int64(last.trimmingCharacters(in: .whitespaces)), v >= 0 else {
+            guard let v = QueryParameters.strictInteger(last.trimmingCharacters(in: .whitespaces)), v >= 0 else {
                 throw APIError(.badRequest, "Last-Event-ID must be a non-negative integer")
             }
             after = v

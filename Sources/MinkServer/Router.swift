@@ -252,10 +252,18 @@ struct QueryParameters: Sendable {
     /// An integer parameter within bounds, or the default when absent.
     func integer(_ name: String, default def: Int64, in range: ClosedRange<Int64>) throws(APIError) -> Int64 {
         guard let raw = self[name] else { return def }
-        guard let v = Int64(raw), range.contains(v) else {
+        guard let v = Self.strictInteger(raw), range.contains(v) else {
             throw APIError(.badRequest, "query parameter \(name) must be an integer from \(range.lowerBound) to \(range.upperBound)")
         }
         return v
+    }
+
+    /// An integer as the contract writes one: optional `-`, then ASCII digits only (`Int64`'s
+    /// own parser also takes `+1`).
+    static func strictInteger(_ text: some StringProtocol) -> Int64? {
+        let digits = text.utf8.first == UInt8(ascii: "-") ? text.utf8.dropFirst() : text.utf8[...]
+        guard !digits.isEmpty, digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return nil }
+        return Int64(text)
     }
 
     /// Refuses any parameter not in `known`: on a request that destroys data, a misspelt

@@ -252,6 +252,12 @@ struct StreamEndpointTests {
                 #expect(try await s.request("GET", "/v1/events?\(empty)")["events"]?.arrayValue?.count == unfiltered, "\(empty)")
             }
             #expect(try await s.request("GET", "/v1/events?after=-1").status == 400)
+            // Integers are digits: `+1` (Swift's own parser takes it) is refused, in a query and
+            // in `Last-Event-ID` alike.
+            #expect(try await s.request("GET", "/v1/events?after=%2B1").status == 400)
+            #expect(try await s.request("GET", "/v1/events?limit=%2B5").status == 400)
+            #expect(try await s.request("GET", "/v1/subscriptions/all", headers: [("Last-Event-ID", "+1")]).status == 400)
+            #expect(try await s.request("DELETE", "/v1/streams/order-9?expectedVersion=%2B0").status == 400)
             #expect(try await s.request("GET", "/v1/events/head").text == #"{"position":4}"#)
         }
     }
