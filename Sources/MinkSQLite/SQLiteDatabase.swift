@@ -51,6 +51,8 @@ final class SQLiteDatabase: @unchecked Sendable {
     /// this database (see "Deadlines" in docs/storage-sqlite.md).
     let deadlines: OperationDeadlines
     private let writerQueue: DispatchQueue
+    /// `writerQueue` as a task executor (``idleExecutor()``).
+    private let writerExecutor: QueueExecutor
     private var writer: SQLiteConnection?
     /// The `synchronous` setting the writer connection has now (it is switched to NORMAL for a
     /// group of relaxed writes only); `nil` until the writer is opened.
@@ -78,6 +80,7 @@ final class SQLiteDatabase: @unchecked Sendable {
         self.createsFileOnWriteOnly = createsFileOnWriteOnly
         deadlines = OperationDeadlines(timeout: configuration.timeout, storage: "SQLite")
         writerQueue = DispatchQueue(label: "mink.sqlite.writer")
+        writerExecutor = QueueExecutor(queue: writerQueue)
         readers = (0..<configuration.readerCount).map { ReaderSlot(label: "mink.sqlite.reader\($0)") }
         readerLoad = Mutex([Int](repeating: 0, count: configuration.readerCount))
     }
@@ -116,6 +119,20 @@ final class SQLiteDatabase: @unchecked Sendable {
             job.relaxed = durability == .relaxed
             enqueue(job)
         }
+    }
+
+    /// When the writer is open and idle (nothing queued, no group commit under way): its queue as
+    /// an executor for the task about to write; otherwise `nil`.
+    ///
+    /// Why: a lone request's task that runs on the writer's queue queues its write behind itself
+    /// on the same thread, and the commit's answer resumes it there — no thread woken to run the
+    /// write, none to resume the task (a lone append went from about 8 context switches to 4,
+    /// two of them the fsync's; see docs/storage-sqlite.md). Only when idle: under load the task
+    /// would wait for (and delay) other callers' group commits.
+    func idleExecutor() -> (any TaskExecutor)? {
+        guard ready.load(ordering: .acquiring), !closedFlag.load(ordering: .relaxed) else { return nil }
+        let idle = state.withLock { s in s.pending.isEmpty && !s.drainScheduled && !s.closed }
+        return idle ? writerExecutor : nil
     }
 
     private func enqueue(_ job: Job) {
@@ -367,5 +384,18 @@ final class SQLiteDatabase: @unchecked Sendable {
                 }
             }
         }
+    }
+}
+
+/// A serial queue as a task executor: a task that prefers it runs its jobs on the queue, between
+/// the queue's own work (``SQLiteDatabase/idleExecutor()``).
+final class QueueExecutor: TaskExecutor {
+    let queue: DispatchQueue
+
+    init(queue: DispatchQueue) { self.queue = queue }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }

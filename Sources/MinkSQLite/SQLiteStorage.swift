@@ -75,6 +75,13 @@ public final class SQLiteStorage: EventStoreAdapter, SnapshotAdapter, ReadModelS
     /// The database file this view reads and writes.
     public var path: String { database.path }
 
+    /// The writer's queue as a task executor while the writer is idle, for a lone request's task
+    /// (see ``SQLiteDatabase/idleExecutor()``); `nil` under load, and always with a file per
+    /// tenant (the request's tenant decides which writer it would be).
+    public func idleExecutor() -> (any TaskExecutor)? {
+        tenantFiles == nil ? database.idleExecutor() : nil
+    }
+
     // MARK: Opening
 
     /// Opens (creating if needed) one database file holding every tenant (`.shared` tenancy),

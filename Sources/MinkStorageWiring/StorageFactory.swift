@@ -56,7 +56,7 @@ extension ServerStorage {
                     await s.close()
                     lock.release()
                 },
-                probeWrite: { try await s.probeWrite() }
+                probeWrite: { try await s.probeWrite() }, requestExecutor: { @Sendable in s.idleExecutor() }
             )
         }
     }

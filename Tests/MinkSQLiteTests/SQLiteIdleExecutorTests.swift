@@ -1,0 +1,80 @@
+import Dispatch
+import Foundation
+import Mink
+@testable import MinkSQLite
+import Testing
+
+/// A request alone on a quiet SQLite storage runs on the writer's queue
+/// (``SQLiteDatabase/idleExecutor()``), so its write and the task share one thread.
+@Suite("SQLite writer executor", .timeLimit(.minutes(2)))
+struct SQLiteIdleExecutorTests {
+    /// A task preferring the idle writer's executor runs its write's body on its own thread: the
+    /// write is queued behind the task on the same queue, not handed to another thread.
+    @Test func aTaskOnTheIdleExecutorWritesOnItsOwnThread() async throws {
+        let (s, dir) = try await SQLiteStorage.temporary()
+        defer { dir.remove() }
+        let executor = try #require(s.idleExecutor(), "an open, quiet writer names its executor")
+        let (taskThread, bodyThread, answer) = try await Task(executorPreference: executor) {
+            let before = pthread_self()
+            let (thread, value) = try await s.database.write { _ in (pthread_self(), 42) }
+            return (before, thread, value)
+        }.value
+        #expect(answer == 42)
+        #expect(pthread_equal(taskThread, bodyThread) != 0, "the write ran on the task's thread")
+        await s.close()
+        #expect(s.idleExecutor() == nil, "a closed storage names none")
+    }
+
+    /// While a group commit is under way (or writes wait) the writer is not idle: no executor.
+    @Test func aBusyWriterNamesNoExecutor() async throws {
+        let (s, dir) = try await SQLiteStorage.temporary()
+        defer { dir.remove() }
+        #expect(s.idleExecutor() != nil)
+        let (entered, enteredContinuation) = AsyncStream.makeStream(of: Void.self)
+        let release = DispatchSemaphore(value: 0)
+        let holder = Task {
+            try await s.database.write { _ in
+                enteredContinuation.yield()
+                _ = release.wait(timeout: .now() + 30)  // on the writer's queue
+            }
+        }
+        var it = entered.makeAsyncIterator()
+        _ = await it.next()
+        #expect(s.idleExecutor() == nil)
+        release.signal()
+        try await holder.value
+        #expect(s.idleExecutor() != nil)
+        await s.close()
+    }
+
+    /// With a file per tenant the request's tenant decides the writer: no executor is named.
+    @Test func aFilePerTenantNamesNoExecutor() async throws {
+        let dir = TempDirectory()
+        defer { dir.remove() }
+        let s = try await SQLiteStorage.open(directory: dir.path, strategy: .database)
+        try await s.append("t-1", [ev("A")])
+        #expect(s.idleExecutor() == nil)
+        await s.close()
+    }
+
+    /// Appends made one after the other from tasks on the idle executor give the answers the
+    /// usual path gives, and are all stored; a conflict is reported as usual.
+    @Test func appendsFromTheIdleExecutorAreStored() async throws {
+        let (s, dir) = try await SQLiteStorage.temporary()
+        defer { dir.remove() }
+        for i in 1...5 {
+            let executor = try #require(s.idleExecutor())
+            let r = try await Task(executorPreference: executor) {
+                try await s.append("exec-1", [ev("E")], .exact(Int64(i - 1)))
+            }.value
+            #expect(r.events.map(\.version) == [Int64(i)])
+        }
+        let executor = try #require(s.idleExecutor())
+        await #expect(throws: MinkError.self) {
+            try await Task(executorPreference: executor) { try await s.append("exec-1", [ev("E")], .exact(1)) }.value
+        }
+        let events = try await s.readStream("exec-1", from: 1, limit: 10, direction: .forward)
+        #expect(events.map(\.version) == Array(1...5))
+        await s.close()
+    }
+}
