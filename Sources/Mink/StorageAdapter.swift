@@ -238,6 +238,13 @@ public protocol EventStoreAdapter: Sendable {
     /// Reads up to `limit` events of the global log with a position greater than `position`.
     func readAll(after position: UInt64, filter: EventFilter, limit: Int) async throws -> [Event]
 
+    /// ``readAll(after:filter:limit:)`` that also stops once the events read hold `maxBytes` of
+    /// `data` (the event that reaches it is included: at least one event when any follows), so
+    /// that a page of large events is not a transient gigabyte. A page shorter than `limit` is
+    /// then not the end of the log: read on after its last event. The default reads the whole
+    /// page and cuts it (bounded answer, unbounded read); the storages bound the read itself.
+    func readAll(after position: UInt64, filter: EventFilter, limit: Int, maxBytes: Int) async throws -> [Event]
+
     /// The position of the last committed event (0 when the log is empty).
     func headPosition() async throws -> UInt64
 
@@ -257,6 +264,10 @@ public protocol EventStoreAdapter: Sendable {
 }
 
 extension EventStoreAdapter {
+    public func readAll(after position: UInt64, filter: EventFilter, limit: Int, maxBytes: Int) async throws -> [Event] {
+        Array(try await readAll(after: position, filter: filter, limit: limit).prefix(byteBudget: maxBytes))
+    }
+
     public func externalCommits() -> AsyncStream<Void>? { nil }
     public func externalRemovals() -> AsyncStream<Void>? { nil }
 }
@@ -421,5 +432,20 @@ public enum TenantID {
         guard isValid(id) else {
             throw MinkError(.invalidTenant, "invalid tenant ID: it must match ^[a-z0-9][a-z0-9_-]{0,62}$")
         }
+    }
+}
+
+extension Sequence<Event> {
+    /// The events up to and including the one whose `data` makes the total reach `maxBytes`
+    /// (``EventStoreAdapter/readAll(after:filter:limit:maxBytes:)``).
+    public func prefix(byteBudget maxBytes: Int) -> [Event] {
+        var out: [Event] = []
+        var bytes = 0
+        for e in self {
+            if bytes >= maxBytes { break }
+            out.append(e)
+            bytes += e.data.count
+        }
+        return out
     }
 }

@@ -26,10 +26,8 @@ public actor SubscriptionHub {
     private var ringStartIndex = 0  // ring[ringStartIndex...] are the live entries (amortised trimming)
     /// What the live entries weigh (``cost(of:)``).
     private var ringBytes = 0
-    /// How many events the pump reads per page: 1,000, fewer when events are large, so that a
-    /// page weighs about ``capacityBytes`` at most (a page of 1,000 events of a megabyte was a
-    /// transient gigabyte); follows the last page's average size.
-    private var pumpPageLimit = 1000
+    /// How many events the pump reads per page, at most; a page also stops at ``pumpPageBytes``.
+    private let pumpPageLimit = 1000
     private var head: UInt64 = 0
     private var lifecycle = Lifecycle.starting
     private var pump = Pump.idle(stale: false)
@@ -284,13 +282,16 @@ public actor SubscriptionHub {
                 mayRestart = false
                 while true {
                     let limit = pumpPageLimit
-                    let page = try await adapter.readAll(after: head, filter: .all, limit: limit)
+                    // Bounded by bytes in storage: a page of 1,000 events of a megabyte was a
+                    // transient gigabyte (a page sized by the previous page's events was not
+                    // enough: after small events, the next page could be all large ones).
+                    let page = try await adapter.readAll(after: head, filter: .all, limit: limit, maxBytes: pumpPageBytes)
                     guard let last = page.last else { break }
-                    let average = page.reduce(0) { $0 + Self.cost(of: $1) } / page.count
-                    pumpPageLimit = Swift.max(16, Swift.min(1000, capacityBytes / Swift.max(1, average)))
+                    // Full: the page stopped at its count or its bytes, and more may follow.
+                    let full = page.count == limit || page.reduce(0, { $0 + $1.data.count }) >= pumpPageBytes
                     if checkRestart {
                         checkRestart = false
-                        if page.count == limit {
+                        if full {
                             let h = try await adapter.headPosition()
                             if h > head, h - head > UInt64(capacity) {
                                 ring.removeAll()
@@ -305,7 +306,7 @@ public actor SubscriptionHub {
                     appendToRing(page)
                     head = last.globalPosition
                     wakeAll()
-                    if page.count < limit { break }
+                    if !full { break }
                 }
             } catch {
                 // Storage unavailable: waiters time out and subscribers read storage themselves later.
@@ -333,8 +334,8 @@ public actor SubscriptionHub {
 
     /// The ring's live events and what they weigh (tests).
     var ringFootprint: (events: Int, bytes: Int) { (ring.count - ringStartIndex, ringBytes) }
-    /// How many events the pump's next page asks for (tests).
-    var pumpPage: Int { pumpPageLimit }
+    /// What one page the pump reads may weigh in event data: a quarter of the ring's budget.
+    var pumpPageBytes: Int { Swift.max(1, capacityBytes / 4) }
 
     private func appendToRing(_ events: [Event]) {
         ring.append(contentsOf: events)

@@ -100,6 +100,28 @@ extension PostgresStorage {
         }
     }
 
+    /// The whole log's page (what the subscription hub reads) bounded in PostgreSQL by what its
+    /// events' data weigh: the rows after the one that reaches `maxBytes` are never sent (their
+    /// sizes come from `octet_length`, which a TOASTed value answers from its header). Filtered
+    /// reads cut the page after reading it (the default).
+    public func readAll(after position: UInt64, filter: EventFilter, limit: Int, maxBytes: Int) async throws -> [Event] {
+        guard filter == .all, maxBytes < Int.max, limit > 0 else {
+            return Array(try await readAll(after: position, filter: filter, limit: limit).prefix(byteBudget: maxBytes))
+        }
+        return try await withReadConnection(empty: []) { conn, scope in
+            let sql = """
+                SELECT \(EventRow.binaryColumns) FROM (SELECT \(EventRow.binaryColumns), \
+                sum(octet_length(data)) OVER (ORDER BY position) - octet_length(data) AS before \
+                FROM \(scope.sql.events) WHERE tenant_id = $1 AND position > $2::int8 ORDER BY position LIMIT $3::int8) AS e \
+                WHERE before < $4::int8 ORDER BY position
+                """
+            let params: [PostgresValue] = [
+                .text(scope.tenantID), .int(min(position, UInt64(Int64.max))), .int(limit), .int(maxBytes),
+            ]
+            return try EventRow.decodeAllBinary(try conn.query(sql, params, prepare: true, binaryResult: true))
+        }
+    }
+
     /// The most event types a filtered read merges type by type (see ``readAllQuery(events:tenantID:after:filter:limit:)``).
     static let mergedTypesLimit = 32
 

@@ -113,6 +113,15 @@ final class SQLiteConnection {
 
     /// Runs one statement, calling `row` for each result row.
     func query(_ sql: String, _ values: [SQLiteValue] = [], row: (SQLiteRow) throws -> Void) throws {
+        try scan(sql, values, while: { r in
+            try row(r)
+            return true
+        })
+    }
+
+    /// Runs a query, calling `row` for each result row until it returns `false` (the rest of the
+    /// rows are never stepped).
+    func scan(_ sql: String, _ values: [SQLiteValue] = [], while row: (SQLiteRow) throws -> Bool) throws {
         let statement = try prepared(sql)
         defer {
             sqlite3_reset(statement)
@@ -123,7 +132,7 @@ final class SQLiteConnection {
             let rc = sqlite3_step(statement)
             if rc == SQLITE_DONE { return }
             guard rc == SQLITE_ROW else { throw error(rc) }
-            try row(SQLiteRow(statement: statement))
+            if try !row(SQLiteRow(statement: statement)) { return }
         }
     }
 

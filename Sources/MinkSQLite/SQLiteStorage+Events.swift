@@ -188,6 +188,11 @@ extension SQLiteStorage {
     }
 
     public func readAll(after position: UInt64, filter: EventFilter, limit: Int) async throws -> [Event] {
+        try await readAll(after: position, filter: filter, limit: limit, maxBytes: .max)
+    }
+
+    /// Steps the page's rows only until they hold `maxBytes` of data: the rest are never read.
+    public func readAll(after position: UInt64, filter: EventFilter, limit: Int, maxBytes: Int) async throws -> [Event] {
         guard limit > 0 else { return [] }
         let tenantID = self.tenantID
         var b = SQLBuilder(dialect: .sqlite)
@@ -197,7 +202,14 @@ extension SQLiteStorage {
         let values = b.binds.map(SQLiteValue.init)
         return try await database.read { c in
             var out: [Event] = []
-            try c.query(sql, values) { out.append(try Self.event($0)) }
+            var bytes = 0
+            try c.scan(sql, values, while: { row in
+                guard bytes < maxBytes else { return false }
+                let e = try Self.event(row)
+                bytes += e.data.count
+                out.append(e)
+                return true
+            })
             return out
         }
     }

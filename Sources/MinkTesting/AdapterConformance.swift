@@ -63,6 +63,7 @@ public enum AdapterConformance {
         Case(name: "concurrent appends with the same expected version: one wins", body: concurrentAppends),
         Case(name: "stream info", body: streamInfo),
         Case(name: "global log after a position, with filters", body: globalLog),
+        Case(name: "global log pages bounded by what their data weigh", body: globalLogByteBudget),
         Case(name: "idempotent retries and duplicate event IDs", body: idempotency),
         Case(name: "transaction hook commits with the append or not at all", body: transactionHook),
         Case(name: "read-model transactions and checkpoints are atomic", body: readModelTransactions),
@@ -226,6 +227,31 @@ private func globalLog(_ s: ConformanceStorage) async throws {
     let none = try await s.events.readAll(after: 7, filter: .all, limit: 100)
     try check(none.isEmpty, "after head is empty")
     try check(try await s.events.headPosition() == 7, "head 7")
+}
+
+private func globalLogByteBudget(_ s: ConformanceStorage) async throws {
+    // Six events of 100 data bytes each (the fourth in another category).
+    let payload = #"{"x":""# + String(repeating: "a", count: 92) + #""}"#
+    for (i, stream) in ["a-1", "a-1", "a-2", "b-1", "a-1", "a-3"].enumerated() {
+        try await append(s.events, stream, [ev("E\(i)", payload)])
+    }
+    func page(after: UInt64, _ filter: EventFilter = .all, limit: Int = 100, maxBytes: Int) async throws -> [UInt64] {
+        try await s.events.readAll(after: after, filter: filter, limit: limit, maxBytes: maxBytes).map(\.globalPosition)
+    }
+    // The event that reaches the budget is included, none after it.
+    let first = try await page(after: 0, maxBytes: 250)
+    try check(first == [1, 2, 3], "250 bytes from 0: \(first)")
+    try check(try await page(after: 0, maxBytes: 300) == [1, 2, 3], "300 bytes from 0")
+    try check(try await page(after: 0, maxBytes: 301) == [1, 2, 3, 4], "301 bytes from 0")
+    try check(try await page(after: 3, maxBytes: 1) == [4], "one event at least")
+    try check(try await page(after: 0, maxBytes: .max) == Array(1...6), "no budget")
+    try check(try await page(after: 0, limit: 2, maxBytes: 10_000) == [1, 2], "the limit still counts")
+    try check(try await page(after: 6, maxBytes: 10_000).isEmpty, "after the head")
+    // Filtered: the budget counts the events returned.
+    let category = try await page(after: 0, EventFilter(category: "a"), maxBytes: 150)
+    try check(category == [1, 2], "category a, 150 bytes: \(category)")
+    let later = try await page(after: 3, EventFilter(category: "a"), maxBytes: 150)
+    try check(later == [5, 6], "category a after 3, 150 bytes: \(later)")
 }
 
 private func idempotency(_ s: ConformanceStorage) async throws {
