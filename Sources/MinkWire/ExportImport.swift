@@ -78,6 +78,10 @@ extension Event {
         var reader = JSONReader(bytes)
         try self.init(from: &reader, at: "", rejectUnknown: true)
         try reader.finishBody()
+        // Stored minified, as an append stores it (an export's lines already are; a hand-written
+        // or pretty-printed line would otherwise keep its whitespace).
+        let minified = RawJSON(unchecked: [UInt8](data)).minified().bytes
+        if minified.count != data.count { data = Data(minified) }
     }
 }
 

@@ -23,6 +23,16 @@ import Testing
         }
     }
 
+    /// An imported event's data is stored minified, as an append stores it: whitespace outside
+    /// strings goes, the strings' own spaces stay.
+    @Test func importedDataIsMinified() throws {
+        let spaced = Self.line("a", 1, 1).replacingOccurrences(of: #""data":{"p":1}"#, with: #""data": { "p" : [ 1, 2 ],"s":"a b" }"#)
+        #expect(spaced != Self.line("a", 1, 1))
+        var reader = NDJSONImportReader()
+        let events = try reader.feed(Array(spaced.utf8)) + reader.finish()
+        #expect(events.map { String(decoding: $0.data, as: UTF8.self) } == [#"{"p":[1,2],"s":"a b"}"#])
+    }
+
     @Test func badLinesNameTheirLine() throws {
         func failure(_ lines: [String]) -> ImportLineError? {
             var reader = NDJSONImportReader()
