@@ -123,23 +123,28 @@ public final class SQLiteStorage: EventStoreAdapter, SnapshotAdapter, ReadModelS
     }
 
     /// Refuses a data directory laid out for the other strategy: the shared file (`mink.sqlite`)
-    /// without a `default.sqlite` under `database` — it would be listed as a tenant named `mink`,
-    /// and deleting that tenant deleted every tenant's data — or a `default.sqlite` without the
-    /// shared file under `shared` (every tenant's data would seem gone). A directory holding
-    /// both (a tenant really named `mink`) opens as configured.
+    /// alone under `database` — it would be listed as a tenant named `mink`, and deleting that
+    /// tenant deleted every tenant's data — or any tenant's file (`<tenant>.sqlite` other than
+    /// `mink.sqlite`) under `shared` (every tenant's data would seem gone, and a tenant named
+    /// `mink` would be taken for the shared database). A per-tenant directory with a tenant
+    /// named `mink` opens under `database`.
     static func refuseOtherLayout(in directory: String, strategy: TenancyStrategy) throws {
         let exists = { (name: String) in FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent(name)) }
-        let shared = exists("mink.sqlite"), perTenant = exists("\(TenantID.default).sqlite")
+        // Any tenant's own file marks the per-tenant layout (a tenant named `mink` has
+        // `mink.sqlite`, the shared layout's file name: its neighbours tell them apart).
+        let tenantFiles = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+            .filter { $0.hasSuffix(".sqlite") && $0 != "mink.sqlite" }
+        let shared = exists("mink.sqlite"), perTenant = !tenantFiles.isEmpty
         switch strategy {
         case .database where shared && !perTenant:
             throw MinkError(
                 .validationFailed,
                 "the data directory \(directory) holds a shared-strategy database (mink.sqlite) but tenancy.strategy is database: "
                     + "set strategy: shared, or move the tenants with minkd export/import into a new data directory")
-        case .shared where perTenant && !shared:
+        case .shared where perTenant:
             throw MinkError(
                 .validationFailed,
-                "the data directory \(directory) holds a database-per-tenant layout (default.sqlite) but tenancy.strategy is shared: "
+                "the data directory \(directory) holds a database-per-tenant layout (\(tenantFiles.sorted().prefix(3).joined(separator: ", "))) but tenancy.strategy is shared: "
                     + "set strategy: database, or move the tenants with minkd export/import into a new data directory")
         default:
             return

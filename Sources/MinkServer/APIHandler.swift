@@ -295,10 +295,13 @@ final class APIHandler: HTTPResponder {
         if !AccessToken.isAllowed(on: request.method), server.authenticator.isEnabled, AccessToken.isPresent(in: request.query) {
             // Section 2 takes a token in the URL on GETs only; elsewhere it is no way to send one,
             // so the request is refused as unauthenticated — even with a valid header, so that a
-            // client that leaks tokens into URLs learns at once. The token is not echoed.
+            // client that leaks tokens into URLs learns at once. The token is not echoed. The
+            // access log names the header's token when it is valid (`(unknown)` would read as a
+            // guess, and hide which client leaks tokens into URLs).
+            tokenName = server.authenticator.principal(for: request)?.name
             var e = APIError(
                 .unauthorized,
-                "the access_token query parameter is accepted on GET only; send Authorization: Bearer <token>",
+                "the access_token query parameter is accepted on GET and HEAD only; send Authorization: Bearer <token>",
                 details: ["parameter": .string(AccessToken.parameter)]
             )
             e.headers = [("WWW-Authenticate", "Bearer")]

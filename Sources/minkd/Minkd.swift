@@ -188,6 +188,11 @@ struct HashToken: ParsableCommand {
                 fail("hash-token: standard input holds more than one line; give one token per run")
             }
         }
+        // A token `Authorization: Bearer` cannot carry would work only in a URL (`access_token`),
+        // never in the header: refused here rather than found out later.
+        if line.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value >= 0x7F }) {
+            fail("hash-token: a token may hold printable ASCII only (no space, tab, control or non-ASCII character): `Authorization: Bearer <token>` could not carry it")
+        }
         print(hashToken(line))
     }
 }

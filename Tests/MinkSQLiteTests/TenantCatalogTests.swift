@@ -52,6 +52,16 @@ struct TenantCatalogTests {
         let again = try await SQLiteStorage.open(directory: dir.path, strategy: .database)
         #expect(try await again.tenants() == ["default", "mink"])
         await again.close()
+        // That directory is still a per-tenant one: opened under `shared`, `mink.sqlite` (tenant
+        // `mink`'s file) would have been taken for the shared database and every other tenant
+        // would have seemed gone.
+        do {
+            let wrong = try await SQLiteStorage.open(directory: dir.path, strategy: .shared)
+            await wrong.close()
+            Issue.record("a per-tenant directory with a tenant named mink opened as shared")
+        } catch let e as MinkError {
+            #expect(e.code == .validationFailed && e.message.contains("default.sqlite") && e.message.contains("strategy is shared"), "\(e)")
+        }
     }
 
     @Test(arguments: Kind.allCases)

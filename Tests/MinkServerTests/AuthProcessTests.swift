@@ -30,6 +30,11 @@ struct AuthProcessTests {
         let hashed = try await MinkdProcess(["hash-token"], stdin: tokenB + "\n").finish()
         let hashB = hashed.out.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(hashed.status == 0 && hashB == hashToken(tokenB) && hashB.count == 64)
+        // A token the Authorization header could not carry is refused, not hashed.
+        for bad in ["a b", " abc ", "tab\there", "caf\u{E9}"] {
+            let refused = try await MinkdProcess(["hash-token"], stdin: bad + "\n").finish()
+            #expect(refused.status != 0 && refused.out.isEmpty && refused.err.contains("printable ASCII only"), "\(bad.debugDescription)")
+        }
 
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("minkd-auth-\(UUID()).yaml")
         defer { try? FileManager.default.removeItem(at: file) }

@@ -74,6 +74,12 @@ struct BrowserAccessTests {
                 headers: [("Authorization", "Bearer \(Self.writer)")]
             )
             #expect(put.status == 401)
+            // The parameter's name percent-encoded is the same parameter (it was not refused).
+            let encoded = try await s.request(
+                "POST", "/v1/streams/browser-2?access%5Ftoken=\(Self.q(Self.writer))", json: body,
+                headers: [("Authorization", "Bearer \(Self.writer)")]
+            )
+            #expect(encoded.status == 401)
             // Nothing was written.
             let load = try await s.request("GET", "/v1/streams/browser-2", headers: [("Authorization", "Bearer \(Self.reader)")])
             #expect(load.status == 404)

@@ -49,6 +49,27 @@ struct BuiltInDocumentsTests {
         }
     }
 
+    /// The document offers the `access_token` query parameter exactly where the server takes it:
+    /// on `GET` (and `HEAD`) operations; every other operation names the bearer header alone (or
+    /// no security), since the server refuses the parameter there with `401`.
+    @Test func accessTokenIsOfferedOnReadsOnly() throws {
+        let doc = try Self.document()
+        let global = try #require(doc["security"] as? [[String: Any]])
+        #expect(global.contains { $0["accessToken"] != nil }, "GETs inherit the global requirement")
+        let paths = try #require(doc["paths"] as? [String: Any])
+        var writes = 0
+        for (template, item) in paths {
+            let operations = try #require(item as? [String: Any])
+            for (method, op) in operations where ["post", "put", "delete", "patch"].contains(method) {
+                let operation = try #require(op as? [String: Any])
+                let security = try #require(operation["security"] as? [[String: Any]], "\(method) \(template) inherits accessToken")
+                #expect(!security.contains { $0["accessToken"] != nil }, "\(method) \(template) offers accessToken")
+                writes += 1
+            }
+        }
+        #expect(writes >= 13)
+    }
+
     /// Every method the router accepts on a documented path is documented there (and the
     /// console is the only undocumented route, as section 10 allows).
     @Test func everyMethodTheRouterAcceptsIsDocumented() throws {

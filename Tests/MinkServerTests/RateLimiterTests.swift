@@ -51,5 +51,15 @@ struct RateLimiterTests {
         #expect(AccessToken.redacting("access_token") == "access_token=REDACTED")
         #expect(AccessToken.redacting("after=0") == "after=0")
         #expect(AccessToken.isAllowed(on: "GET") && AccessToken.isAllowed(on: "HEAD") && !AccessToken.isAllowed(on: "POST"))
+        // A name is compared decoded, as every parameter's is: `access%5Ftoken` is the token (and
+        // so refused on a POST, and redacted).
+        #expect(AccessToken.token(in: "access%5Ftoken=s3cret") == "s3cret")
+        #expect(AccessToken.token(in: "access%5ftoken=s3cret&access_token=b") == "b")
+        #expect(AccessToken.isPresent(in: "x=1&access%5Ftoken=s3cret"))
+        #expect(AccessToken.token(in: "access%5Ftokens=a") == nil && AccessToken.token(in: "ACCESS_TOKEN=a") == nil)
+        // A log never shows a token in any spelling: another case, encoded, after a `;`.
+        #expect(AccessToken.redacting("access%5Ftoken=s3cret") == "access%5Ftoken=REDACTED")
+        #expect(AccessToken.redacting("ACCESS_TOKEN=s3cret&a=1") == "ACCESS_TOKEN=REDACTED&a=1")
+        #expect(AccessToken.redacting("x=1;access_token=s3cret") == "x=1;access_token=REDACTED")
     }
 }

@@ -143,6 +143,8 @@ paths:
       tags: [streams]
       operationId: append
       summary: Appends events atomically, with an optional optimistic-concurrency check.
+      security:
+        - bearerAuth: []
       requestBody:
         required: true
         content:
@@ -205,6 +207,8 @@ paths:
       tags: [streams]
       operationId: deleteStream
       summary: Deletes a stream (soft by default; `hard=true` leaves a tombstone). Role `write`.
+      security:
+        - bearerAuth: []
       parameters:
         - name: expectedVersion
           in: query
@@ -274,6 +278,8 @@ paths:
       tags: [streams]
       operationId: putStreamMetadata
       summary: Replaces the stream's retention metadata (allowed before its first event). Role `write`.
+      security:
+        - bearerAuth: []
       requestBody:
         required: true
         content:
@@ -320,6 +326,8 @@ paths:
       tags: [streams]
       operationId: putSnapshot
       summary: Stores a snapshot (an older version than the stored one is ignored with 200). Role `write`.
+      security:
+        - bearerAuth: []
       requestBody:
         required: true
         content:
@@ -491,6 +499,8 @@ paths:
       tags: [projections]
       operationId: rebuildProjection
       summary: Rebuilds the read model from position 0 into a new copy; reads switch when it caught up. Role `admin`.
+      security:
+        - bearerAuth: []
       parameters:
         - $ref: "#/components/parameters/ProjectionName"
         - $ref: "#/components/parameters/Tenant"
@@ -511,6 +521,8 @@ paths:
       tags: [projections]
       operationId: pauseProjection
       summary: Pauses a projection. Role `admin`.
+      security:
+        - bearerAuth: []
       parameters:
         - $ref: "#/components/parameters/ProjectionName"
         - $ref: "#/components/parameters/Tenant"
@@ -531,6 +543,8 @@ paths:
       tags: [projections]
       operationId: resumeProjection
       summary: Resumes a paused projection. Role `admin`.
+      security:
+        - bearerAuth: []
       parameters:
         - $ref: "#/components/parameters/ProjectionName"
         - $ref: "#/components/parameters/Tenant"
@@ -598,6 +612,8 @@ paths:
       tags: [readmodels]
       operationId: queryDocuments
       summary: Queries a read model (groups of filters ANDed inside, ORed between). Role `read`.
+      security:
+        - bearerAuth: []
       parameters:
         - $ref: "#/components/parameters/ModelName"
         - $ref: "#/components/parameters/Tenant"
@@ -626,6 +642,8 @@ paths:
       tags: [readmodels]
       operationId: countDocuments
       summary: Counts the documents a `where` matches. Role `read`.
+      security:
+        - bearerAuth: []
       parameters:
         - $ref: "#/components/parameters/ModelName"
         - $ref: "#/components/parameters/Tenant"
@@ -679,6 +697,8 @@ paths:
       tags: [admin]
       operationId: createTenant
       summary: Creates a tenant (its schema or database under the configured strategy).
+      security:
+        - bearerAuth: []
       requestBody:
         required: true
         content:
@@ -712,6 +732,8 @@ paths:
       tags: [admin]
       operationId: deleteTenant
       summary: Deletes a tenant and all its data; only with `?confirm={id}`.
+      security:
+        - bearerAuth: []
       parameters:
         - {name: id, in: path, required: true, description: "Any tenant but `default`.", schema: {type: string, pattern: "^[a-z0-9][a-z0-9_-]{0,62}$", not: {const: default}}}
         - {name: confirm, in: query, required: true, description: Must equal the tenant ID., schema: {type: string, pattern: "^[a-z0-9][a-z0-9_-]{0,62}$"}}
@@ -732,6 +754,8 @@ paths:
       tags: [admin]
       operationId: scavenge
       summary: Removes now what the request's tenant's retention rules exclude. Role `admin`.
+      security:
+        - bearerAuth: []
       parameters:
         - $ref: "#/components/parameters/Tenant"
       responses:
@@ -775,6 +799,8 @@ paths:
       tags: [admin]
       operationId: importEvents
       summary: Imports an export into a tenant without events, all or nothing, keeping ids, versions and positions. Role `admin`.
+      security:
+        - bearerAuth: []
       parameters:
         - $ref: "#/components/parameters/Tenant"
       requestBody:
@@ -815,7 +841,7 @@ components:
       type: apiKey
       in: query
       name: access_token
-      description: The same token as a query parameter, accepted on every GET (event streams included) for browsers' EventSource. Never logged.
+      description: The same token as a query parameter, accepted on every GET and HEAD (event streams included) for browsers' EventSource, and refused (401) on every other method. Never logged.
   parameters:
     StreamId:
       name: streamId
