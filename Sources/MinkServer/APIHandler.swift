@@ -333,8 +333,9 @@ final class APIHandler: HTTPResponder {
         guard principal.roles.contains(role) else {
             throw APIError(.forbidden, "this token lacks the \(role.rawValue) role needed here")
         }
-        if route.isTenantAdministration, principal.tenant != nil {
-            throw APIError(.forbidden, "tenant administration needs a token valid for every tenant (tenant: \"*\")")
+        if route.spansTenants, principal.tenant != nil {
+            let what = route.isTenantAdministration ? "tenant administration" : "the process's metrics (every tenant's activity)"
+            throw APIError(.forbidden, "\(what) needs a token valid for every tenant (tenant: \"*\")")
         }
         return principal
     }
@@ -342,7 +343,7 @@ final class APIHandler: HTTPResponder {
     /// Section 2's tenant rules (see ``TenantRouter/resolve(principal:header:)``); open routes
     /// and tenant administration run in `default` and ignore `Mink-Tenant`.
     private func resolveTenant(_ request: HTTPRequest, route: Route, principal: Principal?) throws(APIError) -> String {
-        guard let principal, !route.isTenantAdministration else { return TenantID.default }
+        guard let principal, !route.spansTenants else { return TenantID.default }
         // One tenant per request: a second `Mink-Tenant` (a proxy adding its own, say) is refused
         // rather than one of them silently chosen, as a repeated query parameter is.
         let values = request.headers.values(for: "Mink-Tenant")

@@ -161,6 +161,11 @@ struct AuthTests {
             #expect(open.status == 401 && open.headers["WWW-Authenticate"] == "Bearer")
             #expect(try await s.request("GET", "/metrics", headers: TestToken.headers("writer")).status == 403)
             #expect(try await s.request("GET", "/metrics", headers: TestToken.headers("reader")).status == 200)
+            // The metrics are every tenant's activity: a token bound to one tenant may not read
+            // them, whatever its roles; `Mink-Tenant` changes nothing for a `*` token.
+            let bound = try await s.request("GET", "/metrics", headers: TestToken.headers("acme-all"))
+            #expect(bound.status == 403 && bound.errorCode == "forbidden" && bound.text.contains("every tenant"))
+            #expect(try await s.request("GET", "/metrics", headers: TestToken.headers("reader") + [("Mink-Tenant", "nope")]).status == 200)
             #expect(try await s.request("GET", "/healthz").status == 200)
             #expect(try await s.request("GET", "/readyz").status == 200)
         }

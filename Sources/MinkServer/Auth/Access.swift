@@ -63,4 +63,16 @@ extension Route {
         default: false
         }
     }
+
+    /// Whether the route shows or changes what spans every tenant — tenant administration and
+    /// the process's metrics (appends, requests, projections of all tenants together) — and so
+    /// needs, when it needs a token at all, one valid for every tenant, and runs in no tenant
+    /// (`Mink-Tenant` is ignored). A tenant-bound token read other tenants' activity from
+    /// `/metrics` before (a black-box audit, 2026-12-07).
+    var spansTenants: Bool {
+        switch self {
+        case .metrics: true
+        default: isTenantAdministration
+        }
+    }
 }
