@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Mink
+import MinkConfig
 import MinkHTTP
 import MinkWire
 import Prometheus
@@ -168,6 +169,7 @@ final class APIHandler: HTTPResponder {
             throw APIError(.invalidStreamID, message)
         }
         template = route.template
+        try refuseCrossOriginWriteWithoutAuth(request, server: server)
         let principal = try authorize(
             request, route: route, server: server, tokenName: &tokenName, countsAgainstRateLimit: countsAgainstRateLimit
         )
@@ -281,6 +283,40 @@ final class APIHandler: HTTPResponder {
             logger.log(level: level, "request", metadata: metadata)
         }
         return response
+    }
+
+    /// With authentication off (the loopback default), any web page the machine's browser opens
+    /// could write: a `POST` without `Content-Type` (read as JSON) or with `text/plain` needs no
+    /// CORS preflight, and the browser sends it (a black-box audit, 2026-12-07). Browsers name
+    /// the page's origin in `Origin` on every such request; a write (any method but `GET`,
+    /// `HEAD`, `OPTIONS`) whose `Origin` is neither a loopback page (the console, a local tool)
+    /// nor listed in `http.cors.allowedOrigins` is refused `403`. Clients that are not browsers
+    /// send no `Origin` and are not affected; with auth on, a page has no token to send; with
+    /// `--insecure` (no auth on purpose, beyond loopback) nothing is checked.
+    private func refuseCrossOriginWriteWithoutAuth(_ request: HTTPRequest, server: API) throws(APIError) {
+        guard !server.authenticator.isEnabled, !server.configuration.insecure, !request.isSafe, request.method != "OPTIONS",
+              let origin = request.headers["Origin"]
+        else { return }
+        if server.cors.allowOrigin(for: request) != nil { return }
+        if let host = Self.host(ofOrigin: origin), ListenAddress.isLoopback(host: host) { return }
+        throw APIError(
+            .forbidden,
+            "a write from a browser page of another origin is refused while authentication is off; "
+                + "turn auth on, or list the origin in http.cors.allowedOrigins"
+        )
+    }
+
+    /// The host of an `Origin` value (`http://127.0.0.1:8080` → `127.0.0.1`, `http://[::1]` →
+    /// `[::1]`), or `nil` (`null`, malformed).
+    static func host(ofOrigin origin: String) -> String? {
+        guard let schemeEnd = origin.range(of: "://") else { return nil }
+        let authority = origin[schemeEnd.upperBound...].prefix { $0 != "/" }
+        if authority.isEmpty || authority.contains("@") { return nil }
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { return nil }
+            return String(authority[...close])
+        }
+        return String(authority.prefix { $0 != ":" })
     }
 
     /// Section 2's access control: `nil` for an open route, otherwise the caller's principal.

@@ -28,6 +28,35 @@ struct CORSTests {
         }
     }
 
+    /// With auth off, a browser page of another origin cannot write (a `POST` without
+    /// `Content-Type` needs no preflight, so CORS alone did not stop it): `403`, nothing written.
+    /// Loopback pages (the console), listed origins and clients that send no `Origin` write as
+    /// before; reads are not affected.
+    @Test func crossOriginWritesAreRefusedWithoutAuth() async throws {
+        let body = #"{"events":[{"type":"Planted","data":{}}]}"#
+        try await withServer(configure: { $0.http.corsAllowedOrigins = ["https://app.example.com"] }) { s in
+            for origin in ["https://evil.example", "null", "http://attacker.test:8080", "http://127.0.0.1.evil.example"] {
+                let r = try await s.request("POST", "/v1/streams/csrf-1", json: body, headers: [("Origin", origin)])
+                #expect(r.status == 403 && r.errorCode == "forbidden", "\(origin): \(r.status)")
+                let d = try await s.request("DELETE", "/v1/streams/kept-1", headers: [("Origin", origin)])
+                #expect(d.status == 403, "\(origin): DELETE \(d.status)")
+            }
+            #expect(try await s.request("GET", "/v1/streams/csrf-1").status == 404, "nothing was written")
+            for origin in ["http://127.0.0.1:8080", "http://localhost:3000", "http://[::1]:9", "https://app.example.com"] {
+                let r = try await s.request("POST", "/v1/streams/ok-1", json: body, headers: [("Origin", origin)])
+                #expect(r.status == 201, "\(origin): \(r.status)")
+            }
+            #expect(try await s.request("POST", "/v1/streams/ok-1", json: body).status == 201, "no Origin: not a browser")
+            let read = try await s.request("GET", "/v1/streams/ok-1", headers: [("Origin", "https://evil.example")])
+            #expect(read.status == 200, "reads are not refused (the browser keeps the answer from the page)")
+        }
+        // With auth on, a page has no token to send: the usual 401, not this rule.
+        try await withTenantServer(.memory, tokens: [TestToken.entry("w", tenant: "*", roles: [.write])]) { (s, _, _) async throws in
+            let r = try await s.request("POST", "/v1/streams/t-1", json: body, headers: TestToken.headers("w") + [("Origin", "https://evil.example")])
+            #expect(r.status == 201, "an authenticated write is the token's business")
+        }
+    }
+
     @Test func wildcardAndDisabled() async throws {
         try await withServer(configure: { $0.http.corsAllowedOrigins = ["*"] }) { s in
             let r = try await s.request("GET", "/healthz", headers: [("Origin", "null")])
