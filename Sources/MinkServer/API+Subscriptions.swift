@@ -15,6 +15,7 @@ extension API {
     /// `after`. The stream ends when the client goes away or the server shuts down.
     func subscribe(_ c: RequestContext, target: SubscriptionTarget) throws -> HTTPResponse {
         var after = try c.query.integer("after", default: 0, in: 0...Int64.max)
+        // Empty too is refused: an `EventSource` with no last ID sends no header at all.
         if let last = c.request.headers["Last-Event-ID"] {
             guard let v = QueryParameters.strictInteger(last.trimmingCharacters(in: .whitespaces)), v >= 0 else {
                 throw APIError(.badRequest, "Last-Event-ID must be a non-negative integer")

@@ -270,7 +270,8 @@ struct QueryParameters: Sendable {
     /// `expectedversion` or `Hard` must not be ignored (the deletion would run without its check,
     /// or soft instead of hard).
     func allowOnly(_ known: [String]) throws(APIError) {
-        guard let unknown = values.keys.sorted().first(where: { !known.contains($0) }) else { return }
+        // `access_token` is the authenticator's (refused on writes with auth on, ignored with it off).
+        guard let unknown = values.keys.sorted().first(where: { !known.contains($0) && $0 != AccessToken.parameter }) else { return }
         throw APIError(
             .badRequest,
             "unknown query parameter \(unknown.prefix(64)); this request takes \(known.joined(separator: ", "))",

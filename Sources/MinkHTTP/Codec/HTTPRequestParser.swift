@@ -329,12 +329,15 @@ public struct HTTPRequestParser: Sendable {
         } else {
             throw .bad("invalid request target")
         }
+        // A fragment is never sent (RFC 9112 §3.2: the target is absolute-path [ "?" query ]).
+        if buffer[targetStart..<targetEnd].contains(UInt8(ascii: "#")) { throw .bad("a request target has no fragment (#)") }
         let target = String(buffer[targetStart..<targetEnd])
 
         // Header fields.
         var headers = HTTPHeaders()
         headers.storage.reserveCapacity(8)
         var hostCount = 0
+        var contentTypeCount = 0
         var contentLength: [String] = []
         var transferEncoding: [String] = []
         var lineStart = lineEnd + 2
@@ -350,6 +353,11 @@ public struct HTTPRequestParser: Sendable {
                 guard Self.isValidHost(value) else { throw .bad("invalid Host header") }
             case 14 where asciiCaseInsensitiveEquals(name, "content-length"): contentLength.append(value)
             case 17 where asciiCaseInsensitiveEquals(name, "transfer-encoding"): transferEncoding.append(value)
+            case 12 where asciiCaseInsensitiveEquals(name, "content-type"):
+                // One body, one media type (RFC 9110 §8.3 allows one field): with two, a proxy
+                // and minkd could read the body differently.
+                contentTypeCount += 1
+                if contentTypeCount > 1 { throw .bad("more than one Content-Type header") }
             default: break
             }
             headers.storage.append((name: name, value: value))
@@ -468,12 +476,19 @@ public struct HTTPRequestParser: Sendable {
             }
         }
         if i < v.count, v[i] == UInt8(ascii: "[") {
-            // IP-literal: IPv6 (hex digits, colons, dots for an embedded IPv4, a zone ID) or IPvFuture.
+            // IP-literal: IPvFuture (`v…`), or IPv6 — hex digits, colons, dots (an embedded
+            // IPv4), then perhaps a zone ID after `%` (RFC 6874, `[fe80::1%25eth0]`).
             i += 1
             let start = i
+            let future = i < v.count && (v[i] == UInt8(ascii: "v") || v[i] == UInt8(ascii: "V"))
+            var zone = false
             while i < v.count, v[i] != UInt8(ascii: "]") {
-                // `%`: an IPv6 zone ID (RFC 6874, `[fe80::1%25eth0]`).
-                guard isUnreservedOrSubDelim(v[i]) || v[i] == UInt8(ascii: ":") || v[i] == UInt8(ascii: "%") else { return false }
+                let b = v[i]
+                if b == UInt8(ascii: "%") { zone = true }
+                let ok = future || zone
+                    ? isUnreservedOrSubDelim(b) || b == UInt8(ascii: ":") || b == UInt8(ascii: "%")
+                    : isHex(b) || b == UInt8(ascii: ":") || b == UInt8(ascii: ".")
+                guard ok else { return false }
                 i += 1
             }
             guard i < v.count, i > start else { return false }

@@ -121,7 +121,7 @@ paths:
         - $ref: "#/components/parameters/Tenant"
         - {name: category, in: query, description: Only streams of this category., schema: {type: string}}
         - {name: prefix, in: query, description: Only stream IDs starting with this., schema: {type: string}}
-        - {name: after, in: query, description: Exclusive; the previous page's `next`., schema: {type: string}}
+        - {name: after, in: query, description: "Exclusive; the previous page's `next` (a stream ID).", schema: {type: string, minLength: 1, maxLength: 256, pattern: "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"}}
         - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 1000, default: 100}}
       responses:
         "200":
@@ -1127,7 +1127,7 @@ components:
       properties:
         maxCount: {type: [integer, "null"], minimum: 1}
         maxAgeSeconds: {type: [integer, "null"], minimum: 1}
-        truncateBefore: {type: [integer, "null"], minimum: 0}
+        truncateBefore: {type: [integer, "null"], minimum: 1}
     Snapshot:
       type: object
       additionalProperties: false

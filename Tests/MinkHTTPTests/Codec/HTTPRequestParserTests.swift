@@ -101,6 +101,8 @@ import Testing
             "GET / HTTP/1.1\nHost: h\n\n",
             "GET  / HTTP/1.1\r\nHost: h\r\n\r\n",
             "GET / HTTP/1.1 \r\nHost: h\r\n\r\n",
+            "GET /healthz#frag HTTP/1.1\r\nHost: h\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n{}",
         ]
         for c in cases {
             let e = error(c)
@@ -117,6 +119,7 @@ import Testing
         ("[fe80::1%25eth0]", true), ("", true), ("xn--bcher-kva.example", true), ("a%41b", true), ("h:", true),
         ("a b", false), ("x/y", false), ("user@host", false), ("h:8o", false), ("h:80:81", false), ("h?q", false),
         ("h#f", false), ("[::1", false), ("[]", false), ("[::1]x", false), ("a%4", false), ("bücher.example", false),
+        ("[zz]", false), ("[::1]:80", true), ("[::ffff:127.0.0.1]", true), ("[v1.fe]", true),
     ])
     func hostValues(value: String, valid: Bool) {
         let e = error("GET / HTTP/1.1\r\nHost: \(value)\r\n\r\n")
