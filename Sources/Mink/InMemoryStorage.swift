@@ -175,7 +175,14 @@ public final class InMemoryStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
     // MARK: Snapshots
 
     public func saveSnapshot(_ snapshot: Snapshot) async throws {
-        withState { state in
+        try withState { state in
+            // As the SQL storages check it, in the write: a deleted stream's snapshot would
+            // describe events that are gone.
+            switch state.records[snapshot.streamID]?.state {
+            case .hard?: throw MinkError.streamDeleted(snapshot.streamID)
+            case .soft?: throw MinkError.streamNotFound(snapshot.streamID)
+            case .live?, nil: break
+            }
             if let old = state.snapshots[snapshot.streamID], old.version > snapshot.version { return }
             state.snapshots[snapshot.streamID] = snapshot
         }

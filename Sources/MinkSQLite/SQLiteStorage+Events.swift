@@ -226,6 +226,13 @@ extension SQLiteStorage {
     public func saveSnapshot(_ snapshot: Snapshot) async throws {
         let tenantID = self.tenantID
         try await database.write { c in
+            // In the write, so that no deletion commits between the check and the snapshot (a
+            // snapshot put while a deletion ran came back after it, describing deleted events).
+            switch try c.int("SELECT deleted FROM mink_streams WHERE tenant_id = ? AND stream_id = ?", [.text(tenantID), .text(snapshot.streamID)]) {
+            case 2?: throw MinkError.streamDeleted(snapshot.streamID)
+            case 1?: throw MinkError.streamNotFound(snapshot.streamID)
+            default: break
+            }
             try c.run(
                 """
                 INSERT INTO mink_snapshots (tenant_id, stream_id, version, state, created_at) VALUES (?, ?, ?, ?, ?) \

@@ -88,6 +88,12 @@ private func softDelete(_ s: ConformanceStorage) async throws {
     try await lcExpectError(.streamNotFound) { _ = try await l.deleteStream("never", expectedVersion: .any, hard: false, hook: nil) }
     try await lcExpectError(.streamNotFound) { try await put(a, "order-1", 1, .streamExists) }
     try await lcExpectError(.concurrencyConflict) { try await put(a, "order-1", 1, .exact(3)) }
+    // A snapshot of the deleted stream is refused: it would describe events that are gone and be
+    // taken for the state of the stream's next life (versions 4 on).
+    try await lcExpectError(.streamNotFound) {
+        try await s.snapshots.saveSnapshot(Snapshot(streamID: "order-1", version: 3, state: Data("{}".utf8)))
+    }
+    try lcCheck(try await s.snapshots.loadSnapshot(streamID: "order-1") == nil, "no snapshot of the deleted stream")
 
     // The next append counts the stream as new, continues at 4, and deleted event IDs are free.
     let again = try await a.append(AppendRequest(
@@ -116,6 +122,9 @@ private func hardDelete(_ s: ConformanceStorage) async throws {
     try await lcExpectError(.streamDeleted) { _ = try await l.deleteStream("t-1", expectedVersion: .any, hard: false, hook: nil) }
     try await lcExpectError(.streamDeleted) { _ = try await l.deleteStream("t-1", expectedVersion: .any, hard: true, hook: nil) }
     try await lcExpectError(.streamDeleted) { try await l.setStreamRetention("t-1", StreamRetention(maxCount: 1)) }
+    try await lcExpectError(.streamDeleted) {
+        try await s.snapshots.saveSnapshot(Snapshot(streamID: "t-1", version: 2, state: Data("{}".utf8)))
+    }
     let store = EventStore(adapter: a)
     try await lcExpectError(.streamDeleted) { _ = try await store.readStream("t-1", from: 1, limit: 10) }
     try await lcExpectError(.streamDeleted) { _ = try await store.streamInfo("t-1") }
