@@ -55,7 +55,7 @@ import Testing
         HTTPClosureResponder { request in
             for _ in 0..<250 where !Task.isCancelled {
                 // Not `Task.sleep`: its `CancellationError` is what the test must not depend on.
-                await onIOThread { usleep(20_000) }
+                _ = await onIOThread { usleep(20_000) }
             }
             if Task.isCancelled {
                 probe.cancelled.withLock { $0.append(request.method) }
