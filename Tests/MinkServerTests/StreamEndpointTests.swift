@@ -296,6 +296,11 @@ struct StreamEndpointTests {
             #expect(metrics.text.contains("minkd_open_connections"))
             #expect(metrics.text.contains("mink_events_appended_total 1"))
             #expect(!metrics.text.contains("m-1"), "no stream IDs in metric labels")
+            // Methods the client makes up are one label value, `other`: not a series each.
+            for i in 0..<5 { _ = try await s.request("MADEUP\(i)", "/v1/streams/m-1") }
+            let after = try await s.request("GET", "/metrics").text
+            #expect(!after.contains("MADEUP"), "a made-up method is not a label value")
+            #expect(after.contains(#"method="other",status="405"} 5"#), "\(after)")
         }
     }
 }
