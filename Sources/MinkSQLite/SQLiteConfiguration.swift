@@ -15,7 +15,9 @@ public struct SQLiteConfiguration: Sendable, Hashable {
     /// The number of reader connections (WAL lets them read while the writer writes); at least 1.
     public var readerCount: Int
     /// How long a statement waits for a lock held by another connection or process before the
-    /// operation fails with a transient `.unavailable` error.
+    /// operation fails with a transient `.unavailable` error (default: ``timeout``, so that lock
+    /// waits count against the storage timeout as documented — it was a fixed 5 s: a `503` at
+    /// 5 s with `timeoutSeconds: 10`).
     public var busyTimeout: Duration
     /// The most writes (appends, read-model transactions, …) committed in one group commit.
     public var maxBatchSize: Int
@@ -26,13 +28,13 @@ public struct SQLiteConfiguration: Sendable, Hashable {
 
     /// Creates a configuration.
     public init(
-        synchronous: Synchronous = .full, readerCount: Int = 4, busyTimeout: Duration = .seconds(5), maxBatchSize: Int = 128,
+        synchronous: Synchronous = .full, readerCount: Int = 4, busyTimeout: Duration? = nil, maxBatchSize: Int = 128,
         timeout: Duration = .seconds(10)
     ) {
         self.synchronous = synchronous
         self.timeout = timeout
         self.readerCount = max(1, readerCount)
-        self.busyTimeout = busyTimeout
+        self.busyTimeout = busyTimeout ?? timeout
         self.maxBatchSize = max(1, maxBatchSize)
     }
 

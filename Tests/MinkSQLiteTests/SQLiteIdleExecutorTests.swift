@@ -1,3 +1,4 @@
+import CSQLite
 import Dispatch
 import Foundation
 import Mink
@@ -76,5 +77,38 @@ struct SQLiteIdleExecutorTests {
         let events = try await s.readStream("exec-1", from: 1, limit: 10, direction: .forward)
         #expect(events.map(\.version) == Array(1...5))
         await s.close()
+    }
+    /// A task on the writer's executor whose write waits for a lock held elsewhere gets its
+    /// deadline's answer at the deadline: while the writer's thread is blocked, the task's jobs
+    /// run elsewhere (they waited for the writer: a `1 s` deadline answered after 5 s).
+    @Test func aBlockedWriterDoesNotHoldItsTasksDeadlineAnswer() async throws {
+        let (s, dir) = try await SQLiteStorage.temporary(configuration: SQLiteConfiguration(busyTimeout: .seconds(8), timeout: .seconds(1)))
+        defer { dir.remove() }
+        var other: OpaquePointer?
+        #expect(sqlite3_open(dir.file(), &other) == SQLITE_OK)
+        defer { sqlite3_close(other) }
+        #expect(sqlite3_exec(other, "BEGIN IMMEDIATE", nil, nil, nil) == SQLITE_OK)
+        let executor = try #require(s.idleExecutor())
+        let start = ContinuousClock.now
+        let outcome = await Task(executorPreference: executor) { () -> (any Error)? in
+            do {
+                try await s.append("blocked-1", [ev("E")])
+                return nil
+            } catch {
+                return error
+            }
+        }.value
+        let elapsed = ContinuousClock.now - start
+        #expect((outcome as? MinkError)?.code == .unavailable, "\(String(describing: outcome))")
+        #expect(elapsed < .seconds(4), "answered after \(elapsed), the deadline is 1 s")
+        #expect(sqlite3_exec(other, "ROLLBACK", nil, nil, nil) == SQLITE_OK)
+        await s.close()
+    }
+
+    /// Lock waits count against the storage timeout: the busy timeout is the timeout unless set.
+    @Test func theBusyTimeoutIsTheStorageTimeoutByDefault() {
+        #expect(SQLiteConfiguration(timeout: .seconds(10)).busyTimeout == .seconds(10))
+        #expect(SQLiteConfiguration(timeout: .seconds(1)).busyTimeoutMilliseconds == 1000)
+        #expect(SQLiteConfiguration(busyTimeout: .milliseconds(50)).busyTimeout == .milliseconds(50))
     }
 }
