@@ -52,6 +52,21 @@ struct Export: AsyncParsableCommand {
             await storage.close()
             fail("minkd export: \(error)")
         }
+        // Nothing exported: is the tenant there at all? A misspelt `--tenant`, or a storage opened
+        // with the wrong `tenancy.strategy` (its tenants live elsewhere), exported nothing and
+        // exited 0 — and a move piped into `import` "succeeded" having moved nothing.
+        if count == 0, let catalog = storage.events as? any TenantCatalog {
+            let known = (try? await catalog.tenants()) ?? []
+            if !known.contains(tenant) {
+                await storage.close()
+                if let out { unlink(out) }
+                fail(
+                    "minkd export: tenant \(tenant) does not exist in this storage (tenants: "
+                        + (known.isEmpty ? "none" : known.prefix(10).joined(separator: ", ")) + "); "
+                        + "check --tenant, and that --data-dir / --database-url and tenancy.strategy are the deployment's"
+                )
+            }
+        }
         if fd != STDOUT_FILENO { close(fd) }
         await storage.close()
         FileHandle.standardError.write(Data("minkd export: \(count) events of tenant \(tenant)\n".utf8))

@@ -73,6 +73,11 @@ struct MoveProcessTests {
         let err = String(decoding: shell.standardError.readDataToEndOfFile(), as: UTF8.self)
         #expect(exit?.status == 0, "\(err)")
         #expect(out.contains(#"{"events":30,"streams":4,"head":30}"#), "\(out) \(err)")
+        // A tenant that is not there (misspelt, or the wrong tenancy strategy) fails the export:
+        // an empty export piped into an import "moved" nothing and exited 0.
+        let missing = try await MinkdProcess(["export", "--data-dir", dir, "--tenant", "acme"]).finish(timeout: .seconds(30))
+        #expect(missing.status != 0 && missing.out.isEmpty, "\(missing)")
+        #expect(missing.err.contains("tenant acme does not exist"), "\(missing.err)")
 
         let new = try MinkdProcess(["serve", "--database-url", url, "--listen", "127.0.0.1:0", "--log-format", "json"])
         let newPort = try await new.waitUntilReady()
