@@ -83,10 +83,11 @@ extension API {
         if let probe = writeProbe, let failure = await probe.failure() {
             // No request's IDs: the probe writes on its own schedule (at most every few seconds),
             // so its failure need not be this request's.
-            storageOutage.failed(cause: "storage refuses writes: \(failure)", trace: nil)
+            storageOutage.failed(cause: "storage refuses writes: \(failure)", write: true, trace: nil)
             return notReady("storage refuses writes")
         }
-        storageOutage.succeeded()
+        // Both probes answered: reads, and (with a probe) a write.
+        storageOutage.succeeded(write: writeProbe != nil)
         return Reply.json(ReadyBody(status: "ready"))
     }
 

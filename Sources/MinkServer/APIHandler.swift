@@ -116,7 +116,7 @@ final class APIHandler: HTTPResponder {
             // An answer that came from storage ends an outage; an event stream has not touched
             // it yet (its catch-up runs later), so it proves nothing.
             if response.status < 500, server.storageOutage.inOutage {
-                if case .stream = response.body {} else { server.storageOutage.succeeded(trace: span.trace) }
+                if case .stream = response.body {} else { server.storageOutage.succeeded(write: route.writes, trace: span.trace) }
             }
             if case .stream(let produce) = response.body, tenant != TenantID.default {
                 // Event streams end when their tenant is deleted.
@@ -128,7 +128,7 @@ final class APIHandler: HTTPResponder {
             // connection is gone: never sent, what the access log and the metrics record.
             response = HTTPResponse(status: ClientClosedRequest.status)
         } catch {
-            (response, cause) = errorResponse(error, requestID: requestID, trace: span.trace, server: server)
+            (response, cause) = errorResponse(error, requestID: requestID, trace: span.trace, server: server, write: route.writes)
         }
         return finish(response, request: request, requestID: requestID, template: template, tokenName: tokenName,
                       cause: cause, start: start, span: span, server: server)
@@ -203,9 +203,11 @@ final class APIHandler: HTTPResponder {
     /// The contract's answer for an error, and its cause for the log when it is a `5xx` (the
     /// body of a `500` names only the request ID; the log line of that request ID has the rest).
     /// `trace`: the request's server span, for the outage's log line.
-    private func errorResponse(_ error: any Error, requestID: String, trace: TraceContext, server: API) -> (HTTPResponse, cause: String?) {
+    private func errorResponse(
+        _ error: any Error, requestID: String, trace: TraceContext, server: API, write: Bool = false
+    ) -> (HTTPResponse, cause: String?) {
         if let mink = error as? MinkError, mink.code == .unavailable {
-            server.storageOutage.failed(cause: String(reflecting: mink), trace: trace)
+            server.storageOutage.failed(cause: String(reflecting: mink), write: write, trace: trace)
         }
         if let api = APIError.from(error) {
             return (api.response(requestID: requestID), api.status >= 500 ? String(reflecting: error) : nil)

@@ -20,7 +20,10 @@ final class StorageOutageLog: Sendable {
     /// The outage's state; `down` carries what the `notice` at its end reports.
     private enum State {
         case healthy
-        case down(since: ContinuousClock.Instant, cause: String, failures: Int)
+        /// `writes`: writes failed in it — then only a write that succeeds ends it (a storage
+        /// refusing writes still answers reads: each read logged "available again" and the next
+        /// failed write a new outage, a pair of lines per write; a black-box audit, 2026-12-07).
+        case down(since: ContinuousClock.Instant, cause: String, failures: Int, writes: Bool)
     }
 
     private let state = Mutex<State>(.healthy)
@@ -41,15 +44,16 @@ final class StorageOutageLog: Sendable {
     ///   - cause: the underlying error, as `String(reflecting:)` shows it.
     ///   - trace: the failing request's server span (by default the calling task's), or `nil`
     ///     for a failure no request made.
-    func failed(cause: String, trace: TraceContext? = TraceContext.current) {
+    ///   - write: the failed call was a write.
+    func failed(cause: String, write: Bool = false, trace: TraceContext? = TraceContext.current) {
         let started = state.withLock { state -> Bool in
             switch state {
             case .healthy:
-                state = .down(since: .now, cause: cause, failures: 1)
+                state = .down(since: .now, cause: cause, failures: 1, writes: write)
                 isDown.store(true, ordering: .relaxed)
                 return true
-            case .down(let since, let first, let failures):
-                state = .down(since: since, cause: first, failures: failures + 1)
+            case .down(let since, let first, let failures, let writes):
+                state = .down(since: since, cause: first, failures: failures + 1, writes: writes || write)
                 return false
             }
         }
@@ -62,10 +66,11 @@ final class StorageOutageLog: Sendable {
 
     /// Records a storage call that succeeded; logs the `notice` line if it ends an outage.
     /// - Parameter trace: the succeeding request's server span (by default the calling task's).
-    func succeeded(trace: TraceContext? = TraceContext.current) {
+    /// - Parameter write: the call was a write (only that ends an outage in which writes failed).
+    func succeeded(write: Bool = false, trace: TraceContext? = TraceContext.current) {
         guard isDown.load(ordering: .relaxed) else { return }
         let ended = state.withLock { state -> (Duration, String, Int)? in
-            guard case .down(let since, let cause, let failures) = state else { return nil }
+            guard case .down(let since, let cause, let failures, let writes) = state, write || !writes else { return nil }
             state = .healthy
             isDown.store(false, ordering: .relaxed)
             return (ContinuousClock.now - since, cause, failures)

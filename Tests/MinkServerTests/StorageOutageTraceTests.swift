@@ -3,7 +3,7 @@ import Logging
 import Mink
 import MinkConfig
 import MinkHTTP
-import MinkServer
+@testable import MinkServer
 import Synchronization
 import Testing
 
@@ -101,5 +101,31 @@ struct StorageOutageTraceTests {
             throw error
         }
         await s.stop()
+    }
+}
+
+/// An outage in which writes failed (a full disk, a read-only file) ends only when a write
+/// succeeds: reads go on answering meanwhile, and each one ended the outage ("storage available
+/// again") so that the next failed write started a new one — a pair of lines per write.
+@Suite("Storage outage of writes", .timeLimit(.minutes(1)))
+struct StorageWriteOutageTests {
+    @Test func readsDoNotEndAnOutageOfWrites() {
+        let lines = StorageOutageTraceTests.Lines()
+        let log = StorageOutageLog(logger: lines.logger)
+        log.failed(cause: "disk full", write: true, trace: nil)
+        for _ in 0..<5 {
+            log.succeeded(write: false, trace: nil)  // a read answers
+            log.failed(cause: "disk full", write: true, trace: nil)  // the next write fails again
+        }
+        #expect(lines.matching("storage unavailable").count == 1)
+        #expect(lines.matching("storage available again").isEmpty, "reads ended an outage of writes")
+        #expect(log.inOutage)
+        log.succeeded(write: true, trace: nil)
+        let ended = lines.matching("storage available again")
+        #expect(ended.count == 1 && ended.first?.metadata["failed_requests"] == "6")
+        // An outage of reads ends with any success.
+        log.failed(cause: "no connection", write: false, trace: nil)
+        log.succeeded(write: false, trace: nil)
+        #expect(lines.matching("storage available again").count == 2 && !log.inOutage)
     }
 }

@@ -56,6 +56,9 @@ extension Route {
         }
     }
 
+    /// Whether the route writes the tenant's data (an append, a deletion, a snapshot, …).
+    var writes: Bool { tenantUse == .write || tenantUse == .modify }
+
     /// Whether the route administers tenants (and so needs a token valid for every tenant).
     var isTenantAdministration: Bool {
         switch self {
