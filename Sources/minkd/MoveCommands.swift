@@ -16,17 +16,20 @@ struct Export: AsyncParsableCommand {
     @OptionGroup var options: ConfigOptions
     @Option(help: "The tenant.") var tenant: String = TenantID.default
     @Option(help: "Only events after this global position (resumes an interrupted export).") var after: Int64 = 0
-    @Option(help: "Write to this file (created 0600) instead of standard output.") var out: String?
+    @Option(help: "Write to this file (created 0600) instead of standard output (`-`: standard output).") var out: String?
 
     func run() async throws {
         let config: MinkdConfiguration
         do { config = try options.load() } catch { fail("\(error)") }
         guard TenantID.isValid(tenant) else { fail("minkd export: --tenant: invalid tenant ID \"\(tenant)\"") }
         guard after >= 0 else { fail("minkd export: --after must be ≥ 0") }
+        if config.storage.kind == .memory {
+            fail("minkd export: the memory storage holds nothing outside a serving minkd; use GET /v1/admin/export on the server")
+        }
         // A broken pipe (`| head`) is a write error to report, not a signal that kills silently.
         signal(SIGPIPE, SIG_IGN)
         let fd: Int32
-        if let out {
+        if let out, out != "-" {
             fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
             if fd < 0 { fail("minkd export: cannot create \(out): \(String(cString: strerror(errno)))") }
         } else {
@@ -59,7 +62,7 @@ struct Export: AsyncParsableCommand {
             let known = (try? await catalog.tenants()) ?? []
             if !known.contains(tenant) {
                 await storage.close()
-                if let out { unlink(out) }
+                if let out, out != "-" { unlink(out) }
                 fail(
                     "minkd export: tenant \(tenant) does not exist in this storage (tenants: "
                         + (known.isEmpty ? "none" : known.prefix(10).joined(separator: ", ")) + "); "
@@ -92,14 +95,19 @@ struct Import: AsyncParsableCommand {
     )
     @OptionGroup var options: ConfigOptions
     @Option(help: "The tenant.") var tenant: String = TenantID.default
-    @Option(name: .customLong("in"), help: "Read this file (plain or gzip) instead of standard input.") var input: String?
+    @Option(name: .customLong("in"), help: "Read this file (plain or gzip) instead of standard input (`-`: standard input).") var input: String?
 
     func run() async throws {
         let config: MinkdConfiguration
         do { config = try options.load() } catch { fail("\(error)") }
         guard TenantID.isValid(tenant) else { fail("minkd import: --tenant: invalid tenant ID \"\(tenant)\"") }
+        // The memory storage lives in a serving minkd only: an import into this process's own
+        // memory reported its count and vanished with the process.
+        if config.storage.kind == .memory {
+            fail("minkd import: the memory storage holds nothing outside a serving minkd; use POST /v1/admin/import on the server")
+        }
         let fd: Int32
-        if let input {
+        if let input, input != "-" {
             fd = open(input, O_RDONLY)
             if fd < 0 { fail("minkd import: cannot open \(input): \(String(cString: strerror(errno)))") }
         } else {

@@ -78,6 +78,12 @@ struct MoveProcessTests {
         let missing = try await MinkdProcess(["export", "--data-dir", dir, "--tenant", "acme"]).finish(timeout: .seconds(30))
         #expect(missing.status != 0 && missing.out.isEmpty, "\(missing)")
         #expect(missing.err.contains("tenant acme does not exist"), "\(missing.err)")
+        // `--out -` is standard output (it wrote a file named `-`); the memory storage, which
+        // holds nothing outside a serving minkd, is refused (it "exported" 0 events, exit 0).
+        let dash = try await MinkdProcess(["export", "--data-dir", dir, "--out", "-"]).finish(timeout: .seconds(30))
+        #expect(dash.status == 0 && dash.out.split(separator: "\n").count == 30, "\(dash.err)")
+        let memory = try await MinkdProcess(["export", "--storage", "memory"]).finish(timeout: .seconds(30))
+        #expect(memory.status != 0 && memory.err.contains("memory storage"), "\(memory)")
 
         let new = try MinkdProcess(["serve", "--database-url", url, "--listen", "127.0.0.1:0", "--log-format", "json"])
         let newPort = try await new.waitUntilReady()
