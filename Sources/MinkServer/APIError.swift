@@ -64,6 +64,14 @@ struct APIError: Error, Sendable {
             var a = APIError(.unavailable, "storage is unavailable; retry later")
             a.headers = [("Retry-After", "1")]
             return a
+        case .cancelled:
+            // The storage the request used was closed under it: the server is stopping, or the
+            // tenant is being deleted (its pool closed). Transient for the client, as the
+            // contract's 503 says; it was a `500` (a black-box audit: an append racing a tenant
+            // deletion through another process, 6 runs of 6).
+            var a = APIError(.unavailable, "the storage this request used is shutting down (server shutdown or tenant deletion); retry later")
+            a.headers = [("Retry-After", "1")]
+            return a
         default: return nil
         }
     }

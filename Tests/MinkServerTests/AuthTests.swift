@@ -240,3 +240,14 @@ struct AuthTests {
         #expect(hashToken("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
     }
 }
+
+/// A storage closed under a request (server shutdown, the tenant's deletion) is the contract's
+/// transient `503`, not a `500`.
+@Suite("Storage shut down under a request", .timeLimit(.minutes(1)))
+struct CancelledStorageErrorTests {
+    @Test func aCancelledStorageCallIs503WithRetryAfter() throws {
+        let e = try #require(APIError.from(MinkError(.cancelled, "storage is shut down")))
+        #expect(e.status == 503 && e.code == .unavailable)
+        #expect(e.headers.contains { $0.0 == "Retry-After" && $0.1 == "1" })
+    }
+}
