@@ -199,7 +199,26 @@ extension PostgresStorage: TenantCatalog {
             return existed
         }
         try await core.ensureReady(scope)
-        return try await core.main.pool.withConnection { conn -> Bool in
+        // A projection batch of the tenant (another process's, catching up) writes its documents
+        // and checkpoint without the tenant's lock, in its own order: PostgreSQL may find a
+        // deadlock between it and this deletion and abort either (a black-box audit saw the
+        // deletion answer `503`, 6 runs of 9). The batch retries itself; so does the deletion.
+        for attempt in 1... {
+            do {
+                return try await deleteSharedTenantRows(tenantID, scope: scope, schema: schema)
+            } catch let e as PostgresError where e.isDeadlock && attempt < 4 {
+                core.logger.info("tenant deletion chosen as a deadlock's victim; retrying", metadata: ["tenant": "\(tenantID)", "attempt": "\(attempt)"])
+            } catch {
+                throw error.mappedForMink()
+            }
+        }
+        fatalError("unreachable")
+    }
+
+    /// The shared strategy's deletion of a tenant's rows, in one transaction under its lock.
+    private func deleteSharedTenantRows(_ tenantID: String, scope: Scope, schema: String) async throws -> Bool {
+        // Unmapped: the caller tells a deadlock (`40P01`) from other failures.
+        try await core.main.pool.withConnection(mappingErrors: false) { conn -> Bool in
             let s = Identifier.quote(schema)
             let tenant = PostgresValue.text(tenantID)
             // The tenant's append lock: no append of the tenant commits halfway through.
