@@ -507,6 +507,21 @@ final class ReadModelProjectionController: Sendable {
         logger.notice("projection rebuilt: reads switched", metadata: ["mink.projection": "\(name)", "mink.copy": "\(generation)"])
         await previous?.stop()
         guard old != generation else { return mode == .async }
+        if dropGrace > .zero {
+            // The grace (other processes still reading the old copy) is waited for on the side:
+            // this runs in the new serving runner's catch-up callback, and sleeping here held the
+            // runner — the projection applied nothing for `dropGrace` (5 s in minkd on
+            // PostgreSQL) after every rebuild (a black-box audit, 2026-12-07). A copy left behind
+            // by a crash meanwhile is dropped at the next activation.
+            Task { [self] in await dropReplacedCopy(old) }
+        } else {
+            await dropReplacedCopy(old)
+        }
+        return mode == .async
+    }
+
+    /// Drops a copy a rebuild replaced, once its readers are done and the grace has passed.
+    private func dropReplacedCopy(_ old: UInt32) async {
         await waitForReaders(of: old)
         if dropGrace > .zero { try? await Task.sleep(for: dropGrace) }
         do {
@@ -514,7 +529,6 @@ final class ReadModelProjectionController: Sendable {
         } catch {
             note(error)
         }
-        return mode == .async
     }
 
     /// Pauses the runners after their current batch (and those started later), wherever they

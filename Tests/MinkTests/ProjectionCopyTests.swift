@@ -38,6 +38,42 @@ struct ProjectionCopyTests {
         await engine.stop()
     }
 
+    /// After a rebuild's switch the new serving runner applies new events at once; the replaced
+    /// copy's drop waits for its grace on the side. (The grace was slept in the runner's catch-up
+    /// callback: nothing was applied for `dropGrace` — 5 s in minkd on PostgreSQL — after every
+    /// rebuild.) The old copy is still dropped once the grace has passed.
+    @Test func theDropGraceDoesNotHoldTheNewServingRunner() async throws {
+        let storage = InMemoryStorage()
+        let store = EventStore(adapter: storage)
+        let engine = ProjectionEngine(store: store, readModels: storage)
+        await engine.registerReadModel(
+            OrderSummaryProjection(), mode: .async, readModels: storage, options: AsyncOptions(batchSize: 2, retryPolicy: fastRetry),
+            dropGrace: .seconds(4))
+        try await engine.start()
+        try await store.append("order-1", events: [raw("OrderCreated"), raw("ItemAdded")])
+        _ = try await engine.waitUntilCaughtUp("order-summary", to: 2)
+        try await engine.rebuild("order-summary")
+        let deadline = ContinuousClock.now + .seconds(60)
+        while await engine.readModelName("orders") != "orders__g2", ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(await engine.readModelName("orders") == "orders__g2")
+        let appended = ContinuousClock.now
+        try await store.append("order-1", events: [raw("ItemAdded")])
+        let status = try await engine.waitUntilCaughtUp("order-summary", to: 3)
+        #expect(status.checkpoint == 3)
+        let took = ContinuousClock.now - appended
+        #expect(took < .seconds(3), "the new serving runner applied an event \(took) after it was appended")
+        // The replaced copy goes after the grace.
+        var names = try await storage.modelNames()
+        while names.contains("orders"), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+            names = try await storage.modelNames()
+        }
+        #expect(!names.contains("orders") && names.contains("orders__g2"), "\(names)")
+        await engine.stop()
+    }
+
     /// `mink_projection_delay_seconds`: one value per event the serving copy applied, from the
     /// event's append to its batch's commit; a rebuild's replay of the log records nothing.
     @Test func theServingCopyRecordsHowLongEachEventTookToShow() async throws {
