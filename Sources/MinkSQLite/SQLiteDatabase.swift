@@ -53,9 +53,6 @@ final class SQLiteDatabase: @unchecked Sendable {
     private let writerQueue: DispatchQueue
     /// `writerQueue` as a task executor (``idleExecutor()``).
     private let writerExecutor: QueueExecutor
-    /// Whether the writer's thread is inside a group commit, where it may block (see
-    /// ``commit(_:)``).
-    private let writerBlocking = Flag()
     private var writer: SQLiteConnection?
     /// The `synchronous` setting the writer connection has now (it is switched to NORMAL for a
     /// group of relaxed writes only); `nil` until the writer is opened.
@@ -83,7 +80,7 @@ final class SQLiteDatabase: @unchecked Sendable {
         self.createsFileOnWriteOnly = createsFileOnWriteOnly
         deadlines = OperationDeadlines(timeout: configuration.timeout, storage: "SQLite")
         writerQueue = DispatchQueue(label: "mink.sqlite.writer")
-        writerExecutor = QueueExecutor(queue: writerQueue) { [writerBlocking] in writerBlocking.value.load(ordering: .acquiring) }
+        writerExecutor = QueueExecutor(queue: writerQueue)
         readers = (0..<configuration.readerCount).map { ReaderSlot(label: "mink.sqlite.reader\($0)") }
         readerLoad = Mutex([Int](repeating: 0, count: configuration.readerCount))
     }
@@ -220,7 +217,7 @@ final class SQLiteDatabase: @unchecked Sendable {
         // an fsync that does not return: a task's job arriving then (a caller answered by its
         // deadline) runs elsewhere (``idleExecutor()``). Cleared before the callers are answered,
         // so that a lone caller's task resumes here, on this thread.
-        writerBlocking.value.store(true, ordering: .releasing)
+        writerExecutor.isBlocked.store(true, ordering: .releasing)
         let connection: SQLiteConnection
         do {
             // A writer SQLite opened read-only is opened again for each batch until the file
@@ -235,7 +232,7 @@ final class SQLiteDatabase: @unchecked Sendable {
             try connection.run("BEGIN IMMEDIATE")
         } catch {
             dropWriter()
-            writerBlocking.value.store(false, ordering: .releasing)
+            writerExecutor.isBlocked.store(false, ordering: .releasing)
             for job in batch { job.fail(error) }
             return
         }
@@ -273,7 +270,7 @@ final class SQLiteDatabase: @unchecked Sendable {
         } catch {
             if !connection.isAutocommit { try? connection.run("ROLLBACK") }
             dropWriter()
-            writerBlocking.value.store(false, ordering: .releasing)
+            writerExecutor.isBlocked.store(false, ordering: .releasing)
             // Nothing of this batch is committed: a write that failed on its own reports its own
             // error, every other one the error that broke the transaction.
             for o in outcomes { o.job.fail(o.error ?? error) }
@@ -283,7 +280,7 @@ final class SQLiteDatabase: @unchecked Sendable {
         // A write refused by the storage fails alone (its savepoint rolled back) while the
         // transaction commits; the writer is still reopened for the next batch.
         if outcomes.contains(where: { $0.error.map(Self.refusesWrites) ?? false }) { dropWriter() }
-        writerBlocking.value.store(false, ordering: .releasing)
+        writerExecutor.isBlocked.store(false, ordering: .releasing)
         for o in outcomes {
             if let report = o.report { report() } else { o.job.fail(o.error!) }
         }
@@ -399,7 +396,7 @@ final class SQLiteDatabase: @unchecked Sendable {
 }
 
 /// A serial queue as a task executor: a task that prefers it runs its jobs on the queue, between
-/// the queue's own work (``SQLiteDatabase/idleExecutor()``) — except while `isBlocked` says the
+/// the queue's own work (``SQLiteDatabase/idleExecutor()``) — except while ``isBlocked`` says the
 /// queue's thread may be stuck (a group commit waiting for a lock or an fsync): then on a thread
 /// of the global pool, so that a caller answered by its deadline gets its answer at the deadline,
 /// not when the writer comes back (a lone append waited 5 s for a `1 s` deadline, found by a
@@ -407,21 +404,14 @@ final class SQLiteDatabase: @unchecked Sendable {
 /// so where they run is free.
 final class QueueExecutor: TaskExecutor {
     let queue: DispatchQueue
-    let isBlocked: @Sendable () -> Bool
+    /// Set by the queue's owner while its thread may block (``SQLiteDatabase``'s group commit).
+    let isBlocked = Atomic<Bool>(false)
 
-    init(queue: DispatchQueue, isBlocked: @escaping @Sendable () -> Bool = { false }) {
-        self.queue = queue
-        self.isBlocked = isBlocked
-    }
+    init(queue: DispatchQueue) { self.queue = queue }
 
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        let target = isBlocked() ? DispatchQueue.global() : queue
+        let target = isBlocked.load(ordering: .acquiring) ? DispatchQueue.global() : queue
         target.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
-}
-
-/// A shared boolean.
-final class Flag: Sendable {
-    let value = Atomic<Bool>(false)
 }
