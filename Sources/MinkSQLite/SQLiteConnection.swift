@@ -64,6 +64,7 @@ final class SQLiteConnection {
     /// Opens (and for the writer, creates) a database file.
     init(path: String, create: Bool, busyTimeoutMilliseconds: Int32) throws {
         self.path = path
+        _ = Self.configured
         var db: OpaquePointer?
         // NOMUTEX: the connection is confined to one serial queue, so SQLite's own mutex is not needed.
         var flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE
@@ -80,11 +81,17 @@ final class SQLiteConnection {
 
     deinit { close() }
 
+    /// SQLite's process-wide configuration, set once before the first connection opens (and so
+    /// before SQLite initializes): no memory statistics, whose global mutex every allocation takes
+    /// (~4 % of the server's CPU in 100-event appends, perf).
+    private static let configured: Void = { _ = csqlite_disable_memstatus() }()
+
     /// Finalizes every statement and closes the handle (idempotent).
     func close() {
         knownHead = nil
         for s in statements.values { sqlite3_finalize(s) }
         statements = [:]
+        lastStatement = nil
         if let handle { sqlite3_close_v2(handle) }
         handle = nil
     }
@@ -184,12 +191,26 @@ final class SQLiteConnection {
     var isReadOnly: Bool { handle.map { sqlite3_db_readonly($0, "main") == 1 } ?? false }
 
     private func prepared(_ sql: String) throws -> OpaquePointer {
+        // The statement run last first: an append runs the same insert once per event, and a
+        // literal's text compares by identity, where the dictionary hashes the whole text (~1 %
+        // of the server's CPU in 100-event appends, perf).
+        if let last = lastStatement, last.sql == sql { return last.statement }
+        let statement = try lookUp(sql)
+        lastStatement = (sql, statement)
+        return statement
+    }
+
+    /// The statement ``prepared(_:)`` returned last (it is in `statements` too).
+    private var lastStatement: (sql: String, statement: OpaquePointer)?
+
+    private func lookUp(_ sql: String) throws -> OpaquePointer {
         if let s = statements[sql] { return s }
         let db = try db()
         // Statements with variable-length IN lists make many distinct texts; keep the cache bounded.
         if statements.count >= 256 {
             for s in statements.values { sqlite3_finalize(s) }
             statements = [:]
+            lastStatement = nil
         }
         var statement: OpaquePointer?
         let rc = sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
