@@ -6,6 +6,18 @@ import MinkPostgres
 import MinkSQLite
 import MinkServer
 
+/// Whether opening a PostgreSQL storage may create the configured tenancy layout (see
+/// ``ServerStorage/open(_:logger:newLayout:)``).
+public enum NewLayoutPolicy: Sendable, Equatable {
+    /// Created when missing, whatever else the database holds (`minkd migrate`).
+    case create
+    /// Created when missing only if the database holds no minkd data laid out otherwise
+    /// (`minkd serve`, `minkd import`).
+    case refuseBesideOthers
+    /// Never created, nor migrated: a read-only open (`minkd export`); a missing layout fails.
+    case never
+}
+
 /// Where the application wires the storage: the configuration's `storage.kind` becomes an
 /// adapter here, so that `MinkServer` depends on the core's storage protocols alone and only
 /// the executable (and tests) link libsqlite3 and libpq.
@@ -15,12 +27,17 @@ extension ServerStorage {
     /// - Throws: ``StorageOpenError`` (the cause and a fix) when the storage cannot be opened:
     ///   the data directory in use by another process, not creatable or not writable, a SQLite
     ///   file that cannot be opened, a PostgreSQL server that cannot be reached.
-    public static func open(_ configuration: MinkdConfiguration, logger: Logger = Logger(label: "minkd")) async throws -> ServerStorage {
+    /// - Parameter newLayout: on PostgreSQL, whether the configured tenancy layout may be created
+    ///   in a database that holds minkd data laid out otherwise (``PostgresLayoutSurvey``):
+    ///   `serve` and `import` refuse (the default), tests and embedders may allow.
+    public static func open(
+        _ configuration: MinkdConfiguration, logger: Logger = Logger(label: "minkd"), newLayout: NewLayoutPolicy = .refuseBesideOthers
+    ) async throws -> ServerStorage {
         switch configuration.storage.kind {
         case .memory:
             return .memory()
         case .postgres:
-            let s = try await openPostgres(configuration, logger: logger)
+            let s = try await openPostgres(configuration, logger: logger, newLayout: newLayout)
             // The root storage's pool serves every tenant but with database-per-tenant, whose
             // tenants have pools of their own (a task pinned to the root pool's connection would
             // gain nothing and wait behind that pool's work).
@@ -206,12 +223,68 @@ extension ServerStorage {
     }
 
     /// Opens the PostgreSQL storage the configuration names; a failure names its cause and a fix.
-    static func openPostgres(_ configuration: MinkdConfiguration, logger: Logger) async throws -> PostgresStorage {
-        let postgres = try postgresConfiguration(configuration)
+    static func openPostgres(
+        _ configuration: MinkdConfiguration, logger: Logger, newLayout: NewLayoutPolicy = .create
+    ) async throws -> PostgresStorage {
+        var postgres = try postgresConfiguration(configuration)
+        if newLayout == .create {
+            do {
+                return try await PostgresStorage(configuration: postgres, logger: logger)
+            } catch {
+                throw postgresOpenError(error, url: configuration.storage.url ?? "")
+            }
+        }
+        // Connect without migrating, look at what the database holds, then migrate (or not).
+        postgres.migrateOnStart = false
+        let s: PostgresStorage
+        let survey: PostgresLayoutSurvey
         do {
-            return try await PostgresStorage(configuration: postgres, logger: logger)
+            s = try await PostgresStorage(configuration: postgres, logger: logger)
+            do {
+                survey = try await s.surveyLayout()
+            } catch {
+                await s.shutdown()
+                throw error
+            }
         } catch {
             throw postgresOpenError(error, url: configuration.storage.url ?? "")
+        }
+        let layout = layoutDescription(postgres)
+        let elsewhere = survey.otherSchemas.prefix(5).joined(separator: ", ") + (survey.otherSchemas.count > 5 ? ", …" : "")
+        if !survey.configuredExists, newLayout == .never || !survey.otherSchemas.isEmpty {
+            await s.shutdown()
+            let what = "PostgreSQL at \(redactedURL(configuration.storage.url ?? ""))"
+            if survey.otherSchemas.isEmpty {
+                throw StorageOpenError(
+                    what: what, cause: "the database holds no minkd data laid out as configured (\(layout))",
+                    fix: "give the database URL and the tenancy settings (tenancy.strategy, tenancy.schemaPrefix) of the deployment"
+                )
+            }
+            throw StorageOpenError(
+                what: what,
+                cause: "the database holds minkd data in schema(s) \(elsewhere), but none laid out as configured (\(layout)): "
+                    + "a different tenancy.strategy or tenancy.schemaPrefix than when the data was written would serve "
+                    + "an empty store beside it",
+                fix: "set the tenancy settings the data was written with; to start a new deployment in this database beside "
+                    + "the other data on purpose, create its layout first with `minkd migrate` and these settings"
+            )
+        }
+        if newLayout == .never { return s }
+        do {
+            try await s.migrate()
+            return s
+        } catch {
+            await s.shutdown()
+            throw postgresOpenError(error, url: configuration.storage.url ?? "")
+        }
+    }
+
+    /// The configured PostgreSQL layout in words, for messages.
+    static func layoutDescription(_ postgres: PostgresConfiguration) -> String {
+        switch postgres.tenancy {
+        case .shared: "tenancy.strategy shared, tables in schema \"\(postgres.schema)\""
+        case .schema(let prefix): "tenancy.strategy schema, schemas \"\(prefix)…\""
+        case .database(let prefix): "tenancy.strategy database, databases \"\(prefix)…\""
         }
     }
 

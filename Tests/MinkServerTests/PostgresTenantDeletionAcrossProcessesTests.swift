@@ -35,7 +35,8 @@ struct PostgresTenantDeletionAcrossProcessesTests {
             if kind == .postgresShared { return try await PostgresTestDatabase.storage(schema: schema) }
             var config = MinkdConfiguration()
             setUp(&config)
-            return try await ServerStorage.open(config)
+            // A new layout beside the other tests' data in the shared test database, on purpose.
+            return try await ServerStorage.open(config, newLayout: .create)
         }
         let a = try await TestServer.start(storage: try await open(), configure: setUp)
         let b: TestServer

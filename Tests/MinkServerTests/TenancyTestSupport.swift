@@ -39,7 +39,8 @@ enum TenantStorageKind: String, CaseIterable, Sendable, CustomTestStringConverti
 
     /// Opens the storage `config` names (PostgreSQL: a fresh schema of its own for `shared`).
     func open(_ config: MinkdConfiguration) async throws -> ServerStorage {
-        guard self == .postgresShared else { return try await ServerStorage.open(config) }
+        // A new layout beside the other tests' data in the shared test database, on purpose.
+        guard self == .postgresShared else { return try await ServerStorage.open(config, newLayout: .create) }
         return try await PostgresTestDatabase.storage(schema: PostgresTestDatabase.freshName("t_"))
     }
 
