@@ -278,4 +278,8 @@ final class InMemoryTransaction: ReadModelTransaction {
     func deleteDocument(_ model: String, id: String) throws { state.documents[model]?[id] = nil }
     func checkpoint(_ projection: String) throws -> UInt64 { state.checkpoints[projection] ?? 0 }
     func setCheckpoint(_ projection: String, to position: UInt64) throws { state.checkpoints[projection] = position }
+    func events(after position: UInt64, limit: Int) throws -> [Event]? {
+        guard limit > 0, position < UInt64(state.log.count) else { return [] }
+        return Array(state.log[Int(position)...].lazy.compactMap { $0 }.prefix(limit))
+    }
 }

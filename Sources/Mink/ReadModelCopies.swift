@@ -102,6 +102,7 @@ final class RedirectingTransaction: ReadModelTransaction {
         try base.checkCheckpoints(projections, check)
     }
     func excludeAppends() throws { try base.excludeAppends() }
+    func events(after position: UInt64, limit: Int) throws -> [Event]? { try base.events(after: position, limit: limit) }
 }
 
 /// The append-transaction hook of an inline read-model projection that can be rebuilt into a

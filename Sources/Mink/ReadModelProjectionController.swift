@@ -470,13 +470,41 @@ final class ReadModelProjectionController: Sendable {
                     // this process served is dropped.
                     if g.serving == generation, g.building == 0 { return known }
                     guard g.building == generation else { return nil }
-                    let built = try tx.checkpoint(ReadModelGenerations.checkpointKey(name, generation: generation))
+                    let builtKey = ReadModelGenerations.checkpointKey(name, generation: generation)
+                    var built = try tx.checkpoint(builtKey)
                     let served = try tx.checkpoint(ReadModelGenerations.checkpointKey(name, generation: g.serving))
+                    if built < served, served - built <= Self.switchCatchUpLimit,
+                       let missing = try tx.events(after: built, limit: Int(served - built))
+                    {
+                        // The events committed since the builder's last batch (the serving copy
+                        // has them): applied here, with appends kept out, so that the copy is
+                        // level when reads switch. Without this a steady stream of appends kept
+                        // an inline copy a few events behind at every catch-up, and the rebuild
+                        // never finished (a black-box audit, 2026-12-07).
+                        // A handler that fails here rolls the switch back; the builder then meets
+                        // the event itself and faults as it would have.
+                        do {
+                            let copy = RedirectingTransaction.wrap(tx, model: model, generation: generation)
+                            for e in missing where e.globalPosition <= served && projection.handles(e.type) {
+                                try projection.apply(e, in: copy)
+                            }
+                            try tx.setCheckpoint(builtKey, to: served)
+                        } catch {
+                            throw SwitchCatchUpFailed(error: error)
+                        }
+                        built = served
+                    }
                     guard built >= floor, built >= served else { return nil }
                     try ReadModelGenerations(serving: generation, building: 0).write(name, in: tx)
                     return g.serving
                 }
                 break
+            } catch let failed as SwitchCatchUpFailed {
+                // Not switched: the builder goes on (and meets the failing event itself).
+                logger.debug("projection switch: catching the new copy up failed", metadata: [
+                    "mink.projection": "\(name)", "error": "\(failed.error)",
+                ])
+                return true
             } catch {
                 note(error)
                 // Under a lost lease the builder stops; the new holder finishes the rebuild.
@@ -519,6 +547,10 @@ final class ReadModelProjectionController: Sendable {
         }
         return mode == .async
     }
+
+    /// The most events the switch applies to a rebuilt copy itself (see ``finishRebuild(_:)``);
+    /// further behind, the builder goes on and the switch is tried at its next catch-up.
+    static let switchCatchUpLimit: UInt64 = 10_000
 
     /// Drops a copy a rebuild replaced, once its readers are done and the grace has passed.
     private func dropReplacedCopy(_ old: UInt32) async {
@@ -665,4 +697,10 @@ private struct NoLease: ProjectionLease {
     func lost() async {}
     func release() async {}
     func fence(_ tx: any ReadModelTransaction) throws { throw MinkError.leaseLost(projection) }
+}
+
+/// The switch of a rebuilt copy could not apply the events its builder had not (see
+/// `ReadModelProjectionController.finishRebuild`): the switch is rolled back.
+private struct SwitchCatchUpFailed: Error {
+    let error: any Error
 }

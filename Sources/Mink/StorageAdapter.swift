@@ -191,10 +191,18 @@ public protocol ReadModelTransaction: AnyObject {
     /// nothing (a storage whose appends and read-model transactions never overlap, e.g. one
     /// writer for both).
     func excludeAppends() throws
+    /// The tenant's events after `position`, in the log's order, at most `limit`, as this
+    /// transaction sees them — after ``excludeAppends()``, every append committed. `nil` where
+    /// the storage cannot read them here (the default). A rebuilt copy's switch takes the events
+    /// its builder has not applied yet from here, so that appends arriving all the time cannot
+    /// keep the switch from ever finding the copy level with the serving one.
+    func events(after position: UInt64, limit: Int) throws -> [Event]?
 }
 
 extension ReadModelTransaction {
     public func excludeAppends() throws {}
+
+    public func events(after position: UInt64, limit: Int) throws -> [Event]? { nil }
 
     public func checkpoints(_ projections: [String]) throws -> [UInt64] { try projections.map { try checkpoint($0) } }
 

@@ -413,6 +413,16 @@ final class PostgresReadModelTransaction: ReadModelTransaction {
     /// The tenant's append lock (`pg_advisory_xact_lock`, the one every append batch takes
     /// before it reads the streams' state), held until this transaction ends: waits for the
     /// batch under way to commit, and keeps the next one out.
+    /// On the transaction's connection, with the deferred statements before it (one round trip).
+    func events(after position: UInt64, limit: Int) throws -> [Event]? {
+        guard limit > 0 else { return [] }
+        let r = try read(
+            "SELECT \(Statements.eventColumns) FROM \(scope.sql.events) WHERE tenant_id = $1 AND position > $2::int8 ORDER BY position LIMIT $3::int8",
+            [.text(scope.tenantID), .int(min(position, UInt64(Int64.max))), .int(Int64(limit))]
+        )
+        return try EventRow.decodeAll(r)
+    }
+
     func excludeAppends() throws {
         if recording != nil { try stopRecording(nil) }
         try read("SELECT pg_advisory_xact_lock($1::int8)", [.int(scope.appendLockKey)])

@@ -89,4 +89,15 @@ final class SQLiteReadModelTransaction: ReadModelTransaction {
             [.text(tenantID), .text(projection), .int(Int64(clamping: position))]
         )
     }
+
+    /// On the writer connection: every committed append, and this transaction's own writes.
+    func events(after position: UInt64, limit: Int) throws -> [Event]? {
+        var out: [Event] = []
+        guard limit > 0 else { return out }
+        try live().query(
+            "SELECT \(SQLiteStorage.eventColumns) FROM mink_events WHERE tenant_id = ? AND position > ? ORDER BY position LIMIT ?",
+            [.text(tenantID), .int(Int64(clamping: position)), .int(Int64(limit))]
+        ) { out.append(try SQLiteStorage.event($0)) }
+        return out
+    }
 }

@@ -1,6 +1,8 @@
 import Foundation
 import Mink
+import MinkTesting
 @testable import MinkServer
+import Synchronization
 import Testing
 
 /// Counts the events it sees in one document.
@@ -66,5 +68,83 @@ struct InlineRebuildUnderAppendsTests {
         }
         await engine.stop()
         await storage.close()
+    }
+
+    /// Appends that never pause do not keep an inline rebuild from finishing: the switch applies
+    /// the events the builder has not yet (``ReadModelTransaction/events(after:limit:)``) with
+    /// appends kept out. Before, each catch-up of the builder found the serving copy a few events
+    /// ahead again, and the rebuild never switched while the appends went on (a black-box audit:
+    /// 4–29 events behind for minutes, SQLite and PostgreSQL).
+    /// Not on the memory storage: its appends never wait for I/O, so eight writers in a loop keep
+    /// both cooperative threads busy and the builder starves (a test artifact; its switch takes the
+    /// same path, checked by the test above).
+    @Test(arguments: [ProjectionStorage.sqlite, .postgres])
+    func anInlineRebuildFinishesWhileAppendsNeverPause(_ kind: ProjectionStorage) async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let storage = try await kind.open(directory: dir)
+        let store = EventStore(adapter: storage.events)
+        // The builder's transactions start 15 ms late, so some appends always commit between
+        // its page read and its commit (what a builder slowed by large documents met).
+        let slow = SlowTransactions(storage.readModels)
+        let engine = ProjectionEngine(store: store, readModels: slow)
+        let leases = (storage.events as? any ProjectionLeaseProvider) ?? LocalProjectionLeaseProvider()
+        await engine.registerReadModel(
+            TickCounter(tag: "n"), mode: .inline, readModels: slow, options: AsyncOptions(batchSize: 50), leases: leases
+        )
+        do {
+            try await engine.start()
+            for i in 0..<200 { _ = try await store.append("warm-\(i % 7)", events: [EventData(type: "Tick", data: Data("{}".utf8))]) }
+            let switched = SwitchSeen()
+            let writers = (0..<8).map { w in
+                Task { () -> Int in
+                    var n = 0
+                    // Appending until the switch is seen (at most 30 s): the switch must happen
+                    // while appends arrive.
+                    let deadline = ContinuousClock.now + .seconds(30)
+                    while !switched.value.withLock({ $0 }), ContinuousClock.now < deadline {
+                        _ = try await store.append("s-\(w)-\(n % 5)", events: [EventData(type: "Tick", data: Data("{}".utf8))])
+                        n += 1
+                        // The memory storage's append never suspends: without this, writers on
+                        // both cooperative threads would starve the builder.
+                        await Task.yield()
+                    }
+                    return n
+                }
+            }
+            try await engine.rebuild("ticks-n")
+            let deadline = ContinuousClock.now + .seconds(30)
+            while await engine.readModelName("ticks_n") != "ticks_n__g2", ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            let switchedInTime = await engine.readModelName("ticks_n") == "ticks_n__g2"
+            switched.value.withLock { $0 = true }
+            var appended = 200
+            for w in writers { appended += try await w.value }
+            #expect(switchedInTime, "\(kind): the rebuild did not switch within 30 s of appends that never paused")
+            let v = try await storage.readModels.transaction { tx in try tx.document("ticks_n__g2", id: "c") }
+                .map { String(decoding: $0, as: UTF8.self) }
+            #expect(v == "\(appended)", "\(kind): the rebuilt copy counted \(v ?? "nil") of \(appended) events")
+        } catch {
+            await engine.stop()
+            await storage.close()
+            throw error
+        }
+        await engine.stop()
+        await storage.close()
+    }
+}
+
+private final class SwitchSeen: Sendable {
+    let value = Mutex(false)
+}
+
+/// Read-model transactions that start 15 ms late.
+private final class SlowTransactions: ForwardingReadModelStore, @unchecked Sendable {
+    override func transaction<T: Sendable>(
+        _ durability: CommitDurability, _ body: @Sendable (any ReadModelTransaction) throws -> T
+    ) async throws -> T {
+        try await Task.sleep(for: .milliseconds(15))
+        return try await inner.transaction(durability, body)
     }
 }
