@@ -550,7 +550,7 @@ final class ReadModelProjectionController: Sendable {
 
     /// The most events the switch applies to a rebuilt copy itself (see ``finishRebuild(_:)``);
     /// further behind, the builder goes on and the switch is tried at its next catch-up.
-    static let switchCatchUpLimit: UInt64 = 10_000
+    static let switchCatchUpLimit: UInt64 = 500
 
     /// Drops a copy a rebuild replaced, once its readers are done and the grace has passed.
     private func dropReplacedCopy(_ old: UInt32) async {

@@ -405,9 +405,9 @@ extension ReadModelStore {
         try await transaction(body)
     }
 
-    /// The stored checkpoint of a projection (0 when none).
+    /// The stored checkpoint of a projection (0 when none, or when the tenant does not exist).
     public func checkpoint(_ projection: String) async throws -> UInt64 {
-        try await transaction { try $0.checkpoint(projection) }
+        try await readTransaction(ifMissing: 0) { try $0.checkpoint(projection) }
     }
 
     /// Stores the checkpoint of a projection.

@@ -38,7 +38,9 @@ extension PostgresStorage: ProjectionLeaseProvider {
         guard let lease = try await core.leases.tryAcquire(key: key) else { return nil }
         let row = Self.leaseRow(projection)
         do {
-            let epoch = try await PostgresStorage(core: core, scope: scope).withConnection { conn, scope in
+            // Never brings a deleted tenant back (a standby taking the lease of a deleted
+            // tenant's projection; see `withConnection(recreating:_:)`).
+            let epoch = try await PostgresStorage(core: core, scope: scope).withConnection(recreating: false) { conn, scope in
                 try conn.query(
                     """
                     INSERT INTO \(scope.sql.checkpoints) AS c (tenant_id, projection, position, lease_epoch) VALUES ($1, $2, 0, 1)

@@ -87,7 +87,8 @@ extension PostgresStorage {
     public func transaction<T: Sendable>(
         _ durability: CommitDurability, _ body: @Sendable (any ReadModelTransaction) throws -> T
     ) async throws -> T {
-        try await withConnection { conn, scope in
+        // Never brings a deleted tenant back (see `withConnection(recreating:_:)`).
+        try await withConnection(recreating: false) { conn, scope in
             try PostgresReadModelTransaction.run(on: conn, scope: scope, durability: durability, body)
         }
     }
@@ -97,6 +98,8 @@ extension PostgresStorage {
     /// three live projections woken by one append commit once.
     public func groupedTransaction<T: Sendable>(_ body: @escaping @Sendable (any ReadModelTransaction) throws -> T) async throws -> T {
         let scope = self.scope
+        // Never brings a deleted tenant back (see `withConnection(recreating:_:)`).
+        if scope.ownsStorage, core.isDeleted(scope) { throw Self.tenantGone(scope) }
         try await core.ensureReady(scope)
         let result = Mutex<T?>(nil)
         do {
@@ -105,7 +108,8 @@ extension PostgresStorage {
                 result.withLock { $0 = value }
             }
         } catch let e as PostgresError where scope.ownsStorage && e.isMissingStorage {
-            // Dropped since it was migrated here: as `withConnection` does, alone.
+            // Dropped since it was migrated here: alone, as `transaction` does (which finds the
+            // tenant deleted, or fails as it does).
             core.forgetReady(scope)
             return try await transaction(.relaxed, body)
         } catch is ReadModelBatcher.LockBusy {
@@ -123,7 +127,7 @@ extension PostgresStorage {
 
     /// Removes every document of a model and the indexes created for it.
     public func dropModel(_ model: String) async throws {
-        try await withConnection { conn, scope in
+        try await withConnection(recreating: false) { conn, scope in
             try conn.transaction {
                 let sql = scope.sql
                 let r = try conn.query(
@@ -146,7 +150,7 @@ extension PostgresStorage {
     public func createIndex(_ model: String, field: FieldPath) async throws {
         guard !model.utf8.contains(0) else { throw MinkError.validation("model names cannot contain NUL") }
         let expression = try Self.readModelSQL.fieldExpression(field)
-        try await withConnection { conn, scope in
+        try await withConnection(recreating: false) { conn, scope in
             let sql = scope.sql
             let name = "mink_doc_" + String(Identifier.fnv1a64("\(sql.schema)\u{0}\(scope.tenantID)\u{0}\(model)\u{0}\(field)"), radix: 16)
             try conn.transaction {

@@ -167,7 +167,7 @@ extension PostgresStorage: TenantCatalog {
         guard (try? TenantID.validate(tenantID)) != nil else { return }
         let scope = core.scope(for: tenantID)
         if let database = scope.database { await core.backends.remove(database) }
-        core.forgetReady(scope)
+        core.markDeleted(scope)
     }
 
     private func removeTenant(_ tenantID: String) async throws -> Bool {
@@ -181,7 +181,7 @@ extension PostgresStorage: TenantCatalog {
                 try conn.execute("DROP DATABASE IF EXISTS \(Identifier.quote(database))\(version >= 130000 ? " WITH (FORCE)" : "")")
                 return true
             }
-            core.forgetReady(scope)
+            core.markDeleted(scope)
             if existed { core.logger.info("dropped PostgreSQL tenant database", metadata: ["database": "\(database)"]) }
             return existed
         }
@@ -195,7 +195,7 @@ extension PostgresStorage: TenantCatalog {
                     return true
                 }
             }
-            core.forgetReady(scope)
+            core.markDeleted(scope)
             return existed
         }
         try await core.ensureReady(scope)

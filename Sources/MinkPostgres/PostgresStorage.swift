@@ -115,20 +115,38 @@ public final class PostgresStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
     /// Runs `body` on a pooled connection of this view's database, after making sure the
     /// schema exists and is migrated — creating the tenant's own schema or database if needed
     /// (writes).
-    func withConnection<T: Sendable>(_ body: @Sendable (PostgresConnection, Scope) throws -> T) async throws -> T {
+    ///
+    /// With `recreating` off — read-model transactions (a projection's batch, a rebuild's switch)
+    /// and projection leases — a tenant this process knows was deleted is not created again: the
+    /// write fails with `.notFound`. A projection holder still catching up when the tenant was
+    /// deleted through another process created its schema again, empty, with its next batch (a
+    /// black-box audit, 3 of 3 runs). A tenant never seen is created as by any first write.
+    func withConnection<T: Sendable>(
+        recreating: Bool = true, _ body: @Sendable (PostgresConnection, Scope) throws -> T
+    ) async throws -> T {
         let scope = self.scope
+        if !recreating, scope.ownsStorage, core.isDeleted(scope) { throw Self.tenantGone(scope) }
         try await core.ensureReady(scope)
         do {
             return try await scope.backend.pool.withConnection(mappingErrors: false) { conn in try body(conn, scope) }
         } catch let e as PostgresError where scope.ownsStorage && e.isMissingStorage {
-            // Dropped (by a tenant deletion in another process) since it was migrated here: the
-            // write creates the tenant again, as a first write would.
+            // Dropped (by a tenant deletion in another process) since it was migrated here: a
+            // write creates the tenant again, as a first write would; a read-model write does not.
+            guard recreating else {
+                core.markDeleted(scope)
+                throw Self.tenantGone(scope)
+            }
             core.forgetReady(scope)
             try await core.ensureReady(scope)
             return try await scope.backend.pool.withConnection { conn in try body(conn, scope) }
         } catch {
             throw error.mappedForMink()
         }
+    }
+
+    /// The error of a read-model write to a tenant deleted since (see ``withConnection(recreating:_:)``).
+    static func tenantGone(_ scope: Scope) -> MinkError {
+        MinkError(.notFound, "tenant \(scope.tenantID) was deleted: its read models and projections are not written")
     }
 
     /// Runs a read: like ``withConnection(_:)``, but when the tenant's own schema or database
@@ -315,6 +333,10 @@ final class Core: Sendable {
     let backends: Backends
     var main: Backend { backends.main }
     private let ready = Mutex<Set<String>>([])
+    /// Tenants with their own schema or database that were deleted (here, or by another process
+    /// that said so), by ready key, until a write creates them again: read-model writes and
+    /// projection leases never create these (``PostgresStorage/withConnection(recreating:_:)``).
+    private let deleted = Mutex<Set<String>>([])
     /// The dedicated session holding this storage's projection leases, opened on first use.
     let leases: LeaseSession
 
@@ -369,6 +391,15 @@ final class Core: Sendable {
     /// Forgets that the scope's schema was migrated (it was dropped, here or by another process).
     func forgetReady(_ scope: Scope) { _ = ready.withLock { $0.remove(scope.readyKey) } }
 
+    /// Records that a tenant's own schema or database was deleted (and forgets it was migrated).
+    func markDeleted(_ scope: Scope) {
+        forgetReady(scope)
+        _ = deleted.withLock { $0.insert(scope.readyKey) }
+    }
+
+    /// Whether the tenant was deleted and not created since (as far as this process knows).
+    func isDeleted(_ scope: Scope) -> Bool { deleted.withLock { $0.contains(scope.readyKey) } }
+
     /// Migrates the scope's schema once per storage (per-tenant schemas and databases on first use).
     /// - Parameter create: `false` for reads: a missing schema or database throws
     ///   ``MissingTenantStorage`` instead of being created.
@@ -421,7 +452,9 @@ final class Core: Sendable {
             logger.info("applied PostgreSQL migrations", metadata: ["schema": "\(schema)", "versions": "\(result.applied)"])
         }
         _ = ready.withLock { $0.insert(scope.readyKey) }
-        return scope.database != nil ? createdDatabase : result.createdSchema
+        let created = scope.database != nil ? createdDatabase : result.createdSchema
+        if created { _ = deleted.withLock { $0.remove(scope.readyKey) } }
+        return created
     }
 
     /// Creates a tenant database through the configured one (`.database` tenancy).
