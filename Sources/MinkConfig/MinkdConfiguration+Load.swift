@@ -23,6 +23,9 @@ extension MinkdConfiguration {
             return value
         }
         if let path = file ?? env(EnvironmentKey.config) {
+            // `--config ""` (an unset shell variable, say): Foundation's answer was "The operation
+            // could not be completed. (NSCocoaErrorDomain error 256.)".
+            if path.isEmpty { throw ConfigError(keyPath: "--config", message: "the path is empty: give a YAML file, or leave --config out") }
             let text: String
             do {
                 // Read as bytes first: a directory and text that is not UTF-8 each get a plain

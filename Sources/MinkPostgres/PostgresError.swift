@@ -29,7 +29,13 @@ public struct PostgresError: Error, Sendable, Hashable, CustomStringConvertible 
         self.timedOut = timedOut
     }
 
-    public var description: String { "\(sqlState ?? "-----"): \(message)" }
+    /// `SQLSTATE: message`; a failure the server did not answer (a lost connection, a timeout,
+    /// libpq's own) has no SQLSTATE and says so in words.
+    public var description: String {
+        if let sqlState { return "\(sqlState): \(message)" }
+        let kind = timedOut ? "timed out" : connectionLost ? "connection lost" : "client error"
+        return "\(kind) (no SQLSTATE): \(message)"
+    }
 
     /// The SQLSTATE's class: its first two characters (`23` integrity constraint violation,
     /// `08` connection exception, …).

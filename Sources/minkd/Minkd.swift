@@ -245,7 +245,11 @@ struct Healthcheck: AsyncParsableCommand {
         abstract: "Ask a running minkd for /healthz (exit 0 when healthy); for container health checks."
     )
     @OptionGroup var options: ConfigOptions
-    @Option(help: "Seconds to wait for the answer.") var timeout: Int = 3
+    @Option(help: "Seconds to wait for the answer (1 or more).") var timeout: Int = 3
+
+    func validate() throws {
+        guard timeout >= 1 else { throw ValidationError("--timeout must be at least 1 second") }
+    }
 
     func run() async throws {
         let config: MinkdConfiguration

@@ -230,6 +230,9 @@ func parseError(_ yaml: String) -> String? {
         defer { try? FileManager.default.removeItem(at: latin1) }
         #expect(configError { try MinkdConfiguration.load(file: latin1.path, environment: [:], overrides: .none) }
             == "config: \(latin1.path): cannot read the config file (it is not UTF-8 text)")
+        // An empty path (an unset shell variable): not Foundation's "NSCocoaErrorDomain error 256".
+        #expect(configError { try MinkdConfiguration.load(file: "", environment: [:], overrides: .none) }
+            == "config: --config: the path is empty: give a YAML file, or leave --config out")
     }
 
     @Test(arguments: [

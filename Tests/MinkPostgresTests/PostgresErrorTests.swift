@@ -20,6 +20,12 @@ import Testing
         let invalid = error("22P05").minkError
         #expect(invalid.code == .validationFailed && (invalid.underlying as? PostgresError)?.sqlState == "22P05")
         #expect(error("42601").minkError.code == .internalError)
+
+        // Shown in logs and outage causes: no "-----" for a failure without an SQLSTATE.
+        #expect("\(error("40001"))" == "40001: m")
+        #expect("\(error(nil, lost: true))" == "connection lost (no SQLSTATE): m")
+        #expect("\(PostgresError(sqlState: nil, message: "m", timedOut: true))" == "timed out (no SQLSTATE): m")
+        #expect("\(error(nil))" == "client error (no SQLSTATE): m")
     }
 
     /// A server older than PostgreSQL 12 is refused when connecting, with a permanent error that

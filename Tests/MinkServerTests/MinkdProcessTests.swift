@@ -222,6 +222,9 @@ struct MinkdProcessTests {
         #expect(try await minkd.finish(timeout: .seconds(15)).status == 0)
         let down = try await MinkdProcess(["healthcheck", "--listen", "0.0.0.0:\(port)", "--storage", "memory"]).finish()
         #expect(down.status != 0, "nothing listens any more: \(down.out)")
+        // A timeout of 0 would give up before connecting: refused as a usage error.
+        let zero = try await MinkdProcess(["healthcheck", "--timeout", "0", "--storage", "memory"]).finish()
+        #expect(zero.status == 64 && zero.err.contains("--timeout must be at least 1 second"), "\(zero.status) \(zero.err)")
     }
 
     @Test func versionHashTokenAndCheckConfig() async throws {
