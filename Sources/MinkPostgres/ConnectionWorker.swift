@@ -122,8 +122,17 @@ final class ConnectionWorker: @unchecked Sendable {
         // plan made while a table is new and its statistics say "tiny" would otherwise be a
         // sequential scan for the connection's lifetime (measured: 1.2 ms per append after 2,000
         // events, growing with the table). (PostgreSQL 12 or newer, checked when connecting.)
+        //
+        // `idle_in_transaction_session_timeout`: a transaction of this process never waits on it
+        // for long (statements go pipelined); one left open by a frozen process (SIGSTOP, a VM
+        // pause) would keep its row and advisory locks — a projection's lease row, which a new
+        // holder must lock, or the tenant's append lock — for as long as the freeze. The server
+        // ends such a session after 3 × the storage timeout (at least 30 s).
+        let idleInTransaction = max(Int(timeout.components.seconds) * 3, 30)
         do {
-            try c.execute("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off")
+            try c.execute(
+                "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; SET idle_in_transaction_session_timeout = '\(idleInTransaction)s'"
+            )
         } catch {
             c.close()
             throw error

@@ -36,6 +36,12 @@ public struct PostgresConfiguration: Sendable {
     public var idleTimeout: Duration
     /// The NOTIFY channel of commits. Default `mink_commits`.
     public var channel: String
+    /// A projection lease whose holder's lease session has not run its heartbeat for this long is
+    /// taken over: the process wanting it ends the holder's session (`pg_terminate_backend`), and
+    /// the lease's fencing epoch keeps a holder that wakes up from committing. A process frozen by
+    /// SIGSTOP, a debugger or a VM pause otherwise kept its leases — its connection stays open —
+    /// and the projections stood still for as long. Default 30 s (heartbeats every 2 s).
+    public var leaseStaleAfter: Duration = .seconds(30)
     /// How long an operation may wait for the server (`storage.timeoutSeconds`), waiting for a
     /// pooled connection included; past it the operation fails with `.unavailable` and its
     /// connection is closed and replaced. Default 10 s.
@@ -77,6 +83,10 @@ public struct PostgresConfiguration: Sendable {
         }
         guard poolSize >= 1, tenantPoolSize >= 1 else { throw MinkError.validation("postgres pool sizes must be at least 1") }
         guard timeout > .zero else { throw MinkError.validation("postgres timeout must be positive") }
+        // Two heartbeats at least: a live holder is never taken for a frozen one.
+        guard leaseStaleAfter >= LeaseSession.heartbeatInterval * 2 else {
+            throw MinkError.validation("postgres leaseStaleAfter must be at least \(LeaseSession.heartbeatInterval * 2)")
+        }
     }
 
     /// libpq keywords for a connection, optionally to another database of the same server.

@@ -79,11 +79,25 @@ final class LeaseSession: @unchecked Sendable {
     private var timer: DispatchSourceTimer?
     private var closed = false
     private var connectionCount = 0
+    /// When the session last ran its heartbeat (on `queue`).
+    private var lastHeartbeat = ContinuousClock.now
+    /// Tests: no heartbeats (a frozen holder, as seen from other processes).
+    var heartbeatsPaused: Bool {
+        get { queue.sync { paused } }
+        set { queue.sync { paused = newValue } }
+    }
+    private var paused = false
+    /// A holder whose session has not run a heartbeat for this long is taken over.
+    private let staleAfter: Duration
     /// How often the connection is checked for a break while leases are held.
     static let checkInterval: DispatchTimeInterval = .milliseconds(200)
+    /// How often a session holding leases runs a query, so that `pg_stat_activity.state_change`
+    /// tells other processes it is alive (an idle session sends nothing otherwise).
+    static let heartbeatInterval: Duration = .seconds(2)
 
-    init(parameters: [(String, String)], timeout: Duration, logger: Logger) {
+    init(parameters: [(String, String)], timeout: Duration, staleAfter: Duration = .seconds(30), logger: Logger) {
         self.timeout = timeout
+        self.staleAfter = staleAfter
         // Keepalives detect a silently lost network within about 25 s.
         self.parameters = parameters + [
             ("application_name", "minkd-leases"), ("keepalives_idle", "10"), ("keepalives_interval", "5"), ("keepalives_count", "3"),
@@ -112,7 +126,9 @@ final class LeaseSession: @unchecked Sendable {
         do {
             let conn = try connected()
             let r = try conn.query("SELECT pg_try_advisory_lock($1::int8)", [.int(key)])
-            guard r.bool(0, 0) == true else { return nil }
+            if r.bool(0, 0) != true {
+                guard try takeOverFromStaleHolder(key, on: conn) else { return nil }
+            }
         } catch let e as PostgresError {
             if connection.map({ !$0.isOpen }) ?? false { sessionBroke() }
             throw e.minkError
@@ -143,10 +159,57 @@ final class LeaseSession: @unchecked Sendable {
         timer = t
     }
 
+    /// On `queue`, when the lock of `key` is held elsewhere: if the holder is another minkd's lease
+    /// session whose heartbeat stopped more than `staleAfter` ago (a frozen process: its
+    /// connection stays open, so the server keeps its locks), ends that session and waits up to a
+    /// second for the lock. Whether the lock is now this session's.
+    private func takeOverFromStaleHolder(_ key: Int64, on conn: PostgresConnection) throws -> Bool {
+        // A bigint advisory lock shows in pg_locks as classid = its high 32 bits, objid = its low
+        // 32 bits, objsubid = 1.
+        let stale = try conn.query(
+            """
+            SELECT a.pid, extract(epoch FROM now() - a.state_change)::int8 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+            WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+              AND l.classid = ((($1::int8) >> 32) & 4294967295)::oid AND l.objid = (($1::int8) & 4294967295)::oid
+              AND a.application_name = 'minkd-leases' AND a.state = 'idle' AND a.pid <> pg_backend_pid()
+              AND a.state_change < now() - make_interval(secs => $2::float8)
+            """,
+            [.int(key), .text(String(Double(staleAfter.components.seconds) + Double(staleAfter.components.attoseconds) / 1e18))]
+        )
+        guard let pid = stale.int64(0, 0) else { return false }
+        logger.warning("taking over projection leases from a process whose lease session stopped answering", metadata: [
+            "pid": "\(pid)", "silentSeconds": "\(stale.int64(0, 1) ?? 0)",
+        ])
+        do {
+            _ = try conn.query("SELECT pg_terminate_backend($1::int4)", [.int(pid)])
+        } catch let e as PostgresError where e.sqlState == "42501" {
+            logger.warning("cannot end the stale lease session (no permission to signal it)", metadata: ["pid": "\(pid)", "error": "\(e.message)"])
+            return false
+        }
+        // The server frees the locks as the backend exits.
+        let deadline = ContinuousClock.now + .seconds(1)
+        repeat {
+            if try conn.query("SELECT pg_try_advisory_lock($1::int8)", [.int(key)]).bool(0, 0) == true { return true }
+            usleep(20_000)
+        } while ContinuousClock.now < deadline
+        return false
+    }
+
     /// On `queue`: an idle session has nothing to read; input means a notice, or that the server
-    /// ended the session (libpq then reports the connection bad).
+    /// ended the session (libpq then reports the connection bad). While leases are held, a
+    /// heartbeat query every ``heartbeatInterval``.
     private func check() {
         guard let c = connection else { return }
+        if !held.isEmpty, !paused, ContinuousClock.now - lastHeartbeat >= Self.heartbeatInterval {
+            lastHeartbeat = .now
+            do {
+                _ = try c.query("SELECT 1")
+            } catch {
+                if !c.isOpen { sessionBroke() }
+                return
+            }
+        }
         var fds = pollfd(fd: c.socket, events: Int16(POLLIN), revents: 0)
         guard poll(&fds, 1, 0) != 0 else { return }
         do {

@@ -344,7 +344,10 @@ final class Core: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.backends = Backends(configuration: configuration)
-        self.leases = LeaseSession(parameters: configuration.connectionParameters(), timeout: configuration.timeout, logger: logger)
+        self.leases = LeaseSession(
+            parameters: configuration.connectionParameters(), timeout: configuration.timeout, staleAfter: configuration.leaseStaleAfter,
+            logger: logger
+        )
     }
 
     /// What a tenant deletion's NOTIFY payload starts with (the tenant ID follows): names the

@@ -62,6 +62,53 @@ struct PostgresLeaseTests {
         #expect(a.leaseConnectionCount == 2)
     }
 
+    /// A holder that stops running (SIGSTOP, a debugger, a VM pause) keeps its connection open,
+    /// so the server keeps its locks: its lease session's heartbeat stops, and after
+    /// `leaseStaleAfter` another process ends that session and takes the lease; the frozen
+    /// holder's batches are fenced out when it wakes. A holder whose heartbeat runs is never taken
+    /// over. Before, a frozen holder kept its projections for as long as it was frozen.
+    @Test func aFrozenHolderIsTakenOverAfterItsHeartbeatStops() async throws {
+        let schema = TestServer.freshName()
+        func open() async throws -> PostgresStorage {
+            var config = PostgresConfiguration(connectionString: try TestServer.url(), poolSize: 2, schema: schema, connectTimeoutSeconds: 30)
+            config.leaseStaleAfter = .seconds(5)
+            return try await PostgresStorage(configuration: config)
+        }
+        let a = try await open(), b = try await open()
+        defer { Task { await a.shutdown(); await b.shutdown() } }
+        let leaseA = try await Self.acquire(a)
+        #expect(try await Self.applyBatch(a, lease: leaseA, holder: "A", events: [1]) == [1])
+
+        // Alive (heartbeats every 2 s): never taken over, however long it holds the lease.
+        let alive = ContinuousClock.now + .seconds(7)
+        while ContinuousClock.now < alive {
+            #expect(try await b.tryAcquire(tenant: "default", projection: "counter") == nil, "a live holder was taken over")
+            try await Task.sleep(for: .milliseconds(500))
+        }
+
+        // Frozen: no heartbeat; the connection stays open. B takes over once 5 s have passed.
+        a.core.leases.heartbeatsPaused = true
+        let frozenAt = ContinuousClock.now
+        var leaseB: (any ProjectionLease)?
+        while leaseB == nil, ContinuousClock.now - frozenAt < .seconds(20) {
+            leaseB = try await b.tryAcquire(tenant: "default", projection: "counter")
+            if leaseB == nil { try await Task.sleep(for: .milliseconds(250)) }
+        }
+        let taken = try #require(leaseB, "the frozen holder's lease was not taken over within 20 s")
+        #expect(ContinuousClock.now - frozenAt >= .seconds(4), "taken over before the holder was stale")
+
+        // A wakes: its next batch commits nothing, and its lease reports itself lost.
+        do {
+            let applied = try await Self.applyBatch(a, lease: leaseA, holder: "A", events: [1, 2])
+            Issue.record("the woken holder committed \(applied) after the take-over")
+        } catch let e as MinkError {
+            #expect(e.code == .leaseLost)
+        }
+        await leaseA.lost()
+        #expect(try await Self.applyBatch(b, lease: taken, holder: "B", events: [1, 2]) == [2])
+        await taken.release()
+    }
+
     @Test func lostReturnsWhenTheWaitingTaskIsCancelled() async throws {
         let a = try await TestServer.storage()
         defer { Task { await a.shutdown() } }
