@@ -240,9 +240,12 @@ public actor ProjectionEngine {
     /// The status of one projection.
     /// - Throws: `.projectionNotFound`.
     public func status(_ name: String) async throws -> Status {
+        if let c = controllers[name] {
+            await c.waitForFirstRead()
+            return c.status(head: try await store.headPosition())
+        }
         let head = try await store.headPosition()
         if let r = runners[name] { return r.status(head: head) }
-        if let c = controllers[name] { return c.status(head: head) }
         guard inline[name] != nil else { throw MinkError.projectionNotFound(name) }
         return Status(name: name, mode: .inline, state: .running, checkpoint: head, head: head)
     }

@@ -10,6 +10,8 @@ extension ReadModelProjectionController {
         var heldElsewhere = false
         /// The checkpoint of the copy being rebuilt, as stored (`nil`: no rebuild under way).
         var storedRebuildCheckpoint: UInt64?
+        /// Storage was read at least once (the fields above say what it said).
+        var read = false
     }
 
     /// The copy being rebuilt and the runner filling it.
@@ -100,6 +102,7 @@ extension ReadModelProjectionController {
         /// copy being rebuilt's (`nil`: none), and whether another process holds the lease.
         mutating func stored(checkpoint: UInt64, rebuildCheckpoint: UInt64?, heldElsewhere: Bool) {
             func update(_ i: inout Inactive) {
+                i.read = true
                 i.storedCheckpoint = checkpoint
                 i.storedRebuildCheckpoint = rebuildCheckpoint
                 i.heldElsewhere = heldElsewhere

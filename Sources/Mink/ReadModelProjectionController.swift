@@ -323,7 +323,7 @@ final class ReadModelProjectionController: Sendable {
         let (runners, illegal) = shared.withLock { s -> ([AsyncRunner], Lifecycle?) in
             switch s.lifecycle {
             case .active(let t, let a):
-                s.lifecycle = .standby(t, Inactive(paused: a.paused, storedCheckpoint: Self.checkpoint(of: a.serving)))
+                s.lifecycle = .standby(t, Inactive(paused: a.paused, storedCheckpoint: Self.checkpoint(of: a.serving), read: true))
                 return (a.runners, nil)
             case .activating(let t, _, let i):
                 s.lifecycle = .standby(t, i)
@@ -606,6 +606,22 @@ final class ReadModelProjectionController: Sendable {
     }
 
     // MARK: Status and reads
+
+    /// Waits (up to 2 s) until a just-started lease loop has asked for the lease and read storage
+    /// once, so that the status says what storage says: a process that had not yet served the
+    /// tenant answered `stopped, checkpoint 0` while another process ran the projection (a
+    /// black-box audit). No wait in any other state.
+    func waitForFirstRead() async {
+        let deadline = ContinuousClock.now + .seconds(2)
+        while ContinuousClock.now < deadline {
+            let waiting = shared.withLock { s -> Bool in
+                if case .standby(_, let i) = s.lifecycle { return !i.read }
+                return false
+            }
+            if !waiting { return }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
 
     /// The projection's status.
     func status(head: UInt64) -> ProjectionEngine.Status {

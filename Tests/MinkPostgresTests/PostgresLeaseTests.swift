@@ -95,7 +95,8 @@ struct PostgresLeaseTests {
             if leaseB == nil { try await Task.sleep(for: .milliseconds(250)) }
         }
         let taken = try #require(leaseB, "the frozen holder's lease was not taken over within 20 s")
-        #expect(ContinuousClock.now - frozenAt >= .seconds(4), "taken over before the holder was stale")
+        // Stale 5 s after its last heartbeat, which came up to 2 s before the freeze.
+        #expect(ContinuousClock.now - frozenAt >= .milliseconds(2_900), "taken over before the holder was stale")
 
         // A wakes: its next batch commits nothing, and its lease reports itself lost.
         do {
@@ -193,6 +194,31 @@ struct PostgresLeaseTests {
         // A's lease is fenced out now.
         await #expect(throws: MinkError.self) { try await Self.applyBatch(a, lease: leaseA, holder: "A", events: [3]) }
         await leaseB.release()
+    }
+
+    /// A process that has just started its engine (its first lease request not yet answered)
+    /// answers a status request with what the holder stored — running, its checkpoint — not
+    /// `stopped, checkpoint 0` (a black-box audit: every process but the holder said so until its
+    /// first lease attempt).
+    @Test func aJustStartedStandbyShowsTheHoldersProgress() async throws {
+        let schema = TestServer.freshName()
+        let a = try await TestServer.storage(schema: schema)
+        let b = try await TestServer.storage(schema: schema)
+        defer { Task { await a.shutdown(); await b.shutdown() } }
+        let storeA = EventStore(adapter: a)
+        for i in 1...6 { try await storeA.append("s-\(i)", events: [EventData(type: "Tick", data: Data("{}".utf8))]) }
+        let engineA = ProjectionEngine(store: storeA)
+        await engineA.registerReadModel(TickProjection(holder: "A"), mode: .async, readModels: a, leases: a)
+        try await engineA.start()
+        #expect(try await engineA.waitUntilCaughtUp("ticks", to: 6, timeout: .seconds(20)).checkpoint == 6)
+
+        let engineB = ProjectionEngine(store: EventStore(adapter: b))
+        await engineB.registerReadModel(TickProjection(holder: "B"), mode: .async, readModels: b, leases: b)
+        try await engineB.start()
+        let status = try await engineB.status("ticks")
+        #expect(status.state == .running && status.checkpoint == 6 && status.runningHere == false, "\(status)")
+        await engineB.stop()
+        await engineA.stop()
     }
 
     /// The same through the engine: A's runner is inside a batch (its handler blocked after the
