@@ -67,6 +67,20 @@ extension ServerStorage {
                 lock.release()
                 throw sqliteOpenError(error, directory: directory)
             }
+            // A database file the user cannot write (another owner, mode 0644) opens read-only
+            // without an error, and a migrated one needs no write to open: minkd started, and
+            // every write failed. One write probe at start refuses it, naming the fix; other
+            // faults (a full disk) do not stop the start — /readyz reports them until they pass.
+            do {
+                try await s.probeWrite()
+            } catch {
+                let sqlite = (error as? MinkError)?.underlying as? SQLiteError ?? error as? SQLiteError
+                if let sqlite, sqlite.isReadOnly || sqlite.code == SQLiteCode.perm || sqlite.code == SQLiteCode.cantOpen {
+                    await s.close()
+                    lock.release()
+                    throw sqliteOpenError(sqlite, directory: directory)
+                }
+            }
             return ServerStorage(
                 events: s, snapshots: s, readModels: s, kind: "sqlite",
                 close: {

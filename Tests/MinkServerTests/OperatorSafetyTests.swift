@@ -184,6 +184,31 @@ struct OperatorSafetyTests {
         #expect(r.err.contains("fix: the files in \(dir.path) must be readable and writable by the user minkd runs as"), "\(r.err)")
     }
 
+    /// A migrated database file the service user can read but not write (another owner, 0644):
+    /// SQLite opens it read-only without an error, and minkd used to start and fail every write.
+    /// The start now refuses it, naming the read-only cause and the fix. Run as `nobody`.
+    @Test func aDatabaseFileTheUserCannotWriteIsRefusedAtStart() async throws {
+        let dir = Self.freshDirectory("readonly")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // Created and migrated by a first run (as this user).
+        let first = try MinkdProcess(["serve", "--data-dir", dir.path, "--listen", "127.0.0.1:0", "--log-format", "json"])
+        _ = try await first.waitUntilReady()
+        kill(first.process.processIdentifier, SIGTERM)
+        #expect(try await first.finish(timeout: .seconds(15)).status == 0)
+        chmod(dir.path, 0o777)
+        try? FileManager.default.removeItem(at: dir.appendingPathComponent("minkd.lock"))  // the first run's (0600)
+        for name in ["mink.sqlite", "mink.sqlite-wal", "mink.sqlite-shm"] {
+            chmod(dir.appendingPathComponent(name).path, 0o644)
+        }
+        let uid = getuid() == 0 ? 65534 : nil
+        if uid == nil { chmod(dir.appendingPathComponent("mink.sqlite").path, 0o444) }
+        let r = try await MinkdProcess(["serve", "--data-dir", dir.path, "--listen", "127.0.0.1:0", "--log-format", "json"], asUser: uid)
+            .finish(timeout: .seconds(20))
+        #expect(r.status != 0, "minkd started on a database it cannot write: \(r.err)")
+        #expect(r.err.contains("cannot open the SQLite data directory \(dir.path): "), "\(r.err)")
+        #expect(r.err.contains("fix: make \(dir.path) and its *.sqlite, -wal and -shm files writable"), "\(r.err)")
+    }
+
     @Test func refusedRequestsLogTheClientTheRouteAndTheTokenName() async throws {
         let file = Self.freshDirectory("auth").appendingPathExtension("yaml")
         try """
