@@ -7,6 +7,7 @@ import MinkHTTP
 import MinkServer
 import MinkStorageWiring
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 
 @main
@@ -87,6 +88,10 @@ struct Serve: AsyncParsableCommand {
             options.failNamingUnknownVariables("\(error)")
         }
         let logger = bootstrapLogging(config)
+        // From here a stop signal is said in the log: before the service group runs (opening the
+        // storage may wait for PostgreSQL), it ends the process at once with exit 0 — it used to
+        // end it by the signal (exit 143, nothing logged), which systemd counts as a failure.
+        let stopSignals = StopSignals(logger: logger, graceSeconds: config.shutdown.graceSeconds)
         for warning in options.environmentWarnings { logger.warning("\(warning)") }
         if !config.listen.isLoopback, !config.auth.enabled {
             // Allowed by --insecure (the load refuses it otherwise): said once, loudly, at start.
@@ -131,6 +136,7 @@ struct Serve: AsyncParsableCommand {
         // Past the HTTP grace period (and as long again for projections and storage), the group
         // is cancelled: every part then stops at once.
         groupConfiguration.maximumGracefulShutdownDuration = .seconds(2 * config.shutdown.graceSeconds + 10)
+        stopSignals.handOver()
         do {
             try await ServiceGroup(configuration: groupConfiguration).run()
         } catch {
@@ -274,4 +280,34 @@ struct Healthcheck: AsyncParsableCommand {
 struct Version: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print the version.")
     func run() { print("minkd \(MinkServer.version)") }
+}
+
+/// SIGTERM and SIGINT from the start of `serve`: before ``handOver()`` (the service group not yet
+/// running) a line and exit 0; after it, a line saying the graceful stop began (the service group
+/// stops the server) — nothing was logged between the signal and `stopped`.
+final class StopSignals: @unchecked Sendable {
+    // `@unchecked`: `sources` is written once in `init`; `handedOver` is atomic.
+    private var sources: [any DispatchSourceSignal] = []
+    private let handedOver = Atomic<Bool>(false)
+
+    init(logger: Logger, graceSeconds: Int) {
+        for (number, name) in [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")] {
+            // Dispatch delivers a signal to its sources only when its default action is off.
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [self] in
+                if self.handedOver.load(ordering: .acquiring) {
+                    logger.notice("stopping: \(name) received; draining requests", metadata: ["graceSeconds": "\(graceSeconds)"])
+                } else {
+                    logger.notice("stop requested during start-up (\(name)): exiting before serving")
+                    exit(0)
+                }
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    /// The service group handles the signals from now on (this only logs them).
+    func handOver() { handedOver.store(true, ordering: .releasing) }
 }

@@ -138,6 +138,7 @@ struct MinkdProcessTests {
         #expect(status == 0, "\(err.suffix(2000))")
         #expect(ContinuousClock.now - start < .seconds(15))
         #expect(err.contains("stopped"), "the last line says it stopped")
+        #expect(err.contains("stopping: \(signal == SIGTERM ? "SIGTERM" : "SIGINT") received; draining requests"), "the signal is logged when it arrives")
         #expect(try await c.readUntilClosed(timeout: .seconds(2)))
         // Storage was closed cleanly: a new process opens the same files and finds the event.
         let again = try MinkdProcess([
@@ -150,6 +151,36 @@ struct MinkdProcessTests {
         #expect(info.hasPrefix("HTTP/1.1 200") && info.contains(#""version":1"#), "\(info.prefix(400))")
         kill(again.process.processIdentifier, SIGTERM)
         #expect(try await again.finish(timeout: .seconds(15)).status == 0)
+    }
+
+    /// A stop while the storage is still opening (a PostgreSQL that accepts the connection and
+    /// never answers): exit 0 with one line, where the signal used to end the process (143,
+    /// nothing logged; systemd counts that as a failure).
+    @Test(arguments: [SIGTERM, SIGINT])
+    func aStopDuringStartUpExitsZeroWithALine(_ signal: Int32) async throws {
+        // A listening socket nobody accepts from: the kernel completes the handshake, libpq waits.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        #expect(bound && listen(fd, 8) == 0)
+        let port = Int(UInt16(bigEndian: addr.sin_port))
+        let minkd = try MinkdProcess([
+            "serve", "--storage", "postgres", "--database-url", "postgresql://minkd@127.0.0.1:\(port)/mink", "--listen", "127.0.0.1:0",
+            "--log-format", "json",
+        ])
+        let (log, _) = await minkd.stderr.read(until: { _ in false }, timeout: .seconds(1))
+        #expect(!log.contains("minkd ready"), "\(log)")
+        kill(minkd.process.processIdentifier, signal)
+        let (status, _, err) = try await minkd.finish(timeout: .seconds(10))
+        let name = signal == SIGTERM ? "SIGTERM" : "SIGINT"
+        #expect(status == 0, "\(status): \(err.suffix(1000))")
+        #expect(err.contains("stop requested during start-up (\(name)): exiting before serving"), "\(err.suffix(1000))")
     }
 
     /// A port in use: the one documented line, "minkd: cannot listen on HOST:PORT: … fix: …".
