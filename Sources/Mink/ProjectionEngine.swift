@@ -602,7 +602,7 @@ final class AsyncRunner: Sendable {
             return (cursor, events)
         case .upToDate(let head):
             return (head, [])
-        case .fromStorage(let head):
+        case .fromStorage(let head, _):
             return (head, try await store.readAll(after: checkpoint, filter: filter, limit: limit))
         }
     }

@@ -211,8 +211,11 @@ public struct SubscriptionMessages: AsyncSequence, Sendable {
                 case .events(let events, let newCursor):
                     enqueue(events)
                     cursor = newCursor
-                case .fromStorage(let head):
-                    if phase == .live {
+                case .fromStorage(let head, let fellBehind):
+                    // Only a reader the ring left behind fell behind; one sent to storage because
+                    // the hub forgot its memory (every LISTEN reconnect: a PostgreSQL restart
+                    // told every up-to-date subscriber `fell-behind`) reads it and stays live.
+                    if phase == .live, fellBehind {
                         phase = .catchingUp
                         pending.append(.fellBehind(position: deliveredPosition))
                     }

@@ -24,6 +24,10 @@ public actor SubscriptionHub {
     private let capacityBytes: Int
     private var ring: [Event] = []
     private var ringStartIndex = 0  // ring[ringStartIndex...] are the live entries (amortised trimming)
+    /// The last position the ring dropped for room (or skipped, catching up with a burst): a
+    /// reader before it fell behind. Forgetting the ring (``forgetRecentEvents()``, on every
+    /// LISTEN reconnect) does not move it: readers sent to storage then were not too slow.
+    private var evictedThrough: UInt64 = 0
     /// What the live entries weigh (``cost(of:)``).
     private var ringBytes = 0
     /// How many events the pump reads per page, at most; a page also stops at ``pumpPageBytes``.
@@ -294,6 +298,7 @@ public actor SubscriptionHub {
                         if full {
                             let h = try await adapter.headPosition()
                             if h > head, h - head > UInt64(capacity) {
+                                evictedThrough = Swift.max(evictedThrough, h)
                                 ring.removeAll()
                                 ringBytes = 0
                                 ringStartIndex = 0
@@ -342,6 +347,7 @@ public actor SubscriptionHub {
         for e in events { ringBytes += Self.cost(of: e) }
         // Oldest first out: past `capacity` events, or past `capacityBytes` (the newest stays).
         while ring.count - ringStartIndex > capacity || (ringBytes > capacityBytes && ring.count - ringStartIndex > 1) {
+            evictedThrough = Swift.max(evictedThrough, ring[ringStartIndex].globalPosition)
             ringBytes -= Self.cost(of: ring[ringStartIndex])
             ringStartIndex += 1
         }
@@ -419,8 +425,10 @@ public actor SubscriptionHub {
     enum Read: Sendable {
         /// Events from memory (possibly empty after filtering) and the cursor to continue from.
         case events([Event], cursor: UInt64)
-        /// The cursor is older than the ring: read storage after it.
-        case fromStorage(head: UInt64)
+        /// The cursor is older than the ring: read storage after it. `fellBehind`: the ring
+        /// dropped events the reader had not read (it was too slow); otherwise the hub forgot its
+        /// memory (a LISTEN reconnect, a scavenge) and the reader was not behind.
+        case fromStorage(head: UInt64, fellBehind: Bool)
         /// Nothing new yet.
         case upToDate(head: UInt64)
     }
@@ -431,7 +439,7 @@ public actor SubscriptionHub {
         if position >= head { return .upToDate(head: head) }
         let live = ring[ringStartIndex...]
         let base = (live.first?.globalPosition ?? head + 1) - 1
-        guard position >= base else { return .fromStorage(head: head) }
+        guard position >= base else { return .fromStorage(head: head, fellBehind: position < evictedThrough) }
         // Positions in the ring are increasing; find the first one after `position`.
         var lo = live.startIndex, hi = live.endIndex
         while lo < hi {

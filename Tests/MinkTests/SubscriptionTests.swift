@@ -254,4 +254,39 @@ struct SubscriptionTests {
         #expect(delivered == [1, 103])
         #expect(fellBehind == [1], "the last position delivered before falling behind")
     }
+
+    /// The hub forgetting its memory (what every LISTEN reconnect does, e.g. after a PostgreSQL
+    /// restart) sends live readers to storage, but they did not fall behind: no `fellBehind`,
+    /// every event once, and still live. Before, every up-to-date subscriber got `fell-behind`.
+    @Test func aForgottenRingIsNotFallingBehind() async throws {
+        let store = EventStore(adapter: InMemoryStorage(), options: EventStore.Options(subscriberBuffer: 16))
+        var iterator = store.messages(.all, after: 0, pageSize: 8).makeAsyncIterator()
+        guard case .caughtUp(0) = try await iterator.next() else { Issue.record("expected caughtUp(0)"); return }
+        try await store.append("s-1", events: [raw("E")])
+        guard case .event(let first) = try await iterator.next() else { Issue.record("expected an event"); return }
+        #expect(first.globalPosition == 1)
+        // New events reach the ring (local appends go in at commit), then the hub forgets it
+        // before the reader reads them.
+        for _ in 0..<5 { try await store.append("s-1", events: [raw("E")]) }
+        await store.hub.forgetRecentEvents()
+        var positions: [UInt64] = [1]
+        var other: [String] = []
+        while positions.count < 6 {
+            switch try await iterator.next() {
+            case .event(let e)?: positions.append(e.globalPosition)
+            case .fellBehind(let p)?: other.append("fellBehind(\(p))")
+            case .caughtUp(let p)?: other.append("caughtUp(\(p))")
+            case .heartbeat?: break
+            case nil:
+                Issue.record("the subscription ended")
+                return
+            }
+        }
+        #expect(positions == Array(1...6))
+        #expect(other.isEmpty, "\(other)")
+        // Still live: the next event comes from memory, with no message before it.
+        try await store.append("s-1", events: [raw("E")])
+        let next = try await iterator.next()
+        if case .event(let e)? = next { #expect(e.globalPosition == 7) } else { Issue.record("expected event 7, got \(String(describing: next))") }
+    }
 }
