@@ -118,9 +118,16 @@ public final class InMemoryStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
         let found = request.events.map { $0.id.flatMap { byID[$0] } }
         let known = found.compactMap { $0 }
         if known.isEmpty { return nil }
+        // One earlier append: consecutive versions *and* positions, one commit time (every event
+        // of an append gets both). Events of two appends stitched into one "retry" answered `200`
+        // as if they had been one append (a black-box audit); now they are `duplicate_event_id`.
+        // (Two appends of one PostgreSQL group commit share the commit time; only positions tell
+        // them apart then, when another stream's event sits between them.)
         let identical = known.count == request.events.count
             && zip(request.events, known).allSatisfy { $0.type == $1.type && $0.data == $1.data && $0.metadata == $1.metadata }
-            && zip(known, known.dropFirst()).allSatisfy { $1.version == $0.version + 1 }
+            && zip(known, known.dropFirst()).allSatisfy {
+                $1.version == $0.version + 1 && $1.globalPosition == $0.globalPosition + 1 && $1.timestamp == $0.timestamp
+            }
         guard identical else {
             throw MinkError(
                 .duplicateEventID,

@@ -270,6 +270,16 @@ private func idempotency(_ s: ConformanceStorage) async throws {
     try check(try await s.events.headPosition() == 2, "rejected duplicates write nothing")
     let other = try await append(s.events, "idem-2", [ev("A", #"{"a":1}"#, id: "id-1")])
     try check(!other.isReplay && other.fromVersion == 1, "IDs are unique per stream, not globally")
+
+    // Events of two appends (consecutive versions, another commit) are not one earlier append:
+    // a "retry" stitched from them is a reuse of IDs, not a replay.
+    try await Task.sleep(for: .milliseconds(2))  // another commit time, whatever the clock's grain
+    _ = try await append(s.events, "idem-1", [ev("C", #"{"c":3}"#, id: "id-3")])
+    _ = try await expectError(.duplicateEventID) {
+        try await append(s.events, "idem-1", [ev("B", #"{"b":2}"#, id: "id-2"), ev("C", #"{"c":3}"#, id: "id-3")])
+    }
+    let single = try await append(s.events, "idem-1", [ev("C", #"{"c":3}"#, id: "id-3")])
+    try check(single.isReplay && single.fromVersion == 3, "a retry of the later append alone is still a replay")
 }
 
 private struct HookFailure: Error {}
