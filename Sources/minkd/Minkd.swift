@@ -118,8 +118,12 @@ struct Serve: AsyncParsableCommand {
         // the group runs them all and, on SIGTERM or SIGINT, stops them from the last to the
         // first — the reloader, the listener (requests drain), the projections, the tenants'
         // hubs, storage last.
-        let ready: @Sendable (Int) -> Void = { port in
-            logger.notice("minkd ready", metadata: [
+        // The one line that says minkd serves (and on which port, with `:0`): written whatever
+        // `logging.level` says — `warning` hid it.
+        var readyLogger = logger
+        readyLogger.logLevel = min(readyLogger.logLevel, .notice)
+        let ready: @Sendable (Int) -> Void = { [readyLogger] port in
+            readyLogger.notice("minkd ready", metadata: [
                 // An IPv6 host in brackets, as in a URL (`[::1]:6465`).
                 "address": "\(config.listen.host.contains(":") ? "[\(config.listen.host)]" : config.listen.host):\(port)",
                 "storage": "\(storage.kind)",

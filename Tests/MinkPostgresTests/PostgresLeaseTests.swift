@@ -71,7 +71,7 @@ struct PostgresLeaseTests {
         let schema = TestServer.freshName()
         func open() async throws -> PostgresStorage {
             var config = PostgresConfiguration(connectionString: try TestServer.url(), poolSize: 2, schema: schema, connectTimeoutSeconds: 30)
-            config.leaseStaleAfter = .seconds(5)
+            config.leaseStaleAfter = .seconds(6)
             return try await PostgresStorage(configuration: config)
         }
         let a = try await open(), b = try await open()
@@ -80,13 +80,13 @@ struct PostgresLeaseTests {
         #expect(try await Self.applyBatch(a, lease: leaseA, holder: "A", events: [1]) == [1])
 
         // Alive (heartbeats every 2 s): never taken over, however long it holds the lease.
-        let alive = ContinuousClock.now + .seconds(7)
+        let alive = ContinuousClock.now + .seconds(8)
         while ContinuousClock.now < alive {
             #expect(try await b.tryAcquire(tenant: "default", projection: "counter") == nil, "a live holder was taken over")
             try await Task.sleep(for: .milliseconds(500))
         }
 
-        // Frozen: no heartbeat; the connection stays open. B takes over once 5 s have passed.
+        // Frozen: no heartbeat; the connection stays open. B takes over once 6 s have passed.
         a.core.leases.heartbeatsPaused = true
         let frozenAt = ContinuousClock.now
         var leaseB: (any ProjectionLease)?
@@ -95,8 +95,8 @@ struct PostgresLeaseTests {
             if leaseB == nil { try await Task.sleep(for: .milliseconds(250)) }
         }
         let taken = try #require(leaseB, "the frozen holder's lease was not taken over within 20 s")
-        // Stale 5 s after its last heartbeat, which came up to 2 s before the freeze.
-        #expect(ContinuousClock.now - frozenAt >= .milliseconds(2_900), "taken over before the holder was stale")
+        // Stale 6 s after its last heartbeat, which came up to 2 s before the freeze.
+        #expect(ContinuousClock.now - frozenAt >= .milliseconds(3_900), "taken over before the holder was stale")
 
         // A wakes: its next batch commits nothing, and its lease reports itself lost.
         do {

@@ -183,6 +183,18 @@ struct MinkdProcessTests {
         #expect(err.contains("stop requested during start-up (\(name)): exiting before serving"), "\(err.suffix(1000))")
     }
 
+    /// The ready line (with the port bound for `:0`) is written at any log level: `warning` and
+    /// `error` hid it, and with it the only way to learn the port.
+    @Test func theReadyLineIsWrittenAtAnyLogLevel() async throws {
+        for level in ["warning", "error"] {
+            let minkd = try MinkdProcess(["serve", "--storage", "memory", "--listen", "127.0.0.1:0", "--log-level", level, "--log-format", "json"])
+            let port = try await minkd.waitUntilReady(timeout: .seconds(20))
+            #expect(port > 0, "\(level)")
+            kill(minkd.process.processIdentifier, SIGTERM)
+            #expect(try await minkd.finish(timeout: .seconds(15)).status == 0, "\(level)")
+        }
+    }
+
     /// A port in use: the one documented line, "minkd: cannot listen on HOST:PORT: … fix: …".
     @Test func aPortInUseIsOneLineNamingTheAddress() async throws {
         let first = try MinkdProcess(["serve", "--storage", "memory", "--listen", "127.0.0.1:0", "--log-format", "json"])
