@@ -11,7 +11,8 @@ extension ServerStorage {
     /// minkd serving the directory (WAL readers never block its writer).
     /// - Throws: ``StorageOpenError``, or what ``open(_:logger:)`` throws.
     public static func openForReading(_ configuration: MinkdConfiguration, logger: Logger = Logger(label: "minkd")) async throws -> ServerStorage {
-        // PostgreSQL: nothing created or migrated; a layout the database does not hold fails.
+        // PostgreSQL: nothing created or migrated; a layout the database does not hold fails
+        // (``NoMinkdData`` when it holds none at all).
         guard configuration.storage.kind == .sqlite else { return try await open(configuration, logger: logger, newLayout: .never) }
         let strategy: SQLiteStorage.TenancyStrategy
         switch configuration.tenancy.strategy {

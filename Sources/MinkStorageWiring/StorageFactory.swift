@@ -9,14 +9,22 @@ import MinkServer
 /// Whether opening a PostgreSQL storage may create the configured tenancy layout (see
 /// ``ServerStorage/open(_:logger:newLayout:)``).
 public enum NewLayoutPolicy: Sendable, Equatable {
-    /// Created when missing, whatever else the database holds (`minkd migrate`).
+    /// Created when missing, whatever else the database holds (`minkd migrate`, tests).
     case create
-    /// Created when missing only if the database holds no minkd data laid out otherwise
-    /// (`minkd serve`, `minkd import`).
-    case refuseBesideOthers
-    /// Never created, nor migrated: a read-only open (`minkd export`); a missing layout fails.
+    /// Created when missing; when the database holds minkd data laid out otherwise, a warning
+    /// names where (`minkd serve`, `minkd import`). Not a refusal: one database may serve
+    /// several deployments, and a setup that reuses one database for another strategy on purpose
+    /// must still start.
+    case warnBesideOthers
+    /// Never created, nor migrated: a read-only open (`minkd export`). A missing layout fails
+    /// when the database holds minkd data laid out otherwise (``StorageOpenError``), and throws
+    /// ``NoMinkdData`` when it holds none at all.
     case never
 }
+
+/// The database holds no minkd data at all (`minkd export` of a never-used database: nothing to
+/// export, and nothing created).
+public struct NoMinkdData: Error, Sendable {}
 
 /// Where the application wires the storage: the configuration's `storage.kind` becomes an
 /// adapter here, so that `MinkServer` depends on the core's storage protocols alone and only
@@ -31,7 +39,7 @@ extension ServerStorage {
     ///   in a database that holds minkd data laid out otherwise (``PostgresLayoutSurvey``):
     ///   `serve` and `import` refuse (the default), tests and embedders may allow.
     public static func open(
-        _ configuration: MinkdConfiguration, logger: Logger = Logger(label: "minkd"), newLayout: NewLayoutPolicy = .refuseBesideOthers
+        _ configuration: MinkdConfiguration, logger: Logger = Logger(label: "minkd"), newLayout: NewLayoutPolicy = .warnBesideOthers
     ) async throws -> ServerStorage {
         switch configuration.storage.kind {
         case .memory:
@@ -265,22 +273,22 @@ extension ServerStorage {
         }
         let layout = layoutDescription(postgres)
         let elsewhere = survey.otherSchemas.prefix(5).joined(separator: ", ") + (survey.otherSchemas.count > 5 ? ", …" : "")
-        if !survey.configuredExists, newLayout == .never || !survey.otherSchemas.isEmpty {
+        let beside = "the database holds minkd data in schema(s) \(elsewhere), but none laid out as configured (\(layout))"
+        if !survey.configuredExists, newLayout == .never {
             await s.shutdown()
-            let what = "PostgreSQL at \(redactedURL(configuration.storage.url ?? ""))"
-            if survey.otherSchemas.isEmpty {
-                throw StorageOpenError(
-                    what: what, cause: "the database holds no minkd data laid out as configured (\(layout))",
-                    fix: "give the database URL and the tenancy settings (tenancy.strategy, tenancy.schemaPrefix) of the deployment"
-                )
-            }
+            if survey.otherSchemas.isEmpty { throw NoMinkdData() }
             throw StorageOpenError(
-                what: what,
-                cause: "the database holds minkd data in schema(s) \(elsewhere), but none laid out as configured (\(layout)): "
-                    + "a different tenancy.strategy or tenancy.schemaPrefix than when the data was written would serve "
-                    + "an empty store beside it",
-                fix: "set the tenancy settings the data was written with; to start a new deployment in this database beside "
-                    + "the other data on purpose, create its layout first with `minkd migrate` and these settings"
+                what: "PostgreSQL at \(redactedURL(configuration.storage.url ?? ""))",
+                cause: beside + ": a different tenancy.strategy or tenancy.schemaPrefix than when the data was written?",
+                fix: "set the tenancy settings the data was written with"
+            )
+        }
+        if !survey.configuredExists, !survey.otherSchemas.isEmpty {
+            // Said loudly: a wrong tenancy.strategy or schemaPrefix starts over an empty store
+            // beside the data, and the writes that follow go there.
+            logger.warning(
+                "\(beside); creating it now. If the data was written with other tenancy settings (tenancy.strategy, tenancy.schemaPrefix), stop and set them: this deployment starts empty beside that data",
+                metadata: ["schemas": "\(elsewhere)"]
             )
         }
         if newLayout == .never { return s }

@@ -36,7 +36,20 @@ struct Export: AsyncParsableCommand {
             fd = STDOUT_FILENO
         }
         let storage: ServerStorage
-        do { storage = try await ServerStorage.openForReading(config) } catch { fail("minkd export: \(error)") }
+        do {
+            storage = try await ServerStorage.openForReading(config)
+        } catch is NoMinkdData {
+            // A PostgreSQL database minkd never wrote: the `default` tenant has no events, and
+            // nothing was created to say so.
+            guard tenant == TenantID.default else {
+                if let out, out != "-" { unlink(out) }
+                fail("minkd export: tenant \(tenant) does not exist in this storage (it holds no minkd data)")
+            }
+            FileHandle.standardError.write(Data("minkd export: 0 events of tenant \(tenant)\n".utf8))
+            return
+        } catch {
+            fail("minkd export: \(error)")
+        }
         var count = 0
         do {
             let store = try EventStore(adapter: storage.events).forTenant(tenant)
