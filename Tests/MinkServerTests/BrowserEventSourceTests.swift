@@ -13,21 +13,11 @@ private let browserPython: String? = {
     return python
 }()
 
-private struct PortError: Error { var errno: Int32 }
-
 /// A port free at the time of asking (the page server binds it right after).
 private func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-    }
-    guard bound else { throw PortError(errno: errno) }
-    return Int(UInt16(bigEndian: addr.sin_port))
+    let socket = try LoopbackSocket()
+    defer { socket.close() }
+    return socket.port
 }
 
 @Suite("Headless Chromium: EventSource with access_token", .timeLimit(.minutes(3)))

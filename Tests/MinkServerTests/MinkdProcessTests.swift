@@ -159,17 +159,9 @@ struct MinkdProcessTests {
     @Test(arguments: [SIGTERM, SIGINT])
     func aStopDuringStartUpExitsZeroWithALine(_ signal: Int32) async throws {
         // A listening socket nobody accepts from: the kernel completes the handshake, libpq waits.
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-        }
-        #expect(bound && listen(fd, 8) == 0)
-        let port = Int(UInt16(bigEndian: addr.sin_port))
+        let silent = try LoopbackSocket(listening: true)
+        defer { silent.close() }
+        let port = silent.port
         let minkd = try MinkdProcess([
             "serve", "--storage", "postgres", "--database-url", "postgresql://minkd@127.0.0.1:\(port)/mink", "--listen", "127.0.0.1:0",
             "--log-format", "json",
