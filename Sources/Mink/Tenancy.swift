@@ -40,3 +40,12 @@ public struct Config: Sendable, Hashable {
     /// Creates settings.
     public init(multiTenancy: MultiTenancyConfig = MultiTenancyConfig()) { self.multiTenancy = multiTenancy }
 }
+
+/// The underlying error of a storage call that found its tenant's own storage gone — the tenant
+/// was deleted, perhaps through another process that this one has not heard from yet. The
+/// storage creates nothing then; the server applies its existence rules again (an unknown
+/// tenant is `404`, or is created afresh by the next write with `tenancy.autoCreate`).
+public struct TenantStorageGone: Error, Sendable, Equatable {
+    public let tenantID: String
+    public init(tenantID: String) { self.tenantID = tenantID }
+}

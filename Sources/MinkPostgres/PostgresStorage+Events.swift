@@ -23,15 +23,10 @@ extension PostgresStorage {
         do {
             return try await scope.backend.appender(for: scope).append(request, rows: rows, hook: hook, deadline: deadline)
         } catch let e as PostgresError where scope.ownsStorage && e.isMissingStorage {
-            // Dropped (by a tenant deletion in another process) since it was migrated here: the
-            // write creates the tenant again, as a first write would.
-            core.forgetReady(scope)
-            try await core.ensureReady(scope)
-            do {
-                return try await scope.backend.appender(for: scope).append(request, rows: rows, hook: hook, deadline: deadline)
-            } catch {
-                throw error.mappedForMink()
-            }
+            // Dropped (by a tenant deletion in another process) since it was migrated here: not
+            // created again here — see `withConnection(recreating:_:)`.
+            core.markDeleted(scope)
+            throw Self.tenantGone(scope)
         } catch {
             throw error.mappedForMink()
         }

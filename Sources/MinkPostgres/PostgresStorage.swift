@@ -130,23 +130,21 @@ public final class PostgresStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
         do {
             return try await scope.backend.pool.withConnection(mappingErrors: false) { conn in try body(conn, scope) }
         } catch let e as PostgresError where scope.ownsStorage && e.isMissingStorage {
-            // Dropped (by a tenant deletion in another process) since it was migrated here: a
-            // write creates the tenant again, as a first write would; a read-model write does not.
-            guard recreating else {
-                core.markDeleted(scope)
-                throw Self.tenantGone(scope)
-            }
-            core.forgetReady(scope)
-            try await core.ensureReady(scope)
-            return try await scope.backend.pool.withConnection { conn in try body(conn, scope) }
+            // Dropped (by a tenant deletion in another process) since it was migrated here: no
+            // write creates it again from here — the server decides (`TenantStorageGone`: with
+            // `autoCreate` off the tenant is unknown; on, the next write creates it afresh).
+            // Recreating it here undid a deletion while writes kept arriving through a process
+            // that had not yet heard of it (a black-box audit: 814 of 814 writes accepted).
+            core.markDeleted(scope)
+            throw Self.tenantGone(scope)
         } catch {
             throw error.mappedForMink()
         }
     }
 
-    /// The error of a read-model write to a tenant deleted since (see ``withConnection(recreating:_:)``).
+    /// The error of a write to a tenant deleted since (see ``withConnection(recreating:_:)``).
     static func tenantGone(_ scope: Scope) -> MinkError {
-        MinkError(.notFound, "tenant \(scope.tenantID) was deleted: its read models and projections are not written")
+        MinkError(.notFound, "tenant \(scope.tenantID) was deleted", underlying: TenantStorageGone(tenantID: scope.tenantID))
     }
 
     /// Runs a read: like ``withConnection(_:)``, but when the tenant's own schema or database

@@ -107,8 +107,15 @@ final class APIHandler: HTTPResponder {
             )
             // The handler runs in the server span's context, so the store's spans are its
             // children and an outgoing call could continue the trace.
-            response = try await ServiceContext.withValue(span.context) {
-                try await server.handle(context)
+            do {
+                response = try await ServiceContext.withValue(span.context) {
+                    try await server.handle(context)
+                }
+            } catch let gone as MinkError where gone.underlying is TenantStorageGone {
+                // Its storage is gone: deleted through another process this one has not heard
+                // from yet. Forgotten here now; the existence rules answer (and apply to the
+                // next request: with `autoCreate` it creates the tenant afresh).
+                throw await server.tenants.storageGone(tenant)
             }
             // Its connection closed meanwhile: the answer (a page of 10,000 events, say) is
             // dropped now rather than kept until the task ends.

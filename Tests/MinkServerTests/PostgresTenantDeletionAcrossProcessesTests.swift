@@ -55,6 +55,56 @@ struct PostgresTenantDeletionAcrossProcessesTests {
         await a.stop()
     }
 
+    /// A process that has not yet heard of a deletion (its notice still on the way) and keeps
+    /// writing to the tenant: the write finds the schema or database gone and the tenant is not
+    /// created again — `404` with `autoCreate` off; with it on, `503` (retry) and the next write
+    /// creates the tenant afresh from position 1. Before, the write recreated the deleted
+    /// tenant's storage and went on (a black-box audit: 814 of 814 writes accepted after the
+    /// deletion through the other process, the schema back within 2 s, the tenant listed again
+    /// after a restart).
+    @Test(arguments: [TenantStorageKind.postgresSchema, .postgresDatabase], [false, true])
+    func aWriteThatFindsItsTenantDeletedElsewhereDoesNotUndoTheDeletion(_ kind: TenantStorageKind, _ autoCreate: Bool) async throws {
+        let prefix = PostgresTestDatabase.freshName("tg_") + "_"
+        let setUp: @Sendable (inout MinkdConfiguration) -> Void = { config in
+            kind.configure(&config, directory: NSTemporaryDirectory())
+            config.tenancy.schemaPrefix = prefix
+            config.auth.enabled = true
+            config.auth.tokens = TestToken.standard
+            config.tenancy.autoCreate = autoCreate
+        }
+        var config = MinkdConfiguration()
+        setUp(&config)
+        let s = try await TestServer.start(storage: try await ServerStorage.open(config, newLayout: .create), configure: setUp)
+        do {
+            let acme = TestToken.headers("acme-rw")
+            #expect(try await s.request("POST", "/v1/admin/tenants", json: #"{"id":"acme"}"#, headers: Self.ops).status == 201)
+            #expect(try await s.request("POST", "/v1/streams/order-1", json: appendBody(["A1"]), headers: acme).status == 201)
+            // Deleted by "another process" whose notice has not arrived: its storage dropped.
+            let pg = try #require(s.server.store.adapter as? PostgresStorage)
+            let url = try #require(config.storage.url)
+            let name = "\(prefix)acme"
+            if kind == .postgresDatabase {
+                try await PostgresTestDatabase.execute(url, "DROP DATABASE \(name) WITH (FORCE)")
+            } else {
+                try await PostgresTestDatabase.execute(url, "DROP SCHEMA \(name) CASCADE")
+            }
+            let write = try await s.request("POST", "/v1/streams/order-1", json: appendBody(["B1"]), headers: acme)
+            #expect(write.status == (autoCreate ? 503 : 404), "\(kind) autoCreate \(autoCreate): \(write.text)")
+            #expect(try await PostgresTestDatabase.ownStorageExists(pg, tenant: "acme") == false, "the write created the deleted tenant again")
+            let next = try await s.request("POST", "/v1/streams/order-1", json: appendBody(["C1"]), headers: acme)
+            if autoCreate {
+                #expect(next.status == 201 && next["fromPosition"] == .int(1), "created afresh: \(next.text)")
+            } else {
+                #expect(next.status == 404, "\(next.text)")
+                #expect(try await PostgresTestDatabase.ownStorageExists(pg, tenant: "acme") == false)
+            }
+        } catch {
+            await s.stop()
+            throw error
+        }
+        await s.stop()
+    }
+
     private func check(_ a: TestServer, _ b: TestServer, _ kind: TenantStorageKind) async throws {
         let acme = TestToken.headers("acme-rw")
         #expect(try await a.request("POST", "/v1/admin/tenants", json: #"{"id":"acme"}"#, headers: Self.ops).status == 201)

@@ -278,6 +278,18 @@ final class TenantRouter: Sendable {
         await evict(tenant)
     }
 
+    /// A request found the tenant's own storage gone (``TenantStorageGone``): the tenant is
+    /// forgotten as after a deletion, and the request's answer is what the existence rules say
+    /// of an unknown tenant — `404` without `autoCreate`; with it `503` (retry: the next write
+    /// creates the tenant afresh, with nothing of the deleted one).
+    func storageGone(_ tenant: String) async -> APIError {
+        if tenant != TenantID.default { await evict(tenant) }
+        guard autoCreate else { return Self.unknownTenant() }
+        var e = APIError(.unavailable, "the tenant was deleted meanwhile; retry (a write creates it afresh)")
+        e.headers = [("Retry-After", "1")]
+        return e
+    }
+
     /// Forgets a tenant: not known, its store dropped, its event streams ended.
     private func evict(_ tenant: String) async {
         let (store, lifetime) = state.withLock { s -> (EventStore?, TenantLifetime?) in
