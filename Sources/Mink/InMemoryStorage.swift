@@ -121,8 +121,8 @@ public final class InMemoryStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
         // One earlier append: consecutive versions *and* positions, one commit time (every event
         // of an append gets both). Events of two appends stitched into one "retry" answered `200`
         // as if they had been one append (a black-box audit); now they are `duplicate_event_id`.
-        // (Two appends of one PostgreSQL group commit share the commit time; only positions tell
-        // them apart then, when another stream's event sits between them.)
+        // (Each append of a PostgreSQL group commit gets the batch's commit time plus its place in
+        // the batch, in microseconds, so appends of one batch differ too.)
         let identical = known.count == request.events.count
             && zip(request.events, known).allSatisfy { $0.type == $1.type && $0.data == $1.data && $0.metadata == $1.metadata }
             && zip(known, known.dropFirst()).allSatisfy {

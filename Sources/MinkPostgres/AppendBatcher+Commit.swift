@@ -28,6 +28,9 @@ extension AppendBatcher {
         var types: [String] = []
         var data: [Data] = []
         var metadata: [String] = []
+        /// Each row's commit time (µs since 1970): the batch's, plus the append's place in the
+        /// batch (see ``decide(_:_:_:timestamp:on:hooks:)``).
+        var created: [Int64] = []
     }
 
     /// Runs one batch's transaction on `conn` (its worker's queue).
@@ -87,8 +90,15 @@ extension AppendBatcher {
     ) throws(TransactionBroken) -> Decisions {
         var d = Decisions()
         d.outcomes.reserveCapacity(batch.count)
-        for p in batch {
+        let base = EventRow.microseconds(timestamp)
+        for (n, p) in batch.enumerated() {
             let request = p.request
+            // The batch's commit time plus the append's place in it, in microseconds: each append
+            // of a group commit has a commit time of its own, so that a retry stitched from two
+            // of them is not taken for a replay of one (``InMemoryStorage/replay(of:in:currentVersion:)``).
+            // `Statements.appendChecked` computes the same (`$2 + a.n - 1`).
+            let micros = base + Int64(n)
+            let appendTime = EventRow.date(microseconds: micros)
             let s = streams.index[request.streamID]!
             let current = state.versions[s]
             do {
@@ -117,7 +127,7 @@ extension AppendBatcher {
                     let e = request.events[i]
                     events.append(Event(
                         id: r.id, streamID: request.streamID, type: e.type, data: e.data, metadata: e.metadata,
-                        version: current + Int64(i) + 1, globalPosition: UInt64(state.head) + UInt64(i) + 1, timestamp: timestamp
+                        version: current + Int64(i) + 1, globalPosition: UInt64(state.head) + UInt64(i) + 1, timestamp: appendTime
                     ))
                 }
                 if hooks, let hook = p.hook { try runHook(hook, parts: p.request.hookParts, events, on: conn) }
@@ -136,6 +146,7 @@ extension AppendBatcher {
                     d.columns.types.append(e.type)
                     d.columns.data.append(e.data)
                     d.columns.metadata.append(p.rows[i].metadata)
+                    d.columns.created.append(micros)
                 }
                 d.written += 1
                 d.outcomes.append(.success(AppendResult(streamID: request.streamID, events: events)))
@@ -252,7 +263,7 @@ extension AppendBatcher {
                     .bytes(BinaryArray.text(columns.ids)), .bytes(BinaryArray.text(columns.types)),
                     .bytes(BinaryArray.bytea(columns.data)), .bytes(BinaryArray.text(columns.metadata)),
                     .bytes(BinaryArray.text(touched.map { streams.ids[$0] })), .bytes(BinaryArray.int8(touched.map { state.versions[$0] })),
-                    .text(scope.notifyKey),
+                    .text(scope.notifyKey), .bytes(BinaryArray.int8(columns.created)),
                 ], prepare: true),
                 .init("COMMIT", prepare: true),
             ])

@@ -132,7 +132,7 @@ struct Statements: Sendable {
                 FROM a),
             ins AS (
                 INSERT INTO \(events) (tenant_id, stream_id, category, created_at, position, version, event_id, type, data, metadata)
-                SELECT $1, a.stream, a.category, \(ts), h.head + r.j, coalesce(a.version, 0) + a.prior + r.j - a.before,
+                SELECT $1, a.stream, a.category, \(Self.timestamp("($2::int8 + a.n - 1)")), h.head + r.j, coalesce(a.version, 0) + a.prior + r.j - a.before,
                        r.id, r.type, r.data, r.metadata
                 FROM unnest($7::int8[], $8::text[], $9::text[], $10::bytea[], $11::text[]) WITH ORDINALITY AS r(app, id, type, data, metadata, j)
                 JOIN a ON a.n = r.app CROSS JOIN h CROSS JOIN ok
@@ -198,7 +198,8 @@ struct Statements: Sendable {
     /// Writes a batch of appends in one statement: every event row, every stream's new version,
     /// and the NOTIFY. Parameters: $1 tenant, $2 commit time (µs since 1970); per event row $3
     /// stream, $4 category, $5 position, $6 version, $7 event ID, $8 type (`text[]`/`int8[]`),
-    /// $9 data (`bytea[]`), $10 metadata; per stream $11 stream, $12 version; $13 NOTIFY payload.
+    /// $9 data (`bytea[]`), $10 metadata, $14 commit time (µs since 1970, per row: each append of
+    /// a batch has its own); per stream $11 stream, $12 version; $13 NOTIFY payload.
     /// Arrays are bound in binary format (``BinaryArray``), so the text is the same for every
     /// batch size and is prepared once per connection.
     func insertBatch(channel: String) -> String {
@@ -206,9 +207,9 @@ struct Statements: Sendable {
         return """
             WITH ins AS (
                 INSERT INTO \(events) (tenant_id, stream_id, category, created_at, position, version, event_id, type, data, metadata)
-                SELECT $1, u.stream, u.category, \(ts), u.position, u.version, u.id, u.type, u.data, u.metadata
-                FROM unnest($3::text[], $4::text[], $5::int8[], $6::int8[], $7::text[], $8::text[], $9::bytea[], $10::text[])
-                     AS u(stream, category, position, version, id, type, data, metadata)
+                SELECT $1, u.stream, u.category, \(Self.timestamp("u.created")), u.position, u.version, u.id, u.type, u.data, u.metadata
+                FROM unnest($3::text[], $4::text[], $5::int8[], $6::int8[], $7::text[], $8::text[], $9::bytea[], $10::text[], $14::int8[])
+                     AS u(stream, category, position, version, id, type, data, metadata, created)
                 RETURNING 1),
             st AS (
                 INSERT INTO \(streams) (tenant_id, stream_id, version, created_at, updated_at)

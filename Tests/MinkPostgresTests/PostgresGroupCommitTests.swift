@@ -321,6 +321,14 @@ struct PostgresGroupCommitTests {
         // A retry in a later batch still finds the events by ID.
         let again = try await s.append(request("c-1", [event("B", id: "id-b")], .exact(1)), hook: nil)
         #expect(again.isReplay && again.fromPosition == 3)
+        // Appends 0 and 2 of the batch are back to back in c-1 (versions 1–2, positions 2–3), but
+        // each has a commit time of its own (the batch's plus its place in it), as stored: a
+        // "retry" stitched from them is a reuse of IDs, not a replay (it was answered `200`).
+        #expect(r0.events[0].timestamp != r2.events[0].timestamp)
+        #expect(all[1].timestamp == r0.events[0].timestamp && all[2].timestamp == r2.events[0].timestamp, "stored as answered")
+        await expectMinkError(.duplicateEventID) {
+            try await s.append(request("c-1", [a, event("B", id: "id-b")], .noStream), hook: nil)
+        }
     }
 
     /// Appends whose IDs the store generated (no lookup of stored IDs) batched with retries and
