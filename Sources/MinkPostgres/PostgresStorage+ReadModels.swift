@@ -99,7 +99,7 @@ extension PostgresStorage {
     public func groupedTransaction<T: Sendable>(_ body: @escaping @Sendable (any ReadModelTransaction) throws -> T) async throws -> T {
         let scope = self.scope
         // Never brings a deleted tenant back (see `withConnection(recreating:_:)`).
-        if scope.ownsStorage, core.isDeleted(scope) { throw Self.tenantGone(scope) }
+        if scope.ownsStorage, try await core.stillDeleted(scope) { throw Self.tenantGone(scope) }
         try await core.ensureReady(scope)
         let result = Mutex<T?>(nil)
         do {

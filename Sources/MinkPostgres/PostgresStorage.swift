@@ -125,7 +125,7 @@ public final class PostgresStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
         recreating: Bool = true, _ body: @Sendable (PostgresConnection, Scope) throws -> T
     ) async throws -> T {
         let scope = self.scope
-        if !recreating, scope.ownsStorage, core.isDeleted(scope) { throw Self.tenantGone(scope) }
+        if !recreating, scope.ownsStorage, try await core.stillDeleted(scope) { throw Self.tenantGone(scope) }
         try await core.ensureReady(scope)
         do {
             return try await scope.backend.pool.withConnection(mappingErrors: false) { conn in try body(conn, scope) }
@@ -398,8 +398,17 @@ final class Core: Sendable {
         _ = deleted.withLock { $0.insert(scope.readyKey) }
     }
 
-    /// Whether the tenant was deleted and not created since (as far as this process knows).
-    func isDeleted(_ scope: Scope) -> Bool { deleted.withLock { $0.contains(scope.readyKey) } }
+    /// Whether the tenant was deleted and not created since: marked deleted here, and its schema
+    /// or database still missing (created again — through another process, which says nothing —
+    /// the mark goes).
+    func stillDeleted(_ scope: Scope) async throws -> Bool {
+        guard deleted.withLock({ $0.contains(scope.readyKey) }) else { return false }
+        if try await storageExists(scope) {
+            _ = deleted.withLock { $0.remove(scope.readyKey) }
+            return false
+        }
+        return true
+    }
 
     /// Migrates the scope's schema once per storage (per-tenant schemas and databases on first use).
     /// - Parameter create: `false` for reads: a missing schema or database throws
@@ -453,9 +462,9 @@ final class Core: Sendable {
             logger.info("applied PostgreSQL migrations", metadata: ["schema": "\(schema)", "versions": "\(result.applied)"])
         }
         _ = ready.withLock { $0.insert(scope.readyKey) }
-        let created = scope.database != nil ? createdDatabase : result.createdSchema
-        if created { _ = deleted.withLock { $0.remove(scope.readyKey) } }
-        return created
+        // It exists now (created here or by another process): no longer deleted.
+        _ = deleted.withLock { $0.remove(scope.readyKey) }
+        return scope.database != nil ? createdDatabase : result.createdSchema
     }
 
     /// Creates a tenant database through the configured one (`.database` tenancy).

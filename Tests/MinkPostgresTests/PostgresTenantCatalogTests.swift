@@ -100,15 +100,23 @@ struct PostgresTenantCatalogTests {
         #expect(try await Self.ownStorageExists(a, "acme") == false, "the deleted tenant came back")
         #expect(try await a.tenants() == ["default"])
 
-        // A user's write creates it again; then its read models are written as before.
-        let e = EventData(type: "T", data: Data("{}".utf8))
-        let again = try await acme.append(AppendRequest(streamID: "s-1", events: [e], expectedVersion: .any), hook: nil)
-        #expect(again.fromPosition == 1)
+        // Created again through A (B is not told): B's projections write it as before.
+        #expect(try await a.createTenant("acme"))
         try await acme.transaction { tx in try tx.setCheckpoint("orders", to: 1) }
         #expect(try await acme.checkpoint("orders") == 1)
         let lease = try await b.tryAcquire(tenant: "acme", projection: "orders")
         #expect(lease != nil)
         await lease?.release()
+        let e = EventData(type: "T", data: Data("{}".utf8))
+        let again = try await acme.append(AppendRequest(streamID: "s-1", events: [e], expectedVersion: .any), hook: nil)
+        #expect(again.fromPosition == 1)
+
+        // Deleted again, then a user's write through B creates it (and ends the mark) as before.
+        #expect(try await a.deleteTenant("acme"))
+        await b.releaseDeletedTenant("acme")
+        let fresh = try await acme.append(AppendRequest(streamID: "s-1", events: [e], expectedVersion: .any), hook: nil)
+        #expect(fresh.fromPosition == 1)
+        try await acme.groupedTransaction { tx in try tx.setCheckpoint("orders", to: 1) }
     }
 
     @Test(arguments: Strategy.allCases)

@@ -48,7 +48,7 @@ struct ProjectionCopyTests {
         let engine = ProjectionEngine(store: store, readModels: storage)
         await engine.registerReadModel(
             OrderSummaryProjection(), mode: .async, readModels: storage, options: AsyncOptions(batchSize: 2, retryPolicy: fastRetry),
-            dropGrace: .seconds(4))
+            dropGrace: .seconds(8))
         try await engine.start()
         try await store.append("order-1", events: [raw("OrderCreated"), raw("ItemAdded")])
         _ = try await engine.waitUntilCaughtUp("order-summary", to: 2)
@@ -63,7 +63,8 @@ struct ProjectionCopyTests {
         let status = try await engine.waitUntilCaughtUp("order-summary", to: 3)
         #expect(status.checkpoint == 3)
         let took = ContinuousClock.now - appended
-        #expect(took < .seconds(3), "the new serving runner applied an event \(took) after it was appended")
+        // Well below the grace (8 s), with room for a loaded machine (3.2 s seen with a 3 s bound).
+        #expect(took < .seconds(6), "the new serving runner applied an event \(took) after it was appended")
         // The replaced copy goes after the grace.
         var names = try await storage.modelNames()
         while names.contains("orders"), ContinuousClock.now < deadline {
