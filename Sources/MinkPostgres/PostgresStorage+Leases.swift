@@ -95,7 +95,7 @@ final class LeaseSession: @unchecked Sendable {
     /// tells other processes it is alive (an idle session sends nothing otherwise).
     static let heartbeatInterval: Duration = .seconds(2)
 
-    init(parameters: [(String, String)], timeout: Duration, staleAfter: Duration = .seconds(30), logger: Logger) {
+    init(parameters: [(String, String)], timeout: Duration, staleAfter: Duration, logger: Logger) {
         self.timeout = timeout
         self.staleAfter = staleAfter
         // Keepalives detect a silently lost network within about 25 s.

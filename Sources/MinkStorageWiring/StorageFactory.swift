@@ -35,9 +35,9 @@ extension ServerStorage {
     /// - Throws: ``StorageOpenError`` (the cause and a fix) when the storage cannot be opened:
     ///   the data directory in use by another process, not creatable or not writable, a SQLite
     ///   file that cannot be opened, a PostgreSQL server that cannot be reached.
-    /// - Parameter newLayout: on PostgreSQL, whether the configured tenancy layout may be created
-    ///   in a database that holds minkd data laid out otherwise (``PostgresLayoutSurvey``):
-    ///   `serve` and `import` refuse (the default), tests and embedders may allow.
+    /// - Parameter newLayout: on PostgreSQL, what happens when the configured tenancy layout is
+    ///   missing (``PostgresLayoutSurvey``): `serve` and `import` create it, with a warning when
+    ///   the database holds minkd data laid out otherwise (the default); `export` never creates.
     public static func open(
         _ configuration: MinkdConfiguration, logger: Logger = Logger(label: "minkd"), newLayout: NewLayoutPolicy = .warnBesideOthers
     ) async throws -> ServerStorage {
