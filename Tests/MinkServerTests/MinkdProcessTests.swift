@@ -166,8 +166,13 @@ struct MinkdProcessTests {
             "serve", "--storage", "postgres", "--database-url", "postgresql://minkd@127.0.0.1:\(port)/mink", "--listen", "127.0.0.1:0",
             "--log-format", "json",
         ])
-        let (log, _) = await minkd.stderr.read(until: { _ in false }, timeout: .seconds(1))
-        #expect(!log.contains("minkd ready"), "\(log)")
+        // Signalled once minkd is connecting to the database (a connection waits in the
+        // listener's queue): past its signal set-up, still opening the storage. (A fixed 1 s wait
+        // was not always enough on a loaded machine: the signal came before the set-up.)
+        let connecting = ContinuousClock.now + .seconds(20)
+        var pending = pollfd(fd: silent.fd, events: Int16(POLLIN), revents: 0)
+        while poll(&pending, 1, 0) == 0, ContinuousClock.now < connecting { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(pending.revents & Int16(POLLIN) != 0, "minkd never connected to the database")
         kill(minkd.process.processIdentifier, signal)
         let (status, _, err) = try await minkd.finish(timeout: .seconds(10))
         let name = signal == SIGTERM ? "SIGTERM" : "SIGINT"
