@@ -31,7 +31,7 @@ struct MinkdProcess {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("minkd-as-\(uid)-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
             let copy = directory.appendingPathComponent("minkd")
-            try Self.copyClosingOnExec(Self.executable.path, to: copy.path)
+            try Self.copyExecutable(Self.executable.path, to: copy.path)
             copiedExecutableDirectory = directory
             executable = "/usr/bin/setpriv"
             argv = ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "--", copy.path] + arguments
@@ -48,27 +48,18 @@ struct MinkdProcess {
         }
     }
 
-    /// Copies the executable through a descriptor opened with `O_CLOEXEC`. Why not
-    /// `FileManager.copyItem`: its descriptor is inherited by every child another test spawns
-    /// while the copy is written, and such a child keeps it open for its whole life, so running
-    /// the copy failed with "Text file busy" (ETXTBSY) in a CI run.
-    static func copyClosingOnExec(_ source: String, to destination: String) throws {
-        let data = try Data(contentsOf: URL(fileURLWithPath: source))
-        let fd = open(destination, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o755)
-        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
-        defer { close(fd) }
-        try data.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
-                }
-                offset += n
-            }
-        }
-        guard fchmod(fd, 0o755) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+    /// Copies the executable with `cp`, in a process of its own. Why: a descriptor this process
+    /// opens for writing the copy is held, between `fork` and `exec`, by every child another test
+    /// spawns meanwhile — even with `O_CLOEXEC` — and running the copy then failed with "Text file
+    /// busy" (ETXTBSY) in CI runs (first with `FileManager.copyItem`, then with an `O_CLOEXEC`
+    /// descriptor when two tests made copies at once). `cp`'s descriptor lives and dies in `cp`.
+    static func copyExecutable(_ source: String, to destination: String) throws {
+        let cp = Process()
+        cp.executableURL = URL(fileURLWithPath: "/bin/cp")
+        cp.arguments = [source, destination]
+        try cp.run()
+        cp.waitUntilExit()
+        guard cp.terminationStatus == 0, chmod(destination, 0o755) == 0 else { throw POSIXError(.EIO) }
     }
 
     /// Waits for exit (up to `timeout`), returning the status and both outputs.
