@@ -17,79 +17,80 @@ public enum DeadlinePolicy: Sendable {
     case untilStarted
 }
 
+/// Where an operation is (``DeadlineAnswer``'s phase).
+private enum Phase {
+    static let queued: UInt8 = 0
+    static let running: UInt8 = 1
+    /// `.outsideBody`: the deadline passed while the body ran; answered when it returns.
+    static let runningExpired: UInt8 = 2
+    static let ran: UInt8 = 3
+    static let answered: UInt8 = 4
+}
+
 /// The answer to one storage operation's caller, given exactly once: the operation's outcome, or
 /// `.unavailable` when its deadline passed first (``OperationDeadlines`` expires it then).
 ///
 /// The storage's worker calls ``start()`` before it runs the operation (and skips an operation
 /// whose caller was already answered: it never takes effect), ``bodyReturned()`` when the
 /// operation's own work is done, and ``resume(with:)`` with the outcome.
+///
+/// Every storage operation makes one, so it is lean: its phase is one atomic byte (whoever moves
+/// it to `answered` resumes the continuation — exactly once, which is what lets the continuation be
+/// an unchecked one), and its layout does not depend on `T` (an unspecialized caller in another
+/// module reads its fields without asking the runtime for the type's metadata; with a `Mutex`
+/// around a `CheckedContinuation<T, …>` every access did, about 5 % of a lone read's CPU).
 public final class DeadlineAnswer<T: Sendable>: Sendable, ExpiringOperation {
-    private enum Phase {
-        case queued
-        case running
-        case ran
-        case answered
-    }
-
-    private struct State {
-        var phase = Phase.queued
-        var continuation: CheckedContinuation<T, any Error>?
-        /// `.outsideBody`: the deadline passed while the body ran; answered when it returns.
-        var expiredInBody = false
-    }
-
     /// When the caller is answered at the latest (within the policy's limits).
     public let deadline: ContinuousClock.Instant
     /// What the deadline may interrupt.
     public let policy: DeadlinePolicy
-    private let state: Mutex<State>
-    private let timeoutError: @Sendable (_ started: Bool) -> MinkError
+    private let messages: DeadlineMessages
+    private let phase = Atomic<UInt8>(Phase.queued)
+    private let continuation: UnsafeContinuation<T, any Error>
 
     init(
-        _ continuation: CheckedContinuation<T, any Error>, deadline: ContinuousClock.Instant, policy: DeadlinePolicy,
-        timeoutError: @escaping @Sendable (_ started: Bool) -> MinkError
+        _ continuation: UnsafeContinuation<T, any Error>, deadline: ContinuousClock.Instant, policy: DeadlinePolicy,
+        messages: DeadlineMessages
     ) {
         self.deadline = deadline
         self.policy = policy
-        self.timeoutError = timeoutError
-        state = Mutex(State(continuation: continuation))
+        self.messages = messages
+        self.continuation = continuation
     }
 
     /// Marks the operation as started; `false` when its caller was already answered (the
     /// deadline passed while it was queued): then it must not run.
     public func start() -> Bool {
-        state.withLock { s in
-            guard s.phase == .queued else { return false }
-            s.phase = .running
-            return true
-        }
+        phase.compareExchange(expected: Phase.queued, desired: Phase.running, ordering: .acquiringAndReleasing).exchanged
     }
 
     /// Marks the operation's own work as done (what remains is its commit): a deadline that
     /// passed meanwhile under ``DeadlinePolicy/outsideBody`` answers the caller now.
     public func bodyReturned() {
-        let late: CheckedContinuation<T, any Error>? = state.withLock { s in
-            guard s.phase == .running else { return nil }
-            s.phase = .ran
-            guard s.expiredInBody else { return nil }
-            s.phase = .answered
-            defer { s.continuation = nil }
-            return s.continuation
+        var current = phase.load(ordering: .acquiring)
+        while true {
+            let next: UInt8
+            switch current {
+            case Phase.running: next = Phase.ran
+            case Phase.runningExpired: next = Phase.answered
+            default: return
+            }
+            let (exchanged, original) = phase.compareExchange(expected: current, desired: next, ordering: .acquiringAndReleasing)
+            if exchanged {
+                if next == Phase.answered { continuation.resume(throwing: messages.error(started: true)) }
+                return
+            }
+            current = original
         }
-        late?.resume(throwing: timeoutError(true))
     }
 
     /// Answers the caller with the operation's outcome, unless the deadline answered it already.
     /// - Returns: whether this call answered.
     @discardableResult
     public func resume(with result: Result<T, any Error>) -> Bool {
-        let continuation: CheckedContinuation<T, any Error>? = state.withLock { s in
-            s.phase = .answered
-            defer { s.continuation = nil }
-            return s.continuation
-        }
-        continuation?.resume(with: result)
-        return continuation != nil
+        guard phase.exchange(Phase.answered, ordering: .acquiringAndReleasing) != Phase.answered else { return false }
+        continuation.resume(with: result)
+        return true
     }
 
     /// Answers the caller with `error`, unless it was answered already.
@@ -97,27 +98,49 @@ public final class DeadlineAnswer<T: Sendable>: Sendable, ExpiringOperation {
     public func resume(throwing error: any Error) -> Bool { resume(with: .failure(error)) }
 
     /// Whether the caller has its answer.
-    public var isAnswered: Bool { state.withLock { $0.phase == .answered } }
+    public var isAnswered: Bool { phase.load(ordering: .acquiring) == Phase.answered }
 
     func expire() {
-        let (continuation, started): (CheckedContinuation<T, any Error>?, Bool) = state.withLock { s in
+        var current = phase.load(ordering: .acquiring)
+        while true {
+            let next: UInt8
             let started: Bool
-            switch (s.phase, policy) {
-            case (.answered, _), (.running, .untilStarted), (.ran, .untilStarted):
-                return (nil, false)
-            case (.running, .outsideBody):
-                s.expiredInBody = true
-                return (nil, false)
-            case (.queued, _):
-                started = false
-            case (.running, .always), (.ran, .always), (.ran, .outsideBody):
-                started = true
+            switch (current, policy) {
+            case (Phase.answered, _), (Phase.runningExpired, _), (Phase.running, .untilStarted), (Phase.ran, .untilStarted):
+                return
+            case (Phase.running, .outsideBody):
+                (next, started) = (Phase.runningExpired, true)
+            case (Phase.queued, _):
+                (next, started) = (Phase.answered, false)
+            default:
+                // Running or ran under `.always`, ran under `.outsideBody`.
+                (next, started) = (Phase.answered, true)
             }
-            s.phase = .answered
-            defer { s.continuation = nil }
-            return (s.continuation, started)
+            let (exchanged, original) = phase.compareExchange(expected: current, desired: next, ordering: .acquiringAndReleasing)
+            if exchanged {
+                if next == Phase.answered { continuation.resume(throwing: messages.error(started: started)) }
+                return
+            }
+            current = original
         }
-        continuation?.resume(throwing: timeoutError(started))
+    }
+}
+
+/// The two texts of a storage's timeout, made once per storage (they were formatted, and a
+/// closure holding them allocated, for every operation).
+final class DeadlineMessages: Sendable {
+    private let started: String
+    private let notStarted: String
+
+    init(storage: String, seconds: String) {
+        started = "\(storage) did not answer within \(seconds) s; what was under way may still complete "
+            + "(an append retried with the same event IDs tells whether it did)"
+        notStarted = "\(storage) did not answer within \(seconds) s; nothing was done"
+    }
+
+    /// The caller's answer at the deadline: transient, the operation `started` or not.
+    func error(started: Bool) -> MinkError {
+        MinkError(.unavailable, started ? self.started : notStarted, isTransient: true)
     }
 }
 

@@ -28,7 +28,7 @@ public final class OperationDeadlines: Sendable {
 
     /// How long an operation may take, waiting included.
     public let timeout: Duration
-    private let storage: String
+    private let messages: DeadlineMessages
     private let state = Mutex(State())
 
     /// - Parameters:
@@ -36,27 +36,18 @@ public final class OperationDeadlines: Sendable {
     ///   - storage: how messages name the storage (`"SQLite"`, `"PostgreSQL"`).
     public init(timeout: Duration, storage: String) {
         self.timeout = timeout
-        self.storage = storage
+        messages = DeadlineMessages(storage: storage, seconds: Self.seconds(timeout))
     }
 
     /// The answer for an operation that reaches the storage now: `continuation` is resumed once,
     /// by the operation's outcome or, at `deadline` (default: ``timeout`` from now), with
-    /// `.unavailable` as `policy` allows.
+    /// `.unavailable` as `policy` allows. (An unchecked continuation: the answer resumes it
+    /// exactly once by construction, and a checked one costs an allocation per operation.)
     public func answer<T: Sendable>(
-        _ continuation: CheckedContinuation<T, any Error>, policy: DeadlinePolicy = .always,
+        _ continuation: UnsafeContinuation<T, any Error>, policy: DeadlinePolicy = .always,
         deadline: ContinuousClock.Instant? = nil
     ) -> DeadlineAnswer<T> {
-        let storage = self.storage, seconds = Self.seconds(timeout)
-        let answer = DeadlineAnswer(continuation, deadline: deadline ?? .now + timeout, policy: policy) { started in
-            MinkError(
-                .unavailable,
-                started
-                    ? "\(storage) did not answer within \(seconds) s; what was under way may still complete "
-                        + "(an append retried with the same event IDs tells whether it did)"
-                    : "\(storage) did not answer within \(seconds) s; nothing was done",
-                isTransient: true
-            )
-        }
+        let answer = DeadlineAnswer(continuation, deadline: deadline ?? .now + timeout, policy: policy, messages: messages)
         track(answer)
         return answer
     }

@@ -160,7 +160,7 @@ final class AppendBatcher: Sendable {
         _ request: AppendRequest, rows: [Row], hook: AppendTransactionHook?, deadline: ContinuousClock.Instant? = nil
     ) async throws -> AppendResult {
         let bytes = request.events.reduce(0) { $0 + $1.data.count }
-        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<AppendResult, any Error>) in
+        return try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<AppendResult, any Error>) in
             let answer = deadlines.answer(continuation, deadline: deadline)
             let pending = Pending(request: request, hook: hook, rows: rows, bytes: bytes, answer: answer)
             // The drain outlives this append's wait (see ``DrainQueue``).

@@ -19,17 +19,52 @@ final class SQLiteDatabase: @unchecked Sendable {
     // reader slot's connection only on that slot's queue; every other mutable state is in a Mutex
     // or Atomic.
 
-    /// A queued write: `start` claims it for the writer (`false` when its caller was already
-    /// answered by its deadline: it must not run), `run` does the work on the writer connection
-    /// inside a savepoint and returns how to report success; `fail` reports an error.
-    struct Job: Sendable {
-        let start: @Sendable () -> Bool
-        let isAnswered: @Sendable () -> Bool
-        let run: @Sendable (SQLiteConnection) throws -> @Sendable () -> Void
-        let fail: @Sendable (any Error) -> Void
+    /// A queued write: ``start()`` claims it for the writer (`false` when its caller was already
+    /// answered by its deadline: it must not run), ``run(on:)`` does the work on the writer
+    /// connection inside a savepoint, ``report()`` answers its caller once the transaction
+    /// committed; ``fail(_:)`` reports an error instead. One object per write (it was four closures
+    /// and a fifth per success: an allocation each, on every write's path).
+    class Job: @unchecked Sendable {
         /// Whether the write may commit without an fsync (`CommitDurability.relaxed`): a group
         /// of only such writes commits with `synchronous = NORMAL`.
-        var relaxed = false
+        let relaxed: Bool
+
+        init(relaxed: Bool) { self.relaxed = relaxed }
+
+        func start() -> Bool { fatalError("abstract") }
+        func isAnswered() -> Bool { fatalError("abstract") }
+        func run(on connection: SQLiteConnection) throws { fatalError("abstract") }
+        func report() { fatalError("abstract") }
+        func fail(_ error: any Error) { fatalError("abstract") }
+    }
+
+    /// A write whose body returns a `T` to its caller.
+    final class TypedJob<T: Sendable>: Job, @unchecked Sendable {
+        // Invariant for @unchecked Sendable: `value` is written by `run` and read by `report`,
+        // both on the writer's queue; everything else is immutable.
+        private let answer: DeadlineAnswer<T>
+        private let body: @Sendable (SQLiteConnection) throws -> T
+        private var value: T?
+
+        init(answer: DeadlineAnswer<T>, relaxed: Bool, body: @escaping @Sendable (SQLiteConnection) throws -> T) {
+            self.answer = answer
+            self.body = body
+            super.init(relaxed: relaxed)
+        }
+
+        override func start() -> Bool { answer.start() }
+        override func isAnswered() -> Bool { answer.isAnswered }
+
+        override func run(on connection: SQLiteConnection) throws {
+            defer { answer.bodyReturned() }
+            value = try body(connection)
+        }
+
+        override func report() {
+            if let value { answer.resume(with: .success(value)) }
+        }
+
+        override func fail(_ error: any Error) { answer.resume(throwing: error.asMinkError) }
     }
 
     private struct WriterState {
@@ -104,20 +139,9 @@ final class SQLiteDatabase: @unchecked Sendable {
         policy: DeadlinePolicy = .always, durability: CommitDurability = .durable,
         _ body: @escaping @Sendable (SQLiteConnection) throws -> T
     ) async throws -> T {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+        try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<T, any Error>) in
             let answer = deadlines.answer(continuation, policy: policy)
-            var job = Job(
-                start: { answer.start() },
-                isAnswered: { answer.isAnswered },
-                run: { connection in
-                    defer { answer.bodyReturned() }
-                    let value = try body(connection)
-                    return { answer.resume(with: .success(value)) }
-                },
-                fail: { answer.resume(throwing: $0.asMinkError) }
-            )
-            job.relaxed = durability == .relaxed
-            enqueue(job)
+            enqueue(TypedJob(answer: answer, relaxed: durability == .relaxed, body: body))
         }
     }
 
@@ -236,7 +260,7 @@ final class SQLiteDatabase: @unchecked Sendable {
             for job in batch { job.fail(error) }
             return
         }
-        var outcomes: [(job: Job, report: (@Sendable () -> Void)?, error: (any Error)?)] = []
+        var outcomes: [(job: Job, error: (any Error)?)] = []
         outcomes.reserveCapacity(batch.count)
         // Jobs done with (run or skipped); the rest fail with the transaction if it breaks.
         var taken = 0
@@ -250,9 +274,9 @@ final class SQLiteDatabase: @unchecked Sendable {
                 }
                 try connection.run("SAVEPOINT mink_write")
                 do {
-                    let report = try job.run(connection)
+                    try job.run(on: connection)
                     try connection.run("RELEASE mink_write")
-                    outcomes.append((job, report, nil))
+                    outcomes.append((job, nil))
                     taken += 1
                 } catch {
                     // SQLite may have rolled the whole transaction back by itself (I/O error, full
@@ -260,7 +284,7 @@ final class SQLiteDatabase: @unchecked Sendable {
                     guard !connection.isAutocommit else { throw error }
                     try connection.run("ROLLBACK TO mink_write")
                     try connection.run("RELEASE mink_write")
-                    outcomes.append((job, nil, error))
+                    outcomes.append((job, error))
                     taken += 1
                 }
             }
@@ -282,7 +306,7 @@ final class SQLiteDatabase: @unchecked Sendable {
         if outcomes.contains(where: { $0.error.map(Self.refusesWrites) ?? false }) { dropWriter() }
         writerExecutor.isBlocked.store(false, ordering: .releasing)
         for o in outcomes {
-            if let report = o.report { report() } else { o.job.fail(o.error!) }
+            if let error = o.error { o.job.fail(error) } else { o.job.report() }
         }
     }
 
@@ -328,7 +352,7 @@ final class SQLiteDatabase: @unchecked Sendable {
         defer { readerLoad.withLock { $0[index] -= 1 } }
         let slot = readers[index]
         let path = self.path, timeout = configuration.busyTimeoutMilliseconds
-        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+        return try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<T, any Error>) in
             let answer = deadlines.answer(continuation)
             slot.queue.async {
                 guard answer.start() else { return }
@@ -353,7 +377,7 @@ final class SQLiteDatabase: @unchecked Sendable {
     /// yet would answer. On reader slot 0's queue, like every other blocking SQLite call.
     private func readEmpty<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
         let timeout = configuration.busyTimeoutMilliseconds
-        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+        return try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<T, any Error>) in
             let answer = deadlines.answer(continuation)
             readers[0].queue.async {
                 guard answer.start() else { return }

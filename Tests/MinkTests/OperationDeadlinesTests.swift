@@ -21,7 +21,7 @@ struct OperationDeadlinesTests {
         let answeredAfter = Mutex<Duration?>(nil)
         let result: Result<Int, any Error>
         do {
-            let value = try await withCheckedThrowingContinuation { (c: CheckedContinuation<Int, any Error>) in
+            let value = try await withUnsafeThrowingContinuation { (c: UnsafeContinuation<Int, any Error>) in
                 let answer = deadlines.answer(c, policy: policy)
                 if started { #expect(answer.start()) }
                 Thread.detachNewThread { work(answer) }
@@ -117,7 +117,7 @@ struct OperationDeadlinesTests {
     @Test func answeredOperationsAreForgotten() async throws {
         let deadlines = OperationDeadlines(timeout: .seconds(30), storage: "Test")
         for i in 0..<2_000 {
-            let value = try await withCheckedThrowingContinuation { (c: CheckedContinuation<Int, any Error>) in
+            let value = try await withUnsafeThrowingContinuation { (c: UnsafeContinuation<Int, any Error>) in
                 deadlines.answer(c).resume(with: .success(i))
             }
             #expect(value == i)
