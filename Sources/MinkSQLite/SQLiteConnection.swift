@@ -91,7 +91,8 @@ final class SQLiteConnection {
         knownHead = nil
         for s in statements.values { sqlite3_finalize(s) }
         statements = [:]
-        lastStatement = nil
+        recentStatements = []
+        nextRecent = 0
         if let handle { sqlite3_close_v2(handle) }
         handle = nil
     }
@@ -191,17 +192,27 @@ final class SQLiteConnection {
     var isReadOnly: Bool { handle.map { sqlite3_db_readonly($0, "main") == 1 } ?? false }
 
     private func prepared(_ sql: String) throws -> OpaquePointer {
-        // The statement run last first: an append runs the same insert once per event, and a
-        // literal's text compares by identity, where the dictionary hashes the whole text (~1 %
-        // of the server's CPU in 100-event appends, perf).
-        if let last = lastStatement, last.sql == sql { return last.statement }
+        // The statements run lately first: an append runs the same few statements (the stream's
+        // row, the insert once per event, the stream's update, its savepoint), and a literal's
+        // text compares by identity, where the dictionary hashes the whole text (~1 % of the
+        // server's CPU, perf).
+        for entry in recentStatements where entry.sql == sql { return entry.statement }
         let statement = try lookUp(sql)
-        lastStatement = (sql, statement)
+        if recentStatements.count < Self.recentCapacity {
+            recentStatements.append((sql, statement))
+        } else {
+            recentStatements[nextRecent] = (sql, statement)
+            nextRecent = (nextRecent + 1) % Self.recentCapacity
+        }
         return statement
     }
 
-    /// The statement ``prepared(_:)`` returned last (it is in `statements` too).
-    private var lastStatement: (sql: String, statement: OpaquePointer)?
+    /// How many statements ``recentStatements`` keeps.
+    private static let recentCapacity = 8
+    /// The statements ``prepared(_:)`` returned lately (they are in `statements` too), replaced
+    /// oldest first from ``nextRecent``.
+    private var recentStatements: [(sql: String, statement: OpaquePointer)] = []
+    private var nextRecent = 0
 
     private func lookUp(_ sql: String) throws -> OpaquePointer {
         if let s = statements[sql] { return s }
@@ -210,7 +221,8 @@ final class SQLiteConnection {
         if statements.count >= 256 {
             for s in statements.values { sqlite3_finalize(s) }
             statements = [:]
-            lastStatement = nil
+            recentStatements = []
+        nextRecent = 0
         }
         var statement: OpaquePointer?
         let rc = sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)

@@ -74,6 +74,23 @@ enum RouteFailure: Error, Equatable {
 /// of the ID. `HEAD` is accepted wherever `GET` is.
 enum Router {
     static func route(method: String, path: String) throws(RouteFailure) -> Route {
+        // The most frequent requests, appends and stream reads, take no split, decode or table:
+        // a `/v1/streams/{streamId}` whose ID has no `/` and no `%` (what the general way would
+        // match to the same route; other methods go that way for their 405).
+        if let streamID = plainStreamID(path) {
+            switch method {
+            case "POST": return .append(streamID)
+            case "GET", "HEAD": return .load(streamID)
+            case "DELETE": return .deleteStream(streamID)
+            default: break
+            }
+        }
+        return try generalRoute(method: method, path: path)
+    }
+
+    /// ``route(method:path:)`` without its shortcut for plain stream paths (tests check that the
+    /// two agree).
+    static func generalRoute(method: String, path: String) throws(RouteFailure) -> Route {
         let table: [(method: String, route: Route)]
         if let known = staticRoutes[path] {
             table = known
@@ -98,6 +115,17 @@ enum Router {
         var allow = table.map(\.method)
         if allow.contains("GET") { allow.append("HEAD") }
         throw .methodNotAllowed(allow: allow, template: table[0].route.template)
+    }
+
+    /// The stream ID of `/v1/streams/{streamId}` when it is plain: not empty, no `/` (another
+    /// route) and no `%` (escapes are decoded by the general way).
+    private static func plainStreamID(_ path: String) -> String? {
+        let prefix = "/v1/streams/".utf8
+        let bytes = path.utf8
+        guard bytes.count > prefix.count, bytes.starts(with: prefix) else { return nil }
+        let id = path.utf8.dropFirst(prefix.count)
+        guard !id.contains(UInt8(ascii: "/")), !id.contains(UInt8(ascii: "%")) else { return nil }
+        return String(Substring(id))
     }
 
     /// The paths without parameters, matched whole before any splitting or decoding: the
