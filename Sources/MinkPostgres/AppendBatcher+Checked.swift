@@ -62,7 +62,7 @@ extension AppendBatcher {
             statement = .init(text.appendOne, [
                 .text(scope.tenantID), .int(now), .text(appendStreams[0]), .text(categories[0]), .int(expected[0]),
                 .bytes(BinaryArray.text(ids)), .bytes(BinaryArray.text(types)), .bytes(BinaryArray.bytea(data)),
-                .bytes(BinaryArray.text(metadata)), .text(scope.notifyKey),
+                .bytes(BinaryArray.text(metadata)), notifyPayload(),
             ], prepare: true)
         } else {
             statement = .init(text.appendChecked, [
@@ -71,7 +71,7 @@ extension AppendBatcher {
                 .bytes(BinaryArray.int8(expected)), .bytes(BinaryArray.int8(counts)),
                 .bytes(BinaryArray.int8(rowAppends)), .bytes(BinaryArray.text(ids)), .bytes(BinaryArray.text(types)),
                 .bytes(BinaryArray.bytea(data)), .bytes(BinaryArray.text(metadata)),
-                .text(scope.notifyKey),
+                notifyPayload(),
             ], prepare: true)
         }
         let result: PostgresResult

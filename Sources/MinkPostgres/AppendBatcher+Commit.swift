@@ -263,7 +263,7 @@ extension AppendBatcher {
                     .bytes(BinaryArray.text(columns.ids)), .bytes(BinaryArray.text(columns.types)),
                     .bytes(BinaryArray.bytea(columns.data)), .bytes(BinaryArray.text(columns.metadata)),
                     .bytes(BinaryArray.text(touched.map { streams.ids[$0] })), .bytes(BinaryArray.int8(touched.map { state.versions[$0] })),
-                    .text(scope.notifyKey), .bytes(BinaryArray.int8(columns.created)),
+                    notifyPayload(), .bytes(BinaryArray.int8(columns.created)),
                 ], prepare: true),
                 .init("COMMIT", prepare: true),
             ])

@@ -87,6 +87,9 @@ final class AppendBatcher: Sendable {
 
     let scope: Scope
     let channel: String
+    /// This database's listener, which knows whether another process listens (nil: always
+    /// `NOTIFY`).
+    let listener: CommitListener?
     let limits: Limits
     /// The SQL of the batch statements, built once (it was built per batch: ~5 % of a lone
     /// append's CPU went to interpolating and quoting it).
@@ -111,12 +114,19 @@ final class AppendBatcher: Sendable {
     let contendedBatches = Atomic<Int>(0)
     /// Pauses made to gather a batch under contention.
     let contentionPauses = Atomic<Int>(0)
+    /// Batches written without a `NOTIFY` (no other listener; ``notifyPayload()``).
+    let notificationsSkipped = Atomic<Int>(0)
+    /// Whether the batch being written (one at a time per batcher) left its `NOTIFY` out.
+    private let lastBatchSkippedNotify = Atomic<Bool>(false)
+    /// Notifications sent after such a batch committed (``notifyLateJoiners(on:)``).
+    let lateNotifications = Atomic<Int>(0)
     let contention = Mutex(Contention())
 
-    init(scope: Scope, pool: ConnectionPool, channel: String, limits: Limits = Limits()) {
+    init(scope: Scope, pool: ConnectionPool, channel: String, listener: CommitListener? = nil, limits: Limits = Limits()) {
         self.scope = scope
         self.queue = DrainQueue(pool: pool)
         self.channel = channel
+        self.listener = listener
         self.limits = limits
         text = Text(scope.sql, channel: channel)
         deadlines = OperationDeadlines(timeout: pool.timeout, storage: "PostgreSQL")
@@ -168,6 +178,30 @@ final class AppendBatcher: Sendable {
                 answer.resume(throwing: MinkError(.cancelled, "storage is shut down"))
             }
         }
+    }
+
+    /// The batch's `NOTIFY` payload (the tenant's scope key), or `NULL` — no `NOTIFY` — when this
+    /// database's listener looked lately and found no other listener (``CommitListener``,
+    /// *Presence*): nobody else would be woken.
+    func notifyPayload() -> PostgresValue {
+        if let listener, !listener.othersMayListen() {
+            notificationsSkipped.add(1, ordering: .relaxed)
+            lastBatchSkippedNotify.store(true, ordering: .relaxed)
+            return .null
+        }
+        lastBatchSkippedNotify.store(false, ordering: .relaxed)
+        return .text(scope.notifyKey)
+    }
+
+    /// After a batch that skipped its `NOTIFY` committed: if another listener was seen meanwhile
+    /// (it joined while the batch was under way, and its one wake-up for such batches may have come
+    /// before this commit), the notification is sent now, on its own.
+    private func notifyLateJoiners(on conn: PostgresConnection) {
+        guard lastBatchSkippedNotify.load(ordering: .relaxed), let listener, listener.othersMayListen(), conn.isOpen else { return }
+        lateNotifications.add(1, ordering: .relaxed)
+        // A failure here (the connection broke) loses this wake-up: the joiner then learns of the
+        // commit with the next notification of the tenant.
+        _ = try? conn.query("SELECT pg_notify($1, $2)", [.text(channel), .text(scope.notifyKey)])
     }
 
     /// Appends queued and not yet taken into a batch.
@@ -289,6 +323,7 @@ final class AppendBatcher: Sendable {
             if written > 0 {
                 transactionsCommitted.add(1, ordering: .relaxed)
                 appendsCommitted.add(written, ordering: .relaxed)
+                notifyLateJoiners(on: conn)
             }
             for (p, outcome) in zip(batch, outcomes) { p.answer.resume(with: outcome) }
         case .failed(let error, let retryAlone):

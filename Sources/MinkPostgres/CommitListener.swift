@@ -8,7 +8,35 @@ import Synchronization
 /// ``shutdown()``); ``ListenerStateMachine`` decides when to reconnect and when to wake everybody
 /// after a gap. Notifications sent by this storage's own pool (same backend PIDs) are ignored:
 /// those commits already woke this process.
+///
+/// Presence: while listening, the connection holds a shared session advisory lock
+/// (``presenceKey``) and looks every ``PresenceTiming/interval`` whether another listener on the database
+/// holds it too. When none does, this process's append batches need not `NOTIFY`
+/// (``othersMayListen(at:)``; nobody else would be woken, and this process's own notifications are
+/// dropped by its listener anyway). A listener that (re)connects may have been missed by a writer
+/// that looked before it took the lock: it wakes every subscriber once, after the writers' answers
+/// have gone stale (``PresenceTiming/freshness`` and two looks later); a batch that decided before
+/// and commits after that wake-up sends its `NOTIFY` afterwards (``AppendBatcher``). See
+/// docs/storage-postgres.md, *LISTEN/NOTIFY*.
 final class CommitListener: Sendable {
+    /// The shared advisory lock every listener holds: `pg_advisory_lock_shared(int4, int4)`, whose
+    /// two-key form (`objsubid` 2 in `pg_locks`) no `int8` key of minkd's other locks can match.
+    static let presenceKey: (Int32, Int32) = (1_835_626_091, 1)  // "mink", 1
+    /// How often a listener looks for other listeners, and how long a look's answer may be used
+    /// by writers (older, or none — not listening, the connection lost — means "notify"). Every
+    /// process must use the same values: a listener's wake-ups after it joined cover the other
+    /// processes' answers by its own figures.
+    struct PresenceTiming: Sendable {
+        var interval: Duration = .milliseconds(250)
+        var freshness: Duration = .seconds(1)
+    }
+
+    /// What the last look for other listeners found.
+    private struct Presence {
+        var othersListening = true
+        var checkedAt: ContinuousClock.Instant?
+        var timing = PresenceTiming()
+    }
     /// What a subscriber listens for.
     private enum Subscriber {
         /// Payloads equal to `key` (coalesced wake-ups), and every reconnect (``subscribe(key:)``).
@@ -45,9 +73,26 @@ final class CommitListener: Sendable {
     private let channel: String
     private let ownPIDs: BackendPIDs
     private let shared = Mutex(Shared())
+    private let presence = Mutex(Presence())
     private let stopping = Atomic<Bool>(false)
     /// How many times a LISTEN connection was established (tests watch reconnects with it).
     let connections = Atomic<Int>(0)
+    /// Wake-ups of every subscriber made because a writer may have skipped its `NOTIFY` before it
+    /// saw this listener (tests).
+    let presenceWakeUps = Atomic<Int>(0)
+
+    /// Whether a commit at `now` must `NOTIFY`: another listener on the database was seen by the
+    /// last look, or that look is not fresh (this listener is not running, lost its connection,
+    /// or its thread is late).
+    func othersMayListen(at now: ContinuousClock.Instant = .now) -> Bool {
+        presence.withLock { p in
+            guard let at = p.checkedAt, now - at < p.timing.freshness else { return true }
+            return p.othersListening
+        }
+    }
+
+    /// Replaces the presence timing (tests, before the listener starts).
+    func setPresenceTiming(_ timing: PresenceTiming) { presence.withLock { $0.timing = timing } }
 
     init(parameters: [(String, String)], timeout: Duration = .seconds(10), channel: String, ownPIDs: BackendPIDs) {
         self.timeout = timeout
@@ -136,6 +181,10 @@ final class CommitListener: Sendable {
         var machine = ListenerStateMachine()
         var conn: PostgresConnection?
         var action = machine.start()
+        /// When to look for other listeners next, and when to wake every subscriber for writers
+        /// that may have missed this listener.
+        var nextLook = ContinuousClock.now
+        var wakeUps: [ContinuousClock.Instant] = []
         while true {
             if stopping.load(ordering: .relaxed), action != .close { action = machine.stop() }
             switch action {
@@ -143,8 +192,12 @@ final class CommitListener: Sendable {
                 do {
                     let c = try PostgresConnection(parameters: parameters, timeout: timeout)
                     try c.execute("LISTEN \(Identifier.quote(channel))")
+                    try c.execute("SELECT pg_advisory_lock_shared(\(Self.presenceKey.0), \(Self.presenceKey.1))")
                     conn = c
                     connections.add(1, ordering: .relaxed)
+                    let now = ContinuousClock.now, timing = presence.withLock { $0.timing }
+                    nextLook = now
+                    wakeUps = [now + timing.freshness + timing.interval * 2]
                     action = machine.connected()
                 } catch {
                     action = machine.connectFailed()
@@ -157,7 +210,19 @@ final class CommitListener: Sendable {
                     action = machine.connectionLost()
                     continue
                 }
-                if !receive(on: c) {
+                var alive = receive(on: c)
+                let now = ContinuousClock.now
+                if alive, now >= nextLook {
+                    alive = look(on: c, at: now)
+                    nextLook = now + presence.withLock { $0.timing.interval }
+                }
+                if alive, let first = wakeUps.first, now >= first {
+                    wakeUps.removeFirst()
+                    presenceWakeUps.add(1, ordering: .relaxed)
+                    deliver(key: nil)
+                }
+                if !alive {
+                    presence.withLock { $0.checkedAt = nil }
                     c.close()
                     conn = nil
                     action = machine.connectionLost()
@@ -166,6 +231,7 @@ final class CommitListener: Sendable {
                 sleep(delay)
                 action = machine.waitElapsed()
             case .close:
+                presence.withLock { $0.checkedAt = nil }
                 conn?.close()
                 let waiters = shared.withLock { s in
                     s.done = true
@@ -188,6 +254,34 @@ final class CommitListener: Sendable {
             try c.consumeInput()
         } catch {
             return false
+        }
+        for note in c.notifications() where note.channel == channel && !ownPIDs.contains(note.pid) {
+            deliver(key: note.payload)
+        }
+        return true
+    }
+
+    /// Looks whether another listener holds the presence lock; `false` when the connection broke.
+    /// Notifications that arrived meanwhile are delivered at once (libpq queued them while it read
+    /// the answer, so the socket would not tell).
+    private func look(on c: PostgresConnection, at now: ContinuousClock.Instant) -> Bool {
+        let others: Bool
+        do {
+            let result = try c.query(
+                """
+                SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                AND classid = \(Self.presenceKey.0) AND objid = \(Self.presenceKey.1) AND objsubid = 2 \
+                AND pid <> pg_backend_pid())
+                """
+            )
+            others = result.bool(0, 0) ?? true
+        } catch {
+            return false
+        }
+        presence.withLock { p in
+            p.othersListening = others
+            p.checkedAt = now
         }
         for note in c.notifications() where note.channel == channel && !ownPIDs.contains(note.pid) {
             deliver(key: note.payload)

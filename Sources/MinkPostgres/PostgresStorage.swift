@@ -307,7 +307,7 @@ final class Backend: Sendable {
         batchers.withLock { b in
             if let existing = b[scope.notifyKey] { return existing }
             let new = TenantBatchers(
-                appends: AppendBatcher(scope: scope, pool: pool, channel: channel), readModels: ReadModelBatcher(scope: scope, pool: pool)
+                appends: AppendBatcher(scope: scope, pool: pool, channel: channel, listener: listener), readModels: ReadModelBatcher(scope: scope, pool: pool)
             )
             b[scope.notifyKey] = new
             return new

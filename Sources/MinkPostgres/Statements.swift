@@ -144,7 +144,7 @@ struct Statements: Sendable {
                 FROM a CROSS JOIN ok WHERE ok.ok GROUP BY a.stream
                 ON CONFLICT (tenant_id, stream_id) DO UPDATE SET version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
                 RETURNING 1),
-            nt AS (SELECT pg_notify(\(Identifier.literal(channel)), $12) FROM ok WHERE ok.ok)
+            nt AS (SELECT pg_notify(\(Identifier.literal(channel)), $12) FROM ok WHERE ok.ok AND $12::text IS NOT NULL)
             SELECT h.head, a.version, a.deleted, ok.ok, (SELECT count(*) FROM ins), (SELECT count(*) FROM st), (SELECT count(*) FROM nt),
                    (SELECT coalesce(max(position), 0) FROM ins), (SELECT coalesce(sum(version), 0)::int8 FROM ins)
             FROM a CROSS JOIN h CROSS JOIN ok
@@ -188,7 +188,7 @@ struct Statements: Sendable {
                 FROM c CROSS JOIN ok WHERE ok.ok
                 ON CONFLICT (tenant_id, stream_id) DO UPDATE SET version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
                 RETURNING 1),
-            nt AS (SELECT pg_notify(\(Identifier.literal(channel)), $10) FROM ok WHERE ok.ok)
+            nt AS (SELECT pg_notify(\(Identifier.literal(channel)), $10) FROM ok WHERE ok.ok AND $10::text IS NOT NULL)
             SELECT c.head, c.version, c.deleted, ok.ok, (SELECT count(*) FROM ins), (SELECT count(*) FROM st), (SELECT count(*) FROM nt),
                    (SELECT coalesce(max(position), 0) FROM ins), (SELECT coalesce(sum(version), 0)::int8 FROM ins)
             FROM c CROSS JOIN ok
@@ -218,7 +218,8 @@ struct Statements: Sendable {
                     created_at = CASE WHEN \(streams).deleted = 0 THEN \(streams).created_at ELSE EXCLUDED.created_at END,
                     deleted = 0
                 RETURNING 1)
-            SELECT pg_notify(\(Identifier.literal(channel)), $13), (SELECT count(*) FROM ins), (SELECT count(*) FROM st)
+            SELECT (SELECT pg_notify(\(Identifier.literal(channel)), $13::text) WHERE $13::text IS NOT NULL), (SELECT count(*) FROM ins),
+                   (SELECT count(*) FROM st)
             """
     }
 }

@@ -1,0 +1,142 @@
+import Foundation
+import Mink
+@testable import MinkPostgres
+import Testing
+
+/// Appends `NOTIFY` only when another process listens on the database: a listener that is alone
+/// lets its process's batches skip the notification, and a listener that joins is woken for what
+/// was committed before the others saw it (``CommitListener``, *Presence*).
+@Suite("PostgreSQL NOTIFY presence", .timeLimit(.minutes(2)))
+struct PostgresNotifyPresenceTests {
+    private static func listener(_ s: PostgresStorage) -> CommitListener { s.scope.backend.listener }
+    private static func batcher(_ s: PostgresStorage) -> AppendBatcher { s.scope.backend.appender(for: s.scope) }
+
+    /// Waits until `condition` holds, failing the test with `what` after `seconds`.
+    private func wait(_ what: String, within seconds: Double = 10, _ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while !condition() {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("timed out waiting for \(what)")
+                throw TestSetupError(description: "timed out waiting for \(what)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    @Test func aLoneListenerSkipsItsNotificationsAndAJoiningOneIsStillWoken() async throws {
+        // A database of its own (database-per-tenant): the listeners of other tests, on the main
+        // database, must not count as "another process".
+        // Both "processes" configured alike (the schema is part of the notification's key).
+        let prefix = TestServer.freshName("d_") + "_", schema = TestServer.freshName()
+        let a = try await TestServer.storage(schema: schema, tenancy: .database(prefix: prefix))
+        let b = try await TestServer.storage(schema: schema, tenancy: .database(prefix: prefix))
+        defer { Task { await a.shutdown(); await b.shutdown() } }
+        let writer = try a.scoped("t1"), reader = try b.scoped("t1")
+        _ = try await writer.append(request("s-1", [event()]), hook: nil)
+
+        // Before A listens, it notifies (nobody looked for other listeners).
+        #expect(Self.listener(writer).othersMayListen())
+        let own = try #require(writer.externalCommits())
+        try await wait("A's listener to find itself alone") { !Self.listener(writer).othersMayListen() }
+        let skipped = Self.batcher(writer).notificationsSkipped.load(ordering: .relaxed)
+        _ = try await writer.append(request("s-1", [event()]), hook: nil)
+        #expect(Self.batcher(writer).notificationsSkipped.load(ordering: .relaxed) == skipped + 1, "a lone listener's batch notified")
+        _ = own
+
+        // B starts listening; A appends at once, perhaps before its next look sees B: B is woken
+        // either by the NOTIFY or, later, by its own presence wake-up.
+        let commits = try #require(reader.externalCommits())
+        try await wait("B's listener to connect") { reader.listenerConnectionCount == 1 }
+        _ = try await writer.append(request("s-1", [event()]), hook: nil)
+        #expect(await next(commits, within: 10), "B was not woken for A's commit")
+        try await wait("B's wake-up for writers that had not seen it") { Self.listener(reader).presenceWakeUps.load(ordering: .relaxed) >= 1 }
+        // A stream of its own from here, so that the wake-up above cannot answer for the NOTIFY
+        // below (an `AsyncStream` ends when a wait for it is cancelled: no draining with a timeout).
+        let later = try #require(reader.externalCommits())
+
+        // Once A has seen B, every batch notifies, and B is woken by the NOTIFY itself.
+        try await wait("A to see B") { Self.listener(writer).othersMayListen() }
+        let before = Self.batcher(writer).notificationsSkipped.load(ordering: .relaxed)
+        _ = try await writer.append(request("s-1", [event()]), hook: nil)
+        #expect(Self.batcher(writer).notificationsSkipped.load(ordering: .relaxed) == before, "a batch skipped its NOTIFY while B listens")
+        #expect(await next(later, within: 10), "B was not woken by A's NOTIFY")
+
+        // B goes: its lock goes with its connection, and A is alone again.
+        await b.shutdown()
+        try await wait("A to find itself alone again") { !Self.listener(writer).othersMayListen() }
+    }
+
+    @Test func aJoiningListenerIsWokenForACommitThatSkippedItsNotify() async throws {
+        let prefix = TestServer.freshName("d_") + "_", schema = TestServer.freshName()
+        let a = try await TestServer.storage(schema: schema, tenancy: .database(prefix: prefix))
+        let b = try await TestServer.storage(schema: schema, tenancy: .database(prefix: prefix))
+        defer { Task { await a.shutdown(); await b.shutdown() } }
+        let writer = try a.scoped("t1"), reader = try b.scoped("t1")
+        _ = try await writer.append(request("s-1", [event()]), hook: nil)
+        // Slow looks, so that A's "alone" answer is still in use when B has joined (both
+        // processes alike, as the protocol requires): B's wake-up comes 3 + 2 × 2 = 7 s after it
+        // joined.
+        let timing = CommitListener.PresenceTiming(interval: .seconds(2), freshness: .seconds(3))
+        Self.listener(writer).setPresenceTiming(timing)
+        Self.listener(reader).setPresenceTiming(timing)
+        let own = try #require(writer.externalCommits())
+        try await wait("A's listener to find itself alone") { !Self.listener(writer).othersMayListen() }
+        _ = own
+        let joined = ContinuousClock.now
+        let commits = try #require(reader.externalCommits())
+        try await wait("B's listener to connect") { reader.listenerConnectionCount == 1 }
+        // A has not looked since B joined: this batch skips its NOTIFY.
+        let skipped = Self.batcher(writer).notificationsSkipped.load(ordering: .relaxed)
+        _ = try await writer.append(request("s-1", [event()]), hook: nil)
+        #expect(Self.batcher(writer).notificationsSkipped.load(ordering: .relaxed) == skipped + 1, "the batch notified")
+        // B learns of the commit all the same, from its wake-up for writers that had not seen it.
+        #expect(await next(commits, within: 20), "B was never woken for a commit made before A saw it")
+        #expect(Self.listener(reader).presenceWakeUps.load(ordering: .relaxed) == 1)
+        #expect(ContinuousClock.now - joined >= .seconds(6), "woken before its presence wake-up: by what?")
+    }
+
+    @Test func aBatchThatSkippedItsNotifyAndCommitsAfterTheJoinersWakeUpNotifiesThen() async throws {
+        let prefix = TestServer.freshName("d_") + "_", schema = TestServer.freshName()
+        let a = try await TestServer.storage(schema: schema, tenancy: .database(prefix: prefix))
+        let b = try await TestServer.storage(schema: schema, tenancy: .database(prefix: prefix))
+        defer { Task { await a.shutdown(); await b.shutdown() } }
+        let writer = try a.scoped("t1"), reader = try b.scoped("t1")
+        _ = try await writer.append(request("s-1", [event()]), hook: nil)
+        let timing = CommitListener.PresenceTiming(interval: .seconds(2), freshness: .seconds(3))
+        Self.listener(writer).setPresenceTiming(timing)
+        Self.listener(reader).setPresenceTiming(timing)
+        let own = try #require(writer.externalCommits())
+        try await wait("A's listener to find itself alone") { !Self.listener(writer).othersMayListen() }
+        _ = own
+
+        // The tenant's append lock, held elsewhere: A's next batch decides (no NOTIFY: alone) and
+        // then waits for the lock.
+        let holder = try PostgresConnection(
+            parameters: writer.scope.backends.configuration.connectionParameters(database: prefix + "t1"), timeout: .seconds(30)
+        )
+        defer { holder.close() }
+        try holder.execute("BEGIN")
+        _ = try holder.query("SELECT pg_advisory_xact_lock($1::int8)", [.text(String(writer.scope.appendLockKey))])
+        let skipped = Self.batcher(writer).notificationsSkipped.load(ordering: .relaxed)
+        // Generated IDs, no hook: the batch is checked and written in one round trip, its
+        // statement (and its NOTIFY decision) sent before the lock is taken.
+        let fresh = AppendRequest(
+            streamID: "s-1", events: [EventData(id: nil, type: "Happened", data: Data("{}".utf8))], expectedVersion: .any,
+            hasFreshIDs: true
+        )
+        let append = Task { try await writer.append(fresh, hook: nil) }
+        try await wait("A's batch to decide") { Self.batcher(writer).notificationsSkipped.load(ordering: .relaxed) == skipped + 1 }
+
+        // B joins, and its one wake-up comes and goes while A's batch still waits.
+        _ = try #require(reader.externalCommits())
+        try await wait("B's wake-up", within: 20) { Self.listener(reader).presenceWakeUps.load(ordering: .relaxed) == 1 }
+        let later = try #require(reader.externalCommits())
+        try await wait("A to see B") { Self.listener(writer).othersMayListen() }
+
+        // The batch commits now: it notifies after its commit.
+        try holder.execute("COMMIT")
+        _ = try await append.value
+        #expect(Self.batcher(writer).lateNotifications.load(ordering: .relaxed) == 1)
+        #expect(await next(later, within: 10), "B was never told of the batch that committed after its wake-up")
+    }
+}
