@@ -134,15 +134,18 @@ extension EventStore {
     // MARK: Reads with retention (used by readStream and streamInfo)
 
     func readRetained(_ streamID: String, from: Int64, limit: Int, direction: ReadDirection) async throws -> [Event] {
-        let lifecycle = adapter as? any StreamLifecycleAdapter
-        let retention = try await lifecycle?.streamRetention(streamID)
-        guard let retention, !retention.isEmpty else {
-            let events = try await adapter.readStream(streamID, from: from, limit: limit, direction: direction)
-            if events.isEmpty, let lifecycle, try await lifecycle.isTombstoned(streamID) { throw MinkError.streamDeleted(streamID) }
-            return events
+        guard let lifecycle = adapter as? any StreamLifecycleAdapter else {
+            return try await adapter.readStream(streamID, from: from, limit: limit, direction: direction)
+        }
+        // The rules, the page and the tombstone in one storage call (they were three, each a
+        // thread hand-off and back).
+        let read = try await lifecycle.readStreamForRetention(streamID, from: from, limit: limit, direction: direction)
+        guard let retention = read.retention, !retention.isEmpty else {
+            if read.events.isEmpty, read.tombstoned { throw MinkError.streamDeleted(streamID) }
+            return read.events
         }
         guard limit > 0, let info = try await adapter.streamInfo(streamID) else {
-            if let lifecycle, try await lifecycle.isTombstoned(streamID) { throw MinkError.streamDeleted(streamID) }
+            if try await lifecycle.isTombstoned(streamID) { throw MinkError.streamDeleted(streamID) }
             return []
         }
         let first = retention.firstKeptVersion(streamVersion: info.version)
@@ -168,12 +171,14 @@ extension EventStore {
     }
 
     func retainedInfo(_ streamID: String) async throws -> StreamInfo? {
-        let lifecycle = adapter as? any StreamLifecycleAdapter
-        guard var info = try await adapter.streamInfo(streamID) else {
-            if let lifecycle, try await lifecycle.isTombstoned(streamID) { throw MinkError.streamDeleted(streamID) }
+        guard let lifecycle = adapter as? any StreamLifecycleAdapter else { return try await adapter.streamInfo(streamID) }
+        // The info with the rules, or the tombstone, in one storage call.
+        let found = try await lifecycle.streamInfoForRetention(streamID)
+        guard var info = found.info else {
+            if found.tombstoned { throw MinkError.streamDeleted(streamID) }
             return nil
         }
-        if let retention = try await lifecycle?.streamRetention(streamID), !retention.isEmpty {
+        if let retention = found.retention, !retention.isEmpty {
             info = try await applying(retention, to: info)
         }
         return info

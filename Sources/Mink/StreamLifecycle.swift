@@ -250,6 +250,17 @@ public protocol StreamLifecycleAdapter: Sendable {
     /// query where the adapter can (the default asks ``streamRetention(_:)`` per stream).
     func streamRetentions(_ streamIDs: [String]) async throws -> [String: StreamRetention]
 
+    /// A page of the stream as ``EventStore`` reads it under retention rules, in one storage call
+    /// where the adapter can (the default makes the calls one by one): the stream's rules; only
+    /// when it has none, the page (as `readStream`); and only when that page is empty, whether the
+    /// stream carries a tombstone.
+    func readStreamForRetention(_ streamID: String, from version: Int64, limit: Int, direction: ReadDirection) async throws
+        -> RetentionAwareRead
+
+    /// The stream's info (as `streamInfo`) with its retention rules, or — when there is no info —
+    /// whether it carries a tombstone; in one storage call where the adapter can.
+    func streamInfoForRetention(_ streamID: String) async throws -> RetentionAwareInfo
+
     /// Replaces the stream's retention rules (empty rules remove them).
     func setStreamRetention(_ streamID: String, _ retention: StreamRetention) async throws
 
@@ -261,6 +272,60 @@ public protocol StreamLifecycleAdapter: Sendable {
     /// becomes at least `lastVersion` (with no events), and `hard` leaves a tombstone. For
     /// export/import, which copies `$deletions` verbatim.
     func applyImportedDeletion(streamID: String, lastVersion: Int64, hard: Bool) async throws
+}
+
+/// What ``StreamLifecycleAdapter/readStreamForRetention(_:from:limit:direction:)`` found.
+public struct RetentionAwareRead: Sendable, Equatable {
+    /// The stream's rules, when it has some (not empty): then the page was not read.
+    public var retention: StreamRetention?
+    /// The page, when the stream has no rules.
+    public var events: [Event]
+    /// Whether the stream carries a tombstone (looked up only when the page came back empty).
+    public var tombstoned: Bool
+
+    public init(retention: StreamRetention?, events: [Event], tombstoned: Bool) {
+        self.retention = retention
+        self.events = events
+        self.tombstoned = tombstoned
+    }
+}
+
+/// What ``StreamLifecycleAdapter/streamInfoForRetention(_:)`` found.
+public struct RetentionAwareInfo: Sendable, Equatable {
+    /// The stream's info as stored (`nil`: missing or soft-deleted).
+    public var info: StreamInfo?
+    /// The stream's rules (looked up only when there is info; `nil` when it has none).
+    public var retention: StreamRetention?
+    /// Whether the stream carries a tombstone (looked up only when there is no info).
+    public var tombstoned: Bool
+
+    public init(info: StreamInfo?, retention: StreamRetention?, tombstoned: Bool) {
+        self.info = info
+        self.retention = retention
+        self.tombstoned = tombstoned
+    }
+}
+
+extension StreamLifecycleAdapter where Self: EventStoreAdapter {
+    /// The calls one by one.
+    public func readStreamForRetention(_ streamID: String, from version: Int64, limit: Int, direction: ReadDirection) async throws
+        -> RetentionAwareRead
+    {
+        if let rules = try await streamRetention(streamID), !rules.isEmpty {
+            return RetentionAwareRead(retention: rules, events: [], tombstoned: false)
+        }
+        let events = try await readStream(streamID, from: version, limit: limit, direction: direction)
+        return RetentionAwareRead(retention: nil, events: events, tombstoned: events.isEmpty ? try await isTombstoned(streamID) : false)
+    }
+
+    /// The calls one by one.
+    public func streamInfoForRetention(_ streamID: String) async throws -> RetentionAwareInfo {
+        guard let info = try await streamInfo(streamID) else {
+            return RetentionAwareInfo(info: nil, retention: nil, tombstoned: try await isTombstoned(streamID))
+        }
+        let rules = try await streamRetention(streamID)
+        return RetentionAwareInfo(info: info, retention: rules?.isEmpty == false ? rules : nil, tombstoned: false)
+    }
 }
 
 extension StreamLifecycleAdapter {

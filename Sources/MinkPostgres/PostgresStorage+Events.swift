@@ -35,42 +35,53 @@ extension PostgresStorage {
     public func readStream(_ streamID: String, from version: Int64, limit: Int, direction: ReadDirection) async throws -> [Event] {
         guard limit > 0 else { return [] }
         return try await withReadConnection(empty: []) { conn, scope in
-            let t = scope.sql.events
-            let c = Statements.eventColumns
-            switch direction {
-            case .forward:
-                return try EventRow.decodeAll(try conn.query(
-                    "SELECT \(c) FROM \(t) WHERE tenant_id = $1 AND stream_id = $2 AND version >= $3::int8 ORDER BY version LIMIT $4::int8",
-                    [.text(scope.tenantID), .text(streamID), .int(max(version, 1)), .int(limit)], prepare: true
-                ))
-            case .backward:
-                let upper = version < 0 ? Int64.max : version
-                return try EventRow.decodeAll(try conn.query(
-                    "SELECT \(c) FROM \(t) WHERE tenant_id = $1 AND stream_id = $2 AND version <= $3::int8 ORDER BY version DESC LIMIT $4::int8",
-                    [.text(scope.tenantID), .text(streamID), .int(upper), .int(limit)], prepare: true
-                ))
-            }
+            try Self.events(of: streamID, from: version, limit: limit, direction: direction, on: conn, scope)
+        }
+    }
+
+    /// A page of a stream, on a connection (``readStream(_:from:limit:direction:)``).
+    static func events(
+        of streamID: String, from version: Int64, limit: Int, direction: ReadDirection, on conn: PostgresConnection, _ scope: Scope
+    ) throws -> [Event] {
+        guard limit > 0 else { return [] }
+        let t = scope.sql.events
+        let c = Statements.eventColumns
+        switch direction {
+        case .forward:
+            return try EventRow.decodeAll(try conn.query(
+                "SELECT \(c) FROM \(t) WHERE tenant_id = $1 AND stream_id = $2 AND version >= $3::int8 ORDER BY version LIMIT $4::int8",
+                [.text(scope.tenantID), .text(streamID), .int(max(version, 1)), .int(limit)], prepare: true
+            ))
+        case .backward:
+            let upper = version < 0 ? Int64.max : version
+            return try EventRow.decodeAll(try conn.query(
+                "SELECT \(c) FROM \(t) WHERE tenant_id = $1 AND stream_id = $2 AND version <= $3::int8 ORDER BY version DESC LIMIT $4::int8",
+                [.text(scope.tenantID), .text(streamID), .int(upper), .int(limit)], prepare: true
+            ))
         }
     }
 
     public func streamInfo(_ streamID: String) async throws -> StreamInfo? {
-        try await withReadConnection(empty: nil) { conn, scope in
-            let r = try conn.query(
-                """
-                SELECT version, (extract(epoch FROM created_at) * 1000000)::int8, (extract(epoch FROM updated_at) * 1000000)::int8,
-                       (SELECT min(e.version) FROM \(scope.sql.events) e WHERE e.tenant_id = s.tenant_id AND e.stream_id = s.stream_id)
-                FROM \(scope.sql.streams) s WHERE tenant_id = $1 AND stream_id = $2 AND deleted = 0
-                """,
-                [.text(scope.tenantID), .text(streamID)], prepare: true
-            )
-            guard r.rowCount == 1, let version = r.int64(0, 0) else { return nil }
-            // Deletions and the scavenger remove the oldest events: the stored ones are
-            // min(version) up to the version.
-            return StreamInfo(
-                streamID: streamID, version: version, eventCount: r.int64(0, 3).map { version - $0 + 1 } ?? 0,
-                createdAt: EventRow.date(microseconds: r.int64(0, 1) ?? 0), updatedAt: EventRow.date(microseconds: r.int64(0, 2) ?? 0)
-            )
-        }
+        try await withReadConnection(empty: nil) { conn, scope in try Self.info(of: streamID, on: conn, scope) }
+    }
+
+    /// A stream's info, on a connection (``streamInfo(_:)``).
+    static func info(of streamID: String, on conn: PostgresConnection, _ scope: Scope) throws -> StreamInfo? {
+        let r = try conn.query(
+            """
+            SELECT version, (extract(epoch FROM created_at) * 1000000)::int8, (extract(epoch FROM updated_at) * 1000000)::int8,
+                   (SELECT min(e.version) FROM \(scope.sql.events) e WHERE e.tenant_id = s.tenant_id AND e.stream_id = s.stream_id)
+            FROM \(scope.sql.streams) s WHERE tenant_id = $1 AND stream_id = $2 AND deleted = 0
+            """,
+            [.text(scope.tenantID), .text(streamID)], prepare: true
+        )
+        guard r.rowCount == 1, let version = r.int64(0, 0) else { return nil }
+        // Deletions and the scavenger remove the oldest events: the stored ones are
+        // min(version) up to the version.
+        return StreamInfo(
+            streamID: streamID, version: version, eventCount: r.int64(0, 3).map { version - $0 + 1 } ?? 0,
+            createdAt: EventRow.date(microseconds: r.int64(0, 1) ?? 0), updatedAt: EventRow.date(microseconds: r.int64(0, 2) ?? 0)
+        )
     }
 
     public func readAll(after position: UInt64, filter: EventFilter, limit: Int) async throws -> [Event] {

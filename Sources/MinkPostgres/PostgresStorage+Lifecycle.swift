@@ -145,24 +145,52 @@ extension PostgresStorage: StreamLifecycleAdapter {
     }
 
     public func isTombstoned(_ streamID: String) async throws -> Bool {
-        try await withReadConnection(empty: false) { conn, scope in
-            let r = try conn.query(
-                "SELECT deleted FROM \(scope.sql.streams) WHERE tenant_id = $1 AND stream_id = $2",
-                [.text(scope.tenantID), .text(streamID)], prepare: true
-            )
-            return r.rowCount == 1 && r.int64(0, 0) == 2
-        }
+        try await withReadConnection(empty: false) { conn, scope in try Self.isTombstoned(streamID, on: conn, scope) }
     }
 
     public func streamRetention(_ streamID: String) async throws -> StreamRetention? {
-        try await withReadConnection(empty: nil) { conn, scope in
-            let r = try conn.query(
-                "SELECT max_count, max_age_seconds, truncate_before FROM \(scope.sql.streamMetadata) WHERE tenant_id = $1 AND stream_id = $2",
-                [.text(scope.tenantID), .text(streamID)], prepare: true
-            )
-            guard r.rowCount == 1 else { return nil }
-            return StreamRetention(maxCount: r.int64(0, 0), maxAgeSeconds: r.int64(0, 1), truncateBefore: r.int64(0, 2))
+        try await withReadConnection(empty: nil) { conn, scope in try Self.retention(of: streamID, on: conn, scope) }
+    }
+
+    public func readStreamForRetention(_ streamID: String, from version: Int64, limit: Int, direction: ReadDirection) async throws
+        -> RetentionAwareRead
+    {
+        // One borrow of a connection (one trip through its queue) instead of three.
+        try await withReadConnection(empty: RetentionAwareRead(retention: nil, events: [], tombstoned: false)) { conn, scope in
+            if let rules = try Self.retention(of: streamID, on: conn, scope), !rules.isEmpty {
+                return RetentionAwareRead(retention: rules, events: [], tombstoned: false)
+            }
+            let events = try Self.events(of: streamID, from: version, limit: limit, direction: direction, on: conn, scope)
+            let tombstoned = events.isEmpty ? try Self.isTombstoned(streamID, on: conn, scope) : false
+            return RetentionAwareRead(retention: nil, events: events, tombstoned: tombstoned)
         }
+    }
+
+    public func streamInfoForRetention(_ streamID: String) async throws -> RetentionAwareInfo {
+        try await withReadConnection(empty: RetentionAwareInfo(info: nil, retention: nil, tombstoned: false)) { conn, scope in
+            guard let info = try Self.info(of: streamID, on: conn, scope) else {
+                return RetentionAwareInfo(info: nil, retention: nil, tombstoned: try Self.isTombstoned(streamID, on: conn, scope))
+            }
+            let rules = try Self.retention(of: streamID, on: conn, scope)
+            return RetentionAwareInfo(info: info, retention: rules?.isEmpty == false ? rules : nil, tombstoned: false)
+        }
+    }
+
+    static func isTombstoned(_ streamID: String, on conn: PostgresConnection, _ scope: Scope) throws -> Bool {
+        let r = try conn.query(
+            "SELECT deleted FROM \(scope.sql.streams) WHERE tenant_id = $1 AND stream_id = $2",
+            [.text(scope.tenantID), .text(streamID)], prepare: true
+        )
+        return r.rowCount == 1 && r.int64(0, 0) == 2
+    }
+
+    static func retention(of streamID: String, on conn: PostgresConnection, _ scope: Scope) throws -> StreamRetention? {
+        let r = try conn.query(
+            "SELECT max_count, max_age_seconds, truncate_before FROM \(scope.sql.streamMetadata) WHERE tenant_id = $1 AND stream_id = $2",
+            [.text(scope.tenantID), .text(streamID)], prepare: true
+        )
+        guard r.rowCount == 1 else { return nil }
+        return StreamRetention(maxCount: r.int64(0, 0), maxAgeSeconds: r.int64(0, 1), truncateBefore: r.int64(0, 2))
     }
 
     public func streamRetentions(_ streamIDs: [String]) async throws -> [String: StreamRetention] {

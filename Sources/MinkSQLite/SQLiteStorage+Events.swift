@@ -145,46 +145,57 @@ extension SQLiteStorage {
         guard limit > 0 else { return [] }
         let tenantID = self.tenantID
         return try await database.read { c in
-            var out: [Event] = []
-            switch direction {
-            case .forward:
-                try c.query(
-                    "SELECT \(Self.eventColumns) FROM mink_events WHERE tenant_id = ? AND stream_id = ? AND version >= ? ORDER BY version ASC LIMIT ?",
-                    [.text(tenantID), .text(streamID), .int(max(version, 1)), .int(Int64(limit))]
-                ) { out.append(try Self.event($0)) }
-            case .backward:
-                // -1 (or anything past the end) means "from the last event".
-                let upper = version < 0 ? Int64.max : version
-                try c.query(
-                    "SELECT \(Self.eventColumns) FROM mink_events WHERE tenant_id = ? AND stream_id = ? AND version <= ? ORDER BY version DESC LIMIT ?",
-                    [.text(tenantID), .text(streamID), .int(upper), .int(Int64(limit))]
-                ) { out.append(try Self.event($0)) }
-            }
-            return out
+            try Self.events(of: streamID, tenantID: tenantID, from: version, limit: limit, direction: direction, on: c)
         }
+    }
+
+    /// A page of a stream, on a connection (``readStream(_:from:limit:direction:)``).
+    static func events(
+        of streamID: String, tenantID: String, from version: Int64, limit: Int, direction: ReadDirection, on c: SQLiteConnection
+    ) throws -> [Event] {
+        guard limit > 0 else { return [] }
+        var out: [Event] = []
+        switch direction {
+        case .forward:
+            try c.query(
+                "SELECT \(eventColumns) FROM mink_events WHERE tenant_id = ? AND stream_id = ? AND version >= ? ORDER BY version ASC LIMIT ?",
+                [.text(tenantID), .text(streamID), .int(max(version, 1)), .int(Int64(limit))]
+            ) { out.append(try event($0)) }
+        case .backward:
+            // -1 (or anything past the end) means "from the last event".
+            let upper = version < 0 ? Int64.max : version
+            try c.query(
+                "SELECT \(eventColumns) FROM mink_events WHERE tenant_id = ? AND stream_id = ? AND version <= ? ORDER BY version DESC LIMIT ?",
+                [.text(tenantID), .text(streamID), .int(upper), .int(Int64(limit))]
+            ) { out.append(try event($0)) }
+        }
+        return out
     }
 
     public func streamInfo(_ streamID: String) async throws -> StreamInfo? {
         let tenantID = self.tenantID
-        return try await database.read { c in
-            var info: StreamInfo?
-            try c.query(
-                """
-                SELECT version, created_at, updated_at, \
-                (SELECT MIN(version) FROM mink_events e WHERE e.tenant_id = s.tenant_id AND e.stream_id = s.stream_id) \
-                FROM mink_streams s WHERE tenant_id = ? AND stream_id = ? AND deleted = 0
-                """,
-                [.text(tenantID), .text(streamID)]
-            ) { r in
-                // Deletions and the scavenger remove the oldest events: the stored ones are
-                // MIN(version) up to the version.
-                info = StreamInfo(
-                    streamID: streamID, version: r.int(0), eventCount: r.isNull(3) ? 0 : r.int(0) - r.int(3) + 1,
-                    createdAt: Self.date(micros: r.int(1)), updatedAt: Self.date(micros: r.int(2))
-                )
-            }
-            return info
+        return try await database.read { c in try Self.info(of: streamID, tenantID: tenantID, on: c) }
+    }
+
+    /// A stream's info, on a connection (``streamInfo(_:)``).
+    static func info(of streamID: String, tenantID: String, on c: SQLiteConnection) throws -> StreamInfo? {
+        var info: StreamInfo?
+        try c.query(
+            """
+            SELECT version, created_at, updated_at, \
+            (SELECT MIN(version) FROM mink_events e WHERE e.tenant_id = s.tenant_id AND e.stream_id = s.stream_id) \
+            FROM mink_streams s WHERE tenant_id = ? AND stream_id = ? AND deleted = 0
+            """,
+            [.text(tenantID), .text(streamID)]
+        ) { r in
+            // Deletions and the scavenger remove the oldest events: the stored ones are
+            // MIN(version) up to the version.
+            info = StreamInfo(
+                streamID: streamID, version: r.int(0), eventCount: r.isNull(3) ? 0 : r.int(0) - r.int(3) + 1,
+                createdAt: date(micros: r.int(1)), updatedAt: date(micros: r.int(2))
+            )
         }
+        return info
     }
 
     public func readAll(after position: UInt64, filter: EventFilter, limit: Int) async throws -> [Event] {

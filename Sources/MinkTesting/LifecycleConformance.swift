@@ -12,6 +12,7 @@ extension AdapterConformance {
         Case(name: "listing pages bytewise with category and prefix filters", body: listing),
         Case(name: "retention rules: stored, applied at read time, scavenged", body: retention),
         Case(name: "imported deletions re-create the version counter and tombstone", body: importedDeletion),
+        Case(name: "reads for retention answer what the separate calls answer", body: readsForRetention),
     ]
 }
 
@@ -239,4 +240,48 @@ private func importedDeletion(_ s: ConformanceStorage) async throws {
     try await l.applyImportedDeletion(streamID: "imp-2", lastVersion: 3, hard: true)
     try lcCheck(try await l.isTombstoned("imp-2"), "imported tombstone")
     try await lcExpectError(.streamDeleted) { try await put(a, "imp-2", 1) }
+}
+
+/// ``StreamLifecycleAdapter/readStreamForRetention(_:from:limit:direction:)`` and
+/// ``StreamLifecycleAdapter/streamInfoForRetention(_:)`` (one storage call where the adapter can)
+/// agree with the calls they stand for, on every kind of stream.
+private func readsForRetention(_ s: ConformanceStorage) async throws {
+    let a = s.events
+    let l = try lifecycle(s)
+    try await put(a, "plain-1", 3)
+    try await put(a, "ruled-1", 4)
+    try await l.setStreamRetention("ruled-1", StreamRetention(maxCount: 2))
+    try await put(a, "soft-1", 2)
+    _ = try await l.deleteStream("soft-1", expectedVersion: .any, hard: false, hook: nil)
+    try await put(a, "hard-1", 2)
+    _ = try await l.deleteStream("hard-1", expectedVersion: .any, hard: true, hook: nil)
+    var checked = 0
+    for stream in ["plain-1", "ruled-1", "soft-1", "hard-1", "missing-1"] {
+        let rules = try await l.streamRetention(stream).flatMap { $0.isEmpty ? nil : $0 }
+        let tombstoned = try await l.isTombstoned(stream)
+        for (from, limit, direction) in [(Int64(1), 10, ReadDirection.forward), (2, 1, .forward), (-1, 2, .backward), (1, 0, .forward)] {
+            let read = try await l.readStreamForRetention(stream, from: from, limit: limit, direction: direction)
+            let expected: RetentionAwareRead
+            if let rules {
+                expected = RetentionAwareRead(retention: rules, events: [], tombstoned: false)
+            } else {
+                let page = try await a.readStream(stream, from: from, limit: limit, direction: direction)
+                expected = RetentionAwareRead(retention: nil, events: page, tombstoned: page.isEmpty && tombstoned)
+            }
+            try lcCheck(read == expected, "\(stream) from \(from) limit \(limit) \(direction): \(read), expected \(expected)")
+            checked += 1
+        }
+        let info = try await a.streamInfo(stream)
+        let found = try await l.streamInfoForRetention(stream)
+        let expected = RetentionAwareInfo(info: info, retention: info == nil ? nil : rules, tombstoned: info == nil && tombstoned)
+        try lcCheck(found == expected, "\(stream): \(found), expected \(expected)")
+    }
+    try lcCheck(checked == 20, "every case read")
+    // What the cases above rely on, so that none of them checks nothing.
+    try lcCheck(try await l.readStreamForRetention("plain-1", from: 1, limit: 10, direction: .forward).events.count == 3, "plain page")
+    try lcCheck(try await l.readStreamForRetention("ruled-1", from: 1, limit: 10, direction: .forward).retention == StreamRetention(maxCount: 2), "rules")
+    try lcCheck(try await l.readStreamForRetention("hard-1", from: 1, limit: 10, direction: .forward).tombstoned, "tombstone")
+    try lcCheck(try await l.streamInfoForRetention("ruled-1").retention == StreamRetention(maxCount: 2), "info with rules")
+    try lcCheck(try await l.streamInfoForRetention("hard-1").tombstoned, "info's tombstone")
+    try lcCheck(try await l.streamInfoForRetention("soft-1") == RetentionAwareInfo(info: nil, retention: nil, tombstoned: false), "soft-deleted")
 }
