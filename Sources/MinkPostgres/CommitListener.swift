@@ -29,6 +29,8 @@ final class CommitListener: Sendable {
     struct PresenceTiming: Sendable {
         var interval: Duration = .milliseconds(250)
         var freshness: Duration = .seconds(1)
+        /// How long after a writer last asked looks go on.
+        var idleAfter: Duration = .seconds(10)
     }
 
     /// What the last look for other listeners found.
@@ -36,6 +38,8 @@ final class CommitListener: Sendable {
         var othersListening = true
         var checkedAt: ContinuousClock.Instant?
         var timing = PresenceTiming()
+        /// When a writer last asked (looks stop ``PresenceTiming/idleAfter`` later).
+        var wantedAt: ContinuousClock.Instant?
     }
     /// What a subscriber listens for.
     private enum Subscriber {
@@ -80,12 +84,17 @@ final class CommitListener: Sendable {
     /// Wake-ups of every subscriber made because a writer may have skipped its `NOTIFY` before it
     /// saw this listener (tests).
     let presenceWakeUps = Atomic<Int>(0)
+    /// Looks for other listeners made (tests).
+    let looks = Atomic<Int>(0)
 
     /// Whether a commit at `now` must `NOTIFY`: another listener on the database was seen by the
     /// last look, or that look is not fresh (this listener is not running, lost its connection,
     /// or its thread is late).
     func othersMayListen(at now: ContinuousClock.Instant = .now) -> Bool {
         presence.withLock { p in
+            // Looks are made only for a database this process writes to (a process with many
+            // tenant databases does not query `pg_locks` for the idle ones).
+            p.wantedAt = now
             guard let at = p.checkedAt, now - at < p.timing.freshness else { return true }
             return p.othersListening
         }
@@ -213,8 +222,11 @@ final class CommitListener: Sendable {
                 var alive = receive(on: c)
                 let now = ContinuousClock.now
                 if alive, now >= nextLook {
-                    alive = look(on: c, at: now)
-                    nextLook = now + presence.withLock { $0.timing.interval }
+                    let (wanted, interval) = presence.withLock { p in
+                        (p.wantedAt.map { now - $0 < p.timing.idleAfter } ?? false, p.timing.interval)
+                    }
+                    if wanted { alive = look(on: c, at: now) }
+                    nextLook = now + interval
                 }
                 if alive, let first = wakeUps.first, now >= first {
                     wakeUps.removeFirst()
@@ -265,6 +277,7 @@ final class CommitListener: Sendable {
     /// Notifications that arrived meanwhile are delivered at once (libpq queued them while it read
     /// the answer, so the socket would not tell).
     private func look(on c: PostgresConnection, at now: ContinuousClock.Instant) -> Bool {
+        looks.add(1, ordering: .relaxed)
         let others: Bool
         do {
             let result = try c.query(
@@ -276,6 +289,11 @@ final class CommitListener: Sendable {
                 """
             )
             others = result.bool(0, 0) ?? true
+        } catch let error as PostgresError where !error.connectionLost {
+            // The connection is fine, the look is not (say, `pg_locks` not readable): writers
+            // notify, as without presence.
+            presence.withLock { $0.checkedAt = nil }
+            return true
         } catch {
             return false
         }

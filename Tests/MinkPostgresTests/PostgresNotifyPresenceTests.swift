@@ -93,6 +93,9 @@ struct PostgresNotifyPresenceTests {
         #expect(await next(commits, within: 20), "B was never woken for a commit made before A saw it")
         #expect(Self.listener(reader).presenceWakeUps.load(ordering: .relaxed) == 1)
         #expect(ContinuousClock.now - joined >= .seconds(6), "woken before its presence wake-up: by what?")
+        // B never wrote: it never queried `pg_locks` (looks are for writers).
+        #expect(Self.listener(reader).looks.load(ordering: .relaxed) == 0)
+        #expect(Self.listener(writer).looks.load(ordering: .relaxed) > 0)
     }
 
     @Test func aBatchThatSkippedItsNotifyAndCommitsAfterTheJoinersWakeUpNotifiesThen() async throws {
