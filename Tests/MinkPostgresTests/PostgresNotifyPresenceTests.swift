@@ -23,16 +23,29 @@ struct PostgresNotifyPresenceTests {
         }
     }
 
-    @Test func aLoneListenerSkipsItsNotificationsAndAJoiningOneIsStillWoken() async throws {
-        // A database of its own (database-per-tenant): the listeners of other tests, on the main
-        // database, must not count as "another process".
-        // Both "processes" configured alike (the schema is part of the notification's key).
+    /// Two "processes" on a database of their own (database-per-tenant: the listeners of other
+    /// tests, on the main database, must not count), configured alike (the schema is part of the
+    /// notification's key), with a first event written. With `timing`, both use it (as the protocol
+    /// requires) and A's listener has found itself alone; its subscription is returned to be kept.
+    private func twoProcesses(
+        timing: CommitListener.PresenceTiming? = nil
+    ) async throws -> (a: PostgresStorage, b: PostgresStorage, writer: PostgresStorage, reader: PostgresStorage, own: AsyncStream<Void>?) {
         let prefix = TestServer.freshName("d_") + "_", schema = TestServer.freshName()
         let a = try await TestServer.storage(schema: schema, tenancy: .database(prefix: prefix))
         let b = try await TestServer.storage(schema: schema, tenancy: .database(prefix: prefix))
-        defer { Task { await a.shutdown(); await b.shutdown() } }
         let writer = try a.scoped("t1"), reader = try b.scoped("t1")
         _ = try await writer.append(request("s-1", [event()]), hook: nil)
+        guard let timing else { return (a, b, writer, reader, nil) }
+        Self.listener(writer).setPresenceTiming(timing)
+        Self.listener(reader).setPresenceTiming(timing)
+        let own = try #require(writer.externalCommits())
+        try await wait("A's listener to find itself alone") { !Self.listener(writer).othersMayListen() }
+        return (a, b, writer, reader, own)
+    }
+
+    @Test func aLoneListenerSkipsItsNotificationsAndAJoiningOneIsStillWoken() async throws {
+        let (a, b, writer, reader, _) = try await twoProcesses()
+        defer { Task { await a.shutdown(); await b.shutdown() } }
 
         // Before A listens, it notifies (nobody looked for other listeners).
         #expect(Self.listener(writer).othersMayListen())
@@ -66,21 +79,13 @@ struct PostgresNotifyPresenceTests {
         try await wait("A to find itself alone again") { !Self.listener(writer).othersMayListen() }
     }
 
+    /// Slow looks, so that A's "alone" answer is still in use when B has joined: B's wake-up comes
+    /// 3 + 2 × 2 = 7 s after it joined.
+    private static let slowLooks = CommitListener.PresenceTiming(interval: .seconds(2), freshness: .seconds(3))
+
     @Test func aJoiningListenerIsWokenForACommitThatSkippedItsNotify() async throws {
-        let prefix = TestServer.freshName("d_") + "_", schema = TestServer.freshName()
-        let a = try await TestServer.storage(schema: schema, tenancy: .database(prefix: prefix))
-        let b = try await TestServer.storage(schema: schema, tenancy: .database(prefix: prefix))
+        let (a, b, writer, reader, own) = try await twoProcesses(timing: Self.slowLooks)
         defer { Task { await a.shutdown(); await b.shutdown() } }
-        let writer = try a.scoped("t1"), reader = try b.scoped("t1")
-        _ = try await writer.append(request("s-1", [event()]), hook: nil)
-        // Slow looks, so that A's "alone" answer is still in use when B has joined (both
-        // processes alike, as the protocol requires): B's wake-up comes 3 + 2 × 2 = 7 s after it
-        // joined.
-        let timing = CommitListener.PresenceTiming(interval: .seconds(2), freshness: .seconds(3))
-        Self.listener(writer).setPresenceTiming(timing)
-        Self.listener(reader).setPresenceTiming(timing)
-        let own = try #require(writer.externalCommits())
-        try await wait("A's listener to find itself alone") { !Self.listener(writer).othersMayListen() }
         _ = own
         let joined = ContinuousClock.now
         let commits = try #require(reader.externalCommits())
@@ -99,23 +104,15 @@ struct PostgresNotifyPresenceTests {
     }
 
     @Test func aBatchThatSkippedItsNotifyAndCommitsAfterTheJoinersWakeUpNotifiesThen() async throws {
-        let prefix = TestServer.freshName("d_") + "_", schema = TestServer.freshName()
-        let a = try await TestServer.storage(schema: schema, tenancy: .database(prefix: prefix))
-        let b = try await TestServer.storage(schema: schema, tenancy: .database(prefix: prefix))
+        let (a, b, writer, reader, own) = try await twoProcesses(timing: Self.slowLooks)
         defer { Task { await a.shutdown(); await b.shutdown() } }
-        let writer = try a.scoped("t1"), reader = try b.scoped("t1")
-        _ = try await writer.append(request("s-1", [event()]), hook: nil)
-        let timing = CommitListener.PresenceTiming(interval: .seconds(2), freshness: .seconds(3))
-        Self.listener(writer).setPresenceTiming(timing)
-        Self.listener(reader).setPresenceTiming(timing)
-        let own = try #require(writer.externalCommits())
-        try await wait("A's listener to find itself alone") { !Self.listener(writer).othersMayListen() }
         _ = own
 
         // The tenant's append lock, held elsewhere: A's next batch decides (no NOTIFY: alone) and
         // then waits for the lock.
+        let database: String = try #require(writer.scope.backend.database)
         let holder = try PostgresConnection(
-            parameters: writer.scope.backends.configuration.connectionParameters(database: prefix + "t1"), timeout: .seconds(30)
+            parameters: writer.scope.backends.configuration.connectionParameters(database: database), timeout: .seconds(30)
         )
         defer { holder.close() }
         try holder.execute("BEGIN")
