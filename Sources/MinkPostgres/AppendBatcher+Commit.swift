@@ -289,6 +289,7 @@ extension AppendBatcher {
     func failure(_ error: any Error, committing: Bool) -> BatchOutcome {
         let error: any Error = (error as? PostgresConnection.PipelineFailure).map { $0.error as any Error } ?? error
         if committing {
+            lastBatchInDoubt.store(true, ordering: .relaxed)
             let message = "the commit of the append failed (\((error as? PostgresError)?.message ?? "\(error)")); "
                 + "it may or may not have been committed: retrying with the same event IDs is safe"
             return .failed(MinkError(.unavailable, "PostgreSQL is unavailable: " + message, isTransient: true), retryAlone: false)

@@ -95,6 +95,8 @@ final class AppendBatcher: Sendable {
     /// append's CPU went to interpolating and quoting it).
     let text: Text
     private let queue: DrainQueue<Pending>
+    /// The database's pool (``notifyAfterDoubt(backend:)``).
+    private let pool: ConnectionPool
     /// Answers each append's caller by its deadline.
     let deadlines: OperationDeadlines
     /// Transactions that committed appends (statistics for tests and benchmarks).
@@ -120,11 +122,17 @@ final class AppendBatcher: Sendable {
     private let lastBatchSkippedNotify = Atomic<Bool>(false)
     /// Notifications sent after such a batch committed (``notifyLateJoiners(on:)``).
     let lateNotifications = Atomic<Int>(0)
+    /// Whether the batch being written ended with its commit in doubt (``failure(_:committing:)``).
+    let lastBatchInDoubt = Atomic<Bool>(false)
+    /// Notifications sent once the backend of a batch that skipped its `NOTIFY` and ended in doubt
+    /// was gone (``notifyAfterDoubt(backend:)``).
+    let doubtNotifications = Atomic<Int>(0)
     let contention = Mutex(Contention())
 
     init(scope: Scope, pool: ConnectionPool, channel: String, listener: CommitListener? = nil, limits: Limits = Limits()) {
         self.scope = scope
         self.queue = DrainQueue(pool: pool)
+        self.pool = pool
         self.channel = channel
         self.listener = listener
         self.limits = limits
@@ -191,6 +199,33 @@ final class AppendBatcher: Sendable {
         }
         lastBatchSkippedNotify.store(false, ordering: .relaxed)
         return .text(scope.notifyKey)
+    }
+
+    /// After a batch that skipped its `NOTIFY` ended with its commit in doubt (a timeout, a lost
+    /// connection): the server may still commit it — when the tenant's lock comes, when the disk
+    /// answers — after any listener that joined meanwhile had its wake-up. So once the batch's
+    /// backend is gone (its transaction is then over, committed or not) a `NOTIFY` is sent, from a
+    /// task of its own; it gives up after 10 minutes.
+    private func notifyAfterDoubt(backend pid: Int32) {
+        guard pid != 0 else { return }
+        let pool = self.pool, channel = self.channel, key = scope.notifyKey
+        Task.detached { [self] in
+            let end = ContinuousClock.now + .seconds(600)
+            while ContinuousClock.now < end {
+                try? await Task.sleep(for: .milliseconds(200))
+                let gone = try? await pool.withConnection(mappingErrors: false) { conn in
+                    try conn.query("SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1::int4)", [.int(Int64(pid))])
+                        .bool(0, 0) ?? false
+                }
+                guard gone == true else { continue }
+                // A failure here loses the wake-up, as a lost `NOTIFY` would.
+                _ = try? await pool.withConnection(mappingErrors: false) { conn in
+                    _ = try conn.query("SELECT pg_notify($1, $2)", [.text(channel), .text(key)])
+                }
+                doubtNotifications.add(1, ordering: .relaxed)
+                return
+            }
+        }
     }
 
     /// After a batch that skipped its `NOTIFY` committed: if another listener was seen meanwhile
@@ -315,7 +350,12 @@ final class AppendBatcher: Sendable {
         // storage timeout (the pool's deadline covers the borrow, not every batch of it).
         conn.renewDeadline()
         let roundTrips = conn.roundTrips
+        let backend = conn.backendPID
+        lastBatchInDoubt.store(false, ordering: .relaxed)
         let outcome = commit(batch, on: conn)
+        if case .failed = outcome, lastBatchInDoubt.load(ordering: .relaxed), lastBatchSkippedNotify.load(ordering: .relaxed) {
+            notifyAfterDoubt(backend: backend)
+        }
         // Before the answers: a caller reading it after its append must see this batch's.
         lastBatchRoundTrips.store(conn.roundTrips - roundTrips, ordering: .relaxed)
         switch outcome {

@@ -280,12 +280,17 @@ final class CommitListener: Sendable {
         looks.add(1, ordering: .relaxed)
         let others: Bool
         do {
+            // Another listener holds the presence lock — or another session's last statement was a
+            // `LISTEN`: a minkd from before the presence lock, or a tool of its own, which must
+            // still be notified.
             let result = try c.query(
                 """
                 SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
                 AND classid = \(Self.presenceKey.0) AND objid = \(Self.presenceKey.1) AND objsubid = 2 \
-                AND pid <> pg_backend_pid())
+                AND pid <> pg_backend_pid()) \
+                OR EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() \
+                AND pid <> pg_backend_pid() AND query ILIKE 'listen%')
                 """
             )
             others = result.bool(0, 0) ?? true

@@ -28,13 +28,15 @@ struct PostgresNotifyPresenceTests {
     /// notification's key), with a first event written. With `timing`, both use it (as the protocol
     /// requires) and A's listener has found itself alone; its subscription is returned to be kept.
     private func twoProcesses(
-        timing: CommitListener.PresenceTiming? = nil
+        timing: CommitListener.PresenceTiming? = nil, writerTimeout: Duration = .seconds(30)
     ) async throws -> (a: PostgresStorage, b: PostgresStorage, writer: PostgresStorage, reader: PostgresStorage, own: AsyncStream<Void>?) {
         let prefix = TestServer.freshName("d_") + "_", schema = TestServer.freshName()
-        let a = try await TestServer.storage(schema: schema, tenancy: .database(prefix: prefix))
+        let a = try await TestServer.storage(schema: schema, tenancy: .database(prefix: prefix), timeout: writerTimeout)
         let b = try await TestServer.storage(schema: schema, tenancy: .database(prefix: prefix))
         let writer = try a.scoped("t1"), reader = try b.scoped("t1")
-        _ = try await writer.append(request("s-1", [event()]), hook: nil)
+        // Through A, unless A's deadline is short (creating the tenant's database can take seconds
+        // on a loaded machine): then through B.
+        _ = try await (writerTimeout < .seconds(30) ? reader : writer).append(request("s-1", [event()]), hook: nil)
         guard let timing else { return (a, b, writer, reader, nil) }
         Self.listener(writer).setPresenceTiming(timing)
         Self.listener(reader).setPresenceTiming(timing)
@@ -138,5 +140,64 @@ struct PostgresNotifyPresenceTests {
         _ = try await append.value
         #expect(Self.batcher(writer).lateNotifications.load(ordering: .relaxed) == 1)
         #expect(await next(later, within: 10), "B was never told of the batch that committed after its wake-up")
+    }
+
+    @Test func aBatchThatSkippedItsNotifyAndEndedInDoubtNotifiesOnceItsBackendIsGone() async throws {
+        // A's storage deadline is short: its batch gives up waiting for the tenant's lock, in
+        // doubt (PostgreSQL has the whole pipeline, COMMIT included, and runs it when the lock
+        // comes).
+        let (a, b, writer, reader, own) = try await twoProcesses(timing: CommitListener.PresenceTiming(), writerTimeout: .seconds(4))
+        defer { Task { await a.shutdown(); await b.shutdown() } }
+        _ = own
+        let database: String = try #require(writer.scope.backend.database)
+        let holder = try PostgresConnection(
+            parameters: writer.scope.backends.configuration.connectionParameters(database: database), timeout: .seconds(30)
+        )
+        defer { holder.close() }
+        try holder.execute("BEGIN")
+        _ = try holder.query("SELECT pg_advisory_xact_lock($1::int8)", [.text(String(writer.scope.appendLockKey))])
+        let fresh = AppendRequest(
+            streamID: "s-2", events: [EventData(id: nil, type: "Happened", data: Data("{}".utf8))], expectedVersion: .any,
+            hasFreshIDs: true
+        )
+        let skipped = Self.batcher(writer).notificationsSkipped.load(ordering: .relaxed)
+        do {
+            _ = try await writer.append(fresh, hook: nil)
+            Issue.record("the append went through while the lock was held")
+        } catch let error as MinkError {
+            #expect(error.code == .unavailable, "\(error)")
+        }
+        #expect(Self.batcher(writer).notificationsSkipped.load(ordering: .relaxed) == skipped + 1, "the batch notified")
+
+        // B joins and has its one wake-up while the batch's backend still waits for the lock.
+        _ = try #require(reader.externalCommits())
+        try await wait("B's wake-up") { Self.listener(reader).presenceWakeUps.load(ordering: .relaxed) == 1 }
+        let later = try #require(reader.externalCommits())
+
+        // The lock comes: the backend commits the batch and goes; A notifies then.
+        try holder.execute("COMMIT")
+        #expect(await next(later, within: 10), "B was never told of the batch that committed after its deadline")
+        // (Counted once the `NOTIFY` was sent: B may be woken just before.)
+        try await wait("A's count of notifications after a doubt") { Self.batcher(writer).doubtNotifications.load(ordering: .relaxed) == 1 }
+        #expect(try await reader.streamInfo("s-2")?.version == 1, "the batch in doubt did commit")
+    }
+
+    @Test func aSessionWhoseLastStatementWasListenCountsAsAListener() async throws {
+        // A minkd from before the presence lock (or a tool of its own) LISTENs without the lock.
+        let (a, b, writer, _, own) = try await twoProcesses(timing: CommitListener.PresenceTiming())
+        defer { Task { await a.shutdown(); await b.shutdown() } }
+        _ = own
+        let database: String = try #require(writer.scope.backend.database)
+        let old = try PostgresConnection(
+            parameters: writer.scope.backends.configuration.connectionParameters(database: database), timeout: .seconds(30)
+        )
+        defer { old.close() }
+        try old.execute("LISTEN \(Identifier.quote(writer.scope.backends.configuration.channel))")
+        try await wait("A to count the old listener") { Self.listener(writer).othersMayListen() }
+        let skipped = Self.batcher(writer).notificationsSkipped.load(ordering: .relaxed)
+        _ = try await writer.append(request("s-1", [event()]), hook: nil)
+        #expect(Self.batcher(writer).notificationsSkipped.load(ordering: .relaxed) == skipped, "a batch skipped its NOTIFY")
+        old.close()
+        try await wait("A to find itself alone once the old listener is gone") { !Self.listener(writer).othersMayListen() }
     }
 }
