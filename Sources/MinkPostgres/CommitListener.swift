@@ -208,6 +208,9 @@ final class CommitListener: Sendable {
                     nextLook = now
                     wakeUps = [now + timing.freshness + timing.interval * 2]
                     action = machine.connected()
+                    // Notifications that arrived during the lock's round trip were queued by libpq
+                    // while it read the answer: the socket would not tell of them.
+                    deliverQueued(on: c)
                 } catch {
                     action = machine.connectFailed()
                 }
@@ -267,9 +270,7 @@ final class CommitListener: Sendable {
         } catch {
             return false
         }
-        for note in c.notifications() where note.channel == channel && !ownPIDs.contains(note.pid) {
-            deliver(key: note.payload)
-        }
+        deliverQueued(on: c)
         return true
     }
 
@@ -298,6 +299,7 @@ final class CommitListener: Sendable {
             // The connection is fine, the look is not (say, `pg_locks` not readable): writers
             // notify, as without presence.
             presence.withLock { $0.checkedAt = nil }
+            deliverQueued(on: c)
             return true
         } catch {
             return false
@@ -306,10 +308,15 @@ final class CommitListener: Sendable {
             p.othersListening = others
             p.checkedAt = now
         }
+        deliverQueued(on: c)
+        return true
+    }
+
+    /// Delivers the notifications libpq has already read and queued (other processes' only).
+    private func deliverQueued(on c: PostgresConnection) {
         for note in c.notifications() where note.channel == channel && !ownPIDs.contains(note.pid) {
             deliver(key: note.payload)
         }
-        return true
     }
 
     /// Sleeps in short slices so that `shutdown()` is not held up by a long back-off.
