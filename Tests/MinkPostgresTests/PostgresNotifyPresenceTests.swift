@@ -45,6 +45,32 @@ struct PostgresNotifyPresenceTests {
         return (a, b, writer, reader, own)
     }
 
+    /// A connection of its own to the writer's tenant database.
+    private func connection(to writer: PostgresStorage) throws -> PostgresConnection {
+        let database: String = try #require(writer.scope.backend.database)
+        return try PostgresConnection(
+            parameters: writer.scope.backends.configuration.connectionParameters(database: database), timeout: .seconds(30)
+        )
+    }
+
+    /// A connection holding the writer tenant's append lock in an open transaction (`COMMIT`
+    /// releases it).
+    private func holdingAppendLock(of writer: PostgresStorage) throws -> PostgresConnection {
+        let holder = try connection(to: writer)
+        try holder.execute("BEGIN")
+        _ = try holder.query("SELECT pg_advisory_xact_lock($1::int8)", [.text(String(writer.scope.appendLockKey))])
+        return holder
+    }
+
+    /// One event with a generated ID and no hook: the batch is checked and written in one round
+    /// trip, its statement (and its NOTIFY decision) sent before the tenant's lock is taken.
+    private func freshAppend(_ stream: String) -> AppendRequest {
+        AppendRequest(
+            streamID: stream, events: [EventData(id: nil, type: "Happened", data: Data("{}".utf8))], expectedVersion: .any,
+            hasFreshIDs: true
+        )
+    }
+
     @Test func aLoneListenerSkipsItsNotificationsAndAJoiningOneIsStillWoken() async throws {
         let (a, b, writer, reader, _) = try await twoProcesses()
         defer { Task { await a.shutdown(); await b.shutdown() } }
@@ -112,20 +138,10 @@ struct PostgresNotifyPresenceTests {
 
         // The tenant's append lock, held elsewhere: A's next batch decides (no NOTIFY: alone) and
         // then waits for the lock.
-        let database: String = try #require(writer.scope.backend.database)
-        let holder = try PostgresConnection(
-            parameters: writer.scope.backends.configuration.connectionParameters(database: database), timeout: .seconds(30)
-        )
+        let holder = try holdingAppendLock(of: writer)
         defer { holder.close() }
-        try holder.execute("BEGIN")
-        _ = try holder.query("SELECT pg_advisory_xact_lock($1::int8)", [.text(String(writer.scope.appendLockKey))])
         let skipped = Self.batcher(writer).notificationsSkipped.load(ordering: .relaxed)
-        // Generated IDs, no hook: the batch is checked and written in one round trip, its
-        // statement (and its NOTIFY decision) sent before the lock is taken.
-        let fresh = AppendRequest(
-            streamID: "s-1", events: [EventData(id: nil, type: "Happened", data: Data("{}".utf8))], expectedVersion: .any,
-            hasFreshIDs: true
-        )
+        let fresh = freshAppend("s-1")
         let append = Task { try await writer.append(fresh, hook: nil) }
         try await wait("A's batch to decide") { Self.batcher(writer).notificationsSkipped.load(ordering: .relaxed) == skipped + 1 }
 
@@ -149,17 +165,9 @@ struct PostgresNotifyPresenceTests {
         let (a, b, writer, reader, own) = try await twoProcesses(timing: CommitListener.PresenceTiming(), writerTimeout: .seconds(4))
         defer { Task { await a.shutdown(); await b.shutdown() } }
         _ = own
-        let database: String = try #require(writer.scope.backend.database)
-        let holder = try PostgresConnection(
-            parameters: writer.scope.backends.configuration.connectionParameters(database: database), timeout: .seconds(30)
-        )
+        let holder = try holdingAppendLock(of: writer)
         defer { holder.close() }
-        try holder.execute("BEGIN")
-        _ = try holder.query("SELECT pg_advisory_xact_lock($1::int8)", [.text(String(writer.scope.appendLockKey))])
-        let fresh = AppendRequest(
-            streamID: "s-2", events: [EventData(id: nil, type: "Happened", data: Data("{}".utf8))], expectedVersion: .any,
-            hasFreshIDs: true
-        )
+        let fresh = freshAppend("s-2")
         let skipped = Self.batcher(writer).notificationsSkipped.load(ordering: .relaxed)
         do {
             _ = try await writer.append(fresh, hook: nil)
@@ -187,10 +195,7 @@ struct PostgresNotifyPresenceTests {
         let (a, b, writer, _, own) = try await twoProcesses(timing: CommitListener.PresenceTiming())
         defer { Task { await a.shutdown(); await b.shutdown() } }
         _ = own
-        let database: String = try #require(writer.scope.backend.database)
-        let old = try PostgresConnection(
-            parameters: writer.scope.backends.configuration.connectionParameters(database: database), timeout: .seconds(30)
-        )
+        let old = try connection(to: writer)
         defer { old.close() }
         try old.execute("LISTEN \(Identifier.quote(writer.scope.backends.configuration.channel))")
         try await wait("A to count the old listener") { Self.listener(writer).othersMayListen() }
