@@ -21,12 +21,14 @@ extension AppendBatcher {
         }
     }
 
-    /// Writes a batch in one round trip: `BEGIN`, the tenant's advisory lock, one statement that
+    /// Writes a batch in one round trip: the tenant's advisory lock, then one statement that
     /// reads the state, checks every append and — only when all of them pass on live streams —
-    /// inserts every row, moves the streams' versions and sends the NOTIFY; then `COMMIT`, all in
-    /// one pipeline. The lock is held only while the server runs them, never across a round trip
-    /// to this process, so the next batch (of this process or another) waits for a commit and
-    /// nothing else.
+    /// inserts every row, moves the streams' versions and sends the NOTIFY, in one pipeline. No
+    /// `BEGIN`/`COMMIT`: the statements before the pipeline's sync point form one transaction,
+    /// which the server commits at the sync point (or rolls back when a statement failed), two
+    /// commands less per batch. The lock is held only while the server runs them, never across a
+    /// round trip to this process, so the next batch (of this process or another) waits for a
+    /// commit and nothing else.
     ///
     /// The statement computes positions and versions from the state it read exactly as
     /// ``decide(_:_:_:timestamp:on:)`` does, which then runs on the same state to build the
@@ -83,18 +85,14 @@ extension AppendBatcher {
                 // Its shapes are safe in a generic plan (one index probe per stream whatever the
                 // statistics); a custom plan, which PostgreSQL would otherwise keep choosing as it
                 // estimates the arrays' sizes, costs a planning of ~0.3-0.7 ms per batch.
-                .init("BEGIN", prepare: true),
                 .init("SELECT pg_advisory_xact_lock($1::int8)", [.int(scope.appendLockKey)], prepare: true),
                 statement,
-                .init("COMMIT", prepare: true),
             ])
-            // A COMMIT of a transaction that failed unnoticed answers ROLLBACK, not an error.
-            guard results[3].commandStatus == "COMMIT" else {
-                throw PostgresError(sqlState: "XX000", message: "COMMIT answered \(results[3].commandStatus)")
-            }
-            result = results[2]
-        } catch let f as PostgresConnection.PipelineFailure where f.index < 3 && !f.error.connectionLost {
-            // A statement before COMMIT failed, so COMMIT was skipped: nothing was committed.
+            result = results[1]
+        } catch let f as PostgresConnection.PipelineFailure where !f.error.connectionLost {
+            // A statement failed: the server skipped the rest and rolled the transaction back at
+            // the sync point. (A failure at the sync point itself — the commit — is reported as a
+            // lost connection by the pipeline: in doubt, below.)
             conn.rollbackIfNeeded()
             return failure(f.error, committing: false)
         } catch {

@@ -8,10 +8,10 @@ import Synchronization
 /// An append joins the queue; if no batch is being written it starts a drain at once (a lone
 /// append waits for nobody), on an idle pooled connection's queue straight from the appending
 /// thread. The drain takes everything waiting (up to ``Limits``) as one batch: one advisory lock,
-/// one statement reading every stream's state, one insert, one `COMMIT`, one `NOTIFY` — a plain
+/// one statement reading every stream's state, one insert, one commit, one `NOTIFY` — a plain
 /// batch (no hooks, generated IDs) all in one round trip (``commitChecked(_:on:)``). Appends that
 /// arrive meanwhile form the next batch. Each caller is resumed with its own outcome once the
-/// batch's transaction is over — a success only after `COMMIT` succeeded.
+/// batch's transaction is over — a success only after the commit succeeded.
 ///
 /// One batcher per tenant and database (kept by ``Backend``), so different tenants do not wait
 /// for each other.

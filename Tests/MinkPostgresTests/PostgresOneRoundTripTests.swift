@@ -135,4 +135,49 @@ struct PostgresOneRoundTripTests {
         #expect(again.toPosition == head, "the append after the deletions is the last event")
         #expect(try await s.readStream("soft-1", from: 1, limit: 10, direction: .forward).map(\.id) == again.events.map(\.id))
     }
+
+    /// The one-round-trip pipeline sends no `BEGIN`/`COMMIT`: the lock and the statement form one
+    /// transaction that the server ends at the pipeline's sync point. So once an append has
+    /// returned, the tenant's lock is free; a statement that fails in the server (here a trigger
+    /// raising) leaves nothing — no row, no stream, no position used, the lock released — and the
+    /// connection (the pool's only one) goes on.
+    @Test func theCheckedPipelineEndsAtItsSyncPointAndAFailedStatementLeavesNothing() async throws {
+        let schema = TestServer.freshName()
+        let s = try await TestServer.storage(schema: schema, poolSize: 1)
+        defer { Task { await s.shutdown() } }
+        let before = Self.checked(s)
+        let first = try await s.append(Self.fresh("sync-1"), hook: nil)
+        #expect(Self.checked(s) == before + 1, "the append took the one-round-trip path")
+        let raw = try PostgresConnection(parameters: s.scope.backends.configuration.connectionParameters(), timeout: .seconds(30))
+        defer { raw.close() }
+        let key = PostgresValue.text(String(s.scope.appendLockKey))
+        func lockIsFree() throws -> Bool {
+            let free = try raw.query("SELECT pg_try_advisory_lock($1::int8)", [key]).bool(0, 0) ?? false
+            if free { _ = try raw.query("SELECT pg_advisory_unlock($1::int8)", [key]) }
+            return free
+        }
+        #expect(try lockIsFree(), "the tenant's lock was still held after the append returned")
+
+        let q = "\"\(schema)\""
+        try raw.execute("""
+            CREATE FUNCTION \(q).boom() RETURNS trigger LANGUAGE plpgsql AS $f$
+            BEGIN IF NEW.stream_id = 'boom' THEN RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $f$;
+            CREATE TRIGGER boom BEFORE INSERT ON \(q).mink_events FOR EACH ROW EXECUTE FUNCTION \(q).boom()
+            """)
+        do {
+            let r = try await s.append(Self.fresh("boom"), hook: nil)
+            Issue.record("an append the trigger refuses succeeded: \(r)")
+        } catch {
+            // What the error says is not the point here; that nothing of it stayed is.
+        }
+        #expect(try raw.query("SELECT count(*) FROM \(q).mink_events WHERE stream_id = 'boom'").int64(0, 0) == 0)
+        #expect(try raw.query("SELECT count(*) FROM \(q).mink_streams WHERE stream_id = 'boom'").int64(0, 0) == 0)
+        #expect(try lockIsFree(), "the tenant's lock was still held after the failed append")
+
+        let checked = Self.checked(s)
+        let next = try await s.append(Self.fresh("sync-2"), hook: nil)
+        #expect(Self.checked(s) == checked + 1, "the connection went on with the one-round-trip path")
+        #expect(next.fromPosition == first.toPosition + 1, "the failed append used no position: \(next)")
+        #expect(try lockIsFree())
+    }
 }
