@@ -11,6 +11,8 @@
 #           and PYES=install is not given)                        target: >= 5x at 1 and 16
 #   two minkd processes on one database, 32 clients each, vs one with 64 (no reference: the two
 #           are measured one after the other)                     target: >= 1x
+#   100-event appends with 16 clients on both storages: events/s (no reference; the issue asks
+#           for the figures, its anchors are go-mink's 30k events/s and Marten's 60-110k)
 # One server per storage lives through all rounds (its tables grow, as the references' do).
 # pgbench reaches PostgreSQL over the Unix socket, as in ../shared/perf (REF_TRANSPORT=tcp: over
 # 127.0.0.1, the transport minkd is given); py-eventsourcing over TCP.
@@ -37,7 +39,7 @@ fresh_db pg_two; start_minkd "$MINKD" pg-a --storage postgres --database-url "$D
 start_minkd "$MINKD" pg-b --storage postgres --database-url "$DBURL"; TB=$MPORT
 for p in $SQ $PG $TA $TB; do load append.lua 16 1 $p >/dev/null; done   # warm-up: connections, statements
 
-RES="$WORK/ratios"; : >"$RES"
+RES="$WORK/ratios"; : >"$RES"; : >"$WORK/events"
 # measure NAME REF_CMD MINKD_CMD: reference, minkd, reference again; records minkd / mean(refs).
 measure() {
   local name=$1 a m b
@@ -62,6 +64,11 @@ for r in $(seq "$R"); do
   both=$(( $(cat "$WORK/a") + $(cat "$WORK/b") ))
   tr=$(ratio $both $one); echo "two-processes $tr" >>"$RES"
   printf '  %-26s two %6s/s  one %6s/s  ratio %s\n' "two-processes" "$both" "$one" "$tr"
+  for st in sqlite:$SQ postgres:$PG; do
+    e=$(( $(load append_batch.lua 16 "$D" ${st#*:}) * 100 ))
+    echo "${st%%:*}-100-event-appends $e" >>"$WORK/events"
+    printf '  %-26s %s events/s\n' "${st%%:*}-100-event-appends" "$e"
+  done
 done
 echo "summary over $R rounds of ${D}s (median, range; target):"
 python3 - "$RES" <<'PY'
@@ -75,4 +82,12 @@ for name, rs in got.items():
     med = statistics.median(rs); t = targets.get(name)
     verdict = "" if t is None else ("  target %.1fx: %s" % (t, "met" if med >= t else "not met"))
     print(f"  {name:26s} {med:.2f}x  ({min(rs):.2f}-{max(rs):.2f}){verdict}")
+PY
+python3 - "$WORK/events" <<'PY'
+import sys, statistics
+got = {}
+for line in open(sys.argv[1]):
+    name, e = line.split(); got.setdefault(name, []).append(int(e))
+for name, es in got.items():
+    print(f"  {name:26s} {int(statistics.median(es))} events/s  ({min(es)}-{max(es)})")
 PY
