@@ -88,6 +88,12 @@ extension AppendBatcher {
                 .init("SELECT pg_advisory_xact_lock($1::int8)", [.int(scope.appendLockKey)], prepare: true),
                 statement,
             ])
+            // The transaction ended at the sync point — unless the connection was already in one
+            // (a bug elsewhere): then nothing was committed, and the lock must not stay held.
+            guard !conn.inTransaction else {
+                conn.rollbackIfNeeded()
+                return internalFailure("the one-round-trip pipeline ran inside an open transaction", committed: false)
+            }
             result = results[1]
         } catch let f as PostgresConnection.PipelineFailure where !f.error.connectionLost {
             // A statement failed: the server skipped the rest and rolled the transaction back at

@@ -307,10 +307,15 @@ final class PostgresConnection {
     /// point and then reads their results. The server runs them in order and skips the rest of the
     /// pipeline after a failure.
     ///
-    /// A pipeline is not a transaction by itself: the caller sends `BEGIN`/`COMMIT` among the
-    /// statements, and rolls back after a failure (``rollbackIfNeeded()``). When sending or reading
-    /// fails midway, the protocol state is unknown, so the connection is closed (the worker opens
-    /// a new one for the next use).
+    /// Outside a transaction block, the statements of a pipeline run as one transaction that the
+    /// server commits at the sync point, or rolls back there when one of them failed (the
+    /// extended query protocol's rule; ``AppendBatcher/commitChecked(_:on:)`` relies on it —
+    /// never put a command that cannot run in a transaction block, which would commit at once,
+    /// in such a pipeline). A caller that needs the transaction to span pipelines sends `BEGIN`
+    /// (and later `COMMIT`) itself, and rolls back after a failure (``rollbackIfNeeded()``). A
+    /// failure at the sync point itself (the commit) is reported as a lost connection. When
+    /// sending or reading fails midway, the protocol state is unknown, so the connection is closed
+    /// (the worker opens a new one for the next use).
     /// - Returns: the statements' results, in order.
     /// - Throws: ``PipelineFailure``.
     func pipeline(_ statements: [PipelineStatement]) throws -> [PostgresResult] {

@@ -168,7 +168,14 @@ struct PostgresOneRoundTripTests {
             let r = try await s.append(Self.fresh("boom"), hook: nil)
             Issue.record("an append the trigger refuses succeeded: \(r)")
         } catch {
-            // What the error says is not the point here; that nothing of it stayed is.
+            // Known not to be committed (the server rolled back at the sync point), so not "in
+            // doubt"; and in one round trip: the checked path, not a retry through another.
+            #expect(!"\(error)".contains("may or may not"), "reported in doubt: \(error)")
+            #expect("\(error)".contains("boom"), "the trigger's error: \(error)")
+            let inDoubt = G.batcher(s).lastBatchInDoubt.load(ordering: .relaxed)
+            let roundTrips = G.batcher(s).lastBatchRoundTrips.load(ordering: .relaxed)
+            #expect(!inDoubt)
+            #expect(roundTrips == 1)
         }
         #expect(try raw.query("SELECT count(*) FROM \(q).mink_events WHERE stream_id = 'boom'").int64(0, 0) == 0)
         #expect(try raw.query("SELECT count(*) FROM \(q).mink_streams WHERE stream_id = 'boom'").int64(0, 0) == 0)
