@@ -128,10 +128,17 @@ final class ConnectionWorker: @unchecked Sendable {
         // pause) would keep its row and advisory locks — a projection's lease row, which a new
         // holder must lock, or the tenant's append lock — for as long as the freeze. The server
         // ends such a session after 3 × the storage timeout (at least 30 s).
+        //
+        // `default_transaction_isolation`: READ COMMITTED whatever the server, database or role
+        // says. The append transaction's statement must take its snapshot after the tenant's lock
+        // was granted (one snapshot per statement); under a REPEATABLE READ default the snapshot
+        // would be the lock statement's, taken before the wait, and a batch that waited for another
+        // process's commit would not see it (duplicate positions, refused by the primary key).
         let idleInTransaction = max(Int(timeout.components.seconds) * 3, 30)
         do {
             try c.execute(
-                "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; SET idle_in_transaction_session_timeout = '\(idleInTransaction)s'"
+                "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; SET idle_in_transaction_session_timeout = '\(idleInTransaction)s'; "
+                    + "SET default_transaction_isolation = 'read committed'"
             )
         } catch {
             c.close()

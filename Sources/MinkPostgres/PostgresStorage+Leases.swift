@@ -144,6 +144,14 @@ final class LeaseSession: @unchecked Sendable {
             sessionBroke()
         }
         let c = try PostgresConnection(parameters: parameters, timeout: timeout)
+        // The lease statements lock and update rows other processes update too: READ COMMITTED
+        // whatever the server's default (see ``ConnectionWorker``).
+        do {
+            try c.execute("SET default_transaction_isolation = 'read committed'")
+        } catch {
+            c.close()
+            throw error
+        }
         connection = c
         connectionCount += 1
         startTimer()

@@ -187,4 +187,55 @@ struct PostgresOneRoundTripTests {
         #expect(next.fromPosition == first.toPosition + 1, "the failed append used no position: \(next)")
         #expect(try lockIsFree())
     }
+
+    /// A server (or database, or role) whose default isolation is REPEATABLE READ: the storage's
+    /// connections still run READ COMMITTED, so an append that waited for the tenant's lock sees
+    /// the commit it waited for (its statement's snapshot is taken after the lock). Here another
+    /// writer holds the lock, commits an event at the next position while the append waits, and
+    /// the append then takes the position after it (under REPEATABLE READ it would reuse the
+    /// committed position and be refused by the primary key).
+    @Test func aRepeatableReadDefaultDoesNotBreakTheLockThenSnapshotOrder() async throws {
+        let schema = TestServer.freshName()
+        let url = try TestServer.url() + "?options=-c%20default_transaction_isolation%3Drepeatable%5C%20read"
+        let s = try await TestServer.storage(schema: schema, poolSize: 1, url: url)
+        defer { Task { await s.shutdown() } }
+        let first = try await s.append(Self.fresh("rr-1"), hook: nil)
+        let raw = try PostgresConnection(parameters: s.scope.backends.configuration.connectionParameters(), timeout: .seconds(30))
+        defer { raw.close() }
+        #expect(try raw.query("SHOW default_transaction_isolation").string(0, 0) == "repeatable read", "the URL's default applies")
+        let key = PostgresValue.text(String(s.scope.appendLockKey))
+        try raw.execute("BEGIN")
+        _ = try raw.query("SELECT pg_advisory_xact_lock($1::int8)", [key])
+        let waiting = Task { try await s.append(Self.fresh("rr-2"), hook: nil) }
+        // Until the append waits for the lock (its statement then already started).
+        let deadline = ContinuousClock.now + .seconds(20)
+        // A bigint advisory key shows in pg_locks as its high half (classid) and low half (objid).
+        let k = s.scope.appendLockKey
+        let high = String(UInt32(truncatingIfNeeded: k >> 32)), low = String(UInt32(truncatingIfNeeded: k))
+        while try raw.query(
+            """
+            SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objsubid = 1
+               AND classid::text::int8 = $1::int8 AND objid::text::int8 = $2::int8
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            """, [.text(high), .text(low)]
+        ).int64(0, 0) == 0 {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("the append never waited for the tenant's lock")
+                try raw.execute("ROLLBACK")
+                _ = try? await waiting.value
+                return
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let q = "\"\(schema)\""
+        let next = Int64(first.toPosition) + 1
+        _ = try raw.query(
+            """
+            INSERT INTO \(q).mink_events (tenant_id, position, stream_id, version, event_id, type, category, data, metadata, created_at)
+            VALUES ($1, $2::int8, 'other-1', 1, 'e-other', 'T', 'other', '\\x7b7d'::bytea, '{}', now())
+            """, [.text(s.scope.tenantID), .text(String(next))])
+        try raw.execute("COMMIT")
+        let r = try await waiting.value
+        #expect(r.fromPosition == UInt64(next) + 1, "the append took the position after the commit it waited for: \(r)")
+    }
 }
