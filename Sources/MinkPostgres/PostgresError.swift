@@ -55,19 +55,30 @@ public struct PostgresError: Error, Sendable, Hashable, CustomStringConvertible 
     /// `42P01` undefined table, `3D000` invalid database).
     public var isMissingStorage: Bool { sqlState == "3F000" || sqlState == "42P01" || sqlState == "3D000" }
 
+    /// A write refused because the transaction is read-only (`25006`): a hot standby, or
+    /// `default_transaction_read_only` set on the server, database or role.
+    public var isReadOnly: Bool { sqlState == "25006" }
+
     /// Whether retrying later may succeed: the connection failed (or libpq failed without a server
     /// error), the server is shutting down or starting (`57P01`–`57P03`), out of resources (class
-    /// `53`), a serialization failure or deadlock, a lock or statement timeout (`55P03`, `57014`).
+    /// `53`), a serialization failure or deadlock, a lock or statement timeout (`55P03`, `57014`),
+    /// a read-only transaction (`25006`: a standby may be promoted, a setting reset).
     public var isTransient: Bool {
         guard let s = sqlState else { return true }
         return isConnectionException || isSerializationFailure || isDeadlock || sqlStateClass == "53" || s.hasPrefix("57P")
-            || s == "55P03" || s == "57014"
+            || s == "55P03" || s == "57014" || isReadOnly
     }
 
     /// The error as callers of the adapter see it, with this error as its `underlying`: transient
     /// failures become `.unavailable`, invalid text (`22021`, `22P05`, `22P02`) `.validationFailed`,
     /// anything else `.internalError`.
     public var minkError: MinkError {
+        if isReadOnly {
+            return MinkError(
+                .unavailable, "PostgreSQL refuses writes (a read-only transaction: a standby, or default_transaction_read_only): \(message)",
+                isTransient: true, underlying: self
+            )
+        }
         if isTransient {
             return MinkError(.unavailable, "PostgreSQL is unavailable: \(message)", isTransient: true, underlying: self)
         }

@@ -175,7 +175,11 @@ public final class PostgresStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
     /// - Throws: `.unavailable`.
     public func probeWrite() async throws {
         let readOnly = try await scope.backend.pool.withConnection { conn in
-            try conn.query("SELECT current_setting('transaction_read_only')").string(0, 0) == "on"
+            let on = try conn.query("SELECT current_setting('transaction_read_only')").string(0, 0) == "on"
+            // A session whose read-only default was fixed when it started is replaced, so that the
+            // probe (and the appends) see the setting reset without a restart.
+            if on { conn.close() }
+            return on
         }
         if readOnly {
             throw MinkError(.unavailable, "PostgreSQL accepts no writes (transaction_read_only is on: a standby, or default_transaction_read_only)", isTransient: true)

@@ -133,4 +133,59 @@ struct StorageFaultTests {
             #expect(ready == 200)
         }
     }
+
+    /// PostgreSQL refusing writes — here `default_transaction_read_only` on the database, as
+    /// during maintenance or on a role meant for reads; a hot standby answers the same `25006` —
+    /// makes appends `503 unavailable` with `Retry-After` (not `500`) and `/readyz` `503` while
+    /// reads go on; once the setting is reset, both recover without a restart (the read-only
+    /// sessions, whose default was fixed when they started, are replaced).
+    @Test(.timeLimit(.minutes(1))) func readOnlyPostgresIs503AndRecoversWithoutRestart() async throws {
+        let url = try await PostgresTestDatabase.freshDatabase()
+        let database = String(url[url.index(after: url.lastIndex(of: "/")!)...])
+        let pg = try await PostgresStorage(configuration: PostgresConfiguration(
+            connectionString: url, poolSize: 2, schema: PostgresTestDatabase.freshName("ro_"), connectTimeoutSeconds: 5
+        ))
+        let storage = ServerStorage(
+            events: pg, snapshots: pg, readModels: pg, kind: "postgres", close: { await pg.shutdown() },
+            probeWrite: { try await pg.probeWrite() }
+        )
+        try await withServer(storage: storage) { server in
+            #expect(try await server.request("POST", "/v1/streams/before", json: appendBody(["A"])).status == 201)
+            // The database turns read-only; minkd's sessions end (as at a restart or a failover),
+            // so the new ones start read-only.
+            // (From the cluster's own database: a new session on the read-only one could not reset it.)
+            let admin = try PostgresTestDatabase.url()
+            try await PostgresTestDatabase.execute(admin, "ALTER DATABASE \(database) SET default_transaction_read_only = on")
+            try await PostgresTestDatabase.execute(
+                admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '\(database)'")
+            // Every append meanwhile is refused as unavailable (the first ones may meet a session
+            // that was just ended, later ones the read-only database): never a 500, never a 201.
+            for _ in 0..<10 {
+                let r = try await server.request("POST", "/v1/streams/ro-1", json: appendBody(["A"]))
+                #expect(r.status == 503, "\(r.status) \(r.text)")
+                #expect(r.errorCode == "unavailable")
+                #expect(r.headers["Retry-After"] != nil)
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            var ready = 200
+            let probing = ContinuousClock.now + .seconds(10)
+            while ready != 503, ContinuousClock.now < probing {
+                ready = try await server.request("GET", "/readyz").status
+                if ready != 503 { try await Task.sleep(for: .milliseconds(200)) }
+            }
+            #expect(ready == 503, "/readyz while the database is read-only")
+            #expect(try await server.request("GET", "/v1/streams/before").status == 200, "reads go on")
+
+            try await PostgresTestDatabase.execute(admin, "ALTER DATABASE \(database) RESET default_transaction_read_only")
+            let recovery = ContinuousClock.now + .seconds(20)
+            var appended = 0
+            while ContinuousClock.now < recovery, ready != 200 || appended != 201 {
+                if appended != 201 { appended = try await server.request("POST", "/v1/streams/ro-1", json: appendBody(["A"])).status }
+                if ready != 200 { ready = try await server.request("GET", "/readyz").status }
+                if ready != 200 || appended != 201 { try await Task.sleep(for: .milliseconds(200)) }
+            }
+            #expect(appended == 201, "appends after the setting was reset")
+            #expect(ready == 200, "/readyz after the setting was reset")
+        }
+    }
 }
