@@ -353,8 +353,6 @@ final class AppendBatcher: Sendable {
         let backend = conn.backendPID
         lastBatchInDoubt.store(false, ordering: .relaxed)
         let outcome = commit(batch, on: conn)
-        // A read-only session is replaced (see ``ConnectionWorker``): the next batch reconnects.
-        if case .failed(let error, _) = outcome, ConnectionWorker.refusedWrites(error) { conn.close() }
         if case .failed = outcome, lastBatchInDoubt.load(ordering: .relaxed), lastBatchSkippedNotify.load(ordering: .relaxed) {
             notifyAfterDoubt(backend: backend)
         }

@@ -98,10 +98,7 @@ final class ConnectionWorker: @unchecked Sendable {
         } catch {
             // The rollback gets a timeout of its own: the operation's deadline may be spent.
             conn.deadline = nil
-            if !conn.isOpen || Self.refusedWrites(error) {
-                // A read-only session (`default_transaction_read_only` of the database or role is
-                // fixed when a session starts) is replaced, so that writes work again by themselves
-                // once the setting is reset.
+            if !conn.isOpen {
                 drop()
             } else if conn.inTransaction {
                 conn.rollbackIfNeeded()
@@ -109,11 +106,6 @@ final class ConnectionWorker: @unchecked Sendable {
             }
             throw error
         }
-    }
-
-    /// Whether `error` is PostgreSQL refusing a write in a read-only transaction.
-    static func refusedWrites(_ error: any Error) -> Bool {
-        ((error as? PostgresError) ?? (error as? PostgresConnection.PipelineFailure)?.error)?.isReadOnly ?? false
     }
 
     private func connected(deadline: ContinuousClock.Instant) throws -> PostgresConnection {

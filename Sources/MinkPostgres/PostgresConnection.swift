@@ -222,11 +222,27 @@ final class PostgresConnection {
     /// The socket, for `poll`.
     var socket: Int32 { handle.map { PQsocket($0) } ?? -1 }
 
+    /// Set when the session turned out read-only: the owner opens a new one before the next use.
+    private var replaceOnNextUse = false
+
+    /// Marks the session to be replaced before its next use (see ``isStale``).
+    func replaceBeforeReuse() { replaceOnNextUse = true }
+
+    /// Notes a server error that makes the session worth replacing (a refused write, ``isStale``).
+    private func noting(_ error: PostgresError) -> PostgresError {
+        if error.isReadOnly { replaceOnNextUse = true }
+        return error
+    }
+
     /// Whether the connection is unusable without a round trip: an idle connection's socket
     /// should have nothing to read; if it has, the server sent a termination notice or closed it
     /// (a restart), so the caller reconnects instead of failing the next operation.
+    ///
+    /// Also stale: a session that had a write refused as read-only (SQLSTATE `25006`) or was seen
+    /// read-only (``replaceBeforeReuse()``). A session keeps the `default_transaction_read_only`
+    /// of its database or role from when it started, so only a new one sees the setting reset.
     var isStale: Bool {
-        guard let handle, PQstatus(handle) == CONNECTION_OK else { return true }
+        guard !replaceOnNextUse, let handle, PQstatus(handle) == CONNECTION_OK else { return true }
         var fds = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
         let n = poll(&fds, 1, 0)
         return n != 0
@@ -368,7 +384,7 @@ final class PostgresConnection {
                 do {
                     results.append(try PostgresResult.check(res, handle))
                 } catch let e as PostgresError {
-                    if failure == nil { failure = PipelineFailure(index: i, error: e) }
+                    if failure == nil { failure = PipelineFailure(index: i, error: noting(e)) }
                 }
             }
             while let extra = try step(failure?.index ?? i, { try nextResult(handle, until: end) }) { PQclear(extra) }
@@ -455,7 +471,11 @@ final class PostgresConnection {
             if let kept { PQclear(kept) }
             throw error
         }
-        return try PostgresResult.check(kept, handle)
+        do {
+            return try PostgresResult.check(kept, handle)
+        } catch let e as PostgresError {
+            throw noting(e)
+        }
     }
 
     private static func failed(_ res: OpaquePointer) -> Bool {

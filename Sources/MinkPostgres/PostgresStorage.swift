@@ -178,7 +178,7 @@ public final class PostgresStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
             let on = try conn.query("SELECT current_setting('transaction_read_only')").string(0, 0) == "on"
             // A session whose read-only default was fixed when it started is replaced, so that the
             // probe (and the appends) see the setting reset without a restart.
-            if on { conn.close() }
+            if on { conn.replaceBeforeReuse() }
             return on
         }
         if readOnly {
