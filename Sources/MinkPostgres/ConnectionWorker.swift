@@ -134,11 +134,18 @@ final class ConnectionWorker: @unchecked Sendable {
         // was granted (one snapshot per statement); under a REPEATABLE READ default the snapshot
         // would be the lock statement's, taken before the wait, and a batch that waited for another
         // process's commit would not see it (duplicate positions, refused by the primary key).
+        //
+        // `synchronous_commit`: a 201 promises the append survives a crash of the database server.
+        // With `off` as the server's, database's or role's default, a commit answers before its WAL
+        // is flushed and a crash of PostgreSQL loses the last acknowledged appends, so `off` is
+        // raised to `on` (the other values — `local`, `remote_write`, `remote_apply`, `on` — all
+        // wait for the local flush, and are kept). The projections' own relaxed commits set it per
+        // transaction (`SET LOCAL`), which still applies.
         let idleInTransaction = max(Int(timeout.components.seconds) * 3, 30)
         do {
             try c.execute(
                 "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; SET idle_in_transaction_session_timeout = '\(idleInTransaction)s'; "
-                    + "SET default_transaction_isolation = 'read committed'"
+                    + "SET default_transaction_isolation = 'read committed'; " + Self.durableCommits
             )
         } catch {
             c.close()
@@ -149,6 +156,10 @@ final class ConnectionWorker: @unchecked Sendable {
         pids.insert(c.backendPID)
         return c
     }
+
+    /// Raises the session's `synchronous_commit` from `off` to `on`, leaving every other value.
+    static let durableCommits =
+        "SELECT set_config('synchronous_commit', 'on', false) WHERE current_setting('synchronous_commit') = 'off'"
 
     private func drop() {
         guard let c = connection else { return }

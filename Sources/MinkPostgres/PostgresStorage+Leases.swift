@@ -145,9 +145,9 @@ final class LeaseSession: @unchecked Sendable {
         }
         let c = try PostgresConnection(parameters: parameters, timeout: timeout)
         // The lease statements lock and update rows other processes update too: READ COMMITTED
-        // whatever the server's default (see ``ConnectionWorker``).
+        // whatever the server's default; and a lease's commit is durable (see ``ConnectionWorker``).
         do {
-            try c.execute("SET default_transaction_isolation = 'read committed'")
+            try c.execute("SET default_transaction_isolation = 'read committed'; " + ConnectionWorker.durableCommits)
         } catch {
             c.close()
             throw error

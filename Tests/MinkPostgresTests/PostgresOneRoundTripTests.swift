@@ -238,4 +238,20 @@ struct PostgresOneRoundTripTests {
         let r = try await waiting.value
         #expect(r.fromPosition == UInt64(next) + 1, "the append took the position after the commit it waited for: \(r)")
     }
+    /// A 201 is a durable append: a server, database or role default of `synchronous_commit = off`
+    /// (here in the URL) would let a commit answer before its WAL is flushed, so the storage's
+    /// connections raise it to `on`; a value that waits for the local flush (`local`) is kept.
+    @Test func aSynchronousCommitOffDefaultIsRaisedToOn() async throws {
+        for (option, expected) in [("off", "on"), ("local", "local")] {
+            let url = try TestServer.url() + "?options=-c%20synchronous_commit%3D\(option)"
+            let s = try await TestServer.storage(schema: TestServer.freshName(), poolSize: 1, url: url)
+            defer { Task { await s.shutdown() } }
+            let raw = try PostgresConnection(parameters: s.scope.backends.configuration.connectionParameters(), timeout: .seconds(30))
+            defer { raw.close() }
+            #expect(try raw.query("SHOW synchronous_commit").string(0, 0) == option, "the URL's default applies to a plain session")
+            _ = try await s.append(Self.fresh("durable-1"), hook: nil)
+            let setting = try await s.core.main.pool.withConnection { conn in try conn.query("SHOW synchronous_commit").string(0, 0) }
+            #expect(setting == expected, "the storage's connection under a default of \(option)")
+        }
+    }
 }
