@@ -149,6 +149,14 @@ public struct StreamListQuery: Sendable, Hashable {
         self.limit = limit
     }
 
+    /// Whether no stream can pass the filters whatever is stored: a category is the part of an
+    /// ID before its first `-`, so a category filter holding a `-` matches nothing (an adapter's
+    /// key range for it — the ID itself or `category-…` — would let `order-1-x` through for
+    /// `order-1`).
+    public var matchesNothing: Bool {
+        category?.utf8.contains(UInt8(ascii: "-")) == true
+    }
+
     /// Whether a stream ID passes the filters and comes after `after` (the in-memory rule every
     /// adapter's SQL reproduces).
     public func matches(_ streamID: String) -> Bool {

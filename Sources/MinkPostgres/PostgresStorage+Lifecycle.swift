@@ -9,7 +9,7 @@ extension PostgresStorage: StreamLifecycleAdapter {
     /// Streams without a stored event are skipped by a probe of the `(tenant_id, stream_id,
     /// version)` key of mink_events.
     public func listStreams(_ query: StreamListQuery) async throws -> [StreamInfo] {
-        guard query.limit > 0 else { return [] }
+        guard query.limit > 0, !query.matchesNothing else { return [] }
         // No stream ID holds U+0000 (see `readAll`).
         if [query.category, query.prefix, query.after].contains(where: { $0?.containsNUL == true }) { return [] }
         return try await withReadConnection(empty: []) { conn, scope in

@@ -8,7 +8,7 @@ extension SQLiteStorage: StreamLifecycleAdapter {
     /// Streams without a stored event (deleted, scavenged empty) are skipped by a probe of
     /// mink_events' `(tenant_id, stream_id, version)` key.
     public func listStreams(_ query: StreamListQuery) async throws -> [StreamInfo] {
-        guard query.limit > 0 else { return [] }
+        guard query.limit > 0, !query.matchesNothing else { return [] }
         let (sql, binds) = Self.listStreamsStatement(query, tenantID: tenantID)
         return try await database.read { c in
             var out: [StreamInfo] = []

@@ -157,7 +157,7 @@ private func positionsNotReused(_ s: ConformanceStorage) async throws {
 private func listing(_ s: ConformanceStorage) async throws {
     let a = s.events
     let l = try lifecycle(s)
-    for id in ["b-1", "a-2", "ab-1", "a", "a-1", "é-1", "a+x", "gone-1"] { try await put(a, id, id == "a-1" ? 3 : 1) }
+    for id in ["b-1", "a-2", "ab-1", "a", "a-1", "é-1", "a+x", "gone-1", "a-1-x", "-x"] { try await put(a, id, id == "a-1" ? 3 : 1) }
     _ = try await l.deleteStream("gone-1", expectedVersion: .any, hard: false, hook: nil)
 
     var all: [String] = []
@@ -169,15 +169,23 @@ private func listing(_ s: ConformanceStorage) async throws {
         after = page.count == 3 ? page.last?.streamID : nil
         pages += 1
     } while after != nil && pages < 10
-    let expected = ["$deletions", "a", "a+x", "a-1", "a-2", "ab-1", "b-1", "é-1"]
+    let expected = ["$deletions", "-x", "a", "a+x", "a-1", "a-1-x", "a-2", "ab-1", "b-1", "é-1"]
     try lcCheck(all == expected, "listing \(all)")
 
     let category = try await l.listStreams(StreamListQuery(category: "a", limit: 100)).map(\.streamID)
-    try lcCheck(category == ["a", "a-1", "a-2"], "category a: \(category)")
+    try lcCheck(category == ["a", "a-1", "a-1-x", "a-2"], "category a: \(category)")
+    // A category is the part before the first `-`: it never holds one, so such a filter matches
+    // nothing (not the streams whose ID starts with it); the empty category is `-…`'s.
+    for c in ["a-1", "-", "a-"] {
+        let none = try await l.listStreams(StreamListQuery(category: c, limit: 100)).map(\.streamID)
+        try lcCheck(none.isEmpty, "category \(c): \(none)")
+    }
+    let empty = try await l.listStreams(StreamListQuery(category: "", limit: 100)).map(\.streamID)
+    try lcCheck(empty == ["-x"], "the empty category: \(empty)")
     let prefix = try await l.listStreams(StreamListQuery(prefix: "a-", limit: 100)).map(\.streamID)
-    try lcCheck(prefix == ["a-1", "a-2"], "prefix a-: \(prefix)")
+    try lcCheck(prefix == ["a-1", "a-1-x", "a-2"], "prefix a-: \(prefix)")
     let prefixAfter = try await l.listStreams(StreamListQuery(prefix: "a", after: "a-1", limit: 100)).map(\.streamID)
-    try lcCheck(prefixAfter == ["a-2", "ab-1"], "prefix a after a-1: \(prefixAfter)")
+    try lcCheck(prefixAfter == ["a-1-x", "a-2", "ab-1"], "prefix a after a-1: \(prefixAfter)")
     let one = try await l.listStreams(StreamListQuery(prefix: "a-1", limit: 1))
     try lcCheck(one.count == 1 && one[0].version == 3 && one[0].eventCount == 3 && one[0].category == "a", "info in a listing: \(one)")
     try lcCheck(try await l.listStreams(StreamListQuery(category: "zz", limit: 10)).isEmpty, "unknown category")
