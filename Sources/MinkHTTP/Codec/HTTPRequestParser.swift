@@ -419,17 +419,30 @@ public struct HTTPRequestParser: Sendable {
     }
 
     private func parseVersion(_ v: ArraySlice<UInt8>) throws(HTTPParseError) -> HTTPVersion {
-        guard v.count == 8 else { throw .bad("invalid HTTP version") }
         let b = v.startIndex
-        guard v[b] == UInt8(ascii: "H"), v[b + 1] == UInt8(ascii: "T"), v[b + 2] == UInt8(ascii: "T"),
+        guard v.count == 8, v[b] == UInt8(ascii: "H"), v[b + 1] == UInt8(ascii: "T"), v[b + 2] == UInt8(ascii: "T"),
               v[b + 3] == UInt8(ascii: "P"), v[b + 4] == UInt8(ascii: "/"), v[b + 6] == UInt8(ascii: "."),
               (0x30...0x39).contains(v[b + 5]), (0x30...0x39).contains(v[b + 7])
-        else { throw .bad("invalid HTTP version") }
+        else {
+            // `HTTP/2`, `HTTP/3`, `HTTP/10.0`: a version, though not RFC 9112's one-digit form —
+            // one this server does not speak (505), where anything else is a malformed line (400).
+            if Self.isOtherVersion(v) { throw HTTPParseError(status: 505, reason: "HTTP version not supported") }
+            throw .bad("invalid HTTP version")
+        }
         let version = HTTPVersion(major: Int(v[b + 5] - 0x30), minor: Int(v[b + 7] - 0x30))
         guard version == .http1_1 || version == .http1_0 else {
             throw HTTPParseError(status: 505, reason: "HTTP version not supported")
         }
         return version
+    }
+
+    /// `HTTP/` then digits, optionally `.` and digits (at most 16 bytes in all).
+    static func isOtherVersion(_ v: ArraySlice<UInt8>) -> Bool {
+        guard v.count <= 16, v.starts(with: "HTTP/".utf8) else { return false }
+        let rest = v.dropFirst(5)
+        let parts = rest.split(separator: UInt8(ascii: "."), maxSplits: 1, omittingEmptySubsequences: false)
+        guard (1...2).contains(parts.count), rest.last != UInt8(ascii: ".") else { return false }
+        return parts.allSatisfy { !$0.isEmpty && $0.allSatisfy { (0x30...0x39).contains($0) } }
     }
 
     /// Parses `name: OWS value OWS` between `start` and `end` (the CR).

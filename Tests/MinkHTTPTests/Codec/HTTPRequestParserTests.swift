@@ -111,6 +111,14 @@ import Testing
         }
         #expect(error("GET / HTTP/2.0\r\nHost: h\r\n\r\n")?.status == 505)
         #expect(error("GET / HTTP/1.2\r\nHost: h\r\n\r\n")?.status == 505)
+        // A version outside RFC 9112's one-digit form is still a version ("any other version: 505");
+        // what is not one stays a malformed line.
+        for v in ["HTTP/2", "HTTP/3", "HTTP/10.0", "HTTP/1.10"] {
+            #expect(error("GET / \(v)\r\nHost: h\r\n\r\n")?.status == 505, "\(v)")
+        }
+        for v in ["HTTP/", "HTTP/.1", "HTTP/1.", "HTTP/1.1.1", "HTTP/x", "http/1.1", "ICE/1.0", "HTTP/12345678901234"] {
+            #expect(error("GET / \(v)\r\nHost: h\r\n\r\n")?.status == 400, "\(v)")
+        }
     }
 
     /// RFC 9112 §3.2: an invalid `Host` value is `400` (and closes), like a missing or repeated one.
