@@ -15,9 +15,13 @@ enum ResponsePreparer {
         var close = !keepAlive || headers.containsToken("close", in: "Connection")
         switch response.body {
         case .bytes(var body):
-            if !HTTPResponseEncoder.bodyForbidden(response.status), body.count >= gzipMinBytes,
-               !headers.contains("Content-Encoding") {
-                addVary(&headers)
+            // `Vary: Accept-Encoding` on every body this server could have compressed, small ones
+            // included: the same resource, grown past `gzipMinBytes`, would be answered by encoding,
+            // and a cache must not serve one client's encoding to another.
+            let encodable = !HTTPResponseEncoder.bodyForbidden(response.status) && !body.isEmpty
+                && !headers.contains("Content-Encoding")
+            if encodable { addVary(&headers) }
+            if encodable, body.count >= gzipMinBytes {
                 if Gzip.isAccepted(by: request.headers["Accept-Encoding"]),
                    let compressed = try? Gzip.compress(body, level: body.count > 256 * 1024 ? 1 : 6),
                    compressed.count < body.count {

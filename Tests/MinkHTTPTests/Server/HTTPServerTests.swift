@@ -126,6 +126,9 @@ import Testing
             #expect(plain.first?.head.headers["Content-Encoding"] == nil)
             #expect(plain.first?.body.count == 4096)
             #expect(plain.last?.head.headers["Content-Encoding"] == nil)  // below gzipMinBytes
+            // Still `Vary`: the encoding depends on Accept-Encoding for every body that has one.
+            #expect(plain.last?.head.headers["Vary"] == "Accept-Encoding")
+            #expect(plain.first?.head.headers["Vary"] == "Accept-Encoding")
 
             let body = Array(#"{"events":[{"type":"T","data":{}}]}"#.utf8)
             let gz = try Gzip.compress(body)
