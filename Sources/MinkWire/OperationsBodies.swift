@@ -41,7 +41,10 @@ public struct ReadyBody: Codable, Hashable, Sendable, JSONWritable {
         self.reason = reason
     }
 
-    /// Writes the body; `reason` only when present.
+    /// Writes the body; `reason` only when present. A body that is not `ready` (the `503`) also
+    /// carries the error shape every error response has (HTTP-API.md section 3): `error` with
+    /// code `unavailable`, the reason as its message and in its details, so a client that reads
+    /// every non-2xx body as an error reads this one too.
     public func write(to writer: inout JSONWriter) {
         writer.beginObject()
         writer.key("status")
@@ -49,6 +52,18 @@ public struct ReadyBody: Codable, Hashable, Sendable, JSONWritable {
         if let reason {
             writer.key("reason")
             writer.string(reason)
+        }
+        if status != "ready" {
+            let message = reason.map { "not ready: \($0)" } ?? "not ready"
+            writer.key("error")
+            writer.beginObject()
+            writer.key("code")
+            writer.string(ErrorCode.unavailable.rawValue)
+            writer.key("message")
+            writer.string(message)
+            writer.key("details")
+            JSONValue.object(reason.map { ["reason": .string($0)] } ?? [:]).write(to: &writer)
+            writer.endObject()
         }
         writer.endObject()
     }

@@ -51,6 +51,10 @@ struct StorageFaultTests {
             #expect(refused.headers["Retry-After"] != nil)
             let notReady = try await server.request("GET", "/readyz")
             #expect(notReady.status == 503, "\(notReady.text)")
+            // The reason, and section 3's error shape alongside it.
+            #expect(notReady.json.objectValue?["reason"]?.stringValue == "storage refuses writes", "\(notReady.text)")
+            #expect(notReady.errorCode == "unavailable", "\(notReady.text)")
+            #expect(notReady.json.objectValue?["error"]?.objectValue?["details"]?.objectValue != nil, "\(notReady.text)")
             // Reads still work.
             #expect(try await server.request("GET", "/v1/streams/before").status == 200)
 
@@ -113,10 +117,8 @@ struct StorageFaultTests {
             for (target, reply, elapsed) in replies {
                 #expect(reply.status == 503, "\(target) after \(elapsed): \(reply.status) \(reply.text)")
                 #expect(reply.headers["Retry-After"] != nil, "\(target)")
-                if target != "/readyz" {
-                    #expect(reply.errorCode == "unavailable", "\(target)")
-                    #expect(reply.json.objectValue?["error"]?.objectValue?["details"]?.objectValue != nil, "\(target)")
-                }
+                #expect(reply.errorCode == "unavailable", "\(target)")
+                #expect(reply.json.objectValue?["error"]?.objectValue?["details"]?.objectValue != nil, "\(target)")
                 // Not a speed target: a generous multiple of the 2 s timeout, far below a hang.
                 #expect(elapsed < .seconds(15), "\(target) answered after \(elapsed)")
             }

@@ -75,7 +75,14 @@ import Testing
     @Test func operationsAndTenantBodies() throws {
         #expect(HealthBody().jsonString() == #"{"status":"ok"}"#)
         #expect(ReadyBody.ready.jsonString() == #"{"status":"ready"}"#)
-        #expect(ReadyBody.unavailable("storage").jsonString() == #"{"status":"unavailable","reason":"storage"}"#)
+        #expect(
+            ReadyBody.unavailable("storage").jsonString()
+                == #"{"status":"unavailable","reason":"storage","error":{"code":"unavailable","message":"not ready: storage","details":{"reason":"storage"}}}"#
+        )
+        // The 503 reads as an error body too (section 3's shape).
+        var reader = JSONReader(Array(ReadyBody.unavailable("storage").jsonString().utf8))
+        let error = try ErrorBody(from: &reader)
+        #expect(error.error.code == .unavailable && error.error.details == ["reason": .string("storage")])
         let info = InfoBody(version: "0.1.0", storage: "sqlite", tenancy: "shared", uptimeSeconds: 12, limits: .init())
         let golden = #"{"version":"0.1.0","storage":"sqlite","tenancy":"shared","uptimeSeconds":12,"limits":{"maxBodyBytes":4194304,"maxEventsPerAppend":1000,"maxEventBytes":1048576,"maxConnections":10000,"subscriberBuffer":10000}}"#
         #expect(info.jsonString() == golden)

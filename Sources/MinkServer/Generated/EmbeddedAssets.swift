@@ -1001,6 +1001,14 @@ components:
       properties:
         status: {type: string, enum: [ready, unavailable]}
         reason: {type: string}
+        error:
+          description: Only when not ready (503) — the error shape every error response has (code `unavailable`, the reason as message and in `details.reason`).
+          type: object
+          required: [code, message, details]
+          properties:
+            code: {type: string, enum: [unavailable]}
+            message: {type: string}
+            details: {type: object, properties: {reason: {type: string}}}
     Info:
       type: object
       required: [version, storage, tenancy, uptimeSeconds, limits]
