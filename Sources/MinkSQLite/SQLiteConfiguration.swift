@@ -25,12 +25,18 @@ public struct SQLiteConfiguration: Sendable, Hashable {
     /// (`storage.timeoutSeconds`): queued behind other writes, waiting for a lock or under way, it
     /// then fails with a transient `.unavailable`. See `docs/storage-sqlite.md`, "Deadlines".
     public var timeout: Duration
+    /// Free space on the database's file system below which the write probe (readiness) reports
+    /// the disk full (default 1 MiB): SQLite's small probe write can still succeed in the room a
+    /// WAL file already has while appends that need new pages fail, so the probe also asks the
+    /// file system (`statvfs`; space root may use when running as root).
+    public var minimumFreeBytes: Int64
 
     /// Creates a configuration.
     public init(
         synchronous: Synchronous = .full, readerCount: Int = 4, busyTimeout: Duration? = nil, maxBatchSize: Int = 128,
-        timeout: Duration = .seconds(10)
+        timeout: Duration = .seconds(10), minimumFreeBytes: Int64 = 1 << 20
     ) {
+        self.minimumFreeBytes = minimumFreeBytes
         self.synchronous = synchronous
         self.timeout = timeout
         self.readerCount = max(1, readerCount)

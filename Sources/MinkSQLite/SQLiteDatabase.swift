@@ -324,6 +324,13 @@ final class SQLiteDatabase: @unchecked Sendable {
     /// disk — says so now (readiness), not at the next append.
     /// - Throws: `.unavailable` when the write fails.
     func probeWrite() async throws {
+        if let free = Self.freeBytes(near: path), free < configuration.minimumFreeBytes {
+            throw MinkError(
+                .unavailable,
+                "the disk holding the database is full: \(free) bytes free (below \(configuration.minimumFreeBytes))",
+                isTransient: true
+            )
+        }
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         try await write { c in
             try c.execute(
@@ -331,6 +338,18 @@ final class SQLiteDatabase: @unchecked Sendable {
                     + "INSERT OR REPLACE INTO mink_write_probe (id, at) VALUES (1, \(now))"
             )
         }
+    }
+
+    /// The bytes this process may still write on the file system holding `path` (its directory
+    /// when the file does not exist yet): the blocks available to anyone, or all free blocks for
+    /// root (which may use the reserved ones). `nil` when the file system does not say.
+    static func freeBytes(near path: String) -> Int64? {
+        var st = statvfs()
+        let directory = (path as NSString).deletingLastPathComponent
+        guard statvfs(path, &st) == 0 || statvfs(directory.isEmpty ? "." : directory, &st) == 0 else { return nil }
+        let blocks = geteuid() == 0 ? st.f_bfree : st.f_bavail
+        let (bytes, overflow) = UInt64(blocks).multipliedReportingOverflow(by: UInt64(st.f_frsize))
+        return overflow ? Int64.max : Int64(clamping: bytes)
     }
 
     // MARK: Reads

@@ -215,6 +215,8 @@ final class APIHandler: HTTPResponder {
     ) -> (HTTPResponse, cause: String?) {
         if let mink = error as? MinkError, mink.code == .unavailable {
             server.storageOutage.failed(cause: String(reflecting: mink), write: write, trace: trace)
+            // `/readyz` asks the storage again rather than repeat a probe taken before the fault.
+            if write { server.writeProbe?.invalidate() }
         }
         if let api = APIError.from(error) {
             return (api.response(requestID: requestID), api.status >= 500 ? String(reflecting: error) : nil)

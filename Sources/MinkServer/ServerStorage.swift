@@ -65,6 +65,13 @@ final class WriteProbe: Sendable {
         self.probe = probe
     }
 
+    /// Forgets a successful probe, so that the next readiness check writes again instead of
+    /// answering from it: called when a request's write failed with `.unavailable` (a full disk
+    /// refuses an append before the probe's next turn; its one-row write may even still fit).
+    func invalidate() {
+        state.withLock { s in if s.failure == nil { s.checkedAt = nil } }
+    }
+
     /// Why writes fail (the cause, for the readiness body and the log), or `nil` when the last
     /// probe succeeded.
     func failure() async -> String? {

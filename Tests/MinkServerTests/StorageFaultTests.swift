@@ -27,6 +27,34 @@ struct StorageFaultTests {
         }
     }
 
+    /// A full disk: SQLite's one-row probe can still succeed in the room its WAL file already has
+    /// while appends that need new pages fail, so the probe also asks the file system. Here the
+    /// threshold is set above what the disk has free (a real statvfs of the test's directory).
+    @Test(.timeLimit(.minutes(1))) func aDiskBelowTheFreeSpaceThresholdIsNotReady() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("minkd-full-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let free = try #require(
+            (try FileManager.default.attributesOfFileSystem(forPath: dir)[.systemFreeSize] as? NSNumber)?.int64Value
+        )
+        for (threshold, ready) in [(free + (1 << 40), false), (Int64(0), true)] {
+            let s = try await SQLiteStorage.open(directory: dir, configuration: SQLiteConfiguration(minimumFreeBytes: threshold))
+            let storage = ServerStorage(
+                events: s, snapshots: s, readModels: s, kind: "sqlite", close: { await s.close() }, probeWrite: { try await s.probeWrite() }
+            )
+            try await withServer(storage: storage) { server in
+                let r = try await server.request("GET", "/readyz")
+                if ready {
+                    #expect(r.status == 200, "\(r.text)")
+                } else {
+                    #expect(r.status == 503, "\(r.text)")
+                    #expect(r.errorCode == "unavailable", "\(r.text)")
+                    #expect(r.headers["Retry-After"] != nil)
+                }
+            }
+        }
+    }
+
     @Test(.timeLimit(.minutes(1))) func readOnlySQLiteIs503AndRecoversWithoutRestart() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("minkd-ro-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
