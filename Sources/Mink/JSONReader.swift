@@ -296,6 +296,14 @@ public struct JSONReader: Sendable {
     private mutating func expectKind(_ kind: JSONKind, _ what: String) throws {
         let found = try peek()
         guard found == kind else {
+            // A value of the wrong kind, unless it is no valid value at all: `nul`, `tru`,
+            // `nullgarbage` are syntax errors (`invalid_json` with the offset), not "found null".
+            var whole = self
+            try whole.skipValue()
+            whole.skipWhitespace()
+            if whole.offset < bytes.count, ![UInt8(ascii: ","), UInt8(ascii: "]"), UInt8(ascii: "}")].contains(bytes[whole.offset]) {
+                throw whole.unexpectedByte()
+            }
             throw JSONError(.unexpectedValue, "expected \(what), found \(Self.name(of: found))", offset: offset)
         }
     }

@@ -131,6 +131,36 @@ import Testing
         #expect(try min.readInt() == Int64.min)
     }
 
+    /// A value of the wrong kind is a type error only when it is a value: a broken literal where
+    /// another kind was expected is a syntax error with its offset (it was "found null").
+    @Test(arguments: [
+        ("nul", 0), ("tru", 0), ("fxyz", 0), ("nullgarbage", 4), ("{\"limit\":fals}", 9), ("{\"a\": nul}", 6),
+        ("-x", 1),
+    ])
+    func aBrokenLiteralIsASyntaxErrorNotATypeMismatch(_ input: String, _ offset: Int) throws {
+        var reader = JSONReader(input)
+        do {
+            if input.hasPrefix("{") {
+                try reader.beginObject()
+                _ = try reader.nextKey()
+                _ = try reader.readString()
+            } else {
+                try reader.beginObject()
+            }
+            Issue.record("\(input) was read")
+        } catch let e as JSONError {
+            #expect(e.kind == .syntax, "\(input): \(e)")
+            #expect(e.offset == offset, "\(input): \(e)")
+        }
+        // Valid values of the wrong kind stay type errors.
+        for valid in ["null", "true", " false ", "1", "\"s\"", "[]"] {
+            var r = JSONReader(valid)
+            #expect(throws: JSONError.self) { try r.beginObject() }
+            var again = JSONReader(valid)
+            do { try again.beginObject() } catch let e as JSONError { #expect(e.kind == .unexpectedValue, "\(valid): \(e)") }
+        }
+    }
+
     @Test func readsValueTree() throws {
         var reader = JSONReader(#"{"a":[1,"b",true,null,1e400],"c":{}}"#)
         let value = try reader.readValue()
