@@ -608,6 +608,25 @@ paths:
         "429": {$ref: "#/components/responses/TooManyRequests"}
         "503": {$ref: "#/components/responses/Unavailable"}
   /v1/readmodels/{model}/query:
+    get:
+      tags: [readmodels]
+      operationId: getDocumentNamedQuery
+      summary: The document whose ID is `query` (a GET here is `getDocument`; `query` is a query only with POST).
+      parameters:
+        - $ref: "#/components/parameters/ModelName"
+        - $ref: "#/components/parameters/Tenant"
+      responses:
+        "200":
+          description: The document.
+          content:
+            application/json:
+              schema: {}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "429": {$ref: "#/components/responses/TooManyRequests"}
+        "503": {$ref: "#/components/responses/Unavailable"}
     post:
       tags: [readmodels]
       operationId: queryDocuments
@@ -638,6 +657,25 @@ paths:
         "429": {$ref: "#/components/responses/TooManyRequests"}
         "503": {$ref: "#/components/responses/Unavailable"}
   /v1/readmodels/{model}/count:
+    get:
+      tags: [readmodels]
+      operationId: getDocumentNamedCount
+      summary: The document whose ID is `count` (a GET here is `getDocument`; `count` is a query only with POST).
+      parameters:
+        - $ref: "#/components/parameters/ModelName"
+        - $ref: "#/components/parameters/Tenant"
+      responses:
+        "200":
+          description: The document.
+          content:
+            application/json:
+              schema: {}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "429": {$ref: "#/components/responses/TooManyRequests"}
+        "503": {$ref: "#/components/responses/Unavailable"}
     post:
       tags: [readmodels]
       operationId: countDocuments
