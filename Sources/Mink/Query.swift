@@ -14,7 +14,7 @@ public struct FieldPath: Sendable, Hashable, CustomStringConvertible {
     /// - Throws: `.invalidQuery` when `path` is not a plain dotted path.
     public init(_ path: String) throws {
         guard FieldPath.isValid(path) else {
-            throw MinkError(.invalidQuery, "invalid field \"\(path.prefix(80))\": a field is a dotted path of letters, digits and _")
+            throw MinkError(.invalidQuery, "invalid field \"\(path.prefix(80))\": a field is a dotted path of letters, digits and _, each part at most \(FieldPath.maxComponentBytes) bytes")
         }
         components = path.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
     }

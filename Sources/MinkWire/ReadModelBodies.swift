@@ -15,7 +15,7 @@ extension QueryOrder {
                 field = field.dropFirst()
             }
             guard let path = try? FieldPath(String(field)) else {
-                throw WireError(code: .invalidQuery, message: "orderBy: invalid field \"\(field)\"")
+                throw WireError(code: .invalidQuery, message: "orderBy: invalid field \"\(field.prefix(80))\": a dotted path of letters, digits and _, each part at most \(FieldPath.maxComponentBytes) bytes")
             }
             return QueryOrder(field: path, descending: desc)
         }
@@ -145,7 +145,7 @@ public struct ReadModelQueryBody: Hashable, Sendable {
 
     private static func fieldPath(_ text: String, at path: String) throws -> FieldPath {
         guard let field = try? FieldPath(text) else {
-            throw WireError(code: .invalidQuery, message: "\(path): invalid field \"\(text)\"")
+            throw WireError(code: .invalidQuery, message: "\(path): invalid field \"\(text.prefix(80))\": a dotted path of letters, digits and _, each part at most \(FieldPath.maxComponentBytes) bytes")
         }
         return field
     }

@@ -155,16 +155,18 @@ import Testing
 
     @Test(arguments: [
         (#"{"where":[[{"field":"a","op":"~","value":1}]]}"#, #"where[0][0].op: unknown operator "~""#),
-        (#"{"where":[[{"field":"a; DROP TABLE x","op":"=","value":1}]]}"#, #"where[0][0].field: invalid field "a; DROP TABLE x""#),
-        (#"{"where":[[{"field":"1a","op":"=","value":1}]]}"#, #"where[0][0].field: invalid field "1a""#),
-        (#"{"where":[[{"field":"a.","op":"=","value":1}]]}"#, #"where[0][0].field: invalid field "a.""#),
+        (#"{"where":[[{"field":"a; DROP TABLE x","op":"=","value":1}]]}"#, #"where[0][0].field: invalid field "a; DROP TABLE x": a dotted path of letters, digits and _, each part at most 128 bytes"#),
+        (#"{"where":[[{"field":"1a","op":"=","value":1}]]}"#, #"where[0][0].field: invalid field "1a": a dotted path of letters, digits and _, each part at most 128 bytes"#),
+        (#"{"where":[[{"field":"a.","op":"=","value":1}]]}"#, #"where[0][0].field: invalid field "a.": a dotted path of letters, digits and _, each part at most 128 bytes"#),
         (#"{"where":[[{"field":"a","op":"in","value":1}]]}"#, #"where[0][0].value: "in" needs an array of strings, numbers or booleans"#),
         (#"{"where":[[{"field":"a","op":"between","value":[1]}]]}"#, #"where[0][0].value: "between" needs [low, high]"#),
         (#"{"where":[[{"field":"a","op":"is null","value":1}]]}"#, #"where[0][0].value: "is null" takes no value"#),
         (#"{"where":[[{"field":"a","op":"="}]]}"#, #"where[0][0].value: "=" needs a string, number or boolean (use "is null" for null)"#),
         (#"{"where":[[{"field":"a"}]]}"#, "where[0][0].op: required"),
         (#"{"where":[{"field":"a"}]}"#, "where[0]: expected an array, found an object"),
-        (#"{"orderBy":[{"field":"x-y"}]}"#, #"orderBy[0].field: invalid field "x-y""#),
+        (#"{"orderBy":[{"field":"x-y"}]}"#, #"orderBy[0].field: invalid field "x-y": a dotted path of letters, digits and _, each part at most 128 bytes"#),
+        (#"{"where":[[{"field":"a.\#(String(repeating: "b", count: 129))","op":"=","value":1}]]}"#,
+         #"where[0][0].field: invalid field "a.\#(String(repeating: "b", count: 78))"\#(": a dotted path of letters, digits and _, each part at most 128 bytes")"#),
         (#"{"limit":-1}"#, "limit: must be ≥ 0"),
         (#"{"select":["a"]}"#, "select: unknown key"),
     ])
@@ -191,7 +193,7 @@ import Testing
             QueryOrder(field: try FieldPath("createdAt"), descending: true), QueryOrder(field: try FieldPath("name"), descending: false),
             QueryOrder(field: try FieldPath("x"), descending: false),
         ])
-        #expect(throws: WireError(code: .invalidQuery, message: #"orderBy: invalid field "a b""#)) {
+        #expect(throws: WireError(code: .invalidQuery, message: #"orderBy: invalid field "a b": a dotted path of letters, digits and _, each part at most 128 bytes"#)) {
             _ = try QueryOrder.parseList("a b")
         }
     }

@@ -573,7 +573,7 @@ paths:
         - name: orderBy
           in: query
           description: "Comma-separated field paths, at most 16; a leading `-` orders that key descending, `+` (or nothing) ascending (`-createdAt,name`)."
-          schema: {type: string, pattern: "^([+-]?[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*(,[+-]?[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*){0,15})?$"}
+          schema: {type: string, pattern: "^([+-]?[A-Za-z_][A-Za-z0-9_]{0,127}(\\.[A-Za-z_][A-Za-z0-9_]{0,127})*(,[+-]?[A-Za-z_][A-Za-z0-9_]{0,127}(\\.[A-Za-z_][A-Za-z0-9_]{0,127})*){0,15})?$"}
       responses:
         "200":
           description: The page and the total count.
@@ -1224,7 +1224,7 @@ components:
       properties:
         field:
           type: string
-          pattern: "^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*$"
+          pattern: "^[A-Za-z_][A-Za-z0-9_]{0,127}(\\.[A-Za-z_][A-Za-z0-9_]{0,127})*$"
         op:
           type: string
           enum: ["=", "!=", ">", ">=", "<", "<=", in, not in, like, is null, is not null, contains, between]
@@ -1291,7 +1291,7 @@ components:
             additionalProperties: false
             required: [field]
             properties:
-              field: {type: string}
+              field: {type: string, pattern: "^[A-Za-z_][A-Za-z0-9_]{0,127}(\\.[A-Za-z_][A-Za-z0-9_]{0,127})*$"}
               desc: {type: boolean}
         limit:
           type: [integer, "null"]
