@@ -27,7 +27,7 @@ extension API {
         let isStream: Bool
         if case .stream = target { isStream = true } else { isStream = false }
         var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "text/event-stream; charset=utf-8")
+        headers.add(name: "Content-Type", value: "text/event-stream")  // exactly as the contract spells it (SSE is always UTF-8)
         headers.add(name: "Cache-Control", value: "no-cache")
         headers.add(name: "X-Accel-Buffering", value: "no")
         let authenticator = self.authenticator

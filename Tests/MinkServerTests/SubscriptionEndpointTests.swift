@@ -122,7 +122,7 @@ struct SubscriptionEndpointTests {
             #expect(text.contains("retry: 2000"))
             #expect(text.contains("event: caught-up"))
             #expect(text.contains(": keepalive"))
-            #expect(text.contains("Content-Type: text/event-stream"))
+            #expect(text.contains("Content-Type: text/event-stream\r\n"), "exactly the contract's media type")
             #expect(text.contains("Cache-Control: no-cache") && text.contains("X-Accel-Buffering: no"))
             conn.close()
         }
