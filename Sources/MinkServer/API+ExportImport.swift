@@ -57,19 +57,25 @@ extension API {
     /// The body arrives spooled to a temporary file by the transport (never whole in memory) and
     /// is read from there batch by batch inside the storage's one import transaction, decoded
     /// from gzip on the way, with `limits.maxImportBytes` counted on the decoded bytes.
-    func importEvents(_ c: RequestContext) async throws -> HTTPResponse {
-        let contentType = c.request.headers["Content-Type"].map {
+    /// What an import checks before it touches storage: its media type and coding (the lines
+    /// themselves are checked as they are read, inside the import's transaction). Returns whether
+    /// the body is gzip.
+    func importInput(_ request: HTTPRequest) throws -> Bool {
+        let contentType = request.headers["Content-Type"].map {
             String($0.split(separator: ";").first ?? "").trimmingCharacters(in: .whitespaces).lowercased()
         }
         guard contentType == NDJSON.contentType else {
             throw APIError(.unsupportedMediaType, "an import body must be NDJSON (Content-Type: \(NDJSON.contentType))")
         }
-        let gzip: Bool
-        switch c.request.headers.requestContentCoding {
-        case .gzip: gzip = true
-        case .identity: gzip = false
+        switch request.headers.requestContentCoding {
+        case .gzip: return true
+        case .identity: return false
         case .unsupported: throw APIError(.unsupportedMediaType, "unsupported Content-Encoding (only gzip and identity are accepted)")
         }
+    }
+
+    func importEvents(_ c: RequestContext) async throws -> HTTPResponse {
+        let gzip = try importInput(c.request)
         let source: NDJSONImportSource
         let limit = configuration.limits.maxImportBytes, maxEventBytes = configuration.limits.maxEventBytes
         if let spool = c.request.bodySpool {

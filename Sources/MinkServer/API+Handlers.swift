@@ -142,8 +142,10 @@ extension API {
 
     /// Checks `Content-Type` on requests with a body: absent is taken as JSON, anything else
     /// than `application/json` (or `+json`) is `415`.
-    func requireJSON(_ c: RequestContext) throws {
-        guard let type = c.request.headers["Content-Type"] else { return }
+    func requireJSON(_ c: RequestContext) throws { try requireJSON(c.request) }
+
+    func requireJSON(_ request: HTTPRequest) throws {
+        guard let type = request.headers["Content-Type"] else { return }
         if Self.isJSONMediaType(type) { return }
         let media = type.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
         guard media == "application/json" || media.hasSuffix("+json") else {
@@ -176,22 +178,42 @@ extension API {
         }
     }
 
-    private func append(_ c: RequestContext, streamID: String) async throws -> HTTPResponse {
+    /// The checks a write makes on its request alone, before it touches storage — run before a
+    /// write creates its tenant (`autoCreate`), so that bad input (`400`, `413`, `415`, `422`)
+    /// leaves no new, empty tenant behind. The handler runs them again (a second decode, only
+    /// for the first write of a tenant).
+    func checkInput(_ route: Route, _ request: HTTPRequest) throws {
+        switch route {
+        case .append(let id): _ = try appendInput(request, streamID: id)
+        case .putSnapshot(let id): _ = try snapshotInput(request, streamID: id)
+        case .putStreamMetadata(let id): _ = try streamMetadataInput(request, streamID: id)
+        case .importEvents: _ = try importInput(request)
+        default: break
+        }
+    }
+
+    /// Everything an append checks before it touches storage (the request alone).
+    func appendInput(_ request: HTTPRequest, streamID: String) throws -> AppendBody {
         try validateStreamID(streamID)
         try rejectReserved(streamID)
-        try requireJSON(c)
+        try requireJSON(request)
         let l = configuration.limits
         let body = try AppendBody.decode(
-            c.request.body, limits: AppendLimits(maxEvents: l.maxEventsPerAppend, maxEventBytes: l.maxEventBytes)
+            request.body, limits: AppendLimits(maxEvents: l.maxEventsPerAppend, maxEventBytes: l.maxEventBytes)
         )
+        if let e = body.events.first(where: { StreamID.isReserved($0.type) }) {
+            throw APIError(.validationFailed, "event types starting with $ are reserved for the server: \(e.type)")
+        }
+        return body
+    }
+
+    private func append(_ c: RequestContext, streamID: String) async throws -> HTTPResponse {
+        let body = try appendInput(c.request, streamID: streamID)
         // The tenant is stamped by the store from the request, never taken from the body.
         func untrusted(_ m: Metadata?) -> Metadata {
             var m = m ?? Metadata()
             m.tenantID = nil
             return m
-        }
-        if let e = body.events.first(where: { StreamID.isReserved($0.type) }) {
-            throw APIError(.validationFailed, "event types starting with $ are reserved for the server: \(e.type)")
         }
         let events = body.events.map { e in
             EventData(id: e.id?.lowercasedText, type: e.type, data: Data(e.data.bytes), metadata: untrusted(e.metadata))
@@ -256,17 +278,23 @@ extension API {
         return Reply.json(SnapshotBody(version: snapshot.version, state: RawJSON(unchecked: state)))
     }
 
-    private func putSnapshot(_ c: RequestContext, streamID: String) async throws -> HTTPResponse {
+    /// Everything a snapshot `PUT` checks before it touches storage (the request alone).
+    func snapshotInput(_ request: HTTPRequest, streamID: String) throws -> SnapshotBody {
         try validateStreamID(streamID)
         try rejectReserved(streamID)
-        try requireJSON(c)
-        let body = try SnapshotBody.decode(c.request.body)
+        try requireJSON(request)
+        let body = try SnapshotBody.decode(request.body)
         guard body.version >= 1 else { throw APIError(.validationFailed, "version must be at least 1") }
         // As for imported versions: larger ones are not read exactly by every JSON reader, and a
         // loader reading on from `version + 1` would overflow.
         guard UInt64(body.version) <= ImportValidator.maxNumber else {
             throw APIError(.validationFailed, "version must be at most \(ImportValidator.maxNumber) (2^53 − 1)")
         }
+        return body
+    }
+
+    private func putSnapshot(_ c: RequestContext, streamID: String) async throws -> HTTPResponse {
+        let body = try snapshotInput(c.request, streamID: streamID)
         try await c.store.checkNotTombstoned(streamID)
         var state = body.state.bytes
         if state.count >= Self.snapshotCompressionThreshold { state = try Gzip.compress(state) }

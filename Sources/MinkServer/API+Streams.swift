@@ -13,10 +13,7 @@ extension API {
             try validateStreamID(id)
             return Reply.json(StreamMetadataBody(try await c.store.retention(of: id)))
         case .putStreamMetadata(let id):
-            try validateStreamID(id)
-            try rejectReserved(id)
-            try requireJSON(c)
-            let body = try StreamMetadataBody.decode(c.request.body)
+            let body = try streamMetadataInput(c.request, streamID: id)
             try await c.store.setRetention(body.retention, of: id)
             return Reply.json(body)
         case .scavenge:
@@ -30,6 +27,14 @@ extension API {
     }
 
     /// A client may not write to a stream whose ID starts with `$` (`400 invalid_stream_id`).
+    /// Everything a stream metadata `PUT` checks before it touches storage (the request alone).
+    func streamMetadataInput(_ request: HTTPRequest, streamID: String) throws -> StreamMetadataBody {
+        try validateStreamID(streamID)
+        try rejectReserved(streamID)
+        try requireJSON(request)
+        return try StreamMetadataBody.decode(request.body)
+    }
+
     func rejectReserved(_ streamID: String) throws {
         guard !StreamID.isReserved(streamID) else {
             throw APIError(.invalidStreamID, "invalid stream ID: IDs starting with $ are reserved for the server")

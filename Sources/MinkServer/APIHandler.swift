@@ -97,7 +97,7 @@ final class APIHandler: HTTPResponder {
             let (route, principal, tenant) = try admission(request, server: server, routing: .success(route), template: &template, tokenName: &tokenName)
             // Existence rules before any storage is touched; writes hold a lease so that a
             // deletion of the tenant waits for them.
-            let lease = try await server.tenants.admit(tenant, use: route.tenantUse)
+            let lease = try await server.tenants.admit(tenant, use: route.tenantUse) { try server.checkInput(route, request) }
             defer { lease?.release() }
             // A read whose connection closed while it waited for its turn is not started.
             if request.isSafe, Task.isCancelled { throw ClientClosedRequest() }

@@ -71,6 +71,26 @@ struct TenantAdministrationTests {
             #expect(try await s.request("POST", "/v1/projections/orders/rebuild", headers: acmeOps).status == 404)
             #expect(try await Self.tenantIDs(s) == ["default"])
             #expect(try await kind.ownStorageExists(storage, directory: directory, tenant: "acme") == false)
+            // Writes refused for their input alone create nothing either (no new, empty tenant).
+            let refused: [(String, String, String, [(String, String)], Int)] = [
+                ("POST", "/v1/streams/order-1", "notjson", [], 400),
+                ("POST", "/v1/streams/order-1", #"{"events":[]}"#, [], 422),
+                ("POST", "/v1/streams/order-1", #"{"events":[{"type":"$X","data":{}}]}"#, [], 422),
+                ("POST", "/v1/streams/$order-1", appendBody(["A"]), [], 400),
+                ("POST", "/v1/streams/order-1", appendBody(["A"]), [("Content-Type", "text/plain")], 415),
+                ("PUT", "/v1/streams/order-1/snapshot", #"{"version":0,"state":{}}"#, [], 422),
+                ("PUT", "/v1/streams/order-1/metadata", #"{"maxCount":"x"}"#, [], 400),
+            ]
+            for (method, target, body, extra, status) in refused {
+                let r = try await s.request(method, target, json: body, headers: a + extra)
+                #expect(r.status == status, "\(method) \(target) \(body): \(r.status) \(r.text)")
+            }
+            let badImport = try await s.request(
+                "POST", "/v1/admin/import", json: "{}", headers: TestToken.headers("ops", tenant: "acme") + [("Content-Type", "text/plain")]
+            )
+            #expect(badImport.status == 415, "\(badImport.text)")
+            #expect(try await Self.tenantIDs(s) == ["default"])
+            #expect(try await kind.ownStorageExists(storage, directory: directory, tenant: "acme") == false)
             // The first write creates it, and its projection runs.
             #expect(try await s.request("POST", "/v1/streams/order-1", json: appendBody(["A"]), headers: a).status == 201)
             #expect(try await Self.tenantIDs(s) == ["acme", "default"])

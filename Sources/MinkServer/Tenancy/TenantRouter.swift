@@ -122,7 +122,9 @@ final class TenantRouter: Sendable {
     /// - Returns: a lease for writes (release it when the write is over), `nil` otherwise.
     /// - Throws: `404 not_found` for an unknown tenant that may not be created; `503` while the
     ///   tenant is being deleted (for writes); storage errors.
-    func admit(_ tenant: String, use: TenantUse) async throws -> WriteLease? {
+    /// - Parameter beforeCreating: runs just before an unknown tenant is created by this write
+    ///   (`autoCreate`): the request's own checks, so that bad input creates nothing.
+    func admit(_ tenant: String, use: TenantUse, beforeCreating: () throws -> Void = {}) async throws -> WriteLease? {
         switch use {
         case .none:
             return nil
@@ -144,6 +146,7 @@ final class TenantRouter: Sendable {
                 if try await catalog.tenantExists(tenant) {
                     state.withLock { $0.markKnown(tenant, generation: generation) }
                 } else if autoCreate, state.withLock({ !$0.deleting.contains(tenant) }) {
+                    try beforeCreating()
                     try await create(tenant)
                 } else if !autoCreate {
                     throw Self.unknownTenant()
