@@ -177,6 +177,7 @@ final class APIHandler: HTTPResponder {
         }
         template = route.template
         try refuseCrossOriginWriteWithoutAuth(request, server: server)
+        try refuseRebindingWithoutAuth(request, server: server)
         let principal = try authorize(
             request, route: route, server: server, tokenName: &tokenName, countsAgainstRateLimit: countsAgainstRateLimit
         )
@@ -317,11 +318,36 @@ final class APIHandler: HTTPResponder {
         )
     }
 
+    /// DNS rebinding: a page whose own host name the attacker re-points at 127.0.0.1 is
+    /// same-origin in the browser's eyes, so its reads carry no `Origin` and the rule above does
+    /// not see them — but its requests name the page's host in `Host`. With authentication off
+    /// (and no `--insecure`), a request from a browser (it sends `Sec-Fetch-Site`/`Sec-Fetch-Mode`,
+    /// as every current browser does) for a `Host` that is not a loopback name or address
+    /// (`localhost`, `*.localhost`, `127.x.x.x`, `[::1]`) is refused `403`. Clients that are not
+    /// browsers send no `Sec-Fetch-*` and are not affected, whatever their `Host`.
+    private func refuseRebindingWithoutAuth(_ request: HTTPRequest, server: API) throws(APIError) {
+        guard !server.authenticator.isEnabled, !server.configuration.insecure,
+              request.headers.contains("Sec-Fetch-Site") || request.headers.contains("Sec-Fetch-Mode"),
+              let hostHeader = request.headers["Host"]
+        else { return }
+        if let host = Self.host(ofAuthority: Substring(hostHeader)), ListenAddress.isLoopback(host: host) { return }
+        throw APIError(
+            .forbidden,
+            "a browser request for host \"\(hostHeader.prefix(100))\" is refused while authentication is off "
+                + "(a page re-pointing its own name at this machine could read the log); "
+                + "open minkd as http://127.0.0.1:PORT or http://localhost:PORT, or turn auth on"
+        )
+    }
+
     /// The host of an `Origin` value (`http://127.0.0.1:8080` → `127.0.0.1`, `http://[::1]` →
     /// `[::1]`), or `nil` (`null`, malformed).
     static func host(ofOrigin origin: String) -> String? {
         guard let schemeEnd = origin.range(of: "://") else { return nil }
-        let authority = origin[schemeEnd.upperBound...].prefix { $0 != "/" }
+        return host(ofAuthority: origin[schemeEnd.upperBound...].prefix { $0 != "/" })
+    }
+
+    /// The host of an authority (`127.0.0.1:8080` → `127.0.0.1`, `[::1]:9` → `[::1]`), or `nil`.
+    static func host(ofAuthority authority: Substring) -> String? {
         if authority.isEmpty || authority.contains("@") { return nil }
         if authority.hasPrefix("[") {
             guard let close = authority.firstIndex(of: "]") else { return nil }

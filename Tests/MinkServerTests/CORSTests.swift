@@ -57,6 +57,39 @@ struct CORSTests {
         }
     }
 
+    /// DNS rebinding: a page whose host name now points at 127.0.0.1 reads same-origin (no
+    /// `Origin`), but its requests name its own host. With auth off, a browser request (with
+    /// `Sec-Fetch-*`) for a host that is not loopback is refused; other clients are not affected.
+    @Test func browserRequestsForAForeignHostAreRefusedWithoutAuth() async throws {
+        let body = appendBody(["A"])
+        try await withServer { s in
+            #expect(try await s.request("POST", "/v1/streams/kept-1", json: body).status == 201)
+            let browser = [("Sec-Fetch-Site", "same-origin"), ("Sec-Fetch-Mode", "cors")]
+            for host in ["evil.example:\(s.port)", "evil.example", "10.0.0.5:\(s.port)", "127.0.0.1.evil.example", "[::2]:1"] {
+                for target in ["/v1/streams/kept-1", "/v1/events?after=0", "/v1/events/head"] {
+                    let r = try await s.request("GET", target, headers: [("Host", host)] + browser)
+                    #expect(r.status == 403 && r.errorCode == "forbidden", "\(host) \(target): \(r.status) \(r.text)")
+                }
+                let w = try await s.request("POST", "/v1/streams/rebound-1", json: body, headers: [("Host", host), ("Sec-Fetch-Mode", "cors")])
+                #expect(w.status == 403, "\(host): POST \(w.status)")
+            }
+            #expect(try await s.request("GET", "/v1/streams/rebound-1").status == 404, "nothing was written")
+            for host in ["127.0.0.1:\(s.port)", "localhost:\(s.port)", "LOCALHOST", "app.localhost:1", "[::1]:\(s.port)", "127.1.2.3"] {
+                let r = try await s.request("GET", "/v1/streams/kept-1", headers: [("Host", host)] + browser)
+                #expect(r.status == 200, "\(host): \(r.status) \(r.text)")
+            }
+            // Not a browser (no Sec-Fetch-*): any Host is answered, as before.
+            #expect(try await s.request("GET", "/v1/streams/kept-1", headers: [("Host", "evil.example")]).status == 200)
+        }
+        // With auth on, a page has no token to send: the token decides, not this rule.
+        try await withTenantServer(.memory, tokens: [TestToken.entry("r", tenant: "*", roles: [.read])]) { (s, _, _) async throws in
+            let r = try await s.request(
+                "GET", "/v1/events/head", headers: TestToken.headers("r") + [("Host", "evil.example"), ("Sec-Fetch-Site", "same-origin")]
+            )
+            #expect(r.status == 200, "\(r.status) \(r.text)")
+        }
+    }
+
     @Test func wildcardAndDisabled() async throws {
         try await withServer(configure: { $0.http.corsAllowedOrigins = ["*"] }) { s in
             let r = try await s.request("GET", "/healthz", headers: [("Origin", "null")])
