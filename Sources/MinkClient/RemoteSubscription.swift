@@ -66,6 +66,8 @@ public struct RemoteSubscriptionMessages: AsyncSequence, Sendable {
         private var lastDelivered: UInt64
         private var failures = 0
         private var connected = false
+        /// The `Retry-After` of the last refusal, for the next reconnect's wait.
+        private var serverWait: Duration?
         /// How many times the iterator connected again after its first connection.
         public private(set) var reconnects = 0
 
@@ -85,6 +87,12 @@ public struct RemoteSubscriptionMessages: AsyncSequence, Sendable {
         private var isStream: Bool {
             if case .stream = m.target { return true }
             return false
+        }
+
+        /// The stream of a stream subscription, for the details of its errors.
+        private var streamID: String? {
+            if case .stream(let s) = m.target { return s }
+            return nil
         }
 
         private mutating func connect() {
@@ -122,11 +130,19 @@ public struct RemoteSubscriptionMessages: AsyncSequence, Sendable {
                     }
                     failure = MinkError(.unavailable, "the server ended the event stream", isTransient: true)
                 } catch let error as HTTPClientError {
-                    if case .unexpectedStatus(let status) = error, ![429, 502, 503, 504].contains(status) {
-                        connection = nil
-                        throw Self.statusError(status)
+                    if case .unexpectedStatus(let status, let body, let retryAfter) = error {
+                        // The server's own error (its code from the body: `410 stream_deleted`,
+                        // `400 invalid_tenant`, …): final unless it is a transient refusal.
+                        let mapped = ErrorMapping.error(status: status, body: body, streamID: streamID)
+                        guard [429, 502, 503, 504].contains(status) || (mapped.isTransient && status != 500) else {
+                            connection = nil
+                            throw mapped
+                        }
+                        failure = mapped
+                        serverWait = ErrorMapping.retryAfter(retryAfter)
+                    } else {
+                        failure = ErrorMapping.transportError(error, method: "GET", target: "subscription")
                     }
-                    failure = ErrorMapping.transportError(error, method: "GET", target: "subscription")
                 } catch let error as MinkError {
                     connection = nil
                     throw error
@@ -138,7 +154,14 @@ public struct RemoteSubscriptionMessages: AsyncSequence, Sendable {
                 failures += 1
                 let policy = m.client.reconnectPolicy
                 if failures >= policy.maxAttempts { throw failure }
-                do { try await Task.sleep(for: policy.backoff(afterAttempt: Swift.min(failures, 32))) } catch { return nil }
+                var wait = policy.backoff(afterAttempt: Swift.min(failures, 32))
+                // `Retry-After` of a 429/503: not sooner than the server asked (within what the
+                // client accepts to wait, as for requests).
+                if let asked = serverWait {
+                    serverWait = nil
+                    wait = Swift.max(wait, Swift.min(asked, m.client.maxRetryAfter))
+                }
+                do { try await Task.sleep(for: wait) } catch { return nil }
             }
         }
 
@@ -169,9 +192,6 @@ public struct RemoteSubscriptionMessages: AsyncSequence, Sendable {
             }
         }
 
-        private static func statusError(_ status: Int) -> MinkError {
-            ErrorMapping.error(status: status, body: [], streamID: nil)
-        }
     }
 }
 

@@ -45,6 +45,25 @@ struct SubscriptionTests {
         }
     }
 
+    /// A refusal of the subscription carries the server's error code (it was guessed from the
+    /// status: `410` came out as `.badRequest "HTTP 410"`).
+    @Test func aRefusedSubscriptionThrowsTheServersErrorCode() async throws {
+        try await withServer { server in
+            let client = server.client()
+            try await client.append("gone-1", events: [raw("Before")])
+            _ = try await client.deleteStream("gone-1", hard: true)
+            var it = client.subscribeStream("gone-1").makeAsyncIterator()
+            do {
+                _ = try await it.next()
+                Issue.record("a subscription to a hard-deleted stream was accepted")
+            } catch let error as MinkError {
+                #expect(error.code == .streamDeleted, "\(error)")
+                #expect(error.streamID == "gone-1", "\(error)")
+            }
+            #expect(it.reconnects == 0, "not retried")
+        }
+    }
+
     @Test func messagesCarryCaughtUpThenLiveEvents() async throws {
         try await withServer { server in
             let client = server.client()

@@ -6,8 +6,9 @@ public enum HTTPClientError: Error, Sendable, Equatable {
     case timeout
     /// The server closed the connection before a complete response.
     case connectionClosed
-    /// An event stream was answered with a status other than 200.
-    case unexpectedStatus(Int)
+    /// An event stream was answered with a status other than 200: the status, the start of the
+    /// answer's body (at most 64 KiB: minkd's error body, for the code) and its `Retry-After`.
+    case unexpectedStatus(Int, body: [UInt8] = [], retryAfter: String? = nil)
 }
 
 /// Settings of an ``HTTPClient``.
@@ -65,7 +66,11 @@ public struct HTTPClientRequest: Sendable {
         var out: [UInt8] = []
         out.reserveCapacity(128 + body.count)
         out.append(contentsOf: "\(method) \(target) HTTP/1.1\r\n".utf8)
-        if !headers.contains("Host") { out.append(contentsOf: "Host: \(host):\(port)\r\n".utf8) }
+        if !headers.contains("Host") {
+            // An IPv6 literal is bracketed in `Host` (RFC 9110 §7.2, RFC 3986 §3.2.2): `[::1]:6465`.
+            let name = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+            out.append(contentsOf: "Host: \(name):\(port)\r\n".utf8)
+        }
         for field in headers where !asciiCaseInsensitiveEquals(field.name, "Content-Length") {
             out.append(contentsOf: "\(field.name): \(field.value)\r\n".utf8)
         }
@@ -253,25 +258,42 @@ public final class HTTPClient: Sendable {
                     try await c.write(encoded, timeout: timeout)
                     var sse = SSEParser(lastEventID: lastEventID ?? "")
                     var parser = HTTPResponseParser()
+                    // A refusal (status other than 200): its body is read (up to 64 KiB), so that
+                    // the caller sees the server's error code, not only the status.
+                    var refusal: (status: Int, retryAfter: String?, body: [UInt8])?
                     reading: while true {
                         while let event = try parser.next() {
                             switch event {
                             case .head(let h):
-                                if h.status != 200 { throw HTTPClientError.unexpectedStatus(h.status) }
+                                if h.status != 200 { refusal = (h.status, h.headers["Retry-After"], []) }
                             case .body(let b):
-                                for e in sse.feed(b) { continuation.yield(e) }
+                                if refusal != nil {
+                                    refusal!.body += b.prefix(max(0, 65536 - refusal!.body.count))
+                                    if refusal!.body.count >= 65536 { break reading }
+                                } else {
+                                    for e in sse.feed(b) { continuation.yield(e) }
+                                }
                             case .end:
                                 break reading
                             }
                         }
-                        let bytes = try await c.read(timeout: timeout)
+                        let bytes: [UInt8]
+                        do {
+                            // A refusal's body comes at once; a stream's next byte may take long.
+                            bytes = try await c.read(timeout: refusal == nil ? timeout : min(timeout, .seconds(5)))
+                        } catch where refusal != nil {
+                            break reading  // the status alone, then
+                        }
                         if bytes.isEmpty {
-                            _ = try parser.finish()
+                            if refusal == nil { _ = try parser.finish() }
                             break
                         }
                         parser.feed(bytes)
                     }
                     c.close()
+                    if let refusal {
+                        throw HTTPClientError.unexpectedStatus(refusal.status, body: refusal.body, retryAfter: refusal.retryAfter)
+                    }
                     continuation.finish()
                 } catch {
                     connection?.close()

@@ -54,6 +54,18 @@ import Testing
         }
     }
 
+    /// `Host` names an IPv6 literal in brackets (minkd answered `Host: ::1:6465` with 400).
+    @Test func hostHeaderBracketsAnIPv6Literal() {
+        func host(_ h: String, _ port: Int) -> String? {
+            let text = String(decoding: HTTPClientRequest(host: h, port: port, target: "/").encoded(), as: UTF8.self)
+            return text.split(separator: "\r\n").first { $0.hasPrefix("Host: ") }.map { String($0.dropFirst(6)) }
+        }
+        #expect(host("::1", 6465) == "[::1]:6465")
+        #expect(host("fe80::1", 80) == "[fe80::1]:80")
+        #expect(host("127.0.0.1", 6465) == "127.0.0.1:6465")
+        #expect(host("example.test", 8080) == "example.test:8080")
+    }
+
     @Test func sseStream() async throws {
         try await withTestServer { _, port in
             let client = HTTPClient()
@@ -66,8 +78,12 @@ import Testing
             #expect(events.last?.event == "caught-up")
             #expect(events.last?.lastEventID == "3")
 
-            await #expect(throws: HTTPClientError.unexpectedStatus(404)) {
+            do {
                 for try await _ in client.events(host: "127.0.0.1", port: port, target: "/nope") {}
+                Issue.record("a 404 was read as an event stream")
+            } catch HTTPClientError.unexpectedStatus(let status, let body, _) {
+                #expect(status == 404)
+                #expect(!body.isEmpty, "the refusal's body is kept, for its error code")
             }
         }
     }
