@@ -25,8 +25,10 @@ RUN apt-get update \
 WORKDIR /src
 COPY Package.swift ./
 COPY Sources ./Sources
-# Package.swift declares the test targets; SwiftPM needs their folders to exist.
+# Package.swift declares the test and benchmark targets; SwiftPM refuses a manifest whose target
+# folders are missing, even to build another product (scripts/check-deploy checks this).
 COPY Tests ./Tests
+COPY Benchmarks ./Benchmarks
 RUN swift build -c release --product minkd --static-swift-stdlib \
     && install -D -m 0755 "$(swift build -c release --show-bin-path)/minkd" /out/minkd
 
