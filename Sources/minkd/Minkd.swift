@@ -21,6 +21,32 @@ struct Minkd: AsyncParsableCommand {
         ],
         defaultSubcommand: Serve.self
     )
+
+    /// Parses and runs as ArgumentParser would, except that a bad command line (an unknown flag
+    /// or command, a missing or invalid value) ends with one line naming it, as every other
+    /// start-up error does (CONFIG.md: "one line naming the key and what is wrong"), not an
+    /// error, a usage line and a hint. `--help` and `--version` print as usual.
+    static func main() async {
+        let command: any ParsableCommand
+        do {
+            command = try parseAsRoot()
+        } catch {
+            guard exitCode(for: error) != .success else { Self.exit(withError: error) }
+            let text = message(for: error).split(whereSeparator: \.isNewline).first.map(String.init) ?? "invalid command line"
+            FileHandle.standardError.write(Data("config: \(text.hasPrefix("Error: ") ? String(text.dropFirst(7)) : text)\n".utf8))
+            Foundation.exit(exitCode(for: error).rawValue)
+        }
+        do {
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                var syncCommand = command
+                try syncCommand.run()
+            }
+        } catch {
+            Self.exit(withError: error)
+        }
+    }
 }
 
 /// Options shared by the commands that read the configuration.

@@ -90,6 +90,15 @@ struct OperatorSafetyTests {
             #expect(serve.status != 0 && serve.err.contains(message), "serve \(flags) \(environment): \(serve.err)")
             #expect(check.err == serve.err, "the same one line")
         }
+        // A bad command line is one line too (it was an error, a usage line and a hint).
+        for (arguments, message) in [
+            (["--bogus"], "config: Unknown option '--bogus'"), (["serve", "--listen"], "config: Missing value for '--listen"),
+            (["frobnicate"], "config: Unexpected argument 'frobnicate'"),
+        ] {
+            let r = try await MinkdProcess(arguments).finish()
+            #expect(r.status != 0 && r.err.hasPrefix(message), "\(arguments): \(r.err)")
+            #expect(r.err.split(separator: "\n").count == 1, "one line: \(r.err)")
+        }
         let accepted = try await MinkdProcess([
             "check-config", "--listen", "0.0.0.0:6465", "--storage", "memory", "--insecure", "--log-format", "auto",
         ]).finish()
