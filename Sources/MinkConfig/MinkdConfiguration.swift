@@ -313,6 +313,13 @@ extension MinkdConfiguration {
                 message: "auth is enabled but no token is configured, so every request would be refused (add tokens: `minkd hash-token`)"
             )
         }
+        if metrics.requireToken && !auth.enabled {
+            // With auth off no token is ever checked: /metrics would be open whatever this says.
+            throw ConfigError(
+                keyPath: "metrics.requireToken",
+                message: "needs auth.enabled: with authentication disabled no token is checked, so /metrics would stay open"
+            )
+        }
         try validateForServe(insecure: insecure)
     }
 

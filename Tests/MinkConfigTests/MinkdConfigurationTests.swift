@@ -195,11 +195,12 @@ func parseError(_ yaml: String) -> String? {
     @Test func extraEnvironmentVariables() throws {
         let config = try MinkdConfiguration.load(file: nil, environment: [
             "MINKD_INSECURE": "1", "MINKD_TENANCY_STRATEGY": "database", "MINKD_AUTH_ENABLED": "false",
-            "MINKD_METRICS_REQUIRE_TOKEN": "yes", "MINKD_SHUTDOWN_GRACE_SECONDS": "3", "MINKD_LOG_FORMAT": "auto",
+            "MINKD_METRICS_REQUIRE_TOKEN": "no", "MINKD_SHUTDOWN_GRACE_SECONDS": "3", "MINKD_LOG_FORMAT": "auto",
             "MINKD_LISTEN": "",  // empty counts as unset
         ], overrides: .none)
         #expect(config.insecure && config.tenancy.strategy == .database && !config.auth.enabled)
-        #expect(config.metrics.requireToken && config.shutdown.graceSeconds == 3 && config.logging.format == nil)
+        // (`yes` with auth off is refused: `metricsRequireTokenNeedsAuth`.)
+        #expect(!config.metrics.requireToken && config.shutdown.graceSeconds == 3 && config.logging.format == nil)
         #expect(config.listen.port == 6465)
         #expect(EnvironmentKey.all.count == 12 && EnvironmentKey.all.allSatisfy { $0.hasPrefix("MINKD_") })
     }
@@ -299,6 +300,15 @@ func parseError(_ yaml: String) -> String? {
         #expect(parseError("auth: {enabled: true}\n") == message)
         #expect(parseError("auth: {enabled: true, tokens: []}\n") == message)
         #expect(configError { try MinkdConfiguration.load(file: nil, environment: ["MINKD_AUTH_ENABLED": "true"], overrides: .none) } == message)
+    }
+
+    /// `metrics.requireToken` without auth would be silently ignored (every request has every
+    /// role): refused, naming the key.
+    @Test func metricsRequireTokenNeedsAuth() throws {
+        let message = "config: metrics.requireToken: needs auth.enabled: with authentication disabled no token is checked, so /metrics would stay open"
+        #expect(parseError("metrics: {requireToken: true}\n") == message)
+        #expect(configError { try MinkdConfiguration.load(file: nil, environment: ["MINKD_METRICS_REQUIRE_TOKEN": "true"], overrides: .none) } == message)
+        _ = try MinkdConfiguration.parse(yaml: "metrics: {requireToken: false}\n")
     }
 
     @Test func loadRefusesWhatServeRefuses() throws {
