@@ -324,7 +324,11 @@ extension ServerStorage {
         }
         // The seed's store-wide settings (`Config`) lay the tables out; minkd adds its own limits.
         var postgres = PostgresConfiguration(connectionString: url, config: Config(multiTenancy: configuration.tenancy))
+        // CONFIG.md: `pool` is the connections per tenant database — the configured database's
+        // pool (shared by every tenant with `shared` and `schema`) and, with `database`, each
+        // tenant database's own pool (connections open on demand and close after 60 s idle).
         postgres.poolSize = configuration.storage.pool
+        postgres.tenantPoolSize = configuration.storage.pool
         postgres.timeout = .seconds(configuration.storage.timeoutSeconds)
         return postgres
     }
