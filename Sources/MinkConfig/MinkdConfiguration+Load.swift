@@ -349,7 +349,7 @@ extension MinkdConfiguration {
                 for (key, node) in try node.mapping(allowing: ["allowedOrigins"]) where key == "allowedOrigins" {
                     http.corsAllowedOrigins = try node.sequence().map { origin in
                         let text = try origin.string()
-                        guard text == "*" || text.hasPrefix("http://") || text.hasPrefix("https://"), !text.hasSuffix("/") else {
+                        guard text == "*" || Self.isOrigin(text) else {
                             throw ConfigError(keyPath: origin.path, message: "invalid origin \"\(text)\" (expected \"*\" or scheme://host[:port])")
                         }
                         return text
@@ -358,6 +358,36 @@ extension MinkdConfiguration {
             default: break
             }
         }
+    }
+
+    /// Whether `text` is a serialized origin as browsers send it in `Origin`: `http://` or
+    /// `https://`, a host (a name, an IPv4 address or a bracketed IPv6 one), an optional port
+    /// from 1 to 65535, and nothing else (no path, not even `/`, no query, no user).
+    static func isOrigin(_ text: String) -> Bool {
+        let rest: Substring
+        if text.hasPrefix("http://") { rest = text.dropFirst(7) } else if text.hasPrefix("https://") { rest = text.dropFirst(8) } else { return false }
+        var host = rest, port: Substring?
+        if rest.hasPrefix("[") {
+            guard let close = rest.firstIndex(of: "]") else { return false }
+            host = rest[...close]
+            let after = rest[rest.index(after: close)...]
+            if !after.isEmpty {
+                guard after.hasPrefix(":") else { return false }
+                port = after.dropFirst()
+            }
+            guard host.dropFirst().dropLast().allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }), host.count > 2 else { return false }
+        } else {
+            if let colon = rest.lastIndex(of: ":") {
+                host = rest[..<colon]
+                port = rest[rest.index(after: colon)...]
+            }
+            let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.")
+            guard !host.isEmpty, host.allSatisfy({ allowed.contains($0) }) else { return false }
+        }
+        if let port {
+            guard !port.isEmpty, port.allSatisfy(\.isASCII), port.allSatisfy(\.isNumber), let n = Int(port), (1...65535).contains(n) else { return false }
+        }
+        return true
     }
 
     // MARK: - Environment and flags

@@ -304,6 +304,16 @@ func parseError(_ yaml: String) -> String? {
 
     /// `metrics.requireToken` without auth would be silently ignored (every request has every
     /// role): refused, naming the key.
+    @Test func originsAsBrowsersSendThem() {
+        for ok in ["https://a.example", "http://localhost:3000", "http://127.0.0.1:8080", "http://[::1]:9", "https://x-y.example:443", "*"] {
+            #expect(ok == "*" || MinkdConfiguration.isOrigin(ok), "\(ok)")
+        }
+        for bad in ["https://a.example/", "https://a.example/p", "https://a.example:0", "https://a.example:", "http://[::1", "http://[]",
+                    "ftp://a.example", "https://a b", "https://a.example:80x", "https://a.example#f"] {
+            #expect(!MinkdConfiguration.isOrigin(bad), "\(bad)")
+        }
+    }
+
     @Test func metricsRequireTokenNeedsAuth() throws {
         let message = "config: metrics.requireToken: needs auth.enabled: with authentication disabled no token is checked, so /metrics would stay open"
         #expect(parseError("metrics: {requireToken: true}\n") == message)
@@ -355,6 +365,12 @@ func parseError(_ yaml: String) -> String? {
         ("http:\n  gzipMinBytes: -1\n", "config: http.gzipMinBytes: must be ≥ 0, found -1"),
         ("http:\n  cors: {allowedOrigins: \"*\"}\n", "config: http.cors.allowedOrigins: expected a list, found \"*\""),
         ("http:\n  cors: {allowedOrigins: [\"example.com\"]}\n", "config: http.cors.allowedOrigins[0]: invalid origin \"example.com\" (expected \"*\" or scheme://host[:port])"),
+        // A path, a port out of range, a user or a query make no origin a browser sends.
+        ("http:\n  cors: {allowedOrigins: [\"https://a.com/path\"]}\n", "config: http.cors.allowedOrigins[0]: invalid origin \"https://a.com/path\" (expected \"*\" or scheme://host[:port])"),
+        ("http:\n  cors: {allowedOrigins: [\"https://a.com:99999\"]}\n", "config: http.cors.allowedOrigins[0]: invalid origin \"https://a.com:99999\" (expected \"*\" or scheme://host[:port])"),
+        ("http:\n  cors: {allowedOrigins: [\"https://ok.example\", \"http://u@a.com\"]}\n", "config: http.cors.allowedOrigins[1]: invalid origin \"http://u@a.com\" (expected \"*\" or scheme://host[:port])"),
+        ("http:\n  cors: {allowedOrigins: [\"https://a.com?x\"]}\n", "config: http.cors.allowedOrigins[0]: invalid origin \"https://a.com?x\" (expected \"*\" or scheme://host[:port])"),
+        ("http:\n  cors: {allowedOrigins: [\"https://\"]}\n", "config: http.cors.allowedOrigins[0]: invalid origin \"https://\" (expected \"*\" or scheme://host[:port])"),
         ("shutdown: {graceSeconds: -1}\n", "config: shutdown.graceSeconds: must be ≥ 0, found -1"),
         ("metrics: {requireToken: sometimes}\n", "config: metrics.requireToken: expected true or false, found \"sometimes\""),
         ("listen: \"localhost\"\n", "config: listen: invalid address \"localhost\" (expected HOST:PORT, e.g. 127.0.0.1:6465 or [::1]:6465)"),
