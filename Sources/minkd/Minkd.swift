@@ -64,12 +64,15 @@ struct ConfigOptions: ParsableArguments {
     ///   refuses a non-loopback address without auth (`--insecure`) is not applied — a container
     ///   whose `serve` was given `--insecure` must not be reported unhealthy because its health
     ///   check was not — nor the checks of what only `serve` opens (projections, the database URL).
-    func load(probe: Bool = false) throws -> MinkdConfiguration {
+    /// - Parameter listens: `false` for the commands that open the storage but never listen
+    ///   (`migrate`, `export`, `import`): the rule about the listen address does not apply to them
+    ///   (a container's `MINKD_LISTEN=0.0.0.0:6465` refused `minkd export` with auth off).
+    func load(probe: Bool = false, listens: Bool = true) throws -> MinkdConfiguration {
         let configuration = try MinkdConfiguration.load(
             file: config, environment: ProcessInfo.processInfo.environment,
             overrides: FlagOverrides(
                 listen: listen, dataDir: dataDir, storage: storage, databaseURL: databaseURL, logLevel: logLevel,
-                logFormat: logFormat, insecure: insecure || probe
+                logFormat: logFormat, insecure: insecure || probe || !listens
             )
         )
         if probe { return configuration }
@@ -259,7 +262,7 @@ struct Migrate: AsyncParsableCommand {
         // The storage resolves as for `serve` (a database URL selects postgres): what `migrate`
         // prepares is what `serve` with the same flags opens.
         let config: MinkdConfiguration
-        do { config = try options.load() } catch { fail("\(error)") }
+        do { config = try options.load(listens: false) } catch { fail("\(error)") }
         let logger = bootstrapLogging(config)
         for warning in options.environmentWarnings { logger.warning("\(warning)") }
         do {

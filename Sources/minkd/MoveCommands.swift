@@ -20,7 +20,7 @@ struct Export: AsyncParsableCommand {
 
     func run() async throws {
         let config: MinkdConfiguration
-        do { config = try options.load() } catch { fail("\(error)") }
+        do { config = try options.load(listens: false) } catch { fail("\(error)") }
         guard TenantID.isValid(tenant) else { fail("minkd export: --tenant: invalid tenant ID \"\(tenant)\"") }
         guard after >= 0 else { fail("minkd export: --after must be ≥ 0") }
         if config.storage.kind == .memory {
@@ -112,7 +112,7 @@ struct Import: AsyncParsableCommand {
 
     func run() async throws {
         let config: MinkdConfiguration
-        do { config = try options.load() } catch { fail("\(error)") }
+        do { config = try options.load(listens: false) } catch { fail("\(error)") }
         guard TenantID.isValid(tenant) else { fail("minkd import: --tenant: invalid tenant ID \"\(tenant)\"") }
         // The memory storage lives in a serving minkd only: an import into this process's own
         // memory reported its count and vanished with the process.

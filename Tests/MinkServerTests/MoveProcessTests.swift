@@ -82,6 +82,11 @@ struct MoveProcessTests {
         // holds nothing outside a serving minkd, is refused (it "exported" 0 events, exit 0).
         let dash = try await MinkdProcess(["export", "--data-dir", dir, "--out", "-"]).finish(timeout: .seconds(30))
         #expect(dash.status == 0 && dash.out.split(separator: "\n").count == 30, "\(dash.err)")
+        // A command that never listens ignores the listen rule: a container's
+        // MINKD_LISTEN=0.0.0.0:6465 with auth off refused `minkd export`.
+        let container = try await MinkdProcess(["export", "--data-dir", dir, "--out", "-"], environment: ["MINKD_LISTEN": "0.0.0.0:6465"])
+            .finish(timeout: .seconds(30))
+        #expect(container.status == 0 && container.out.split(separator: "\n").count == 30, "\(container.err)")
         let memory = try await MinkdProcess(["export", "--storage", "memory"]).finish(timeout: .seconds(30))
         #expect(memory.status != 0 && memory.err.contains("memory storage"), "\(memory)")
 
