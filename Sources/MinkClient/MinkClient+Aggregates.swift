@@ -12,6 +12,9 @@ extension MinkClient {
     ///   `.serializationFailed`, transport errors.
     public func loadAggregate(_ aggregate: some Aggregate, pageSize: Int = 1000) async throws {
         let id = aggregate.aggregateID
+        // The pages the server gives (1 to 10,000 events): a replay that expected more per page
+        // would take a full page of 10,000 for the last one and stop early.
+        let pageSize = Swift.min(Swift.max(pageSize, 1), 10_000)
         try await AggregateReplay.load(
             aggregate, registry: registry, serializer: serializer, pageSize: pageSize,
             loadSnapshot: { try await loadSnapshot(id) },

@@ -52,6 +52,13 @@ struct AggregateTests {
             let loaded = Order(id: "order-long")
             try await client.loadAggregate(loaded, pageSize: 7)
             #expect(loaded.version == 31 && loaded.appliedCount == 31 && loaded.items == ["s0": 10, "s1": 10, "s2": 10])
+            // A page size the server does not give (it gives 1 to 10,000) still loads every event
+            // (0 loaded one event and stopped: the page was "short").
+            for size in [0, -5] {
+                let odd = Order(id: "order-long")
+                try await client.loadAggregate(odd, pageSize: size)
+                #expect(odd.version == 31 && odd.appliedCount == 31, "pageSize \(size): \(odd.appliedCount)")
+            }
         }
     }
 
