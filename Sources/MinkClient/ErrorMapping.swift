@@ -103,7 +103,12 @@ enum ErrorMapping {
     /// A transport failure (refused, reset, timed out, malformed response): transient
     /// `.unavailable`, since the same request may succeed on a new connection.
     static func transportError(_ error: any Error, method: String, target: String) -> MinkError {
-        MinkError(.unavailable, "\(method) \(target) failed: \(error)", isTransient: true)
+        if case HTTPClientError.invalidHeaderValue(let name)? = error as? HTTPClientError {
+            // Nothing was sent, and sending again cannot help: the client's own settings.
+            if name == "Mink-Tenant" { return MinkError(.invalidTenant, "the client's tenant holds a line break or NUL") }
+            return MinkError.validation("the client's \(name) header value holds a line break or NUL; nothing was sent")
+        }
+        return MinkError(.unavailable, "\(method) \(target) failed: \(error)", isTransient: true)
     }
 
     /// `Retry-After` in seconds (the HTTP-date form is not used by minkd and is ignored).

@@ -99,7 +99,8 @@ public final class MinkClient: Sendable {
         while base.hasSuffix("/") { base.removeLast() }
         if !base.isEmpty, !base.hasPrefix("/") { base = "/" + base }
         self.basePath = base
-        self.token = token
+        // A token read from a file often ends with a newline: not part of it.
+        self.token = token?.trimmingCharacters(in: .whitespacesAndNewlines)
         self.tenant = tenant
         self.registry = registry
         self.serializer = serializer

@@ -142,6 +142,11 @@ public struct RemoteSubscriptionMessages: AsyncSequence, Sendable {
                         serverWait = ErrorMapping.retryAfter(retryAfter)
                     } else {
                         failure = ErrorMapping.transportError(error, method: "GET", target: "subscription")
+                        // The client's own settings (a line break in its tenant): no reconnect helps.
+                        if !failure.isTransient {
+                            connection = nil
+                            throw failure
+                        }
                     }
                 } catch let error as MinkError {
                     connection = nil

@@ -28,6 +28,37 @@ struct TransportTests {
         }
     }
 
+    /// A header value with a line break is never sent: it would end the field early and could
+    /// smuggle a second request onto the connection (whose answer the next request would read).
+    /// A token read from a file with its trailing newline is trimmed.
+    @Test func lineBreaksInHeaderValuesAreRefusedAndATokensNewlineTrimmed() async throws {
+        try await withServer { server in
+            let proxy = Proxy(backendPort: server.port)
+            let port = try proxy.start()
+            let trimmed = server.client(port: port, token: "s3cret\n", tenant: "acme")
+            try await trimmed.append("t-1", events: [raw("E")])
+            #expect(proxy.requests.last?.headers["Authorization"] == "Bearer s3cret")
+            let before = proxy.requests.count
+            let smuggling = server.client(port: port, tenant: "acme\r\nContent-Length: 0\r\n\r\nDELETE /v1/streams/t-1 HTTP/1.1\r\nX: y")
+            do {
+                try await smuggling.append("t-2", events: [raw("E")])
+                Issue.record("a tenant with a line break was sent")
+            } catch let error as MinkError {
+                #expect(error.code == .invalidTenant, "\(error)")
+            }
+            var it = smuggling.subscribeAll().makeAsyncIterator()
+            do {
+                _ = try await it.next()
+                Issue.record("a subscription with a line break in its tenant was opened")
+            } catch let error as MinkError {
+                #expect(error.code == .invalidTenant && it.reconnects == 0, "\(error)")
+            }
+            await proxy.shutdown()
+            #expect(proxy.requests.count == before, "nothing reached the server")
+            #expect(try await server.client(tenant: "acme").load("t-1").count == 1, "t-1 is still there")
+        }
+    }
+
     @Test func tenantsDoNotSeeEachOther() async throws {
         try await withServer { server in
             let a = server.client(tenant: "a")

@@ -9,6 +9,8 @@ public enum HTTPClientError: Error, Sendable, Equatable {
     /// An event stream was answered with a status other than 200: the status, the start of the
     /// answer's body (at most 64 KiB: minkd's error body, for the code) and its `Retry-After`.
     case unexpectedStatus(Int, body: [UInt8] = [], retryAfter: String? = nil)
+    /// A header field's value holds CR, LF or NUL (or the host is not one): nothing was sent.
+    case invalidHeaderValue(String)
 }
 
 /// Settings of an ``HTTPClient``.
@@ -60,6 +62,15 @@ public struct HTTPClientRequest: Sendable {
         self.target = target
         self.headers = headers
         self.body = body
+    }
+
+    /// Refuses a header field whose value holds CR, LF or NUL: sent as is, it would end the field
+    /// early and could start another field or another request.
+    func checkFields() throws(HTTPClientError) {
+        for field in headers where field.value.utf8.contains(where: { $0 == 13 || $0 == 10 || $0 == 0 }) {
+            throw .invalidHeaderValue(field.name)
+        }
+        if host.utf8.contains(where: { $0 <= 32 || $0 == 0x2F || $0 == 0x40 }) { throw .invalidHeaderValue("Host") }
     }
 
     func encoded() -> [UInt8] {
@@ -169,6 +180,7 @@ public final class HTTPClient: Sendable {
     /// server is retried once on a new one.
     /// - Throws: ``HTTPClientError``, ``SocketError`` or ``HTTPResponseParseError``.
     public func execute(_ request: HTTPClientRequest) async throws -> HTTPClientResponse {
+        try request.checkFields()
         if let pooled = checkout(host: request.host, port: request.port) {
             do {
                 return try await exchange(request, on: pooled)
@@ -203,7 +215,9 @@ public final class HTTPClient: Sendable {
                         if body.count > configuration.maxResponseBytes { throw HTTPResponseParseError("response body too large") }
                     case .end:
                         let h = head!
-                        if h.isKeepAlive { checkin(connection) } else { connection.close() }
+                        // Bytes after the response (a second answer to one request, as a request
+                        // smuggled through a header would get): never handed to the next request.
+                        if h.isKeepAlive, !connection.parser.hasUnreadBytes { checkin(connection) } else { connection.close() }
                         return HTTPClientResponse(status: h.status, headers: h.headers, body: body)
                     }
                 }
@@ -247,11 +261,14 @@ public final class HTTPClient: Sendable {
         let connectTimeout = configuration.connectTimeout
         let timeout = readTimeout ?? .seconds(365 * 24 * 3600)
         let encoded = request.encoded()
+        var fieldProblem: HTTPClientError?
+        do throws(HTTPClientError) { try request.checkFields() } catch { fieldProblem = error }
         let (stream, continuation) = AsyncThrowingStream<SSEEvent, any Error>.makeStream()
         do {
             let task = Task {
                 var connection: ClientConnection?
                 do {
+                    if let fieldProblem { throw fieldProblem }
                     let c = try await ClientConnection.connect(host: host, port: port, timeout: connectTimeout)
                     connection = c
                     self.openedCount.add(1, ordering: .relaxed)

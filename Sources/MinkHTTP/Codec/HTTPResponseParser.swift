@@ -98,6 +98,10 @@ public struct HTTPResponseParser: Sendable {
     public mutating func feed(_ bytes: [UInt8]) { feed(bytes[...]) }
 
     /// Whether a response is partly received.
+    /// Whether bytes beyond the responses parsed so far are buffered (an answer nobody asked
+    /// for): such a connection must not be reused, or the next request would read them.
+    public var hasUnreadBytes: Bool { readIndex < buffer.count }
+
     public var isMidResponse: Bool {
         switch state {
         case .head: return buffer.count > readIndex

@@ -104,6 +104,25 @@ import Testing
     }
 }
 
+@Suite(.timeLimit(.minutes(3))) struct HTTPResponseParserUnreadTests {
+    /// Bytes after the answer to the one request sent (a second answer, as a request smuggled
+    /// through a header value would get) are reported, so the connection is not reused.
+    @Test func bytesAfterTheAnswerAreReported() throws {
+        var p = HTTPResponseParser()
+        p.requestSent(isHead: false)
+        p.feed(Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 204 No Content\r\n\r\n".utf8))
+        var ended = false
+        while !ended, let e = try p.next() { if case .end = e { ended = true } }
+        #expect(ended && p.hasUnreadBytes)
+        var q = HTTPResponseParser()
+        q.requestSent(isHead: false)
+        q.feed(Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".utf8))
+        ended = false
+        while !ended, let e = try q.next() { if case .end = e { ended = true } }
+        #expect(ended && !q.hasUnreadBytes)
+    }
+}
+
 @Suite(.timeLimit(.minutes(3))) struct HTTPResponseParserTests {
     static let text = "HTTP/1.1 100 Continue\r\n\r\n" +
         "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc" +
