@@ -76,6 +76,12 @@ public struct MinkError: Error, Sendable, Hashable, CustomStringConvertible, Cus
     public var position: UInt64?
     /// Whether retrying the same operation may succeed (storage down, busy, timeouts).
     public var isTransient: Bool
+    /// For an append that failed transiently after it may have reached the server (a remote
+    /// client's retries ran out): the IDs its events carried, in order. The append may or may not
+    /// have been committed; sending the same events again with these IDs is safe (a committed
+    /// append is answered with its original result, an uncommitted one is written once), where
+    /// new IDs could write the events twice. Not part of equality.
+    public var eventIDs: [String]?
     /// The failure this error was made from, when there is one: a storage adapter's own error
     /// (with its SQLSTATE or SQLite result code), or what a decoder threw. Never shown to an API
     /// client; not part of equality (two errors are equal when code, message and details are).

@@ -15,7 +15,10 @@ extension MinkClient {
     ///   carries only the ranges.
     /// - Throws: `.concurrencyConflict` (with `streamID`, `expectedVersion`, `actualVersion`),
     ///   `.streamNotFound` (for `.streamExists`), `.duplicateEventID`, `.validationFailed`,
-    ///   `.payloadTooLarge`, `.serializationFailed`, `.unavailable`; nothing is written then.
+    ///   `.payloadTooLarge`, `.serializationFailed` (nothing is written then); `.unavailable` when
+    ///   the retries ran out — the append may then have been committed or not: its
+    ///   ``Mink/MinkError/eventIDs`` are the IDs it carried, and sending the same events again with
+    ///   them (`EventData(id:)`) is safe, where new IDs could write them twice.
     @discardableResult
     public func append(
         _ streamID: String, _ events: [any EventPayload], expectedVersion: ExpectedVersion = .any, metadata: Metadata = Metadata()
@@ -37,10 +40,17 @@ extension MinkClient {
         try StreamID.validate(streamID)
         if events.isEmpty { throw MinkError.validation("an append needs at least one event") }
         let request = try Self.appendBody(events, expectedVersion: expectedVersion, metadata: metadata)
-        let (status, response) = try await fetch(
-            AppendResponse.self, "POST", target(["v1", "streams", PathEncoding.encode(streamID)]),
-            body: request.jsonBytes(), idempotent: true, streamID: streamID
-        )
+        let status: Int, response: AppendResponse
+        do {
+            (status, response) = try await fetch(
+                AppendResponse.self, "POST", target(["v1", "streams", PathEncoding.encode(streamID)]),
+                body: request.jsonBytes(), idempotent: true, streamID: streamID
+            )
+        } catch var error as MinkError where error.isTransient {
+            // In doubt: it may have been committed. The IDs let the caller retry safely.
+            error.eventIDs = request.events.compactMap { $0.id?.lowercasedText }
+            throw error
+        }
         var result = AppendResult(streamID: response.streamId, events: [], isReplay: status == 200)
         result.fromVersion = response.fromVersion
         result.toVersion = response.toVersion

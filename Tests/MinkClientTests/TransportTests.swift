@@ -84,6 +84,37 @@ struct TransportTests {
         }
     }
 
+    /// When the retries run out on an append whose answer was lost, it may have been committed:
+    /// the error carries the IDs it used, and sending the events again with them is answered with
+    /// the original result, never a second copy.
+    @Test func anAppendInDoubtCarriesItsEventIDs() async throws {
+        try await withServer { server in
+            let proxy = Proxy(backendPort: server.port)
+            let port = try proxy.start()
+            proxy.faults.withLock { $0 = [.loseAnswer, .loseAnswer] }
+            let client = server.client(
+                port: port, retryPolicy: RetryPolicy(maxAttempts: 2, initialBackoff: .milliseconds(10), maxBackoff: .milliseconds(20))
+            )
+            let events = [raw("A", #"{"n":1}"#), raw("B", #"{"n":2}"#)]
+            var ids: [String] = []
+            do {
+                try await client.append("doubt-1", events: events)
+                Issue.record("the lost answers were not reported")
+            } catch let error as MinkError {
+                #expect(error.code == .unavailable && error.isTransient, "\(error)")
+                ids = error.eventIDs ?? []
+            }
+            await proxy.shutdown()
+            #expect(ids.count == 2)
+            let direct = server.client()
+            let again = try await direct.append(
+                "doubt-1", events: zip(events, ids).map { e, id in EventData(id: id, type: e.type, data: e.data) }
+            )
+            #expect(again.isReplay, "answered with the original result")
+            #expect(try await direct.load("doubt-1").map(\.id) == ids, "written once, with those IDs")
+        }
+    }
+
     @Test func retriesA503HonouringRetryAfter() async throws {
         try await withServer { server in
             let proxy = Proxy(backendPort: server.port)
