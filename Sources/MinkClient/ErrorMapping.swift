@@ -40,7 +40,8 @@ enum ErrorMapping {
     /// | `unauthorized`, `forbidden`, `payload_too_large` | the same code |
     ///
     /// A body that is not the error shape (a proxy's page) maps by status: 502–504 transient
-    /// `.unavailable`, 404 `.notFound`, other 4xx `.badRequest`, anything else `.internalError`.
+    /// `.unavailable`, 408 transient `request_timeout`, 422 `.validationFailed`, other 4xx — 404
+    /// included: it is not minkd saying "absent" — `.badRequest`, anything else `.internalError`.
     static func error(status: Int, body: [UInt8], streamID: String?) -> MinkError {
         guard let parsed = try? ErrorBody(jsonBytes: body) else { return byStatus(status, body: body, streamID: streamID) }
         let detail = parsed.error
@@ -69,6 +70,10 @@ enum ErrorMapping {
         case .unauthorized: error = MinkError(.unauthorized, message)
         case .forbidden: error = MinkError(.forbidden, message)
         case .payloadTooLarge: error = MinkError(.payloadTooLarge, message, streamID: streamID)
+        case "request_timeout":
+            // The server gave up waiting for the request's bytes (a stalled network): sending it
+            // again may succeed.
+            error = MinkError(MinkError.Code(rawValue: detail.code.rawValue), message, streamID: streamID, isTransient: true)
         case .badRequest, .invalidJSON, .invalidStreamID, .methodNotAllowed, .unsupportedMediaType:
             error = MinkError(.badRequest, "\(detail.code): \(message)", streamID: streamID)
         default:
@@ -93,8 +98,13 @@ enum ErrorMapping {
         case 502, 503, 504: return MinkError(.unavailable, message, isTransient: true)
         case 401: return MinkError(.unauthorized, message)
         case 403: return MinkError(.forbidden, message)
-        case 404: return MinkError(.notFound, message, streamID: streamID)
+        case 404:
+            // Not minkd's `not_found` (that one has its error body): a proxy's page or a wrong
+            // base path. Never read as "absent" (`loadSnapshot`/`get` would answer nil).
+            return MinkError(.badRequest, message + " (no minkd error body: a proxy, or a wrong base URL path?)", streamID: streamID)
+        case 408: return MinkError(MinkError.Code(rawValue: "request_timeout"), message, streamID: streamID, isTransient: true)
         case 413: return MinkError(.payloadTooLarge, message, streamID: streamID)
+        case 422: return MinkError(.validationFailed, message, streamID: streamID)
         case 400..<500: return MinkError(.badRequest, message, streamID: streamID)
         default: return MinkError(.internalError, message)
         }

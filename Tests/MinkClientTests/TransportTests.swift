@@ -216,7 +216,14 @@ struct TransportTests {
         let future = map(418, #"{"error":{"code":"teapot","message":"m"}}"#)
         #expect(future.code.rawValue == "teapot" && !future.isTransient)
         #expect(map(502, "<html>bad gateway</html>").code == .unavailable)
-        #expect(map(404, "").code == .notFound)
+        // A 404 without minkd's body (a proxy, a wrong base path) is not "absent": never nil.
+        #expect(map(404, "").code == .badRequest)
+        #expect(map(404, "<html>Not Found</html>").code == .badRequest)
+        // 408: the server stopped waiting for the request's bytes; sending again may work.
+        let slow = map(408, #"{"error":{"code":"request_timeout","message":"m"}}"#)
+        #expect(slow.code.rawValue == "request_timeout" && slow.isTransient)
+        #expect(map(408, "").isTransient)
+        #expect(map(422, "unprocessable").code == .validationFailed)
         #expect(ErrorMapping.retryAfter(" 2 ") == .seconds(2) && ErrorMapping.retryAfter("Wed, 21 Oct 2015 07:28:00 GMT") == nil)
     }
 
