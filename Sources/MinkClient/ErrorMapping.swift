@@ -113,12 +113,25 @@ enum ErrorMapping {
     /// A transport failure (refused, reset, timed out, malformed response): transient
     /// `.unavailable`, since the same request may succeed on a new connection.
     static func transportError(_ error: any Error, method: String, target: String) -> MinkError {
+        if case HTTPClientError.responseTooLarge(let limit)? = error as? HTTPClientError {
+            return tooLarge(method: method, target: target, limit: limit)
+        }
         if case HTTPClientError.invalidHeaderValue(let name)? = error as? HTTPClientError {
             // Nothing was sent, and sending again cannot help: the client's own settings.
             if name == "Mink-Tenant" { return MinkError(.invalidTenant, "the client's tenant holds a line break or NUL") }
             return MinkError.validation("the client's \(name) header value holds a line break or NUL; nothing was sent")
         }
         return MinkError(.unavailable, "\(method) \(target) failed: \(error)", isTransient: true)
+    }
+
+    /// An answer larger than the client holds: not transient (the same request gets the same
+    /// answer), so never retried.
+    static func tooLarge(method: String, target: String, limit: Int) -> MinkError {
+        MinkError(
+            .payloadTooLarge,
+            "the answer to \(method) \(target) is larger than the client's \(limit / (1024 * 1024)) MiB: ask for smaller pages (limit)",
+            isTransient: false
+        )
     }
 
     /// `Retry-After` in seconds (the HTTP-date form is not used by minkd and is ignored).

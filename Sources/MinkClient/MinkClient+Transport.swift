@@ -62,7 +62,9 @@ extension MinkClient {
             do {
                 let response = try await http.execute(request)
                 let bytes: [UInt8]
-                do { bytes = try response.decodedBody() } catch {
+                do { bytes = try response.decodedBody() } catch GzipError.tooLarge(let limit) {
+                    throw ErrorMapping.tooLarge(method: method, target: target, limit: limit)
+                } catch {
                     throw MinkError(.unavailable, "cannot decode the response to \(method) \(target): \(error)", isTransient: true)
                 }
                 if (200..<300).contains(response.status) { return SuccessResponse(status: response.status, body: bytes) }

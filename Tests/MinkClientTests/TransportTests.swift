@@ -224,6 +224,9 @@ struct TransportTests {
         #expect(slow.code.rawValue == "request_timeout" && slow.isTransient)
         #expect(map(408, "").isTransient)
         #expect(map(422, "unprocessable").code == .validationFailed)
+        // An answer over the client's limit is the same when asked again: not retried.
+        let big = ErrorMapping.transportError(HTTPClientError.responseTooLarge(limit: 64 << 20), method: "GET", target: "/v1/events")
+        #expect(big.code == .payloadTooLarge && !big.isTransient, "\(big)")
         #expect(ErrorMapping.retryAfter(" 2 ") == .seconds(2) && ErrorMapping.retryAfter("Wed, 21 Oct 2015 07:28:00 GMT") == nil)
     }
 

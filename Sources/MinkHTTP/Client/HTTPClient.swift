@@ -11,6 +11,9 @@ public enum HTTPClientError: Error, Sendable, Equatable {
     case unexpectedStatus(Int, body: [UInt8] = [], retryAfter: String? = nil)
     /// A header field's value holds CR, LF or NUL (or the host is not one): nothing was sent.
     case invalidHeaderValue(String)
+    /// The response body is larger than ``HTTPClientConfiguration/maxResponseBytes`` (as sent,
+    /// or once decompressed): asking again gets the same answer.
+    case responseTooLarge(limit: Int)
 }
 
 /// Settings of an ``HTTPClient``.
@@ -212,7 +215,7 @@ public final class HTTPClient: Sendable {
                     case .head(let h): head = h
                     case .body(let b):
                         body.append(contentsOf: b)
-                        if body.count > configuration.maxResponseBytes { throw HTTPResponseParseError("response body too large") }
+                        if body.count > configuration.maxResponseBytes { throw HTTPClientError.responseTooLarge(limit: configuration.maxResponseBytes) }
                     case .end:
                         let h = head!
                         // Bytes after the response (a second answer to one request, as a request

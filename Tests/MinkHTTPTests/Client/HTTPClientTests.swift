@@ -54,6 +54,16 @@ import Testing
         }
     }
 
+    @Test func aResponseOverTheLimitIsReportedAsSuch() async throws {
+        try await withTestServer { _, port in
+            let client = HTTPClient(configuration: HTTPClientConfiguration(maxResponseBytes: 1000))
+            defer { client.shutdown() }
+            await #expect(throws: HTTPClientError.responseTooLarge(limit: 1000)) {
+                _ = try await client.execute(HTTPClientRequest(host: "127.0.0.1", port: port, target: "/big"))
+            }
+        }
+    }
+
     /// `Host` names an IPv6 literal in brackets (minkd answered `Host: ::1:6465` with 400).
     @Test func hostHeaderBracketsAnIPv6Literal() {
         func host(_ h: String, _ port: Int) -> String? {
