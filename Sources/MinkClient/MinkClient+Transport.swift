@@ -52,7 +52,9 @@ extension MinkClient {
         headers.add(name: "Accept", value: "application/json")
         headers.add(name: "Accept-Encoding", value: "gzip")
         if body != nil { headers.add(name: "Content-Type", value: "application/json") }
-        let request = HTTPClientRequest(method: method, host: host, port: port, target: target, headers: headers, body: body ?? [])
+        let request = HTTPClientRequest(
+            method: method, host: host, port: port, target: target, headers: headers, body: body ?? [], isIdempotent: idempotent
+        )
         let attempts = idempotent ? retryPolicy.maxAttempts : 1
         var attempt = 1
         while true {

@@ -55,16 +55,22 @@ public struct HTTPClientRequest: Sendable {
     public var headers: HTTPHeaders
     /// The body.
     public var body: [UInt8]
+    /// Whether sending it twice has the effect of sending it once. Only such a request is sent
+    /// again on a fresh connection when a reused one ends without a byte of answer (the server may
+    /// have closed it idle — or may have run the request and died). Default: the method's
+    /// (RFC 9110 §9.2.2: not `POST`, `PATCH`).
+    public var isIdempotent: Bool
 
     /// Creates a request.
     public init(method: String = "GET", host: String, port: Int, target: String,
-                headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
+                headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = [], isIdempotent: Bool? = nil) {
         self.method = method
         self.host = host
         self.port = port
         self.target = target
         self.headers = headers
         self.body = body
+        self.isIdempotent = isIdempotent ?? !["POST", "PATCH", "CONNECT"].contains(method)
     }
 
     /// Refuses a header field whose value holds CR, LF or NUL: sent as is, it would end the field
@@ -188,7 +194,10 @@ public final class HTTPClient: Sendable {
             do {
                 return try await exchange(request, on: pooled)
             } catch let error as StaleConnection {
-                _ = error  // the server closed the idle connection: retry on a fresh one
+                // The server closed the idle connection, most likely before reading the request:
+                // sent again on a fresh one — if sending twice is harmless (it may have run it).
+                _ = error
+                guard request.isIdempotent else { throw HTTPClientError.connectionClosed }
             }
         }
         let fresh = try await connect(host: request.host, port: request.port)

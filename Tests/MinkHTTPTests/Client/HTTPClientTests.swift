@@ -54,6 +54,28 @@ import Testing
         }
     }
 
+    /// A reused connection the server closed while idle: a `GET` is sent again on a fresh one,
+    /// a `POST` (it may have run) is not — unless the caller says it is idempotent.
+    @Test func onlyIdempotentRequestsAreResentAfterAStaleConnection() async throws {
+        try await withTestServer({ $0.idleTimeout = .milliseconds(100) }) { _, port in
+            let client = HTTPClient()
+            defer { client.shutdown() }
+            func stale() async throws {
+                #expect(try await client.execute(HTTPClientRequest(host: "127.0.0.1", port: port, target: "/healthz")).status == 200)
+                try await Task.sleep(for: .milliseconds(600))  // the server closes the idle connection
+            }
+            try await stale()
+            #expect(try await client.execute(HTTPClientRequest(host: "127.0.0.1", port: port, target: "/healthz")).status == 200)
+            try await stale()
+            await #expect(throws: HTTPClientError.connectionClosed) {
+                _ = try await client.execute(HTTPClientRequest(method: "POST", host: "127.0.0.1", port: port, target: "/echo", body: Array("x".utf8)))
+            }
+            try await stale()
+            let idempotent = HTTPClientRequest(method: "POST", host: "127.0.0.1", port: port, target: "/echo", body: Array("x".utf8), isIdempotent: true)
+            #expect(try await client.execute(idempotent).status == 200)
+        }
+    }
+
     @Test func aResponseOverTheLimitIsReportedAsSuch() async throws {
         try await withTestServer { _, port in
             let client = HTTPClient(configuration: HTTPClientConfiguration(maxResponseBytes: 1000))
