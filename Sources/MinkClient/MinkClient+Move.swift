@@ -89,37 +89,55 @@ extension MinkClient {
 
     /// Imports an export into the client's tenant, which must have no events
     /// (`POST /v1/admin/import`, role `admin`); all or nothing. The body is sent gzip-encoded.
-    /// - Parameter ndjson: the export's lines, each ending in `\n`.
+    /// - Parameters:
+    ///   - ndjson: the export's lines, each ending in `\n`.
+    ///   - timeout: how long the answer may take (the server answers once the whole import is
+    ///     committed: minutes for millions of events); default one hour.
     /// - Returns: what was imported.
-    /// - Throws: `MinkError` — `tenant_not_empty`, `bad_request` naming the line, `payload_too_large`.
+    /// - Throws: `MinkError` — `tenant_not_empty`, `bad_request` naming the line,
+    ///   `payload_too_large`; `.unavailable` when the answer did not come (the import may still
+    ///   commit, all or nothing: the tenant's head tells); `.cancelled`.
     @discardableResult
-    public func importEvents(ndjson: [UInt8]) async throws -> ImportSummary {
+    public func importEvents(ndjson: [UInt8], timeout: Duration = .seconds(3600)) async throws -> ImportSummary {
         var headers = commonHeaders()
         headers.add(name: "Accept", value: "application/json")
         headers.add(name: "Content-Type", value: NDJSON.contentType)
         headers.add(name: "Content-Encoding", value: "gzip")
-        let request = HTTPClientRequest(
-            method: "POST", host: host, port: port, target: target(["v1", "admin", "import"]), headers: headers,
-            body: try Gzip.compress(ndjson, level: 1)
+        let compressed: [UInt8]
+        do { compressed = try Gzip.compress(ndjson, level: 1) } catch {
+            throw MinkError(.serializationFailed, "cannot gzip the import: \(error)")
+        }
+        var request = HTTPClientRequest(
+            method: "POST", host: host, port: port, target: target(["v1", "admin", "import"]), headers: headers, body: compressed
         )
+        request.readTimeout = timeout
         let response: HTTPClientResponse
-        do { response = try await http.execute(request) } catch {
+        do { response = try await http.execute(request) } catch is CancellationError {
+            throw MinkError(.cancelled, "the import was cancelled (it may still commit, all or nothing: the tenant's head tells)")
+        } catch {
+            if Task.isCancelled { throw MinkError(.cancelled, "the import was cancelled (it may still commit, all or nothing: the tenant's head tells)") }
             throw ErrorMapping.transportError(error, method: "POST", target: request.target)
         }
-        let body = try response.decodedBody()
+        let body: [UInt8]
+        do { body = try response.decodedBody() } catch {
+            throw MinkError(.unavailable, "cannot decode the answer to the import: \(error)", isTransient: true)
+        }
         guard (200..<300).contains(response.status) else {
             throw ErrorMapping.error(status: response.status, body: body, streamID: nil)
         }
-        let result = try ImportResultBody.decode(body)
+        let result: ImportResultBody
+        do { result = try ImportResultBody.decode(body) } catch {
+            throw MinkError(.serializationFailed, "unexpected answer to the import: \(error)")
+        }
         return ImportSummary(events: result.events, streams: result.streams, head: UInt64(clamping: result.head))
     }
 
     /// Imports events (as ``export(after:)`` returned them) into the client's tenant; see
     /// ``importEvents(ndjson:)``.
     @discardableResult
-    public func importEvents(_ events: [Event]) async throws -> ImportSummary {
+    public func importEvents(_ events: [Event], timeout: Duration = .seconds(3600)) async throws -> ImportSummary {
         var writer = JSONWriter(capacity: events.count * 256)
         for e in events { NDJSON.line(e, into: &writer) }
-        return try await importEvents(ndjson: writer.bytes)
+        return try await importEvents(ndjson: writer.bytes, timeout: timeout)
     }
 }

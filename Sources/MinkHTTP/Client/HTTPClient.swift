@@ -60,6 +60,9 @@ public struct HTTPClientRequest: Sendable {
     /// have closed it idle — or may have run the request and died). Default: the method's
     /// (RFC 9110 §9.2.2: not `POST`, `PATCH`).
     public var isIdempotent: Bool
+    /// Time allowed without progress for this request, instead of the client's `readTimeout`
+    /// (an import the server takes minutes to commit).
+    public var readTimeout: Duration?
 
     /// Creates a request.
     public init(method: String = "GET", host: String, port: Int, target: String,
@@ -211,7 +214,7 @@ public final class HTTPClient: Sendable {
     private struct StaleConnection: Error {}
 
     private func exchange(_ request: HTTPClientRequest, on connection: ClientConnection) async throws -> HTTPClientResponse {
-        let timeout = configuration.readTimeout
+        let timeout = request.readTimeout ?? configuration.readTimeout
         var receivedAny = false
         do {
             try await connection.write(request.encoded(), timeout: timeout)

@@ -76,6 +76,22 @@ import Testing
         }
     }
 
+    /// A request's own read timeout replaces the client's (an import the server takes minutes to
+    /// answer), both ways.
+    @Test func aRequestsOwnReadTimeoutApplies() async throws {
+        try await withTestServer { _, port in
+            let client = HTTPClient(configuration: HTTPClientConfiguration(readTimeout: .milliseconds(200)))
+            defer { client.shutdown() }
+            await #expect(throws: HTTPClientError.self) {
+                _ = try await client.execute(HTTPClientRequest(host: "127.0.0.1", port: port, target: "/delay?ms=800"))
+            }
+            var patient = HTTPClientRequest(host: "127.0.0.1", port: port, target: "/delay?ms=800")
+            patient.readTimeout = .seconds(10)
+            let answer = try await client.execute(patient)
+            #expect(answer.status == 200)
+        }
+    }
+
     @Test func aResponseOverTheLimitIsReportedAsSuch() async throws {
         try await withTestServer { _, port in
             let client = HTTPClient(configuration: HTTPClientConfiguration(maxResponseBytes: 1000))
