@@ -226,6 +226,14 @@ extension ServerStorage {
     /// scrubbed), without connecting: `check-config` and every command's start refuse it as
     /// `serve` would.
     public static func checkDatabaseURL(_ configuration: MinkdConfiguration) throws {
+        if configuration.storage.kind == .sqlite {
+            // What `serve` would refuse when it opens the directory, refused by `check-config` too.
+            var isDirectory: ObjCBool = false
+            let dir = configuration.storage.dataDir
+            if FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), !isDirectory.boolValue {
+                throw ConfigError(keyPath: "storage.dataDir", message: "\(dir) is not a directory")
+            }
+        }
         guard configuration.storage.kind == .postgres, let url = configuration.storage.url, !url.isEmpty else { return }
         if let problem = PostgresConfiguration.connectionStringProblem(url) {
             throw ConfigError(keyPath: "storage.url", message: "libpq cannot read it: " + MinkdConfiguration.scrub(problem, passwordsOf: url))
