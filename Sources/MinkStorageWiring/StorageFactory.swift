@@ -231,7 +231,11 @@ extension ServerStorage {
             var isDirectory: ObjCBool = false
             let dir = configuration.storage.dataDir
             if FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), !isDirectory.boolValue {
-                throw ConfigError(keyPath: "storage.dataDir", message: "\(dir) is not a directory")
+                let problem = StorageOpenError(
+                    what: "the SQLite data directory \(dir)", cause: "it is a file, not a directory",
+                    fix: StorageOpenError.permissionFix(dir, errno: ENOTDIR)
+                )
+                throw ConfigError(keyPath: "storage.dataDir", message: problem.description)
             }
         }
         guard configuration.storage.kind == .postgres, let url = configuration.storage.url, !url.isEmpty else { return }
