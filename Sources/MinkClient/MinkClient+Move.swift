@@ -13,11 +13,12 @@ extension MinkClient {
     /// for try await event in client.export(after: 0) { try await archive(event) }
     /// ```
     public func export(after position: UInt64 = 0) -> AsyncThrowingStream<Event, any Error> {
-        let (stream, continuation) = AsyncThrowingStream<Event, any Error>.makeStream()
+        // Bounded buffers all the way down: a slow consumer holds the reading, not the memory.
+        let (stream, continuation) = AsyncThrowingStream<Event, any Error>.makeStream(bufferingPolicy: .bufferingOldest(256))
         let task = Task {
             do {
                 for try await line in exportLines(after: position) {
-                    continuation.yield(try Event(jsonBytes: line))
+                    guard try await continuation.send(try Event(jsonBytes: line)) else { break }
                 }
                 continuation.finish()
             } catch {
@@ -31,7 +32,7 @@ extension MinkClient {
     /// The raw NDJSON lines of `GET /v1/admin/export` (without their `\n`), exactly as the server
     /// wrote them: what ``importEvents(ndjson:)`` (or `minkd import`) takes back.
     public func exportLines(after position: UInt64 = 0) -> AsyncThrowingStream<[UInt8], any Error> {
-        let (stream, continuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream()
+        let (stream, continuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream(bufferingPolicy: .bufferingOldest(1024))
         let request: HTTPClientRequest = {
             var headers = commonHeaders()
             headers.add(name: "Accept", value: NDJSON.contentType)
@@ -59,11 +60,11 @@ extension MinkClient {
                     gunzip = nil
                 }
                 var pending: [UInt8] = []
-                func take(_ bytes: [UInt8]) {
+                func take(_ bytes: [UInt8]) async throws {
                     pending += bytes
                     var start = 0
                     while let nl = pending[start...].firstIndex(of: 0x0A) {
-                        continuation.yield(Array(pending[start..<nl]))
+                        try await continuation.send(Array(pending[start..<nl]))
                         start = nl + 1
                     }
                     pending.removeFirst(start)
@@ -71,13 +72,13 @@ extension MinkClient {
                 for try await piece in response.body {
                     if let gunzip {
                         gunzip.feed(piece)
-                        while let out = try gunzip.next() { take(out) }
+                        while let out = try gunzip.next() { try await take(out) }
                     } else {
-                        take(piece)
+                        try await take(piece)
                     }
                 }
                 if let gunzip { try gunzip.finish() }
-                if !pending.isEmpty { continuation.yield(pending) }
+                if !pending.isEmpty { try await continuation.send(pending) }
                 continuation.finish()
             } catch {
                 continuation.finish(throwing: error)

@@ -13,9 +13,9 @@ extension HTTPClient {
     /// Sends a request on a connection of its own and returns the response head once it has
     /// arrived, with the body as a stream of pieces — for bodies too large to hold (an export).
     ///
-    /// The reading task reads as the network delivers; pieces the consumer has not taken yet are
-    /// buffered (a consumer that keeps up holds one piece). Dropping the stream closes the
-    /// connection.
+    /// The reading task reads as the network delivers, up to 16 pieces ahead of the consumer; a
+    /// consumer that falls further behind makes it wait (and TCP holds the server), so memory
+    /// stays bounded however slow the consumer. Dropping the stream closes the connection.
     /// - Throws: transport errors before the head arrived.
     public func bodyStream(_ request: HTTPClientRequest, readTimeout: Duration? = nil) async throws -> HTTPStreamedResponse {
         let timeout = readTimeout ?? configuration.readTimeout
@@ -53,12 +53,20 @@ extension HTTPClient {
             connection.close()
             throw HTTPClientError.connectionClosed
         }
-        let (stream, continuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream()
+        // Bounded: a consumer that falls behind makes the reading task stop reading (16 pieces
+        // of at most one read each), rather than the whole body piling up in memory.
+        let (stream, continuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream(bufferingPolicy: .bufferingOldest(16))
         let pieces = early
         let alreadyEnded = ended
         let task = Task { [parser] in
             var parser = parser
-            for p in pieces { continuation.yield(p) }
+            do {
+                for p in pieces { try await continuation.send(p) }
+            } catch {
+                connection.close()
+                continuation.finish(throwing: error)
+                return
+            }
             if alreadyEnded {
                 connection.close()
                 continuation.finish()
@@ -69,7 +77,7 @@ extension HTTPClient {
                     while let event = try parser.next() {
                         switch event {
                         case .head: break
-                        case .body(let b): continuation.yield(b)
+                        case .body(let b): guard try await continuation.send(b) else { break reading }
                         case .end: break reading
                         }
                     }

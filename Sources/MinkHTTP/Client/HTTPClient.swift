@@ -278,7 +278,10 @@ public final class HTTPClient: Sendable {
         let encoded = request.encoded()
         var fieldProblem: HTTPClientError?
         do throws(HTTPClientError) { try request.checkFields() } catch { fieldProblem = error }
-        let (stream, continuation) = AsyncThrowingStream<SSEEvent, any Error>.makeStream()
+        // Bounded: at most 1,024 events ahead of the consumer; a slower consumer makes the reading
+        // task stop reading, so the server (not this process's memory) holds the rest — and its
+        // subscriber limit ends the stream with `fell-behind` if the consumer never catches up.
+        let (stream, continuation) = AsyncThrowingStream<SSEEvent, any Error>.makeStream(bufferingPolicy: .bufferingOldest(1024))
         do {
             let task = Task {
                 var connection: ClientConnection?
@@ -303,7 +306,7 @@ public final class HTTPClient: Sendable {
                                     refusal!.body += b.prefix(max(0, 65536 - refusal!.body.count))
                                     if refusal!.body.count >= 65536 { break reading }
                                 } else {
-                                    for e in sse.feed(b) { continuation.yield(e) }
+                                    for e in sse.feed(b) { guard try await continuation.send(e) else { break reading } }
                                 }
                             case .end:
                                 break reading
