@@ -188,7 +188,23 @@ extension MinkdConfiguration {
         case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
             return "\(problem) at line \(mark.line), column \(mark.column)"
         case .duplicatedKeysInMapping(let duplicates, let context):
-            return "duplicate key \(duplicates.map { "\"\($0)\"" }.joined(separator: ", ")) at line \(context.mark.line)"
+            // Yams marks the first occurrence; the line to fix is the repeat: the next line that
+            // starts with the same key at the same indentation.
+            var line = context.mark.line
+            if let key = duplicates.first {
+                let lines = context.text.split(separator: "\n", omittingEmptySubsequences: false)
+                let indent = max(context.mark.column - 1, 0)
+                for n in context.mark.line..<lines.count {  // 0-based index of the line after the first
+                    let text = lines[n]
+                    let body = text.drop { $0 == " " }
+                    guard text.count - body.count == indent else { continue }
+                    if body.hasPrefix("\(key):") || body.hasPrefix("\"\(key)\":") || body.hasPrefix("'\(key)':") {
+                        line = n + 1
+                        break
+                    }
+                }
+            }
+            return "duplicate key \(duplicates.map { "\"\($0)\"" }.joined(separator: ", ")) at line \(line)"
         default:
             return String(describing: error).split(whereSeparator: \.isNewline).first.map(String.init) ?? "unreadable"
         }

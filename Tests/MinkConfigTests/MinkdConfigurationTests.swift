@@ -384,7 +384,10 @@ func parseError(_ yaml: String) -> String? {
         ("tenancy: {autoCreate: 1}\n", "config: tenancy.autoCreate: expected true or false, found 1"),
         ("logging: {level: loud}\n", "config: logging.level: unknown log level \"loud\" (expected trace, debug, info, notice, warning, error, critical)"),
         ("listen: [1\n", "config: test.yaml: invalid YAML: did not find expected ',' or ']' at line 2, column 1"),
-        ("a: 1\na: 2\n", "config: test.yaml: invalid YAML: duplicate key \"a\" at line 1"),
+        // The line of the repeat, the one to fix (Yams marks the first occurrence).
+        ("a: 1\na: 2\n", "config: test.yaml: invalid YAML: duplicate key \"a\" at line 2"),
+        ("listen: \"127.0.0.1:1\"\nstorage:\n  pool: 3\n\nlisten: \"127.0.0.1:2\"\n", "config: test.yaml: invalid YAML: duplicate key \"listen\" at line 5"),
+        ("storage:\n  pool: 3\n  kind: sqlite\n  pool: 4\n", "config: test.yaml: invalid YAML: duplicate key \"pool\" at line 4"),
         ("- 1\n- 2\n", "config: (top level): expected a mapping, found a list"),
     ])
     func rejectsBadValues(_ yaml: String, _ message: String) {
