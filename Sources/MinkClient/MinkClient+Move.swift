@@ -80,8 +80,13 @@ extension MinkClient {
                 if let gunzip { try gunzip.finish() }
                 if !pending.isEmpty { try await continuation.send(pending) }
                 continuation.finish()
-            } catch {
+            } catch let error as MinkError {
                 continuation.finish(throwing: error)
+            } catch is CancellationError {
+                continuation.finish(throwing: MinkError(.cancelled, "the export was cancelled"))
+            } catch {
+                // Transport failures (and a refused header value) as every other request's.
+                continuation.finish(throwing: ErrorMapping.transportError(error, method: "GET", target: request.target))
             }
         }
         continuation.onTermination = { _ in task.cancel() }

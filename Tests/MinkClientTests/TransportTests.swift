@@ -46,6 +46,12 @@ struct TransportTests {
             } catch let error as MinkError {
                 #expect(error.code == .invalidTenant, "\(error)")
             }
+            do {
+                for try await _ in smuggling.export(after: 0) {}
+                Issue.record("an export with a line break in its tenant was sent")
+            } catch let error as MinkError {
+                #expect(error.code == .invalidTenant, "\(error)")
+            }
             var it = smuggling.subscribeAll().makeAsyncIterator()
             do {
                 _ = try await it.next()

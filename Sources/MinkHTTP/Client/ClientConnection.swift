@@ -1,5 +1,10 @@
 import Dispatch
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
 
 /// A client socket with async `read`/`write`, driven by Dispatch sources on a
 /// client event-loop queue: no blocking call ever runs on Swift's cooperative pool.
@@ -159,6 +164,16 @@ final class ClientConnection: @unchecked Sendable {
             }
         }
         return connection
+    }
+
+    /// Whether the peer has not closed or reset this idle connection, as far as the socket can
+    /// tell without blocking (`recv` with `MSG_PEEK | MSG_DONTWAIT`): `false` on end of stream,
+    /// an error, or bytes nobody asked for.
+    var looksOpen: Bool {
+        var byte: UInt8 = 0
+        let n = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+        if n < 0 { return errno == EAGAIN || errno == EWOULDBLOCK }
+        return false  // 0: the server closed it; > 0: unsolicited bytes
     }
 
     /// Closes the socket; pending waits fail.

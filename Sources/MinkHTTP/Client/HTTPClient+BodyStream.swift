@@ -18,6 +18,7 @@ extension HTTPClient {
     /// stays bounded however slow the consumer. Dropping the stream closes the connection.
     /// - Throws: transport errors before the head arrived.
     public func bodyStream(_ request: HTTPClientRequest, readTimeout: Duration? = nil) async throws -> HTTPStreamedResponse {
+        try request.checkFields()
         let timeout = readTimeout ?? configuration.readTimeout
         let connection = try await ClientConnection.connect(host: request.host, port: request.port, timeout: configuration.connectTimeout)
         var parser = HTTPResponseParser()

@@ -158,7 +158,9 @@ public final class HTTPClient: Sendable {
         let found = idle.withLock { pool -> ClientConnection? in
             while var list = pool[key], let c = list.popLast() {
                 pool[key] = list
-                if now &- c.idleSince < maxAge { return c }
+                // Young enough, and not closed by the server meanwhile (its idle timeout, a
+                // restart): a request that must not be sent twice can then go out on it.
+                if now &- c.idleSince < maxAge, c.looksOpen { return c }
                 stale.append(c)
             }
             return nil
