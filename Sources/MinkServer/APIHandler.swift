@@ -330,12 +330,19 @@ final class APIHandler: HTTPResponder {
               request.headers.contains("Sec-Fetch-Site") || request.headers.contains("Sec-Fetch-Mode"),
               let hostHeader = request.headers["Host"]
         else { return }
-        if let host = Self.host(ofAuthority: Substring(hostHeader)), ListenAddress.isLoopback(host: host) { return }
+        if var host = Self.host(ofAuthority: Substring(hostHeader)) {
+            if host.hasSuffix("."), host.count > 1 { host.removeLast() }  // `localhost.`: the same name
+            if ListenAddress.isLoopback(host: host) { return }
+            // A name the operator listed in `http.cors.allowedOrigins`: minkd behind a proxy that
+            // passes the public `Host` on (deploy/nginx/minkd.conf), its console opened there.
+            if server.cors.allowedHosts.contains(host.lowercased()) { return }
+        }
         throw APIError(
             .forbidden,
             "a browser request for host \"\(hostHeader.prefix(100))\" is refused while authentication is off "
                 + "(a page re-pointing its own name at this machine could read the log); "
-                + "open minkd as http://127.0.0.1:PORT or http://localhost:PORT, or turn auth on"
+                + "open minkd as http://127.0.0.1:PORT or http://localhost:PORT, list the origin in http.cors.allowedOrigins, "
+                + "or turn auth on"
         )
     }
 

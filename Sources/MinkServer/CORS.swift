@@ -16,6 +16,12 @@ struct CORS: Sendable {
 
     var isEnabled: Bool { allowsAny || !allowedOrigins.isEmpty }
 
+    /// The hosts of the listed origins (`https://events.example.com:8443` → `events.example.com`),
+    /// lowercased: names the operator put minkd behind (a TLS proxy passing `Host` on).
+    var allowedHosts: Set<String> {
+        Set(allowedOrigins.compactMap { APIHandler.host(ofOrigin: $0)?.lowercased() })
+    }
+
     /// The value of `Access-Control-Allow-Origin` for a request's `Origin`, or `nil`.
     func allowOrigin(for request: HTTPRequest) -> String? {
         guard isEnabled, let origin = request.headers["Origin"] else { return nil }

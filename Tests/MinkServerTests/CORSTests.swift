@@ -80,6 +80,15 @@ struct CORSTests {
             }
             // Not a browser (no Sec-Fetch-*): any Host is answered, as before.
             #expect(try await s.request("GET", "/v1/streams/kept-1", headers: [("Host", "evil.example")]).status == 200)
+            #expect(try await s.request("GET", "/v1/streams/kept-1", headers: [("Host", "localhost.:\(s.port)")] + browser).status == 200)
+        }
+        // Behind a proxy that passes the public Host on: a host listed in allowedOrigins is answered.
+        try await withServer(configure: { $0.http.corsAllowedOrigins = ["https://events.example.com"] }) { s in
+            let browser = [("Sec-Fetch-Site", "same-origin"), ("Sec-Fetch-Mode", "navigate")]
+            for (host, status) in [("events.example.com", 200), ("Events.Example.com:443", 200), ("evil.example", 403)] {
+                let r = try await s.request("GET", "/v1/events/head", headers: [("Host", host)] + browser)
+                #expect(r.status == status, "\(host): \(r.status) \(r.text)")
+            }
         }
         // With auth on, a page has no token to send: the token decides, not this rule.
         try await withTenantServer(.memory, tokens: [TestToken.entry("r", tenant: "*", roles: [.read])]) { (s, _, _) async throws in
