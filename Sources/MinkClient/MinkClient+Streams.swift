@@ -46,8 +46,9 @@ extension MinkClient {
                 AppendResponse.self, "POST", target(["v1", "streams", PathEncoding.encode(streamID)]),
                 body: request.jsonBytes(), idempotent: true, streamID: streamID
             )
-        } catch var error as MinkError where error.isTransient {
-            // In doubt: it may have been committed. The IDs let the caller retry safely.
+        } catch var error as MinkError where error.isTransient || error.code == .cancelled {
+            // In doubt (lost answers, or cancelled while under way): it may have been committed.
+            // The IDs let the caller retry safely.
             error.eventIDs = request.events.compactMap { $0.id?.lowercasedText }
             throw error
         }

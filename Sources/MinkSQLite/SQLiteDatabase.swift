@@ -347,6 +347,8 @@ final class SQLiteDatabase: @unchecked Sendable {
         var st = statvfs()
         let directory = (path as NSString).deletingLastPathComponent
         guard statvfs(path, &st) == 0 || statvfs(directory.isEmpty ? "." : directory, &st) == 0 else { return nil }
+        // ramfs, an unlimited tmpfs and some FUSE file systems report no blocks at all: unknown.
+        guard st.f_blocks > 0 else { return nil }
         let blocks = geteuid() == 0 ? st.f_bfree : st.f_bavail
         let (bytes, overflow) = UInt64(blocks).multipliedReportingOverflow(by: UInt64(st.f_frsize))
         return overflow ? Int64.max : Int64(clamping: bytes)

@@ -97,13 +97,15 @@ final class APIHandler: HTTPResponder {
             let (route, principal, tenant) = try admission(request, server: server, routing: .success(route), template: &template, tokenName: &tokenName)
             // Existence rules before any storage is touched; writes hold a lease so that a
             // deletion of the tenant waits for them.
+            // The query string is checked before the tenant may be created (a 400 creates nothing).
+            let query = try QueryParameters(request.query)
             let lease = try await server.tenants.admit(tenant, use: route.tenantUse) { try server.checkInput(route, request) }
             defer { lease?.release() }
             // A read whose connection closed while it waited for its turn is not started.
             if request.isSafe, Task.isCancelled { throw ClientClosedRequest() }
             let context = RequestContext(
                 request: request, requestID: requestID, route: route, tenant: tenant,
-                store: try server.store(forTenant: tenant), query: try QueryParameters(request.query), principal: principal
+                store: try server.store(forTenant: tenant), query: query, principal: principal
             )
             // The handler runs in the server span's context, so the store's spans are its
             // children and an outgoing call could continue the trace.

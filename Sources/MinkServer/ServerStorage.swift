@@ -54,6 +54,9 @@ final class WriteProbe: Sendable {
         var checkedAt: ContinuousClock.Instant?
         var failure: String?
         var running = false
+        /// Counts invalidations: a probe that started before the latest one does not cache its
+        /// success (it may have written just before the fault).
+        var generation = 0
     }
 
     private let probe: @Sendable () async throws -> Void
@@ -69,7 +72,10 @@ final class WriteProbe: Sendable {
     /// answering from it: called when a request's write failed with `.unavailable` (a full disk
     /// refuses an append before the probe's next turn; its one-row write may even still fit).
     func invalidate() {
-        state.withLock { s in if s.failure == nil { s.checkedAt = nil } }
+        state.withLock { s in
+            s.generation += 1
+            if s.failure == nil { s.checkedAt = nil }
+        }
     }
 
     /// Why writes fail (the cause, for the readiness body and the log), or `nil` when the last
@@ -83,6 +89,7 @@ final class WriteProbe: Sendable {
             return .none
         }
         if let cached { return cached }
+        let generation = state.withLock { $0.generation }
         var failure: String?
         do {
             try await probe()
@@ -94,8 +101,9 @@ final class WriteProbe: Sendable {
         let result = failure
         state.withLock { s in
             s.running = false
-            s.checkedAt = .now
             s.failure = result
+            // A success from before an invalidation is not kept: the next check probes again.
+            s.checkedAt = result == nil && s.generation != generation ? nil : .now
         }
         return result
     }

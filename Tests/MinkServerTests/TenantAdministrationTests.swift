@@ -80,6 +80,7 @@ struct TenantAdministrationTests {
                 ("POST", "/v1/streams/order-1", appendBody(["A"]), [("Content-Type", "text/plain")], 415),
                 ("PUT", "/v1/streams/order-1/snapshot", #"{"version":0,"state":{}}"#, [], 422),
                 ("PUT", "/v1/streams/order-1/metadata", #"{"maxCount":"x"}"#, [], 400),
+                ("POST", "/v1/streams/order-1?x=%ZZ", appendBody(["A"]), [], 400),
             ]
             for (method, target, body, extra, status) in refused {
                 let r = try await s.request(method, target, json: body, headers: a + extra)

@@ -29,5 +29,32 @@ struct WriteProbeTests {
         #expect(calls.load(ordering: .relaxed) == 2)
     }
 
+    /// An invalidation while a probe runs: that probe's success (it may have written just before
+    /// the fault) is not kept for the interval.
+    @Test func anInvalidationDuringAProbeIsNotLost() async throws {
+        let calls = Atomic<Int>(0)
+        let release = Mutex<CheckedContinuation<Void, Never>?>(nil)
+        let started = Atomic<Bool>(false)
+        let probe = WriteProbe(interval: .seconds(600)) {
+            if calls.add(1, ordering: .relaxed).newValue == 1 {
+                await withCheckedContinuation { c in
+                    release.withLock { $0 = c }
+                    started.store(true, ordering: .releasing)
+                }
+            }
+        }
+        let first = Task { await probe.failure() }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !started.load(ordering: .acquiring) {
+            try #require(ContinuousClock.now < deadline, "the probe never started")
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        probe.invalidate()  // a write failed while the probe was under way
+        release.withLock { $0?.resume() }
+        #expect(await first.value == nil)
+        #expect(await probe.failure() == nil)
+        #expect(calls.load(ordering: .relaxed) == 2, "probed again rather than answering from the stale probe")
+    }
+
     struct ProbeFailure: Error {}
 }
