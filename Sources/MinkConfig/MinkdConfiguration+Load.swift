@@ -380,6 +380,11 @@ extension MinkdConfiguration {
     /// `https://`, a host (a name, an IPv4 address or a bracketed IPv6 one), an optional port
     /// from 1 to 65535, and nothing else (no path, not even `/`, no query, no user).
     static func isOrigin(_ text: String) -> Bool {
+        // Compared byte for byte with `Origin`, which browsers send lowercased and without the
+        // scheme's default port: any other spelling could never match.
+        guard text == text.lowercased(), !text.hasSuffix(":80") || !text.hasPrefix("http://"),
+              !text.hasSuffix(":443") || !text.hasPrefix("https://")
+        else { return false }
         let rest: Substring
         if text.hasPrefix("http://") { rest = text.dropFirst(7) } else if text.hasPrefix("https://") { rest = text.dropFirst(8) } else { return false }
         var host = rest, port: Substring?
@@ -401,7 +406,9 @@ extension MinkdConfiguration {
             guard !host.isEmpty, host.allSatisfy({ allowed.contains($0) }) else { return false }
         }
         if let port {
-            guard !port.isEmpty, port.allSatisfy(\.isASCII), port.allSatisfy(\.isNumber), let n = Int(port), (1...65535).contains(n) else { return false }
+            guard !port.isEmpty, !port.hasPrefix("0"), port.allSatisfy(\.isASCII), port.allSatisfy(\.isNumber), let n = Int(port),
+                  (1...65535).contains(n)
+            else { return false }
         }
         return true
     }

@@ -305,11 +305,13 @@ func parseError(_ yaml: String) -> String? {
     /// `metrics.requireToken` without auth would be silently ignored (every request has every
     /// role): refused, naming the key.
     @Test func originsAsBrowsersSendThem() {
-        for ok in ["https://a.example", "http://localhost:3000", "http://127.0.0.1:8080", "http://[::1]:9", "https://x-y.example:443", "*"] {
+        for ok in ["https://a.example", "http://localhost:3000", "http://127.0.0.1:8080", "http://[::1]:9", "https://x-y.example:8443", "*"] {
             #expect(ok == "*" || MinkdConfiguration.isOrigin(ok), "\(ok)")
         }
         for bad in ["https://a.example/", "https://a.example/p", "https://a.example:0", "https://a.example:", "http://[::1", "http://[]",
-                    "ftp://a.example", "https://a b", "https://a.example:80x", "https://a.example#f"] {
+                    "ftp://a.example", "https://a b", "https://a.example:80x", "https://a.example#f",
+                    // Spellings a browser never sends in Origin: they could never match.
+                    "http://App.Example.com", "https://a.example:443", "http://a.example:80", "http://a.example:08080"] {
             #expect(!MinkdConfiguration.isOrigin(bad), "\(bad)")
         }
     }

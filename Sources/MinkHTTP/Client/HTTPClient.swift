@@ -298,11 +298,15 @@ public final class HTTPClient: Sendable {
                     // A refusal (status other than 200): its body is read (up to 64 KiB), so that
                     // the caller sees the server's error code, not only the status.
                     var refusal: (status: Int, retryAfter: String?, body: [UInt8])?
+                    var refusalDeadline = ContinuousClock.now
                     reading: while true {
                         while let event = try parser.next() {
                             switch event {
                             case .head(let h):
-                                if h.status != 200 { refusal = (h.status, h.headers["Retry-After"], []) }
+                                if h.status != 200 {
+                                    refusal = (h.status, h.headers["Retry-After"], [])
+                                    refusalDeadline = ContinuousClock.now + .seconds(5)
+                                }
                             case .body(let b):
                                 if refusal != nil {
                                     refusal!.body += b.prefix(max(0, 65536 - refusal!.body.count))
@@ -316,8 +320,11 @@ public final class HTTPClient: Sendable {
                         }
                         let bytes: [UInt8]
                         do {
-                            // A refusal's body comes at once; a stream's next byte may take long.
-                            bytes = try await c.read(timeout: refusal == nil ? timeout : min(timeout, .seconds(5)))
+                            // A refusal's body comes at once (5 s for all of it); a stream's next
+                            // byte may take long.
+                            let left = ContinuousClock.now.duration(to: refusalDeadline)
+                            if refusal != nil, left <= .zero { break reading }
+                            bytes = try await c.read(timeout: refusal == nil ? timeout : min(timeout, left))
                         } catch where refusal != nil {
                             break reading  // the status alone, then
                         }
