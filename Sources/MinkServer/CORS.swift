@@ -9,18 +9,18 @@ struct CORS: Sendable {
     let allowedOrigins: Set<String>
     let allowsAny: Bool
 
+    /// The hosts of the listed origins (`https://events.example.com:8443` → `events.example.com`),
+    /// lowercased: names the operator put minkd behind (a TLS proxy passing `Host` on).
+    let allowedHosts: Set<String>
+
     init(allowedOrigins: [String]) {
         self.allowedOrigins = Set(allowedOrigins.filter { $0 != "*" })
         allowsAny = allowedOrigins.contains("*")
+        allowedHosts = Set(self.allowedOrigins.compactMap { APIHandler.host(ofOrigin: $0)?.lowercased() })
     }
 
     var isEnabled: Bool { allowsAny || !allowedOrigins.isEmpty }
 
-    /// The hosts of the listed origins (`https://events.example.com:8443` → `events.example.com`),
-    /// lowercased: names the operator put minkd behind (a TLS proxy passing `Host` on).
-    var allowedHosts: Set<String> {
-        Set(allowedOrigins.compactMap { APIHandler.host(ofOrigin: $0)?.lowercased() })
-    }
 
     /// The value of `Access-Control-Allow-Origin` for a request's `Origin`, or `nil`.
     func allowOrigin(for request: HTTPRequest) -> String? {
