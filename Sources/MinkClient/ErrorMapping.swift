@@ -58,6 +58,9 @@ enum ErrorMapping {
         case .duplicateEventID: error = MinkError(.duplicateEventID, message, streamID: detailStream)
         case .streamNotFound: error = MinkError(.streamNotFound, message, streamID: detailStream)
         case .streamDeleted: error = MinkError(.streamDeleted, message, streamID: detailStream)
+        case .notFound where details["reason"]?.stringValue == "no_such_endpoint":
+            // minkd has no such route: a wrong base path, not an absent resource (never nil).
+            error = MinkError(.badRequest, "\(message) (a wrong base URL path?)", streamID: streamID)
         case .notFound: error = MinkError(.notFound, message, streamID: streamID)
         case .projectionNotFound:
             error = MinkError(.projectionNotFound, message, projectionName: details["name"]?.stringValue)

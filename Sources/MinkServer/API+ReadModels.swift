@@ -28,7 +28,7 @@ extension API {
         case .resumeProjection(let name):
             try await engine.resume(name)
             return try await reply(name)
-        default: throw APIError(.notFound, "no such endpoint")
+        default: throw APIError.noSuchEndpoint("no such endpoint")
         }
     }
 
@@ -73,7 +73,7 @@ extension API {
             let n = try await withReadModel(model) { physical in try await store.count(physical, query: query) }
             return Reply.json(CountBody(count: n))
         default:
-            throw APIError(.notFound, "no such endpoint")
+            throw APIError.noSuchEndpoint("no such endpoint")
         }
     }
 

@@ -12,6 +12,13 @@ struct APIError: Error, Sendable {
     var details: [String: JSONValue] = [:]
     var headers: [(String, String)] = []
 
+    /// `404 not_found` for a path no route answers, told apart from a resource that is absent by
+    /// `details.reason = "no_such_endpoint"` (a client behind a wrong base path must not read it
+    /// as "no such document").
+    static func noSuchEndpoint(_ message: String) -> APIError {
+        APIError(.notFound, message, details: ["reason": .string("no_such_endpoint")])
+    }
+
     init(_ code: ErrorCode, _ message: String, details: [String: JSONValue] = [:]) {
         self.code = code
         self.message = message

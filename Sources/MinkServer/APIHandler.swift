@@ -166,7 +166,7 @@ final class APIHandler: HTTPResponder {
         case .success(let r):
             route = r
         case .failure(.notFound):
-            throw APIError(.notFound, "no such endpoint: \(request.method) \(request.path.prefix(200))")
+            throw APIError.noSuchEndpoint("no such endpoint: \(request.method) \(request.path.prefix(200))")
         case .failure(.methodNotAllowed(let allow, let tried)):
             template = tried
             var e = APIError(.methodNotAllowed, "\(request.method) is not allowed here; allowed: \(allow.joined(separator: ", "))")

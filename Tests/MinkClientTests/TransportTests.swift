@@ -121,6 +121,20 @@ struct TransportTests {
         }
     }
 
+    /// A wrong base path reaches minkd's "no such endpoint": an error, never "no snapshot".
+    @Test func aWrongBasePathIsAnErrorNotAnAbsentResource() async throws {
+        try await withServer { server in
+            let wrong = MinkClient(host: "127.0.0.1", port: server.port, basePath: "/not-minkd")
+            do {
+                let snapshot = try await wrong.loadSnapshot("order-1")
+                Issue.record("answered \(String(describing: snapshot)) through a wrong base path")
+            } catch let error as MinkError {
+                #expect(error.code == .badRequest && error.message.contains("no such endpoint"), "\(error)")
+            }
+            #expect(try await server.client().loadSnapshot("order-1") == nil, "the right path: no snapshot")
+        }
+    }
+
     @Test func retriesA503HonouringRetryAfter() async throws {
         try await withServer { server in
             let proxy = Proxy(backendPort: server.port)
@@ -208,6 +222,8 @@ struct TransportTests {
         #expect(map(409, #"{"error":{"code":"duplicate_event_id","message":"m"}}"#).code == .duplicateEventID)
         #expect(map(404, #"{"error":{"code":"stream_not_found","message":"m"}}"#).code == .streamNotFound)
         #expect(map(404, #"{"error":{"code":"not_found","message":"m"}}"#).code == .notFound)
+        // minkd's own "no such endpoint" (a wrong base path): not an absent document.
+        #expect(map(404, #"{"error":{"code":"not_found","message":"no such endpoint","details":{"reason":"no_such_endpoint"}}}"#).code == .badRequest)
         #expect(map(400, #"{"error":{"code":"invalid_query","message":"m"}}"#).code == .invalidQuery)
         #expect(map(422, #"{"error":{"code":"validation_failed","message":"m"}}"#).code == .validationFailed)
         #expect(map(400, #"{"error":{"code":"invalid_json","message":"m"}}"#).code == .badRequest)

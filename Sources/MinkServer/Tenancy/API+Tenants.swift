@@ -32,7 +32,7 @@ extension API {
             logger.notice("tenant deleted", metadata: c.logMetadata)
             return Reply.json(TenantBody(id: id))
         default:
-            throw APIError(.notFound, "no such endpoint")
+            throw APIError.noSuchEndpoint("no such endpoint")
         }
     }
 }
