@@ -132,7 +132,10 @@ final class ClientConnection: @unchecked Sendable {
     /// Connects to `host:port` within `timeout`.
     static func connect(host: String, port: Int, timeout: Duration) async throws -> ClientConnection {
         _ = ignoreSIGPIPE
-        let (fd, connected) = try Socket.connect(host: host, port: port)
+        // An address literal resolves at once; a name is looked up off Swift's cooperative pool.
+        let (fd, connected) = Socket.isNumeric(host)
+            ? try Socket.connect(host: host, port: port)
+            : try Socket.connect(to: try await Socket.resolveOffPool(host: host, port: port))
         let connection = ClientConnection(fd: fd, key: "\(host):\(port)")
         if !connected {
             // Wait for the connect to finish. The Dispatch write source normally wakes us, but

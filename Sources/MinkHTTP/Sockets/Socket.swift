@@ -1,3 +1,4 @@
+import Dispatch
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -187,7 +188,43 @@ enum Socket {
     /// Starts a non-blocking connect.
     /// - Returns: the descriptor and whether the connection is already established.
     static func connect(host: String, port: Int) throws(SocketError) -> (fd: Int32, connected: Bool) {
-        var (storage, length) = try resolve(host: host, port: port, passive: false)
+        try connect(to: try resolve(host: host, port: port, passive: false))
+    }
+
+    /// A resolved address, to hand from the thread that resolved it to the one that connects.
+    struct Address: @unchecked Sendable {
+        var storage: sockaddr_storage
+        var length: socklen_t
+    }
+
+    /// Whether `host` is an IP address literal (`127.0.0.1`, `::1`): resolving it never blocks.
+    static func isNumeric(_ host: String) -> Bool {
+        var v4 = in_addr(), v6 = in6_addr()
+        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        return inet_pton(AF_INET, bare, &v4) == 1 || inet_pton(AF_INET6, bare, &v6) == 1
+    }
+
+    /// Resolves a name on a Dispatch thread: `getaddrinfo` blocks (on DNS, for as long as the
+    /// resolver's own timeouts), and must not hold a thread of Swift's cooperative pool.
+    static func resolveOffPool(host: String, port: Int) async throws -> Address {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Address, any Error>) in
+            DispatchQueue.global().async {
+                do {
+                    let (storage, length) = try resolve(host: host, port: port, passive: false)
+                    c.resume(returning: Address(storage: storage, length: length))
+                } catch {
+                    c.resume(throwing: error)
+                }
+            }
+        }
+    }
+
+    static func connect(to address: Address) throws(SocketError) -> (fd: Int32, connected: Bool) {
+        try connect(to: (address.storage, address.length))
+    }
+
+    private static func connect(to resolved: (storage: sockaddr_storage, length: socklen_t)) throws(SocketError) -> (fd: Int32, connected: Bool) {
+        var (storage, length) = resolved
         let fd = try syscallBlocking("socket") { socket(Int32(storage.ss_family), cloexecType, 0) }
         do {
             try setNonBlocking(fd)

@@ -102,6 +102,19 @@ import Testing
         }
     }
 
+    /// A host name is resolved off Swift's cooperative pool (getaddrinfo blocks on DNS); an
+    /// address literal is used as is.
+    @Test func namesAreResolvedAndLiteralsRecognised() async throws {
+        #expect(Socket.isNumeric("127.0.0.1") && Socket.isNumeric("::1") && Socket.isNumeric("[::1]"))
+        #expect(!Socket.isNumeric("localhost") && !Socket.isNumeric("db.internal") && !Socket.isNumeric("1.2.3"))
+        try await withTestServer { _, port in
+            let client = HTTPClient()
+            defer { client.shutdown() }
+            let r = try await client.execute(HTTPClientRequest(host: "localhost", port: port, target: "/healthz"))
+            #expect(r.status == 200)
+        }
+    }
+
     /// `Host` names an IPv6 literal in brackets (minkd answered `Host: ::1:6465` with 400).
     @Test func hostHeaderBracketsAnIPv6Literal() {
         func host(_ h: String, _ port: Int) -> String? {
