@@ -68,7 +68,8 @@ public struct RemoteSubscriptionMessages: AsyncSequence, Sendable {
         private var connected = false
         /// The `Retry-After` of the last refusal, for the next reconnect's wait.
         private var serverWait: Duration?
-        /// How many times the iterator connected again after its first connection.
+        /// How many times the iterator tried to connect again after its first connection (failed
+        /// attempts included).
         public private(set) var reconnects = 0
 
         init(messages: RemoteSubscriptionMessages) {
