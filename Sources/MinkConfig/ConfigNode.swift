@@ -90,6 +90,16 @@ struct ConfigNode {
     /// An integer no smaller than `minimum`.
     func int(atLeast minimum: Int, atMost maximum: Int = ConfigLimits.maxInteger) throws -> Int {
         guard node.tagName == .int, let value = node.int else { throw error("expected an integer, found \(found)") }
+        // YAML 1.1 reads `010` as octal 8, and takes `0x10`, `1_000`, `+5`: a number written
+        // any way but plain decimal is refused rather than read as something the operator did
+        // not mean.
+        if case .scalar(let scalar) = node {
+            let text = scalar.string
+            let digits = text.hasPrefix("-") ? text.dropFirst() : Substring(text)
+            guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), digits == "0" || !digits.hasPrefix("0") else {
+                throw error("expected a decimal integer, found \(found)")
+            }
+        }
         guard value >= minimum else {
             throw error(minimum == 1 ? "must be positive, found \(value)" : "must be ≥ \(minimum), found \(value)")
         }

@@ -363,6 +363,10 @@ func parseError(_ yaml: String) -> String? {
         ("limits:\n  maxEventBytes: 0\n", "config: limits.maxEventBytes: must be positive, found 0"),
         ("limits:\n  maxConnections: lots\n", "config: limits.maxConnections: expected an integer, found \"lots\""),
         ("limits:\n  subscriberBuffer: 1.5\n", "config: limits.subscriberBuffer: expected an integer, found 1.5"),
+        // YAML 1.1 would read 010 as octal 8: anything but plain decimal is refused.
+        ("limits:\n  maxBodyBytes: 010\n", "config: limits.maxBodyBytes: expected a decimal integer, found 010"),
+        ("limits:\n  maxBodyBytes: 0x10\n", "config: limits.maxBodyBytes: expected a decimal integer, found 0x10"),
+        ("limits:\n  maxBodyBytes: 1_000\n", "config: limits.maxBodyBytes: expected a decimal integer, found 1_000"),
         ("limits: 5\n", "config: limits: expected a mapping, found 5"),
         ("http:\n  gzipMinBytes: -1\n", "config: http.gzipMinBytes: must be ≥ 0, found -1"),
         ("http:\n  cors: {allowedOrigins: \"*\"}\n", "config: http.cors.allowedOrigins: expected a list, found \"*\""),
