@@ -595,7 +595,7 @@ paths:
         - $ref: "#/components/parameters/ModelName"
         - {name: id, in: path, required: true, schema: {type: string, minLength: 1}}
         - $ref: "#/components/parameters/Tenant"
-      responses:
+      responses: &documentResponses  # also GET .../query and .../count (the documents of those IDs)
         "200":
           description: The document.
           content:
@@ -615,18 +615,7 @@ paths:
       parameters:
         - $ref: "#/components/parameters/ModelName"
         - $ref: "#/components/parameters/Tenant"
-      responses:
-        "200":
-          description: The document.
-          content:
-            application/json:
-              schema: {}
-        "400": {$ref: "#/components/responses/BadRequest"}
-        "401": {$ref: "#/components/responses/Unauthorized"}
-        "403": {$ref: "#/components/responses/Forbidden"}
-        "404": {$ref: "#/components/responses/NotFound"}
-        "429": {$ref: "#/components/responses/TooManyRequests"}
-        "503": {$ref: "#/components/responses/Unavailable"}
+      responses: *documentResponses
     post:
       tags: [readmodels]
       operationId: queryDocuments
@@ -664,18 +653,7 @@ paths:
       parameters:
         - $ref: "#/components/parameters/ModelName"
         - $ref: "#/components/parameters/Tenant"
-      responses:
-        "200":
-          description: The document.
-          content:
-            application/json:
-              schema: {}
-        "400": {$ref: "#/components/responses/BadRequest"}
-        "401": {$ref: "#/components/responses/Unauthorized"}
-        "403": {$ref: "#/components/responses/Forbidden"}
-        "404": {$ref: "#/components/responses/NotFound"}
-        "429": {$ref: "#/components/responses/TooManyRequests"}
-        "503": {$ref: "#/components/responses/Unavailable"}
+      responses: *documentResponses
     post:
       tags: [readmodels]
       operationId: countDocuments
