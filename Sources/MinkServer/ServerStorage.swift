@@ -82,14 +82,14 @@ final class WriteProbe: Sendable {
     /// probe succeeded.
     func failure() async -> String? {
         let now = ContinuousClock.now
-        let cached: String?? = state.withLock { s in
-            if s.running { return .some(s.failure) }
-            if let at = s.checkedAt, at.duration(to: now) < interval { return .some(s.failure) }
+        // The cached answer, or none and the generation this probe starts in.
+        let (cached, generation): (String??, Int) = state.withLock { s in
+            if s.running { return (.some(s.failure), s.generation) }
+            if let at = s.checkedAt, at.duration(to: now) < interval { return (.some(s.failure), s.generation) }
             s.running = true
-            return .none
+            return (.none, s.generation)
         }
         if let cached { return cached }
-        let generation = state.withLock { $0.generation }
         var failure: String?
         do {
             try await probe()

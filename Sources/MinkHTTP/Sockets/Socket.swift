@@ -188,7 +188,8 @@ enum Socket {
     /// Starts a non-blocking connect.
     /// - Returns: the descriptor and whether the connection is already established.
     static func connect(host: String, port: Int) throws(SocketError) -> (fd: Int32, connected: Bool) {
-        try connect(to: try resolve(host: host, port: port, passive: false))
+        let (storage, length) = try resolve(host: host, port: port, passive: false)
+        return try connect(to: Address(storage: storage, length: length))
     }
 
     /// A resolved address, to hand from the thread that resolved it to the one that connects.
@@ -220,11 +221,8 @@ enum Socket {
     }
 
     static func connect(to address: Address) throws(SocketError) -> (fd: Int32, connected: Bool) {
-        try connect(to: (address.storage, address.length))
-    }
-
-    private static func connect(to resolved: (storage: sockaddr_storage, length: socklen_t)) throws(SocketError) -> (fd: Int32, connected: Bool) {
-        var (storage, length) = resolved
+        var storage = address.storage
+        let length = address.length
         let fd = try syscallBlocking("socket") { socket(Int32(storage.ss_family), cloexecType, 0) }
         do {
             try setNonBlocking(fd)
