@@ -10,8 +10,8 @@ import Testing
 @Suite("PostgreSQL connection executors", .timeLimit(.minutes(2)))
 struct PostgresIdleExecutorTests {
     static func pool(size: Int) throws -> ConnectionPool {
-        let config = PostgresConfiguration(connectionString: try TestServer.url(), poolSize: size, schema: TestServer.freshName())
-        return ConnectionPool(label: "test.idle", size: size, parameters: config.connectionParameters(database: nil), timeout: .seconds(10))
+        let config = PostgresConfiguration(connectionString: try TestServer.url(), poolSize: size, schema: TestServer.freshName(), connectTimeoutSeconds: 30)
+        return ConnectionPool(label: "test.idle", size: size, parameters: config.connectionParameters(database: nil), timeout: .seconds(30))
     }
 
     /// A task preferring the quiet pool's executor runs on the thread that then runs its borrow's

@@ -70,7 +70,7 @@ struct PostgresLeaseTests {
     @Test func aFrozenHolderIsTakenOverAfterItsHeartbeatStops() async throws {
         let schema = TestServer.freshName()
         func open() async throws -> PostgresStorage {
-            var config = PostgresConfiguration(connectionString: try TestServer.url(), poolSize: 2, schema: schema, connectTimeoutSeconds: 30)
+            var config = PostgresConfiguration(connectionString: try TestServer.url(), poolSize: 2, schema: schema, connectTimeoutSeconds: 30, timeout: .seconds(30))
             config.leaseStaleAfter = .seconds(6)
             return try await PostgresStorage(configuration: config)
         }

@@ -219,6 +219,9 @@ struct PostgresTenantCatalogTests {
             config: Config(multiTenancy: MultiTenancyConfig(strategy: .schemaPerTenant, schemaPrefix: prefix))
         )
         config.schema = TestServer.freshName()
+        // The test server's patience (CI's first wave of tests loads both cores; ``TestServer``).
+        config.connectTimeoutSeconds = 30
+        config.timeout = .seconds(30)
         #expect(config.tenancy == .schema(prefix: prefix))
         let s = try await PostgresStorage(configuration: config)
         defer { Task { await s.shutdown() } }
@@ -266,7 +269,10 @@ struct PostgresTenantCatalogTests {
         for strategy in Strategy.allCases {
             let tenancy = strategy.tenancy
             let schema = TestServer.freshName()
-            let config = PostgresConfiguration(connectionString: try TestServer.url(), poolSize: 2, schema: schema, tenancy: tenancy)
+            let config = PostgresConfiguration(
+                connectionString: try TestServer.url(), poolSize: 2, schema: schema, tenancy: tenancy, connectTimeoutSeconds: 30,
+                timeout: .seconds(30)
+            )
             let writer = try await PostgresStorage(configuration: config)
             let reader = try await PostgresStorage(configuration: config)
             try await reader.createTenant("a")

@@ -20,7 +20,7 @@ enum PostgresTestDatabase {
 
     /// Server storage with `.shared` tenancy on a fresh schema.
     static func storage(schema: String) async throws -> ServerStorage {
-        let s = try await PostgresStorage(configuration: PostgresConfiguration(connectionString: try url(), poolSize: 3, schema: schema))
+        let s = try await PostgresStorage(configuration: PostgresConfiguration(connectionString: try url(), poolSize: 3, schema: schema, connectTimeoutSeconds: 30, timeout: .seconds(30)))
         return ServerStorage(events: s, snapshots: s, readModels: s, kind: "postgres", close: { await s.shutdown() })
     }
 
@@ -29,7 +29,7 @@ enum PostgresTestDatabase {
     static func freshDatabase() async throws -> String {
         let base = try url()
         let name = freshName("db_")
-        let admin = try await PostgresStorage(configuration: PostgresConfiguration(connectionString: base, poolSize: 1, migrateOnStart: false))
+        let admin = try await PostgresStorage(configuration: PostgresConfiguration(connectionString: base, poolSize: 1, migrateOnStart: false, connectTimeoutSeconds: 30, timeout: .seconds(30)))
         try await admin.core.main.pool.withConnection { conn in try conn.execute("CREATE DATABASE \(name)") }
         await admin.shutdown()
         guard let slash = base.lastIndex(of: "/") else { throw PostgresMissing() }
@@ -38,14 +38,14 @@ enum PostgresTestDatabase {
 
     /// Runs SQL on the database of `url` (no migrations applied).
     static func execute(_ url: String, _ sql: String) async throws {
-        let s = try await PostgresStorage(configuration: PostgresConfiguration(connectionString: url, poolSize: 1, migrateOnStart: false))
+        let s = try await PostgresStorage(configuration: PostgresConfiguration(connectionString: url, poolSize: 1, migrateOnStart: false, connectTimeoutSeconds: 30, timeout: .seconds(30)))
         defer { Task { await s.shutdown() } }
         try await s.core.main.pool.withConnection { conn in try conn.execute(sql) }
     }
 
     /// The first column of the first row of a query on the database of `url`.
     static func value(_ url: String, _ sql: String) async throws -> String? {
-        let s = try await PostgresStorage(configuration: PostgresConfiguration(connectionString: url, poolSize: 1, migrateOnStart: false))
+        let s = try await PostgresStorage(configuration: PostgresConfiguration(connectionString: url, poolSize: 1, migrateOnStart: false, connectTimeoutSeconds: 30, timeout: .seconds(30)))
         defer { Task { await s.shutdown() } }
         return try await s.core.main.pool.withConnection { conn in
             let r = try conn.query(sql)
