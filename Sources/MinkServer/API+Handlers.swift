@@ -182,9 +182,16 @@ extension API {
     /// write creates its tenant (`autoCreate`), so that bad input (`400`, `413`, `415`, `422`)
     /// leaves no new, empty tenant behind. The handler runs them again (a second decode, only
     /// for the first write of a tenant).
+    ///
+    /// Run only for a tenant that does not exist, so an append's expected version is checked
+    /// here too: every stream of such a tenant is at version 0, and an append that expects more
+    /// (`N ≥ 1`, `stream_exists`) fails as it would in an empty tenant (`409`, `404`) without
+    /// creating it.
     func checkInput(_ route: Route, _ request: HTTPRequest) throws {
         switch route {
-        case .append(let id): _ = try appendInput(request, streamID: id)
+        case .append(let id):
+            let body = try appendInput(request, streamID: id)
+            try body.expectedVersion.check(streamID: id, currentVersion: 0)
         case .putSnapshot(let id): _ = try snapshotInput(request, streamID: id)
         case .putStreamMetadata(let id): _ = try streamMetadataInput(request, streamID: id)
         case .importEvents: _ = try importInput(request)

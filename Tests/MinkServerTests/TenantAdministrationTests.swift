@@ -81,6 +81,9 @@ struct TenantAdministrationTests {
                 ("PUT", "/v1/streams/order-1/snapshot", #"{"version":0,"state":{}}"#, [], 422),
                 ("PUT", "/v1/streams/order-1/metadata", #"{"maxCount":"x"}"#, [], 400),
                 ("POST", "/v1/streams/order-1?x=%ZZ", appendBody(["A"]), [], 400),
+                // Checks against the (empty) tenant's state: every stream is at version 0.
+                ("POST", "/v1/streams/order-1", #"{"expectedVersion":3,"events":[{"type":"A","data":{}}]}"#, [], 409),
+                ("POST", "/v1/streams/order-1", #"{"expectedVersion":"stream_exists","events":[{"type":"A","data":{}}]}"#, [], 404),
             ]
             for (method, target, body, extra, status) in refused {
                 let r = try await s.request(method, target, json: body, headers: a + extra)
