@@ -129,14 +129,43 @@ final class ClientConnection: @unchecked Sendable {
         if open == 1 { Socket.close(fd) }
     }
 
-    /// Connects to `host:port` within `timeout`.
+    /// Connects to `host:port` within `timeout`. A name with several addresses (IPv4 first) is
+    /// tried address by address, each with an equal share of what is left of `timeout`, until one
+    /// connects; the last failure is thrown.
     static func connect(host: String, port: Int, timeout: Duration) async throws -> ClientConnection {
         _ = ignoreSIGPIPE
+        let deadline = ContinuousClock.now + timeout
+        let key = "\(host):\(port)"
         // An address literal resolves at once; a name is looked up off Swift's cooperative pool.
-        let (fd, connected) = Socket.isNumeric(host)
-            ? try Socket.connect(host: host, port: port)
-            : try Socket.connect(to: try await Socket.resolveOffPool(host: host, port: port))
-        let connection = ClientConnection(fd: fd, key: "\(host):\(port)")
+        guard !Socket.isNumeric(host) else {
+            let (storage, length) = try Socket.resolve(host: host, port: port, passive: false)
+            return try await connect(to: Socket.Address(storage: storage, length: length), key: key, deadline: deadline)
+        }
+        return try await connect(toFirstOf: try await Socket.resolveOffPool(host: host, port: port), key: key, deadline: deadline)
+    }
+
+    /// Tries `addresses` in order, each with an equal share of what is left until `deadline`,
+    /// until one connects; the last failure is thrown.
+    static func connect(toFirstOf addresses: [Socket.Address], key: String, deadline: ContinuousClock.Instant) async throws -> ClientConnection {
+        var failure: any Error = HTTPClientError.timeout
+        for (i, address) in addresses.enumerated() {
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else { break }
+            do {
+                return try await connect(to: address, key: key, deadline: ContinuousClock.now + left / (addresses.count - i))
+            } catch let error as SocketError {
+                failure = error
+            } catch HTTPClientError.timeout {
+                failure = HTTPClientError.timeout
+            }
+        }
+        throw failure
+    }
+
+    /// Connects to one address by `deadline`.
+    private static func connect(to address: Socket.Address, key: String, deadline: ContinuousClock.Instant) async throws -> ClientConnection {
+        let (fd, connected) = try Socket.connect(to: address)
+        let connection = ClientConnection(fd: fd, key: key)
         if !connected {
             // Wait for the connect to finish. The Dispatch write source normally wakes us, but
             // it cannot be relied on alone: when the connect has already failed (a refused
@@ -145,7 +174,6 @@ final class ClientConnection: @unchecked Sendable {
             // read and write sources sharing one epoll registration in libdispatch (seen with a
             // fresh descriptor number, no reuse involved). So poll(2) decides, first without
             // waiting, then every 50 ms while the source stays silent.
-            let deadline = ContinuousClock.now + timeout
             while !Socket.isWritableOrFailed(fd) {
                 guard ContinuousClock.now < deadline else {
                     connection.close()

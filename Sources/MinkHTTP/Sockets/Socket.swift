@@ -205,14 +205,43 @@ enum Socket {
         return inet_pton(AF_INET, bare, &v4) == 1 || inet_pton(AF_INET6, bare, &v6) == 1
     }
 
+    /// Every address `host:port` resolves to for a client, IPv4 first (as ``resolve(host:port:passive:)``
+    /// prefers), each once, in the resolver's order otherwise.
+    static func resolveAll(host: String, port: Int) throws(SocketError) -> [Address] {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = streamType
+        var result: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(host.isEmpty ? nil : host, String(port), &hints, &result)
+        guard rc == 0, result != nil else { throw SocketError(call: "getaddrinfo(\(host))", errno: rc) }
+        defer { freeaddrinfo(result) }
+        var v4: [Address] = [], other: [Address] = []
+        var seen = Set<[UInt8]>()
+        var p = result
+        while let cur = p {
+            p = cur.pointee.ai_next
+            guard let sa = cur.pointee.ai_addr else { continue }
+            let length = cur.pointee.ai_addrlen
+            let bytes = Array(UnsafeRawBufferPointer(start: sa, count: Int(length)))
+            guard seen.insert(bytes).inserted else { continue }
+            var storage = sockaddr_storage()
+            withUnsafeMutableBytes(of: &storage) { $0.copyBytes(from: bytes) }
+            let address = Address(storage: storage, length: length)
+            if cur.pointee.ai_family == AF_INET { v4.append(address) } else { other.append(address) }
+        }
+        return v4 + other
+    }
+
     /// Resolves a name on a Dispatch thread: `getaddrinfo` blocks (on DNS, for as long as the
     /// resolver's own timeouts), and must not hold a thread of Swift's cooperative pool.
-    static func resolveOffPool(host: String, port: Int) async throws -> Address {
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Address, any Error>) in
+    /// - Returns: every address of the name (``resolveAll(host:port:)``), at least one.
+    static func resolveOffPool(host: String, port: Int) async throws -> [Address] {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<[Address], any Error>) in
             DispatchQueue.global().async {
                 do {
-                    let (storage, length) = try resolve(host: host, port: port, passive: false)
-                    c.resume(returning: Address(storage: storage, length: length))
+                    let all = try resolveAll(host: host, port: port)
+                    guard !all.isEmpty else { throw SocketError(call: "getaddrinfo(\(host))", errno: EAI_NONAME) }
+                    c.resume(returning: all)
                 } catch {
                     c.resume(throwing: error)
                 }

@@ -115,6 +115,27 @@ import Testing
         }
     }
 
+    /// A name with several addresses is tried address by address: one that refuses (a server
+    /// listening on IPv6 only when the name's IPv4 address comes first, a replica that is down)
+    /// does not fail the connection while another answers; when every one refuses, that error.
+    @Test func everyAddressOfANameIsTriedInTurn() async throws {
+        func address(_ port: Int) throws -> Socket.Address {
+            let (storage, length) = try Socket.resolve(host: "127.0.0.1", port: port, passive: false)
+            return Socket.Address(storage: storage, length: length)
+        }
+        // A port nobody listens on: bound, then closed.
+        let (probe, closedPort) = try Socket.listen(host: "127.0.0.1", port: 0, backlog: 1)
+        Socket.close(probe)
+        try await withTestServer { _, port in
+            let deadline = ContinuousClock.now + .seconds(10)
+            let connection = try await ClientConnection.connect(toFirstOf: [try address(closedPort), try address(port)], key: "test", deadline: deadline)
+            connection.close()
+            await #expect(throws: SocketError.self) {
+                try await ClientConnection.connect(toFirstOf: [try address(closedPort), try address(closedPort)], key: "test", deadline: deadline)
+            }
+        }
+    }
+
     /// `Host` names an IPv6 literal in brackets (minkd answered `Host: ::1:6465` with 400).
     @Test func hostHeaderBracketsAnIPv6Literal() {
         func host(_ h: String, _ port: Int) -> String? {
