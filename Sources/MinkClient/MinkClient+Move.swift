@@ -18,11 +18,18 @@ extension MinkClient {
         let task = Task {
             do {
                 for try await line in exportLines(after: position) {
-                    guard try await continuation.send(try Event(jsonBytes: line)) else { break }
+                    let event: Event
+                    do { event = try Event(jsonBytes: line) } catch {
+                        throw MinkError(.serializationFailed, "malformed event in the export: \(error)")
+                    }
+                    guard try await continuation.send(event) else { break }
                 }
                 continuation.finish()
-            } catch {
+            } catch let error as MinkError {
                 continuation.finish(throwing: error)
+            } catch {
+                // Only a cancellation is left (the lines' own errors are `MinkError`s).
+                continuation.finish(throwing: MinkError(.cancelled, "the export was cancelled"))
             }
         }
         continuation.onTermination = { _ in task.cancel() }

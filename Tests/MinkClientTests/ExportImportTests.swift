@@ -1,11 +1,38 @@
 import Foundation
 import Mink
 import MinkClient
+import MinkHTTP
 import MinkTestFixtures
 import Testing
 
 @Suite("Export and import over HTTP", .timeLimit(.minutes(3)))
 struct ClientExportImportTests {
+    /// A line that is not an event (a proxy's page, a truncated line) ends the export with a
+    /// `MinkError`, as every failure of the client does, after the events before it.
+    @Test func aMalformedExportLineIsASerializationError() async throws {
+        let server = HTTPServer(
+            configuration: HTTPServerConfiguration(host: "127.0.0.1", port: 0),
+            responder: HTTPClosureResponder { _ in
+                let good = #"{"id":"0b6a8f7e-1d2c-4b5a-9e8f-7a6b5c4d3e2f","streamId":"order-1","type":"A","data":{},"metadata":{},"version":1,"globalPosition":1,"timestamp":"2026-12-07T12:00:00.000000Z"}"#
+                var headers = HTTPHeaders()
+                headers.add(name: "Content-Type", value: "application/x-ndjson")
+                return HTTPResponse(status: 200, headers: headers, bytes: Array((good + "\n<html>\n").utf8))
+            }
+        )
+        let port = try server.start()
+        let client = MinkClient(host: "127.0.0.1", port: port, token: "t", registry: orderRegistry())
+        defer { client.shutdown() }
+        var received = 0
+        do {
+            for try await _ in client.export() { received += 1 }
+            Issue.record("a malformed line ended the export without an error")
+        } catch let error as MinkError {
+            #expect(error.code == .serializationFailed, "\(error)")
+        }
+        #expect(received == 1)
+        await server.shutdown(gracePeriod: .milliseconds(100))
+    }
+
     @Test func exportIntoAnotherTenantAndBack() async throws {
         try await withServer { server in
             let source = server.client(tenant: "source")
