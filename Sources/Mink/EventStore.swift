@@ -73,6 +73,16 @@ public final class EventStore: Sendable {
     /// What the chains' steps see besides the command: this store's tenant.
     private let context: CommandContext
     private let inline = InlineList()
+    /// A tenant store's root's list (``forTenant(_:)``), read at every append; `nil` for a root.
+    private let rootInline: InlineList?
+    /// The token of a tenant store's combined list, for as long as neither part changes.
+    private let combinedToken = Mutex<CombinedToken?>(nil)
+
+    private struct CombinedToken: Sendable {
+        let root: HookToken
+        let own: HookToken
+        let combined: HookToken
+    }
 
     /// The inline projections, shared with the terminal handler of the middleware chain.
     private final class InlineList: Sendable {
@@ -142,11 +152,12 @@ public final class EventStore: Sendable {
         )
     }
 
-    private init(adapter: any EventStoreAdapter, tenantID: String?, options: Options, tenants: TenantCache) {
+    private init(adapter: any EventStoreAdapter, tenantID: String?, options: Options, tenants: TenantCache, rootInline: InlineList? = nil) {
         self.adapter = adapter
         self.tenantID = tenantID
         self.options = options
         self.tenants = tenants
+        self.rootInline = rootInline
         self.hub = SubscriptionHub(adapter: adapter, capacity: options.subscriberBuffer)
         self.inline.withLock { $0 = options.inlineProjections }
         self.chains = MiddlewareChains(options.middleware)
@@ -169,8 +180,14 @@ public final class EventStore: Sendable {
             if let s = cache[tenantID] { return s }
             var opts = options
             if let snap = options.snapshots { opts.snapshots = (try snap.adapter.forTenant(tenantID), snap.policy) }
-            opts.inlineProjections = inline.current().0
-            let store = EventStore(adapter: try adapter.forTenant(tenantID), tenantID: tenantID, options: opts, tenants: tenants)
+            // The root's inline projections run for every tenant, those registered later too:
+            // the tenant store reads the root's list at each append (its own list holds what is
+            // registered on it alone).
+            opts.inlineProjections = []
+            let store = EventStore(
+                adapter: try adapter.forTenant(tenantID), tenantID: tenantID, options: opts, tenants: tenants,
+                rootInline: rootInline ?? inline
+            )
             cache[tenantID] = store
             return store
         }
@@ -189,13 +206,31 @@ public final class EventStore: Sendable {
 
     // MARK: Inline projections
 
-    /// Adds a projection that runs inside every append's transaction of this store.
+    /// Adds a projection that runs inside every append's transaction of this store — on the root
+    /// store, of every tenant's store too (those made before the registration included).
     public func registerInline(_ projection: any InlineProjection) {
         inline.withLock { $0.append(projection) }
     }
 
-    /// The inline projections of this store.
-    public var inlineProjections: [any InlineProjection] { inline.current().0 }
+    /// The inline projections of this store: for a tenant's store, the root's and then its own.
+    public var inlineProjections: [any InlineProjection] { currentInline().0 }
+
+    /// The inline projections in force and the token of that list: a tenant store combines the
+    /// root's list with its own, under a token that changes when either does.
+    private func currentInline() -> ([any InlineProjection], HookToken) {
+        let own = inline.current()
+        guard let rootInline else { return own }
+        let root = rootInline.current()
+        if own.0.isEmpty { return root }
+        if root.0.isEmpty { return own }
+        let token = combinedToken.withLock { c -> HookToken in
+            if let c, c.root === root.1, c.own === own.1 { return c.combined }
+            let made = HookToken()
+            c = CombinedToken(root: root.1, own: own.1, combined: made)
+            return made
+        }
+        return (root.0 + own.0, token)
+    }
 
     // MARK: Appending
 
@@ -411,7 +446,7 @@ public final class EventStore: Sendable {
     /// inline projections fold the same way (each projection folds its events in log order), so
     /// a storage may run one of them over several appends' events together.
     private func inlineHookAndGroup() -> (hook: AppendTransactionHook?, group: ObjectIdentifier?, parts: AppendHookParts?) {
-        let (inline, token) = self.inline.current()
+        let (inline, token) = currentInline()
         guard !inline.isEmpty else { return (nil, nil, nil) }
         // Projection by projection, each over the events in order: a batch projection folds
         // them (one load, one write per document); projections write models of their own, so

@@ -1,11 +1,48 @@
 import Foundation
+import Synchronization
 import Mink
 import MinkTestFixtures
 import MinkTesting
 import Testing
 
+/// Records which tenant's events it was applied to.
+private final class TenantRecorder: InlineProjection {
+    let name: String
+    let handledEvents: [String] = []
+    let seen = Mutex<[String]>([])
+    init(_ name: String) { self.name = name }
+    func apply(_ event: Event, in transaction: any ReadModelTransaction) throws {
+        seen.withLock { $0.append(event.metadata.tenantID ?? "root") }
+    }
+}
+
 @Suite("Multi-tenancy", .timeLimit(.minutes(3)))
 struct TenancyTests {
+    /// An inline projection registered on the root store runs for every tenant — also for a
+    /// tenant whose store was made before the registration (it kept a copy of the list before
+    /// 2026-12-07, and never ran the projection) — once per event; one registered on a tenant's
+    /// store runs for that tenant alone.
+    @Test func inlineProjectionsOfTheRootRunForTenantStoresMadeBeforeThem() async throws {
+        let store = EventStore(adapter: InMemoryStorage())
+        let early = try store.forTenant("early")
+        let everyone = TenantRecorder("everyone")
+        await ProjectionEngine(store: store).registerInline(everyone)
+        let late = try store.forTenant("late")
+        try await early.append("s-1", events: [raw("E")])
+        try await late.append("s-1", events: [raw("E")])
+        try await store.append("s-1", events: [raw("E")])
+        #expect(everyone.seen.withLock { $0 }.sorted() == ["early", "late", "root"])
+
+        let own = TenantRecorder("early-only")
+        early.registerInline(own)
+        #expect(early.inlineProjections.map(\.name) == ["everyone", "early-only"])
+        #expect(late.inlineProjections.map(\.name) == ["everyone"])
+        try await early.append("s-2", events: [raw("E")])
+        try await late.append("s-2", events: [raw("E")])
+        #expect(own.seen.withLock { $0 } == ["early"])
+        #expect(everyone.seen.withLock { $0 }.sorted() == ["early", "early", "late", "late", "root"])
+    }
+
     @Test func tenantStoresAreIsolatedAndStamped() async throws {
         let store = EventStore(adapter: InMemoryStorage(), registry: orderRegistry())
         let acme = try store.forTenant("acme-corp"), globex = try store.forTenant("globex")
