@@ -65,7 +65,9 @@ extension EventStore {
     public func deleteStream(_ streamID: String, expectedVersion: ExpectedVersion = .any, hard: Bool = false) async throws -> StreamDeletion {
         try StreamID.validate(streamID)
         try Self.checkNotReserved(streamID: streamID, events: [])
-        let deletion = try await lifecycle.deleteStream(streamID, expectedVersion: expectedVersion, hard: hard, hook: inlineHook())
+        let deletion = try await inlineGate.pass {
+            try await lifecycle.deleteStream(streamID, expectedVersion: expectedVersion, hard: hard, hook: inlineHook())
+        }
         await hub.notifyCommitted()
         return deletion
     }

@@ -423,12 +423,19 @@ public final class EventStore: Sendable {
     /// The innermost step of the append chain: the adapter's append, with this store's inline
     /// projections run inside its transaction.
     private func execute(_ request: AppendRequest) async throws -> AppendResult {
-        let (hook, group, parts) = inlineHookAndGroup()
-        var request = request
-        request.hookGroup = group
-        request.hookParts = parts
-        return try await adapter.append(request, hook: hook)
+        try await inlineGate.pass {
+            let (hook, group, parts) = inlineHookAndGroup()
+            var request = request
+            request.hookGroup = group
+            request.hookParts = parts
+            return try await adapter.append(request, hook: hook)
+        }
     }
+
+    /// Holds this store's writes that run inline projections (appends, stream deletions) while an
+    /// inline projection of the store is rebuilt (``ProjectionEngine/rebuild(_:)``), so that the
+    /// replay and the projection's hook never both apply an event.
+    let inlineGate = InlineRebuildGate()
 
     /// The transaction hook running this store's inline projections (`nil` without any): for
     /// appends, and for the `$StreamDeleted` record of a deletion.

@@ -214,9 +214,12 @@ public actor ProjectionEngine {
 
     /// Rebuilds a projection from position 0 (seed: `Rebuild`): an async projection is reset
     /// (`reset()`, or its read model dropped) and replays the whole log in the background, `rebuilding`
-    /// until it has caught up; an inline projection's read model is dropped and replayed now.
+    /// until it has caught up; an inline projection's read model is dropped and replayed now,
+    /// while the store's appends and stream deletions wait (in this process; see
+    /// ``EventStore``'s inline rebuild gate).
     /// - Throws: `.projectionNotFound`; for inline projections, `.adapterNotSupported` without a
-    ///   read-model store.
+    ///   read-model store or for a projection that is not a ``ReadModelProjection`` (nothing to
+    ///   drop: a replay would apply every event a second time).
     public func rebuild(_ name: String) async throws {
         if let c = controllers[name] { return try await c.rebuild() }
         if let r = runners[name] {
@@ -227,13 +230,24 @@ public actor ProjectionEngine {
         guard let readModels else {
             throw MinkError(.adapterNotSupported, "rebuilding inline projection \(name) needs the engine's read-model store")
         }
-        if let rm = p as? any ReadModelProjection { try await readModels.dropModel(rm.readModelName) }
-        var position: UInt64 = 0
-        while true {
-            let page = try await store.readAll(after: position, filter: EventFilter(eventTypes: p.handledEvents), limit: 500)
-            guard let last = page.last else { break }
-            try await readModels.transaction { tx in for e in page { try p.apply(e, in: tx) } }
-            position = last.globalPosition
+        // Its state must be dropped before the replay, or every event would be applied twice.
+        guard let rm = p as? any ReadModelProjection else {
+            throw MinkError(
+                .adapterNotSupported,
+                "rebuilding inline projection \(name) needs to know what to drop: make it a ReadModelProjection (its readModelName is dropped and refilled)"
+            )
+        }
+        // The store's writes wait meanwhile: one committed during the replay would be applied by
+        // both the projection's hook and the replay.
+        try await store.inlineGate.closed {
+            try await readModels.dropModel(rm.readModelName)
+            var position: UInt64 = 0
+            while true {
+                let page = try await store.readAll(after: position, filter: EventFilter(eventTypes: p.handledEvents), limit: 500)
+                guard let last = page.last else { break }
+                try await readModels.transaction { tx in for e in page { try p.apply(e, in: tx) } }
+                position = last.globalPosition
+            }
         }
     }
 

@@ -27,6 +27,13 @@ struct OrderSummaryProjection: InlineProjection, ReadModelProjection {
     }
 }
 
+/// An inline projection that keeps no read model (nothing a rebuild could drop).
+struct CountingInline: InlineProjection {
+    var name: String { "counting" }
+    var handledEvents: [String] { [] }
+    func apply(_ event: Event, in tx: any ReadModelTransaction) throws {}
+}
+
 /// An async projection that records what it was given and keeps its checkpoint in memory
 /// (shared across "restarts" through the `Box`).
 final class RecordingProjection: AsyncProjection {
@@ -216,6 +223,32 @@ struct ProjectionTests {
         await engine.stop()
         try await engine.rebuild("order-summary")
         #expect(try await repo.get("order-1") == nil)
+    }
+
+    /// An inline projection's rebuild drops its read model and replays the log while the store's
+    /// appends wait: every item counted once, appends racing the rebuild included (before
+    /// 2026-12-07 an append committed during the replay was counted twice: by its hook and by
+    /// the replay). A projection with no read model to drop is refused (its replay would apply
+    /// every event a second time).
+    @Test func anInlineRebuildCountsEveryEventOnceWhileAppendsRace() async throws {
+        let storage = InMemoryStorage()
+        let store = EventStore(adapter: storage)
+        let engine = ProjectionEngine(store: store, readModels: storage)
+        await engine.registerInline(OrderSummaryProjection())
+        for _ in 0..<10 { try await store.append("order-1", events: (0..<100).map { _ in raw("ItemAdded") }) }
+        let repo = DocumentRepository<OrderSummary>(store: storage, model: "orders")
+        try await assertProjectionState(repo, "order-1", OrderSummary(id: "order-1", items: 1_000, status: "new"))
+        // Appends keep coming while the rebuild runs (it replays 1,000+ events in pages of 500).
+        let writer = Task {
+            for _ in 0..<40 { try await store.append("order-1", events: [raw("ItemAdded")]) }
+        }
+        try await Task.sleep(for: .milliseconds(1))
+        try await engine.rebuild("order-summary")
+        try await writer.value
+        try await assertProjectionState(repo, "order-1", OrderSummary(id: "order-1", items: 1_040, status: "new"))
+
+        await engine.registerInline(CountingInline())
+        await #expect(throws: MinkError.self) { try await engine.rebuild("counting") }
     }
 
     /// An async projection's batches (documents with their checkpoint) ask the storage for

@@ -1,0 +1,44 @@
+import Synchronization
+
+/// Lets a store's writes through unless an inline projection of the store is being rebuilt:
+/// then new writes wait, and the rebuild starts once the writes already under way have ended.
+///
+/// Why: an inline projection runs inside every write's transaction, and its rebuild replays the
+/// log. A write committed while the replay runs would be applied by both — its hook and the
+/// replay reading it. Writes are therefore held for the replay's duration (in this process: other
+/// processes writing the same tenant must be stopped, or the projection registered as a read
+/// model, whose rebuild fills a copy and needs no pause).
+///
+/// The cost for a write when no rebuild runs: two atomic additions and a load.
+final class InlineRebuildGate: Sendable {
+    /// Writes under way (entered and not left).
+    private let active = Atomic<Int>(0)
+    /// Rebuilds holding the gate closed.
+    private let closers = Atomic<Int>(0)
+
+    /// Runs `body` as a write: waits while a rebuild holds the gate.
+    func pass<T>(isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> T) async throws -> T {
+        while true {
+            active.add(1, ordering: .sequentiallyConsistent)
+            if closers.load(ordering: .sequentiallyConsistent) == 0 { break }
+            active.subtract(1, ordering: .sequentiallyConsistent)
+            // A rebuild runs: look again soon (rebuilds are rare; a write waits for one at most).
+            while closers.load(ordering: .sequentiallyConsistent) > 0 {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+        }
+        defer { active.subtract(1, ordering: .sequentiallyConsistent) }
+        return try await body()
+    }
+
+    /// Runs `body` with the gate closed: new writes wait, and `body` starts once the writes
+    /// under way have ended.
+    func closed<T>(isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> T) async throws -> T {
+        closers.add(1, ordering: .sequentiallyConsistent)
+        defer { closers.subtract(1, ordering: .sequentiallyConsistent) }
+        while active.load(ordering: .sequentiallyConsistent) > 0 {
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        return try await body()
+    }
+}
