@@ -262,8 +262,14 @@ public struct SubscriptionMessages: AsyncSequence, Sendable {
     }
 }
 
-/// A subscription delivering only events (seed: `Subscription`): an `AsyncSequence` that throws
-/// storage errors; cancel the consuming task (or break out of the loop) to close it.
+/// A subscription delivering only events (seed: `Subscription`): an `AsyncSequence`; cancel the
+/// consuming task (or break out of the loop) to close it.
+///
+/// A transient storage error (`MinkError.isTransient`: the database restarting, a deadline) does
+/// not end it, as the seed's `Errors()` channel does not end its subscription: the read is tried
+/// again after a pause (50 ms, doubling up to 5 s) from where it was, and nothing is delivered
+/// twice or skipped; ``Iterator/transientFailures`` counts them. Any other error is thrown and
+/// ends the subscription.
 ///
 /// ```swift
 /// for try await event in store.subscribeAll(from: 0) {
@@ -279,12 +285,28 @@ public struct Subscription: AsyncSequence, Sendable {
     /// Yields the events of the underlying message stream.
     public struct Iterator: AsyncIteratorProtocol {
         var inner: SubscriptionMessages.Iterator
+        /// The transient storage errors met and waited out so far.
+        public private(set) var transientFailures = 0
 
+        /// The next event; `nil` when the consuming task is cancelled.
+        /// - Throws: storage errors that are not transient (`MinkError.isTransient` false).
         public mutating func next() async throws -> Event? {
-            while let message = try await inner.next() {
-                if case .event(let e) = message { return e }
+            var failuresInARow = 0
+            while true {
+                do {
+                    while let message = try await inner.next() {
+                        if case .event(let e) = message { return e }
+                    }
+                    return nil
+                } catch let error as MinkError where error.isTransient {
+                    // The message iterator moves its cursor only after a read succeeded: the same
+                    // read is made again.
+                    transientFailures += 1
+                    failuresInARow += 1
+                    let pause = Duration.milliseconds(50) * (1 << Swift.min(failuresInARow - 1, 7))
+                    do { try await Task.sleep(for: Swift.min(pause, .seconds(5))) } catch { return nil }
+                }
             }
-            return nil
         }
     }
 }

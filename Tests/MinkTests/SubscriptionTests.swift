@@ -5,8 +5,69 @@ import MinkTesting
 import Synchronization
 import Testing
 
+/// Fails the next `failures` reads (`readAll`, `readStream`, `headPosition`) with `error`.
+final class ReadFlakyAdapter: EventStoreAdapter {
+    let inner = InMemoryStorage()
+    let failures = Mutex(0)
+    let error: MinkError
+    init(error: MinkError = .unavailable("storage restarting")) { self.error = error }
+
+    private func failMaybe() throws {
+        if failures.withLock({ f in defer { f = Swift.max(f - 1, 0) }; return f > 0 }) { throw error }
+    }
+    func append(_ request: AppendRequest, hook: AppendTransactionHook?) async throws -> AppendResult {
+        try await inner.append(request, hook: hook)
+    }
+    func readStream(_ s: String, from v: Int64, limit: Int, direction: ReadDirection) async throws -> [Event] {
+        try failMaybe()
+        return try await inner.readStream(s, from: v, limit: limit, direction: direction)
+    }
+    func streamInfo(_ s: String) async throws -> StreamInfo? { try await inner.streamInfo(s) }
+    func readAll(after p: UInt64, filter: EventFilter, limit: Int) async throws -> [Event] {
+        try failMaybe()
+        return try await inner.readAll(after: p, filter: filter, limit: limit)
+    }
+    func headPosition() async throws -> UInt64 {
+        try failMaybe()
+        return try await inner.headPosition()
+    }
+    func forTenant(_ t: String) throws -> any EventStoreAdapter { try inner.forTenant(t) }
+}
+
 @Suite("Subscriptions", .timeLimit(.minutes(3)))
 struct SubscriptionTests {
+    /// A transient storage error (`.unavailable`) does not end a subscription — the read is made
+    /// again after a pause, and every event comes once, in order (before 2026-12-07 the first one
+    /// ended it); another error is thrown.
+    @Test func transientStorageErrorsAreWaitedOut() async throws {
+        let adapter = ReadFlakyAdapter()
+        // Written through another store: the subscriber's hub has none of them in memory, so
+        // its catch-up reads storage.
+        let writer = EventStore(adapter: adapter)
+        for i in 0..<6 { try await writer.append("order-\(i % 2)", events: [raw("E\(i)")]) }
+        let store = EventStore(adapter: adapter)
+
+        adapter.failures.withLock { $0 = 3 }
+        var all = store.subscribeAll(from: 0).makeAsyncIterator()
+        var positions: [UInt64] = []
+        while positions.count < 6, let e = try await all.next() { positions.append(e.globalPosition) }
+        #expect(positions == [1, 2, 3, 4, 5, 6])
+        #expect(all.transientFailures == 3)
+
+        adapter.failures.withLock { $0 = 2 }
+        var stream = EventStore(adapter: adapter).subscribeStream("order-1").makeAsyncIterator()
+        var versions: [Int64] = []
+        while versions.count < 3, let e = try await stream.next() { versions.append(e.version) }
+        #expect(versions == [1, 2, 3])
+        #expect(stream.transientFailures == 2)
+
+        let broken = ReadFlakyAdapter(error: MinkError(.serializationFailed, "a row that does not decode"))
+        try await EventStore(adapter: broken).append("s", events: [raw("E")])
+        broken.failures.withLock { $0 = 1 }
+        var failing = EventStore(adapter: broken).subscribeAll(from: 0).makeAsyncIterator()
+        await #expect(throws: MinkError.self) { _ = try await failing.next() }
+    }
+
     @Test func allFromZeroWhileFourTasksAppendSeesEveryPositionOnceInOrder() async throws {
         let store = EventStore(adapter: InMemoryStorage())
         try await store.append("pre-1", events: (0..<100).map { _ in raw("Pre") })
