@@ -30,7 +30,11 @@ public final class EventStore: Sendable {
         public var inlineProjections: [any InlineProjection]
         /// Where the store logs (seed: `WithLogger`).
         public var logger: Logger
-        /// Where the store's own metrics go: subscriptions, appended events (seed: `WithMetrics`).
+        /// Where the store's own metrics go (seed: `WithMetrics`): every operation counted by
+        /// outcome and timed, and the events appended — what ``MetricsMiddleware`` records, the
+        /// store putting it first in its chain (so do not also list `.metrics(_:)` in `middleware`
+        /// with the same factory: it would count twice) — and the delay of the async projections
+        /// of a ``ProjectionEngine`` made on the store without a factory of its own.
         public var metrics: (any MetricsFactory)?
         /// Events kept in memory for live subscribers; a subscriber further behind reads storage.
         public var subscriberBuffer: Int
@@ -160,7 +164,9 @@ public final class EventStore: Sendable {
         self.rootInline = rootInline
         self.hub = SubscriptionHub(adapter: adapter, capacity: options.subscriberBuffer)
         self.inline.withLock { $0 = options.inlineProjections }
-        self.chains = MiddlewareChains(options.middleware)
+        // `metrics` (seed: `WithMetrics`) measures every operation as the metrics middleware
+        // does, outermost (the whole operation, the other middleware's time included).
+        self.chains = MiddlewareChains(options.metrics.map { [Middleware.metrics($0)] + options.middleware } ?? options.middleware)
         self.context = CommandContext(tenantID: tenantID)
     }
 

@@ -85,13 +85,14 @@ public actor ProjectionEngine {
 
     /// Creates an engine for a store (seed: `NewProjectionEngine(store)`); `readModels` is needed
     /// to rebuild inline projections and to register inline projections as async ones. With
-    /// `metrics`, async projections record `mink_projection_delay_seconds{projection}`: for each
-    /// event, the time from its append to the commit of the batch that applied it.
+    /// `metrics` (by default the store's `Options.metrics`), async projections record
+    /// `mink_projection_delay_seconds{projection}`: for each event, the time from its append to the
+    /// commit of the batch that applied it.
     public init(store: EventStore, readModels: (any ReadModelStore)? = nil, metrics: (any MetricsFactory)? = nil) {
         self.store = store
         self.readModels = readModels
         self.logger = store.options.logger
-        self.metrics = metrics
+        self.metrics = metrics ?? store.options.metrics
     }
 
     /// Registers a projection that runs inside every append's transaction (seed: `RegisterInline`).

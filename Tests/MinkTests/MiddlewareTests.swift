@@ -152,6 +152,26 @@ struct MiddlewareTests {
         #expect(try metrics.expectTimer("mink_operation_duration_seconds", [("operation", "load")]).values.count == 1)
     }
 
+    /// The store's `metrics` option (seed: `WithMetrics`) records what the metrics middleware
+    /// does, once, and is the default factory of a projection engine made on the store (before
+    /// 2026-12-07 the option was kept and never used).
+    @Test func theMetricsOptionMeasuresTheStoresOperations() async throws {
+        let metrics = TestMetrics()
+        let store = EventStore(adapter: InMemoryStorage(), metrics: metrics)
+        try await store.append("s-1", events: [raw("E"), raw("F")])
+        _ = try await store.load("s-1")
+        #expect(metrics.counterTotal(label: "mink_events_appended_total") == 2)
+        #expect(metrics.counterTotal(label: "mink_operations_total", dimensions: [("operation", "append"), ("outcome", "ok")]) == 1)
+        #expect(try metrics.expectTimer("mink_operation_duration_seconds", [("operation", "load")]).values.count == 1)
+        // A projection engine made on the store records its async projections' delay there.
+        let engine = ProjectionEngine(store: store)
+        await engine.registerAsync(RecordingProjection(), options: AsyncOptions(batchSize: 10, retryPolicy: fastRetry))
+        try await engine.start()
+        _ = try await engine.waitUntilCaughtUp("recorder", to: 2)
+        await engine.stop()
+        #expect(try metrics.expectTimer("mink_projection_delay_seconds", [("projection", "recorder")]).values.count == 2)
+    }
+
     @Test func tracingMiddleware() async throws {
         let tracer = InMemoryTracer()
         let store = EventStore(adapter: InMemoryStorage(), middleware: [.tracing(tracer)])
