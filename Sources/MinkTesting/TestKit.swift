@@ -16,7 +16,7 @@ public enum InMemoryStore {
 /// Builds stored events for tests (seed: `EventBuilder`, `NewEvent(type)`).
 ///
 /// ```swift
-/// let event = EventBuilder("OrderCreated").withData(OrderCreated(customerID: "c-1")).build()
+/// let event = try EventBuilder("OrderCreated").withData(OrderCreated(customerID: "c-1")).build()
 /// ```
 public struct EventBuilder: Sendable {
     private var event: Event
@@ -30,9 +30,11 @@ public struct EventBuilder: Sendable {
     }
 
     /// Sets the payload, serialized as JSON (seed: `WithData`).
-    public func withData(_ data: some Encodable) -> EventBuilder {
+    /// - Throws: the serializer's error for a payload that cannot be encoded (a `Double.nan`, a
+    ///   custom `encode(to:)` that throws) — never a silent `null` payload.
+    public func withData(_ data: some Encodable) throws -> EventBuilder {
         var b = self
-        b.event.data = (try? JSONEventSerializer().serialize(data)) ?? Data("null".utf8)
+        b.event.data = try JSONEventSerializer().serialize(data)
         return b
     }
 

@@ -4,8 +4,38 @@ import MinkTestFixtures
 import MinkTesting
 import Testing
 
+/// Stores every payload inside `{"payload": …}`, to tell its bytes from the default's.
+struct EnvelopeSerializer: EventSerializer {
+    private struct Wrapped<T: Encodable>: Encodable { var payload: T }
+    private struct Unwrap<T: Decodable>: Decodable { var payload: T }
+    func serialize(_ value: some Encodable) throws -> Data { try JSONEncoder().encode(Wrapped(payload: value)) }
+    func deserialize<T: Decodable>(_ data: Data, as type: T.Type) throws -> T {
+        try JSONDecoder().decode(Unwrap<T>.self, from: data).payload
+    }
+}
+
 @Suite("Aggregates", .timeLimit(.minutes(3)))
 struct AggregateTests {
+    /// The store's serializer (seed: `WithSerializer`) writes typed payloads and reads them back
+    /// when an aggregate is loaded.
+    @Test func theStoresSerializerWritesAndReadsPayloads() async throws {
+        let store = EventStore(adapter: InMemoryStorage(), registry: orderRegistry(), serializer: EnvelopeSerializer())
+        let order = Order(id: "order-1")
+        try order.create("c-1")
+        try order.addItem("a", 2, 10)
+        try await store.saveAggregate(order)
+        let stored = try await store.load("order-1")
+        let first = try JSONSerialization.jsonObject(with: stored[0].data) as? [String: Any]
+        #expect(first?.keys.sorted() == ["payload"], "\(String(decoding: stored[0].data, as: UTF8.self))")
+        let loaded = Order(id: "order-1")
+        try await store.loadAggregate(loaded)
+        #expect(loaded.version == 2 && loaded.customerID == "c-1" && loaded.total == 20)
+        // The default serializer cannot read them: the store's own was used.
+        let plain = EventStore(adapter: InMemoryStorage(), registry: orderRegistry())
+        _ = try await plain.append("order-1", events: stored.map { EventData(type: $0.type, data: $0.data) })
+        await #expect(throws: (any Error).self) { try await plain.loadAggregate(Order(id: "order-1")) }
+    }
+
     /// The seed's `TestOrderAggregate`, in Swift form. The one difference: `saveAggregate` clears
     /// the uncommitted events (as it must, or a second save would append them again), so the
     /// uncommitted types are asserted before saving.

@@ -172,6 +172,27 @@ struct MiddlewareTests {
         #expect(try metrics.expectTimer("mink_projection_delay_seconds", [("projection", "recorder")]).values.count == 2)
     }
 
+    /// The store's logger (seed: `WithLogger`) is where the store and a projection engine made on
+    /// it log: a projection that faults says so there.
+    @Test func theLoggerOptionReceivesTheStoresLogs() async throws {
+        let capture = LogCapture()
+        let store = EventStore(adapter: InMemoryStorage(), logger: capture.logger)
+        try await store.append("s-1", events: [raw("E")])
+        let box = RecordingProjection.Box()
+        box.failures.withLock { $0[1] = Int.max }
+        let engine = ProjectionEngine(store: store)
+        await engine.registerAsync(RecordingProjection(box: box), options: AsyncOptions(batchSize: 10, retryPolicy: fastRetry))
+        try await engine.start()
+        let deadline = ContinuousClock.now + .seconds(20)
+        while try await engine.status("recorder").state != .faulted {
+            guard ContinuousClock.now < deadline else { throw CancellationError() }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        await engine.stop()
+        let lines = capture.lines.withLock { $0 }
+        #expect(lines.contains { $0.contains("recorder") }, "\(lines)")
+    }
+
     @Test func tracingMiddleware() async throws {
         let tracer = InMemoryTracer()
         let store = EventStore(adapter: InMemoryStorage(), middleware: [.tracing(tracer)])
