@@ -183,10 +183,16 @@ struct TransportTests {
     }
 
     @Test func givesUpWithATransientErrorWhenNothingAnswers() async throws {
-        // A port that nothing listens on: start a server, note its port, stop it.
+        // A port that nothing listens on, held (bound, never listening) so that no test running
+        // alongside can be given it: a stopped server's port was, and this test then reached that
+        // test's server.
+        let held = try ClosedPort()
+        defer { held.release() }
         let server = try await TestServer.start()
         await server.shutdown()
-        let client = server.client(retryPolicy: RetryPolicy(maxAttempts: 3, initialBackoff: .milliseconds(10), maxBackoff: .milliseconds(20)))
+        let client = server.client(
+            port: held.port, retryPolicy: RetryPolicy(maxAttempts: 3, initialBackoff: .milliseconds(10), maxBackoff: .milliseconds(20))
+        )
         do {
             _ = try await client.headPosition()
             Issue.record("expected unavailable")
@@ -262,3 +268,4 @@ struct TransportTests {
         ])
     }
 }
+

@@ -1,3 +1,4 @@
+import MinkTestFixtures
 import Testing
 @testable import MinkHTTP
 
@@ -123,9 +124,10 @@ import Testing
             let (storage, length) = try Socket.resolve(host: "127.0.0.1", port: port, passive: false)
             return Socket.Address(storage: storage, length: length)
         }
-        // A port nobody listens on: bound, then closed.
-        let (probe, closedPort) = try Socket.listen(host: "127.0.0.1", port: 0, backlog: 1)
-        Socket.close(probe)
+        // A port nobody listens on, held so that no test running alongside is given it.
+        let held = try ClosedPort()
+        defer { held.release() }
+        let closedPort = held.port
         try await withTestServer { _, port in
             let deadline = ContinuousClock.now + .seconds(10)
             let connection = try await ClientConnection.connect(toFirstOf: [try address(closedPort), try address(port)], key: "test", deadline: deadline)
