@@ -93,8 +93,12 @@ final class APIHandler: HTTPResponder {
         var cause: String?
         var response: HTTPResponse
         let span = serverSpan(request, server: server)
+        // The tenant's deletions when the request began: a storage error met while its tenant is
+        // deleted is that deletion's doing, not an outage (no outage logged for it).
+        var deletionMark: (tenant: String, mark: TenantRouter.DeletionMark)?
         do {
             let (route, principal, tenant) = try admission(request, server: server, routing: .success(route), template: &template, tokenName: &tokenName)
+            deletionMark = (tenant, server.tenants.deletionMark(tenant))
             // Existence rules before any storage is touched; writes hold a lease so that a
             // deletion of the tenant waits for them.
             // The query string is checked before the tenant may be created (a 400 creates nothing).
@@ -137,7 +141,10 @@ final class APIHandler: HTTPResponder {
             // connection is gone: never sent, what the access log and the metrics record.
             response = HTTPResponse(status: ClientClosedRequest.status)
         } catch {
-            (response, cause) = errorResponse(error, requestID: requestID, trace: span.trace, server: server, write: route.writes)
+            let deleted = deletionMark.map { server.tenants.wasDeleting($0.tenant, since: $0.mark) } ?? false
+            (response, cause) = errorResponse(
+                error, requestID: requestID, trace: span.trace, server: server, write: route.writes, tenantDeleted: deleted
+            )
         }
         return finish(response, request: request, requestID: requestID, template: template, tokenName: tokenName,
                       cause: cause, start: start, span: span, server: server)
@@ -214,9 +221,9 @@ final class APIHandler: HTTPResponder {
     /// body of a `500` names only the request ID; the log line of that request ID has the rest).
     /// `trace`: the request's server span, for the outage's log line.
     private func errorResponse(
-        _ error: any Error, requestID: String, trace: TraceContext, server: API, write: Bool = false
+        _ error: any Error, requestID: String, trace: TraceContext, server: API, write: Bool = false, tenantDeleted: Bool = false
     ) -> (HTTPResponse, cause: String?) {
-        if let mink = error as? MinkError, mink.code == .unavailable {
+        if let mink = error as? MinkError, mink.code == .unavailable, !tenantDeleted {
             server.storageOutage.failed(cause: String(reflecting: mink), write: write, trace: trace)
             // `/readyz` asks the storage again rather than repeat a probe taken before the fault.
             if write { server.writeProbe?.invalidate() }

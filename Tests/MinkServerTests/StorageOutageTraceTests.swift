@@ -104,6 +104,63 @@ struct StorageOutageTraceTests {
     }
 }
 
+/// A tenant's deletion closes its storage under the requests still reading it: their `503`s are
+/// the deletion's doing, not a storage outage — no error line (an operator's alert) for them
+/// (a black-box audit: SQLite `database` strategy, readers racing `DELETE /v1/admin/tenants`).
+@Suite("Storage errors during a tenant's deletion", .timeLimit(.minutes(1)))
+struct StorageErrorsDuringDeletionTests {
+    @Test func aReadFailingWhileItsTenantIsDeletedIsNoOutage() async throws {
+        let (storage, spy) = SpyStorage.make()
+        let log = StorageOutageTraceTests.Lines()
+        var config = MinkdConfiguration()
+        config.listen.port = 0
+        config.shutdown.graceSeconds = 2
+        config.auth.enabled = true
+        config.auth.tokens = TestToken.standard
+        let server = MinkServer(configuration: config, storage: storage, logger: log.logger)
+        let s = TestServer(server: server, port: try await server.start())
+        let a = TestToken.headers("acme-rw")
+        do {
+            #expect(try await s.request("POST", "/v1/streams/order-1", json: appendBody(["A1"]), headers: a).status == 201)
+            // An append held in storage keeps the deletion waiting (its tenant `deleting`).
+            spy.holdAppends.withLock { $0 = true }
+            async let inFlight = s.request("POST", "/v1/streams/order-1", json: appendBody(["A2"]), headers: a)
+            let deadline = ContinuousClock.now + .seconds(10)
+            while spy.held.withLock({ $0 }) == 0 {
+                guard ContinuousClock.now < deadline else { throw CancellationError() }
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            async let deletion = s.request("DELETE", "/v1/admin/tenants/acme?confirm=acme", headers: TestToken.headers("ops"))
+            while !server.api.tenants.deletionMark("acme").deleting {
+                guard ContinuousClock.now < deadline else { throw CancellationError() }
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            // A read of the tenant meets its closing storage.
+            spy.fault.withLock { $0 = MinkError.unavailable("the storage this request used is shutting down") }
+            let read = try await s.request("GET", "/v1/streams/order-1", headers: a)
+            #expect(read.status == 503, "\(read.status) \(read.text)")
+            #expect(log.matching("storage unavailable").isEmpty, "a deletion was logged as an outage")
+            #expect(!server.api.storageOutage.inOutage)
+            spy.fault.withLock { $0 = nil }
+            spy.holdAppends.withLock { $0 = false }
+            _ = try await inFlight
+            #expect(try await deletion.status == 200)
+
+            // The same failure with no deletion running is an outage (what the check above would
+            // have said without the rule).
+            spy.fault.withLock { $0 = MinkError.unavailable("connection refused") }
+            let control = try await s.request("GET", "/v1/streams/order-1", headers: TestToken.headers("ops"))
+            #expect(control.status == 503, "\(control.status) \(control.text)")
+            #expect(log.matching("storage unavailable").count == 1)
+            spy.fault.withLock { $0 = nil }
+        } catch {
+            await s.stop()
+            throw error
+        }
+        await s.stop()
+    }
+}
+
 /// An outage in which writes failed (a full disk, a read-only file) ends only when a write
 /// succeeds: reads go on answering meanwhile, and each one ended the outage ("storage available
 /// again") so that the next failed write started a new one — a pair of lines per write.

@@ -293,6 +293,25 @@ final class TenantRouter: Sendable {
         return e
     }
 
+    /// Where a tenant's deletions stood: how many this process ran or learned of, and whether
+    /// one runs.
+    struct DeletionMark: Equatable, Sendable {
+        let deletions: Int
+        let deleting: Bool
+    }
+
+    /// The tenant's ``DeletionMark`` now.
+    func deletionMark(_ tenant: String) -> DeletionMark {
+        state.withLock { DeletionMark(deletions: $0.deletions[tenant, default: 0], deleting: $0.deleting.contains(tenant)) }
+    }
+
+    /// Whether a deletion of `tenant` runs now or ran since `mark` was read (in this process, or
+    /// through another one that this process has heard of).
+    func wasDeleting(_ tenant: String, since mark: DeletionMark) -> Bool {
+        let now = deletionMark(tenant)
+        return now.deleting || now != mark
+    }
+
     /// Forgets a tenant: not known, its store dropped, its event streams ended.
     private func evict(_ tenant: String) async {
         let (store, lifetime) = state.withLock { s -> (EventStore?, TenantLifetime?) in
