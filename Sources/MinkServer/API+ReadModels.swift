@@ -89,8 +89,9 @@ extension API {
     private func emptyTenantProjections(_ c: RequestContext, models: [String: String]) throws -> HTTPResponse {
         func status(_ entry: ProjectionService.Entry) -> ProjectionStatusReply {
             ProjectionStatusReply(
+                // Nothing runs for a tenant that does not exist: not here, not anywhere.
                 status: ProjectionEngine.Status(
-                    name: entry.projection.name, mode: entry.mode, state: .running, checkpoint: 0, head: 0),
+                    name: entry.projection.name, mode: entry.mode, state: .running, checkpoint: 0, head: 0, runningHere: false),
                 readModel: models[entry.projection.name] ?? "")
         }
         let entries = projections.entries

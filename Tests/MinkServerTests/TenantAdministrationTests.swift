@@ -66,6 +66,7 @@ struct TenantAdministrationTests {
             #expect(list.status == 200)
             let status = try await s.request("GET", "/v1/projections/orders", headers: a)
             #expect(status.status == 200 && status["checkpoint"] == .int(0) && status["status"] == .string("running"))
+            #expect(status["runningHere"] == .bool(false), "nothing runs for a tenant that does not exist: \(status.text)")
             #expect(try await s.request("GET", "/v1/projections/nope", headers: a).status == 404)
             let acmeOps = TestToken.headers("ops", tenant: "acme")
             #expect(try await s.request("POST", "/v1/projections/orders/rebuild", headers: acmeOps).status == 404)
@@ -104,6 +105,7 @@ struct TenantAdministrationTests {
                 try await Task.sleep(for: .milliseconds(10))
             }
             #expect(checkpoint == .int(1))
+            #expect(try await s.request("GET", "/v1/projections/orders", headers: a)["runningHere"] == .bool(true))
             #expect(try await s.request("GET", "/v1/readmodels/orders/order-1", headers: a)["seen"] == .string("A"))
         }
     }
