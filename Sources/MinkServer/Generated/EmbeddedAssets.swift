@@ -1192,7 +1192,7 @@ components:
         lag: {type: integer}
         lastError: {type: [string, "null"]}
         readModel: {type: string, description: minkd's addition — the read model the projection writes.}
-        runningHere: {type: boolean, description: "minkd's addition — whether this process runs the projection (false: another process holding its lease runs it, and the status is what that process stored, up to about 2 s old)."}
+        runningHere: {type: boolean, description: "minkd's addition — whether this process runs the projection (false: another process holding its lease runs it, and the status is what that process stored, up to about 2 s old; or the tenant does not exist yet and nothing runs for it)."}
         faultedPosition: {type: integer, description: minkd's addition — the position that faulted (when faulted).}
         rebuildCheckpoint: {type: integer, description: minkd's addition — the new copy's checkpoint while a rebuild runs.}
     Filter:
