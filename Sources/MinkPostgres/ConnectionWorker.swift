@@ -141,11 +141,19 @@ final class ConnectionWorker: @unchecked Sendable {
         // raised to `on` (the other values — `local`, `remote_write`, `remote_apply`, `on` — all
         // wait for the local flush, and are kept). The projections' own relaxed commits set it per
         // transaction (`SET LOCAL`), which still applies.
+        //
+        // `lock_timeout`: an append waits for its tenant's lock while other batches commit; a
+        // server, database or role default shorter than the storage deadline would fail such
+        // waits (`55P03`, a `503`) under ordinary contention, before minkd's own deadline. A
+        // default shorter than the deadline is raised to it; none (`0`) or a longer one is kept.
+        // (The read-model batcher's own `SET LOCAL lock_timeout` still applies.)
         let idleInTransaction = max(Int(timeout.components.seconds) * 3, 30)
+        let deadlineMillis = max(Int(timeout.components.seconds) * 1000 + Int(timeout.components.attoseconds / 1_000_000_000_000_000), 1)
         do {
             try c.execute(
                 "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; SET idle_in_transaction_session_timeout = '\(idleInTransaction)s'; "
-                    + "SET default_transaction_isolation = 'read committed'; " + Self.durableCommits
+                    + "SET default_transaction_isolation = 'read committed'; " + Self.durableCommits + "; "
+                    + Self.patientLocks(deadlineMillis)
             )
         } catch {
             c.close()
@@ -160,6 +168,12 @@ final class ConnectionWorker: @unchecked Sendable {
     /// Raises the session's `synchronous_commit` from `off` to `on`, leaving every other value.
     static let durableCommits =
         "SELECT set_config('synchronous_commit', 'on', false) WHERE current_setting('synchronous_commit') = 'off'"
+
+    /// Raises the session's `lock_timeout` to `millis` when it is set and shorter, leaving `0` (no
+    /// limit) and longer values.
+    static func patientLocks(_ millis: Int) -> String {
+        "SELECT set_config('lock_timeout', '\(millis)ms', false) FROM pg_settings WHERE name = 'lock_timeout' AND setting::int8 > 0 AND setting::int8 < \(millis)"
+    }
 
     private func drop() {
         guard let c = connection else { return }

@@ -238,6 +238,34 @@ struct PostgresOneRoundTripTests {
         let r = try await waiting.value
         #expect(r.fromPosition == UInt64(next) + 1, "the append took the position after the commit it waited for: \(r)")
     }
+    /// A `lock_timeout` default shorter than the storage deadline (here 100 ms in the URL) is
+    /// raised to the deadline, so that an append waiting for its tenant's lock while another
+    /// transaction holds it is not failed early; `0` and longer values are kept.
+    @Test func aShortLockTimeoutDefaultIsRaisedToTheDeadline() async throws {
+        for (option, expected) in [("100ms", "30s"), ("0", "0"), ("1min", "1min")] {
+            let url = try TestServer.url() + "?options=-c%20lock_timeout%3D\(option)"
+            let s = try await TestServer.storage(schema: TestServer.freshName(), poolSize: 1, url: url)
+            defer { Task { await s.shutdown() } }
+            _ = try await s.append(Self.fresh("first"), hook: nil)
+            let setting = try await s.core.main.pool.withConnection { conn in try conn.query("SHOW lock_timeout").string(0, 0) }
+            #expect(setting == expected, "the storage's connection under a default of \(option)")
+        }
+        // The wait itself: the tenant's lock held for 400 ms elsewhere, under a 100 ms default.
+        let url = try TestServer.url() + "?options=-c%20lock_timeout%3D100ms"
+        let s = try await TestServer.storage(schema: TestServer.freshName(), poolSize: 1, url: url)
+        defer { Task { await s.shutdown() } }
+        _ = try await s.append(Self.fresh("first"), hook: nil)
+        let holder = try PostgresConnection(parameters: s.scope.backends.configuration.connectionParameters(), timeout: .seconds(30))
+        defer { holder.close() }
+        try holder.execute("BEGIN")
+        _ = try holder.query("SELECT pg_advisory_xact_lock($1::int8)", [.text(String(s.scope.appendLockKey))])
+        let waiting = Task { try await s.append(Self.fresh("waits"), hook: nil) }
+        try await Task.sleep(for: .milliseconds(400))
+        try holder.execute("COMMIT")
+        let r = try await waiting.value
+        #expect(r.toVersion == 1, "the append waited for the lock: \(r)")
+    }
+
     /// A 201 is a durable append: a server, database or role default of `synchronous_commit = off`
     /// (here in the URL) would let a commit answer before its WAL is flushed, so the storage's
     /// connections raise it to `on`; a value that waits for the local flush (`local`) is kept.
