@@ -257,7 +257,8 @@ extension EventStore {
                 }
             }
         }
-        let summary = try await importer.importEvents(from: source, hook: hook)
+        // Held while an inline projection of the store is rebuilt, as appends are.
+        let summary = try await inlineGate.pass { try await importer.importEvents(from: source, hook: hook) }
         if summary.events > 0 { await hub.notifyCommitted() }
         return summary
     }

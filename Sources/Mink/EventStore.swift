@@ -26,14 +26,16 @@ public final class EventStore: Sendable {
         /// Snapshot storage and when to snapshot (seed: `WithSnapshots`).
         public var snapshots: (adapter: any SnapshotAdapter, policy: SnapshotPolicy)?
         /// Projections run inside every append's transaction (seed: `WithProjections` — async
-        /// projections are registered on a ``ProjectionEngine``).
+        /// projections are registered on a ``ProjectionEngine``). A tenant's store (``forTenant(_:)``)
+        /// has none of its own here: it runs the root store's, read at each append, and those
+        /// registered on it.
         public var inlineProjections: [any InlineProjection]
         /// Where the store logs (seed: `WithLogger`).
         public var logger: Logger
         /// Where the store's own metrics go (seed: `WithMetrics`): every operation counted by
         /// outcome and timed, and the events appended — what ``MetricsMiddleware`` records, the
-        /// store putting it first in its chain (so do not also list `.metrics(_:)` in `middleware`
-        /// with the same factory: it would count twice) — and the delay of the async projections
+        /// store putting it first in its chain (unless `middleware` already holds a
+        /// ``MetricsMiddleware``: then that one measures) — and the delay of the async projections
         /// of a ``ProjectionEngine`` made on the store without a factory of its own.
         public var metrics: (any MetricsFactory)?
         /// Events kept in memory for live subscribers; a subscriber further behind reads storage.
@@ -79,13 +81,15 @@ public final class EventStore: Sendable {
     private let inline = InlineList()
     /// A tenant store's root's list (``forTenant(_:)``), read at every append; `nil` for a root.
     private let rootInline: InlineList?
-    /// The token of a tenant store's combined list, for as long as neither part changes.
-    private let combinedToken = Mutex<CombinedToken?>(nil)
+    /// A tenant store's combined list and its token, for as long as neither part changes.
+    private let combined = Mutex<CombinedList?>(nil)
 
-    private struct CombinedToken: Sendable {
+    private struct CombinedList: @unchecked Sendable {
+        // Immutable once made (`any InlineProjection` is Sendable; the array is a value).
         let root: HookToken
         let own: HookToken
-        let combined: HookToken
+        let list: [any InlineProjection]
+        let token: HookToken
     }
 
     /// The inline projections, shared with the terminal handler of the middleware chain.
@@ -166,7 +170,12 @@ public final class EventStore: Sendable {
         self.inline.withLock { $0 = options.inlineProjections }
         // `metrics` (seed: `WithMetrics`) measures every operation as the metrics middleware
         // does, outermost (the whole operation, the other middleware's time included).
-        self.chains = MiddlewareChains(options.metrics.map { [Middleware.metrics($0)] + options.middleware } ?? options.middleware)
+        // Not when `middleware` already holds a metrics middleware (it would count twice).
+        if let metrics = options.metrics, !options.middleware.contains(where: \.measures) {
+            self.chains = MiddlewareChains([Middleware.metrics(metrics)] + options.middleware)
+        } else {
+            self.chains = MiddlewareChains(options.middleware)
+        }
         self.context = CommandContext(tenantID: tenantID)
     }
 
@@ -222,20 +231,22 @@ public final class EventStore: Sendable {
     public var inlineProjections: [any InlineProjection] { currentInline().0 }
 
     /// The inline projections in force and the token of that list: a tenant store combines the
-    /// root's list with its own, under a token that changes when either does.
+    /// root's list with its own — a root projection whose name the tenant's own list also holds
+    /// is left out (registered on both, e.g. by a tenant's own engine, it ran twice) — under a
+    /// token that changes when either part does.
     private func currentInline() -> ([any InlineProjection], HookToken) {
         let own = inline.current()
         guard let rootInline else { return own }
         let root = rootInline.current()
         if own.0.isEmpty { return root }
         if root.0.isEmpty { return own }
-        let token = combinedToken.withLock { c -> HookToken in
-            if let c, c.root === root.1, c.own === own.1 { return c.combined }
-            let made = HookToken()
-            c = CombinedToken(root: root.1, own: own.1, combined: made)
-            return made
+        return combined.withLock { c in
+            if let c, c.root === root.1, c.own === own.1 { return (c.list, c.token) }
+            let names = Set(own.0.map(\.name))
+            let made = CombinedList(root: root.1, own: own.1, list: root.0.filter { !names.contains($0.name) } + own.0, token: HookToken())
+            c = made
+            return (made.list, made.token)
         }
-        return (root.0 + own.0, token)
     }
 
     // MARK: Appending
@@ -365,17 +376,17 @@ public final class EventStore: Sendable {
 
     /// Every event after `position` (exclusive), stored then live (seed: `SubscribeAll`).
     public func subscribeAll(from position: UInt64 = 0, eventTypes: [String] = []) -> Subscription {
-        Subscription(messages: messages(.all, after: position, eventTypes: eventTypes))
+        Subscription(messages: messages(.all, after: position, eventTypes: eventTypes), logger: options.logger)
     }
 
     /// The events of one stream after `version` (exclusive) (seed: `SubscribeStream`).
     public func subscribeStream(_ streamID: String, fromVersion version: Int64 = 0, eventTypes: [String] = []) -> Subscription {
-        Subscription(messages: messages(.stream(streamID), after: UInt64(max(version, 0)), eventTypes: eventTypes))
+        Subscription(messages: messages(.stream(streamID), after: UInt64(max(version, 0)), eventTypes: eventTypes), logger: options.logger)
     }
 
     /// The events of one category after `position` (exclusive) (seed: `SubscribeCategory`).
     public func subscribeCategory(_ category: String, from position: UInt64 = 0, eventTypes: [String] = []) -> Subscription {
-        Subscription(messages: messages(.category(category), after: position, eventTypes: eventTypes))
+        Subscription(messages: messages(.category(category), after: position, eventTypes: eventTypes), logger: options.logger)
     }
 
     /// A subscription with its control messages (`caughtUp`, `fellBehind`, heartbeats) — what

@@ -7,13 +7,15 @@ import Synchronization
 /// log. A write committed while the replay runs would be applied by both — its hook and the
 /// replay reading it. Writes are therefore held for the replay's duration (in this process: other
 /// processes writing the same tenant must be stopped, or the projection registered as a read
-/// model, whose rebuild fills a copy and needs no pause).
+/// model, whose rebuild fills a copy and needs no pause). A rebuild reads through the store's
+/// middleware: a middleware that writes through the same store while a rebuild runs would wait
+/// for it for ever.
 ///
 /// The cost for a write when no rebuild runs: two atomic additions and a load.
 final class InlineRebuildGate: Sendable {
     /// Writes under way (entered and not left).
     private let active = Atomic<Int>(0)
-    /// Rebuilds holding the gate closed.
+    /// 1 while a rebuild holds the gate closed.
     private let closers = Atomic<Int>(0)
 
     /// Runs `body` as a write: waits while a rebuild holds the gate.
@@ -32,10 +34,13 @@ final class InlineRebuildGate: Sendable {
     }
 
     /// Runs `body` with the gate closed: new writes wait, and `body` starts once the writes
-    /// under way have ended.
+    /// under way have ended. One at a time: a second rebuild waits for the first (two replays
+    /// into one model, the second dropping it midway through the first, counted events twice).
     func closed<T>(isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> T) async throws -> T {
-        closers.add(1, ordering: .sequentiallyConsistent)
-        defer { closers.subtract(1, ordering: .sequentiallyConsistent) }
+        while !closers.compareExchange(expected: 0, desired: 1, ordering: .sequentiallyConsistent).exchanged {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        defer { closers.store(0, ordering: .sequentiallyConsistent) }
         while active.load(ordering: .sequentiallyConsistent) > 0 {
             try await Task.sleep(for: .milliseconds(1))
         }

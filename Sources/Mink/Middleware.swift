@@ -74,8 +74,12 @@ public struct Middleware: Sendable {
         self.headPosition = headPosition
     }
 
+    /// Whether this is a ``MetricsMiddleware`` (the store's `metrics` option then adds none).
+    var measures = false
+
     /// A middleware running `middleware` around every operation.
     public init<M: StoreMiddleware>(_ middleware: M) {
+        defer { measures = middleware is MetricsMiddleware }
         self.init(
             append: EveryCommand<M, AppendCommand>(middleware),
             load: EveryCommand<M, LoadCommand>(middleware),

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// What a subscription follows.
 public enum SubscriptionTarget: Sendable, Hashable {
@@ -279,12 +280,15 @@ public struct SubscriptionMessages: AsyncSequence, Sendable {
 public struct Subscription: AsyncSequence, Sendable {
     public typealias Element = Event
     let messages: SubscriptionMessages
+    /// Where a wait for storage is said (the store's logger).
+    let logger: Logger
 
-    public func makeAsyncIterator() -> Iterator { Iterator(inner: messages.makeAsyncIterator()) }
+    public func makeAsyncIterator() -> Iterator { Iterator(inner: messages.makeAsyncIterator(), logger: logger) }
 
     /// Yields the events of the underlying message stream.
     public struct Iterator: AsyncIteratorProtocol {
         var inner: SubscriptionMessages.Iterator
+        let logger: Logger
         /// The transient storage errors met and waited out so far.
         public private(set) var transientFailures = 0
 
@@ -295,6 +299,10 @@ public struct Subscription: AsyncSequence, Sendable {
             while true {
                 do {
                     while let message = try await inner.next() {
+                        if failuresInARow > 0 {
+                            logger.notice("subscription reads again", metadata: ["failed_reads": "\(failuresInARow)"])
+                            failuresInARow = 0
+                        }
                         if case .event(let e) = message { return e }
                     }
                     return nil
@@ -303,6 +311,9 @@ public struct Subscription: AsyncSequence, Sendable {
                     // read is made again.
                     transientFailures += 1
                     failuresInARow += 1
+                    if failuresInARow == 1 {
+                        logger.warning("subscription waits for storage: reads are retried", metadata: ["error": "\(error)"])
+                    }
                     let pause = Duration.milliseconds(50) * (1 << Swift.min(failuresInARow - 1, 7))
                     do { try await Task.sleep(for: Swift.min(pause, .seconds(5))) } catch { return nil }
                 }

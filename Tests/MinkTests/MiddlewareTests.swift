@@ -163,6 +163,11 @@ struct MiddlewareTests {
         #expect(metrics.counterTotal(label: "mink_events_appended_total") == 2)
         #expect(metrics.counterTotal(label: "mink_operations_total", dimensions: [("operation", "append"), ("outcome", "ok")]) == 1)
         #expect(try metrics.expectTimer("mink_operation_duration_seconds", [("operation", "load")]).values.count == 1)
+        // With a metrics middleware of its own the option adds none: nothing counted twice.
+        let both = TestMetrics()
+        let measured = EventStore(adapter: InMemoryStorage(), middleware: [.metrics(both)], metrics: both)
+        try await measured.append("s-1", events: [raw("E")])
+        #expect(both.counterTotal(label: "mink_events_appended_total") == 1)
         // A projection engine made on the store records its async projections' delay there.
         let engine = ProjectionEngine(store: store)
         await engine.registerAsync(RecordingProjection(), options: AsyncOptions(batchSize: 10, retryPolicy: fastRetry))

@@ -246,6 +246,12 @@ struct ProjectionTests {
         try await engine.rebuild("order-summary")
         try await writer.value
         try await assertProjectionState(repo, "order-1", OrderSummary(id: "order-1", items: 1_040, status: "new"))
+        // Two rebuilds at once: the second waits for the first (it dropped the model midway
+        // through the first's replay, and every event was counted twice).
+        async let first: Void = engine.rebuild("order-summary")
+        async let second: Void = engine.rebuild("order-summary")
+        _ = try await (first, second)
+        try await assertProjectionState(repo, "order-1", OrderSummary(id: "order-1", items: 1_040, status: "new"))
 
         await engine.registerInline(CountingInline())
         await #expect(throws: MinkError.self) { try await engine.rebuild("counting") }

@@ -41,6 +41,15 @@ struct TenancyTests {
         try await late.append("s-2", events: [raw("E")])
         #expect(own.seen.withLock { $0 } == ["early"])
         #expect(everyone.seen.withLock { $0 }.sorted() == ["early", "early", "late", "late", "root"])
+
+        // A projection registered on the root and, by name, on a tenant's store (a tenant's own
+        // engine) runs once for that tenant: its own registration.
+        let shared = TenantRecorder("shared")
+        late.registerInline(shared)
+        store.registerInline(TenantRecorder("shared"))
+        #expect(late.inlineProjections.map(\.name) == ["everyone", "shared"])
+        try await late.append("s-3", events: [raw("E")])
+        #expect(shared.seen.withLock { $0 } == ["late"])
     }
 
     @Test func tenantStoresAreIsolatedAndStamped() async throws {

@@ -74,8 +74,8 @@ public final class ProjectionService: Sendable {
 
     /// Registers a Swift projection next to the declared ones (before the server starts).
     ///
-    /// An inline projection's hook is installed into the root store now: register before any
-    /// tenant store is made (tenant stores copy the root's hooks when they are created).
+    /// An inline projection's hook is installed into the root store now, and tenant stores run
+    /// the root's hooks (read at each append).
     /// - Throws: `.validationFailed` after the start, or for a name or read model already used.
     public func register(_ projection: any InlineProjection & ReadModelProjection, mode: ProjectionEngine.Mode, indexes: [FieldPath] = []) throws {
         try state.withLock { s in
