@@ -268,4 +268,3 @@ struct TransportTests {
         ])
     }
 }
-
