@@ -227,7 +227,8 @@ public final class EventStore: Sendable {
         inline.withLock { $0.append(projection) }
     }
 
-    /// The inline projections of this store: for a tenant's store, the root's and then its own.
+    /// The inline projections of this store: for a tenant's store, the root's (but those its own
+    /// list names too) and then its own.
     public var inlineProjections: [any InlineProjection] { currentInline().0 }
 
     /// The inline projections in force and the token of that list: a tenant store combines the
