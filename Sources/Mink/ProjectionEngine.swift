@@ -220,7 +220,9 @@ public actor ProjectionEngine {
     /// ``EventStore``'s inline rebuild gate).
     /// - Throws: `.projectionNotFound`; for inline projections, `.adapterNotSupported` without a
     ///   read-model store or for a projection that is not a ``ReadModelProjection`` (nothing to
-    ///   drop: a replay would apply every event a second time).
+    ///   drop: a replay would apply every event a second time). A replay that fails midway (a
+    ///   storage error) leaves the inline projection's model holding part of the log: rebuild
+    ///   again.
     public func rebuild(_ name: String) async throws {
         if let c = controllers[name] { return try await c.rebuild() }
         if let r = runners[name] {
