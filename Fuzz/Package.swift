@@ -1,5 +1,6 @@
 // swift-tools-version:6.0
-// Fuzzing harness for MinkHTTP's request parser (libFuzzer). Build and run with ./run.sh.
+// Fuzzing harnesses (libFuzzer): MinkHTTP's request parser (./run.sh) and the request-body
+// decoders (./run-bodies.sh).
 import Foundation
 import PackageDescription
 
@@ -14,6 +15,15 @@ let package = Package(
         .executableTarget(
             name: "FuzzHTTPParser",
             dependencies: [.product(name: "MinkHTTP", package: rootName)],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // The request-body decoders (JSONReader, append, read-model query, NDJSON import); ./run-bodies.sh.
+        .executableTarget(
+            name: "FuzzBodies",
+            dependencies: [
+                .product(name: "Mink", package: rootName),
+                .product(name: "MinkWire", package: rootName),
+            ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
     ]

@@ -11,12 +11,16 @@ import Synchronization
 /// middleware: a middleware that writes through the same store while a rebuild runs would wait
 /// for it for ever.
 ///
-/// The cost for a write when no rebuild runs: two atomic additions and a load.
+/// The cost for a write when no rebuild runs: two atomic additions and a load; a write that
+/// finds a rebuild running waits without polling until the rebuild ends.
 final class InlineRebuildGate: Sendable {
     /// Writes under way (entered and not left).
     private let active = Atomic<Int>(0)
     /// 1 while a rebuild holds the gate closed.
     private let closers = Atomic<Int>(0)
+    /// Writes waiting for the gate to open, resumed when it does (a rebuild may take minutes: no
+    /// polling by every waiting write).
+    private let waiters = Mutex<[CheckedContinuation<Void, Never>]>([])
 
     /// Runs `body` as a write: waits while a rebuild holds the gate.
     func pass<T>(isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> T) async throws -> T {
@@ -24,9 +28,16 @@ final class InlineRebuildGate: Sendable {
             active.add(1, ordering: .sequentiallyConsistent)
             if closers.load(ordering: .sequentiallyConsistent) == 0 { break }
             active.subtract(1, ordering: .sequentiallyConsistent)
-            // A rebuild runs: look again soon (rebuilds are rare; a write waits for one at most).
-            while closers.load(ordering: .sequentiallyConsistent) > 0 {
-                try await Task.sleep(for: .milliseconds(5))
+            // A rebuild runs: wait until it opens the gate (checked again under the waiters' lock,
+            // which the opening takes after clearing `closers`: no wake-up is lost). The wait
+            // ignores cancellation: a rebuild ends.
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let waits = waiters.withLock { w -> Bool in
+                    guard closers.load(ordering: .sequentiallyConsistent) > 0 else { return false }
+                    w.append(c)
+                    return true
+                }
+                if !waits { c.resume() }
             }
         }
         defer { active.subtract(1, ordering: .sequentiallyConsistent) }
@@ -40,7 +51,10 @@ final class InlineRebuildGate: Sendable {
         while !closers.compareExchange(expected: 0, desired: 1, ordering: .sequentiallyConsistent).exchanged {
             try await Task.sleep(for: .milliseconds(5))
         }
-        defer { closers.store(0, ordering: .sequentiallyConsistent) }
+        defer {
+            closers.store(0, ordering: .sequentiallyConsistent)
+            for w in waiters.withLock({ w in defer { w = [] }; return w }) { w.resume() }
+        }
         while active.load(ordering: .sequentiallyConsistent) > 0 {
             try await Task.sleep(for: .milliseconds(1))
         }
