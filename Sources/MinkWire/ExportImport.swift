@@ -120,6 +120,11 @@ public struct NDJSONImportReader: Sendable {
         pending.append(contentsOf: bytes)
         var lineStart = 0
         while let nl = pending[start...].firstIndex(of: 0x0A) {
+            // The same limit for a line that arrived whole as for one still arriving (below):
+            // the answer must not depend on how the input was cut into chunks.
+            if nl - lineStart > maxLineBytes {
+                throw ImportLineError(line: line + 1, code: "bad_request", message: "line longer than \(maxLineBytes) bytes")
+            }
             try consume(Array(pending[lineStart..<nl]), into: &out)
             lineStart = nl + 1
             start = lineStart

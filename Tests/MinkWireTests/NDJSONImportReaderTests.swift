@@ -56,4 +56,19 @@ import Testing
         var reader = NDJSONImportReader(maxLineBytes: 100)
         #expect(throws: ImportLineError.self) { try reader.feed(Array(String(repeating: "x", count: 200).utf8)) }
     }
+
+    /// A line over the limit is refused whether it arrives whole in one chunk or in pieces (it
+    /// was accepted whole and refused in pieces: the answer depended on the input's cutting).
+    @Test func anOverlongLineIsRefusedWhateverTheSplit() throws {
+        let long = Self.line("a", 1, 1), limit = long.utf8.count - 1
+        let bytes = Array((long + "\n").utf8)
+        for cut in [0, 10, bytes.count - 1, bytes.count] {
+            var reader = NDJSONImportReader(maxLineBytes: limit)
+            #expect(throws: ImportLineError.self, "split at \(cut)") {
+                _ = try reader.feed(bytes[..<cut]) + reader.feed(bytes[cut...]) + reader.finish()
+            }
+            var fits = NDJSONImportReader(maxLineBytes: limit + 1)
+            #expect(try fits.feed(bytes[..<cut]) + fits.feed(bytes[cut...]) + fits.finish() == [try Event(importLine: Array(long.utf8))], "split at \(cut)")
+        }
+    }
 }
