@@ -95,10 +95,11 @@ final class APIHandler: HTTPResponder {
         let span = serverSpan(request, server: server)
         // The tenant's deletions when the request began: a storage error met while its tenant is
         // deleted is that deletion's doing, not an outage (no outage logged for it).
-        var deletionMark: (tenant: String, mark: TenantRouter.DeletionMark)?
+        let deletionMark = server.tenants.deletionMark
+        var admitted: String?
         do {
             let (route, principal, tenant) = try admission(request, server: server, routing: .success(route), template: &template, tokenName: &tokenName)
-            deletionMark = (tenant, server.tenants.deletionMark(tenant))
+            admitted = tenant
             // Existence rules before any storage is touched; writes hold a lease so that a
             // deletion of the tenant waits for them.
             // The query string is checked before the tenant may be created (a 400 creates nothing).
@@ -141,7 +142,7 @@ final class APIHandler: HTTPResponder {
             // connection is gone: never sent, what the access log and the metrics record.
             response = HTTPResponse(status: ClientClosedRequest.status)
         } catch {
-            let deleted = deletionMark.map { server.tenants.wasDeleting($0.tenant, since: $0.mark) } ?? false
+            let deleted = admitted.map { server.tenants.wasDeleting($0, since: deletionMark) } ?? false
             (response, cause) = errorResponse(
                 error, requestID: requestID, trace: span.trace, server: server, write: route.writes, tenantDeleted: deleted
             )

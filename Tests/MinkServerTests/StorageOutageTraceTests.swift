@@ -131,7 +131,7 @@ struct StorageErrorsDuringDeletionTests {
                 try await Task.sleep(for: .milliseconds(5))
             }
             async let deletion = s.request("DELETE", "/v1/admin/tenants/acme?confirm=acme", headers: TestToken.headers("ops"))
-            while !server.api.tenants.deletionMark("acme").deleting {
+            while !server.api.tenants.wasDeleting("acme", since: server.api.tenants.deletionMark) {
                 guard ContinuousClock.now < deadline else { throw CancellationError() }
                 try await Task.sleep(for: .milliseconds(5))
             }

@@ -20,6 +20,9 @@ final class TenantRouter: Sendable {
     let autoCreate: Bool
     private let root: EventStore
     private let state = Mutex(State())
+    /// Deletions started or learned of, of any tenant: one load at a request's start tells
+    /// whether one ran meanwhile (``wasDeleting(_:since:)``), without the state's lock.
+    private let deletionEpoch = Atomic<Int>(0)
 
     private struct State {
         /// Tenants known to exist (a cache of the catalog; `default` always exists).
@@ -209,6 +212,7 @@ final class TenantRouter: Sendable {
     /// - Throws: `503` when writes do not finish within `drainTimeout`; storage errors.
     func delete(_ tenant: String, drainTimeout: Duration = .seconds(10)) async throws -> Bool {
         let first = state.withLock { $0.deleting.insert(tenant).inserted }
+        deletionEpoch.add(1, ordering: .sequentiallyConsistent)
         guard first else {
             var e = APIError(.unavailable, "the tenant is already being deleted; retry later")
             e.headers = [("Retry-After", "1")]
@@ -293,23 +297,20 @@ final class TenantRouter: Sendable {
         return e
     }
 
-    /// Where a tenant's deletions stood: how many this process ran or learned of, and whether
-    /// one runs.
+    /// Where the deletions of every tenant stood when a request began (``wasDeleting(_:since:)``).
     struct DeletionMark: Equatable, Sendable {
-        let deletions: Int
-        let deleting: Bool
+        let epoch: Int
     }
 
-    /// The tenant's ``DeletionMark`` now.
-    func deletionMark(_ tenant: String) -> DeletionMark {
-        state.withLock { DeletionMark(deletions: $0.deletions[tenant, default: 0], deleting: $0.deleting.contains(tenant)) }
-    }
+    /// The ``DeletionMark`` now: one atomic load.
+    var deletionMark: DeletionMark { DeletionMark(epoch: deletionEpoch.load(ordering: .sequentiallyConsistent)) }
 
-    /// Whether a deletion of `tenant` runs now or ran since `mark` was read (in this process, or
-    /// through another one that this process has heard of).
+    /// Whether a deletion of `tenant` runs now, or a deletion ran since `mark` and the tenant is
+    /// not known to exist now (deleted meanwhile, in this process or through another one this
+    /// process has heard of).
     func wasDeleting(_ tenant: String, since mark: DeletionMark) -> Bool {
-        let now = deletionMark(tenant)
-        return now.deleting || now != mark
+        let changed = deletionMark != mark
+        return state.withLock { s in s.deleting.contains(tenant) || (changed && !s.known.contains(tenant)) }
     }
 
     /// Forgets a tenant: not known, its store dropped, its event streams ended.
@@ -317,6 +318,7 @@ final class TenantRouter: Sendable {
         let (store, lifetime) = state.withLock { s -> (EventStore?, TenantLifetime?) in
             s.known.remove(tenant)
             s.deletions[tenant, default: 0] += 1
+            deletionEpoch.add(1, ordering: .sequentiallyConsistent)
             return (root.forgetTenant(tenant), s.lifetimes.removeValue(forKey: tenant))
         }
         lifetime?.end()
