@@ -31,29 +31,14 @@ enum Socket {
     /// Setting `FD_CLOEXEC` with `fcntl` afterwards would leave a window for such a fork.
     static let cloexecType = streamType | cloexecFlag
 
-    /// Resolves `host:port` (numeric or a name such as `localhost`).
+    /// Resolves `host:port` (numeric or a name such as `localhost`) to one address: IPv4 when
+    /// the name has both (loopback tests, "localhost"); `passive` for a listener (an empty host is
+    /// every interface).
     static func resolve(host: String, port: Int, passive: Bool) throws(SocketError) -> (storage: sockaddr_storage, length: socklen_t) {
-        var hints = addrinfo()
-        hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = streamType
-        hints.ai_flags = passive ? AI_PASSIVE : 0
-        var result: UnsafeMutablePointer<addrinfo>?
-        let rc = getaddrinfo(host.isEmpty ? nil : host, String(port), &hints, &result)
-        guard rc == 0, let info = result else { throw SocketError(call: "getaddrinfo(\(host))", errno: rc) }
-        defer { freeaddrinfo(result) }
-        // Prefer IPv4 when a name resolves to both (loopback tests, "localhost").
-        var chosen = info
-        var p: UnsafeMutablePointer<addrinfo>? = info
-        while let cur = p {
-            if cur.pointee.ai_family == AF_INET { chosen = cur; break }
-            p = cur.pointee.ai_next
+        guard let first = try resolveAll(host: host, port: port, passive: passive).first else {
+            throw SocketError(call: "getaddrinfo(\(host))", errno: EAI_NONAME)
         }
-        var storage = sockaddr_storage()
-        let length = chosen.pointee.ai_addrlen
-        withUnsafeMutableBytes(of: &storage) { dst in
-            dst.copyMemory(from: UnsafeRawBufferPointer(start: chosen.pointee.ai_addr, count: Int(length)))
-        }
-        return (storage, length)
+        return (first.storage, first.length)
     }
 
     /// Creates a non-blocking listening socket with `SO_REUSEADDR`.
@@ -205,12 +190,13 @@ enum Socket {
         return inet_pton(AF_INET, bare, &v4) == 1 || inet_pton(AF_INET6, bare, &v6) == 1
     }
 
-    /// Every address `host:port` resolves to for a client, IPv4 first (as ``resolve(host:port:passive:)``
-    /// prefers), each once, in the resolver's order otherwise.
-    static func resolveAll(host: String, port: Int) throws(SocketError) -> [Address] {
+    /// Every address `host:port` resolves to, IPv4 first, each once, in the resolver's order
+    /// otherwise (`passive`: for a listener).
+    static func resolveAll(host: String, port: Int, passive: Bool = false) throws(SocketError) -> [Address] {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = streamType
+        hints.ai_flags = passive ? AI_PASSIVE : 0
         var result: UnsafeMutablePointer<addrinfo>?
         let rc = getaddrinfo(host.isEmpty ? nil : host, String(port), &hints, &result)
         guard rc == 0, result != nil else { throw SocketError(call: "getaddrinfo(\(host))", errno: rc) }
