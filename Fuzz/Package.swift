@@ -12,15 +12,18 @@ let package = Package(
     platforms: [.macOS(.v15)],
     dependencies: [.package(path: "..")],
     targets: [
+        // The driver and the split points both harnesses use.
+        .target(name: "FuzzSupport", swiftSettings: [.swiftLanguageMode(.v6)]),
         .executableTarget(
             name: "FuzzHTTPParser",
-            dependencies: [.product(name: "MinkHTTP", package: rootName)],
+            dependencies: ["FuzzSupport", .product(name: "MinkHTTP", package: rootName)],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         // The request-body decoders (JSONReader, append, read-model query, NDJSON import); ./run-bodies.sh.
         .executableTarget(
             name: "FuzzBodies",
             dependencies: [
+                "FuzzSupport",
                 .product(name: "Mink", package: rootName),
                 .product(name: "MinkWire", package: rootName),
             ],

@@ -5,18 +5,13 @@
 //   2: MinkWire.ReadModelQueryBody.decode (write-and-redecode round trip)
 //   3: MinkWire.NDJSONImportReader (whole vs. split at two input-derived points: same outcome)
 // Decoders may throw; a crash, a hang, unbounded memory or a failed precondition is a finding.
+import FuzzSupport
 import Mink
 import MinkWire
 
 /// A `precondition` whose message survives -O (fatalError prints it; precondition only traps).
 func check(_ condition: Bool, _ message: @autoclosure () -> String = "check failed") {
     if !condition { fatalError(message()) }
-}
-
-func fnv(_ bytes: ArraySlice<UInt8>) -> UInt64 {
-    var h: UInt64 = 0xcbf2_9ce4_8422_2325
-    for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-    return h
 }
 
 func written(_ value: some JSONWritable) -> [UInt8] {
@@ -105,9 +100,7 @@ func importAll(_ chunks: [ArraySlice<UInt8>], maxLineBytes: Int = NDJSONImportRe
 
 func fuzzImport(_ body: [UInt8]) {
     let whole = importAll([body[...]])
-    let h = fnv(body[...])
-    let a = Int(h % UInt64(body.count + 1)), b = Int((h >> 32) % UInt64(body.count + 1))
-    let (lo, hi) = (min(a, b), max(a, b))
+    let (lo, hi) = splitPoints(of: body)
     let split = importAll([body[..<lo], body[lo..<hi], body[hi...]])
     check(split == whole, "import outcome differs when split at \(lo), \(hi): \(whole) vs \(split)")
     _ = importAll(body.map { [$0][...] }, maxLineBytes: 256)
@@ -126,13 +119,4 @@ func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     return 0
 }
 
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<Int32>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
-) -> Int32
-
-var argc = CommandLine.argc
-var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
-_ = LLVMFuzzerRunDriver(&argc, &argv) { data, size in fuzzOne(data, size) }
+runLibFuzzer { data, size in fuzzOne(data, size) }

@@ -1,5 +1,6 @@
 // libFuzzer driver: every input is parsed whole and split at two pseudo-random
 // points (derived from the input, so findings reproduce); the outcomes must match.
+import FuzzSupport
 import MinkHTTP
 
 struct Outcome: Equatable {
@@ -29,23 +30,10 @@ func parse(_ chunks: [ArraySlice<UInt8>]) -> Outcome {
 func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     let bytes = size == 0 ? [] : Array(UnsafeBufferPointer(start: data!, count: size))
     let whole = parse([bytes[...]])
-    var h: UInt64 = 0xcbf2_9ce4_8422_2325
-    for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-    let a = bytes.isEmpty ? 0 : Int(h % UInt64(bytes.count + 1))
-    let b = bytes.isEmpty ? 0 : Int((h >> 32) % UInt64(bytes.count + 1))
-    let (lo, hi) = (min(a, b), max(a, b))
+    let (lo, hi) = splitPoints(of: bytes)
     let split = parse([bytes[..<lo], bytes[lo..<hi], bytes[hi...]])
     precondition(split == whole, "outcome differs when split at \(lo), \(hi): \(whole) vs \(split)")
     return 0
 }
 
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<Int32>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
-) -> Int32
-
-var argc = CommandLine.argc
-var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
-_ = LLVMFuzzerRunDriver(&argc, &argv) { data, size in fuzzOne(data, size) }
+runLibFuzzer { data, size in fuzzOne(data, size) }
