@@ -172,6 +172,25 @@ extension EventStore {
         }
     }
 
+    /// ``retainedInfo(_:)`` and ``readRetained(_:from:limit:direction:)`` — the info `nil` and no
+    /// events for a missing stream — in one storage call when the stream has no rules.
+    func readRetainedWithInfo(_ streamID: String, from: Int64, limit: Int, direction: ReadDirection) async throws
+        -> (info: StreamInfo?, events: [Event])
+    {
+        guard let lifecycle = adapter as? any StreamLifecycleAdapter else {
+            guard let info = try await adapter.streamInfo(streamID) else { return (nil, []) }
+            return (info, try await adapter.readStream(streamID, from: from, limit: limit, direction: direction))
+        }
+        let page = try await lifecycle.readStreamWithInfo(streamID, from: from, limit: limit, direction: direction)
+        guard let info = page.info.info else {
+            if page.info.tombstoned { throw MinkError.streamDeleted(streamID) }
+            return (nil, [])
+        }
+        guard let retention = page.info.retention, !retention.isEmpty else { return (info, page.events) }
+        // Rules (rare): the info and the page as their own reads make them.
+        return (try await applying(retention, to: info), try await readRetained(streamID, from: from, limit: limit, direction: direction))
+    }
+
     func retainedInfo(_ streamID: String) async throws -> StreamInfo? {
         guard let lifecycle = adapter as? any StreamLifecycleAdapter else { return try await adapter.streamInfo(streamID) }
         // The info with the rules, or the tombstone, in one storage call.

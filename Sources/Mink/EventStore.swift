@@ -347,6 +347,32 @@ public final class EventStore: Sendable {
         }
     }
 
+    /// One page of a stream with what the store knows about the stream (`GET /v1/streams/{id}`
+    /// answers both), read in one storage call where the storage can: one PostgreSQL round trip
+    /// and one SQLite read transaction, where ``streamInfo(_:)`` then ``readStream(_:from:limit:direction:)``
+    /// take two storage calls (four PostgreSQL round trips). The page is what `readStream` returns
+    /// and the info what `streamInfo` returns (retention rules applied to both). The middleware
+    /// sees one ``LoadCommand``; when one answers it without the storage, the info is read with
+    /// ``streamInfo(_:)``.
+    /// - Returns: `nil` when the stream does not exist (or was soft-deleted).
+    /// - Throws: `.streamDeleted` for a hard-deleted stream.
+    public func readStreamWithInfo(_ streamID: String, from: Int64, limit: Int, direction: ReadDirection = .forward) async throws
+        -> StreamRead?
+    {
+        try StreamID.validate(streamID)
+        let command = LoadCommand(streamID: streamID, fromVersion: from, limit: limit, direction: direction)
+        let found = Mutex<(read: Bool, info: StreamInfo?)>((false, nil))
+        let events = try await chains.load.run(command, context: context) { command, _ in
+            let (info, events) = try await readRetainedWithInfo(
+                command.streamID, from: command.fromVersion, limit: command.limit, direction: command.direction)
+            found.withLock { $0 = (true, info) }
+            return events
+        }
+        let (read, info) = found.withLock { $0 }
+        guard read else { return try await streamInfo(streamID).map { StreamRead(info: $0, events: events) } }
+        return info.map { StreamRead(info: $0, events: events) }
+    }
+
     /// What the store knows about a stream, or `nil` when it does not exist (or was soft-deleted).
     /// `eventCount` counts the stored events the retention rules keep now (`maxCount`,
     /// `truncateBefore`, `maxAgeSeconds` — the last found by a binary search of single-event

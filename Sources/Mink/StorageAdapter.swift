@@ -97,6 +97,19 @@ public enum ReadDirection: String, Sendable, Hashable {
     case backward
 }
 
+/// A page of a stream with the stream's info (``EventStore/readStreamWithInfo(_:from:limit:direction:)``).
+public struct StreamRead: Sendable, Hashable {
+    /// What the store knows about the stream (as ``EventStore/streamInfo(_:)``).
+    public var info: StreamInfo
+    /// The page (as ``EventStore/readStream(_:from:limit:direction:)``).
+    public var events: [Event]
+
+    public init(info: StreamInfo, events: [Event]) {
+        self.info = info
+        self.events = events
+    }
+}
+
 /// What the store knows about a stream.
 public struct StreamInfo: Sendable, Hashable {
     /// The stream.

@@ -269,6 +269,12 @@ public protocol StreamLifecycleAdapter: Sendable {
     /// whether it carries a tombstone; in one storage call where the adapter can.
     func streamInfoForRetention(_ streamID: String) async throws -> RetentionAwareInfo
 
+    /// ``streamInfoForRetention(_:)`` and, when the stream exists (its info is there) and has no
+    /// rules, a page of it (as `readStream`), in one storage call where the adapter can — a read
+    /// of a stream with its version (`GET /v1/streams/{id}`) in one round trip.
+    func readStreamWithInfo(_ streamID: String, from version: Int64, limit: Int, direction: ReadDirection) async throws
+        -> RetentionAwarePage
+
     /// Replaces the stream's retention rules (empty rules remove them).
     func setStreamRetention(_ streamID: String, _ retention: StreamRetention) async throws
 
@@ -314,6 +320,19 @@ public struct RetentionAwareInfo: Sendable, Equatable {
     }
 }
 
+/// What ``StreamLifecycleAdapter/readStreamWithInfo(_:from:limit:direction:)`` found.
+public struct RetentionAwarePage: Sendable, Equatable {
+    /// The stream's info, rules and tombstone, as ``StreamLifecycleAdapter/streamInfoForRetention(_:)``.
+    public var info: RetentionAwareInfo
+    /// The page, when there is info and no rules (empty otherwise).
+    public var events: [Event]
+
+    public init(info: RetentionAwareInfo, events: [Event]) {
+        self.info = info
+        self.events = events
+    }
+}
+
 extension StreamLifecycleAdapter where Self: EventStoreAdapter {
     /// The calls one by one.
     public func readStreamForRetention(_ streamID: String, from version: Int64, limit: Int, direction: ReadDirection) async throws
@@ -324,6 +343,15 @@ extension StreamLifecycleAdapter where Self: EventStoreAdapter {
         }
         let events = try await readStream(streamID, from: version, limit: limit, direction: direction)
         return RetentionAwareRead(retention: nil, events: events, tombstoned: events.isEmpty ? try await isTombstoned(streamID) : false)
+    }
+
+    /// The calls one by one.
+    public func readStreamWithInfo(_ streamID: String, from version: Int64, limit: Int, direction: ReadDirection) async throws
+        -> RetentionAwarePage
+    {
+        let info = try await streamInfoForRetention(streamID)
+        guard info.info != nil, info.retention == nil else { return RetentionAwarePage(info: info, events: []) }
+        return RetentionAwarePage(info: info, events: try await readStream(streamID, from: version, limit: limit, direction: direction))
     }
 
     /// The calls one by one.

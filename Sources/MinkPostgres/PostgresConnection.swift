@@ -398,6 +398,12 @@ final class PostgresConnection {
         return results
     }
 
+    /// ``pipeline(_:)`` whose failure is thrown as the failing statement's ``PostgresError`` (a
+    /// lost connection included).
+    func pipelineResults(_ statements: [PipelineStatement]) throws -> [PostgresResult] {
+        do { return try pipeline(statements) } catch let failure as PipelineFailure { throw failure.error }
+    }
+
     /// Runs one or more statements without parameters (simple query protocol).
     /// - Throws: ``PostgresError``.
     func execute(_ sql: String) throws {

@@ -44,20 +44,28 @@ extension PostgresStorage {
         of streamID: String, from version: Int64, limit: Int, direction: ReadDirection, on conn: PostgresConnection, _ scope: Scope
     ) throws -> [Event] {
         guard limit > 0 else { return [] }
+        let s = eventsStatement(of: streamID, from: version, limit: limit, direction: direction, scope)
+        return try EventRow.decodeAll(try conn.query(s.sql, s.params, prepare: true))
+    }
+
+    /// The statement of ``events(of:from:limit:direction:on:_:)`` (`limit` > 0), prepared.
+    static func eventsStatement(
+        of streamID: String, from version: Int64, limit: Int, direction: ReadDirection, _ scope: Scope
+    ) -> PostgresConnection.PipelineStatement {
         let t = scope.sql.events
         let c = Statements.eventColumns
         switch direction {
         case .forward:
-            return try EventRow.decodeAll(try conn.query(
+            return .init(
                 "SELECT \(c) FROM \(t) WHERE tenant_id = $1 AND stream_id = $2 AND version >= $3::int8 ORDER BY version LIMIT $4::int8",
-                [.text(scope.tenantID), .text(streamID), .int(max(version, 1)), .int(limit)], prepare: true
-            ))
+                [.text(scope.tenantID), .text(streamID), .int(max(version, 1)), .int(Int64(limit))], prepare: true
+            )
         case .backward:
             let upper = version < 0 ? Int64.max : version
-            return try EventRow.decodeAll(try conn.query(
+            return .init(
                 "SELECT \(c) FROM \(t) WHERE tenant_id = $1 AND stream_id = $2 AND version <= $3::int8 ORDER BY version DESC LIMIT $4::int8",
-                [.text(scope.tenantID), .text(streamID), .int(upper), .int(limit)], prepare: true
-            ))
+                [.text(scope.tenantID), .text(streamID), .int(upper), .int(Int64(limit))], prepare: true
+            )
         }
     }
 

@@ -155,25 +155,73 @@ extension PostgresStorage: StreamLifecycleAdapter {
     public func readStreamForRetention(_ streamID: String, from version: Int64, limit: Int, direction: ReadDirection) async throws
         -> RetentionAwareRead
     {
-        // One borrow of a connection (one trip through its queue) instead of three.
+        // One round trip: the rules, the stream's row and the page, pipelined. The page is read
+        // whatever the rules (a stream with rules is read again under them: rare).
         try await withReadConnection(empty: RetentionAwareRead(retention: nil, events: [], tombstoned: false)) { conn, scope in
-            if let rules = try Self.retention(of: streamID, on: conn, scope), !rules.isEmpty {
+            var statements = [Self.retentionStatement(streamID, scope), Self.streamRowStatement(streamID, scope)]
+            if limit > 0 { statements.append(Self.eventsStatement(of: streamID, from: version, limit: limit, direction: direction, scope)) }
+            let r = try conn.pipelineResults(statements)
+            if let rules = Self.retention(r[0]), !rules.isEmpty {
                 return RetentionAwareRead(retention: rules, events: [], tombstoned: false)
             }
-            let events = try Self.events(of: streamID, from: version, limit: limit, direction: direction, on: conn, scope)
-            let tombstoned = events.isEmpty ? try Self.isTombstoned(streamID, on: conn, scope) : false
-            return RetentionAwareRead(retention: nil, events: events, tombstoned: tombstoned)
+            let events = limit > 0 ? try EventRow.decodeAll(r[2]) : []
+            return RetentionAwareRead(retention: nil, events: events, tombstoned: events.isEmpty && Self.streamRow(streamID, r[1]).tombstoned)
         }
     }
 
     public func streamInfoForRetention(_ streamID: String) async throws -> RetentionAwareInfo {
         try await withReadConnection(empty: RetentionAwareInfo(info: nil, retention: nil, tombstoned: false)) { conn, scope in
-            guard let info = try Self.info(of: streamID, on: conn, scope) else {
-                return RetentionAwareInfo(info: nil, retention: nil, tombstoned: try Self.isTombstoned(streamID, on: conn, scope))
-            }
-            let rules = try Self.retention(of: streamID, on: conn, scope)
-            return RetentionAwareInfo(info: info, retention: rules?.isEmpty == false ? rules : nil, tombstoned: false)
+            let r = try conn.pipelineResults([Self.streamRowStatement(streamID, scope), Self.retentionStatement(streamID, scope)])
+            return Self.retentionAwareInfo(streamID, row: r[0], rules: r[1])
         }
+    }
+
+    public func readStreamWithInfo(_ streamID: String, from version: Int64, limit: Int, direction: ReadDirection) async throws
+        -> RetentionAwarePage
+    {
+        let empty = RetentionAwarePage(info: RetentionAwareInfo(info: nil, retention: nil, tombstoned: false), events: [])
+        // One round trip for what took four: the stream's row, its rules and the page, pipelined.
+        return try await withReadConnection(empty: empty) { conn, scope in
+            var statements = [Self.streamRowStatement(streamID, scope), Self.retentionStatement(streamID, scope)]
+            if limit > 0 { statements.append(Self.eventsStatement(of: streamID, from: version, limit: limit, direction: direction, scope)) }
+            let r = try conn.pipelineResults(statements)
+            let info = Self.retentionAwareInfo(streamID, row: r[0], rules: r[1])
+            guard info.info != nil, info.retention == nil, limit > 0 else { return RetentionAwarePage(info: info, events: []) }
+            return RetentionAwarePage(info: info, events: try EventRow.decodeAll(r[2]))
+        }
+    }
+
+    /// The stream's row whatever its state (``streamRow(_:_:)`` decodes it): its deletion state,
+    /// version, times and first stored version.
+    static func streamRowStatement(_ streamID: String, _ scope: Scope) -> PostgresConnection.PipelineStatement {
+        .init(
+            """
+            SELECT deleted, version, (extract(epoch FROM created_at) * 1000000)::int8, (extract(epoch FROM updated_at) * 1000000)::int8,
+                   (SELECT min(e.version) FROM \(scope.sql.events) e WHERE e.tenant_id = s.tenant_id AND e.stream_id = s.stream_id)
+            FROM \(scope.sql.streams) s WHERE tenant_id = $1 AND stream_id = $2
+            """,
+            [.text(scope.tenantID), .text(streamID)], prepare: true
+        )
+    }
+
+    /// The result of ``streamRowStatement(_:_:)``: the info of a live stream (as ``info(of:on:_:)``),
+    /// and whether the stream carries a tombstone.
+    static func streamRow(_ streamID: String, _ r: PostgresResult) -> (info: StreamInfo?, tombstoned: Bool) {
+        guard r.rowCount == 1 else { return (nil, false) }
+        let deleted = r.int64(0, 0)
+        guard deleted == 0, let version = r.int64(0, 1) else { return (nil, deleted == 2) }
+        return (StreamInfo(
+            streamID: streamID, version: version, eventCount: r.int64(0, 4).map { version - $0 + 1 } ?? 0,
+            createdAt: EventRow.date(microseconds: r.int64(0, 2) ?? 0), updatedAt: EventRow.date(microseconds: r.int64(0, 3) ?? 0)
+        ), false)
+    }
+
+    /// What ``streamInfoForRetention(_:)`` answers from the stream's row and its rules.
+    static func retentionAwareInfo(_ streamID: String, row: PostgresResult, rules: PostgresResult) -> RetentionAwareInfo {
+        let (info, tombstoned) = streamRow(streamID, row)
+        guard let info else { return RetentionAwareInfo(info: nil, retention: nil, tombstoned: tombstoned) }
+        let retention = Self.retention(rules)
+        return RetentionAwareInfo(info: info, retention: retention?.isEmpty == false ? retention : nil, tombstoned: false)
     }
 
     static func isTombstoned(_ streamID: String, on conn: PostgresConnection, _ scope: Scope) throws -> Bool {
@@ -185,10 +233,20 @@ extension PostgresStorage: StreamLifecycleAdapter {
     }
 
     static func retention(of streamID: String, on conn: PostgresConnection, _ scope: Scope) throws -> StreamRetention? {
-        let r = try conn.query(
+        let s = retentionStatement(streamID, scope)
+        return retention(try conn.query(s.sql, s.params, prepare: true))
+    }
+
+    /// The stream's retention rules (``retention(_:)`` decodes them).
+    static func retentionStatement(_ streamID: String, _ scope: Scope) -> PostgresConnection.PipelineStatement {
+        .init(
             "SELECT max_count, max_age_seconds, truncate_before FROM \(scope.sql.streamMetadata) WHERE tenant_id = $1 AND stream_id = $2",
             [.text(scope.tenantID), .text(streamID)], prepare: true
         )
+    }
+
+    /// The rules of ``retentionStatement(_:_:)``'s result; `nil` when the stream has none.
+    static func retention(_ r: PostgresResult) -> StreamRetention? {
         guard r.rowCount == 1 else { return nil }
         return StreamRetention(maxCount: r.int64(0, 0), maxAgeSeconds: r.int64(0, 1), truncateBefore: r.int64(0, 2))
     }

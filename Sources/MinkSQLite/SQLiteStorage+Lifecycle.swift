@@ -126,6 +126,24 @@ extension SQLiteStorage: StreamLifecycleAdapter {
         }
     }
 
+    public func readStreamWithInfo(_ streamID: String, from version: Int64, limit: Int, direction: ReadDirection) async throws
+        -> RetentionAwarePage
+    {
+        let tenantID = self.tenantID
+        // One read transaction (one trip through a reader's queue) for the info and the page.
+        return try await database.read { c in
+            guard let info = try Self.info(of: streamID, tenantID: tenantID, on: c) else {
+                let tombstoned = try Self.isTombstoned(streamID, tenantID: tenantID, on: c)
+                return RetentionAwarePage(info: RetentionAwareInfo(info: nil, retention: nil, tombstoned: tombstoned), events: [])
+            }
+            if let rules = try Self.retention(of: streamID, tenantID: tenantID, on: c), !rules.isEmpty {
+                return RetentionAwarePage(info: RetentionAwareInfo(info: info, retention: rules, tombstoned: false), events: [])
+            }
+            let events = try Self.events(of: streamID, tenantID: tenantID, from: version, limit: limit, direction: direction, on: c)
+            return RetentionAwarePage(info: RetentionAwareInfo(info: info, retention: nil, tombstoned: false), events: events)
+        }
+    }
+
     static func isTombstoned(_ streamID: String, tenantID: String, on c: SQLiteConnection) throws -> Bool {
         try c.int("SELECT deleted FROM mink_streams WHERE tenant_id = ? AND stream_id = ?", [.text(tenantID), .text(streamID)]) == 2
     }

@@ -242,8 +242,10 @@ extension API {
         }
         let limit = Int(try c.query.integer("limit", default: 1000, in: 1...10_000))
         let from = try c.query.integer("from", default: direction == .forward ? 1 : -1, in: -1...Int64.max)
-        guard let info = try await c.store.streamInfo(streamID) else { throw MinkError.streamNotFound(streamID) }
-        let events = try await c.store.readStream(streamID, from: from, limit: limit, direction: direction)
+        guard let read = try await c.store.readStreamWithInfo(streamID, from: from, limit: limit, direction: direction) else {
+            throw MinkError.streamNotFound(streamID)
+        }
+        let (info, events) = (read.info, read.events)
         var next: Int64?
         if events.count == limit, let last = events.last {
             if direction == .forward, last.version < info.version { next = last.version + 1 }

@@ -277,6 +277,11 @@ private func readsForRetention(_ s: ConformanceStorage) async throws {
                 expected = RetentionAwareRead(retention: nil, events: page, tombstoned: page.isEmpty && tombstoned)
             }
             try lcCheck(read == expected, "\(stream) from \(from) limit \(limit) \(direction): \(read), expected \(expected)")
+            let withInfo = try await l.readStreamWithInfo(stream, from: from, limit: limit, direction: direction)
+            let info = try await l.streamInfoForRetention(stream)
+            let page = info.info != nil && info.retention == nil ? try await a.readStream(stream, from: from, limit: limit, direction: direction) : []
+            let expectedPage = RetentionAwarePage(info: info, events: page)
+            try lcCheck(withInfo == expectedPage, "\(stream) from \(from) limit \(limit) \(direction) with info: \(withInfo), expected \(expectedPage)")
             checked += 1
         }
         let info = try await a.streamInfo(stream)
@@ -292,4 +297,8 @@ private func readsForRetention(_ s: ConformanceStorage) async throws {
     try lcCheck(try await l.streamInfoForRetention("ruled-1").retention == StreamRetention(maxCount: 2), "info with rules")
     try lcCheck(try await l.streamInfoForRetention("hard-1").tombstoned, "info's tombstone")
     try lcCheck(try await l.streamInfoForRetention("soft-1") == RetentionAwareInfo(info: nil, retention: nil, tombstoned: false), "soft-deleted")
+    let plain = try await l.readStreamWithInfo("plain-1", from: 2, limit: 10, direction: .forward)
+    try lcCheck(plain.events.map(\.version) == [2, 3] && plain.info.info?.version == 3 && plain.info.info?.eventCount == 3, "page with info: \(plain)")
+    try lcCheck(try await l.readStreamWithInfo("ruled-1", from: 1, limit: 10, direction: .forward).info.retention == StreamRetention(maxCount: 2), "page's rules")
+    try lcCheck(try await l.readStreamWithInfo("hard-1", from: 1, limit: 10, direction: .forward).info.tombstoned, "page's tombstone")
 }

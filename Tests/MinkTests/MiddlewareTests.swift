@@ -130,6 +130,43 @@ struct MiddlewareTests {
         #expect(try await store.readAll().count == 1)
     }
 
+    struct FixedPage: MiddlewareProtocol {
+        func handle(_ command: LoadCommand, context: CommandContext, next: CommandHandler<LoadCommand>) async throws -> [Event] { [] }
+    }
+
+    @Test func aPageWithItsInfoIsOneLoadAndAnswersWhatTheTwoReadsAnswer() async throws {
+        let seen = Recorder()
+        let store = EventStore(adapter: InMemoryStorage(), middleware: [Middleware(Record(seen: seen))])
+        try await store.append("s-1", events: [raw("E"), raw("E"), raw("E")])
+        try await store.append("r-1", events: [raw("E"), raw("E"), raw("E"), raw("E")])
+        try await store.setRetention(StreamRetention(maxCount: 2), of: "r-1")
+        try await store.append("h-1", events: [raw("E")])
+        _ = try await store.deleteStream("h-1", hard: true)
+        seen.withLock { $0 = [] }
+        for stream in ["s-1", "r-1"] {
+            for (from, limit, direction) in [(Int64(2), 10, ReadDirection.forward), (-1, 1, .backward), (1, 0, .forward)] {
+                let read = try #require(try await store.readStreamWithInfo(stream, from: from, limit: limit, direction: direction))
+                #expect(read.info == (try await store.streamInfo(stream)))
+                #expect(read.events == (try await store.readStream(stream, from: from, limit: limit, direction: direction)), "\(stream) \(from) \(limit)")
+            }
+        }
+        #expect(seen.withLock { $0 }.filter { $0 == "load@-" }.count == 12)
+        seen.withLock { $0 = [] }
+        let page = try #require(try await store.readStreamWithInfo("s-1", from: 2, limit: 10))
+        #expect(page.events.map(\.version) == [2, 3] && page.info.version == 3)
+        #expect(seen.withLock { $0 } == ["load@-"], "one load, no streamInfo")
+        let ruled = try #require(try await store.readStreamWithInfo("r-1", from: 1, limit: 10))
+        #expect(ruled.events.map(\.version) == [3, 4] && ruled.info.eventCount == 2)
+        #expect(try await store.readStreamWithInfo("missing-1", from: 1, limit: 10) == nil)
+        let deleted = await #expect(throws: MinkError.self) { _ = try await store.readStreamWithInfo("h-1", from: 1, limit: 10) }
+        #expect(deleted?.code == .streamDeleted)
+        // A middleware that answers the load itself: the info comes from streamInfo.
+        let answering = EventStore(adapter: InMemoryStorage(), middleware: [Middleware(load: FixedPage())])
+        try await answering.append("s-1", events: [raw("E")])
+        let answered = try #require(try await answering.readStreamWithInfo("s-1", from: 1, limit: 10))
+        #expect(answered.events.isEmpty && answered.info.version == 1)
+    }
+
     @Test func loggingMiddleware() async throws {
         let capture = LogCapture()
         let store = EventStore(adapter: InMemoryStorage(), middleware: [.logging(capture.logger)])
