@@ -12,33 +12,45 @@ import Synchronization
 /// for it for ever.
 ///
 /// The cost for a write when no rebuild runs: two atomic additions and a load; a write that
-/// finds a rebuild running waits without polling until the rebuild ends.
+/// finds a rebuild running waits without polling until the rebuild ends (or its task is
+/// cancelled: it then fails with `.cancelled`, having written nothing).
 final class InlineRebuildGate: Sendable {
     /// Writes under way (entered and not left).
     private let active = Atomic<Int>(0)
     /// 1 while a rebuild holds the gate closed.
     private let closers = Atomic<Int>(0)
-    /// Writes waiting for the gate to open, resumed when it does (a rebuild may take minutes: no
-    /// polling by every waiting write).
-    private let waiters = Mutex<[CheckedContinuation<Void, Never>]>([])
+    /// Writes waiting for the gate to open, by ticket, resumed when it does (a rebuild may take
+    /// minutes: no polling by every waiting write) or when their task is cancelled.
+    private let waiters = Mutex<(next: UInt64, waiting: [UInt64: CheckedContinuation<Void, Never>])>((0, [:]))
 
     /// Runs `body` as a write: waits while a rebuild holds the gate.
+    /// - Throws: `.cancelled` when the task is cancelled while it waits (nothing was written), or
+    ///   what `body` threw.
     func pass<T>(isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> T) async throws -> T {
         while true {
             active.add(1, ordering: .sequentiallyConsistent)
             if closers.load(ordering: .sequentiallyConsistent) == 0 { break }
             active.subtract(1, ordering: .sequentiallyConsistent)
             // A rebuild runs: wait until it opens the gate (checked again under the waiters' lock,
-            // which the opening takes after clearing `closers`: no wake-up is lost). The wait
-            // ignores cancellation: a rebuild ends.
-            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                let waits = waiters.withLock { w -> Bool in
-                    guard closers.load(ordering: .sequentiallyConsistent) > 0 else { return false }
-                    w.append(c)
-                    return true
-                }
-                if !waits { c.resume() }
+            // which the opening takes after clearing `closers`: no wake-up is lost), or until the
+            // task is cancelled.
+            let ticket = waiters.withLock { w in
+                w.next += 1
+                return w.next
             }
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                    let waits = waiters.withLock { w -> Bool in
+                        guard closers.load(ordering: .sequentiallyConsistent) > 0, !Task.isCancelled else { return false }
+                        w.waiting[ticket] = c
+                        return true
+                    }
+                    if !waits { c.resume() }
+                }
+            } onCancel: {
+                waiters.withLock { $0.waiting.removeValue(forKey: ticket) }?.resume()
+            }
+            if Task.isCancelled { throw MinkError(.cancelled, "cancelled while waiting for a projection's rebuild to end") }
         }
         defer { active.subtract(1, ordering: .sequentiallyConsistent) }
         return try await body()
@@ -53,7 +65,7 @@ final class InlineRebuildGate: Sendable {
         }
         defer {
             closers.store(0, ordering: .sequentiallyConsistent)
-            for w in waiters.withLock({ w in defer { w = [] }; return w }) { w.resume() }
+            for w in waiters.withLock({ w in defer { w.waiting = [:] }; return w.waiting.values }) { w.resume() }
         }
         while active.load(ordering: .sequentiallyConsistent) > 0 {
             try await Task.sleep(for: .milliseconds(1))
