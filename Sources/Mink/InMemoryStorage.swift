@@ -123,17 +123,21 @@ public final class InMemoryStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
         // as if they had been one append (a black-box audit); now they are `duplicate_event_id`.
         // (Each append of a PostgreSQL group commit gets the batch's commit time plus its place in
         // the batch, in microseconds, so appends of one batch differ too.)
-        let identical = known.count == request.events.count
-            && zip(request.events, known).allSatisfy { $0.type == $1.type && $0.data == $1.data && $0.metadata == $1.metadata }
+        let sameEvents = zip(request.events, found).allSatisfy { e, stored in
+            stored.map { e.type == $0.type && e.data == $0.data && e.metadata == $0.metadata } ?? true
+        }
+        let identical = known.count == request.events.count && sameEvents
             && zip(known, known.dropFirst()).allSatisfy {
                 $1.version == $0.version + 1 && $1.globalPosition == $0.globalPosition + 1 && $1.timestamp == $0.timestamp
             }
         guard identical else {
-            throw MinkError(
-                .duplicateEventID,
-                "event ID \(known[0].id) was already used for another event in stream \(request.streamID)",
-                streamID: request.streamID, actualVersion: currentVersion ?? stream.last?.version
-            )
+            // The message says which rule was broken: an ID reused for other contents, or events
+            // stored before in an append this one does not repeat (some events without their ID,
+            // events added, events of several appends).
+            let message = sameEvents
+                ? "event ID \(known[0].id) is already stored in stream \(request.streamID), and this append is not a retry of the append that stored it (a retry repeats that append's events exactly, every one with its ID)"
+                : "event ID \(known[0].id) was already used for another event in stream \(request.streamID)"
+            throw MinkError(.duplicateEventID, message, streamID: request.streamID, actualVersion: currentVersion ?? stream.last?.version)
         }
         return AppendResult(streamID: request.streamID, events: known, isReplay: true)
     }

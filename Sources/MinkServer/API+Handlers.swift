@@ -293,11 +293,10 @@ extension API {
         try rejectReserved(streamID)
         try requireJSON(request)
         let body = try SnapshotBody.decode(request.body)
-        guard body.version >= 1 else { throw APIError(.validationFailed, "version must be at least 1") }
         // As for imported versions: larger ones are not read exactly by every JSON reader, and a
         // loader reading on from `version + 1` would overflow.
-        guard UInt64(body.version) <= ImportValidator.maxNumber else {
-            throw APIError(.validationFailed, "version must be at most \(ImportValidator.maxNumber) (2^53 − 1)")
+        guard body.version >= 1, UInt64(body.version) <= ImportValidator.maxNumber else {
+            throw APIError(.validationFailed, "version must be from 1 to \(ImportValidator.maxNumber) (2^53 − 1)")
         }
         return body
     }

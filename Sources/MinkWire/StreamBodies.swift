@@ -114,18 +114,17 @@ public struct SnapshotBody: Codable, Hashable, Sendable {
         self.state = state
     }
 
-    /// Reads and checks a `PUT` body: `version` an integer ≥ 0, `state` any JSON value.
-    /// - Throws: `WireError`: `invalid_json`, `bad_request` (unknown key, wrong type,
-    ///   negative version), `validation_failed` (a missing key).
+    /// Reads and checks a `PUT` body: `version` an integer, `state` any JSON value.
+    /// - Throws: `WireError`: `invalid_json`, `bad_request` (unknown key, wrong type),
+    ///   `validation_failed` (a missing key).
     public static func decode(_ body: [UInt8]) throws -> SnapshotBody {
         var reader = JSONReader(body)
         var version: Int64?, state: RawJSON?
         try reader.readObject(at: "", rejectUnknown: true) { reader, key, _ in
             switch key {
             case "version":
-                let value = try reader.readInt()
-                guard value >= 0 else { throw WireError(code: .badRequest, message: "must be ≥ 0") }
-                version = value
+                // Its range (1…2^53 − 1) is the server's check: `422`, as for 0 and too large.
+                version = try reader.readInt()
             case "state": state = try reader.readRaw()
             default: return false
             }

@@ -220,8 +220,9 @@ struct StreamEndpointTests {
             r = try await s.request("GET", "/v1/streams/agg-1/snapshot", headers: [("Accept-Encoding", "identity")])
             #expect(r.text == #"{"version":9,"state":\#(big)}"#, "large states round-trip through compression")
             #expect(try await s.request("PUT", "/v1/streams/agg-1/snapshot", json: #"{"version":0,"state":{}}"#).status == 422)
-            // Past 2^53 − 1 (a loader reading on from version + 1 overflowed at 2^63 − 1).
-            for huge in ["9007199254740992", "9223372036854775807"] {
+            // Past 2^53 − 1 (a loader reading on from version + 1 overflowed at 2^63 − 1), and
+            // negative (was `400`, where the documented answer is `422` as for 0).
+            for huge in ["9007199254740992", "9223372036854775807", "-1", "-9223372036854775808"] {
                 let r = try await s.request("PUT", "/v1/streams/agg-1/snapshot", json: #"{"version":\#(huge),"state":{}}"#)
                 #expect(r.status == 422 && r.errorCode == "validation_failed", "\(huge): \(r.text)")
             }

@@ -129,6 +129,24 @@ struct EventStoreTests {
         #expect(r.name(for: OrderShipped()) == "OrderShipped", "unregistered payloads are named by their type")
     }
 
+    /// A reused event ID's error says which rule was broken: another event under the ID, or the
+    /// events of an earlier append sent again as part of a different append (some without their
+    /// IDs): "used for another event" was misleading for the second (a contract audit).
+    @Test func aReusedEventIDSaysWhetherTheEventDiffersOrTheAppendIsNotARetry() async throws {
+        let store = EventStore(adapter: InMemoryStorage())
+        try await store.append("s-1", events: [raw("X", id: "e-1")])
+        func message(_ events: [EventData]) async -> String? {
+            do { try await store.append("s-1", events: events) } catch let e as MinkError where e.code == .duplicateEventID {
+                return e.message
+            } catch { return "\(error)" }
+            return nil
+        }
+        #expect(await message([raw("Y", id: "e-1")])?.contains("was already used for another event") == true)
+        let partial = await message([raw("X", id: "e-1"), raw("X")])
+        #expect(partial?.contains("is not a retry of the append that stored it") == true, "\(partial ?? "no error")")
+        #expect(try await store.load("s-1").count == 1)
+    }
+
     @Test func errorsThrownByTheStoreAreSwitchable() async throws {
         /// The code of the `MinkError` that `body` throws (nil: none, or another error type).
         func code(_ body: () async throws -> Void) async -> MinkError.Code? {

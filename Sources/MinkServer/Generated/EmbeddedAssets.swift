@@ -90,6 +90,8 @@ paths:
       tags: [operations]
       operationId: info
       summary: Version, storage kind, tenancy strategy, uptime and limits.
+      parameters:
+        - $ref: "#/components/parameters/Tenant"
       responses:
         "200":
           description: The server's information.
@@ -1003,7 +1005,8 @@ components:
               examples: [bad_request, invalid_json, invalid_stream_id, invalid_tenant, invalid_query, unauthorized, forbidden,
                 stream_not_found, not_found, projection_not_found, stream_deleted, method_not_allowed, concurrency_conflict,
                 duplicate_event_id, tenant_not_empty, payload_too_large, unsupported_media_type, validation_failed,
-                too_many_requests, request_timeout, uri_too_long, header_fields_too_large, unavailable, internal]
+                too_many_requests, request_timeout, uri_too_long, header_fields_too_large, unavailable, internal,
+                http_version_not_supported]
             message: {type: string}
             details: {type: object}
     Health:
@@ -1150,14 +1153,14 @@ components:
       description: Retention rules; `null` or absent means no rule.
       properties:
         maxCount: {type: [integer, "null"], minimum: 1}
-        maxAgeSeconds: {type: [integer, "null"], minimum: 1}
+        maxAgeSeconds: {type: [integer, "null"], minimum: 1, maximum: 31557600000, description: "At most 1,000 years (`422` above)."}
         truncateBefore: {type: [integer, "null"], minimum: 1}
     Snapshot:
       type: object
       additionalProperties: false
       required: [version, state]
       properties:
-        version: {type: integer, minimum: 1}
+        version: {type: integer, minimum: 1, maximum: 9007199254740991, description: "1 to 2^53 − 1 (`422` otherwise)."}
         state:
           description: Any JSON value.
     SnapshotStored:
@@ -1274,7 +1277,7 @@ components:
         limit:
           type: [integer, "null"]
           minimum: 0
-          description: "query: at most 10000 documents (400 invalid_query above); 10000 when absent or null. count: ignored."
+          description: "query: at most 10000 documents (400 invalid_query above); 10000 when absent or null. count: not used, but checked as in a query body (a negative value is 400 invalid_query; no upper bound)."
         offset: {type: [integer, "null"], minimum: 0}
     QueryResult:
       type: object
