@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stream reads over HTTP (`GET /v1/streams/{id}`: a page of 20 events with the stream's version, as a
-# client loading an aggregate reads it), 1 and 16 clients, on SQLite and on PostgreSQL (fsync on;
-# reads do not touch the disk), rounds alternating the binaries when MINKD_BASE is set.
+# client loading an aggregate reads it), 1 and 16 clients, and snapshots (`GET` and `PUT
+# /v1/streams/{id}/snapshot`, 1 client), on SQLite and on PostgreSQL (fsync on: a snapshot PUT
+# commits), rounds alternating the binaries when MINKD_BASE is set.
 # Usage: Benchmarks/compare/stream-read.sh [seconds] [rounds]   (MINKD, MINKD_BASE: see lib.sh)
 . "$(dirname "$0")/lib.sh"
 D=${1:-5}; ROUNDS=${2:-2}
@@ -15,6 +16,9 @@ body = json.dumps({"events": [{"type": "Seeded", "data": {"n": i, "note": "a sma
 for s in range(100):
     req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/streams/read-{s}", data=body, headers={"Content-Type": "application/json"})
     assert urllib.request.urlopen(req).status == 201
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/streams/read-{s}/snapshot", data=b'{"version":20,"state":{"total":20}}',
+                                 headers={"Content-Type": "application/json"}, method="PUT")
+    assert urllib.request.urlopen(req).status == 200
 PY
 }
 for r in $(seq "$ROUNDS"); do
@@ -24,13 +28,15 @@ for r in $(seq "$ROUNDS"); do
     seed $MPORT
     load stream_read.lua 1 1 $MPORT >/dev/null
     s1=$(load stream_read.lua 1 "$D" $MPORT); s16=$(load stream_read.lua 16 "$D" $MPORT)
+    sg=$(load snapshot_get.lua 1 "$D" $MPORT); sp=$(load snapshot_put.lua 1 "$D" $MPORT)
     stop_pid $MPID
     fresh_db "read_${label}_$r"
     start_minkd "${BINARIES[$i]}" "pg-$label-$r" --storage postgres --database-url "$DBURL"
     seed $MPORT
     load stream_read.lua 1 1 $MPORT >/dev/null
     p1=$(load stream_read.lua 1 "$D" $MPORT); p16=$(load stream_read.lua 16 "$D" $MPORT)
+    pg=$(load snapshot_get.lua 1 "$D" $MPORT); pp=$(load snapshot_put.lua 1 "$D" $MPORT)
     stop_pid $MPID
-    echo "round $r $label: SQLite 1 client $s1/s, 16 clients $s16/s; PostgreSQL 1 client $p1/s, 16 clients $p16/s"
+    echo "round $r $label: SQLite stream reads 1 client $s1/s, 16 clients $s16/s, snapshot GET $sg/s, PUT $sp/s (1 client); PostgreSQL stream reads 1 client $p1/s, 16 clients $p16/s, snapshot GET $pg/s, PUT $pp/s"
   done
 done

@@ -59,6 +59,10 @@ extension InMemoryStorage: StreamLifecycleAdapter {
         withState { $0.records[streamID]?.state == .hard }
     }
 
+    public func snapshotUnlessTombstoned(streamID: String) async throws -> (snapshot: Snapshot?, tombstoned: Bool) {
+        withState { $0.records[streamID]?.state == .hard ? (nil, true) : ($0.snapshots[streamID], false) }
+    }
+
     public func streamRetention(_ streamID: String) async throws -> StreamRetention? {
         withState { $0.retention[streamID] }
     }

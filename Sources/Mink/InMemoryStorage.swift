@@ -186,6 +186,10 @@ public final class InMemoryStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
     // MARK: Snapshots
 
     public func saveSnapshot(_ snapshot: Snapshot) async throws {
+        _ = try await storeSnapshot(snapshot)
+    }
+
+    public func storeSnapshot(_ snapshot: Snapshot) async throws -> Int64 {
         try withState { state in
             // As the SQL storages check it, in the write: a deleted stream's snapshot would
             // describe events that are gone.
@@ -194,8 +198,9 @@ public final class InMemoryStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
             case .soft?: throw MinkError.streamNotFound(snapshot.streamID)
             case .live?, nil: break
             }
-            if let old = state.snapshots[snapshot.streamID], old.version > snapshot.version { return }
+            if let old = state.snapshots[snapshot.streamID], old.version > snapshot.version { return old.version }
             state.snapshots[snapshot.streamID] = snapshot
+            return snapshot.version
         }
     }
 

@@ -321,6 +321,17 @@ public protocol SnapshotAdapter: Sendable {
     func loadSnapshot(streamID: String) async throws -> Snapshot?
     /// The same storage scoped to one tenant.
     func forTenant(_ tenantID: String) throws -> any SnapshotAdapter
+    /// ``saveSnapshot(_:)``, answering the version stored afterwards — the snapshot's, or the newer
+    /// one's that was kept — in one storage call where the adapter can (the default saves, then
+    /// loads). `PUT /v1/streams/{id}/snapshot` answers it.
+    func storeSnapshot(_ snapshot: Snapshot) async throws -> Int64
+}
+
+extension SnapshotAdapter {
+    public func storeSnapshot(_ snapshot: Snapshot) async throws -> Int64 {
+        try await saveSnapshot(snapshot)
+        return try await loadSnapshot(streamID: snapshot.streamID)?.version ?? snapshot.version
+    }
 }
 
 /// A read-model document with its ID.

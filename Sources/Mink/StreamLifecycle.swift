@@ -275,6 +275,12 @@ public protocol StreamLifecycleAdapter: Sendable {
     func readStreamWithInfo(_ streamID: String, from version: Int64, limit: Int, direction: ReadDirection) async throws
         -> RetentionAwarePage
 
+    /// The stream's newest snapshot (as ``SnapshotAdapter/loadSnapshot(streamID:)``) and whether
+    /// the stream carries a tombstone (then there is no snapshot: a hard deletion removes it), in
+    /// one storage call where the adapter can — `GET /v1/streams/{id}/snapshot` answers `410` for
+    /// the tombstone.
+    func snapshotUnlessTombstoned(streamID: String) async throws -> (snapshot: Snapshot?, tombstoned: Bool)
+
     /// Replaces the stream's retention rules (empty rules remove them).
     func setStreamRetention(_ streamID: String, _ retention: StreamRetention) async throws
 
@@ -352,6 +358,12 @@ extension StreamLifecycleAdapter where Self: EventStoreAdapter {
         let info = try await streamInfoForRetention(streamID)
         guard info.info != nil, info.retention == nil else { return RetentionAwarePage(info: info, events: []) }
         return RetentionAwarePage(info: info, events: try await readStream(streamID, from: version, limit: limit, direction: direction))
+    }
+
+    /// The calls one by one (an adapter that stores no snapshots has none).
+    public func snapshotUnlessTombstoned(streamID: String) async throws -> (snapshot: Snapshot?, tombstoned: Bool) {
+        if try await isTombstoned(streamID) { return (nil, true) }
+        return (try await (self as? any SnapshotAdapter)?.loadSnapshot(streamID: streamID), false)
     }
 
     /// The calls one by one.

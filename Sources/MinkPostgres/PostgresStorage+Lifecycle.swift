@@ -191,6 +191,26 @@ extension PostgresStorage: StreamLifecycleAdapter {
         }
     }
 
+    public func snapshotUnlessTombstoned(streamID: String) async throws -> (snapshot: Snapshot?, tombstoned: Bool) {
+        try await withReadConnection(empty: (nil, false)) { conn, scope in
+            let r = try conn.query(
+                """
+                SELECT s.deleted, sn.version, sn.state, (extract(epoch FROM sn.created_at) * 1000000)::int8
+                FROM (SELECT 1) AS one
+                LEFT JOIN \(scope.sql.streams) s ON s.tenant_id = $1 AND s.stream_id = $2
+                LEFT JOIN \(scope.sql.snapshots) sn ON sn.tenant_id = $1 AND sn.stream_id = $2
+                """,
+                [.text(scope.tenantID), .text(streamID)], prepare: true
+            )
+            if r.int64(0, 0) == 2 { return (nil, true) }
+            guard let version = r.int64(0, 1) else { return (nil, false) }
+            return (Snapshot(
+                streamID: streamID, version: version, state: r.bytes(0, 2) ?? Data(),
+                createdAt: EventRow.date(microseconds: r.int64(0, 3) ?? 0)
+            ), false)
+        }
+    }
+
     /// The stream's row whatever its state (``streamRow(_:_:)`` decodes it): its deletion state,
     /// version, times and first stored version.
     static func streamRowStatement(_ streamID: String, _ scope: Scope) -> PostgresConnection.PipelineStatement {

@@ -35,6 +35,43 @@ extension PostgresStorage {
         }
     }
 
+    /// ``saveSnapshot(_:)`` in one round trip: the tenant's lock and one statement — the stream's
+    /// state, the upsert unless the stream is deleted, the version stored afterwards — pipelined
+    /// as one transaction (it was `BEGIN` and the lock, the state, the upsert, `COMMIT`, then a
+    /// read of the stored version: five round trips).
+    public func storeSnapshot(_ snapshot: Snapshot) async throws -> Int64 {
+        try await withConnection { conn, scope in
+            let r = try conn.pipelineResults([
+                .init("SELECT pg_advisory_xact_lock($1::int8)", [.int(scope.appendLockKey)], prepare: true),
+                .init(
+                    """
+                    WITH st AS (SELECT deleted FROM \(scope.sql.streams) WHERE tenant_id = $1::text AND stream_id = $2::text),
+                    up AS (
+                        INSERT INTO \(scope.sql.snapshots) (tenant_id, stream_id, version, state, created_at)
+                        SELECT $1::text, $2::text, $3::int8, $4::bytea, 'epoch'::timestamptz + $5::int8 * interval '1 microsecond'
+                        WHERE coalesce((SELECT deleted FROM st), 0) = 0
+                        ON CONFLICT (tenant_id, stream_id) DO UPDATE
+                        SET version = EXCLUDED.version, state = EXCLUDED.state, created_at = EXCLUDED.created_at
+                        WHERE \(scope.sql.snapshots).version <= EXCLUDED.version
+                        RETURNING version)
+                    SELECT (SELECT deleted FROM st),
+                           coalesce((SELECT version FROM up),
+                                    (SELECT version FROM \(scope.sql.snapshots) WHERE tenant_id = $1::text AND stream_id = $2::text))
+                    """,
+                    [.text(scope.tenantID), .text(snapshot.streamID), .int(snapshot.version), .bytes(snapshot.state),
+                     .int(EventRow.microseconds(snapshot.createdAt))],
+                    prepare: true
+                ),
+            ])
+            // A deleted stream's state rolled nothing in: the upsert's condition kept it out.
+            switch r[1].int64(0, 0) {
+            case 2?: throw MinkError.streamDeleted(snapshot.streamID)
+            case 1?: throw MinkError.streamNotFound(snapshot.streamID)
+            default: return r[1].int64(0, 1) ?? snapshot.version
+            }
+        }
+    }
+
     /// The newest snapshot of a stream; `createdAt` has microsecond precision.
     public func loadSnapshot(streamID: String) async throws -> Snapshot? {
         try await withReadConnection(empty: nil) { conn, scope in

@@ -235,8 +235,12 @@ extension SQLiteStorage {
     // MARK: Snapshots
 
     public func saveSnapshot(_ snapshot: Snapshot) async throws {
+        _ = try await storeSnapshot(snapshot)
+    }
+
+    public func storeSnapshot(_ snapshot: Snapshot) async throws -> Int64 {
         let tenantID = self.tenantID
-        try await database.write { c in
+        return try await database.write { c in
             // In the write, so that no deletion commits between the check and the snapshot (a
             // snapshot put while a deletion ran came back after it, describing deleted events).
             switch try c.int("SELECT deleted FROM mink_streams WHERE tenant_id = ? AND stream_id = ?", [.text(tenantID), .text(snapshot.streamID)]) {
@@ -253,6 +257,9 @@ extension SQLiteStorage {
                 [.text(tenantID), .text(snapshot.streamID), .int(snapshot.version), .blob(snapshot.state),
                  .double(snapshot.createdAt.timeIntervalSinceReferenceDate)]
             )
+            // The version stored now: this one, or the newer one the upsert kept.
+            return try c.int("SELECT version FROM mink_snapshots WHERE tenant_id = ? AND stream_id = ?", [.text(tenantID), .text(snapshot.streamID)])
+                ?? snapshot.version
         }
     }
 

@@ -144,6 +144,25 @@ extension SQLiteStorage: StreamLifecycleAdapter {
         }
     }
 
+    public func snapshotUnlessTombstoned(streamID: String) async throws -> (snapshot: Snapshot?, tombstoned: Bool) {
+        let tenantID = self.tenantID
+        // One read transaction (one trip through a reader's queue) for both.
+        return try await database.read { c in
+            if try Self.isTombstoned(streamID, tenantID: tenantID, on: c) { return (nil, true) }
+            var snapshot: Snapshot?
+            try c.query(
+                "SELECT version, state, created_at FROM mink_snapshots WHERE tenant_id = ? AND stream_id = ?",
+                [.text(tenantID), .text(streamID)]
+            ) { r in
+                snapshot = Snapshot(
+                    streamID: streamID, version: r.int(0), state: r.bytes(1),
+                    createdAt: Date(timeIntervalSinceReferenceDate: r.double(2))
+                )
+            }
+            return (snapshot, false)
+        }
+    }
+
     static func isTombstoned(_ streamID: String, tenantID: String, on c: SQLiteConnection) throws -> Bool {
         try c.int("SELECT deleted FROM mink_streams WHERE tenant_id = ? AND stream_id = ?", [.text(tenantID), .text(streamID)]) == 2
     }

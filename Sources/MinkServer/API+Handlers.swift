@@ -276,8 +276,18 @@ extension API {
 
     private func getSnapshot(_ c: RequestContext, streamID: String) async throws -> HTTPResponse {
         try validateStreamID(streamID)
-        try await c.store.checkNotTombstoned(streamID)
-        guard let snapshot = try await snapshots(c).loadSnapshot(streamID: streamID) else {
+        let adapter = try snapshots(c)
+        let found: Snapshot?
+        if let lifecycle = adapter as? any StreamLifecycleAdapter {
+            // The snapshot and the tombstone in one storage call (one PostgreSQL round trip).
+            let read = try await lifecycle.snapshotUnlessTombstoned(streamID: streamID)
+            if read.tombstoned { throw MinkError.streamDeleted(streamID) }
+            found = read.snapshot
+        } else {
+            try await c.store.checkNotTombstoned(streamID)
+            found = try await adapter.loadSnapshot(streamID: streamID)
+        }
+        guard let snapshot = found else {
             throw APIError(.notFound, "no snapshot for stream \(streamID)")
         }
         var state = [UInt8](snapshot.state)
@@ -303,17 +313,18 @@ extension API {
 
     private func putSnapshot(_ c: RequestContext, streamID: String) async throws -> HTTPResponse {
         let body = try snapshotInput(c.request, streamID: streamID)
-        try await c.store.checkNotTombstoned(streamID)
+        let adapter = try snapshots(c)
+        // The storages check the tombstone in the write itself (`410`), atomically with it; another
+        // adapter is asked first.
+        if !(adapter is any StreamLifecycleAdapter) { try await c.store.checkNotTombstoned(streamID) }
         var state = body.state.bytes
         if state.count >= Self.snapshotCompressionThreshold { state = try Gzip.compress(state) }
-        let adapter = try snapshots(c)
-        try await adapter.saveSnapshot(Snapshot(streamID: streamID, version: body.version, state: Data(state)))
-        let stored = try await adapter.loadSnapshot(streamID: streamID)
+        let stored = try await adapter.storeSnapshot(Snapshot(streamID: streamID, version: body.version, state: Data(state)))
         var w = JSONWriter()
         w.beginObject()
         w.key("streamId"); w.string(streamID)
-        w.key("version"); w.int(stored?.version ?? body.version)
-        w.key("stored"); w.bool(stored?.version == body.version)
+        w.key("version"); w.int(stored)
+        w.key("stored"); w.bool(stored == body.version)
         w.endObject()
         return Reply.json(bytes: w.bytes)
     }

@@ -527,6 +527,15 @@ private func snapshots(_ s: ConformanceStorage) async throws {
     let big = Data(("{\"blob\":\"" + String(repeating: "x", count: 200_000) + "\"}").utf8)
     try await s.snapshots.saveSnapshot(Snapshot(streamID: "agg-2", version: 1, state: big))
     try check(try await s.snapshots.loadSnapshot(streamID: "agg-2")?.state == big, "large state round-trip")
+    // `storeSnapshot` answers the version stored afterwards: its own, or the newer one kept.
+    let kept = try await s.snapshots.storeSnapshot(Snapshot(streamID: "agg-1", version: 8, state: Data(#"{"v":8}"#.utf8)))
+    try check(kept == 10, "an older snapshot answers the newer version kept: \(kept)")
+    let stored = try await s.snapshots.storeSnapshot(Snapshot(streamID: "agg-1", version: 12, state: Data(#"{"v":12}"#.utf8)))
+    try check(stored == 12, "a newer snapshot answers its own version: \(stored)")
+    let equal = try await s.snapshots.storeSnapshot(Snapshot(streamID: "agg-1", version: 12, state: Data(#"{"v":"12b"}"#.utf8)))
+    try check(equal == 12, "an equal version replaces the stored one: \(equal)")
+    try check(try await s.snapshots.loadSnapshot(streamID: "agg-1")?.state == Data(#"{"v":"12b"}"#.utf8), "the equal version's state stored")
+    try check(try await s.snapshots.storeSnapshot(Snapshot(streamID: "agg-3", version: 1, state: Data("{}".utf8))) == 1, "a first snapshot")
 }
 
 private func readersInOrder(_ s: ConformanceStorage) async throws {

@@ -297,6 +297,22 @@ private func readsForRetention(_ s: ConformanceStorage) async throws {
     try lcCheck(try await l.streamInfoForRetention("ruled-1").retention == StreamRetention(maxCount: 2), "info with rules")
     try lcCheck(try await l.streamInfoForRetention("hard-1").tombstoned, "info's tombstone")
     try lcCheck(try await l.streamInfoForRetention("soft-1") == RetentionAwareInfo(info: nil, retention: nil, tombstoned: false), "soft-deleted")
+    // The snapshot with the tombstone, as the separate reads answer them; a deleted stream's
+    // snapshot write is refused in the write (`410` / `404`).
+    try await s.snapshots.saveSnapshot(Snapshot(streamID: "plain-1", version: 3, state: Data(#"{"p":1}"#.utf8)))
+    try await s.snapshots.saveSnapshot(Snapshot(streamID: "never-1", version: 9, state: Data("{}".utf8)))
+    for stream in ["plain-1", "ruled-1", "soft-1", "hard-1", "missing-1", "never-1"] {
+        let found = try await l.snapshotUnlessTombstoned(streamID: stream)
+        let tombstoned = try await l.isTombstoned(stream)
+        let snapshot = tombstoned ? nil : try await s.snapshots.loadSnapshot(streamID: stream)
+        try lcCheck(found.tombstoned == tombstoned && found.snapshot == snapshot, "\(stream)'s snapshot: \(found), expected \(String(describing: snapshot)), \(tombstoned)")
+    }
+    try lcCheck(try await l.snapshotUnlessTombstoned(streamID: "plain-1").snapshot?.state == Data(#"{"p":1}"#.utf8), "a stream's snapshot")
+    try lcCheck(try await l.snapshotUnlessTombstoned(streamID: "never-1").snapshot?.version == 9, "a snapshot of a stream never written")
+    try lcCheck(try await l.snapshotUnlessTombstoned(streamID: "hard-1").tombstoned, "the snapshot read's tombstone")
+    try await lcExpectError(.streamDeleted) { _ = try await s.snapshots.storeSnapshot(Snapshot(streamID: "hard-1", version: 5, state: Data("{}".utf8))) }
+    try await lcExpectError(.streamNotFound) { _ = try await s.snapshots.storeSnapshot(Snapshot(streamID: "soft-1", version: 5, state: Data("{}".utf8))) }
+    try lcCheck(try await s.snapshots.loadSnapshot(streamID: "hard-1") == nil, "no snapshot stored for a tombstoned stream")
     let plain = try await l.readStreamWithInfo("plain-1", from: 2, limit: 10, direction: .forward)
     try lcCheck(plain.events.map(\.version) == [2, 3] && plain.info.info?.version == 3 && plain.info.info?.eventCount == 3, "page with info: \(plain)")
     try lcCheck(try await l.readStreamWithInfo("ruled-1", from: 1, limit: 10, direction: .forward).info.retention == StreamRetention(maxCount: 2), "page's rules")

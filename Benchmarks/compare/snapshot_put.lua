@@ -1,0 +1,11 @@
+-- wrk: PUT /v1/streams/read-{n}/snapshot with a growing version (a client snapshotting its
+-- aggregates), over the STREAMS streams (default 100) stream-read.sh seeded.
+local streams = tonumber(os.getenv("STREAMS") or "100")
+local counter = 0
+request = function()
+  counter = counter + 1
+  local body = '{"version":' .. (1000 + counter) .. ',"state":{"total":' .. counter .. ',"status":"open","items":3}}'
+  return wrk.format("PUT", "/v1/streams/read-" .. (counter % streams) .. "/snapshot", {["Content-Type"] = "application/json"}, body)
+end
+local bad = 0
+response = function(status) if status ~= 200 then bad = bad + 1; if bad < 5 then io.stderr:write("status " .. status .. "\n") end end end
