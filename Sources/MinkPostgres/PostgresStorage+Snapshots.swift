@@ -5,40 +5,16 @@ extension PostgresStorage {
     /// Stores a snapshot unless a newer one is stored. Large states are compressed by PostgreSQL
     /// itself (TOAST compresses `bytea` values over ~2 KiB), so the adapter stores them as given.
     public func saveSnapshot(_ snapshot: Snapshot) async throws {
-        try await withConnection { conn, scope in
-            // Under the tenant's append lock, as a deletion runs: without it, a snapshot put while
-            // a deletion ran could commit after the deletion removed the stream's snapshots and
-            // come back describing deleted events (a black-box audit, 2026-12-07).
-            try conn.transaction(begin: "SELECT pg_advisory_xact_lock(\(scope.appendLockKey))") {
-                let state = try conn.query(
-                    "SELECT deleted FROM \(scope.sql.streams) WHERE tenant_id = $1 AND stream_id = $2",
-                    [.text(scope.tenantID), .text(snapshot.streamID)], prepare: true
-                )
-                switch state.rowCount == 1 ? state.int64(0, 0) : nil {
-                case 2?: throw MinkError.streamDeleted(snapshot.streamID)
-                case 1?: throw MinkError.streamNotFound(snapshot.streamID)
-                default: break
-                }
-                _ = try conn.query(
-                    """
-                    INSERT INTO \(scope.sql.snapshots) (tenant_id, stream_id, version, state, created_at)
-                    VALUES ($1, $2, $3::int8, $4::bytea, 'epoch'::timestamptz + $5::int8 * interval '1 microsecond')
-                    ON CONFLICT (tenant_id, stream_id) DO UPDATE
-                    SET version = EXCLUDED.version, state = EXCLUDED.state, created_at = EXCLUDED.created_at
-                    WHERE \(scope.sql.snapshots).version <= EXCLUDED.version
-                    """,
-                    [.text(scope.tenantID), .text(snapshot.streamID), .int(snapshot.version), .bytes(snapshot.state),
-                     .int(EventRow.microseconds(snapshot.createdAt))],
-                    prepare: true
-                )
-            }
-        }
+        _ = try await storeSnapshot(snapshot)
     }
 
     /// ``saveSnapshot(_:)`` in one round trip: the tenant's lock and one statement — the stream's
     /// state, the upsert unless the stream is deleted, the version stored afterwards — pipelined
     /// as one transaction (it was `BEGIN` and the lock, the state, the upsert, `COMMIT`, then a
-    /// read of the stored version: five round trips).
+    /// read of the stored version: five round trips). Under the tenant's append lock, as a
+    /// deletion runs: without it, a snapshot put while a deletion ran could commit after the
+    /// deletion removed the stream's snapshots and come back describing deleted events (a
+    /// black-box audit, 2026-12-07).
     public func storeSnapshot(_ snapshot: Snapshot) async throws -> Int64 {
         try await withConnection { conn, scope in
             let r = try conn.pipelineResults([
