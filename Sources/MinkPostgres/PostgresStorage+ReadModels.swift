@@ -47,19 +47,26 @@ extension PostgresStorage {
         }
     }
 
-    /// The page and the total in one `REPEATABLE READ` transaction: one snapshot for both.
+    /// The page and the total in one `REPEATABLE READ` transaction — one snapshot for both — sent
+    /// as one pipeline: `BEGIN`, the page, the count and `COMMIT` in one round trip (they were
+    /// four). A failure leaves the transaction open in its failed state; the connection's worker
+    /// rolls it back (``ConnectionWorker``).
     public func findWithTotal(_ model: String, query: Query) async throws -> (documents: [StoredDocument], total: Int64) {
         let find = try Self.readModelSQL.find(model, tenantID: tenantID, query: query)
         let count = try Self.readModelSQL.count(model, tenantID: tenantID, query: query)
         if model.containsNUL { return ([], 0) }
         return try await withReadConnection(empty: ([], 0)) { conn, scope in
-            try conn.transaction(begin: "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY") {
-                let (findText, findBinds) = Self.targeted(find, scope.sql)
-                let (countText, countBinds) = Self.targeted(count, scope.sql)
-                let r = try conn.query(findText, findBinds)
-                let documents = (0..<r.rowCount).map { StoredDocument(id: r.string($0, 0) ?? "", json: r.bytes($0, 1) ?? Data()) }
-                return (documents, try conn.query(countText, countBinds).int64(0, 0) ?? 0)
-            }
+            let (findText, findBinds) = Self.targeted(find, scope.sql)
+            let (countText, countBinds) = Self.targeted(count, scope.sql)
+            let results = try conn.pipelineResults([
+                .init("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"),
+                .init(findText, findBinds),
+                .init(countText, countBinds),
+                .init("COMMIT"),
+            ])
+            let r = results[1]
+            let documents = (0..<r.rowCount).map { StoredDocument(id: r.string($0, 0) ?? "", json: r.bytes($0, 1) ?? Data()) }
+            return (documents, results[2].int64(0, 0) ?? 0)
         }
     }
 
