@@ -351,9 +351,11 @@ public final class EventStore: Sendable {
     /// answers both), read in one storage call where the storage can: one PostgreSQL round trip
     /// and one SQLite read transaction, where ``streamInfo(_:)`` then ``readStream(_:from:limit:direction:)``
     /// take two storage calls (four PostgreSQL round trips). The page is what `readStream` returns
-    /// and the info what `streamInfo` returns (retention rules applied to both). The middleware
-    /// sees one ``LoadCommand``; when one answers it without the storage, the info is read with
-    /// ``streamInfo(_:)``.
+    /// and the info what `streamInfo` returns (retention rules applied to both), from one snapshot
+    /// of the storage on SQLite and PostgreSQL. The middleware sees one ``LoadCommand`` and no
+    /// ``StreamInfoCommand`` (a `streamInfo` step — access control, metrics, a cache — is not
+    /// asked); when a `load` step answers without the storage, the info is read with
+    /// ``streamInfo(_:)``, through its chain.
     /// - Returns: `nil` when the stream does not exist (or was soft-deleted).
     /// - Throws: `.streamDeleted` for a hard-deleted stream.
     public func readStreamWithInfo(_ streamID: String, from: Int64, limit: Int, direction: ReadDirection = .forward) async throws

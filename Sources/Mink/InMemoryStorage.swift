@@ -134,9 +134,13 @@ public final class InMemoryStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
             // The message says which rule was broken: an ID reused for other contents, or events
             // stored before in an append this one does not repeat (some events without their ID,
             // events added, events of several appends).
+            // The ID named: the first whose stored event differs, else the first stored one.
+            let differing = zip(request.events, found).first { e, stored in
+                stored.map { !(e.type == $0.type && e.data == $0.data && e.metadata == $0.metadata) } ?? false
+            }?.1
             let message = sameEvents
                 ? "event ID \(known[0].id) is already stored in stream \(request.streamID), and this append is not a retry of the append that stored it (a retry repeats that append's events exactly, every one with its ID)"
-                : "event ID \(known[0].id) was already used for another event in stream \(request.streamID)"
+                : "event ID \((differing ?? known[0]).id) was already used for another event in stream \(request.streamID)"
             throw MinkError(.duplicateEventID, message, streamID: request.streamID, actualVersion: currentVersion ?? stream.last?.version)
         }
         return AppendResult(streamID: request.streamID, events: known, isReplay: true)

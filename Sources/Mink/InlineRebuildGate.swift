@@ -23,6 +23,9 @@ final class InlineRebuildGate: Sendable {
     /// minutes: no polling by every waiting write) or when their task is cancelled.
     private let waiters = Mutex<(next: UInt64, waiting: [UInt64: CheckedContinuation<Void, Never>])>((0, [:]))
 
+    /// Writes waiting for the gate to open now (tests).
+    var waitingCount: Int { waiters.withLock { $0.waiting.count } }
+
     /// Runs `body` as a write: waits while a rebuild holds the gate.
     /// - Throws: `.cancelled` when the task is cancelled while it waits (nothing was written), or
     ///   what `body` threw.

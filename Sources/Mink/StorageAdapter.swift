@@ -315,7 +315,11 @@ public struct Snapshot: Sendable, Hashable {
 
 /// Storage for snapshots (seed: `SnapshotAdapter`).
 public protocol SnapshotAdapter: Sendable {
-    /// Stores a snapshot unless a newer one (higher version) is already stored.
+    /// Stores a snapshot unless a newer one (higher version) is already stored. An adapter that
+    /// is also the events' storage (a ``StreamLifecycleAdapter``) refuses a deleted stream's
+    /// snapshot in the write itself — `.streamDeleted` for a tombstone, `.streamNotFound` for a
+    /// soft-deleted stream not written since — so that no snapshot outlives its stream's
+    /// deletion; minkd's server relies on it (the built-in storages all do).
     func saveSnapshot(_ snapshot: Snapshot) async throws
     /// The newest snapshot of a stream.
     func loadSnapshot(streamID: String) async throws -> Snapshot?

@@ -73,23 +73,10 @@ extension PostgresStorage {
         try await withReadConnection(empty: nil) { conn, scope in try Self.info(of: streamID, on: conn, scope) }
     }
 
-    /// A stream's info, on a connection (``streamInfo(_:)``).
+    /// A stream's info, on a connection (``streamInfo(_:)``): `nil` for a missing or deleted stream.
     static func info(of streamID: String, on conn: PostgresConnection, _ scope: Scope) throws -> StreamInfo? {
-        let r = try conn.query(
-            """
-            SELECT version, (extract(epoch FROM created_at) * 1000000)::int8, (extract(epoch FROM updated_at) * 1000000)::int8,
-                   (SELECT min(e.version) FROM \(scope.sql.events) e WHERE e.tenant_id = s.tenant_id AND e.stream_id = s.stream_id)
-            FROM \(scope.sql.streams) s WHERE tenant_id = $1 AND stream_id = $2 AND deleted = 0
-            """,
-            [.text(scope.tenantID), .text(streamID)], prepare: true
-        )
-        guard r.rowCount == 1, let version = r.int64(0, 0) else { return nil }
-        // Deletions and the scavenger remove the oldest events: the stored ones are
-        // min(version) up to the version.
-        return StreamInfo(
-            streamID: streamID, version: version, eventCount: r.int64(0, 3).map { version - $0 + 1 } ?? 0,
-            createdAt: EventRow.date(microseconds: r.int64(0, 1) ?? 0), updatedAt: EventRow.date(microseconds: r.int64(0, 2) ?? 0)
-        )
+        let s = streamRowStatement(streamID, scope)
+        return streamRow(streamID, try conn.query(s.sql, s.params, prepare: true)).info
     }
 
     public func readAll(after position: UInt64, filter: EventFilter, limit: Int) async throws -> [Event] {

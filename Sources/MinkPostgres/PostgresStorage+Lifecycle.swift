@@ -155,23 +155,24 @@ extension PostgresStorage: StreamLifecycleAdapter {
     public func readStreamForRetention(_ streamID: String, from version: Int64, limit: Int, direction: ReadDirection) async throws
         -> RetentionAwareRead
     {
-        // One round trip: the rules, the stream's row and the page, pipelined. The page is read
-        // whatever the rules (a stream with rules is read again under them: rare).
+        // One round trip and one snapshot: the rules, the tombstone and the page, pipelined in a
+        // read-only REPEATABLE READ transaction. The page is read whatever the rules (a stream
+        // with rules is read again under them: rare).
         try await withReadConnection(empty: RetentionAwareRead(retention: nil, events: [], tombstoned: false)) { conn, scope in
-            var statements = [Self.retentionStatement(streamID, scope), Self.streamRowStatement(streamID, scope)]
+            var statements = [Self.retentionStatement(streamID, scope), Self.tombstoneStatement(streamID, scope)]
             if limit > 0 { statements.append(Self.eventsStatement(of: streamID, from: version, limit: limit, direction: direction, scope)) }
-            let r = try conn.pipelineResults(statements)
+            let r = try Self.consistentRead(statements, on: conn)
             if let rules = Self.retention(r[0]), !rules.isEmpty {
                 return RetentionAwareRead(retention: rules, events: [], tombstoned: false)
             }
             let events = limit > 0 ? try EventRow.decodeAll(r[2]) : []
-            return RetentionAwareRead(retention: nil, events: events, tombstoned: events.isEmpty && Self.streamRow(streamID, r[1]).tombstoned)
+            return RetentionAwareRead(retention: nil, events: events, tombstoned: events.isEmpty && Self.tombstoned(r[1]))
         }
     }
 
     public func streamInfoForRetention(_ streamID: String) async throws -> RetentionAwareInfo {
         try await withReadConnection(empty: RetentionAwareInfo(info: nil, retention: nil, tombstoned: false)) { conn, scope in
-            let r = try conn.pipelineResults([Self.streamRowStatement(streamID, scope), Self.retentionStatement(streamID, scope)])
+            let r = try Self.consistentRead([Self.streamRowStatement(streamID, scope), Self.retentionStatement(streamID, scope)], on: conn)
             return Self.retentionAwareInfo(streamID, row: r[0], rules: r[1])
         }
     }
@@ -180,34 +181,43 @@ extension PostgresStorage: StreamLifecycleAdapter {
         -> RetentionAwarePage
     {
         let empty = RetentionAwarePage(info: RetentionAwareInfo(info: nil, retention: nil, tombstoned: false), events: [])
-        // One round trip for what took four: the stream's row, its rules and the page, pipelined.
+        // One round trip for what took four, and one snapshot — the page never holds versions the
+        // info does not, and a deletion is seen by both or neither: the stream's row, its rules
+        // and the page, pipelined in a read-only REPEATABLE READ transaction.
         return try await withReadConnection(empty: empty) { conn, scope in
             var statements = [Self.streamRowStatement(streamID, scope), Self.retentionStatement(streamID, scope)]
             if limit > 0 { statements.append(Self.eventsStatement(of: streamID, from: version, limit: limit, direction: direction, scope)) }
-            let r = try conn.pipelineResults(statements)
+            let r = try Self.consistentRead(statements, on: conn)
             let info = Self.retentionAwareInfo(streamID, row: r[0], rules: r[1])
             guard info.info != nil, info.retention == nil, limit > 0 else { return RetentionAwarePage(info: info, events: []) }
             return RetentionAwarePage(info: info, events: try EventRow.decodeAll(r[2]))
         }
     }
 
+    /// Runs read statements as one pipeline in one read-only REPEATABLE READ transaction — one
+    /// round trip, one snapshot for all of them (without `BEGIN`, a pipeline's implicit transaction
+    /// gives each statement its own snapshot under READ COMMITTED: a deletion or an append
+    /// committing between two of them was seen by one only). Returns their results. On a failure
+    /// the transaction is left failed, and the connection's worker rolls it back
+    /// (``ConnectionWorker``).
+    static func consistentRead(_ statements: [PostgresConnection.PipelineStatement], on conn: PostgresConnection) throws -> [PostgresResult] {
+        let r = try conn.pipelineResults([.init("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")] + statements + [.init("COMMIT")])
+        return Array(r[1...statements.count])
+    }
+
     public func snapshotUnlessTombstoned(streamID: String) async throws -> (snapshot: Snapshot?, tombstoned: Bool) {
         try await withReadConnection(empty: (nil, false)) { conn, scope in
             let r = try conn.query(
                 """
-                SELECT s.deleted, sn.version, sn.state, (extract(epoch FROM sn.created_at) * 1000000)::int8
+                SELECT sn.version, sn.state, (extract(epoch FROM sn.created_at) * 1000000)::int8, s.deleted
                 FROM (SELECT 1) AS one
                 LEFT JOIN \(scope.sql.streams) s ON s.tenant_id = $1 AND s.stream_id = $2
                 LEFT JOIN \(scope.sql.snapshots) sn ON sn.tenant_id = $1 AND sn.stream_id = $2
                 """,
                 [.text(scope.tenantID), .text(streamID)], prepare: true
             )
-            if r.int64(0, 0) == 2 { return (nil, true) }
-            guard let version = r.int64(0, 1) else { return (nil, false) }
-            return (Snapshot(
-                streamID: streamID, version: version, state: r.bytes(0, 2) ?? Data(),
-                createdAt: EventRow.date(microseconds: r.int64(0, 3) ?? 0)
-            ), false)
+            if r.int64(0, 3) == 2 { return (nil, true) }
+            return (Self.snapshot(of: streamID, r), false)
         }
     }
 
@@ -245,12 +255,17 @@ extension PostgresStorage: StreamLifecycleAdapter {
     }
 
     static func isTombstoned(_ streamID: String, on conn: PostgresConnection, _ scope: Scope) throws -> Bool {
-        let r = try conn.query(
-            "SELECT deleted FROM \(scope.sql.streams) WHERE tenant_id = $1 AND stream_id = $2",
-            [.text(scope.tenantID), .text(streamID)], prepare: true
-        )
-        return r.rowCount == 1 && r.int64(0, 0) == 2
+        let s = tombstoneStatement(streamID, scope)
+        return tombstoned(try conn.query(s.sql, s.params, prepare: true))
     }
+
+    /// The stream's deletion state (``tombstoned(_:)`` reads it).
+    static func tombstoneStatement(_ streamID: String, _ scope: Scope) -> PostgresConnection.PipelineStatement {
+        .init("SELECT deleted FROM \(scope.sql.streams) WHERE tenant_id = $1 AND stream_id = $2", [.text(scope.tenantID), .text(streamID)], prepare: true)
+    }
+
+    /// Whether ``tombstoneStatement(_:_:)``'s result says the stream carries a tombstone.
+    static func tombstoned(_ r: PostgresResult) -> Bool { r.rowCount == 1 && r.int64(0, 0) == 2 }
 
     static func retention(of streamID: String, on conn: PostgresConnection, _ scope: Scope) throws -> StreamRetention? {
         let s = retentionStatement(streamID, scope)

@@ -58,15 +58,10 @@ extension PostgresStorage {
         return try await withReadConnection(empty: ([], 0)) { conn, scope in
             let (findText, findBinds) = Self.targeted(find, scope.sql)
             let (countText, countBinds) = Self.targeted(count, scope.sql)
-            let results = try conn.pipelineResults([
-                .init("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"),
-                .init(findText, findBinds),
-                .init(countText, countBinds),
-                .init("COMMIT"),
-            ])
-            let r = results[1]
+            let results = try Self.consistentRead([.init(findText, findBinds), .init(countText, countBinds)], on: conn)
+            let r = results[0]
             let documents = (0..<r.rowCount).map { StoredDocument(id: r.string($0, 0) ?? "", json: r.bytes($0, 1) ?? Data()) }
-            return (documents, results[2].int64(0, 0) ?? 0)
+            return (documents, results[1].int64(0, 0) ?? 0)
         }
     }
 

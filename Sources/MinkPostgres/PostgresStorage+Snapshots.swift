@@ -58,11 +58,16 @@ extension PostgresStorage {
                 """,
                 [.text(scope.tenantID), .text(streamID)], prepare: true
             )
-            guard r.rowCount == 1 else { return nil }
-            return Snapshot(
-                streamID: streamID, version: r.int64(0, 0) ?? 0, state: r.bytes(0, 1) ?? Data(),
-                createdAt: EventRow.date(microseconds: r.int64(0, 2) ?? 0)
-            )
+            return Self.snapshot(of: streamID, r)
         }
+    }
+
+    /// The snapshot in the first row of `r` (version, state, creation time in microseconds), or
+    /// `nil` when there is none (no row, or a `NULL` version of an outer join).
+    static func snapshot(of streamID: String, _ r: PostgresResult) -> Snapshot? {
+        guard r.rowCount == 1, let version = r.int64(0, 0) else { return nil }
+        return Snapshot(
+            streamID: streamID, version: version, state: r.bytes(0, 1) ?? Data(), createdAt: EventRow.date(microseconds: r.int64(0, 2) ?? 0)
+        )
     }
 }

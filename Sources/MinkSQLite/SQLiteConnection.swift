@@ -55,6 +55,17 @@ struct SQLiteRow {
 ///
 /// Not thread-safe and not `Sendable`: each connection is owned by exactly one serial executor (the
 /// writer queue or one reader queue of ``SQLiteDatabase``) and never touched from anywhere else.
+extension SQLiteConnection {
+    /// Runs `body`'s reads in one read transaction: one snapshot of the WAL for all of them (without
+    /// `BEGIN` each statement is its own transaction and sees what committed before it). Read only:
+    /// a failed `COMMIT` is rolled back, so a pooled reader never keeps a snapshot.
+    func inOneSnapshot<T>(_ body: () throws -> T) throws -> T {
+        try run("BEGIN")
+        defer { if (try? run("COMMIT")) == nil { try? run("ROLLBACK") } }
+        return try body()
+    }
+}
+
 final class SQLiteConnection {
     private var handle: OpaquePointer?
     private var statements: [String: OpaquePointer] = [:]

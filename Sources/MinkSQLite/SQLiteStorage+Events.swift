@@ -265,18 +265,20 @@ extension SQLiteStorage {
 
     public func loadSnapshot(streamID: String) async throws -> Snapshot? {
         let tenantID = self.tenantID
-        return try await database.read { c in
-            var snapshot: Snapshot?
-            try c.query(
-                "SELECT version, state, created_at FROM mink_snapshots WHERE tenant_id = ? AND stream_id = ?",
-                [.text(tenantID), .text(streamID)]
-            ) { r in
-                snapshot = Snapshot(
-                    streamID: streamID, version: r.int(0), state: r.bytes(1),
-                    createdAt: Date(timeIntervalSinceReferenceDate: r.double(2))
-                )
-            }
-            return snapshot
+        return try await database.read { c in try Self.snapshot(of: streamID, tenantID: tenantID, on: c) }
+    }
+
+    /// The stream's snapshot, on a connection.
+    static func snapshot(of streamID: String, tenantID: String, on c: SQLiteConnection) throws -> Snapshot? {
+        var snapshot: Snapshot?
+        try c.query(
+            "SELECT version, state, created_at FROM mink_snapshots WHERE tenant_id = ? AND stream_id = ?",
+            [.text(tenantID), .text(streamID)]
+        ) { r in
+            snapshot = Snapshot(
+                streamID: streamID, version: r.int(0), state: r.bytes(1), createdAt: Date(timeIntervalSinceReferenceDate: r.double(2))
+            )
         }
+        return snapshot
     }
 }

@@ -104,62 +104,57 @@ extension SQLiteStorage: StreamLifecycleAdapter {
         -> RetentionAwareRead
     {
         let tenantID = self.tenantID
-        // One read transaction: one trip through a reader's queue instead of three.
+        // One read transaction — one snapshot, one trip through a reader's queue — for all three.
         return try await database.read { c in
-            if let rules = try Self.retention(of: streamID, tenantID: tenantID, on: c), !rules.isEmpty {
-                return RetentionAwareRead(retention: rules, events: [], tombstoned: false)
+            try c.inOneSnapshot {
+                if let rules = try Self.retention(of: streamID, tenantID: tenantID, on: c), !rules.isEmpty {
+                    return RetentionAwareRead(retention: rules, events: [], tombstoned: false)
+                }
+                let events = try Self.events(of: streamID, tenantID: tenantID, from: version, limit: limit, direction: direction, on: c)
+                let tombstoned = events.isEmpty ? try Self.isTombstoned(streamID, tenantID: tenantID, on: c) : false
+                return RetentionAwareRead(retention: nil, events: events, tombstoned: tombstoned)
             }
-            let events = try Self.events(of: streamID, tenantID: tenantID, from: version, limit: limit, direction: direction, on: c)
-            let tombstoned = events.isEmpty ? try Self.isTombstoned(streamID, tenantID: tenantID, on: c) : false
-            return RetentionAwareRead(retention: nil, events: events, tombstoned: tombstoned)
         }
     }
 
     public func streamInfoForRetention(_ streamID: String) async throws -> RetentionAwareInfo {
         let tenantID = self.tenantID
-        return try await database.read { c in
-            guard let info = try Self.info(of: streamID, tenantID: tenantID, on: c) else {
-                return RetentionAwareInfo(info: nil, retention: nil, tombstoned: try Self.isTombstoned(streamID, tenantID: tenantID, on: c))
-            }
-            let rules = try Self.retention(of: streamID, tenantID: tenantID, on: c)
-            return RetentionAwareInfo(info: info, retention: rules?.isEmpty == false ? rules : nil, tombstoned: false)
-        }
+        return try await database.read { c in try c.inOneSnapshot { try Self.retentionAwareInfo(streamID, tenantID: tenantID, on: c) } }
     }
 
     public func readStreamWithInfo(_ streamID: String, from version: Int64, limit: Int, direction: ReadDirection) async throws
         -> RetentionAwarePage
     {
         let tenantID = self.tenantID
-        // One read transaction (one trip through a reader's queue) for the info and the page.
+        // One read transaction — one snapshot: the page never holds versions the info does not,
+        // and a deletion is seen by both or neither — for the info and the page.
         return try await database.read { c in
-            guard let info = try Self.info(of: streamID, tenantID: tenantID, on: c) else {
-                let tombstoned = try Self.isTombstoned(streamID, tenantID: tenantID, on: c)
-                return RetentionAwarePage(info: RetentionAwareInfo(info: nil, retention: nil, tombstoned: tombstoned), events: [])
+            try c.inOneSnapshot {
+                let info = try Self.retentionAwareInfo(streamID, tenantID: tenantID, on: c)
+                guard info.info != nil, info.retention == nil else { return RetentionAwarePage(info: info, events: []) }
+                let events = try Self.events(of: streamID, tenantID: tenantID, from: version, limit: limit, direction: direction, on: c)
+                return RetentionAwarePage(info: info, events: events)
             }
-            if let rules = try Self.retention(of: streamID, tenantID: tenantID, on: c), !rules.isEmpty {
-                return RetentionAwarePage(info: RetentionAwareInfo(info: info, retention: rules, tombstoned: false), events: [])
-            }
-            let events = try Self.events(of: streamID, tenantID: tenantID, from: version, limit: limit, direction: direction, on: c)
-            return RetentionAwarePage(info: RetentionAwareInfo(info: info, retention: nil, tombstoned: false), events: events)
         }
+    }
+
+    /// ``streamInfoForRetention(_:)`` on a connection.
+    static func retentionAwareInfo(_ streamID: String, tenantID: String, on c: SQLiteConnection) throws -> RetentionAwareInfo {
+        guard let info = try info(of: streamID, tenantID: tenantID, on: c) else {
+            return RetentionAwareInfo(info: nil, retention: nil, tombstoned: try isTombstoned(streamID, tenantID: tenantID, on: c))
+        }
+        let rules = try retention(of: streamID, tenantID: tenantID, on: c)
+        return RetentionAwareInfo(info: info, retention: rules?.isEmpty == false ? rules : nil, tombstoned: false)
     }
 
     public func snapshotUnlessTombstoned(streamID: String) async throws -> (snapshot: Snapshot?, tombstoned: Bool) {
         let tenantID = self.tenantID
-        // One read transaction (one trip through a reader's queue) for both.
+        // One read transaction (one snapshot, one trip through a reader's queue) for both.
         return try await database.read { c in
-            if try Self.isTombstoned(streamID, tenantID: tenantID, on: c) { return (nil, true) }
-            var snapshot: Snapshot?
-            try c.query(
-                "SELECT version, state, created_at FROM mink_snapshots WHERE tenant_id = ? AND stream_id = ?",
-                [.text(tenantID), .text(streamID)]
-            ) { r in
-                snapshot = Snapshot(
-                    streamID: streamID, version: r.int(0), state: r.bytes(1),
-                    createdAt: Date(timeIntervalSinceReferenceDate: r.double(2))
-                )
+            try c.inOneSnapshot {
+                if try Self.isTombstoned(streamID, tenantID: tenantID, on: c) { return (nil, true) }
+                return (try Self.snapshot(of: streamID, tenantID: tenantID, on: c), false)
             }
-            return (snapshot, false)
         }
     }
 

@@ -51,15 +51,14 @@ extension SQLiteStorage {
         let findValues = find.binds.map(SQLiteValue.init), countValues = count.binds.map(SQLiteValue.init)
         let tenantID = self.tenantID
         return try await database.read { c in
-            try c.run("BEGIN")
-            // Read only: a failed COMMIT is rolled back, so the pooled reader never keeps a snapshot.
-            defer { if (try? c.run("COMMIT")) == nil { try? c.run("ROLLBACK") } }
-            var out: [StoredDocument] = []
-            do {
-                try c.query(find.sql, findValues) { out.append(StoredDocument(id: $0.text(0), json: $0.bytes(1))) }
-                return (out, try c.int(count.sql, countValues) ?? 0)
-            } catch let error as SQLiteError where error.code == SQLITE_ERROR {
-                throw Self.documentQueryFailure(error, model: model, tenantID: tenantID, on: c)
+            try c.inOneSnapshot {
+                var out: [StoredDocument] = []
+                do {
+                    try c.query(find.sql, findValues) { out.append(StoredDocument(id: $0.text(0), json: $0.bytes(1))) }
+                    return (out, try c.int(count.sql, countValues) ?? 0)
+                } catch let error as SQLiteError where error.code == SQLITE_ERROR {
+                    throw Self.documentQueryFailure(error, model: model, tenantID: tenantID, on: c)
+                }
             }
         }
     }

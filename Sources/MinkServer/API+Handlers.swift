@@ -278,7 +278,7 @@ extension API {
         try validateStreamID(streamID)
         let adapter = try snapshots(c)
         let found: Snapshot?
-        if let lifecycle = adapter as? any StreamLifecycleAdapter {
+        if storage.snapshotsKnowTombstones, let lifecycle = adapter as? any StreamLifecycleAdapter {
             // The snapshot and the tombstone in one storage call (one PostgreSQL round trip).
             let read = try await lifecycle.snapshotUnlessTombstoned(streamID: streamID)
             if read.tombstoned { throw MinkError.streamDeleted(streamID) }
@@ -314,9 +314,9 @@ extension API {
     private func putSnapshot(_ c: RequestContext, streamID: String) async throws -> HTTPResponse {
         let body = try snapshotInput(c.request, streamID: streamID)
         let adapter = try snapshots(c)
-        // The storages check the tombstone in the write itself (`410`), atomically with it; another
-        // adapter is asked first.
-        if !(adapter is any StreamLifecycleAdapter) { try await c.store.checkNotTombstoned(streamID) }
+        // The events' own storage checks the tombstone in the write itself (`410`), atomically with
+        // it; with another snapshot adapter the event store is asked first.
+        if !storage.snapshotsKnowTombstones { try await c.store.checkNotTombstoned(streamID) }
         var state = body.state.bytes
         if state.count >= Self.snapshotCompressionThreshold { state = try Gzip.compress(state) }
         let stored = try await adapter.storeSnapshot(Snapshot(streamID: streamID, version: body.version, state: Data(state)))

@@ -23,6 +23,14 @@ public struct ServerStorage: Sendable {
     /// `PostgresStorage.idleExecutor()`).
     public var requestExecutor: (@Sendable () -> (any TaskExecutor)?)?
 
+    /// Whether the snapshot role is the events' own storage, which then knows the streams'
+    /// tombstones (a ``StreamLifecycleAdapter``): snapshot requests ask it for the snapshot and
+    /// the tombstone in one call, and rely on its writes refusing deleted streams. Otherwise the
+    /// event store is asked about the tombstone first.
+    var snapshotsKnowTombstones: Bool {
+        (snapshots as AnyObject) === (events as AnyObject) && snapshots is any StreamLifecycleAdapter
+    }
+
     /// Bundles storage roles.
     public init(
         events: any EventStoreAdapter, snapshots: any SnapshotAdapter, readModels: any ReadModelStore, kind: String,

@@ -53,6 +53,31 @@ struct PostgresOneRoundTripReadTests {
         #expect(try await Self.roundTrips(s) { _ = try await s.streamInfoForRetention("order-2") } == 1)
     }
 
+    /// The statements of a pipelined read see one snapshot: a hard deletion committing between the
+    /// stream's row and its page (a `pg_sleep` between them here) is seen by neither — before, each
+    /// statement took its own snapshot, and such a read answered the stream's version with no
+    /// events (a session-21 review).
+    @Test func aPipelinedReadSeesOneSnapshotWhileADeletionCommits() async throws {
+        let s = try await TestServer.storage(poolSize: 2)
+        defer { Task { await s.shutdown() } }
+        _ = try await s.append(request("gone-1", [event("E", "{}"), event("E", "{}"), event("E", "{}")]), hook: nil)
+        let scope = s.scope
+        let pool = scope.backend.pool
+        async let read: (version: Int64?, events: Int) = pool.withConnection(mappingErrors: false) { conn in
+            let r = try PostgresStorage.consistentRead([
+                PostgresStorage.streamRowStatement("gone-1", scope), .init("SELECT pg_sleep(0.6)"),
+                PostgresStorage.eventsStatement(of: "gone-1", from: 1, limit: 10, direction: .forward, scope),
+            ], on: conn)
+            return (PostgresStorage.streamRow("gone-1", r[0]).info?.version, r[2].rowCount)
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        let deletion = try await s.deleteStream("gone-1", expectedVersion: .any, hard: true, hook: nil)
+        let seen = try await read
+        #expect(deletion.deletedEvents == 3)
+        #expect(seen.version == 3 && seen.events == 3, "one snapshot: the stream as it was before the deletion, whole: \(seen)")
+        #expect(try await s.isTombstoned("gone-1"))
+    }
+
     /// A pipeline that opened a transaction (`BEGIN`, as `findWithTotal`'s) and failed midway
     /// leaves it open in its failed state: the connection's worker rolls it back, and the next
     /// borrower finds an idle connection that works.

@@ -142,6 +142,13 @@ struct EventStoreTests {
             return nil
         }
         #expect(await message([raw("Y", id: "e-1")])?.contains("was already used for another event") == true)
+        try await store.append("s-2", events: [raw("X", id: "e-2"), raw("X", id: "e-3")])
+        do {
+            try await store.append("s-2", events: [raw("X", id: "e-2"), raw("Y", id: "e-3")])
+            Issue.record("a changed event under a stored ID was accepted")
+        } catch let e as MinkError {
+            #expect(e.message.contains("event ID e-3 was already used for another event"), "names the differing ID: \(e.message)")
+        }
         let partial = await message([raw("X", id: "e-1"), raw("X")])
         #expect(partial?.contains("is not a retry of the append that stored it") == true, "\(partial ?? "no error")")
         #expect(try await store.load("s-1").count == 1)

@@ -30,7 +30,10 @@ struct InlineRebuildGateTests {
         for await _ in rebuilding.stream { break }
         let passed = Passed()
         let writer = Task { try await gate.pass { passed.add() } }
-        try await Task.sleep(for: .milliseconds(50))
+        // Cancelled once it waits (not before: that is the case below).
+        let parkedBy = ContinuousClock.now + .seconds(10)
+        while gate.waitingCount == 0, ContinuousClock.now < parkedBy { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(gate.waitingCount == 1, "the write waits for the rebuild")
         writer.cancel()
         switch await writer.result {
         case .success: Issue.record("the cancelled write passed while the rebuild held the gate")
