@@ -159,6 +159,14 @@ extension AppendBatcher {
         return d
     }
 
+    /// How long a batch transaction that holds the tenant's append lock across round trips may sit
+    /// idle on the server before the server ends its session: half the storage timeout, at least
+    /// one second (`idle_in_transaction_session_timeout`, in milliseconds).
+    static func lockHoldingIdleLimit(_ timeout: Duration) -> String {
+        let millis = Int(timeout.components.seconds) * 1000 + Int(timeout.components.attoseconds / 1_000_000_000_000_000)
+        return "\(max(millis / 2, 1000))ms"
+    }
+
     /// Runs one batch's transaction on `conn`, deciding each append here.
     ///
     /// Two round trips when no hook runs a statement: `BEGIN`, the tenant's advisory lock and
@@ -201,12 +209,19 @@ extension AppendBatcher {
                     tenant, .bytes(BinaryArray.text(streams.ids)), .bytes(BinaryArray.text(pairStreams)), .bytes(BinaryArray.text(pairIDs)),
                 ])
             }
+            // `idle_in_transaction_session_timeout` for this transaction only: it holds the tenant's
+            // append lock across round trips (hooks run between them), so a process frozen midway
+            // (SIGSTOP, a VM pause) would hold every process's appends of the tenant for the
+            // session default — 3 × the storage timeout — and those waiting longer than the
+            // storage timeout would fail. Half the storage timeout: the server ends the frozen
+            // session first, and the appends waiting for the lock go through.
             let results = try conn.pipeline([
                 .init("BEGIN", prepare: true),
+                .init("SELECT set_config('idle_in_transaction_session_timeout', $1, true)", [.text(Self.lockHoldingIdleLimit(deadlines.timeout))], prepare: true),
                 .init("SELECT pg_advisory_xact_lock($1::int8)", [.int(scope.appendLockKey)], prepare: true),
                 stateStatement,
             ])
-            let result = results[2]
+            let result = results[3]
             let n = streams.ids.count
             guard result.rowCount == n else {
                 throw PostgresError(sqlState: "XX000", message: "the batch state has \(result.rowCount) rows for \(n) streams")

@@ -127,7 +127,9 @@ final class ConnectionWorker: @unchecked Sendable {
         // for long (statements go pipelined); one left open by a frozen process (SIGSTOP, a VM
         // pause) would keep its row and advisory locks — a projection's lease row, which a new
         // holder must lock, or the tenant's append lock — for as long as the freeze. The server
-        // ends such a session after 3 × the storage timeout (at least 30 s).
+        // ends such a session after 3 × the storage timeout (at least 30 s); an append batch that
+        // holds the tenant's append lock across round trips sets half the storage timeout for its
+        // own transaction (``AppendBatcher/lockHoldingIdleLimit(_:)``).
         //
         // `default_transaction_isolation`: READ COMMITTED whatever the server, database or role
         // says. The append transaction's statement must take its snapshot after the tenant's lock
