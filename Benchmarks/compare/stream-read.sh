@@ -21,22 +21,25 @@ for s in range(100):
     assert urllib.request.urlopen(req).status == 200
 PY
 }
+# measure BINARY NAME ARGS...: one minkd with ARGS, seeded; sets FIGURES to its four figures (not in
+# a subshell: start_minkd records the process for the exit trap).
+measure() {
+  local bin=$1 name=$2; shift 2
+  start_minkd "$bin" "$name" "$@"
+  seed $MPORT
+  load stream_read.lua 1 1 $MPORT >/dev/null
+  local r1 r16 g p
+  r1=$(load stream_read.lua 1 "$D" $MPORT); r16=$(load stream_read.lua 16 "$D" $MPORT)
+  g=$(load snapshot_get.lua 1 "$D" $MPORT); p=$(load snapshot_put.lua 1 "$D" $MPORT)
+  stop_pid $MPID
+  FIGURES="stream reads 1 client $r1/s, 16 clients $r16/s, snapshot GET $g/s, PUT $p/s (1 client)"
+}
 for r in $(seq "$ROUNDS"); do
   for i in "${!BINARIES[@]}"; do
     label=${LABELS[$i]}
-    start_minkd "${BINARIES[$i]}" "sqlite-$label-$r" --storage sqlite
-    seed $MPORT
-    load stream_read.lua 1 1 $MPORT >/dev/null
-    s1=$(load stream_read.lua 1 "$D" $MPORT); s16=$(load stream_read.lua 16 "$D" $MPORT)
-    sg=$(load snapshot_get.lua 1 "$D" $MPORT); sp=$(load snapshot_put.lua 1 "$D" $MPORT)
-    stop_pid $MPID
+    measure "${BINARIES[$i]}" "sqlite-$label-$r" --storage sqlite; sqlite=$FIGURES
     fresh_db "read_${label}_$r"
-    start_minkd "${BINARIES[$i]}" "pg-$label-$r" --storage postgres --database-url "$DBURL"
-    seed $MPORT
-    load stream_read.lua 1 1 $MPORT >/dev/null
-    p1=$(load stream_read.lua 1 "$D" $MPORT); p16=$(load stream_read.lua 16 "$D" $MPORT)
-    pg=$(load snapshot_get.lua 1 "$D" $MPORT); pp=$(load snapshot_put.lua 1 "$D" $MPORT)
-    stop_pid $MPID
-    echo "round $r $label: SQLite stream reads 1 client $s1/s, 16 clients $s16/s, snapshot GET $sg/s, PUT $sp/s (1 client); PostgreSQL stream reads 1 client $p1/s, 16 clients $p16/s, snapshot GET $pg/s, PUT $pp/s"
+    measure "${BINARIES[$i]}" "pg-$label-$r" --storage postgres --database-url "$DBURL"
+    echo "round $r $label: SQLite $sqlite; PostgreSQL $FIGURES"
   done
 done

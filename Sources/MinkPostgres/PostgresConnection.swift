@@ -398,6 +398,11 @@ final class PostgresConnection {
         return results
     }
 
+    /// Runs one statement of the kind a pipeline takes, on its own (one round trip).
+    func query(_ statement: PipelineStatement) throws -> PostgresResult {
+        try query(statement.sql, statement.params, prepare: statement.prepare)
+    }
+
     /// ``pipeline(_:)`` whose failure is thrown as the failing statement's ``PostgresError`` (a
     /// lost connection included).
     func pipelineResults(_ statements: [PipelineStatement]) throws -> [PostgresResult] {

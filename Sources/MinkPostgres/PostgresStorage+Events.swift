@@ -44,8 +44,7 @@ extension PostgresStorage {
         of streamID: String, from version: Int64, limit: Int, direction: ReadDirection, on conn: PostgresConnection, _ scope: Scope
     ) throws -> [Event] {
         guard limit > 0 else { return [] }
-        let s = eventsStatement(of: streamID, from: version, limit: limit, direction: direction, scope)
-        return try EventRow.decodeAll(try conn.query(s.sql, s.params, prepare: true))
+        return try EventRow.decodeAll(try conn.query(eventsStatement(of: streamID, from: version, limit: limit, direction: direction, scope)))
     }
 
     /// The statement of ``events(of:from:limit:direction:on:_:)`` (`limit` > 0), prepared.
@@ -75,8 +74,7 @@ extension PostgresStorage {
 
     /// A stream's info, on a connection (``streamInfo(_:)``): `nil` for a missing or deleted stream.
     static func info(of streamID: String, on conn: PostgresConnection, _ scope: Scope) throws -> StreamInfo? {
-        let s = streamRowStatement(streamID, scope)
-        return streamRow(streamID, try conn.query(s.sql, s.params, prepare: true)).info
+        streamRow(streamID, try conn.query(streamRowStatement(streamID, scope))).info
     }
 
     public func readAll(after position: UInt64, filter: EventFilter, limit: Int) async throws -> [Event] {

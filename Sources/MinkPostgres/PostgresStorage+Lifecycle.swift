@@ -255,8 +255,7 @@ extension PostgresStorage: StreamLifecycleAdapter {
     }
 
     static func isTombstoned(_ streamID: String, on conn: PostgresConnection, _ scope: Scope) throws -> Bool {
-        let s = tombstoneStatement(streamID, scope)
-        return tombstoned(try conn.query(s.sql, s.params, prepare: true))
+        tombstoned(try conn.query(tombstoneStatement(streamID, scope)))
     }
 
     /// The stream's deletion state (``tombstoned(_:)`` reads it).
@@ -268,8 +267,7 @@ extension PostgresStorage: StreamLifecycleAdapter {
     static func tombstoned(_ r: PostgresResult) -> Bool { r.rowCount == 1 && r.int64(0, 0) == 2 }
 
     static func retention(of streamID: String, on conn: PostgresConnection, _ scope: Scope) throws -> StreamRetention? {
-        let s = retentionStatement(streamID, scope)
-        return retention(try conn.query(s.sql, s.params, prepare: true))
+        retention(try conn.query(retentionStatement(streamID, scope)))
     }
 
     /// The stream's retention rules (``retention(_:)`` decodes them).
