@@ -77,10 +77,16 @@ extension PostgresStorage: StreamLifecycleAdapter {
         let metadata = try EventRow.encodeMetadata(record.events[0].metadata)
         let recordID = record.events[0].id!
         do {
+            let idleLimit = AppendBatcher.lockHoldingIdleLimit(core.configuration.timeout)
             return try await withConnection { conn, scope in
                 let sql = scope.sql
                 let tenant = PostgresValue.text(scope.tenantID)
-                return try conn.transaction(begin: "SELECT pg_advisory_xact_lock(\(scope.appendLockKey))") {
+                // The inline projections' hooks run inside, holding the tenant's append lock
+                // between round trips: as an append batch, the transaction ends on the server when
+                // its process freezes midway (``AppendBatcher/lockHoldingIdleLimit(_:)``).
+                let begin = "SELECT set_config('idle_in_transaction_session_timeout', '\(idleLimit)', true); "
+                    + "SELECT pg_advisory_xact_lock(\(scope.appendLockKey))"
+                return try conn.transaction(begin: begin) {
                     let row = try conn.query(
                         "SELECT version, deleted FROM \(sql.streams) WHERE tenant_id = $1 AND stream_id = $2", [tenant, .text(streamID)]
                     )

@@ -45,4 +45,34 @@ struct PostgresFrozenBatchTests {
         if case .success = outcome { Issue.record("the frozen batch committed after its session was ended") }
         #expect(try await other.readStream("stuck-1", from: 1, limit: 10, direction: .forward).isEmpty)
     }
+
+    /// The same for a stream deletion, whose record goes through the inline projections' hooks
+    /// inside its transaction (under the tenant's append lock).
+    @Test func anotherProcessesAppendGoesThroughWhileADeletionHoldingTheLockIsFrozen() async throws {
+        let schema = TestServer.freshName()
+        let frozen = try await TestServer.storage(schema: schema, timeout: .seconds(12))
+        let other = try await TestServer.storage(schema: schema, timeout: .seconds(12))
+        defer { Task { await frozen.shutdown(); await other.shutdown() } }
+        _ = try await other.append(request("doomed-1", [event()]), hook: nil)
+        _ = try await frozen.append(request("warm-2", [event()]), hook: nil)
+
+        let holding = Atomic<Bool>(false)
+        let stuck = Task {
+            try await frozen.deleteStream("doomed-1", expectedVersion: .any, hard: false, hook: { _, _ in
+                holding.store(true, ordering: .releasing)
+                sleep(14)
+            })
+        }
+        let by = ContinuousClock.now + .seconds(30)
+        while !holding.load(ordering: .acquiring), ContinuousClock.now < by { try await Task.sleep(for: .milliseconds(10)) }
+        let held = holding.load(ordering: .acquiring)
+        try #require(held, "the frozen deletion took the lock")
+        let started = ContinuousClock.now
+        let result = try await other.append(request("moving-1", [event("Moved")]), hook: nil)
+        let waited = started.duration(to: .now)
+        #expect(result.fromVersion == 1, "the other process's append committed")
+        #expect(waited >= .seconds(4) && waited < .seconds(12), "it waited \(waited) for the lock (the frozen session ends after 6 s), less than its deadline")
+        if case .success = await stuck.result { Issue.record("the frozen deletion committed after its session was ended") }
+        #expect(try await other.readStream("doomed-1", from: 1, limit: 10, direction: .forward).count == 1, "nothing deleted")
+    }
 }
