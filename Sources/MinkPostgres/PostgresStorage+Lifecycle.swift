@@ -306,27 +306,37 @@ extension PostgresStorage: StreamLifecycleAdapter {
         }
     }
 
+    /// One round trip: the tenant's append lock (so that no deletion commits between the check and
+    /// the write: a deletion takes the same lock) and one statement — the stream's deletion state,
+    /// and unless it is a tombstone the rules' upsert or removal — pipelined as one transaction
+    /// (it was `BEGIN`, the state, the write and `COMMIT`, without the lock).
     public func setStreamRetention(_ streamID: String, _ retention: StreamRetention) async throws {
         try await withConnection { conn, scope in
-            let tenant = PostgresValue.text(scope.tenantID)
-            let table = "\(scope.sql.streamMetadata)"
-            try conn.transaction {
-                let r = try conn.query("SELECT deleted FROM \(scope.sql.streams) WHERE tenant_id = $1 AND stream_id = $2", [tenant, .text(streamID)])
-                if r.rowCount == 1, r.int64(0, 0) == 2 { throw MinkError.streamDeleted(streamID) }
-                if retention.isEmpty {
-                    try conn.query("DELETE FROM \(table) WHERE tenant_id = $1 AND stream_id = $2", [tenant, .text(streamID)])
-                    return
-                }
-                func v(_ x: Int64?) -> PostgresValue { x.map { .int($0) } ?? .null }
-                try conn.query(
+            func v(_ x: Int64?) -> PostgresValue { x.map { .int($0) } ?? .null }
+            let table = scope.sql.streamMetadata
+            let r = try conn.pipelineResults([
+                .init("SELECT pg_advisory_xact_lock($1::int8)", [.int(scope.appendLockKey)], prepare: true),
+                .init(
                     """
-                    INSERT INTO \(table) (tenant_id, stream_id, max_count, max_age_seconds, truncate_before)
-                    VALUES ($1, $2, $3::int8, $4::int8, $5::int8) ON CONFLICT (tenant_id, stream_id) DO UPDATE SET
-                    max_count = EXCLUDED.max_count, max_age_seconds = EXCLUDED.max_age_seconds, truncate_before = EXCLUDED.truncate_before
+                    WITH st AS (SELECT deleted FROM \(scope.sql.streams) WHERE tenant_id = $1::text AND stream_id = $2::text),
+                    ok AS (SELECT coalesce((SELECT deleted FROM st), 0) <> 2 AS ok),
+                    removed AS (
+                        DELETE FROM \(table) WHERE tenant_id = $1::text AND stream_id = $2::text AND $6::bool AND (SELECT ok FROM ok)
+                        RETURNING 1),
+                    stored AS (
+                        INSERT INTO \(table) (tenant_id, stream_id, max_count, max_age_seconds, truncate_before)
+                        SELECT $1::text, $2::text, $3::int8, $4::int8, $5::int8 WHERE NOT $6::bool AND (SELECT ok FROM ok)
+                        ON CONFLICT (tenant_id, stream_id) DO UPDATE SET max_count = EXCLUDED.max_count,
+                            max_age_seconds = EXCLUDED.max_age_seconds, truncate_before = EXCLUDED.truncate_before
+                        RETURNING 1)
+                    SELECT (SELECT ok FROM ok), (SELECT count(*) FROM removed), (SELECT count(*) FROM stored)
                     """,
-                    [tenant, .text(streamID), v(retention.maxCount), v(retention.maxAgeSeconds), v(retention.truncateBefore)]
-                )
-            }
+                    [.text(scope.tenantID), .text(streamID), v(retention.maxCount), v(retention.maxAgeSeconds), v(retention.truncateBefore),
+                     .text(retention.isEmpty ? "true" : "false")],
+                    prepare: true
+                ),
+            ])
+            if r[1].bool(0, 0) == false { throw MinkError.streamDeleted(streamID) }
         }
     }
 

@@ -51,6 +51,12 @@ struct PostgresOneRoundTripReadTests {
         #expect(found?.documents.count == 1 && found?.total == 2)
         #expect(try await Self.roundTrips(s) { _ = try await s.readStreamForRetention("order-2", from: 1, limit: 10, direction: .forward) } == 1)
         #expect(try await Self.roundTrips(s) { _ = try await s.streamInfoForRetention("order-2") } == 1)
+        // Retention rules are written in one round trip too (the lock and one statement).
+        try await s.setStreamRetention("order-0", StreamRetention(maxCount: 5))
+        #expect(try await Self.roundTrips(s) { try await s.setStreamRetention("order-2", StreamRetention(maxCount: 7)) } == 1)
+        #expect(try await s.streamRetention("order-2") == StreamRetention(maxCount: 7))
+        #expect(try await Self.roundTrips(s) { try await s.setStreamRetention("order-2", StreamRetention()) } == 1)
+        #expect(try await s.streamRetention("order-2") == nil, "empty rules remove them")
     }
 
     /// The statements of a pipelined read see one snapshot: a hard deletion committing between the
