@@ -12,67 +12,72 @@ import Testing
 /// failed with `unavailable` at its deadline.
 @Suite("PostgreSQL frozen batch holding the append lock", .timeLimit(.minutes(2)))
 struct PostgresFrozenBatchTests {
-    @Test func anotherProcessesAppendGoesThroughWhileABatchHoldingTheLockIsFrozen() async throws {
+    /// Two storages on one schema (two processes). `freeze` runs on `frozen` with a hook that
+    /// signals it holds the lock and then sleeps past the session's end; meanwhile `other` appends
+    /// to the tenant, and must commit after waiting for the frozen session to end, within its own
+    /// deadline. Returns the frozen operation's outcome.
+    static func whileFrozen(
+        _ what: String, prepare: (_ frozen: PostgresStorage, _ other: PostgresStorage) async throws -> Void,
+        freeze: @escaping @Sendable (_ frozen: PostgresStorage, _ hook: @escaping AppendTransactionHook) async throws -> Void,
+        then check: (_ other: PostgresStorage) async throws -> Void
+    ) async throws -> Result<Void, any Error> {
         let schema = TestServer.freshName()
         // A storage timeout long enough for a loaded CI machine to set the storages up (4 s was
-        // not); the frozen batch's session then ends after 6 s.
+        // not); the frozen session then ends after 6 s.
         let frozen = try await TestServer.storage(schema: schema, timeout: .seconds(12))
         let other = try await TestServer.storage(schema: schema, timeout: .seconds(12))
         defer { Task { await frozen.shutdown(); await other.shutdown() } }
-        #expect(AppendBatcher.lockHoldingIdleLimit(.seconds(4)) == "2000ms")
-        #expect(AppendBatcher.lockHoldingIdleLimit(.milliseconds(500)) == "1000ms")
-        _ = try await other.append(request("warm-1", [event()]), hook: nil)  // both migrated and warm
-        _ = try await frozen.append(request("warm-2", [event()]), hook: nil)
+        try await prepare(frozen, other)
 
         let holding = Atomic<Bool>(false)
         let stuck = Task {
-            try await frozen.append(request("stuck-1", [event("Held")]), hook: { _, _ in
-                holding.store(true, ordering: .releasing)  // hooks run once the batch holds the lock
+            try await freeze(frozen) { _, _ in
+                holding.store(true, ordering: .releasing)  // hooks run once the transaction holds the lock
                 sleep(14)
-            })
+            }
         }
         let by = ContinuousClock.now + .seconds(30)
         while !holding.load(ordering: .acquiring), ContinuousClock.now < by { try await Task.sleep(for: .milliseconds(10)) }
         let held = holding.load(ordering: .acquiring)
-        try #require(held, "the frozen batch took the lock")
+        try #require(held, "the frozen \(what) took the lock")
         let started = ContinuousClock.now
         let result = try await other.append(request("moving-1", [event("Moved")]), hook: nil)
         let waited = started.duration(to: .now)
         #expect(result.fromVersion == 1, "the other process's append committed")
         #expect(waited >= .seconds(4) && waited < .seconds(12), "it waited \(waited) for the lock (the frozen session ends after 6 s), less than its deadline")
-        // The frozen batch's session was ended: its append fails, and nothing of it is stored.
         let outcome = await stuck.result
+        try await check(other)
+        return outcome
+    }
+
+    @Test func anotherProcessesAppendGoesThroughWhileABatchHoldingTheLockIsFrozen() async throws {
+        #expect(AppendBatcher.lockHoldingIdleLimit(.seconds(4)) == "2000ms")
+        #expect(AppendBatcher.lockHoldingIdleLimit(.milliseconds(500)) == "1000ms")
+        let outcome = try await Self.whileFrozen("batch", prepare: { frozen, other in
+            _ = try await other.append(request("warm-1", [event()]), hook: nil)  // both migrated and warm
+            _ = try await frozen.append(request("warm-2", [event()]), hook: nil)
+        }, freeze: { frozen, hook in
+            _ = try await frozen.append(request("stuck-1", [event("Held")]), hook: hook)
+        }, then: { other in
+            // The frozen batch's session was ended: nothing of it is stored.
+            let stored = try await other.readStream("stuck-1", from: 1, limit: 10, direction: .forward)
+            #expect(stored.isEmpty)
+        })
         if case .success = outcome { Issue.record("the frozen batch committed after its session was ended") }
-        #expect(try await other.readStream("stuck-1", from: 1, limit: 10, direction: .forward).isEmpty)
     }
 
     /// The same for a stream deletion, whose record goes through the inline projections' hooks
     /// inside its transaction (under the tenant's append lock).
     @Test func anotherProcessesAppendGoesThroughWhileADeletionHoldingTheLockIsFrozen() async throws {
-        let schema = TestServer.freshName()
-        let frozen = try await TestServer.storage(schema: schema, timeout: .seconds(12))
-        let other = try await TestServer.storage(schema: schema, timeout: .seconds(12))
-        defer { Task { await frozen.shutdown(); await other.shutdown() } }
-        _ = try await other.append(request("doomed-1", [event()]), hook: nil)
-        _ = try await frozen.append(request("warm-2", [event()]), hook: nil)
-
-        let holding = Atomic<Bool>(false)
-        let stuck = Task {
-            try await frozen.deleteStream("doomed-1", expectedVersion: .any, hard: false, hook: { _, _ in
-                holding.store(true, ordering: .releasing)
-                sleep(14)
-            })
-        }
-        let by = ContinuousClock.now + .seconds(30)
-        while !holding.load(ordering: .acquiring), ContinuousClock.now < by { try await Task.sleep(for: .milliseconds(10)) }
-        let held = holding.load(ordering: .acquiring)
-        try #require(held, "the frozen deletion took the lock")
-        let started = ContinuousClock.now
-        let result = try await other.append(request("moving-1", [event("Moved")]), hook: nil)
-        let waited = started.duration(to: .now)
-        #expect(result.fromVersion == 1, "the other process's append committed")
-        #expect(waited >= .seconds(4) && waited < .seconds(12), "it waited \(waited) for the lock (the frozen session ends after 6 s), less than its deadline")
-        if case .success = await stuck.result { Issue.record("the frozen deletion committed after its session was ended") }
-        #expect(try await other.readStream("doomed-1", from: 1, limit: 10, direction: .forward).count == 1, "nothing deleted")
+        let outcome = try await Self.whileFrozen("deletion", prepare: { frozen, other in
+            _ = try await other.append(request("doomed-1", [event()]), hook: nil)
+            _ = try await frozen.append(request("warm-2", [event()]), hook: nil)
+        }, freeze: { frozen, hook in
+            _ = try await frozen.deleteStream("doomed-1", expectedVersion: .any, hard: false, hook: hook)
+        }, then: { other in
+            let kept = try await other.readStream("doomed-1", from: 1, limit: 10, direction: .forward)
+            #expect(kept.count == 1, "nothing deleted")
+        })
+        if case .success = outcome { Issue.record("the frozen deletion committed after its session was ended") }
     }
 }
