@@ -266,9 +266,11 @@ final class AppendBatcher: Sendable {
         var answered = 0
         var flight = Duration.zero
         for _ in 0..<limits.batchesPerConnection {
-            // A task answered by the last batch runs on this queue (``ConnectionPool/idleExecutor()``):
-            // go on after it, from a new borrow (queued behind it on the same worker).
-            if answered > 0, conn.hasQueuedTaskJobs() { return true }
+            // A task answered by the last batch runs on this queue (``ConnectionPool/idleExecutor()``),
+            // or waits on this thread, which runs the drain inline for it (``ConnectionWorker/runInline(_:)``):
+            // when more appends wait, go on after it, from a new borrow (queued behind it on the same
+            // worker); when none does the drain ends here.
+            if answered > 0, conn.hasQueuedTaskJobs(), pendingCount > 0 { return true }
             if answered > 0 { pauseForReturningAppends(after: answered, flight: flight) }
             let batch = nextBatch()
             if batch.isEmpty { return false }

@@ -31,6 +31,14 @@ final class ConnectionWorker: @unchecked Sendable {
     private let timeout: Duration
     /// Jobs of tasks preferring this worker (``enqueue(_:)``) queued and not yet run.
     private let queuedJobs = Atomic<Int>(0)
+    /// The thread running ``runInline(_:)`` (its `pthread_self`), 0 when none: the first borrow
+    /// (``start(deadline:_:completion:)``, ``run(deadline:_:)``) made from that thread meanwhile
+    /// runs at once on it, already on the queue (``takeInlineBorrow()``).
+    private let inlineThread = Atomic<UInt>(0)
+    /// Set while that borrow runs: the task that made it waits on this thread for its answer, so
+    /// a drain answers its batch and gives the connection back (``PostgresConnection/hasQueuedTaskJobs``)
+    /// instead of writing the next batches first; its next borrow is queued.
+    private let inlineBorrowRunning = Atomic<Bool>(false)
 
     init(label: String, parameters: [(String, String)], timeout: Duration, pids: BackendPIDs, idleTimeout: Duration?) {
         self.queue = DispatchQueue(label: label)
@@ -52,6 +60,10 @@ final class ConnectionWorker: @unchecked Sendable {
             // this call (withoutActuallyEscaping checks that at runtime).
             let box = ClosureBox(escapable)
             return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+                if takeInlineBorrow() {
+                    continuation.resume(with: Result { try self.performInline(deadline: deadline, box.take()) })
+                    return
+                }
                 queue.async {
                     let result = Result { try self.perform(deadline: deadline, box.take()) }
                     continuation.resume(with: result)
@@ -70,6 +82,12 @@ final class ConnectionWorker: @unchecked Sendable {
         deadline: ContinuousClock.Instant, _ body: @escaping @Sendable (PostgresConnection) throws -> T,
         completion: @escaping @Sendable (Result<T, any Error>) -> Void
     ) {
+        // From a job running inline on this queue (``runInline(_:)``): the queue is this thread's
+        // already, so the work runs now instead of waking the queue's own thread after the job.
+        if takeInlineBorrow() {
+            completion(Result { try self.performInline(deadline: deadline, body) })
+            return
+        }
         queue.async {
             completion(Result { try self.perform(deadline: deadline, body) })
         }
@@ -161,7 +179,10 @@ final class ConnectionWorker: @unchecked Sendable {
             c.close()
             throw error
         }
-        c.hasQueuedTaskJobs = { [weak self] in (self?.queuedJobs.load(ordering: .relaxed) ?? 0) > 0 }
+        c.hasQueuedTaskJobs = { [weak self] in
+            guard let self else { return false }
+            return queuedJobs.load(ordering: .relaxed) > 0 || inlineBorrowRunning.load(ordering: .relaxed)
+        }
         connection = c
         pids.insert(c.backendPID)
         return c
@@ -206,6 +227,35 @@ extension ConnectionWorker: TaskExecutor {
             self.queuedJobs.subtract(1, ordering: .relaxed)
             job.runSynchronously(on: self.asUnownedTaskExecutor())
         }
+    }
+}
+
+extension ConnectionWorker: InlineTaskExecutor {
+    /// Runs `body` on the calling thread while it holds the worker's queue; the first borrow
+    /// `body` makes (an append batch's drain, a read) runs inline too.
+    func runInline(_ body: () -> Void) {
+        queue.sync {
+            inlineThread.store(pthread_self(), ordering: .relaxed)
+            defer { inlineThread.store(0, ordering: .relaxed) }
+            body()
+        }
+    }
+
+    /// Whether the caller runs inside ``runInline(_:)`` and makes its first borrow there: then it
+    /// runs the borrow at once (``performInline(deadline:_:)``). One per `runInline`: a drain that
+    /// goes on after answering its batch borrows again from its completion, and that borrow is
+    /// queued (else this thread would go on writing other callers' batches before its own task
+    /// could answer).
+    private func takeInlineBorrow() -> Bool {
+        let me = pthread_self()
+        return inlineThread.compareExchange(expected: me, desired: 0, ordering: .relaxed).exchanged
+    }
+
+    /// ``perform(deadline:_:)`` for the inline borrow, on the thread holding the queue.
+    private func performInline<T>(deadline: ContinuousClock.Instant, _ body: (PostgresConnection) throws -> T) throws -> T {
+        inlineBorrowRunning.store(true, ordering: .relaxed)
+        defer { inlineBorrowRunning.store(false, ordering: .relaxed) }
+        return try perform(deadline: deadline, body)
     }
 }
 

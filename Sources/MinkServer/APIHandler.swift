@@ -83,6 +83,14 @@ final class APIHandler: HTTPResponder {
         }
     }
 
+    /// Runs work inline on the storage's executor when it can (``InlineTaskExecutor``: a
+    /// PostgreSQL connection's queue), so that the HTTP loop's thread can answer a lone request
+    /// itself.
+    func inlineRunner(for executor: any TaskExecutor) -> (@Sendable (() -> Void) -> Void)? {
+        guard let inline = executor as? any InlineTaskExecutor else { return nil }
+        return { body in inline.runInline(body) }
+    }
+
     /// Answers a request ``route(_:)`` sent to a task, with the route it found.
     func respond(to request: HTTPRequest, routed route: Route) async -> HTTPResponse {
         let server = api

@@ -23,6 +23,8 @@ public final class MinkServer: Sendable {
     /// A config error found while compiling the declared projections; ``start()`` throws it.
     private let projectionError: (any Error)?
     private let http: HTTPServer
+    /// How many lone requests a poller thread answered itself (tests; docs/http-transport.md).
+    var lentPollerRuns: Int { http.lentPollerRuns }
     /// The parts in start order; stopped in reverse.
     private let parts: [ServerPart]
     /// Forgets the tenants other processes delete (``TenantCatalog/externalDeletions()``), from

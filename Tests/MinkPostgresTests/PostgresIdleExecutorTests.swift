@@ -29,6 +29,26 @@ struct PostgresIdleExecutorTests {
         await pool.close()
     }
 
+    /// A thread running a job inline on the idle executor (the HTTP loop's lent poller thread,
+    /// docs/http-transport.md) runs the connection work that job starts itself, before
+    /// `runInline` returns: no thread is woken for it.
+    @Test func workStartedInlineRunsOnTheCallingThread() async throws {
+        let pool = try Self.pool(size: 2)
+        let executor = try #require(pool.idleExecutor() as? any InlineTaskExecutor)
+        let outcome = Mutex<Result<(pthread_t, Int64?), any Error>?>(nil)
+        let caller = pthread_self()
+        executor.runInline {
+            let started = pool.runIfIdle({ conn in (pthread_self(), try conn.query("SELECT 40 + 2").int64(0, 0)) }) { r in
+                outcome.withLock { $0 = r }
+            }
+            #expect(started)
+        }
+        let (thread, value) = try #require(outcome.withLock { $0 }, "the work had not run when runInline returned").get()
+        #expect(value == 42)
+        #expect(pthread_equal(thread, caller) != 0, "the connection work ran on the calling thread")
+        await pool.close()
+    }
+
     /// With a connection borrowed (or callers waiting) the pool is not quiet: no executor.
     @Test func aBusyPoolNamesNoExecutor() async throws {
         let pool = try Self.pool(size: 2)

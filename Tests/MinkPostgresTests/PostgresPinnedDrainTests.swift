@@ -19,9 +19,11 @@ struct PostgresPinnedDrainTests {
     static let timeout: Duration = .seconds(60)
     static let slowBatch: Double = 4
 
+    enum Mode { case unpinned, pinned, lent }
+
     /// Seconds from the moment the held batch is let go to the moment the lone append's task
-    /// resumes, with (`pinned`) or without the idle executor.
-    static func delay(pinned: Bool) async throws -> Double {
+    /// resumes: without the idle executor, with it, or lent a thread (``LendingExecutor``).
+    static func delay(_ mode: Mode) async throws -> Double {
         let s = try await TestServer.storage(timeout: timeout)
         defer { Task { await s.shutdown() } }
         // The schema exists (and the pool has opened a connection) before the lock is taken.
@@ -33,13 +35,18 @@ struct PostgresPinnedDrainTests {
         try locker.query("SELECT pg_advisory_lock($1::int8)", [.int(key)])
 
         var executor: (any TaskExecutor)?
-        if pinned {
+        if mode != .unpinned {
             // Polled: the storage's own background work may hold a connection for a moment.
             for _ in 0..<1000 where executor == nil {
                 executor = s.idleExecutor()
                 if executor == nil { try await Task.sleep(for: .milliseconds(10)) }
             }
             try #require(executor != nil, "the pool was never quiet")
+        }
+        if mode == .lent {
+            let lending = LendingExecutor(worker: try #require(executor as? any InlineTaskExecutor))
+            lending.start()
+            executor = lending
         }
         // The lone request: its append's batch waits for the tenant's lock on the worker.
         let lone = Task(executorPreference: executor) { () throws -> ContinuousClock.Instant in
@@ -75,13 +82,55 @@ struct PostgresPinnedDrainTests {
     }
 
     @Test func unpinnedLoneAppendIsAnsweredAtOnce() async throws {
-        let d = try await Self.delay(pinned: false)
+        let d = try await Self.delay(.unpinned)
         #expect(d < 2, "unpinned: resumed \(d) s after its batch could commit")
     }
 
     @Test func pinnedLoneAppendIsAnsweredAtOnce() async throws {
-        let d = try await Self.delay(pinned: true)
+        let d = try await Self.delay(.pinned)
         // Held behind the slow batch, it resumed after it (4 s).
         #expect(d < 2, "pinned: resumed \(d) s after its batch could commit")
+    }
+
+    /// Lent a thread (the HTTP loop's, docs/http-transport.md): the drain runs inline on it, answers
+    /// the lone append's batch and hands the slow next one to the worker's queue, instead of
+    /// writing it before the lone task can go on.
+    @Test func lentLoneAppendIsAnsweredAtOnce() async throws {
+        let d = try await Self.delay(.lent)
+        #expect(d < 2, "lent: resumed \(d) s after its batch could commit")
+    }
+}
+
+/// What MinkHTTP's `Donor` does for a lone request, on a thread of its own: runs the task's first
+/// job inside the worker's `runInline`, its later jobs on their own, as they come.
+final class LendingExecutor: TaskExecutor, @unchecked Sendable {
+    // Invariant: `jobs` behind its lock; the rest immutable.
+    private let worker: any InlineTaskExecutor
+    private let jobs = Mutex<[UnownedJob]>([])
+    private let ready = DispatchSemaphore(value: 0)
+
+    init(worker: any InlineTaskExecutor) { self.worker = worker }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        jobs.withLock { $0.append(job) }
+        ready.signal()
+    }
+
+    /// Starts the thread; it ends when no job came for 30 s.
+    func start() {
+        let thread = Thread { [self] in
+            var first = true
+            while ready.wait(timeout: .now() + 30) == .success {
+                guard let job = jobs.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { continue }
+                if first {
+                    first = false
+                    worker.runInline { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+                } else {
+                    job.runSynchronously(on: self.asUnownedTaskExecutor())
+                }
+            }
+        }
+        thread.start()
     }
 }

@@ -112,6 +112,15 @@ public protocol HTTPResponder: Sendable {
     /// database connection's) can have the whole task run there, so that the work's answer does
     /// not have to wake another thread to resume the task.
     func executor(for routed: Routed) -> (any TaskExecutor)?
+
+    /// How to run work on the calling thread inside `executor`'s serial context (an executor
+    /// ``executor(for:)`` returned): a closure that runs its argument so, or `nil` when
+    /// `executor` cannot (the default). Called on the event loop like ``route(_:)``.
+    ///
+    /// Why: when a lone request's task would run on such an executor, the event loop's poller
+    /// thread hands its polling to a standby thread and runs the task's jobs itself, instead of
+    /// waking the executor's thread (see docs/http-transport.md, *Lone requests*).
+    func inlineRunner(for executor: any TaskExecutor) -> (@Sendable (() -> Void) -> Void)?
 }
 
 /// What ``HTTPResponder/route(_:)`` decided about a request.
@@ -131,6 +140,9 @@ extension HTTPResponder {
 
     /// Always `nil`: tasks run on the global executor.
     public func executor(for routed: Routed) -> (any TaskExecutor)? { nil }
+
+    /// Always `nil`: jobs run on the executor's own threads.
+    public func inlineRunner(for executor: any TaskExecutor) -> (@Sendable (() -> Void) -> Void)? { nil }
 }
 
 extension HTTPResponder where Routed == Void {

@@ -230,6 +230,12 @@ public final class HTTPServer: Sendable {
     /// loop and that none outlives ``shutdown(gracePeriod:)``).
     var pollerThreadIDs: [Int32] { loops.compactMap(\.pollerThreadID) }
 
+    /// How many times a poller thread lent itself to a lone request's task (tests; see
+    /// docs/http-transport.md, *Lone requests*).
+    public var lentPollerRuns: Int { loops.reduce(0) { $0 + $1.lentRuns } }
+    /// Whether every loop that started a standby poller thread has it waiting (tests).
+    var standbyPollersWait: Bool { loops.allSatisfy(\.standbyWaits) }
+
     private func allConnectionsClosed() async -> Bool {
         for loop in loops {
             let empty = await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in

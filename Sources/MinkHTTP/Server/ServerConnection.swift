@@ -356,7 +356,13 @@ final class ServerConnection: @unchecked Sendable {
         // work runs on. Not under load: the task would queue behind (and delay) other
         // requests' work on it.
         let alone = context.tasksRunning.add(1, ordering: .relaxed).newValue == 1
-        let task = Task(executorPreference: alone ? responder.executor(for: routed) : nil) { [self] in
+        var executor = alone ? responder.executor(for: routed) : nil
+        // Alone, on an executor that can run work inline, with a standby thread to take the
+        // polling: this thread runs the task itself once the sockets are handled (``Donor``).
+        if let base = executor, let donor = loop.currentDonor, donor.canLend, let run = responder.inlineRunner(for: base) {
+            executor = LentThreadExecutor(base: base, donor: donor, runInline: run)
+        }
+        let task = Task(executorPreference: executor) { [self] in
             let response = await responder.respond(to: request, routed: routed)
             // The connection closed meanwhile and cancelled this read: nothing to encode or compress.
             if Task.isCancelled, request.isSafe {

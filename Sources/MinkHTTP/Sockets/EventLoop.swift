@@ -28,6 +28,14 @@ final class EventLoop: @unchecked Sendable {
     private let index: Int
     private var poller: Poller?
     private let idleFlag = IdleFlag()
+    /// While the poller thread handles ready sockets (on the queue): its ``Donor``, which a
+    /// lone request's task may collect its jobs into (``ServerConnection``).
+    private(set) var currentDonor: Donor?
+
+    /// How many times a poller thread of this loop lent itself to a lone request (for tests).
+    var lentRuns: Int { queue.sync { poller?.lentRuns.load(ordering: .relaxed) ?? 0 } }
+    /// Whether a standby poller thread waits to be promoted (for tests).
+    var standbyWaits: Bool { queue.sync { poller?.standbyWaits ?? false } }
 
     /// Whether the poller thread is waiting in `epoll_wait` — no socket of the loop is being
     /// handled — so that work sent to ``queue`` most likely runs at once. A hint: read without
@@ -71,9 +79,13 @@ final class EventLoop: @unchecked Sendable {
             self.poller = poller
             startTickingOnQueue(tickInterval)
         }
-        try poller.run(name: "MinkHTTP.loop.\(index)", report: report) { [weak self] events, count in
+        try poller.run(name: "MinkHTTP.loop.\(index)", report: report) { [weak self] events, count, donor in
             guard let self else { return false }
-            self.queue.sync { self.handle(events, count: count) }
+            self.queue.sync {
+                self.currentDonor = donor
+                self.handle(events, count: count)
+                self.currentDonor = nil
+            }
             return true
         }
     }
@@ -201,6 +213,22 @@ final class Poller: @unchecked Sendable {
     /// Set while the thread waits in `epoll_wait` (see ``EventLoop/isIdle``).
     private let idle: IdleFlag
 
+    // Lending the poller thread to lone requests (leader/follower): at most two threads per
+    // loop take turns polling — the first one, and a standby started the first time the polling
+    // thread lends itself. Exactly one of them polls at a time; the other runs lent jobs or
+    // waits, on a semaphore of its own, to be promoted: a shared one could be taken by the
+    // thread that signalled it, when it waits again before the promoted thread woke.
+    private struct Standby {
+        var started = false
+        /// The waiting standby's semaphore; nil while both threads are busy (or before the
+        /// standby is started).
+        var waiting: DispatchSemaphore?
+    }
+    private let standby = Mutex(Standby())
+    private let liveThreads = Atomic<Int>(0)
+    /// How many times the polling thread lent itself to a lone request's jobs (for tests).
+    let lentRuns = Atomic<Int>(0)
+
     init(wait: @escaping Wait = epoll_wait, idle: IdleFlag = IdleFlag()) throws(SocketError) {
         self.wait = wait
         self.idle = idle
@@ -240,42 +268,136 @@ final class Poller: @unchecked Sendable {
     /// loop unserved with nothing said. Only the first failure of a run and the recovery are
     /// reported, so a lasting failure does not flood the log.
     func run(name: String, report: @escaping @Sendable (String) -> Void,
-             _ body: @escaping @Sendable (UnsafeMutablePointer<epoll_event>, Int) -> Bool) throws(SocketError) {
+             _ body: @escaping @Sendable (UnsafeMutablePointer<epoll_event>, Int, Donor) -> Bool) throws(SocketError) {
         threadStarted.store(true, ordering: .releasing)
+        liveThreads.store(1, ordering: .relaxed)
         let r = startThread { [self] in
             setThreadName(name)
             threadID.store(cepoll_gettid(), ordering: .releasing)
-            let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: Int(Self.capacity))
-            defer {
-                events.deallocate()
-                Socket.close(wakeFD)
-                Socket.close(epollFD)
-            }
-            var failures = 0
-            while !stopping.load(ordering: .acquiring) {
-                idle.value.store(true, ordering: .relaxed)
-                let n = wait(epollFD, events, Self.capacity, -1)
-                idle.value.store(false, ordering: .relaxed)
-                if n < 0 {
-                    let e = errno
-                    if e == EINTR { continue }
-                    failures += 1
-                    if failures == 1 { report("MinkHTTP: \(name): \(SocketError(call: "epoll_wait", errno: e)); retrying") }
-                    let pauseMillis = min(1000, 10 << min(failures - 1, 7))
-                    usleep(UInt32(pauseMillis * 1000))
-                    continue
-                }
-                if failures > 0 {
-                    report("MinkHTTP: \(name): epoll_wait works again after \(failures) failure(s)")
-                    failures = 0
-                }
-                if stopping.load(ordering: .acquiring) { return }
-                if !body(events, Int(n)) { return }
-            }
+            pollOnThisThread(name: name, report: report, body)
         }
         if r != 0 {
+            liveThreads.store(0, ordering: .relaxed)
             threadStarted.store(false, ordering: .releasing)
             throw SocketError(call: "pthread_create", errno: r)
+        }
+    }
+
+    /// The poll loop, on the thread that polls (the first one, or the standby once promoted):
+    /// waits for ready sockets, passes them to `body`, and when `body` left jobs to run here
+    /// (``Donor``), hands the polling to the standby thread, runs them, and waits as the standby.
+    private func pollOnThisThread(name: String, report: @escaping @Sendable (String) -> Void,
+                                  _ body: @escaping @Sendable (UnsafeMutablePointer<epoll_event>, Int, Donor) -> Bool) {
+        let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: Int(Self.capacity))
+        let donor = Donor(poller: self)
+        defer {
+            events.deallocate()
+            threadExits()
+        }
+        var failures = 0
+        while !stopping.load(ordering: .acquiring) {
+            idle.value.store(true, ordering: .relaxed)
+            let n = wait(epollFD, events, Self.capacity, -1)
+            idle.value.store(false, ordering: .relaxed)
+            if n < 0 {
+                let e = errno
+                if e == EINTR { continue }
+                failures += 1
+                if failures == 1 { report("MinkHTTP: \(name): \(SocketError(call: "epoll_wait", errno: e)); retrying") }
+                let pauseMillis = min(1000, 10 << min(failures - 1, 7))
+                usleep(UInt32(pauseMillis * 1000))
+                continue
+            }
+            if failures > 0 {
+                report("MinkHTTP: \(name): epoll_wait works again after \(failures) failure(s)")
+                failures = 0
+            }
+            if stopping.load(ordering: .acquiring) { return }
+            donor.collecting = true
+            let goOn = body(events, Int(n), donor)
+            if !donor.jobs.isEmpty { lend(donor, name: name, report: report, body) }
+            donor.collecting = false
+            if !goOn { return }
+        }
+    }
+
+    /// Whether a standby thread waits to be promoted (tests).
+    var standbyWaits: Bool { standby.withLock { $0.waiting != nil } }
+
+    /// Whether the polling can be handed to a standby thread now (none started yet, or one
+    /// waits): what ``Donor/canLend`` answers.
+    var standbyAvailable: Bool { standby.withLock { !$0.started || $0.waiting != nil } }
+
+    /// On the polling thread, with jobs `donor` collected: promotes the standby thread (started
+    /// the first time) to poll, runs the jobs here — the tasks' storage work with them, inline —
+    /// then waits as the standby until promoted again. Without a standby (both threads busy, or
+    /// no thread could be started) the jobs go to their executors as usual.
+    private func lend(_ donor: Donor, name: String, report: @escaping @Sendable (String) -> Void,
+                      _ body: @escaping @Sendable (UnsafeMutablePointer<epoll_event>, Int, Donor) -> Bool) {
+        guard promoteStandby(name: name, report: report, body) else {
+            donor.forwardAll()
+            return
+        }
+        lentRuns.add(1, ordering: .relaxed)
+        donor.runAll()
+        // Wait as the standby: the other thread polls; it promotes this one when it lends itself
+        // in turn, and wakes it to exit when the loop stops (not when it stopped already).
+        let wait = standby.withLock { s -> Bool in
+            if stopping.load(ordering: .acquiring) { return false }
+            s.waiting = donor.signal
+            return true
+        }
+        if wait { donor.signal.wait() }
+    }
+
+    /// Wakes the waiting standby thread, or starts one; `false` when neither can be done.
+    private func promoteStandby(name: String, report: @escaping @Sendable (String) -> Void,
+                                _ body: @escaping @Sendable (UnsafeMutablePointer<epoll_event>, Int, Donor) -> Bool) -> Bool {
+        enum Step { case signal(DispatchSemaphore), start, none }
+        let step = standby.withLock { s -> Step in
+            if let w = s.waiting {
+                s.waiting = nil
+                return .signal(w)
+            }
+            if s.started { return .none }
+            s.started = true
+            return .start
+        }
+        switch step {
+        case .signal(let w):
+            w.signal()
+            return true
+        case .none:
+            return false
+        case .start:
+            break
+        }
+        liveThreads.add(1, ordering: .relaxed)
+        let r = startThread { [self] in
+            setThreadName(name.replacingOccurrences(of: ".loop.", with: ".stby."))
+            pollOnThisThread(name: name, report: report, body)
+        }
+        if r != 0 {
+            liveThreads.subtract(1, ordering: .relaxed)
+            standby.withLock { $0.started = false }
+            report("MinkHTTP: \(name): \(SocketError(call: "pthread_create", errno: r)) for the standby poller; lone requests are not lent a thread")
+            return false
+        }
+        return true
+    }
+
+    /// A poll loop ends (the loop stops): wakes the standby, which sees ``stopping`` and ends
+    /// too; the last thread out closes the descriptors.
+    private func threadExits() {
+        stopping.store(true, ordering: .releasing)
+        let waiting = standby.withLock { s in
+            defer { s.waiting = nil }
+            return s.waiting
+        }
+        waiting?.signal()
+        if liveThreads.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
+            Socket.close(wakeFD)
+            Socket.close(epollFD)
         }
     }
 
@@ -321,6 +443,91 @@ private func startThread(_ body: @escaping @Sendable () -> Void) -> Int32 {
 /// Names the calling thread (at most 15 bytes are kept), as `top -H` and debuggers show it.
 private func setThreadName(_ name: String) {
     _ = cepoll_set_thread_name(String(name.prefix(15)))
+}
+
+/// The jobs a polling thread collects for itself while it handles sockets: a lone request's
+/// task whose executor can run work inline (``HTTPResponder/inlineRunner(for:)``) queues its jobs
+/// here instead of on its executor; after the sockets are handled the thread hands the polling
+/// to its standby and runs them (``Poller``). Why: queueing them would wake the executor's
+/// thread — on this VM a hand-off to an idle vCPU costs 50–300 µs of a lone request's latency.
+final class Donor: @unchecked Sendable {
+    // Invariant: `collecting` and `jobs` are touched only by the thread that created the donor
+    // (`thread`); other threads see `take` refuse.
+    private let thread = pthread_self()
+    private let poller: Poller
+    /// What promotes this thread from standby to poller (``Poller``).
+    let signal = DispatchSemaphore(value: 0)
+    var collecting = false
+    /// Set while ``runAll()`` runs: jobs collected then are the tasks' later ones.
+    private var running = false
+    /// Each job, and whether it runs inside its executor's serial context (a task's first job,
+    /// collected while the sockets were handled: the one that makes the storage call) or on its
+    /// own (a task's later jobs — resumed after its storage call, they need no connection, and
+    /// must not wait behind the drain that connection's queue may have taken up meanwhile).
+    private(set) var jobs: [(job: UnownedJob, executor: LentThreadExecutor, inline: Bool)] = []
+
+    init(poller: Poller) { self.poller = poller }
+
+    /// Whether a lone request may collect its jobs here now: a standby can take the polling.
+    var canLend: Bool { poller.standbyAvailable }
+
+    /// Keeps `job` to run on this thread, when called on it while it collects.
+    func take(_ job: UnownedJob, _ executor: LentThreadExecutor) -> Bool {
+        guard collecting, pthread_equal(thread, pthread_self()) != 0 else { return false }
+        jobs.append((job, executor, !running))
+        return true
+    }
+
+    /// Runs the collected jobs, and those they queue here meanwhile, in order.
+    func runAll() {
+        running = true
+        defer { running = false }
+        var next = 0
+        while next < jobs.count {
+            let (job, executor, inline) = jobs[next]
+            next += 1
+            if inline { executor.runLent(job) } else { job.runSynchronously(on: executor.asUnownedTaskExecutor()) }
+        }
+        jobs.removeAll(keepingCapacity: true)
+    }
+
+    /// Sends the collected jobs to their executors (no standby could take the polling).
+    func forwardAll() {
+        let all = jobs
+        jobs.removeAll(keepingCapacity: true)
+        for (job, executor, _) in all { executor.forward(job) }
+    }
+}
+
+/// The executor of a lone request's task whose jobs a polling thread runs itself (``Donor``):
+/// jobs queued on that thread while it collects stay there; others go to `base`, the
+/// executor the responder named.
+final class LentThreadExecutor: TaskExecutor, @unchecked Sendable {
+    // Invariant: immutable.
+    private let base: any TaskExecutor
+    private let donor: Donor
+    private let runInline: @Sendable (() -> Void) -> Void
+
+    init(base: any TaskExecutor, donor: Donor, runInline: @escaping @Sendable (() -> Void) -> Void) {
+        self.base = base
+        self.donor = donor
+        self.runInline = runInline
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        if donor.take(job, self) { return }
+        forward(job)
+    }
+
+    /// On the donor's thread: runs `job` there, inside `base`'s serial context.
+    func runLent(_ job: UnownedJob) {
+        runInline { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+    }
+
+    func forward(_ job: UnownedJob) {
+        base.enqueue(ExecutorJob(job))
+    }
 }
 
 /// Whether a poller thread waits in `epoll_wait` (``EventLoop/isIdle``).

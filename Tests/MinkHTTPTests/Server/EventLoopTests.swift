@@ -160,7 +160,7 @@ import Testing
         event.events = EPOLLIN.rawValue
         event.data.u64 = 42
         #expect(epoll_ctl(poller.epollFD, EPOLL_CTL_ADD, ready, &event) == 0)
-        try poller.run(name: "test.poller", report: { line in flags.reports.withLock { $0.append(line) } }) { events, count in
+        try poller.run(name: "test.poller", report: { line in flags.reports.withLock { $0.append(line) } }) { events, count, _ in
             if (0..<count).contains(where: { events[$0].data.u64 == 42 }) { flags.delivered.store(true, ordering: .releasing) }
             return false  // ends the thread, which closes the set
         }
