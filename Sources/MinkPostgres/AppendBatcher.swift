@@ -269,9 +269,13 @@ final class AppendBatcher: Sendable {
             // A task answered by the last batch runs on this queue (``ConnectionPool/idleExecutor()``),
             // or waits on this thread, which runs the drain inline for it (``ConnectionWorker/runInline(_:)``):
             // when more appends wait, go on after it, from a new borrow (queued behind it on the same
-            // worker); when none does the drain ends here.
-            if answered > 0, conn.hasQueuedTaskJobs(), pendingCount > 0 { return true }
-            if answered > 0 { pauseForReturningAppends(after: answered, flight: flight) }
+            // worker); when none does the drain ends below (an append arriving just now is written
+            // first: one batch). Never the contention pause: the callers it waits for are behind it.
+            if answered > 0, conn.hasQueuedTaskJobs() {
+                if pendingCount > 0 { return true }
+            } else if answered > 0 {
+                pauseForReturningAppends(after: answered, flight: flight)
+            }
             let batch = nextBatch()
             if batch.isEmpty { return false }
             let start = ContinuousClock.now

@@ -87,6 +87,9 @@ final class ConnectionPool: Sendable {
         }
     }
 
+    /// Borrows run inline on a thread lent to a lone request, over all connections (tests).
+    var inlineBorrows: Int { workers.reduce(0) { $0 + $1.inlineBorrows.load(ordering: .relaxed) } }
+
     /// Fails waiting callers and closes every connection.
     func close() async {
         let waiters = state.withLock { s in

@@ -39,6 +39,8 @@ final class ConnectionWorker: @unchecked Sendable {
     /// a drain answers its batch and gives the connection back (``PostgresConnection/hasQueuedTaskJobs``)
     /// instead of writing the next batches first; its next borrow is queued.
     private let inlineBorrowRunning = Atomic<Bool>(false)
+    /// Borrows run inline so far (tests).
+    let inlineBorrows = Atomic<Int>(0)
 
     init(label: String, parameters: [(String, String)], timeout: Duration, pids: BackendPIDs, idleTimeout: Duration?) {
         self.queue = DispatchQueue(label: label)
@@ -253,6 +255,7 @@ extension ConnectionWorker: InlineTaskExecutor {
 
     /// ``perform(deadline:_:)`` for the inline borrow, on the thread holding the queue.
     private func performInline<T>(deadline: ContinuousClock.Instant, _ body: (PostgresConnection) throws -> T) throws -> T {
+        inlineBorrows.add(1, ordering: .relaxed)
         inlineBorrowRunning.store(true, ordering: .relaxed)
         defer { inlineBorrowRunning.store(false, ordering: .relaxed) }
         return try perform(deadline: deadline, body)

@@ -169,15 +169,25 @@ final class SQLiteDatabase: @unchecked Sendable {
         }
         switch schedule {
         case nil: job.fail(MinkError(.cancelled, "the SQLite storage is closed"))
+        // From a lone request's task running inline on the writer's queue (a thread lent by the
+        // HTTP loop, ``QueueExecutor/runInline(_:)``): the queue is this thread's, so the group
+        // commit runs now — one batch; what arrived meanwhile is left to the queue's own thread.
+        case true? where writerExecutor.takeInlineBorrow(): drain(batches: 1)
         case true?: writerQueue.async { self.drain() }
         case false?: break
         }
     }
 
-    /// On `writerQueue`: commits waiting writes in batches until none is left.
-    private func drain() {
+    /// On `writerQueue`: commits waiting writes in batches until none is left, or `batches` of
+    /// them and hands the rest to the queue.
+    private func drain(batches: Int = .max) {
+        var left = batches
         while true {
             let batch: [Job] = state.withLock { s in
+                if left == 0 {
+                    if !s.pending.isEmpty { writerQueue.async { self.drain() } } else { s.drainScheduled = false }
+                    return []
+                }
                 let n = min(s.pending.count, configuration.maxBatchSize)
                 let batch = Array(s.pending.prefix(n))
                 s.pending.removeFirst(n)
@@ -185,6 +195,7 @@ final class SQLiteDatabase: @unchecked Sendable {
                 return batch
             }
             if batch.isEmpty { return }
+            left -= 1
             // Relaxed writes (projection batches) waiting with durable ones commit first, in a
             // group of their own without an fsync, rather than wait for the durable group's
             // fsync; concurrent callers' writes have no order to keep between them.
@@ -447,10 +458,29 @@ final class SQLiteDatabase: @unchecked Sendable {
 /// not when the writer comes back (a lone append waited 5 s for a `1 s` deadline, found by a
 /// black-box audit, 2026-12-07). The task's jobs never touch the writer's connection themselves,
 /// so where they run is free.
-final class QueueExecutor: TaskExecutor {
+final class QueueExecutor: InlineTaskExecutor {
     let queue: DispatchQueue
     /// Set by the queue's owner while its thread may block (``SQLiteDatabase``'s group commit).
     let isBlocked = Atomic<Bool>(false)
+    /// The thread running ``runInline(_:)`` (its `pthread_self`), 0 when none (see
+    /// ``takeInlineBorrow()``).
+    private let inlineThread = Atomic<UInt>(0)
+
+    /// Runs `body` on the calling thread while it holds the queue (a thread the HTTP loop lends a
+    /// lone request, docs/http-transport.md): the first group commit `body` starts runs on it too.
+    func runInline(_ body: () -> Void) {
+        queue.sync {
+            inlineThread.store(pthread_self(), ordering: .relaxed)
+            defer { inlineThread.store(0, ordering: .relaxed) }
+            body()
+        }
+    }
+
+    /// Whether the caller runs inside ``runInline(_:)`` and starts its first drain there: then it
+    /// drains at once, on this thread (one per `runInline`).
+    func takeInlineBorrow() -> Bool {
+        inlineThread.compareExchange(expected: pthread_self(), desired: 0, ordering: .relaxed).exchanged
+    }
 
     init(queue: DispatchQueue) { self.queue = queue }
 

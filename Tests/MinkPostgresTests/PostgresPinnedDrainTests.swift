@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import Mink
 @testable import MinkPostgres
+import MinkTestFixtures
 import Synchronization
 import Testing
 
@@ -98,39 +99,5 @@ struct PostgresPinnedDrainTests {
     @Test func lentLoneAppendIsAnsweredAtOnce() async throws {
         let d = try await Self.delay(.lent)
         #expect(d < 2, "lent: resumed \(d) s after its batch could commit")
-    }
-}
-
-/// What MinkHTTP's `Donor` does for a lone request, on a thread of its own: runs the task's first
-/// job inside the worker's `runInline`, its later jobs on their own, as they come.
-final class LendingExecutor: TaskExecutor, @unchecked Sendable {
-    // Invariant: `jobs` behind its lock; the rest immutable.
-    private let worker: any InlineTaskExecutor
-    private let jobs = Mutex<[UnownedJob]>([])
-    private let ready = DispatchSemaphore(value: 0)
-
-    init(worker: any InlineTaskExecutor) { self.worker = worker }
-
-    func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        jobs.withLock { $0.append(job) }
-        ready.signal()
-    }
-
-    /// Starts the thread; it ends when no job came for 30 s.
-    func start() {
-        let thread = Thread { [self] in
-            var first = true
-            while ready.wait(timeout: .now() + 30) == .success {
-                guard let job = jobs.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { continue }
-                if first {
-                    first = false
-                    worker.runInline { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
-                } else {
-                    job.runSynchronously(on: self.asUnownedTaskExecutor())
-                }
-            }
-        }
-        thread.start()
     }
 }

@@ -3,6 +3,8 @@ import Dispatch
 import Foundation
 import Mink
 @testable import MinkSQLite
+import MinkTestFixtures
+import Synchronization
 import Testing
 
 /// A request alone on a quiet SQLite storage runs on the writer's queue
@@ -35,6 +37,44 @@ struct SQLiteIdleExecutorTests {
         #expect(pthread_equal(taskThread, bodyThread) != 0, "the write ran on the task's thread")
         await s.close()
         #expect(s.idleExecutor() == nil, "a closed storage names none")
+    }
+
+    /// A task lent a thread (the HTTP loop's, docs/http-transport.md) runs its write's group commit
+    /// on that thread, inside the writer's queue; the commit takes one batch, and writes queued
+    /// meanwhile go to the writer's own thread, so the lent task is answered without waiting for
+    /// them.
+    @Test func aLentTaskCommitsOnItsThreadOneBatch() async throws {
+        let (s, dir) = try await SQLiteStorage.temporary()
+        defer { dir.remove() }
+        let executor = try #require(try await Self.idle(s) as? any InlineTaskExecutor)
+        let lending = LendingExecutor(worker: executor)
+        lending.start()
+        let (entered, enteredContinuation) = AsyncStream.makeStream(of: Void.self)
+        let go = DispatchSemaphore(value: 0)
+        let lent = Task(executorPreference: lending) { () throws -> (pthread_t, pthread_t, ContinuousClock.Instant) in
+            let before = pthread_self()
+            let thread = try await s.database.write { _ in
+                enteredContinuation.yield()
+                _ = go.wait(timeout: .now() + 30)
+                return pthread_self()
+            }
+            return (before, thread, ContinuousClock.now)
+        }
+        var it = entered.makeAsyncIterator()
+        _ = await it.next()
+        // Queued behind the lent write's batch: slow.
+        let other = Task { () throws -> ContinuousClock.Instant in
+            _ = try await s.database.write { _ in usleep(3_000_000) }
+            return ContinuousClock.now
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        go.signal()
+        let (taskThread, bodyThread, answered) = try await lent.value
+        let otherDone = try await other.value
+        #expect(pthread_equal(taskThread, bodyThread) != 0, "the group commit ran on the lent thread")
+        #expect(pthread_equal(taskThread, try #require(lending.thread)) != 0)
+        #expect(answered.duration(to: otherDone) > .seconds(2), "the lent task waited for the next batch")
+        await s.close()
     }
 
     /// While a group commit is under way (or writes wait) the writer is not idle: no executor.

@@ -3,8 +3,8 @@ import MinkHTTP
 @testable import MinkServer
 import Testing
 
-/// minkd names the PostgreSQL connection a lone request will borrow as its task's executor for
-/// short stream routes only, and only on PostgreSQL (docs/storage-postgres.md, "Connections,
+/// minkd names the PostgreSQL connection a lone request will borrow (or SQLite's writer queue) as
+/// its task's executor for short stream routes only (docs/storage-postgres.md, "Connections,
 /// pool and threads"); requests answered that way give the usual answers.
 @Suite("Lone requests on the connection's queue", .timeLimit(.minutes(2)))
 struct LoneRequestExecutorTests {
@@ -63,9 +63,20 @@ struct LoneRequestExecutorTests {
         }
     }
 
-    @Test func sqliteNamesNone() async throws {
+    /// On SQLite (wired as minkd wires it, a shared file) the writer's queue, when idle; never for
+    /// a stream of events.
+    @Test func sqliteNamesTheWritersQueue() async throws {
         try await withServer(storage: try await StorageKind.sqlite.make()) { s in
-            #expect(APIHandler(api: s.server.api).executor(for: .append("a-1")) == nil)
+            let handler = APIHandler(api: s.server.api)
+            _ = try await s.request("POST", "/v1/streams/a-1", json: appendBody(["E"]))
+            let deadline = ContinuousClock.now + .seconds(10)
+            var named = false
+            while !named, ContinuousClock.now < deadline {
+                named = handler.executor(for: .append("a-1")) != nil
+                if !named { try await Task.sleep(for: .milliseconds(5)) }
+            }
+            #expect(named)
+            #expect(handler.executor(for: .subscribeAll) == nil)
         }
     }
 }

@@ -92,10 +92,12 @@ enum StorageKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
         case .sqlite:
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("minkd-test-\(UUID().uuidString)").path
             let s = try await SQLiteStorage.open(directory: dir)
+            // Wired as minkd wires it (StorageFactory): a lone request runs on the writer's queue,
+            // on a thread the HTTP loop lends it.
             return ServerStorage(events: s, snapshots: s, readModels: s, kind: "sqlite", close: {
                 await s.close()
                 try? FileManager.default.removeItem(atPath: dir)
-            })
+            }, requestExecutor: { s.idleExecutor() })
         case .postgres:
             guard let url = ProcessInfo.processInfo.environment["MINK_TEST_POSTGRES_URL"] else {
                 throw PostgresMissing()

@@ -378,8 +378,8 @@ final class Poller: @unchecked Sendable {
             pollOnThisThread(name: name, report: report, body)
         }
         if r != 0 {
+            // `started` stays set: no standby, so no lending and no new attempt (reported once).
             liveThreads.subtract(1, ordering: .relaxed)
-            standby.withLock { $0.started = false }
             report("MinkHTTP: \(name): \(SocketError(call: "pthread_create", errno: r)) for the standby poller; lone requests are not lent a thread")
             return false
         }
@@ -473,7 +473,8 @@ final class Donor: @unchecked Sendable {
 
     /// Keeps `job` to run on this thread, when called on it while it collects.
     func take(_ job: UnownedJob, _ executor: LentThreadExecutor) -> Bool {
-        guard collecting, pthread_equal(thread, pthread_self()) != 0 else { return false }
+        // The thread first: other threads call this too, and must not read `collecting`.
+        guard pthread_equal(thread, pthread_self()) != 0, collecting else { return false }
         jobs.append((job, executor, !running))
         return true
     }
