@@ -386,7 +386,7 @@ final class SQLiteDatabase: @unchecked Sendable {
         let path = self.path, timeout = configuration.busyTimeoutMilliseconds
         return try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<T, any Error>) in
             let answer = deadlines.answer(continuation)
-            slot.queue.async {
+            let run: @Sendable () -> Void = {
                 guard answer.start() else { return }
                 do {
                     let connection: SQLiteConnection
@@ -402,6 +402,9 @@ final class SQLiteDatabase: @unchecked Sendable {
                     answer.resume(throwing: error.asMinkError)
                 }
             }
+            // A lone request's task on a thread the HTTP loop lent it (``QueueExecutor/runInline(_:)``)
+            // reads on that thread, inside the reader's queue, instead of waking the reader's thread.
+            if writerExecutor.takeInlineBorrow() { slot.queue.sync(execute: run) } else { slot.queue.async(execute: run) }
         }
     }
 

@@ -77,6 +77,24 @@ struct SQLiteIdleExecutorTests {
         await s.close()
     }
 
+    /// A lent task's read runs on the lent thread too (inside the reader's queue), not on the
+    /// reader's own thread.
+    @Test func aLentTaskReadsOnItsThread() async throws {
+        let (s, dir) = try await SQLiteStorage.temporary()
+        defer { dir.remove() }
+        let executor = try #require(try await Self.idle(s) as? any InlineTaskExecutor)
+        let lending = LendingExecutor(worker: executor)
+        lending.start()
+        let (taskThread, readThread, value) = try await Task(executorPreference: lending) {
+            let before = pthread_self()
+            let (thread, value) = try await s.database.read { c in (pthread_self(), try c.int("SELECT 40 + 2")) }
+            return (before, thread, value)
+        }.value
+        #expect(value == 42)
+        #expect(pthread_equal(taskThread, readThread) != 0, "the read ran on the lent thread")
+        await s.close()
+    }
+
     /// While a group commit is under way (or writes wait) the writer is not idle: no executor.
     @Test func aBusyWriterNamesNoExecutor() async throws {
         let (s, dir) = try await SQLiteStorage.temporary()
