@@ -22,6 +22,13 @@ struct SQLiteIdleExecutorTests {
         return try #require(s.idleExecutor(), "the writer never became idle")
     }
 
+    /// A thread lent the idle writer's executor, as the HTTP loop lends its poller thread.
+    static func lending(_ s: SQLiteStorage) async throws -> LendingExecutor {
+        let lending = LendingExecutor(worker: try #require(try await idle(s) as? any InlineTaskExecutor))
+        lending.start()
+        return lending
+    }
+
     /// A task preferring the idle writer's executor runs its write's body on its own thread: the
     /// write is queued behind the task on the same queue, not handed to another thread.
     @Test func aTaskOnTheIdleExecutorWritesOnItsOwnThread() async throws {
@@ -46,9 +53,7 @@ struct SQLiteIdleExecutorTests {
     @Test func aLentTaskCommitsOnItsThreadOneBatch() async throws {
         let (s, dir) = try await SQLiteStorage.temporary()
         defer { dir.remove() }
-        let executor = try #require(try await Self.idle(s) as? any InlineTaskExecutor)
-        let lending = LendingExecutor(worker: executor)
-        lending.start()
+        let lending = try await Self.lending(s)
         let (entered, enteredContinuation) = AsyncStream.makeStream(of: Void.self)
         let go = DispatchSemaphore(value: 0)
         let lent = Task(executorPreference: lending) { () throws -> (pthread_t, pthread_t, ContinuousClock.Instant) in
@@ -82,9 +87,7 @@ struct SQLiteIdleExecutorTests {
     @Test func aLentTaskReadsOnItsThread() async throws {
         let (s, dir) = try await SQLiteStorage.temporary()
         defer { dir.remove() }
-        let executor = try #require(try await Self.idle(s) as? any InlineTaskExecutor)
-        let lending = LendingExecutor(worker: executor)
-        lending.start()
+        let lending = try await Self.lending(s)
         let (taskThread, readThread, value) = try await Task(executorPreference: lending) {
             let before = pthread_self()
             let (thread, value) = try await s.database.read { c in (pthread_self(), try c.int("SELECT 40 + 2")) }

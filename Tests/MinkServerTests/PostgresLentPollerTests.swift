@@ -20,19 +20,25 @@ struct PostgresLentPollerTests {
         ))
     }
 
+    /// Appends 20 events one request at a time, reads them back, and checks that lone requests
+    /// were lent a poller thread.
+    static func appendAlone(_ server: TestServer) async throws {
+        for i in 1...20 {
+            let r = try await server.request("POST", "/v1/streams/lent-1", json: appendBody(["Added"], expected: String(i - 1)))
+            #expect(r.status == 201, "\(r.text)")
+        }
+        let read = try await server.request("GET", "/v1/streams/lent-1")
+        #expect(read["events"]?.arrayValue?.count == 20)
+        // Lone requests find a standby waiting unless the last lent thread is still on its way
+        // back (then the request takes the storage's queue as before).
+        #expect(server.server.lentPollerRuns > 0, "lent \(server.server.lentPollerRuns) of 21")
+    }
+
     /// Lone appends one after the other: answered by lent poller threads, every one stored.
     @Test func loneAppendsAreAnsweredByTheLoopsOwnThread() async throws {
         let (s, storage) = try await Self.storage()
         try await withServer(storage: storage) { server in
-            for i in 1...20 {
-                let r = try await server.request("POST", "/v1/streams/lent-1", json: appendBody(["Added"], expected: String(i - 1)))
-                #expect(r.status == 201, "\(r.text)")
-            }
-            let read = try await server.request("GET", "/v1/streams/lent-1")
-            #expect(read["events"]?.arrayValue?.count == 20)
-            // Lone requests find a standby waiting unless the last lent thread is still on its
-            // way back (then the request takes the connection's queue as before).
-            #expect(server.server.lentPollerRuns > 0, "lent \(server.server.lentPollerRuns) of 20")
+            try await Self.appendAlone(server)
             // …and their connection work ran inline on the lent thread.
             #expect(s.scope.backend.pool.inlineBorrows > 0)
         }
@@ -41,13 +47,7 @@ struct PostgresLentPollerTests {
     /// The same on SQLite (minkd's default): the writer's queue runs the group commit inline.
     @Test func loneSQLiteAppendsAreAnsweredByTheLoopsOwnThread() async throws {
         try await withServer(storage: try await StorageKind.sqlite.make()) { server in
-            for i in 1...20 {
-                let r = try await server.request("POST", "/v1/streams/lent-1", json: appendBody(["Added"], expected: String(i - 1)))
-                #expect(r.status == 201, "\(r.text)")
-            }
-            let read = try await server.request("GET", "/v1/streams/lent-1")
-            #expect(read["events"]?.arrayValue?.count == 20)
-            #expect(server.server.lentPollerRuns > 0, "lent \(server.server.lentPollerRuns) of 20")
+            try await Self.appendAlone(server)
         }
     }
 
