@@ -31,10 +31,9 @@ final class ConnectionWorker: @unchecked Sendable {
     private let timeout: Duration
     /// Jobs of tasks preferring this worker (``enqueue(_:)``) queued and not yet run.
     private let queuedJobs = Atomic<Int>(0)
-    /// The thread running ``runInline(_:)`` (its `pthread_self`), 0 when none: the first borrow
-    /// (``start(deadline:_:completion:)``, ``run(deadline:_:)``) made from that thread meanwhile
-    /// runs at once on it, already on the queue (``takeInlineBorrow()``).
-    private let inlineThread = Atomic<UInt>(0)
+    /// Which thread runs inline on the queue (``runInline(_:)``): the first borrow
+    /// (``start(deadline:_:completion:)``, ``run(deadline:_:)``) it makes there runs at once on it.
+    private let inlineBorrow = InlineBorrow()
     /// Set while that borrow runs: the task that made it waits on this thread for its answer, so
     /// a drain answers its batch and gives the connection back (``PostgresConnection/hasQueuedTaskJobs``)
     /// instead of writing the next batches first; its next borrow is queued.
@@ -62,7 +61,7 @@ final class ConnectionWorker: @unchecked Sendable {
             // this call (withoutActuallyEscaping checks that at runtime).
             let box = ClosureBox(escapable)
             return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-                if takeInlineBorrow() {
+                if inlineBorrow.take() {
                     continuation.resume(with: Result { try self.performInline(deadline: deadline, box.take()) })
                     return
                 }
@@ -86,7 +85,7 @@ final class ConnectionWorker: @unchecked Sendable {
     ) {
         // From a job running inline on this queue (``runInline(_:)``): the queue is this thread's
         // already, so the work runs now instead of waking the queue's own thread after the job.
-        if takeInlineBorrow() {
+        if inlineBorrow.take() {
             completion(Result { try self.performInline(deadline: deadline, body) })
             return
         }
@@ -234,23 +233,11 @@ extension ConnectionWorker: TaskExecutor {
 
 extension ConnectionWorker: InlineTaskExecutor {
     /// Runs `body` on the calling thread while it holds the worker's queue; the first borrow
-    /// `body` makes (an append batch's drain, a read) runs inline too.
-    func runInline(_ body: () -> Void) {
-        queue.sync {
-            inlineThread.store(pthread_self(), ordering: .relaxed)
-            defer { inlineThread.store(0, ordering: .relaxed) }
-            body()
-        }
-    }
-
-    /// Whether the caller runs inside ``runInline(_:)`` and makes its first borrow there: then it
-    /// runs the borrow at once (``performInline(deadline:_:)``). One per `runInline`: a drain that
+    /// `body` makes (an append batch's drain, a read) runs inline too (one per call: a drain that
     /// goes on after answering its batch borrows again from its completion, and that borrow is
-    /// queued (else this thread would go on writing other callers' batches before its own task
-    /// could answer).
-    private func takeInlineBorrow() -> Bool {
-        let me = pthread_self()
-        return inlineThread.compareExchange(expected: me, desired: 0, ordering: .relaxed).exchanged
+    /// queued — else this thread would write other callers' batches before its own task answers).
+    func runInline(_ body: () -> Void) {
+        inlineBorrow.run(on: queue, body)
     }
 
     /// ``perform(deadline:_:)`` for the inline borrow, on the thread holding the queue.

@@ -172,7 +172,7 @@ final class SQLiteDatabase: @unchecked Sendable {
         // From a lone request's task running inline on the writer's queue (a thread lent by the
         // HTTP loop, ``QueueExecutor/runInline(_:)``): the queue is this thread's, so the group
         // commit runs now — one batch; what arrived meanwhile is left to the queue's own thread.
-        case true? where writerExecutor.takeInlineBorrow(): drain(batches: 1)
+        case true? where writerExecutor.inlineBorrow.take(): drain(batches: 1)
         case true?: writerQueue.async { self.drain() }
         case false?: break
         }
@@ -404,7 +404,7 @@ final class SQLiteDatabase: @unchecked Sendable {
             }
             // A lone request's task on a thread the HTTP loop lent it (``QueueExecutor/runInline(_:)``)
             // reads on that thread, inside the reader's queue, instead of waking the reader's thread.
-            if writerExecutor.takeInlineBorrow() { slot.queue.sync(execute: run) } else { slot.queue.async(execute: run) }
+            if writerExecutor.inlineBorrow.take() { slot.queue.sync(execute: run) } else { slot.queue.async(execute: run) }
         }
     }
 
@@ -465,24 +465,14 @@ final class QueueExecutor: InlineTaskExecutor {
     let queue: DispatchQueue
     /// Set by the queue's owner while its thread may block (``SQLiteDatabase``'s group commit).
     let isBlocked = Atomic<Bool>(false)
-    /// The thread running ``runInline(_:)`` (its `pthread_self`), 0 when none (see
-    /// ``takeInlineBorrow()``).
-    private let inlineThread = Atomic<UInt>(0)
+    /// Which thread runs inline on the queue (``runInline(_:)``): the first group commit or read it
+    /// starts there runs at once on it (``SQLiteDatabase``).
+    let inlineBorrow = InlineBorrow()
 
     /// Runs `body` on the calling thread while it holds the queue (a thread the HTTP loop lends a
-    /// lone request, docs/http-transport.md): the first group commit `body` starts runs on it too.
+    /// lone request, docs/http-transport.md).
     func runInline(_ body: () -> Void) {
-        queue.sync {
-            inlineThread.store(pthread_self(), ordering: .relaxed)
-            defer { inlineThread.store(0, ordering: .relaxed) }
-            body()
-        }
-    }
-
-    /// Whether the caller runs inside ``runInline(_:)`` and starts its first drain there: then it
-    /// drains at once, on this thread (one per `runInline`).
-    func takeInlineBorrow() -> Bool {
-        inlineThread.compareExchange(expected: pthread_self(), desired: 0, ordering: .relaxed).exchanged
+        inlineBorrow.run(on: queue, body)
     }
 
     init(queue: DispatchQueue) { self.queue = queue }
