@@ -282,6 +282,13 @@ public protocol EventStoreAdapter: Sendable {
     /// missed meanwhile): the subscription hub then forgets its memory of recent events. `nil`
     /// when every removal goes through this process.
     func externalRemovals() -> AsyncStream<Void>?
+
+    /// How long a subscription hub may go without a waiting subscriber or projection before it
+    /// ends its ``externalCommits()`` and ``externalRemovals()`` streams (reading storage before
+    /// every answer until someone waits again, when it asks for them anew); `nil`: never — the
+    /// streams cost nothing worth giving back. PostgreSQL with a database per tenant answers its
+    /// `idleTimeout`: each tenant database's listening connection closes when no stream is left.
+    var externalCommitsIdleRelease: Duration? { get }
 }
 
 extension EventStoreAdapter {
@@ -291,6 +298,7 @@ extension EventStoreAdapter {
 
     public func externalCommits() -> AsyncStream<Void>? { nil }
     public func externalRemovals() -> AsyncStream<Void>? { nil }
+    public var externalCommitsIdleRelease: Duration? { nil }
 }
 
 /// A stored aggregate snapshot.

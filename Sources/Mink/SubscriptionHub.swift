@@ -59,6 +59,20 @@ public actor SubscriptionHub {
     /// How long commits ahead of a gap wait for it before the hub reads storage (the gap may be
     /// another process's commit, or an append whose caller was answered by its deadline).
     let gapGrace: Duration
+    /// How long the hub listens for other processes' commits with nobody waiting
+    /// (``EventStoreAdapter/externalCommitsIdleRelease``; `nil`: for as long as it serves).
+    private let releaseAfter: Duration?
+    /// The external streams were given back for want of waiters: other processes' commits go
+    /// unnoticed, so every reader reads storage first, and the next waiter asks for them anew.
+    private var released = false
+    /// Tasks inside ``waitForEvents(after:timeout:)``, from its first line (``waiting`` counts
+    /// them only once they park): none for ``releaseAfter`` gives the external streams back.
+    private var visitors = 0
+    /// When the last of them left.
+    private var lastWaiterLeft = ContinuousClock.now
+    private var releaseTimer: Task<Void, Never>?
+    /// Times the external streams were given back (tests).
+    private(set) var releases = 0
 
     /// Where the hub is in its life.
     private enum Lifecycle {
@@ -92,6 +106,7 @@ public actor SubscriptionHub {
         self.capacity = max(16, capacity)
         self.capacityBytes = max(1, capacityBytes)
         self.gapGrace = gapGrace
+        self.releaseAfter = adapter.externalCommitsIdleRelease
     }
 
     /// The head position known to the hub.
@@ -107,16 +122,68 @@ public actor SubscriptionHub {
         // Another reader may have finished starting (or the hub shut down) during the read.
         guard case .starting = lifecycle else { return }
         head = h
-        // Other processes' commits wake the hub; their removals (a scavenge) make it forget its
-        // ring, which may hold what was removed.
+        lifecycle = .serving(external: listenExternally())
+        // Started by a reader, not a waiter: give the streams back if no waiter ever comes.
+        if visitors == 0 {
+            lastWaiterLeft = .now
+            scheduleRelease()
+        }
+    }
+
+    /// Other processes' commits wake the hub; their removals (a scavenge) make it forget its
+    /// ring, which may hold what was removed. `nil` when the adapter reports neither.
+    private func listenExternally() -> Task<Void, Never>? {
         let commits = adapter.externalCommits(), removals = adapter.externalRemovals()
-        let external: Task<Void, Never>? = commits == nil && removals == nil ? nil : Task { [weak self] in
+        guard commits != nil || removals != nil else { return nil }
+        return Task { [weak self] in
             await withTaskGroup(of: Void.self) { group in
                 if let commits { group.addTask { [weak self] in for await _ in commits { await self?.notifyCommitted() } } }
                 if let removals { group.addTask { [weak self] in for await _ in removals { await self?.forgetRecentEvents() } } }
             }
         }
-        lifecycle = .serving(external: external)
+    }
+
+    /// A waiter arrives at a hub that gave its external streams back: it asks for them again,
+    /// then reads storage for what other processes committed meanwhile (the adapter wakes the
+    /// streams once more after its listening connection is up: commits made before then are
+    /// read at that wake-up).
+    private func listenAgain() {
+        guard released, case .serving = lifecycle else { return }
+        released = false
+        lifecycle = .serving(external: listenExternally())
+        markStale()
+    }
+
+    /// Nobody is left in ``waitForEvents(after:timeout:)``: after ``releaseAfter`` with nobody
+    /// there, the external streams are given back (see ``EventStoreAdapter/externalCommitsIdleRelease``).
+    private func scheduleRelease() {
+        guard let after = releaseAfter, releaseTimer == nil, !released, case .serving(.some) = lifecycle else { return }
+        releaseTimer = Task { [weak self] in
+            try? await Task.sleep(for: after)
+            if !Task.isCancelled { await self?.releaseIfIdle() }
+        }
+    }
+
+    private func releaseIfIdle() {
+        releaseTimer = nil
+        guard let after = releaseAfter, visitors == 0, !released, case .serving(let external?) = lifecycle else { return }
+        // Someone came meanwhile: count from when the last one left.
+        if ContinuousClock.now - lastWaiterLeft < after {
+            scheduleRelease()
+            return
+        }
+        external.cancel()
+        lifecycle = .serving(external: nil)
+        released = true
+        releases += 1
+    }
+
+    /// From here on readers read storage before they answer.
+    private func markStale() {
+        switch pump {
+        case .idle: pump = .idle(stale: true)
+        case .running: pump = .running(again: true)
+        }
     }
 
     /// Whether a task waits in ``waitForEvents(after:timeout:)`` (tests).
@@ -125,6 +192,8 @@ public actor SubscriptionHub {
     /// Stops listening for external commits and wakes every waiter.
     public func shutdown() {
         if case .serving(let external) = lifecycle { external?.cancel() }
+        releaseTimer?.cancel()
+        releaseTimer = nil
         pumpTask?.cancel()
         aheadTimer?.cancel()
         ahead = [:]
@@ -234,6 +303,8 @@ public actor SubscriptionHub {
     /// reader must not answer "up to date" from a head the pump is about to move).
     private func refreshIfStale() async {
         if case .starting = lifecycle { return }
+        // Not listening: another process may have committed since the last read.
+        if released, case .idle = pump { pump = .idle(stale: true) }
         // Commits of this process wait ahead of a gap: a reader must see them (its own append may
         // be among them), so it reads storage now.
         if !ahead.isEmpty, case .idle(stale: false) = pump {
@@ -461,7 +532,16 @@ public actor SubscriptionHub {
     /// Waits until the head moves past `position`, or `timeout` elapses, or the task is cancelled.
     /// Returns whether new events arrived.
     public func waitForEvents(after position: UInt64, timeout: Duration?) async -> Bool {
+        visitors += 1
+        defer {
+            visitors -= 1
+            if visitors == 0 {
+                lastWaiterLeft = .now
+                scheduleRelease()
+            }
+        }
         if (try? await ensureInitialized()) == nil { return false }
+        listenAgain()
         await refreshIfStale()
         if head > position { return true }
         if Task.isCancelled { return false }

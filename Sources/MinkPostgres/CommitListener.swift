@@ -70,6 +70,8 @@ final class CommitListener: Sendable {
         var started = false
         var finished: [CheckedContinuation<Void, Never>] = []
         var done = false
+        /// Since when no stream is left (``closesWhenIdle``).
+        var idleSince: ContinuousClock.Instant?
     }
 
     private let parameters: [(String, String)]
@@ -79,6 +81,14 @@ final class CommitListener: Sendable {
     private let shared = Mutex(Shared())
     private let presence = Mutex(Presence())
     private let stopping = Atomic<Bool>(false)
+    /// Whether the thread ends, and its connection closes, once no stream is left for
+    /// ``idleGrace`` (a tenant database's listener); the next subscriber starts it again.
+    private let closesWhenIdle: Bool
+    /// How long a listener that closes when idle waits with no stream left before it closes (a
+    /// hub giving its streams back and another asking at once keeps the connection).
+    static let idleGrace: Duration = .seconds(1)
+    /// Times the thread ended for want of streams (tests).
+    let idleCloses = Atomic<Int>(0)
     /// How many times a LISTEN connection was established (tests watch reconnects with it).
     let connections = Atomic<Int>(0)
     /// Wake-ups of every subscriber made because a writer may have skipped its `NOTIFY` before it
@@ -103,7 +113,10 @@ final class CommitListener: Sendable {
     /// Replaces the presence timing (tests, before the listener starts).
     func setPresenceTiming(_ timing: PresenceTiming) { presence.withLock { $0.timing = timing } }
 
-    init(parameters: [(String, String)], timeout: Duration = .seconds(10), channel: String, ownPIDs: BackendPIDs) {
+    init(
+        parameters: [(String, String)], timeout: Duration = .seconds(10), channel: String, ownPIDs: BackendPIDs, closesWhenIdle: Bool = false
+    ) {
+        self.closesWhenIdle = closesWhenIdle
         self.timeout = timeout
         self.parameters = parameters + [("keepalives_idle", "30"), ("keepalives_interval", "10"), ("keepalives_count", "3")]
         self.channel = channel
@@ -135,6 +148,7 @@ final class CommitListener: Sendable {
         let (id, start) = shared.withLock { s -> (UInt64, Bool) in
             s.nextID += 1
             s.subscribers[s.nextID] = subscriber
+            s.idleSince = nil
             let start = !s.started && !s.done
             s.started = true
             return (s.nextID, start)
@@ -145,7 +159,24 @@ final class CommitListener: Sendable {
     }
 
     private func unregister(_ id: UInt64) {
-        _ = shared.withLock { $0.subscribers.removeValue(forKey: id) }
+        shared.withLock { s in
+            s.subscribers.removeValue(forKey: id)
+            if s.subscribers.isEmpty { s.idleSince = .now }
+        }
+    }
+
+    /// On the listener's thread: whether to end it now for want of streams. Decided under the
+    /// lock that ``register(_:)`` and ``shutdown()`` take, so a subscriber arriving after this
+    /// starts a thread of its own, and a shutdown after it does not wait for this one.
+    private func endsForIdleness() -> Bool {
+        guard closesWhenIdle else { return false }
+        return shared.withLock { s in
+            guard !stopping.load(ordering: .relaxed), s.subscribers.isEmpty, let since = s.idleSince,
+                ContinuousClock.now - since >= Self.idleGrace
+            else { return false }
+            s.started = false
+            return true
+        }
     }
 
     private func startThread() {
@@ -156,8 +187,9 @@ final class CommitListener: Sendable {
 
     /// Stops the thread, closes the connection and finishes every stream.
     func shutdown() async {
-        stopping.store(true, ordering: .relaxed)
         let wait = shared.withLock { s -> Bool in
+            // Under the lock, so that the thread's ``endsForIdleness()`` sees it or is seen.
+            stopping.store(true, ordering: .relaxed)
             if !s.started { s.done = true }
             return s.started && !s.done
         }
@@ -196,6 +228,12 @@ final class CommitListener: Sendable {
         var wakeUps: [ContinuousClock.Instant] = []
         while true {
             if stopping.load(ordering: .relaxed), action != .close { action = machine.stop() }
+            if action != .close, endsForIdleness() {
+                presence.withLock { $0.checkedAt = nil }
+                conn?.close()
+                idleCloses.add(1, ordering: .relaxed)
+                return
+            }
             switch action {
             case .connect:
                 do {

@@ -201,6 +201,11 @@ public final class PostgresStorage: EventStoreAdapter, SnapshotAdapter, ReadMode
         scope.backend.listener.subscribe(key: scope.notifyKey + Self.removalSuffix)
     }
 
+    /// A tenant database's `idleTimeout` (`.database` tenancy): a subscription hub that had no
+    /// waiter for that long gives its streams back, and the database's listening connection
+    /// closes with its last stream. `nil` for the configured database.
+    public var externalCommitsIdleRelease: Duration? { scope.backend.idleTimeout }
+
     /// What a removal's NOTIFY payload adds to the tenant's key.
     static let removalSuffix = "#removed"
 
@@ -278,6 +283,8 @@ final class Backend: Sendable {
     let database: String?
     let pool: ConnectionPool
     let listener: CommitListener
+    /// How long a tenant database's connections stay idle (`nil`: the configured database's).
+    let idleTimeout: Duration?
     private let channel: String
     /// Each tenant's batchers on this database, by NOTIFY key (schema and tenant), made on first use.
     private let batchers = Mutex<[String: TenantBatchers]>([:])
@@ -296,9 +303,14 @@ final class Backend: Sendable {
             label: "mink.postgres.\(database ?? "main")", size: poolSize, parameters: parameters, timeout: configuration.timeout,
             idleTimeout: idleTimeout
         )
+        // A tenant database's listening connection closes with its last stream, as its pool's
+        // connections do after `idleTimeout`; the configured database's stays (it also hears of
+        // tenant deletions, and its presence looks let this process's batches skip NOTIFY).
         self.listener = CommitListener(
-            parameters: parameters, timeout: configuration.timeout, channel: configuration.channel, ownPIDs: pool.pids
+            parameters: parameters, timeout: configuration.timeout, channel: configuration.channel, ownPIDs: pool.pids,
+            closesWhenIdle: idleTimeout != nil
         )
+        self.idleTimeout = idleTimeout
     }
 
     /// The batcher of a tenant's appends.

@@ -171,8 +171,10 @@ struct PostgresNotifyPresenceTests {
         let append = Task { try await writer.append(fresh, hook: nil) }
         try await wait("A's batch to decide") { Self.batcher(writer).notificationsSkipped.load(ordering: .relaxed) == skipped + 1 }
 
-        // B joins, and its one wake-up comes and goes while A's batch still waits.
-        _ = try #require(reader.externalCommits())
+        // B joins, and its one wake-up comes and goes while A's batch still waits. (B's first
+        // stream is kept: a tenant database's listener closes with its last stream.)
+        let joining = try #require(reader.externalCommits())
+        defer { withExtendedLifetime(joining) {} }
         try await wait("B's wake-up", within: 20) { Self.listener(reader).presenceWakeUps.load(ordering: .relaxed) == 1 }
         let later = try #require(reader.externalCommits())
         try await wait("A to see B") { Self.listener(writer).othersMayListen() }
@@ -204,7 +206,9 @@ struct PostgresNotifyPresenceTests {
         #expect(Self.batcher(writer).notificationsSkipped.load(ordering: .relaxed) == skipped + 1, "the batch notified")
 
         // B joins and has its one wake-up while the batch's backend still waits for the lock.
-        _ = try #require(reader.externalCommits())
+        // (B's first stream is kept: a tenant database's listener closes with its last stream.)
+        let joining = try #require(reader.externalCommits())
+        defer { withExtendedLifetime(joining) {} }
         try await wait("B's wake-up") { Self.listener(reader).presenceWakeUps.load(ordering: .relaxed) == 1 }
         let later = try #require(reader.externalCommits())
 
