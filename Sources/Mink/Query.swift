@@ -151,7 +151,9 @@ public struct Query: Sendable, Hashable {
     public init(groups: [[QueryFilter]], ordering: [QueryOrder] = [], limit: Int? = nil, offset: Int = 0) throws {
         if let limit, limit < 0 { throw MinkError(.invalidQuery, "limit must not be negative") }
         if offset < 0 { throw MinkError(.invalidQuery, "offset must not be negative") }
-        self.groups = groups.filter { !$0.isEmpty }
+        // An empty group is an AND of nothing: it matches every document, and so does any OR
+        // holding it (dropping it instead made `[[], [status = paid]]` match only the paid ones).
+        self.groups = groups.contains(where: \.isEmpty) ? [] : groups
         self.ordering = ordering
         self.limitCount = limit
         self.offsetCount = offset

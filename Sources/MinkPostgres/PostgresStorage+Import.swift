@@ -34,7 +34,7 @@ extension PostgresStorage: EventImporting {
                     conn.renewDeadline()
                     var touched: [String: (version: Int64, first: Int64, last: Int64)] = [:]
                     var order: [String] = []
-                    var deletions: [ImportedDeletion] = []
+                    var deletions: [(deletion: ImportedDeletion, micros: Int64)] = []
                     for e in batch {
                         let micros = EventRow.microseconds(e.timestamp)
                         if let t = touched[e.streamID] {
@@ -43,7 +43,7 @@ extension PostgresStorage: EventImporting {
                             touched[e.streamID] = (e.version, micros, micros)
                             order.append(e.streamID)
                         }
-                        if let d = try ImportedDeletion.of(e) { deletions.append(d) }
+                        if let d = try ImportedDeletion.of(e) { deletions.append((d, micros)) }
                     }
                     do {
                         _ = try conn.query(sql.importBatch, [
@@ -70,7 +70,7 @@ extension PostgresStorage: EventImporting {
                             underlying: error
                         )
                     }
-                    for d in deletions { try Self.applyImportedDeletion(d, scope: scope, on: conn) }
+                    for d in deletions { try Self.applyImportedDeletion(d.deletion, scope: scope, at: d.micros, on: conn) }
                     if let hook {
                         let tx = PostgresReadModelTransaction(connection: conn, scope: scope)
                         defer { tx.close() }
@@ -97,7 +97,9 @@ extension PostgresStorage: EventImporting {
     /// statement of this rule: the import calls it inside its transaction,
     /// ``PostgresStorage/applyImportedDeletion(streamID:lastVersion:hard:)`` in a transaction of
     /// its own under the tenant's append lock.
-    static func applyImportedDeletion(_ deletion: ImportedDeletion, scope: Scope, on conn: PostgresConnection) throws {
+    /// A stream with no row yet gets the record's time (`micros`; now when `nil`) as its creation
+    /// and update time, as on SQLite.
+    static func applyImportedDeletion(_ deletion: ImportedDeletion, scope: Scope, at micros: Int64? = nil, on conn: PostgresConnection) throws {
         let tenant = PostgresValue.text(scope.tenantID)
         let hasEvents = try conn.query(
             "SELECT 1 FROM \(scope.sql.events) WHERE tenant_id = $1 AND stream_id = $2 LIMIT 1", [tenant, .text(deletion.streamID)]
@@ -106,11 +108,11 @@ extension PostgresStorage: EventImporting {
         _ = try conn.query(
             """
             INSERT INTO \(scope.sql.streams) AS t (tenant_id, stream_id, version, created_at, updated_at, deleted)
-            VALUES ($1, $2, $3::int8, now(), now(), $4::int2)
+            VALUES ($1, $2, $3::int8, coalesce(\(Statements.timestamp("$5::int8")), now()), coalesce(\(Statements.timestamp("$5::int8")), now()), $4::int2)
             ON CONFLICT (tenant_id, stream_id) DO UPDATE SET version = greatest(t.version, EXCLUDED.version),
             deleted = CASE WHEN EXCLUDED.deleted = 2 OR t.deleted = 2 THEN 2 ELSE EXCLUDED.deleted END
             """,
-            [tenant, .text(deletion.streamID), .int(deletion.lastVersion), .int(deleted)]
+            [tenant, .text(deletion.streamID), .int(deletion.lastVersion), .int(deleted), micros.map { .int($0) } ?? .null]
         )
     }
 }
@@ -135,7 +137,9 @@ extension Statements {
             WHERE (SELECT count(*) FROM ins) >= 0
             ON CONFLICT (tenant_id, stream_id) DO UPDATE
                 SET version = GREATEST(\(streams).version, EXCLUDED.version), updated_at = EXCLUDED.updated_at,
-                    deleted = CASE WHEN \(streams).deleted = 2 THEN 2 ELSE 0 END
+                    deleted = CASE WHEN \(streams).deleted = 2 THEN 2 ELSE 0 END,
+                    created_at = CASE WHEN \(streams).deleted = 1 THEN EXCLUDED.created_at
+                        ELSE LEAST(\(streams).created_at, EXCLUDED.created_at) END
             """
     }
 }

@@ -73,7 +73,8 @@ extension SQLiteStorage: EventImporting {
                     """
                     INSERT INTO mink_streams (tenant_id, stream_id, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?) \
                     ON CONFLICT (tenant_id, stream_id) DO UPDATE SET version = max(version, excluded.version), \
-                    updated_at = excluded.updated_at, deleted = CASE WHEN deleted = 2 THEN 2 ELSE 0 END
+                    updated_at = excluded.updated_at, deleted = CASE WHEN deleted = 2 THEN 2 ELSE 0 END, \
+                    created_at = CASE WHEN deleted = 1 THEN excluded.created_at ELSE min(created_at, excluded.created_at) END
                     """,
                     [tenant, .text(stream), .int(t.version), .int(t.first), .int(t.last)]
                 )

@@ -279,6 +279,40 @@ struct ExportImportTests {
     /// Imported timestamps come back exactly, to the microsecond, from 1931 to 2071: about a
     /// quarter of those before 1990 or after 2040 lost a microsecond on PostgreSQL (a `Date`
     /// converted through seconds since 1970, then truncated).
+    /// A stream soft-deleted and written again answers the same `createdAt` (its first event
+    /// after the deletion, as the source's append set it) in the tenant an export was imported
+    /// into — with its deletion record and its new events in one import batch of 1,000 events, and
+    /// in two. (SQLite kept the deletion record's time, PostgreSQL the import's, before session 23.)
+    @Test(arguments: StorageKind.allCases)
+    func aStreamDeletedAndWrittenAgainKeepsItsCreationTime(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
+            let source = [("Mink-Tenant", "source")]
+            for (stream, filler) in [("near", 0), ("far", 1_200)] {
+                #expect(try await s.request("POST", "/v1/streams/\(stream)", json: appendBody(["A"]), headers: source).status == 201)
+                #expect(try await s.request("DELETE", "/v1/streams/\(stream)", headers: source).status == 200)
+                // Between the deletion record and the stream's next event: none, or enough for
+                // the next event to fall in the import's next batch.
+                for _ in 0..<(filler / 400) {
+                    let r = try await s.request("POST", "/v1/streams/filler", json: appendBody(Array(repeating: "F", count: 400)), headers: source)
+                    try #require(r.status == 201, "\(r.text)")
+                }
+                try await Task.sleep(for: .milliseconds(5))
+                #expect(try await s.request("POST", "/v1/streams/\(stream)", json: appendBody(["B"]), headers: source).status == 201)
+            }
+            let exported = try await Self.export(s, tenant: "source")
+            let imported = try await Self.importBody(s, tenant: "target", exported.body)
+            #expect(imported.status == 200, "\(imported.text)")
+            for stream in ["near", "far"] {
+                let was = try await s.request("GET", "/v1/streams/\(stream)/info", headers: source)
+                let now = try await s.request("GET", "/v1/streams/\(stream)/info", headers: [("Mink-Tenant", "target")])
+                #expect(was.status == 200 && now.status == 200)
+                #expect(was["createdAt"] != nil)
+                #expect(now["createdAt"] == was["createdAt"], "\(kind) \(stream): \(now.text) vs \(was.text)")
+                #expect(now["updatedAt"] == was["updatedAt"], "\(kind) \(stream): \(now.text) vs \(was.text)")
+            }
+        }
+    }
+
     @Test(arguments: StorageKind.allCases)
     func importedTimestampsRoundTripToTheMicrosecond(_ kind: StorageKind) async throws {
         try await withServer(storage: try await kind.make()) { s in

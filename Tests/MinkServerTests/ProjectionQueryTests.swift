@@ -62,6 +62,10 @@ struct ProjectionQueryTests {
         ([[cond("flag", "=", "true"), cond("n", "<", "5")], [cond("address.city", "=", #""Rome""#)]], ["t1", "t2", "t5"]),
         ([[cond("flag", "=", "true"), cond("n", "<", "5"), cond("name", "like", #""A%""#)], [cond("tags", "contains", #""yellow""#), cond("n", "=", "5")]], ["t2", "t5"]),
         ([], ["t1", "t2", "t3", "t4", "t5"]),
+        // An empty group is an AND of nothing: it matches everything, alone or ORed with others.
+        ([[]], ["t1", "t2", "t3", "t4", "t5"]),
+        ([[], [cond("name", "=", #""apple""#)]], ["t1", "t2", "t3", "t4", "t5"]),
+        ([[cond("name", "=", #""apple""#)], []], ["t1", "t2", "t3", "t4", "t5"]),
     ]
 
     @Test(arguments: ProjectionStorage.allCases)

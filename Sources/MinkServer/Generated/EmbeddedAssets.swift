@@ -1257,7 +1257,7 @@ components:
       properties:
         where:
           type: [array, "null"]
-          description: Groups of filters; inside a group ANDed, between groups ORed (null or absent matches everything). At most 100 filters in all groups together (`400 invalid_query` beyond).
+          description: Groups of filters; inside a group ANDed, between groups ORed (null, absent or `[]` matches everything; so does a group with no filters, alone or ORed with others). At most 100 filters in all groups together (`400 invalid_query` beyond).
           maxItems: 100
           items:
             type: array
