@@ -57,7 +57,9 @@ extension InMemoryStorage: EventImporting {
                 records[e.streamID] = StreamRecord(version: e.version, state: .live, createdAt: createdAt, updatedAt: e.timestamp)
                 if let d = try ImportedDeletion.of(e) {
                     deletedSince.insert(d.streamID)
-                    Self.applyImportedDeletion(d, records: &records, streams: streams, at: e.timestamp)
+                    Self.applyImportedDeletion(d, records: &records, log: &log, streams: &streams, at: e.timestamp)
+                    // The removed events' IDs are free again, as in the source.
+                    ids[d.streamID] = nil
                 }
             }
             if let hook, !incoming.isEmpty {

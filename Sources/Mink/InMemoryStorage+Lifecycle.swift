@@ -106,20 +106,30 @@ extension InMemoryStorage: StreamLifecycleAdapter {
         withState { state in
             Self.applyImportedDeletion(
                 ImportedDeletion(streamID: streamID, lastVersion: lastVersion, hard: hard),
-                records: &state.records, streams: state.streams, at: Date()
+                records: &state.records, log: &state.log, streams: &state.streams, at: Date()
             )
         }
     }
 
     /// The effect of an imported `$StreamDeleted` record on a tenant's stream records (the one
     /// rule, for ``applyImportedDeletion(streamID:lastVersion:hard:)`` and the import): the
-    /// stream's version counter becomes at least `lastVersion`; a hard deletion leaves a
-    /// tombstone; a soft one marks the stream deleted unless it has stored events (written again
-    /// after the deletion: it stays live).
+    /// stream's events up to `lastVersion` are removed, as the deletion removed them (an export
+    /// taken while the stream was deleted holds some of them before the record); its version
+    /// counter becomes at least `lastVersion`; a hard deletion leaves a tombstone; a soft one
+    /// marks the stream deleted unless it has stored events (written again after the deletion:
+    /// it stays live).
     /// - Parameter now: the record's time when the stream has no record yet.
     static func applyImportedDeletion(
-        _ deletion: ImportedDeletion, records: inout [String: StreamRecord], streams: [String: [Int]], at now: Date
+        _ deletion: ImportedDeletion, records: inout [String: StreamRecord], log: inout [Event?], streams: inout [String: [Int]],
+        at now: Date
     ) {
+        if let indexes = streams[deletion.streamID] {
+            let (gone, kept) = indexes.reduce(into: ([Int](), [Int]())) { r, i in
+                if let e = log[i], e.version <= deletion.lastVersion { r.0.append(i) } else { r.1.append(i) }
+            }
+            for i in gone { log[i] = nil }
+            streams[deletion.streamID] = kept
+        }
         var record = records[deletion.streamID] ?? StreamRecord(version: 0, state: .soft, createdAt: now, updatedAt: now)
         record.version = max(record.version, deletion.lastVersion)
         if deletion.hard {

@@ -32,51 +32,21 @@ extension PostgresStorage: EventImporting {
                 while let batch = try source.nextBatch() {
                     if batch.isEmpty { continue }
                     conn.renewDeadline()
-                    var touched: [String: (version: Int64, first: Int64, last: Int64)] = [:]
-                    var order: [String] = []
-                    var deletions: [(deletion: ImportedDeletion, micros: Int64)] = []
-                    for e in batch {
-                        let micros = EventRow.microseconds(e.timestamp)
-                        if let t = touched[e.streamID] {
-                            touched[e.streamID] = (e.version, t.first, micros)
-                        } else {
-                            touched[e.streamID] = (e.version, micros, micros)
-                            order.append(e.streamID)
-                        }
-                        if let d = try ImportedDeletion.of(e) { deletions.append((d, micros)) }
+                    // Written up to and including each deletion record, which is applied before
+                    // the events after it: it removes the events of its stream imported before it
+                    // (whose IDs a later event of the stream may use again, as in the source).
+                    var rest = batch[...]
+                    while !rest.isEmpty {
+                        let end = try rest.firstIndex { try ImportedDeletion.of($0) != nil }.map { $0 + 1 } ?? rest.endIndex
+                        try Self.importSegment(Array(rest[..<end]), scope: scope, on: conn)
+                        rest = rest[end...]
                     }
-                    do {
-                        _ = try conn.query(sql.importBatch, [
-                            tenant,
-                            .bytes(BinaryArray.text(batch.map(\.streamID))),
-                            .bytes(BinaryArray.text(batch.map { StreamID.category(of: $0.streamID) })),
-                            .bytes(BinaryArray.int8(batch.map { Int64($0.globalPosition) })),
-                            .bytes(BinaryArray.int8(batch.map(\.version))),
-                            .bytes(BinaryArray.text(batch.map(\.id))),
-                            .bytes(BinaryArray.text(batch.map(\.type))),
-                            .bytes(BinaryArray.bytea(batch.map(\.data))),
-                            .bytes(BinaryArray.text(try batch.map { try EventRow.encodeMetadata($0.metadata) })),
-                            .bytes(BinaryArray.int8(batch.map { EventRow.microseconds($0.timestamp) })),
-                            .bytes(BinaryArray.text(order)),
-                            .bytes(BinaryArray.int8(order.map { touched[$0]!.version })),
-                            .bytes(BinaryArray.int8(order.map { touched[$0]!.first })),
-                            .bytes(BinaryArray.int8(order.map { touched[$0]!.last })),
-                        ], prepare: true)
-                    } catch let error as PostgresError where error.isUniqueViolation {
-                        // Positions and versions were checked by the validator: an event ID repeats.
-                        throw MinkError(
-                            .invalidImport,
-                            "an event ID appears twice in one stream (in the events at positions \(batch.first!.globalPosition)–\(batch.last!.globalPosition))",
-                            underlying: error
-                        )
-                    }
-                    for d in deletions { try Self.applyImportedDeletion(d.deletion, scope: scope, at: d.micros, on: conn) }
                     if let hook {
                         let tx = PostgresReadModelTransaction(connection: conn, scope: scope)
                         defer { tx.close() }
                         try hook(batch, tx)
                     }
-                    streams.formUnion(order)
+                    streams.formUnion(batch.map(\.streamID))
                     events += Int64(batch.count)
                     head = batch.last!.globalPosition
                 }
@@ -86,6 +56,54 @@ extension PostgresStorage: EventImporting {
                 return ImportSummary(events: events, streams: Int64(streams.count), head: head)
             }
         }
+    }
+
+    /// Writes imported events (at most one deletion record, the last) in one statement, then
+    /// applies the deletion.
+    static func importSegment(_ segment: [Event], scope: Scope, on conn: PostgresConnection) throws {
+        var touched: [String: (version: Int64, first: Int64, last: Int64)] = [:]
+        var order: [String] = []
+        var deletion: (record: ImportedDeletion, micros: Int64)?
+        for e in segment {
+            let micros = EventRow.microseconds(e.timestamp)
+            if let t = touched[e.streamID] {
+                touched[e.streamID] = (e.version, t.first, micros)
+            } else {
+                touched[e.streamID] = (e.version, micros, micros)
+                order.append(e.streamID)
+            }
+            if let d = try ImportedDeletion.of(e) {
+                deletion = (d, micros)
+                // Its events are removed below: the stream's row is the deletion's.
+                if touched.removeValue(forKey: d.streamID) != nil { order.removeAll { $0 == d.streamID } }
+            }
+        }
+        do {
+            _ = try conn.query(scope.sql.importBatch, [
+                .text(scope.tenantID),
+                .bytes(BinaryArray.text(segment.map(\.streamID))),
+                .bytes(BinaryArray.text(segment.map { StreamID.category(of: $0.streamID) })),
+                .bytes(BinaryArray.int8(segment.map { Int64($0.globalPosition) })),
+                .bytes(BinaryArray.int8(segment.map(\.version))),
+                .bytes(BinaryArray.text(segment.map(\.id))),
+                .bytes(BinaryArray.text(segment.map(\.type))),
+                .bytes(BinaryArray.bytea(segment.map(\.data))),
+                .bytes(BinaryArray.text(try segment.map { try EventRow.encodeMetadata($0.metadata) })),
+                .bytes(BinaryArray.int8(segment.map { EventRow.microseconds($0.timestamp) })),
+                .bytes(BinaryArray.text(order)),
+                .bytes(BinaryArray.int8(order.map { touched[$0]!.version })),
+                .bytes(BinaryArray.int8(order.map { touched[$0]!.first })),
+                .bytes(BinaryArray.int8(order.map { touched[$0]!.last })),
+            ], prepare: true)
+        } catch let error as PostgresError where error.isUniqueViolation {
+            // Positions and versions were checked by the validator: an event ID repeats.
+            throw MinkError(
+                .invalidImport,
+                "an event ID appears twice in one stream (in the events at positions \(segment.first!.globalPosition)–\(segment.last!.globalPosition))",
+                underlying: error
+            )
+        }
+        if let deletion { try applyImportedDeletion(deletion.record, scope: scope, at: deletion.micros, on: conn) }
     }
 
     /// The effect of an imported `$StreamDeleted` record: the deleted stream's version counter is
@@ -101,6 +119,12 @@ extension PostgresStorage: EventImporting {
     /// and update time, as on SQLite.
     static func applyImportedDeletion(_ deletion: ImportedDeletion, scope: Scope, at micros: Int64? = nil, on conn: PostgresConnection) throws {
         let tenant = PostgresValue.text(scope.tenantID)
+        // The events the deletion removed (an export taken while the stream was deleted holds
+        // some of them before the record).
+        _ = try conn.query(
+            "DELETE FROM \(scope.sql.events) WHERE tenant_id = $1 AND stream_id = $2 AND version <= $3::int8",
+            [tenant, .text(deletion.streamID), .int(deletion.lastVersion)]
+        )
         let hasEvents = try conn.query(
             "SELECT 1 FROM \(scope.sql.events) WHERE tenant_id = $1 AND stream_id = $2 LIMIT 1", [tenant, .text(deletion.streamID)]
         ).rowCount == 1

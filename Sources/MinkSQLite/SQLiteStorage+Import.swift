@@ -63,6 +63,9 @@ extension SQLiteStorage: EventImporting {
                 }
                 if let deletion = try ImportedDeletion.of(e) {
                     try applyImportedDeletion(deletion, tenantID: tenantID, at: micros, on: c)
+                    // Its events imported so far are gone: the stream's row is the deletion's
+                    // until it is written again.
+                    touched[deletion.streamID] = nil
                 }
                 streams.insert(e.streamID)
                 events += 1
@@ -98,6 +101,9 @@ extension SQLiteStorage: EventImporting {
     /// ``SQLiteStorage/applyImportedDeletion(streamID:lastVersion:hard:)`` in a write of its own.
     static func applyImportedDeletion(_ deletion: ImportedDeletion, tenantID: String, at micros: Int64, on c: SQLiteConnection) throws {
         let key: [SQLiteValue] = [.text(tenantID), .text(deletion.streamID)]
+        // The events the deletion removed (an export taken while the stream was deleted holds
+        // some of them before the record).
+        try c.run("DELETE FROM mink_events WHERE tenant_id = ? AND stream_id = ? AND version <= ?", key + [.int(deletion.lastVersion)])
         let hasEvents = try c.int("SELECT 1 FROM mink_events WHERE tenant_id = ? AND stream_id = ? LIMIT 1", key) != nil
         let deleted: Int64 = deletion.hard ? 2 : (hasEvents ? 0 : 1)
         try c.run(

@@ -248,6 +248,16 @@ private func importedDeletion(_ s: ConformanceStorage) async throws {
     try await l.applyImportedDeletion(streamID: "imp-2", lastVersion: 3, hard: true)
     try lcCheck(try await l.isTombstoned("imp-2"), "imported tombstone")
     try await lcExpectError(.streamDeleted) { try await put(a, "imp-2", 1) }
+    // Events of the stream stored before the record are removed, as the deletion removed them.
+    let again0 = try await put(a, "imp-3", 3)
+    try await l.applyImportedDeletion(streamID: "imp-3", lastVersion: 3, hard: false)
+    try lcCheck(try await a.streamInfo("imp-3") == nil, "an imported deletion leaves the stream deleted")
+    try lcCheck(try await a.readStream("imp-3", from: 1, limit: 10, direction: .forward).isEmpty, "an imported deletion removes the events before it")
+    try lcCheck(
+        try await a.readAll(after: again0.fromPosition - 1, filter: .all, limit: 10).allSatisfy { $0.streamID != "imp-3" },
+        "an imported deletion removes the events before it from the log")
+    let again = try await put(a, "imp-3", 1, .noStream)
+    try lcCheck(again.fromVersion == 4, "continues after the imported deletion: \(again.fromVersion)")
 }
 
 /// ``StreamLifecycleAdapter/readStreamForRetention(_:from:limit:direction:)`` and

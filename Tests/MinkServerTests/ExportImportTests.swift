@@ -386,6 +386,48 @@ struct ExportImportTests {
         }
     }
 
+    /// An export taken while a stream was deleted holds some of its events and, later, the
+    /// record of their deletion: the import removes those events when it reaches the record, as
+    /// the deletion removed them in the source (before session 23 they stayed readable — a
+    /// restore brought deleted data back).
+    @Test(arguments: StorageKind.allCases)
+    func aDeletionRecordRemovesTheEventsOfItsStreamImportedBeforeIt(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
+            let ts = "2026-12-05T10:00:00.000001Z"
+            let reused = UUID().uuidString.lowercased()
+            func line(_ stream: String, _ version: Int, _ position: Int, id: String = UUID().uuidString.lowercased()) -> String {
+                #"{"id":"\#(id)","streamId":"\#(stream)","type":"T","data":{"p":\#(position)},"metadata":{},"version":\#(version),"globalPosition":\#(position),"timestamp":"\#(ts)"}"#
+            }
+            func deletion(_ version: Int, _ position: Int, of stream: String, last: Int, hard: Bool) -> String {
+                let data = #"{"streamId":"\#(stream)","lastVersion":\#(last),"deletedEvents":\#(last),"hard":\#(hard)}"#
+                return #"{"id":"\#(UUID().uuidString.lowercased())","streamId":"$deletions","type":"$StreamDeleted","data":\#(data),"metadata":{},"version":\#(version),"globalPosition":\#(position),"timestamp":"\#(ts)"}"#
+            }
+            let body = [
+                line("soft-1", 1, 1, id: reused), line("keep-1", 1, 2), line("soft-1", 2, 3), line("hard-1", 1, 4),
+                deletion(1, 5, of: "soft-1", last: 2, hard: false), deletion(2, 6, of: "hard-1", last: 1, hard: true),
+                // Written again after its deletion, one event reusing a deleted event's ID (free
+                // again in the source: the deletion removed it).
+                line("soft-1", 3, 7, id: reused), line("keep-1", 2, 8),
+            ].joined(separator: "\n") + "\n"
+            let r = try await Self.importBody(s, tenant: "default", Array(body.utf8))
+            #expect(r.status == 200, "\(r.text)")
+            #expect(r["head"]?.int64Value == 8, "\(r.text)")
+            let log = try await s.request("GET", "/v1/events?after=0&limit=100")
+            let positions = log["events"]?.arrayValue?.compactMap { $0.objectValue?["globalPosition"]?.int64Value }
+            #expect(positions == [2, 5, 6, 7, 8], "\(kind): \(log.text)")
+            let soft = try await s.request("GET", "/v1/streams/soft-1")
+            #expect(soft.status == 200, "\(soft.text)")
+            #expect(soft["events"]?.arrayValue?.compactMap { $0.objectValue?["version"]?.int64Value } == [3], "\(kind): \(soft.text)")
+            #expect(soft["version"]?.int64Value == 3, "\(soft.text)")
+            #expect(try await s.request("GET", "/v1/streams/hard-1").status == 410)
+            let kept = try await s.request("GET", "/v1/streams/keep-1")
+            #expect(kept["events"]?.arrayValue?.count == 2, "\(kept.text)")
+            // The copy exports what the source would now: no deleted event.
+            let again = try await Self.export(s, tenant: "default").text
+            #expect(!again.contains(#""globalPosition":1,"#) && !again.contains(#""globalPosition":3,"#) && !again.contains(#""globalPosition":4,"#), "\(again)")
+        }
+    }
+
     /// An import racing appends to the same tenant: either the appends came first (`409`, the
     /// import wrote nothing) or the import came first and the appends continue after its head;
     /// never a mix, never a lost acknowledged append.
