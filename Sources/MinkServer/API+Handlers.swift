@@ -249,7 +249,12 @@ extension API {
         var next: Int64?
         if events.count == limit, let last = events.last {
             if direction == .forward, last.version < info.version { next = last.version + 1 }
-            if direction == .backward, last.version > 1 { next = last.version - 1 }
+            // The oldest event kept: retention rules and deletions remove a stream's first
+            // events, never one in the middle, so the kept ones are the last `eventCount`
+            // versions (a backward page that reached it answered `next` 7 under
+            // `truncateBefore: 8`, and 7 was empty).
+            let oldest = max(1, max(info.version, last.version) - info.eventCount + 1)
+            if direction == .backward, last.version > oldest { next = last.version - 1 }
         }
         var w = JSONWriter(capacity: 256 + events.count * 256)
         w.beginObject()

@@ -189,6 +189,34 @@ struct StreamEndpointTests {
         }
     }
 
+    /// A backward page that reaches the oldest event kept — under retention rules, or after a
+    /// soft deletion — answers `next: null`, as the forward page that reaches the newest does.
+    @Test(arguments: StorageKind.allCases)
+    func aBackwardPageEndsAtTheOldestEventKept(_ kind: StorageKind) async throws {
+        try await withServer(storage: try await kind.make()) { s in
+            func versions(_ r: TestServer.Reply) -> [Int64]? { r["events"]?.arrayValue?.compactMap { $0.objectValue?["version"]?.int64Value } }
+            #expect(try await s.request("POST", "/v1/streams/ret-1", json: appendBody(Array(repeating: "A", count: 10))).status == 201)
+            #expect(try await s.request("PUT", "/v1/streams/ret-1/metadata", json: #"{"truncateBefore":8}"#).status == 200)
+            var r = try await s.request("GET", "/v1/streams/ret-1?direction=backward&limit=3")
+            #expect(versions(r) == [10, 9, 8] && r["next"] == .null, "\(kind): \(r.text)")
+            r = try await s.request("GET", "/v1/streams/ret-1?direction=backward&limit=2")
+            #expect(versions(r) == [10, 9] && r["next"] == .int(8), "\(kind): \(r.text)")
+            #expect(try await s.request("PUT", "/v1/streams/ret-1/metadata", json: #"{"maxCount":4}"#).status == 200)
+            r = try await s.request("GET", "/v1/streams/ret-1?direction=backward&limit=4")
+            #expect(versions(r) == [10, 9, 8, 7] && r["next"] == .null, "\(kind): \(r.text)")
+            // Soft-deleted and written again: versions go on from 4.
+            #expect(try await s.request("POST", "/v1/streams/del-1", json: appendBody(["A", "B", "C"])).status == 201)
+            #expect(try await s.request("DELETE", "/v1/streams/del-1").status == 200)
+            #expect(try await s.request("POST", "/v1/streams/del-1", json: appendBody(["D", "E"])).status == 201)
+            r = try await s.request("GET", "/v1/streams/del-1?direction=backward&limit=2")
+            #expect(versions(r) == [5, 4] && r["next"] == .null, "\(kind): \(r.text)")
+            // Without rules, unchanged: down to version 1.
+            #expect(try await s.request("POST", "/v1/streams/all-1", json: appendBody(["A", "B", "C"])).status == 201)
+            r = try await s.request("GET", "/v1/streams/all-1?direction=backward&limit=2")
+            #expect(versions(r) == [3, 2] && r["next"] == .int(1), "\(kind): \(r.text)")
+        }
+    }
+
     @Test(arguments: StorageKind.allCases)
     func percentEncodedStreamIDsAndRouting(_ kind: StorageKind) async throws {
         try await withServer(storage: try await kind.make()) { s in
