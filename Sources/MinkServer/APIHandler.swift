@@ -91,6 +91,25 @@ final class APIHandler: HTTPResponder {
         return { body in inline.runInline(body) }
     }
 
+    /// The access line of a request the transport refused before routing (a bad or oversized
+    /// head, a body too slow or too large, a connection beyond `http.maxConnections`): such
+    /// requests had none, so an operator could not see slow clients or the connection limit
+    /// biting (a black-box audit, session 23). Same keys and levels as a routed request's line
+    /// (`503` at `warning`), `route` `(transport)`, the response's message as `cause`; counted
+    /// in `minkd_http_requests_total` under that route.
+    func refused(_ refusal: HTTPRefusal, client: String) {
+        let server = api
+        let method = refusal.method ?? "-"
+        server.metrics.recordRequest(route: "(transport)", method: method, status: refusal.status, duration: .zero)
+        let level: Logger.Level = refusal.status == 503 ? .warning : refusal.status >= 500 ? .error : .info
+        let logger = server.logger
+        guard logger.logLevel <= level else { return }
+        logger.log(level: level, "request", metadata: [
+            "request_id": "\(refusal.requestID)", "method": "\(method)", "route": "(transport)", "status": "\(refusal.status)",
+            "client": "\(client)", "cause": "\(refusal.message)",
+        ])
+    }
+
     /// Answers a request ``route(_:)`` sent to a task, with the route it found.
     func respond(to request: HTTPRequest, routed route: Route) async -> HTTPResponse {
         let server = api

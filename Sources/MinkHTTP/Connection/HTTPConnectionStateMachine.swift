@@ -48,6 +48,9 @@ public struct HTTPConnectionStateMachine: Sendable {
     public enum Action: Sendable {
         /// Queue these bytes for writing (an interim `100 Continue` or an error response).
         case write([UInt8])
+        /// The transport itself refuses a request (the error response follows as a `write`):
+        /// tell the responder, which has no other way to know (its access log).
+        case refused(HTTPRefusal)
         /// Hand the request to the responder; when its response has been queued,
         /// call ``responseSent(close:now:)``. `keepAlive` is false when the connection
         /// must close after this response.
@@ -208,10 +211,10 @@ public struct HTTPConnectionStateMachine: Sendable {
         let inBody = bodyStart != nil
         state = .closed
         if inBody {
-            return [.write(Self.errorResponse(status: 408, message: "request body not received in time", requestID: parser.headRequestID)), .close]
+            return Self.refuse(status: 408, message: "request body not received in time", requestID: parser.headRequestID) + [.close]
         }
         if midRequest || firstHeadOwed {
-            return [.write(Self.errorResponse(status: 408, message: "request headers not received in time")), .close]
+            return Self.refuse(status: 408, message: "request headers not received in time") + [.close]
         }
         return [.close]
     }
@@ -235,7 +238,7 @@ public struct HTTPConnectionStateMachine: Sendable {
             return []
         } catch {
             state = .closed
-            return [.write(Self.errorResponse(status: error.status, message: error.reason, requestID: parser.headRequestID)), .close]
+            return Self.refuse(status: error.status, message: error.reason, requestID: parser.headRequestID) + [.close]
         }
     }
 
@@ -252,17 +255,17 @@ public struct HTTPConnectionStateMachine: Sendable {
                 // body; the contract names the codings it takes.
                 state = .closed
                 let message = "unsupported Content-Encoding (only gzip and identity are accepted)"
-                return [.write(Self.errorResponse(status: 415, message: message, requestID: RequestID.from(request))), .close]
+                return Self.refuse(status: 415, message: message, requestID: RequestID.from(request), method: request.method) + [.close]
             } else {
                 do {
                     request.body = try Gzip.decompress(request.body, limit: configuration.limits.maxBodyBytes)
                     request.headers.remove(name: "Content-Encoding")
                 } catch .tooLarge {
                     state = .closed
-                    return [.write(Self.errorResponse(status: 413, message: "decompressed request body too large", requestID: RequestID.from(request))), .close]
+                    return Self.refuse(status: 413, message: "decompressed request body too large", requestID: RequestID.from(request), method: request.method) + [.close]
                 } catch {
                     state = .closed
-                    return [.write(Self.errorResponse(status: 400, message: "invalid gzip request body", requestID: RequestID.from(request))), .close]
+                    return Self.refuse(status: 400, message: "invalid gzip request body", requestID: RequestID.from(request), method: request.method) + [.close]
                 }
             }
         }
@@ -283,6 +286,16 @@ public struct HTTPConnectionStateMachine: Sendable {
 
     /// `HTTP/1.1 100 Continue`.
     public static let continueResponse: [UInt8] = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+
+    /// A refusal by the transport: ``Action/refused(_:)`` then the error response, both with
+    /// the same request ID (the client's, or a new one).
+    static func refuse(status: Int, message: String, requestID: String? = nil, method: String? = nil) -> [Action] {
+        let id = requestID ?? RequestID.generate()
+        return [
+            .refused(HTTPRefusal(status: status, message: message, requestID: id, method: method)),
+            .write(errorResponse(status: status, message: message, requestID: id)),
+        ]
+    }
 
     /// A JSON error response in the contract's shape, with `Connection: close` (and
     /// `Retry-After: 1` on a `503`, as the contract asks of every `503`), and an `X-Request-ID`:

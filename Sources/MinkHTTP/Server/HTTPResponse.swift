@@ -70,6 +70,26 @@ public struct HTTPConnectionClosedError: Error, Sendable, Equatable {
 /// task or switching threads. A responder that examines every request on that fast path
 /// (routing it, say) implements ``route(_:)`` and ``respond(to:routed:)`` instead, so that
 /// what the fast path learnt goes to the task with the request and is not worked out twice.
+/// A request the transport refused before any responder saw it (a malformed or oversized head,
+/// a body too slow or too large, a connection beyond the limit), as its error response said.
+public struct HTTPRefusal: Sendable, Equatable {
+    /// The response's status (`400`, `408`, `413`, `414`, `415`, `431`, `505`, `503`).
+    public var status: Int
+    /// The response's message.
+    public var message: String
+    /// The response's `X-Request-ID`: the client's when its head was read far enough, else new.
+    public var requestID: String
+    /// The request's method, when its head was read.
+    public var method: String?
+
+    public init(status: Int, message: String, requestID: String, method: String? = nil) {
+        self.status = status
+        self.message = message
+        self.requestID = requestID
+        self.method = method
+    }
+}
+
 public protocol HTTPResponder: Sendable {
     /// What ``route(_:)`` hands to ``respond(to:routed:)`` with a request it sends to a task
     /// (its route, say); nothing by default.
@@ -121,6 +141,11 @@ public protocol HTTPResponder: Sendable {
     /// thread hands its polling to a standby thread and runs the task's jobs itself, instead of
     /// waking the executor's thread (see docs/http-transport.md, *Lone requests*).
     func inlineRunner(for executor: any TaskExecutor) -> (@Sendable (() -> Void) -> Void)?
+
+    /// The transport refused a request of `client` (`host:port`) with `refusal`'s error
+    /// response; called on the event loop (cheap, never blocking), before the response is sent.
+    /// Nothing by default.
+    func refused(_ refusal: HTTPRefusal, client: String)
 }
 
 /// What ``HTTPResponder/route(_:)`` decided about a request.
@@ -143,6 +168,7 @@ extension HTTPResponder {
 
     /// Always `nil`: jobs run on the executor's own threads.
     public func inlineRunner(for executor: any TaskExecutor) -> (@Sendable (() -> Void) -> Void)? { nil }
+    public func refused(_ refusal: HTTPRefusal, client: String) {}
 }
 
 extension HTTPResponder where Routed == Void {

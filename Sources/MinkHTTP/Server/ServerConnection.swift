@@ -82,7 +82,7 @@ final class ServerConnection: @unchecked Sendable {
     /// Answers `503` at once and closes: used beyond `maxConnections`.
     func reject() {
         start()
-        run([.write(HTTPConnectionStateMachine.errorResponse(status: 503, message: "too many connections")), .close])
+        run(HTTPConnectionStateMachine.refuse(status: 503, message: "too many connections") + [.close])
     }
 
     /// Closes at once: cancels sources, fails waiting writers, cancels a stream.
@@ -254,6 +254,8 @@ final class ServerConnection: @unchecked Sendable {
             switch pending[i] {
             case .write(let bytes):
                 enqueue(bytes)
+            case .refused(let refusal):
+                context.responder.refused(refusal, client: remoteAddress)
             case .dispatch where queuedBytes > context.configuration.maxQueuedWriteBytes:
                 // The client is not reading its answers: hold this request and what follows
                 // until the queue drains (``runDeferredIfDrained()``), and stop reading.
