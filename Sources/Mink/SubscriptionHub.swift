@@ -151,15 +151,17 @@ public actor SubscriptionHub {
         guard released, case .serving = lifecycle else { return }
         released = false
         lifecycle = .serving(external: listenExternally())
+        // Another process may have removed events meanwhile (a scavenge: its notice was missed).
+        forgetRecentEvents()
         markStale()
     }
 
     /// Nobody is left in ``waitForEvents(after:timeout:)``: after ``releaseAfter`` with nobody
     /// there, the external streams are given back (see ``EventStoreAdapter/externalCommitsIdleRelease``).
-    private func scheduleRelease() {
+    private func scheduleRelease(in delay: Duration? = nil) {
         guard let after = releaseAfter, releaseTimer == nil, !released, case .serving(.some) = lifecycle else { return }
         releaseTimer = Task { [weak self] in
-            try? await Task.sleep(for: after)
+            try? await Task.sleep(for: delay ?? after)
             if !Task.isCancelled { await self?.releaseIfIdle() }
         }
     }
@@ -168,8 +170,9 @@ public actor SubscriptionHub {
         releaseTimer = nil
         guard let after = releaseAfter, visitors == 0, !released, case .serving(let external?) = lifecycle else { return }
         // Someone came meanwhile: count from when the last one left.
-        if ContinuousClock.now - lastWaiterLeft < after {
-            scheduleRelease()
+        let idle = ContinuousClock.now - lastWaiterLeft
+        if idle < after {
+            scheduleRelease(in: after - idle)
             return
         }
         external.cancel()
@@ -303,8 +306,12 @@ public actor SubscriptionHub {
     /// reader must not answer "up to date" from a head the pump is about to move).
     private func refreshIfStale() async {
         if case .starting = lifecycle { return }
-        // Not listening: another process may have committed since the last read.
-        if released, case .idle = pump { pump = .idle(stale: true) }
+        // Not listening: another process may have committed since the last read — also since a
+        // pass now running read (it is run again) — or removed events the ring holds.
+        if released {
+            forgetRecentEvents()
+            markStale()
+        }
         // Commits of this process wait ahead of a gap: a reader must see them (its own append may
         // be among them), so it reads storage now.
         if !ahead.isEmpty, case .idle(stale: false) = pump {

@@ -51,12 +51,20 @@ struct PostgresIdleListenerTests {
         #expect(reader.externalCommitsIdleRelease == .milliseconds(300))
         #expect(try a.scoped("t1").scope.backend.database != nil)
 
-        // A waiter makes A listen on the tenant's database.
+        // A's listener's presence wake-up (every stream woken once, ~1.5 s after it connects, for
+        // writers that had not seen it yet) is put out of reach: a waiter woken below was woken by
+        // the other process's NOTIFY.
+        reader.scope.backend.listener.setPresenceTiming(CommitListener.PresenceTiming(interval: .milliseconds(250), freshness: .seconds(120)))
+
+        // A waiter makes A listen on the tenant's database (it waits until cancelled: the checks
+        // below need the listener up however slowly it connects).
         let hub = SubscriptionHub(adapter: reader)
         defer { Task { await hub.shutdown() } }
-        #expect(await hub.waitForEvents(after: 1, timeout: .milliseconds(100)) == false)
+        let first = Task { await hub.waitForEvents(after: 1, timeout: .seconds(60)) }
         try await wait("A's listener to connect") { reader.listenerConnectionCount == 1 }
         try await wait("a listening session on the tenant's database") { try await listeningSessions(writer) == 1 }
+        first.cancel()
+        #expect(await first.value == false)
 
         // Nobody waits: the hub gives its streams back, the listener closes, the session is gone.
         try await wait("the hub to give its streams back") { await hub.releases == 1 }
@@ -71,7 +79,7 @@ struct PostgresIdleListenerTests {
         let woken = Task { await hub.waitForEvents(after: 2, timeout: .seconds(30)) }
         try await wait("A's listener to connect again") { reader.listenerConnectionCount == 2 }
         _ = try await writer.append(request("s-1", [event()]), hook: nil)
-        #expect(await woken.value == true, "the waiter was not woken by another process's commit")
+        #expect(await woken.value == true, "the waiter was not woken by another process's NOTIFY")
         #expect(try await hub.headPosition() == 3)
     }
 }
