@@ -103,14 +103,10 @@ extension ServerStorage {
     /// Creates the data directory (and missing parents) `0700`, and checks that this process
     /// can write there: the files SQLite creates in it hold every tenant's events.
     static func createDataDirectory(_ directory: String) throws {
+        if let problem = notADirectory(directory) { throw problem }
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else {
-                throw StorageOpenError(
-                    what: "the SQLite data directory \(directory)", cause: "it is a file, not a directory",
-                    fix: StorageOpenError.permissionFix(directory, errno: ENOTDIR)
-                )
-            }
+            // A directory (`notADirectory` found none of the path a file).
         } else {
             do {
                 try FileManager.default.createDirectory(
@@ -131,6 +127,27 @@ extension ServerStorage {
                 what: "the SQLite data directory \(directory)", cause: "it is not writable: \(String(cString: strerror(code)))",
                 fix: StorageOpenError.permissionFix(directory, errno: code)
             )
+        }
+    }
+
+    /// The data directory, or the nearest of its parents that exists, is a file: named, with
+    /// the fix. (A parent that is a file made `mkdir` fail with `ENOTDIR`, reported as
+    /// "Permission denied" with a fix that could not work, and `check-config` let it pass.)
+    static func notADirectory(_ directory: String) -> StorageOpenError? {
+        var path = URL(fileURLWithPath: directory).standardizedFileURL.path
+        while true {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+                if isDirectory.boolValue { return nil }
+                let cause = path == URL(fileURLWithPath: directory).standardizedFileURL.path
+                    ? "it is a file, not a directory" : "\(path) is a file, not a directory"
+                return StorageOpenError(
+                    what: "the SQLite data directory \(directory)", cause: cause, fix: StorageOpenError.permissionFix(directory, errno: ENOTDIR)
+                )
+            }
+            let parent = (path as NSString).deletingLastPathComponent
+            if parent == path || parent.isEmpty { return nil }
+            path = parent
         }
     }
 
@@ -228,13 +245,7 @@ extension ServerStorage {
     public static func checkDatabaseURL(_ configuration: MinkdConfiguration) throws {
         if configuration.storage.kind == .sqlite {
             // What `serve` would refuse when it opens the directory, refused by `check-config` too.
-            var isDirectory: ObjCBool = false
-            let dir = configuration.storage.dataDir
-            if FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), !isDirectory.boolValue {
-                let problem = StorageOpenError(
-                    what: "the SQLite data directory \(dir)", cause: "it is a file, not a directory",
-                    fix: StorageOpenError.permissionFix(dir, errno: ENOTDIR)
-                )
+            if let problem = notADirectory(configuration.storage.dataDir) {
                 throw ConfigError(keyPath: "storage.dataDir", message: problem.description)
             }
         }

@@ -192,9 +192,9 @@ struct ConfigReloadService: Service {
     func run() async throws {
         for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
             do {
-                server.reloadTokens(from: try options.load())
+                try server.reloadTokens(from: try options.load())
             } catch {
-                logger.error("SIGHUP: the configuration could not be read again; the token list is unchanged", metadata: [
+                logger.error("SIGHUP: the configuration could not be applied; the token list is unchanged", metadata: [
                     "error": "\(error)"
                 ])
             }
@@ -284,10 +284,12 @@ struct Healthcheck: AsyncParsableCommand {
         abstract: "Ask a running minkd for /healthz (exit 0 when healthy); for container health checks."
     )
     @OptionGroup var options: ConfigOptions
-    @Option(help: "Seconds to wait for the answer (1 or more).") var timeout: Int = 3
+    @Option(help: "Seconds to wait for the answer (1 to 315360000).") var timeout: Int = 3
 
     func validate() throws {
-        guard timeout >= 1 else { throw ValidationError("--timeout must be at least 1 second") }
+        guard timeout >= 1, timeout <= ConfigLimits.maxSeconds else {
+            throw ValidationError("--timeout must be from 1 to \(ConfigLimits.maxSeconds) seconds, not \(timeout)")
+        }
     }
 
     func run() async throws {

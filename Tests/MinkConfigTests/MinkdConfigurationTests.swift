@@ -234,6 +234,20 @@ func parseError(_ yaml: String) -> String? {
         // An empty path (an unset shell variable): not Foundation's "NSCocoaErrorDomain error 256".
         #expect(configError { try MinkdConfiguration.load(file: "", environment: [:], overrides: .none) }
             == "config: --config: the path is empty: give a YAML file, or leave --config out")
+        // Not a regular file but readable: a pipe (`--config <(…)`) and /dev/null are read, not
+        // refused as "Permission denied".
+        #expect(try MinkdConfiguration.load(file: "/dev/null", environment: [:], overrides: .none).listen == MinkdConfiguration().listen)
+        let fifo = FileManager.default.temporaryDirectory.appendingPathComponent("minkd-config-\(UUID().uuidString).fifo").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        defer { unlink(fifo) }
+        let writer = Thread {
+            let fd = open(fifo, O_WRONLY)
+            let text = Array("listen: \"127.0.0.1:7\"\n".utf8)
+            _ = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            close(fd)
+        }
+        writer.start()
+        #expect(try MinkdConfiguration.load(file: fifo, environment: [:], overrides: .none).listen.port == 7)
     }
 
     @Test(arguments: [
@@ -385,6 +399,9 @@ func parseError(_ yaml: String) -> String? {
         ("storage: {kind: mongo}\n", "config: storage.kind: unknown storage kind \"mongo\" (expected sqlite, postgres, memory)"),
         ("storage: {pool: 0}\n", "config: storage.pool: must be positive, found 0"),
         ("storage: {dataDir: \"\"}\n", "config: storage.dataDir: must not be empty"),
+        // Left empty, not "no URL" (which ran a deployment meant for PostgreSQL on SQLite).
+        ("storage:\n  url:\n", "config: storage.url: expected a string, found null"),
+        ("storage: {url: \"\"}\n", "config: storage.url: must not be empty"),
         ("tenancy: {strategy: silo}\n", "config: tenancy.strategy: unknown tenancy strategy \"silo\" (expected shared, schema, database)"),
         ("tenancy: {schemaPrefix: \"Tenant-\"}\n", "config: tenancy.schemaPrefix: invalid schema prefix \"Tenant-\": must match ^[a-z_][a-z0-9_]{0,30}$"),
         ("tenancy: {autoCreate: 1}\n", "config: tenancy.autoCreate: expected true or false, found 1"),

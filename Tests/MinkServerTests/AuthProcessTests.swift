@@ -79,7 +79,7 @@ struct AuthProcessTests {
         let (exit, _, log) = try await minkd.finish()
         #expect(exit == 0)
         #expect(log.contains("token list reloaded"), "\(log)")
-        #expect(log.contains("could not be read again"), "\(log)")
+        #expect(log.contains("could not be applied"), "\(log)")
         // No token or hash in any log line.
         for secret in [tokenA, tokenB, hashToken(tokenA), hashB] { #expect(!log.contains(secret)) }
     }

@@ -189,10 +189,25 @@ struct AuthTests {
             next.auth.tokens = [TestToken.entry("new", tenant: "*", roles: [.read])]
             next.limits.maxBodyBytes += 1
             next.retention.scavengeIntervalSeconds += 1
-            let ignored = s.server.reloadTokens(from: next)
+            let ignored = try s.server.reloadTokens(from: next)
             #expect(ignored == ["limits", "retention"], "every section but the tokens is reported as needing a restart")
             #expect(try await s.request("GET", "/v1/events", headers: TestToken.headers("new")).status == 200)
             #expect(try await s.request("GET", "/v1/events", headers: TestToken.headers("old")).status == 401)
+        }
+    }
+
+    /// A reload that would leave authentication on (it changes only at a restart) with no token
+    /// — the file emptied, or `auth.enabled: false` — is refused and the list kept: every
+    /// request would get `401`, the state start-up refuses.
+    @Test func aReloadToNoTokensIsRefusedWhileAuthIsOn() async throws {
+        try await withTenantServer(.memory, tokens: [TestToken.entry("old", tenant: "*", roles: [.read])]) { (s, _, _) async throws in
+            for enabled in [true, false] {
+                var next = s.server.configuration
+                next.auth.enabled = enabled
+                next.auth.tokens = []
+                #expect(throws: ConfigError.self) { try s.server.reloadTokens(from: next) }
+                #expect(try await s.request("GET", "/v1/events", headers: TestToken.headers("old")).status == 200)
+            }
         }
     }
 
@@ -213,7 +228,7 @@ struct AuthTests {
             }
             var next = s.server.configuration
             next.auth.tokens = [TestToken.entry("keep", tenant: "*", roles: [.read, .write])]
-            s.server.reloadTokens(from: next)
+            try s.server.reloadTokens(from: next)
             let append = try await s.request("POST", "/v1/streams/r-1", json: appendBody(["A"]), headers: TestToken.headers("keep"))
             #expect(append.status == 201)
             let (oldEvents, keptEvents) = try await (old, kept)

@@ -78,6 +78,8 @@ struct OperatorSafetyTests {
         let cases: [([String], [String: String], String)] = [
             // A data directory that is a file (check-config passed it; serve refused it).
             (["--data-dir", file], [:], "config: storage.dataDir: cannot open the SQLite data directory \(file): it is a file, not a directory; fix: "),
+            // Below a file: that file named (serve said "Permission denied", check-config passed).
+            (["--data-dir", file + "/sub"], [:], "config: storage.dataDir: cannot open the SQLite data directory \(file)/sub: \(file) is a file, not a directory; fix: "),
             (["--listen", "0.0.0.0:6465", "--storage", "memory"], [:], "config: listen: refusing to listen on non-loopback address"),
             (["--storage", "memory"], ["MINKD_AUTH_ENABLED": "true"], "config: auth.tokens: auth is enabled but no token is configured"),
             (["--storage", "memory"], ["MINKD_DATABASE_URL": "postgres://127.0.0.1:1/x"], "config: --storage: storage kind \"memory\" conflicts"),

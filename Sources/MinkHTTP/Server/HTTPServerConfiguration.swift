@@ -96,6 +96,9 @@ extension Duration {
     var nanoseconds: UInt64 {
         let (s, atto) = components
         if s < 0 { return 0 }
-        return UInt64(s) &* 1_000_000_000 &+ UInt64(atto / 1_000_000_000)
+        // Saturated at Int64.max (292 years): callers convert to `Int`, and a wrapped product of
+        // a huge timeout (`minkd healthcheck --timeout 9223372037`) crashed that conversion.
+        if s >= Int64.max / 1_000_000_000 { return UInt64(Int64.max) }
+        return UInt64(s) * 1_000_000_000 + UInt64(atto / 1_000_000_000)
     }
 }

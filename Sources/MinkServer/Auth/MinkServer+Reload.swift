@@ -8,8 +8,18 @@ extension MinkServer {
     /// is ignored until a restart.
     /// - Parameter new: the configuration as loaded again from the same file, environment and flags.
     /// - Returns: the keys that changed but need a restart (also logged).
+    /// - Throws: ``ConfigError`` (`auth.tokens`), the token list unchanged, when authentication is
+    ///   on — as it stays until a restart — and the new list is empty: every request would get
+    ///   `401`, the state start-up refuses (a file emptied, or `auth.enabled: false` with no
+    ///   tokens, reloaded so before session 23).
     @discardableResult
-    public func reloadTokens(from new: MinkdConfiguration) -> [String] {
+    public func reloadTokens(from new: MinkdConfiguration) throws -> [String] {
+        if authenticator.isEnabled, new.auth.tokens.isEmpty {
+            throw ConfigError(
+                keyPath: "auth.tokens",
+                message: "the reloaded configuration lists no tokens while authentication is on (until a restart): every request would get 401; the token list is unchanged"
+            )
+        }
         authenticator.replaceTokens(new.auth.tokens)
         let old = configuration
         var ignored: [String] = []
