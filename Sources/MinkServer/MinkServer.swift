@@ -264,6 +264,9 @@ public struct ListenError: Error, Sendable, CustomStringConvertible {
 
     public var description: String {
         let cause = "cannot listen on \(address): \(underlying)"
+        if underlying.isAddressLookup {
+            return cause + "; fix: the host does not resolve on this machine: listen on an IP address (127.0.0.1, 0.0.0.0, [::]) or a name it resolves"
+        }
         switch underlying.errno {
         case EADDRINUSE:
             return cause + "; fix: another process (perhaps another minkd) is listening there: stop it, or choose another --listen / MINKD_LISTEN"

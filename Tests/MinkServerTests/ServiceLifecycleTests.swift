@@ -107,6 +107,23 @@ struct ServiceLifecycleTests {
             #expect(closed.withLock { $0 } == 1)
         }
     }
+
+    /// A host that does not resolve: getaddrinfo's own reason (it was printed as an errno,
+    /// "Unknown error -2") and a fix, as for the other listen failures (a black-box audit).
+    @Test func aListenHostThatDoesNotResolveNamesTheCauseAndAFix() async throws {
+        let storage = ServerStorage.memory()
+        var config = MinkdConfiguration()
+        config.listen.host = "nonexistent.invalid"
+        config.listen.port = 1234
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let server = MinkServer(configuration: config, storage: storage, logger: logger)
+        let error = await #expect(throws: ListenError.self) { _ = try await server.start() }
+        let text = error.map(String.init(describing:)) ?? ""
+        #expect(text.hasPrefix("cannot listen on nonexistent.invalid:1234: getaddrinfo(nonexistent.invalid): "), "\(text)")
+        #expect(!text.contains("Unknown error") && text.contains("; fix: "), "\(text)")
+        await server.shutdown()
+    }
 }
 
 /// Runs `body`, failing with `message` when it takes longer than `limit`.

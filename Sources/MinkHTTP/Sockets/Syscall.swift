@@ -17,10 +17,15 @@ public struct SocketError: Error, Sendable, Equatable, CustomStringConvertible {
         self.errno = errno
     }
 
-    /// `bind: Address already in use (errno 98)`.
+    /// `bind: Address already in use (errno 98)`; a `getaddrinfo` code is its own kind (`EAI_*`,
+    /// `gai_strerror`): `getaddrinfo(x.invalid): Name or service not known (EAI -2)`.
     public var description: String {
-        "\(call): \(String(cString: strerror(errno))) (errno \(errno))"
+        if isAddressLookup { return "\(call): \(String(cString: gai_strerror(errno))) (EAI \(errno))" }
+        return "\(call): \(String(cString: strerror(errno))) (errno \(errno))"
     }
+
+    /// A failed host name lookup (`errno` holds a `getaddrinfo` code).
+    public var isAddressLookup: Bool { call.hasPrefix("getaddrinfo") }
 }
 
 /// The result of a non-blocking call.
