@@ -222,9 +222,19 @@ public final class EventStore: Sendable {
     // MARK: Inline projections
 
     /// Adds a projection that runs inside every append's transaction of this store — on the root
-    /// store, of every tenant's store too (those made before the registration included).
+    /// store, of every tenant's store too (those made before the registration included). A
+    /// projection of the same name is replaced, in its place (registered twice, it ran twice per
+    /// event).
     public func registerInline(_ projection: any InlineProjection) {
-        inline.withLock { $0.append(projection) }
+        inline.withLock { list in
+            if let i = list.firstIndex(where: { $0.name == projection.name }) { list[i] = projection } else { list.append(projection) }
+        }
+    }
+
+    /// Removes the inline projection of that name, if any (a projection engine re-registering the
+    /// name as another kind).
+    func unregisterInline(named name: String) {
+        inline.withLock { list in list.removeAll { $0.name == name } }
     }
 
     /// The inline projections of this store: for a tenant's store, the root's (but those its own

@@ -96,21 +96,58 @@ public actor ProjectionEngine {
     }
 
     /// Registers a projection that runs inside every append's transaction (seed: `RegisterInline`).
+    /// A name registered again, of any kind, replaces the earlier projection (see
+    /// ``replace(_:)``).
     public func registerInline(_ projection: any InlineProjection) {
+        let earlier = replace(projection.name)
         inline[projection.name] = projection
         order.append(projection.name)
         store.registerInline(projection)
+        if let earlier { Task { await earlier() } }
     }
 
-    /// Registers a background projection (seed: `RegisterAsync`).
+    /// Registers a background projection (seed: `RegisterAsync`). A name registered again
+    /// replaces the earlier projection (see ``replace(_:)``).
     public func registerAsync(_ projection: any AsyncProjection, options: AsyncOptions = AsyncOptions()) {
+        let earlier = replace(projection.name)
         let runner = AsyncRunner(
             projection: projection, options: options, store: store, logger: logger, progress: progress,
             delay: metrics.map { ProjectionDelay(projection: projection.name, factory: $0) }
         )
         runners[projection.name] = runner
         order.append(projection.name)
-        if started { runner.start() }
+        startReplacing(earlier) { runner.start() }
+    }
+
+    /// A name is registered again: the earlier projection of that name (of any kind) is taken
+    /// out — off the store's inline list, out of the status list — and the returned closure
+    /// stops it when it runs in the background. The last registration wins: a name is the key of
+    /// a projection's checkpoint and of its status, and two projections under one name ran side by
+    /// side before (an inline one twice per event; an async one kept running, unstoppable, after
+    /// ``stop()``; found by a review of the seed's API, session 23).
+    private func replace(_ name: String) -> (@Sendable () async -> Void)? {
+        guard order.contains(name) else { return nil }
+        order.removeAll { $0 == name }
+        if inline.removeValue(forKey: name) != nil { store.unregisterInline(named: name) }
+        if let runner = runners.removeValue(forKey: name) { return { await runner.stop() } }
+        if let controller = controllers.removeValue(forKey: name) {
+            store.unregisterInline(named: name)
+            return { await controller.stop() }
+        }
+        return nil
+    }
+
+    /// Starts a newly registered background projection when the engine runs — after the earlier
+    /// projection of its name has stopped, so the two never run at once.
+    private func startReplacing(_ earlier: (@Sendable () async -> Void)?, _ start: @escaping @Sendable () -> Void) {
+        guard let earlier else {
+            if started { start() }
+            return
+        }
+        Task {
+            await earlier()
+            if self.started { start() }
+        }
     }
 
     /// Registers a transactional projection to run in the background: each batch's read-model
@@ -150,10 +187,11 @@ public actor ProjectionEngine {
             // An inline projection applies in the append's transaction: no delay to record.
             delay: mode == .async ? metrics.map { ProjectionDelay(projection: projection.name, factory: $0) } : nil
         )
+        let earlier = replace(projection.name)
         controllers[projection.name] = controller
         order.append(projection.name)
         if mode == .inline, installsInlineHook { store.registerInline(Self.inlineHook(for: projection)) }
-        if started { controller.start() }
+        startReplacing(earlier) { controller.start() }
     }
 
     /// The append-transaction hook that runs an inline projection registered with

@@ -120,6 +120,41 @@ struct ProjectionTests {
         #expect(box.applied.withLock { $0 } == Array(1...15), "each event applied exactly once across the restart")
     }
 
+    /// A name registered again replaces the earlier projection: an inline one runs once per
+    /// event, not twice, and is listed once; an async one registered again while the engine runs
+    /// stops the earlier one, which sees nothing after the engine stops (before session 23 both
+    /// ran, and the earlier async one could not be stopped).
+    @Test func aNameRegisteredAgainReplacesTheEarlierProjection() async throws {
+        let storage = InMemoryStorage()
+        let store = EventStore(adapter: storage)
+        let engine = ProjectionEngine(store: store, readModels: storage)
+        await engine.registerInline(OrderSummaryProjection())
+        await engine.registerInline(OrderSummaryProjection())
+        #expect(store.inlineProjections.count == 1)
+        try await store.append("order-1", events: [raw("ItemAdded")])
+        let repo = DocumentRepository<OrderSummary>(store: storage, model: "orders")
+        try await assertProjectionState(repo, "order-1", OrderSummary(id: "order-1", items: 1, status: "new"))
+        #expect(try await engine.statuses().map(\.name) == ["order-summary"])
+
+        let first = RecordingProjection.Box(), second = RecordingProjection.Box()
+        await engine.registerAsync(RecordingProjection(name: "rec", box: first), options: AsyncOptions(retryPolicy: fastRetry))
+        try await engine.start()
+        _ = try await engine.waitUntilCaughtUp("rec")
+        await engine.registerAsync(RecordingProjection(name: "rec", box: second), options: AsyncOptions(retryPolicy: fastRetry))
+        // The second starts once the first has stopped (from its own checkpoint: 0).
+        _ = try await engine.waitUntilCaughtUp("rec")
+        #expect(second.applied.withLock { $0 } == [1])
+        await engine.stop()
+        let before = first.applied.withLock { $0 }
+        try await store.append("order-2", events: [raw("ItemAdded")])
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(first.applied.withLock { $0 } == before, "the replaced projection still ran after stop")
+        #expect(try await engine.statuses().map(\.name) == ["order-summary", "rec"])
+        // A name moving from inline to async leaves the store's inline list.
+        await engine.registerAsync(RecordingProjection(name: "order-summary", box: RecordingProjection.Box()))
+        #expect(store.inlineProjections.isEmpty)
+    }
+
     @Test func checkpointMovesPastUnhandledEvents() async throws {
         let store = EventStore(adapter: InMemoryStorage())
         let box = RecordingProjection.Box()
