@@ -251,7 +251,10 @@ extension ServerStorage {
         }
         guard configuration.storage.kind == .postgres, let url = configuration.storage.url, !url.isEmpty else { return }
         if let problem = PostgresConfiguration.connectionStringProblem(url) {
-            throw ConfigError(keyPath: "storage.url", message: "libpq cannot read it: " + MinkdConfiguration.scrub(problem, passwordsOf: url))
+            // Named where it came from (the file's key, MINKD_DATABASE_URL or --database-url).
+            throw ConfigError(
+                keyPath: configuration.storage.urlSource ?? "storage.url",
+                message: "libpq cannot read it: " + MinkdConfiguration.scrub(problem, passwordsOf: url))
         }
     }
 

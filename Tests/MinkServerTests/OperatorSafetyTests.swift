@@ -85,7 +85,7 @@ struct OperatorSafetyTests {
             (["--storage", "memory"], ["MINKD_DATABASE_URL": "postgres://127.0.0.1:1/x"], "config: --storage: storage kind \"memory\" conflicts"),
             // libpq cannot read the URL: refused by both before any connection (check-config
             // accepted it, serve then failed to open the storage).
-            (["--database-url", "postgresql://x@127.0.0.1:1/y?nosuchparameter=1"], [:], "config: storage.url: libpq cannot read it: invalid URI query parameter"),
+            (["--database-url", "postgresql://x@127.0.0.1:1/y?nosuchparameter=1"], [:], "config: --database-url: libpq cannot read it: invalid URI query parameter"),
         ]
         // (Every rule is checked in-process by MinkConfigTests' OperatorRuleTests; these runs
         // show the executable's two commands print the same line. Launches are kept few:
