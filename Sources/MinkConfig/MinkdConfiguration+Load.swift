@@ -463,7 +463,9 @@ extension MinkdConfiguration {
             metrics.requireToken = try Self.boolean(value, keyPath: EnvironmentKey.metricsRequireToken)
         }
         if let value = env(EnvironmentKey.graceSeconds) {
-            guard let seconds = Int(value), seconds >= 0, seconds <= ConfigLimits.maxSeconds else {
+            // Plain decimal, as in the file (`010` and `+5` were read as 10 and 5 here and refused there).
+            let plain = !value.isEmpty && value.allSatisfy({ $0.isASCII && $0.isNumber }) && (value == "0" || !value.hasPrefix("0"))
+            guard plain, let seconds = Int(value), seconds >= 0, seconds <= ConfigLimits.maxSeconds else {
                 throw ConfigError(
                     keyPath: EnvironmentKey.graceSeconds,
                     message: "expected an integer from 0 to \(ConfigLimits.maxSeconds), found \"\(value)\"")

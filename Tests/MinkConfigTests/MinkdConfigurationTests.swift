@@ -212,6 +212,9 @@ func parseError(_ yaml: String) -> String? {
         (["MINKD_LOG_FORMAT": "xml"], "config: MINKD_LOG_FORMAT: unknown log format \"xml\" (expected text, json, auto)"),
         (["MINKD_INSECURE": "maybe"], "config: MINKD_INSECURE: expected true or false, found \"maybe\""),
         (["MINKD_SHUTDOWN_GRACE_SECONDS": "-1"], "config: MINKD_SHUTDOWN_GRACE_SECONDS: expected an integer from 0 to 315360000, found \"-1\""),
+        // Plain decimal, as the file asks.
+        (["MINKD_SHUTDOWN_GRACE_SECONDS": "010"], "config: MINKD_SHUTDOWN_GRACE_SECONDS: expected an integer from 0 to 315360000, found \"010\""),
+        (["MINKD_SHUTDOWN_GRACE_SECONDS": "+5"], "config: MINKD_SHUTDOWN_GRACE_SECONDS: expected an integer from 0 to 315360000, found \"+5\""),
         (["MINKD_SHUTDOWN_GRACE_SECONDS": "9223372036854775807"],
          "config: MINKD_SHUTDOWN_GRACE_SECONDS: expected an integer from 0 to 315360000, found \"9223372036854775807\""),
         (["MINKD_STORAGE": "postgres"], "config: storage.url: required when storage.kind is postgres (or set MINKD_DATABASE_URL, --database-url)"),
