@@ -87,6 +87,9 @@ struct ConfigNode {
         return value
     }
 
+    /// Whether the value is written as a number (a quoted `"5"` is a string).
+    var isNumber: Bool { node.tagName == .int || node.tagName == .float }
+
     /// An integer no smaller than `minimum`.
     func int(atLeast minimum: Int, atMost maximum: Int = ConfigLimits.maxInteger) throws -> Int {
         guard node.tagName == .int, let value = node.int else { throw error("expected an integer, found \(found)") }

@@ -336,8 +336,9 @@ extension MinkdConfiguration {
             switch key {
             case "perSecond":
                 let text = try node.string()
-                // Bounded so that the interval between requests fits in nanoseconds.
-                guard let value = Double(text), value.isFinite, value >= 0.000001, value <= 1_000_000_000 else {
+                // Bounded so that the interval between requests fits in nanoseconds. Written as a
+                // number: a quoted "5" is refused, as quoted integers are elsewhere.
+                guard node.isNumber, let value = Double(text), value.isFinite, value >= 0.000001, value <= 1_000_000_000 else {
                     throw ConfigError(
                         keyPath: node.path,
                         message: "must be a number of requests per second from 0.000001 to 1000000000, found \"\(text)\"")

@@ -514,6 +514,9 @@ func parseError(_ yaml: String) -> String? {
         let range = "must be a number of requests per second from 0.000001 to 1000000000"
         #expect(error("{perSecond: 0, burst: 1}") == "config: auth.tokens[0].rateLimit.perSecond: \(range), found \"0\"")
         #expect(error("{perSecond: fast, burst: 1}") == "config: auth.tokens[0].rateLimit.perSecond: \(range), found \"fast\"")
+        // Written as a number: quoted, it is a string (as for integers elsewhere).
+        #expect(error("{perSecond: \"5\", burst: 1}") == "config: auth.tokens[0].rateLimit.perSecond: \(range), found \"5\"")
+        #expect(error("{perSecond: 2.5e1, burst: 1}") == nil)
         // Extremes whose interval would not fit in nanoseconds (they trapped at start-up).
         #expect(error("{perSecond: 1e-300, burst: 1}") == "config: auth.tokens[0].rateLimit.perSecond: \(range), found \"1e-300\"")
         #expect(error("{perSecond: 1e300, burst: 1}") == "config: auth.tokens[0].rateLimit.perSecond: \(range), found \"1e300\"")
