@@ -75,6 +75,9 @@ public actor ProjectionEngine {
     private var order: [String] = []
     private var inline: [String: any InlineProjection] = [:]
     private var controllers: [String: ReadModelProjectionController] = [:]
+    /// Read-model projections whose inline hook this engine put in the store (not those
+    /// registered with `installsInlineHook: false`, whose hook the caller installed).
+    private var installedHooks: Set<String> = []
     private var started = false
     /// Signalled by every runner when its checkpoint moves or it faults: ``waitUntilCaughtUp(_:to:timeout:)`` waits on it.
     let progress = ProgressSignal()
@@ -131,7 +134,7 @@ public actor ProjectionEngine {
         if inline.removeValue(forKey: name) != nil { store.unregisterInline(named: name) }
         if let runner = runners.removeValue(forKey: name) { return { await runner.stop() } }
         if let controller = controllers.removeValue(forKey: name) {
-            store.unregisterInline(named: name)
+            if installedHooks.remove(name) != nil { store.unregisterInline(named: name) }
             return { await controller.stop() }
         }
         return nil
@@ -190,7 +193,10 @@ public actor ProjectionEngine {
         let earlier = replace(projection.name)
         controllers[projection.name] = controller
         order.append(projection.name)
-        if mode == .inline, installsInlineHook { store.registerInline(Self.inlineHook(for: projection)) }
+        if mode == .inline, installsInlineHook {
+            store.registerInline(Self.inlineHook(for: projection))
+            installedHooks.insert(projection.name)
+        }
         startReplacing(earlier) { controller.start() }
     }
 

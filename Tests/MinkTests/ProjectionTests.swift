@@ -155,6 +155,27 @@ struct ProjectionTests {
         #expect(store.inlineProjections.isEmpty)
     }
 
+    /// A read-model projection registered again: the inline hook the engine installed is
+    /// replaced (one entry), moved out when the name becomes async, and a hook the caller
+    /// installed itself (`installsInlineHook: false`) is left alone.
+    @Test func aReadModelRegisteredAgainKeepsOneHookAndNeverTheCallersOwn() async throws {
+        let storage = InMemoryStorage()
+        let store = EventStore(adapter: storage)
+        let engine = ProjectionEngine(store: store, readModels: storage)
+        await engine.registerReadModel(OrderSummaryProjection(), mode: .inline, readModels: storage)
+        await engine.registerReadModel(OrderSummaryProjection(), mode: .inline, readModels: storage)
+        #expect(store.inlineProjections.map(\.name) == ["order-summary"])
+        await engine.registerReadModel(OrderSummaryProjection(), mode: .async, readModels: storage)
+        #expect(store.inlineProjections.isEmpty, "the engine's hook stayed after the name became async")
+
+        let own = EventStore(adapter: InMemoryStorage())
+        let ownEngine = ProjectionEngine(store: own, readModels: storage)
+        own.registerInline(ProjectionEngine.inlineHook(for: OrderSummaryProjection()))
+        await ownEngine.registerReadModel(OrderSummaryProjection(), mode: .inline, readModels: storage, installsInlineHook: false)
+        await ownEngine.registerReadModel(OrderSummaryProjection(), mode: .inline, readModels: storage, installsInlineHook: false)
+        #expect(own.inlineProjections.map(\.name) == ["order-summary"], "the caller's own hook was taken out")
+    }
+
     @Test func checkpointMovesPastUnhandledEvents() async throws {
         let store = EventStore(adapter: InMemoryStorage())
         let box = RecordingProjection.Box()
